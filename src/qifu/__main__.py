@@ -1,0 +1,3 @@
+from qifu.cli import main
+
+main()

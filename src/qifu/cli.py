@@ -1,0 +1,139 @@
+"""The ``qifu`` command. Parses arguments, calls an action, prints; nothing more.
+
+Every subcommand migrates the database first, so each works on a fresh one (contract §3).
+Exit codes: 0 success, 1 bad input (a one-line reason on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qifu.settings")
+    import django
+
+    django.setup()
+    from qifu import db
+
+    db.ensure_ready()
+
+
+def _fail(message: str) -> int:
+    print(f"qifu: {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.engine.errors import FileProblem, InvalidFile
+    from qifu.imports.actions import import_file
+    from qifu.imports.report import write_error_report
+    from qifu.progress import Bar
+
+    with Bar(f"导入 {args.kind}") as bar:
+        try:
+            result = import_file(args.kind, args.file, progress=bar.update)
+        except FileProblem as exc:
+            return _fail(f"{args.file}: {exc}；未导入任何数据")
+        except InvalidFile as exc:
+            bar.close()
+            for w in exc.warnings:
+                print(f"警告：{w}", file=sys.stderr)
+            kind = __import__("qifu.engine.contract", fromlist=["KINDS"]).KINDS[args.kind]
+            for err in exc.errors[:200]:
+                label = kind.field(err.field).label if err.field in kind.names else ""
+                print(err.line(label), file=sys.stderr)
+            if len(exc.errors) > 200:
+                print(f"……另有 {len(exc.errors) - 200} 处错误，见错误报告", file=sys.stderr)
+            report = write_error_report(args.kind, args.file, exc.errors, args.errors)
+            return _fail(
+                f"{args.file}: {len(exc.errors)} 处错误，未导入任何数据；错误报告：{report}"
+            )
+    for w in result.warnings:
+        print(f"警告：{w}", file=sys.stderr)
+    print(
+        f"已导入 {args.kind}：{result.rows} 行，新增 {result.inserted}，"
+        f"{'更正' if args.kind == 'reports' else '更新'} {result.updated}，未变化 {result.unchanged}"
+    )
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from qifu.engine.synth import county
+    from qifu.progress import Bar
+
+    with Bar("生成模拟县域数据") as bar:
+        summary = county.write(args.out, entities=args.entities, seed=args.seed, last_year=args.last_year,
+                               progress=bar.update)
+    print(summary)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.web.server import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.demo import run_demo
+
+    return run_demo(entities=args.entities, seed=args.seed, host=args.host, port=args.port, serve_app=not args.no_serve)
+
+
+def cmd_manage(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["qifu manage", *args.rest])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from qifu.engine.contract import KINDS
+
+    p = argparse.ArgumentParser(prog="qifu", description="企服 qifu：县域企业服务平台")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("import", help="导入数据文件（契约 §1）")
+    s.add_argument("kind", choices=list(KINDS))
+    s.add_argument("file", type=Path)
+    s.add_argument("--errors", type=Path, help="错误报告（CSV）写到这里；默认在数据目录 import-errors/ 下")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("synth", help="生成模拟县域的契约文件")
+    s.add_argument("--entities", type=int, default=240_000)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--last-year", type=int, default=2025, help="最近一个报告年度（默认 2025）")
+    s.add_argument("--out", type=Path, required=True)
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("serve", help="启动网页应用与接口")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("demo", help="生成并导入一个模拟县域，然后启动网页")
+    s.add_argument("--entities", type=int, default=240_000)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--no-serve", action="store_true", help="只准备数据，不启动网页")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("manage", help="Django 管理命令（如 createsuperuser）")
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_manage)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args))

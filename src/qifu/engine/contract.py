@@ -1,0 +1,220 @@
+"""The interchange contract v1, §1 (files in) and §2 (files out), as data.
+
+One definition serves the importer, the synthetic county and the exports, so a field cannot
+be spelled two ways. The published contract is ``shared/contract/README.md``; ``docs/contract.md``
+is the project's own copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class T(StrEnum):
+    """Value types of contract fields."""
+
+    STR = "str"
+    INT = "int"  # headcounts: whole, never negative
+    YEAR = "year"
+    MONEY = "money"  # 万元, decimal, up to 6 decimals
+    DATE = "date"
+    DATETIME = "datetime"  # naive values are Asia/Shanghai
+    BOOL = "bool"
+    ENUM = "enum"
+    USCC = "uscc"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    type: T
+    required: bool = False
+    negative_ok: bool = False  # money that may be negative (equity, profit, surplus)
+    choices: tuple[tuple[str, str], ...] = ()  # (english value, 中文 label)
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    label: str
+    key: tuple[str, ...]
+    fields: tuple[Field, ...]
+    applies_to: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+ENTITY_TYPES = (("enterprise", "企业"), ("individual", "个体工商户"), ("cooperative", "农民专业合作社"))
+REGISTRY_STATUSES = (("active", "存续"), ("revoked", "吊销"), ("cancelled", "注销"), ("moved_out", "迁出"))
+OPERATING_STATUSES = (("open", "开业"), ("suspended", "歇业"), ("liquidating", "清算"))
+CHANNELS = (
+    ("sms", "短信"),
+    ("email", "邮件"),
+    ("call", "电话"),
+    ("wechat", "微信"),
+    ("letter", "信函"),
+    ("visit", "上门"),
+)
+PURPOSES = (("filing", "催报"), ("correction", "更正"))
+DELIVERY_STATUSES = (("delivered", "已送达"), ("failed", "失败"), ("unknown", "未知"))
+PAID_IN_FORMS = ("货币", "实物", "知识产权", "土地使用权", "股权", "债权", "其他")
+
+USCC = Field("uscc", "统一社会信用代码", T.USCC, required=True)
+
+REGISTRY = Kind(
+    "registry",
+    "市场主体登记信息",
+    key=("uscc",),
+    fields=(
+        USCC,
+        Field("name", "名称", T.STR, required=True, max_length=200),
+        Field("entity_type", "主体类型", T.ENUM, required=True, choices=ENTITY_TYPES),
+        Field("legal_form", "企业类型", T.STR, max_length=50),
+        Field("industry_code", "行业代码", T.STR, max_length=5),
+        Field("town", "所属镇街", T.STR, required=True, max_length=50),
+        Field("address", "住所", T.STR, max_length=300),
+        Field("registered_capital", "注册资本(万元)", T.MONEY),
+        Field("established_on", "成立日期", T.DATE, required=True),
+        Field("status", "登记状态", T.ENUM, required=True, choices=REGISTRY_STATUSES),
+        Field("legal_rep", "法定代表人", T.STR, max_length=100),
+        Field("phone", "联系电话", T.STR, max_length=50),
+        Field("email", "电子邮箱", T.STR, max_length=200),
+    ),
+)
+
+_ALL = frozenset({"enterprise", "individual", "cooperative"})
+_ENT = frozenset({"enterprise"})
+_ENT_COOP = frozenset({"enterprise", "cooperative"})
+_IND = frozenset({"individual"})
+_COOP = frozenset({"cooperative"})
+
+
+def _money(name: str, label: str, negative_ok: bool = False) -> Field:
+    return Field(name, label, T.MONEY, negative_ok=negative_ok)
+
+
+def _count(name: str, label: str) -> Field:
+    return Field(name, label, T.INT)
+
+
+REPORT_FIELDS: tuple[tuple[Field, frozenset[str]], ...] = (
+    (USCC, _ALL),
+    (Field("report_year", "报告年度", T.YEAR, required=True), _ALL),
+    (Field("filed_at", "报送时间", T.DATETIME, required=True), _ALL),
+    (Field("phone", "企业联系电话", T.STR, max_length=50), _ALL),
+    (Field("email", "电子邮箱", T.STR, max_length=200), _ALL),
+    (Field("postcode", "邮政编码", T.STR, max_length=20), _ALL),
+    (Field("contact_address", "通信地址", T.STR, max_length=300), _ALL),
+    (Field("operating_status", "经营状态", T.ENUM, choices=OPERATING_STATUSES), _ALL),
+    (Field("main_business_activity", "主营业务活动", T.STR, max_length=500), _ENT_COOP),
+    (_count("employees", "从业人数"), _ALL),
+    (_count("employees_female", "其中女性从业人数"), _ENT_COOP),
+    (Field("has_website", "是否有网站或网店", T.BOOL), _ALL),
+    (_money("total_assets", "资产总额"), _ENT),
+    (_money("total_liabilities", "负债总额"), _ENT),
+    (_money("total_equity", "所有者权益合计", negative_ok=True), _ENT),
+    (_money("total_revenue", "营业总收入"), _ENT),
+    (_money("main_business_revenue", "其中:主营业务收入"), _ENT),
+    (_money("total_profit", "利润总额", negative_ok=True), _ENT),
+    (_money("net_profit", "净利润", negative_ok=True), _ENT),
+    (_money("total_tax_paid", "纳税总额"), _ALL),
+    (_money("turnover", "营业额或营业收入"), _IND),
+    (_count("coop_members", "成员人数"), _COOP),
+    (_money("coop_sales", "销售额或营业收入"), _COOP),
+    (_money("coop_surplus", "盈余总额", negative_ok=True), _COOP),
+    (_money("coop_gov_subsidies", "获得政府扶持资金、补助"), _COOP),
+    (_money("coop_bank_loans", "金融贷款"), _COOP),
+    (_count("si_pension_insured", "城镇职工基本养老保险参保人数"), _ENT),
+    (_count("si_unemployment_insured", "失业保险参保人数"), _ENT),
+    (_count("si_medical_insured", "职工基本医疗保险参保人数"), _ENT),
+    (_count("si_injury_insured", "工伤保险参保人数"), _ENT),
+    (_count("si_maternity_insured", "生育保险参保人数"), _ENT),
+    (_money("si_base_pension", "单位缴费基数(养老)"), _ENT),
+    (_money("si_base_unemployment", "单位缴费基数(失业)"), _ENT),
+    (_money("si_base_medical", "单位缴费基数(医疗)"), _ENT),
+    (_money("si_base_maternity", "单位缴费基数(生育)"), _ENT),
+    (_money("si_paid_pension", "本期实际缴费金额(养老)"), _ENT),
+    (_money("si_paid_unemployment", "本期实际缴费金额(失业)"), _ENT),
+    (_money("si_paid_medical", "本期实际缴费金额(医疗)"), _ENT),
+    (_money("si_paid_injury", "本期实际缴费金额(工伤)"), _ENT),
+    (_money("si_paid_maternity", "本期实际缴费金额(生育)"), _ENT),
+    (_money("si_arrears_total", "单位累计欠缴金额(合计)"), _ENT),
+)
+
+REPORTS = Kind(
+    "reports",
+    "年度报告",
+    key=("uscc", "report_year"),
+    fields=tuple(f for f, _ in REPORT_FIELDS),
+    applies_to={f.name: who for f, who in REPORT_FIELDS},
+)
+
+SHAREHOLDERS = Kind(
+    "shareholders",
+    "股东及出资信息",
+    key=("uscc", "report_year", "shareholder_name"),
+    fields=(
+        USCC,
+        Field("report_year", "报告年度", T.YEAR, required=True),
+        Field("shareholder_name", "股东(发起人)", T.STR, required=True, max_length=200),
+        _money("subscribed_amount", "认缴出资额(万元)"),
+        Field("subscribed_due_date", "认缴出资时间", T.DATE),
+        _money("paid_in_amount", "实缴出资额(万元)"),
+        Field("paid_in_date", "实缴出资时间", T.DATE),
+        Field("paid_in_form", "实缴出资方式", T.STR, max_length=20),
+    ),
+)
+
+TAX = Kind(
+    "tax",
+    "税务数据",
+    key=("uscc", "year"),
+    fields=(
+        USCC,
+        Field("year", "年度", T.YEAR, required=True),
+        _money("declared_sales", "申报销售收入"),
+        _money("tax_paid", "实缴税额"),
+    ),
+)
+
+SOCIAL = Kind(
+    "social",
+    "社保数据",
+    key=("uscc", "year"),
+    fields=(
+        USCC,
+        Field("year", "年度", T.YEAR, required=True),
+        _count("insured_count", "年末参保人数"),
+        _money("arrears", "欠缴金额"),
+    ),
+)
+
+REMINDERS = Kind(
+    "reminders",
+    "历史提醒记录",
+    key=("uscc", "sent_at", "channel"),
+    fields=(
+        USCC,
+        Field("sent_at", "发送时间", T.DATETIME, required=True),
+        Field("channel", "渠道", T.ENUM, required=True, choices=CHANNELS),
+        Field("purpose", "事由", T.ENUM, required=True, choices=PURPOSES),
+        Field("status", "状态", T.ENUM, required=True, choices=DELIVERY_STATUSES),
+    ),
+)
+
+KINDS: dict[str, Kind] = {k.name: k for k in (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)}
+
+# §2.1 findings and §2.2 reminders sent: column order of the files out.
+FINDINGS_COLUMNS = ("uscc", "report_year", "rule_id", "severity", "fields", "message", "suggestion")
+REMINDERS_SENT_COLUMNS = ("uscc", "channel", "purpose", "recipient", "sent_at", "message")

@@ -1,0 +1,217 @@
+"""Read a contract file (CSV or XLSX) into a table of strings, or say exactly why not.
+
+Encoding: UTF-8, UTF-8 with BOM and GB18030 (a superset of GBK and GB2312) are accepted.
+A file whose lines mix encodings is refused, naming the first line that disagrees, rather
+than guessed at: a guess would store garbled names.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import charset_normalizer
+import polars as pl
+
+from qifu.engine.errors import FileProblem
+
+XLSX_MAGIC = b"PK\x03\x04"
+GB_FAMILY = {"gb18030", "gbk", "gb2312", "hz"}
+
+
+@dataclass
+class Table:
+    """Cells as stripped strings ("" for empty), one row number per data row."""
+
+    headers: list[str]
+    columns: dict[str, list[str]]
+    row_numbers: list[int]
+    encoding: str
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.row_numbers)
+
+    def frame(self) -> pl.DataFrame:
+        data = {h: pl.Series(h, v, dtype=pl.Utf8) for h, v in self.columns.items()}
+        data["__row"] = pl.Series("__row", self.row_numbers, dtype=pl.Int64)
+        return pl.DataFrame(data)
+
+
+def read_table(path: str | Path) -> Table:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FileProblem(f"找不到文件：{path}") from None
+    except IsADirectoryError:
+        raise FileProblem(f"这是一个文件夹，不是文件：{path}") from None
+    if not raw:
+        raise FileProblem("文件为空（0字节）")
+    if raw.startswith(XLSX_MAGIC):
+        return _read_xlsx(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        raise FileProblem("文件扩展名是 .xlsx，但内容不是 Excel 工作簿")
+    if path.suffix.lower() == ".xls":
+        raise FileProblem("不支持旧版 .xls 格式，请在 Excel 中另存为 .xlsx 或 CSV")
+    return _read_csv(raw)
+
+
+def decode(raw: bytes) -> tuple[str, str]:
+    """Return (text, encoding name) or raise FileProblem."""
+    if b"\x00" in raw[:65536]:
+        raise FileProblem("文件不是文本表格（含有二进制内容），请提供 CSV 或 XLSX 文件")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        try:
+            return raw[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            raise _mixed(raw[3:], "UTF-8", exc) from None
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # Not UTF-8. Any line that *is* non-ASCII UTF-8 means the file mixes encodings.
+    lines = raw.split(b"\n")
+    utf8_line = next((i for i, ln in enumerate(lines, 1) if not ln.isascii() and _is_utf8(ln)), None)
+    if utf8_line is not None:
+        bad_line = next(i for i, ln in enumerate(lines, 1) if not _is_utf8(ln))
+        raise FileProblem(
+            f"文件编码不一致：第{utf8_line}行是 UTF-8，第{bad_line}行不是；请整个文件使用同一种编码另存"
+        )
+    best = charset_normalizer.from_bytes(raw[:262144]).best()
+    guess = best.encoding.lower().replace("_", "") if best else None
+    if guess not in GB_FAMILY and guess not in {"big5", "cp950"}:
+        raise FileProblem(
+            "无法识别文件编码（仅支持 UTF-8 和 GB18030/GBK）"
+            + (f"，检测结果为 {best.encoding}" if best else "，内容不像文本表格")
+        )
+    try:
+        return raw.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise FileProblem(f"文件编码错误：第{line}行既不是 UTF-8 也不是 GB18030") from None
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mixed(raw: bytes, name: str, exc: UnicodeDecodeError) -> FileProblem:
+    line = raw[: exc.start].count(b"\n") + 1
+    return FileProblem(f"文件编码不一致：文件按 {name} 保存，但第{line}行不是 {name}；请整个文件使用同一种编码另存")
+
+
+def _read_csv(raw: bytes) -> Table:
+    text, encoding = decode(raw)
+    if not text.strip():
+        raise FileProblem("文件没有内容（缺少表头行）")
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",\t;")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise FileProblem(f"CSV 格式错误：第{reader.line_num}行：{exc}") from None
+    # Row numbers are file line numbers as a spreadsheet shows them (header = 1).
+    numbered = [(i, r) for i, r in enumerate(rows, 1)]
+    return _build(numbered, encoding)
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    return str(value)
+
+
+def _a1(row: int, col: int) -> str:
+    letters = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"{letters}{row + 1}"
+
+
+def _read_xlsx(path: Path) -> Table:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        sheet = workbook.get_sheet_by_index(0)
+        cells = sheet.to_python(skip_empty_area=False)
+        merged = sheet.merged_cell_ranges or []
+    except Exception as exc:  # calamine raises its own error types for broken archives
+        raise FileProblem(f"无法读取 Excel 文件：{exc}") from None
+    numbered = [(i, [_cell_text(v).strip() for v in r]) for i, r in enumerate(cells, 1)]
+    table = _build(numbered, "xlsx")
+    header_row = table.row_numbers[0] - 1 if table.row_numbers else len(cells)
+    # A merged cell in the data leaves every row but the first without a value; filling it down
+    # would be a guess, so the file is refused with the cells named.
+    for (r0, c0), (r1, c1) in merged:
+        if r1 + 1 >= header_row and (r0, c0) != (r1, c1):
+            raise FileProblem(
+                f"Excel 中有合并单元格 {_a1(r0, c0)}:{_a1(r1, c1)}：请取消合并，并在每一行填写完整的值"
+            )
+    return table
+
+
+def _build(numbered: list[tuple[int, list[str]]], encoding: str) -> Table:
+    warnings: list[str] = []
+    # Skip leading blank rows and one-cell title rows ("2025年度登记信息") above the header.
+    start = 0
+    while start < len(numbered) and sum(1 for c in numbered[start][1] if c.strip()) <= 1:
+        if any(c.strip() for c in numbered[start][1]):
+            warnings.append(f"第{numbered[start][0]}行像是标题行，已跳过")
+        start += 1
+    if start == len(numbered):
+        raise FileProblem("文件没有内容（缺少表头行）")
+    header_line, header_cells = numbered[start]
+    headers = [h.strip().lstrip("\ufeff") for h in header_cells]
+    while headers and not headers[-1]:
+        headers.pop()
+    width = len(headers)
+    columns: dict[str, list[str]] = {}
+    for i, h in enumerate(headers):
+        if not h:
+            raise FileProblem(f"表头第{i + 1}列为空：请为每一列填写字段名")
+        if h in columns:
+            raise FileProblem(f"表头“{h}”出现了两次")
+        columns[h] = []
+    row_numbers: list[int] = []
+    for line, cells in numbered[start + 1 :]:
+        cells = [c.strip() for c in cells]
+        if not any(cells):
+            continue  # blank rows are layout, not data
+        if len(cells) > width and any(cells[width:]):
+            raise FileProblem(f"第{line}行有{len(cells)}列，比表头多（表头{width}列）")
+        cells = (cells + [""] * width)[:width]
+        for h, c in zip(headers, cells):
+            columns[h].append(c)
+        row_numbers.append(line)
+    if not row_numbers:
+        raise FileProblem(f"文件只有表头（第{header_line}行），没有数据行")
+    return Table(headers, columns, row_numbers, encoding, warnings)

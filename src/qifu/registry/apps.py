@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RegistryConfig(AppConfig):
+    name = "qifu.registry"
+    verbose_name = "市场主体登记"
