@@ -27,7 +27,7 @@ class Table:
     """Cells as stripped strings ("" for empty), one row number per data row."""
 
     headers: list[str]
-    columns: dict[str, list[str]]
+    cells: pl.DataFrame  # one Utf8 column per header
     row_numbers: list[int]
     encoding: str
     warnings: list[str] = field(default_factory=list)
@@ -36,9 +36,7 @@ class Table:
         return len(self.row_numbers)
 
     def frame(self) -> pl.DataFrame:
-        data = {h: pl.Series(h, v, dtype=pl.Utf8) for h, v in self.columns.items()}
-        data["__row"] = pl.Series("__row", self.row_numbers, dtype=pl.Int64)
-        return pl.DataFrame(data)
+        return self.cells.with_columns(pl.Series("__row", self.row_numbers, dtype=pl.Int64))
 
 
 def read_table(path: str | Path) -> Table:
@@ -113,18 +111,85 @@ def _read_csv(raw: bytes) -> Table:
     if not text.strip():
         raise FileProblem("文件没有内容（缺少表头行）")
     try:
-        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",\t;")
-        delimiter = dialect.delimiter
+        delimiter = csv.Sniffer().sniff(text[:8192].split("\n", 1)[0], delimiters=",\t;").delimiter
     except csv.Error:
         delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        rows = list(reader)
+        frame = pl.read_csv(
+            text.encode("utf-8"),
+            has_header=False,
+            infer_schema=False,
+            separator=delimiter,
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        frame = None
+    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if frame is not None and frame.height == n_lines:
+        nonblank = list(range(1, n_lines + 1))
+    else:
+        nonblank = [i for i, ln in enumerate(text.split("\n"), 1) if ln.strip(" \r\t,;")]
+    if frame is None or frame.height != len(nonblank):
+        # Quoted line breaks or ragged rows: the csv module reports them with line numbers.
+        return _read_csv_slow(text, delimiter, encoding)
+    frame = frame.select(pl.all().fill_null("").str.strip_chars())
+    return _build_frame(frame, nonblank, encoding)
+
+
+def _read_csv_slow(text: str, delimiter: str, encoding: str) -> Table:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    numbered = []
+    try:
+        for row in reader:
+            numbered.append((reader.line_num, row))
     except csv.Error as exc:
         raise FileProblem(f"CSV 格式错误：第{reader.line_num}行：{exc}") from None
-    # Row numbers are file line numbers as a spreadsheet shows them (header = 1).
-    numbered = [(i, r) for i, r in enumerate(rows, 1)]
     return _build(numbered, encoding)
+
+
+def _build_frame(frame: pl.DataFrame, line_numbers: list[int], encoding: str) -> Table:
+    """The fast path: cells already in a frame, one line number per row (header first)."""
+    warnings: list[str] = []
+    width = frame.width
+    start = 0
+    while start < frame.height and sum(1 for c in frame.row(start) if c) <= 1:
+        if any(frame.row(start)):
+            warnings.append(f"第{line_numbers[start]}行像是标题行，已跳过")
+        start += 1
+        if start >= 20:
+            break
+    if start == frame.height or sum(1 for c in frame.row(start) if c) <= 1:
+        raise FileProblem("文件没有内容（缺少表头行）")
+    header_line = line_numbers[start]
+    headers = [h.lstrip("\ufeff").strip() for h in frame.row(start)]
+    while headers and not headers[-1]:
+        headers.pop()
+    if len(headers) < width:
+        extra = frame.slice(start + 1).select(frame.columns[len(headers):])
+        bad = extra.with_row_index().filter(pl.any_horizontal(pl.all().exclude("index") != ""))
+        if bad.height:
+            line = line_numbers[start + 1 + bad["index"][0]]
+            raise FileProblem(f"第{line}行的列数比表头多（表头{len(headers)}列）")
+    _check_headers(headers)
+    body = frame.slice(start + 1).select(frame.columns[: len(headers)])
+    body.columns = headers
+    rows = pl.Series("__line", line_numbers[start + 1 :], dtype=pl.Int64)
+    body = body.with_columns(rows)
+    body = body.filter(pl.any_horizontal(pl.all().exclude("__line") != ""))
+    if body.is_empty():
+        raise FileProblem(f"文件只有表头（第{header_line}行），没有数据行")
+    return Table(headers, body.drop("__line"), body["__line"].to_list(), encoding, warnings)
+
+
+def _check_headers(headers: list[str]) -> None:
+    seen = set()
+    for i, h in enumerate(headers):
+        if not h:
+            raise FileProblem(f"表头第{i + 1}列为空：请为每一列填写字段名")
+        if h in seen:
+            raise FileProblem(f"表头“{h}”出现了两次")
+        seen.add(h)
 
 
 def _cell_text(value: object) -> str:
@@ -194,13 +259,8 @@ def _build(numbered: list[tuple[int, list[str]]], encoding: str) -> Table:
     while headers and not headers[-1]:
         headers.pop()
     width = len(headers)
-    columns: dict[str, list[str]] = {}
-    for i, h in enumerate(headers):
-        if not h:
-            raise FileProblem(f"表头第{i + 1}列为空：请为每一列填写字段名")
-        if h in columns:
-            raise FileProblem(f"表头“{h}”出现了两次")
-        columns[h] = []
+    _check_headers(headers)
+    columns: dict[str, list[str]] = {h: [] for h in headers}
     row_numbers: list[int] = []
     for line, cells in numbered[start + 1 :]:
         cells = [c.strip() for c in cells]
@@ -214,4 +274,5 @@ def _build(numbered: list[tuple[int, list[str]]], encoding: str) -> Table:
         row_numbers.append(line)
     if not row_numbers:
         raise FileProblem(f"文件只有表头（第{header_line}行），没有数据行")
-    return Table(headers, columns, row_numbers, encoding, warnings)
+    cells = pl.DataFrame({h: pl.Series(h, v, dtype=pl.Utf8) for h, v in columns.items()})
+    return Table(headers, cells, row_numbers, encoding, warnings)

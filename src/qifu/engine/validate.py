@@ -139,10 +139,26 @@ def _parse_str(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
 
 
 def _parse_uscc(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
-    values = col.to_list()
-    normalised = [uscc_mod.normalise(v) if v else v for v in values]
-    reasons = [uscc_mod.problem(v) if v else None for v in normalised]
-    return pl.Series(normalised, dtype=pl.Utf8), pl.Series(reasons, dtype=pl.Utf8)
+    """Shape and GB 32100 check character, column-wise; full-width input normalised first."""
+    odd = col.str.contains(r"[^0-9A-Z]")
+    if odd.any():
+        col = pl.select(
+            pl.when(odd).then(col.map_elements(uscc_mod.normalise, return_dtype=pl.Utf8)).otherwise(col)
+        ).to_series()
+    total = pl.lit(0, dtype=pl.Int64)
+    for i, w in enumerate(uscc_mod.WEIGHTS):
+        total = total + pl.col("c").str.slice(i, 1).replace_strict(uscc_mod.VALUES, default=0, return_dtype=pl.Int64) * w
+    expected = ((31 - total % 31) % 31).replace_strict(dict(enumerate(uscc_mod.ALPHABET)), return_dtype=pl.Utf8)
+    checked = pl.DataFrame({"c": col}).select(
+        pl.when(pl.col("c").str.len_chars() != 18)
+        .then(pl.format("统一社会信用代码应为18位，实际为{}位", pl.col("c").str.len_chars()))
+        .when(~pl.col("c").str.contains(uscc_mod.SHAPE.pattern))
+        .then(pl.lit("统一社会信用代码只能由数字和大写字母组成（不含I、O、S、V、Z）"))
+        .when(pl.col("c").str.slice(17, 1) != expected)
+        .then(pl.format("统一社会信用代码校验位错误：第18位应为{}", expected))
+        .otherwise(None)
+    ).to_series()
+    return col, checked
 
 
 def _parse_int(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
@@ -236,7 +252,7 @@ def _parse_datetime(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
             ]
         )
     ).to_series()
-    naive = iso.str.to_datetime("%Y-%m-%d %H:%M:%S.%f", time_unit="us", strict=False)
+    naive = iso.str.to_datetime("%Y-%m-%d %H:%M:%S%.6f", time_unit="us", strict=False)
     sign = pl.select(pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)).to_series()
     offset_min = sign * (zone.str.slice(1, 2).cast(pl.Int64) * 60 + zone.str.slice(4, 2).cast(pl.Int64))
     utc = pl.select(
