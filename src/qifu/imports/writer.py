@@ -25,9 +25,18 @@ def _to_db_types(frame: pl.DataFrame, postgres: bool) -> pl.DataFrame:
             exprs.append(col.cast(pl.Utf8))
         elif dtype == pl.Date:
             exprs.append(col.dt.strftime("%Y-%m-%d"))
+        elif isinstance(dtype, pl.Datetime) and postgres:
+            exprs.append(col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S%.6f+00:00"))
         elif isinstance(dtype, pl.Datetime):
-            fmt = "%Y-%m-%d %H:%M:%S%.6f+00:00" if postgres else "%Y-%m-%d %H:%M:%S%.6f"
-            exprs.append(col.dt.convert_time_zone("UTC").dt.strftime(fmt))
+            # Exactly as Django's SQLite backend writes them (str() of a naive UTC datetime), so
+            # that range lookups, which compare text, see the same value.
+            utc = col.dt.convert_time_zone("UTC")
+            exprs.append(
+                pl.when(utc.dt.microsecond() == 0)
+                .then(utc.dt.strftime("%Y-%m-%d %H:%M:%S"))
+                .otherwise(utc.dt.strftime("%Y-%m-%d %H:%M:%S%.6f"))
+                .alias(name)
+            )
         elif dtype == pl.Boolean and not postgres:
             exprs.append(col.cast(pl.Int8))
         else:
