@@ -87,7 +87,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Static files ship inside the package and are served by WhiteNoise from the app folders;
+# an operator who puts a web server in front sets QIFU_STATIC_ROOT and runs collectstatic.
+if config.get("QIFU_STATIC_ROOT"):
+    STATIC_ROOT = config.get("QIFU_STATIC_ROOT")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

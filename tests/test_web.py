@@ -1,0 +1,58 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from qifu.imports.actions import import_file
+from tests.factories import REGISTRY_HEADER, REPORTS_HEADER, registry_rows, report_rows, write
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_requires_login(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_login_page_is_chinese(client):
+    response = client.get("/login/")
+    assert response.status_code == 200
+    assert "工作人员登录" in response.content.decode()
+
+
+def test_home_shows_filing_progress_by_township(client, tmp_path):
+    import_file("registry", write(tmp_path / "reg.csv", REGISTRY_HEADER, registry_rows()))
+    import_file("reports", write(tmp_path / "rep.csv", REPORTS_HEADER, report_rows()[:2]))
+    user = get_user_model().objects.create_user("officer", password="pw-for-tests-only")
+    client.force_login(user)
+    html = client.get("/").content.decode()
+    assert "2025 年度年报报送进度" in html
+    assert "应报 3 户（存续主体），已报 2 户，报送率 <b>66.7%</b>" in html
+    assert "浒山街道" in html
+
+
+def test_login_form_has_csrf_protection(client):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    get_user_model().objects.create_user("officer", password="pw-for-tests-only")
+    response = strict.post("/login/", {"username": "officer", "password": "pw-for-tests-only"})
+    assert response.status_code == 403
+
+
+def test_healthz(client):
+    assert client.get("/healthz").content == b"ok"
+
+
+def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
+    from qifu.demo import run_demo
+    from qifu.registry.models import Entity
+
+    monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("QIFU_DEMO_PASSWORD", "demo-pass-123")
+    assert run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False) == 0
+    out = capsys.readouterr().out
+    assert "工作人员登录：用户名 demo  密码 demo-pass-123" in out
+    assert Entity.objects.count() == 300
+    # a second run finds everything imported and skips it
+    run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False)
+    assert "registry：已导入过，跳过" in capsys.readouterr().out
