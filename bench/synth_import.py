@@ -1,0 +1,125 @@
+"""Benchmark: synthesise a county, import it (SQLite and PostgreSQL), and start the demo.
+
+Targets (issue 2): synth of 240,000 entities <= 60 s; registry of 240,000 rows plus one
+year of 240,000 reports imported <= 60 s on SQLite with peak memory <= 2 GB (PostgreSQL time
+recorded too); `qifu demo` serving a page with 240,000 entities within 3 minutes.
+
+    python bench/synth_import.py [--entities 240000] [--pg postgres://postgres@127.0.0.1:5432/test]
+
+Each step runs as its own `qifu` process; wall time and that process's peak RSS (wait4) are
+reported. Results are printed as a Markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+QIFU = [sys.executable, "-m", "qifu"]
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds, peak MiB) of one child process; raises if it fails."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{out}\n{err}")
+    print("  ", out.strip().splitlines()[-1] if out.strip() else "", file=sys.stderr)
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def one_year_file(folder: Path, entities: int, seed: int) -> Path:
+    """A registry of N entities and one report year in which every one of them filed."""
+    import numpy as np
+    import polars as pl
+
+    from qifu.engine.synth.county import County, _write_csv
+
+    c = County(entities, seed, 2025)
+    c.make_registry()
+    c.make_behaviour()
+    c.make_finances()
+    c.filed_day = {2025: np.full(entities, 60)}
+    _write_csv(c.registry_frame(), folder / "registry.csv", "registry")
+    _write_csv(c.reports_frame(2025).drop("__idx"), folder / "reports-2025.csv", "reports")
+    return folder
+
+
+def import_pair(folder: Path, env: dict[str, str], label: str, rows: list[tuple]) -> None:
+    total = 0.0
+    peak = 0.0
+    for kind, name in (("registry", "registry.csv"), ("reports", "reports-2025.csv")):
+        secs, mib = run([*QIFU, "import", kind, str(folder / name)], env)
+        rows.append((f"{label}: import {kind} ({name})", secs, mib))
+        total += secs
+        peak = max(peak, mib)
+    rows.append((f"{label}: registry + one year of reports", total, peak))
+    secs, mib = run([*QIFU, "import", "reports", str(folder / "reports-2025.csv")], env)
+    rows.append((f"{label}: re-import the same reports (nothing changes)", secs, mib))
+
+
+def demo(entities: int, env: dict[str, str], rows: list[tuple], port: int) -> None:
+    started = time.perf_counter()
+    proc = subprocess.Popen([*QIFU, "demo", "--entities", str(entities), "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - started < 600:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(1)
+        rows.append((f"qifu demo ({entities} entities, all six files) until the login page answers",
+                     time.perf_counter() - started, float("nan")))
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--entities", type=int, default=240_000)
+    p.add_argument("--pg", default=os.environ.get("QIFU_BENCH_PG", "postgres://postgres@127.0.0.1:5432/qifu_bench"))
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--skip-demo", action="store_true")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="qifu-bench-"))
+    rows: list[tuple] = []
+    env = dict(os.environ, QIFU_DATA_DIR=str(work / "var"))
+    env.pop("QIFU_DATABASE_URL", None)
+    try:
+        secs, mib = run([*QIFU, "synth", "--entities", str(args.entities), "--seed", "1", "--out", str(work / "county")], env)
+        rows.append((f"qifu synth --entities {args.entities}", secs, mib))
+        one_year_file(work / "county", args.entities, 1)
+        import_pair(work / "county", env, "SQLite", rows)
+        pg_env = dict(env, QIFU_DATABASE_URL=args.pg)
+        name = args.pg.rsplit("/", 1)[1]
+        admin = args.pg.rsplit("/", 1)[0] + "/postgres"
+        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name}", "-c", f"CREATE DATABASE {name}"],
+                       check=True, capture_output=True)
+        import_pair(work / "county", pg_env, "PostgreSQL", rows)
+        if not args.skip_demo:
+            demo(args.entities, dict(env, QIFU_DATA_DIR=str(work / "demo")), rows, args.port)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {platform.platform()}\n")
+    print("| step | seconds | peak MiB |\n|---|---:|---:|")
+    for label, secs, mib in rows:
+        print(f"| {label} | {secs:.1f} | {'' if mib != mib else f'{mib:.0f}'} |")
+
+
+if __name__ == "__main__":
+    main()
