@@ -1,0 +1,322 @@
+"""Compile rule expressions to SQL for DuckDB, Spark and PostgreSQL.
+
+A rule's condition is an SQL expression in a small, portable dialect. It is parsed once into
+a sqlglot tree; explicit passes then make every engine-specific decision, and the printer
+only writes syntax:
+
+1. ``bind_params``: ``:name`` placeholders become literals from the rule's ``params``.
+2. ``bind_variant``: in ``each`` rules, ``x`` / ``prev_x`` become the field and its
+   previous-year column.
+3. ``expand_macros``: ``matches``, ``blank``, ``near``, ``eps``, ``log10``,
+   ``uscc_check_char``, ``org_check_char`` become plain SQL (regex per dialect).
+4. ``safe_division``: ``a / b`` becomes ``CASE WHEN b = 0 THEN NULL ELSE a / b END``: DuckDB,
+   Spark (ANSI) and PostgreSQL disagree on division by zero (inf / error / error).
+5. ``check_portable``: refuses, with a named error, what an engine would run differently:
+   ``TRY_CAST`` (PostgreSQL has none; sqlglot prints CAST), regex flags (Spark drops ``i``),
+   ``\\d`` (matches full-width digits in some engines), back-references (RE2 has none),
+   unknown functions (they would pass through and fail, or differ, at run time).
+6. ``three_valued``: the condition becomes ``COALESCE((cond), FALSE)``: a comparison with an
+   empty ("not reported") value never fires unless the rule asks ``IS NULL``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+
+from qifu.engine.rules.model import Rule
+
+DIALECTS = ("duckdb", "spark", "postgres")
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
+ORG_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+MACROS = {"matches", "blank", "near", "eps", "log10", "uscc_check_char", "org_check_char"}
+
+ALLOWED = (
+    exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.And, exp.Or, exp.Not, exp.Paren,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between, exp.Add, exp.Sub,
+    exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.Abs, exp.Greatest, exp.Least, exp.Coalesce, exp.Case, exp.If,
+    exp.Cast, exp.DataType, exp.Length, exp.Trim, exp.Lower, exp.Upper, exp.Substring, exp.StrPosition,
+    exp.Floor, exp.Round, exp.Ln, exp.RegexpLike, exp.Tuple, exp.Var, exp.Ceil, exp.Sqrt,
+    exp.Year, exp.Month, exp.Day, exp.Date, exp.DateFromParts,
+)
+
+
+class RuleCompileError(Exception):
+    """A rule cannot be compiled as written."""
+
+
+class UnsupportedOnEngine(RuleCompileError):
+    """A construct an engine would run differently or not at all; named so it can be fixed."""
+
+
+def parse(text: str) -> exp.Expression:
+    try:
+        return sqlglot.parse_one(text, read="duckdb")
+    except sqlglot.errors.ParseError as e:
+        raise RuleCompileError(f"cannot parse {text!r}: {e}") from None
+
+
+def bind_params(tree: exp.Expression, params: dict) -> exp.Expression:
+    def swap(node):
+        if isinstance(node, exp.Placeholder):
+            name = node.name
+            if name not in params:
+                raise RuleCompileError(f"parameter :{name} has no default in params")
+            value = params[name]
+            return exp.Literal.string(value) if isinstance(value, str) else exp.Literal.number(value)
+        return node
+
+    return tree.transform(swap)
+
+
+def bind_variant(tree: exp.Expression, variant: str | None) -> exp.Expression:
+    if variant is None:
+        return tree
+
+    def swap(node):
+        if isinstance(node, exp.Column) and not node.table:
+            if node.name == "x":
+                return exp.column(variant)
+            if node.name == "prev_x":
+                return exp.column(f"prev_{variant}")
+            if node.name == "x_name":
+                return exp.Literal.string(variant)
+        return node
+
+    return tree.transform(swap)
+
+
+def _call_name(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower()
+    return None
+
+
+def _args(node: exp.Expression) -> list[exp.Expression]:
+    return list(node.expressions)
+
+
+def _p(node: exp.Expression) -> exp.Expression:
+    """Parenthesise a constructed operand: sqlglot prints trees as built, without precedence."""
+    atomic = (exp.Column, exp.Literal, exp.Paren, exp.Func, exp.Null, exp.Boolean, exp.Case)
+    return node.copy() if isinstance(node, atomic) else exp.Paren(this=node.copy())
+
+
+def _eps(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    return exp.Greatest(
+        this=exp.Literal.number("0.01"),
+        expressions=[exp.Mul(this=exp.Literal.number("0.005"),
+                             expression=exp.Greatest(this=exp.Abs(this=_p(a)), expressions=[exp.Abs(this=_p(b))]))],
+    )
+
+
+def _char_value(s: exp.Expression, pos: int, alphabet: str) -> exp.Expression:
+    sub = exp.Substring(this=_p(s), start=exp.Literal.number(pos), length=exp.Literal.number(1))
+    return exp.Paren(this=exp.Sub(this=exp.StrPosition(this=exp.Literal.string(alphabet), substr=sub),
+                                  expression=exp.Literal.number(1)))
+
+
+def _uscc_check_char(s: exp.Expression) -> exp.Expression:
+    total: exp.Expression = exp.Literal.number(0)
+    for i, w in enumerate(USCC_WEIGHTS, 1):
+        total = exp.Add(this=total, expression=exp.Mul(this=_char_value(s, i, USCC_ALPHABET), expression=exp.Literal.number(w)))
+    index = exp.Mod(
+        this=exp.Paren(this=exp.Sub(this=exp.Literal.number(31), expression=exp.Mod(this=exp.Paren(this=total), expression=exp.Literal.number(31)))),
+        expression=exp.Literal.number(31),
+    )
+    return exp.Substring(this=exp.Literal.string(USCC_ALPHABET), start=exp.Add(this=exp.Paren(this=index), expression=exp.Literal.number(1)), length=exp.Literal.number(1))
+
+
+def _org_check_char(s: exp.Expression) -> exp.Expression:
+    total: exp.Expression = exp.Literal.number(0)
+    for i, w in enumerate(ORG_WEIGHTS):
+        total = exp.Add(this=total, expression=exp.Mul(this=_char_value(s, 9 + i, ORG_ALPHABET), expression=exp.Literal.number(w)))
+    c = exp.Sub(this=exp.Literal.number(11), expression=exp.Mod(this=exp.Paren(this=total), expression=exp.Literal.number(11)))
+    digit = exp.Substring(this=exp.Literal.string("0123456789"), start=exp.Add(this=exp.Paren(this=c.copy()), expression=exp.Literal.number(1)), length=exp.Literal.number(1))
+    return exp.Case(
+        ifs=[
+            exp.If(this=exp.EQ(this=exp.Paren(this=c.copy()), expression=exp.Literal.number(10)), true=exp.Literal.string("X")),
+            exp.If(this=exp.EQ(this=exp.Paren(this=c.copy()), expression=exp.Literal.number(11)), true=exp.Literal.string("0")),
+        ],
+        default=digit,
+    )
+
+
+def _matches(node: exp.Expression, dialect: str) -> exp.Expression:
+    args = _args(node)
+    if len(args) != 2:
+        raise UnsupportedOnEngine("matches(text, pattern) takes no flags: Spark silently drops the 'i' flag")
+    subject, pattern = args
+    if not isinstance(pattern, exp.Literal) or not pattern.is_string:
+        raise RuleCompileError("matches() needs a literal pattern")
+    pat = pattern.this
+    if "\\d" in pat or "\\w" in pat:
+        raise UnsupportedOnEngine(r"use [0-9] instead of \d (and spell out \w): engines differ on full-width digits")
+    if any(f"\\{i}" in pat for i in range(1, 10)):
+        raise UnsupportedOnEngine("back-references are not supported by RE2 (DuckDB)")
+    if dialect == "duckdb":
+        return exp.Anonymous(this="regexp_full_match", expressions=[subject, exp.Literal.string(pat)])
+    return exp.RegexpLike(this=subject, expression=exp.Literal.string(f"^(?:{pat})$"))
+
+
+def expand_macros(tree: exp.Expression, dialect: str) -> exp.Expression:
+    def swap(node):
+        name = _call_name(node)
+        if name is None:
+            if isinstance(node, exp.Log) or (isinstance(node, exp.Func) and node.sql_name() == "LOG10"):
+                name = "log10"
+            else:
+                return node
+        if isinstance(node, exp.Log):
+            if node.expression is not None and not (isinstance(node.this, exp.Literal) and node.this.this == "10"):
+                raise UnsupportedOnEngine("LOG(base, x) differs between engines; use log10(x)")
+            args = [node.expression if node.expression is not None else node.this]
+        else:
+            args = _args(node) if isinstance(node, exp.Anonymous) else [node.this]
+        if name == "matches":
+            return _matches(node, dialect)
+        if name == "blank":
+            (s,) = args
+            return exp.Paren(this=exp.or_(exp.Is(this=_p(s), expression=exp.Null()),
+                                          exp.EQ(this=exp.Trim(this=_p(s)), expression=exp.Literal.string(""))))
+        if name == "eps":
+            return _eps(*args)
+        if name == "near":
+            a, b = args
+            diff = exp.Abs(this=exp.Sub(this=_p(a), expression=_p(b)))
+            return exp.LTE(this=diff, expression=_eps(a, b))
+        if name == "log10":
+            (x,) = args
+            return exp.Case(
+                ifs=[exp.If(this=exp.GT(this=_p(x), expression=exp.Literal.number(0)),
+                            true=exp.Div(this=exp.Ln(this=_p(x)), expression=exp.Literal.number("2.302585092994046")))],
+                default=exp.Null(),
+            )
+        if name == "uscc_check_char":
+            return _uscc_check_char(args[0])
+        if name == "org_check_char":
+            return _org_check_char(args[0])
+        raise UnsupportedOnEngine(f"function {name}() is not part of the rule language (it would pass through to the engine)")
+
+    return tree.transform(swap)
+
+
+def safe_division(tree: exp.Expression) -> exp.Expression:
+    def swap(node):
+        if isinstance(node, exp.Div) and not (isinstance(node.expression, exp.Literal) and float(node.expression.this) != 0):
+            denominator = node.expression
+            return exp.Case(
+                ifs=[exp.If(this=exp.EQ(this=_p(denominator), expression=exp.Literal.number(0)), true=exp.Null())],
+                default=exp.Div(this=exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE")), expression=_p(denominator)),
+            )
+        return node
+
+    return tree.transform(swap, copy=False)
+
+
+def null_safe_extrema(tree: exp.Expression) -> exp.Expression:
+    """GREATEST/LEAST are NULL when any argument is: Spark and PostgreSQL skip NULLs, DuckDB
+    does not, so the rule language fixes one meaning and spells it out for every engine."""
+
+    def swap(node):
+        if isinstance(node, (exp.Greatest, exp.Least)) and not node.meta.get("null_safe"):
+            args = [node.this, *node.expressions]
+            guard = exp.or_(*[exp.Is(this=_p(a), expression=exp.Null()) for a in args])
+            inner = node.copy()
+            inner.meta["null_safe"] = True
+            return exp.Case(ifs=[exp.If(this=guard, true=exp.Null())], default=inner)
+        return node
+
+    return tree.transform(swap)
+
+
+def check_portable(tree: exp.Expression) -> None:
+    for node in tree.walk():
+        if isinstance(node, exp.TryCast):
+            raise UnsupportedOnEngine("TRY_CAST becomes CAST on PostgreSQL; compare typed columns instead")
+        if isinstance(node, exp.Anonymous) and node.name.lower() != "regexp_full_match":
+            raise UnsupportedOnEngine(f"function {node.name}() is not part of the rule language")
+        if not isinstance(node, ALLOWED) and not isinstance(node, exp.Anonymous):
+            raise UnsupportedOnEngine(f"{type(node).__name__} ({node.sql()}) is not part of the rule language")
+
+
+def three_valued(tree: exp.Expression) -> exp.Expression:
+    return exp.Coalesce(this=exp.Paren(this=tree), expressions=[exp.false()])
+
+
+def compile_tree(text: str, rule: Rule, variant: str | None, dialect: str, condition: bool) -> exp.Expression:
+    tree = parse(text)
+    tree = bind_params(tree, rule.params)
+    tree = bind_variant(tree, variant)
+    tree = expand_macros(tree, dialect)
+    tree = safe_division(tree)
+    tree = null_safe_extrema(tree)
+    check_portable(tree)
+    return three_valued(tree) if condition else exp.Cast(this=tree, to=exp.DataType.build("DOUBLE"))
+
+
+@lru_cache(maxsize=None)
+def _compiled(rule_json: str, variant: str | None, dialect: str) -> "CompiledRule":
+    rule = Rule.model_validate_json(rule_json)
+    cond = compile_tree(rule.condition, rule, variant, dialect, condition=True)
+    values = {k: compile_tree(v, rule, variant, dialect, condition=False) for k, v in rule.values.items()}
+    suggestion = compile_tree(rule.suggestion, rule, variant, dialect, condition=False) if rule.suggestion else None
+    return CompiledRule(rule.key(variant), cond, values, suggestion, dialect)
+
+
+class CompiledRule:
+    def __init__(self, key, condition, values, suggestion, dialect):
+        self.key = key
+        self.condition = condition
+        self.values = values
+        self.suggestion = suggestion
+        self.dialect = dialect
+
+    def sql(self, node: exp.Expression) -> str:
+        return node.sql(dialect=self.dialect)
+
+
+def compile_rule(rule: Rule, variant: str | None, dialect: str) -> CompiledRule:
+    if dialect not in DIALECTS:
+        raise UnsupportedOnEngine(f"unknown engine dialect {dialect}")
+    return _compiled(rule.model_dump_json(), variant, dialect)
+
+
+def hits_query(rules: list[Rule], dialect: str, source: str = "ctx") -> str:
+    """One query over the context: (uscc, report_year, rule_key, v1, v2, v3, suggestion) per hit."""
+    parts = []
+    for rule in rules:
+        for variant in rule.variants():
+            c = compile_rule(rule, variant, dialect)
+            vals = [c.sql(v) for v in c.values.values()] + ["CAST(NULL AS DOUBLE)"] * (3 - len(c.values))
+            sug = c.sql(c.suggestion) if c.suggestion is not None else "CAST(NULL AS DOUBLE)"
+            parts.append(
+                f"SELECT uscc, report_year, '{c.key}' AS rule_key, {vals[0]} AS v1, {vals[1]} AS v2, {vals[2]} AS v3, "
+                f"{sug} AS suggestion FROM {source} WHERE entity_type IN ({', '.join(repr(t.value) for t in rule.applies_to)}) "
+                f"AND {c.sql(c.condition)}"
+            )
+    return "\nUNION ALL\n".join(parts)
+
+
+def record_query(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx") -> tuple[str, list[tuple[Rule, str]]]:
+    """One projection over a few context rows: a boolean and the values per rule variant.
+
+    Planning one wide SELECT is far cheaper than a UNION of a branch per rule, which is what a
+    single report (the web form, the self-check) needs; the conditions are the same trees.
+    """
+    cols, keys = ["uscc", "report_year"], []
+    for rule in rules:
+        types = ", ".join(repr(t.value) for t in rule.applies_to)
+        for variant in rule.variants():
+            c = compile_rule(rule, variant, dialect)
+            i = len(keys)
+            cols.append(f"(entity_type IN ({types}) AND {c.sql(c.condition)}) AS c{i}")
+            vals = [c.sql(v) for v in c.values.values()] + ["CAST(NULL AS DOUBLE)"] * (3 - len(c.values))
+            cols += [f"{v} AS v{i}_{j + 1}" for j, v in enumerate(vals)]
+            cols.append(f"{c.sql(c.suggestion) if c.suggestion is not None else 'CAST(NULL AS DOUBLE)'} AS s{i}")
+            keys.append((rule, c.key))
+    return f"SELECT {', '.join(cols)} FROM {source}", keys

@@ -1,0 +1,169 @@
+"""The context a rule reads: one wide row per current report of the year being checked.
+
+Rules see the report's own fields (contract names), the previous year's figures
+(``prev_<field>``), the registry (``entity_type``, ``legal_form``, ``industry_code``,
+``registered_capital``, ``established_on``, ``reg_status``, ``reg_phone``, ``reg_address``,
+``legal_rep``), the tax bureau (``tax_declared_sales``, ``tax_paid``), social security
+(``social_insured_count``, ``social_arrears``), shareholders (``sh_*``), the last campaign's
+reminders (``sms_*``, ``call_*``) and county aggregates (``phone_entity_count``,
+``email_entity_count``, ``address_entity_count``, ``fin_vector_count``, peer statistics
+``peer_*``). ``docs/rules.md`` lists every column.
+
+The SQL is written once, in DuckDB's dialect, over six source relations (``reports``,
+``registry``, ``tax``, ``social``, ``shareholders``, ``reminders``) and transpiled by sqlglot
+for Spark. Aggregates are computed in a first step (``aggregates_sql``) so that the
+single-report engine can read them from the last batch run instead of the whole county.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlglot
+
+from qifu.engine.contract import REPORTS, T
+
+REPORT_FIELDS = [f.name for f in REPORTS.fields if f.name not in ("uscc", "report_year")]
+NUMERIC_FIELDS = [f.name for f in REPORTS.fields if f.type in (T.MONEY, T.INT)]
+FIN8 = ["total_assets", "total_liabilities", "total_equity", "total_revenue", "main_business_revenue",
+        "total_profit", "net_profit", "total_tax_paid"]
+# Source relation columns (what an export must provide), with engine types.
+SOURCES: dict[str, dict[str, str]] = {
+    "reports": {"uscc": "VARCHAR", "report_year": "INTEGER", "revision": "INTEGER", "filed_at": "TIMESTAMP",
+                **{f.name: ("DOUBLE" if f.type in (T.MONEY, T.INT) else "BOOLEAN" if f.type == T.BOOL else "VARCHAR")
+                   for f in REPORTS.fields if f.name not in ("uscc", "report_year", "filed_at")}},
+    "registry": {"uscc": "VARCHAR", "name": "VARCHAR", "entity_type": "VARCHAR", "legal_form": "VARCHAR",
+                 "industry_code": "VARCHAR", "town": "VARCHAR", "address": "VARCHAR", "registered_capital": "DOUBLE",
+                 "established_on": "DATE", "status": "VARCHAR", "legal_rep": "VARCHAR", "phone": "VARCHAR",
+                 "email": "VARCHAR"},
+    "tax": {"uscc": "VARCHAR", "year": "INTEGER", "declared_sales": "DOUBLE", "tax_paid": "DOUBLE"},
+    "social": {"uscc": "VARCHAR", "year": "INTEGER", "insured_count": "DOUBLE", "arrears": "DOUBLE"},
+    "shareholders": {"uscc": "VARCHAR", "report_year": "INTEGER", "shareholder_name": "VARCHAR",
+                     "subscribed_amount": "DOUBLE", "subscribed_due_date": "DATE", "paid_in_amount": "DOUBLE",
+                     "paid_in_date": "DATE", "paid_in_form": "VARCHAR"},
+    "reminders": {"uscc": "VARCHAR", "sent_at": "TIMESTAMP", "channel": "VARCHAR", "purpose": "VARCHAR",
+                  "status": "VARCHAR"},
+}
+AGGREGATES = ("agg_phone", "agg_email", "agg_address", "agg_fin", "agg_peer", "agg_industry")
+
+SIZE_BAND = ("CASE WHEN employees IS NULL THEN NULL WHEN employees < 10 THEN 'S' WHEN employees < 50 THEN 'M' "
+             "WHEN employees < 250 THEN 'L' ELSE 'XL' END")
+FIN_KEY = " || '|' || ".join(f"CAST({f} AS VARCHAR)" for f in FIN8)
+
+
+def aggregates_sql(year: int) -> dict[str, str]:
+    """County aggregates over the current reports of ``year`` (DuckDB dialect)."""
+    cur = f"(SELECT * FROM reports WHERE report_year = {year})"
+    return {
+        "agg_phone": f"""SELECT r.phone, COUNT(DISTINCT r.uscc) AS phone_entity_count,
+                COUNT(DISTINCT g.legal_rep) AS phone_rep_count
+            FROM {cur} r LEFT JOIN registry g ON g.uscc = r.uscc
+            WHERE r.phone IS NOT NULL AND TRIM(r.phone) <> '' GROUP BY r.phone""",
+        "agg_email": f"""SELECT LOWER(email) AS email_key, COUNT(DISTINCT uscc) AS email_entity_count FROM {cur} r
+            WHERE email IS NOT NULL AND TRIM(email) <> '' GROUP BY LOWER(email)""",
+        "agg_address": """SELECT address, COUNT(*) AS address_entity_count FROM registry
+            WHERE address IS NOT NULL AND status = 'active' GROUP BY address""",
+        "agg_fin": f"""SELECT {FIN_KEY} AS fin_key, COUNT(*) AS fin_vector_count FROM {cur} r
+            WHERE {' AND '.join(f'{f} IS NOT NULL' for f in FIN8)} AND total_revenue > 0 AND total_assets > 0
+            GROUP BY {FIN_KEY}""",
+        # Robust statistics of log10(revenue per employee) by industry class x size band.
+        "agg_peer": f"""WITH base AS (
+                SELECT g.industry_code, {SIZE_BAND.replace('employees', 'r.employees')} AS size_band,
+                       LN(r.total_revenue / r.employees) / 2.302585092994046 AS lrpe
+                FROM {cur} r JOIN registry g ON g.uscc = r.uscc
+                WHERE r.total_revenue > 0 AND r.employees > 0 AND g.industry_code IS NOT NULL),
+            med AS (SELECT industry_code, size_band, COUNT(*) AS n, QUANTILE_CONT(lrpe, 0.5) AS m,
+                           QUANTILE_CONT(lrpe, 0.01) AS p01, QUANTILE_CONT(lrpe, 0.99) AS p99
+                    FROM base GROUP BY industry_code, size_band)
+            SELECT med.industry_code, med.size_band, med.n AS peer_n, med.m AS peer_lrpe_median,
+                   med.p01 AS peer_lrpe_p01, med.p99 AS peer_lrpe_p99,
+                   QUANTILE_CONT(ABS(base.lrpe - med.m), 0.5) AS peer_lrpe_mad
+            FROM base JOIN med ON base.industry_code = med.industry_code AND base.size_band = med.size_band
+            GROUP BY med.industry_code, med.size_band, med.n, med.m, med.p01, med.p99""",
+        "agg_industry": f"""SELECT g.industry_code, COUNT(*) AS industry_n,
+                QUANTILE_CONT(r.total_tax_paid / r.total_revenue, 0.5) AS industry_tax_rate_median,
+                QUANTILE_CONT(r.total_revenue / r.total_assets, 0.99) AS industry_turnover_p99
+            FROM {cur} r JOIN registry g ON g.uscc = r.uscc
+            WHERE r.total_revenue > 0 AND r.total_assets > 0 AND r.total_tax_paid IS NOT NULL
+            GROUP BY g.industry_code""",
+    }
+
+
+def context_sql(year: int) -> str:
+    """The wide context row per current report of ``year`` (DuckDB dialect)."""
+    prev_cols = ",\n       ".join(f"p.{f} AS prev_{f}" for f in NUMERIC_FIELDS)
+    cur_cols = ",\n       ".join(f"r.{f}" for f in REPORT_FIELDS)
+    return f"""
+WITH cur AS (SELECT * FROM reports WHERE report_year = {year}),
+prev AS (SELECT * FROM reports WHERE report_year = {year - 1}),
+sh AS (
+    SELECT uscc, report_year, COUNT(*) AS sh_count, SUM(subscribed_amount) AS sh_subscribed_total,
+           SUM(paid_in_amount) AS sh_paid_total,
+           SUM(CASE WHEN paid_in_amount > subscribed_amount
+                         + GREATEST(0.01, 0.005 * GREATEST(ABS(paid_in_amount), ABS(subscribed_amount)))
+                    THEN 1 ELSE 0 END) AS sh_paid_over_subscribed,
+           SUM(CASE WHEN paid_in_amount > 0 AND (paid_in_date IS NULL OR paid_in_form IS NULL OR TRIM(paid_in_form) = '')
+                    THEN 1 ELSE 0 END) AS sh_paid_missing_info,
+           MAX(paid_in_date) AS sh_last_paid_in_date,
+           MAX(subscribed_due_date) AS sh_last_due_date
+    FROM shareholders WHERE report_year IN ({year}, {year - 1}) GROUP BY uscc, report_year),
+rem AS (
+    SELECT uscc,
+           SUM(CASE WHEN channel = 'sms' THEN 1 ELSE 0 END) AS sms_sent,
+           SUM(CASE WHEN channel = 'sms' AND status = 'failed' THEN 1 ELSE 0 END) AS sms_failed,
+           SUM(CASE WHEN channel = 'sms' AND status = 'delivered' THEN 1 ELSE 0 END) AS sms_delivered,
+           SUM(CASE WHEN channel = 'call' AND status = 'failed' THEN 1 ELSE 0 END) AS call_failed,
+           SUM(CASE WHEN channel = 'call' AND status = 'delivered' THEN 1 ELSE 0 END) AS call_delivered
+    FROM reminders
+    WHERE sent_at >= CAST('{year + 1}-01-01' AS TIMESTAMP) AND sent_at < CAST('{year + 2}-01-01' AS TIMESTAMP)
+    GROUP BY uscc)
+SELECT r.uscc, r.report_year, r.revision,
+       {cur_cols},
+       CAST(r.filed_at AS DATE) AS filed_date,
+       CAST('{year}-12-31' AS DATE) AS report_year_end,
+       g.name AS reg_name, g.entity_type, g.legal_form, g.industry_code, g.town, g.address AS reg_address,
+       g.registered_capital, g.established_on, g.status AS reg_status, g.legal_rep, g.phone AS reg_phone,
+       g.email AS reg_email,
+       CASE WHEN p.uscc IS NULL THEN FALSE ELSE TRUE END AS has_prev,
+       {prev_cols},
+       t.declared_sales AS tax_declared_sales, t.tax_paid AS tax_paid,
+       pt.declared_sales AS prev_tax_declared_sales, pt.tax_paid AS prev_tax_paid,
+       s.insured_count AS social_insured_count, s.arrears AS social_arrears,
+       ps.insured_count AS prev_social_insured_count,
+       COALESCE(sh.sh_count, 0) AS sh_count, sh.sh_subscribed_total, sh.sh_paid_total,
+       COALESCE(sh.sh_paid_over_subscribed, 0) AS sh_paid_over_subscribed,
+       COALESCE(sh.sh_paid_missing_info, 0) AS sh_paid_missing_info,
+       sh.sh_last_paid_in_date, sh.sh_last_due_date, psh.sh_paid_total AS prev_sh_paid_total,
+       COALESCE(rem.sms_sent, 0) AS sms_sent, COALESCE(rem.sms_failed, 0) AS sms_failed,
+       COALESCE(rem.sms_delivered, 0) AS sms_delivered, COALESCE(rem.call_failed, 0) AS call_failed,
+       COALESCE(rem.call_delivered, 0) AS call_delivered,
+       COALESCE(ap.phone_entity_count, 0) AS phone_entity_count, COALESCE(ap.phone_rep_count, 0) AS phone_rep_count,
+       COALESCE(ae.email_entity_count, 0) AS email_entity_count,
+       COALESCE(aa.address_entity_count, 0) AS address_entity_count,
+       COALESCE(af.fin_vector_count, 0) AS fin_vector_count,
+       pe.peer_n, pe.peer_lrpe_median, pe.peer_lrpe_p01, pe.peer_lrpe_p99, pe.peer_lrpe_mad,
+       ai.industry_n, ai.industry_tax_rate_median, ai.industry_turnover_p99
+FROM cur r
+LEFT JOIN registry g ON g.uscc = r.uscc
+LEFT JOIN prev p ON p.uscc = r.uscc
+LEFT JOIN tax t ON t.uscc = r.uscc AND t.year = {year}
+LEFT JOIN tax pt ON pt.uscc = r.uscc AND pt.year = {year - 1}
+LEFT JOIN social s ON s.uscc = r.uscc AND s.year = {year}
+LEFT JOIN social ps ON ps.uscc = r.uscc AND ps.year = {year - 1}
+LEFT JOIN sh ON sh.uscc = r.uscc AND sh.report_year = {year}
+LEFT JOIN sh psh ON psh.uscc = r.uscc AND psh.report_year = {year - 1}
+LEFT JOIN rem ON rem.uscc = r.uscc
+LEFT JOIN agg_phone ap ON ap.phone = r.phone
+LEFT JOIN agg_email ae ON ae.email_key = LOWER(r.email)
+LEFT JOIN agg_address aa ON aa.address = g.address
+LEFT JOIN agg_fin af ON af.fin_key = {FIN_KEY.replace('CAST(', 'CAST(r.')}
+LEFT JOIN agg_peer pe ON pe.industry_code = g.industry_code AND pe.size_band = {SIZE_BAND.replace('employees', 'r.employees')}
+LEFT JOIN agg_industry ai ON ai.industry_code = g.industry_code
+"""
+
+
+@lru_cache(maxsize=64)
+def transpile(sql: str, dialect: str) -> str:
+    if dialect == "duckdb":
+        return sql
+    return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]

@@ -1,0 +1,54 @@
+"""The batch engine: DuckDB over Arrow tables (a county or a province on one machine)."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from qifu.engine.rules.compiler import hits_query
+from qifu.engine.rules.context import AGGREGATES, SOURCES, aggregates_sql, context_sql
+from qifu.engine.rules.model import Rule
+
+
+def connect(sources: dict[str, pa.Table | pl.DataFrame | str], threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection with the six source relations as typed views. A source may be an Arrow
+    table, a polars frame or a Parquet path (glob)."""
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    for name, columns in SOURCES.items():
+        src = sources.get(name)
+        raw = f"{name}__raw"
+        if src is None:
+            cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
+            con.execute(f"CREATE VIEW {name} AS SELECT {cols} WHERE FALSE")
+            continue
+        if isinstance(src, str):
+            con.execute(f"CREATE VIEW {raw} AS SELECT * FROM read_parquet('{src}')")
+        else:
+            con.register(raw, src.to_arrow() if isinstance(src, pl.DataFrame) else src)
+        cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in columns.items())
+        con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM {raw}")
+    return con
+
+
+def build_context(con: duckdb.DuckDBPyConnection, year: int, aggregates: dict[str, pa.Table] | None = None) -> None:
+    for name, sql in aggregates_sql(year).items():
+        if aggregates is not None and name in aggregates:
+            con.register(f"{name}__given", aggregates[name])
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}__given")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ctx AS {context_sql(year)}")
+
+
+def run(con: duckdb.DuckDBPyConnection, year: int, rules: list[Rule] | tuple[Rule, ...],
+        aggregates: dict[str, pa.Table] | None = None) -> pl.DataFrame:
+    """Hits: (uscc, report_year, rule_key, v1, v2, v3, suggestion), one row per finding."""
+    build_context(con, year, aggregates)
+    return con.sql(hits_query(list(rules), "duckdb")).pl()
+
+
+def export_aggregates(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:
+    return {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in AGGREGATES}
