@@ -62,6 +62,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.checks.actions import run_check
+
+    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
+        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    result = run_check(args.year, engine=args.engine, out=args.out)
+    run = result.run
+    if run.reports_checked == 0:
+        print(f"警告：没有 {args.year} 年度的年报可校验", file=sys.stderr)
+    print(
+        f"已校验 {args.year} 年度年报 {run.reports_checked} 份（规则集 {run.ruleset_version}，引擎 {args.engine}）："
+        f"问题 {run.findings} 个，新增 {run.new_findings}，已解决 {run.resolved}；结果已写入 {args.out}"
+    )
+    for rule_id, count in sorted(run.rule_counts.items()):
+        print(f"  {rule_id}\t{count}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from qifu.engine.synth import county
     from qifu.progress import Bar
@@ -107,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", type=Path)
     s.add_argument("--errors", type=Path, help="错误报告（CSV）写到这里；默认在数据目录 import-errors/ 下")
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("check", help="按规则校验某一年度的年报（契约 §2.1）")
+    s.add_argument("--year", type=int, required=True)
+    s.add_argument("--out", type=Path, required=True, help="结果文件：.csv、.xlsx 或 .json")
+    s.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("synth", help="生成模拟县域的契约文件")
     s.add_argument("--entities", type=int, default=240_000)

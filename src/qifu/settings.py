@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "qifu.sources",
     "qifu.reminders",
     "qifu.imports",
+    "qifu.checks",
     "qifu.web",
 ]
 

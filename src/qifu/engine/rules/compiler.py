@@ -320,3 +320,41 @@ def record_query(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx"
             cols.append(f"{c.sql(c.suggestion) if c.suggestion is not None else 'CAST(NULL AS DOUBLE)'} AS s{i}")
             keys.append((rule, c.key))
     return f"SELECT {', '.join(cols)} FROM {source}", keys
+
+
+def flags_and_values_sql(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx") -> tuple[str, str]:
+    """The batch plan for a vectorised engine, as two statements.
+
+    1. ``flags``: one pass over the context, one boolean per rule variant, unpivoted to the
+       (uscc, rule_key) pairs that fire.
+    2. ``values``: the message values and the suggestion, computed only for the pairs that
+       fired, through one CASE per value column keyed by rule variant.
+
+    Same compiled trees as ``hits_query`` (the portable UNION ALL plan used for Spark); the
+    parity test holds both to the same result.
+    """
+    flags, v_cases = [], [[], [], [], []]
+    for rule in rules:
+        types = ", ".join(repr(t.value) for t in rule.applies_to)
+        for variant in rule.variants():
+            c = compile_rule(rule, variant, dialect)
+            flags.append(f'(entity_type IN ({types}) AND {c.sql(c.condition)}) AS "{c.key}"')
+            exprs = [c.sql(v) for v in c.values.values()] + [None] * (3 - len(c.values))
+            exprs.append(c.sql(c.suggestion) if c.suggestion is not None else None)
+            for i, e in enumerate(exprs):
+                if e is not None:
+                    v_cases[i].append(f"WHEN '{c.key}' THEN {e}")
+    flags_sql = (
+        f"SELECT uscc, report_year, rule_key FROM (UNPIVOT (SELECT uscc, report_year, {', '.join(flags)} FROM {source}) "
+        f"ON COLUMNS(* EXCLUDE (uscc, report_year)) INTO NAME rule_key VALUE fired) WHERE fired"
+    )
+    names = ["v1", "v2", "v3", "suggestion"]
+    cols = [
+        (f"CASE f.rule_key {' '.join(cases)} ELSE CAST(NULL AS DOUBLE) END AS {n}" if cases else f"CAST(NULL AS DOUBLE) AS {n}")
+        for n, cases in zip(names, v_cases)
+    ]
+    values_sql = (
+        f"SELECT f.uscc, f.report_year, f.rule_key, {', '.join(cols)} FROM flags f JOIN {source} USING (uscc) "
+        f"ORDER BY f.uscc, f.rule_key"
+    )
+    return flags_sql, values_sql

@@ -6,7 +6,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from qifu.engine.rules.compiler import hits_query
+from qifu.engine.rules.compiler import flags_and_values_sql
 from qifu.engine.rules.context import AGGREGATES, SOURCES, aggregates_sql, context_sql
 from qifu.engine.rules.model import Rule
 
@@ -47,7 +47,9 @@ def run(con: duckdb.DuckDBPyConnection, year: int, rules: list[Rule] | tuple[Rul
         aggregates: dict[str, pa.Table] | None = None) -> pl.DataFrame:
     """Hits: (uscc, report_year, rule_key, v1, v2, v3, suggestion), one row per finding."""
     build_context(con, year, aggregates)
-    return con.sql(hits_query(list(rules), "duckdb")).pl()
+    flags_sql, values_sql = flags_and_values_sql(list(rules), "duckdb")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE flags AS {flags_sql}")
+    return con.sql(values_sql).pl()
 
 
 def export_aggregates(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:

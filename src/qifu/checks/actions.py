@@ -1,0 +1,181 @@
+"""Running the quality rules over a year's reports, storing and tracking the findings."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.db import transaction
+from django.utils import timezone
+
+from qifu import config
+from qifu.checks import sources
+from qifu.checks.models import CheckRun, Finding
+from qifu.engine.contract import FINDINGS_COLUMNS
+from qifu.engine.rules import duckdb_engine, findings as findings_mod
+from qifu.engine.rules.context import AGGREGATES
+from qifu.engine.rules.loader import load_rules, ruleset_version
+from qifu.imports import writer
+
+
+@dataclass
+class CheckResult:
+    run: CheckRun
+    findings: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def aggregates_dir(year: int) -> Path:
+    return config.data_dir() / "check" / f"aggregates-{year}"
+
+
+def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> CheckResult:
+    rules = load_rules()
+    timings: dict[str, float] = {}
+    started = timezone.now()
+    t = time.perf_counter()
+    data = sources.fetch(year)
+    timings["fetch"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if engine == "duckdb":
+        hits, ctx_rows, aggregates = _run_duckdb(data, year, rules)
+    elif engine == "spark":
+        from qifu.engine.rules import spark_engine
+
+        hits, ctx_rows, aggregates = spark_engine.run_local(data, year, rules)
+    else:
+        raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
+    timings["engine"] = time.perf_counter() - t
+    t = time.perf_counter()
+    found = findings_mod.render(hits, ctx_rows, rules)
+    timings["render"] = time.perf_counter() - t
+    t = time.perf_counter()
+    revisions = dict(zip(ctx_rows["uscc"].to_list(), ctx_rows["revision"].to_list())) if ctx_rows.height else {}
+    reports_checked = int(data["reports"].filter(pa.compute.equal(data["reports"]["report_year"], year)).num_rows)
+    run = _store(year, engine, found, revisions, reports_checked, started, data)
+    timings["store"] = time.perf_counter() - t
+    _save_aggregates(year, aggregates)
+    if out is not None:
+        t = time.perf_counter()
+        write_findings(found, Path(out))
+        timings["write"] = time.perf_counter() - t
+    return CheckResult(run, found, timings)
+
+
+def _run_duckdb(data, year, rules):
+    con = duckdb_engine.connect(data)
+    hits = duckdb_engine.run(con, year, rules)
+    con.register("hit_keys", hits.select("uscc").unique().to_arrow())
+    needed = sorted(findings_mod.columns_needed(rules) | {"uscc", "revision"})
+    cols = [c for c in needed if c in {r[0] for r in con.execute("DESCRIBE ctx").fetchall()}]
+    ctx_rows = con.sql(f"SELECT {', '.join(cols)} FROM ctx WHERE uscc IN (SELECT uscc FROM hit_keys)").pl()
+    aggregates = duckdb_engine.export_aggregates(con)
+    con.close()
+    return hits, ctx_rows, aggregates
+
+
+def _current_revisions(data: dict[str, pa.Table], year: int) -> dict[str, int]:
+    rep = pl.from_arrow(data["reports"]).filter(pl.col("report_year") == year)
+    return dict(zip(rep["uscc"].to_list(), rep["revision"].cast(pl.Int64).to_list()))
+
+
+def _store(year, engine, found: pl.DataFrame, revisions, reports_checked, started, data) -> CheckRun:
+    all_revisions = _current_revisions(data, year)
+    counts = found.group_by("rule_id").len().sort("rule_id") if found.height else None
+    with transaction.atomic():
+        run = CheckRun.objects.create(
+            report_year=year, engine=engine, ruleset_version=ruleset_version(), started_at=started,
+            reports_checked=reports_checked, findings=found.height,
+            rule_counts=dict(counts.iter_rows()) if counts is not None else {},
+        )
+        existing = {
+            (u, k): (i, s)
+            for i, u, k, s in Finding.objects.filter(report_year=year).values_list("id", "entity_id", "rule_key", "status")
+        }
+        now_keys = set(zip(found["uscc"].to_list(), found["rule_key"].to_list()))
+        frame = found.with_columns(
+            pl.col("uscc").replace_strict(all_revisions, default=1, return_dtype=pl.Int64).alias("revision")
+        )
+        new = frame.filter(
+            ~pl.struct("uscc", "rule_key").map_elements(lambda s: (s["uscc"], s["rule_key"]) in existing, return_dtype=pl.Boolean)
+        ) if existing else frame
+        again = frame.join(new.select("uscc", "rule_key"), on=["uscc", "rule_key"], how="anti") if existing else frame.clear()
+        writer.insert(
+            Finding._meta.db_table,
+            new.select(
+                pl.col("uscc"), pl.col("report_year"), "rule_id", "rule_key", "severity", "fields", "message",
+                "suggestion", pl.lit("open").alias("status"), "revision",
+                pl.lit(run.id).alias("first_run_id"), pl.lit(run.id).alias("last_run_id"),
+            ),
+        )
+        if again.height:
+            ids = [existing[(u, k)][0] for u, k in zip(again["uscc"], again["rule_key"])]
+            writer.update(
+                Finding._meta.db_table,
+                again.select(
+                    pl.Series("id", ids), "severity", "fields", "message", "suggestion",
+                    pl.lit("open").alias("status"), pl.lit(run.id).alias("last_run_id"),
+                    pl.lit(None, dtype=pl.Int64).alias("resolved_run_id"),
+                    pl.lit(None, dtype=pl.Int64).alias("resolved_revision"),
+                    pl.lit(None, dtype=pl.Boolean).alias("resolved_by_correction"),
+                ),
+                ["id"],
+            )
+        gone = [(i, u) for (u, k), (i, s) in existing.items() if s == "open" and (u, k) not in now_keys]
+        if gone:
+            by_id = {f.id: f for f in Finding.objects.filter(id__in=[i for i, _ in gone]).only("id", "revision")}
+            rows = [
+                {"id": i, "status": "resolved", "resolved_run_id": run.id,
+                 "resolved_revision": all_revisions.get(u),
+                 "resolved_by_correction": all_revisions.get(u, 0) > by_id[i].revision}
+                for i, u in gone
+            ]
+            writer.update(Finding._meta.db_table, pl.DataFrame(rows, schema={
+                "id": pl.Int64, "status": pl.Utf8, "resolved_run_id": pl.Int64, "resolved_revision": pl.Int64,
+                "resolved_by_correction": pl.Boolean}), ["id"])
+        run.new_findings = new.height
+        run.resolved = len(gone)
+        run.finished_at = timezone.now()
+        run.save(update_fields=["new_findings", "resolved", "finished_at"])
+    return run
+
+
+def _save_aggregates(year: int, aggregates: dict[str, pa.Table]) -> None:
+    folder = aggregates_dir(year)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in AGGREGATES:
+        pq.write_table(aggregates[name], folder / f"{name}.parquet")
+
+
+def load_aggregates(year: int) -> dict[str, pa.Table] | None:
+    folder = aggregates_dir(year)
+    if not (folder / f"{AGGREGATES[0]}.parquet").exists():
+        return None
+    return {name: pq.read_table(folder / f"{name}.parquet") for name in AGGREGATES}
+
+
+def write_findings(found: pl.DataFrame, path: Path) -> None:
+    """Contract §2.1: CSV, XLSX or JSON (array of objects) by the file's extension."""
+    table = found.select(FINDINGS_COLUMNS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table.write_csv(path)
+    elif suffix == ".json":
+        path.write_text(json.dumps(table.to_dicts(), ensure_ascii=False, indent=1), encoding="utf-8")
+    elif suffix == ".xlsx":
+        from openpyxl import Workbook
+
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet("校验结果")
+        ws.append(list(FINDINGS_COLUMNS))
+        for row in table.iter_rows():
+            ws.append(list(row))
+        wb.save(path)
+    else:
+        raise ValueError(f"输出文件扩展名应为 .csv、.xlsx 或 .json，而不是 {path.suffix or '（无）'}")

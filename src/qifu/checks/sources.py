@@ -1,0 +1,94 @@
+"""Move the rows a check needs from the database into Arrow tables, fast.
+
+DuckDB cannot read SQLite offline (its sqlite extension is downloaded at run time), so the
+rows travel as Arrow. ADBC drivers (SQLite and PostgreSQL) read straight into Arrow; inside an
+open transaction (tests, or a caller's atomic block) the rows are read through Django's own
+connection instead, so uncommitted data is seen. Both paths run the same SQL. Times are local
+(Asia/Shanghai), as the bureau's calendar is.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from django.db import connection
+
+from qifu.engine.contract import REPORTS, T
+
+NUMERIC = [f.name for f in REPORTS.fields if f.type in (T.MONEY, T.INT)]
+OTHER = [f.name for f in REPORTS.fields if f.type not in (T.MONEY, T.INT) and f.name not in ("uscc", "report_year", "filed_at")]
+
+
+def _real(col: str, pg: bool) -> str:
+    return f"CAST({col} AS {'double precision' if pg else 'REAL'}) AS {col}"
+
+
+def _local(col: str, pg: bool) -> str:
+    return f"({col} AT TIME ZONE 'Asia/Shanghai') AS {col}" if pg else f"datetime({col}, '+8 hours') AS {col}"
+
+
+def queries(year: int, pg: bool) -> dict[str, str]:
+    years = f"({year}, {year - 1})"
+    return {
+        "reports": f"""SELECT uscc, report_year, revision, {_local('filed_at', pg)},
+                {', '.join(OTHER)}, {', '.join(_real(c, pg) for c in NUMERIC)}
+            FROM reports_annualreport WHERE is_current AND report_year IN {years}""",
+        "registry": f"""SELECT e.uscc, e.name, e.entity_type, e.legal_form, e.industry_code, t.name AS town, e.address,
+                {_real('e.registered_capital', pg).replace(' AS e.registered_capital', ' AS registered_capital')},
+                e.established_on, e.status, e.legal_rep, e.phone, e.email
+            FROM registry_entity e JOIN registry_township t ON t.code = e.town_id""",
+        "tax": f"""SELECT uscc, year, {_real('declared_sales', pg)}, {_real('tax_paid', pg)}
+            FROM sources_taxrecord WHERE year IN {years}""",
+        "social": f"""SELECT uscc, year, {_real('insured_count', pg)}, {_real('arrears', pg)}
+            FROM sources_socialrecord WHERE year IN {years}""",
+        "shareholders": f"""SELECT uscc, report_year, shareholder_name, {_real('subscribed_amount', pg)},
+                subscribed_due_date, {_real('paid_in_amount', pg)}, paid_in_date, paid_in_form
+            FROM reports_shareholder WHERE report_year IN {years}""",
+        "reminders": f"""SELECT uscc, {_local('sent_at', pg)}, channel, purpose, status FROM reminders_reminderrecord
+            WHERE sent_at >= {"TIMESTAMPTZ" if pg else ""} '{year + 1}-01-01 00:00:00'
+              AND sent_at < {"TIMESTAMPTZ" if pg else ""} '{year + 2}-01-01 00:00:00'""",
+    }
+
+
+def _adbc_connection():
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        name = str(settings["NAME"])
+        if ":memory:" in name or "mode=memory" in name:
+            return None
+        import adbc_driver_sqlite.dbapi as adbc
+
+        return adbc.connect(name)
+    if connection.vendor == "postgresql":
+        import adbc_driver_postgresql.dbapi as adbc
+
+        user = settings.get("USER") or ""
+        password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+        auth = f"{user}{password}@" if user else ""
+        host = settings.get("HOST") or "localhost"
+        port = f":{settings['PORT']}" if settings.get("PORT") else ""
+        return adbc.connect(f"postgresql://{auth}{host}{port}/{settings['NAME']}")
+    return None
+
+
+def fetch(year: int) -> dict[str, pa.Table]:
+    pg = connection.vendor == "postgresql"
+    sql = queries(year, pg)
+    adbc = None if connection.in_atomic_block else _adbc_connection()
+    out: dict[str, pa.Table] = {}
+    if adbc is not None:
+        with adbc:
+            for name, q in sql.items():
+                cur = adbc.cursor()
+                cur.execute(q)
+                out[name] = cur.fetch_arrow_table()
+                cur.close()
+        return out
+    with connection.cursor() as cur:
+        for name, q in sql.items():
+            cur.execute(q)
+            cols = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+            out[name] = pa.table({c: pa.array(list(v)) for c, v in zip(cols, zip(*rows))}) if rows else pa.table(
+                {c: pa.array([], type=pa.string()) for c in cols}
+            )
+    return out
