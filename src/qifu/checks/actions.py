@@ -39,7 +39,9 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     timings: dict[str, float] = {}
     started = timezone.now()
     t = time.perf_counter()
-    data = sources.fetch(year)
+    from qifu import analytics
+
+    data = analytics.paths() or sources.fetch(year)
     timings["fetch"] = time.perf_counter() - t
     t = time.perf_counter()
     if engine == "duckdb":
@@ -55,9 +57,8 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     found = findings_mod.render(hits, ctx_rows, rules)
     timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
-    revisions = dict(zip(ctx_rows["uscc"].to_list(), ctx_rows["revision"].to_list())) if ctx_rows.height else {}
-    reports_checked = int(data["reports"].filter(pa.compute.equal(data["reports"]["report_year"], year)).num_rows)
-    run = _store(year, engine, found, revisions, reports_checked, started, data)
+    all_revisions = _current_revisions(data, year)
+    run = _store(year, engine, found, all_revisions, started)
     timings["store"] = time.perf_counter() - t
     _save_aggregates(year, aggregates)
     if out is not None:
@@ -68,7 +69,7 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
 
 
 def _run_duckdb(data, year, rules):
-    con = duckdb_engine.connect(data)
+    con = duckdb_engine.connect(data, year=year)
     hits = duckdb_engine.run(con, year, rules)
     con.register("hit_keys", hits.select("uscc").unique().to_arrow())
     needed = sorted(findings_mod.columns_needed(rules) | {"uscc", "revision"})
@@ -79,13 +80,15 @@ def _run_duckdb(data, year, rules):
     return hits, ctx_rows, aggregates
 
 
-def _current_revisions(data: dict[str, pa.Table], year: int) -> dict[str, int]:
-    rep = pl.from_arrow(data["reports"]).filter(pl.col("report_year") == year)
-    return dict(zip(rep["uscc"].to_list(), rep["revision"].cast(pl.Int64).to_list()))
+def _current_revisions(data: dict[str, pa.Table | str], year: int) -> dict[str, int]:
+    src = data["reports"]
+    rep = pl.scan_parquet(src) if isinstance(src, str) else pl.from_arrow(src).lazy()
+    rep = rep.filter(pl.col("report_year") == year).select("uscc", pl.col("revision").cast(pl.Int64)).collect()
+    return dict(zip(rep["uscc"].to_list(), rep["revision"].to_list()))
 
 
-def _store(year, engine, found: pl.DataFrame, revisions, reports_checked, started, data) -> CheckRun:
-    all_revisions = _current_revisions(data, year)
+def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], started) -> CheckRun:
+    reports_checked = len(all_revisions)
     counts = found.group_by("rule_id").len().sort("rule_id") if found.height else None
     with transaction.atomic():
         run = CheckRun.objects.create(

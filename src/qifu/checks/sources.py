@@ -26,27 +26,31 @@ def _local(col: str, pg: bool) -> str:
     return f"({col} AT TIME ZONE 'Asia/Shanghai') AS {col}" if pg else f"datetime({col}, '+8 hours') AS {col}"
 
 
-def queries(year: int, pg: bool) -> dict[str, str]:
-    years = f"({year}, {year - 1})"
-    return {
+def queries(year: int | None, pg: bool) -> dict[str, str]:
+    """The source relations; with a year, only what checking that year needs."""
+    years = f"({year}, {year - 1})" if year is not None else None
+    q = {
         "reports": f"""SELECT uscc, report_year, revision, {_local('filed_at', pg)},
                 {', '.join(OTHER)}, {', '.join(_real(c, pg) for c in NUMERIC)}
-            FROM reports_annualreport WHERE is_current AND report_year IN {years}""",
+            FROM reports_annualreport WHERE is_current{f" AND report_year IN {years}" if years else ""}""",
         "registry": f"""SELECT e.uscc, e.name, e.entity_type, e.legal_form, e.industry_code, t.name AS town, e.address,
                 {_real('e.registered_capital', pg).replace(' AS e.registered_capital', ' AS registered_capital')},
                 e.established_on, e.status, e.legal_rep, e.phone, e.email
             FROM registry_entity e JOIN registry_township t ON t.code = e.town_id""",
         "tax": f"""SELECT uscc, year, {_real('declared_sales', pg)}, {_real('tax_paid', pg)}
-            FROM sources_taxrecord WHERE year IN {years}""",
+            FROM sources_taxrecord{f" WHERE year IN {years}" if years else ""}""",
         "social": f"""SELECT uscc, year, {_real('insured_count', pg)}, {_real('arrears', pg)}
-            FROM sources_socialrecord WHERE year IN {years}""",
+            FROM sources_socialrecord{f" WHERE year IN {years}" if years else ""}""",
         "shareholders": f"""SELECT uscc, report_year, shareholder_name, {_real('subscribed_amount', pg)},
                 subscribed_due_date, {_real('paid_in_amount', pg)}, paid_in_date, paid_in_form
-            FROM reports_shareholder WHERE report_year IN {years}""",
-        "reminders": f"""SELECT uscc, {_local('sent_at', pg)}, channel, purpose, status FROM reminders_reminderrecord
-            WHERE sent_at >= {"TIMESTAMPTZ" if pg else ""} '{year + 1}-01-01 00:00:00'
-              AND sent_at < {"TIMESTAMPTZ" if pg else ""} '{year + 2}-01-01 00:00:00'""",
+            FROM reports_shareholder{f" WHERE report_year IN {years}" if years else ""}""",
+        "reminders": f"""SELECT uscc, {_local('sent_at', pg)}, channel, purpose, status FROM reminders_reminderrecord""",
     }
+    if year is not None:
+        # the filing season after the report year, local time (UTC+8)
+        q["reminders"] += (f" WHERE sent_at >= {'TIMESTAMPTZ ' if pg else ''}'{year}-12-31 16:00:00'"
+                           f" AND sent_at < {'TIMESTAMPTZ ' if pg else ''}'{year + 1}-12-31 16:00:00'")
+    return q
 
 
 def _adbc_connection():
@@ -70,15 +74,33 @@ def _adbc_connection():
     return None
 
 
+SORT = {"reports": "report_year, uscc", "tax": "year, uscc", "social": "year, uscc", "shareholders": "report_year, uscc",
+        "reminders": "sent_at", "registry": "uscc"}
+
+
+def fetch_all(name: str) -> pa.Table:
+    """One whole source table (for the analytical copy), sorted so that Parquet row-group
+    statistics let a reader skip the years it does not need."""
+    return _run({name: queries(None, connection.vendor == "postgresql")[name] + f" ORDER BY {SORT[name]}"})[name]
+
+
 def fetch(year: int) -> dict[str, pa.Table]:
-    pg = connection.vendor == "postgresql"
-    sql = queries(year, pg)
+    """The rows checking ``year`` needs, straight from the database."""
+    return _run(queries(year, connection.vendor == "postgresql"))
+
+
+def _run(sql: dict[str, str]) -> dict[str, pa.Table]:
     adbc = None if connection.in_atomic_block else _adbc_connection()
     out: dict[str, pa.Table] = {}
     if adbc is not None:
         with adbc:
             for name, q in sql.items():
                 cur = adbc.cursor()
+                if connection.vendor == "sqlite":
+                    # The SQLite driver infers each column's type from the first batch; a column
+                    # that starts with empty values would be typed INT64 and then fail on a
+                    # decimal. One batch holds the whole result, so inference sees every value.
+                    cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(10_000_000)})
                 cur.execute(q)
                 out[name] = cur.fetch_arrow_table()
                 cur.close()

@@ -16,6 +16,7 @@ import polars as pl
 from django.db import transaction
 from django.utils import timezone
 
+from qifu import analytics
 from qifu.engine import reference
 from qifu.engine.contract import KINDS, Kind, T
 from qifu.engine.errors import InvalidFile, RowError
@@ -67,6 +68,7 @@ def import_file(kind_name: str, path: str | Path, progress: Progress | None = No
             started_at=started,
             finished_at=timezone.now(),
         )
+    analytics.refresh(kind.name)
     return result
 
 

@@ -25,6 +25,7 @@ from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.simplify import simplify
 
 from qifu.engine.rules.model import Rule
 
@@ -88,6 +89,12 @@ def bind_variant(tree: exp.Expression, variant: str | None) -> exp.Expression:
         return node
 
     return tree.transform(swap)
+
+
+def fold_constants(tree: exp.Expression) -> exp.Expression:
+    """Fold what binding made constant (``x_name = 'employees'``) and prune dead branches, so a
+    variant never evaluates, or type-checks, the branch meant for another field."""
+    return simplify(tree)
 
 
 def _call_name(node: exp.Expression) -> str | None:
@@ -207,15 +214,27 @@ def expand_macros(tree: exp.Expression, dialect: str) -> exp.Expression:
 
 def safe_division(tree: exp.Expression) -> exp.Expression:
     def swap(node):
-        if isinstance(node, exp.Div) and not (isinstance(node.expression, exp.Literal) and float(node.expression.this) != 0):
+        if isinstance(node, exp.Div) and not node.meta.get("guarded"):
+            if isinstance(node.expression, exp.Literal) and float(node.expression.this) != 0:
+                node.meta["guarded"] = True
+                return node
             denominator = node.expression
+            inner = exp.Div(this=exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE")), expression=_p(denominator))
+            inner.meta["guarded"] = True
             return exp.Case(
                 ifs=[exp.If(this=exp.EQ(this=_p(denominator), expression=exp.Literal.number(0)), true=exp.Null())],
-                default=exp.Div(this=exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE")), expression=_p(denominator)),
+                default=inner,
             )
         return node
 
-    return tree.transform(swap, copy=False)
+    # A replaced node's subtree is not revisited by one transform; repeat until every
+    # division, however deeply nested, is guarded.
+    for _ in range(32):
+        before = tree.sql()
+        tree = tree.transform(swap)
+        if tree.sql() == before:
+            return tree
+    raise RuleCompileError("divisions nested too deeply")
 
 
 def null_safe_extrema(tree: exp.Expression) -> exp.Expression:
@@ -252,6 +271,7 @@ def compile_tree(text: str, rule: Rule, variant: str | None, dialect: str, condi
     tree = parse(text)
     tree = bind_params(tree, rule.params)
     tree = bind_variant(tree, variant)
+    tree = fold_constants(tree)
     tree = expand_macros(tree, dialect)
     tree = safe_division(tree)
     tree = null_safe_extrema(tree)

@@ -11,9 +11,23 @@ from qifu.engine.rules.context import AGGREGATES, SOURCES, aggregates_sql, conte
 from qifu.engine.rules.model import Rule
 
 
-def connect(sources: dict[str, pa.Table | pl.DataFrame | str], threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A connection with the six source relations as typed views. A source may be an Arrow
-    table, a polars frame or a Parquet path (glob)."""
+def year_filters(year: int) -> dict[str, str]:
+    """What checking ``year`` reads of each source: that year, the one before, and the filing
+    season that followed it."""
+    return {
+        "reports": f"report_year IN ({year}, {year - 1})",
+        "tax": f"year IN ({year}, {year - 1})",
+        "social": f"year IN ({year}, {year - 1})",
+        "shareholders": f"report_year IN ({year}, {year - 1})",
+        "reminders": f"sent_at >= TIMESTAMP '{year + 1}-01-01' AND sent_at < TIMESTAMP '{year + 2}-01-01'",
+    }
+
+
+def connect(sources: dict[str, pa.Table | pl.DataFrame | str], threads: int | None = None,
+            year: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection with the six source relations, typed. A source may be an Arrow table, a
+    polars frame or a Parquet path (glob). With ``year``, each relation is read once, filtered
+    to what checking that year needs, into a temporary table; otherwise it is a view."""
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -29,7 +43,11 @@ def connect(sources: dict[str, pa.Table | pl.DataFrame | str], threads: int | No
         else:
             con.register(raw, src.to_arrow() if isinstance(src, pl.DataFrame) else src)
         cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in columns.items())
-        con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM {raw}")
+        if year is None:
+            con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM {raw}")
+        else:
+            where = year_filters(year).get(name, "TRUE")
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM (SELECT {cols} FROM {raw}) WHERE {where}")
     return con
 
 

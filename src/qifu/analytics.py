@@ -1,0 +1,85 @@
+"""The analytical copy: each source table as Parquet under ``$QIFU_DATA_DIR/analytics``.
+
+Checks read Parquet instead of the database: DuckDB scans it in milliseconds, and Spark (or a
+real cluster through ``spark-submit``) reads the same files. The copy is refreshed after every
+import, and checked before every use: each table's stamp (row count and latest
+``imported_at``) is compared with the database, and a stale table is exported again. Anything
+that changes these tables outside ``qifu import`` must therefore set ``imported_at``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.db import connection
+
+from qifu import config
+from qifu.checks import sources
+
+TABLES = {
+    "registry": "registry_entity",
+    "reports": "reports_annualreport",
+    "tax": "sources_taxrecord",
+    "social": "sources_socialrecord",
+    "shareholders": "reports_shareholder",
+    "reminders": "reminders_reminderrecord",
+}
+IMPORT_KIND_TABLES = {kind: kind for kind in TABLES}
+
+
+def folder() -> Path:
+    return config.data_dir() / "analytics"
+
+
+def _manifest_path() -> Path:
+    return folder() / "manifest.json"
+
+
+def _read_manifest() -> dict:
+    try:
+        return json.loads(_manifest_path().read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def stamp(name: str) -> list:
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*), MAX(imported_at) FROM {TABLES[name]}")
+        count, latest = cur.fetchone()
+    return [int(count), str(latest)]
+
+
+def export(name: str) -> None:
+    table = sources.fetch_all(name)
+    folder().mkdir(parents=True, exist_ok=True)
+    tmp = folder() / f"{name}.parquet.tmp"
+    pq.write_table(table, tmp)
+    tmp.replace(folder() / f"{name}.parquet")
+    manifest = _read_manifest()
+    manifest[name] = stamp(name)
+    _manifest_path().write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def refresh(name: str) -> None:
+    """Export ``name`` after a committed change (called by imports outside a transaction)."""
+    if not connection.in_atomic_block:
+        export(name)
+
+
+def paths(fresh_only: bool = True) -> dict[str, str] | None:
+    """Parquet paths of every table, exporting stale ones first; None inside a transaction
+    (uncommitted rows are not in the copy, so callers read the database instead)."""
+    if connection.in_atomic_block:
+        return None
+    manifest = _read_manifest()
+    for name in TABLES:
+        if not (folder() / f"{name}.parquet").exists() or (fresh_only and manifest.get(name) != stamp(name)):
+            export(name)
+    return {name: str(folder() / f"{name}.parquet") for name in TABLES}
+
+
+def empty_like(table: pa.Table) -> pa.Table:
+    return table.slice(0, 0)
