@@ -346,35 +346,47 @@ def flags_and_values_sql(rules: list[Rule], dialect: str = "duckdb", source: str
     """The batch plan for a vectorised engine, as two statements.
 
     1. ``flags``: one pass over the context, one boolean per rule variant, unpivoted to the
-       (uscc, rule_key) pairs that fire.
+       (uscc, rule_key) pairs that fire (DuckDB ``UNPIVOT``, Spark ``stack``).
     2. ``values``: the message values and the suggestion, computed only for the pairs that
        fired, through one CASE per value column keyed by rule variant.
 
-    Same compiled trees as ``hits_query`` (the portable UNION ALL plan used for Spark); the
-    parity test holds both to the same result.
+    Same compiled trees as ``hits_query`` (the plain UNION ALL plan); the parity tests hold
+    every plan and engine to the same result.
     """
-    flags, v_cases = [], [[], [], [], []]
+    flags, keys, v_cases = [], [], [[], [], [], []]
     for rule in rules:
         types = ", ".join(repr(t.value) for t in rule.applies_to)
         for variant in rule.variants():
             c = compile_rule(rule, variant, dialect)
-            flags.append(f'(entity_type IN ({types}) AND {c.sql(c.condition)}) AS "{c.key}"')
+            flags.append(f"(entity_type IN ({types}) AND {c.sql(c.condition)}) AS c{len(keys)}")
+            keys.append(c.key)
             exprs = [c.sql(v) for v in c.values.values()] + [None] * (3 - len(c.values))
             exprs.append(c.sql(c.suggestion) if c.suggestion is not None else None)
             for i, e in enumerate(exprs):
                 if e is not None:
                     v_cases[i].append(f"WHEN '{c.key}' THEN {e}")
-    flags_sql = (
-        f"SELECT uscc, report_year, rule_key FROM (UNPIVOT (SELECT uscc, report_year, {', '.join(flags)} FROM {source}) "
-        f"ON COLUMNS(* EXCLUDE (uscc, report_year)) INTO NAME rule_key VALUE fired) WHERE fired"
-    )
+    wide = f"SELECT uscc, report_year, {', '.join(flags)} FROM {source}"
+    if dialect == "duckdb":
+        renames = ", ".join(f"c{i} AS \"{k}\"" for i, k in enumerate(keys))
+        flags_sql = (
+            f"SELECT uscc, report_year, rule_key FROM (UNPIVOT (SELECT uscc, report_year, {renames} FROM ({wide})) "
+            f"ON COLUMNS(* EXCLUDE (uscc, report_year)) INTO NAME rule_key VALUE fired) WHERE fired"
+        )
+    elif dialect == "spark":
+        pairs = ", ".join(f"'{k}', c{i}" for i, k in enumerate(keys))
+        flags_sql = (
+            f"SELECT uscc, report_year, rule_key FROM (SELECT uscc, report_year, stack({len(keys)}, {pairs}) "
+            f"AS (rule_key, fired) FROM ({wide}) w) s WHERE fired"
+        )
+    else:
+        raise UnsupportedOnEngine(f"no batch plan for {dialect}")
     names = ["v1", "v2", "v3", "suggestion"]
+    double = "DOUBLE"
     cols = [
-        (f"CASE f.rule_key {' '.join(cases)} ELSE CAST(NULL AS DOUBLE) END AS {n}" if cases else f"CAST(NULL AS DOUBLE) AS {n}")
+        (f"CASE f.rule_key {' '.join(cases)} ELSE CAST(NULL AS {double}) END AS {n}" if cases else f"CAST(NULL AS {double}) AS {n}")
         for n, cases in zip(names, v_cases)
     ]
     values_sql = (
-        f"SELECT f.uscc, f.report_year, f.rule_key, {', '.join(cols)} FROM flags f JOIN {source} USING (uscc) "
-        f"ORDER BY f.uscc, f.rule_key"
+        f"SELECT f.uscc, f.report_year, f.rule_key, {', '.join(cols)} FROM flags f JOIN {source} c ON c.uscc = f.uscc"
     )
     return flags_sql, values_sql

@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import sqlglot
+from sqlglot import exp
 
 from qifu.engine.contract import REPORTS, T
 
@@ -164,6 +165,14 @@ LEFT JOIN agg_industry ai ON ai.industry_code = g.industry_code
 
 @lru_cache(maxsize=64)
 def transpile(sql: str, dialect: str) -> str:
+    """DuckDB text to ``dialect``. Exact quantiles are spelled ``percentile(x, q)`` for Spark:
+    sqlglot prints PERCENTILE_CONT(x, q), which Spark does not accept."""
     if dialect == "duckdb":
         return sql
-    return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    if dialect == "spark":
+        tree = tree.transform(
+            lambda n: exp.Anonymous(this="percentile", expressions=[n.this, n.expression])
+            if isinstance(n, exp.PercentileCont) else n
+        )
+    return tree.sql(dialect=dialect)
