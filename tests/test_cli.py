@@ -69,3 +69,26 @@ def test_synth_writes_contract_files(tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("registry", "reports", "shareholders", "tax", "social", "reminders", "behaviour", "injected_errors"):
         assert (tmp_path / "c" / f"{name}.csv").stat().st_size > 0
+
+
+def test_check_writes_findings_per_the_contract(tmp_path, cli_db, small_county):
+    for kind in ("registry", "reports", "shareholders", "tax", "social", "reminders"):
+        result = qifu("import", kind, small_county / f"{kind}.csv", data_dir=cli_db)
+        assert result.returncode == 0, result.stderr
+    out = tmp_path / "findings.json"
+    result = qifu("check", "--year", "2025", "--out", out, data_dir=cli_db)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data and set(data[0]) == {"uscc", "report_year", "rule_id", "severity", "fields", "message", "suggestion"}
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("已校验 2025 年度年报 ") and f"问题 {len(data)} 个" in first
+    # the analytical copy was written by the imports and is what the check read
+    assert (cli_db / "analytics" / "reports.parquet").exists()
+
+
+def test_check_refuses_an_unknown_output_format(tmp_path, cli_db):
+    result = qifu("check", "--year", "2025", "--out", tmp_path / "f.txt", data_dir=cli_db)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"qifu: 输出文件扩展名应为 .csv、.xlsx 或 .json：{tmp_path / 'f.txt'}"

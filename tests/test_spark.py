@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import shutil
 
-import polars as pl
 import pytest
 
 from qifu.engine.rules import duckdb_engine, spark_engine
@@ -16,34 +15,10 @@ pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark need
 
 @pytest.fixture(scope="module")
 def county_parquet(small_county, tmp_path_factory):
-    """The small county's contract files turned into the six source relations, as Parquet."""
-    from qifu.engine.rules.context import SOURCES
+    """The small county's contract files as the six source relations, in Parquet."""
+    from qifu.engine.rules.parquet import contract_to_parquet
 
-    out = tmp_path_factory.mktemp("parquet")
-    registry = pl.read_csv(small_county / "registry.csv", infer_schema=False)
-    frames = {
-        "registry": registry.with_columns(pl.col("registered_capital").cast(pl.Float64)),
-        "reports": pl.read_csv(small_county / "reports.csv", infer_schema_length=0).with_columns(
-            pl.lit(1).alias("revision"),
-            pl.col("filed_at").str.to_datetime("%Y-%m-%d %H:%M:%S"),
-            pl.col("has_website") == "true",
-        ),
-        "tax": pl.read_csv(small_county / "tax.csv", infer_schema_length=0),
-        "social": pl.read_csv(small_county / "social.csv", infer_schema_length=0),
-        "shareholders": pl.read_csv(small_county / "shareholders.csv", infer_schema_length=0),
-        "reminders": pl.read_csv(small_county / "reminders.csv", infer_schema_length=0).with_columns(
-            pl.col("sent_at").str.to_datetime("%Y-%m-%d %H:%M:%S")
-        ),
-    }
-    paths = {}
-    for name, frame in frames.items():
-        con = duckdb_engine.duckdb.connect()
-        con.register("f", frame.to_arrow())
-        cols = ", ".join(f"TRY_CAST(NULLIF(CAST({c} AS VARCHAR), '') AS {t}) AS {c}" for c, t in SOURCES[name].items())
-        path = out / f"{name}.parquet"
-        con.execute(f"COPY (SELECT {cols} FROM f) TO '{path}' (FORMAT parquet)")
-        paths[name] = str(path)
-    return paths
+    return contract_to_parquet(small_county, tmp_path_factory.mktemp("parquet"))
 
 
 def test_spark_and_duckdb_find_the_same(county_parquet):

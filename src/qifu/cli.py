@@ -78,6 +78,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     for rule_id, count in sorted(run.rule_counts.items()):
         print(f"  {rule_id}\t{count}")
+    if args.verbose:
+        print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in result.timings.items()), file=sys.stderr)
     return 0
 
 
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--year", type=int, required=True)
     s.add_argument("--out", type=Path, required=True, help="结果文件：.csv、.xlsx 或 .json")
     s.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    s.add_argument("--verbose", action="store_true", help="在标准错误输出各阶段耗时")
     s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("synth", help="生成模拟县域的契约文件")

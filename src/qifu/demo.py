@@ -8,13 +8,18 @@ import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.db.models import Max
 
 from qifu import config
+from qifu.checks.actions import run_check
+from qifu.checks.models import CheckRun
 from qifu.engine.contract import KINDS
+from qifu.engine.rules.loader import ruleset_version
 from qifu.engine.synth import county
 from qifu.imports.actions import import_file
 from qifu.imports.models import ImportRun
 from qifu.progress import Bar
+from qifu.reports.models import AnnualReport
 
 DEMO_USER = "demo"
 
@@ -36,6 +41,11 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
         with Bar(f"导入 {kind}") as bar:
             result = import_file(kind, path, progress=bar.update)
         print(f"{kind}：{result.rows} 行，用时 {time.perf_counter() - t:.1f} 秒", flush=True)
+    year = AnnualReport.objects.aggregate(y=Max("report_year"))["y"]
+    if year and not CheckRun.objects.filter(report_year=year, ruleset_version=ruleset_version()).exists():
+        t = time.perf_counter()
+        run = run_check(year).run
+        print(f"校验 {year} 年度年报 {run.reports_checked} 份：问题 {run.findings} 个，用时 {time.perf_counter() - t:.1f} 秒", flush=True)
     password = config.get("QIFU_DEMO_PASSWORD") or secrets.token_urlsafe(9)
     user, _ = get_user_model().objects.get_or_create(username=DEMO_USER, defaults={"is_staff": True})
     user.is_staff = True

@@ -90,12 +90,14 @@ def aggregates_sql(year: int) -> dict[str, str]:
     }
 
 
-def context_sql(year: int) -> str:
-    """The wide context row per current report of ``year`` (DuckDB dialect)."""
+def context_sql(year: int, partition: tuple[int, int] | None = None) -> str:
+    """The wide context row per current report of ``year`` (DuckDB dialect). ``partition``
+    (p, n) keeps one n-th of the entities, by hash of the credit code (DuckDB only)."""
+    part = f" AND hash(uscc) % {partition[1]} = {partition[0]}" if partition else ""
     prev_cols = ",\n       ".join(f"p.{f} AS prev_{f}" for f in NUMERIC_FIELDS)
     cur_cols = ",\n       ".join(f"r.{f}" for f in REPORT_FIELDS)
     return f"""
-WITH cur AS (SELECT * FROM reports WHERE report_year = {year}),
+WITH cur AS (SELECT * FROM reports WHERE report_year = {year}{part}),
 prev AS (SELECT * FROM reports WHERE report_year = {year - 1}),
 sh AS (
     SELECT uscc, report_year, COUNT(*) AS sh_count, SUM(subscribed_amount) AS sh_subscribed_total,

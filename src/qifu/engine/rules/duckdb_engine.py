@@ -70,5 +70,23 @@ def run(con: duckdb.DuckDBPyConnection, year: int, rules: list[Rule] | tuple[Rul
     return con.sql(values_sql).pl()
 
 
+def run_partitioned(con: duckdb.DuckDBPyConnection, year: int, rules, partitions: int,
+                    columns: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """National scale on one machine: county aggregates once, then the context and the rules
+    one slice of entities at a time, so memory holds one slice's context, not the country's.
+    Returns the hits and the named context columns of the entities with hits."""
+    for name, sql in aggregates_sql(year).items():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+    flags_sql, values_sql = flags_and_values_sql(list(rules), "duckdb")
+    hits, rows = [], []
+    for p in range(partitions):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ctx AS {context_sql(year, (p, partitions))}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE flags AS {flags_sql}")
+        hits.append(con.sql(values_sql).pl())
+        rows.append(con.sql(f"SELECT {', '.join(columns)} FROM ctx WHERE uscc IN (SELECT uscc FROM flags)").pl())
+    con.execute("DROP TABLE IF EXISTS ctx")
+    return pl.concat(hits), pl.concat(rows)
+
+
 def export_aggregates(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:
     return {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in AGGREGATES}
