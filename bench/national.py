@@ -7,7 +7,7 @@
 2. Replicates it with fresh, valid credit codes (both check characters recomputed) until the
    report year has the requested number of reports.
 3. DuckDB over the Parquet, in a child process (its wall time and peak RSS via wait4), with a
-   memory limit, entities processed in hash slices (``duckdb_engine.run_partitioned``).
+   memory limit, entities processed in hash buckets (``duckdb_engine.run_bucketed``).
 4. Spark local[2] on about 1 million reports.
 5. On 1 million rows and 16 of the same rules: qifu's compiled rules on DuckDB, the same
    conditions as one hand-written DuckDB query, and pandera (pandas) checks.
@@ -58,6 +58,26 @@ def new_code_sql(k: str) -> str:
     return f"({first17} || {check.replace('code_placeholder', first17)})"
 
 
+MONEY = {f.name for k in ("registry", "reports", "tax", "social", "shareholders")
+         for f in __import__("qifu.engine.contract", fromlist=["KINDS"]).KINDS[k].fields if f.type.value == "money"}
+
+
+def perturbed(column: str) -> str:
+    """Copy k of a column: contact details and money made distinct per copy, so that copies
+    are unrelated entities (no shared phones, addresses or identical figures across copies)."""
+    if column == "phone":
+        return ("CASE WHEN length(phone) = 11 AND TRY_CAST(substr(phone, 8, 4) AS INTEGER) IS NOT NULL THEN substr(phone, 1, 7) "
+                "|| lpad(CAST((CAST(substr(phone, 8, 4) AS INTEGER) + k * 37) % 10000 AS VARCHAR), 4, '0') "
+                "WHEN phone IS NULL OR k = 0 THEN phone ELSE phone || '-' || CAST(k AS VARCHAR) END AS phone")
+    if column == "email":
+        return "CASE WHEN email IS NULL OR email = '' OR k = 0 THEN email ELSE 'r' || CAST(k AS VARCHAR) || email END AS email"
+    if column in ("address", "contact_address"):
+        return f"CASE WHEN {column} IS NULL OR k = 0 THEN {column} ELSE {column} || '之' || CAST(k AS VARCHAR) END AS {column}"
+    if column in MONEY:
+        return f"round({column} * (1 + k / 1000.0), 4) AS {column}"
+    return column
+
+
 def replicate(base: dict[str, str], out: Path, copies: int) -> dict[str, str]:
     import duckdb
 
@@ -69,7 +89,7 @@ def replicate(base: dict[str, str], out: Path, copies: int) -> dict[str, str]:
     for name in RELATIONS:
         path = out / f"{name}.parquet"
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{base[name]}')").fetchall()]
-        select = ", ".join(f"{code} AS uscc" if c == "uscc" else c for c in cols)
+        select = ", ".join(f"{code} AS uscc" if c == "uscc" else perturbed(c) for c in cols)
         con.execute(
             f"COPY (SELECT {select} FROM read_parquet('{base[name]}') CROSS JOIN range({copies}) AS r(k)) "
             f"TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 122880)"
@@ -88,17 +108,13 @@ def run_duckdb(folder: str, memory: str, partitions: int) -> None:
     rules = load_rules()
     paths = {n: f"{folder}/{n}.parquet" for n in RELATIONS}
     tmp = tempfile.mkdtemp(prefix="qifu-duck-")
-    con = duckdb_engine.connect(paths)
-    con.execute(f"SET memory_limit = '{memory}'")
-    con.execute(f"SET temp_directory = '{tmp}'")
-    con.execute("SET preserve_insertion_order = false")
     started = time.perf_counter()
     columns = sorted(columns_needed(rules) | {"uscc", "revision"})
-    hits, rows = duckdb_engine.run_partitioned(con, 2025, rules, partitions, columns)
-    n = con.execute("SELECT count(*) FROM reports WHERE report_year = 2025").fetchall()[0][0]
-    print(json.dumps({"reports": n, "hits": hits.height, "seconds_in_engine": time.perf_counter() - started}))
+    hits, rows = duckdb_engine.run_bucketed(paths, 2025, rules, partitions, tmp, columns, memory)
+    elapsed = time.perf_counter() - started
+    n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{paths['reports']}') WHERE report_year = 2025").fetchall()[0][0]
+    print(json.dumps({"reports": n, "hits": hits.height, "seconds_in_engine": elapsed}))
     shutil.rmtree(tmp, ignore_errors=True)
-    del duckdb
 
 
 def run_spark(folder: str) -> None:
@@ -214,8 +230,8 @@ def main() -> None:
     p.add_argument("--reports", type=int, default=10_000_000)
     p.add_argument("--spark-reports", type=int, default=1_000_000)
     p.add_argument("--compare-rows", type=int, default=1_000_000)
-    p.add_argument("--memory", default="6GB")
-    p.add_argument("--partitions", type=int, default=8)
+    p.add_argument("--memory", default="5GB")
+    p.add_argument("--partitions", type=int, default=16)
     p.add_argument("--keep", type=Path)
     p.add_argument("--run-duckdb")
     p.add_argument("--run-spark")
@@ -240,6 +256,8 @@ def main() -> None:
     per_copy = duckdb.sql(f"SELECT count(*) FROM read_parquet('{base['reports']}') WHERE report_year = 2025").fetchall()[0][0]
     for label, target in (("national", a.reports), ("spark", a.spark_reports)):
         copies = math.ceil(target / per_copy)
+        if a.keep and (work / label / "reminders.parquet").exists():
+            continue
         t = time.perf_counter()
         replicate(base, work / label, copies)
         rows.append((f"build {label} data set ({copies} copies of {per_copy} reports)", time.perf_counter() - t, float("nan")))

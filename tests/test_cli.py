@@ -92,3 +92,14 @@ def test_check_refuses_an_unknown_output_format(tmp_path, cli_db):
     result = qifu("check", "--year", "2025", "--out", tmp_path / "f.txt", data_dir=cli_db)
     assert result.returncode == 1
     assert result.stderr.strip() == f"qifu: 输出文件扩展名应为 .csv、.xlsx 或 .json：{tmp_path / 'f.txt'}"
+
+
+def test_ask_prints_json_per_the_contract(tmp_path, cli_db):
+    import json
+
+    result = qifu("ask", "年报什么时候截止", "--json", data_dir=cli_db)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"answer", "score", "sources", "handoff"} <= set(data)
+    assert data["handoff"] is False and data["sources"][0]["id"] == "filing_window"
+    assert result.stderr == ""

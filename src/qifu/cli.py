@@ -83,6 +83,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    _setup_django()
+    import json
+
+    from qifu.assistant.actions import ask
+
+    answer, item = ask(args.question, channel="cli")
+    if args.json:
+        data = answer.as_json()
+        data["handoff_id"] = item.id if item else None
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        print(answer.answer)
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from qifu.engine.synth import county
     from qifu.progress import Bar
@@ -135,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     s.add_argument("--verbose", action="store_true", help="在标准错误输出各阶段耗时")
     s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("ask", help="向年报助手提问")
+    s.add_argument("question")
+    s.add_argument("--json", action="store_true", help="以 JSON 输出 answer、score、sources、handoff")
+    s.set_defaults(func=cmd_ask)
 
     s = sub.add_parser("synth", help="生成模拟县域的契约文件")
     s.add_argument("--entities", type=int, default=240_000)

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "qifu.reminders",
     "qifu.imports",
     "qifu.checks",
+    "qifu.assistant",
     "qifu.web",
 ]
 

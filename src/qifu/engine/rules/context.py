@@ -6,8 +6,8 @@ Rules see the report's own fields (contract names), the previous year's figures
 ``legal_rep``), the tax bureau (``tax_declared_sales``, ``tax_paid``), social security
 (``social_insured_count``, ``social_arrears``), shareholders (``sh_*``), the last campaign's
 reminders (``sms_*``, ``call_*``) and county aggregates (``phone_entity_count``,
-``email_entity_count``, ``address_entity_count``, ``fin_vector_count``, peer statistics
-``peer_*``). ``docs/rules.md`` lists every column.
+``email_entity_count``, ``address_entity_count``, ``fin_vector_count``: 0 when not shared; peer
+statistics ``peer_*``). ``docs/rules.md`` lists every column.
 
 The SQL is written once, in DuckDB's dialect, over six source relations (``reports``,
 ``registry``, ``tax``, ``social``, ``shareholders``, ``reminders``) and transpiled by sqlglot
@@ -59,14 +59,14 @@ def aggregates_sql(year: int) -> dict[str, str]:
         "agg_phone": f"""SELECT r.phone, COUNT(DISTINCT r.uscc) AS phone_entity_count,
                 COUNT(DISTINCT g.legal_rep) AS phone_rep_count
             FROM {cur} r LEFT JOIN registry g ON g.uscc = r.uscc
-            WHERE r.phone IS NOT NULL AND TRIM(r.phone) <> '' GROUP BY r.phone""",
+            WHERE r.phone IS NOT NULL AND TRIM(r.phone) <> '' GROUP BY r.phone HAVING COUNT(DISTINCT r.uscc) > 1""",
         "agg_email": f"""SELECT LOWER(email) AS email_key, COUNT(DISTINCT uscc) AS email_entity_count FROM {cur} r
-            WHERE email IS NOT NULL AND TRIM(email) <> '' GROUP BY LOWER(email)""",
+            WHERE email IS NOT NULL AND TRIM(email) <> '' GROUP BY LOWER(email) HAVING COUNT(DISTINCT uscc) > 1""",
         "agg_address": """SELECT address, COUNT(*) AS address_entity_count FROM registry
-            WHERE address IS NOT NULL AND status = 'active' GROUP BY address""",
+            WHERE address IS NOT NULL AND status = 'active' GROUP BY address HAVING COUNT(*) > 1""",
         "agg_fin": f"""SELECT {FIN_KEY} AS fin_key, COUNT(*) AS fin_vector_count FROM {cur} r
             WHERE {' AND '.join(f'{f} IS NOT NULL' for f in FIN8)} AND total_revenue > 0 AND total_assets > 0
-            GROUP BY {FIN_KEY}""",
+            GROUP BY {FIN_KEY} HAVING COUNT(*) > 1""",
         # Robust statistics of log10(revenue per employee) by industry class x size band.
         "agg_peer": f"""WITH base AS (
                 SELECT g.industry_code, {SIZE_BAND.replace('employees', 'r.employees')} AS size_band,
