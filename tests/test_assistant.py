@@ -22,7 +22,7 @@ def assistant():
 
 
 def test_question_set_is_large_enough():
-    assert sum(len(v) for v in QUESTIONS["in_scope"].values()) >= 160
+    assert sum(len(v) for v in QUESTIONS["in_scope"].values()) >= 200
     assert len(QUESTIONS["out_of_scope"]) >= 30
 
 

@@ -28,7 +28,8 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 import numpy as np
 import yaml
 
-THRESHOLD = 0.3  # below this confidence the question goes to a person (tuned on bench/assistant_questions.yaml)
+THRESHOLD = 0.25  # below this confidence the question goes to a person (tuned on bench/assistant_questions.yaml)
+OOV_WEIGHT_CAP = 4.0
 STOPWORDS = set(
     "的 了 吗 呢 啊 呀 吧 么 嘛 哦 哈 我 我们 你 你们 您 他 她 它 是 在 有 和 与 及 或 要 需要 请问 请 问 问一下 一下 "
     "怎么 怎样 怎么样 如何 什么 啥 哪些 哪个 哪里 哪 几 多少 可以 能 能不能 会 会不会 还 也 都 就 这 那 这个 那个 一个 个 "
@@ -152,9 +153,12 @@ class Assistant:
         return ["§" + a + b for a, b in zip(chars, chars[1:])]
 
     def weight(self, token: str) -> float:
-        """How informative a word is in general Chinese (rare words weigh more)."""
+        """How informative a word is in general Chinese (rare words weigh more). A word no entry
+        knows is capped: out-of-scope topics are caught by their own entries, and a filer's
+        unusual wording should not outweigh the words that do match."""
         freq = self.tk.FREQ.get(token, 0)
-        return min(12.0, max(1.0, math.log(self.total / (freq + 1)) - 6.0))
+        w = min(12.0, max(1.0, math.log(self.total / (freq + 1)) - 6.0))
+        return w if token in self.vocab else min(w, OOV_WEIGHT_CAP)
 
     def rank(self, tokens: list[str], question: str = "") -> np.ndarray:
         known = [t for t in tokens + self.bigrams(question) if t in self.vocab]
