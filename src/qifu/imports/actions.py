@@ -68,7 +68,8 @@ def import_file(kind_name: str, path: str | Path, progress: Progress | None = No
             started_at=started,
             finished_at=timezone.now(),
         )
-    analytics.refresh(kind.name)
+    if result.inserted or result.updated:
+        analytics.refresh(kind.name)
     return result
 
 
