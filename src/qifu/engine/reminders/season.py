@@ -1,0 +1,184 @@
+"""The season simulator: 1 January to 30 June on a synthetic county, one policy at a time.
+
+The county's three past seasons (under the bureau's blanket policy) are the history a policy
+may learn from. The new season's behaviour comes from the county's hidden behavioural model
+(``synth.behaviour``), with every random draw made once up front, so two policies meet the same
+filers, the same phones and the same luck. A policy sees only what a bureau sees: who has filed
+so far, its own contacts and their delivery statuses, and the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from qifu.engine.reminders import features, policy
+from qifu.engine.synth import behaviour as bh
+from qifu.engine.synth.county import County
+
+MAX_CONTACTS = 10
+CHANNELS = ("sms", "call", "visit")
+
+
+@dataclass
+class Outcome:
+    policy: str
+    seed: int
+    entities: int
+    due: int
+    on_time: int
+    contacts: dict[str, int]
+    plans: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def on_time_rate(self) -> float:
+        return self.on_time / self.due if self.due else 0.0
+
+    @property
+    def total_contacts(self) -> int:
+        return sum(self.contacts.values())
+
+
+class Season:
+    """A synthetic county with three seasons of history and the draws for the next one."""
+
+    def __init__(self, entities: int, seed: int, last_year: int = 2025):
+        c = County(entities, seed, last_year)
+        c.make_registry()
+        c.make_behaviour()
+        c.simulate_seasons(None)
+        c.make_finances()
+        self.county = c
+        self.filing_year = last_year + 2  # the season to simulate files report year last_year + 1
+        rng = np.random.default_rng([seed, 99])
+        n = c.n
+        prev = c.arche[:, -1].copy()
+        change = (rng.random(n) < 1 - bh.STAY) & (prev != bh.A["dormant"]) & (prev != bh.A["agent_client"])
+        shuffled = rng.choice([bh.A["early"], bh.A["steady"], bh.A["nudgeable"], bh.A["needs_call"]], size=n)
+        self.arche = np.where(change, shuffled, prev).astype(np.int8)
+        self.due = (c.status == "active") & (c.established_year <= last_year + 1)
+        agent_day = np.where(c.agent >= 0, c.agent_batch[np.maximum(c.agent, 0)], 0)
+        self.unprompted = bh.unprompted_day(rng, self.arche, self.filing_year, agent_day)
+        self.u_deliver = rng.random((n, MAX_CONTACTS))
+        self.u_respond = rng.random((n, MAX_CONTACTS))
+        self.lag_sms = 1 + rng.geometric(0.3, size=(n, MAX_CONTACTS))
+        self.lag_call = rng.integers(1, 6, size=(n, MAX_CONTACTS))
+        self.deadline = (dt.date(self.filing_year, 6, 30) - dt.date(self.filing_year, 1, 1)).days
+
+    # --- what the bureau has ------------------------------------------------------------
+    def history(self) -> tuple[pl.DataFrame, list[pl.DataFrame], pl.DataFrame]:
+        """Registry, past seasons and last year's activity (computed once: the county's tax and
+        social data are drawn from its random stream)."""
+        if not hasattr(self, "_history"):
+            self._history = self._build_history()
+        return self._history
+
+    def _build_history(self) -> tuple[pl.DataFrame, list[pl.DataFrame], pl.DataFrame]:
+        c = self.county
+        registry = pl.DataFrame({
+            "uscc": c.uscc, "entity_type": c.types, "phone": np.where(c.has_phone, c.phone, ""),
+            "established_on": c.established.astype("datetime64[D]"),
+        }).with_columns(pl.col("established_on").cast(pl.Date))
+        reminders = c.reminders.with_columns(pl.col("sent_at").str.to_datetime("%Y-%m-%d %H:%M:%S"))
+        seasons = []
+        for year in c.years:
+            filed = c.filed_day[year]
+            idx = np.flatnonzero(filed >= 0)
+            start = np.datetime64(f"{year + 1}-01-01")
+            filings = pl.DataFrame({"uscc": c.uscc[idx], "filed_at": (start + filed[idx].astype("timedelta64[D]"))}).with_columns(
+                pl.col("filed_at").cast(pl.Datetime("us")))
+            seasons.append(features.season_table(registry["uscc"], filings, reminders, year + 1))
+        tax, social = c.tax_social_frames()
+        last = c.years[-1]
+        activity = (
+            registry.select("uscc")
+            .join(tax.filter(pl.col("year") == last).select("uscc", "tax_paid", "declared_sales"), on="uscc", how="left")
+            .join(social.filter(pl.col("year") == last).select("uscc", "insured_count"), on="uscc", how="left")
+        )
+        return registry, seasons, activity
+
+    # --- the season ---------------------------------------------------------------------
+    def run(self, name: str) -> Outcome:
+        started = time.perf_counter()
+        c = self.county
+        n = c.n
+        filed = self.unprompted.copy()
+        count = np.zeros(n, dtype=np.int64)
+        contacts = {ch: 0 for ch in CHANNELS}
+        plans: dict[str, int] = {}
+        if name == "qifu":
+            plan = self._plan()
+            plans = {p: int((plan.plan == i).sum()) for i, p in enumerate(policy.PLANS)}
+        for day in range(self.deadline + 1):
+            if name == "blanket":
+                idx, ch = self._blanket(day)
+            elif name == "qifu":
+                idx, ch = policy.due_today(plan, self.filing_year, day)
+            else:
+                raise ValueError(name)
+            if len(idx) == 0:
+                continue
+            keep = self.due[idx] & (filed[idx] >= day) & (count[idx] < MAX_CONTACTS)
+            keep &= (ch == "visit") | c.has_phone[idx]
+            idx, ch = idx[keep], ch[keep]
+            self._contact(idx, ch, day, filed, count, contacts)
+        on_time = int((self.due & (filed <= self.deadline)).sum())
+        return Outcome(name, c.seed, n, int(self.due.sum()), on_time, contacts, plans, time.perf_counter() - started)
+
+    def _blanket(self, day: int):
+        days = [(bh.day_of(self.filing_year, m, d), "sms") for m, d in bh.BLANKET_SMS]
+        days.append((bh.day_of(self.filing_year, *bh.BLANKET_CALL), "call"))
+        for d, channel in days:
+            if d == day:
+                idx = np.arange(self.county.n)
+                return idx, np.full(len(idx), channel)
+        return np.array([], dtype=np.int64), np.array([], dtype="<U5")
+
+    def _contact(self, idx, ch, day, filed, count, contacts):
+        c = self.county
+        k = count[idx]
+        u = self.u_deliver[idx, k]
+        reach, land = c.reachable[idx], c.landline[idx]
+        status = np.zeros(len(idx), dtype=np.int8)  # 0 delivered, 1 failed, 2 unknown
+        sms, call, visit = ch == "sms", ch == "call", ch == "visit"
+        ok = sms & reach & ~land
+        status[ok & (u > 0.95)] = 2
+        status[ok & (u > 0.99)] = 1
+        stale = sms & ~reach & ~land
+        status[stale] = np.where(u[stale] < 0.8, 1, 2)
+        status[sms & land] = 1
+        status[call & reach & (u > 0.72)] = 1
+        status[call & ~reach & (u < 0.9)] = 1
+        status[visit & (u > 0.95)] = 1
+        arche = self.arche[idx]
+        p = np.where(sms, bh.SMS_RESPONSE[arche], np.where(call, bh.CALL_RESPONSE[arche], bh.VISIT_RESPONSE[arche]))
+        p = p * np.where(status == 2, 0.6, 1.0)
+        respond = (status != 1) & (self.u_respond[idx, k] < p)
+        lag = np.where(sms, self.lag_sms[idx, k], self.lag_call[idx, k])
+        hit = idx[respond]
+        filed[hit] = np.minimum(filed[hit], day + lag[respond])
+        count[idx] += 1
+        for channel in CHANNELS:
+            contacts[channel] += int((ch == channel).sum())
+
+    def _plan(self) -> policy.Plan:
+        registry, seasons, activity = self.history()
+        as_of = dt.date(self.filing_year, 1, 1)
+        names_train, x_train = features.build(registry, seasons[:-1], activity, as_of - dt.timedelta(days=365))
+        y_train = seasons[-1]["label"].to_numpy()
+        model = policy.train(x_train, y_train)
+        frame, x = features.build(registry, seasons[1:], activity, as_of)
+        return policy.plan(model, x, [c for c in frame.columns if c != "uscc"])
+
+
+def compare(entities: int, seeds: list[int]) -> list[tuple[Outcome, Outcome]]:
+    out = []
+    for seed in seeds:
+        season = Season(entities, seed)
+        out.append((season.run("blanket"), season.run("qifu")))
+    return out
