@@ -103,3 +103,31 @@ def test_ask_prints_json_per_the_contract(tmp_path, cli_db):
     assert {"answer", "score", "sources", "handoff"} <= set(data)
     assert data["handoff"] is False and data["sources"][0]["id"] == "filing_window"
     assert result.stderr == ""
+
+
+def test_remind_run_decides_sends_and_reports_per_the_contract(tmp_path, cli_db, small_county):
+    import re
+
+    env_extra = {"QIFU_SMS_BACKEND": "file"}
+    for kind in ("registry", "reports", "shareholders", "tax", "social", "reminders"):
+        assert qifu("import", kind, small_county / f"{kind}.csv", data_dir=cli_db).returncode == 0
+    out = tmp_path / "sent.csv"
+    os.environ.update(env_extra)
+    try:
+        first = qifu("remind", "run", "--date", "2027-05-15", "--out", out, data_dir=cli_db)
+        assert first.returncode == 0, first.stderr
+        with out.open(encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        assert rows and list(rows[0]) == ["uscc", "channel", "purpose", "recipient", "sent_at", "message"]
+        texts = [r for r in rows if r["channel"] == "sms"]
+        assert texts and all("年报不收费" in r["message"] and "退订" in r["message"] for r in texts)
+        assert not any(re.search(r"https?://|www\.", r["message"]) for r in rows)
+        assert all(r["sent_at"].startswith("2027-05-15T09:00") for r in texts)
+        sms_files = len(list((cli_db / "sms").glob("*.json")))
+        again = qifu("remind", "run", "--date", "2027-05-15", "--out", tmp_path / "again.csv", data_dir=cli_db)
+        assert again.returncode == 0
+        assert len(list((cli_db / "sms").glob("*.json"))) == sms_files  # the same day twice sends nothing new
+        assert "holdout" in first.stdout
+    finally:
+        for k in env_extra:
+            os.environ.pop(k, None)

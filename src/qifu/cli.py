@@ -99,6 +99,42 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remind(args: argparse.Namespace) -> int:
+    _setup_django()
+    import datetime as dt
+
+    from qifu.reminders.actions import run_day
+
+    try:
+        day = dt.date.fromisoformat(args.date)
+    except ValueError:
+        return _fail(f"--date 应为 YYYY-MM-DD：{args.date}")
+    r = run_day(day, out=args.out)
+    print(
+        f"{day} 未报送的应报主体 {r.due_unfiled} 户；今日提醒 {r.decided} 条（短信和邮件已发送 {r.sent['sent']}，"
+        f"待重试 {r.sent['retry']}，失败 {r.sent['failed']}；电话和上门任务 {r.tasks}）；结果已写入 {args.out}"
+    )
+    print("计划：" + "，".join(f"{k} {v}" for k, v in r.groups.items()))
+    if r.skipped:
+        print("因提醒间隔或本季上限跳过：" + "，".join(f"{k} {v}" for k, v in r.skipped.items()))
+    return 0
+
+
+def cmd_remind_send(args: argparse.Namespace) -> int:
+    _setup_django()
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from qifu.reminders.sender import send_due
+
+    now = None
+    if args.date:
+        now = dt.datetime.combine(dt.date.fromisoformat(args.date), dt.time(9), tzinfo=ZoneInfo("Asia/Shanghai"))
+    counts = send_due(now=now)
+    print(f"已发送 {counts['sent']}，待重试 {counts['retry']}，失败 {counts['failed']}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from qifu.engine.synth import county
     from qifu.progress import Bar
@@ -151,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     s.add_argument("--verbose", action="store_true", help="在标准错误输出各阶段耗时")
     s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("remind", help="年报提醒")
+    remind = s.add_subparsers(dest="remind_command", required=True)
+    r = remind.add_parser("run", help="按某一天（--date）决定并发送当天的提醒（契约 §2.2）")
+    r.add_argument("--date", required=True, help="“今天”，YYYY-MM-DD；所有判断以此为准，不读系统时钟")
+    r.add_argument("--out", type=Path, required=True, help="已发送提醒的清单：.csv 或 .json")
+    r.set_defaults(func=cmd_remind)
+    r = remind.add_parser("send", help="发送发件箱中到期的短信和邮件（失败的按退避重试）")
+    r.add_argument("--date", help="按这一天上午九点发送；默认现在")
+    r.set_defaults(func=cmd_remind_send)
 
     s = sub.add_parser("ask", help="向年报助手提问")
     s.add_argument("question")

@@ -136,7 +136,8 @@ class County:
         county_name = county["county"]
         name_ent = np.char.add(np.char.add(np.char.add(county_name, brand), word), suffix)
         town_short = np.char.replace(np.char.replace(self.town, "街道", ""), "镇", "")
-        name_ind = np.char.add(np.char.add(np.char.add(np.char.add(county_name, town_short), brand), word), "店")
+        shop = np.where(np.char.endswith(word, "店") | np.char.endswith(word, "馆"), "", "店")
+        name_ind = np.char.add(np.char.add(np.char.add(np.char.add(county_name, town_short), brand), word), shop)
         name_coop = np.char.add(np.char.add(np.char.add(county_name, brand), word), "专业合作社")
         self.name = np.where(ent, name_ent, np.where(ind, name_ind, name_coop))
 

@@ -1,0 +1,133 @@
+"""Delivery: real SMTP on loopback, and a sender killed mid-batch loses and repeats nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.utils import timezone
+
+from qifu.reminders.models import OutboxMessage, ReminderRecord
+from tests.factories import REGISTRY_HEADER, registry_rows, write
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    yield inbox
+    controller.stop()
+
+
+@pytest.mark.django_db
+def test_email_reminder_goes_through_real_smtp(tmp_path, smtp_server):
+    from qifu.imports.actions import import_file
+    from qifu.reminders.sender import send_due
+    from tests.factories import ENT1
+
+    import_file("registry", write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows()))
+    now = timezone.now()
+    OutboxMessage.objects.create(key="filing:email:boss@example.com:2027-05-15", entity_id=ENT1, purpose="filing",
+                                 channel="email", recipient="boss@example.com", body="年报提醒。年报不收费。",
+                                 reason="测试", planned_for=now.date(), next_attempt_at=now)
+    assert send_due(now=now) == {"sent": 1, "retry": 0, "failed": 0}
+    (to, content), = smtp_server.messages
+    assert to == ["boss@example.com"] and "Message-ID:" in content
+    message = OutboxMessage.objects.get()
+    assert (message.status, message.attempts) == ("sent", 1)
+    assert ReminderRecord.objects.get().channel == "email"
+    assert send_due(now=now) == {"sent": 0, "retry": 0, "failed": 0}  # nothing sent twice
+
+
+@pytest.mark.django_db
+def test_unreachable_smtp_retries_with_backoff_then_fails(tmp_path, settings):
+    from qifu.imports.actions import import_file
+    from qifu.reminders.sender import MAX_ATTEMPTS, send_due
+    from tests.factories import ENT1
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens on 9
+    import_file("registry", write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows()))
+    now = timezone.now()
+    m = OutboxMessage.objects.create(key="k1", entity_id=ENT1, purpose="filing", channel="email", recipient="a@b.cn",
+                                     body="x", reason="测试", planned_for=now.date(), next_attempt_at=now)
+    assert send_due(now=now)["retry"] == 1
+    m.refresh_from_db()
+    assert m.status == "pending" and m.next_attempt_at == now + timezone.timedelta(minutes=2)
+    assert send_due(now=now)["sent"] == 0  # not due again yet
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        send_due(now=now + timezone.timedelta(days=attempt))
+    m.refresh_from_db()
+    assert (m.status, m.attempts) == ("failed", MAX_ATTEMPTS)
+
+
+SETUP = """
+import os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu import db; db.ensure_ready()
+from django.utils import timezone
+import datetime as dt
+from qifu.engine import uscc as codes
+from qifu.reminders.models import OutboxMessage
+from qifu.registry.models import Entity
+now = timezone.now()
+usccs = [codes.make(f"91330282MA{{i:06d}}X") for i in range({n})]
+Entity.objects.bulk_create([Entity(uscc=u, name=f"测试{{i}}", entity_type="enterprise", town_id="330282001",
+    established_on=dt.date(2020, 1, 1), status="active", imported_at=now) for i, u in enumerate(usccs)])
+OutboxMessage.objects.bulk_create([OutboxMessage(key=f"filing:sms:139{{i:08d}}:2027-05-15", entity_id=usccs[i], purpose="filing",
+    channel="sms", recipient=f"139{{i:08d}}", body="年报不收费", reason="测试", planned_for=now.date(), next_attempt_at=now)
+    for i in range({n})])
+"""
+
+
+def test_a_sender_killed_mid_batch_loses_and_repeats_nothing(tmp_path):
+    if os.environ.get("QIFU_DATABASE_URL", "").startswith("postgres"):
+        pytest.skip("two processes share the embedded SQLite database here")
+    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"), QIFU_SMS_BACKEND="file", QIFU_SMS_RATE="150")
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    n = 300
+    subprocess.run([sys.executable, "-c", SETUP.format(n=n)], env=env, check=True)
+    sender = subprocess.Popen([sys.executable, "-m", "qifu", "remind", "send"], env=env, stdout=subprocess.PIPE)
+    sms = tmp_path / "var" / "sms"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(sms.glob("*.json"))) < 40:
+        time.sleep(0.05)
+    os.kill(sender.pid, signal.SIGKILL)
+    sender.wait()
+    half = len(list(sms.glob("*.json")))
+    assert 0 < half < n, "the sender must be killed mid-batch"
+    done = subprocess.run([sys.executable, "-m", "qifu", "remind", "send"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    files = list(sms.glob("*.json"))
+    keys = [json.loads(f.read_text(encoding="utf-8"))["key"] for f in files]
+    assert len(keys) == len(set(keys)) == n  # every message delivered to the gateway exactly once
+    check = ("import os, django; os.environ['DJANGO_SETTINGS_MODULE']='qifu.settings'; django.setup();"
+             "from qifu.reminders.models import OutboxMessage, ReminderRecord;"
+             "print(OutboxMessage.objects.filter(status='sent').count(), ReminderRecord.objects.count())")
+    out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True).stdout.split()
+    assert out == [str(n), str(n)]
