@@ -137,7 +137,6 @@ def compare(folder: str, rows: int) -> None:
     """16 rules on one flat table of `rows` reports: qifu, hand-written DuckDB, pandera."""
     import duckdb
     import numpy as np
-    import pandas as pd
     import pandera.pandas as pa
 
     from qifu.engine.rules.compiler import flags_and_values_sql

@@ -42,7 +42,6 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 def one_year_file(folder: Path, entities: int, seed: int) -> Path:
     """A registry of N entities and one report year in which every one of them filed."""
     import numpy as np
-    import polars as pl
 
     from qifu.engine.synth.county import County, _write_csv
 

@@ -9,7 +9,7 @@ from qifu.engine.contract import REGISTRY, REPORTS
 from qifu.engine.errors import FileProblem
 from qifu.engine.reading import read_table
 from qifu.engine.validate import parse
-from tests.factories import ENT1, REGISTRY_HEADER, REPORTS_HEADER, registry_rows, report_rows, write
+from tests.factories import ENT1, REGISTRY_HEADER, registry_rows, write
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "gbk"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from django.db import connection
 
@@ -27,7 +26,6 @@ TABLES = {
     "shareholders": "reports_shareholder",
     "reminders": "reminders_reminderrecord",
 }
-IMPORT_KIND_TABLES = {kind: kind for kind in TABLES}
 
 
 def folder() -> Path:
@@ -79,7 +77,3 @@ def paths(fresh_only: bool = True) -> dict[str, str] | None:
         if not (folder() / f"{name}.parquet").exists() or (fresh_only and manifest.get(name) != stamp(name)):
             export(name)
     return {name: str(folder() / f"{name}.parquet") for name in TABLES}
-
-
-def empty_like(table: pa.Table) -> pa.Table:
-    return table.slice(0, 0)

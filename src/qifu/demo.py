@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db.models import Max

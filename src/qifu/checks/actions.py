@@ -104,10 +104,9 @@ def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], sta
         frame = found.with_columns(
             pl.col("uscc").replace_strict(all_revisions, default=1, return_dtype=pl.Int64).alias("revision")
         )
-        new = frame.filter(
-            ~pl.struct("uscc", "rule_key").map_elements(lambda s: (s["uscc"], s["rule_key"]) in existing, return_dtype=pl.Boolean)
-        ) if existing else frame
-        again = frame.join(new.select("uscc", "rule_key"), on=["uscc", "rule_key"], how="anti") if existing else frame.clear()
+        known = pl.DataFrame([{"uscc": u, "rule_key": k} for u, k in existing], schema={"uscc": pl.Utf8, "rule_key": pl.Utf8})
+        new = frame.join(known, on=["uscc", "rule_key"], how="anti")
+        again = frame.join(known, on=["uscc", "rule_key"], how="semi")
         writer.insert(
             Finding._meta.db_table,
             new.select(

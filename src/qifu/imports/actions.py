@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from qifu import analytics
 from qifu.engine import reference
-from qifu.engine.contract import KINDS, Kind, T
+from qifu.engine.contract import KINDS, Kind
 from qifu.engine.errors import InvalidFile, RowError
 from qifu.engine.reading import read_table
 from qifu.engine.validate import MONEY_DTYPE, Parsed, parse

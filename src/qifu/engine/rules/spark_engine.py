@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from qifu.engine.rules.compiler import flags_and_values_sql
-from qifu.engine.rules.context import AGGREGATES, SOURCES, aggregates_sql, context_sql, transpile
+from qifu.engine.rules.context import SOURCES, aggregates_sql, context_sql, transpile
 from qifu.engine.rules.findings import columns_needed
 
 SPARK_TYPES = {"VARCHAR": "STRING", "DOUBLE": "DOUBLE", "INTEGER": "INT", "BOOLEAN": "BOOLEAN", "DATE": "DATE",

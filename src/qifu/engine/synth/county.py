@@ -9,7 +9,6 @@ errors, see ``inject``) and README.md. All arrays are generated column-wise with
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Callable
@@ -214,7 +213,7 @@ class County:
 
     def simulate_seasons(self, progress: Progress | None) -> None:
         """Past seasons under the bureau's blanket policy: filing days and reminder history."""
-        rng, n = self.rng, self.n
+        rng = self.rng
         self.filed_day: dict[int, np.ndarray] = {}
         reminder_parts = []
         active = self.status == "active"
