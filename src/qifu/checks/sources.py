@@ -1,9 +1,10 @@
 """Move the rows a check needs from the database into Arrow tables, fast.
 
 DuckDB cannot read SQLite offline (its sqlite extension is downloaded at run time), so the
-rows travel as Arrow. ADBC drivers (SQLite and PostgreSQL) read straight into Arrow; inside an
-open transaction (tests, or a caller's atomic block) the rows are read through Django's own
-connection instead, so uncommitted data is seen. Both paths run the same SQL. Times are local
+rows travel as Arrow. On PostgreSQL the ADBC driver reads straight into Arrow; on SQLite, and
+inside an open transaction (tests, or a caller's atomic block), rows are read through Django's
+own connection, so uncommitted data is seen and only one SQLite library touches the file.
+Both paths run the same SQL. Times are local
 (Asia/Shanghai), as the bureau's calendar is.
 """
 
@@ -54,14 +55,11 @@ def queries(year: int | None, pg: bool) -> dict[str, str]:
 
 
 def _adbc_connection():
+    """An ADBC connection for PostgreSQL. Never for SQLite: the ADBC driver carries its own copy
+    of the SQLite library, and two copies in one process release each other's POSIX file locks
+    on the same database (sqlite.org, "How To Corrupt An SQLite Database File", §2.2.1); seen
+    here as "disk I/O error" in the web server after an import."""
     settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        name = str(settings["NAME"])
-        if ":memory:" in name or "mode=memory" in name:
-            return None
-        import adbc_driver_sqlite.dbapi as adbc
-
-        return adbc.connect(name)
     if connection.vendor == "postgresql":
         import adbc_driver_postgresql.dbapi as adbc
 
@@ -96,11 +94,6 @@ def _run(sql: dict[str, str]) -> dict[str, pa.Table]:
         with adbc:
             for name, q in sql.items():
                 cur = adbc.cursor()
-                if connection.vendor == "sqlite":
-                    # The SQLite driver infers each column's type from the first batch; a column
-                    # that starts with empty values would be typed INT64 and then fail on a
-                    # decimal. One batch holds the whole result, so inference sees every value.
-                    cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(10_000_000)})
                 cur.execute(q)
                 out[name] = cur.fetch_arrow_table()
                 cur.close()
