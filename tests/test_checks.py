@@ -114,3 +114,14 @@ def test_duckdb_batch_and_python_single_report_engines_agree(county_db, db):
     for col in ("v1", "v2", "v3", "suggestion"):
         for x, y in zip(a[col].to_list(), b[col].to_list()):
             assert (x is None and y is None) or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9), col
+
+
+@pytest.mark.django_db
+def test_sqlite_is_never_read_through_a_second_sqlite_library():
+    """The ADBC SQLite driver links its own SQLite; two copies in one process drop each other's
+    file locks (seen as "disk I/O error" in the web server after an import)."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    assert sources._adbc_connection() is None
