@@ -2,7 +2,7 @@
 
 Checks read Parquet instead of the database: DuckDB scans it in milliseconds, and Spark (or a
 real cluster through ``spark-submit``) reads the same files. The copy is refreshed after every
-import, and checked before every use: each table's stamp (row count and latest
+import that changes a table, and checked before every use: each table's stamp (row count and latest
 ``imported_at``) is compared with the database, and a stale table is exported again. Anything
 that changes these tables outside ``qifu import`` must therefore set ``imported_at``.
 """
@@ -67,13 +67,13 @@ def refresh(name: str) -> None:
         export(name)
 
 
-def paths(fresh_only: bool = True) -> dict[str, str] | None:
+def paths() -> dict[str, str] | None:
     """Parquet paths of every table, exporting stale ones first; None inside a transaction
     (uncommitted rows are not in the copy, so callers read the database instead)."""
     if connection.in_atomic_block:
         return None
     manifest = _read_manifest()
     for name in TABLES:
-        if not (folder() / f"{name}.parquet").exists() or (fresh_only and manifest.get(name) != stamp(name)):
+        if not (folder() / f"{name}.parquet").exists() or manifest.get(name) != stamp(name):
             export(name)
     return {name: str(folder() / f"{name}.parquet") for name in TABLES}

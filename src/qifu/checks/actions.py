@@ -9,16 +9,13 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 from django.db import transaction
 from django.utils import timezone
 
-from qifu import config
 from qifu.checks import sources
 from qifu.checks.models import CheckRun, Finding
 from qifu.engine.contract import FINDINGS_COLUMNS
 from qifu.engine.rules import duckdb_engine, findings as findings_mod
-from qifu.engine.rules.context import AGGREGATES
 from qifu.engine.rules.loader import load_rules, ruleset_version
 from qifu.imports import writer
 
@@ -28,10 +25,6 @@ class CheckResult:
     run: CheckRun
     findings: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def aggregates_dir(year: int) -> Path:
-    return config.data_dir() / "check" / f"aggregates-{year}"
 
 
 def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> CheckResult:
@@ -45,11 +38,11 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     timings["fetch"] = time.perf_counter() - t
     t = time.perf_counter()
     if engine == "duckdb":
-        hits, ctx_rows, aggregates = _run_duckdb(data, year, rules)
+        hits, ctx_rows = _run_duckdb(data, year, rules)
     elif engine == "spark":
         from qifu.engine.rules import spark_engine
 
-        hits, ctx_rows, aggregates = spark_engine.run_local(data, year, rules)
+        hits, ctx_rows, _ = spark_engine.run_local(data, year, rules)
     else:
         raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
     timings["engine"] = time.perf_counter() - t
@@ -60,7 +53,6 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     all_revisions = _current_revisions(data, year)
     run = _store(year, engine, found, all_revisions, started)
     timings["store"] = time.perf_counter() - t
-    _save_aggregates(year, aggregates)
     if out is not None:
         t = time.perf_counter()
         write_findings(found, Path(out))
@@ -75,9 +67,8 @@ def _run_duckdb(data, year, rules):
     needed = sorted(findings_mod.columns_needed(rules) | {"uscc", "revision"})
     cols = [c for c in needed if c in {r[0] for r in con.execute("DESCRIBE ctx").fetchall()}]
     ctx_rows = con.sql(f"SELECT {', '.join(cols)} FROM ctx WHERE uscc IN (SELECT uscc FROM hit_keys)").pl()
-    aggregates = duckdb_engine.export_aggregates(con)
     con.close()
-    return hits, ctx_rows, aggregates
+    return hits, ctx_rows
 
 
 def _current_revisions(data: dict[str, pa.Table | str], year: int) -> dict[str, int]:
@@ -145,20 +136,6 @@ def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], sta
         run.finished_at = timezone.now()
         run.save(update_fields=["new_findings", "resolved", "finished_at"])
     return run
-
-
-def _save_aggregates(year: int, aggregates: dict[str, pa.Table]) -> None:
-    folder = aggregates_dir(year)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in AGGREGATES:
-        pq.write_table(aggregates[name], folder / f"{name}.parquet")
-
-
-def load_aggregates(year: int) -> dict[str, pa.Table] | None:
-    folder = aggregates_dir(year)
-    if not (folder / f"{AGGREGATES[0]}.parquet").exists():
-        return None
-    return {name: pq.read_table(folder / f"{name}.parquet") for name in AGGREGATES}
 
 
 def write_findings(found: pl.DataFrame, path: Path) -> None:

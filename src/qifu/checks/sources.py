@@ -4,8 +4,7 @@ DuckDB cannot read SQLite offline (its sqlite extension is downloaded at run tim
 rows travel as Arrow. On PostgreSQL the ADBC driver reads straight into Arrow; on SQLite, and
 inside an open transaction (tests, or a caller's atomic block), rows are read through Django's
 own connection, so uncommitted data is seen and only one SQLite library touches the file.
-Both paths run the same SQL. Times are local
-(Asia/Shanghai), as the bureau's calendar is.
+Both paths run the same SQL. Times are local (Asia/Shanghai), as the bureau's calendar is.
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ NUMERIC = [f.name for f in REPORTS.fields if f.type in (T.MONEY, T.INT)]
 OTHER = [f.name for f in REPORTS.fields if f.type not in (T.MONEY, T.INT) and f.name not in ("uscc", "report_year", "filed_at")]
 
 
-def _real(col: str, pg: bool) -> str:
-    return f"CAST({col} AS {'double precision' if pg else 'REAL'}) AS {col}"
+def _real(col: str, pg: bool, alias: str | None = None) -> str:
+    return f"CAST({col} AS {'double precision' if pg else 'REAL'}) AS {alias or col}"
 
 
 def _local(col: str, pg: bool) -> str:
@@ -35,7 +34,7 @@ def queries(year: int | None, pg: bool) -> dict[str, str]:
                 {', '.join(OTHER)}, {', '.join(_real(c, pg) for c in NUMERIC)}
             FROM reports_annualreport WHERE is_current{f" AND report_year IN {years}" if years else ""}""",
         "registry": f"""SELECT e.uscc, e.name, e.entity_type, e.legal_form, e.industry_code, t.name AS town, e.address,
-                {_real('e.registered_capital', pg).replace(' AS e.registered_capital', ' AS registered_capital')},
+                {_real('e.registered_capital', pg, 'registered_capital')},
                 e.established_on, e.status, e.legal_rep, e.phone, e.email
             FROM registry_entity e JOIN registry_township t ON t.code = e.town_id""",
         "tax": f"""SELECT uscc, year, {_real('declared_sales', pg)}, {_real('tax_paid', pg)}

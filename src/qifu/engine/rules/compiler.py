@@ -306,22 +306,6 @@ def compile_rule(rule: Rule, variant: str | None, dialect: str) -> CompiledRule:
     return _compiled(rule.model_dump_json(), variant, dialect)
 
 
-def hits_query(rules: list[Rule], dialect: str, source: str = "ctx") -> str:
-    """One query over the context: (uscc, report_year, rule_key, v1, v2, v3, suggestion) per hit."""
-    parts = []
-    for rule in rules:
-        for variant in rule.variants():
-            c = compile_rule(rule, variant, dialect)
-            vals = [c.sql(v) for v in c.values.values()] + ["CAST(NULL AS DOUBLE)"] * (3 - len(c.values))
-            sug = c.sql(c.suggestion) if c.suggestion is not None else "CAST(NULL AS DOUBLE)"
-            parts.append(
-                f"SELECT uscc, report_year, '{c.key}' AS rule_key, {vals[0]} AS v1, {vals[1]} AS v2, {vals[2]} AS v3, "
-                f"{sug} AS suggestion FROM {source} WHERE entity_type IN ({', '.join(repr(t.value) for t in rule.applies_to)}) "
-                f"AND {c.sql(c.condition)}"
-            )
-    return "\nUNION ALL\n".join(parts)
-
-
 def record_query(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx") -> tuple[str, list[tuple[Rule, str]]]:
     """One projection over a few context rows: a boolean and the values per rule variant.
 
@@ -350,8 +334,8 @@ def flags_and_values_sql(rules: list[Rule], dialect: str = "duckdb", source: str
     2. ``values``: the message values and the suggestion, computed only for the pairs that
        fired, through one CASE per value column keyed by rule variant.
 
-    Same compiled trees as ``hits_query`` (the plain UNION ALL plan); the parity tests hold
-    every plan and engine to the same result.
+    The parity tests hold the engines that run it (DuckDB, Spark) and the Python engine to the
+    same result.
     """
     flags, keys, v_cases = [], [], [[], [], [], []]
     for rule in rules:

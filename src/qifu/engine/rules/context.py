@@ -11,8 +11,8 @@ statistics ``peer_*``). ``docs/rules.md`` lists every column.
 
 The SQL is written once, in DuckDB's dialect, over six source relations (``reports``,
 ``registry``, ``tax``, ``social``, ``shareholders``, ``reminders``) and transpiled by sqlglot
-for Spark. Aggregates are computed in a first step (``aggregates_sql``) so that the
-single-report engine can read them from the last batch run instead of the whole county.
+for Spark. Aggregates are computed in a first step (``aggregates_sql``), once for the whole
+county, so that a national run can compute them once and then check entities slice by slice.
 """
 
 from __future__ import annotations

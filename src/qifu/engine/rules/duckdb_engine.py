@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 
 from qifu.engine.rules.compiler import flags_and_values_sql
-from qifu.engine.rules.context import AGGREGATES, SOURCES, aggregates_sql, context_sql
+from qifu.engine.rules.context import SOURCES, aggregates_sql, context_sql
 from qifu.engine.rules.model import Rule
 
 log = logging.getLogger(__name__)
@@ -57,20 +57,15 @@ def connect(sources: dict[str, pa.Table | pl.DataFrame | str], threads: int | No
     return con
 
 
-def build_context(con: duckdb.DuckDBPyConnection, year: int, aggregates: dict[str, pa.Table] | None = None) -> None:
+def build_context(con: duckdb.DuckDBPyConnection, year: int) -> None:
     for name, sql in aggregates_sql(year).items():
-        if aggregates is not None and name in aggregates:
-            con.register(f"{name}__given", aggregates[name])
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}__given")
-        else:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE ctx AS {context_sql(year)}")
 
 
-def run(con: duckdb.DuckDBPyConnection, year: int, rules: list[Rule] | tuple[Rule, ...],
-        aggregates: dict[str, pa.Table] | None = None) -> pl.DataFrame:
+def run(con: duckdb.DuckDBPyConnection, year: int, rules: list[Rule] | tuple[Rule, ...]) -> pl.DataFrame:
     """Hits: (uscc, report_year, rule_key, v1, v2, v3, suggestion), one row per finding."""
-    build_context(con, year, aggregates)
+    build_context(con, year)
     flags_sql, values_sql = flags_and_values_sql(list(rules), "duckdb")
     con.execute(f"CREATE OR REPLACE TEMP TABLE flags AS {flags_sql}")
     return con.sql(values_sql).pl()
@@ -129,7 +124,3 @@ def run_bucketed(paths: dict[str, str], year: int, rules, buckets: int, workdir:
     con.close()
     log.info("national run phases: %s", {k: round(v, 2) for k, v in timings.items()})
     return pl.concat(hits), pl.concat(rows)
-
-
-def export_aggregates(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:
-    return {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in AGGREGATES}

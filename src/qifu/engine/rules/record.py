@@ -1,9 +1,9 @@
 """The single-report engine: the same compiled rules over one context row, in milliseconds.
 
-Used by the web form, the API and the enterprise self-check. The context row is either built
-by the shared context SQL over the entity's own source rows plus the county aggregates of the
-last batch run (``check_sources``), or given directly (``check_context``, used by the rule
-examples).
+Given context rows directly (``check_context``), it evaluates the catalogue with DuckDB; the
+rule examples run through it so that every example is held to DuckDB as well as to the Python
+engine (``python_engine``), which is what a single report should use: DuckDB takes about 90 ms
+for one row.
 """
 
 from __future__ import annotations
@@ -99,12 +99,3 @@ def _query(rules):
     if key not in _QUERIES:
         _QUERIES[key] = (record_query(list(rules)), list(rules))  # keep the rules alive with their key
     return _QUERIES[key][0]
-
-
-def check_sources(sources: dict[str, pa.Table], year: int, rules, aggregates: dict[str, pa.Table] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Build one entity's context from its own source rows and the county aggregates, then check it.
-    Returns (hits, context rows)."""
-    con = duckdb_engine.connect(sources, threads=1)
-    duckdb_engine.build_context(con, year, aggregates)
-    ctx = con.sql("SELECT * FROM ctx").to_arrow_table()
-    return _hits(ctx, rules), pl.from_arrow(ctx)
