@@ -128,6 +128,12 @@ def test_remind_run_decides_sends_and_reports_per_the_contract(tmp_path, cli_db,
         assert again.returncode == 0
         assert len(list((cli_db / "sms").glob("*.json"))) == sms_files  # the same day twice sends nothing new
         assert "holdout" in first.stdout
+        # the text plan's later contacts (1, 12 and 23 June) go out: a contact is counted once,
+        # so the season cap of 4 is not reached early
+        for day in ("2027-06-01", "2027-06-12", "2027-06-23"):
+            later = qifu("remind", "run", "--date", day, "--out", tmp_path / f"{day}.csv", data_dir=cli_db)
+            assert later.returncode == 0, later.stderr
+            assert "season_cap 0" in later.stdout, later.stdout
     finally:
         for k in env_extra:
             os.environ.pop(k, None)

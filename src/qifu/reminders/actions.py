@@ -137,10 +137,15 @@ def _decent(rows: pl.DataFrame, today: dt.date, data) -> pl.DataFrame:
     min_days = int(config.get("QIFU_MIN_DAYS_BETWEEN", "7") or 7)
     cap = int(config.get("QIFU_MAX_PER_SEASON", "4") or 4)
     season_start = dt.date(today.year, 1, 1)
+    # Sent messages and tasks are already in the history (sender.record_history); only messages
+    # still waiting to go out are added, so that no contact is counted twice.
+    waiting = OutboxMessage.objects.filter(
+        planned_for__gte=season_start,
+        status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING, OutboxMessage.Status.UNKNOWN],
+    ).values_list("entity_id", "planned_for")
     past = pl.concat([
         data["history"].select("uscc", pl.col("sent_at").dt.date().alias("day")),
-        pl.DataFrame(list(OutboxMessage.objects.filter(planned_for__gte=season_start).values_list("entity_id", "planned_for")),
-                     schema={"uscc": pl.Utf8, "day": pl.Date}, orient="row"),
+        pl.DataFrame(list(waiting), schema={"uscc": pl.Utf8, "day": pl.Date}, orient="row"),
     ]).filter((pl.col("day") >= season_start) & (pl.col("day") < today))
     stats = past.group_by("uscc").agg(pl.len().alias("season_contacts"), pl.col("day").max().alias("last_contact"))
     rows = rows.join(stats, on="uscc", how="left").with_columns(pl.col("season_contacts").fill_null(0))
@@ -207,8 +212,8 @@ def run_day(today: dt.date, out: Path | None = None) -> RunResult:
     with transaction.atomic():
         OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True, batch_size=2000)
         created = OutboxMessage.objects.filter(planned_for=today, status=OutboxMessage.Status.TASK, task__isnull=True)
-        tasks = [ContactTask(message=m, entity_id=m.entity_id, town_id=towns.get(m.entity_id) or _town(m.entity_id),
-                             channel=m.channel, due_on=today) for m in created]
+        tasks = [ContactTask(message=m, entity_id=m.entity_id, town_id=towns[m.entity_id], channel=m.channel,
+                             due_on=today) for m in created]
         ContactTask.objects.bulk_create(tasks, batch_size=2000)
         for m in created:
             sender.record_history(m, send_at)
@@ -222,12 +227,6 @@ def run_day(today: dt.date, out: Path | None = None) -> RunResult:
     if out is not None:
         write_sent(out_rows, out)
     return RunResult(today, groups["due_unfiled"], len(messages), groups, sent, len(tasks), skipped, out_rows)
-
-
-def _town(uscc: str) -> str:
-    from qifu.registry.models import Entity
-
-    return Entity.objects.values_list("town_id", flat=True).get(uscc=uscc)
 
 
 def write_sent(rows: list[dict], path: Path) -> None:
