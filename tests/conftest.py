@@ -20,3 +20,52 @@ def small_county(tmp_path_factory) -> Path:
 def data_dir(tmp_path, settings, monkeypatch):
     monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path / "var"))
     return tmp_path / "var"
+
+
+KINDS = ("registry", "reports", "shareholders", "tax", "social", "reminders")
+
+
+@pytest.fixture(scope="module")
+def checked_county(small_county, django_db_setup, django_db_blocker):
+    """The small county imported and checked once for a module (committed), with one staff
+    account per role; everything is removed afterwards."""
+    from django.contrib.auth import get_user_model
+
+    from qifu.accounts.models import StaffProfile
+    from qifu.checks.actions import run_check
+    from qifu.imports.actions import import_file
+    from qifu.registry.models import Entity, Township
+
+    with django_db_blocker.unblock():
+        for kind in KINDS:
+            import_file(kind, small_county / f"{kind}.csv")
+        run_check(2025)
+        towns = list(Township.objects.filter(entity__isnull=False).distinct().order_by("code")[:2])
+        User = get_user_model()
+        users = {}
+        for name, role, town in (("admin", "admin", None), ("officer", "officer", towns[0]),
+                                 ("leader", "leader", None), ("noroles", None, None)):
+            users[name] = User.objects.create_user(name, password=f"{name}-pw-for-tests")
+            if role:
+                StaffProfile.objects.create(user=users[name], role=role, town=town)
+        yield {"folder": small_county, "users": users, "own_town": towns[0], "other_town": towns[1]}
+        _wipe()
+
+
+def _wipe():
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+
+    from qifu.checks.models import CheckRun, Finding
+    from qifu.imports.models import ImportRun
+    from qifu.registry.models import Entity
+
+    for label in ("corrections.Explanation", "corrections.CorrectionNotice", "accounts.AuditEvent",
+                  "accounts.StaffProfile", "registry.Note", "portal.SignInCode", "reminders.ContactTask",
+                  "reminders.OutboxMessage"):
+        apps.get_model(label).objects.all().delete()
+    Finding.objects.all().delete()
+    CheckRun.objects.all().delete()
+    Entity.objects.all().delete()
+    ImportRun.objects.all().delete()
+    get_user_model().objects.all().delete()

@@ -22,7 +22,7 @@ def test_login_page_is_chinese(client):
 def test_home_shows_filing_progress_by_township(client, tmp_path):
     import_file("registry", write(tmp_path / "reg.csv", REGISTRY_HEADER, registry_rows()))
     import_file("reports", write(tmp_path / "rep.csv", REPORTS_HEADER, report_rows()[:2]))
-    user = get_user_model().objects.create_user("officer", password="pw-for-tests-only")
+    user = get_user_model().objects.create_superuser("admin", password="pw-for-tests-only")
     client.force_login(user)
     html = client.get("/").content.decode()
     assert "2025 年度年报报送进度" in html

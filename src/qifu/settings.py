@@ -35,7 +35,11 @@ INSTALLED_APPS = [
     "qifu.imports",
     "qifu.checks",
     "qifu.assistant",
+    "qifu.accounts",
+    "qifu.corrections",
+    "qifu.portal",
     "qifu.web",
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +67,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "qifu.accounts.context_processors.staff",
             ],
         },
     },

@@ -37,8 +37,9 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     data = analytics.paths() or sources.fetch(year)
     timings["fetch"] = time.perf_counter() - t
     t = time.perf_counter()
+    aggregates: dict = {}
     if engine == "duckdb":
-        hits, ctx_rows = _run_duckdb(data, year, rules)
+        hits, ctx_rows, aggregates = _run_duckdb(data, year, rules)
     elif engine == "spark":
         from qifu.engine.rules import spark_engine
 
@@ -51,7 +52,7 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
     all_revisions = _current_revisions(data, year)
-    run = _store(year, engine, found, all_revisions, started)
+    run = _store(year, engine, found, all_revisions, started, aggregates)
     timings["store"] = time.perf_counter() - t
     if out is not None:
         t = time.perf_counter()
@@ -67,8 +68,10 @@ def _run_duckdb(data, year, rules):
     needed = sorted(findings_mod.columns_needed(rules) | {"uscc", "revision"})
     cols = [c for c in needed if c in {r[0] for r in con.execute("DESCRIBE ctx").fetchall()}]
     ctx_rows = con.sql(f"SELECT {', '.join(cols)} FROM ctx WHERE uscc IN (SELECT uscc FROM hit_keys)").pl()
+    aggregates = {"peer": con.sql("SELECT * FROM agg_peer").pl().to_dicts(),
+                  "industry": con.sql("SELECT * FROM agg_industry").pl().to_dicts()}
     con.close()
-    return hits, ctx_rows
+    return hits, ctx_rows, aggregates
 
 
 def _current_revisions(data: dict[str, pa.Table | str], year: int) -> dict[str, int]:
@@ -78,14 +81,14 @@ def _current_revisions(data: dict[str, pa.Table | str], year: int) -> dict[str, 
     return dict(zip(rep["uscc"].to_list(), rep["revision"].to_list()))
 
 
-def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], started) -> CheckRun:
+def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], started, aggregates) -> CheckRun:
     reports_checked = len(all_revisions)
     counts = found.group_by("rule_id").len().sort("rule_id") if found.height else None
     with transaction.atomic():
         run = CheckRun.objects.create(
             report_year=year, engine=engine, ruleset_version=ruleset_version(), started_at=started,
             reports_checked=reports_checked, findings=found.height,
-            rule_counts=dict(counts.iter_rows()) if counts is not None else {},
+            rule_counts=dict(counts.iter_rows()) if counts is not None else {}, aggregates=aggregates,
         )
         existing = {
             (u, k): (i, s)
@@ -108,18 +111,21 @@ def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], sta
         )
         if again.height:
             ids = [existing[(u, k)][0] for u, k in zip(again["uscc"], again["rule_key"])]
+            # a value the enterprise explained stays explained while the report is unchanged
+            status = ["confirmed" if existing[(u, k)][1] == "confirmed" else "open"
+                      for u, k in zip(again["uscc"], again["rule_key"])]
             writer.update(
                 Finding._meta.db_table,
                 again.select(
                     pl.Series("id", ids), "severity", "fields", "message", "suggestion",
-                    pl.lit("open").alias("status"), pl.lit(run.id).alias("last_run_id"),
+                    pl.Series("status", status, dtype=pl.Utf8), pl.lit(run.id).alias("last_run_id"),
                     pl.lit(None, dtype=pl.Int64).alias("resolved_run_id"),
                     pl.lit(None, dtype=pl.Int64).alias("resolved_revision"),
                     pl.lit(None, dtype=pl.Boolean).alias("resolved_by_correction"),
                 ),
                 ["id"],
             )
-        gone = [(i, u) for (u, k), (i, s) in existing.items() if s == "open" and (u, k) not in now_keys]
+        gone = [(i, u) for (u, k), (i, s) in existing.items() if s in ("open", "confirmed") and (u, k) not in now_keys]
         if gone:
             by_id = {f.id: f for f in Finding.objects.filter(id__in=[i for i, _ in gone]).only("id", "revision")}
             rows = [

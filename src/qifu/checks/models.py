@@ -18,6 +18,9 @@ class CheckRun(models.Model):
     new_findings = models.PositiveIntegerField("新增问题", default=0)
     resolved = models.PositiveIntegerField("已解决", default=0)
     rule_counts = models.JSONField("各规则问题数", default=dict)
+    # County statistics the single-report engine needs (peer and industry medians), so a
+    # self-check compares a report with the same peers the batch did.
+    aggregates = models.JSONField("县域统计", default=dict, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "校验批次"
@@ -35,6 +38,7 @@ class Finding(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "待处理"
         RESOLVED = "resolved", "已解决"
+        CONFIRMED = "confirmed", "企业说明无误"
 
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="findings", db_column="uscc")
     report_year = models.PositiveSmallIntegerField("报告年度")

@@ -55,7 +55,21 @@ class Entity(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "市场主体"
-        indexes = [models.Index(fields=["town", "entity_type"]), models.Index(fields=["status"])]
+        indexes = [models.Index(fields=["town", "entity_type"]), models.Index(fields=["status"]),
+                   models.Index(fields=["address"])]
 
     def __str__(self) -> str:
         return f"{self.name}（{self.uscc}）"
+
+
+class Note(models.Model):
+    """A staff member's note on an entity (a call made, a visit, a promise to file)."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="notes", db_column="uscc")
+    author = models.ForeignKey("auth.User", on_delete=models.PROTECT, verbose_name="记录人")
+    text = models.TextField("内容", max_length=2000)
+    created_at = models.DateTimeField("时间", auto_now_add=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "工作备注"
+        ordering = ["-created_at"]

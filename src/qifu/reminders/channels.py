@@ -21,6 +21,13 @@ from django.core.mail import EmailMessage, get_connection
 from qifu import config
 
 
+SUBJECTS = {
+    "filing": "年报提醒（年报不收费）",
+    "correction": "年报更正通知（年报不收费）",
+    "signin": "企服平台登录验证码",
+}
+
+
 class ChannelError(Exception):
     """The provider refused or could not be reached; the sender retries with backoff."""
 
@@ -35,7 +42,7 @@ class EmailChannel:
     def send(self, message) -> str:
         msg_id = f"<{_name(message.key)}@qifu>"
         email = EmailMessage(
-            subject="年报提醒（年报不收费）", body=message.body, from_email=settings.DEFAULT_FROM_EMAIL,
+            subject=SUBJECTS.get(message.purpose, SUBJECTS["filing"]), body=message.body, from_email=settings.DEFAULT_FROM_EMAIL,
             to=[message.recipient], headers={"Message-ID": msg_id}, connection=get_connection(fail_silently=False),
         )
         try:

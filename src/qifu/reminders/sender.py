@@ -20,6 +20,8 @@ from qifu.reminders.channels import ChannelError, channel_for
 from qifu.reminders.models import OutboxMessage, ReminderRecord
 
 MAX_ATTEMPTS = 5
+# Reminders and correction notices go into the contact history; sign-in codes do not.
+HISTORY_PURPOSES = ("filing", "correction")
 
 
 def recover() -> int:
@@ -47,34 +49,42 @@ def send_due(now: dt.datetime | None = None, limit: int | None = None) -> dict[s
         status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now, channel__in=("sms", "email")
     ).order_by("id")
     for message in queue[:limit] if limit else queue:
-        with transaction.atomic():
-            updated = OutboxMessage.objects.filter(pk=message.pk, status=OutboxMessage.Status.PENDING).update(
-                status=OutboxMessage.Status.SENDING, attempts=message.attempts + 1
-            )
-        if not updated:
-            continue  # another sender took it
-        channel = channels.setdefault(message.channel, channel_for(message.channel))
-        try:
-            provider_id = channel.send(message)
-        except ChannelError as e:
-            attempts = message.attempts + 1
-            final = attempts >= MAX_ATTEMPTS
-            OutboxMessage.objects.filter(pk=message.pk).update(
-                status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING,
-                last_error=str(e)[:1000],
-                next_attempt_at=now + dt.timedelta(minutes=2 ** attempts),
-            )
-            counts["failed" if final else "retry"] += 1
-            continue
-        with transaction.atomic():
-            OutboxMessage.objects.filter(pk=message.pk).update(
-                status=OutboxMessage.Status.SENT, sent_at=now, provider_id=provider_id[:120]
-            )
-            record_history(message, now)
-        counts["sent"] += 1
-        if rate:
+        outcome = send_one(message, now, channels)
+        if outcome:
+            counts[outcome] += 1
+        if outcome == "sent" and rate:
             time.sleep(1 / rate)
     return counts
+
+
+def send_one(message: OutboxMessage, now: dt.datetime, channels: dict | None = None) -> str | None:
+    """Send one pending message: "sent", "retry", "failed", or None if another sender has it."""
+    channels = {} if channels is None else channels
+    with transaction.atomic():
+        updated = OutboxMessage.objects.filter(pk=message.pk, status=OutboxMessage.Status.PENDING).update(
+            status=OutboxMessage.Status.SENDING, attempts=message.attempts + 1
+        )
+    if not updated:
+        return None
+    channel = channels.setdefault(message.channel, channel_for(message.channel))
+    try:
+        provider_id = channel.send(message)
+    except ChannelError as e:
+        attempts = message.attempts + 1
+        final = attempts >= MAX_ATTEMPTS
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING,
+            last_error=str(e)[:1000],
+            next_attempt_at=now + dt.timedelta(minutes=2 ** attempts),
+        )
+        return "failed" if final else "retry"
+    with transaction.atomic():
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            status=OutboxMessage.Status.SENT, sent_at=now, provider_id=provider_id[:120]
+        )
+        if message.purpose in HISTORY_PURPOSES:
+            record_history(message, now)
+    return "sent"
 
 
 def record_history(message: OutboxMessage, when: dt.datetime) -> None:

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Lower
 
 from qifu.engine.contract import OPERATING_STATUSES
 from qifu.registry.models import MONEY, Entity
@@ -76,7 +77,13 @@ class AnnualReport(models.Model):
                 name="report_one_current",
             ),
         ]
-        indexes = [models.Index(fields=["report_year", "is_current"])]
+        indexes = [
+            models.Index(fields=["report_year", "is_current"]),
+            # the single-report engine counts entities sharing a phone, email or figures
+            models.Index(fields=["phone"]),
+            models.Index(Lower("email"), name="report_email_lower"),
+            models.Index(fields=["total_revenue"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.entity_id} {self.report_year}年度 第{self.revision}版"

@@ -1,30 +1,274 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
-from django.shortcuts import render
+"""The staff back office: dashboard, entities, entity page, tasks, the correction loop."""
 
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from qifu.accounts import masking, scope
+from qifu.accounts.decorators import staff_required
+from qifu.accounts.models import AuditEvent
+from qifu.checks.models import Finding
+from qifu.corrections import actions as corrections
+from qifu.corrections.models import CorrectionNotice, Explanation
+from qifu.engine.contract import REPORTS
 from qifu.imports.models import ImportRun
+from qifu.registry.models import Entity, Note, Township
+from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
+from qifu.reports.models import AnnualReport
 from qifu.web import queries
 
+LABELS = {f.name: f.label for f in REPORTS.fields}
 
-@login_required
+
+@staff_required
 def home(request):
+    town = scope.town_of(request.user)
     year = queries.latest_report_year()
-    towns = queries.filing_progress(year) if year else []
-    due = sum(t.due for t in towns)
-    filed = sum(t.filed for t in towns)
-    return render(
-        request,
-        "web/home.html",
-        {
-            "counts": queries.entity_counts(),
-            "year": year,
-            "towns": sorted(towns, key=lambda t: t.rate),
-            "due": due,
-            "filed": filed,
-            "rate_pct": 100 * filed / due if due else 0,
-            "imports": ImportRun.objects.all()[:10],
-        },
-    )
+    ctx = {"counts": queries.entity_counts(town), "year": year, "imports": ImportRun.objects.all()[:5],
+           "town_name": Township.objects.get(code=town).name if town else "全市"}
+    if year:
+        towns = queries.filing_progress(year, town)
+        due, filed = sum(t.due for t in towns), sum(t.filed for t in towns)
+        rates = corrections.rates(year, scope.filter_by_town(Finding.objects.all(), request.user, "entity__town"))
+        findings = queries.findings_summary(year, town)
+        reminders = queries.reminders_summary(year, town)
+        charts = {
+            "curve": queries.season_curve(year, town),
+            "towns": _bars(sorted(towns, key=lambda t: t.rate)),
+            "types": _bars(queries.progress_by_type(year, town)),
+            "sections": _bars(queries.progress_by_section(year, town)[:12]),
+            "rules": {"labels": [r["rule_id"] for r in findings["by_rule"]], "values": [r["n"] for r in findings["by_rule"]]},
+            "channels": {"labels": [dict(OutboxMessage._meta.get_field("channel").choices).get(k, k)
+                                    for k in reminders["by_channel"]], "values": list(reminders["by_channel"].values())},
+        }
+        ctx.update(due=due, filed=filed, rate_pct=100 * filed / due if due else 0, towns=towns,
+                   overall=rates["overall"][0], rates_by_town=rates["town"], findings=findings,
+                   severity_rows=_severity_rows(findings["by_severity"]), reminders=reminders,
+                   deadline=corrections.deadline(year), charts=charts)
+    return render(request, "web/home.html", ctx)
+
+
+def _bars(items) -> dict:
+    return {"labels": [p.name for p in items], "values": [round(100 * p.rate, 1) for p in items],
+            "filed": [p.filed for p in items], "due": [p.due for p in items]}
+
+
+def _severity_rows(by_sev: dict) -> list[dict]:
+    labels = dict(Finding._meta.get_field("severity").choices)
+    return [{"label": labels[s], "open": by_sev.get((s, "open"), 0), "resolved": by_sev.get((s, "resolved"), 0),
+             "confirmed": by_sev.get((s, "confirmed"), 0)} for s in labels]
+
+
+SORTS = {"name": "name", "uscc": "uscc", "established": "established_on", "-established": "-established_on",
+         "town": "town__code"}
+
+
+def _entity_list(request):
+    """The filtered, sorted queryset of the entity list (and its export)."""
+    qs = scope.entities(request.user).select_related("town")
+    year = queries.latest_report_year()
+    f = {k: request.GET.get(k, "").strip() for k in ("q", "town", "type", "status", "filed", "findings", "sort")}
+    if f["q"]:
+        qs = qs.filter(uscc__startswith=f["q"].upper()) if f["q"][:2].isalnum() and f["q"].isascii() else qs.filter(name__contains=f["q"])
+    if f["town"] and not scope.town_of(request.user):
+        qs = qs.filter(town_id=f["town"])
+    if f["type"]:
+        qs = qs.filter(entity_type=f["type"])
+    if f["status"]:
+        qs = qs.filter(status=f["status"])
+    if year and f["filed"] in ("yes", "no"):
+        filed = Exists(AnnualReport.objects.filter(entity=OuterRef("pk"), report_year=year, is_current=True))
+        qs = qs.filter(filed) if f["filed"] == "yes" else qs.exclude(filed)
+    if year and f["findings"] == "open":
+        qs = qs.filter(Exists(Finding.objects.filter(entity=OuterRef("pk"), report_year=year, status="open")))
+    qs = qs.order_by(SORTS.get(f["sort"], "uscc"), "uscc")
+    return qs, f, year
+
+
+@staff_required
+def entities(request):
+    qs, f, year = _entity_list(request)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    rows = [{"e": e, "rep": masking.name(e.legal_rep), "phone": masking.phone(e.phone)} for e in page]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "web/entities.html", {
+        "page": page, "rows": rows, "f": f, "year": year, "query": query.urlencode(),
+        "towns": [] if scope.town_of(request.user) else Township.objects.all(),
+        "types": Entity._meta.get_field("entity_type").choices, "statuses": Entity._meta.get_field("status").choices,
+    })
+
+
+@staff_required
+def entities_export(request):
+    """The same list as an Excel workbook (personal data masked, the export audited)."""
+    from openpyxl import Workbook
+
+    qs, f, year = _entity_list(request)
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("市场主体")
+    ws.append(["统一社会信用代码", "名称", "主体类型", "所属镇街", "登记状态", "成立日期", "法定代表人", "联系电话",
+               f"{year}年度年报" if year else "年报"])
+    filed = set()
+    if year:
+        filed = set(AnnualReport.objects.filter(report_year=year, is_current=True, entity__in=qs).values_list("entity_id", flat=True))
+    n = 0
+    for e in qs.iterator(chunk_size=2000):
+        ws.append([e.uscc, e.name, e.get_entity_type_display(), e.town.name, e.get_status_display(), e.established_on,
+                   masking.name(e.legal_rep), masking.phone(e.phone), "已报" if e.uscc in filed else "未报"])
+        n += 1
+    buf = io.BytesIO()
+    wb.save(buf)
+    scope.audit(request, AuditEvent.Action.EXPORT, detail=f"市场主体 {n} 行；筛选 {json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)}")
+    response = HttpResponse(buf.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response["Content-Disposition"] = f"attachment; filename=\"entities-{timezone.localdate():%Y%m%d}.xlsx\""
+    return response
+
+
+@dataclass
+class Revision:
+    report: AnnualReport
+    changes: list[tuple[str, object, object]]
+
+
+def _revisions(entity) -> dict[int, list[Revision]]:
+    out: dict[int, list[Revision]] = {}
+    names = [f.name for f in REPORTS.fields if f.name not in ("uscc", "report_year")]
+    for rep in AnnualReport.objects.filter(entity=entity).order_by("-report_year", "revision"):
+        items = out.setdefault(rep.report_year, [])
+        prev = items[-1].report if items else None
+        changes = [] if prev is None else [
+            (LABELS[n], getattr(prev, n), getattr(rep, n)) for n in names if n != "filed_at" and getattr(prev, n) != getattr(rep, n)
+        ]
+        items.append(Revision(rep, changes))
+    return out
+
+
+def _timeline(entity) -> list[dict]:
+    events = []
+    for r in ReminderRecord.objects.filter(entity=entity):
+        events.append({"at": r.sent_at, "kind": f"{r.get_purpose_display()}提醒", "what": f"{r.get_channel_display()} · {r.get_status_display()}"})
+    for m in OutboxMessage.objects.filter(entity=entity).exclude(purpose="signin").exclude(status="sent"):
+        events.append({"at": m.sent_at or m.created_at, "kind": f"{m.get_purpose_display()}（{m.get_status_display()}）",
+                       "what": f"{m.get_channel_display()} · {m.reason}"})
+    for n in CorrectionNotice.objects.filter(entity=entity):
+        events.append({"at": timezone.make_aware(datetime.combine(n.issued_on, datetime.min.time())),
+                       "kind": "更正通知", "what": f"{n.get_channel_display()} · 截止 {n.deadline:%Y-%m-%d}"})
+    return sorted(events, key=lambda e: e["at"], reverse=True)
+
+
+@staff_required
+def entity(request, uscc: str):
+    e = scope.entity_or_403(request.user, uscc)
+    reveal = request.GET.get("reveal") == "1" and scope.can_see_contacts(request.user)
+    if reveal:
+        scope.audit(request, AuditEvent.Action.VIEW_CONTACT, uscc=e.uscc, detail="主体页：法定代表人、电话、邮箱")
+    contact = {
+        "rep": e.legal_rep if reveal else masking.name(e.legal_rep),
+        "phone": e.phone if reveal else masking.phone(e.phone),
+        "email": e.email if reveal else masking.email(e.email),
+    }
+    return render(request, "web/entity.html", {
+        "e": e, "contact": contact, "revealed": reveal, "can_reveal": scope.can_see_contacts(request.user),
+        "revisions": _revisions(e),
+        "findings": Finding.objects.filter(entity=e).prefetch_related("explanations").order_by("-report_year", "status", "rule_id"),
+        "timeline": _timeline(e),
+        "tasks": ContactTask.objects.filter(entity=e).select_related("message").order_by("-due_on"),
+        "notes": Note.objects.filter(entity=e).select_related("author"), "outcomes": OUTCOMES,
+    })
+
+
+@staff_required(write=True)
+@require_POST
+def add_note(request, uscc: str):
+    e = scope.entity_or_403(request.user, uscc)
+    text = request.POST.get("text", "").strip()
+    if text:
+        Note.objects.create(entity=e, author=request.user, text=text[:2000])
+        messages.success(request, "备注已保存")
+    return redirect("entity", uscc=e.uscc)
+
+
+@staff_required
+def tasks(request):
+    qs = scope.filter_by_town(ContactTask.objects.select_related("entity", "town", "message"), request.user)
+    status = request.GET.get("status", "open")
+    if status in ("open", "done"):
+        qs = qs.filter(status=status)
+    page = Paginator(qs.order_by("due_on", "id"), 50).get_page(request.GET.get("page"))
+    rows = [{"t": t, "phone": masking.phone(t.message.recipient)} for t in page]
+    return render(request, "web/tasks.html", {"page": page, "rows": rows, "status": status})
+
+
+OUTCOMES = ("已接通，答应按时报送", "已接通，已报送", "已接通，已更正", "无人接听", "号码错误或停机", "已歇业或注销", "其他")
+
+
+@staff_required(write=True)
+@require_POST
+def close_task(request, task_id: int):
+    task = get_object_or_404(scope.filter_by_town(ContactTask.objects.all(), request.user), pk=task_id)
+    outcome = request.POST.get("outcome", "")
+    if outcome not in OUTCOMES:
+        messages.error(request, "请选择办理结果")
+    else:
+        detail = request.POST.get("detail", "").strip()
+        task.status = ContactTask.Status.DONE
+        task.outcome = f"{outcome}{'：' + detail if detail else ''}"[:1000]
+        task.save(update_fields=["status", "outcome"])
+        OutboxMessage.objects.filter(pk=task.message_id).update(
+            status=OutboxMessage.Status.FAILED if outcome in ("无人接听", "号码错误或停机") else OutboxMessage.Status.DELIVERED)
+        messages.success(request, "任务已办结")
+    nxt = request.POST.get("next", "")
+    return redirect(nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) else "tasks")
+
+
+@staff_required
+def corrections_page(request):
+    year = queries.latest_report_year()
+    findings = scope.filter_by_town(Finding.objects.all(), request.user, "entity__town")
+    pending = (Explanation.objects.filter(status="pending", finding__in=findings)
+               .select_related("finding", "finding__entity")[:100])
+    return render(request, "web/corrections.html", {
+        "year": year, "rates": corrections.rates(year, findings) if year else None,
+        "deadline": corrections.deadline(year) if year else None, "pending": pending,
+        "notices": scope.filter_by_town(CorrectionNotice.objects.filter(report_year=year), request.user, "entity__town").count(),
+        "is_admin": scope.role_of(request.user) == "admin",
+    })
+
+
+@staff_required(write=True)
+@require_POST
+def notify(request):
+    if scope.role_of(request.user) != "admin":
+        raise PermissionDenied("只有局管理员可以发出更正通知")
+    year = queries.latest_report_year()
+    result = corrections.notify(year, timezone.localdate())
+    messages.success(request, f"已生成 {result.notices} 份更正通知，涉及 {result.findings} 个问题")
+    return redirect("corrections")
+
+
+@staff_required(write=True)
+@require_POST
+def review(request, explanation_id: int):
+    findings = scope.filter_by_town(Finding.objects.all(), request.user, "entity__town")
+    item = get_object_or_404(Explanation, pk=explanation_id, finding__in=findings)
+    corrections.review(item, request.user, accept=request.POST.get("decision") == "accept",
+                       note=request.POST.get("note", ""))
+    messages.success(request, "复核已记录")
+    return redirect("corrections")
 
 
 def healthz(request):

@@ -1,0 +1,25 @@
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+from qifu.accounts import scope
+
+
+def staff_required(view=None, *, write: bool = False):
+    """A signed-in staff member with a role; ``write`` also refuses read-only leaders."""
+
+    def decorate(fn):
+        @wraps(fn)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if scope.role_of(request.user) is None:
+                raise PermissionDenied("此账号没有分配角色，请联系局管理员")
+            if write and not scope.can_write(request.user):
+                raise PermissionDenied("只读账号不能修改")
+            return fn(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view else decorate

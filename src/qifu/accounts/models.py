@@ -1,0 +1,44 @@
+"""Staff roles and the audit trail of who saw whose personal data."""
+
+from django.conf import settings
+from django.db import models
+
+
+class StaffProfile(models.Model):
+    """What a staff account may see and do. A superuser without a profile is an administrator."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "局管理员"
+        OFFICER = "officer", "镇街专管员"
+        LEADER = "leader", "领导（只读）"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
+    role = models.CharField("角色", max_length=10, choices=Role.choices)
+    town = models.ForeignKey("registry.Township", on_delete=models.PROTECT, null=True, blank=True,
+                             verbose_name="所属镇街", help_text="镇街专管员必填：只能看到本镇街的主体、年报和任务")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "工作人员角色"
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()}{' · ' + self.town.name if self.town_id else ''}"
+
+
+class AuditEvent(models.Model):
+    """One look at unmasked personal data, or one export of a list."""
+
+    class Action(models.TextChoices):
+        VIEW_CONTACT = "view_contact", "查看联系方式"
+        EXPORT = "export", "导出"
+        VIEW_ENTITY = "view_entity", "查看主体"
+
+    at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, verbose_name="用户")
+    action = models.CharField("操作", max_length=20, choices=Action.choices)
+    uscc = models.CharField("主体", max_length=18, blank=True, db_index=True)
+    detail = models.CharField("详情", max_length=500, blank=True)
+    ip = models.GenericIPAddressField("IP", null=True, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "个人信息访问审计"
+        ordering = ["-at"]

@@ -1,0 +1,75 @@
+"""Who may see what: every staff query goes through here, so township isolation is enforced in
+the query, not in a template.
+
+- administrator (局管理员): the whole county, may change things;
+- township officer (镇街专管员): only entities of their own township, and their reports,
+  findings and tasks; may close tasks, add notes and see contact details (audited);
+- leader (领导): the whole county, read-only, contact details masked.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from qifu.accounts.models import AuditEvent, StaffProfile
+from qifu.registry.models import Entity
+
+Role = StaffProfile.Role
+
+
+def role_of(user) -> str | None:
+    if not user.is_authenticated:
+        return None
+    profile = getattr(user, "staff_profile", None)
+    if profile is not None:
+        return profile.role
+    return Role.ADMIN if user.is_superuser else None
+
+
+def town_of(user) -> str | None:
+    """The township code an officer is confined to; None for county-wide roles."""
+    if role_of(user) == Role.OFFICER:
+        return user.staff_profile.town_id
+    return None
+
+
+def can_write(user) -> bool:
+    return role_of(user) in (Role.ADMIN, Role.OFFICER)
+
+
+def can_see_contacts(user) -> bool:
+    return role_of(user) in (Role.ADMIN, Role.OFFICER)
+
+
+def filter_by_town(qs: QuerySet, user, path: str = "town") -> QuerySet:
+    """``qs`` narrowed to the user's township; ``path`` leads to the township, e.g.
+    ``entity__town``."""
+    role = role_of(user)
+    if role is None:
+        raise PermissionDenied
+    if role == Role.OFFICER:
+        town = town_of(user)
+        return qs.filter(**{path: town}) if town else qs.none()
+    return qs
+
+
+def entities(user) -> QuerySet:
+    return filter_by_town(Entity.objects.all(), user)
+
+
+def entity_or_403(user, uscc: str) -> Entity:
+    """The entity, if it exists (404) and the user may see it (403)."""
+    try:
+        entity = Entity.objects.select_related("town").get(uscc=uscc)
+    except Entity.DoesNotExist:
+        raise Http404("没有这个主体") from None
+    if not entities(user).filter(uscc=uscc).exists():
+        raise PermissionDenied("该主体不属于您负责的镇街")
+    return entity
+
+
+def audit(request, action: str, uscc: str = "", detail: str = "") -> None:
+    AuditEvent.objects.create(user=request.user, action=action, uscc=uscc, detail=detail[:500],
+                              ip=request.META.get("REMOTE_ADDR"))

@@ -1,0 +1,253 @@
+"""One report, checked in milliseconds: the enterprise self-check, the API and the staff form.
+
+``context_for`` builds the same wide row the batch engines build with ``context_sql`` (the
+report, last year's figures, registry, tax, social security, shareholders, last season's
+reminders, county aggregates), from a handful of indexed queries instead of a county-wide
+join; the peer statistics come from the latest batch run of the year (``CheckRun.aggregates``).
+The row then goes through the Python engine, the same compiled rules as DuckDB and Spark. A
+test holds the result to the batch findings of the same reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from django.db.models import Count, Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from qifu.checks.models import CheckRun
+from qifu.engine.contract import REPORTS, T
+from qifu.engine.rules import findings as findings_mod
+from qifu.engine.rules import python_engine
+from qifu.engine.rules.context import FIN8, NUMERIC_FIELDS, REPORT_FIELDS
+from qifu.engine.rules.loader import load_rules
+from qifu.registry.models import Entity
+from qifu.reminders.models import ReminderRecord
+from qifu.reports.models import AnnualReport, Shareholder
+from qifu.sources.models import SocialRecord, TaxRecord
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+FIELD_TYPES = {f.name: f.type for f in REPORTS.fields}
+FIELD_CHOICES = {f.name: dict(f.choices) for f in REPORTS.fields if f.choices}
+
+
+def _f(v):
+    if v is None:
+        return None
+    if isinstance(v, Decimal | int):
+        return float(v)
+    return v
+
+
+def _size_band(employees) -> str | None:
+    if employees is None:
+        return None
+    return "S" if employees < 10 else "M" if employees < 50 else "L" if employees < 250 else "XL"
+
+
+def _aggregates(year: int) -> dict:
+    run = (CheckRun.objects.filter(report_year=year, finished_at__isnull=False).exclude(aggregates={})
+           .order_by("-started_at").only("id", "aggregates").first())
+    if run is None:
+        return {"peer": {}, "industry": {}}
+    cached = _AGG_CACHE.get(year)
+    if cached and cached[0] == run.id:
+        return cached[1]
+    agg = {
+        "peer": {(p["industry_code"], p["size_band"]): p for p in run.aggregates.get("peer", [])},
+        "industry": {i["industry_code"]: i for i in run.aggregates.get("industry", [])},
+    }
+    _AGG_CACHE[year] = (run.id, agg)
+    return agg
+
+
+_AGG_CACHE: dict[int, tuple[int, dict]] = {}
+
+
+def _shareholder_summary(rows: list[Shareholder]) -> dict:
+    if not rows:
+        return {}
+    sub = [_f(r.subscribed_amount) for r in rows]
+    paid = [_f(r.paid_in_amount) for r in rows]
+    over = sum(1 for s, p in zip(sub, paid) if s is not None and p is not None and p > s + max(0.01, 0.005 * max(abs(p), abs(s))))
+    missing = sum(1 for r, p in zip(rows, paid) if p is not None and p > 0
+                  and (r.paid_in_date is None or r.paid_in_form is None or not r.paid_in_form.strip()))
+    nonnull = lambda xs: [x for x in xs if x is not None]  # noqa: E731
+    return {
+        "sh_count": len(rows),
+        "sh_subscribed_total": sum(nonnull(sub)) if nonnull(sub) else None,
+        "sh_paid_total": sum(nonnull(paid)) if nonnull(paid) else None,
+        "sh_paid_over_subscribed": over,
+        "sh_paid_missing_info": missing,
+        "sh_last_paid_in_date": max(nonnull([r.paid_in_date for r in rows]), default=None),
+        "sh_last_due_date": max(nonnull([r.subscribed_due_date for r in rows]), default=None),
+    }
+
+
+def context_for(entity: Entity, year: int, report: dict, revision: int = 1,
+                filed_at: dt.datetime | None = None) -> dict:
+    """The context row for ``report`` (contract field names, money in 万元) of ``entity``."""
+    row: dict = {f: report.get(f) for f in REPORT_FIELDS}
+    for f in NUMERIC_FIELDS:
+        row[f] = _f(row[f])
+    filed_at = filed_at or timezone.now()
+    row.update(
+        uscc=entity.uscc, report_year=year, revision=revision,
+        filed_date=timezone.localtime(filed_at, SHANGHAI).date() if timezone.is_aware(filed_at) else filed_at.date(),
+        report_year_end=dt.date(year, 12, 31),
+        reg_name=entity.name, entity_type=entity.entity_type, legal_form=entity.legal_form,
+        industry_code=entity.industry_code, town=entity.town.name, reg_address=entity.address,
+        registered_capital=_f(entity.registered_capital), established_on=entity.established_on,
+        reg_status=entity.status, legal_rep=entity.legal_rep, reg_phone=entity.phone, reg_email=entity.email,
+    )
+    row["filed_at"] = filed_at
+    prev = AnnualReport.objects.filter(entity=entity, report_year=year - 1, is_current=True).first()
+    row["has_prev"] = prev is not None
+    for f in NUMERIC_FIELDS:
+        row[f"prev_{f}"] = _f(getattr(prev, f)) if prev else None
+    tax = {t.year: t for t in TaxRecord.objects.filter(entity=entity, year__in=(year, year - 1))}
+    social = {s.year: s for s in SocialRecord.objects.filter(entity=entity, year__in=(year, year - 1))}
+    row.update(
+        tax_declared_sales=_f(tax[year].declared_sales) if year in tax else None,
+        tax_paid=_f(tax[year].tax_paid) if year in tax else None,
+        prev_tax_declared_sales=_f(tax[year - 1].declared_sales) if year - 1 in tax else None,
+        prev_tax_paid=_f(tax[year - 1].tax_paid) if year - 1 in tax else None,
+        social_insured_count=_f(social[year].insured_count) if year in social else None,
+        social_arrears=_f(social[year].arrears) if year in social else None,
+        prev_social_insured_count=_f(social[year - 1].insured_count) if year - 1 in social else None,
+    )
+    holders = list(Shareholder.objects.filter(entity=entity, report_year__in=(year, year - 1)))
+    cur = _shareholder_summary([h for h in holders if h.report_year == year])
+    row.update({"sh_count": 0, "sh_subscribed_total": None, "sh_paid_total": None, "sh_paid_over_subscribed": 0,
+                "sh_paid_missing_info": 0, "sh_last_paid_in_date": None, "sh_last_due_date": None, **cur})
+    row["prev_sh_paid_total"] = _shareholder_summary([h for h in holders if h.report_year == year - 1]).get("sh_paid_total")
+    season = (dt.datetime(year + 1, 1, 1, tzinfo=SHANGHAI), dt.datetime(year + 2, 1, 1, tzinfo=SHANGHAI))
+    rem = ReminderRecord.objects.filter(entity=entity, sent_at__gte=season[0], sent_at__lt=season[1]).aggregate(
+        sms_sent=Count("id", filter=Q(channel="sms")),
+        sms_failed=Count("id", filter=Q(channel="sms", status="failed")),
+        sms_delivered=Count("id", filter=Q(channel="sms", status="delivered")),
+        call_failed=Count("id", filter=Q(channel="call", status="failed")),
+        call_delivered=Count("id", filter=Q(channel="call", status="delivered")),
+    )
+    row.update(rem)
+    row.update(_shared(entity, year, row))
+    agg = _aggregates(year)
+    peer = agg["peer"].get((entity.industry_code, _size_band(row.get("employees"))), {})
+    ind = agg["industry"].get(entity.industry_code, {})
+    for k in ("peer_n", "peer_lrpe_median", "peer_lrpe_p01", "peer_lrpe_p99", "peer_lrpe_mad"):
+        row[k] = peer.get(k)
+    for k in ("industry_n", "industry_tax_rate_median", "industry_turnover_p99"):
+        row[k] = ind.get(k)
+    return row
+
+
+def _shared(entity: Entity, year: int, row: dict) -> dict:
+    """How many entities share this report's phone, email, address or financial figures."""
+    current = AnnualReport.objects.filter(report_year=year, is_current=True).exclude(entity=entity)
+    out = {"phone_entity_count": 0, "phone_rep_count": 0, "email_entity_count": 0, "address_entity_count": 0,
+           "fin_vector_count": 0}
+    phone = row.get("phone")
+    if phone and phone.strip():
+        others = list(current.filter(phone=phone).values_list("entity_id", "entity__legal_rep"))
+        if others:
+            out["phone_entity_count"] = len({u for u, _ in others}) + 1
+            out["phone_rep_count"] = len({r for _, r in others if r} | ({entity.legal_rep} if entity.legal_rep else set()))
+    email = row.get("email")
+    if email and email.strip():
+        n = current.annotate(e=Lower("email")).filter(e=email.lower()).values("entity_id").distinct().count()
+        out["email_entity_count"] = n + 1 if n else 0
+    if entity.address:
+        n = Entity.objects.filter(address=entity.address, status="active").count()
+        out["address_entity_count"] = n if n > 1 else 0
+    fin = [row.get(f) for f in FIN8]
+    if all(v is not None for v in fin) and row["total_revenue"] > 0 and row["total_assets"] > 0:
+        n = current.filter(**dict(zip(FIN8, fin))).count()
+        out["fin_vector_count"] = n + 1 if n else 0
+    return out
+
+
+def check(entity: Entity, year: int, report: dict, only_fields: set[str] | None = None, **kw) -> list[dict]:
+    """Findings (contract §2.1 columns) for one report; with ``only_fields``, only those that
+    concern at least one of them (a self-check form that asks for some of the fields)."""
+    rules = load_rules()
+    row = context_for(entity, year, report, **kw)
+    hits = python_engine.evaluate(row, rules)
+    if not hits:
+        return []
+    ctx = pl.DataFrame([{k: _plain(v) for k, v in row.items() if k != "filed_at"}], infer_schema_length=None)
+    found = findings_mod.render(pl.DataFrame(hits, schema=_HIT_SCHEMA), ctx, rules).to_dicts()
+    if only_fields is not None:
+        found = [f for f in found if set(f["fields"].split(";")) & only_fields]
+    order = {"block": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    return sorted(found, key=lambda f: (order[f["severity"]], f["rule_id"]))
+
+
+_HIT_SCHEMA = {"uscc": pl.Utf8, "report_year": pl.Int64, "rule_key": pl.Utf8, "v1": pl.Float64, "v2": pl.Float64,
+               "v3": pl.Float64, "suggestion": pl.Float64}
+
+
+def _plain(v):
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def parse_figures(data: dict) -> tuple[dict, dict[str, str]]:
+    """Form or JSON values to typed report fields; returns (values, errors by field)."""
+    values, errors = {}, {}
+    for name, raw in data.items():
+        if name not in FIELD_TYPES or name in ("uscc", "report_year", "filed_at"):
+            continue
+        typ = FIELD_TYPES[name]
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            values[name] = None
+            continue
+        try:
+            if typ == T.MONEY:
+                values[name] = float(str(raw).replace(",", "").strip())
+            elif typ == T.INT:
+                v = float(str(raw).replace(",", "").strip())
+                if not v.is_integer() or v < 0:
+                    raise ValueError
+                values[name] = int(v)
+            elif typ == T.BOOL:
+                values[name] = raw if isinstance(raw, bool) else str(raw).strip() in ("1", "true", "是", "yes", "on")
+            elif name in FIELD_CHOICES:
+                v = str(raw).strip()
+                if v not in FIELD_CHOICES[name]:
+                    v = {label: code for code, label in FIELD_CHOICES[name].items()}.get(v, v)
+                if v not in FIELD_CHOICES[name]:
+                    errors[name] = f"“{raw}”不是可选值（{'、'.join(FIELD_CHOICES[name].values())}）"
+                    continue
+                values[name] = v
+            else:
+                values[name] = str(raw).strip()
+        except ValueError:
+            errors[name] = f"“{raw}”不是{'非负整数' if typ == T.INT else '数字'}"
+            continue
+        if isinstance(values.get(name), float) and not math.isfinite(values[name]):
+            errors[name] = f"“{raw}”不是有效数字"
+            values.pop(name)
+    return values, errors
+
+
+def season_year(today: dt.date | None = None) -> int:
+    """The report year being filed: last year's report is filed from 1 January to 30 June."""
+    today = today or timezone.localdate()
+    return today.year - 1
+
+
+def stored_report(entity: Entity, year: int) -> AnnualReport | None:
+    return AnnualReport.objects.filter(entity=entity, report_year=year, is_current=True).first()
+
+
+def report_values(report: AnnualReport | None) -> dict:
+    if report is None:
+        return {}
+    return {f: getattr(report, f) for f in REPORT_FIELDS if hasattr(report, f)}
+

@@ -1,0 +1,164 @@
+"""Named actions of the correction loop: notify, explain, review; and the correction rate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from qifu.checks.models import Finding
+from qifu.corrections.models import CorrectionNotice, Explanation
+from qifu.reminders.models import ContactTask, OptOut, OutboxMessage
+from qifu.reports.models import AnnualReport
+
+MOBILE = re.compile(r"1[3-9][0-9]{9}")
+NOTIFY_SEVERITIES = ("block", "high", "medium")
+HANDLED = ("resolved", "confirmed")
+
+
+def deadline(year: int) -> dt.date:
+    """Corrections are due by the end of the filing season, 30 June of the following year."""
+    return dt.date(year + 1, 6, 30)
+
+
+def needs_notice(severities: list[str]) -> bool:
+    """A block or high finding, or two or more medium ones."""
+    return any(s in ("block", "high") for s in severities) or severities.count("medium") >= 2
+
+
+def _contact(entity, report) -> tuple[str, str]:
+    """(channel, recipient): a mobile number for a text, else an email, else a call task."""
+    opted_out = set(OptOut.objects.filter(
+        recipient__in=[v for v in (report and report.phone, entity.phone, report and report.email, entity.email) if v]
+    ).values_list("recipient", flat=True))
+    for phone in (report and report.phone, entity.phone):
+        if phone and MOBILE.fullmatch(phone.strip()) and phone not in opted_out:
+            return "sms", phone.strip()
+    for email in (report and report.email, entity.email):
+        if email and "@" in email and email not in opted_out:
+            return "email", email.strip()
+    return "call", (report and report.phone) or entity.phone or ""
+
+
+def notice_text(entity, year: int, findings: list[Finding], due: dt.date) -> str:
+    rep = f"（{entity.legal_rep}）" if entity.legal_rep else ""
+    lines = "；".join(f"{i}. {f.message}" for i, f in enumerate(findings[:3], 1))
+    more = f"等{len(findings)}处" if len(findings) > 3 else f"{len(findings)}处"
+    return (f"【企服】{entity.name}{rep}：您单位{year}年度年报经核查有{more}需要核实：{lines}。"
+            f"请于{due.month}月{due.day}日前登录企服平台，用统一社会信用代码和验证码查看并更正；"
+            f"如数值无误，可在平台说明理由。年报不收费，工作人员不会索要验证码。")
+
+
+@dataclass
+class NotifyResult:
+    notices: int
+    findings: int
+    by_channel: dict[str, int]
+
+
+def notify(year: int, today: dt.date) -> NotifyResult:
+    """Bundle each entity's open, not yet notified findings into one notice through the outbox.
+
+    Idempotent per day: a second call the same day finds nothing new to notify.
+    """
+    open_new = (Finding.objects.filter(report_year=year, status="open", severity__in=NOTIFY_SEVERITIES)
+                .exclude(notices__isnull=False).select_related("entity", "entity__town").order_by("entity_id", "rule_key"))
+    by_entity: dict[str, list[Finding]] = defaultdict(list)
+    for f in open_new:
+        by_entity[f.entity_id].append(f)
+    due = deadline(year)
+    now = timezone.now()
+    channels: Counter = Counter()
+    n_notices = n_findings = 0
+    reports = {r.entity_id: r for r in AnnualReport.objects.filter(
+        report_year=year, is_current=True, entity_id__in=list(by_entity))}
+    for uscc, found in by_entity.items():
+        if not needs_notice([f.severity for f in found]):
+            continue
+        entity = found[0].entity
+        order = {"block": 0, "high": 1, "medium": 2}
+        found.sort(key=lambda f: (order[f.severity], f.rule_key))
+        channel, recipient = _contact(entity, reports.get(uscc))
+        with transaction.atomic():
+            notice, created = CorrectionNotice.objects.get_or_create(
+                entity=entity, report_year=year, issued_on=today,
+                defaults={"deadline": due, "channel": channel},
+            )
+            if created:
+                message = OutboxMessage.objects.create(
+                    key=f"correction:{uscc}:{year}:{today.isoformat()}", entity=entity, purpose="correction",
+                    channel=channel, recipient=recipient or "（无联系方式）", body=notice_text(entity, year, found, due),
+                    reason=f"校验发现 {len(found)} 个需核实的问题（{'、'.join(sorted({f.rule_id for f in found}))}）",
+                    planned_for=today, next_attempt_at=now,
+                    status=OutboxMessage.Status.TASK if channel == "call" else OutboxMessage.Status.PENDING,
+                )
+                notice.message = message
+                notice.save(update_fields=["message"])
+                if channel == "call":
+                    ContactTask.objects.create(message=message, entity=entity, town=entity.town, channel="call",
+                                               due_on=today)
+                n_notices += 1
+                channels[channel] += 1
+            notice.findings.add(*found)
+            n_findings += len(found)
+    return NotifyResult(n_notices, n_findings, dict(channels))
+
+
+def explain(finding: Finding, reason: str) -> Explanation:
+    """The enterprise confirms the value with a reason; the finding counts as handled until
+    staff reject the explanation."""
+    reason = reason.strip()
+    if len(reason) < 4:
+        raise ValueError("请写明数值无误的理由（至少4个字）")
+    if finding.status != "open":
+        raise ValueError("这个问题已经处理，无需再说明")
+    with transaction.atomic():
+        item = Explanation.objects.create(finding=finding, reason=reason[:1000])
+        Finding.objects.filter(pk=finding.pk).update(status="confirmed")
+    return item
+
+
+def review(explanation: Explanation, user, accept: bool, note: str = "") -> None:
+    with transaction.atomic():
+        explanation.status = Explanation.Status.ACCEPTED if accept else Explanation.Status.REJECTED
+        explanation.reviewed_by = user
+        explanation.reviewed_at = timezone.now()
+        explanation.review_note = note[:500]
+        explanation.save()
+        if not accept:
+            Finding.objects.filter(pk=explanation.finding_id, status="confirmed").update(status="open")
+
+
+@dataclass
+class Rate:
+    label: str
+    notified: int
+    handled: int
+
+    @property
+    def rate(self) -> float:
+        return self.handled / self.notified if self.notified else 0.0
+
+    @property
+    def pct(self) -> float:
+        return 100 * self.rate
+
+
+def rates(year: int, findings_qs=None) -> dict[str, list[Rate]]:
+    """Correction rate = findings resolved by a correction or explained ÷ findings notified,
+    overall and by rule, township and channel."""
+    qs = (findings_qs if findings_qs is not None else Finding.objects.all()).filter(
+        report_year=year, notices__isnull=False)
+    handled = Q(status__in=HANDLED)
+    out: dict[str, list[Rate]] = {}
+    for key, label in (("rule", "rule_id"), ("town", "entity__town__name"), ("channel", "notices__channel")):
+        rows = qs.values(label).annotate(n=Count("id", distinct=True), h=Count("id", filter=handled, distinct=True))
+        out[key] = sorted((Rate(r[label] or "", r["n"], r["h"]) for r in rows), key=lambda r: (-r.notified, r.label))
+    total = qs.aggregate(n=Count("id", distinct=True), h=Count("id", filter=handled, distinct=True))
+    out["overall"] = [Rate("合计", total["n"], total["h"])]
+    return out

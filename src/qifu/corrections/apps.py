@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CorrectionsConfig(AppConfig):
+    name = "qifu.corrections"
+    verbose_name = "更正闭环"

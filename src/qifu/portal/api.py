@@ -1,0 +1,136 @@
+"""JSON API for the enterprise portal and the self-check (OpenAPI at /api/v1/openapi.json).
+
+Every endpoint needs a signed-in enterprise session (the portal's one-time-code sign-in) and,
+for changes, Django's CSRF token in the ``X-CSRFToken`` header.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from ninja import Field, NinjaAPI, Schema
+from ninja.security import APIKeyCookie
+
+from qifu.checks import single
+from qifu.checks.models import Finding
+from qifu.corrections import actions as corrections
+from qifu.portal import forms
+from qifu.portal.views import current_entity
+
+
+class PortalSession(APIKeyCookie):
+    """The portal's session cookie; the entity is the one signed in."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def authenticate(self, request, key):
+        entity = current_entity(request)
+        if entity is not None:
+            request.entity = entity
+        return entity
+
+
+api = NinjaAPI(
+    title="企服 qifu 企业端 API", version="1.0.0", urls_namespace="api",
+    description="企业登录后查看年报问题、提交说明、年报自检。金额单位：万元。",
+    auth=PortalSession(),
+    # Swagger UI is served from the package (django-ninja's static files, "ninja" in
+    # INSTALLED_APPS), never from a CDN: government networks are closed.
+    docs_url="/docs",
+)
+
+
+class Me(Schema):
+    uscc: str
+    name: str
+    entity_type: str
+    town: str
+    report_year: int = Field(description="当前申报季的报告年度")
+
+
+class FindingOut(Schema):
+    id: int
+    rule_id: str
+    severity: Literal["block", "high", "medium", "low", "info"]
+    fields: list[str]
+    message: str
+    suggestion: str
+    status: Literal["open", "resolved", "confirmed"]
+
+
+class ExplanationIn(Schema):
+    reason: str = Field(min_length=4, max_length=1000, description="数值无误的理由")
+
+
+class ExplanationOut(Schema):
+    id: int
+    status: str
+
+
+class Problem(Schema):
+    rule_id: str
+    severity: str
+    fields: list[str]
+    message: str
+    suggestion: str
+
+
+class SelfCheckIn(Schema):
+    figures: dict[str, str | float | int | bool | None] = Field(
+        description="年报字段（契约字段名）到填报值；只返回涉及所填字段的问题", examples=[{"total_revenue": 12500000}])
+
+
+class SelfCheckOut(Schema):
+    report_year: int
+    problems: list[Problem]
+    errors: dict[str, str] = Field(description="无法识别的值，按字段")
+
+
+class Error(Schema):
+    detail: str
+
+
+@api.get("/me", response=Me, summary="当前登录的主体")
+def me(request):
+    e = request.entity
+    return {"uscc": e.uscc, "name": e.name, "entity_type": e.entity_type, "town": e.town.name,
+            "report_year": single.season_year()}
+
+
+@api.get("/findings", response=list[FindingOut], summary="本主体当前申报季的年报问题")
+def findings(request):
+    qs = Finding.objects.filter(entity=request.entity, report_year=single.season_year()).order_by("id")
+    return [_finding(f) for f in qs]
+
+
+def _finding(f: Finding) -> dict:
+    return {"id": f.id, "rule_id": f.rule_id, "severity": f.severity, "fields": f.fields.split(";"),
+            "message": f.message, "suggestion": f.suggestion, "status": f.status}
+
+
+@api.post("/findings/{finding_id}/explanation", response={201: ExplanationOut, 400: Error, 404: Error},
+          summary="说明数值无误")
+def explain(request, finding_id: int, body: ExplanationIn):
+    finding = get_object_or_404(Finding, pk=finding_id, entity=request.entity)
+    try:
+        item = corrections.explain(finding, body.reason)
+    except ValueError as e:
+        return 400, {"detail": str(e)}
+    return 201, {"id": item.id, "status": item.status}
+
+
+@api.post("/selfcheck", response=SelfCheckOut, summary="年报自检：用与批量校验相同的规则检查填报值")
+def selfcheck(request, body: SelfCheckIn):
+    entity = request.entity
+    year = single.season_year()
+    allowed = set(forms.names_for(entity.entity_type))
+    figures = {k: (None if v is None else v if isinstance(v, bool) else str(v)) for k, v in body.figures.items()}
+    unknown = {k: "不是本类主体年报的字段" for k in figures if k not in allowed}
+    values, errors = single.parse_figures({k: v for k, v in figures.items() if k in allowed})
+    errors.update(unknown)
+    problems = single.check(entity, year, values, only_fields=set(values)) if values else []
+    return {"report_year": year, "errors": errors,
+            "problems": [{"rule_id": p["rule_id"], "severity": p["severity"], "fields": p["fields"].split(";"),
+                          "message": p["message"], "suggestion": p["suggestion"]} for p in problems]}

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from qifu.portal import views
+
+app_name = "portal"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.login, name="login"),
+    path("verify/", views.verify, name="verify"),
+    path("logout/", views.logout, name="logout"),
+    path("findings/<int:finding_id>/explain/", views.explain, name="explain"),
+    path("selfcheck/", views.selfcheck, name="selfcheck"),
+]

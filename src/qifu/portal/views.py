@@ -1,0 +1,124 @@
+"""The enterprise portal: sign in with a one-time code, see and settle findings, self-check."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from qifu.checks import single
+from qifu.checks.models import Finding
+from qifu.corrections import actions as corrections
+from qifu.corrections.models import CorrectionNotice
+from qifu.portal import forms, signin
+from qifu.registry.models import Entity
+
+SESSION_KEY = "portal_uscc"
+
+
+def current_entity(request) -> Entity | None:
+    uscc = request.session.get(SESSION_KEY)
+    return Entity.objects.select_related("town").filter(uscc=uscc).first() if uscc else None
+
+
+def portal_required(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        entity = current_entity(request)
+        if entity is None:
+            return redirect("portal:login")
+        request.entity = entity
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_http_methods(["GET", "POST"])
+def login(request):
+    form = {"uscc": request.POST.get("uscc", ""), "channel": request.POST.get("channel", "sms")}
+    if request.method == "POST":
+        try:
+            sent = signin.request_code(form["uscc"], form["channel"], ip=request.META.get("REMOTE_ADDR"))
+        except signin.SignInError as e:
+            messages.error(request, str(e))
+        else:
+            request.session["portal_pending"] = signin.uscc_mod.normalise(form["uscc"])
+            messages.success(request, f"验证码已发送至{'手机' if sent.channel == 'sms' else '邮箱'} {sent.masked}，10 分钟内有效。")
+            return redirect("portal:verify")
+    return render(request, "portal/login.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def verify(request):
+    pending = request.session.get("portal_pending")
+    if not pending:
+        return redirect("portal:login")
+    if request.method == "POST":
+        try:
+            entity = signin.verify(pending, request.POST.get("code", ""))
+        except signin.SignInError as e:
+            messages.error(request, str(e))
+        else:
+            request.session.cycle_key()
+            request.session.pop("portal_pending", None)
+            request.session[SESSION_KEY] = entity.uscc
+            return redirect("portal:home")
+    return render(request, "portal/verify.html", {"uscc": pending})
+
+
+@require_POST
+def logout(request):
+    request.session.pop(SESSION_KEY, None)
+    request.session.cycle_key()
+    return redirect("portal:login")
+
+
+@portal_required
+def home(request):
+    entity = request.entity
+    year = single.season_year()
+    found = (Finding.objects.filter(entity=entity, report_year=year).exclude(severity="info")
+             .prefetch_related("explanations").order_by("status", "rule_id"))
+    notice = CorrectionNotice.objects.filter(entity=entity, report_year=year).order_by("-issued_on").first()
+    return render(request, "portal/home.html", {
+        "entity": entity, "year": year, "findings": found, "notice": notice,
+        "deadline": corrections.deadline(year),
+        "open_count": sum(1 for f in found if f.status == "open"),
+    })
+
+
+@portal_required
+@require_POST
+def explain(request, finding_id: int):
+    finding = get_object_or_404(Finding, pk=finding_id, entity=request.entity)
+    try:
+        corrections.explain(finding, request.POST.get("reason", ""))
+    except ValueError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, "已收到您的说明，工作人员会复核。")
+    return redirect("portal:home")
+
+
+@portal_required
+def selfcheck(request):
+    if request.method not in ("GET", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    entity = request.entity
+    year = single.season_year()
+    names = forms.names_for(entity.entity_type)
+    problems, errors, checked = [], {}, False
+    if request.method == "POST":
+        values, errors = single.parse_figures({n: request.POST.get(n, "") for n in names})
+        if not errors:
+            problems = single.check(entity, year, values)
+            checked = True
+    else:
+        values = single.report_values(single.stored_report(entity, year))
+    return render(request, "portal/selfcheck.html", {
+        "entity": entity, "year": year, "groups": forms.groups_for(entity.entity_type, values, errors),
+        "problems": problems, "errors": errors, "checked": checked,
+    })

@@ -1,0 +1,272 @@
+"""The staff back office on a checked synthetic county: roles, township isolation, masking,
+audit, lists and export, the entity page, tasks and the correction loop."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import openpyxl
+import pytest
+from django.test import Client
+from django.urls import get_resolver, reverse
+
+from qifu.accounts.models import AuditEvent
+from qifu.checks.actions import run_check
+from qifu.checks.models import Finding
+from qifu.corrections import actions as corrections
+from qifu.corrections.models import CorrectionNotice, Explanation
+from qifu.registry.models import Entity, Note
+from qifu.reminders.models import ContactTask, OutboxMessage
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, county, name):
+    client.force_login(county["users"][name])
+    return client
+
+
+def test_each_role_sees_the_dashboard_with_charts(client, checked_county):
+    html = login(client, checked_county, "admin").get("/").content.decode()
+    assert "2025 年度年报报送进度" in html
+    assert 'id="chart-data"' in html and "chart-4.5.1.umd.min.js" in html
+    assert "cdn" not in html.lower()
+    for name in ("officer", "leader"):
+        assert login(Client(), checked_county, name).get("/").status_code == 200
+
+
+def test_officer_dashboard_counts_only_their_township(client, checked_county):
+    town = checked_county["own_town"]
+    html = login(client, checked_county, "officer").get("/").content.decode()
+    n = Entity.objects.filter(town=town).count()
+    assert f"工作台 · {town.name}" in html
+    assert f"<b>{n}</b><span>市场主体</span>" in html
+    assert n < Entity.objects.count()
+
+
+def test_account_without_a_role_is_refused(client, checked_county):
+    assert login(client, checked_county, "noroles").get("/").status_code == 403
+
+
+def test_officer_gets_403_for_another_townships_entity(client, checked_county):
+    login(client, checked_county, "officer")
+    mine = Entity.objects.filter(town=checked_county["own_town"]).first()
+    other = Entity.objects.filter(town=checked_county["other_town"]).first()
+    assert client.get(reverse("entity", args=[mine.uscc])).status_code == 200
+    assert client.get(reverse("entity", args=[other.uscc])).status_code == 403
+    assert client.post(reverse("entity-note", args=[other.uscc]), {"text": "x"}).status_code == 403
+    assert not Note.objects.filter(entity=other).exists()
+
+
+def test_officer_list_and_export_hold_only_their_township(client, checked_county):
+    login(client, checked_county, "officer")
+    town = checked_county["own_town"]
+    # the town filter in the query string is ignored for an officer
+    html = client.get("/entities/", {"town": checked_county["other_town"].code}).content.decode()
+    assert f"共 {Entity.objects.filter(town=town).count()} 户" in html
+    response = client.get("/entities/export.xlsx", {"town": checked_county["other_town"].code})
+    rows = list(openpyxl.load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
+    assert len(rows) - 1 == Entity.objects.filter(town=town).count()
+    assert {r[3] for r in rows[1:]} == {town.name}
+
+
+def test_lists_mask_personal_data_and_exports_are_audited(client, checked_county):
+    login(client, checked_county, "admin")
+    e = Entity.objects.exclude(phone__isnull=True).exclude(legal_rep__isnull=True).filter(phone__regex=r"^1[0-9]{10}$").first()
+    html = client.get("/entities/", {"q": e.uscc}).content.decode()
+    assert e.uscc in html and e.phone not in html and e.legal_rep not in html
+    assert f"{e.phone[:3]}****{e.phone[-4:]}" in html
+    response = client.get("/entities/export.xlsx", {"type": "enterprise", "sort": "name"})
+    assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+    rows = list(openpyxl.load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
+    assert rows[0][0] == "统一社会信用代码"
+    assert len(rows) - 1 == Entity.objects.filter(entity_type="enterprise").count()
+    assert [r[1] for r in rows[1:]] == sorted(r[1] for r in rows[1:])
+    assert not any(r[7] and re.fullmatch(r"1[0-9]{10}", r[7]) for r in rows[1:])
+    event = AuditEvent.objects.filter(action="export").latest("at")
+    assert event.user.username == "admin" and f"{len(rows) - 1} 行" in event.detail
+
+
+def test_list_filters_sort_and_page(client, checked_county):
+    login(client, checked_county, "admin")
+    unfiled = client.get("/entities/", {"filed": "no", "status": "active"}).content.decode()
+    total = int(re.search(r"共 (\d+) 户", unfiled).group(1))
+    from qifu.reports.models import AnnualReport
+
+    expected = Entity.objects.filter(status="active").exclude(
+        uscc__in=AnnualReport.objects.filter(report_year=2025).values("entity_id")).count()
+    assert total == expected
+    page2 = client.get("/entities/", {"sort": "name", "page": 2}).content.decode()
+    assert "第 2 / " in page2
+
+
+def test_unmasked_contact_is_audited_and_not_for_leaders(client, checked_county):
+    e = Entity.objects.filter(town=checked_county["own_town"], phone__regex=r"^1[0-9]{10}$").first()
+    login(client, checked_county, "officer")
+    assert e.phone not in client.get(reverse("entity", args=[e.uscc])).content.decode()
+    assert e.phone in client.get(reverse("entity", args=[e.uscc]), {"reveal": "1"}).content.decode()
+    assert AuditEvent.objects.filter(user__username="officer", action="view_contact", uscc=e.uscc).count() == 1
+    leader = login(Client(), checked_county, "leader")
+    assert e.phone not in leader.get(reverse("entity", args=[e.uscc]), {"reveal": "1"}).content.decode()
+    assert not AuditEvent.objects.filter(user__username="leader", action="view_contact").exists()
+
+
+def test_leader_is_read_only(client, checked_county):
+    e = Entity.objects.first()
+    login(client, checked_county, "leader")
+    assert client.post(reverse("entity-note", args=[e.uscc]), {"text": "看过"}).status_code == 403
+    assert client.post(reverse("corrections-notify")).status_code == 403
+
+
+def test_entity_page_shows_reports_findings_and_a_revision_diff(client, checked_county, tmp_path):
+    import polars as pl
+
+    from qifu.imports.actions import import_file
+
+    f = Finding.objects.filter(report_year=2025, rule_id="AR-02", status="open").select_related("entity").first()
+    reports = pl.read_csv(checked_county["folder"] / "reports.csv", infer_schema=False)
+    row = reports.filter((pl.col("uscc") == f.entity_id) & (pl.col("report_year") == "2025"))
+    row.with_columns(pl.col("total_revenue").alias("main_business_revenue")).write_csv(tmp_path / "fix.csv")
+    import_file("reports", tmp_path / "fix.csv")
+    login(client, checked_county, "admin")
+    html = client.get(reverse("entity", args=[f.entity_id])).content.decode()
+    assert "第 2 版" in html and "其中:主营业务收入：<del>" in html
+    assert f.message in html
+    client.post(reverse("entity-note", args=[f.entity_id]), {"text": "已电话联系，答应本周更正"})
+    assert "已电话联系，答应本周更正" in client.get(reverse("entity", args=[f.entity_id])).content.decode()
+
+
+def test_correction_loop_notify_explain_review_and_rate(client, checked_county):
+    result = corrections.notify(2025, __import__("datetime").date(2026, 5, 10))
+    assert result.notices > 0
+    # one notice per entity, each with a block/high finding or two medium ones
+    for notice in CorrectionNotice.objects.filter(issued_on="2026-05-10").prefetch_related("findings"):
+        assert corrections.needs_notice([f.severity for f in notice.findings.all()])
+        msg = notice.message
+        assert msg.purpose == "correction" and "年报不收费" in msg.body and "http" not in msg.body
+    assert OutboxMessage.objects.filter(purpose="correction").count() == result.notices
+    # idempotent: nothing new to notify the same day or the next
+    assert corrections.notify(2025, __import__("datetime").date(2026, 5, 10)).notices == 0
+    assert corrections.notify(2025, __import__("datetime").date(2026, 5, 11)).notices == 0
+
+    before = corrections.rates(2025)["overall"][0]
+    assert before.notified == result.findings
+    finding = Finding.objects.filter(notices__isnull=False, status="open").first()
+    with pytest.raises(ValueError):
+        corrections.explain(finding, "对")
+    item = corrections.explain(finding, "当年有一笔大额设备出售，收入属实")
+    after = corrections.rates(2025)["overall"][0]
+    assert after.handled == before.handled + 1
+    by_rule = {r.label: r for r in corrections.rates(2025)["rule"]}
+    assert by_rule[finding.rule_id].handled >= 1
+
+    # a new check keeps the explained finding explained
+    run_check(2025)
+    finding.refresh_from_db()
+    assert finding.status == "confirmed"
+
+    # staff reject it: the finding reopens and the rate falls back
+    login(client, checked_county, "admin")
+    page = client.get("/corrections/").content.decode()
+    assert "当年有一笔大额设备出售" in page
+    client.post(reverse("explanation-review", args=[item.id]), {"decision": "reject", "note": "与税务数据不符"})
+    finding.refresh_from_db()
+    assert finding.status == "open"
+    assert Explanation.objects.get(pk=item.id).status == "rejected"
+    assert corrections.rates(2025)["overall"][0].handled == before.handled
+
+
+def test_officer_closes_a_call_task_of_their_township(client, checked_county):
+    e = Entity.objects.filter(town=checked_county["own_town"]).first()
+    other = Entity.objects.filter(town=checked_county["other_town"]).first()
+    from django.utils import timezone
+
+    tasks = []
+    for ent in (e, other):
+        m = OutboxMessage.objects.create(key=f"task-test:{ent.uscc}", entity=ent, purpose="filing", channel="call",
+                                         recipient=ent.phone or "", body="", reason="多次短信未送达", planned_for="2026-06-20",
+                                         next_attempt_at=timezone.now(), status="task")
+        tasks.append(ContactTask.objects.create(message=m, entity=ent, town=ent.town, channel="call", due_on="2026-06-20"))
+    login(client, checked_county, "officer")
+    listing = client.get("/tasks/").content.decode()
+    assert e.name in listing and other.name not in listing
+    assert client.post(reverse("task-close", args=[tasks[1].id]), {"outcome": "已接通，已报送"}).status_code == 404
+    client.post(reverse("task-close", args=[tasks[0].id]), {"outcome": "无人接听", "detail": "下午再打"})
+    tasks[0].refresh_from_db()
+    assert (tasks[0].status, tasks[0].outcome) == ("done", "无人接听：下午再打")
+    assert OutboxMessage.objects.get(pk=tasks[0].message_id).status == "failed"
+
+
+# -- security sweeps over every URL ------------------------------------------------------------
+
+PUBLIC = {
+    "login": "the staff sign-in form",
+    "healthz": "liveness probe for the process manager",
+    "assistant": "filers ask questions before they sign in (annual-report.md §5)",
+    "assistant-ask": "the assistant's JSON endpoint, same reason",
+    "portal:login": "the enterprise sign-in form",
+    "portal:verify": "the one-time-code form (needs a pending sign-in, else redirects)",
+    "api:openapi-json": "the API's description",
+    "api:openapi-view": "the API's documentation page (served from the package)",
+}
+
+
+def _named_urls():
+    out = []
+
+    def walk(patterns, prefix="", ns=""):
+        for p in patterns:
+            if hasattr(p, "url_patterns"):
+                walk(p.url_patterns, prefix + str(p.pattern), f"{ns}{p.namespace}:" if p.namespace else ns)
+            elif p.name:
+                out.append((f"{ns}{p.name}", prefix + str(p.pattern)))
+
+    walk(get_resolver().url_patterns)
+    return out
+
+
+def _concrete(pattern: str, uscc: str) -> str:
+    path = re.sub(r"<str:uscc>", uscc, pattern)
+    path = re.sub(r"<int:\w+>", "1", path)
+    path = re.sub(r"<[^>]+>", "x", path)
+    return "/" + path.replace("^", "").replace("$", "")
+
+
+def test_every_endpoint_needs_authentication(checked_county):
+    uscc = Entity.objects.first().uscc
+    anonymous = Client()
+    checked = 0
+    for name, pattern in _named_urls():
+        if name.startswith("admin:") or name in PUBLIC or name == "api:api-root":  # api-root: 404, no resource
+            continue
+        path = _concrete(pattern, uscc)
+        for method in ("get", "post"):
+            r = getattr(anonymous, method)(path)
+            assert r.status_code in (302, 401, 403, 405), (name, method, path, r.status_code)
+            if r.status_code == 302:
+                assert "/login/" in r["Location"], (name, r["Location"])
+        checked += 1
+    assert checked >= 15
+
+
+def test_every_form_is_csrf_protected(checked_county):
+    """Signed in, as staff and as an enterprise, a POST without the token is refused."""
+    uscc = Entity.objects.filter(town=checked_county["own_town"]).first().uscc
+    staff = Client(enforce_csrf_checks=True)
+    staff.force_login(checked_county["users"]["admin"])
+    portal = Client(enforce_csrf_checks=True)
+    session = portal.session
+    session["portal_uscc"] = uscc
+    session["portal_pending"] = uscc
+    session.save()
+    checked = 0
+    for name, pattern in _named_urls():
+        if name.startswith("admin:") or name in ("healthz", "api:openapi-json", "api:openapi-view", "api:api-root"):
+            continue
+        path = _concrete(pattern, uscc)
+        for client in (staff, portal):
+            r = client.post(path, {"text": "x", "reason": "理由理由理由", "code": "000000", "uscc": uscc})
+            assert r.status_code in (401, 403, 405) or (r.status_code == 302 and "login" in r["Location"]), (name, r.status_code)
+            checked += 1
+    assert checked >= 30
