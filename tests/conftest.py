@@ -28,28 +28,38 @@ KINDS = ("registry", "reports", "shareholders", "tax", "social", "reminders")
 @pytest.fixture(scope="module")
 def checked_county(small_county, django_db_setup, django_db_blocker):
     """The small county imported and checked once for a module (committed), with one staff
-    account per role; everything is removed afterwards."""
+    account per role; everything is removed afterwards. A module using it must have at least
+    one test marked ``django_db``, or pytest-django sets up no test database."""
+    with django_db_blocker.unblock():
+        yield load_checked_county(small_county)
+        _wipe()
+
+
+def load_checked_county(folder: Path) -> dict:
     from django.contrib.auth import get_user_model
 
     from qifu.accounts.models import StaffProfile
     from qifu.checks.actions import run_check
     from qifu.imports.actions import import_file
-    from qifu.registry.models import Entity, Township
+    from qifu.registry.models import Township
 
-    with django_db_blocker.unblock():
-        for kind in KINDS:
-            import_file(kind, small_county / f"{kind}.csv")
-        run_check(2025)
-        towns = list(Township.objects.filter(entity__isnull=False).distinct().order_by("code")[:2])
-        User = get_user_model()
-        users = {}
-        for name, role, town in (("admin", "admin", None), ("officer", "officer", towns[0]),
-                                 ("leader", "leader", None), ("noroles", None, None)):
-            users[name] = User.objects.create_user(name, password=f"{name}-pw-for-tests")
-            if role:
-                StaffProfile.objects.create(user=users[name], role=role, town=town)
-        yield {"folder": small_county, "users": users, "own_town": towns[0], "other_town": towns[1]}
-        _wipe()
+    if not Township.objects.exists():  # a transactional test's flush also empties reference tables
+        from django.apps import apps as global_apps
+
+        reference_data = __import__("importlib").import_module("qifu.registry.migrations.0002_reference_data")
+        reference_data.load(global_apps, None)
+    for kind in KINDS:
+        import_file(kind, folder / f"{kind}.csv")
+    run_check(2025)
+    towns = list(Township.objects.filter(entity__isnull=False).distinct().order_by("code")[:2])
+    User = get_user_model()
+    users = {}
+    for name, role, town in (("admin", "admin", None), ("officer", "officer", towns[0]),
+                             ("leader", "leader", None), ("noroles", None, None)):
+        users[name] = User.objects.create_user(name, password=f"{name}-pw-for-tests")
+        if role:
+            StaffProfile.objects.create(user=users[name], role=role, town=town)
+    return {"folder": folder, "users": users, "own_town": towns[0], "other_town": towns[1]}
 
 
 def _wipe():

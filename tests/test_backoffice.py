@@ -270,3 +270,27 @@ def test_every_form_is_csrf_protected(checked_county):
             assert r.status_code in (401, 403, 405) or (r.status_code == 302 and "login" in r["Location"]), (name, r.status_code)
             checked += 1
     assert checked >= 30
+
+
+def test_dashboard_figures_follow_the_data(checked_county):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from qifu.reminders.models import ReminderRecord
+    from qifu.web import queries
+
+    tz = ZoneInfo("Asia/Shanghai")
+    sections = queries.progress_by_section(2025, None)
+    assert sum(p.due for p in sections) == sum(p.due for p in queries.filing_progress(2025))
+    assert {p.name[0] for p in sections} >= {"C", "F"}  # manufacturing and retail, by section letter
+    summary = queries.reminders_summary(2025, None)
+    season = ReminderRecord.objects.filter(purpose="filing", sent_at__gte=dt.datetime(2026, 1, 1, tzinfo=tz),
+                                           sent_at__lt=dt.datetime(2026, 7, 1, tzinfo=tz))
+    assert summary["made"] == season.count() > 0
+    assert summary["blanket"] > 0
+    curve = queries.season_curve(2025, None)
+    this = curve["series"]["2025年度"]
+    assert len(this) == 181 and this == sorted(this)
+    due = sum(p.due for p in queries.filing_progress(2025))
+    filed_by_june = sum(n for d, n in queries.filings_by_day(2025, None).items() if d <= dt.date(2026, 6, 30))
+    assert this[-1] == pytest.approx(100 * filed_by_june / due, abs=0.01)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from qifu.engine.contract import REPORTS, T
 
 FIELDS = {f.name: f for f in REPORTS.fields}
@@ -38,6 +40,8 @@ def groups_for(entity_type: str, values: dict, errors: dict) -> list[dict]:
 def _show(v) -> str:
     if isinstance(v, bool):
         return "1" if v else "0"
+    if isinstance(v, Decimal):
+        return format(v.normalize(), "f")
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)

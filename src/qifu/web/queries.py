@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Count, Max, Q
@@ -13,9 +14,10 @@ from django.db.models import Count, Max, Q
 from qifu.checks.models import Finding
 from qifu.engine import reference
 from qifu.registry.models import Entity, Township
-from qifu.reminders.models import OutboxMessage
+from qifu.reminders.models import ReminderRecord
 from qifu.reports.models import AnnualReport
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The bureau's usual practice (annual-report.md §5): a text to every non-filer on these days.
 BLANKET_DAYS = ((3, 1), (4, 15), (5, 15), (6, 1), (6, 15), (6, 25))
 
@@ -75,7 +77,8 @@ def progress_by_section(year: int, town: str | None) -> list[Progress]:
     names = reference.industries()
     out: dict[str, Progress] = {}
     for code, p in progress_by(year, town, "industry_code").items():
-        sec = sections.get(str(code)[:2], "") if code and code != "None" else ""
+        c = str(code or "")
+        sec = c[0] if c[:1].isalpha() else sections.get(c[:2], "")  # "C3851" or "3851"
         label = f"{sec} {names.get(sec, '')}".strip() or "未填行业"
         agg = out.setdefault(label, Progress(label, 0, 0))
         agg.due += p.due
@@ -126,21 +129,24 @@ def findings_summary(year: int, town: str | None) -> dict:
 
 
 def reminders_summary(year: int, town: str | None) -> dict:
-    """Contacts made this season by channel, and what the blanket practice would have cost."""
-    season = (dt.date(year + 1, 1, 1), dt.date(year + 1, 6, 30))
-    qs = OutboxMessage.objects.filter(purpose="filing", planned_for__range=season)
+    """Filing reminders made this season by channel (the contact history: imported from the
+    bureau's earlier systems and recorded by qifu's sender), and what the blanket practice
+    would have cost up to the last contact day."""
+    season = (dt.datetime(year + 1, 1, 1, tzinfo=SHANGHAI), dt.datetime(year + 1, 7, 1, tzinfo=SHANGHAI))
+    qs = ReminderRecord.objects.filter(purpose="filing", sent_at__gte=season[0], sent_at__lt=season[1])
     if town:
         qs = qs.filter(entity__town_id=town)
     by_channel = Counter(dict(qs.values_list("channel").annotate(n=Count("id"))))
     made = sum(by_channel.values())
-    last = qs.aggregate(d=Max("planned_for"))["d"]
+    last = qs.aggregate(d=Max("sent_at"))["d"]
     blanket = 0
     if last:
+        last_day = last.astimezone(SHANGHAI).date()
         due = _due(year, town).count()
         by_day = filings_by_day(year, town)
         for m, d in BLANKET_DAYS:
             day = dt.date(year + 1, m, d)
-            if day <= last:
+            if day <= last_day:
                 blanket += due - sum(n for k, n in by_day.items() if k < day)
     return {"by_channel": dict(by_channel), "made": made, "blanket": blanket,
             "saved": max(blanket - made, 0), "saved_pct": 100 * (blanket - made) / blanket if blanket else None}

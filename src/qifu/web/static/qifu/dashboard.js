@@ -30,7 +30,7 @@
     type: "bar", data: {labels: data.rules.labels, datasets: [{data: data.rules.values, backgroundColor: palette[3]}]},
     options: opts({}),
   });
-  new Chart(document.getElementById("chart-channels"), {
+  if (document.getElementById("chart-channels")) new Chart(document.getElementById("chart-channels"), {
     type: "doughnut", data: {labels: data.channels.labels, datasets: [{data: data.channels.values, backgroundColor: palette}]},
     options: opts({plugins: {legend: {display: true, position: "right"}}}),
   });

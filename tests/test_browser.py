@@ -1,0 +1,230 @@
+"""The back office and the portal in a real browser: Debian's Chromium driven by Playwright,
+against the production WSGI server (waitress) on loopback, over the checked synthetic county.
+
+Everything the browser does is committed (the server runs in its own thread with its own
+database connection), so these tests use the module's committed county, not a test transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+pytest.importorskip("playwright")
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls below are ordinary
+# synchronous code, not coroutines.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from tests.test_portal import Inbox, code_from  # noqa: E402
+
+from tests.conftest import load_checked_county  # noqa: E402
+
+SHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+# The server thread has its own database connection, so each test's data is committed
+# (and flushed after the test) rather than held in a test transaction it could not see.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="session")
+def browser_county_files(tmp_path_factory) -> Path:
+    from qifu.engine.synth import county
+
+    out = tmp_path_factory.mktemp("browser-county")
+    county.write(out, entities=500, seed=11, last_year=2025)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The production WSGI server (waitress) on a free loopback port."""
+    from waitress import create_server
+
+    from qifu.wsgi import application
+
+    srv = create_server(application, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    srv.close()
+
+
+@pytest.fixture
+def site(server, browser_county_files, transactional_db):
+    """A checked county of 500 entities with correction notices issued, behind the server."""
+    import datetime as dt
+
+    from qifu.corrections import actions as corrections
+
+    county = load_checked_county(browser_county_files)
+    corrections.notify(2025, dt.date(2026, 5, 10))
+    return server, county
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="zh-CN", accept_downloads=True, viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def smtp(settings):
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    yield inbox
+    controller.stop()
+
+
+def staff_login(page, base, name):
+    page.goto(f"{base}/login/")
+    page.get_by_label("用户名").fill(name)
+    page.get_by_label("密码").fill(f"{name}-pw-for-tests")
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(f"{base}/")
+
+
+def test_staff_login_and_dashboard_charts(site, page):
+    base, _ = site
+    staff_login(page, base, "admin")
+    expect(page.get_by_role("heading", name="2025 年度年报报送进度")).to_be_visible()
+    for chart in ("chart-curve", "chart-towns", "chart-types", "chart-sections", "chart-rules", "chart-channels"):
+        assert page.evaluate(f"Chart.getChart('{chart}') !== undefined"), chart
+    # the curve has this season and last season
+    assert page.evaluate("Chart.getChart('chart-curve').data.datasets.length") == 2
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+
+
+def test_officer_gets_403_for_another_townships_entity(site, page):
+    from qifu.registry.models import Entity
+
+    base, county = site
+    staff_login(page, base, "officer")
+    other = Entity.objects.filter(town=county["other_town"]).first()
+    mine = Entity.objects.filter(town=county["own_town"]).first()
+    assert page.goto(f"{base}/entities/{other.uscc}/").status == 403
+    assert page.goto(f"{base}/entities/{mine.uscc}/").status == 200
+
+
+def test_entity_page_from_the_list(site, page):
+    base, _ = site
+    staff_login(page, base, "admin")
+    page.goto(f"{base}/entities/?findings=open")
+    first = page.locator("tbody tr td a").first
+    uscc = first.inner_text()
+    first.click()
+    expect(page.get_by_role("heading", name="登记信息")).to_be_visible()
+    expect(page.get_by_text(uscc).first).to_be_visible()
+    expect(page.locator(".finding").first).to_be_visible()
+    assert re.search(r"\*{2,}", page.locator("#phone").inner_text() + page.locator("#legal-rep").inner_text())
+
+
+def test_excel_export_downloads_the_filtered_list(site, page):
+    from qifu.registry.models import Entity
+
+    base, _ = site
+    staff_login(page, base, "admin")
+    page.goto(f"{base}/entities/?type=cooperative")
+    with page.expect_download() as info:
+        page.get_by_role("link", name="导出 Excel").click()
+    data = Path(info.value.path()).read_bytes()
+    rows = list(openpyxl.load_workbook(io.BytesIO(data)).active.iter_rows(values_only=True))
+    assert len(rows) - 1 == Entity.objects.filter(entity_type="cooperative").count()
+    assert {r[2] for r in rows[1:]} == {"农民专业合作社"}
+
+
+def portal_sign_in(page, base, smtp, uscc):
+    page.goto(f"{base}/portal/login/")
+    page.get_by_label("统一社会信用代码").fill(uscc)
+    page.get_by_label("登记的邮箱").check()
+    page.get_by_role("button", name="获取验证码").click()
+    expect(page.get_by_text("验证码已发送至邮箱")).to_be_visible()
+    page.get_by_label("6 位验证码").fill(code_from(smtp))
+    page.get_by_role("button", name="登录").click()
+
+
+def test_enterprise_signs_in_with_a_code_from_smtp(site, page, smtp):
+    from qifu.registry.models import Entity
+
+    base, _ = site
+    e = Entity.objects.filter(email__contains="@").order_by("-uscc").first()
+    portal_sign_in(page, base, smtp, e.uscc)
+    expect(page.get_by_role("heading", name=e.name)).to_be_visible()
+    page.screenshot(path=str(SHOTS / "portal-home.png"), full_page=True)
+
+
+def test_selfcheck_flags_a_yuan_figure_with_the_suggested_value(site, page, smtp):
+    from qifu.reports.models import AnnualReport
+
+    base, _ = site
+    prev = (AnnualReport.objects.filter(report_year=2024, is_current=True, entity__entity_type="enterprise",
+                                        entity__email__contains="@", total_revenue__gte=100)
+            .select_related("entity").order_by("entity_id").first())
+    portal_sign_in(page, base, smtp, prev.entity_id)
+    page.goto(f"{base}/portal/selfcheck/")
+    wan = round(float(prev.total_revenue) * 1.1, 2)
+    page.get_by_label("营业总收入").fill(str(int(wan * 10000)))
+    results = page.locator("#results")
+    expect(results).to_contain_text("UM-01")  # instant, through the API, before any submit
+    expect(results).to_contain_text("建议填写")
+    suggestion = float(results.locator(".finding", has_text="UM-01").locator(".suggestion b").inner_text())
+    assert suggestion == pytest.approx(wan, rel=1e-6)
+    page.screenshot(path=str(SHOTS / "selfcheck.png"), full_page=True)
+
+
+def test_a_confirmed_value_moves_the_correction_rate(site, browser, smtp):
+    from qifu.checks.models import Finding
+
+    base, _ = site
+    finding = (Finding.objects.filter(notices__isnull=False, status="open", entity__email__contains="@")
+               .select_related("entity").order_by("id").first())
+    staff = browser.new_context().new_page()
+    staff_login(staff, base, "admin")
+    staff.goto(f"{base}/corrections/")
+    before = staff.locator("#correction-rate").inner_text()
+
+    enterprise = browser.new_context().new_page()
+    portal_sign_in(enterprise, base, smtp, finding.entity_id)
+    card = enterprise.locator(f"#finding-{finding.id}")
+    card.get_by_text("数值无误？说明理由").click()
+    card.get_by_label("理由").fill("当年承接了一笔大额订单，收入属实，有合同和发票")
+    card.get_by_role("button", name="提交说明").click()
+    expect(enterprise.get_by_text("已收到您的说明")).to_be_visible()
+
+    staff.reload()
+    after = staff.locator("#correction-rate").inner_text()
+    assert float(after.rstrip("%")) > float(before.rstrip("%")), (before, after)
+    expect(staff.get_by_text("当年承接了一笔大额订单")).to_be_visible()
+    staff.context.close()
+    enterprise.context.close()
