@@ -10,7 +10,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from ninja import Field, NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema, Status
 from ninja.security import APIKeyCookie
 
 from qifu.checks import single
@@ -117,8 +117,8 @@ def explain(request, finding_id: int, body: ExplanationIn):
     try:
         item = corrections.explain(finding, body.reason)
     except ValueError as e:
-        return 400, {"detail": str(e)}
-    return 201, {"id": item.id, "status": item.status}
+        return Status(400, {"detail": str(e)})
+    return Status(201, {"id": item.id, "status": item.status})
 
 
 @api.post("/selfcheck", response=SelfCheckOut, summary="年报自检：用与批量校验相同的规则检查填报值")
