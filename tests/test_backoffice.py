@@ -294,3 +294,20 @@ def test_dashboard_figures_follow_the_data(checked_county):
     due = sum(p.due for p in queries.filing_progress(2025))
     filed_by_june = sum(n for d, n in queries.filings_by_day(2025, None).items() if d <= dt.date(2026, 6, 30))
     assert this[-1] == pytest.approx(100 * filed_by_june / due, abs=0.01)
+
+
+def test_assign_role_creates_accounts_and_checks_towns(checked_county):
+    from qifu.accounts.actions import StaffError, assign_role
+
+    town = checked_county["own_town"]
+    user, password = assign_role("zhuanguan1", "officer", town.name)
+    assert password and user.check_password(password) and not user.is_staff
+    assert user.staff_profile.town == town
+    again, none = assign_role("zhuanguan1", "leader")
+    assert none is None and again.staff_profile.role == "leader" and again.staff_profile.town is None
+    with pytest.raises(StaffError, match="--town"):
+        assign_role("x1", "officer")
+    with pytest.raises(StaffError, match="没有这个镇街"):
+        assign_role("x2", "officer", "火星镇")
+    with pytest.raises(StaffError, match="只有镇街专管员"):
+        assign_role("x3", "admin", town.name)

@@ -135,6 +135,37 @@ def cmd_remind_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.accounts.actions import StaffError, assign_role
+
+    try:
+        user, password = assign_role(args.username, args.role, args.town)
+    except StaffError as e:
+        return _fail(str(e))
+    role = user.staff_profile.get_role_display()
+    town = f"（{user.staff_profile.town.name}）" if user.staff_profile.town_id else ""
+    print(f"{user.username}：{role}{town}" + (f"；初始密码 {password}（请登录后修改）" if password else ""))
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    _setup_django()
+    import datetime as dt
+
+    from qifu.corrections.actions import notify
+
+    try:
+        day = dt.date.fromisoformat(args.date)
+    except ValueError:
+        return _fail(f"--date 应为 YYYY-MM-DD：{args.date}")
+    r = notify(args.year, day)
+    channels = "，".join(f"{k} {v}" for k, v in sorted(r.by_channel.items())) or "无"
+    print(f"{args.year} 年度：新发更正通知 {r.notices} 份，涉及问题 {r.findings} 个（渠道：{channels}）。"
+          f"短信和邮件由 qifu remind send 发出，电话任务见工作台。")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from qifu.engine.synth import county
     from qifu.progress import Bar
@@ -197,6 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = remind.add_parser("send", help="发送发件箱中到期的短信和邮件（失败的按退避重试）")
     r.add_argument("--date", help="按这一天上午九点发送；默认现在")
     r.set_defaults(func=cmd_remind_send)
+
+    s = sub.add_parser("notify", help="把新发现的年报问题按主体合并成更正通知，放入发件箱")
+    s.add_argument("--year", type=int, required=True)
+    s.add_argument("--date", required=True, help="通知日期，YYYY-MM-DD")
+    s.set_defaults(func=cmd_notify)
+
+    s = sub.add_parser("staff", help="新建工作人员账号或设置角色")
+    s.add_argument("username")
+    s.add_argument("--role", required=True, choices=["admin", "officer", "leader"],
+                   help="admin 局管理员；officer 镇街专管员；leader 领导（只读）")
+    s.add_argument("--town", help="镇街专管员所属镇街（名称或代码）")
+    s.set_defaults(func=cmd_staff)
 
     s = sub.add_parser("ask", help="向年报助手提问")
     s.add_argument("question")

@@ -51,8 +51,21 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     user.is_superuser = True
     user.set_password(password)
     user.save()
+    from qifu.accounts.actions import assign_role
+    from qifu.registry.models import Entity
+
+    assign_role(DEMO_USER, "admin")
+    officer, _ = assign_role(f"{DEMO_USER}-town", "officer", "浒山街道")
+    officer.set_password(password)
+    officer.save()
     print(f"演示数据已就绪，用时 {time.perf_counter() - started:.0f} 秒。", flush=True)
     print(f"工作人员登录：用户名 {DEMO_USER}  密码 {password}", flush=True)
+    print(f"镇街专管员（浒山街道）：用户名 {DEMO_USER}-town  密码 {password}", flush=True)
+    sample = Entity.objects.filter(findings__status="open", phone__regex=r"^1[3-9][0-9]{9}$").order_by("uscc").first()
+    if sample:
+        sms = config.data_dir() / "sms"
+        print(f"企业端：/portal/ 用统一社会信用代码 {sample.uscc} 登录；开发用短信后端把验证码写在 {sms}/ 下的文件里",
+              flush=True)
     if serve_app:
         from qifu.web.server import serve
 

@@ -1,0 +1,44 @@
+"""Named actions on staff accounts."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from qifu.accounts.models import StaffProfile
+from qifu.engine import reference
+from qifu.registry.models import Township
+
+
+class StaffError(ValueError):
+    pass
+
+
+def assign_role(username: str, role: str, town: str | None = None) -> tuple[object, str | None]:
+    """Create the account if needed (returning its new random password) and set its role.
+    ``town`` (name, alias or code) is required for a township officer and refused otherwise."""
+    if role not in StaffProfile.Role.values:
+        raise StaffError(f"角色应为 {'、'.join(StaffProfile.Role.values)}，而不是 {role}")
+    township = None
+    if role == StaffProfile.Role.OFFICER:
+        if not town:
+            raise StaffError("镇街专管员需要指定 --town（镇街名称或代码）")
+        name = reference.township_aliases().get(town.strip(), town.strip())
+        township = Township.objects.filter(code=name).first() or Township.objects.filter(name=name).first()
+        if township is None:
+            raise StaffError(f"没有这个镇街：{town}")
+    elif town:
+        raise StaffError("只有镇街专管员（officer）按镇街限定范围")
+    User = get_user_model()
+    password = None
+    with transaction.atomic():
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            user = User.objects.create_user(username, password=password)
+        user.is_staff = role == StaffProfile.Role.ADMIN  # Django admin only for administrators
+        user.save(update_fields=["is_staff"])
+        StaffProfile.objects.update_or_create(user=user, defaults={"role": role, "town": township})
+    return user, password
