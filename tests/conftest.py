@@ -48,6 +48,9 @@ def load_checked_county(folder: Path) -> dict:
 
         reference_data = __import__("importlib").import_module("qifu.registry.migrations.0002_reference_data")
         reference_data.load(global_apps, None)
+    from qifu.checks import single
+
+    single.forget_entity_parts()
     for kind in KINDS:
         import_file(kind, folder / f"{kind}.csv")
     run_check(2025)

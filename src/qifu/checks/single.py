@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import polars as pl
 from django.db.models import Count, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -96,16 +96,54 @@ def context_for(entity: Entity, year: int, report: dict, revision: int = 1,
     for f in NUMERIC_FIELDS:
         row[f] = _f(row[f])
     filed_at = filed_at or timezone.now()
+    row.update(_entity_part(entity, year))
     row.update(
         uscc=entity.uscc, report_year=year, revision=revision,
         filed_date=timezone.localtime(filed_at, SHANGHAI).date() if timezone.is_aware(filed_at) else filed_at.date(),
+    )
+    row["filed_at"] = filed_at
+    row.update(_shared(entity, year, row))
+    agg = _aggregates(year)
+    peer = agg["peer"].get((entity.industry_code, _size_band(row.get("employees"))), {})
+    ind = agg["industry"].get(entity.industry_code, {})
+    for k in ("peer_n", "peer_lrpe_median", "peer_lrpe_p01", "peer_lrpe_p99", "peer_lrpe_mad"):
+        row[k] = peer.get(k)
+    for k in ("industry_n", "industry_tax_rate_median", "industry_turnover_p99"):
+        row[k] = ind.get(k)
+    return row
+
+
+# What does not depend on the figures typed in: kept a minute per entity, because a filer's
+# self-check runs again on every change of a figure.
+ENTITY_PART_TTL = 60.0
+_ENTITY_PART: dict[tuple[str, int], tuple[float, dict]] = {}
+
+
+def _entity_part(entity: Entity, year: int) -> dict:
+    key = (entity.uscc, year)
+    now = time.monotonic()
+    hit = _ENTITY_PART.get(key)
+    if hit and hit[0] > now:
+        return hit[1]
+    part = _load_entity_part(entity, year)
+    if len(_ENTITY_PART) > 20_000:
+        _ENTITY_PART.clear()
+    _ENTITY_PART[key] = (now + ENTITY_PART_TTL, part)
+    return part
+
+
+def forget_entity_parts() -> None:
+    _ENTITY_PART.clear()
+
+
+def _load_entity_part(entity: Entity, year: int) -> dict:
+    row: dict = dict(
         report_year_end=dt.date(year, 12, 31),
         reg_name=entity.name, entity_type=entity.entity_type, legal_form=entity.legal_form,
         industry_code=entity.industry_code, town=entity.town.name, reg_address=entity.address,
         registered_capital=_f(entity.registered_capital), established_on=entity.established_on,
         reg_status=entity.status, legal_rep=entity.legal_rep, reg_phone=entity.phone, reg_email=entity.email,
     )
-    row["filed_at"] = filed_at
     prev = AnnualReport.objects.filter(entity=entity, report_year=year - 1, is_current=True).first()
     row["has_prev"] = prev is not None
     for f in NUMERIC_FIELDS:
@@ -135,22 +173,15 @@ def context_for(entity: Entity, year: int, report: dict, revision: int = 1,
         call_delivered=Count("id", filter=Q(channel="call", status="delivered")),
     )
     row.update(rem)
-    row.update(_shared(entity, year, row))
-    agg = _aggregates(year)
-    peer = agg["peer"].get((entity.industry_code, _size_band(row.get("employees"))), {})
-    ind = agg["industry"].get(entity.industry_code, {})
-    for k in ("peer_n", "peer_lrpe_median", "peer_lrpe_p01", "peer_lrpe_p99", "peer_lrpe_mad"):
-        row[k] = peer.get(k)
-    for k in ("industry_n", "industry_tax_rate_median", "industry_turnover_p99"):
-        row[k] = ind.get(k)
+    n = Entity.objects.filter(address=entity.address, status="active").count() if entity.address else 0
+    row["address_entity_count"] = n if n > 1 else 0
     return row
 
 
 def _shared(entity: Entity, year: int, row: dict) -> dict:
     """How many entities share this report's phone, email, address or financial figures."""
     current = AnnualReport.objects.filter(report_year=year, is_current=True).exclude(entity=entity)
-    out = {"phone_entity_count": 0, "phone_rep_count": 0, "email_entity_count": 0, "address_entity_count": 0,
-           "fin_vector_count": 0}
+    out = {"phone_entity_count": 0, "phone_rep_count": 0, "email_entity_count": 0, "fin_vector_count": 0}
     phone = row.get("phone")
     if phone and phone.strip():
         others = list(current.filter(phone=phone).values_list("entity_id", "entity__legal_rep"))
@@ -161,9 +192,6 @@ def _shared(entity: Entity, year: int, row: dict) -> dict:
     if email and email.strip():
         n = current.annotate(e=Lower("email")).filter(e=email.lower()).values("entity_id").distinct().count()
         out["email_entity_count"] = n + 1 if n else 0
-    if entity.address:
-        n = Entity.objects.filter(address=entity.address, status="active").count()
-        out["address_entity_count"] = n if n > 1 else 0
     fin = [row.get(f) for f in FIN8]
     if all(v is not None for v in fin) and row["total_revenue"] > 0 and row["total_assets"] > 0:
         n = current.filter(**dict(zip(FIN8, fin))).count()
@@ -176,25 +204,12 @@ def check(entity: Entity, year: int, report: dict, only_fields: set[str] | None 
     concern at least one of them (a self-check form that asks for some of the fields)."""
     rules = load_rules()
     row = context_for(entity, year, report, **kw)
-    hits = python_engine.evaluate(row, rules)
-    if not hits:
-        return []
-    ctx = pl.DataFrame([{k: _plain(v) for k, v in row.items() if k != "filed_at"}], infer_schema_length=None)
-    found = findings_mod.render(pl.DataFrame(hits, schema=_HIT_SCHEMA), ctx, rules).to_dicts()
+    by_id = {r.id: r for r in rules}
+    found = [findings_mod.render_one({**row, **hit}, by_id) for hit in python_engine.evaluate(row, rules)]
     if only_fields is not None:
         found = [f for f in found if set(f["fields"].split(";")) & only_fields]
     order = {"block": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
     return sorted(found, key=lambda f: (order[f["severity"]], f["rule_id"]))
-
-
-_HIT_SCHEMA = {"uscc": pl.Utf8, "report_year": pl.Int64, "rule_key": pl.Utf8, "v1": pl.Float64, "v2": pl.Float64,
-               "v3": pl.Float64, "suggestion": pl.Float64}
-
-
-def _plain(v):
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
 
 
 def parse_figures(data: dict) -> tuple[dict, dict[str, str]]:

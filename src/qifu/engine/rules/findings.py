@@ -58,42 +58,44 @@ def render(hits: pl.DataFrame, ctx_rows: pl.DataFrame, rules: list[Rule] | tuple
     if hits.is_empty():
         return pl.DataFrame(schema=FINDING_SCHEMA)
     joined = hits.join(ctx_rows, on="uscc", how="left")
-    records = []
-    for row in joined.iter_rows(named=True):
-        key = row["rule_key"]
-        rule_id, _, variant = key.partition(":")
-        rule = by_id[rule_id]
-        variant = variant or None
-        values = dict(zip(rule.values, (row["v1"], row["v2"], row["v3"])))
-
-        def lookup(m: re.Match) -> str:
-            name = m.group(1)
-            if name in values:
-                return fmt(values[name])
-            if name == "field_label":
-                return LABELS.get(variant or "", variant or "")
-            if name == "x":
-                return fmt(row.get(variant))
-            if name == "prev_x":
-                return fmt(row.get(f"prev_{variant}"))
-            if name in rule.params:
-                return str(rule.params[name])
-            if name in ENUM_LABELS:
-                return ENUM_LABELS[name].get(row.get(name), fmt(row.get(name)))
-            return fmt(row.get(name))
-
-        suggestion = row["suggestion"]
-        records.append(
-            {
-                "uscc": row["uscc"],
-                "report_year": row["report_year"],
-                "rule_id": rule_id,
-                "severity": rule.severity.value,
-                "fields": ";".join(rule.fields_for(variant)),
-                "message": PLACEHOLDER.sub(lookup, rule.message),
-                "suggestion": "" if suggestion is None or (isinstance(suggestion, float) and math.isnan(suggestion))
-                else fmt(suggestion),
-                "rule_key": key,
-            }
-        )
+    records = [render_one(row, by_id) for row in joined.iter_rows(named=True)]
     return pl.DataFrame(records, schema=FINDING_SCHEMA).sort("uscc", "rule_key")
+
+
+def render_one(row: dict, by_id: dict[str, Rule]) -> dict:
+    """One finding from a hit joined with its context row (a dict with the hit's ``rule_key``,
+    ``v1``..``v3`` and ``suggestion`` beside the context columns)."""
+    key = row["rule_key"]
+    rule_id, _, variant = key.partition(":")
+    rule = by_id[rule_id]
+    variant = variant or None
+    values = dict(zip(rule.values, (row["v1"], row["v2"], row["v3"])))
+
+    def lookup(m: re.Match) -> str:
+        name = m.group(1)
+        if name in values:
+            return fmt(values[name])
+        if name == "field_label":
+            return LABELS.get(variant or "", variant or "")
+        if name == "x":
+            return fmt(row.get(variant))
+        if name == "prev_x":
+            return fmt(row.get(f"prev_{variant}"))
+        if name in rule.params:
+            return str(rule.params[name])
+        if name in ENUM_LABELS:
+            return ENUM_LABELS[name].get(row.get(name), fmt(row.get(name)))
+        return fmt(row.get(name))
+
+    suggestion = row["suggestion"]
+    return {
+        "uscc": row["uscc"],
+        "report_year": row["report_year"],
+        "rule_id": rule_id,
+        "severity": rule.severity.value,
+        "fields": ";".join(rule.fields_for(variant)),
+        "message": PLACEHOLDER.sub(lookup, rule.message),
+        "suggestion": "" if suggestion is None or (isinstance(suggestion, float) and math.isnan(suggestion))
+        else fmt(suggestion),
+        "rule_key": key,
+    }

@@ -1,0 +1,159 @@
+"""Benchmark: the back office and the self-check on a county of 240,000 entities.
+
+    python bench/web_load.py --data-dir DIR [--clients 200 --rounds 5]
+
+DIR is a QIFU_DATA_DIR holding an imported and checked county, e.g. made with
+
+    QIFU_DATA_DIR=DIR qifu synth --entities 240000 --out DIR/county
+    for k in registry reports shareholders tax social reminders; do QIFU_DATA_DIR=DIR qifu import $k DIR/county/$k.csv; done
+    QIFU_DATA_DIR=DIR qifu check --year 2025 --out DIR/findings.csv && QIFU_DATA_DIR=DIR qifu notify --year 2025 --date 2026-05-10
+
+1. Dashboard: the staff home page rendered in process (Django test client), for the
+   administrator (whole county) and a township officer, after one warm-up; median and worst
+   of 5. Target (issue 5): <= 1 s.
+2. Self-check: `qifu serve` in its own process; CLIENTS portal sessions (different
+   enterprises) each POST /api/v1/selfcheck at the same moment (a barrier), ROUNDS times, over
+   keep-alive connections on loopback. Latency per request from the client's side; errors are
+   any status but 200. Target: p95 <= 200 ms with 200 concurrent requests, no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def django_setup(data_dir: str) -> None:
+    os.environ["QIFU_DATA_DIR"] = data_dir
+    os.environ.pop("QIFU_DATABASE_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qifu.settings")
+    import django
+
+    django.setup()
+
+
+def dashboard() -> list[tuple[str, float, float]]:
+    from django.test import Client
+
+    from qifu.accounts.actions import assign_role
+    from qifu.registry.models import Township
+
+    rows = []
+    town = Township.objects.order_by("code").first()
+    for name, role, t in (("bench-admin", "admin", None), ("bench-officer", "officer", town.name)):
+        user, _ = assign_role(name, role, t)
+        client = Client()
+        client.force_login(user)
+        assert client.get("/").status_code == 200  # warm-up (imports, template compilation)
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            response = client.get("/")
+            times.append(time.perf_counter() - started)
+            assert response.status_code == 200 and b"chart-data" in response.content
+        rows.append((f"dashboard, {role}{'（' + t + '）' if t else '（全市）'}", statistics.median(times), max(times)))
+    return rows
+
+
+def sessions(n: int) -> list[tuple[str, dict]]:
+    """n signed-in portal sessions of enterprises with a 2024 report, and a figure to check."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from qifu.reports.models import AnnualReport
+
+    out = []
+    reps = (AnnualReport.objects.filter(report_year=2024, is_current=True, entity__entity_type="enterprise",
+                                        total_revenue__gt=1).order_by("entity_id")[:n])
+    for i, rep in enumerate(reps):
+        store = SessionStore()
+        store["portal_uscc"] = rep.entity_id
+        store.create()
+        rev = float(rep.total_revenue) * (10000 if i % 4 == 0 else 1.1)  # every fourth in yuan
+        out.append((store.session_key, {"figures": {"total_revenue": round(rev, 2), "employees": 12,
+                                                    "total_assets": float(rep.total_assets or 0)}}))
+    return out
+
+
+def load(port: int, clients: list[tuple[str, dict]], rounds: int) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(clients))
+    token = "b" * 32
+
+    def worker(session_key: str, body: dict):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "X-CSRFToken": token,
+                   "Cookie": f"sessionid={session_key}; csrftoken={token}"}
+        for _ in range(rounds):
+            barrier.wait()
+            started = time.perf_counter()
+            try:
+                conn.request("POST", "/api/v1/selfcheck", body=data, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                ok = response.status == 200 and b"problems" in payload
+            except OSError:
+                ok = False
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                errors[0] += 0 if ok else 1
+
+    threads = [threading.Thread(target=worker, args=c) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors[0]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--clients", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--server-args", default="", help="extra arguments for qifu serve")
+    a = p.parse_args()
+    django_setup(a.data_dir)
+    rows = dashboard()
+    clients = sessions(a.clients)
+    env = dict(os.environ, QIFU_DATA_DIR=a.data_dir)
+    server = subprocess.Popen([sys.executable, "-m", "qifu", "serve", "--port", str(a.port), *a.server_args.split()],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", a.port, timeout=1).request("GET", "/healthz")
+                break
+            except OSError:
+                time.sleep(0.2)
+        load(a.port, clients[:10], 1)  # warm-up
+        latencies, errors = load(a.port, clients, a.rounds)
+    finally:
+        server.terminate()
+        server.wait()
+    latencies.sort()
+    q = lambda f: latencies[min(len(latencies) - 1, int(f * len(latencies)))] * 1000  # noqa: E731
+    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print("| measure | median | worst |\n|---|---:|---:|")
+    for label, med, worst in rows:
+        print(f"| {label} | {med * 1000:.0f} ms | {worst * 1000:.0f} ms |")
+    print(f"\nself-check: {len(clients)} concurrent clients × {a.rounds} rounds = {len(latencies)} requests; "
+          f"errors {errors}; p50 {q(0.5):.0f} ms, p95 {q(0.95):.0f} ms, p99 {q(0.99):.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
