@@ -210,6 +210,8 @@ PUBLIC = {
     "api:openapi-json": "the API's description",
     "api:openapi-view": "the API's documentation page (served from the package)",
 }
+# Machine-to-machine endpoints: no session, no CSRF token; a bearer token instead (tested apart).
+TOKEN_AUTH = {"sms-inbound": "the SMS gateway's replies (退订)"}
 
 
 def _named_urls():
@@ -262,7 +264,8 @@ def test_every_form_is_csrf_protected(checked_county):
     session.save()
     checked = 0
     for name, pattern in _named_urls():
-        if name.startswith("admin:") or name in ("healthz", "api:openapi-json", "api:openapi-view", "api:api-root"):
+        if name.startswith("admin:") or name in TOKEN_AUTH or name in (
+                "healthz", "api:openapi-json", "api:openapi-view", "api:api-root"):
             continue
         path = _concrete(pattern, uscc)
         for client in (staff, portal):
@@ -277,23 +280,34 @@ def test_dashboard_figures_follow_the_data(checked_county):
     from zoneinfo import ZoneInfo
 
     from qifu.reminders.models import ReminderRecord
-    from qifu.web import queries
+    from qifu.reports.models import AnnualReport
+    from qifu.web import stats
 
     tz = ZoneInfo("Asia/Shanghai")
-    sections = queries.progress_by_section(2025, None)
-    assert sum(p.due for p in sections) == sum(p.due for p in queries.filing_progress(2025))
-    assert {p.name[0] for p in sections} >= {"C", "F"}  # manufacturing and retail, by section letter
-    summary = queries.reminders_summary(2025, None)
+    con = stats.connect()
+    progress = stats.progress(con, 2025, None)
+    due = Entity.objects.filter(status="active", established_on__lte=dt.date(2025, 12, 31))
+    assert sum(p.due for p in progress["town"]) == sum(p.due for p in progress["section"]) == due.count()
+    filed = AnnualReport.objects.filter(report_year=2025, is_current=True, entity__in=due).count()
+    assert sum(p.filed for p in progress["type"]) == filed
+    assert {p.name[0] for p in progress["section"]} >= {"C", "F"}  # manufacturing and retail, by section letter
+    town = checked_county["own_town"]
+    mine = {p.name: p for p in stats.progress(con, 2025, town.name)["town"]}
+    assert list(mine) == [town.name] and mine[town.name].due == due.filter(town=town).count()
+
+    curve, raw = stats.season_curve(con, 2025, None)
+    this = curve["series"]["2025年度"]
+    assert len(this) == 181 and this == sorted(this)
+    by_june = AnnualReport.objects.filter(report_year=2025, is_current=True, entity__in=due,
+                                          filed_at__lt=dt.datetime(2026, 7, 1, tzinfo=tz)).count()
+    assert this[-1] == pytest.approx(100 * by_june / due.count(), abs=0.01)
+
+    summary = stats.reminders(con, 2025, None, *raw[2025])
     season = ReminderRecord.objects.filter(purpose="filing", sent_at__gte=dt.datetime(2026, 1, 1, tzinfo=tz),
                                            sent_at__lt=dt.datetime(2026, 7, 1, tzinfo=tz))
     assert summary["made"] == season.count() > 0
+    assert summary["by_channel"]["sms"] == season.filter(channel="sms").count()
     assert summary["blanket"] > 0
-    curve = queries.season_curve(2025, None)
-    this = curve["series"]["2025年度"]
-    assert len(this) == 181 and this == sorted(this)
-    due = sum(p.due for p in queries.filing_progress(2025))
-    filed_by_june = sum(n for d, n in queries.filings_by_day(2025, None).items() if d <= dt.date(2026, 6, 30))
-    assert this[-1] == pytest.approx(100 * filed_by_june / due, abs=0.01)
 
 
 def test_assign_role_creates_accounts_and_checks_towns(checked_county):
@@ -311,3 +325,20 @@ def test_assign_role_creates_accounts_and_checks_towns(checked_county):
         assign_role("x2", "officer", "火星镇")
     with pytest.raises(StaffError, match="只有镇街专管员"):
         assign_role("x3", "admin", town.name)
+
+
+def test_sms_gateway_replies_opt_out_with_its_token(client, settings, monkeypatch, checked_county):
+    from qifu.reminders.models import OptOut
+
+    monkeypatch.setenv("QIFU_SMS_GATEWAY_TOKEN", "gw-secret")
+    url = reverse("sms-inbound")
+    body = {"mobile": "13905741234", "content": " 退订 "}
+    assert client.post(url, body, content_type="application/json").status_code == 401
+    assert client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    r = client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION="Bearer gw-secret")
+    assert r.json() == {"opted_out": True} and OptOut.objects.filter(recipient="13905741234").exists()
+    r = client.post(url, {"mobile": "13905741235", "content": "好的，马上报"}, content_type="application/json",
+                    HTTP_AUTHORIZATION="Bearer gw-secret")
+    assert r.json() == {"opted_out": False} and not OptOut.objects.filter(recipient="13905741235").exists()
+    assert client.post(url, "not json", content_type="application/json",
+                       HTTP_AUTHORIZATION="Bearer gw-secret").status_code == 400

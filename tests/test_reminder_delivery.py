@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+from zoneinfo import ZoneInfo
 import sys
 import time
 
@@ -14,6 +15,8 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from qifu.reminders.models import OutboxMessage, ReminderRecord
+
+DAYTIME = timezone.datetime(2027, 5, 15, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # outside quiet hours
 from tests.factories import REGISTRY_HEADER, registry_rows, write
 
 
@@ -50,7 +53,7 @@ def test_email_reminder_goes_through_real_smtp(tmp_path, smtp_server):
     from tests.factories import ENT1
 
     import_file("registry", write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows()))
-    now = timezone.now()
+    now = DAYTIME
     OutboxMessage.objects.create(key="filing:email:boss@example.com:2027-05-15", entity_id=ENT1, purpose="filing",
                                  channel="email", recipient="boss@example.com", body="年报提醒。年报不收费。",
                                  reason="测试", planned_for=now.date(), next_attempt_at=now)
@@ -72,7 +75,7 @@ def test_unreachable_smtp_retries_with_backoff_then_fails(tmp_path, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens on 9
     import_file("registry", write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows()))
-    now = timezone.now()
+    now = DAYTIME
     m = OutboxMessage.objects.create(key="k1", entity_id=ENT1, purpose="filing", channel="email", recipient="a@b.cn",
                                      body="x", reason="测试", planned_for=now.date(), next_attempt_at=now)
     assert send_due(now=now)["retry"] == 1
@@ -108,7 +111,8 @@ OutboxMessage.objects.bulk_create([OutboxMessage(key=f"filing:sms:139{{i:08d}}:2
 def test_a_sender_killed_mid_batch_loses_and_repeats_nothing(tmp_path):
     if os.environ.get("QIFU_DATABASE_URL", "").startswith("postgres"):
         pytest.skip("two processes share the embedded SQLite database here")
-    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"), QIFU_SMS_BACKEND="file", QIFU_SMS_RATE="150")
+    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"), QIFU_SMS_BACKEND="file", QIFU_SMS_RATE="150",
+               QIFU_QUIET_HOURS="off")  # `remind send` reads the wall clock; CI may run at night
     env.pop("DJANGO_SETTINGS_MODULE", None)
     n = 300
     subprocess.run([sys.executable, "-c", SETUP.format(n=n)], env=env, check=True)
@@ -131,3 +135,48 @@ def test_a_sender_killed_mid_batch_loses_and_repeats_nothing(tmp_path):
              "print(OutboxMessage.objects.filter(status='sent').count(), ReminderRecord.objects.count())")
     out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True).stdout.split()
     assert out == [str(n), str(n)]
+
+
+@pytest.mark.django_db
+def test_quiet_hours_hold_texts_and_emails_until_morning(tmp_path, monkeypatch):
+    from qifu.imports.actions import import_file
+    from qifu.reminders.sender import send_due
+    from tests.factories import ENT1
+
+    monkeypatch.setenv("QIFU_SMS_BACKEND", "file")
+    monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path / "var"))
+    import_file("registry", write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows()))
+    night = DAYTIME.replace(hour=22, minute=30)
+    OutboxMessage.objects.create(key="k-night", entity_id=ENT1, purpose="filing", channel="sms", recipient="13905741234",
+                                 body="x", reason="测试", planned_for=night.date(), next_attempt_at=night)
+    assert send_due(now=night)["sent"] == 0
+    assert send_due(now=night + timezone.timedelta(hours=9))["sent"] == 0  # 07:30
+    assert send_due(now=night + timezone.timedelta(hours=10))["sent"] == 1  # 08:30
+    monkeypatch.setenv("QIFU_QUIET_HOURS", "off")
+    OutboxMessage.objects.create(key="k-night-2", entity_id=ENT1, purpose="filing", channel="sms", recipient="13905741234",
+                                 body="x", reason="测试", planned_for=night.date(), next_attempt_at=night)
+    assert send_due(now=night)["sent"] == 1
+
+
+@pytest.mark.django_db
+def test_schedule_runs_the_plan_once_a_day_in_season(small_county, monkeypatch, tmp_path):
+    import datetime as dt
+
+    from qifu.imports.actions import import_file
+    from qifu.reminders import schedule
+
+    monkeypatch.setenv("QIFU_SMS_BACKEND", "file")
+    monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path / "var"))
+    for kind in ("registry", "reports", "tax", "social", "reminders"):
+        import_file(kind, small_county / f"{kind}.csv")
+    tz = ZoneInfo("Asia/Shanghai")
+    early = dt.datetime(2027, 5, 15, 8, 0, tzinfo=tz)  # a contact day of the policy
+    assert schedule.tick(early, None) is None and not OutboxMessage.objects.exists()
+    ran = schedule.tick(early.replace(hour=9, minute=1), None)
+    assert ran == dt.date(2027, 5, 15)
+    made = OutboxMessage.objects.count()
+    assert made > 0 and OutboxMessage.objects.filter(status="sent").exists()
+    assert schedule.tick(early.replace(hour=15), ran) == ran
+    assert OutboxMessage.objects.count() == made  # not planned twice
+    assert schedule.tick(dt.datetime(2027, 8, 1, 10, 0, tzinfo=tz), ran) == ran  # out of season: nothing
+    assert OutboxMessage.objects.count() == made

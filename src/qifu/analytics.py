@@ -67,13 +67,14 @@ def refresh(name: str) -> None:
         export(name)
 
 
-def paths() -> dict[str, str] | None:
-    """Parquet paths of every table, exporting stale ones first; None inside a transaction
-    (uncommitted rows are not in the copy, so callers read the database instead)."""
+def paths(names: tuple[str, ...] | None = None) -> dict[str, str] | None:
+    """Parquet paths of every table (or of ``names``), exporting stale ones first; None inside
+    a transaction (uncommitted rows are not in the copy, so callers read the database instead)."""
     if connection.in_atomic_block:
         return None
+    names = names or tuple(TABLES)
     manifest = _read_manifest()
-    for name in TABLES:
+    for name in names:
         if not (folder() / f"{name}.parquet").exists() or manifest.get(name) != stamp(name):
             export(name)
-    return {name: str(folder() / f"{name}.parquet") for name in TABLES}
+    return {name: str(folder() / f"{name}.parquet") for name in names}

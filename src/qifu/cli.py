@@ -181,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_django()
     from qifu.web.server import serve
 
-    serve(args.host, args.port)
+    serve(args.host, args.port, workers=args.workers, schedule=not args.no_schedule)
     return 0
 
 
@@ -253,9 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.set_defaults(func=cmd_synth)
 
-    s = sub.add_parser("serve", help="启动网页应用与接口")
+    s = sub.add_parser("serve", help="启动网页应用与接口，并按时执行每日提醒计划")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, help="进程数（默认每核一个，或 QIFU_WORKERS）")
+    s.add_argument("--no-schedule", action="store_true", help="不在服务里执行每日提醒（改用 cron 调 qifu remind run）")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="生成并导入一个模拟县域，然后启动网页")

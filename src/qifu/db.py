@@ -15,3 +15,10 @@ def ensure_ready() -> None:
     executor = MigrationExecutor(connection)
     if executor.migration_plan(executor.loader.graph.leaf_nodes()):
         call_command("migrate", interactive=False, verbosity=0)
+
+
+def analyze(table: str) -> None:
+    """Refresh the planner's statistics after a bulk load. Without them SQLite picks the
+    status index (most rows) over the address index for "same address and active"."""
+    with connection.cursor() as cur:
+        cur.execute(f"ANALYZE {connection.ops.quote_name(table)}")

@@ -69,5 +69,5 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     if serve_app:
         from qifu.web.server import serve
 
-        serve(host, port)
+        serve(host, port, schedule=False)  # a demo sends nothing by itself
     return 0

@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q
-from django.db.models.functions import Lower
+from django.db import connection
 from django.utils import timezone
 
 from qifu.checks.models import CheckRun
@@ -27,9 +27,7 @@ from qifu.engine.rules import python_engine
 from qifu.engine.rules.context import FIN8, NUMERIC_FIELDS, REPORT_FIELDS
 from qifu.engine.rules.loader import load_rules
 from qifu.registry.models import Entity
-from qifu.reminders.models import ReminderRecord
-from qifu.reports.models import AnnualReport, Shareholder
-from qifu.sources.models import SocialRecord, TaxRecord
+from qifu.reports.models import AnnualReport
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FIELD_TYPES = {f.name: f.type for f in REPORTS.fields}
@@ -51,25 +49,32 @@ def _size_band(employees) -> str | None:
 
 
 def _aggregates(year: int) -> dict:
-    run = (CheckRun.objects.filter(report_year=year, finished_at__isnull=False).exclude(aggregates={})
-           .order_by("-started_at").only("id", "aggregates").first())
-    if run is None:
-        return {"peer": {}, "industry": {}}
+    """The peer statistics of the latest finished batch run of ``year`` (looked up at most
+    every few seconds; a new run's statistics are picked up after that)."""
     cached = _AGG_CACHE.get(year)
-    if cached and cached[0] == run.id:
+    if cached and cached[2] > time.monotonic():
         return cached[1]
+    run_id = (CheckRun.objects.filter(report_year=year, finished_at__isnull=False).exclude(aggregates={})
+              .order_by("-started_at").values_list("id", flat=True).first())
+    if run_id is None:
+        return {"peer": {}, "industry": {}}
+    if cached and cached[0] == run_id:
+        _AGG_CACHE[year] = (run_id, cached[1], time.monotonic() + AGG_TTL)
+        return cached[1]
+    stored = CheckRun.objects.values_list("aggregates", flat=True).get(pk=run_id)
     agg = {
-        "peer": {(p["industry_code"], p["size_band"]): p for p in run.aggregates.get("peer", [])},
-        "industry": {i["industry_code"]: i for i in run.aggregates.get("industry", [])},
+        "peer": {(p["industry_code"], p["size_band"]): p for p in stored.get("peer", [])},
+        "industry": {i["industry_code"]: i for i in stored.get("industry", [])},
     }
-    _AGG_CACHE[year] = (run.id, agg)
+    _AGG_CACHE[year] = (run_id, agg, time.monotonic() + AGG_TTL)
     return agg
 
 
-_AGG_CACHE: dict[int, tuple[int, dict]] = {}
+AGG_TTL = 5.0
+_AGG_CACHE: dict[int, tuple[int, dict, float]] = {}
 
 
-def _shareholder_summary(rows: list[Shareholder]) -> dict:
+def _shareholder_summary(rows: list[Holder]) -> dict:
     if not rows:
         return {}
     sub = [_f(r.subscribed_amount) for r in rows]
@@ -134,6 +139,7 @@ def _entity_part(entity: Entity, year: int) -> dict:
 
 def forget_entity_parts() -> None:
     _ENTITY_PART.clear()
+    _AGG_CACHE.clear()
 
 
 def _load_entity_part(entity: Entity, year: int) -> dict:
@@ -144,57 +150,96 @@ def _load_entity_part(entity: Entity, year: int) -> dict:
         registered_capital=_f(entity.registered_capital), established_on=entity.established_on,
         reg_status=entity.status, legal_rep=entity.legal_rep, reg_phone=entity.phone, reg_email=entity.email,
     )
-    prev = AnnualReport.objects.filter(entity=entity, report_year=year - 1, is_current=True).first()
+    # Raw SQL: a self-check runs these on every new filer, and Django's query building costs
+    # more than SQLite's answer.
+    u = entity.uscc
+    prev = _one(f"SELECT {', '.join(NUMERIC_FIELDS)} FROM reports_annualreport "
+                "WHERE uscc = %s AND report_year = %s AND is_current", [u, year - 1])
     row["has_prev"] = prev is not None
-    for f in NUMERIC_FIELDS:
-        row[f"prev_{f}"] = _f(getattr(prev, f)) if prev else None
-    tax = {t.year: t for t in TaxRecord.objects.filter(entity=entity, year__in=(year, year - 1))}
-    social = {s.year: s for s in SocialRecord.objects.filter(entity=entity, year__in=(year, year - 1))}
+    for i, f in enumerate(NUMERIC_FIELDS):
+        row[f"prev_{f}"] = _f(prev[i]) if prev else None
+    tax = {y: (a, b) for y, a, b in _all("SELECT year, declared_sales, tax_paid FROM sources_taxrecord "
+                                         "WHERE uscc = %s AND year IN (%s, %s)", [u, year, year - 1])}
+    social = {y: (a, b) for y, a, b in _all("SELECT year, insured_count, arrears FROM sources_socialrecord "
+                                            "WHERE uscc = %s AND year IN (%s, %s)", [u, year, year - 1])}
     row.update(
-        tax_declared_sales=_f(tax[year].declared_sales) if year in tax else None,
-        tax_paid=_f(tax[year].tax_paid) if year in tax else None,
-        prev_tax_declared_sales=_f(tax[year - 1].declared_sales) if year - 1 in tax else None,
-        prev_tax_paid=_f(tax[year - 1].tax_paid) if year - 1 in tax else None,
-        social_insured_count=_f(social[year].insured_count) if year in social else None,
-        social_arrears=_f(social[year].arrears) if year in social else None,
-        prev_social_insured_count=_f(social[year - 1].insured_count) if year - 1 in social else None,
+        tax_declared_sales=_f(tax[year][0]) if year in tax else None,
+        tax_paid=_f(tax[year][1]) if year in tax else None,
+        prev_tax_declared_sales=_f(tax[year - 1][0]) if year - 1 in tax else None,
+        prev_tax_paid=_f(tax[year - 1][1]) if year - 1 in tax else None,
+        social_insured_count=_f(social[year][0]) if year in social else None,
+        social_arrears=_f(social[year][1]) if year in social else None,
+        prev_social_insured_count=_f(social[year - 1][0]) if year - 1 in social else None,
     )
-    holders = list(Shareholder.objects.filter(entity=entity, report_year__in=(year, year - 1)))
+    holders = [Holder(y, _f(a), _f(b), _date(c), e, _date(d)) for y, a, b, c, e, d in _all(
+        "SELECT report_year, subscribed_amount, paid_in_amount, paid_in_date, paid_in_form, subscribed_due_date "
+        "FROM reports_shareholder WHERE uscc = %s AND report_year IN (%s, %s)", [u, year, year - 1])]
     cur = _shareholder_summary([h for h in holders if h.report_year == year])
     row.update({"sh_count": 0, "sh_subscribed_total": None, "sh_paid_total": None, "sh_paid_over_subscribed": 0,
                 "sh_paid_missing_info": 0, "sh_last_paid_in_date": None, "sh_last_due_date": None, **cur})
     row["prev_sh_paid_total"] = _shareholder_summary([h for h in holders if h.report_year == year - 1]).get("sh_paid_total")
-    season = (dt.datetime(year + 1, 1, 1, tzinfo=SHANGHAI), dt.datetime(year + 2, 1, 1, tzinfo=SHANGHAI))
-    rem = ReminderRecord.objects.filter(entity=entity, sent_at__gte=season[0], sent_at__lt=season[1]).aggregate(
-        sms_sent=Count("id", filter=Q(channel="sms")),
-        sms_failed=Count("id", filter=Q(channel="sms", status="failed")),
-        sms_delivered=Count("id", filter=Q(channel="sms", status="delivered")),
-        call_failed=Count("id", filter=Q(channel="call", status="failed")),
-        call_delivered=Count("id", filter=Q(channel="call", status="delivered")),
+    adapt = connection.ops.adapt_datetimefield_value
+    season = (adapt(dt.datetime(year + 1, 1, 1, tzinfo=SHANGHAI)), adapt(dt.datetime(year + 2, 1, 1, tzinfo=SHANGHAI)))
+    counts = {(c, st): n for c, st, n in _all(
+        "SELECT channel, status, COUNT(*) FROM reminders_reminderrecord WHERE uscc = %s AND sent_at >= %s "
+        "AND sent_at < %s GROUP BY channel, status", [u, *season])}
+    row.update(
+        sms_sent=sum(n for (c, _), n in counts.items() if c == "sms"),
+        sms_failed=counts.get(("sms", "failed"), 0), sms_delivered=counts.get(("sms", "delivered"), 0),
+        call_failed=counts.get(("call", "failed"), 0), call_delivered=counts.get(("call", "delivered"), 0),
     )
-    row.update(rem)
-    n = Entity.objects.filter(address=entity.address, status="active").count() if entity.address else 0
+    n = _one("SELECT COUNT(*) FROM registry_entity WHERE address = %s AND status = 'active'",
+             [entity.address])[0] if entity.address else 0
     row["address_entity_count"] = n if n > 1 else 0
     return row
 
 
+@dataclass
+class Holder:
+    report_year: int
+    subscribed_amount: float | None
+    paid_in_amount: float | None
+    paid_in_date: dt.date | None
+    paid_in_form: str | None
+    subscribed_due_date: dt.date | None
+
+
+def _date(v):
+    return dt.date.fromisoformat(v[:10]) if isinstance(v, str) else v
+
+
+def _all(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _one(sql: str, params: list) -> tuple | None:
+    rows = _all(sql, params)
+    return rows[0] if rows else None
+
+
 def _shared(entity: Entity, year: int, row: dict) -> dict:
-    """How many entities share this report's phone, email, address or financial figures."""
-    current = AnnualReport.objects.filter(report_year=year, is_current=True).exclude(entity=entity)
+    """How many other entities' current reports share this report's phone, email or financial
+    figures (each lookup on an index)."""
     out = {"phone_entity_count": 0, "phone_rep_count": 0, "email_entity_count": 0, "fin_vector_count": 0}
+    current = "FROM reports_annualreport r WHERE r.report_year = %s AND r.is_current AND r.uscc <> %s"
+    base = [year, entity.uscc]
     phone = row.get("phone")
     if phone and phone.strip():
-        others = list(current.filter(phone=phone).values_list("entity_id", "entity__legal_rep"))
+        others = _all(f"SELECT r.uscc, g.legal_rep {current.replace('r WHERE', 'r JOIN registry_entity g ON g.uscc = r.uscc WHERE')} "
+                      "AND r.phone = %s", [*base, phone])
         if others:
             out["phone_entity_count"] = len({u for u, _ in others}) + 1
             out["phone_rep_count"] = len({r for _, r in others if r} | ({entity.legal_rep} if entity.legal_rep else set()))
     email = row.get("email")
     if email and email.strip():
-        n = current.annotate(e=Lower("email")).filter(e=email.lower()).values("entity_id").distinct().count()
+        n = _one(f"SELECT COUNT(DISTINCT r.uscc) {current} AND LOWER(r.email) = %s", [*base, email.lower()])[0]
         out["email_entity_count"] = n + 1 if n else 0
     fin = [row.get(f) for f in FIN8]
     if all(v is not None for v in fin) and row["total_revenue"] > 0 and row["total_assets"] > 0:
-        n = current.filter(**dict(zip(FIN8, fin))).count()
+        where = " AND ".join(f"r.{f} = %s" for f in FIN8)
+        n = _one(f"SELECT COUNT(*) {current} AND {where}", [*base, *(Decimal(repr(float(v))) for v in fin)])[0]
         out["fin_vector_count"] = n + 1 if n else 0
     return out
 
@@ -205,9 +250,8 @@ def check(entity: Entity, year: int, report: dict, only_fields: set[str] | None 
     rules = load_rules()
     row = context_for(entity, year, report, **kw)
     by_id = {r.id: r for r in rules}
-    found = [findings_mod.render_one({**row, **hit}, by_id) for hit in python_engine.evaluate(row, rules)]
-    if only_fields is not None:
-        found = [f for f in found if set(f["fields"].split(";")) & only_fields]
+    hits = python_engine.evaluate(row, rules, frozenset(only_fields) if only_fields is not None else None)
+    found = [findings_mod.render_one({**row, **hit}, by_id) for hit in hits]
     order = {"block": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
     return sorted(found, key=lambda f: (order[f["severity"]], f["rule_id"]))
 

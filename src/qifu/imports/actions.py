@@ -16,7 +16,7 @@ import polars as pl
 from django.db import transaction
 from django.utils import timezone
 
-from qifu import analytics
+from qifu import analytics, db
 from qifu.engine import reference
 from qifu.engine.contract import KINDS, Kind
 from qifu.engine.errors import InvalidFile, RowError
@@ -69,6 +69,7 @@ def import_file(kind_name: str, path: str | Path, progress: Progress | None = No
             finished_at=timezone.now(),
         )
     if result.inserted or result.updated:
+        db.analyze(analytics.TABLES[kind.name])
         analytics.refresh(kind.name)
     return result
 

@@ -56,7 +56,7 @@ class Entity(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "市场主体"
         indexes = [models.Index(fields=["town", "entity_type"]), models.Index(fields=["status"]),
-                   models.Index(fields=["address"])]
+                   models.Index(fields=["address", "status"])]
 
     def __str__(self) -> str:
         return f"{self.name}（{self.uscc}）"

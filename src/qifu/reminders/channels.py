@@ -109,9 +109,28 @@ def sms_channel():
     raise config.ConfigError(f"QIFU_SMS_BACKEND must be file, console or http, not {backend!r}")
 
 
+class WeChatChannel:
+    """Adapter point for WeChat template messages through the county's WeChat gateway
+    (``QIFU_WECHAT_URL``): the same request shape as the SMS gateway, keyed by the entity's
+    bound openid. Not chosen by the policy until a bureau has bound openids to entities."""
+
+    idempotent = True
+
+    def __init__(self):
+        url = config.get("QIFU_WECHAT_URL")
+        if not url:
+            raise config.ConfigError("微信渠道需要 QIFU_WECHAT_URL（县里的微信消息网关地址）")
+        self.http = HttpSmsChannel(url, config.get("QIFU_WECHAT_TOKEN", "") or "")
+
+    def send(self, message) -> str:
+        return self.http.send(message)
+
+
 def channel_for(name: str):
     if name == "email":
         return EmailChannel()
     if name == "sms":
         return sms_channel()
+    if name == "wechat":
+        return WeChatChannel()
     raise ValueError(f"no sending channel for {name}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,6 +21,7 @@ from qifu.reminders.channels import ChannelError, channel_for
 from qifu.reminders.models import OutboxMessage, ReminderRecord
 
 MAX_ATTEMPTS = 5
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Reminders and correction notices go into the contact history; sign-in codes do not.
 HISTORY_PURPOSES = ("filing", "correction")
 
@@ -39,9 +41,31 @@ def recover() -> int:
     return n
 
 
+def quiet_hours() -> tuple[dt.time, dt.time] | None:
+    """``QIFU_QUIET_HOURS`` (default 21:00-08:00, local time; ``off`` for none): no texts or
+    emails then."""
+    value = config.get("QIFU_QUIET_HOURS", "21:00-08:00") or ""
+    if value.strip().lower() in ("off", "none", "0"):
+        return None
+    start, _, end = value.partition("-")
+    return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
+
+
+def is_quiet(now: dt.datetime) -> bool:
+    hours = quiet_hours()
+    if hours is None:
+        return False
+    t = now.astimezone(SHANGHAI).time()
+    start, end = hours
+    return (start <= t or t < end) if start > end else (start <= t < end)
+
+
 def send_due(now: dt.datetime | None = None, limit: int | None = None) -> dict[str, int]:
+    """Send the reminders and notices that are due; nothing during quiet hours."""
     now = now or timezone.now()
     recover()
+    if is_quiet(now):
+        return {"sent": 0, "retry": 0, "failed": 0, "quiet": 1}
     rate = float(config.get("QIFU_SMS_RATE", "0") or 0)  # messages per second, 0 = unlimited
     counts = {"sent": 0, "retry": 0, "failed": 0}
     channels: dict[str, object] = {}

@@ -28,7 +28,7 @@ from qifu.imports.models import ImportRun
 from qifu.registry.models import Entity, Note, Township
 from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
-from qifu.web import queries
+from qifu.web import queries, stats
 
 LABELS = {f.name: f.label for f in REPORTS.fields}
 
@@ -36,28 +36,33 @@ LABELS = {f.name: f.label for f in REPORTS.fields}
 @staff_required
 def home(request):
     town = scope.town_of(request.user)
+    town_name = Township.objects.get(code=town).name if town else None
     year = queries.latest_report_year()
-    ctx = {"counts": queries.entity_counts(town), "year": year, "imports": ImportRun.objects.all()[:5],
-           "town_name": Township.objects.get(code=town).name if town else "全市"}
+    con = stats.connect()
+    ctx = {"counts": stats.entity_counts(con, town_name), "year": year, "imports": ImportRun.objects.all()[:5],
+           "town_name": town_name or "全市"}
     if year:
-        towns = queries.filing_progress(year, town)
+        progress = stats.progress(con, year, town_name)
+        towns = progress["town"]
         due, filed = sum(t.due for t in towns), sum(t.filed for t in towns)
+        curve, raw = stats.season_curve(con, year, town_name)
+        reminders = stats.reminders(con, year, town_name, *raw[year])
         rates = corrections.rates(year, scope.filter_by_town(Finding.objects.all(), request.user, "entity__town"))
         findings = queries.findings_summary(year, town)
-        reminders = queries.reminders_summary(year, town)
         charts = {
-            "curve": queries.season_curve(year, town),
+            "curve": curve,
             "towns": _bars(sorted(towns, key=lambda t: t.rate)),
-            "types": _bars(queries.progress_by_type(year, town)),
-            "sections": _bars(queries.progress_by_section(year, town)[:12]),
+            "types": _bars(progress["type"]),
+            "sections": _bars(sorted(progress["section"], key=lambda p: -p.due)[:12]),
             "rules": {"labels": [r["rule_id"] for r in findings["by_rule"]], "values": [r["n"] for r in findings["by_rule"]]},
             "channels": {"labels": [dict(OutboxMessage._meta.get_field("channel").choices).get(k, k)
                                     for k in reminders["by_channel"]], "values": list(reminders["by_channel"].values())},
         }
-        ctx.update(due=due, filed=filed, rate_pct=100 * filed / due if due else 0, towns=towns,
-                   overall=rates["overall"][0], rates_by_town=rates["town"], findings=findings,
+        ctx.update(due=due, filed=filed, rate_pct=100 * filed / due if due else 0,
+                   towns=sorted(towns, key=lambda t: t.rate), overall=rates["overall"][0], findings=findings,
                    severity_rows=_severity_rows(findings["by_severity"]), reminders=reminders,
                    deadline=corrections.deadline(year), charts=charts)
+    con.close()
     return render(request, "web/home.html", ctx)
 
 

@@ -271,6 +271,7 @@ class CompiledPython:
         c = compile_rule(rule, variant, "duckdb")
         self.key = c.key
         self.types = {t.value for t in rule.applies_to}
+        self.fields = frozenset(rule.fields_for(variant))
         self.condition = build(c.condition)
         self.values = [build(v) for v in c.values.values()]
         self.suggestion = build(c.suggestion) if c.suggestion is not None else None
@@ -292,11 +293,14 @@ def _clean(v):
     return v
 
 
-def evaluate(row: Row, rules) -> list[dict]:
-    """Hits for one context row (the same shape as the batch engines' hits)."""
+def evaluate(row: Row, rules, only_fields: set[str] | frozenset[str] | None = None) -> list[dict]:
+    """Hits for one context row (the same shape as the batch engines' hits); with
+    ``only_fields``, only the rules that concern at least one of those fields."""
     out = []
     for c in compiled(rules):
         if row.get("entity_type") not in c.types:
+            continue
+        if only_fields is not None and not c.fields & only_fields:
             continue
         if c.condition(row) is True:
             vals = [_clean(f(row)) for f in c.values] + [None] * (3 - len(c.values))
