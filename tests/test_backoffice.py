@@ -302,6 +302,17 @@ def test_dashboard_figures_follow_the_data(checked_county):
                                           filed_at__lt=dt.datetime(2026, 7, 1, tzinfo=tz)).count()
     assert this[-1] == pytest.approx(100 * by_june / due.count(), abs=0.01)
 
+    from qifu.web import queries
+
+    corrections.notify(2025, dt.date(2026, 5, 10))
+    finding = Finding.objects.filter(notices__isnull=False, status="open").first()
+    corrections.explain(finding, "数值属实，有合同为证")
+    for town_code in (None, town.code):
+        qs = Finding.objects.filter(entity__town=town_code) if town_code else Finding.objects.all()
+        expected = corrections.rates(2025, qs)["overall"][0]
+        got = queries.findings_summary(2025, town_code)["rate"]
+        assert (got.notified, got.handled) == (expected.notified, expected.handled) and got.notified > 0
+
     summary = stats.reminders(con, 2025, None, *raw[2025])
     season = ReminderRecord.objects.filter(purpose="filing", sent_at__gte=dt.datetime(2026, 1, 1, tzinfo=tz),
                                            sent_at__lt=dt.datetime(2026, 7, 1, tzinfo=tz))

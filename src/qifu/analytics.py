@@ -10,6 +10,7 @@ that changes these tables outside ``qifu import`` must therefore set ``imported_
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -67,14 +68,26 @@ def refresh(name: str) -> None:
         export(name)
 
 
-def paths(names: tuple[str, ...] | None = None) -> dict[str, str] | None:
+def paths(names: tuple[str, ...] | None = None, max_age: float = 0.0) -> dict[str, str] | None:
     """Parquet paths of every table (or of ``names``), exporting stale ones first; None inside
-    a transaction (uncommitted rows are not in the copy, so callers read the database instead)."""
+    a transaction (uncommitted rows are not in the copy, so callers read the database instead).
+    With ``max_age``, a table checked in this process less than that many seconds ago is not
+    checked again (the dashboard: counting 1.3 million reminders on each view costs more than
+    the view)."""
     if connection.in_atomic_block:
         return None
     names = names or tuple(TABLES)
-    manifest = _read_manifest()
+    manifest = None
+    now = time.monotonic()
     for name in names:
+        if max_age and _checked.get((str(folder()), name), -1e9) > now - max_age:
+            continue
+        manifest = manifest if manifest is not None else _read_manifest()
         if not (folder() / f"{name}.parquet").exists() or manifest.get(name) != stamp(name):
             export(name)
+            manifest = _read_manifest()
+        _checked[(str(folder()), name)] = now
     return {name: str(folder() / f"{name}.parquet") for name in names}
+
+
+_checked: dict[tuple[str, str], float] = {}

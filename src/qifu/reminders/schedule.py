@@ -41,7 +41,11 @@ def tick(now: dt.datetime, last_run: dt.date | None) -> dt.date | None:
         result = run_day(today)
         log.warning("提醒计划 %s：决定 %s 条，任务 %s", today, result.decided, result.tasks)
         last_run = today
-    sender.send_due(now=now)
+    counts = sender.send_due(now=now)
+    if counts.get("sent"):
+        from qifu import analytics
+
+        analytics.refresh("reminders")  # the dashboard reads the copy; export it now, not on a view
     return last_run
 
 

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Max
+from collections import Counter
 
-from qifu.checks.models import Finding
+from django.db import connection
+from django.db.models import Max
+
+from qifu.corrections.actions import HANDLED, Rate
 from qifu.reports.models import AnnualReport
 
 
@@ -14,9 +17,23 @@ def latest_report_year() -> int | None:
 
 
 def findings_summary(year: int, town: str | None) -> dict:
-    qs = Finding.objects.filter(report_year=year)
+    """Open findings by rule, findings by severity and status, and the correction rate
+    (corrections.actions.rates, overall), from one pass over the year's findings."""
+    sql = """SELECT f.id, f.rule_id, f.severity, f.status, MAX(CASE WHEN nf.finding_id IS NULL THEN 0 ELSE 1 END)
+             FROM checks_finding f
+             LEFT JOIN corrections_correctionnotice_findings nf ON nf.finding_id = f.id
+             {join} WHERE f.report_year = %s{where} GROUP BY f.id, f.rule_id, f.severity, f.status"""
+    params: list = [year]
+    join, where = "", ""
     if town:
-        qs = qs.filter(entity__town_id=town)
-    by_rule = list(qs.filter(status="open").values("rule_id").annotate(n=Count("id")).order_by("-n")[:15])
-    by_sev = {(r["severity"], r["status"]): r["n"] for r in qs.values("severity", "status").annotate(n=Count("id"))}
-    return {"by_rule": by_rule, "by_severity": by_sev}
+        join, where = "JOIN registry_entity e ON e.uscc = f.uscc", " AND e.town_id = %s"
+        params.append(town)
+    with connection.cursor() as cur:
+        cur.execute(sql.format(join=join, where=where), params)
+        rows = cur.fetchall()
+    by_rule = Counter(r for _, r, _, st, _ in rows if st == "open")
+    by_sev = Counter((sev, st) for _, _, sev, st, _ in rows)
+    notified = [st for *_, st, n in rows if n]
+    rate = Rate("合计", len(notified), sum(1 for st in notified if st in HANDLED))
+    return {"by_rule": [{"rule_id": k, "n": n} for k, n in by_rule.most_common(15)], "by_severity": dict(by_sev),
+            "rate": rate}

@@ -21,6 +21,7 @@ from qifu.engine.rules import duckdb_engine
 # The bureau's usual practice (annual-report.md §5): a text to every non-filer on these days.
 BLANKET_DAYS = ((3, 1), (4, 15), (5, 15), (6, 1), (6, 15), (6, 25))
 NAMES = ("registry", "reports", "reminders")
+STAMP_MAX_AGE = 30.0  # seconds a dashboard may lag behind the database
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Progress:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    data = analytics.paths(NAMES) or {n: sources.fetch_all(n) for n in NAMES}
+    data = analytics.paths(NAMES, max_age=STAMP_MAX_AGE) or {n: sources.fetch_all(n) for n in NAMES}
     return duckdb_engine.connect(data, threads=2)
 
 

@@ -47,7 +47,6 @@ def home(request):
         due, filed = sum(t.due for t in towns), sum(t.filed for t in towns)
         curve, raw = stats.season_curve(con, year, town_name)
         reminders = stats.reminders(con, year, town_name, *raw[year])
-        rates = corrections.rates(year, scope.filter_by_town(Finding.objects.all(), request.user, "entity__town"))
         findings = queries.findings_summary(year, town)
         charts = {
             "curve": curve,
@@ -59,7 +58,7 @@ def home(request):
                                     for k in reminders["by_channel"]], "values": list(reminders["by_channel"].values())},
         }
         ctx.update(due=due, filed=filed, rate_pct=100 * filed / due if due else 0,
-                   towns=sorted(towns, key=lambda t: t.rate), overall=rates["overall"][0], findings=findings,
+                   towns=sorted(towns, key=lambda t: t.rate), overall=findings["rate"], findings=findings,
                    severity_rows=_severity_rows(findings["by_severity"]), reminders=reminders,
                    deadline=corrections.deadline(year), charts=charts)
     con.close()
