@@ -120,6 +120,30 @@ def cmd_remind(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remind_report(args: argparse.Namespace) -> int:
+    _setup_django()
+    import datetime as dt
+
+    from qifu.reminders.report import season_report, write_report
+
+    until = dt.date.fromisoformat(args.date) if args.date else None
+    report = season_report(args.season, until)
+    try:
+        write_report(report, args.out)
+    except ValueError as e:
+        return _fail(str(e))
+    for g in ("treated", "holdout"):
+        r = report["groups"][g]
+        rate = f"{100 * r['on_time_rate']:.1f}%" if r["on_time_rate"] is not None else "—"
+        saved = f"{100 * r['saved_vs_blanket']:.0f}%" if r["saved_vs_blanket"] is not None else "—"
+        print(f"{r['label']}：应报 {r['due']} 户，按时报送率 {rate}，提醒 {r['contacts']} 次，比原做法少 {saved}")
+    if "effect" in report:
+        e = report["effect"]
+        print(f"按时报送率差 {100 * e['on_time_difference']:+.1f} 个百分点（95%区间 {100 * e['ci95'][0]:+.1f} 至 "
+              f"{100 * e['ci95'][1]:+.1f}）；结果已写入 {args.out}")
+    return 0
+
+
 def cmd_remind_send(args: argparse.Namespace) -> int:
     _setup_django()
     import datetime as dt
@@ -225,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--date", required=True, help="“今天”，YYYY-MM-DD；所有判断以此为准，不读系统时钟")
     r.add_argument("--out", type=Path, required=True, help="已发送提醒的清单：.csv 或 .json")
     r.set_defaults(func=cmd_remind)
+    r = remind.add_parser("report", help="对照组与处理组：按时报送率、按日报送率、各渠道提醒次数、比原做法少打扰多少")
+    r.add_argument("--season", type=int, required=True, help="申报季所在年份，如 2027（报送 2026 年度年报）")
+    r.add_argument("--date", help="统计到这一天（默认 6 月 30 日）")
+    r.add_argument("--out", type=Path, required=True, help=".xlsx（含图表）或 .json")
+    r.set_defaults(func=cmd_remind_report)
     r = remind.add_parser("send", help="发送发件箱中到期的短信和邮件（失败的按退避重试）")
     r.add_argument("--date", help="按这一天上午九点发送；默认现在")
     r.set_defaults(func=cmd_remind_send)
