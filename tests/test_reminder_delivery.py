@@ -108,19 +108,22 @@ OutboxMessage.objects.bulk_create([OutboxMessage(key=f"filing:sms:139{{i:08d}}:2
 """
 
 
-def test_a_sender_killed_mid_batch_loses_and_repeats_nothing(tmp_path):
+@pytest.mark.parametrize("rate, n, kill_after", [
+    ("150", 300, 40),  # rate-limited: one message per transaction pair
+    ("0", 6000, 1200),  # unlimited: batches of 500 per transaction pair, killed inside one
+])
+def test_a_sender_killed_mid_batch_loses_and_repeats_nothing(tmp_path, rate, n, kill_after):
     if os.environ.get("QIFU_DATABASE_URL", "").startswith("postgres"):
         pytest.skip("two processes share the embedded SQLite database here")
-    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"), QIFU_SMS_BACKEND="file", QIFU_SMS_RATE="150",
+    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"), QIFU_SMS_BACKEND="file", QIFU_SMS_RATE=rate,
                QIFU_QUIET_HOURS="off")  # `remind send` reads the wall clock; CI may run at night
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    n = 300
     subprocess.run([sys.executable, "-c", SETUP.format(n=n)], env=env, check=True)
     sender = subprocess.Popen([sys.executable, "-m", "qifu", "remind", "send"], env=env, stdout=subprocess.PIPE)
     sms = tmp_path / "var" / "sms"
     deadline = time.time() + 60
-    while time.time() < deadline and len(list(sms.glob("*.json"))) < 40:
-        time.sleep(0.05)
+    while time.time() < deadline and len(list(sms.glob("*.json"))) < kill_after:
+        time.sleep(0.02)
     os.kill(sender.pid, signal.SIGKILL)
     sender.wait()
     half = len(list(sms.glob("*.json")))

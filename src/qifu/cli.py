@@ -117,6 +117,8 @@ def cmd_remind(args: argparse.Namespace) -> int:
     print("计划：" + "，".join(f"{k} {v}" for k, v in r.groups.items()))
     if r.skipped:
         print("因提醒间隔或本季上限跳过：" + "，".join(f"{k} {v}" for k, v in r.skipped.items()))
+    if args.verbose:
+        print("用时：" + "，".join(f"{k} {v:.1f} 秒" for k, v in r.timings.items()), file=sys.stderr)
     return 0
 
 
@@ -248,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = remind.add_parser("run", help="按某一天（--date）决定并发送当天的提醒（契约 §2.2）")
     r.add_argument("--date", required=True, help="“今天”，YYYY-MM-DD；所有判断以此为准，不读系统时钟")
     r.add_argument("--out", type=Path, required=True, help="已发送提醒的清单：.csv 或 .json")
+    r.add_argument("--verbose", action="store_true", help="在标准错误输出决定、入库、发送、写文件各自的用时")
     r.set_defaults(func=cmd_remind)
     r = remind.add_parser("report", help="对照组与处理组：按时报送率、按日报送率、各渠道提醒次数、比原做法少打扰多少")
     r.add_argument("--season", type=int, required=True, help="申报季所在年份，如 2027（报送 2026 年度年报）")

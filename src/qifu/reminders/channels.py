@@ -57,9 +57,9 @@ class FileSmsChannel:
 
     def __init__(self, folder: Path | None = None):
         self.folder = folder or config.data_dir() / "sms"
+        self.folder.mkdir(parents=True, exist_ok=True)
 
     def send(self, message) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True)
         name = _name(message.key)
         tmp = self.folder / f".{name}.tmp"
         tmp.write_text(json.dumps({"key": message.key, "to": message.recipient, "text": message.body},

@@ -13,7 +13,8 @@ import datetime as dt
 import time
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from qifu import config
@@ -72,13 +73,73 @@ def send_due(now: dt.datetime | None = None, limit: int | None = None) -> dict[s
     queue = OutboxMessage.objects.filter(
         status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now, channel__in=("sms", "email")
     ).order_by("id")
-    for message in queue[:limit] if limit else queue:
+    batch: list[OutboxMessage] = []
+    for message in (queue[:limit] if limit else queue).iterator(chunk_size=2000):
+        channel = channels.get(message.channel) or channels.setdefault(message.channel, channel_for(message.channel))
+        if channel.idempotent and not rate:
+            # A channel that drops repeats of a key (the SMS gateway, the file backend) is sent
+            # in batches: one transaction marks a batch sending and one marks it sent. A crash in
+            # between re-sends the batch, and the channel keeps one copy of each.
+            batch.append(message)
+            if len(batch) >= BATCH:
+                _send_batch(batch, now, channel, counts)
+                batch = []
+            continue
         outcome = send_one(message, now, channels)
         if outcome:
             counts[outcome] += 1
         if outcome == "sent" and rate:
             time.sleep(1 / rate)
+    by_channel: dict[str, list[OutboxMessage]] = {}
+    for m in batch:
+        by_channel.setdefault(m.channel, []).append(m)
+    for name, messages in by_channel.items():
+        _send_batch(messages, now, channels[name], counts)
     return counts
+
+
+BATCH = 500
+
+
+def _send_batch(batch: list[OutboxMessage], now: dt.datetime, channel, counts: dict[str, int]) -> None:
+    if len({m.channel for m in batch}) > 1:
+        for name in {m.channel for m in batch}:
+            _send_batch([m for m in batch if m.channel == name], now, channel_for(name), counts)
+        return
+    ids = [m.pk for m in batch]
+    with transaction.atomic():
+        mine = set(OutboxMessage.objects.select_for_update().filter(
+            pk__in=ids, status=OutboxMessage.Status.PENDING).values_list("pk", flat=True))
+        OutboxMessage.objects.filter(pk__in=mine).update(status=OutboxMessage.Status.SENDING,
+                                                         attempts=F("attempts") + 1)
+    sent: list[OutboxMessage] = []
+    for message in batch:
+        if message.pk not in mine:
+            continue  # another sender took it
+        try:
+            message.provider_id = channel.send(message)[:120]
+        except ChannelError as e:
+            attempts = message.attempts + 1
+            final = attempts >= MAX_ATTEMPTS
+            OutboxMessage.objects.filter(pk=message.pk).update(
+                status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING,
+                last_error=str(e)[:1000], next_attempt_at=now + dt.timedelta(minutes=2 ** attempts),
+            )
+            counts["failed" if final else "retry"] += 1
+            continue
+        message.status, message.sent_at = OutboxMessage.Status.SENT, now
+        sent.append(message)
+    when = connection.ops.adapt_datetimefield_value(now)
+    history = [(u, when, m.channel, m.purpose, "unknown", when)
+               for m in sent if m.purpose in HISTORY_PURPOSES
+               for u in [m.entity_id, *(x for x in m.also_for.split(",") if x)]]
+    # executemany: the ORM's bulk_update builds a CASE per row, minutes for a day's 100,000 texts
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.executemany(f"UPDATE {OutboxMessage._meta.db_table} SET status = %s, sent_at = %s, provider_id = %s "
+                        "WHERE id = %s", [(OutboxMessage.Status.SENT, when, m.provider_id, m.pk) for m in sent])
+        cur.executemany(f"INSERT INTO {ReminderRecord._meta.db_table} (uscc, sent_at, channel, purpose, status, "
+                        "imported_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", history)
+    counts["sent"] += len(sent)
 
 
 def send_one(message: OutboxMessage, now: dt.datetime, channels: dict | None = None) -> str | None:
@@ -90,7 +151,7 @@ def send_one(message: OutboxMessage, now: dt.datetime, channels: dict | None = N
         )
     if not updated:
         return None
-    channel = channels.setdefault(message.channel, channel_for(message.channel))
+    channel = channels.get(message.channel) or channels.setdefault(message.channel, channel_for(message.channel))
     try:
         provider_id = channel.send(message)
     except ChannelError as e:

@@ -42,6 +42,8 @@ REASONS = {
     "visit": "登记电话无法接通，安排镇街工作人员上门",
 }
 SELF_THRESHOLD = 0.4
+# Bump when the model, its features or the plan rules change: cached season plans are relearnt.
+VERSION = "1"
 
 
 @dataclass
