@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 
 def django_setup(data_dir: str) -> None:

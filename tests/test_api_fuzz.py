@@ -18,9 +18,18 @@ CSRF = "a" * 32  # a valid CSRF secret, sent as both cookie and header
 
 @pytest.fixture
 def api_schema(checked_county, db):
+    """The schema, read through the WSGI application. Like Django's test client, keep the start
+    and end of each request from closing the connection that holds the test transaction."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
     from qifu.wsgi import application
 
-    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
 
 
 @pytest.fixture

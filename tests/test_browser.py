@@ -49,15 +49,21 @@ def browser_county_files(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server():
     """The production WSGI server (waitress) on a free loopback port."""
+    from django.db import connections
     from waitress import create_server
 
     from qifu.wsgi import application
 
+    # The server's threads close their connections after each request, so that none is left
+    # open on the test database when it is dropped (PostgreSQL refuses while sessions remain).
+    saved = connections.settings["default"]["CONN_MAX_AGE"]
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
     srv = create_server(application, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.effective_port}"
     srv.close()
+    connections.settings["default"]["CONN_MAX_AGE"] = saved
 
 
 @pytest.fixture

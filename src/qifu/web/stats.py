@@ -16,6 +16,7 @@ import duckdb
 from qifu import analytics
 from qifu.checks import sources
 from qifu.engine import reference
+from qifu.engine.contract import ENTITY_TYPES
 from qifu.engine.rules import duckdb_engine
 
 # The bureau's usual practice (annual-report.md §5): a text to every non-filer on these days.
@@ -64,7 +65,7 @@ def progress(con, year: int, town: str | None) -> dict[str, list[Progress]]:
         FROM registry g LEFT JOIN (SELECT DISTINCT uscc FROM reports WHERE report_year = ?) r ON r.uscc = g.uscc
         WHERE g.status = 'active' AND g.established_on <= ?{where}
         GROUP BY ALL""", [year, dt.date(year, 12, 31), *params]).fetchall()
-    type_labels = dict(reference_types())
+    type_labels = dict(ENTITY_TYPES)
     sections = reference.section_of_division()
     names = reference.industries()
     out: dict[str, dict[str, Progress]] = {"town": {}, "type": {}, "section": {}}
@@ -77,12 +78,6 @@ def progress(con, year: int, town: str | None) -> dict[str, list[Progress]]:
             p.due += due
             p.filed += filed
     return {k: list(v.values()) for k, v in out.items()}
-
-
-def reference_types():
-    from qifu.engine.contract import ENTITY_TYPES
-
-    return ENTITY_TYPES
 
 
 def filings_by_day(con, year: int, town: str | None) -> tuple[int, dict[dt.date, int]]:
