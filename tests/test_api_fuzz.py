@@ -4,6 +4,8 @@ an enterprise of the checked synthetic county, with a CSRF token so that changes
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from django.contrib.sessions.backends.db import SessionStore
@@ -14,6 +16,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from qifu.checks.models import Finding
 
 CSRF = "a" * 32  # a valid CSRF secret, sent as both cookie and header
+EXAMPLES = int(os.environ.get("QIFU_FUZZ_EXAMPLES", "60"))  # per operation; more for a deeper run
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def test_api_has_no_server_errors_and_keeps_to_its_schema(api_schema, enterprise
     assert len(operations) == 4
     for operation in operations:
         @given(case=operation.as_strategy())
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def fuzz(case):
             case.call_and_validate(
                 cookies=enterprise_cookies, headers={"X-CSRFToken": CSRF},

@@ -353,3 +353,21 @@ def test_sms_gateway_replies_opt_out_with_its_token(client, settings, monkeypatc
     assert r.json() == {"opted_out": False} and not OptOut.objects.filter(recipient="13905741235").exists()
     assert client.post(url, "not json", content_type="application/json",
                        HTTP_AUTHORIZATION="Bearer gw-secret").status_code == 400
+
+
+def test_control_characters_are_refused_not_stored(client, checked_county):
+    """PostgreSQL cannot store NUL; the schemathesis fuzz found it. Every free-text input says so."""
+    e = Entity.objects.filter(town=checked_county["own_town"]).first()
+    login(client, checked_county, "officer")
+    r = client.post(reverse("entity-note", args=[e.uscc]), {"text": "已联系\x00"}, follow=True)
+    assert "控制字符" in r.content.decode() and not Note.objects.filter(entity=e).exists()
+    assert client.get("/entities/", {"q": "慈溪\x00"}).status_code == 200
+    finding = Finding.objects.filter(status="open").first()
+    with pytest.raises(ValueError, match="控制字符"):
+        corrections.explain(finding, "数值无误\x00")
+    assert Client().post("/api/assistant/ask", {"question": "年报\x00截止"},
+                         content_type="application/json").status_code == 400
+    from qifu.checks import single
+
+    values, errors = single.parse_figures({"phone": "139\x00", "employees": "3"})
+    assert set(errors) == {"phone"} and values == {"employees": 3}

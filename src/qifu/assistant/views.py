@@ -5,6 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
+from qifu import text
 from qifu.assistant.actions import ask
 
 
@@ -24,7 +25,10 @@ def api_ask(request):
     question = body.get("question") if isinstance(body, dict) else None
     if not isinstance(question, str) or not question.strip():
         return JsonResponse({"error": "请填写问题（question）"}, status=400)
-    answer, item = ask(question, channel="web", contact=str(body.get("contact", ""))[:100])
+    contact = str(body.get("contact", ""))[:100]
+    if reason := text.problem(question + contact):
+        return JsonResponse({"error": f"问题{reason}"}, status=400)
+    answer, item = ask(question, channel="web", contact=contact)
     data = answer.as_json()
     data["handoff_id"] = item.id if item else None
     return JsonResponse(data, json_dumps_params={"ensure_ascii": False})

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 from django.utils import timezone
 
+from qifu import text
 from qifu.checks.models import CheckRun
 from qifu.engine.contract import REPORTS, T
 from qifu.engine.rules import findings as findings_mod
@@ -265,6 +266,9 @@ def parse_figures(data: dict) -> tuple[dict, dict[str, str]]:
         typ = FIELD_TYPES[name]
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             values[name] = None
+            continue
+        if isinstance(raw, str) and (reason := text.problem(raw)):
+            errors[name] = reason
             continue
         try:
             if typ == T.MONEY:

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from qifu import text
 from qifu.checks.models import Finding
 from qifu.corrections.models import CorrectionNotice, Explanation
 from qifu.reminders.models import ContactTask, OptOut, OutboxMessage
@@ -112,7 +113,7 @@ def notify(year: int, today: dt.date) -> NotifyResult:
 def explain(finding: Finding, reason: str) -> Explanation:
     """The enterprise confirms the value with a reason; the finding counts as handled until
     staff reject the explanation."""
-    reason = reason.strip()
+    reason = text.clean(reason)
     if len(reason) < 4:
         raise ValueError("请写明数值无误的理由（至少4个字）")
     if finding.status != "open":
@@ -124,6 +125,7 @@ def explain(finding: Finding, reason: str) -> Explanation:
 
 
 def review(explanation: Explanation, user, accept: bool, note: str = "") -> None:
+    note = text.clean(note, 500)
     with transaction.atomic():
         explanation.status = Explanation.Status.ACCEPTED if accept else Explanation.Status.REJECTED
         explanation.reviewed_by = user

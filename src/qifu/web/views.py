@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from qifu import text
 from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.accounts.models import AuditEvent
@@ -84,7 +85,8 @@ def _entity_list(request):
     """The filtered, sorted queryset of the entity list (and its export)."""
     qs = scope.entities(request.user).select_related("town")
     year = queries.latest_report_year()
-    f = {k: request.GET.get(k, "").strip() for k in ("q", "town", "type", "status", "filed", "findings", "sort")}
+    f = {k: text.CONTROL.sub("", request.GET.get(k, "")).strip()
+         for k in ("q", "town", "type", "status", "filed", "findings", "sort")}
     if f["q"]:
         qs = qs.filter(uscc__startswith=f["q"].upper()) if f["q"][:2].isalnum() and f["q"].isascii() else qs.filter(name__contains=f["q"])
     if f["town"] and not scope.town_of(request.user):
@@ -199,9 +201,13 @@ def entity(request, uscc: str):
 @require_POST
 def add_note(request, uscc: str):
     e = scope.entity_or_403(request.user, uscc)
-    text = request.POST.get("text", "").strip()
-    if text:
-        Note.objects.create(entity=e, author=request.user, text=text[:2000])
+    try:
+        note = text.clean(request.POST.get("text", ""), 2000)
+    except ValueError as err:
+        messages.error(request, f"备注{err}")
+        return redirect("entity", uscc=e.uscc)
+    if note:
+        Note.objects.create(entity=e, author=request.user, text=note)
         messages.success(request, "备注已保存")
     return redirect("entity", uscc=e.uscc)
 
@@ -228,7 +234,11 @@ def close_task(request, task_id: int):
     if outcome not in OUTCOMES:
         messages.error(request, "请选择办理结果")
     else:
-        detail = request.POST.get("detail", "").strip()
+        try:
+            detail = text.clean(request.POST.get("detail", ""), 500)
+        except ValueError as err:
+            messages.error(request, f"补充说明{err}")
+            return redirect("tasks")
         task.status = ContactTask.Status.DONE
         task.outcome = f"{outcome}{'：' + detail if detail else ''}"[:1000]
         task.save(update_fields=["status", "outcome"])
@@ -269,8 +279,12 @@ def notify(request):
 def review(request, explanation_id: int):
     findings = scope.filter_by_town(Finding.objects.all(), request.user, "entity__town")
     item = get_object_or_404(Explanation, pk=explanation_id, finding__in=findings)
-    corrections.review(item, request.user, accept=request.POST.get("decision") == "accept",
-                       note=request.POST.get("note", ""))
+    try:
+        corrections.review(item, request.user, accept=request.POST.get("decision") == "accept",
+                           note=request.POST.get("note", ""))
+    except ValueError as err:
+        messages.error(request, f"复核意见{err}")
+        return redirect("corrections")
     messages.success(request, "复核已记录")
     return redirect("corrections")
 
