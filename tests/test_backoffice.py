@@ -146,6 +146,10 @@ def test_correction_loop_notify_explain_review_and_rate(client, checked_county):
         msg = notice.message
         assert msg.purpose == "correction" and "年报不收费" in msg.body and "http" not in msg.body
     assert OutboxMessage.objects.filter(purpose="correction").count() == result.notices
+    # no mobile and no email: a call task for the township; no number at all: a visit
+    for notice in CorrectionNotice.objects.filter(channel__in=["call", "visit"]).select_related("message__task"):
+        assert notice.message.task.channel == notice.channel and notice.message.status == "task"
+        assert bool(notice.message.recipient) == (notice.channel == "call")
     # idempotent: nothing new to notify the same day or the next
     assert corrections.notify(2025, __import__("datetime").date(2026, 5, 10)).notices == 0
     assert corrections.notify(2025, __import__("datetime").date(2026, 5, 11)).notices == 0

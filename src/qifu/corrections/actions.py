@@ -33,7 +33,8 @@ def needs_notice(severities: list[str]) -> bool:
 
 
 def _contact(entity, report) -> tuple[str, str]:
-    """(channel, recipient): a mobile number for a text, else an email, else a call task."""
+    """(channel, recipient): a mobile number for a text, else an email, else a call task, else
+    (no number at all) a visit by the township."""
     opted_out = set(OptOut.objects.filter(
         recipient__in=[v for v in (report and report.phone, entity.phone, report and report.email, entity.email) if v]
     ).values_list("recipient", flat=True))
@@ -43,7 +44,8 @@ def _contact(entity, report) -> tuple[str, str]:
     for email in (report and report.email, entity.email):
         if email and "@" in email and email not in opted_out:
             return "email", email.strip()
-    return "call", (report and report.phone) or entity.phone or ""
+    phone = (report and report.phone) or entity.phone or ""
+    return ("call", phone) if phone.strip() else ("visit", "")
 
 
 def notice_text(entity, year: int, findings: list[Finding], due: dt.date) -> str:
@@ -93,15 +95,15 @@ def notify(year: int, today: dt.date) -> NotifyResult:
             if created:
                 message = OutboxMessage.objects.create(
                     key=f"correction:{uscc}:{year}:{today.isoformat()}", entity=entity, purpose="correction",
-                    channel=channel, recipient=recipient or "（无联系方式）", body=notice_text(entity, year, found, due),
+                    channel=channel, recipient=recipient, body=notice_text(entity, year, found, due),
                     reason=f"校验发现 {len(found)} 个需核实的问题（{'、'.join(sorted({f.rule_id for f in found}))}）",
                     planned_for=today, next_attempt_at=now,
-                    status=OutboxMessage.Status.TASK if channel == "call" else OutboxMessage.Status.PENDING,
+                    status=OutboxMessage.Status.TASK if channel in ("call", "visit") else OutboxMessage.Status.PENDING,
                 )
                 notice.message = message
                 notice.save(update_fields=["message"])
-                if channel == "call":
-                    ContactTask.objects.create(message=message, entity=entity, town=entity.town, channel="call",
+                if channel in ("call", "visit"):
+                    ContactTask.objects.create(message=message, entity=entity, town=entity.town, channel=channel,
                                                due_on=today)
                 n_notices += 1
                 channels[channel] += 1
