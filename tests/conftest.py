@@ -17,6 +17,28 @@ def small_county(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def smtp_server(settings):
+    """Django's SMTP backend pointed at a real SMTP server on a free loopback port; yields
+    its inbox (``tests.mailbox.Inbox``)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    from tests.mailbox import Inbox
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
 def data_dir(tmp_path, settings, monkeypatch):
     monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path / "var"))
     return tmp_path / "var"

@@ -27,7 +27,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from tests.test_portal import Inbox, code_from  # noqa: E402
+from tests.mailbox import code_from  # noqa: E402
 
 from tests.conftest import load_checked_county  # noqa: E402
 
@@ -94,24 +94,6 @@ def page(browser):
     context.close()
 
 
-@pytest.fixture
-def smtp(settings):
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    yield inbox
-    controller.stop()
-
-
 def staff_login(page, base, name):
     page.goto(f"{base}/login/")
     page.get_by_label("用户名").fill(name)
@@ -170,34 +152,34 @@ def test_excel_export_downloads_the_filtered_list(site, page):
     assert {r[2] for r in rows[1:]} == {"农民专业合作社"}
 
 
-def portal_sign_in(page, base, smtp, uscc):
+def portal_sign_in(page, base, smtp_server, uscc):
     page.goto(f"{base}/portal/login/")
     page.get_by_label("统一社会信用代码").fill(uscc)
     page.get_by_label("登记的邮箱").check()
     page.get_by_role("button", name="获取验证码").click()
     expect(page.get_by_text("验证码已发送至邮箱")).to_be_visible()
-    page.get_by_label("6 位验证码").fill(code_from(smtp))
+    page.get_by_label("6 位验证码").fill(code_from(smtp_server))
     page.get_by_role("button", name="登录").click()
 
 
-def test_enterprise_signs_in_with_a_code_from_smtp(site, page, smtp):
+def test_enterprise_signs_in_with_a_code_from_smtp(site, page, smtp_server):
     from qifu.registry.models import Entity
 
     base, _ = site
     e = Entity.objects.filter(email__contains="@").order_by("-uscc").first()
-    portal_sign_in(page, base, smtp, e.uscc)
+    portal_sign_in(page, base, smtp_server, e.uscc)
     expect(page.get_by_role("heading", name=e.name)).to_be_visible()
     page.screenshot(path=str(SHOTS / "portal-home.png"), full_page=True)
 
 
-def test_selfcheck_flags_a_yuan_figure_with_the_suggested_value(site, page, smtp):
+def test_selfcheck_flags_a_yuan_figure_with_the_suggested_value(site, page, smtp_server):
     from qifu.reports.models import AnnualReport
 
     base, _ = site
     prev = (AnnualReport.objects.filter(report_year=2024, is_current=True, entity__entity_type="enterprise",
                                         entity__email__contains="@", total_revenue__gte=100)
             .select_related("entity").order_by("entity_id").first())
-    portal_sign_in(page, base, smtp, prev.entity_id)
+    portal_sign_in(page, base, smtp_server, prev.entity_id)
     page.goto(f"{base}/portal/selfcheck/")
     wan = round(float(prev.total_revenue) * 1.1, 2)
     page.get_by_label("营业总收入").fill(str(int(wan * 10000)))
@@ -209,7 +191,7 @@ def test_selfcheck_flags_a_yuan_figure_with_the_suggested_value(site, page, smtp
     page.screenshot(path=str(SHOTS / "selfcheck.png"), full_page=True)
 
 
-def test_a_confirmed_value_moves_the_correction_rate(site, browser, smtp):
+def test_a_confirmed_value_moves_the_correction_rate(site, browser, smtp_server):
     from qifu.checks.models import Finding
 
     base, _ = site
@@ -221,7 +203,7 @@ def test_a_confirmed_value_moves_the_correction_rate(site, browser, smtp):
     before = staff.locator("#correction-rate").inner_text()
 
     enterprise = browser.new_context().new_page()
-    portal_sign_in(enterprise, base, smtp, finding.entity_id)
+    portal_sign_in(enterprise, base, smtp_server, finding.entity_id)
     card = enterprise.locator(f"#finding-{finding.id}")
     card.get_by_text("数值无误？说明理由").click()
     card.get_by_label("理由").fill("当年承接了一笔大额订单，收入属实，有合同和发票")

@@ -4,12 +4,9 @@ single-report self-check held to the batch engine."""
 from __future__ import annotations
 
 import datetime as dt
-import re
-import socket
 
 import polars as pl
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client
 from django.utils import timezone
 
@@ -20,66 +17,39 @@ from qifu.portal.models import SignInCode
 from qifu.registry.models import Entity
 from qifu.reminders.models import OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
+from tests.mailbox import code_from
 
 pytestmark = pytest.mark.django_db
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp(settings):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    yield inbox
-    controller.stop()
-
-
-def code_from(inbox: Inbox) -> str:
-    """The code in the last message's body (UTF-8, 8bit, as Django sends Chinese text)."""
-    return re.search(r"验证码是 ([0-9]{6})", inbox.messages[-1][1]).group(1)
 
 
 def with_email(**filters) -> Entity:
     return Entity.objects.filter(email__contains="@", **filters).order_by("uscc").first()
 
 
-def test_sign_in_with_a_code_sent_to_the_registered_email(smtp, checked_county):
+def test_sign_in_with_a_code_sent_to_the_registered_email(smtp_server, checked_county):
     e = with_email()
     client = Client()
     r = client.post("/portal/login/", {"uscc": e.uscc.lower(), "channel": "email"}, follow=True)
     assert "验证码已发送至邮箱" in r.content.decode()
-    assert smtp.messages[-1][0] == [e.email]
+    assert smtp_server.messages[-1][0] == [e.email]
     assert client.get("/portal/").status_code == 302  # not signed in yet
-    r = client.post("/portal/verify/", {"code": code_from(smtp)}, follow=True)
+    r = client.post("/portal/verify/", {"code": code_from(smtp_server)}, follow=True)
     assert e.name in r.content.decode()
     assert client.get("/api/v1/me").json()["uscc"] == e.uscc
     # the code is one-time, stored hashed, and not in the contact history
     record = SignInCode.objects.get(uscc=e.uscc)
-    assert record.used_at and code_from(smtp) not in record.code_hash
+    assert record.used_at and code_from(smtp_server) not in record.code_hash
     assert not ReminderRecord.objects.filter(entity=e, purpose="signin").exists()
     assert OutboxMessage.objects.get(purpose="signin", entity=e).status == "sent"
 
 
-def test_codes_are_rate_limited_and_brute_force_locks_out(smtp, checked_county):
+def test_codes_are_rate_limited_and_brute_force_locks_out(smtp_server, checked_county):
     e = with_email()
     now = timezone.now()
     signin.request_code(e.uscc, "email", now=now)
     with pytest.raises(signin.SignInError, match="1 分钟后"):
         signin.request_code(e.uscc, "email", now=now + dt.timedelta(seconds=30))
-    real = code_from(smtp)
+    real = code_from(smtp_server)
     wrong = f"{(int(real) + 1) % 10**6:06d}"
     for i in range(signin.MAX_FAILURES):
         with pytest.raises(signin.SignInError):
@@ -92,10 +62,10 @@ def test_codes_are_rate_limited_and_brute_force_locks_out(smtp, checked_county):
     # after the lockout a new code works
     later = now + signin.LOCKOUT + dt.timedelta(minutes=1)
     signin.request_code(e.uscc, "email", now=later)
-    assert signin.verify(e.uscc, code_from(smtp), now=later + dt.timedelta(seconds=5)) == e
+    assert signin.verify(e.uscc, code_from(smtp_server), now=later + dt.timedelta(seconds=5)) == e
 
 
-def test_hourly_cap_and_unknown_or_invalid_codes(smtp, checked_county):
+def test_hourly_cap_and_unknown_or_invalid_codes(smtp_server, checked_county):
     e = with_email()
     now = timezone.now()
     for i in range(signin.MAX_PER_HOUR):

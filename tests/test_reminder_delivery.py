@@ -11,39 +11,12 @@ import sys
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from qifu.reminders.models import OutboxMessage, ReminderRecord
 
 DAYTIME = timezone.datetime(2027, 5, 15, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # outside quiet hours
 from tests.factories import REGISTRY_HEADER, registry_rows, write
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server(settings):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    yield inbox
-    controller.stop()
 
 
 @pytest.mark.django_db
