@@ -30,7 +30,7 @@ from qifu.engine.reminders import features, policy
 from qifu.engine.synth import behaviour as bh
 from qifu.imports.models import ImportRun
 from qifu.reminders import sender
-from qifu.reminders.models import ContactTask, OptOut, OutboxMessage, ReminderRecord
+from qifu.reminders.models import ContactTask, OptOut, OutboxMessage
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -322,13 +322,12 @@ def run_day(today: dt.date, out: Path | None = None) -> RunResult:
         cur.executemany(f"INSERT INTO {OutboxMessage._meta.db_table} ({', '.join(q(c) for c in cols)}) "
                         f"VALUES ({', '.join(['%s'] * len(cols))}) ON CONFLICT DO NOTHING", messages)
         created = list(OutboxMessage.objects.filter(planned_for=today, status=OutboxMessage.Status.TASK,
-                                                    task__isnull=True).values_list("id", "entity_id", "channel"))
+                                                    task__isnull=True).only("id", "entity_id", "channel", "purpose",
+                                                                            "also_for"))
         cur.executemany(f"INSERT INTO {ContactTask._meta.db_table} (message_id, uscc, town_id, channel, due_on, status, "
                         "outcome) VALUES (%s, %s, %s, %s, %s, 'open', '')",
-                        [(i, u, towns[u], ch, day) for i, u, ch in created])
-        cur.executemany(f"INSERT INTO {ReminderRecord._meta.db_table} (uscc, sent_at, channel, purpose, status, "
-                        "imported_at) VALUES (%s, %s, %s, 'filing', 'unknown', %s) ON CONFLICT DO NOTHING",
-                        [(u, at, ch, at) for _, u, ch in created])
+                        [(m.id, m.entity_id, towns[m.entity_id], m.channel, day) for m in created])
+        sender.record_history(created, send_at)
     timings["store"] = time.perf_counter() - started - timings["decide"]
     sent = sender.send_due(now=send_at)
     timings["send"] = time.perf_counter() - started - timings["decide"] - timings["store"]

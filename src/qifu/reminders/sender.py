@@ -119,27 +119,28 @@ def _send_batch(batch: list[OutboxMessage], now: dt.datetime, channel, counts: d
         try:
             message.provider_id = channel.send(message)[:120]
         except ChannelError as e:
-            attempts = message.attempts + 1
-            final = attempts >= MAX_ATTEMPTS
-            OutboxMessage.objects.filter(pk=message.pk).update(
-                status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING,
-                last_error=str(e)[:1000], next_attempt_at=now + dt.timedelta(minutes=2 ** attempts),
-            )
-            counts["failed" if final else "retry"] += 1
+            counts[_failed(message, now, e)] += 1
             continue
         message.status, message.sent_at = OutboxMessage.Status.SENT, now
         sent.append(message)
     when = connection.ops.adapt_datetimefield_value(now)
-    history = [(u, when, m.channel, m.purpose, "unknown", when)
-               for m in sent if m.purpose in HISTORY_PURPOSES
-               for u in [m.entity_id, *(x for x in m.also_for.split(",") if x)]]
     # executemany: the ORM's bulk_update builds a CASE per row, minutes for a day's 100,000 texts
     with transaction.atomic(), connection.cursor() as cur:
         cur.executemany(f"UPDATE {OutboxMessage._meta.db_table} SET status = %s, sent_at = %s, provider_id = %s "
                         "WHERE id = %s", [(OutboxMessage.Status.SENT, when, m.provider_id, m.pk) for m in sent])
-        cur.executemany(f"INSERT INTO {ReminderRecord._meta.db_table} (uscc, sent_at, channel, purpose, status, "
-                        "imported_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", history)
+        record_history(sent, now)
     counts["sent"] += len(sent)
+
+
+def _failed(message: OutboxMessage, now: dt.datetime, error: ChannelError) -> str:
+    """Back off and retry, or give up after MAX_ATTEMPTS: "retry" or "failed"."""
+    attempts = message.attempts + 1
+    final = attempts >= MAX_ATTEMPTS
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING,
+        last_error=str(error)[:1000], next_attempt_at=now + dt.timedelta(minutes=2 ** attempts),
+    )
+    return "failed" if final else "retry"
 
 
 def send_one(message: OutboxMessage, now: dt.datetime, channels: dict | None = None) -> str | None:
@@ -155,29 +156,23 @@ def send_one(message: OutboxMessage, now: dt.datetime, channels: dict | None = N
     try:
         provider_id = channel.send(message)
     except ChannelError as e:
-        attempts = message.attempts + 1
-        final = attempts >= MAX_ATTEMPTS
-        OutboxMessage.objects.filter(pk=message.pk).update(
-            status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING,
-            last_error=str(e)[:1000],
-            next_attempt_at=now + dt.timedelta(minutes=2 ** attempts),
-        )
-        return "failed" if final else "retry"
+        return _failed(message, now, e)
     with transaction.atomic():
         OutboxMessage.objects.filter(pk=message.pk).update(
             status=OutboxMessage.Status.SENT, sent_at=now, provider_id=provider_id[:120]
         )
-        if message.purpose in HISTORY_PURPOSES:
-            record_history(message, now)
+        record_history([message], now)
     return "sent"
 
 
-def record_history(message: OutboxMessage, when: dt.datetime) -> None:
-    """The reminder history (contract §1.6) gets one row per entity the message was for;
-    delivery receipts later update its status through `qifu import reminders`."""
-    usccs = [message.entity_id] + [u for u in message.also_for.split(",") if u]
-    ReminderRecord.objects.bulk_create(
-        [ReminderRecord(entity_id=u, sent_at=when, channel=message.channel, purpose=message.purpose,
-                        status="unknown", imported_at=when) for u in usccs],
-        ignore_conflicts=True,
-    )
+def record_history(messages, when: dt.datetime) -> None:
+    """The reminder history (contract §1.6) gets one row per entity each reminder or notice
+    was for (sign-in codes are not contacts); delivery receipts later update its status
+    through `qifu import reminders`. Runs in the caller's transaction."""
+    at = connection.ops.adapt_datetimefield_value(when)
+    rows = [(u, at, m.channel, m.purpose, "unknown", at)
+            for m in messages if m.purpose in HISTORY_PURPOSES
+            for u in [m.entity_id, *(x for x in m.also_for.split(",") if x)]]
+    with connection.cursor() as cur:
+        cur.executemany(f"INSERT INTO {ReminderRecord._meta.db_table} (uscc, sent_at, channel, purpose, status, "
+                        "imported_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
