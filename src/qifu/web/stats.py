@@ -18,9 +18,8 @@ from qifu.checks import sources
 from qifu.engine import reference
 from qifu.engine.contract import ENTITY_TYPES
 from qifu.engine.rules import duckdb_engine
+from qifu.engine.synth import behaviour as bh
 
-# The bureau's usual practice (annual-report.md §5): a text to every non-filer on these days.
-BLANKET_DAYS = ((3, 1), (4, 15), (5, 15), (6, 1), (6, 15), (6, 25))
 NAMES = ("registry", "reports", "reminders")
 STAMP_MAX_AGE = 30.0  # seconds a dashboard may lag behind the database
 
@@ -126,7 +125,7 @@ def reminders(con, year: int, town: str | None, due: int, by_day: dict[dt.date, 
     last = max((m for *_, m in rows), default=None)
     blanket = 0
     if last:
-        for m, d in BLANKET_DAYS:
+        for m, d in bh.BLANKET_SMS:  # the bureau's practice: a text to every non-filer on these days
             day = dt.date(year + 1, m, d)
             if day <= last.date():
                 blanket += due - sum(n for k, n in by_day.items() if k < day)
