@@ -39,9 +39,15 @@ def _hash(uscc: str, code: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), f"{uscc}:{code}".encode(), "sha256").hexdigest()
 
 
-def locked_until(uscc: str, now: dt.datetime) -> dt.datetime | None:
+def _recent_failures(uscc: str, now: dt.datetime) -> int:
+    """Wrong codes entered for ``uscc`` within the lockout window."""
     recent = SignInCode.objects.filter(uscc=uscc, created_at__gte=now - LOCKOUT)
-    if (recent.aggregate(n=Sum("failures"))["n"] or 0) >= MAX_FAILURES:
+    return recent.aggregate(n=Sum("failures"))["n"] or 0
+
+
+def locked_until(uscc: str, now: dt.datetime) -> dt.datetime | None:
+    if _recent_failures(uscc, now) >= MAX_FAILURES:
+        recent = SignInCode.objects.filter(uscc=uscc, created_at__gte=now - LOCKOUT)
         last = recent.order_by("-created_at").first()
         return last.created_at + LOCKOUT if last else now + LOCKOUT
     return None
@@ -120,7 +126,6 @@ def verify(raw_uscc: str, code: str, now: dt.datetime | None = None) -> Entity:
             latest.failures += 1
             latest.save(update_fields=["failures"])
     if not right:
-        left = MAX_FAILURES - (SignInCode.objects.filter(uscc=code18, created_at__gte=now - LOCKOUT)
-                               .aggregate(n=Sum("failures"))["n"] or 0)
+        left = MAX_FAILURES - _recent_failures(code18, now)
         raise SignInError(f"验证码不正确，还可以再试 {left} 次" if left > 0 else "验证码输错次数过多，已暂停登录 30 分钟")
     return Entity.objects.get(uscc=code18)
