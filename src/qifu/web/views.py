@@ -44,14 +44,14 @@ def home(request):
            "town_name": town_name or "全市"}
     if year:
         progress = stats.progress(con, year, town_name)
-        towns = progress["town"]
+        towns = sorted(progress["town"], key=lambda t: t.rate)
         due, filed = sum(t.due for t in towns), sum(t.filed for t in towns)
         curve, raw = stats.season_curve(con, year, town_name)
         reminders = stats.reminders(con, year, town_name, *raw[year])
         findings = queries.findings_summary(year, town)
         charts = {
             "curve": curve,
-            "towns": _bars(sorted(towns, key=lambda t: t.rate)),
+            "towns": _bars(towns),
             "types": _bars(progress["type"]),
             "sections": _bars(sorted(progress["section"], key=lambda p: -p.due)[:12]),
             "rules": {"labels": [r["rule_id"] for r in findings["by_rule"]], "values": [r["n"] for r in findings["by_rule"]]},
@@ -59,7 +59,7 @@ def home(request):
                                     for k in reminders["by_channel"]], "values": list(reminders["by_channel"].values())},
         }
         ctx.update(due=due, filed=filed, rate_pct=100 * filed / due if due else 0,
-                   towns=sorted(towns, key=lambda t: t.rate), overall=findings["rate"], findings=findings,
+                   towns=towns, overall=findings["rate"], findings=findings,
                    severity_rows=_severity_rows(findings["by_severity"]), reminders=reminders,
                    deadline=corrections.deadline(year), charts=charts)
     con.close()
