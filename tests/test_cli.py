@@ -123,10 +123,13 @@ def test_remind_run_decides_sends_and_reports_per_the_contract(tmp_path, cli_db,
         assert texts and all("年报不收费" in r["message"] and "退订" in r["message"] for r in texts)
         assert not any(re.search(r"https?://|www\.", r["message"]) for r in rows)
         assert all(r["sent_at"].startswith("2027-05-15T09:00") for r in texts)
-        sms_files = len(list((cli_db / "sms").glob("*.json")))
+        from qifu.reminders.channels import FileSmsChannel
+
+        texts_sent = FileSmsChannel.delivered(cli_db / "sms")
+        assert len(texts_sent) == len(texts)
         again = qifu("remind", "run", "--date", "2027-05-15", "--out", tmp_path / "again.csv", data_dir=cli_db)
         assert again.returncode == 0
-        assert len(list((cli_db / "sms").glob("*.json"))) == sms_files  # the same day twice sends nothing new
+        assert FileSmsChannel.delivered(cli_db / "sms") == texts_sent  # the same day twice sends nothing new
         assert "holdout" in first.stdout
         # the text plan's later contacts (1, 12 and 23 June) go out: a contact is counted once,
         # so the season cap of 4 is not reached early

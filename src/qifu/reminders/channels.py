@@ -2,15 +2,20 @@
 
 - Email: Django's SMTP backend (settings ``QIFU_SMTP_*``), Message-ID derived from the key.
 - SMS: chosen by ``QIFU_SMS_BACKEND``, like Django's email backends: ``file`` (development:
-  one JSON file per message under ``$QIFU_DATA_DIR/sms``, named by the key, so a resend after a
-  crash overwrites instead of duplicating), ``console``, or ``http`` (a gateway that accepts a
-  client message id and ignores repeats; ``QIFU_SMS_GATEWAY_URL``, ``QIFU_SMS_GATEWAY_TOKEN``).
+  JSON lines under ``$QIFU_DATA_DIR/sms``, one file per batch the sender hands over, named by
+  the batch's keys, so a resend of the same batch after a crash overwrites instead of
+  duplicating), ``console``, or ``http`` (a gateway that accepts a client message id and
+  ignores repeats; ``QIFU_SMS_GATEWAY_URL``, ``QIFU_SMS_GATEWAY_TOKEN``).
+
+A channel that deduplicates by key (``idempotent``) may also offer ``send_many(messages)``,
+which the sender uses for its batches; ``close()`` ends a connection the channel kept open.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -32,24 +37,44 @@ class ChannelError(Exception):
     """The provider refused or could not be reached; the sender retries with backoff."""
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps with options builds one per call
+
+
 def _name(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()
 
 
 class EmailChannel:
+    """One SMTP connection for all the messages of a sending run (reopened after an error)."""
+
     idempotent = False
+
+    def __init__(self):
+        self.connection = None
 
     def send(self, message) -> str:
         msg_id = f"<{_name(message.key)}@qifu>"
+        if self.connection is None:
+            self.connection = get_connection(fail_silently=False)
         email = EmailMessage(
             subject=SUBJECTS.get(message.purpose, SUBJECTS["filing"]), body=message.body, from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[message.recipient], headers={"Message-ID": msg_id}, connection=get_connection(fail_silently=False),
+            to=[message.recipient], headers={"Message-ID": msg_id}, connection=self.connection,
         )
         try:
+            self.connection.open()  # no-op while the connection is open
             email.send()
         except OSError as e:
+            self.close()
             raise ChannelError(str(e)) from e
         return msg_id
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except OSError:
+                pass
+            self.connection = None
 
 
 class FileSmsChannel:
@@ -60,12 +85,28 @@ class FileSmsChannel:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def send(self, message) -> str:
-        name = _name(message.key)
-        tmp = self.folder / f".{name}.tmp"
-        tmp.write_text(json.dumps({"key": message.key, "to": message.recipient, "text": message.body},
-                                  ensure_ascii=False), encoding="utf-8")
-        tmp.replace(self.folder / f"{name}.json")
-        return name
+        return self.send_many([message])[0]
+
+    def send_many(self, messages) -> list[str]:
+        """One file per batch, written whole and then renamed, named by the batch's keys: the
+        sender re-forms the same batch after a crash, which then replaces the file."""
+        name = _name("\n".join(m.key for m in messages))
+        encode = _JSON.encode
+        lines = "".join(encode({"key": m.key, "to": m.recipient, "text": m.body}) + "\n" for m in messages)
+        tmp = os.path.join(self.folder, f".{name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(lines)
+        os.replace(tmp, os.path.join(self.folder, f"{name}.jsonl"))
+        return [_name(m.key) for m in messages]
+
+    def close(self) -> None:
+        pass
+
+    @staticmethod
+    def delivered(folder: Path) -> list[dict]:
+        """Every message the file backend holds, in file order (tests and developers)."""
+        return [json.loads(line) for path in sorted(Path(folder).glob("*.jsonl"))
+                for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 class ConsoleSmsChannel:
@@ -74,6 +115,9 @@ class ConsoleSmsChannel:
     def send(self, message) -> str:
         print(f"[短信] {message.recipient}: {message.body}", file=sys.stdout, flush=True)
         return _name(message.key)
+
+    def close(self) -> None:
+        pass
 
 
 class HttpSmsChannel:
@@ -93,6 +137,9 @@ class HttpSmsChannel:
         except (OSError, ValueError) as e:
             raise ChannelError(str(e)) from e
         return str(data.get("id", _name(message.key)))
+
+    def close(self) -> None:
+        pass
 
 
 def sms_channel():
@@ -124,6 +171,9 @@ class WeChatChannel:
 
     def send(self, message) -> str:
         return self.http.send(message)
+
+    def close(self) -> None:
+        pass
 
 
 def channel_for(name: str):
