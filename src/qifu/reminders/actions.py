@@ -23,7 +23,7 @@ import polars as pl
 from django.db import connection, transaction
 from django.utils import timezone
 
-from qifu import config
+from qifu import config, db
 from qifu.engine import reference
 from qifu.engine.contract import REMINDERS_SENT_COLUMNS
 from qifu.engine.reminders import features, policy
@@ -185,8 +185,10 @@ def _seasons(data, filing_years: list[int]) -> list[pl.DataFrame]:
 
 
 def holdout_mask(usccs: list[str], season: int, share: float) -> np.ndarray:
-    cut = int(share * 2**32)
-    return np.array([int(hashlib.sha1(f"{season}:{u}".encode()).hexdigest()[:8], 16) < cut for u in usccs])
+    """The first 32 bits of SHA-1("season:code") below share × 2³²: stable for a season
+    whatever else changes."""
+    cut, prefix, sha1 = int(share * 2**32), f"{season}:".encode(), hashlib.sha1
+    return np.array([int.from_bytes(sha1(prefix + u.encode()).digest()[:4], "big") < cut for u in usccs], dtype=bool)
 
 
 def decide(today: dt.date, data: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -210,12 +212,9 @@ def decide(today: dt.date, data: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame,
     else:
         holdout_channel = ""
     channel[holdout] = holdout_channel
-    reasons = np.array([plan.reason(i) if channel[i] and not holdout[i] else "" for i in range(n)], dtype=object)
-    reasons[holdout & (channel != "")] = "对照组：按原有做法统一提醒"
-
     filed = data["filings"].filter((pl.col("report_year") == fy - 1) & (pl.col("filed_at").dt.date() < today))
     due = reg.with_columns(
-        pl.Series("channel", channel), pl.Series("reason", reasons, dtype=pl.Utf8),
+        pl.Series("channel", channel), pl.Series("row", np.arange(n)),
         pl.Series("group", np.where(holdout, "holdout", "treated")),
         pl.Series("plan", np.array(policy.PLANS)[plan.plan]),
     ).filter(
@@ -225,6 +224,10 @@ def decide(today: dt.date, data: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame,
     groups = {"due_unfiled": due.height, **{p: int((due["plan"] == p).sum()) for p in policy.PLANS},
               "holdout": int((due["group"] == "holdout").sum())}
     today_rows = due.filter(pl.col("channel") != "")
+    # the reason, only for today's contacts (the plan's own words and the model's forecast)
+    reasons = [plan.reason(i) if g == "treated" else "对照组：按原有做法统一提醒"
+               for i, g in zip(today_rows["row"].to_list(), today_rows["group"].to_list())]
+    today_rows = today_rows.with_columns(pl.Series("reason", reasons, dtype=pl.Utf8)).drop("row")
     return _decent(today_rows, today, data), groups
 
 
@@ -289,6 +292,7 @@ def _text(names: list[str], reps: list[str], year: int) -> str:
 def run_day(today: dt.date, out: Path | None = None) -> RunResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    db.bulk_work()
     key = plan_key(today.year)
     data = load(today, light=cached_plan(today.year, key) is not None)
     data["plan_key"] = key
@@ -331,19 +335,33 @@ def run_day(today: dt.date, out: Path | None = None) -> RunResult:
     timings["store"] = time.perf_counter() - started - timings["decide"]
     sent = sender.send_due(now=send_at)
     timings["send"] = time.perf_counter() - started - timings["decide"] - timings["store"]
-    done = (OutboxMessage.objects.filter(planned_for=today, purpose="filing",
-                                         status__in=[OutboxMessage.Status.SENT, OutboxMessage.Status.TASK])
-            .order_by("id").values_list("entity_id", "channel", "purpose", "recipient", "sent_at", "body", "reason"))
-    out_rows = [
-        {"uscc": u, "channel": ch, "purpose": p, "recipient": r,
-         "sent_at": (sent_at or send_at).astimezone(SHANGHAI).isoformat(),
-         "message": body if ch in ("sms", "email") else reason}
-        for u, ch, p, r, sent_at, body, reason in done.iterator(chunk_size=5000)
-    ]
+    out_rows = sent_rows(today, send_at)
     if out is not None:
         write_sent(out_rows, out)
     timings["write"] = time.perf_counter() - started - sum(timings.values())
     return RunResult(today, groups["due_unfiled"], len(messages), groups, sent, len(created), skipped, out_rows, timings)
+
+
+def sent_rows(today: dt.date, planned_at: dt.datetime) -> list[dict]:
+    """Contract §2.2 rows for the day's reminders that went out (texts and emails sent, call
+    and visit tasks assigned), whoever sent them: this run or the schedule in `qifu serve`."""
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT uscc, channel, purpose, recipient, sent_at, body, reason FROM {OutboxMessage._meta.db_table} "
+                    "WHERE planned_for = %s AND purpose = 'filing' AND status IN (%s, %s) ORDER BY id",
+                    [connection.ops.adapt_datefield_value(today), OutboxMessage.Status.SENT, OutboxMessage.Status.TASK])
+        rows = cur.fetchall()
+    local: dict = {}  # a day's messages share a handful of sending times
+
+    def when(value) -> str:
+        if value not in local:
+            at = value if isinstance(value, dt.datetime) or value is None else dt.datetime.fromisoformat(str(value))
+            at = planned_at if at is None else (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc))
+            local[value] = at.astimezone(SHANGHAI).isoformat()
+        return local[value]
+
+    return [{"uscc": u, "channel": ch, "purpose": p, "recipient": r, "sent_at": when(sent_at),
+             "message": body if ch in ("sms", "email") else reason}
+            for u, ch, p, r, sent_at, body, reason in rows]
 
 
 def write_sent(rows: list[dict], path: Path) -> None:
@@ -355,6 +373,6 @@ def write_sent(rows: list[dict], path: Path) -> None:
         path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
         return
     with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(REMINDERS_SENT_COLUMNS))
-        w.writeheader()
-        w.writerows(rows)
+        w = csv.writer(fh)
+        w.writerow(REMINDERS_SENT_COLUMNS)
+        w.writerows([r[c] for c in REMINDERS_SENT_COLUMNS] for r in rows)

@@ -23,7 +23,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
 
 PLANS = ("review", "self", "text", "call", "visit")
 # Plan -> [(month, day, channel, condition)]; the condition is checked on the day.
@@ -56,7 +55,10 @@ class Plan:
         return f"{REASONS[PLANS[self.plan[i]]]}（预测：自行报送{p[0]:.0%}，短信后{p[1]:.0%}，电话后{p[2]:.0%}，逾期{p[3]:.0%}）"
 
 
-def train(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0) -> HistGradientBoostingClassifier:
+def train(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0):
+    # imported here: a day that reuses the season's plan does not need scikit-learn (1.7 s)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     model = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=31, random_state=seed)
     model.fit(x_train, y_train)
     return model
