@@ -34,6 +34,7 @@ class Outcome:
     contacts: dict[str, int]
     plans: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    filed_day: np.ndarray | None = None  # per entity: the day (since 1 January) it filed
 
     @property
     def on_time_rate(self) -> float:
@@ -128,7 +129,8 @@ class Season:
             idx, ch = idx[keep], ch[keep]
             self._contact(idx, ch, day, filed, count, contacts)
         on_time = int((self.due & (filed <= self.deadline)).sum())
-        return Outcome(name, c.seed, n, int(self.due.sum()), on_time, contacts, plans, time.perf_counter() - started)
+        return Outcome(name, c.seed, n, int(self.due.sum()), on_time, contacts, plans, time.perf_counter() - started,
+                       filed)
 
     def _blanket(self, day: int):
         days = [(bh.day_of(self.filing_year, m, d), "sms") for m, d in bh.BLANKET_SMS]
