@@ -16,6 +16,17 @@ def small_county(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """The web's per-process caches (the signed-in entity, the self-check's context) start
+    empty in every test, as in a new server process."""
+    from qifu.checks import single
+    from qifu.portal import views
+
+    single.forget_entity_parts()
+    views.forget_entities()
+
+
 @pytest.fixture
 def smtp_server(settings):
     """Django's SMTP backend pointed at a real SMTP server on a free loopback port; yields

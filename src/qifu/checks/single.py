@@ -245,6 +245,20 @@ def _shared(entity: Entity, year: int, row: dict) -> dict:
     return out
 
 
+def prepare(entity: Entity, year: int) -> None:
+    """Load what a self-check of ``entity`` reads besides the figures (its registry record, last
+    year's report, tax and social records, peer statistics), so that the filer's first check
+    answers as fast as the next ones: the self-check page does this when it opens."""
+    _entity_part(entity, year)
+    _aggregates(year)
+
+
+def warm() -> None:
+    """Load and compile the rule catalogue (about a second): a server does it before it forks
+    its workers, so that no request waits for it."""
+    python_engine.compiled(load_rules())
+
+
 def check(entity: Entity, year: int, report: dict, only_fields: set[str] | None = None, **kw) -> list[dict]:
     """Findings (contract §2.1 columns) for one report; with ``only_fields``, only those that
     concern at least one of them (a self-check form that asks for some of the fields)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import wraps
 
 from django.contrib import messages
@@ -21,7 +22,30 @@ SESSION_KEY = "portal_uscc"
 
 def current_entity(request) -> Entity | None:
     uscc = request.session.get(SESSION_KEY)
-    return Entity.objects.select_related("town").filter(uscc=uscc).first() if uscc else None
+    return _entity(uscc) if uscc else None
+
+
+# The signed-in entity, kept a minute per process like the self-check's context
+# (checks.single): the instant self-check asks on every change of a figure.
+ENTITY_TTL = 60.0
+_ENTITIES: dict[str, tuple[float, Entity | None]] = {}
+
+
+def _entity(uscc: str) -> Entity | None:
+    now = time.monotonic()
+    hit = _ENTITIES.get(uscc)
+    if hit and hit[0] > now:
+        return hit[1]
+    entity = Entity.objects.select_related("town").filter(uscc=uscc).first()
+    if entity is not None:
+        if len(_ENTITIES) > 20_000:
+            _ENTITIES.clear()
+        _ENTITIES[uscc] = (now + ENTITY_TTL, entity)
+    return entity
+
+
+def forget_entities() -> None:
+    _ENTITIES.clear()
 
 
 def portal_required(view):
@@ -118,6 +142,7 @@ def selfcheck(request):
             checked = True
     else:
         values = single.report_values(single.stored_report(entity, year))
+        single.prepare(entity, year)  # the checks the page makes as figures are typed start warm
     return render(request, "portal/selfcheck.html", {
         "entity": entity, "year": year, "groups": forms.groups_for(entity.entity_type, values, errors),
         "problems": problems, "errors": errors, "checked": checked,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import threading
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -278,12 +279,15 @@ class CompiledPython:
 
 
 _COMPILED: dict[int, tuple[list[CompiledPython], tuple]] = {}
+_COMPILING = threading.Lock()  # a server's threads all ask at once on its first requests
 
 
 def compiled(rules) -> list[CompiledPython]:
     key = hash(tuple(id(r) for r in rules))
     if key not in _COMPILED:
-        _COMPILED[key] = ([CompiledPython(r, v) for r in rules for v in r.variants()], tuple(rules))
+        with _COMPILING:
+            if key not in _COMPILED:
+                _COMPILED[key] = ([CompiledPython(r, v) for r in rules for v in r.variants()], tuple(rules))
     return _COMPILED[key][0]
 
 
