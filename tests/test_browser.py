@@ -1,5 +1,7 @@
 """The back office and the portal in a real browser: Debian's Chromium driven by Playwright,
-against the production WSGI server (waitress) on loopback, over the checked synthetic county.
+against the application under a WSGI server in this process (waitress, so that the pages see the
+test database) on loopback, over the checked synthetic county. `qifu serve` itself (Granian) is
+tested in tests/test_serve.py.
 
 Everything the browser does is committed (the server runs in its own thread with its own
 database connection), so these tests use the module's committed county, not a test transaction.
@@ -48,7 +50,7 @@ def browser_county_files(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server():
-    """The production WSGI server (waitress) on a free loopback port."""
+    """The application under waitress on a free loopback port, in this process."""
     from django.db import connections
     from waitress import create_server
 
