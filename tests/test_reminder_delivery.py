@@ -43,16 +43,20 @@ def test_email_reminder_goes_through_real_smtp(tmp_path, smtp_server):
 
 
 @pytest.mark.django_db
-def test_unreachable_smtp_retries_with_backoff_then_fails(tmp_path, settings):
+@pytest.mark.parametrize("channel", ["email", "sms"])  # a claimed email; a text batch (no claim)
+def test_unreachable_channel_retries_with_backoff_then_fails(tmp_path, settings, monkeypatch, channel):
     from qifu.imports.actions import import_file
     from qifu.reminders.sender import MAX_ATTEMPTS, send_due
     from tests.factories import ENT1
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens on 9
+    monkeypatch.setenv("QIFU_SMS_BACKEND", "http")
+    monkeypatch.setenv("QIFU_SMS_GATEWAY_URL", "http://127.0.0.1:9/send")
     import_file("registry", write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows()))
     now = DAYTIME
-    m = OutboxMessage.objects.create(key="k1", entity_id=ENT1, purpose="filing", channel="email", recipient="a@b.cn",
+    m = OutboxMessage.objects.create(key="k1", entity_id=ENT1, purpose="filing", channel=channel,
+                                     recipient="a@b.cn" if channel == "email" else "13905741234",
                                      body="x", reason="测试", planned_for=now.date(), next_attempt_at=now)
     assert send_due(now=now)["retry"] == 1
     m.refresh_from_db()

@@ -324,12 +324,13 @@ def _send_batch(batch: list[Outgoing], now: dt.datetime, channel, counts: dict[s
     counts["sent"] += marked
 
 
-def _failed(message: OutboxMessage, now: dt.datetime, error: ChannelError) -> str:
-    """Back off and retry, or give up after MAX_ATTEMPTS: "retry" or "failed"."""
+def _failed(message: OutboxMessage | Outgoing, now: dt.datetime, error: ChannelError) -> str:
+    """Back off and retry, or give up after MAX_ATTEMPTS: "retry" or "failed". ``message``
+    holds the attempts before this one (a claim counted it already; a text batch has no claim)."""
     attempts = message.attempts + 1
     final = attempts >= MAX_ATTEMPTS
     OutboxMessage.objects.filter(pk=message.pk).update(
-        status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING,
+        status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING, attempts=attempts,
         last_error=str(error)[:1000], next_attempt_at=now + dt.timedelta(minutes=2 ** attempts),
     )
     return "failed" if final else "retry"
