@@ -345,11 +345,15 @@ def send_one(message: OutboxMessage, now: dt.datetime, channels: dict | None = N
         )
     if not updated:
         return None
+    own = message.channel not in channels  # a channel made here is closed here (a sign-in code)
     channel = channels.get(message.channel) or channels.setdefault(message.channel, channel_for(message.channel))
     try:
         provider_id = channel.send(message)
     except ChannelError as e:
         return _failed(message, now, e)
+    finally:
+        if own:
+            channels.pop(message.channel).close()
     with transaction.atomic():
         OutboxMessage.objects.filter(pk=message.pk).update(
             status=OutboxMessage.Status.SENT, sent_at=now, provider_id=provider_id[:120]
