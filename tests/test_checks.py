@@ -125,3 +125,33 @@ def test_sqlite_is_never_read_through_a_second_sqlite_library():
     if connection.vendor != "sqlite":
         pytest.skip("SQLite only")
     assert sources._adbc_connection() is None
+
+
+def test_a_stale_reminder_copy_is_read_from_the_database_for_the_season(county_db, django_db_blocker):
+    """Outside a transaction a check reads the analytical copy; while the copy of the reminder
+    history is stale (a season's day of sending) it reads that one season from the database
+    instead of exporting the whole history, with the same findings."""
+    from django.utils import timezone
+
+    from qifu import analytics
+    from qifu.reminders.models import ReminderRecord
+
+    with django_db_blocker.unblock():
+        analytics.paths()  # every copy current
+        some = ReminderRecord.objects.filter(sent_at__year=2026).order_by("id").first()
+        extra = ReminderRecord.objects.create(entity_id=some.entity_id, sent_at=some.sent_at + timezone.timedelta(days=3),
+                                              channel="sms", purpose="filing", status="delivered",
+                                              imported_at=timezone.now())
+        try:
+            assert not analytics.is_current("reminders")
+            exported = (analytics.folder() / "reminders.parquet").stat().st_mtime_ns
+            from_db = run_check(2025).findings
+            assert not analytics.is_current("reminders")  # the check did not re-export the history
+            assert (analytics.folder() / "reminders.parquet").stat().st_mtime_ns == exported
+            analytics.paths(("reminders",))
+            from_copy = run_check(2025).findings
+        finally:
+            extra.delete()
+            analytics.paths(("reminders",))
+    key = ["uscc", "rule_key"]
+    assert from_db.height and from_db.sort(key).equals(from_copy.sort(key))

@@ -68,6 +68,11 @@ def refresh(name: str) -> None:
         export(name)
 
 
+def is_current(name: str) -> bool:
+    """Whether the copy of ``name`` holds what the database holds (without exporting it)."""
+    return (folder() / f"{name}.parquet").exists() and _read_manifest().get(name) == stamp(name)
+
+
 def paths(names: tuple[str, ...] | None = None, max_age: float = 0.0) -> dict[str, str] | None:
     """Parquet paths of every table (or of ``names``), exporting stale ones first; None inside
     a transaction (uncommitted rows are not in the copy, so callers read the database instead).

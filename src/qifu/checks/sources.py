@@ -81,9 +81,11 @@ def fetch_all(name: str) -> pa.Table:
     return _run({name: queries(None, connection.vendor == "postgresql")[name] + f" ORDER BY {SORT[name]}"})[name]
 
 
-def fetch(year: int) -> dict[str, pa.Table]:
-    """The rows checking ``year`` needs, straight from the database."""
-    return _run(queries(year, connection.vendor == "postgresql"))
+def fetch(year: int, names: tuple[str, ...] | None = None) -> dict[str, pa.Table]:
+    """The rows checking ``year`` needs (of every relation, or of ``names``), straight from the
+    database."""
+    sql = queries(year, connection.vendor == "postgresql")
+    return _run({name: q for name, q in sql.items() if names is None or name in names})
 
 
 def _run(sql: dict[str, str]) -> dict[str, pa.Table]:
