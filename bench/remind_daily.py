@@ -124,7 +124,9 @@ class _smtp_sink:
 
 def _season_filings(entities: int, county: Path) -> Path:
     """The next season's reports as the behavioural model files them under qifu's policy:
-    last year's report of each on-time filer, moved on a year, with its simulated filing time."""
+    last year's report of each on-time filer, moved on a year, with its simulated filing time.
+    An on-time filer with no report last year has nothing to copy and stays unfiled (more
+    contacts than the model's season, not fewer)."""
     import numpy as np
     import polars as pl
 
