@@ -68,6 +68,17 @@ def checked_county(small_county, django_db_setup, django_db_blocker):
         _wipe()
 
 
+def ensure_reference_data() -> None:
+    """Townships and industries, which a transactional test's flush empties with the rest."""
+    from django.apps import apps as global_apps
+
+    from qifu.registry.models import Township
+
+    if not Township.objects.exists():
+        reference_data = __import__("importlib").import_module("qifu.registry.migrations.0002_reference_data")
+        reference_data.load(global_apps, None)
+
+
 def load_checked_county(folder: Path) -> dict:
     from django.contrib.auth import get_user_model
 
@@ -76,11 +87,7 @@ def load_checked_county(folder: Path) -> dict:
     from qifu.imports.actions import import_file
     from qifu.registry.models import Township
 
-    if not Township.objects.exists():  # a transactional test's flush also empties reference tables
-        from django.apps import apps as global_apps
-
-        reference_data = __import__("importlib").import_module("qifu.registry.migrations.0002_reference_data")
-        reference_data.load(global_apps, None)
+    ensure_reference_data()
     from qifu.checks import single
 
     single.forget_entity_parts()

@@ -16,6 +16,7 @@ from qifu.checks.models import CheckRun, Finding
 from qifu.engine.contract import FINDINGS_COLUMNS
 from qifu.engine.rules import duckdb_engine, python_engine
 from qifu.engine.rules.loader import load_rules
+from tests.conftest import ensure_reference_data
 
 KINDS = ("registry", "reports", "shareholders", "tax", "social", "reminders")
 
@@ -28,6 +29,7 @@ def county_db(small_county, django_db_setup, django_db_blocker):
     from qifu.registry.models import Entity
 
     with django_db_blocker.unblock():
+        ensure_reference_data()  # pytest-django runs a test without a database mark last
         for kind in KINDS:
             import_file(kind, small_county / f"{kind}.csv")
         yield small_county
