@@ -43,6 +43,29 @@ def test_email_reminder_goes_through_real_smtp(tmp_path, smtp_server):
 
 
 @pytest.mark.django_db
+def test_texts_and_emails_waiting_together_each_go_through_their_own_channel(tmp_path, smtp_server, monkeypatch,
+                                                                             capsys):
+    """The console SMS backend does not drop repeats, like email: both wait in groups, and a
+    group of one channel never carries the other's messages."""
+    from qifu.imports.actions import import_file
+    from qifu.reminders.sender import GROUP, send_due
+    from tests.factories import ENT1
+
+    monkeypatch.setenv("QIFU_SMS_BACKEND", "console")
+    monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path / "var"))
+    import_file("registry", write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows()))
+    n = GROUP  # interleaved, so that the first full group would hold both channels
+    for i in range(n):
+        channel, to = ("email", f"boss{i}@example.com") if i % 2 else ("sms", f"1390574{i:04d}")
+        OutboxMessage.objects.create(key=f"k{i}", entity_id=ENT1, purpose="filing", channel=channel, recipient=to,
+                                     body="年报不收费", reason="测试", planned_for=DAYTIME.date(), next_attempt_at=DAYTIME)
+    assert send_due(now=DAYTIME)["sent"] == n
+    assert sorted(to for tos, _ in smtp_server.messages for to in tos) == sorted(
+        f"boss{i}@example.com" for i in range(1, n, 2))
+    assert capsys.readouterr().out.count("[短信] 1390574") == n // 2
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("channel", ["email", "sms"])  # a claimed email; a text batch (no claim)
 def test_unreachable_channel_retries_with_backoff_then_fails(tmp_path, settings, monkeypatch, channel):
     from qifu.imports.actions import import_file

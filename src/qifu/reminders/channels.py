@@ -7,8 +7,9 @@
   duplicating), ``console``, or ``http`` (a gateway that accepts a client message id and
   ignores repeats; ``QIFU_SMS_GATEWAY_URL``, ``QIFU_SMS_GATEWAY_TOKEN``).
 
-A channel that deduplicates by key (``idempotent``) may also offer ``send_many(messages)``,
-which the sender uses for its batches; ``close()`` ends a connection the channel kept open.
+Every channel is a ``Channel``: ``send``, and ``close()`` for a connection it kept open. One
+that deduplicates by key (``idempotent``) may also offer ``send_many(messages)``, which the
+sender uses for its batches.
 """
 
 from __future__ import annotations
@@ -44,10 +45,18 @@ def _name(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()
 
 
-class EmailChannel:
-    """One SMTP connection for all the messages of a sending run (reopened after an error)."""
+class Channel:
+    """What the sender relies on: ``send`` (and, for channels that drop repeats of a key,
+    ``idempotent`` and optionally ``send_many``), and ``close``."""
 
     idempotent = False
+
+    def close(self) -> None:
+        """Nothing is kept open."""
+
+
+class EmailChannel(Channel):
+    """One SMTP connection for all the messages of a sending run (reopened after an error)."""
 
     def __init__(self):
         self.connection = None
@@ -77,7 +86,7 @@ class EmailChannel:
             self.connection = None
 
 
-class FileSmsChannel:
+class FileSmsChannel(Channel):
     idempotent = True
 
     def __init__(self, folder: Path | None = None):
@@ -99,9 +108,6 @@ class FileSmsChannel:
         os.replace(tmp, os.path.join(self.folder, f"{name}.jsonl"))
         return [_name(m.key) for m in messages]
 
-    def close(self) -> None:
-        pass
-
     @staticmethod
     def delivered(folder: Path) -> list[dict]:
         """Every message the file backend holds, in file order (tests and developers)."""
@@ -109,18 +115,13 @@ class FileSmsChannel:
                 for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-class ConsoleSmsChannel:
-    idempotent = False
-
+class ConsoleSmsChannel(Channel):
     def send(self, message) -> str:
         print(f"[短信] {message.recipient}: {message.body}", file=sys.stdout, flush=True)
         return _name(message.key)
 
-    def close(self) -> None:
-        pass
 
-
-class HttpSmsChannel:
+class HttpSmsChannel(Channel):
     idempotent = True
 
     def __init__(self, url: str, token: str = "", timeout: float = 10.0):
@@ -138,9 +139,6 @@ class HttpSmsChannel:
             raise ChannelError(str(e)) from e
         return str(data.get("id", _name(message.key)))
 
-    def close(self) -> None:
-        pass
-
 
 def sms_channel():
     backend = config.get("QIFU_SMS_BACKEND", "file")
@@ -156,7 +154,7 @@ def sms_channel():
     raise config.ConfigError(f"QIFU_SMS_BACKEND must be file, console or http, not {backend!r}")
 
 
-class WeChatChannel:
+class WeChatChannel(Channel):
     """Adapter point for WeChat template messages through the county's WeChat gateway
     (``QIFU_WECHAT_URL``): the same request shape as the SMS gateway, keyed by the entity's
     bound openid. Not chosen by the policy until a bureau has bound openids to entities."""
@@ -171,9 +169,6 @@ class WeChatChannel:
 
     def send(self, message) -> str:
         return self.http.send(message)
-
-    def close(self) -> None:
-        pass
 
 
 def channel_for(name: str):

@@ -202,9 +202,21 @@ def _queue(now: dt.datetime, limit: int | None):
 
 
 def _send_queue(queue: list[Outgoing], now: dt.datetime, rate: float, channels: dict, counts: dict[str, int]) -> None:
-    batch: list[Outgoing] = []
-    group: list[Outgoing] = []
+    """One waiting list per channel: a channel that drops repeats of a key (the SMS gateway,
+    the file backend) is sent in batches (``_send_batch``), any other (email) in journalled
+    groups (``_send_group``); with a rate limit, one message at a time."""
+    waiting: dict[str, list[Outgoing]] = {}
     journal: Journal | None = None
+
+    def flush(name: str) -> None:
+        nonlocal journal
+        messages, channel = waiting.pop(name), channels[name]
+        if channel.idempotent:
+            _send_batch(messages, now, channel, counts)
+        else:
+            journal = journal or Journal()
+            _send_group(messages, now, channel, counts, journal)
+
     try:
         for message in queue:
             channel = channels.get(message.channel) or channels.setdefault(message.channel, channel_for(message.channel))
@@ -214,28 +226,13 @@ def _send_queue(queue: list[Outgoing], now: dt.datetime, rate: float, channels: 
                     counts[outcome] += 1
                 if outcome == "sent":
                     time.sleep(1 / rate)
-            elif channel.idempotent:
-                # A channel that drops repeats of a key (the SMS gateway, the file backend) is
-                # sent in batches (see _send_batch).
-                batch.append(message)
-                if len(batch) >= BATCH:
-                    _send_batch(batch, now, channel, counts)
-                    batch = []
-            else:
-                group.append(message)
-                if len(group) >= GROUP:
-                    journal = journal or Journal()
-                    _send_group(group, now, channel, counts, journal)
-                    group = []
-        by_channel: dict[str, list[Outgoing]] = {}
-        for m in batch + group:
-            by_channel.setdefault(m.channel, []).append(m)
-        for name, messages in by_channel.items():
-            if channels[name].idempotent:
-                _send_batch(messages, now, channels[name], counts)
-            else:
-                journal = journal or Journal()
-                _send_group(messages, now, channels[name], counts, journal)
+                continue
+            messages = waiting.setdefault(message.channel, [])
+            messages.append(message)
+            if len(messages) >= (BATCH if channel.idempotent else GROUP):
+                flush(message.channel)
+        for name in list(waiting):
+            flush(name)
     finally:
         if journal is not None:
             journal.close()
@@ -283,10 +280,6 @@ def _send_batch(batch: list[Outgoing], now: dt.datetime, channel, counts: dict[s
     one transaction. It needs no ``sending`` claim: a crash before the mark (or a second sender
     taking the same rows) re-sends the batch, the channel keeps one copy of each message, and
     only rows still pending are marked, so the history takes each message once."""
-    if len({m.channel for m in batch}) > 1:
-        for name in {m.channel for m in batch}:
-            _send_batch([m for m in batch if m.channel == name], now, channel_for(name), counts)
-        return
     sent: list[Outgoing] = []
     if hasattr(channel, "send_many"):
         try:
