@@ -243,14 +243,16 @@ def _decent(rows: pl.DataFrame, today: dt.date, data) -> pl.DataFrame:
         status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING, OutboxMessage.Status.UNKNOWN],
     ).values_list("entity_id", "planned_for")
     waiting = pl.DataFrame(list(waiting), schema={"uscc": pl.Utf8, "day": pl.Date}, orient="row")
+
+    def per_entity(days: pl.DataFrame) -> pl.DataFrame:  # (uscc, day) -> this season's count and last day
+        return (days.filter((pl.col("day") >= season_start) & (pl.col("day") < today))
+                .group_by("uscc").agg(pl.len().alias("season_contacts"), pl.col("day").max().alias("last_contact")))
+
     if "contacts" in data:  # a light load: the history already counted per entity by the database
         done = data["contacts"].select("uscc", "season_contacts", pl.col("last_sent").dt.date().alias("last_contact"))
     else:
-        done = (data["history"].select("uscc", pl.col("sent_at").dt.date().alias("day"))
-                .filter((pl.col("day") >= season_start) & (pl.col("day") < today))
-                .group_by("uscc").agg(pl.len().alias("season_contacts"), pl.col("day").max().alias("last_contact")))
-    pending = (waiting.filter((pl.col("day") >= season_start) & (pl.col("day") < today))
-               .group_by("uscc").agg(pl.len().alias("season_contacts"), pl.col("day").max().alias("last_contact")))
+        done = per_entity(data["history"].select("uscc", pl.col("sent_at").dt.date().alias("day")))
+    pending = per_entity(waiting)
     typed = [pl.col("uscc").cast(pl.Utf8), pl.col("season_contacts").cast(pl.UInt32), pl.col("last_contact").cast(pl.Date)]
     stats = (pl.concat([done.select(typed), pending.select(typed)])
              .group_by("uscc").agg(pl.col("season_contacts").sum(), pl.col("last_contact").max()))
