@@ -56,7 +56,7 @@ def export(name: str) -> None:
     folder().mkdir(parents=True, exist_ok=True)
     tmp = folder() / f"{name}.parquet.tmp"
     pq.write_table(table, tmp)
-    tmp.replace(folder() / f"{name}.parquet")
+    tmp.replace(path(name))
     manifest = _read_manifest()
     manifest[name] = stamp(name)
     _manifest_path().write_text(json.dumps(manifest), encoding="utf-8")
@@ -68,9 +68,13 @@ def refresh(name: str) -> None:
         export(name)
 
 
+def path(name: str) -> str:
+    return str(folder() / f"{name}.parquet")
+
+
 def is_current(name: str) -> bool:
     """Whether the copy of ``name`` holds what the database holds (without exporting it)."""
-    return (folder() / f"{name}.parquet").exists() and _read_manifest().get(name) == stamp(name)
+    return Path(path(name)).exists() and _read_manifest().get(name) == stamp(name)
 
 
 def paths(names: tuple[str, ...] | None = None, max_age: float = 0.0) -> dict[str, str] | None:
@@ -82,17 +86,14 @@ def paths(names: tuple[str, ...] | None = None, max_age: float = 0.0) -> dict[st
     if connection.in_atomic_block:
         return None
     names = names or tuple(TABLES)
-    manifest = None
     now = time.monotonic()
     for name in names:
         if max_age and _checked.get((str(folder()), name), -1e9) > now - max_age:
             continue
-        manifest = manifest if manifest is not None else _read_manifest()
-        if not (folder() / f"{name}.parquet").exists() or manifest.get(name) != stamp(name):
+        if not is_current(name):
             export(name)
-            manifest = _read_manifest()
         _checked[(str(folder()), name)] = now
-    return {name: str(folder() / f"{name}.parquet") for name in names}
+    return {name: path(name) for name in names}
 
 
 _checked: dict[tuple[str, str], float] = {}

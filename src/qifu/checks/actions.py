@@ -70,7 +70,7 @@ def _sources(year: int) -> dict[str, pa.Table | str]:
         return sources.fetch(year)
     data: dict[str, pa.Table | str] = analytics.paths(tuple(n for n in analytics.TABLES if n != "reminders"))
     if analytics.is_current("reminders"):
-        data.update(analytics.paths(("reminders",)))
+        data["reminders"] = analytics.path("reminders")
     else:
         data.update(sources.fetch(year, ("reminders",)))
     return data
