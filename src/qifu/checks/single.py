@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from qifu import text
+from qifu.caching import Expiring
 from qifu.checks.models import CheckRun
 from qifu.engine.contract import REPORTS, T
 from qifu.engine.rules import findings as findings_mod
@@ -121,21 +122,11 @@ def context_for(entity: Entity, year: int, report: dict, revision: int = 1,
 
 # What does not depend on the figures typed in: kept a minute per entity, because a filer's
 # self-check runs again on every change of a figure.
-ENTITY_PART_TTL = 60.0
-_ENTITY_PART: dict[tuple[str, int], tuple[float, dict]] = {}
+_ENTITY_PART: Expiring[dict] = Expiring(ttl=60.0)
 
 
 def _entity_part(entity: Entity, year: int) -> dict:
-    key = (entity.uscc, year)
-    now = time.monotonic()
-    hit = _ENTITY_PART.get(key)
-    if hit and hit[0] > now:
-        return hit[1]
-    part = _load_entity_part(entity, year)
-    if len(_ENTITY_PART) > 20_000:
-        _ENTITY_PART.clear()
-    _ENTITY_PART[key] = (now + ENTITY_PART_TTL, part)
-    return part
+    return _ENTITY_PART.get((entity.uscc, year), lambda: _load_entity_part(entity, year))
 
 
 def forget_entity_parts() -> None:

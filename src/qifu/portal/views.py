@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import wraps
 
 from django.contrib import messages
@@ -10,6 +9,7 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from qifu.caching import Expiring
 from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
@@ -27,21 +27,11 @@ def current_entity(request) -> Entity | None:
 
 # The signed-in entity, kept a minute per process like the self-check's context
 # (checks.single): the instant self-check asks on every change of a figure.
-ENTITY_TTL = 60.0
-_ENTITIES: dict[str, tuple[float, Entity | None]] = {}
+_ENTITIES: Expiring[Entity] = Expiring(ttl=60.0)
 
 
 def _entity(uscc: str) -> Entity | None:
-    now = time.monotonic()
-    hit = _ENTITIES.get(uscc)
-    if hit and hit[0] > now:
-        return hit[1]
-    entity = Entity.objects.select_related("town").filter(uscc=uscc).first()
-    if entity is not None:
-        if len(_ENTITIES) > 20_000:
-            _ENTITIES.clear()
-        _ENTITIES[uscc] = (now + ENTITY_TTL, entity)
-    return entity
+    return _ENTITIES.get(uscc, lambda: Entity.objects.select_related("town").filter(uscc=uscc).first())
 
 
 def forget_entities() -> None:
