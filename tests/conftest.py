@@ -27,19 +27,24 @@ def _fresh_process_caches():
     views.forget_entities()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def smtp_server(settings):
     """Django's SMTP backend pointed at a real SMTP server on a free loopback port; yields
     its inbox (``tests.mailbox.Inbox``)."""
-    import socket
-
     from aiosmtpd.controller import Controller
 
     from tests.mailbox import Inbox
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()

@@ -8,12 +8,13 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+
+from tests.conftest import free_port
 
 KINDS = ("registry", "reports", "shareholders", "tax", "social")
 
@@ -30,12 +31,6 @@ store["portal_uscc"] = prev.entity_id
 store.create()
 print(store.session_key, prev.total_revenue)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -55,7 +50,7 @@ def served(tmp_path, small_county):
     qifu("check", "--year", "2025", "--out", tmp_path / "findings.csv")
     out = subprocess.run([sys.executable, "-c", SESSION], env=env, capture_output=True, text=True, check=True).stdout
     session_key, revenue = out.split()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "qifu", "serve", "--port", str(port), "--no-schedule"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
