@@ -85,7 +85,7 @@ def test_compiled_postgres_sql_runs_on_postgres_when_available():
         pytest.skip("runs in the PostgreSQL pass of CI")
     from qifu.engine.rules.loader import load_rules
 
-    rules = [r for r in load_rules() if r.id in ("FM-01", "AR-01", "UM-01", "ID-02", "LC-07", "PO-05")]
+    rules = [r for r in load_rules() if r.id in ("FM-01", "AR-01", "UM-01", "ID-02", "ID-05", "LC-07", "PO-05", "CP-07")]
     with connection.cursor() as cur:
         for rule in rules:
             for variant in rule.variants()[:2]:
@@ -96,7 +96,76 @@ def test_compiled_postgres_sql_runs_on_postgres_when_available():
                     "NULL::double precision AS total_revenue, NULL::double precision AS employees, " \
                     "'有限责任公司'::text AS legal_form, DATE '2024-09-01' AS established_on, DATE '2035-01-01' AS sh_last_due_date, " \
                     "DATE '2026-03-01' AS filed_date, NULL::double precision AS peer_n, NULL::double precision AS peer_lrpe_mad, " \
-                    "NULL::double precision AS peer_lrpe_median"
+                    "NULL::double precision AS peer_lrpe_median, ' 无 '::text AS main_business_activity"
                 extra = ", ".join(f"NULL::double precision AS {n}" for n in ("prev_total_liabilities", "prev_main_business_revenue", "main_business_revenue", "prev_total_tax_paid", "total_tax_paid", "turnover", "prev_turnover", "coop_sales", "prev_coop_sales"))
                 cur.execute(f"SELECT {c.sql(c.condition)} FROM (SELECT {columns}, {extra}) AS ctx")
                 assert cur.fetchone()[0] in (True, False)
+
+
+@pytest.mark.parametrize("text, blank", [
+    ("", True), ("  ", True), ("\u3000 \u3000", True), (" 无 ", False), ("\u00a0", False), ("\u2003", False), ("\t", False),
+])
+def test_blank_and_trim_strip_the_same_spaces_on_every_engine(text, blank):
+    """DuckDB's own TRIM strips every Unicode space separator; Spark's, PostgreSQL's and the
+    Python engine's strip U+0020 only. The rule language strips the space and the full-width
+    space on all of them."""
+    from qifu.engine.rules import python_engine
+
+    for condition, expected in (("blank(main_business_activity)", blank),
+                                ("TRIM(main_business_activity) = ''", blank),
+                                ("TRIM(main_business_activity) = '无'", text == " 无 ")):
+        rule = make_rule(condition)
+        c = compile_rule(rule, None, "duckdb")
+        got = duckdb.connect().execute(f"SELECT {c.sql(c.condition)} FROM (SELECT ? AS main_business_activity)",
+                                       [text]).fetchone()[0]
+        assert got is expected, (condition, text)
+        row = {"entity_type": "enterprise", "main_business_activity": text}
+        assert bool(python_engine.evaluate(row, [rule])) is expected, (condition, text)
+    for dialect in ("spark", "postgres"):
+        assert "' \u3000'" in sql("TRIM(main_business_activity) = ''", dialect)
+
+
+def test_the_batch_plan_is_kept_on_disk_keyed_by_the_rules(tmp_path):
+    import json
+
+    from qifu.engine.rules import compiler
+    from qifu.engine.rules.loader import load_rules
+
+    rules = list(load_rules())
+    compiler._plans.clear()
+    plan = compiler.flags_and_values_sql(rules, "duckdb", cache_dir=tmp_path)
+    (kept,) = tmp_path.glob("plan-duckdb-*.json")
+    assert json.loads(kept.read_text("utf-8")) == list(plan)
+    # a new process reads the plan from the file instead of compiling again
+    compiler._plans.clear()
+    kept.write_text(json.dumps(["SELECT 1", "SELECT 2"]), "utf-8")
+    assert compiler.flags_and_values_sql(rules, "duckdb", cache_dir=tmp_path) == ("SELECT 1", "SELECT 2")
+    # a changed rule is another plan
+    changed = [rules[0].model_copy(update={"params": {**rules[0].params, "extra": 1}}), *rules[1:]]
+    compiler.flags_and_values_sql(changed, "duckdb", cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("plan-duckdb-*.json"))) == 2
+    compiler._plans.clear()
+
+
+def test_org_check_char_follows_gb_11714_on_duckdb_and_python():
+    import random
+
+    from sqlglot import exp
+
+    from qifu.engine.rules import compiler, python_engine
+
+    def reference(code8: str) -> str:
+        c = 11 - sum(compiler.ORG_ALPHABET.index(ch) * w for ch, w in zip(code8, compiler.ORG_WEIGHTS)) % 11
+        return {10: "X", 11: "0"}.get(c, str(c))
+
+    rng = random.Random(7)
+    codes = ["91350100" + "".join(rng.choice(compiler.ORG_ALPHABET) for _ in range(8)) + "00" for _ in range(400)]
+    expected = [reference(c[8:16]) for c in codes]
+    assert {"X", "0"} <= set(expected)  # both special cases are exercised
+    tree = compiler._org_check_char(exp.column("uscc"))
+    con = duckdb.connect()
+    got = [r[0] for r in con.execute(f"SELECT {tree.sql('duckdb')} FROM (SELECT UNNEST(?) AS uscc, generate_subscripts(?, 1) AS i) ORDER BY i",
+                                     [codes, codes]).fetchall()]
+    assert got == expected
+    f = python_engine.build(tree)
+    assert [f({"uscc": c}) for c in codes] == expected

@@ -8,7 +8,8 @@ only writes syntax:
 2. ``bind_variant``: in ``each`` rules, ``x`` / ``prev_x`` become the field and its
    previous-year column.
 3. ``expand_macros``: ``matches``, ``blank``, ``near``, ``eps``, ``log10``,
-   ``uscc_check_char``, ``org_check_char`` become plain SQL (regex per dialect).
+   ``uscc_check_char``, ``org_check_char`` become plain SQL (regex per dialect);
+   ``explicit_trim`` names the characters TRIM strips (engines differ on Unicode spaces).
 4. ``safe_division``: ``a / b`` becomes ``CASE WHEN b = 0 THEN NULL ELSE a / b END``: DuckDB,
    Spark (ANSI) and PostgreSQL disagree on division by zero (inf / error / error).
 5. ``check_portable``: refuses, with a named error, what an engine would run differently:
@@ -16,24 +17,33 @@ only writes syntax:
    ``\\d`` (matches full-width digits in some engines), back-references (RE2 has none),
    unknown functions (they would pass through and fail, or differ, at run time).
 6. ``three_valued``: the condition becomes ``COALESCE((cond), FALSE)``: a comparison with an
-   empty ("not reported") value never fires unless the rule asks ``IS NULL``.
+   empty ("not reported") value never fires unless the rule asks ``IS NULL``. The batch plan
+   keeps only the rows where the condition is true, so it runs the condition without it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from functools import lru_cache
+from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.simplify import simplify
 
-from qifu.engine.rules.model import Rule
+from qifu.engine.rules.model import EntityType, Rule
 
 DIALECTS = ("duckdb", "spark", "postgres")
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
 ORG_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+# What TRIM strips and blank() ignores, the same on every engine: the space and the full-width
+# space a Chinese keyboard types. Left to itself, DuckDB's TRIM also strips other Unicode
+# spaces (U+00A0, U+2003) while Spark's and PostgreSQL's strip only U+0020.
+SPACES = " \u3000"
 MACROS = {"matches", "blank", "near", "eps", "log10", "uscc_check_char", "org_check_char"}
 
 ALLOWED = (
@@ -139,18 +149,15 @@ def _uscc_check_char(s: exp.Expression) -> exp.Expression:
 
 
 def _org_check_char(s: exp.Expression) -> exp.Expression:
+    """GB 11714: c = 11 - (weighted sum mod 11), written 1-9 as the digit, 10 as X, 11 as 0:
+    one lookup in "0123456789X0" at position c + 1."""
     total: exp.Expression = exp.Literal.number(0)
     for i, w in enumerate(ORG_WEIGHTS):
         total = exp.Add(this=total, expression=exp.Mul(this=_char_value(s, 9 + i, ORG_ALPHABET), expression=exp.Literal.number(w)))
     c = exp.Sub(this=exp.Literal.number(11), expression=exp.Mod(this=exp.Paren(this=total), expression=exp.Literal.number(11)))
-    digit = exp.Substring(this=exp.Literal.string("0123456789"), start=exp.Add(this=exp.Paren(this=c.copy()), expression=exp.Literal.number(1)), length=exp.Literal.number(1))
-    return exp.Case(
-        ifs=[
-            exp.If(this=exp.EQ(this=exp.Paren(this=c.copy()), expression=exp.Literal.number(10)), true=exp.Literal.string("X")),
-            exp.If(this=exp.EQ(this=exp.Paren(this=c.copy()), expression=exp.Literal.number(11)), true=exp.Literal.string("0")),
-        ],
-        default=digit,
-    )
+    return exp.Substring(this=exp.Literal.string("0123456789X0"),
+                         start=exp.Add(this=exp.Paren(this=c), expression=exp.Literal.number(1)),
+                         length=exp.Literal.number(1))
 
 
 def _matches(node: exp.Expression, dialect: str) -> exp.Expression:
@@ -188,8 +195,9 @@ def expand_macros(tree: exp.Expression, dialect: str) -> exp.Expression:
             return _matches(node, dialect)
         if name == "blank":
             (s,) = args
-            return exp.Paren(this=exp.or_(exp.Is(this=_p(s), expression=exp.Null()),
-                                          exp.EQ(this=exp.Trim(this=_p(s)), expression=exp.Literal.string(""))))
+            only_spaces = _matches(exp.Anonymous(this="matches", expressions=[_p(s), exp.Literal.string(f"[{SPACES}]*")]),
+                                   dialect)
+            return exp.Paren(this=exp.or_(exp.Is(this=_p(s), expression=exp.Null()), only_spaces))
         if name == "eps":
             return _eps(*args)
         if name == "near":
@@ -237,6 +245,17 @@ def safe_division(tree: exp.Expression) -> exp.Expression:
     raise RuleCompileError("divisions nested too deeply")
 
 
+def explicit_trim(tree: exp.Expression) -> exp.Expression:
+    """``TRIM(x)`` strips exactly ``SPACES`` on every engine."""
+
+    def swap(node):
+        if isinstance(node, exp.Trim) and node.expression is None:
+            return exp.Trim(this=node.this, expression=exp.Literal.string(SPACES))
+        return node
+
+    return tree.transform(swap)
+
+
 def null_safe_extrema(tree: exp.Expression) -> exp.Expression:
     """GREATEST/LEAST are NULL when any argument is: Spark and PostgreSQL skip NULLs, DuckDB
     does not, so the rule language fixes one meaning and spells it out for every engine."""
@@ -273,25 +292,31 @@ def compile_tree(text: str, rule: Rule, variant: str | None, dialect: str, condi
     tree = bind_variant(tree, variant)
     tree = fold_constants(tree)
     tree = expand_macros(tree, dialect)
+    tree = explicit_trim(tree)
     tree = safe_division(tree)
     tree = null_safe_extrema(tree)
     check_portable(tree)
-    return three_valued(tree) if condition else exp.Cast(this=tree, to=exp.DataType.build("DOUBLE"))
+    return tree if condition else exp.Cast(this=tree, to=exp.DataType.build("DOUBLE"))
 
 
 @lru_cache(maxsize=None)
 def _compiled(rule_json: str, variant: str | None, dialect: str) -> "CompiledRule":
     rule = Rule.model_validate_json(rule_json)
-    cond = compile_tree(rule.condition, rule, variant, dialect, condition=True)
+    test = compile_tree(rule.condition, rule, variant, dialect, condition=True)
     values = {k: compile_tree(v, rule, variant, dialect, condition=False) for k, v in rule.values.items()}
     suggestion = compile_tree(rule.suggestion, rule, variant, dialect, condition=False) if rule.suggestion else None
-    return CompiledRule(rule.key(variant), cond, values, suggestion, dialect)
+    return CompiledRule(rule.key(variant), test, values, suggestion, dialect)
 
 
 class CompiledRule:
-    def __init__(self, key, condition, values, suggestion, dialect):
+    """``condition`` is true or false, never NULL; ``test`` is the same condition in SQL's
+    three values, for a plan that keeps only the rows where it is true (cheaper by a COALESCE
+    per rule and row)."""
+
+    def __init__(self, key, test, values, suggestion, dialect):
         self.key = key
-        self.condition = condition
+        self.test = test
+        self.condition = three_valued(test.copy())
         self.values = values
         self.suggestion = suggestion
         self.dialect = dialect
@@ -306,6 +331,13 @@ def compile_rule(rule: Rule, variant: str | None, dialect: str) -> CompiledRule:
     return _compiled(rule.model_dump_json(), variant, dialect)
 
 
+def _applies(rule: Rule) -> str:
+    """The entity-type test: none beyond a known type when the rule applies to every type."""
+    if set(rule.applies_to) == set(EntityType):
+        return "entity_type IS NOT NULL"
+    return f"entity_type IN ({', '.join(repr(t.value) for t in rule.applies_to)})"
+
+
 def record_query(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx") -> tuple[str, list[tuple[Rule, str]]]:
     """One projection over a few context rows: a boolean and the values per rule variant.
 
@@ -314,11 +346,10 @@ def record_query(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx"
     """
     cols, keys = ["uscc", "report_year"], []
     for rule in rules:
-        types = ", ".join(repr(t.value) for t in rule.applies_to)
         for variant in rule.variants():
             c = compile_rule(rule, variant, dialect)
             i = len(keys)
-            cols.append(f"(entity_type IN ({types}) AND {c.sql(c.condition)}) AS c{i}")
+            cols.append(f"({_applies(rule)} AND {c.sql(c.condition)}) AS c{i}")
             vals = [c.sql(v) for v in c.values.values()] + ["CAST(NULL AS DOUBLE)"] * (3 - len(c.values))
             cols += [f"{v} AS v{i}_{j + 1}" for j, v in enumerate(vals)]
             cols.append(f"{c.sql(c.suggestion) if c.suggestion is not None else 'CAST(NULL AS DOUBLE)'} AS s{i}")
@@ -326,23 +357,54 @@ def record_query(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx"
     return f"SELECT {', '.join(cols)} FROM {source}", keys
 
 
-def flags_and_values_sql(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx") -> tuple[str, str]:
+_plans: dict[str, tuple[str, str]] = {}
+
+
+def flags_and_values_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str = "duckdb", source: str = "ctx",
+                         cache_dir: str | Path | None = None, carry: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The batch plan of ``_batch_sql``, kept per process and, with ``cache_dir``, on disk:
+    compiling the catalogue takes about half a second, and the plan changes only with the
+    rules, this compiler or sqlglot (all three are in the file's name)."""
+    digest = hashlib.sha256()
+    for part in (sqlglot.__version__, dialect, source, ",".join(carry), *(Path(__file__).with_name(f).read_text("utf-8")
+                                                         for f in ("compiler.py", "model.py"))):
+        digest.update(part.encode())
+    for rule in rules:
+        digest.update(rule.model_dump_json().encode())
+    key = f"plan-{dialect}-{digest.hexdigest()[:16]}"
+    if key in _plans:
+        return _plans[key]
+    path = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
+    try:
+        flags, values = json.loads(path.read_text("utf-8")) if path else _batch_sql(rules, dialect, source, carry)
+    except (OSError, ValueError):
+        flags, values = _batch_sql(rules, dialect, source, carry)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([flags, values]), "utf-8")
+        tmp.replace(path)
+    _plans[key] = (flags, values)
+    return flags, values
+
+
+def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
+               carry: tuple[str, ...] = ()) -> tuple[str, str]:
     """The batch plan for a vectorised engine, as two statements.
 
     1. ``flags``: one pass over the context, one boolean per rule variant, unpivoted to the
        (uscc, rule_key) pairs that fire (DuckDB ``UNPIVOT``, Spark ``stack``).
     2. ``values``: the message values and the suggestion, computed only for the pairs that
-       fired, through one CASE per value column keyed by rule variant.
+       fired, through one CASE per value column keyed by rule variant; and the context
+       columns named in ``carry`` (what the messages quote), so that they need no second read.
 
     The parity tests hold the engines that run it (DuckDB, Spark) and the Python engine to the
     same result.
     """
     flags, keys, v_cases = [], [], [[], [], [], []]
     for rule in rules:
-        types = ", ".join(repr(t.value) for t in rule.applies_to)
         for variant in rule.variants():
             c = compile_rule(rule, variant, dialect)
-            flags.append(f"(entity_type IN ({types}) AND {c.sql(c.condition)}) AS c{len(keys)}")
+            flags.append(f"({_applies(rule)} AND {c.sql(c.test)}) AS c{len(keys)}")
             keys.append(c.key)
             exprs = [c.sql(v) for v in c.values.values()] + [None] * (3 - len(c.values))
             exprs.append(c.sql(c.suggestion) if c.suggestion is not None else None)
@@ -370,6 +432,7 @@ def flags_and_values_sql(rules: list[Rule], dialect: str = "duckdb", source: str
         (f"CASE f.rule_key {' '.join(cases)} ELSE CAST(NULL AS {double}) END AS {n}" if cases else f"CAST(NULL AS {double}) AS {n}")
         for n, cases in zip(names, v_cases)
     ]
+    cols += [f"c.{name}" for name in carry if name not in ("uscc", "report_year", "rule_key")]
     values_sql = (
         f"SELECT f.uscc, f.report_year, f.rule_key, {', '.join(cols)} FROM flags f JOIN {source} c ON c.uscc = f.uscc"
     )

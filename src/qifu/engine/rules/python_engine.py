@@ -217,7 +217,8 @@ def build(node: exp.Expression) -> Fn:  # noqa: C901 - one branch per node type
         return lambda r: None if (v := a(r)) is None else len(v)
     if isinstance(node, exp.Trim):
         a = build(node.this)
-        return lambda r: None if (v := a(r)) is None else v.strip(" ")
+        chars = node.expression.this if node.expression is not None else " "
+        return lambda r: None if (v := a(r)) is None else v.strip(chars)
     if isinstance(node, (exp.Lower, exp.Upper)):
         a = build(node.this)
         up = isinstance(node, exp.Upper)
