@@ -157,3 +157,49 @@ def test_a_stale_reminder_copy_is_read_from_the_database_for_the_season(county_d
             analytics.paths(("reminders",))
     key = ["uscc", "rule_key"]
     assert from_db.height and from_db.sort(key).equals(from_copy.sort(key))
+
+
+def test_a_check_reads_the_prepared_context_and_prepares_it_again_after_a_change(county_db, django_db_blocker):
+    """Outside a transaction a check joins this season's reminders to the year's prepared
+    context (written by the import) instead of building it; the findings are the ones built
+    from the database, and a changed input makes the next check prepare the context again."""
+    from pathlib import Path
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from qifu import analytics
+    from qifu.sources.models import TaxRecord
+
+    key = ["uscc", "rule_key"]
+    with django_db_blocker.unblock():
+        analytics.paths()
+        prepared = Path(analytics.context_path(2025))
+        assert analytics._read_manifest().get("context-2025") == analytics._context_stamp(2025)  # made by the import
+        written = prepared.stat().st_mtime_ns
+        from_prepared = run_check(2025).findings
+        assert prepared.stat().st_mtime_ns == written
+        with transaction.atomic():
+            from_database = run_check(2025).findings
+            transaction.set_rollback(True)
+        assert from_prepared.height and from_prepared.sort(key).equals(from_database.sort(key))
+
+        record = TaxRecord.objects.filter(year=2025, declared_sales__gt=100, entity__reports__report_year=2025,
+                                          entity__reports__is_current=True,
+                                          entity__reports__total_revenue__gt=0).order_by("id").first()
+        old = (record.declared_sales, record.imported_at)
+        TaxRecord.objects.filter(id=record.id).update(declared_sales=record.declared_sales * 10_000,
+                                                       imported_at=timezone.now())
+        try:
+            changed = run_check(2025).findings
+            assert prepared.stat().st_mtime_ns != written
+            with transaction.atomic():
+                expected = run_check(2025).findings
+                transaction.set_rollback(True)
+            assert changed.sort(key).equals(expected.sort(key))
+            assert not changed.sort(key).equals(from_prepared.sort(key))
+        finally:
+            TaxRecord.objects.filter(id=record.id).update(declared_sales=old[0], imported_at=old[1])
+            analytics.paths()
+            Finding.objects.all().delete()
+            CheckRun.objects.all().delete()

@@ -9,7 +9,9 @@ that changes these tables outside ``qifu import`` must therefore set ``imported_
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +29,11 @@ TABLES = {
     "shareholders": "reports_shareholder",
     "reminders": "reminders_reminderrecord",
 }
+
+
+# Rows per Parquet row group: small enough that a reader's filter on a year or a season skips
+# most of a sorted table, large enough to scan at full speed (DuckDB's own size).
+ROW_GROUP = 122_880
 
 
 def folder() -> Path:
@@ -55,17 +62,28 @@ def export(name: str) -> None:
     table = sources.fetch_all(name)
     folder().mkdir(parents=True, exist_ok=True)
     tmp = folder() / f"{name}.parquet.tmp"
-    pq.write_table(table, tmp)
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP)
     tmp.replace(path(name))
+    _write_manifest(name, stamp(name))
+
+
+def _write_manifest(key: str, value: list) -> None:
     manifest = _read_manifest()
-    manifest[name] = stamp(name)
-    _manifest_path().write_text(json.dumps(manifest), encoding="utf-8")
+    manifest[key] = value
+    tmp = folder() / f"manifest.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(manifest), encoding="utf-8")
+    tmp.replace(_manifest_path())
 
 
 def refresh(name: str) -> None:
-    """Export ``name`` after a committed change (called by imports outside a transaction)."""
-    if not connection.in_atomic_block:
-        export(name)
+    """Export ``name`` after a committed change (called by imports outside a transaction), and
+    prepare the latest year's context again if ``name`` is part of it."""
+    if connection.in_atomic_block:
+        return
+    export(name)
+    year = latest_report_year() if name in CONTEXT_INPUTS else None
+    if year is not None:
+        context(year)
 
 
 def path(name: str) -> str:
@@ -75,6 +93,48 @@ def path(name: str) -> str:
 def is_current(name: str) -> bool:
     """Whether the copy of ``name`` holds what the database holds (without exporting it)."""
     return Path(path(name)).exists() and _read_manifest().get(name) == stamp(name)
+
+
+# What the prepared context of a year is made of: every source but the reminder history,
+# which changes every day of a season and is joined by each check itself.
+CONTEXT_INPUTS = ("registry", "reports", "tax", "social", "shareholders")
+
+
+def context_path(year: int) -> str:
+    return str(folder() / f"context-{year}.duckdb")
+
+
+def _context_stamp(year: int) -> list:
+    from qifu.engine.rules import context
+
+    manifest = _read_manifest()
+    sql = context.base_context_sql(year) + "".join(context.aggregates_sql(year).values())
+    return [manifest.get(n) for n in CONTEXT_INPUTS] + [hashlib.sha256(sql.encode()).hexdigest()[:16]]
+
+
+def context(year: int, inputs_checked: bool = False) -> str | None:
+    """The prepared context of ``year`` (a DuckDB file: the wide row of every current report but
+    the reminder counts, and the peer statistics), built first if an input changed since;
+    None inside a transaction. An import builds it for the latest year (``refresh``), so that
+    a check only joins this season's reminders and runs the rules. ``inputs_checked``: the
+    caller has just brought the inputs' copies up to date."""
+    data = {n: path(n) for n in CONTEXT_INPUTS} if inputs_checked else paths(CONTEXT_INPUTS)
+    if data is None:
+        return None
+    key, stamp_now = f"context-{year}", _context_stamp(year)
+    if not (Path(context_path(year)).exists() and _read_manifest().get(key) == stamp_now):
+        from qifu.engine.rules import duckdb_engine
+
+        duckdb_engine.prepare(data, year, context_path(year))
+        _write_manifest(key, stamp_now)
+    return context_path(year)
+
+
+def latest_report_year() -> int | None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT MAX(report_year) FROM reports_annualreport")
+        (year,) = cur.fetchone()
+    return year
 
 
 def paths(names: tuple[str, ...] | None = None, max_age: float = 0.0) -> dict[str, str] | None:

@@ -12,6 +12,7 @@ import pyarrow as pa
 from django.db import connection, transaction
 from django.utils import timezone
 
+from qifu import config
 from qifu.checks import sources
 from qifu.checks.models import CheckRun, Finding
 from qifu.engine.contract import FINDINGS_COLUMNS
@@ -32,7 +33,7 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     timings: dict[str, float] = {}
     started = timezone.now()
     t = time.perf_counter()
-    data = _sources(year)
+    data = _sources(year, prepared=engine == "duckdb")
     timings["fetch"] = time.perf_counter() - t
     t = time.perf_counter()
     aggregates: dict = {}
@@ -59,16 +60,19 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     return CheckResult(run, found, timings)
 
 
-def _sources(year: int) -> dict[str, pa.Table | str]:
-    """The analytical copy of each relation, exported first if stale; but the reminder history,
-    which grows every day of a season, is read from the database for the one season a check
-    needs when its copy is stale (re-exporting 1.6 million contacts took 11 s; the schedule in
-    `qifu serve` refreshes the copy after it sends). Inside a transaction: the database."""
+def _sources(year: int, prepared: bool = True) -> dict[str, pa.Table | str]:
+    """The analytical copy of each relation, exported first if stale, and the year's prepared
+    context (``context``), built first if stale; but the reminder history, which grows every
+    day of a season, is read from the database for the one season a check needs when its copy
+    is stale (re-exporting 1.6 million contacts took 11 s; the schedule in `qifu serve`
+    refreshes the copy after it sends). Inside a transaction: the database."""
     from qifu import analytics
 
     if connection.in_atomic_block:
         return sources.fetch(year)
     data: dict[str, pa.Table | str] = analytics.paths(tuple(n for n in analytics.TABLES if n != "reminders"))
+    if prepared:
+        data["context"] = analytics.context(year, inputs_checked=True)
     if analytics.is_current("reminders"):
         data["reminders"] = analytics.path("reminders")
     else:
@@ -77,16 +81,18 @@ def _sources(year: int) -> dict[str, pa.Table | str]:
 
 
 def _run_duckdb(data, year, rules):
-    con = duckdb_engine.connect(data, year=year)
-    hits = duckdb_engine.run(con, year, rules)
-    con.register("hit_keys", hits.select("uscc").unique().to_arrow())
-    needed = sorted(findings_mod.columns_needed(rules) | {"uscc", "revision"})
-    cols = [c for c in needed if c in {r[0] for r in con.execute("DESCRIBE ctx").fetchall()}]
-    ctx_rows = con.sql(f"SELECT {', '.join(cols)} FROM ctx WHERE uscc IN (SELECT uscc FROM hit_keys)").pl()
+    if "context" in data:
+        con = duckdb_engine.connect_prepared(data["context"], data.get("reminders"), year)
+    else:
+        con = duckdb_engine.connect(data, year=year)
+        duckdb_engine.build_context(con, year)
+    available = {r[0] for r in con.execute("DESCRIBE ctx").fetchall()}
+    carry = tuple(sorted(findings_mod.columns_needed(rules) & available))
+    hits = duckdb_engine.evaluate(con, rules, cache_dir=config.data_dir() / "cache", carry=carry)
     aggregates = {"peer": con.sql("SELECT * FROM agg_peer").pl().to_dicts(),
                   "industry": con.sql("SELECT * FROM agg_industry").pl().to_dicts()}
     con.close()
-    return hits, ctx_rows, aggregates
+    return hits, None, aggregates
 
 
 def _current_revisions(data: dict[str, pa.Table | str], year: int) -> dict[str, int]:

@@ -104,7 +104,15 @@ def _run(sql: dict[str, str]) -> dict[str, pa.Table]:
             cur.execute(q)
             cols = [d[0] for d in cur.description]
             rows = cur.fetchall()
-            out[name] = pa.table({c: pa.array(list(v)) for c, v in zip(cols, zip(*rows))}) if rows else pa.table(
-                {c: pa.array([], type=pa.string()) for c in cols}
+            out[name] = pa.table({c: _typed(c, pa.array(list(v))) for c, v in zip(cols, zip(*rows))}) if rows else pa.table(
+                {c: _typed(c, pa.array([], type=pa.string())) for c in cols}
             )
     return out
+
+
+def _typed(column: str, values: pa.Array) -> pa.Array:
+    """SQLite hands times over as text; the copy stores them as timestamps, so that a reader's
+    filter on a season can skip the row groups of other seasons."""
+    if column in ("filed_at", "sent_at") and pa.types.is_string(values.type):
+        return values.cast(pa.timestamp("us"))
+    return values

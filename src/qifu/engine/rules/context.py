@@ -90,9 +90,37 @@ def aggregates_sql(year: int) -> dict[str, str]:
     }
 
 
+REMINDER_COLUMNS = ("sms_sent", "sms_failed", "sms_delivered", "call_failed", "call_delivered")
+
+
+def reminder_counts_sql(year: int) -> str:
+    """Per entity, the contacts of the filing season after ``year`` (DuckDB dialect). Kept apart
+    from the rest of the context because it changes every day of a season."""
+    return f"""SELECT uscc,
+           SUM(CASE WHEN channel = 'sms' THEN 1 ELSE 0 END) AS sms_sent,
+           SUM(CASE WHEN channel = 'sms' AND status = 'failed' THEN 1 ELSE 0 END) AS sms_failed,
+           SUM(CASE WHEN channel = 'sms' AND status = 'delivered' THEN 1 ELSE 0 END) AS sms_delivered,
+           SUM(CASE WHEN channel = 'call' AND status = 'failed' THEN 1 ELSE 0 END) AS call_failed,
+           SUM(CASE WHEN channel = 'call' AND status = 'delivered' THEN 1 ELSE 0 END) AS call_delivered
+    FROM reminders
+    WHERE sent_at >= CAST('{year + 1}-01-01' AS TIMESTAMP) AND sent_at < CAST('{year + 2}-01-01' AS TIMESTAMP)
+    GROUP BY uscc"""
+
+
+def with_reminders(base: str, rem: str) -> str:
+    """The context: ``base`` (a relation or a query) with the reminder counts of ``rem``."""
+    cols = ", ".join(f"COALESCE(rem.{c}, 0) AS {c}" for c in REMINDER_COLUMNS)
+    return f"SELECT b.*, {cols} FROM {base} b LEFT JOIN {rem} rem ON rem.uscc = b.uscc"
+
+
 def context_sql(year: int, partition: tuple[int, int] | None = None) -> str:
     """The wide context row per current report of ``year`` (DuckDB dialect). ``partition``
     (p, n) keeps one n-th of the entities, by hash of the credit code (DuckDB only)."""
+    return with_reminders(f"({base_context_sql(year, partition)})", f"({reminder_counts_sql(year)})")
+
+
+def base_context_sql(year: int, partition: tuple[int, int] | None = None) -> str:
+    """The context without the reminder counts: what only an import changes."""
     part = f" AND hash(uscc) % {partition[1]} = {partition[0]}" if partition else ""
     prev_cols = ",\n       ".join(f"p.{f} AS prev_{f}" for f in NUMERIC_FIELDS)
     cur_cols = ",\n       ".join(f"r.{f}" for f in REPORT_FIELDS)
@@ -109,17 +137,7 @@ sh AS (
                     THEN 1 ELSE 0 END) AS sh_paid_missing_info,
            MAX(paid_in_date) AS sh_last_paid_in_date,
            MAX(subscribed_due_date) AS sh_last_due_date
-    FROM shareholders WHERE report_year IN ({year}, {year - 1}) GROUP BY uscc, report_year),
-rem AS (
-    SELECT uscc,
-           SUM(CASE WHEN channel = 'sms' THEN 1 ELSE 0 END) AS sms_sent,
-           SUM(CASE WHEN channel = 'sms' AND status = 'failed' THEN 1 ELSE 0 END) AS sms_failed,
-           SUM(CASE WHEN channel = 'sms' AND status = 'delivered' THEN 1 ELSE 0 END) AS sms_delivered,
-           SUM(CASE WHEN channel = 'call' AND status = 'failed' THEN 1 ELSE 0 END) AS call_failed,
-           SUM(CASE WHEN channel = 'call' AND status = 'delivered' THEN 1 ELSE 0 END) AS call_delivered
-    FROM reminders
-    WHERE sent_at >= CAST('{year + 1}-01-01' AS TIMESTAMP) AND sent_at < CAST('{year + 2}-01-01' AS TIMESTAMP)
-    GROUP BY uscc)
+    FROM shareholders WHERE report_year IN ({year}, {year - 1}) GROUP BY uscc, report_year)
 SELECT r.uscc, r.report_year, r.revision,
        {cur_cols},
        CAST(r.filed_at AS DATE) AS filed_date,
@@ -137,9 +155,6 @@ SELECT r.uscc, r.report_year, r.revision,
        COALESCE(sh.sh_paid_over_subscribed, 0) AS sh_paid_over_subscribed,
        COALESCE(sh.sh_paid_missing_info, 0) AS sh_paid_missing_info,
        sh.sh_last_paid_in_date, sh.sh_last_due_date, psh.sh_paid_total AS prev_sh_paid_total,
-       COALESCE(rem.sms_sent, 0) AS sms_sent, COALESCE(rem.sms_failed, 0) AS sms_failed,
-       COALESCE(rem.sms_delivered, 0) AS sms_delivered, COALESCE(rem.call_failed, 0) AS call_failed,
-       COALESCE(rem.call_delivered, 0) AS call_delivered,
        COALESCE(ap.phone_entity_count, 0) AS phone_entity_count, COALESCE(ap.phone_rep_count, 0) AS phone_rep_count,
        COALESCE(ae.email_entity_count, 0) AS email_entity_count,
        COALESCE(aa.address_entity_count, 0) AS address_entity_count,
@@ -155,7 +170,6 @@ LEFT JOIN social s ON s.uscc = r.uscc AND s.year = {year}
 LEFT JOIN social ps ON ps.uscc = r.uscc AND ps.year = {year - 1}
 LEFT JOIN sh ON sh.uscc = r.uscc AND sh.report_year = {year}
 LEFT JOIN sh psh ON psh.uscc = r.uscc AND psh.report_year = {year - 1}
-LEFT JOIN rem ON rem.uscc = r.uscc
 LEFT JOIN agg_phone ap ON ap.phone = r.phone
 LEFT JOIN agg_email ae ON ae.email_key = LOWER(r.email)
 LEFT JOIN agg_address aa ON aa.address = g.address

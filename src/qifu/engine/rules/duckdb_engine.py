@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import polars as pl
 import pyarrow as pa
 
 from qifu.engine.rules.compiler import flags_and_values_sql
-from qifu.engine.rules.context import SOURCES, aggregates_sql, context_sql
+from qifu.engine.rules.context import (SOURCES, aggregates_sql, base_context_sql, context_sql, reminder_counts_sql,
+                                       with_reminders)
 from qifu.engine.rules.model import Rule
 
 log = logging.getLogger(__name__)
@@ -66,9 +68,53 @@ def build_context(con: duckdb.DuckDBPyConnection, year: int) -> None:
 def run(con: duckdb.DuckDBPyConnection, year: int, rules: list[Rule] | tuple[Rule, ...]) -> pl.DataFrame:
     """Hits: (uscc, report_year, rule_key, v1, v2, v3, suggestion), one row per finding."""
     build_context(con, year)
-    flags_sql, values_sql = flags_and_values_sql(list(rules), "duckdb")
+    return evaluate(con, rules)
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, rules: list[Rule] | tuple[Rule, ...],
+             cache_dir: str | Path | None = None, carry: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The hits of ``rules`` over the relation ``ctx`` of ``con``, with the context columns
+    named in ``carry``."""
+    flags_sql, values_sql = flags_and_values_sql(rules, "duckdb", cache_dir=cache_dir, carry=carry)
     con.execute(f"CREATE OR REPLACE TEMP TABLE flags AS {flags_sql}")
     return con.sql(values_sql).pl()
+
+
+# --- the prepared context: what only an import changes, kept between checks ---------------
+
+PREPARED_TABLES = ("base", "agg_peer", "agg_industry")
+
+
+def prepare(sources: dict[str, pa.Table | pl.DataFrame | str], year: int, target: str | Path) -> None:
+    """Write the context of ``year`` without the reminder counts, and the peer and industry
+    statistics, to the DuckDB database ``target`` (written beside it, then renamed into place,
+    so that a check reading the old file is never disturbed)."""
+    target = Path(target)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    con = connect({k: v for k, v in sources.items() if k != "reminders"}, year=year)
+    for name, sql in aggregates_sql(year).items():
+        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+    con.execute(f"ATTACH '{tmp}' AS prepared")
+    con.execute(f"CREATE TABLE prepared.base AS {base_context_sql(year)}")
+    for name in PREPARED_TABLES[1:]:
+        con.execute(f"CREATE TABLE prepared.{name} AS SELECT * FROM {name}")
+    con.execute("DETACH prepared")
+    con.close()
+    os.replace(tmp, target)
+
+
+def connect_prepared(prepared: str | Path, reminders: pa.Table | pl.DataFrame | str | None, year: int,
+                     threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection whose ``ctx`` is the prepared context of ``year`` with this season's
+    reminder counts, read now from ``reminders`` (a Parquet path, or a table)."""
+    con = connect({"reminders": reminders} if reminders is not None else {}, threads=threads)
+    con.execute(f"ATTACH '{prepared}' AS prepared (READ_ONLY)")
+    for name in PREPARED_TABLES[1:]:
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM prepared.{name}")
+    con.execute(f"CREATE TEMP TABLE rem AS {reminder_counts_sql(year)}")
+    con.execute(f"CREATE VIEW ctx AS {with_reminders('prepared.base', 'rem')}")
+    return con
 
 
 def run_bucketed(paths: dict[str, str], year: int, rules, buckets: int, workdir: str | Path,

@@ -52,13 +52,20 @@ def columns_needed(rules: list[Rule] | tuple[Rule, ...]) -> set[str]:
     return out
 
 
-def render(hits: pl.DataFrame, ctx_rows: pl.DataFrame, rules: list[Rule] | tuple[Rule, ...]) -> pl.DataFrame:
-    """``ctx_rows`` holds the context columns the messages name, keyed by uscc."""
+def render(hits: pl.DataFrame, ctx_rows: pl.DataFrame | None, rules: list[Rule] | tuple[Rule, ...]) -> pl.DataFrame:
+    """``ctx_rows`` holds the context columns the messages name, keyed by uscc; None when the
+    hits carry them. Rule by rule, each row holds only what that rule's message names."""
     by_id = {r.id: r for r in rules}
     if hits.is_empty():
         return pl.DataFrame(schema=FINDING_SCHEMA)
-    joined = hits.join(ctx_rows, on="uscc", how="left")
-    records = [render_one(row, by_id) for row in joined.iter_rows(named=True)]
+    joined = hits if ctx_rows is None else hits.join(ctx_rows, on="uscc", how="left")
+    joined = joined.with_columns(pl.col("rule_key").str.split(":").list.first().alias("__rule_id"))
+    records: list[dict] = []
+    base = ["uscc", "report_year", "rule_key", "v1", "v2", "v3", "suggestion"]
+    for (rule_id,), group in joined.group_by("__rule_id"):
+        named = columns_needed([by_id[rule_id]]) - set(base)
+        cols = base + sorted(c for c in named if c in group.columns)
+        records += [render_one(row, by_id) for row in group.select(cols).iter_rows(named=True)]
     return pl.DataFrame(records, schema=FINDING_SCHEMA).sort("uscc", "rule_key")
 
 
