@@ -183,6 +183,14 @@ def test_a_check_reads_the_prepared_context_and_prepares_it_again_after_a_change
             from_database = run_check(2025).findings
             transaction.set_rollback(True)
         assert from_prepared.height and from_prepared.sort(key).equals(from_database.sort(key))
+        # a copy of the reminder history written before the per-season counts existed
+        counts = Path(analytics.path("reminder_counts"))
+        counts.unlink()
+        try:
+            assert run_check(2025).findings.sort(key).equals(from_database.sort(key))
+        finally:
+            analytics.export("reminders")
+        assert counts.exists()
 
         record = TaxRecord.objects.filter(year=2025, declared_sales__gt=100, entity__reports__report_year=2025,
                                           entity__reports__is_current=True,

@@ -64,6 +64,10 @@ def export(name: str) -> None:
     tmp = folder() / f"{name}.parquet.tmp"
     pq.write_table(table, tmp, row_group_size=ROW_GROUP)
     tmp.replace(path(name))
+    if name == "reminders":
+        from qifu.engine.rules import duckdb_engine
+
+        duckdb_engine.write_reminder_counts(path(name), path("reminder_counts"))
     _write_manifest(name, stamp(name))
 
 

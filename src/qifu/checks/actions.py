@@ -75,6 +75,8 @@ def _sources(year: int, prepared: bool = True) -> dict[str, pa.Table | str]:
         data["context"] = analytics.context(year, inputs_checked=True)
     if analytics.is_current("reminders"):
         data["reminders"] = analytics.path("reminders")
+        if Path(analytics.path("reminder_counts")).exists():  # written with it since 2026-11
+            data["reminder_counts"] = analytics.path("reminder_counts")
     else:
         data.update(sources.fetch(year, ("reminders",)))
     return data
@@ -82,7 +84,7 @@ def _sources(year: int, prepared: bool = True) -> dict[str, pa.Table | str]:
 
 def _run_duckdb(data, year, rules):
     if "context" in data:
-        con = duckdb_engine.connect_prepared(data["context"], data.get("reminders"), year)
+        con = duckdb_engine.connect_prepared(data["context"], year, data.get("reminders"), data.get("reminder_counts"))
     else:
         con = duckdb_engine.connect(data, year=year)
         duckdb_engine.build_context(con, year)

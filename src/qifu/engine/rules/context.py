@@ -93,18 +93,21 @@ def aggregates_sql(year: int) -> dict[str, str]:
 REMINDER_COLUMNS = ("sms_sent", "sms_failed", "sms_delivered", "call_failed", "call_delivered")
 
 
-def reminder_counts_sql(year: int) -> str:
-    """Per entity, the contacts of the filing season after ``year`` (DuckDB dialect). Kept apart
-    from the rest of the context because it changes every day of a season."""
-    return f"""SELECT uscc,
+def reminder_counts_sql(year: int | None) -> str:
+    """Per entity, the contacts of the filing season after ``year`` (DuckDB dialect); with no
+    year, of every season, keyed by the report year it was for. Kept apart from the rest of
+    the context because it changes every day of a season."""
+    season = "CAST(YEAR(sent_at) - 1 AS INTEGER)"
+    return f"""SELECT uscc, {'' if year is not None else f'{season} AS report_year, '}
            SUM(CASE WHEN channel = 'sms' THEN 1 ELSE 0 END) AS sms_sent,
            SUM(CASE WHEN channel = 'sms' AND status = 'failed' THEN 1 ELSE 0 END) AS sms_failed,
            SUM(CASE WHEN channel = 'sms' AND status = 'delivered' THEN 1 ELSE 0 END) AS sms_delivered,
            SUM(CASE WHEN channel = 'call' AND status = 'failed' THEN 1 ELSE 0 END) AS call_failed,
            SUM(CASE WHEN channel = 'call' AND status = 'delivered' THEN 1 ELSE 0 END) AS call_delivered
     FROM reminders
-    WHERE sent_at >= CAST('{year + 1}-01-01' AS TIMESTAMP) AND sent_at < CAST('{year + 2}-01-01' AS TIMESTAMP)
-    GROUP BY uscc"""
+    {f"WHERE sent_at >= CAST('{year + 1}-01-01' AS TIMESTAMP) AND sent_at < CAST('{year + 2}-01-01' AS TIMESTAMP)"
+     if year is not None else "WHERE sent_at IS NOT NULL"}
+    GROUP BY uscc{'' if year is not None else f', {season}'}"""
 
 
 def with_reminders(base: str, rem: str) -> str:
