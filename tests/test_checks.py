@@ -211,3 +211,18 @@ def test_a_check_reads_the_prepared_context_and_prepares_it_again_after_a_change
             analytics.paths()
             Finding.objects.all().delete()
             CheckRun.objects.all().delete()
+
+
+def test_the_bucketed_national_run_finds_what_one_pass_finds(county_db, django_db_blocker, tmp_path):
+    """``run_bucketed`` (national volumes in bounded memory: entities in hash buckets) against
+    one pass over the same Parquet copy."""
+    from qifu import analytics
+
+    rules = load_rules()
+    with django_db_blocker.unblock():
+        paths = analytics.paths()
+    whole = duckdb_engine.run(duckdb_engine.connect(paths, year=2025), 2025, rules)
+    hits, rows = duckdb_engine.run_bucketed(paths, 2025, rules, 3, tmp_path, ["uscc", "revision"], "1GB")
+    key = ["uscc", "rule_key"]
+    assert whole.height and hits.sort(key).equals(whole.sort(key))
+    assert set(rows["uscc"]) == set(hits["uscc"])

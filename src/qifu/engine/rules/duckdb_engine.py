@@ -133,3 +133,58 @@ def connect_prepared(prepared: str | Path, year: int, reminders: pa.Table | pl.D
         con.execute(f"CREATE TEMP TABLE rem AS {reminder_counts_sql(year)}")
     con.execute(f"CREATE VIEW ctx AS {with_reminders('prepared.base', 'rem')}")
     return con
+
+
+def run_bucketed(paths: dict[str, str], year: int, rules, buckets: int, workdir: str | Path,
+                 columns: list[str], memory_limit: str = "6GB") -> tuple[pl.DataFrame, pl.DataFrame]:
+    """National scale on one machine, in bounded memory.
+
+    County aggregates are computed once over everything; then each source relation is written
+    once, filtered to the year, into ``buckets`` Parquet partitions by hash of the credit code;
+    then the context and the rules run bucket by bucket, each reading only its own files. Memory
+    holds one bucket's context, not the country's. Returns the hits and the named context
+    columns of the entities with hits.
+    """
+    workdir = Path(workdir)
+    (workdir / "buckets").mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET temp_directory = '{workdir / 'spill'}'")
+    con.execute("SET preserve_insertion_order = false")
+    filters = year_filters(year)
+    for name, cols_types in SOURCES.items():
+        cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in cols_types.items())
+        con.execute(f"CREATE VIEW all_{name} AS SELECT * FROM (SELECT {cols} FROM read_parquet('{paths[name]}')) "
+                    f"WHERE {filters.get(name, 'TRUE')}")
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM all_{name}")
+    timings = {}
+    for name, sql in aggregates_sql(year).items():
+        t = time.perf_counter()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        timings[name] = time.perf_counter() - t
+    for name in SOURCES:
+        t = time.perf_counter()
+        target = workdir / "buckets" / name
+        con.execute(f"COPY (SELECT *, hash(uscc) % {buckets} AS bucket FROM all_{name}) TO '{target}' "
+                    f"(FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)")
+        timings[f"bucket {name}"] = time.perf_counter() - t
+    t = time.perf_counter()
+    flags_sql, values_sql = flags_and_values_sql(list(rules), "duckdb")
+    hits, rows = [], []
+    for p in range(buckets):
+        for name, cols_types in SOURCES.items():
+            files = workdir / "buckets" / name / f"bucket={p}"
+            if any(files.glob("*.parquet")):
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * "
+                            f"FROM read_parquet('{files}/*.parquet', hive_partitioning = false)")
+            else:
+                empty = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in cols_types.items())
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {empty} WHERE FALSE")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ctx AS {context_sql(year)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE flags AS {flags_sql}")
+        hits.append(con.sql(values_sql).pl())
+        rows.append(con.sql(f"SELECT {', '.join(columns)} FROM ctx WHERE uscc IN (SELECT uscc FROM flags)").pl())
+    timings["buckets"] = time.perf_counter() - t
+    con.close()
+    log.info("national run phases: %s", {k: round(v, 2) for k, v in timings.items()})
+    return pl.concat(hits), pl.concat(rows)
