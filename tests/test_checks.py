@@ -176,8 +176,21 @@ def test_a_check_reads_the_prepared_context_and_prepares_it_again_after_a_change
         analytics.paths()
         prepared = Path(analytics.context_path(2025))
         assert analytics._read_manifest().get("context-2025") == analytics._context_stamp(2025)  # made by the import
+        # an import prepares the context again, and compiles the batch plan for it
+        import shutil
+
+        from qifu import config
+        from qifu.engine.rules import compiler
+
+        shutil.rmtree(config.data_dir() / "cache", ignore_errors=True)
+        compiler._plans.clear()
+        prepared.unlink()
+        analytics.refresh("tax")
         written = prepared.stat().st_mtime_ns
-        from_prepared = run_check(2025).findings
+        compiler._plans.clear()
+        with pytest.MonkeyPatch.context() as patch:  # the first check reads the plan from disk
+            patch.setattr(compiler, "_batch_sql", lambda *a: pytest.fail("the plan was compiled again"))
+            from_prepared = run_check(2025).findings
         assert prepared.stat().st_mtime_ns == written
         with transaction.atomic():
             from_database = run_check(2025).findings

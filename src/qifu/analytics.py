@@ -129,7 +129,10 @@ def context(year: int, inputs_checked: bool = False) -> str | None:
     if not (Path(context_path(year)).exists() and _read_manifest().get(key) == stamp_now):
         from qifu.engine.rules import duckdb_engine
 
+        from qifu.checks.actions import warm_plan
+
         duckdb_engine.prepare(data, year, context_path(year))
+        warm_plan(context_path(year))
         _write_manifest(key, stamp_now)
     return context_path(year)
 

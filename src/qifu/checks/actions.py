@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 from django.db import connection, transaction
@@ -17,6 +18,8 @@ from qifu.checks import sources
 from qifu.checks.models import CheckRun, Finding
 from qifu.engine.contract import FINDINGS_COLUMNS
 from qifu.engine.rules import duckdb_engine, findings as findings_mod
+from qifu.engine.rules.compiler import flags_and_values_sql
+from qifu.engine.rules.context import REMINDER_COLUMNS
 from qifu.engine.rules.loader import load_rules, ruleset_version
 from qifu.imports import writer
 
@@ -88,13 +91,33 @@ def _run_duckdb(data, year, rules):
     else:
         con = duckdb_engine.connect(data, year=year)
         duckdb_engine.build_context(con, year)
-    available = {r[0] for r in con.execute("DESCRIBE ctx").fetchall()}
-    carry = tuple(sorted(findings_mod.columns_needed(rules) & available))
-    hits = duckdb_engine.evaluate(con, rules, cache_dir=config.data_dir() / "cache", carry=carry)
+    carry = _carry(rules, {r[0] for r in con.execute("DESCRIBE ctx").fetchall()})
+    hits = duckdb_engine.evaluate(con, rules, cache_dir=_plan_cache(), carry=carry)
     aggregates = {"peer": con.sql("SELECT * FROM agg_peer").pl().to_dicts(),
                   "industry": con.sql("SELECT * FROM agg_industry").pl().to_dicts()}
     con.close()
     return hits, None, aggregates
+
+
+def _carry(rules, context_columns: set[str]) -> tuple[str, ...]:
+    """The context columns the messages quote, carried with the hits."""
+    return tuple(sorted(findings_mod.columns_needed(rules) & context_columns))
+
+
+def _plan_cache() -> Path:
+    return config.data_dir() / "cache"
+
+
+def warm_plan(prepared: str) -> None:
+    """Compile the batch plan for a prepared context now (after an import prepared it), so
+    that the first check finds it on disk instead of spending half a second on it."""
+    con = duckdb.connect(prepared, read_only=True)
+    try:
+        columns = {r[0] for r in con.execute("DESCRIBE base").fetchall()} | set(REMINDER_COLUMNS)
+    finally:
+        con.close()
+    rules = load_rules()
+    flags_and_values_sql(rules, "duckdb", cache_dir=_plan_cache(), carry=_carry(rules, columns))
 
 
 def _current_revisions(data: dict[str, pa.Table | str], year: int) -> dict[str, int]:

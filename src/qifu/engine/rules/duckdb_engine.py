@@ -135,25 +135,32 @@ def connect_prepared(prepared: str | Path, year: int, reminders: pa.Table | pl.D
     return con
 
 
-def run_bucketed(paths: dict[str, str], year: int, rules, buckets: int, workdir: str | Path,
-                 columns: list[str], memory_limit: str = "6GB") -> tuple[pl.DataFrame, pl.DataFrame]:
-    """National scale on one machine, in bounded memory.
-
-    County aggregates are computed once over everything; then each source relation is written
-    once, filtered to the year, into ``buckets`` Parquet partitions by hash of the credit code;
-    then the context and the rules run bucket by bucket, each reading only its own files. Memory
-    holds one bucket's context, not the country's. Returns the hits and the named context
-    columns of the entities with hits.
-    """
-    workdir = Path(workdir)
-    (workdir / "buckets").mkdir(parents=True, exist_ok=True)
+def _national_connection(workdir: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET temp_directory = '{workdir / 'spill'}'")
     con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def prepare_bucketed(paths: dict[str, str], year: int, buckets: int, workdir: str | Path,
+                     memory_limit: str = "6GB") -> dict[str, float]:
+    """National scale on one machine, in bounded memory: the prepared context, in buckets.
+
+    County aggregates are computed once over everything; then each source but the reminder
+    history is written once, filtered to the year, into ``buckets`` Parquet partitions by hash
+    of the credit code; then each bucket's context (without the reminder counts, like
+    ``prepare``) is written to ``workdir/context/bucket-<p>.parquet``, and the peer and industry
+    statistics beside it. Memory holds one bucket, not the country. Returns the phases' times.
+    """
+    workdir = Path(workdir)
+    for sub in ("sources", "context"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    con = _national_connection(workdir, memory_limit)
     filters = year_filters(year)
-    for name, cols_types in SOURCES.items():
-        cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in cols_types.items())
+    inputs = [name for name in SOURCES if name != "reminders"]
+    for name in inputs:
+        cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in SOURCES[name].items())
         con.execute(f"CREATE VIEW all_{name} AS SELECT * FROM (SELECT {cols} FROM read_parquet('{paths[name]}')) "
                     f"WHERE {filters.get(name, 'TRUE')}")
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM all_{name}")
@@ -162,29 +169,71 @@ def run_bucketed(paths: dict[str, str], year: int, rules, buckets: int, workdir:
         t = time.perf_counter()
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         timings[name] = time.perf_counter() - t
-    for name in SOURCES:
+    for name in PREPARED_TABLES[1:]:
+        con.execute(f"COPY {name} TO '{workdir / 'context' / name}.parquet' (FORMAT parquet)")
+    for name in inputs:
         t = time.perf_counter()
-        target = workdir / "buckets" / name
-        con.execute(f"COPY (SELECT *, hash(uscc) % {buckets} AS bucket FROM all_{name}) TO '{target}' "
+        con.execute(f"COPY (SELECT *, hash(uscc) % {buckets} AS bucket FROM all_{name}) TO '{workdir / 'sources' / name}' "
                     f"(FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE)")
         timings[f"bucket {name}"] = time.perf_counter() - t
     t = time.perf_counter()
-    flags_sql, values_sql = flags_and_values_sql(list(rules), "duckdb")
-    hits, rows = [], []
     for p in range(buckets):
-        for name, cols_types in SOURCES.items():
-            files = workdir / "buckets" / name / f"bucket={p}"
+        for name in inputs:
+            files = workdir / "sources" / name / f"bucket={p}"
             if any(files.glob("*.parquet")):
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * "
                             f"FROM read_parquet('{files}/*.parquet', hive_partitioning = false)")
             else:
-                empty = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in cols_types.items())
+                empty = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in SOURCES[name].items())
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {empty} WHERE FALSE")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ctx AS {context_sql(year)}")
+        con.execute(f"COPY ({base_context_sql(year)}) TO '{workdir / 'context'}/bucket-{p}.parquet' "
+                    f"(FORMAT parquet, ROW_GROUP_SIZE 122880)")
+    timings["context buckets"] = time.perf_counter() - t
+    con.close()
+    log.info("national preparation: %s", {k: round(v, 2) for k, v in timings.items()})
+    return timings
+
+
+def evaluate_bucketed(workdir: str | Path, year: int, rules, reminders: str | None, carry: tuple[str, ...] = (),
+                      memory_limit: str = "6GB") -> tuple[pl.DataFrame, dict[str, float]]:
+    """The rules over a prepared national context (``prepare_bucketed``), bucket by bucket,
+    with this season's reminder counts from ``reminders`` (Parquet of the reminder history).
+    Returns the hits, with the context columns named in ``carry``, and the phases' times."""
+    workdir = Path(workdir)
+    con = _national_connection(workdir, memory_limit)
+    buckets = sorted((workdir / "context").glob("bucket-*.parquet"), key=lambda f: int(f.stem.split("-")[1]))
+    timings = {}
+    t = time.perf_counter()
+    if reminders is not None:
+        con.execute(f"CREATE VIEW reminders AS SELECT CAST(uscc AS VARCHAR) AS uscc, CAST(sent_at AS TIMESTAMP) AS sent_at, "
+                    f"CAST(channel AS VARCHAR) AS channel, CAST(status AS VARCHAR) AS status FROM read_parquet('{reminders}')")
+    else:
+        con.execute("CREATE VIEW reminders AS SELECT CAST(NULL AS VARCHAR) AS uscc, CAST(NULL AS TIMESTAMP) AS sent_at, "
+                    "CAST(NULL AS VARCHAR) AS channel, CAST(NULL AS VARCHAR) AS status WHERE FALSE")
+    con.execute(f"CREATE TEMP TABLE rem_all AS SELECT *, hash(uscc) % {len(buckets)} AS bucket "
+                f"FROM ({reminder_counts_sql(year)})")
+    timings["reminder counts"] = time.perf_counter() - t
+    flags_sql, values_sql = flags_and_values_sql(rules, "duckdb", carry=carry)
+    t = time.perf_counter()
+    hits = []
+    for p, path in enumerate(buckets):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE rem AS SELECT * EXCLUDE (bucket) FROM rem_all WHERE bucket = {p}")
+        con.execute(f"CREATE OR REPLACE VIEW ctx AS {with_reminders(f'read_parquet({chr(39)}{path}{chr(39)})', 'rem')}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE flags AS {flags_sql}")
         hits.append(con.sql(values_sql).pl())
-        rows.append(con.sql(f"SELECT {', '.join(columns)} FROM ctx WHERE uscc IN (SELECT uscc FROM flags)").pl())
-    timings["buckets"] = time.perf_counter() - t
+    timings["rules"] = time.perf_counter() - t
     con.close()
-    log.info("national run phases: %s", {k: round(v, 2) for k, v in timings.items()})
-    return pl.concat(hits), pl.concat(rows)
+    log.info("national check: %s", {k: round(v, 2) for k, v in timings.items()})
+    return pl.concat(hits), timings
+
+
+def run_bucketed(paths: dict[str, str], year: int, rules, buckets: int, workdir: str | Path,
+                 columns: list[str], memory_limit: str = "6GB") -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``prepare_bucketed`` then ``evaluate_bucketed``: the hits, and the named context columns
+    of the entities with hits."""
+    prepare_bucketed(paths, year, buckets, workdir, memory_limit)
+    carry = tuple(c for c in columns if c not in ("uscc", "report_year"))
+    found, _ = evaluate_bucketed(workdir, year, rules, paths.get("reminders"), carry, memory_limit)
+    hits = found.select("uscc", "report_year", "rule_key", "v1", "v2", "v3", "suggestion")
+    rows = found.select("uscc", *[c for c in columns if c != "uscc" and c in found.columns]).unique("uscc")
+    return hits, rows
