@@ -35,13 +35,17 @@ RELATIONS = ("registry", "reports", "tax", "social", "shareholders", "reminders"
 
 
 def child(args: list[str]) -> tuple[float, float, str]:
+    """Run this script with ``args`` as its own process: wall seconds, peak MiB, its output
+    (also echoed to stderr as soon as it ends, so a later failure loses nothing)."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{args} failed:\n{out}\n{err[-4000:]}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, out.strip()
+    elapsed, mib = time.perf_counter() - started, usage.ru_maxrss / 1024
+    print(f"{args[0]}: {elapsed:.1f} s, {mib:.0f} MiB: {out.strip()[-2000:]}", file=sys.stderr, flush=True)
+    return elapsed, mib, out.strip()
 
 
 def new_code_sql(k: str) -> str:

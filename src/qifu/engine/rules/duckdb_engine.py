@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -190,6 +191,7 @@ def prepare_bucketed(paths: dict[str, str], year: int, buckets: int, workdir: st
                     f"(FORMAT parquet, ROW_GROUP_SIZE 122880)")
     timings["context buckets"] = time.perf_counter() - t
     con.close()
+    shutil.rmtree(workdir / "sources", ignore_errors=True)
     log.info("national preparation: %s", {k: round(v, 2) for k, v in timings.items()})
     return timings
 
