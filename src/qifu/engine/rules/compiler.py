@@ -374,16 +374,25 @@ def flags_and_values_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str = "d
     if key in _plans:
         return _plans[key]
     path = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
+    plan = _read_plan(path) if path is not None else None
+    if plan is None:
+        plan = _batch_sql(rules, dialect, source, carry)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(plan), "utf-8")
+            tmp.replace(path)
+    _plans[key] = plan
+    return plan
+
+
+def _read_plan(path: Path) -> tuple[str, str] | None:
+    """A kept plan, or None if there is none yet or the file is damaged."""
     try:
-        flags, values = json.loads(path.read_text("utf-8")) if path else _batch_sql(rules, dialect, source, carry)
-    except (OSError, ValueError):
-        flags, values = _batch_sql(rules, dialect, source, carry)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps([flags, values]), "utf-8")
-        tmp.replace(path)
-    _plans[key] = (flags, values)
-    return flags, values
+        flags, values = json.loads(path.read_text("utf-8"))
+        return flags, values
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
