@@ -103,17 +103,18 @@ def test_compiled_postgres_sql_runs_on_postgres_when_available():
 
 
 @pytest.mark.parametrize("text, blank", [
-    ("", True), ("  ", True), ("\u3000 \u3000", True), (" 无 ", False), ("\u00a0", False), ("\u2003", False), ("\t", False),
+    ("", True), ("  ", True), ("\u3000 \u3000", True), (" 无 ", False), ("无\u3000", False), ("\u3000无", False),
+    ("无", False), ("\u00a0", False), ("\u2003", False), ("\t", False),
 ])
 def test_blank_and_trim_strip_the_same_spaces_on_every_engine(text, blank):
     """DuckDB's own TRIM strips every Unicode space separator; Spark's, PostgreSQL's and the
     Python engine's strip U+0020 only. The rule language strips the space and the full-width
-    space on all of them."""
+    space on all of them (on DuckDB only where a text starts or ends with one)."""
     from qifu.engine.rules import python_engine
 
     for condition, expected in (("blank(main_business_activity)", blank),
                                 ("TRIM(main_business_activity) = ''", blank),
-                                ("TRIM(main_business_activity) = '无'", text == " 无 ")):
+                                ("TRIM(main_business_activity) = '无'", text.strip(" \u3000") == "无")):
         rule = make_rule(condition)
         c = compile_rule(rule, None, "duckdb")
         got = duckdb.connect().execute(f"SELECT {c.sql(c.condition)} FROM (SELECT ? AS main_business_activity)",

@@ -321,7 +321,28 @@ class CompiledRule:
         self.dialect = dialect
 
     def sql(self, node: exp.Expression) -> str:
+        if self.dialect == "duckdb":
+            node = _duckdb_trim_only_when_needed(node.copy())
         return node.sql(dialect=self.dialect)
+
+
+def _duckdb_trim_only_when_needed(tree: exp.Expression) -> exp.Expression:
+    """Printing for DuckDB only: its TRIM with named characters copies every string (CP-07
+    took 0.06 s on 242,742 reports), so trim only a text that starts or ends with one of
+    ``SPACES``; any other text is its own trim. The Python engine evaluates the tree as
+    compiled, before this."""
+
+    def swap(node):
+        if isinstance(node, exp.Trim) and node.expression is not None and not node.meta.get("guarded"):
+            x = node.this
+            edges = [exp.Anonymous(this=f, expressions=[x.copy(), exp.Literal.string(ch)])
+                     for f in ("starts_with", "ends_with") for ch in node.expression.this]
+            trimmed = node.copy()
+            trimmed.meta["guarded"] = True
+            return exp.Case(ifs=[exp.If(this=exp.or_(*edges), true=trimmed)], default=x.copy())
+        return node
+
+    return tree.transform(swap)
 
 
 def compile_rule(rule: Rule, variant: str | None, dialect: str) -> CompiledRule:
