@@ -421,10 +421,14 @@ def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
     """The batch plan for a vectorised engine, as two statements.
 
     1. ``flags``: one pass over the context, one boolean per rule variant, unpivoted to the
-       (uscc, rule_key) pairs that fire (DuckDB ``UNPIVOT``, Spark ``stack``). Each boolean
-       is ``CASE WHEN <condition> THEN TRUE ELSE FALSE END``: an engine evaluates a WHEN as a
-       filter, so the later terms of an AND run only on the rows the earlier ones let through
-       (13% faster on DuckDB than the bare AND), and unknown is false, as ``three_valued`` says.
+       (uscc, rule_key) pairs that fire (DuckDB ``UNPIVOT``, Spark ``stack``); only true
+       counts, so unknown is false, as ``three_valued`` says. A report of no known entity type
+       fires no rule, so it is left out once, and each type is tested once per row
+       (``__is_<type>``). A condition with AND or OR, or a rule for some types only, is
+       ``CASE WHEN [<types> AND] <condition> THEN TRUE ELSE FALSE END``: an engine evaluates a
+       WHEN as a filter, so the later terms run only on the rows the earlier ones let
+       through; a single comparison is written bare. On 242,742 reports this takes 0.61 s
+       where the bare ``<types> AND <condition>`` took 0.80 s.
     2. ``values``: the message values and the suggestion, computed only for the pairs that
        fired, through one CASE per value column keyed by rule variant; and the context
        columns named in ``carry`` (what the messages quote), so that they need no second read.
@@ -434,16 +438,23 @@ def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
     """
     flags, keys, v_cases = [], [], [[], [], [], []]
     for rule in rules:
+        types = None if set(rule.applies_to) == set(EntityType) else " OR ".join(f"__is_{t.value}" for t in rule.applies_to)
         for variant in rule.variants():
             c = compile_rule(rule, variant, dialect)
-            flags.append(f"CASE WHEN {_applies(rule)} AND {c.sql(c.test)} THEN TRUE ELSE FALSE END AS c{len(keys)}")
+            test = c.sql(c.test)
+            if types is None and not isinstance(c.test, (exp.And, exp.Or, exp.Paren)):
+                flags.append(f"({test}) AS c{len(keys)}")
+            else:
+                flags.append(f"CASE WHEN {f'({types}) AND ' if types else ''}{test} THEN TRUE ELSE FALSE END AS c{len(keys)}")
             keys.append(c.key)
             exprs = [c.sql(v) for v in c.values.values()] + [None] * (3 - len(c.values))
             exprs.append(c.sql(c.suggestion) if c.suggestion is not None else None)
             for i, e in enumerate(exprs):
                 if e is not None:
                     v_cases[i].append(f"WHEN '{c.key}' THEN {e}")
-    wide = f"SELECT uscc, report_year, {', '.join(flags)} FROM {source}"
+    typed = ", ".join(f"entity_type = '{t.value}' AS __is_{t.value}" for t in EntityType)
+    wide = (f"SELECT uscc, report_year, {', '.join(flags)} "
+            f"FROM (SELECT *, {typed} FROM {source} WHERE entity_type IS NOT NULL) typed")
     if dialect == "duckdb":
         renames = ", ".join(f"c{i} AS \"{k}\"" for i, k in enumerate(keys))
         flags_sql = (
