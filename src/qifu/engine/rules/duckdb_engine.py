@@ -220,7 +220,8 @@ def evaluate_bucketed(workdir: str | Path, year: int, rules, reminders: str | No
     hits = []
     for p, path in enumerate(buckets):
         con.execute(f"CREATE OR REPLACE TEMP TABLE rem AS SELECT * EXCLUDE (bucket) FROM rem_all WHERE bucket = {p}")
-        con.execute(f"CREATE OR REPLACE VIEW ctx AS {with_reminders(f'read_parquet({chr(39)}{path}{chr(39)})', 'rem')}")
+        bucket = f"read_parquet('{path}')"
+        con.execute(f"CREATE OR REPLACE VIEW ctx AS {with_reminders(bucket, 'rem')}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE flags AS {flags_sql}")
         hits.append(con.sql(values_sql).pl())
     timings["rules"] = time.perf_counter() - t
