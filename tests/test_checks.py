@@ -175,7 +175,8 @@ def test_a_check_reads_the_prepared_context_and_prepares_it_again_after_a_change
     with django_db_blocker.unblock():
         analytics.paths()
         prepared = Path(analytics.context_path(2025))
-        assert analytics._read_manifest().get("context-2025") == analytics._context_stamp(2025)  # made by the import
+        manifest = analytics._read_manifest()
+        assert manifest.get("context-2025") == analytics._context_stamp(2025, manifest)  # made by the import
         # an import prepares the context again, and compiles the batch plan for it
         import shutil
 

@@ -31,11 +31,6 @@ TABLES = {
 }
 
 
-# Rows per Parquet row group: small enough that a reader's filter on a year or a season skips
-# most of a sorted table, large enough to scan at full speed (DuckDB's own size).
-ROW_GROUP = 122_880
-
-
 def folder() -> Path:
     return config.data_dir() / "analytics"
 
@@ -62,11 +57,11 @@ def export(name: str) -> None:
     table = sources.fetch_all(name)
     folder().mkdir(parents=True, exist_ok=True)
     tmp = folder() / f"{name}.parquet.tmp"
-    pq.write_table(table, tmp, row_group_size=ROW_GROUP)
+    from qifu.engine.rules import duckdb_engine
+
+    pq.write_table(table, tmp, row_group_size=duckdb_engine.ROW_GROUP)
     tmp.replace(path(name))
     if name == "reminders":
-        from qifu.engine.rules import duckdb_engine
-
         duckdb_engine.write_reminder_counts(path(name), path("reminder_counts"))
     _write_manifest(name, stamp(name))
 
@@ -108,10 +103,9 @@ def context_path(year: int) -> str:
     return str(folder() / f"context-{year}.duckdb")
 
 
-def _context_stamp(year: int) -> list:
+def _context_stamp(year: int, manifest: dict) -> list:
     from qifu.engine.rules import context
 
-    manifest = _read_manifest()
     sql = context.base_context_sql(year) + "".join(context.aggregates_sql(year).values())
     return [manifest.get(n) for n in CONTEXT_INPUTS] + [hashlib.sha256(sql.encode()).hexdigest()[:16]]
 
@@ -125,8 +119,9 @@ def context(year: int, inputs_checked: bool = False) -> str | None:
     data = {n: path(n) for n in CONTEXT_INPUTS} if inputs_checked else paths(CONTEXT_INPUTS)
     if data is None:
         return None
-    key, stamp_now = f"context-{year}", _context_stamp(year)
-    if not (Path(context_path(year)).exists() and _read_manifest().get(key) == stamp_now):
+    manifest = _read_manifest()
+    key, stamp_now = f"context-{year}", _context_stamp(year, manifest)
+    if not (Path(context_path(year)).exists() and manifest.get(key) == stamp_now):
         from qifu.engine.rules import duckdb_engine
 
         from qifu.checks.actions import warm_plan

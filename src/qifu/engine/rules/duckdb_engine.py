@@ -19,6 +19,31 @@ from qifu.engine.rules.model import Rule
 
 log = logging.getLogger(__name__)
 
+# Rows per Parquet row group written here and by the analytical copy: small enough that a
+# filter on a year or a season skips most of a sorted table, large enough to scan at full
+# speed (DuckDB's own size).
+ROW_GROUP = 122_880
+
+
+def typed_columns(name: str) -> str:
+    """The select list that gives source relation ``name`` its engine types."""
+    return ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in SOURCES[name].items())
+
+
+def empty_relation(name: str) -> str:
+    """A query for source relation ``name`` with its columns and no rows."""
+    return f"SELECT {', '.join(f'CAST(NULL AS {t}) AS {c}' for c, t in SOURCES[name].items())} WHERE FALSE"
+
+
+def build_aggregates(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, float]:
+    """The county aggregates of ``year`` as temporary tables; the seconds each took."""
+    timings = {}
+    for name, sql in aggregates_sql(year).items():
+        t = time.perf_counter()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        timings[name] = time.perf_counter() - t
+    return timings
+
 
 def year_filters(year: int) -> dict[str, str]:
     """What checking ``year`` reads of each source: that year, the one before, and the filing
@@ -40,18 +65,17 @@ def connect(sources: dict[str, pa.Table | pl.DataFrame | str], threads: int | No
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    for name, columns in SOURCES.items():
+    for name in SOURCES:
         src = sources.get(name)
         raw = f"{name}__raw"
         if src is None:
-            cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
-            con.execute(f"CREATE VIEW {name} AS SELECT {cols} WHERE FALSE")
+            con.execute(f"CREATE VIEW {name} AS {empty_relation(name)}")
             continue
         if isinstance(src, str):
             con.execute(f"CREATE VIEW {raw} AS SELECT * FROM read_parquet('{src}')")
         else:
             con.register(raw, src.to_arrow() if isinstance(src, pl.DataFrame) else src)
-        cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in columns.items())
+        cols = typed_columns(name)
         if year is None:
             con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM {raw}")
         else:
@@ -61,8 +85,7 @@ def connect(sources: dict[str, pa.Table | pl.DataFrame | str], threads: int | No
 
 
 def build_context(con: duckdb.DuckDBPyConnection, year: int) -> None:
-    for name, sql in aggregates_sql(year).items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+    build_aggregates(con, year)
     con.execute(f"CREATE OR REPLACE TEMP TABLE ctx AS {context_sql(year)}")
 
 
@@ -94,8 +117,7 @@ def prepare(sources: dict[str, pa.Table | pl.DataFrame | str], year: int, target
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     con = connect({k: v for k, v in sources.items() if k != "reminders"}, year=year)
-    for name, sql in aggregates_sql(year).items():
-        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+    build_aggregates(con, year)
     con.execute(f"ATTACH '{tmp}' AS prepared")
     con.execute(f"CREATE TABLE prepared.base AS {base_context_sql(year)}")
     for name in PREPARED_TABLES[1:]:
@@ -113,7 +135,7 @@ def write_reminder_counts(reminders: str | Path, target: str | Path) -> None:
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     con = connect({"reminders": str(reminders)})
     con.execute(f"COPY (SELECT * FROM ({reminder_counts_sql(None)}) ORDER BY report_year, uscc) TO '{tmp}' "
-                f"(FORMAT parquet, ROW_GROUP_SIZE 122880)")
+                f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP})")
     con.close()
     os.replace(tmp, target)
 
@@ -161,15 +183,10 @@ def prepare_bucketed(paths: dict[str, str], year: int, buckets: int, workdir: st
     filters = year_filters(year)
     inputs = [name for name in SOURCES if name != "reminders"]
     for name in inputs:
-        cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in SOURCES[name].items())
-        con.execute(f"CREATE VIEW all_{name} AS SELECT * FROM (SELECT {cols} FROM read_parquet('{paths[name]}')) "
-                    f"WHERE {filters.get(name, 'TRUE')}")
+        con.execute(f"CREATE VIEW all_{name} AS SELECT * FROM (SELECT {typed_columns(name)} "
+                    f"FROM read_parquet('{paths[name]}')) WHERE {filters.get(name, 'TRUE')}")
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM all_{name}")
-    timings = {}
-    for name, sql in aggregates_sql(year).items():
-        t = time.perf_counter()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-        timings[name] = time.perf_counter() - t
+    timings = build_aggregates(con, year)
     for name in PREPARED_TABLES[1:]:
         con.execute(f"COPY {name} TO '{workdir / 'context' / name}.parquet' (FORMAT parquet)")
     for name in inputs:
@@ -185,10 +202,9 @@ def prepare_bucketed(paths: dict[str, str], year: int, buckets: int, workdir: st
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * "
                             f"FROM read_parquet('{files}/*.parquet', hive_partitioning = false)")
             else:
-                empty = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in SOURCES[name].items())
-                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {empty} WHERE FALSE")
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS {empty_relation(name)}")
         con.execute(f"COPY ({base_context_sql(year)}) TO '{workdir / 'context'}/bucket-{p}.parquet' "
-                    f"(FORMAT parquet, ROW_GROUP_SIZE 122880)")
+                    f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP})")
     timings["context buckets"] = time.perf_counter() - t
     con.close()
     shutil.rmtree(workdir / "sources", ignore_errors=True)
@@ -207,11 +223,9 @@ def evaluate_bucketed(workdir: str | Path, year: int, rules, reminders: str | No
     timings = {}
     t = time.perf_counter()
     if reminders is not None:
-        con.execute(f"CREATE VIEW reminders AS SELECT CAST(uscc AS VARCHAR) AS uscc, CAST(sent_at AS TIMESTAMP) AS sent_at, "
-                    f"CAST(channel AS VARCHAR) AS channel, CAST(status AS VARCHAR) AS status FROM read_parquet('{reminders}')")
+        con.execute(f"CREATE VIEW reminders AS SELECT {typed_columns('reminders')} FROM read_parquet('{reminders}')")
     else:
-        con.execute("CREATE VIEW reminders AS SELECT CAST(NULL AS VARCHAR) AS uscc, CAST(NULL AS TIMESTAMP) AS sent_at, "
-                    "CAST(NULL AS VARCHAR) AS channel, CAST(NULL AS VARCHAR) AS status WHERE FALSE")
+        con.execute(f"CREATE VIEW reminders AS {empty_relation('reminders')}")
     con.execute(f"CREATE TEMP TABLE rem_all AS SELECT *, hash(uscc) % {len(buckets)} AS bucket "
                 f"FROM ({reminder_counts_sql(year)})")
     timings["reminder counts"] = time.perf_counter() - t
