@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,61 @@ def _wipe():
     Entity.objects.all().delete()
     ImportRun.objects.all().delete()
     get_user_model().objects.all().delete()
+
+
+# --- a database of its own for a `qifu` process -------------------------------------------
+
+def _server_url() -> str | None:
+    url = os.environ.get("QIFU_DATABASE_URL", "")
+    return url if url.startswith(("postgres://", "postgresql://")) else None
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def _process_template(tmp_path_factory):
+    """On PostgreSQL: a database migrated once, copied for every process test (CREATE DATABASE
+    … TEMPLATE takes a moment; migrating takes seconds). None on SQLite."""
+    url = _server_url()
+    if url is None:
+        yield None
+        return
+    import psycopg
+
+    name = f"qifu_tpl_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    env = dict(os.environ, QIFU_DATABASE_URL=_with_database(url, name),
+               QIFU_DATA_DIR=str(tmp_path_factory.mktemp("template")))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    subprocess.run([sys.executable, "-m", "qifu", "manage", "migrate", "--verbosity", "0"], env=env, check=True)
+    yield name
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def process_env(tmp_path, _process_template):
+    """The environment for running `qifu` (or a Django script) as a process of its own, with a
+    fresh database of its own: a new SQLite file under its data directory, or on PostgreSQL a
+    new database on the same server (the suite's test database lives in a transaction the
+    process cannot see). Yields the environment; the database is dropped afterwards."""
+    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    url = _server_url()
+    if url is None:
+        env.pop("QIFU_DATABASE_URL", None)
+        yield env
+        return
+    import psycopg
+
+    name = f"qifu_proc_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_process_template}"')
+    env["QIFU_DATABASE_URL"] = _with_database(url, name)
+    yield env
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -115,12 +115,9 @@ OutboxMessage.objects.bulk_create([OutboxMessage(key=f"filing:sms:139{{i:08d}}:2
     ("150", 300, 40),  # rate-limited: one message per transaction pair
     ("0", 6000, 1200),  # unlimited: batches of 500 per transaction pair, killed inside one
 ])
-def test_a_sender_killed_mid_batch_loses_and_repeats_nothing(tmp_path, rate, n, kill_after):
-    if os.environ.get("QIFU_DATABASE_URL", "").startswith("postgres"):
-        pytest.skip("two processes share the embedded SQLite database here")
-    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"), QIFU_SMS_BACKEND="file", QIFU_SMS_RATE=rate,
+def test_a_sender_killed_mid_batch_loses_and_repeats_nothing(tmp_path, process_env, rate, n, kill_after):
+    env = dict(process_env, QIFU_SMS_BACKEND="file", QIFU_SMS_RATE=rate,
                QIFU_QUIET_HOURS="off")  # `remind send` reads the wall clock; CI may run at night
-    env.pop("DJANGO_SETTINGS_MODULE", None)
     subprocess.run([sys.executable, "-c", SETUP.format(n=n)], env=env, check=True)
     sender = subprocess.Popen([sys.executable, "-m", "qifu", "remind", "send"], env=env, stdout=subprocess.PIPE)
     sms = tmp_path / "var" / "sms"
@@ -142,19 +139,15 @@ def test_a_sender_killed_mid_batch_loses_and_repeats_nothing(tmp_path, rate, n, 
     assert out == [str(n), str(n)]
 
 
-def test_an_email_sender_killed_mid_group_loses_and_repeats_nothing(tmp_path, smtp_server):
+def test_an_email_sender_killed_mid_group_loses_and_repeats_nothing(tmp_path, process_env, smtp_server):
     """Emails go in groups of 100 (two transactions per group); the journal tells the restarted
     sender which emails SMTP had accepted. At most the one being handed over is unknown."""
     import re
 
-    if os.environ.get("QIFU_DATABASE_URL", "").startswith("postgres"):
-        pytest.skip("two processes share the embedded SQLite database here")
     from django.conf import settings
 
     n = 700
-    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"), QIFU_QUIET_HOURS="off",
-               QIFU_SMTP_HOST="127.0.0.1", QIFU_SMTP_PORT=str(settings.EMAIL_PORT))
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env = dict(process_env, QIFU_QUIET_HOURS="off", QIFU_SMTP_HOST="127.0.0.1", QIFU_SMTP_PORT=str(settings.EMAIL_PORT))
     setup = SETUP.format(n=n).replace('channel="sms", recipient=f"139{i:08d}"', 'channel="email", recipient=f"boss{i}@example.com"')
     setup = setup.replace('key=f"filing:sms:139{i:08d}', 'key=f"filing:email:boss{i}@example.com')
     assert 'channel="email"' in setup
@@ -232,11 +225,11 @@ def test_quiet_hours_hold_texts_and_emails_until_morning(tmp_path, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_schedule_runs_the_plan_once_a_day_in_season(small_county, monkeypatch, tmp_path):
+def test_the_day_plan_job_runs_in_season_only_and_never_twice(small_county, monkeypatch, tmp_path):
     import datetime as dt
 
     from qifu.imports.actions import import_file
-    from qifu.reminders import schedule
+    from qifu.reminders import tasks
 
     monkeypatch.setenv("QIFU_SMS_BACKEND", "file")
     monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path / "var"))
@@ -244,14 +237,14 @@ def test_schedule_runs_the_plan_once_a_day_in_season(small_county, monkeypatch, 
         import_file(kind, small_county / f"{kind}.csv")
     tz = ZoneInfo("Asia/Shanghai")
     early = dt.datetime(2027, 5, 15, 8, 0, tzinfo=tz)  # a contact day of the policy
-    assert schedule.tick(early, None) is None and not OutboxMessage.objects.exists()
-    ran = schedule.tick(early.replace(hour=9, minute=1), None)
-    assert ran == dt.date(2027, 5, 15)
+    assert not tasks.plan_due(early) and tasks.plan_due(early.replace(hour=9, minute=1))
+    assert not tasks.plan_due(dt.datetime(2027, 8, 1, 10, 0, tzinfo=tz))
+    assert tasks.plan_day(early.replace(hour=9, minute=1)) == dt.date(2027, 5, 15)
     made = OutboxMessage.objects.count()
     assert made > 0 and OutboxMessage.objects.filter(status="sent").exists()
-    assert schedule.tick(early.replace(hour=15), ran) == ran
+    assert tasks.plan_day(early.replace(hour=15)) == dt.date(2027, 5, 15)  # a catch-up after a restart
     assert OutboxMessage.objects.count() == made  # not planned twice
-    assert schedule.tick(dt.datetime(2027, 8, 1, 10, 0, tzinfo=tz), ran) == ran  # out of season: nothing
+    assert tasks.plan_day(dt.datetime(2027, 8, 1, 10, 0, tzinfo=tz)) is None  # out of season: nothing
     assert OutboxMessage.objects.count() == made
 
 

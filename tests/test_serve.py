@@ -6,7 +6,6 @@ their pages see the test database."""
 import concurrent.futures
 import http.client
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -33,13 +32,30 @@ print(store.session_key, prev.total_revenue)
 """
 
 
+SECRET = "serve-test-" + "k" * 50
+
+
+def start(env: dict) -> tuple[subprocess.Popen, int]:
+    """`qifu serve` on a free port, once it answers its health check."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "qifu", "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return server, port
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    pytest.fail(f"qifu serve did not answer: {server.stdout.read()}")
+
+
 @pytest.fixture
-def served(tmp_path, small_county):
-    if os.environ.get("QIFU_DATABASE_URL", "").startswith("postgres"):
-        pytest.skip("the server process runs on its own embedded SQLite database here")
-    env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"), QIFU_SECRET_KEY="serve-test-" + "k" * 50,
-               QIFU_WORKERS="2", QIFU_THREADS="2")
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+def served(tmp_path, small_county, process_env):
+    env = dict(process_env, QIFU_SECRET_KEY=SECRET, QIFU_WORKERS="2", QIFU_THREADS="2")
 
     def qifu(*args):
         done = subprocess.run([sys.executable, "-m", "qifu", *map(str, args)], env=env, capture_output=True, text=True)
@@ -50,21 +66,7 @@ def served(tmp_path, small_county):
     qifu("check", "--year", "2025", "--out", tmp_path / "findings.csv")
     out = subprocess.run([sys.executable, "-c", SESSION], env=env, capture_output=True, text=True, check=True).stdout
     session_key, revenue = out.split()
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "qifu", "serve", "--port", str(port), "--no-schedule"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail(f"qifu serve did not answer: {server.stdout.read()}")
+    server, port = start(env)
     yield port, session_key, float(revenue)
     server.send_signal(signal.SIGTERM)
     try:
@@ -100,3 +102,55 @@ def test_serve_answers_the_self_check_from_several_workers(served):
         results = list(pool.map(lambda _: _request(port, "POST", "/api/v1/selfcheck",
                                                    {"figures": {"total_revenue": wan}}, session_key), range(50)))
     assert [s for s, _ in results] == [200] * 50
+
+
+def _get(port: int, path: str) -> tuple[int | str, str]:
+    """One request on a connection of its own: (status or the error, the worker that answered)."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Qifu-Worker") or ""
+    except OSError as e:  # a timeout is an OSError
+        return repr(e), ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_every_fresh_start_answers_every_request_and_stops_on_sigterm(process_env):
+    """Ten fresh starts of `qifu serve`, two workers each: fifty requests at once to the pages a
+    first visitor opens, every one answered within 5 s by either worker, none with a 5xx; then
+    SIGTERM ends the server and every worker within 10 s. (Workers used to be forked while a
+    schedule thread ran, and some waited for ever on an import lock the thread had held.)"""
+    env = dict(process_env, QIFU_SECRET_KEY=SECRET, QIFU_WORKERS="2", QIFU_THREADS="4")
+    paths = ["/login/", "/portal/login/", "/healthz", "/api/v1/openapi.json", "/assistant/"]
+    for attempt in range(10):
+        server, port = start(env)
+        try:
+            workers: set[str] = set()
+            deadline = time.time() + 60
+            while len(workers) < 2 and time.time() < deadline:  # both workers loaded and answering
+                workers.add(_get(port, "/healthz")[1])
+            assert len(workers) == 2, f"start {attempt}: only {workers} answered"
+            with concurrent.futures.ThreadPoolExecutor(50) as pool:
+                answers = list(pool.map(lambda i: _get(port, paths[i % len(paths)]), range(50)))
+            bad = [a for a in answers if not isinstance(a[0], int) or a[0] >= 500]
+            assert not bad, f"start {attempt}: {len(bad)} of 50 unanswered or failed: {bad[:3]}"
+            assert {w for _, w in answers if w} == workers, f"start {attempt}: not spread over all workers"
+        finally:
+            stopped_at = time.time()
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            finally:
+                server.kill()
+        assert time.time() - stopped_at < 10
+        left = [int(w) for w in workers if w and _alive(int(w))]
+        assert not left, f"start {attempt}: workers {left} still running after SIGTERM"

@@ -22,6 +22,22 @@ def _setup_django() -> None:
     db.ensure_ready()
 
 
+def _date(value: str):
+    """An argparse type: a calendar date, YYYY-MM-DD."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"日期应为 YYYY-MM-DD 格式的有效日期，而不是 {value!r}") from None
+
+
+def _year(value: str) -> int:
+    if not value.isdigit() or not 1979 <= int(value) <= 2100:
+        raise argparse.ArgumentTypeError(f"年度应为四位年份，如 2025，而不是 {value!r}")
+    return int(value)
+
+
 def _fail(message: str) -> int:
     print(f"qifu: {message}", file=sys.stderr)
     return 1
@@ -68,6 +84,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
         return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    if args.engine == "spark" and (problem := _spark_missing()):
+        return _fail(problem)
     result = run_check(args.year, engine=args.engine, out=args.out)
     run = result.run
     if run.reports_checked == 0:
@@ -81,6 +99,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.verbose:
         print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in result.timings.items()), file=sys.stderr)
     return 0
+
+
+def _spark_missing() -> str | None:
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "--engine spark 需要 PySpark：pip install 'qifu[spark]'（另需 Java 17 运行环境）"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "--engine spark 需要 Java 运行环境（如 apt-get install openjdk-17-jre-headless）"
+    return None
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -101,14 +130,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_remind(args: argparse.Namespace) -> int:
     _setup_django()
-    import datetime as dt
 
     from qifu.reminders.actions import run_day
 
-    try:
-        day = dt.date.fromisoformat(args.date)
-    except ValueError:
-        return _fail(f"--date 应为 YYYY-MM-DD：{args.date}")
+    day = args.date
     r = run_day(day, out=args.out)
     print(
         f"{day} 未报送的应报主体 {r.due_unfiled} 户；今日提醒 {r.decided} 条（短信和邮件已发送 {r.sent['sent']}，"
@@ -124,12 +149,10 @@ def cmd_remind(args: argparse.Namespace) -> int:
 
 def cmd_remind_report(args: argparse.Namespace) -> int:
     _setup_django()
-    import datetime as dt
 
     from qifu.reminders.report import season_report, write_report
 
-    until = dt.date.fromisoformat(args.date) if args.date else None
-    report = season_report(args.season, until)
+    report = season_report(args.season, args.date)
     try:
         write_report(report, args.out)
     except ValueError as e:
@@ -155,7 +178,7 @@ def cmd_remind_send(args: argparse.Namespace) -> int:
 
     now = None
     if args.date:
-        now = dt.datetime.combine(dt.date.fromisoformat(args.date), dt.time(9), tzinfo=ZoneInfo("Asia/Shanghai"))
+        now = dt.datetime.combine(args.date, dt.time(9), tzinfo=ZoneInfo("Asia/Shanghai"))
     counts = send_due(now=now)
     print(f"已发送 {counts['sent']}，待重试 {counts['retry']}，失败 {counts['failed']}")
     return 0
@@ -177,15 +200,10 @@ def cmd_staff(args: argparse.Namespace) -> int:
 
 def cmd_notify(args: argparse.Namespace) -> int:
     _setup_django()
-    import datetime as dt
 
     from qifu.corrections.actions import notify
 
-    try:
-        day = dt.date.fromisoformat(args.date)
-    except ValueError:
-        return _fail(f"--date 应为 YYYY-MM-DD：{args.date}")
-    r = notify(args.year, day)
+    r = notify(args.year, args.date)
     channels = "，".join(f"{k} {v}" for k, v in sorted(r.by_channel.items())) or "无"
     print(f"{args.year} 年度：新发更正通知 {r.notices} 份，涉及问题 {r.findings} 个（渠道：{channels}）。"
           f"短信和邮件由 qifu remind send 发出，电话任务见工作台。")
@@ -207,11 +225,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_django()
     from qifu.web.server import serve
 
-    serve(args.host, args.port, workers=args.workers, schedule=not args.no_schedule)
+    serve(args.host, args.port, workers=args.workers)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu import worker
+
+    worker.run()
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    os.environ["QIFU_DEMO"] = "1"  # before the settings load: the demo's own secret key, texts to files
     _setup_django()
     from qifu.demo import run_demo
 
@@ -226,10 +253,17 @@ def cmd_manage(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line on stderr (exit 2), like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}（qifu --help 查看用法）\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from qifu.engine.contract import KINDS
 
-    p = argparse.ArgumentParser(prog="qifu", description="企服 qifu：县域企业服务平台")
+    p = Parser(prog="qifu", description="企服 qifu：县域企业服务平台")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("import", help="导入数据文件（契约 §1）")
@@ -239,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("check", help="按规则校验某一年度的年报（契约 §2.1）")
-    s.add_argument("--year", type=int, required=True)
+    s.add_argument("--year", type=_year, required=True)
     s.add_argument("--out", type=Path, required=True, help="结果文件：.csv、.xlsx 或 .json")
     s.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     s.add_argument("--verbose", action="store_true", help="在标准错误输出各阶段耗时")
@@ -248,22 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("remind", help="年报提醒")
     remind = s.add_subparsers(dest="remind_command", required=True)
     r = remind.add_parser("run", help="按某一天（--date）决定并发送当天的提醒（契约 §2.2）")
-    r.add_argument("--date", required=True, help="“今天”，YYYY-MM-DD；所有判断以此为准，不读系统时钟")
+    r.add_argument("--date", required=True, type=_date, help="“今天”，YYYY-MM-DD；所有判断以此为准，不读系统时钟")
     r.add_argument("--out", type=Path, required=True, help="已发送提醒的清单：.csv 或 .json")
     r.add_argument("--verbose", action="store_true", help="在标准错误输出决定、入库、发送、写文件各自的用时")
     r.set_defaults(func=cmd_remind)
     r = remind.add_parser("report", help="对照组与处理组：按时报送率、按日报送率、各渠道提醒次数、比原做法少打扰多少")
-    r.add_argument("--season", type=int, required=True, help="申报季所在年份，如 2027（报送 2026 年度年报）")
-    r.add_argument("--date", help="统计到这一天（默认 6 月 30 日）")
+    r.add_argument("--season", type=_year, required=True, help="申报季所在年份，如 2027（报送 2026 年度年报）")
+    r.add_argument("--date", type=_date, help="统计到这一天（默认 6 月 30 日）")
     r.add_argument("--out", type=Path, required=True, help=".xlsx（含图表）或 .json")
     r.set_defaults(func=cmd_remind_report)
     r = remind.add_parser("send", help="发送发件箱中到期的短信和邮件（失败的按退避重试）")
-    r.add_argument("--date", help="按这一天上午九点发送；默认现在")
+    r.add_argument("--date", type=_date, help="按这一天上午九点发送；默认现在")
     r.set_defaults(func=cmd_remind_send)
 
     s = sub.add_parser("notify", help="把新发现的年报问题按主体合并成更正通知，放入发件箱")
-    s.add_argument("--year", type=int, required=True)
-    s.add_argument("--date", required=True, help="通知日期，YYYY-MM-DD")
+    s.add_argument("--year", type=_year, required=True)
+    s.add_argument("--date", required=True, type=_date, help="通知日期，YYYY-MM-DD")
     s.set_defaults(func=cmd_notify)
 
     s = sub.add_parser("staff", help="新建工作人员账号或设置角色")
@@ -285,12 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.set_defaults(func=cmd_synth)
 
-    s = sub.add_parser("serve", help="启动网页应用与接口，并按时执行每日提醒计划")
+    s = sub.add_parser("serve", help="启动网页应用与接口（定时任务由 qifu worker 执行）")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, help="进程数（默认每核一个，或 QIFU_WORKERS）")
-    s.add_argument("--no-schedule", action="store_true", help="不在服务里执行每日提醒（改用 cron 调 qifu remind run）")
+    s.add_argument("--no-schedule", action="store_true", help=argparse.SUPPRESS)  # before 2026-12: serve ran the schedule
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("worker", help="定时任务进程：发送发件箱、申报季每天的提醒计划（与 qifu serve 并行运行）")
+    s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("demo", help="生成并导入一个模拟县域，然后启动网页")
     s.add_argument("--entities", type=int, default=240_000)
@@ -307,5 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from qifu.config import ConfigError
+
     args = build_parser().parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        code = args.func(args)
+    except (ConfigError, ImproperlyConfigured) as e:
+        code = _fail(str(e))
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

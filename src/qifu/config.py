@@ -35,3 +35,49 @@ def data_dir() -> Path:
 
 def database_url() -> str:
     return get("QIFU_DATABASE_URL") or f"sqlite:///{data_dir() / 'qifu.sqlite3'}"
+
+
+def is_demo() -> bool:
+    """Set by `qifu demo` for itself and the worker it starts; never in a deployment."""
+    return get_bool("QIFU_DEMO", False)
+
+
+def secret_key() -> str | None:
+    """``QIFU_SECRET_KEY``; in the demo, a key made once and kept in the data directory, so a
+    restarted demo keeps its sessions. None otherwise (see ``require_secret_key``)."""
+    key = get("QIFU_SECRET_KEY")
+    if key or not is_demo():
+        return key
+    path = data_dir() / "demo-secret-key"
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def require_secret_key() -> None:
+    """The server signs sessions and hashes sign-in codes with the secret key: without a fixed
+    one, every restart would end every session and void every code sent."""
+    if not secret_key():
+        raise ConfigError("未设置 QIFU_SECRET_KEY：网页服务需要固定的密钥（如 python -c \"import secrets; "
+                          "print(secrets.token_urlsafe(50))\" 生成一个，写入环境变量或 .env）")
+
+
+REAL_SMS_BACKENDS = ("http",)
+
+
+def require_real_sms() -> None:
+    """A worker that sends on its own must send for real: the file and console backends mark
+    texts sent that nobody receives. Allowed only in the demo."""
+    backend = get("QIFU_SMS_BACKEND")
+    if backend in REAL_SMS_BACKENDS or is_demo():
+        return
+    if backend is None:
+        raise ConfigError("未配置短信通道：定时发送需要 QIFU_SMS_BACKEND=http 和 QIFU_SMS_GATEWAY_URL"
+                          "（开发用的 file、console 只在 qifu demo 中可用）")
+    raise ConfigError(f"QIFU_SMS_BACKEND={backend} 不会真正发出短信，定时发送拒绝启动；"
+                      "请配置 QIFU_SMS_BACKEND=http 和 QIFU_SMS_GATEWAY_URL")

@@ -69,5 +69,22 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     if serve_app:
         from qifu.web.server import serve
 
-        serve(host, port, schedule=False)  # a demo sends nothing by itself
+        worker = start_worker()
+        try:
+            serve(host, port)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=10)
     return 0
+
+
+def start_worker():
+    """`qifu worker` beside the demo's server, as a deployment runs it: texts to files under the
+    data directory (the demo's development backend), emails to the configured SMTP server."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QIFU_DEMO="1")
+    env.setdefault("QIFU_SMS_BACKEND", "file")
+    return subprocess.Popen([sys.executable, "-m", "qifu", "worker"], env=env)

@@ -13,11 +13,9 @@ BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = config.data_dir()
 
 DEBUG = config.get_bool("QIFU_DEBUG", False)
-_secret = config.get("QIFU_SECRET_KEY")
-if _secret is None:
-    # A random key per process is safe but logs everyone out on restart; production sets one.
-    _secret = secrets.token_urlsafe(50)
-SECRET_KEY = _secret
+# `qifu serve` refuses to start without one (config.require_secret_key); a one-off command that
+# signs nothing runs with a key of its own.
+SECRET_KEY = config.secret_key() or secrets.token_urlsafe(50)
 ALLOWED_HOSTS = (config.get("QIFU_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver") or "").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in (config.get("QIFU_CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -290,4 +291,8 @@ def review(request, explanation_id: int):
 
 
 def healthz(request):
-    return HttpResponse("ok", content_type="text/plain")
+    """For a load balancer or monitor; says which worker process answered (a restart soak
+    checks that every worker answers)."""
+    response = HttpResponse("ok", content_type="text/plain")
+    response["X-Qifu-Worker"] = str(os.getpid())
+    return response

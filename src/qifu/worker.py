@@ -1,0 +1,131 @@
+"""`qifu worker`: the scheduled jobs, in a process of their own.
+
+The web server forks its workers; a thread running in the process that forks can hold a lock
+(an import lock, a logging lock, a database driver's) that the child then waits on for ever.
+So nothing that is scheduled runs inside `qifu serve`: it runs here, in one process that never
+forks, beside the server (`qifu demo` starts one; deploy/qifu-worker.service for production).
+
+The scheduler is APScheduler 3 (``BlockingScheduler``, jobs in memory). Why it and not the
+others (docs/decisions/0001-scheduler.md): every job here is periodic and idempotent, and its
+state is in the database already (the outbox, the requests' clocks); we need a clock, not a
+queue. huey needs Redis or a SQLite file of its own; procrastinate runs only on PostgreSQL
+while SQLite is the embedded default; django-tasks' database backend queues tasks but has no
+periodic schedule. APScheduler needs no broker and works the same on both databases.
+
+Each job is named in ``JOBS`` with its trigger; a job that was due while the worker was down
+and can catch up (``catch_up``) runs once at start (the day's reminder plan at 10:00 after a
+restart at 10:00). SIGTERM or SIGINT stops the scheduler; a job still running is abandoned
+(the sender is safe against that: see ``reminders.sender``), so the process ends at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+log = logging.getLogger("qifu.worker")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    handler: str  # "module:function", called with no arguments
+    trigger: Callable[[], object]  # builds the APScheduler trigger (reads settings when called)
+    catch_up: Callable[[dt.datetime], bool] | None = None  # due now, though its time passed while down?
+    label: str = ""
+
+
+def _every_minute():
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    return IntervalTrigger(minutes=1, timezone=SHANGHAI)
+
+
+def _daily_in_season():
+    from apscheduler.triggers.cron import CronTrigger
+
+    from qifu.reminders.tasks import remind_at
+
+    at = remind_at()
+    return CronTrigger(month="1-6", hour=at.hour, minute=at.minute, timezone=SHANGHAI)
+
+
+def _plan_due(now: dt.datetime) -> bool:
+    from qifu.reminders.tasks import plan_due
+
+    return plan_due(now)
+
+
+JOBS: tuple[Job, ...] = (
+    Job("send_outbox", "qifu.reminders.tasks:send_outbox", _every_minute, label="发送发件箱中到期的短信和邮件"),
+    Job("plan_day", "qifu.reminders.tasks:plan_day", _daily_in_season, catch_up=_plan_due,
+        label="申报季每天决定并发送当天的年报提醒"),
+)
+
+
+def handler(job: Job) -> Callable[[], object]:
+    module, _, name = job.handler.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _run(job: Job) -> None:
+    """One run of a job in a scheduler thread, with its own database connection."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+    try:
+        handler(job)()
+    except Exception:  # logged; the next run tries again
+        log.exception("定时任务 %s 执行失败", job.id)
+    finally:
+        close_old_connections()
+
+
+def build(jobs: tuple[Job, ...] = JOBS):
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    scheduler = BlockingScheduler(timezone=SHANGHAI, job_defaults={
+        "coalesce": True,  # a backlog of missed runs is one run
+        "max_instances": 1,  # a slow run is never overlapped by the next
+        "misfire_grace_time": 300,
+    })
+    for job in jobs:
+        scheduler.add_job(_run, job.trigger(), args=[job], id=job.id, name=job.label or job.id)
+    return scheduler
+
+
+def run(jobs: tuple[Job, ...] = JOBS) -> None:
+    """Run the schedule until SIGTERM or SIGINT."""
+    from qifu import config
+
+    for job in jobs:
+        handler(job)  # every handler imports before anything runs: a typo fails the start
+    config.require_real_sms()
+    scheduler = build(jobs)
+
+    def stop(signum, frame):
+        log.warning("收到信号 %s，定时任务进程退出", signum)
+        if not scheduler.running:  # not started yet: nothing to wind down
+            os._exit(0)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    now = dt.datetime.now(tz=SHANGHAI)
+    for job in jobs:
+        if job.catch_up is not None and job.catch_up(now):
+            scheduler.add_job(_run, args=[job], id=f"{job.id}-catch-up", name=f"{job.label}（补跑）")
+    print(f"企服 qifu 定时任务已启动（进程 {os.getpid()}）：" + "；".join(j.label or j.id for j in jobs), flush=True)
+    scheduler.start()
+    sys.stdout.flush()
+    # A job still running is abandoned rather than waited for: the sender's claims and journal
+    # make an interrupted send safe, and an operator's stop should not wait minutes.
+    os._exit(0)

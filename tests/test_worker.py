@@ -1,0 +1,79 @@
+"""`qifu worker`: the scheduled jobs in a process of their own (APScheduler)."""
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import time
+from zoneinfo import ZoneInfo
+
+from qifu import worker
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def test_every_job_has_a_handler_and_a_trigger():
+    assert len({j.id for j in worker.JOBS}) == len(worker.JOBS)
+    for job in worker.JOBS:
+        assert callable(worker.handler(job))
+        assert job.trigger() is not None
+
+
+def test_the_day_plan_fires_at_the_planning_time_in_season_only(monkeypatch):
+    monkeypatch.setenv("QIFU_REMIND_AT", "09:30")
+    plan = next(j for j in worker.JOBS if j.id == "plan_day")
+    trigger = plan.trigger()
+    after = trigger.get_next_fire_time(None, dt.datetime(2027, 3, 2, 10, 0, tzinfo=SHANGHAI))
+    assert after == dt.datetime(2027, 3, 3, 9, 30, tzinfo=SHANGHAI)
+    # after the season's last day, the next run is on 1 January
+    after = trigger.get_next_fire_time(None, dt.datetime(2027, 6, 30, 10, 0, tzinfo=SHANGHAI))
+    assert after == dt.datetime(2028, 1, 1, 9, 30, tzinfo=SHANGHAI)
+    assert plan.catch_up(dt.datetime(2027, 3, 2, 10, 0, tzinfo=SHANGHAI))
+    assert not plan.catch_up(dt.datetime(2027, 3, 2, 9, 0, tzinfo=SHANGHAI))
+    assert not plan.catch_up(dt.datetime(2027, 9, 2, 10, 0, tzinfo=SHANGHAI))
+
+
+def explode():
+    raise ZeroDivisionError("boom")
+
+
+def test_a_job_that_fails_is_logged_and_the_next_run_goes_on(caplog):
+    worker._run(worker.Job("boom", "tests.test_worker:explode", lambda: None))
+    assert "定时任务 boom 执行失败" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+def test_an_unknown_handler_fails_the_start_not_its_first_run():
+    import pytest
+
+    with pytest.raises(AttributeError):
+        worker.run((worker.Job("typo", "qifu.reminders.tasks:send_outboxx", lambda: None),))
+
+
+def _worker(env):
+    return subprocess.Popen([sys.executable, "-m", "qifu", "worker"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_the_worker_refuses_to_send_without_a_real_sms_backend(process_env):
+    env = dict(process_env)
+    env.pop("QIFU_SMS_BACKEND", None)
+    done = subprocess.run([sys.executable, "-m", "qifu", "worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("qifu: 未配置短信通道") and len(done.stderr.strip().splitlines()) == 1
+    env["QIFU_SMS_BACKEND"] = "file"
+    done = subprocess.run([sys.executable, "-m", "qifu", "worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "不会真正发出短信" in done.stderr
+
+
+def test_the_worker_runs_until_sigterm_and_stops_at_once(process_env):
+    env = dict(process_env, QIFU_SMS_BACKEND="http", QIFU_SMS_GATEWAY_URL="http://127.0.0.1:9/sms")
+    proc = _worker(env)
+    deadline = time.time() + 60
+    line = ""
+    while time.time() < deadline and "定时任务已启动" not in line:
+        line = proc.stdout.readline()
+    assert "定时任务已启动" in line, proc.stderr.read()
+    stopped = time.time()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert time.time() - stopped < 10
