@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from qifu.accounts.admin import MaskedFieldsAdmin
 from qifu.checks.models import CheckRun, Finding
 
 
@@ -10,8 +11,9 @@ class CheckRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Finding)
-class FindingAdmin(admin.ModelAdmin):
-    list_display = ["entity_id", "report_year", "rule_id", "severity", "status", "message"]
+class FindingAdmin(MaskedFieldsAdmin):
+    masked = ("message",)
+    list_display = ["entity_id", "report_year", "rule_id", "severity", "status", "message_masked"]
     list_filter = ["report_year", "severity", "status", "rule_id"]
     search_fields = ["entity__uscc"]
     raw_id_fields = ["entity"]

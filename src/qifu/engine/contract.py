@@ -215,6 +215,10 @@ REMINDERS = Kind(
 
 KINDS: dict[str, Kind] = {k.name: k for k in (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)}
 
+# Personal data in the contract's files: masked in staff lists and pages, shown whole only
+# through an audited reveal.
+PERSONAL_FIELDS = frozenset({"phone", "email", "legal_rep"})
+
 # §2.1 findings and §2.2 reminders sent: column order of the files out.
 FINDINGS_COLUMNS = ("uscc", "report_year", "rule_id", "severity", "fields", "message", "suggestion")
 REMINDERS_SENT_COLUMNS = ("uscc", "channel", "purpose", "recipient", "sent_at", "message")

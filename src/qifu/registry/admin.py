@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from qifu.accounts.admin import MaskedFieldsAdmin
 from qifu.registry.models import Entity, Industry, Township
 
 
@@ -15,7 +16,8 @@ class IndustryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Entity)
-class EntityAdmin(admin.ModelAdmin):
+class EntityAdmin(MaskedFieldsAdmin):
+    masked = ("legal_rep", "phone", "email")
     list_display = ["uscc", "name", "entity_type", "town", "status", "established_on"]
     list_filter = ["entity_type", "status", "town"]
     search_fields = ["uscc", "name"]

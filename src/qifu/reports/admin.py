@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from qifu.accounts.admin import MaskedFieldsAdmin
 from qifu.reports.models import AnnualReport, Shareholder
 
 
 @admin.register(AnnualReport)
-class AnnualReportAdmin(admin.ModelAdmin):
+class AnnualReportAdmin(MaskedFieldsAdmin):
+    masked = ("phone", "email")
     list_display = ["entity_id", "report_year", "revision", "is_current", "filed_at"]
     list_filter = ["report_year", "is_current"]
     search_fields = ["entity__uscc"]

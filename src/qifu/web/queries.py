@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Max
 
 from qifu.corrections.actions import HANDLED, Rate
+from qifu.registry.models import Entity
 from qifu.reports.models import AnnualReport
 
 
@@ -37,3 +38,15 @@ def findings_summary(year: int, town: str | None) -> dict:
     rate = Rate("合计", len(notified), sum(1 for st in notified if st in HANDLED))
     return {"by_rule": [{"rule_id": k, "n": n} for k, n in by_rule.most_common(15)], "by_severity": dict(by_sev),
             "rate": rate}
+
+
+def personal_values(usccs) -> dict[str, set[str]]:
+    """Each entity's phone numbers, emails and legal representative as registered and as filed
+    in any report revision: what ``masking.text`` must hide in a finding's message even when
+    the value is malformed (a ten-digit "mobile")."""
+    out: dict[str, set[str]] = {u: set() for u in usccs}
+    for u, *values in Entity.objects.filter(uscc__in=out).values_list("uscc", "phone", "email", "legal_rep"):
+        out[u].update(v for v in values if v)
+    for u, *values in AnnualReport.objects.filter(entity__in=out).values_list("entity_id", "phone", "email"):
+        out[u].update(v for v in values if v)
+    return out

@@ -25,7 +25,7 @@ from qifu.accounts.models import AuditEvent
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice, Explanation
-from qifu.engine.contract import REPORTS
+from qifu.engine.contract import PERSONAL_FIELDS, REPORTS
 from qifu.imports.models import ImportRun
 from qifu.registry.models import Entity, Note, Township
 from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
@@ -151,14 +151,21 @@ class Revision:
     changes: list[tuple[str, object, object]]
 
 
-def _revisions(entity) -> dict[int, list[Revision]]:
+def _revisions(entity, reveal: bool) -> dict[int, list[Revision]]:
+    """Each year's revisions and what each changed; phone numbers and emails masked unless
+    the viewer asked to see them (audited)."""
     out: dict[int, list[Revision]] = {}
     names = [f.name for f in REPORTS.fields if f.name not in ("uscc", "report_year")]
+
+    def shown(name, v):
+        return masking.value(v) if name in PERSONAL_FIELDS and not reveal and v else v
+
     for rep in AnnualReport.objects.filter(entity=entity).order_by("-report_year", "revision"):
         items = out.setdefault(rep.report_year, [])
         prev = items[-1].report if items else None
         changes = [] if prev is None else [
-            (LABELS[n], getattr(prev, n), getattr(rep, n)) for n in names if n != "filed_at" and getattr(prev, n) != getattr(rep, n)
+            (LABELS[n], shown(n, getattr(prev, n)), shown(n, getattr(rep, n)))
+            for n in names if n != "filed_at" and getattr(prev, n) != getattr(rep, n)
         ]
         items.append(Revision(rep, changes))
     return out
@@ -188,10 +195,15 @@ def entity(request, uscc: str):
         "phone": e.phone if reveal else masking.phone(e.phone),
         "email": e.email if reveal else masking.email(e.email),
     }
+    findings = list(Finding.objects.filter(entity=e).prefetch_related("explanations")
+                    .order_by("-report_year", "status", "rule_id"))
+    known = queries.personal_values([e.uscc])[e.uscc]
+    for f in findings:
+        f.shown_message = f.message if reveal else masking.text(f.message, known)
     return render(request, "web/entity.html", {
         "e": e, "contact": contact, "revealed": reveal, "can_reveal": scope.can_see_contacts(request.user),
-        "revisions": _revisions(e),
-        "findings": Finding.objects.filter(entity=e).prefetch_related("explanations").order_by("-report_year", "status", "rule_id"),
+        "revisions": _revisions(e, reveal),
+        "findings": findings,
         "timeline": _timeline(e),
         "tasks": ContactTask.objects.filter(entity=e).select_related("message").order_by("-due_on"),
         "notes": Note.objects.filter(entity=e).select_related("author"), "outcomes": OUTCOMES,
@@ -254,8 +266,11 @@ def close_task(request, task_id: int):
 def corrections_page(request):
     year = queries.latest_report_year()
     findings = scope.filter_by_town(Finding.objects.all(), request.user, "entity__town")
-    pending = (Explanation.objects.filter(status="pending", finding__in=findings)
-               .select_related("finding", "finding__entity")[:100])
+    pending = list(Explanation.objects.filter(status="pending", finding__in=findings)
+                   .select_related("finding", "finding__entity")[:100])
+    known = queries.personal_values({x.finding.entity_id for x in pending})
+    for x in pending:
+        x.shown_message = masking.text(x.finding.message, known[x.finding.entity_id])
     return render(request, "web/corrections.html", {
         "year": year, "rates": corrections.rates(year, findings) if year else None,
         "deadline": corrections.deadline(year) if year else None, "pending": pending,
