@@ -20,6 +20,16 @@ def small_county(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _signin_codes_sent_inline(monkeypatch):
+    """The portal sends a sign-in code from a thread after answering; a test's rows live in a
+    transaction that thread's connection cannot see, so tests send inline (one test covers the
+    thread: test_portal.test_a_code_is_sent_after_the_answer)."""
+    from qifu.portal import signin
+
+    monkeypatch.setattr(signin, "DISPATCH", "inline")
+
+
+@pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """The web's per-process caches (the signed-in entity, the self-check's context) start
     empty in every test, as in a new server process."""

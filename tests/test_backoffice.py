@@ -112,6 +112,51 @@ def test_unmasked_contact_is_audited_and_not_for_leaders(client, checked_county)
     assert not AuditEvent.objects.filter(user__username="leader", action="view_contact").exists()
 
 
+def test_revision_history_and_finding_messages_mask_phones_and_emails(client, checked_county, tmp_path):
+    """A correction that changes the phone and email, and a finding that quotes a phone: masked
+    on the entity and correction pages for every role; whole only through the audited reveal."""
+    import polars as pl
+
+    from qifu.corrections.models import Explanation
+    from qifu.imports.actions import import_file
+
+    f = (Finding.objects.filter(report_year=2025, rule_id__in=["FM-01", "SP-01", "XS-07"],
+                                entity__town=checked_county["own_town"]).select_related("entity").first()
+         or Finding.objects.filter(report_year=2025, rule_id__in=["FM-01", "SP-01", "XS-07"]).select_related("entity").first())
+    reports = pl.read_csv(checked_county["folder"] / "reports.csv", infer_schema=False)
+    row = reports.filter((pl.col("uscc") == f.entity_id) & (pl.col("report_year") == "2025"))
+    old_phone = row["phone"][0]
+    assert old_phone and old_phone in f.message
+    row.with_columns(pl.lit("13987654321").alias("phone"), pl.lit("new.boss@example.cn").alias("email")) \
+        .write_csv(tmp_path / "fix.csv")
+    import_file("reports", tmp_path / "fix.csv")
+    Explanation.objects.create(finding=f, reason="号码是本公司总机，没有问题")
+    Finding.objects.filter(pk=f.pk).update(status="confirmed")
+    user = "officer" if f.entity.town_id == checked_county["own_town"].code else "admin"
+    for name in {user, "admin", "leader"}:
+        page = login(Client(), checked_county, name)
+        html = page.get(reverse("entity", args=[f.entity_id])).content.decode()
+        assert "第 2 版" in html
+        for secret in (old_phone, "13987654321", "new.boss@example.cn"):
+            assert secret not in html, (name, secret)
+        assert "139****4321" in html and "n***@example.cn" in html
+        if name != "officer":
+            corrections_html = page.get("/corrections/").content.decode()
+            assert "号码是本公司总机" in corrections_html and old_phone not in corrections_html
+    admin = login(Client(), checked_county, "admin")
+    revealed = admin.get(reverse("entity", args=[f.entity_id]), {"reveal": "1"}).content.decode()
+    assert old_phone in revealed and "13987654321" in revealed and f.message in revealed
+    assert AuditEvent.objects.filter(user__username="admin", action="view_contact", uscc=f.entity_id).exists()
+
+
+def test_masking_free_text():
+    from qifu.accounts import masking
+
+    text = "电话 13905741234、0574-63001234、1380013800，邮箱 boss@example.cn，营业收入 12500000 万元"
+    masked = masking.text(text, ["1380013800"])
+    assert masked == "电话 139****1234、0574-****1234、13****3800，邮箱 b***@example.cn，营业收入 12500000 万元"
+
+
 def test_leader_is_read_only(client, checked_county):
     e = Entity.objects.first()
     login(client, checked_county, "leader")
@@ -132,7 +177,7 @@ def test_entity_page_shows_reports_findings_and_a_revision_diff(client, checked_
     login(client, checked_county, "admin")
     html = client.get(reverse("entity", args=[f.entity_id])).content.decode()
     assert "第 2 版" in html and "其中:主营业务收入：<del>" in html
-    assert f.message in html
+    assert f.message in html  # quotes no phone or email
     client.post(reverse("entity-note", args=[f.entity_id]), {"text": "已电话联系，答应本周更正"})
     assert "已电话联系，答应本周更正" in client.get(reverse("entity", args=[f.entity_id])).content.decode()
 
@@ -375,3 +420,19 @@ def test_control_characters_are_refused_not_stored(client, checked_county):
 
     values, errors = single.parse_figures({"phone": "139\x00", "employees": "3"})
     assert set(errors) == {"phone"} and values == {"employees": 3}
+
+
+def test_staff_sign_in_locks_after_five_wrong_passwords(checked_county):
+    """django-axes: five wrong passwords from one address lock the account there; the right
+    password is then refused too (it used to be accepted after 25 wrong ones)."""
+    client = Client()
+    for _ in range(25):
+        r = client.post("/login/", {"username": "officer", "password": "wrong"})
+        assert r.status_code in (200, 429)
+    r = client.post("/login/", {"username": "officer", "password": "officer-pw-for-tests"})
+    assert r.status_code == 429 and "登录已暂停" in r.content.decode()
+    assert client.get("/").status_code == 302  # not signed in
+    # another account, or the same one from another address, is not locked
+    assert Client().post("/login/", {"username": "admin", "password": "admin-pw-for-tests"}).status_code == 302
+    other = Client(REMOTE_ADDR="198.51.100.7")
+    assert other.post("/login/", {"username": "officer", "password": "officer-pw-for-tests"}).status_code == 302

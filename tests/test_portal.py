@@ -4,6 +4,7 @@ single-report self-check held to the batch engine."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import polars as pl
 import pytest
@@ -30,22 +31,40 @@ def test_sign_in_with_a_code_sent_to_the_registered_email(smtp_server, checked_c
     e = with_email()
     client = Client()
     r = client.post("/portal/login/", {"uscc": e.uscc.lower(), "channel": "email"}, follow=True)
-    assert "验证码已发送至邮箱" in r.content.decode()
+    assert "验证码已发送到登记的邮箱" in r.content.decode()
     assert smtp_server.messages[-1][0] == [e.email]
     assert client.get("/portal/").status_code == 302  # not signed in yet
-    r = client.post("/portal/verify/", {"code": code_from(smtp_server)}, follow=True)
+    code = code_from(smtp_server)
+    r = client.post("/portal/verify/", {"code": code}, follow=True)
     assert e.name in r.content.decode()
     assert client.get("/api/v1/me").json()["uscc"] == e.uscc
-    # the code is one-time, stored hashed, and not in the contact history
+    # the code is one-time and stored hashed; the outbox keeps the text with the code blanked
     record = SignInCode.objects.get(uscc=e.uscc)
-    assert record.used_at and code_from(smtp_server) not in record.code_hash
+    assert record.used_at and code not in record.code_hash
+    message = OutboxMessage.objects.get(purpose="signin", entity=e)
+    assert message.status == "sent" and code not in message.body and "******" in message.body
     assert not ReminderRecord.objects.filter(entity=e, purpose="signin").exists()
-    assert OutboxMessage.objects.get(purpose="signin", entity=e).status == "sent"
+
+
+def test_no_usable_code_is_readable_in_the_admin(smtp_server, checked_county):
+    e = with_email()
+    signin.request_code(e.uscc, "email")
+    code = code_from(smtp_server)
+    admin = checked_county["users"]["admin"]
+    admin.is_staff = admin.is_superuser = True
+    admin.save()
+    client = Client()
+    client.force_login(admin)
+    message = OutboxMessage.objects.get(purpose="signin", entity=e)
+    for url in ("/admin/reminders/outboxmessage/", f"/admin/reminders/outboxmessage/{message.id}/change/",
+                "/admin/portal/signincode/"):
+        r = client.get(url)
+        assert r.status_code in (200, 404) and code not in r.content.decode()
 
 
 def test_codes_are_rate_limited_and_brute_force_locks_out(smtp_server, checked_county):
     e = with_email()
-    now = timezone.now()
+    now = timezone.now().replace(minute=0, second=0)  # the lockout's half-hour starts here
     signin.request_code(e.uscc, "email", now=now)
     with pytest.raises(signin.SignInError, match="1 分钟后"):
         signin.request_code(e.uscc, "email", now=now + dt.timedelta(seconds=30))
@@ -65,18 +84,130 @@ def test_codes_are_rate_limited_and_brute_force_locks_out(smtp_server, checked_c
     assert signin.verify(e.uscc, code_from(smtp_server), now=later + dt.timedelta(seconds=5)) == e
 
 
-def test_hourly_cap_and_unknown_or_invalid_codes(smtp_server, checked_county):
+def test_a_right_code_does_not_use_up_a_failure(smtp_server, checked_county):
     e = with_email()
-    now = timezone.now()
+    now = timezone.now().replace(minute=0, second=0)
+    for start in (0, 2):  # twice in one half-hour: four wrong, then the right one
+        signin.request_code(e.uscc, "email", now=now + dt.timedelta(minutes=start))
+        real = code_from(smtp_server)
+        for i in range(signin.MAX_FAILURES - 1):
+            with pytest.raises(signin.SignInError, match="验证码不正确"):
+                signin.verify(e.uscc, f"{(int(real) + 1) % 10**6:06d}", now=now + dt.timedelta(minutes=start, seconds=i))
+        assert signin.verify(e.uscc, real, now=now + dt.timedelta(minutes=start, seconds=30)) == e
+
+
+def test_hourly_cap_and_invalid_codes(smtp_server, checked_county):
+    e = with_email()
+    now = timezone.now().replace(minute=0, second=0)
     for i in range(signin.MAX_PER_HOUR):
         signin.request_code(e.uscc, "email", now=now + dt.timedelta(minutes=2 * i))
     with pytest.raises(signin.SignInError, match="一小时内"):
         signin.request_code(e.uscc, "email", now=now + dt.timedelta(minutes=11))
     with pytest.raises(signin.SignInError, match="统一社会信用代码有误"):
         signin.request_code(e.uscc[:-1] + ("0" if e.uscc[-1] != "0" else "1"), "email")
-    no_email = Entity.objects.filter(email__isnull=True).first()
-    with pytest.raises(signin.SignInError, match="没有可用的邮箱"):
-        signin.request_code(no_email.uscc, "email")
+
+
+def test_a_known_and_an_unknown_credit_code_look_the_same(smtp_server, checked_county):
+    """Registered with an email, registered without one, not registered: the same answer, the
+    same page; only the first gets a code."""
+    from qifu.engine import uscc as codes
+
+    known = with_email()
+    no_email = Entity.objects.filter(email__isnull=True).order_by("uscc").first()
+    unknown = codes.make("91330282MA2YYYYYY")
+    assert not Entity.objects.filter(uscc=unknown).exists()
+    pages = []
+    for code in (known.uscc, no_email.uscc, unknown):
+        r = Client().post("/portal/login/", {"uscc": code, "channel": "email"}, follow=True)
+        html = r.content.decode()
+        pages.append(re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html).replace(code, "<code>"))
+        assert r.redirect_chain[-1][0] == "/portal/verify/"
+    assert pages[0] == pages[1] == pages[2]
+    assert len(smtp_server.messages) == 1 and smtp_server.messages[0][0] == [known.email]
+    # guessing against an unknown code says what it says for a known one without a valid code
+    with pytest.raises(signin.SignInError, match="验证码已失效"):
+        signin.verify(unknown, "123456")
+
+
+def test_one_client_address_cannot_drain_the_sms_budget(smtp_server, checked_county, settings):
+    """Thirty codes for thirty entities from one address: the address's hourly limit stops it;
+    the county-wide hourly limit stops many addresses."""
+    entities = list(Entity.objects.filter(email__contains="@").order_by("uscc")[:30])
+    now = timezone.now().replace(minute=0, second=0)
+    refused = 0
+    for i, e in enumerate(entities):
+        try:
+            signin.request_code(e.uscc, "email", ip="203.0.113.9", now=now + dt.timedelta(seconds=i))
+        except signin.SignInError as err:
+            assert "本网络获取验证码过于频繁" in str(err)
+            refused += 1
+    assert refused == 30 - 10 and len(smtp_server.messages) == 10
+    import os
+
+    os.environ["QIFU_SIGNIN_PER_HOUR"] = "12"
+    try:
+        with pytest.raises(signin.SignInError, match="请稍后再试"):
+            for i, e in enumerate(entities[10:]):
+                signin.request_code(e.uscc, "email", ip=f"198.51.100.{i}", now=now + dt.timedelta(seconds=40 + i))
+    finally:
+        del os.environ["QIFU_SIGNIN_PER_HOUR"]
+    assert len(smtp_server.messages) == 12
+
+
+CONCURRENT_GUESSES = """
+import os, threading, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu import db
+db.ensure_ready()
+import datetime as dt
+from django.db import connection
+from django.utils import timezone
+from qifu.engine import uscc as codes
+from qifu.portal import signin
+from qifu.portal.models import SignInCode
+from qifu.accounts.models import RateCounter
+u = codes.make("91330282MA2GUEAA0")
+now = timezone.now()
+SignInCode.objects.create(uscc=u, code_hash=signin._hash(u, "424242"), channel="sms", sent_to="x",
+                          created_at=now, expires_at=now + dt.timedelta(minutes=10))
+outcomes = []
+start = threading.Barrier(60)
+def guess(i):
+    start.wait()
+    try:
+        signin.verify(u, f"{i:06d}")
+    except signin.SignInError as e:
+        outcomes.append("locked" if "请于" in str(e) else "wrong")  # refused before comparing
+    except Exception as e:
+        outcomes.append(type(e).__name__)
+    else:
+        outcomes.append("in")
+    finally:
+        connection.close()
+threads = [threading.Thread(target=guess, args=(i,)) for i in range(60)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(outcomes.count("wrong"), outcomes.count("locked"), sum(SignInCode.objects.values_list("failures", flat=True)),
+      len(outcomes))
+try:
+    signin.verify(u, "424242")
+    print("right code accepted")
+except signin.SignInError as e:
+    print("right code refused")
+"""
+
+
+def test_sixty_concurrent_wrong_codes_count_as_five_failures(process_env):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", CONCURRENT_GUESSES], env=process_env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    wrong, locked, failures, total, *verdict = out.stdout.split()
+    assert (int(wrong), int(locked), int(failures), int(total)) == (5, 55, 5, 60), out.stdout
+    assert " ".join(verdict) == "right code refused"
 
 
 def signed_in(uscc: str) -> Client:
@@ -160,3 +291,22 @@ def test_single_report_context_matches_the_batch_findings(checked_county):
     extra = set(got) - set(expected)
     assert not missing and not extra, (sorted(missing)[:5], sorted(extra)[:5])
     assert got == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_code_is_sent_after_the_answer(smtp_server, tmp_path, monkeypatch):
+    """The real path: the answer is given, then a thread of the process sends the code."""
+    from qifu.imports.actions import import_file
+    from tests.conftest import ensure_reference_data
+    from tests.factories import ENT1, REGISTRY_HEADER, write
+
+    ensure_reference_data()
+    rows = [f"{ENT1},慈溪市华鑫电器有限公司,enterprise,浒山街道,2018-05-02,active,500,,C3854,boss@example.com"]
+    import_file("registry", write(tmp_path / "r.csv", REGISTRY_HEADER + ",email", rows))
+    monkeypatch.setattr(signin, "DISPATCH", "background")
+    answer = signin.request_code(ENT1, "email")
+    assert "验证码已发送到登记的邮箱" in answer.message
+    signin.wait_sent()
+    assert smtp_server.messages[-1][0] == ["boss@example.com"]
+    assert signin.verify(ENT1, code_from(smtp_server)).uscc == ENT1
+    assert OutboxMessage.objects.get(purpose="signin").status == "sent"

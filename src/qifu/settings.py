@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "qifu.portal",
     "qifu.web",
     "ninja",
+    "axes",  # staff sign-in lockout
 ]
 
 MIDDLEWARE = [
@@ -50,7 +52,22 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out sign-in before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Staff sign-in (back office and Django admin): five wrong passwords for one account from one
+# address lock that pair for 30 minutes; the right password does not unlock it.
+AXES_FAILURE_LIMIT = int(config.get("QIFU_STAFF_LOGIN_FAILURES", "5") or 5)
+AXES_COOLOFF_TIME = timedelta(minutes=int(config.get("QIFU_STAFF_LOCKOUT_MINUTES", "30") or 30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "qifu.accounts.clients.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "web/locked.html"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "qifu.urls"
 WSGI_APPLICATION = "qifu.wsgi.application"
@@ -104,8 +121,20 @@ LOGOUT_REDIRECT_URL = "login"
 
 SESSION_ENGINE = "qifu.accounts.sessions"  # Django's database sessions, read with raw SQL
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = 8 * 3600  # a working day
+# Behind HTTPS (a deployment): cookies only over HTTPS, HSTS, and the proxy's word that the
+# request came over HTTPS (QIFU_TRUSTED_PROXIES names the proxies whose headers are believed).
 SESSION_COOKIE_SECURE = config.get_bool("QIFU_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = int(config.get("QIFU_HSTS_SECONDS", "0") or 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+SECURE_SSL_REDIRECT = config.get_bool("QIFU_SSL_REDIRECT", False)
+if config.get("QIFU_TRUSTED_PROXIES"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = config.get_bool("QIFU_USE_X_FORWARDED_HOST", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 EMAIL_HOST = config.get("QIFU_SMTP_HOST", "127.0.0.1")
 EMAIL_PORT = int(config.get("QIFU_SMTP_PORT", "25") or 25)

@@ -42,3 +42,15 @@ class AuditEvent(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "个人信息访问审计"
         ordering = ["-at"]
+
+
+class RateCounter(models.Model):
+    """How many times something happened in a time window (sign-in codes per client address,
+    wrong codes per credit code, …), counted atomically: see ``accounts.ratelimits``."""
+
+    key = models.CharField(max_length=200, unique=True)  # what, whose, and the window's start
+    window_start = models.DateTimeField(db_index=True)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "频次计数"

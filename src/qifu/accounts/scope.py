@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
+from qifu.accounts.clients import client_ip
 from qifu.accounts.models import AuditEvent, StaffProfile
 from qifu.registry.models import Entity
 
@@ -72,4 +73,4 @@ def entity_or_403(user, uscc: str) -> Entity:
 
 def audit(request, action: str, uscc: str = "", detail: str = "") -> None:
     AuditEvent.objects.create(user=request.user, action=action, uscc=uscc, detail=detail[:500],
-                              ip=request.META.get("REMOTE_ADDR"))
+                              ip=client_ip(request))

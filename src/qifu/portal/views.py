@@ -9,6 +9,7 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from qifu.accounts.clients import client_ip
 from qifu.caching import Expiring
 from qifu.checks import single
 from qifu.checks.models import Finding
@@ -55,12 +56,12 @@ def login(request):
     form = {"uscc": request.POST.get("uscc", ""), "channel": request.POST.get("channel", "sms")}
     if request.method == "POST":
         try:
-            sent = signin.request_code(form["uscc"], form["channel"], ip=request.META.get("REMOTE_ADDR"))
+            sent = signin.request_code(form["uscc"], form["channel"], ip=client_ip(request))
         except signin.SignInError as e:
             messages.error(request, str(e))
         else:
             request.session["portal_pending"] = signin.uscc_mod.normalise(form["uscc"])
-            messages.success(request, f"验证码已发送至{'手机' if sent.channel == 'sms' else '邮箱'} {sent.masked}，10 分钟内有效。")
+            messages.success(request, sent.message)
             return redirect("portal:verify")
     return render(request, "portal/login.html", {"form": form})
 

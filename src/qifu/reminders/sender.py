@@ -189,8 +189,11 @@ class Outgoing:
 def _queue(now: dt.datetime, limit: int | None):
     table = OutboxMessage._meta.db_table
     key = connection.ops.quote_name("key")
+    # Sign-in codes are sent by the web process that made them, once: the stored body has the
+    # code blanked, and a filer whose code failed asks for another.
     sql = (f"SELECT id, {key}, uscc, also_for, purpose, channel, recipient, body, attempts FROM {table} "
-           "WHERE status = %s AND next_attempt_at <= %s AND channel IN ('sms', 'email') ORDER BY id")
+           "WHERE status = %s AND next_attempt_at <= %s AND channel IN ('sms', 'email') AND purpose <> 'signin' "
+           "ORDER BY id")
     params = [OutboxMessage.Status.PENDING, connection.ops.adapt_datetimefield_value(now)]
     if limit:
         sql += " LIMIT %s"
@@ -321,7 +324,7 @@ def _failed(message: OutboxMessage | Outgoing, now: dt.datetime, error: ChannelE
     """Back off and retry, or give up after MAX_ATTEMPTS: "retry" or "failed". ``message``
     holds the attempts before this one (a claim counted it already; a text batch has no claim)."""
     attempts = message.attempts + 1
-    final = attempts >= MAX_ATTEMPTS
+    final = attempts >= MAX_ATTEMPTS or message.purpose == "signin"
     OutboxMessage.objects.filter(pk=message.pk).update(
         status=OutboxMessage.Status.FAILED if final else OutboxMessage.Status.PENDING, attempts=attempts,
         last_error=str(error)[:1000], next_attempt_at=now + dt.timedelta(minutes=2 ** attempts),
