@@ -140,8 +140,21 @@ class HttpSmsChannel(Channel):
         return str(data.get("id", _name(message.key)))
 
 
+_warned = False
+
+
 def sms_channel():
-    backend = config.get("QIFU_SMS_BACKEND", "file")
+    """The configured SMS backend. With none configured, a one-off command (`qifu remind run`,
+    a test harness's season) writes texts to files and says so once on stderr; `qifu worker`
+    refuses to start that way (``config.require_real_sms``)."""
+    global _warned
+    backend = config.get("QIFU_SMS_BACKEND")
+    if backend is None:
+        backend = "file"
+        if not _warned and not config.is_demo():
+            _warned = True
+            print(f"警告：未配置短信通道（QIFU_SMS_BACKEND），短信只写入 {config.data_dir() / 'sms'} 下的文件，并未真正发出",
+                  file=sys.stderr, flush=True)
     if backend == "file":
         return FileSmsChannel()
     if backend == "console":
