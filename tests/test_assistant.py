@@ -88,7 +88,9 @@ def test_api_answers_and_queues_handoffs(client):
 def test_api_rejects_bad_requests(client):
     assert client.get("/api/assistant/ask").status_code == 405
     bad = client.post("/api/assistant/ask", "not json", content_type="application/json")
-    assert bad.status_code == 400 and "JSON" in bad.json()["error"]
+    assert bad.status_code == 400
+    missing = client.post("/api/assistant/ask", json.dumps({"q": "年报"}), content_type="application/json")
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"][-1] == "question"
     empty = client.post("/api/assistant/ask", json.dumps({"question": " "}), content_type="application/json")
     assert empty.status_code == 400
 

@@ -253,14 +253,14 @@ PUBLIC = {
     "login": "the staff sign-in form",
     "healthz": "liveness probe for the process manager",
     "assistant": "filers ask questions before they sign in (annual-report.md §5)",
-    "assistant-ask": "the assistant's JSON endpoint, same reason",
+    "api:ask": "the assistant's JSON endpoint, same reason",
     "portal:login": "the enterprise sign-in form",
     "portal:verify": "the one-time-code form (needs a pending sign-in, else redirects)",
     "api:openapi-json": "the API's description",
     "api:openapi-view": "the API's documentation page (served from the package)",
 }
 # Machine-to-machine endpoints: no session, no CSRF token; a bearer token instead (tested apart).
-TOKEN_AUTH = {"sms-inbound": "the SMS gateway's replies (退订)"}
+TOKEN_AUTH = {"api:inbound": "the SMS gateway's replies (退订)"}
 
 
 def _named_urls():
@@ -279,7 +279,7 @@ def _named_urls():
 
 def _concrete(pattern: str, uscc: str) -> str:
     path = re.sub(r"<str:uscc>", uscc, pattern)
-    path = re.sub(r"<int:\w+>", "1", path)
+    path = re.sub(r"<int:\w+>|<finding_id>", "1", path)
     path = re.sub(r"<[^>]+>", "x", path)
     return "/" + path.replace("^", "").replace("$", "")
 
@@ -391,7 +391,7 @@ def test_sms_gateway_replies_opt_out_with_its_token(client, settings, monkeypatc
     from qifu.reminders.models import OptOut
 
     monkeypatch.setenv("QIFU_SMS_GATEWAY_TOKEN", "gw-secret")
-    url = reverse("sms-inbound")
+    url = reverse("api:inbound")
     body = {"mobile": "13905741234", "content": " 退订 "}
     assert client.post(url, body, content_type="application/json").status_code == 401
     assert client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
@@ -436,3 +436,25 @@ def test_staff_sign_in_locks_after_five_wrong_passwords(checked_county):
     assert Client().post("/login/", {"username": "admin", "password": "admin-pw-for-tests"}).status_code == 302
     other = Client(REMOTE_ADDR="198.51.100.7")
     assert other.post("/login/", {"username": "officer", "password": "officer-pw-for-tests"}).status_code == 302
+
+
+def test_exports_write_formula_like_text_as_text(client, checked_county, tmp_path):
+    """A name beginning with =, +, - or @ stays text in every Excel export, never a live formula."""
+    import polars as pl
+
+    from qifu.checks.actions import write_findings
+
+    evil = ["=HYPERLINK(\"http://x.example\",\"点此\")", "+1+1", "-2+3", "@SUM(A1)"]
+    entities = list(Entity.objects.order_by("uscc")[:4])
+    for e, name in zip(entities, evil):
+        Entity.objects.filter(pk=e.pk).update(name=name)
+    login(client, checked_county, "admin")
+    data = client.get("/entities/export.xlsx", {"sort": "uscc"}).content
+    ws = openpyxl.load_workbook(io.BytesIO(data)).active
+    cells = {ws.cell(row=r, column=2).value: ws.cell(row=r, column=2) for r in range(2, 6)}
+    for name in evil:
+        assert cells[name].data_type == "s" and cells[name].quotePrefix, name
+    write_findings(pl.DataFrame({"uscc": ["x"], "report_year": [2025], "rule_id": ["SP-01"], "severity": ["medium"],
+                                 "fields": ["phone"], "message": ["=1+1"], "suggestion": ["@x"]}), tmp_path / "f.xlsx")
+    row = list(openpyxl.load_workbook(tmp_path / "f.xlsx").active.iter_rows(min_row=2))[0]
+    assert [c.data_type for c in row[5:7]] == ["s", "s"]

@@ -29,6 +29,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+from qifu.portal import signin  # noqa: E402
 from tests.mailbox import code_from  # noqa: E402
 
 from tests.conftest import load_checked_county  # noqa: E402
@@ -69,10 +70,11 @@ def server():
 
 
 @pytest.fixture
-def site(server, browser_county_files, transactional_db):
+def site(server, browser_county_files, transactional_db, monkeypatch):
     """A checked county of 500 entities with correction notices issued, behind the server."""
     import datetime as dt
 
+    monkeypatch.setattr(signin, "DISPATCH", "background")  # committed data: the real path
     from qifu.corrections import actions as corrections
 
     county = load_checked_county(browser_county_files)
@@ -159,7 +161,8 @@ def portal_sign_in(page, base, smtp_server, uscc):
     page.get_by_label("统一社会信用代码").fill(uscc)
     page.get_by_label("登记的邮箱").check()
     page.get_by_role("button", name="获取验证码").click()
-    expect(page.get_by_text("验证码已发送至邮箱")).to_be_visible()
+    expect(page.get_by_text("验证码已发送到登记的邮箱")).to_be_visible()
+    signin.wait_sent()  # the code goes out from a thread after the answer
     page.get_by_label("6 位验证码").fill(code_from(smtp_server))
     page.get_by_role("button", name="登录").click()
 

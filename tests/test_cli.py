@@ -162,3 +162,23 @@ def test_spark_without_pyspark_is_one_line(monkeypatch):
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert "pip install 'qifu[spark]'" in cli._spark_missing()
+
+
+def test_impossible_values_import_and_each_is_reported_by_a_block_rule(tmp_path, cli_db):
+    """Contract v1.1 §1: one negative total_assets must never cost the bureau the file."""
+    import json
+
+    from tests.factories import REPORTS_HEADER, report_rows
+
+    assert qifu("import", "registry", write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows()), env=cli_db).returncode == 0
+    rows = report_rows()
+    rows[0] = rows[0].replace(",25,10,1500.5,", ",-25,10,-1500.5,")
+    result = qifu("import", "reports", write(tmp_path / "rep.csv", REPORTS_HEADER, rows), env=cli_db)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "findings.json"
+    assert qifu("check", "--year", "2025", "--out", out, env=cli_db).returncode == 0
+    found = {(f["uscc"], f["rule_id"], f["fields"], f["severity"]) for f in json.loads(out.read_text(encoding="utf-8"))}
+    from tests.factories import ENT1
+
+    assert (ENT1, "FM-08", "total_assets", "block") in found
+    assert (ENT1, "FM-08", "employees", "block") in found

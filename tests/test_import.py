@@ -76,11 +76,41 @@ def test_malformed_date(tmp_path):
     assert errors == [(2, "established_on", "2018-13-02", "不是有效日期（格式如 2025-03-01、2025/3/1、2025年3月1日）")]
 
 
-def test_negative_headcount(tmp_path, registry):
+def test_impossible_values_are_stored_as_filed(tmp_path, registry):
+    """Contract v1.1 §1: a value that reads as its type but is impossible (a negative headcount
+    or total assets, more women than staff) is what the enterprise filed; the rules report it."""
     rows = report_rows()
-    rows[1] = rows[1].replace(",120,40,", ",-120,40,")
+    rows[1] = rows[1].replace(",120,40,8800,", ",-120,400,-8800,")
+    result = import_file("reports", write(tmp_path / "r.csv", REPORTS_HEADER, rows))
+    assert result.inserted == 3
+    stored = AnnualReport.objects.get(entity_id=ENT2, report_year=2025)
+    assert (stored.employees, stored.employees_female, str(stored.total_assets)) == (-120, 400, "-8800.000000")
+
+
+def test_values_that_cannot_be_stored_are_row_errors(tmp_path, registry):
+    rows = report_rows()
+    rows[1] = rows[1].replace(",120,40,8800,", ",3000000000,40,123456789012345,")
     errors = refused("reports", write(tmp_path / "r.csv", REPORTS_HEADER, rows))
-    assert errors == [(3, "employees", "-120", "不能为负数")]
+    assert errors == [(3, "employees", "3000000000", "数值超出可保存的范围"),
+                      (3, "total_assets", "123456789012345", "金额过大（超过14位整数，无法保存）")]
+
+
+def test_a_row_with_fewer_cells_than_the_header_is_a_row_error(tmp_path, registry):
+    """A file cut inside its last row used to be padded and stored ("13800" as a phone)."""
+    rows = report_rows()
+    rows.append(rows[0].replace(ENT1, IND1)[:80])  # cut mid-row
+    path = tmp_path / "cut.csv"
+    path.write_text(REPORTS_HEADER + "\n" + "\n".join(rows), encoding="utf-8")  # no final newline
+    errors = refused("reports", path)
+    assert [(r, f) for r, f, _, _ in errors] == [(5, "")]
+    assert "只有" in errors[0][3] and "截断" in errors[0][3]
+
+
+def test_a_row_with_more_cells_than_the_header_is_a_row_error(tmp_path, registry):
+    rows = registry_rows()
+    rows[1] = rows[1] + ",多出来的一列"
+    errors = refused("registry", write(tmp_path / "r.csv", REGISTRY_HEADER, rows))
+    assert [(r, f) for r, f, _, _ in errors] == [(3, "")] and "比表头" in errors[0][3]
 
 
 def test_non_numeric_amount(tmp_path, registry):

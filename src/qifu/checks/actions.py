@@ -200,13 +200,13 @@ def write_findings(found: pl.DataFrame, path: Path) -> None:
     elif suffix == ".json":
         path.write_text(json.dumps(table.to_dicts(), ensure_ascii=False, indent=1), encoding="utf-8")
     elif suffix == ".xlsx":
-        from openpyxl import Workbook
+        from qifu import spreadsheets
 
-        wb = Workbook(write_only=True)
+        wb = spreadsheets.workbook()
         ws = wb.create_sheet("校验结果")
         ws.append(list(FINDINGS_COLUMNS))
         for row in table.iter_rows():
-            ws.append(list(row))
+            spreadsheets.append(ws, row)
         wb.save(path)
     else:
         raise ValueError(f"输出文件扩展名应为 .csv、.xlsx 或 .json，而不是 {path.suffix or '（无）'}")

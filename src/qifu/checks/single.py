@@ -23,7 +23,8 @@ from django.utils import timezone
 from qifu import text
 from qifu.caching import Expiring
 from qifu.checks.models import CheckRun
-from qifu.engine.contract import REPORTS, T
+from qifu.engine import validate
+from qifu.engine.contract import REPORTS
 from qifu.engine.rules import findings as findings_mod
 from qifu.engine.rules import python_engine
 from qifu.engine.rules.context import FIN8, NUMERIC_FIELDS, REPORT_FIELDS
@@ -33,7 +34,7 @@ from qifu.reports.models import AnnualReport
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FIELD_TYPES = {f.name: f.type for f in REPORTS.fields}
-FIELD_CHOICES = {f.name: dict(f.choices) for f in REPORTS.fields if f.choices}
+REPORT_FIELD_SPECS = {f.name: f for f in REPORTS.fields}
 
 
 def _f(v):
@@ -263,44 +264,18 @@ def check(entity: Entity, year: int, report: dict, only_fields: set[str] | None 
 
 
 def parse_figures(data: dict) -> tuple[dict, dict[str, str]]:
-    """Form or JSON values to typed report fields; returns (values, errors by field)."""
-    values, errors = {}, {}
-    for name, raw in data.items():
+    """Form or JSON values to typed report fields, by the importer's own parsers (a value reads
+    the same in a form as in a file); returns (values, errors by field)."""
+    raw, errors = {}, {}
+    for name, value in data.items():
         if name not in FIELD_TYPES or name in ("uscc", "report_year", "filed_at"):
             continue
-        typ = FIELD_TYPES[name]
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            values[name] = None
-            continue
-        if isinstance(raw, str) and (reason := text.problem(raw)):
+        if isinstance(value, str) and (reason := text.problem(value)):
             errors[name] = reason
             continue
-        try:
-            if typ == T.MONEY:
-                values[name] = float(str(raw).replace(",", "").strip())
-            elif typ == T.INT:
-                v = float(str(raw).replace(",", "").strip())
-                if not v.is_integer() or v < 0:
-                    raise ValueError
-                values[name] = int(v)
-            elif typ == T.BOOL:
-                values[name] = raw if isinstance(raw, bool) else str(raw).strip() in ("1", "true", "是", "yes", "on")
-            elif name in FIELD_CHOICES:
-                v = str(raw).strip()
-                if v not in FIELD_CHOICES[name]:
-                    v = {label: code for code, label in FIELD_CHOICES[name].items()}.get(v, v)
-                if v not in FIELD_CHOICES[name]:
-                    errors[name] = f"“{raw}”不是可选值（{'、'.join(FIELD_CHOICES[name].values())}）"
-                    continue
-                values[name] = v
-            else:
-                values[name] = str(raw).strip()
-        except ValueError:
-            errors[name] = f"“{raw}”不是{'非负整数' if typ == T.INT else '数字'}"
-            continue
-        if isinstance(values.get(name), float) and not math.isfinite(values[name]):
-            errors[name] = f"“{raw}”不是有效数字"
-            values.pop(name)
+        raw[name] = value
+    values, bad = validate.parse_values(raw, REPORT_FIELD_SPECS)
+    errors.update(bad)
     return values, errors
 
 

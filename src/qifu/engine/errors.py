@@ -17,6 +17,8 @@ class RowError:
     reason: str
 
     def line(self, label: str = "") -> str:
+        if not self.field:  # the row as a whole (too few or too many cells)
+            return f"第{self.row}行：{self.reason}"
         named = f"{self.field}（{label}）" if label else self.field
         return f"第{self.row}行 字段 {named} 值“{self.value}”：{self.reason}"
 

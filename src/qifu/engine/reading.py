@@ -16,7 +16,7 @@ from pathlib import Path
 import charset_normalizer
 import polars as pl
 
-from qifu.engine.errors import FileProblem
+from qifu.engine.errors import FileProblem, RowError
 
 XLSX_MAGIC = b"PK\x03\x04"
 GB_FAMILY = {"gb18030", "gbk", "gb2312", "hz"}
@@ -31,6 +31,9 @@ class Table:
     row_numbers: list[int]
     encoding: str
     warnings: list[str] = field(default_factory=list)
+    # Rows with fewer or more cells than the header (a file cut inside its last row): errors of
+    # their own (contract §1), left out of ``cells`` rather than padded into wrong values.
+    row_errors: list[RowError] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.row_numbers)
@@ -126,6 +129,8 @@ def _read_csv(raw: bytes) -> Table:
     except pl.exceptions.PolarsError:
         frame = None
     n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if frame is not None and _ragged(text, delimiter):
+        frame = None  # polars pads a short row with empty cells: the csv module counts them
     if frame is not None and frame.height == n_lines:
         nonblank = list(range(1, n_lines + 1))
     else:
@@ -135,6 +140,14 @@ def _read_csv(raw: bytes) -> Table:
         return _read_csv_slow(text, delimiter, encoding)
     frame = frame.select(pl.all().fill_null("").str.strip_chars())
     return _build_frame(frame, nonblank, encoding)
+
+
+def _ragged(text: str, delimiter: str) -> bool:
+    """Whether the non-blank lines differ in their number of delimiters (a short or long row,
+    a title row, or a delimiter inside quotes: the slow path tells them apart)."""
+    lines = pl.Series(text.split("\n"), dtype=pl.Utf8)
+    lines = lines.filter(lines.str.strip_chars(" \r\t,;") != "")
+    return lines.str.count_matches(delimiter, literal=True).n_unique() > 1
 
 
 def _read_csv_slow(text: str, delimiter: str, encoding: str) -> Table:
@@ -165,21 +178,22 @@ def _build_frame(frame: pl.DataFrame, line_numbers: list[int], encoding: str) ->
     headers = [h.lstrip("\ufeff").strip() for h in frame.row(start)]
     while headers and not headers[-1]:
         headers.pop()
-    if len(headers) < width:
-        extra = frame.slice(start + 1).select(frame.columns[len(headers):])
-        bad = extra.with_row_index().filter(pl.any_horizontal(pl.all().exclude("index") != ""))
-        if bad.height:
-            line = line_numbers[start + 1 + bad["index"][0]]
-            raise FileProblem(f"第{line}行的列数比表头多（表头{len(headers)}列）")
     _check_headers(headers)
-    body = frame.slice(start + 1).select(frame.columns[: len(headers)])
-    body.columns = headers
     rows = pl.Series("__line", line_numbers[start + 1 :], dtype=pl.Int64)
-    body = body.with_columns(rows)
+    data = frame.slice(start + 1).with_columns(rows)
+    row_errors: list[RowError] = []
+    if len(headers) < width:  # cells beyond the header's last named column
+        extra = pl.any_horizontal(pl.col(frame.columns[len(headers):]) != "")
+        for line in data.filter(extra)["__line"].to_list():
+            row_errors.append(RowError(line, "", f"{width}个单元格",
+                                       f"这一行有{width}个单元格，比表头的{len(headers)}列多：可能有未加引号的分隔符"))
+        data = data.filter(~extra)
+    body = data.select(*frame.columns[: len(headers)], "__line")
+    body.columns = [*headers, "__line"]
     body = body.filter(pl.any_horizontal(pl.all().exclude("__line") != ""))
-    if body.is_empty():
+    if body.is_empty() and not row_errors:
         raise FileProblem(f"文件只有表头（第{header_line}行），没有数据行")
-    return Table(headers, body.drop("__line"), body["__line"].to_list(), encoding, warnings)
+    return Table(headers, body.drop("__line"), body["__line"].to_list(), encoding, warnings, row_errors)
 
 
 def _check_headers(headers: list[str]) -> None:
@@ -262,17 +276,25 @@ def _build(numbered: list[tuple[int, list[str]]], encoding: str) -> Table:
     _check_headers(headers)
     columns: dict[str, list[str]] = {h: [] for h in headers}
     row_numbers: list[int] = []
+    row_errors: list[RowError] = []
     for line, cells in numbered[start + 1 :]:
         cells = [c.strip() for c in cells]
         if not any(cells):
             continue  # blank rows are layout, not data
+        if len(cells) < width:  # only in CSV: an Excel row has every column of the sheet
+            row_errors.append(RowError(line, "", f"{len(cells)}个单元格",
+                                       f"这一行只有{len(cells)}个单元格，表头有{width}列：文件可能在这一行被截断，"
+                                       "或行内少了分隔符；整行未导入"))
+            continue
         if len(cells) > width and any(cells[width:]):
-            raise FileProblem(f"第{line}行有{len(cells)}列，比表头多（表头{width}列）")
-        cells = (cells + [""] * width)[:width]
+            row_errors.append(RowError(line, "", f"{len(cells)}个单元格",
+                                       f"这一行有{len(cells)}个单元格，比表头的{width}列多：可能有未加引号的分隔符"))
+            continue
+        cells = cells[:width]
         for h, c in zip(headers, cells):
             columns[h].append(c)
         row_numbers.append(line)
-    if not row_numbers:
+    if not row_numbers and not row_errors:
         raise FileProblem(f"文件只有表头（第{header_line}行），没有数据行")
     cells = pl.DataFrame({h: pl.Series(h, v, dtype=pl.Utf8) for h, v in columns.items()})
-    return Table(headers, cells, row_numbers, encoding, warnings)
+    return Table(headers, cells, row_numbers, encoding, warnings, row_errors)

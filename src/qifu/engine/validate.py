@@ -7,6 +7,7 @@ decides what to do with the rows (the importer refuses the whole file if any row
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable
@@ -90,6 +91,7 @@ def parse(table: Table, kind: Kind) -> Parsed:
         out.append(value.alias(f.name))
     frame = pl.DataFrame(out)
     errors.extend(_duplicate_keys(frame, kind))
+    errors.extend(table.row_errors)
     return Parsed(frame, errors, table.warnings + warnings, [n for n in kind.names if n in frame.columns])
 
 
@@ -161,19 +163,23 @@ def _parse_uscc(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
     return col, checked
 
 
+# What a database integer column holds. A headcount that reads as a whole number but is
+# impossible (negative, or more than anyone employs) is stored as filed and reported by a
+# `block` rule (FM-08); only what cannot be stored at all is a row error (contract §1).
+MAX_INT = 2_147_483_647
+
+
 def _parse_int(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
     s = col.str.replace_all(",", "")
     is_int = s.str.contains(r"^[+-]?[0-9]+(\.0+)?$")
-    number = s.str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
+    number = s.str.replace(r"\.0+$", "").str.strip_prefix("+").cast(pl.Int64, strict=False)
     reason = pl.select(
         pl.when(s.str.contains(r"^[+-]?[0-9]*\.[0-9]+$"))
         .then(pl.lit("人数必须是整数"))
         .when(~is_int)
         .then(pl.lit("不是整数"))
-        .when(number.is_null() | (number > 10_000_000))
-        .then(pl.lit("数值过大"))
-        .when(number < 0)
-        .then(pl.lit("不能为负数"))
+        .when(number.is_null() | (number.abs() > MAX_INT))
+        .then(pl.lit("数值超出可保存的范围"))
         .otherwise(None)
     ).to_series()
     return number, reason
@@ -204,10 +210,8 @@ def _parse_money(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
         .when(s.str.contains(r"\.[0-9]{7,}$"))
         .then(pl.lit("金额最多保留6位小数（单位：万元）"))
         .when(int_digits > MAX_INTEGER_DIGITS)
-        .then(pl.lit("金额过大"))
-        .when(pl.lit(not f.negative_ok) & s.str.starts_with("-") & s.str.contains(r"[1-9]"))
-        .then(pl.lit("不能为负数"))
-        .otherwise(None)
+        .then(pl.lit(f"金额过大（超过{MAX_INTEGER_DIGITS}位整数，无法保存）"))
+        .otherwise(None)  # a negative amount is what was filed: FM-08 reports it
     ).to_series()
     value = pl.select(pl.when(reason.is_null()).then(s).otherwise(None)).to_series()
     return value.cast(MONEY_DTYPE, strict=False), reason
@@ -301,3 +305,46 @@ PARSERS: dict[T, Callable[[pl.Series, Field], tuple[pl.Series, pl.Series]]] = {
     T.BOOL: _parse_bool,
     T.ENUM: _parse_enum,
 }
+
+
+def as_text(value) -> str:
+    """A form's or a JSON body's value as the text a file would hold: a float by its decimal
+    digits (1e-05 is 0.00001; 1e308 is 309 digits, which the money parser refuses as too large),
+    a boolean as 1 or 0."""
+    from decimal import Decimal
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        if abs(value) < 1e15 and abs(value * 1e6 - round(value * 1e6)) <= 1e-3:
+            # binary noise below a millionth (1296.2461900000001): the six decimals it stands
+            # for, with FM-07's own tolerance; a real seventh decimal stays and is refused
+            return format(Decimal(f"{value:.6f}").normalize(), "f")
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value).strip()
+
+
+def parse_values(raw: dict[str, object], fields: dict[str, Field]) -> tuple[dict, dict[str, str]]:
+    """One record (a self-check form, a JSON body) typed by the importer's own parsers, so that
+    a value means the same in a form as in a file. Returns (values, reasons by field); an empty
+    value is None."""
+    values: dict = {}
+    errors: dict[str, str] = {}
+    for name, raw_value in raw.items():
+        f = fields[name]
+        text = as_text(raw_value)
+        if not text:
+            values[name] = None
+            continue
+        value, reason = PARSERS[f.type](pl.Series(name, [text], dtype=pl.Utf8), f)
+        if reason[0] is not None:
+            errors[name] = f"“{text[:40]}”：{reason[0]}"
+        else:
+            values[name] = value[0]
+    return values, errors

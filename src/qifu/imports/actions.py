@@ -141,6 +141,7 @@ def _dtype_of(model, column: str) -> pl.DataType:
         "DateTimeField": pl.Datetime("us", "UTC"),
         "BooleanField": pl.Boolean,
         "PositiveIntegerField": pl.Int64,
+        "IntegerField": pl.Int64,
         "PositiveSmallIntegerField": pl.Int64,
         "BigAutoField": pl.Int64,
     }.get(internal, pl.Utf8)

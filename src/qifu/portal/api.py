@@ -1,4 +1,4 @@
-"""JSON API for the enterprise portal and the self-check (OpenAPI at /api/v1/openapi.json).
+"""The enterprise portal's JSON endpoints and the self-check (``qifu.api``, /api/v1/).
 
 Every endpoint needs a signed-in enterprise session (the portal's one-time-code sign-in) and,
 for changes, Django's CSRF token in the ``X-CSRFToken`` header.
@@ -10,7 +10,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from ninja import Field, NinjaAPI, Schema, Status
+from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyCookie
 
 from qifu.checks import single
@@ -32,14 +32,7 @@ class PortalSession(APIKeyCookie):
         return entity
 
 
-api = NinjaAPI(
-    title="企服 qifu 企业端 API", version="1.0.0", urls_namespace="api",
-    description="企业登录后查看年报问题、提交说明、年报自检。金额单位：万元。",
-    auth=PortalSession(),
-    # Swagger UI is served from the package (django-ninja's static files, "ninja" in
-    # INSTALLED_APPS), never from a CDN: government networks are closed.
-    docs_url="/docs",
-)
+router = Router(auth=PortalSession(), tags=["企业端"])
 
 
 class Me(Schema):
@@ -79,27 +72,35 @@ class Problem(Schema):
 
 class SelfCheckIn(Schema):
     figures: dict[str, str | float | int | bool | None] = Field(
-        description="年报字段（契约字段名）到填报值；只返回涉及所填字段的问题", examples=[{"total_revenue": 12500000}])
+        description="年报字段（契约字段名）到填报值；只返回涉及所填字段的问题。金额单位万元，整数部分最多14位"
+                    "（绝对值小于 1e14），最多6位小数；人数为整数，绝对值不超过 2147483647。"
+                    "无法识别或超出范围的值答 422，并按字段说明原因。",
+        examples=[{"total_revenue": 1250}])
 
 
 class SelfCheckOut(Schema):
     report_year: int
     problems: list[Problem]
-    errors: dict[str, str] = Field(description="无法识别的值，按字段")
+    errors: dict[str, str] = Field(description="无法识别的值，按字段（答 200 时为空）")
+
+
+class FieldErrors(Schema):
+    detail: str
+    errors: dict[str, str] = Field(description="无法识别、超出范围或不属于本类主体年报的值，按字段")
 
 
 class Error(Schema):
     detail: str
 
 
-@api.get("/me", response=Me, summary="当前登录的主体")
+@router.get("/me", response=Me, summary="当前登录的主体")
 def me(request):
     e = request.entity
     return {"uscc": e.uscc, "name": e.name, "entity_type": e.entity_type, "town": e.town.name,
             "report_year": single.season_year()}
 
 
-@api.get("/findings", response=list[FindingOut], summary="本主体当前申报季的年报问题")
+@router.get("/findings", response=list[FindingOut], summary="本主体当前申报季的年报问题")
 def findings(request):
     qs = Finding.objects.filter(entity=request.entity, report_year=single.season_year()).order_by("id")
     return [_finding(f) for f in qs]
@@ -110,7 +111,7 @@ def _finding(f: Finding) -> dict:
             "message": f.message, "suggestion": f.suggestion, "status": f.status}
 
 
-@api.post("/findings/{finding_id}/explanation", response={201: ExplanationOut, 400: Error, 404: Error},
+@router.post("/findings/{finding_id}/explanation", response={201: ExplanationOut, 400: Error, 404: Error},
           summary="说明数值无误")
 def explain(request, finding_id: int, body: ExplanationIn):
     finding = get_object_or_404(Finding, pk=finding_id, entity=request.entity)
@@ -121,16 +122,18 @@ def explain(request, finding_id: int, body: ExplanationIn):
     return Status(201, {"id": item.id, "status": item.status})
 
 
-@api.post("/selfcheck", response=SelfCheckOut, summary="年报自检：用与批量校验相同的规则检查填报值")
+@router.post("/selfcheck", response={200: SelfCheckOut, 422: FieldErrors},
+          summary="年报自检：用与批量校验相同的规则检查填报值")
 def selfcheck(request, body: SelfCheckIn):
     entity = request.entity
     year = single.season_year()
     allowed = set(forms.names_for(entity.entity_type))
-    figures = {k: (None if v is None else v if isinstance(v, bool) else str(v)) for k, v in body.figures.items()}
-    unknown = {k: "不是本类主体年报的字段" for k in figures if k not in allowed}
-    values, errors = single.parse_figures({k: v for k, v in figures.items() if k in allowed})
+    unknown = {k[:60]: "不是本类主体年报的字段" for k in body.figures if k not in allowed}
+    values, errors = single.parse_figures({k: v for k, v in body.figures.items() if k in allowed})
     errors.update(unknown)
+    if errors:
+        return Status(422, {"detail": "以下字段的值无法识别：" + "、".join(sorted(errors)), "errors": errors})
     problems = single.check(entity, year, values, only_fields=set(values)) if values else []
-    return {"report_year": year, "errors": errors,
+    return {"report_year": year, "errors": {},
             "problems": [{"rule_id": p["rule_id"], "severity": p["severity"], "fields": p["fields"].split(";"),
                           "message": p["message"], "suggestion": p["suggestion"]} for p in problems]}

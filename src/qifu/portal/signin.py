@@ -108,6 +108,10 @@ def request_code(raw_uscc: str, channel: str, ip: str | None = None, now: dt.dat
         raise SignInError("当前获取验证码的人较多，请稍后再试")
     entity = Entity.objects.filter(uscc=code18).first()
     recipient = destinations(entity).get(channel) if entity else None
+    if recipient and channel == "sms" and config.get("QIFU_SMS_BACKEND") is None and not config.is_demo():
+        # no gateway: the fallback writes texts to files, and a code must not lie on a disk
+        log.error("未配置短信通道（QIFU_SMS_BACKEND），登录验证码短信未发送")
+        recipient = None
     if recipient:
         code = f"{secrets.randbelow(10**6):06d}"
         with transaction.atomic():

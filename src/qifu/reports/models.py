@@ -9,8 +9,9 @@ def _money(label: str) -> models.DecimalField:
     return models.DecimalField(label, **MONEY)
 
 
-def _count(label: str) -> models.PositiveIntegerField:
-    return models.PositiveIntegerField(label, null=True, blank=True)
+def _count(label: str) -> models.IntegerField:
+    # Not Positive: a negative headcount is stored as filed and reported by FM-08 (contract §1).
+    return models.IntegerField(label, null=True, blank=True)
 
 
 class AnnualReport(models.Model):

@@ -20,7 +20,7 @@ class TaxRecord(models.Model):
 class SocialRecord(models.Model):
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="social_records", db_column="uscc")
     year = models.PositiveSmallIntegerField("年度")
-    insured_count = models.PositiveIntegerField("年末参保人数", null=True, blank=True)
+    insured_count = models.IntegerField("年末参保人数", null=True, blank=True)  # stored as received
     arrears = models.DecimalField("欠缴金额", **MONEY)
     imported_at = models.DateTimeField("导入时间")
 

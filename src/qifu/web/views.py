@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from qifu import text
+from qifu import spreadsheets, text
 from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.accounts.models import AuditEvent
@@ -122,25 +122,23 @@ def entities(request):
 @staff_required
 def entities_export(request):
     """The same list as an Excel workbook (personal data masked, the export audited)."""
-    from openpyxl import Workbook
-
     qs, f, year = _entity_list(request)
-    wb = Workbook(write_only=True)
+    wb = spreadsheets.workbook()
     ws = wb.create_sheet("市场主体")
-    ws.append(["统一社会信用代码", "名称", "主体类型", "所属镇街", "登记状态", "成立日期", "法定代表人", "联系电话",
+    spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "所属镇街", "登记状态", "成立日期", "法定代表人", "联系电话",
                f"{year}年度年报" if year else "年报"])
     filed = set()
     if year:
         filed = set(AnnualReport.objects.filter(report_year=year, is_current=True, entity__in=qs).values_list("entity_id", flat=True))
     n = 0
     for e in qs.iterator(chunk_size=2000):
-        ws.append([e.uscc, e.name, e.get_entity_type_display(), e.town.name, e.get_status_display(), e.established_on,
+        spreadsheets.append(ws, [e.uscc, e.name, e.get_entity_type_display(), e.town.name, e.get_status_display(), e.established_on,
                    masking.name(e.legal_rep), masking.phone(e.phone), "已报" if e.uscc in filed else "未报"])
         n += 1
     buf = io.BytesIO()
     wb.save(buf)
     scope.audit(request, AuditEvent.Action.EXPORT, detail=f"市场主体 {n} 行；筛选 {json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)}")
-    response = HttpResponse(buf.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
     response["Content-Disposition"] = f"attachment; filename=\"entities-{timezone.localdate():%Y%m%d}.xlsx\""
     return response
 

@@ -37,7 +37,7 @@
       const data = await response.json();
       waiting.remove();
       if (!response.ok) {
-        add("bot error", data.error || "出错了，请稍后再试。");
+        add("bot error", data.detail || "出错了，请稍后再试。");
         return;
       }
       add(data.handoff ? "bot handoff" : "bot", data.answer,

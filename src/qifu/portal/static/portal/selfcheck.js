@@ -19,11 +19,12 @@
       headers: {"Content-Type": "application/json", "X-CSRFToken": token},
       body: JSON.stringify({figures: figures()}),
     });
-    if (!res.ok) return;
+    if (!res.ok && res.status !== 422) return;
     const body = await res.json();
     out.replaceChildren();
-    const errs = Object.entries(body.errors);
+    const errs = Object.entries(body.errors || {});
     if (errs.length) out.append(text("p", "error", "有 " + errs.length + " 个值无法识别：" + errs.map(([k, v]) => v).join("；")));
+    if (res.status === 422) return;
     if (!body.problems.length) { out.append(text("h2", "", "没有发现问题")); return; }
     out.append(text("h2", "", "发现 " + body.problems.length + " 处需要核实"));
     for (const p of body.problems) {

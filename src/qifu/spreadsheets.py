@@ -1,0 +1,35 @@
+"""Excel workbooks for staff. Every export writes its rows through ``append``, so that no text
+that came from a filer or a source file (a name beginning with "=", "+", "-" or "@") becomes a
+live formula when the file is opened: such a cell is written as text, with Excel's own
+"quote prefix" so that editing it keeps it text. Django-free."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from openpyxl import Workbook
+from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def workbook() -> Workbook:
+    """A streaming workbook (rows are written as they come, not held in memory)."""
+    return Workbook(write_only=True)
+
+
+def text_cell(ws, value: str):
+    cell = WriteOnlyCell(ws, value) if isinstance(ws, WriteOnlyWorksheet) else Cell(ws, value=value)
+    cell.data_type = "s"
+    cell.quotePrefix = True
+    return cell
+
+
+def safe(ws, value):
+    return text_cell(ws, value) if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def append(ws, values: Iterable) -> None:
+    ws.append([safe(ws, v) for v in values])
