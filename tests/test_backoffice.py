@@ -236,7 +236,7 @@ def test_officer_closes_a_call_task_of_their_township(client, checked_county):
         m = OutboxMessage.objects.create(key=f"task-test:{ent.uscc}", entity=ent, purpose="filing", channel="call",
                                          recipient=ent.phone or "", body="", reason="多次短信未送达", planned_for="2026-06-20",
                                          next_attempt_at=timezone.now(), status="task")
-        tasks.append(ContactTask.objects.create(message=m, entity=ent, town=ent.town, channel="call", due_on="2026-06-20"))
+        tasks.append(ContactTask.objects.create(message=m, entity=ent, channel="call", due_on="2026-06-20"))
     login(client, checked_county, "officer")
     listing = client.get("/tasks/").content.decode()
     assert e.name in listing and other.name not in listing
@@ -458,3 +458,73 @@ def test_exports_write_formula_like_text_as_text(client, checked_county, tmp_pat
                                  "fields": ["phone"], "message": ["=1+1"], "suggestion": ["@x"]}), tmp_path / "f.xlsx")
     row = list(openpyxl.load_workbook(tmp_path / "f.xlsx").active.iter_rows(min_row=2))[0]
     assert [c.data_type for c in row[5:7]] == ["s", "s"]
+
+
+def test_an_explanation_is_reviewed_once(client, checked_county):
+    finding = Finding.objects.filter(status="open").first()
+    item = corrections.explain(finding, "年末新购厂房，资产属实")
+    login(client, checked_county, "admin")
+    client.post(reverse("explanation-review", args=[item.id]), {"decision": "accept"})
+    r = client.post(reverse("explanation-review", args=[item.id]), {"decision": "reject"}, follow=True)
+    assert "不能再次复核" in r.content.decode()
+    item.refresh_from_db()
+    finding.refresh_from_db()
+    assert (item.status, finding.status) == ("accepted", "confirmed")
+
+
+def test_a_call_task_follows_its_entity_to_another_township(client, checked_county, tmp_path):
+    import polars as pl
+    from django.utils import timezone
+
+    from qifu.imports.actions import import_file
+
+    own, other = checked_county["own_town"], checked_county["other_town"]
+    ent = Entity.objects.filter(town=other).order_by("uscc").first()
+    m = OutboxMessage.objects.create(key=f"task-move:{ent.uscc}", entity=ent, purpose="filing", channel="call",
+                                     recipient="", body="", reason="短信未送达", planned_for="2026-06-20",
+                                     next_attempt_at=timezone.now(), status="task")
+    ContactTask.objects.create(message=m, entity=ent, channel="call", due_on="2026-06-20")
+    officer = login(client, checked_county, "officer")
+    assert ent.name not in officer.get("/tasks/").content.decode()
+    registry = pl.read_csv(checked_county["folder"] / "registry.csv", infer_schema=False)
+    registry.filter(pl.col("uscc") == ent.uscc).with_columns(pl.lit(own.name).alias("town")).write_csv(tmp_path / "moved.csv")
+    import_file("registry", tmp_path / "moved.csv")
+    assert ent.name in officer.get("/tasks/").content.decode()
+
+
+def test_staff_change_their_own_password(client, checked_county):
+    login(client, checked_county, "leader")
+    assert client.get("/password/").status_code == 200
+    r = client.post("/password/", {"old_password": "wrong", "new_password1": "x", "new_password2": "x"})
+    assert r.status_code == 200 and "error" in r.content.decode()
+    client.post("/password/", {"old_password": "leader-pw-for-tests", "new_password1": "Qifu-2026-leader",
+                               "new_password2": "Qifu-2026-leader"})
+    assert client.get("/").status_code == 200  # still signed in
+    assert Client().post("/login/", {"username": "leader", "password": "Qifu-2026-leader"}).status_code == 302
+
+
+def test_an_administrator_made_by_the_command_can_use_django_admin(checked_county):
+    from qifu.accounts.actions import assign_role
+
+    user, password = assign_role("new-admin", "admin")
+    client = Client()
+    assert client.post("/login/", {"username": "new-admin", "password": password}).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/registry/entity/").status_code == 200
+    assign_role("new-admin", "leader")  # moved to a read-only role: no admin any more
+    assert client.get("/admin/registry/entity/").status_code == 302
+
+
+def test_the_client_address_comes_from_a_trusted_proxy_only(monkeypatch):
+    from django.test import RequestFactory
+
+    from qifu.accounts.clients import _trusted, client_ip
+
+    rf = RequestFactory()
+    forged = rf.get("/", REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="10.9.9.9")
+    assert client_ip(forged) == "203.0.113.5"  # no trusted proxy configured: the header is ignored
+    monkeypatch.setenv("QIFU_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")
+    _trusted.cache_clear()
+    proxied = rf.get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.23, 10.0.0.2")
+    assert client_ip(proxied) == "198.51.100.23"  # the right-most address the proxies did not add
+    assert client_ip(forged) == "203.0.113.5"  # not from a trusted proxy: its header is not believed

@@ -38,7 +38,9 @@ def assign_role(username: str, role: str, town: str | None = None) -> tuple[obje
         if user is None:
             password = secrets.token_urlsafe(12)
             user = User.objects.create_user(username, password=password)
-        user.is_staff = role == StaffProfile.Role.ADMIN  # Django admin only for administrators
-        user.save(update_fields=["is_staff"])
+        # Django admin (后台管理) only for administrators, with every permission there, as
+        # docs/web.md says; an account moved to another role loses it.
+        user.is_staff = user.is_superuser = role == StaffProfile.Role.ADMIN
+        user.save(update_fields=["is_staff", "is_superuser"])
         StaffProfile.objects.update_or_create(user=user, defaults={"role": role, "town": township})
     return user, password

@@ -103,7 +103,7 @@ def notify(year: int, today: dt.date) -> NotifyResult:
                 notice.message = message
                 notice.save(update_fields=["message"])
                 if channel in ("call", "visit"):
-                    ContactTask.objects.create(message=message, entity=entity, town=entity.town, channel=channel,
+                    ContactTask.objects.create(message=message, entity=entity, channel=channel,
                                                due_on=today)
                 n_notices += 1
                 channels[channel] += 1
@@ -127,8 +127,16 @@ def explain(finding: Finding, reason: str) -> Explanation:
 
 
 def review(explanation: Explanation, user, accept: bool, note: str = "") -> None:
-    note = text.clean(note, 500)
+    """Accept or reject a pending explanation, once: a second review (a double click, two staff
+    at once) is refused, so the first decision and its reviewer stand."""
+    try:
+        note = text.clean(note, 500)
+    except ValueError as e:
+        raise ValueError(f"复核意见{e}") from None
     with transaction.atomic():
+        explanation = Explanation.objects.select_for_update().get(pk=explanation.pk)
+        if explanation.status != Explanation.Status.PENDING:
+            raise ValueError(f"这条说明已由{explanation.reviewed_by}复核（{explanation.get_status_display()}），不能再次复核")
         explanation.status = Explanation.Status.ACCEPTED if accept else Explanation.Status.REJECTED
         explanation.reviewed_by = user
         explanation.reviewed_at = timezone.now()

@@ -311,7 +311,6 @@ def run_day(today: dt.date, out: Path | None = None) -> RunResult:
                .group_by("channel", "key_to", maintain_order=True)
                .agg(pl.col("uscc"), pl.col("name"), pl.col("legal_rep").fill_null(""),
                     pl.col("recipient").first(), pl.col("reason").first(), pl.col("group").first()))
-    towns = dict(zip(rows["uscc"].to_list(), rows["town_id"].to_list()))
     adapt = connection.ops.adapt_datetimefield_value
     now, at, day = adapt(timezone.now()), adapt(send_at), connection.ops.adapt_datefield_value(today)
     messages = [
@@ -330,9 +329,9 @@ def run_day(today: dt.date, out: Path | None = None) -> RunResult:
         created = list(OutboxMessage.objects.filter(planned_for=today, status=OutboxMessage.Status.TASK,
                                                     task__isnull=True).only("id", "entity_id", "channel", "purpose",
                                                                             "also_for"))
-        cur.executemany(f"INSERT INTO {ContactTask._meta.db_table} (message_id, uscc, town_id, channel, due_on, status, "
-                        "outcome) VALUES (%s, %s, %s, %s, %s, 'open', '')",
-                        [(m.id, m.entity_id, towns[m.entity_id], m.channel, day) for m in created])
+        cur.executemany(f"INSERT INTO {ContactTask._meta.db_table} (message_id, uscc, channel, due_on, status, "
+                        "outcome) VALUES (%s, %s, %s, %s, 'open', '')",
+                        [(m.id, m.entity_id, m.channel, day) for m in created])
         sender.record_history(created, send_at)
     timings["store"] = time.perf_counter() - started - timings["decide"]
     sent = sender.send_due(now=send_at)

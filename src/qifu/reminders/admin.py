@@ -30,6 +30,6 @@ class OutboxMessageAdmin(MaskedFieldsAdmin):
 
 @admin.register(ContactTask)
 class ContactTaskAdmin(admin.ModelAdmin):
-    list_display = ("due_on", "channel", "entity", "town", "status")
-    list_filter = ("status", "channel", "town")
+    list_display = ("due_on", "channel", "entity", "status")
+    list_filter = ("status", "channel", "entity__town")
     raw_id_fields = ("entity", "message")

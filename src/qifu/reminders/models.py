@@ -67,7 +67,8 @@ class OutboxMessage(models.Model):
 
 
 class ContactTask(models.Model):
-    """A call or a visit for the township's staff, closed with an outcome."""
+    """A call or a visit for the staff of the entity's township (whichever it is now: a task
+    follows its entity when a registry import moves it), closed with an outcome."""
 
     class Status(models.TextChoices):
         OPEN = "open", "待办"
@@ -75,7 +76,6 @@ class ContactTask(models.Model):
 
     message = models.OneToOneField(OutboxMessage, on_delete=models.CASCADE, related_name="task")
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="contact_tasks", db_column="uscc")
-    town = models.ForeignKey("registry.Township", on_delete=models.PROTECT)
     channel = models.CharField("方式", max_length=10, choices=CHANNELS)
     due_on = models.DateField("办理日期")
     status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.OPEN)
@@ -83,7 +83,7 @@ class ContactTask(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "电话与上门任务"
-        indexes = [models.Index(fields=["town", "status", "due_on"])]
+        indexes = [models.Index(fields=["status", "due_on"])]
 
 
 class OptOut(models.Model):

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", views.password_change, name="password-change"),
     path("entities/", views.entities, name="entities"),
     path("entities/export.xlsx", views.entities_export, name="entities-export"),
     path("entities/<str:uscc>/", views.entity, name="entity"),

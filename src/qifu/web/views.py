@@ -225,7 +225,7 @@ def add_note(request, uscc: str):
 
 @staff_required
 def tasks(request):
-    qs = scope.filter_by_town(ContactTask.objects.select_related("entity", "town", "message"), request.user)
+    qs = scope.filter_by_town(ContactTask.objects.select_related("entity__town", "message"), request.user, "entity__town")
     status = request.GET.get("status", "open")
     if status in ("open", "done"):
         qs = qs.filter(status=status)
@@ -240,7 +240,7 @@ OUTCOMES = ("已接通，答应按时报送", "已接通，已报送", "已接�
 @staff_required(write=True)
 @require_POST
 def close_task(request, task_id: int):
-    task = get_object_or_404(scope.filter_by_town(ContactTask.objects.all(), request.user), pk=task_id)
+    task = get_object_or_404(scope.filter_by_town(ContactTask.objects.all(), request.user, "entity__town"), pk=task_id)
     outcome = request.POST.get("outcome", "")
     if outcome not in OUTCOMES:
         messages.error(request, "请选择办理结果")
@@ -297,10 +297,25 @@ def review(request, explanation_id: int):
         corrections.review(item, request.user, accept=request.POST.get("decision") == "accept",
                            note=request.POST.get("note", ""))
     except ValueError as err:
-        messages.error(request, f"复核意见{err}")
+        messages.error(request, str(err))
         return redirect("corrections")
     messages.success(request, "复核已记录")
     return redirect("corrections")
+
+
+@staff_required
+def password_change(request):
+    """Staff change their own password (`qifu staff` prints a first one and says to change it)."""
+    from django.contrib.auth import update_session_auth_hash
+    from django.contrib.auth.forms import PasswordChangeForm
+
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        update_session_auth_hash(request, user)  # this session stays signed in; others end
+        messages.success(request, "密码已修改")
+        return redirect("home")
+    return render(request, "web/password_change.html", {"form": form})
 
 
 def healthz(request):
