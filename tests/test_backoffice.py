@@ -528,3 +528,35 @@ def test_the_client_address_comes_from_a_trusted_proxy_only(monkeypatch):
     proxied = rf.get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.23, 10.0.0.2")
     assert client_ip(proxied) == "198.51.100.23"  # the right-most address the proxies did not add
     assert client_ip(forged) == "203.0.113.5"  # not from a trusted proxy: its header is not believed
+
+
+def test_correction_notices_follow_the_rules_of_decency(checked_county):
+    """Notices use the reminders' own rules (reminders.decency): an entity texted two days ago
+    is notified a week later, not now; an opted-out mobile gets an email instead; +86 numbers
+    are mobiles for both."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from qifu.reminders.models import OptOut, ReminderRecord
+
+    today = dt.date(2026, 5, 10)
+    candidates = list(Finding.objects.filter(report_year=2025, status="open", severity__in=["block", "high"])
+                      .values_list("entity_id", flat=True).distinct()[:3])
+    recent, opted, plus86 = (Entity.objects.get(pk=u) for u in candidates)
+    ReminderRecord.objects.create(entity=recent, sent_at=timezone.make_aware(dt.datetime(2026, 5, 8, 9)),
+                                  channel="sms", purpose="filing", status="delivered", imported_at=timezone.now())
+    from qifu.reports.models import AnnualReport
+
+    AnnualReport.objects.filter(entity=opted, report_year=2025).update(phone="13905740001", email="boss@example.cn")
+    Entity.objects.filter(pk=opted.pk).update(phone="13905740001", email="boss@example.cn")
+    OptOut.objects.create(recipient="13905740001")
+    AnnualReport.objects.filter(entity=plus86, report_year=2025).update(phone="+86-13905740002")
+    result = corrections.notify(2025, today)
+    assert result.deferred >= 1
+    assert not CorrectionNotice.objects.filter(entity=recent).exists()
+    assert CorrectionNotice.objects.get(entity=opted).message.channel == "email"
+    assert CorrectionNotice.objects.get(entity=opted).message.recipient == "boss@example.cn"
+    assert CorrectionNotice.objects.get(entity=plus86).message.recipient == "+86-13905740002"
+    later = corrections.notify(2025, today + dt.timedelta(days=7))
+    assert CorrectionNotice.objects.filter(entity=recent).exists() and later.notices >= 1

@@ -58,3 +58,25 @@ def test_schedule_respects_the_rules_of_decency(plan_name):
     assert len(steps) <= 4
     assert all((b - a).days >= 7 for a, b in zip(days, days[1:]))
     assert all(d <= dt.date(2027, 6, 30) for d in days)
+
+
+def test_the_blanket_practice_is_configuration(monkeypatch):
+    import datetime as dt
+
+    import pytest
+
+    from qifu import config
+    from qifu.engine.synth import behaviour as bh
+    from qifu.reminders import practice
+
+    default = practice.blanket()
+    # the synthetic county's bureau followed the documented default practice
+    assert [(m, d) for m, d, c in default.days if c == "sms"] == list(bh.BLANKET_SMS)
+    assert [(m, d) for m, d, c in default.days if c == "call"] == [bh.BLANKET_CALL]
+    monkeypatch.setenv("QIFU_BLANKET_PRACTICE", "sms:05-20,03-10;call:06-18")
+    mine = practice.blanket()
+    assert mine.text_days(2027) == [dt.date(2027, 3, 10), dt.date(2027, 5, 20)]
+    assert mine.channel_on(dt.date(2027, 6, 18)) == "call" and mine.channel_on(dt.date(2027, 3, 1)) == ""
+    monkeypatch.setenv("QIFU_BLANKET_PRACTICE", "sms:13-40")
+    with pytest.raises(config.ConfigError, match="月-日"):
+        practice.blanket()

@@ -206,7 +206,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     r = notify(args.year, args.date)
     channels = "，".join(f"{k} {v}" for k, v in sorted(r.by_channel.items())) or "无"
     print(f"{args.year} 年度：新发更正通知 {r.notices} 份，涉及问题 {r.findings} 个（渠道：{channels}）。"
-          f"短信和邮件由 qifu remind send 发出，电话任务见工作台。")
+          f"短信和邮件由 qifu remind send 发出，电话任务见工作台。"
+          + (f"另有 {r.deferred} 户因提醒间隔或本季上限暂缓，之后再发。" if r.deferred else ""))
     return 0
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+import polars as pl
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -14,10 +14,10 @@ from django.utils import timezone
 from qifu import text
 from qifu.checks.models import Finding
 from qifu.corrections.models import CorrectionNotice, Explanation
-from qifu.reminders.models import ContactTask, OptOut, OutboxMessage
+from qifu.reminders import decency
+from qifu.reminders.models import ContactTask, OutboxMessage
 from qifu.reports.models import AnnualReport
 
-MOBILE = re.compile(r"1[3-9][0-9]{9}")
 NOTIFY_SEVERITIES = ("block", "high", "medium")
 HANDLED = ("resolved", "confirmed")
 
@@ -30,22 +30,6 @@ def deadline(year: int) -> dt.date:
 def needs_notice(severities: list[str]) -> bool:
     """A block or high finding, or two or more medium ones."""
     return any(s in ("block", "high") for s in severities) or severities.count("medium") >= 2
-
-
-def _contact(entity, report) -> tuple[str, str]:
-    """(channel, recipient): a mobile number for a text, else an email, else a call task, else
-    (no number at all) a visit by the township."""
-    opted_out = set(OptOut.objects.filter(
-        recipient__in=[v for v in (report and report.phone, entity.phone, report and report.email, entity.email) if v]
-    ).values_list("recipient", flat=True))
-    for phone in (report and report.phone, entity.phone):
-        if phone and MOBILE.fullmatch(phone.strip()) and phone not in opted_out:
-            return "sms", phone.strip()
-    for email in (report and report.email, entity.email):
-        if email and "@" in email and email not in opted_out:
-            return "email", email.strip()
-    phone = (report and report.phone) or entity.phone or ""
-    return ("call", phone) if phone.strip() else ("visit", "")
 
 
 def notice_text(entity, year: int, findings: list[Finding], due: dt.date) -> str:
@@ -62,6 +46,20 @@ class NotifyResult:
     notices: int
     findings: int
     by_channel: dict[str, int]
+    deferred: int = 0  # entities contacted too recently or too often this season: notified on a later day
+
+
+def _contacts(entities: dict, reports: dict, today: dt.date) -> pl.DataFrame:
+    """Per entity to notify: whether the rules of decency allow a contact today, and the channel
+    and recipient (the contacts as filed first, then as registered)."""
+    usccs = list(entities)
+    rep = [reports.get(u) for u in usccs]
+    frame = pl.DataFrame({
+        "uscc": usccs, "channel": ["sms"] * len(usccs),
+        "phone": [r.phone if r else None for r in rep], "alt_phone": [entities[u].phone for u in usccs],
+        "email": [r.email if r else None for r in rep], "alt_email": [entities[u].email for u in usccs],
+    }, schema={c: pl.Utf8 for c in ("uscc", "channel", "phone", "alt_phone", "email", "alt_email")})
+    return decency.resolve_channel(decency.flag(frame, decency.history_stats(today, usccs), today))
 
 
 def notify(year: int, today: dt.date) -> NotifyResult:
@@ -77,16 +75,20 @@ def notify(year: int, today: dt.date) -> NotifyResult:
     due = deadline(year)
     now = timezone.now()
     channels: Counter = Counter()
-    n_notices = n_findings = 0
+    n_notices = n_findings = deferred = 0
+    by_entity = {u: found for u, found in by_entity.items() if needs_notice([f.severity for f in found])}
     reports = {r.entity_id: r for r in AnnualReport.objects.filter(
         report_year=year, is_current=True, entity_id__in=list(by_entity))}
-    for uscc, found in by_entity.items():
-        if not needs_notice([f.severity for f in found]):
+    contacts = _contacts({u: found[0].entity for u, found in by_entity.items()}, reports, today) if by_entity else None
+    for row in contacts.iter_rows(named=True) if contacts is not None else ():
+        uscc, channel, recipient = row["uscc"], row["channel"], row["recipient"]
+        if not (row["spaced"] and row["capped"]):
+            deferred += 1  # the findings stay unnotified; a later day's notify takes them
             continue
+        found = by_entity[uscc]
         entity = found[0].entity
         order = {"block": 0, "high": 1, "medium": 2}
         found.sort(key=lambda f: (order[f.severity], f.rule_key))
-        channel, recipient = _contact(entity, reports.get(uscc))
         with transaction.atomic():
             notice, created = CorrectionNotice.objects.get_or_create(
                 entity=entity, report_year=year, issued_on=today,
@@ -109,7 +111,7 @@ def notify(year: int, today: dt.date) -> NotifyResult:
                 channels[channel] += 1
             notice.findings.add(*found)
             n_findings += len(found)
-    return NotifyResult(n_notices, n_findings, dict(channels))
+    return NotifyResult(n_notices, n_findings, dict(channels), deferred)
 
 
 def explain(finding: Finding, reason: str) -> Explanation:

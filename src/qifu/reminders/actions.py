@@ -27,10 +27,9 @@ from qifu import config, db
 from qifu.engine import reference
 from qifu.engine.contract import REMINDERS_SENT_COLUMNS
 from qifu.engine.reminders import features, policy
-from qifu.engine.synth import behaviour as bh
 from qifu.imports.models import ImportRun
-from qifu.reminders import sender
-from qifu.reminders.models import ContactTask, OptOut, OutboxMessage
+from qifu.reminders import decency, practice, sender
+from qifu.reminders.models import ContactTask, OutboxMessage
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -207,8 +206,7 @@ def decide(today: dt.date, data: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame,
     idx, ch = policy.due_today(plan, fy, day)
     channel[idx] = ch
     if (config.get("QIFU_HOLDOUT_POLICY", "blanket") or "blanket") == "blanket":
-        blanket = {bh.day_of(fy, m, d): "sms" for m, d in bh.BLANKET_SMS} | {bh.day_of(fy, *bh.BLANKET_CALL): "call"}
-        holdout_channel = blanket.get(day, "")
+        holdout_channel = practice.blanket().channel_on(today)
     else:
         holdout_channel = ""
     channel[holdout] = holdout_channel
@@ -232,51 +230,13 @@ def decide(today: dt.date, data: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame,
 
 
 def _decent(rows: pl.DataFrame, today: dt.date, data) -> pl.DataFrame:
-    """Rules of decency: spacing, season cap, opt-outs, and a channel that can reach them."""
-    min_days = int(config.get("QIFU_MIN_DAYS_BETWEEN", "7") or 7)
-    cap = int(config.get("QIFU_MAX_PER_SEASON", "4") or 4)
-    season_start = dt.date(today.year, 1, 1)
-    # Sent messages and tasks are already in the history (sender.record_history); only messages
-    # still waiting to go out are added, so that no contact is counted twice.
-    waiting = OutboxMessage.objects.filter(
-        planned_for__gte=season_start,
-        status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING, OutboxMessage.Status.UNKNOWN],
-    ).values_list("entity_id", "planned_for")
-    waiting = pl.DataFrame(list(waiting), schema={"uscc": pl.Utf8, "day": pl.Date}, orient="row")
-
-    def per_entity(days: pl.DataFrame) -> pl.DataFrame:  # (uscc, day) -> this season's count and last day
-        return (days.filter((pl.col("day") >= season_start) & (pl.col("day") < today))
-                .group_by("uscc").agg(pl.len().alias("season_contacts"), pl.col("day").max().alias("last_contact")))
-
+    """Rules of decency (``decency``): spacing, season cap, opt-outs, a channel that reaches."""
     if "contacts" in data:  # a light load: the history already counted per entity by the database
         done = data["contacts"].select("uscc", "season_contacts", pl.col("last_sent").dt.date().alias("last_contact"))
     else:
-        done = per_entity(data["history"].select("uscc", pl.col("sent_at").dt.date().alias("day")))
-    pending = per_entity(waiting)
-    typed = [pl.col("uscc").cast(pl.Utf8), pl.col("season_contacts").cast(pl.UInt32), pl.col("last_contact").cast(pl.Date)]
-    stats = (pl.concat([done.select(typed), pending.select(typed)])
-             .group_by("uscc").agg(pl.col("season_contacts").sum(), pl.col("last_contact").max()))
-    rows = rows.join(stats, on="uscc", how="left").with_columns(pl.col("season_contacts").fill_null(0))
-    spaced = pl.col("last_contact").is_null() | ((pl.lit(today) - pl.col("last_contact")).dt.total_days() >= min_days)
-    capped = (pl.col("group") == "holdout") | (pl.col("season_contacts") < cap)
-    rows = rows.with_columns(spaced.alias("spaced"), capped.alias("capped"))
-    opted = set(OptOut.objects.values_list("recipient", flat=True))
-    phone = pl.col("phone").fill_null("").str.strip_chars()
-    mobile = phone.str.contains(r"^(\+?86-?)?1[3-9][0-9]{9}$")
-    email = pl.col("email").fill_null("").str.strip_chars()
-    resolved = (
-        pl.when(pl.col("channel") != "sms").then(pl.col("channel"))
-        .when(mobile & ~phone.is_in(list(opted))).then(pl.lit("sms"))
-        .when((email != "") & ~email.is_in(list(opted))).then(pl.lit("email"))
-        .when(phone != "").then(pl.lit("call"))
-        .otherwise(pl.lit("visit"))
-    )
-    rows = rows.with_columns(resolved.alias("channel"))
-    rows = rows.with_columns(
-        pl.when(pl.col("channel") == "sms").then(phone).when(pl.col("channel") == "email").then(email)
-        .when(pl.col("channel") == "call").then(phone).otherwise(pl.lit("")).alias("recipient")
-    )
-    return rows
+        done = decency.per_entity(data["history"].select("uscc", pl.col("sent_at").dt.date().alias("day")), today)
+    stats = decency.season_stats(done, decency.waiting_contacts(today), today)
+    return decency.resolve_channel(decency.flag(rows, stats, today))
 
 
 def _text(names: list[str], reps: list[str], year: int) -> str:

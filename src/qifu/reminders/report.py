@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from qifu import config
-from qifu.engine.synth import behaviour as bh
+from qifu.reminders import practice
 from qifu.reminders.actions import _datetime, _frame, holdout_mask
 
 GROUPS = ("treated", "holdout")
@@ -80,8 +80,7 @@ def season_report(season: int, until: dt.date | None = None) -> dict:
 
 def _blanket(part: pl.DataFrame, season: int, until: dt.date) -> int:
     total = 0
-    for (m, d), kind in [*((md, "sms") for md in bh.BLANKET_SMS), (bh.BLANKET_CALL, "call")]:
-        day = dt.date(season, m, d)
+    for day, _ in practice.blanket().on(season):
         if day <= until:
             total += part.filter(pl.col("filed_on").is_null() | (pl.col("filed_on") >= day)).height
     return total

@@ -18,7 +18,7 @@ from qifu.checks import sources
 from qifu.engine import reference
 from qifu.engine.contract import ENTITY_TYPES
 from qifu.engine.rules import duckdb_engine
-from qifu.engine.synth import behaviour as bh
+from qifu.reminders import practice
 
 NAMES = ("registry", "reports", "reminders")
 STAMP_MAX_AGE = 30.0  # seconds a dashboard may lag behind the database
@@ -125,8 +125,7 @@ def reminders(con, year: int, town: str | None, due: int, by_day: dict[dt.date, 
     last = max((m for *_, m in rows), default=None)
     blanket = 0
     if last:
-        for m, d in bh.BLANKET_SMS:  # the bureau's practice: a text to every non-filer on these days
-            day = dt.date(year + 1, m, d)
+        for day in practice.blanket().text_days(year + 1):  # a text to every non-filer on these days
             if day <= last.date():
                 blanket += due - sum(n for k, n in by_day.items() if k < day)
     return {"by_channel": by_channel, "made": made, "blanket": blanket, "saved": max(blanket - made, 0),
