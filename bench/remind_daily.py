@@ -79,7 +79,7 @@ def main():
                                       str(work / "sent" / f"{day}.csv"), "--verbose"], env=env, check=True,
                                      capture_output=True, text=True)
                 timing = dict(part.split()[:2] for part in out.stderr.strip().splitlines()[-1][3:].split("，"))
-                number = lambda label: int(re.search(label + r" ?([0-9]+)", out.stdout).group(1))  # noqa: E731
+                number = lambda label, out=out: int(re.search(label + r" ?([0-9]+)", out.stdout).group(1))  # noqa: E731
                 rows.append((day, time.perf_counter() - t, number("今日提醒"), number("短信和邮件已发送"),
                              number("电话和上门任务"), {k: float(v) for k, v in timing.items()}))
                 continue

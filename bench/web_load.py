@@ -188,7 +188,7 @@ def main():
     print("\n| self-check, 200 clients | requests | errors | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|")
     for mode, (latencies, errors) in results.items():
         latencies.sort()
-        q = lambda f: latencies[min(len(latencies) - 1, int(f * len(latencies)))] * 1000  # noqa: E731
+        q = lambda f, xs=latencies: xs[min(len(xs) - 1, int(f * len(xs)))] * 1000  # noqa: E731
         print(f"| {mode} | {len(latencies)} | {errors} | {q(0.5):.0f} ms | {q(0.95):.0f} ms | {q(0.99):.0f} ms | "
               f"{latencies[-1] * 1000:.0f} ms |")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from bench.assistant_eval import evaluate
+
 from qifu.engine.assistant.retrieval import HANDOFF_ANSWER, default
 
 QUESTIONS = yaml.safe_load((Path(__file__).resolve().parent.parent / "bench" / "assistant_questions.yaml").read_text("utf-8"))

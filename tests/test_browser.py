@@ -30,9 +30,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from qifu.portal import signin  # noqa: E402
-from tests.mailbox import code_from  # noqa: E402
-
 from tests.conftest import load_checked_county  # noqa: E402
+from tests.mailbox import code_from  # noqa: E402
 
 SHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 # The server thread has its own database connection, so each test's data is committed

@@ -8,9 +8,9 @@ import math
 import openpyxl
 import polars as pl
 import pytest
-
 from bench.quality_eval import evaluate
-from qifu.checks import sources
+
+from qifu.analytics import sources
 from qifu.checks.actions import run_check
 from qifu.checks.models import CheckRun, Finding
 from qifu.engine.contract import FINDINGS_COLUMNS

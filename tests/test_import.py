@@ -180,7 +180,7 @@ def test_xlsx_with_blank_rows_imports(tmp_path):
     ("content", "reason"),
     [
         (b"", "文件为空（0字节）"),
-        ("\n\n".encode(), "文件没有内容（缺少表头行）"),
+        (b"\n\n", "文件没有内容（缺少表头行）"),
         (REGISTRY_HEADER.encode() + b"\n", "文件只有表头（第1行），没有数据行"),
         (bytes(range(256)) * 10, "文件不是文本表格（含有二进制内容），请提供 CSV 或 XLSX 文件"),
         ("\n".join([REGISTRY_HEADER, *registry_rows()]).encode("utf-16"), "文件不是文本表格（含有二进制内容），请提供 CSV 或 XLSX 文件"),
@@ -248,7 +248,7 @@ def test_correction_file_with_fewer_columns_keeps_what_it_does_not_mention(tmp_p
 def test_naive_datetimes_are_shanghai_time(tmp_path, registry):
     import_file("reports", write(tmp_path / "r.csv", REPORTS_HEADER, report_rows()))
     filed = AnnualReport.objects.get(entity_id=ENT1).filed_at
-    assert filed == dt.datetime(2026, 3, 2, 2, 15, tzinfo=dt.timezone.utc)
+    assert filed == dt.datetime(2026, 3, 2, 2, 15, tzinfo=dt.UTC)
 
 
 def test_money_round_trips_exactly(tmp_path, registry):

@@ -114,7 +114,7 @@ def test_xlsx_native_dates_numbers_and_floats(tmp_path):
     parsed = parse(read_table(path), REPORTS)
     assert parsed.errors == []
     row = parsed.frame.row(0, named=True)
-    assert row["filed_at"] == dt.datetime(2026, 3, 2, 2, 15, tzinfo=dt.timezone.utc)
+    assert row["filed_at"] == dt.datetime(2026, 3, 2, 2, 15, tzinfo=dt.UTC)
     assert row["employees"] == 25
     assert str(row["total_assets"]) == "0.300000"
 

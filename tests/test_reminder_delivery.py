@@ -6,18 +6,18 @@ import json
 import os
 import signal
 import subprocess
-from zoneinfo import ZoneInfo
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 
 from qifu.reminders.channels import FileSmsChannel
 from qifu.reminders.models import OutboxMessage, ReminderRecord
+from tests.factories import REGISTRY_HEADER, registry_rows, write
 
 DAYTIME = timezone.datetime(2027, 5, 15, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # outside quiet hours
-from tests.factories import REGISTRY_HEADER, registry_rows, write
 
 delivered = FileSmsChannel.delivered
 
@@ -253,7 +253,6 @@ def test_season_report_compares_holdout_and_treated(small_county, monkeypatch, t
     """Season 2026 of the synthetic county: the 2025 reports were filed in it, and qifu plans a
     few of its contact days; the report splits the due entities as `remind run` did."""
     import datetime as dt
-    import json
 
     import openpyxl
 

@@ -140,7 +140,7 @@ def test_every_fresh_start_answers_every_request_and_stops_on_sigterm(process_en
                 workers.add(_get(port, "/healthz")[1])
             assert len(workers) == 2, f"start {attempt}: only {workers} answered"
             with concurrent.futures.ThreadPoolExecutor(50) as pool:
-                answers = list(pool.map(lambda i: _get(port, paths[i % len(paths)]), range(50)))
+                answers = list(pool.map(lambda i, port=port: _get(port, paths[i % len(paths)]), range(50)))
             bad = [a for a in answers if not isinstance(a[0], int) or a[0] >= 500]
             assert not bad, f"start {attempt}: {len(bad)} of 50 unanswered or failed: {bad[:3]}"
             assert {w for _, w in answers if w} == workers, f"start {attempt}: not spread over all workers"

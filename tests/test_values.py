@@ -10,7 +10,7 @@ from qifu.engine.reading import read_table
 from qifu.engine.validate import parse
 from tests.factories import ENT1, write
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _one(tmp_path, kind, header, value):

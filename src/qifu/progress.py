@@ -29,7 +29,7 @@ class Bar:
             self.bar.close()
             self.bar = None
 
-    def __enter__(self) -> "Bar":
+    def __enter__(self) -> Bar:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -25,7 +25,7 @@ from qifu.accounts.models import RateCounter
 def window_start(window: int, now: dt.datetime | None = None) -> dt.datetime:
     now = now or timezone.now()
     epoch = int(now.timestamp())
-    return dt.datetime.fromtimestamp(epoch - epoch % window, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(epoch - epoch % window, tz=dt.UTC)
 
 
 def _key(key: str, window: int, now: dt.datetime | None) -> tuple[str, dt.datetime]:

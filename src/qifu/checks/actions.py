@@ -7,21 +7,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 from django.db import connection, transaction
 from django.utils import timezone
 
-from qifu import config
-from qifu.checks import sources
+from qifu import analytics, bulk
+from qifu.analytics import sources
 from qifu.checks.models import CheckRun, Finding
 from qifu.engine.contract import FINDINGS_COLUMNS
-from qifu.engine.rules import duckdb_engine, findings as findings_mod
-from qifu.engine.rules.compiler import flags_and_values_sql
-from qifu.engine.rules.context import REMINDER_COLUMNS
+from qifu.engine.rules import duckdb_engine
+from qifu.engine.rules import findings as findings_mod
 from qifu.engine.rules.loader import load_rules, ruleset_version
-from qifu.imports import writer
 
 
 @dataclass
@@ -69,8 +66,6 @@ def _sources(year: int, prepared: bool = True) -> dict[str, pa.Table | str]:
     day of a season, is read from the database for the one season a check needs when its copy
     is stale (re-exporting 1.6 million contacts took 11 s; the schedule in `qifu serve`
     refreshes the copy after it sends). Inside a transaction: the database."""
-    from qifu import analytics
-
     if connection.in_atomic_block:
         return sources.fetch(year)
     data: dict[str, pa.Table | str] = analytics.paths(tuple(n for n in analytics.TABLES if n != "reminders"))
@@ -91,33 +86,12 @@ def _run_duckdb(data, year, rules):
     else:
         con = duckdb_engine.connect(data, year=year)
         duckdb_engine.build_context(con, year)
-    carry = _carry(rules, {r[0] for r in con.execute("DESCRIBE ctx").fetchall()})
-    hits = duckdb_engine.evaluate(con, rules, cache_dir=_plan_cache(), carry=carry)
+    carry = analytics.carry(rules, {r[0] for r in con.execute("DESCRIBE ctx").fetchall()})
+    hits = duckdb_engine.evaluate(con, rules, cache_dir=analytics.plan_cache(), carry=carry)
     aggregates = {"peer": con.sql("SELECT * FROM agg_peer").pl().to_dicts(),
                   "industry": con.sql("SELECT * FROM agg_industry").pl().to_dicts()}
     con.close()
     return hits, None, aggregates
-
-
-def _carry(rules, context_columns: set[str]) -> tuple[str, ...]:
-    """The context columns the messages quote, carried with the hits."""
-    return tuple(sorted(findings_mod.columns_needed(rules) & context_columns))
-
-
-def _plan_cache() -> Path:
-    return config.data_dir() / "cache"
-
-
-def warm_plan(prepared: str) -> None:
-    """Compile the batch plan for a prepared context now (after an import prepared it), so
-    that the first check finds it on disk instead of spending half a second on it."""
-    con = duckdb.connect(prepared, read_only=True)
-    try:
-        columns = {r[0] for r in con.execute("DESCRIBE base").fetchall()} | set(REMINDER_COLUMNS)
-    finally:
-        con.close()
-    rules = load_rules()
-    flags_and_values_sql(rules, "duckdb", cache_dir=_plan_cache(), carry=_carry(rules, columns))
 
 
 def _current_revisions(data: dict[str, pa.Table | str], year: int) -> dict[str, int]:
@@ -147,7 +121,7 @@ def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], sta
         known = pl.DataFrame([{"uscc": u, "rule_key": k} for u, k in existing], schema={"uscc": pl.Utf8, "rule_key": pl.Utf8})
         new = frame.join(known, on=["uscc", "rule_key"], how="anti")
         again = frame.join(known, on=["uscc", "rule_key"], how="semi")
-        writer.insert(
+        bulk.insert(
             Finding._meta.db_table,
             new.select(
                 pl.col("uscc"), pl.col("report_year"), "rule_id", "rule_key", "severity", "fields", "message",
@@ -160,7 +134,7 @@ def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], sta
             # a value the enterprise explained stays explained while the report is unchanged
             status = ["confirmed" if existing[(u, k)][1] == "confirmed" else "open"
                       for u, k in zip(again["uscc"], again["rule_key"])]
-            writer.update(
+            bulk.update(
                 Finding._meta.db_table,
                 again.select(
                     pl.Series("id", ids), "severity", "fields", "message", "suggestion",
@@ -180,7 +154,7 @@ def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], sta
                  "resolved_by_correction": all_revisions.get(u, 0) > by_id[i].revision}
                 for i, u in gone
             ]
-            writer.update(Finding._meta.db_table, pl.DataFrame(rows, schema={
+            bulk.update(Finding._meta.db_table, pl.DataFrame(rows, schema={
                 "id": pl.Int64, "status": pl.Utf8, "resolved_run_id": pl.Int64, "resolved_revision": pl.Int64,
                 "resolved_by_correction": pl.Boolean}), ["id"])
         run.new_findings = new.height

@@ -58,7 +58,7 @@ def _contacts(entities: dict, reports: dict, today: dt.date) -> pl.DataFrame:
         "uscc": usccs, "channel": ["sms"] * len(usccs),
         "phone": [r.phone if r else None for r in rep], "alt_phone": [entities[u].phone for u in usccs],
         "email": [r.email if r else None for r in rep], "alt_email": [entities[u].email for u in usccs],
-    }, schema={c: pl.Utf8 for c in ("uscc", "channel", "phone", "alt_phone", "email", "alt_email")})
+    }, schema=dict.fromkeys(("uscc", "channel", "phone", "alt_phone", "email", "alt_email"), pl.Utf8))
     return decency.resolve_channel(decency.flag(frame, decency.history_stats(today, usccs), today))
 
 

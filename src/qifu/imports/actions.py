@@ -8,21 +8,20 @@ the same file changes nothing; a changed annual report becomes a new revision.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 from django.db import transaction
 from django.utils import timezone
 
-from qifu import analytics, db
+from qifu import analytics, bulk, db
 from qifu.engine import reference
 from qifu.engine.contract import KINDS, Kind
 from qifu.engine.errors import InvalidFile, RowError
 from qifu.engine.reading import read_table
 from qifu.engine.validate import MONEY_DTYPE, Parsed, parse
-from qifu.imports import writer
 from qifu.imports.models import ImportRun
 from qifu.registry.models import Entity, Township
 from qifu.reminders.models import ReminderRecord
@@ -203,8 +202,8 @@ def _upsert(model, key: list[str], kind: Kind, parsed: Parsed, frame: pl.DataFra
     now = timezone.now()
     step = _progress_cb(progress, "写入", new.height + changed.height)
     table = model._meta.db_table
-    writer.insert(table, _column_names(model, new.with_columns(pl.lit(now).alias("imported_at"))), step)
-    writer.update(
+    bulk.insert(table, _column_names(model, new.with_columns(pl.lit(now).alias("imported_at"))), step)
+    bulk.update(
         table,
         _column_names(model, changed.with_columns(pl.lit(now).alias("imported_at"))),
         [model._meta.get_field("entity" if k == "entity_id" else k).column for k in key],
@@ -262,17 +261,17 @@ def _write_reports(kind, parsed, frame, progress):
     )
     table = AnnualReport._meta.db_table
     step = _progress_cb(progress, "写入", new.height + 2 * carried.height)
-    writer.update(
+    bulk.update(
         table,
         _column_names(AnnualReport, changed.select(*key, "revision", pl.lit(False).alias("is_current"))),
         ["uscc", "report_year", "revision"],
         step,
     )
     stamp = [pl.lit(now).alias("imported_at"), pl.lit(True).alias("is_current")]
-    writer.insert(
+    bulk.insert(
         table, _column_names(AnnualReport, new.with_columns(pl.lit(1).alias("revision"), *stamp)), step
     )
-    writer.insert(table, _column_names(AnnualReport, carried.with_columns(*stamp)), step)
+    bulk.insert(table, _column_names(AnnualReport, carried.with_columns(*stamp)), step)
     return ImportResult(kind.name, frame.height, new.height, carried.height, found.height - carried.height)
 
 

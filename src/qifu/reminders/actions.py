@@ -316,7 +316,7 @@ def sent_rows(today: dt.date, planned_at: dt.datetime) -> list[dict]:
     def when(value) -> str:
         if value not in local:
             at = value if isinstance(value, dt.datetime) or value is None else dt.datetime.fromisoformat(str(value))
-            at = planned_at if at is None else (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc))
+            at = planned_at if at is None else (at if at.tzinfo else at.replace(tzinfo=dt.UTC))
             local[value] = at.astimezone(SHANGHAI).isoformat()
         return local[value]
 

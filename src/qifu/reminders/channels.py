@@ -26,7 +26,6 @@ from django.core.mail import EmailMessage, get_connection
 
 from qifu import config
 
-
 SUBJECTS = {
     "filing": "年报提醒（年报不收费）",
     "correction": "年报更正通知（年报不收费）",

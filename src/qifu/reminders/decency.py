@@ -55,8 +55,9 @@ def season_stats(done: pl.DataFrame, waiting: pl.DataFrame, today: dt.date) -> p
 def history_stats(today: dt.date, usccs: list[str]) -> pl.DataFrame:
     """The season's contacts of ``usccs`` from the history and the outbox (for a handful of
     entities; the daily run counts the whole county its own faster way)."""
-    from qifu.reminders.models import ReminderRecord
     from django.utils import timezone
+
+    from qifu.reminders.models import ReminderRecord
 
     start = timezone.make_aware(dt.datetime(today.year, 1, 1))
     rows = ReminderRecord.objects.filter(entity_id__in=usccs, sent_at__gte=start).values_list("entity_id", "sent_at")

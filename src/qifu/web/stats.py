@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import duckdb
 
 from qifu import analytics
-from qifu.checks import sources
+from qifu.analytics import sources
 from qifu.engine import reference
 from qifu.engine.contract import ENTITY_TYPES
 from qifu.engine.rules import duckdb_engine

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import bm25s
 import jieba
+import numpy as np
+import yaml
 
 jieba.setLogLevel(logging.WARNING)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
-import numpy as np
-import yaml
 
 THRESHOLD = 0.25  # below this confidence the question goes to a person (tuned on bench/assistant_questions.yaml)
 OOV_WEIGHT_CAP = 4.0

@@ -110,7 +110,7 @@ class Season:
         n = c.n
         filed = self.unprompted.copy()
         count = np.zeros(n, dtype=np.int64)
-        contacts = {ch: 0 for ch in CHANNELS}
+        contacts = dict.fromkeys(CHANNELS, 0)
         plans: dict[str, int] = {}
         if name == "qifu":
             plan = self._plan()

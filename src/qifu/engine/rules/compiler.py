@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import sqlglot
@@ -299,8 +299,8 @@ def compile_tree(text: str, rule: Rule, variant: str | None, dialect: str, condi
     return tree if condition else exp.Cast(this=tree, to=exp.DataType.build("DOUBLE"))
 
 
-@lru_cache(maxsize=None)
-def _compiled(rule_json: str, variant: str | None, dialect: str) -> "CompiledRule":
+@cache
+def _compiled(rule_json: str, variant: str | None, dialect: str) -> CompiledRule:
     rule = Rule.model_validate_json(rule_json)
     test = compile_tree(rule.condition, rule, variant, dialect, condition=True)
     values = {k: compile_tree(v, rule, variant, dialect, condition=False) for k, v in rule.values.items()}

@@ -47,9 +47,19 @@ SOURCES: dict[str, dict[str, str]] = {
 }
 AGGREGATES = ("agg_phone", "agg_email", "agg_address", "agg_fin", "agg_peer", "agg_industry")
 
+# Per-row meanings, written once in SQL: the batch context runs them in DuckDB or Spark, the
+# single-report self-check (checks.single) compiles the same text with the Python engine.
 SIZE_BAND = ("CASE WHEN employees IS NULL THEN NULL WHEN employees < 10 THEN 'S' WHEN employees < 50 THEN 'M' "
              "WHEN employees < 250 THEN 'L' ELSE 'XL' END")
 FIN_KEY = " || '|' || ".join(f"CAST({f} AS VARCHAR)" for f in FIN8)
+# A report's eight financial figures count as a vector others may share (fin_vector_count).
+FIN_SHARABLE = " AND ".join(f"{f} IS NOT NULL" for f in FIN8) + " AND total_revenue > 0 AND total_assets > 0"
+# A phone or email counts as shared only when it is written at all.
+WRITTEN = "{0} IS NOT NULL AND TRIM({0}) <> ''"
+# Of one shareholder row: paid in more than subscribed (beyond rounding); paid in without date or form.
+SH_PAID_OVER_SUBSCRIBED = ("paid_in_amount > subscribed_amount "
+                           "+ GREATEST(0.01, 0.005 * GREATEST(ABS(paid_in_amount), ABS(subscribed_amount)))")
+SH_PAID_MISSING_INFO = "paid_in_amount > 0 AND (paid_in_date IS NULL OR paid_in_form IS NULL OR TRIM(paid_in_form) = '')"
 
 
 def aggregates_sql(year: int) -> dict[str, str]:
@@ -59,14 +69,13 @@ def aggregates_sql(year: int) -> dict[str, str]:
         "agg_phone": f"""SELECT r.phone, COUNT(DISTINCT r.uscc) AS phone_entity_count,
                 COUNT(DISTINCT g.legal_rep) AS phone_rep_count
             FROM {cur} r LEFT JOIN registry g ON g.uscc = r.uscc
-            WHERE r.phone IS NOT NULL AND TRIM(r.phone) <> '' GROUP BY r.phone HAVING COUNT(DISTINCT r.uscc) > 1""",
+            WHERE {WRITTEN.format('r.phone')} GROUP BY r.phone HAVING COUNT(DISTINCT r.uscc) > 1""",
         "agg_email": f"""SELECT LOWER(email) AS email_key, COUNT(DISTINCT uscc) AS email_entity_count FROM {cur} r
-            WHERE email IS NOT NULL AND TRIM(email) <> '' GROUP BY LOWER(email) HAVING COUNT(DISTINCT uscc) > 1""",
+            WHERE {WRITTEN.format('email')} GROUP BY LOWER(email) HAVING COUNT(DISTINCT uscc) > 1""",
         "agg_address": """SELECT address, COUNT(*) AS address_entity_count FROM registry
             WHERE address IS NOT NULL AND status = 'active' GROUP BY address HAVING COUNT(*) > 1""",
         "agg_fin": f"""SELECT {FIN_KEY} AS fin_key, COUNT(*) AS fin_vector_count FROM {cur} r
-            WHERE {' AND '.join(f'{f} IS NOT NULL' for f in FIN8)} AND total_revenue > 0 AND total_assets > 0
-            GROUP BY {FIN_KEY} HAVING COUNT(*) > 1""",
+            WHERE {FIN_SHARABLE} GROUP BY {FIN_KEY} HAVING COUNT(*) > 1""",
         # Robust statistics of log10(revenue per employee) by industry class x size band.
         "agg_peer": f"""WITH base AS (
                 SELECT g.industry_code, {SIZE_BAND.replace('employees', 'r.employees')} AS size_band,
@@ -133,11 +142,8 @@ prev AS (SELECT * FROM reports WHERE report_year = {year - 1}),
 sh AS (
     SELECT uscc, report_year, COUNT(*) AS sh_count, SUM(subscribed_amount) AS sh_subscribed_total,
            SUM(paid_in_amount) AS sh_paid_total,
-           SUM(CASE WHEN paid_in_amount > subscribed_amount
-                         + GREATEST(0.01, 0.005 * GREATEST(ABS(paid_in_amount), ABS(subscribed_amount)))
-                    THEN 1 ELSE 0 END) AS sh_paid_over_subscribed,
-           SUM(CASE WHEN paid_in_amount > 0 AND (paid_in_date IS NULL OR paid_in_form IS NULL OR TRIM(paid_in_form) = '')
-                    THEN 1 ELSE 0 END) AS sh_paid_missing_info,
+           SUM(CASE WHEN {SH_PAID_OVER_SUBSCRIBED} THEN 1 ELSE 0 END) AS sh_paid_over_subscribed,
+           SUM(CASE WHEN {SH_PAID_MISSING_INFO} THEN 1 ELSE 0 END) AS sh_paid_missing_info,
            MAX(paid_in_date) AS sh_last_paid_in_date,
            MAX(subscribed_due_date) AS sh_last_due_date
     FROM shareholders WHERE report_year IN ({year}, {year - 1}) GROUP BY uscc, report_year)

@@ -13,8 +13,14 @@ import polars as pl
 import pyarrow as pa
 
 from qifu.engine.rules.compiler import flags_and_values_sql
-from qifu.engine.rules.context import (SOURCES, aggregates_sql, base_context_sql, context_sql, reminder_counts_sql,
-                                       with_reminders)
+from qifu.engine.rules.context import (
+    SOURCES,
+    aggregates_sql,
+    base_context_sql,
+    context_sql,
+    reminder_counts_sql,
+    with_reminders,
+)
 from qifu.engine.rules.model import Rule
 
 log = logging.getLogger(__name__)

@@ -87,7 +87,7 @@ class Rule(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Rule":
+    def _consistent(self) -> Rule:
         if not self.id.startswith(self.category.value + "-"):
             raise ValueError(f"id {self.id} does not match category {self.category}")
         if self.each is not None and "x" not in self.fields:

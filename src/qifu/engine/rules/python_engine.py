@@ -14,8 +14,9 @@ import datetime as dt
 import math
 import re
 import threading
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from sqlglot import exp
 
@@ -87,7 +88,7 @@ def _regex(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
-def build(node: exp.Expression) -> Fn:  # noqa: C901 - one branch per node type
+def build(node: exp.Expression) -> Fn:
     if isinstance(node, exp.Paren):
         return build(node.this)
     if isinstance(node, exp.Column):
@@ -281,6 +282,15 @@ class CompiledPython:
 
 _COMPILED: dict[int, tuple[list[CompiledPython], tuple]] = {}
 _COMPILING = threading.Lock()  # a server's threads all ask at once on its first requests
+
+
+@lru_cache(maxsize=64)
+def expression(sql: str) -> Fn:
+    """One SQL expression (DuckDB dialect) as a Python function of a row, with SQL semantics:
+    how the single-report path computes what the batch context computes in SQL."""
+    import sqlglot
+
+    return build(sqlglot.parse_one(sql, read="duckdb"))
 
 
 def compiled(rules) -> list[CompiledPython]:

@@ -10,8 +10,8 @@ errors, see ``inject``) and README.md. All arrays are generated column-wise with
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -521,13 +521,18 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
         if progress:
             progress("生成", i, steps)
 
-    c.make_registry(); step(1)
-    c.make_behaviour(); step(2)
-    c.simulate_seasons(None); step(3)
-    c.make_finances(); step(4)
+    c.make_registry()
+    step(1)
+    c.make_behaviour()
+    step(2)
+    c.simulate_seasons(None)
+    step(3)
+    c.make_finances()
+    step(4)
     reports = {y: c.reports_frame(y) for y in c.years}
     shareholders = c.shareholders_frame(reports)
-    tax, social = c.tax_social_frames(); step(5)
+    tax, social = c.tax_social_frames()
+    step(5)
     registry = c.registry_frame()
     registry, reports, shareholders, tax, social, labels = inject.inject(
         np.random.default_rng([seed, 7]), c, registry, reports, shareholders, tax, social

@@ -10,8 +10,8 @@ else in the county stays clean.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -380,11 +380,10 @@ def inject(rng, county, registry: pl.DataFrame, reports: dict[int, pl.DataFrame]
     # Classes that touch the registry or the shareholders file.
     registry, shareholders, reports, tax, social = _registry_classes(ctx, county, registry, shareholders, reports,
                                                                      tax, social)
-    reports[year] = pl.DataFrame({k: v for k, v in r.items()}, strict=False).with_columns(
+    reports[year] = pl.DataFrame(dict(r), strict=False).with_columns(
         pl.col(c).cast(pl.Float64) for c in r if r[c].dtype.kind == "f"
     )
-    labels = pl.DataFrame(ctx.labels, schema={k: pl.Utf8 for k in (
-        "uscc", "report_year", "error_class", "category", "rule", "fields", "original", "injected", "description")})
+    labels = pl.DataFrame(ctx.labels, schema=dict.fromkeys(("uscc", "report_year", "error_class", "category", "rule", "fields", "original", "injected", "description"), pl.Utf8))
     return registry, reports, shareholders, tax, social, labels
 
 

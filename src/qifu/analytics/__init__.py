@@ -1,4 +1,6 @@
-"""The analytical copy: each source table as Parquet under ``$QIFU_DATA_DIR/analytics``.
+"""What the checks read, below ``checks``: the analytical copy of each source table (Parquet
+under ``$QIFU_DATA_DIR/analytics``, read from the database by ``analytics.sources``), their
+stamps, each year's prepared context, and the batch plan compiled for it.
 
 Checks read Parquet instead of the database: DuckDB scans it in milliseconds, and Spark (or a
 real cluster through ``spark-submit``) reads the same files. The copy is refreshed after every
@@ -15,11 +17,16 @@ import os
 import time
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 from django.db import connection
 
 from qifu import config
-from qifu.checks import sources
+from qifu.analytics import sources
+from qifu.engine.rules import findings as findings_mod
+from qifu.engine.rules.compiler import flags_and_values_sql
+from qifu.engine.rules.context import REMINDER_COLUMNS
+from qifu.engine.rules.loader import load_rules
 
 TABLES = {
     "registry": "registry_entity",
@@ -124,8 +131,6 @@ def context(year: int, inputs_checked: bool = False) -> str | None:
     if not (Path(context_path(year)).exists() and manifest.get(key) == stamp_now):
         from qifu.engine.rules import duckdb_engine
 
-        from qifu.checks.actions import warm_plan
-
         duckdb_engine.prepare(data, year, context_path(year))
         warm_plan(context_path(year))
         _write_manifest(key, stamp_now)
@@ -159,3 +164,27 @@ def paths(names: tuple[str, ...] | None = None, max_age: float = 0.0) -> dict[st
 
 
 _checked: dict[tuple[str, str], float] = {}
+
+
+# --- the batch plan: the rule catalogue compiled for a prepared context, kept on disk ------
+
+
+def carry(rules, context_columns: set[str]) -> tuple[str, ...]:
+    """The context columns the messages quote, carried with the hits."""
+    return tuple(sorted(findings_mod.columns_needed(rules) & context_columns))
+
+
+def plan_cache() -> Path:
+    return config.data_dir() / "cache"
+
+
+def warm_plan(prepared: str) -> None:
+    """Compile the batch plan for a prepared context now (after an import prepared it), so
+    that the first check finds it on disk instead of spending half a second on it."""
+    con = duckdb.connect(prepared, read_only=True)
+    try:
+        columns = {r[0] for r in con.execute("DESCRIBE base").fetchall()} | set(REMINDER_COLUMNS)
+    finally:
+        con.close()
+    rules = load_rules()
+    flags_and_values_sql(rules, "duckdb", cache_dir=plan_cache(), carry=carry(rules, columns))

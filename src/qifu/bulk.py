@@ -9,7 +9,7 @@ transaction, so an import stays all-or-nothing.
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import polars as pl
 from django.db import connection
