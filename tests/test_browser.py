@@ -69,11 +69,13 @@ def server():
 
 
 @pytest.fixture
-def site(server, browser_county_files, transactional_db, monkeypatch):
-    """A checked county of 500 entities with correction notices issued, behind the server."""
+def site(server, browser_county_files, transactional_db):
+    """A checked county of 500 entities with correction notices issued, behind the server.
+    Sign-in codes are sent inline (conftest): the in-memory SQLite test database refuses a
+    second writer at once instead of waiting, as a real database file does; the background
+    path is tested in test_portal.test_a_code_is_sent_after_the_answer."""
     import datetime as dt
 
-    monkeypatch.setattr(signin, "DISPATCH", "background")  # committed data: the real path
     from qifu.corrections import actions as corrections
 
     county = load_checked_county(browser_county_files)

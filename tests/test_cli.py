@@ -182,3 +182,16 @@ def test_impossible_values_import_and_each_is_reported_by_a_block_rule(tmp_path,
 
     assert (ENT1, "FM-08", "total_assets", "block") in found
     assert (ENT1, "FM-08", "employees", "block") in found
+
+
+def test_an_output_file_that_cannot_be_written_is_one_line(tmp_path, cli_db):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    result = qifu("check", "--year", "2025", "--out", blocker / "findings.csv", env=cli_db)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2 and "not-a-folder" in result.stderr
+
+
+def test_synth_refuses_a_negative_size_in_one_line(tmp_path, cli_db):
+    result = qifu("synth", "--entities", "-5", "--out", tmp_path / "c", env=cli_db)
+    assert result.returncode == 2 and "应为正整数" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -72,12 +72,10 @@ def test_enumeration_forms(tmp_path, text, expected):
 @pytest.mark.parametrize(
     ("field", "text", "reason"),
     [
-        ("employees", "-3", "不能为负数"),
         ("employees", "3.5", "人数必须是整数"),
         ("employees", "五", "不是整数"),
         ("total_assets", "十万", "金额必须是数字（单位：万元）"),
         ("total_assets", "12.3456789", "金额最多保留6位小数（单位：万元）"),
-        ("total_assets", "-1", "不能为负数"),
         ("total_assets", "1.2E+07", "金额是科学计数法，Excel 可能已截断精度；请设为数值格式后重新导出"),
         ("has_website", "maybe", "应为 是/否（true/false、1/0、有/无）"),
         ("operating_status", "营业", "取值应为：open（开业）、suspended（歇业）、liquidating（清算）"),
@@ -100,3 +98,11 @@ def test_empty_means_not_reported(tmp_path):
     parsed = _one(tmp_path, REPORTS, "total_assets", "")
     assert parsed.errors == []
     assert parsed.frame["total_assets"][0] is None
+
+
+@pytest.mark.parametrize(("field", "text", "expected"), [("employees", "-3", -3), ("total_assets", "-1", Decimal("-1")),
+                                                         ("employees", "+5", 5), ("coop_members", "99999999", 99999999)])
+def test_impossible_but_readable_values_are_read_as_filed(tmp_path, field, text, expected):
+    """Contract v1.1 §1: negative assets or headcounts are what was filed; FM-08 reports them."""
+    parsed = _one(tmp_path, REPORTS, field, text)
+    assert parsed.errors == [] and parsed.frame[field][0] == expected

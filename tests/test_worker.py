@@ -7,6 +7,8 @@ import sys
 import time
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from qifu import worker
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -37,14 +39,13 @@ def explode():
     raise ZeroDivisionError("boom")
 
 
+@pytest.mark.django_db
 def test_a_job_that_fails_is_logged_and_the_next_run_goes_on(caplog):
     worker._run(worker.Job("boom", "tests.test_worker:explode", lambda: None))
     assert "定时任务 boom 执行失败" in caplog.text and "ZeroDivisionError" in caplog.text
 
 
 def test_an_unknown_handler_fails_the_start_not_its_first_run():
-    import pytest
-
     with pytest.raises(AttributeError):
         worker.run((worker.Job("typo", "qifu.reminders.tasks:send_outboxx", lambda: None),))
 

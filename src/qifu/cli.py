@@ -38,6 +38,12 @@ def _year(value: str) -> int:
     return int(value)
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"应为正整数，而不是 {value!r}")
+    return int(value)
+
+
 def _fail(message: str) -> int:
     print(f"qifu: {message}", file=sys.stderr)
     return 1
@@ -314,16 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_ask)
 
     s = sub.add_parser("synth", help="生成模拟县域的契约文件")
-    s.add_argument("--entities", type=int, default=240_000)
+    s.add_argument("--entities", type=_positive, default=240_000)
     s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--last-year", type=int, default=2025, help="最近一个报告年度（默认 2025）")
+    s.add_argument("--last-year", type=_year, default=2025, help="最近一个报告年度（默认 2025）")
     s.add_argument("--out", type=Path, required=True)
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("serve", help="启动网页应用与接口（定时任务由 qifu worker 执行）")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, help="进程数（默认每核一个，或 QIFU_WORKERS）")
+    s.add_argument("--port", type=_positive, default=8000)
+    s.add_argument("--workers", type=_positive, help="进程数（默认每核一个，或 QIFU_WORKERS）")
     s.add_argument("--no-schedule", action="store_true", help=argparse.SUPPRESS)  # before 2026-12: serve ran the schedule
     s.set_defaults(func=cmd_serve)
 
@@ -331,10 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("demo", help="生成并导入一个模拟县域，然后启动网页")
-    s.add_argument("--entities", type=int, default=240_000)
+    s.add_argument("--entities", type=_positive, default=240_000)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=_positive, default=8000)
     s.add_argument("--no-serve", action="store_true", help="只准备数据，不启动网页")
     s.set_defaults(func=cmd_demo)
 
@@ -354,6 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         code = args.func(args)
     except (ConfigError, ImproperlyConfigured) as e:
         code = _fail(str(e))
+    except OSError as e:  # an output folder that cannot be written, a disk that is full
+        code = _fail(f"{e.filename or ''}：{e.strerror or e}".lstrip("："))
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
