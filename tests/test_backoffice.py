@@ -541,8 +541,10 @@ def test_correction_notices_follow_the_rules_of_decency(checked_county):
     from qifu.reminders.models import OptOut, ReminderRecord
 
     today = dt.date(2026, 5, 10)
-    candidates = list(Finding.objects.filter(report_year=2025, status="open", severity__in=["block", "high"])
-                      .values_list("entity_id", flat=True).distinct()[:3])
+    quiet = Entity.objects.exclude(reminders__sent_at__gte=timezone.make_aware(dt.datetime(2026, 1, 1)))
+    candidates = list(Finding.objects.filter(report_year=2025, status="open", severity__in=["block", "high"],
+                                             entity__in=quiet)
+                      .order_by("entity_id").values_list("entity_id", flat=True).distinct()[:3])
     recent, opted, plus86 = (Entity.objects.get(pk=u) for u in candidates)
     ReminderRecord.objects.create(entity=recent, sent_at=timezone.make_aware(dt.datetime(2026, 5, 8, 9)),
                                   channel="sms", purpose="filing", status="delivered", imported_at=timezone.now())

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from qifu import config
@@ -173,8 +173,8 @@ def _send(message_id: int, body: str, now: dt.datetime, close: bool = True) -> N
     except Exception:
         log.exception("登录验证码发送出错：%s", message_id)
     finally:
-        if close:
-            close_old_connections()
+        if close:  # the thread's own connection: kept open it would hold the database
+            connection.close()
 
 
 def verify(raw_uscc: str, code: str, now: dt.datetime | None = None) -> Entity:

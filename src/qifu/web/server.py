@@ -25,9 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def preload() -> None:
-    """Everything a first request would otherwise import or build, loaded once here and
-    inherited by every worker."""
-    from django.db import connections
+    """Everything a first request would otherwise import or build, loaded by each worker
+    before it takes a request (none of it touches the database)."""
     from django.urls import get_resolver
 
     from qifu.checks import single
@@ -39,7 +38,6 @@ def preload() -> None:
     resolver._populate()
     single.warm()  # the rule catalogue, compiled
     retrieval.default()  # jieba's dictionary and the BM25 index
-    connections.close_all()  # a worker must not share this process's database connection
 
 
 def serve(host: str, port: int, workers: int | None = None) -> None:
