@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import free_port
 
-KINDS = ("registry", "reports", "shareholders", "tax", "social")
+KINDS = ("registry", "reports", "shareholders", "tax", "social", "requests")
 
 SESSION = """
 import os, django
@@ -60,14 +60,16 @@ def served(tmp_path, small_county, process_env):
     def qifu(*args):
         done = subprocess.run([sys.executable, "-m", "qifu", *map(str, args)], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+        return done.stdout
 
     for kind in KINDS:
         qifu("import", kind, small_county / f"{kind}.csv")
     qifu("check", "--year", "2025", "--out", tmp_path / "findings.csv")
     out = subprocess.run([sys.executable, "-c", SESSION], env=env, capture_output=True, text=True, check=True).stdout
     session_key, revenue = out.split()
+    key = qifu("apikey", "测试设备").strip()
     server, port = start(env)
-    yield port, session_key, float(revenue)
+    yield port, session_key, float(revenue), key
     server.send_signal(signal.SIGTERM)
     try:
         assert server.wait(timeout=30) is not None
@@ -87,7 +89,7 @@ def _request(port, method, path, body=None, session_key=None):
 
 
 def test_serve_answers_the_self_check_from_several_workers(served):
-    port, session_key, revenue = served
+    port, session_key, revenue, _ = served
     status, body = _request(port, "GET", "/static/qifu/vendor/chart-4.5.1.umd.min.js")
     assert status == 200 and b"Chart" in body  # from the package, no CDN
     assert _request(port, "POST", "/api/v1/selfcheck", {"figures": {"total_revenue": 1}})[0] == 401
@@ -154,3 +156,45 @@ def test_every_fresh_start_answers_every_request_and_stops_on_sigterm(process_en
         assert time.time() - stopped_at < 10
         left = [int(w) for w in workers if w and _alive(int(w))]
         assert not left, f"start {attempt}: workers {left} still running after SIGTERM"
+
+
+def test_the_georeport_client_reads_open311_in_json_and_xml_and_a_post_as_open311_11_sends_it(served, small_county):
+    """The real client `georeport` 0.3.1 against `qifu serve` (every GET it has), and a POST
+    exactly as `open311` 1.1 sends one (it cannot run on Python 3): api_key and jurisdiction
+    in the query string, the fields form-encoded, the credit code as attribute[uscc]."""
+    import urllib.parse
+    import urllib.request
+
+    import polars as pl
+    from georeport import GeoReport
+
+    port, _, _, key = served
+    root = f"http://127.0.0.1:{port}/open311/v2"
+    uscc = pl.read_csv(small_county / "registry.csv", infer_schema=False).filter(pl.col("status") == "active")["uscc"][0]
+    body = urllib.parse.urlencode({"service_code": "utilities", "description": "园区本周停电三次，影响生产",
+                                   "attribute[uscc]": uscc, "first_name": "三", "last_name": "张"}).encode()
+    url = f"{root}/requests.xml?" + urllib.parse.urlencode({"jurisdiction_id": "", "api_key": key})
+    with urllib.request.urlopen(urllib.request.Request(url, data=body)) as r:
+        assert r.headers["Content-Type"] == "text/xml; charset=utf-8"
+        xml = r.read().decode()
+    number = xml.split("<service_request_id>")[1].split("<")[0]
+    for fmt in ("json", "xml"):
+        client = GeoReport(root, jurisdiction="cixi.gov.cn", output_format=fmt)
+        services = client.get_service_list()
+        assert len(services) == 18 and services[2]["service_code"] == "tax"
+        definition = client.get_service_definition("tax")
+        assert "uscc" in str(definition["attributes"])
+        found = client.get_service_requests(service_request_id=number)
+        found = found if isinstance(found, list) else [found]
+        assert found[0]["service_request_id"] == number and found[0]["status"] == "open"
+        one = client.get_service_request(number)
+        assert one["service_request_id"] == number and one["agency_responsible"] == "供电、供水、燃气、通信单位"
+        assert client.get_service_requests(service_code="utilities,tax", status="open")
+    import requests as http
+
+    with pytest.raises(http.HTTPError):
+        GeoReport(root, output_format="json").get_service_request("NO-SUCH")
+    bad = urllib.request.Request(f"{root}/requests.json?api_key=wrong", data=body)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(bad)
+    assert err.value.code == 403

@@ -195,11 +195,12 @@ def cmd_staff(args: argparse.Namespace) -> int:
     from qifu.accounts.actions import StaffError, assign_role
 
     try:
-        user, password = assign_role(args.username, args.role, args.town)
+        user, password = assign_role(args.username, args.role, args.town, args.department)
     except StaffError as e:
         return _fail(str(e))
     role = user.staff_profile.get_role_display()
-    town = f"（{user.staff_profile.town.name}）" if user.staff_profile.town_id else ""
+    town = (f"（{user.staff_profile.town.name}）" if user.staff_profile.town_id else
+            f"（{user.staff_profile.department.name}）" if user.staff_profile.department_id else "")
     print(f"{user.username}：{role}{town}" + (f"；初始密码 {password}（请登录后修改）" if password else ""))
     return 0
 
@@ -214,6 +215,35 @@ def cmd_notify(args: argparse.Namespace) -> int:
     print(f"{args.year} 年度：新发更正通知 {r.notices} 份，涉及问题 {r.findings} 个（渠道：{channels}）。"
           f"短信和邮件由 qifu remind send 发出，电话任务见工作台。"
           + (f"另有 {r.deferred} 户因提醒间隔或本季上限暂缓，之后再发。" if r.deferred else ""))
+    return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    _setup_django()
+    import json
+
+    from qifu.service_requests.routing import route
+
+    if not args.text.strip():
+        return _fail("请给出诉求文本")
+    result = route(args.text)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(f"{result['category_name']}（{result['category']}）→ {result['department']}，把握 {result['score']:.0%}")
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.service_requests.apikeys import do_issue_key
+
+    try:
+        record, key = do_issue_key(args.name)
+    except ValueError as e:
+        return _fail(str(e))
+    print(key)
+    print(f"已为“{record.name}”签发 Open311 接口密钥（只显示这一次，请妥善保存；前缀 {record.prefix}）", file=sys.stderr)
     return 0
 
 
@@ -309,15 +339,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("staff", help="新建工作人员账号或设置角色")
     s.add_argument("username")
-    s.add_argument("--role", required=True, choices=["admin", "officer", "leader"],
-                   help="admin 局管理员；officer 镇街专管员；leader 领导（只读）")
+    s.add_argument("--role", required=True, choices=["admin", "officer", "leader", "department"],
+                   help="admin 局管理员；officer 镇街专管员（企服驿站）；leader 领导（只读）；department 承办部门人员")
     s.add_argument("--town", help="镇街专管员所属镇街（名称或代码）")
+    s.add_argument("--department", help="承办部门人员所属部门（名称，如 税务局）")
     s.set_defaults(func=cmd_staff)
 
     s = sub.add_parser("ask", help="向年报助手提问")
     s.add_argument("question")
     s.add_argument("--json", action="store_true", help="以 JSON 输出 answer、score、sources、handoff")
     s.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("route", help="企业诉求自动分类：类别与承办部门（契约 §3）")
+    s.add_argument("text", help="诉求文本")
+    s.add_argument("--json", action="store_true", help="以 JSON 输出 category、department、score")
+    s.set_defaults(func=cmd_route)
+
+    s = sub.add_parser("apikey", help="为合作方或驿站设备签发 Open311 接口密钥（只显示一次）")
+    s.add_argument("name", help="合作方或设备名称")
+    s.set_defaults(func=cmd_apikey)
 
     s = sub.add_parser("synth", help="生成模拟县域的契约文件")
     s.add_argument("--entities", type=_positive, default=240_000)

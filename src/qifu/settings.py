@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "qifu.accounts",
     "qifu.corrections",
     "qifu.portal",
+    "qifu.service_requests",
     "qifu.web",
     "ninja",
     "axes",  # staff sign-in lockout

@@ -64,8 +64,16 @@ def _plan_due(now: dt.datetime) -> bool:
     return plan_due(now)
 
 
+def _every_ten_minutes():
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    return IntervalTrigger(minutes=10, timezone=SHANGHAI)
+
+
 JOBS: tuple[Job, ...] = (
     Job("send_outbox", "qifu.reminders.tasks:send_outbox", _every_minute, label="发送发件箱中到期的短信和邮件"),
+    Job("request_clocks", "qifu.service_requests.actions:tick", _every_ten_minutes, catch_up=lambda now: True,
+        label="企业诉求临期提醒、超期督办和七天自动办结"),
     Job("plan_day", "qifu.reminders.tasks:plan_day", _daily_in_season, catch_up=_plan_due,
         label="申报季每天决定并发送当天的年报提醒"),
 )

@@ -16,11 +16,25 @@ class StaffError(ValueError):
     pass
 
 
-def assign_role(username: str, role: str, town: str | None = None) -> tuple[object, str | None]:
+def assign_role(username: str, role: str, town: str | None = None, department: str | None = None
+                ) -> tuple[object, str | None]:
     """Create the account if needed (returning its new random password) and set its role.
-    ``town`` (name, alias or code) is required for a township officer and refused otherwise."""
+    ``town`` (name, alias or code) is required for a township officer and refused otherwise;
+    ``department`` (its name) likewise for a department member."""
     if role not in StaffProfile.Role.values:
         raise StaffError(f"角色应为 {'、'.join(StaffProfile.Role.values)}，而不是 {role}")
+    dep = None
+    if role == StaffProfile.Role.DEPARTMENT:
+        from qifu.service_requests.models import Department
+
+        if not department:
+            raise StaffError("承办部门人员需要指定 --department（部门名称）")
+        dep = Department.objects.filter(name=department.strip()).first()
+        if dep is None:
+            names = "、".join(Department.objects.values_list("name", flat=True)[:30])
+            raise StaffError(f"没有这个承办部门：{department}（已有：{names}）")
+    elif department:
+        raise StaffError("只有承办部门人员（department）按部门限定范围")
     township = None
     if role == StaffProfile.Role.OFFICER:
         if not town:
@@ -42,5 +56,5 @@ def assign_role(username: str, role: str, town: str | None = None) -> tuple[obje
         # docs/web.md says; an account moved to another role loses it.
         user.is_staff = user.is_superuser = role == StaffProfile.Role.ADMIN
         user.save(update_fields=["is_staff", "is_superuser"])
-        StaffProfile.objects.update_or_create(user=user, defaults={"role": role, "town": township})
+        StaffProfile.objects.update_or_create(user=user, defaults={"role": role, "town": township, "department": dep})
     return user, password

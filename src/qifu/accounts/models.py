@@ -11,11 +11,14 @@ class StaffProfile(models.Model):
         ADMIN = "admin", "局管理员"
         OFFICER = "officer", "镇街专管员"
         LEADER = "leader", "领导（只读）"
+        DEPARTMENT = "department", "承办部门人员"
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
     role = models.CharField("角色", max_length=10, choices=Role.choices)
     town = models.ForeignKey("registry.Township", on_delete=models.PROTECT, null=True, blank=True,
                              verbose_name="所属镇街", help_text="镇街专管员必填：只能看到本镇街的主体、年报和任务")
+    department = models.ForeignKey("service_requests.Department", on_delete=models.PROTECT, null=True, blank=True,
+                                   verbose_name="承办部门", help_text="承办部门人员必填：只看到本部门承办的企业诉求")
 
     class Meta:
         verbose_name = verbose_name_plural = "工作人员角色"

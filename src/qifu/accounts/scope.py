@@ -4,7 +4,9 @@ the query, not in a template.
 - administrator (局管理员): the whole county, may change things;
 - township officer (镇街专管员): only entities of their own township, and their reports,
   findings and tasks; may close tasks, add notes and see contact details (audited);
-- leader (领导): the whole county, read-only, contact details masked.
+- leader (领导): the whole county, read-only, contact details masked;
+- department member (承办部门人员): the enterprise requests assigned to their department, which
+  they sign for, answer and transfer; no other entity data.
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ def town_of(user) -> str | None:
 
 
 def can_write(user) -> bool:
-    return role_of(user) in (Role.ADMIN, Role.OFFICER)
+    return role_of(user) in (Role.ADMIN, Role.OFFICER, Role.DEPARTMENT)
+
+
+def department_of(user) -> int | None:
+    """The department a department member is confined to; None for other roles."""
+    if role_of(user) == Role.DEPARTMENT:
+        return user.staff_profile.department_id
+    return None
 
 
 def can_see_contacts(user) -> bool:
@@ -46,13 +55,28 @@ def can_see_contacts(user) -> bool:
 
 def filter_by_town(qs: QuerySet, user, path: str = "town") -> QuerySet:
     """``qs`` narrowed to the user's township; ``path`` leads to the township, e.g.
-    ``entity__town``."""
+    ``entity__town``. A department member sees no entity's records but through requests."""
     role = role_of(user)
     if role is None:
         raise PermissionDenied
     if role == Role.OFFICER:
         town = town_of(user)
         return qs.filter(**{path: town}) if town else qs.none()
+    if role == Role.DEPARTMENT:
+        return qs.none()
+    return qs
+
+
+def filter_requests(qs: QuerySet, user) -> QuerySet:
+    """Requests a user may see: a department its own department's, a township officer (the
+    station) its township's, administrators and leaders every one."""
+    role = role_of(user)
+    if role is None:
+        raise PermissionDenied
+    if role == Role.DEPARTMENT:
+        return qs.filter(department_id=department_of(user)) if department_of(user) else qs.none()
+    if role == Role.OFFICER:
+        return qs.filter(town_id=town_of(user)) if town_of(user) else qs.none()
     return qs
 
 

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
-from qifu.assistant.models import Handoff
-from qifu.engine.assistant.retrieval import Answer, default
+from qifu import text
+from qifu.assistant.models import Handoff, KnowledgeEntry
+from qifu.engine.assistant.retrieval import Answer, Assistant, Entry, default
+
+
+def do_propose_entry(*, question: str, answer: str, source: str, user) -> KnowledgeEntry:
+    """A staff member proposes an entry (e.g. from a good answer to a request); it takes effect
+    when an administrator approves it (``do_review_entry``)."""
+    question, answer = text.clean(question, 200), text.clean(answer, 2000)
+    if len(question) < 4 or len(answer) < 10:
+        raise ValueError("问题至少4个字，答复至少10个字")
+    return KnowledgeEntry.objects.create(question=question, answer=answer, source=source[:100], proposed_by=user)
+
+
+def do_review_entry(entry: KnowledgeEntry, user, approve: bool) -> None:
+    entry.status = KnowledgeEntry.Status.APPROVED if approve else KnowledgeEntry.Status.REJECTED
+    entry.reviewed_by = user
+    entry.save(update_fields=["status", "reviewed_by", "updated_at"])
+
+
+_assistant: tuple[tuple, Assistant] | None = None
+
+
+def assistant() -> Assistant:
+    """The shipped knowledge base plus the approved staff entries (rebuilt when they change)."""
+    global _assistant
+    from django.db.models import Count, Max
+
+    stamp = tuple(KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)
+                  .aggregate(n=Count("id"), last=Max("updated_at")).values())
+    if stamp[0] == 0:
+        return default()
+    if _assistant is None or _assistant[0] != stamp:
+        extra = [Entry(id=f"staff-{e.id}", title=e.question, answer=e.answer, basis=e.source or "工作人员答复",
+                       questions=[e.question]) for e in KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)]
+        _assistant = (stamp, Assistant(extra_entries=extra))
+    return _assistant[1]
 
 
 def ask(question: str, channel: str = "web", contact: str = "") -> tuple[Answer, Handoff | None]:
     question = (question or "").strip()[:500]
-    answer = default().ask(question)
+    answer = assistant().ask(question)
     item = None
     if answer.handoff and question:
         item = Handoff.objects.create(

@@ -26,3 +26,26 @@ class Handoff(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "转人工问题"
         ordering = ["-created_at"]
+
+
+class KnowledgeEntry(models.Model):
+    """An entry added by staff (a good answer to an enterprise request), used by the assistant
+    once an administrator approves it, beside the shipped knowledge base."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "待审核"
+        APPROVED = "approved", "已启用"
+        REJECTED = "rejected", "不采用"
+
+    question = models.CharField("问题", max_length=200)
+    answer = models.TextField("答复", max_length=2000)
+    source = models.CharField("来源", max_length=100, blank=True)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.PROPOSED)
+    proposed_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "助手知识条目（工作人员添加）"
+        ordering = ["-created_at"]

@@ -213,7 +213,40 @@ REMINDERS = Kind(
     ),
 )
 
-KINDS: dict[str, Kind] = {k.name: k for k in (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)}
+REQUEST_CHANNELS = (("hotline", "12345热线"), ("station", "企服驿站"), ("portal", "网上"), ("visit", "走访"),
+                    ("open311", "接口"))
+REQUEST_STATUSES = (("open", "办理中"), ("closed", "已办结"))
+SATISFACTIONS = (("satisfied", "满意"), ("basically", "基本满意"), ("dissatisfied", "不满意"))
+
+
+def _request_categories() -> tuple[tuple[str, str], ...]:
+    from qifu.engine.requests.categories import CATEGORIES
+
+    return tuple((c.code, c.name) for c in CATEGORIES)
+
+
+REQUESTS = Kind(
+    "requests",
+    "企业诉求",
+    key=("request_id",),
+    fields=(
+        Field("request_id", "诉求编号", T.STR, required=True, max_length=40),
+        Field("uscc", "统一社会信用代码", T.USCC),
+        Field("submitted_at", "受理时间", T.DATETIME, required=True),
+        Field("channel", "渠道", T.ENUM, required=True, choices=REQUEST_CHANNELS),
+        Field("town", "所属镇街", T.STR, max_length=50),
+        Field("category", "诉求类别", T.ENUM, choices=_request_categories()),
+        Field("text", "诉求内容", T.STR, required=True, max_length=4000),
+        Field("department", "承办部门", T.STR, max_length=100),
+        Field("status", "状态", T.ENUM, required=True, choices=REQUEST_STATUSES),
+        Field("closed_at", "办结时间", T.DATETIME),
+        Field("satisfaction", "满意度", T.ENUM, choices=SATISFACTIONS),
+    ),
+)
+
+# The annual-report service's files (§1.1–1.6), and every kind `qifu import` takes.
+ANNUAL_REPORT_KINDS = (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)
+KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS)}
 
 # Personal data in the contract's files: masked in staff lists and pages, shown whole only
 # through an audited reveal.

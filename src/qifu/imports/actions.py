@@ -67,9 +67,11 @@ def import_file(kind_name: str, path: str | Path, progress: Progress | None = No
             started_at=started,
             finished_at=timezone.now(),
         )
-    if result.inserted or result.updated:
+    if (result.inserted or result.updated) and kind.name in analytics.TABLES:
         db.analyze(analytics.TABLES[kind.name])
         analytics.refresh(kind.name)
+    if (result.inserted or result.updated) and kind.name in _AFTER:
+        _AFTER[kind.name]()
     return result
 
 
@@ -275,6 +277,20 @@ def _write_reports(kind, parsed, frame, progress):
     return ImportResult(kind.name, frame.height, new.height, carried.height, found.height - carried.height)
 
 
+def _write_requests(kind, parsed, frame, progress):
+    from qifu.service_requests.history import import_history
+
+    return ImportResult(kind.name, frame.height, *import_history(frame, progress))
+
+
+def _after_requests():
+    from qifu.service_requests.routing import refresh_model
+
+    refresh_model()
+
+
+_AFTER = {"requests": _after_requests}
+
 _WRITERS = {
     "registry": _write_registry,
     "reports": _write_reports,
@@ -282,4 +298,5 @@ _WRITERS = {
     "tax": _write_tax,
     "social": _write_social,
     "reminders": _write_reminders,
+    "requests": _write_requests,
 }

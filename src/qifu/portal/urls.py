@@ -1,6 +1,6 @@
 from django.urls import path
 
-from qifu.portal import views
+from qifu.portal import requests, views
 
 app_name = "portal"
 urlpatterns = [
@@ -10,4 +10,7 @@ urlpatterns = [
     path("logout/", views.logout, name="logout"),
     path("findings/<int:finding_id>/explain/", views.explain, name="explain"),
     path("selfcheck/", views.selfcheck, name="selfcheck"),
+    path("requests/", requests.requests_page, name="requests"),
+    path("requests/<str:number>/", requests.request_page, name="request"),
+    path("requests/<str:number>/act/", requests.request_act, name="request-act"),
 ]

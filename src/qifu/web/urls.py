@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import views
+from qifu.web import requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,5 +17,14 @@ urlpatterns = [
     path("corrections/", views.corrections_page, name="corrections"),
     path("corrections/notify/", views.notify, name="corrections-notify"),
     path("corrections/explanations/<int:explanation_id>/review/", views.review, name="explanation-review"),
+    path("requests/", requests.queue, name="requests"),
+    path("requests/export.xlsx", requests.export, name="requests-export"),
+    path("requests/new/", requests.intake, name="request-new"),
+    path("requests/measures/", requests.measures, name="request-measures"),
+    path("requests/routing/", requests.routing, name="request-routing"),
+    path("requests/<str:number>/", requests.detail, name="request-detail"),
+    path("requests/<str:number>/move/", requests.move, name="request-move"),
+    path("requests/<str:number>/teach/", requests.teach, name="request-teach"),
+    path("requests/<str:number>/files/<int:file_id>/", requests.attachment, name="request-file"),
     path("healthz", views.healthz, name="healthz"),
 ]

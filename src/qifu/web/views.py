@@ -30,6 +30,8 @@ from qifu.imports.models import ImportRun
 from qifu.registry.models import Entity, Note, Township
 from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
+from qifu.service_requests import queries as request_queries
+from qifu.service_requests.models import ServiceRequest
 from qifu.web import queries, stats
 
 LABELS = {f.name: f.label for f in REPORTS.fields}
@@ -42,7 +44,8 @@ def home(request):
     year = queries.latest_report_year()
     con = stats.connect()
     ctx = {"counts": stats.entity_counts(con, town_name), "year": year, "imports": ImportRun.objects.all()[:5],
-           "town_name": town_name or "全市"}
+           "town_name": town_name or "全市",
+           "requests": request_queries.panel(scope.filter_requests(ServiceRequest.objects.all(), request.user))}
     if year:
         progress = stats.progress(con, year, town_name)
         towns = sorted(progress["town"], key=lambda t: t.rate)
@@ -199,6 +202,8 @@ def entity(request, uscc: str):
     for f in findings:
         f.shown_message = f.message if reveal else masking.text(f.message, known)
     return render(request, "web/entity.html", {
+        "requests": scope.filter_requests(ServiceRequest.objects.filter(entity=e).select_related("department"),
+                                          request.user).order_by("-submitted_at")[:50],
         "e": e, "contact": contact, "revealed": reveal, "can_reveal": scope.can_see_contacts(request.user),
         "revisions": _revisions(e, reveal),
         "findings": findings,

@@ -95,11 +95,11 @@ def _data(name: str) -> str:
 
 
 class Assistant:
-    def __init__(self, knowledge: str | None = None, threshold: float = THRESHOLD):
+    def __init__(self, knowledge: str | None = None, threshold: float = THRESHOLD, extra_entries=()):
         started = time.perf_counter()
         self.threshold = threshold
         raw = yaml.safe_load(Path(knowledge).read_text(encoding="utf-8") if knowledge else _data("knowledge.yaml"))
-        self.entries = [Entry(**{**e, "answer": _tidy(e["answer"])}) for e in raw["entries"]]
+        self.entries = [Entry(**{**e, "answer": _tidy(e["answer"])}) for e in raw["entries"]] + list(extra_entries)
         self.out_of_scope = [OutOfScope(**e) for e in raw.get("out_of_scope", [])]
         self.synonyms = {}
         for canonical, words in yaml.safe_load(_data("synonyms.yaml")).items():

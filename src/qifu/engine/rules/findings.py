@@ -8,14 +8,14 @@ import re
 
 import polars as pl
 
-from qifu.engine.contract import ENTITY_TYPES, KINDS, OPERATING_STATUSES, REGISTRY_STATUSES
+from qifu.engine.contract import ANNUAL_REPORT_KINDS, ENTITY_TYPES, OPERATING_STATUSES, REGISTRY_STATUSES
 from qifu.engine.rules.model import PLACEHOLDER, Rule
 
 FINDING_SCHEMA = {
     "uscc": pl.Utf8, "report_year": pl.Int64, "rule_id": pl.Utf8, "severity": pl.Utf8, "fields": pl.Utf8,
     "message": pl.Utf8, "suggestion": pl.Utf8, "rule_key": pl.Utf8,
 }
-LABELS = {f.name: f.label for kind in KINDS.values() for f in kind.fields}
+LABELS = {f.name: f.label for kind in ANNUAL_REPORT_KINDS for f in kind.fields}
 ENUM_LABELS = {
     "entity_type": dict(ENTITY_TYPES), "reg_status": dict(REGISTRY_STATUSES), "operating_status": dict(OPERATING_STATUSES),
 }

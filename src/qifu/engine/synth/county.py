@@ -9,6 +9,7 @@ errors, see ``inject``) and README.md. All arrays are generated column-wise with
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from qifu.engine import uscc as uscc_mod
 from qifu.engine.contract import KINDS, T
 from qifu.engine.synth import behaviour as bh
 from qifu.engine.synth import inject
+from qifu.engine.synth import requests as synth_requests
 from qifu.engine.synth.words import BRAND, GIVEN, INDUSTRIES, REVENUE_PER_EMPLOYEE, ROADS, SURNAMES
 
 TYPES = np.array(["enterprise", "individual", "cooperative"])
@@ -544,6 +546,9 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     _write_csv(tax, out / "tax.csv", "tax")
     _write_csv(social, out / "social.csv", "social")
     _write_csv(c.reminders, out / "reminders.csv", "reminders")
+    requests = synth_requests.make(registry.filter(pl.col("status") == "active"), [], last_year,
+                                   dt.date(last_year + 1, 11, 30), np.random.default_rng([seed, 13]))
+    _write_csv(requests, out / "requests.csv", "requests")
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
     (out / "README.md").write_text(_readme(c, labels), encoding="utf-8")
@@ -551,7 +556,8 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     n_reports = sum(r.height for r in reports.values())
     return (
         f"模拟县域已写入 {out}：{entities} 个主体，{n_reports} 份年报（{c.years[0]}–{c.years[-1]}），"
-        f"{c.reminders.height} 条历史提醒，{labels.height} 处标注错误；用时 {time.perf_counter() - started:.1f} 秒"
+        f"{c.reminders.height} 条历史提醒，{requests.height} 件企业诉求，{labels.height} 处标注错误；"
+        f"用时 {time.perf_counter() - started:.1f} 秒"
     )
 
 
@@ -563,7 +569,8 @@ def _readme(c: County, labels: pl.DataFrame) -> str:
 Made-up data for tests, benchmarks and demos. No real person, phone number or company.
 
 Contract files (import with `qifu import KIND FILE`, in this order: registry first):
-registry.csv, reports.csv, shareholders.csv, tax.csv, social.csv, reminders.csv.
+registry.csv, reports.csv, shareholders.csv, tax.csv, social.csv, reminders.csv, requests.csv
+(the hotline's and stations' requests from 1 January {c.last_year} to 30 November {c.last_year + 1}).
 
 Hidden truth (never import these; they score qifu's checks and reminder policy):
 - behaviour.csv: each entity's filing archetype per season, its filing agent and whether its

@@ -1,0 +1,111 @@
+"""Read-only queries behind the request pages: the queue and the measures.
+
+The measures (domain/enterprise-services.md §B.2, B.6), each over the requests a user may see:
+- closure rate (办结率) = closed ÷ all;
+- on-time signing rate (按时签收率) = signed by the deadline ÷ signed (a request imported from a
+  ledger that never recorded its signing is left out);
+- on-time answer rate (按时答复率) = answered by the deadline ÷ answered;
+- satisfaction rate (满意率) = (满意 + 基本满意) ÷ rated;
+- reopen rate (重办率) = requests reopened at least once ÷ answered or closed.
+The department ranking weighs response, resolution and satisfaction 30 : 35 : 35, as Jungar
+Banner's published scheme does (§B.2; Beijing's own weights are not public).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, F, Q, QuerySet
+
+from qifu.engine.requests.workflow import State
+from qifu.service_requests.models import ServiceRequest
+
+WEIGHTS = {"signing": 0.30, "closure": 0.35, "satisfaction": 0.35}
+
+
+@dataclass
+class Measures:
+    label: str
+    total: int
+    closed: int
+    signed: int
+    signed_on_time: int
+    answered: int
+    answered_on_time: int
+    rated: int
+    satisfied: int
+    reopened: int
+    overdue_open: int
+    transfers: int
+
+    @staticmethod
+    def _rate(a: int, b: int) -> float | None:
+        return a / b if b else None
+
+    @property
+    def closure_rate(self):
+        return self._rate(self.closed, self.total)
+
+    @property
+    def signing_rate(self):
+        return self._rate(self.signed_on_time, self.signed)
+
+    @property
+    def answer_rate(self):
+        return self._rate(self.answered_on_time, self.answered)
+
+    @property
+    def satisfaction_rate(self):
+        return self._rate(self.satisfied, self.rated)
+
+    @property
+    def reopen_rate(self):
+        return self._rate(self.reopened, self.answered)
+
+    @property
+    def score(self) -> float | None:
+        parts = {"signing": self.signing_rate, "closure": self.closure_rate, "satisfaction": self.satisfaction_rate}
+        known = {k: v for k, v in parts.items() if v is not None}
+        if not known:
+            return None
+        return 100 * sum(WEIGHTS[k] * v for k, v in known.items()) / sum(WEIGHTS[k] for k in known)
+
+
+AGGREGATES = dict(
+    total=Count("id"),
+    closed=Count("id", filter=Q(status=State.CLOSED)),
+    signed=Count("id", filter=Q(signed_at__isnull=False, sign_due__isnull=False)),
+    signed_on_time=Count("id", filter=Q(signed_at__isnull=False, sign_due__isnull=False, signed_at__lte=F("sign_due"))),
+    answered=Count("id", filter=Q(answered_at__isnull=False) | Q(status=State.CLOSED)),
+    answered_on_time=Count("id", filter=(Q(answered_at__isnull=False, answered_at__lte=F("answer_due")))
+                           | Q(answered_at__isnull=True, status=State.CLOSED, closed_at__lte=F("answer_due"))),
+    rated=Count("id", filter=~Q(satisfaction="")),
+    satisfied=Count("id", filter=Q(satisfaction__in=["satisfied", "basically"])),
+    reopened=Count("id", filter=Q(reopen_count__gt=0)),
+    overdue_open=Count("id", filter=Q(overdue=True) & ~Q(status=State.CLOSED)),
+    transfers=Count("id", filter=Q(transfer_count__gt=0)),
+)
+
+
+def overall(qs: QuerySet[ServiceRequest], label: str = "合计") -> Measures:
+    return Measures(label, **qs.aggregate(**AGGREGATES))
+
+
+def by(qs: QuerySet[ServiceRequest], field: str, labels: dict | None = None) -> list[Measures]:
+    """Measures per value of ``field`` (``department__name``, ``town__name``, ``category``)."""
+    rows = qs.values(field).annotate(**AGGREGATES).order_by(field)
+    return [Measures((labels or {}).get(r[field], r[field]) or "（未填）", **{k: r[k] for k in AGGREGATES})
+            for r in rows]
+
+
+def ranking(qs: QuerySet[ServiceRequest]) -> list[Measures]:
+    """Departments by score, best first (those with no rated, signed or closed request last)."""
+    return sorted(by(qs, "department__name"), key=lambda m: (m.score is None, -(m.score or 0), m.label))
+
+
+def panel(qs: QuerySet[ServiceRequest]) -> dict:
+    """The home dashboard's requests panel: the open queue, what is overdue, and the rates."""
+    m = overall(qs)
+    open_ = qs.exclude(status=State.CLOSED)
+    return {"measures": m, "open": open_.count(), "waiting_sign": open_.filter(status=State.SUBMITTED).count(),
+            "overdue": m.overdue_open, "callbacks": qs.filter(callback_needed=True, callback_done=False).count()}
