@@ -76,5 +76,12 @@ def test_the_worker_runs_until_sigterm_and_stops_at_once(process_env):
     assert "定时任务已启动" in line, proc.stderr.read()
     stopped = time.time()
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    try:
+        code = proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # every thread's stack, to see where it hangs
+        time.sleep(1)
+        proc.kill()
+        raise AssertionError(proc.stderr.read()[-6000:]) from None
+    assert code == 0, proc.stderr.read()[-6000:]
     assert time.time() - stopped < 10

@@ -14,13 +14,14 @@ periodic schedule. APScheduler needs no broker and works the same on both databa
 
 Each job is named in ``JOBS`` with its trigger; a job that was due while the worker was down
 and can catch up (``catch_up``) runs once at start (the day's reminder plan at 10:00 after a
-restart at 10:00). SIGTERM or SIGINT stops the scheduler; a job still running is abandoned
+restart at 10:00). SIGTERM or SIGINT ends the process; a job still running is abandoned
 (the sender is safe against that: see ``reminders.sender``), so the process ends at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import faulthandler
 import importlib
 import logging
 import os
@@ -120,20 +121,21 @@ def run(jobs: tuple[Job, ...] = JOBS) -> None:
     scheduler = build(jobs)
 
     def stop(signum, frame):
+        # A job still running is abandoned rather than waited for: the sender's claims and journal
+        # make an interrupted send safe, and an operator's stop should not wait minutes. Nor is
+        # the scheduler shut down first: the signal can land while this thread holds the
+        # executor's lock (inside submit), which shutdown would wait on for ever.
         log.warning("收到信号 %s，定时任务进程退出", signum)
-        if not scheduler.running:  # not started yet: nothing to wind down
-            os._exit(0)
-        scheduler.shutdown(wait=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack to stderr
     now = dt.datetime.now(tz=SHANGHAI)
     for job in jobs:
         if job.catch_up is not None and job.catch_up(now):
             scheduler.add_job(_run, args=[job], id=f"{job.id}-catch-up", name=f"{job.label}（补跑）")
     print(f"企服 qifu 定时任务已启动（进程 {os.getpid()}）：" + "；".join(j.label or j.id for j in jobs), flush=True)
     scheduler.start()
-    sys.stdout.flush()
-    # A job still running is abandoned rather than waited for: the sender's claims and journal
-    # make an interrupted send safe, and an operator's stop should not wait minutes.
-    os._exit(0)
