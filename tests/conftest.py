@@ -87,14 +87,21 @@ def checked_county(small_county, django_db_setup, django_db_blocker):
 
 
 def ensure_reference_data() -> None:
-    """Townships and industries, which a transactional test's flush empties with the rest."""
+    """Townships, industries and the request categories with their departments: rows that data
+    migrations load and that a transactional test's flush empties with the rest."""
+    import importlib
+
     from django.apps import apps as global_apps
 
     from qifu.registry.models import Township
+    from qifu.service_requests import settings as request_settings
+    from qifu.service_requests.models import CategorySetting
 
     if not Township.objects.exists():
-        reference_data = __import__("importlib").import_module("qifu.registry.migrations.0002_reference_data")
-        reference_data.load(global_apps, None)
+        importlib.import_module("qifu.registry.migrations.0002_reference_data").load(global_apps, None)
+    if not CategorySetting.objects.exists():
+        importlib.import_module("qifu.service_requests.migrations.0002_categories").load(global_apps, None)
+        request_settings.forget()
 
 
 def load_checked_county(folder: Path) -> dict:

@@ -258,9 +258,19 @@ PUBLIC = {
     "portal:verify": "the one-time-code form (needs a pending sign-in, else redirects)",
     "api:openapi-json": "the API's description",
     "api:openapi-view": "the API's documentation page (served from the package)",
+    # Open311 GeoReport v2 reads are public by the standard; its POST needs an api_key
+    # (tests/test_open311.py refuses one without).
+    "open311-openapi": "the Open311 surface's description",
+    "open311-discovery": "Open311 discovery",
+    "open311-services": "the service list",
+    "open311-service": "one service's definition",
+    "open311-requests": "public request list (no personal data); POST needs an api_key",
+    "open311-request": "one public request",
+    "open311-token": "a token's request id",
 }
-# Machine-to-machine endpoints: no session, no CSRF token; a bearer token instead (tested apart).
-TOKEN_AUTH = {"api:inbound": "the SMS gateway's replies (退订)"}
+# Machine-to-machine endpoints: no session, no CSRF token; a key or bearer token instead (tested apart).
+TOKEN_AUTH = {"api:inbound": "the SMS gateway's replies (退订)",
+              **{name: "Open311: api_key per client" for name in PUBLIC if name.startswith("open311-")}}
 
 
 def _named_urls():

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-READ = re.compile(r'get(_bool)?\(\s*"(QIFU_[A-Z_]+)"(?:\s*,\s*("([^"]*)"|True|False))?')
+READ = re.compile(r'get(_bool)?\(\s*"(QIFU_[A-Z0-9_]+)"(?:\s*,\s*("([^"]*)"|True|False))?')
 
 
 def _read_by_code() -> dict[str, set[str | None]]:
