@@ -222,3 +222,58 @@ def test_a_confirmed_value_moves_the_correction_rate(site, browser, smtp_server)
     expect(staff.get_by_text("当年承接了一笔大额订单")).to_be_visible()
     staff.context.close()
     enterprise.context.close()
+
+
+def test_a_request_from_station_to_department_to_rating_moves_the_measures(site, browser, smtp_server):
+    """Issue 13's flow: a station officer records a request for an entity of the township; the
+    department signs for it and answers; the enterprise rates it in the portal; the measures
+    page shows the change."""
+    from qifu.accounts.actions import assign_role
+    from qifu.registry.models import Entity
+    from qifu.service_requests.models import ServiceRequest
+
+    base, county = site
+    clerk, _ = assign_role("power-clerk", "department", department="供电、供水、燃气、通信单位")
+    clerk.set_password("power-clerk-pw-for-tests")
+    clerk.save()
+    ent = (Entity.objects.filter(town=county["own_town"], status="active", email__contains="@")
+           .order_by("uscc").first())
+    admin = browser.new_context().new_page()
+    staff_login(admin, base, "admin")
+    admin.goto(f"{base}/requests/measures/")
+    before = admin.locator("#closure-rate").inner_text()
+
+    officer = browser.new_context().new_page()
+    staff_login(officer, base, "officer")
+    officer.goto(f"{base}/requests/new/")
+    officer.get_by_label("查找主体").fill(ent.uscc)
+    officer.get_by_role("button", name="查找").click()
+    officer.get_by_role("link", name=ent.name).click()
+    officer.get_by_label("诉求内容").fill("园区这周停电三次，注塑机停机，请供电部门尽快排查线路")
+    officer.get_by_role("button", name="登记").click()
+    expect(officer.get_by_text("诉求已登记")).to_be_visible()
+    req = ServiceRequest.objects.get(entity=ent, channel="station")
+    assert req.department.name == "供电、供水、燃气、通信单位"
+
+    dept = browser.new_context().new_page()
+    staff_login(dept, base, "power-clerk")
+    dept.goto(f"{base}/requests/")
+    dept.get_by_role("link", name=req.number).click()
+    dept.get_by_role("button", name="签收").click()
+    expect(dept.locator("#request-status")).to_contain_text("已签收")
+    dept.get_by_label("答复内容").fill("已安排供电所本周五更换老化线路，期间临时供电")
+    dept.get_by_role("button", name="答复").click()
+    expect(dept.locator("#request-status")).to_contain_text("已答复")
+
+    enterprise = browser.new_context().new_page()
+    portal_sign_in(enterprise, base, smtp_server, ent.uscc)
+    enterprise.goto(f"{base}/portal/requests/{req.number}/")
+    expect(enterprise.locator("#request-answer")).to_contain_text("更换老化线路")
+    enterprise.get_by_label("满意", exact=True).check()
+    enterprise.get_by_role("button", name="提交评价").click()
+    expect(enterprise.locator("#request-status")).to_contain_text("已办结")
+    enterprise.screenshot(path=str(SHOTS / "request-rated.png"), full_page=True)
+
+    admin.goto(f"{base}/requests/measures/")
+    assert admin.locator("#closure-rate").inner_text() != before
+    admin.screenshot(path=str(SHOTS / "request-measures.png"), full_page=True)

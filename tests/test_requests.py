@@ -169,7 +169,7 @@ def test_the_clock_warns_at_80_percent_marks_overdue_and_closes_after_seven_sile
     assert actions.tick(at(2026, 3, 3, 7))["warned"] == 0  # once
     assert actions.tick(at(2026, 3, 3, 11))["overdue"] == 1
     req.refresh_from_db()
-    assert req.overdue and req.events.filter(move="overdue").exists()
+    assert req.overdue and req.escalated and req.events.filter(move="overdue").exists()
     assert OutboxMessage.objects.filter(purpose="request", recipient="duty@power.example.cn").count() == 3
     actions.do_move(req, Move.SIGN, STAFF, now=at(2026, 3, 3, 12))
     actions.do_move(req, Move.ANSWER, STAFF, answer="已处理", now=at(2026, 3, 4, 9))

@@ -5,7 +5,7 @@ back, merge, and the clock's tick. Each runs in one transaction and leaves a ``R
 Time limits (``engine.requests.workdays``): the sign-off and answer deadlines count working
 time only; while a request waits for the enterprise (``wait_for_enterprise``) its clock stops,
 and the answer deadline moves by the working time it waited. ``tick`` (every ten minutes in
-`qifu worker`) warns at 80% of a limit, marks overdue requests and tells their department,
+`qifu worker`) warns at 80% of a limit, marks overdue requests escalated and tells their department,
 and closes a request answered seven days ago that the enterprise neither confirmed nor
 reopened.
 """
@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from qifu import text as text_rules
+from qifu.accounts import ratelimits
 from qifu.engine.requests import workdays
 from qifu.engine.requests.workflow import IllegalMove, Move, State, next_state
 from qifu.service_requests import notices, settings
@@ -38,6 +39,10 @@ __all__ = ["IllegalMove", "RequestError"]
 
 class RequestError(ValueError):
     """Bad input for a request, said so that the person can fix it."""
+
+
+class RateLimited(RequestError):
+    """Too many requests from one source within the window."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,17 @@ def _event(req: ServiceRequest, move: str, actor: Actor, at: dt.datetime, before
 def do_submit_request(*, text: str, channel: str, actor: Actor, entity=None, town_id: str | None = None,
                       category: str | None = None, contact_name: str = "", contact_phone: str = "",
                       contact_email: str = "", address: str = "", lat: float | None = None, long: float | None = None,
-                      api_key=None, now: dt.datetime | None = None) -> ServiceRequest:
+                      api_key=None, rate_limit: tuple[str, int, int] | None = None, department=None,
+                      now: dt.datetime | None = None) -> ServiceRequest:
     """A new request in the queue: its category (the person's choice, else the model's), the
-    category's department and limits, the entity's township; its department is told."""
+    category's department and limits, the entity's township; its department is told.
+
+    Everything is worked out before the one short write transaction (on SQLite a transaction
+    holds the database's single writer: fifty devices posting at once queue for it).
+    ``rate_limit`` (key, limit, window) is counted in that transaction; over it, nothing is
+    stored and ``RateLimited`` is raised. ``department``: when the caller knows who must
+    answer (a land-evaluation objection goes to the department that owns the data item), not
+    the category's usual one."""
     from qifu.service_requests.routing import router
 
     now = now or timezone.now()
@@ -94,20 +107,25 @@ def do_submit_request(*, text: str, channel: str, actor: Actor, entity=None, tow
         suggestion = router().route(body)
         category, score = suggestion.category, suggestion.score
     lim = limits[category]
+    sign_due, answer_due = workdays.due(now, lim.sign_days), workdays.due(now, lim.answer_days)
     with transaction.atomic():
+        if rate_limit and not ratelimits.take(*rate_limit, now):
+            raise RateLimited(f"提交过于频繁：一小时内超过 {rate_limit[1]} 件，请稍后再试")
         req = ServiceRequest.objects.create(
             number=f"tmp-{now.timestamp()}-{id(body)}", entity=entity,
             town_id=(entity.town_id if entity is not None else town_id), channel=channel, category=category,
-            category_confirmed=confirmed, route_score=score, department_id=lim.department_id, text=body,
+            category_confirmed=confirmed, route_score=score,
+            department_id=department.pk if department is not None else lim.department_id, text=body,
             contact_name=contact_name[:50], contact_phone=contact_phone[:50], contact_email=contact_email[:200],
             address=address[:300], lat=lat, long=long, submitted_at=now, updated_at=now, api_key=api_key,
-            sign_due=workdays.due(now, lim.sign_days), answer_due=workdays.due(now, lim.answer_days),
+            sign_due=sign_due, answer_due=answer_due,
         )
         req.number = f"QF{timezone.localtime(now):%Y}{req.pk:07d}"
         req.save(update_fields=["number"])
         _event(req, "submit", actor, now, note=f"渠道：{req.get_channel_display()}；类别：{req.get_category_display()}"
                + ("" if confirmed else f"（自动分类，把握 {score:.0%}）"))
-        notices.to_department(req, "new", now)
+        if lim.notified or department is not None:
+            notices.to_department(req, "new", now)
     return req
 
 
@@ -314,10 +332,10 @@ def _check_clock(req: ServiceRequest, which: str, due: dt.datetime, now: dt.date
     if due <= now:
         if req.overdue:
             return ""
-        with transaction.atomic():
-            ServiceRequest.objects.filter(pk=req.pk).update(overdue=True, updated_at=now)
-            req.overdue = True
-            _event(req, "overdue", SYSTEM, now, req.status, f"{'签收' if which == 'sign' else '答复'}已超过时限")
+        with transaction.atomic():  # overdue is escalated (督办) at once, as 12345 practice does
+            ServiceRequest.objects.filter(pk=req.pk).update(overdue=True, escalated=True, updated_at=now)
+            req.overdue = req.escalated = True
+            _event(req, "overdue", SYSTEM, now, req.status, f"{'签收' if which == 'sign' else '答复'}已超过时限，自动督办")
             notices.to_department(req, "overdue", now)
         return "overdue"
     limit = workdays.working_seconds(req.submitted_at, due)

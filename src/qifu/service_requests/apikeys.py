@@ -3,6 +3,7 @@ and a request is matched by it in constant time per candidate."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -29,8 +30,10 @@ def check(key: str | None) -> ApiKey | None:
     if not key or not key.startswith("qf_") or len(key) > 100:
         return None
     digest = _digest(key)
+    now = timezone.now()
     for candidate in ApiKey.objects.filter(prefix=key[3:11], revoked_at__isnull=True):
         if hmac.compare_digest(candidate.key_hash, digest):
-            ApiKey.objects.filter(pk=candidate.pk).update(last_used_at=timezone.now())
+            if candidate.last_used_at is None or now - candidate.last_used_at > dt.timedelta(minutes=5):
+                ApiKey.objects.filter(pk=candidate.pk).update(last_used_at=now)  # to the five minutes
             return candidate
     return None

@@ -87,25 +87,64 @@ AGGREGATES = dict(
 )
 
 
+EXTRA = dict(  # what the page and the panel show beside the measures
+    satisfied_only=Count("id", filter=Q(satisfaction="satisfied")),
+    basically_only=Count("id", filter=Q(satisfaction="basically")),
+    dissatisfied=Count("id", filter=Q(satisfaction="dissatisfied")),
+    open=Count("id", filter=~Q(status=State.CLOSED)),
+    waiting_sign=Count("id", filter=Q(status=State.SUBMITTED)),
+    callbacks=Count("id", filter=Q(callback_needed=True, callback_done=False)),
+)
+DIMENSIONS = ("department__name", "town__name", "category")
+
+
+def _measures(label: str, row: dict) -> Measures:
+    return Measures(label, **{k: row.get(k) or 0 for k in AGGREGATES})
+
+
 def overall(qs: QuerySet[ServiceRequest], label: str = "合计") -> Measures:
-    return Measures(label, **qs.aggregate(**AGGREGATES))
+    return _measures(label, qs.aggregate(**AGGREGATES))
+
+
+def cube(qs: QuerySet[ServiceRequest]) -> list[dict]:
+    """Every count, per department × township × category, in one pass over the requests; the
+    page's tables and charts add these up (seven passes over 100,000 requests took a second)."""
+    return list(qs.values(*DIMENSIONS).annotate(**AGGREGATES, **EXTRA).order_by())
+
+
+def roll(rows: list[dict], field: str | None, labels: dict | None = None) -> list[Measures]:
+    """The cube added up by ``field`` (None: everything)."""
+    totals: dict = {}
+    for row in rows:
+        key = row[field] if field else "合计"
+        acc = totals.setdefault(key, dict.fromkeys([*AGGREGATES, *EXTRA], 0))
+        for k in acc:
+            acc[k] += row[k]
+    return [_measures((labels or {}).get(k, k) or "（未填）", v) for k, v in sorted(totals.items(), key=lambda kv: str(kv[0]))]
 
 
 def by(qs: QuerySet[ServiceRequest], field: str, labels: dict | None = None) -> list[Measures]:
     """Measures per value of ``field`` (``department__name``, ``town__name``, ``category``)."""
-    rows = qs.values(field).annotate(**AGGREGATES).order_by(field)
-    return [Measures((labels or {}).get(r[field], r[field]) or "（未填）", **{k: r[k] for k in AGGREGATES})
-            for r in rows]
+    return roll(cube(qs), field, labels)
+
+
+def rank(measures: list[Measures]) -> list[Measures]:
+    """Best first (those with no rated, signed or closed request last)."""
+    return sorted(measures, key=lambda m: (m.score is None, -(m.score or 0), m.label))
 
 
 def ranking(qs: QuerySet[ServiceRequest]) -> list[Measures]:
-    """Departments by score, best first (those with no rated, signed or closed request last)."""
-    return sorted(by(qs, "department__name"), key=lambda m: (m.score is None, -(m.score or 0), m.label))
+    """Departments by score, best first."""
+    return rank(by(qs, "department__name"))
 
 
 def panel(qs: QuerySet[ServiceRequest]) -> dict:
-    """The home dashboard's requests panel: the open queue, what is overdue, and the rates."""
-    m = overall(qs)
-    open_ = qs.exclude(status=State.CLOSED)
-    return {"measures": m, "open": open_.count(), "waiting_sign": open_.filter(status=State.SUBMITTED).count(),
-            "overdue": m.overdue_open, "callbacks": qs.filter(callback_needed=True, callback_done=False).count()}
+    """The home dashboard's requests panel: the open queue, what is overdue, and the rates, in
+    one query."""
+    row = qs.aggregate(**AGGREGATES, **EXTRA)
+    return {"measures": _measures("合计", row), "open": row["open"] or 0, "waiting_sign": row["waiting_sign"] or 0,
+            "overdue": row["overdue_open"] or 0, "callbacks": row["callbacks"] or 0}
+
+
+def satisfaction_counts(rows: list[dict]) -> list[int]:
+    return [sum(r[k] for r in rows) for k in ("satisfied_only", "basically_only", "dissatisfied")]

@@ -6,6 +6,7 @@ an import); staff overrides first. `qifu route "…" --json` and the intake form
 from __future__ import annotations
 
 import threading
+import time
 
 from qifu import config
 from qifu.engine.requests import routing as engine
@@ -16,10 +17,15 @@ _lock = threading.Lock()
 _model: tuple[str, object] | None = None
 
 
+# The most recent confirmed requests the model learns from: enough for every category's
+# phrasings (accuracy levels off after a few thousand), without learning for minutes.
+MAX_HISTORY = 30_000
+
+
 def _examples() -> list[tuple[str, str]]:
     confirmed = (ServiceRequest.objects.filter(category_confirmed=True).exclude(category="")
-                 .order_by("id").values_list("text", "category"))
-    return engine.seed() + list(confirmed)
+                 .order_by("-id").values_list("text", "category")[:MAX_HISTORY])
+    return engine.seed() + list(confirmed)[::-1]
 
 
 def _key() -> str:
@@ -29,10 +35,20 @@ def _key() -> str:
     return f"{engine.VERSION}:{stats['n']}:{stats['last']}"
 
 
+_checked: tuple[float, str] | None = None
+RECHECK = 60.0  # seconds a process trusts its model before counting the confirmed history again
+
+
 def model():
-    """The current model; learnt again when confirmed categories changed since."""
-    global _model
+    """The current model; learnt again when confirmed categories changed since (looked at most
+    once a minute per process: counting the history on every request would cost more than
+    routing it)."""
+    global _model, _checked
+    now = time.monotonic()
+    if _model and _checked and _checked[0] > now and _checked[1] == _model[0]:
+        return _model[1]
     key = _key()
+    _checked = (now + RECHECK, key)
     if _model and _model[0] == key:
         return _model[1]
     with _lock:
@@ -42,6 +58,8 @@ def model():
 
 
 def refresh_model() -> None:
+    global _checked
+    _checked = None
     model()
 
 

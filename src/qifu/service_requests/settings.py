@@ -16,6 +16,7 @@ class Limits:
     department: str
     sign_days: float
     answer_days: float
+    notified: bool = False  # the department has an email or phone for notices
 
 
 _cache: tuple[float, dict[str, Limits]] | None = None
@@ -25,7 +26,8 @@ def limits() -> dict[str, Limits]:
     global _cache
     if _cache and _cache[0] > time.monotonic():
         return _cache[1]
-    table = {c.code: Limits(c.department_id, c.department.name, float(c.sign_days), float(c.answer_days))
+    table = {c.code: Limits(c.department_id, c.department.name, float(c.sign_days), float(c.answer_days),
+                            bool(c.department.email or c.department.phone))
              for c in CategorySetting.objects.select_related("department")}
     _cache = (time.monotonic() + 30, table)
     return table

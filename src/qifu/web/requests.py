@@ -221,17 +221,18 @@ def attachment(request, number: str, file_id: int):
 
 @staff_required
 def measures(request):
-    qs = _visible(request.user)
-    labels = {c.code: c.name for c in CATEGORIES}
-    ranking = queries.ranking(qs)
+    cube = queries.cube(_visible(request.user))
+    ranking = queries.rank(queries.roll(cube, "department__name"))
+    overall = queries.roll(cube, None)
     ctx = {
-        "overall": queries.overall(qs), "ranking": ranking, "towns": queries.by(qs, "town__name"),
-        "categories": queries.by(qs, "category", labels), "weights": queries.WEIGHTS,
+        "overall": overall[0] if overall else queries.Measures("合计", *[0] * 11),
+        "ranking": ranking, "towns": queries.roll(cube, "town__name"),
+        "categories": queries.roll(cube, "category", {c.code: c.name for c in CATEGORIES}), "weights": queries.WEIGHTS,
         "charts": {
-            "departments": {"labels": [m.label for m in ranking],
+            "departments": {"labels": [m.label for m in ranking], "horizontal": True,
                             "values": [round(m.score, 1) if m.score is not None else 0 for m in ranking]},
-            "satisfaction": {"labels": [label for _, label in Satisfaction.choices],
-                             "values": [qs.filter(satisfaction=v).count() for v, _ in Satisfaction.choices]},
+            "satisfaction": {"type": "doughnut", "labels": [label for _, label in Satisfaction.choices],
+                             "values": queries.satisfaction_counts(cube)},
         },
     }
     if request.GET.get("format") == "xlsx":

@@ -22,6 +22,7 @@ from qifu.engine import uscc as uscc_mod
 from qifu.engine.contract import KINDS, T
 from qifu.engine.synth import behaviour as bh
 from qifu.engine.synth import inject
+from qifu.engine.synth import land as synth_land
 from qifu.engine.synth import requests as synth_requests
 from qifu.engine.synth.words import BRAND, GIVEN, INDUSTRIES, REVENUE_PER_EMPLOYEE, ROADS, SURNAMES
 
@@ -546,9 +547,12 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     _write_csv(tax, out / "tax.csv", "tax")
     _write_csv(social, out / "social.csv", "social")
     _write_csv(c.reminders, out / "reminders.csv", "reminders")
-    requests = synth_requests.make(registry.filter(pl.col("status") == "active"), [], last_year,
+    requests = synth_requests.make(registry.filter(pl.col("status") == "active"), last_year,
                                    dt.date(last_year + 1, 11, 30), np.random.default_rng([seed, 13]))
     _write_csv(requests, out / "requests.csv", "requests")
+    parcels, indicators = synth_land.make(registry, last_year, np.random.default_rng([seed, 17]))
+    parcels.write_csv(out / "parcels.csv")
+    indicators.write_csv(out / "indicators.csv")
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
     (out / "README.md").write_text(_readme(c, labels), encoding="utf-8")
@@ -570,7 +574,8 @@ Made-up data for tests, benchmarks and demos. No real person, phone number or co
 
 Contract files (import with `qifu import KIND FILE`, in this order: registry first):
 registry.csv, reports.csv, shareholders.csv, tax.csv, social.csv, reminders.csv, requests.csv
-(the hotline's and stations' requests from 1 January {c.last_year} to 30 November {c.last_year + 1}).
+(the hotline's and stations' requests from 1 January {c.last_year} to 30 November {c.last_year + 1}),
+parcels.csv and indicators.csv (industrial land and its evaluation data, {c.last_year - 1}–{c.last_year}).
 
 Hidden truth (never import these; they score qifu's checks and reminder policy):
 - behaviour.csv: each entity's filing archetype per season, its filing agent and whether its

@@ -172,10 +172,12 @@ def _pick(rng: np.random.Generator, items, p=None):
     return items[int(rng.choice(len(items), p=p))]
 
 
-def make(registry: pl.DataFrame, towns: list[str], first_year: int, as_of: dt.date, rng: np.random.Generator) -> pl.DataFrame:
-    """The requests submitted from 1 January of ``first_year`` to ``as_of``."""
+def make(registry: pl.DataFrame, first_year: int, as_of: dt.date, rng: np.random.Generator,
+         per_entity_year: float = 0.1) -> pl.DataFrame:
+    """The requests submitted from 1 January of ``first_year`` to ``as_of`` (``per_entity_year``
+    requests per entity a year; a benchmark asks for more)."""
     days = (as_of - dt.date(first_year, 1, 1)).days + 1
-    n = max(1, int(registry.height / 10 * days / 365))
+    n = max(1, int(registry.height * per_entity_year * days / 365))
     codes = [c.code for c in CATEGORIES]
     share = np.array([SHARE[c] for c in codes])
     share = share / share.sum()
