@@ -18,6 +18,7 @@ class T(StrEnum):
     INT = "int"  # headcounts: whole, never negative
     YEAR = "year"
     MONEY = "money"  # 万元, decimal, up to 6 decimals
+    DECIMAL = "decimal"  # another quantity (亩, 万千瓦时, 吨标准煤), up to 6 decimals
     DATE = "date"
     DATETIME = "datetime"  # naive values are Asia/Shanghai
     BOOL = "bool"
@@ -244,9 +245,48 @@ REQUESTS = Kind(
     ),
 )
 
+PARCEL_ROLES = (("owner", "自有"), ("tenant", "租用"))
+
+PARCELS = Kind(
+    "parcels",
+    "工业用地宗地",
+    key=("parcel_id", "uscc"),
+    fields=(
+        Field("parcel_id", "宗地编号", T.STR, required=True, max_length=60),
+        USCC,
+        Field("role", "权属", T.ENUM, required=True, choices=PARCEL_ROLES),
+        Field("area_mu", "用地面积(亩)", T.DECIMAL, required=True),
+        Field("town", "所属镇街", T.STR, required=True, max_length=50),
+        Field("land_use", "土地用途", T.STR, max_length=50),
+        Field("floor_area_ratio", "容积率", T.DECIMAL),
+        Field("idle", "是否闲置", T.BOOL),
+    ),
+)
+
+INDICATORS = Kind(
+    "indicators",
+    "亩均效益评价指标",
+    key=("uscc", "year"),
+    fields=(
+        USCC,
+        Field("year", "年度", T.YEAR, required=True),
+        Field("above_threshold", "是否规上工业", T.BOOL, required=True),
+        Field("evaluated_tax", "评价税收(万元)", T.MONEY, required=True, negative_ok=True),
+        Field("electricity", "用电量(万千瓦时)", T.DECIMAL),
+        _money("value_added", "工业增加值(万元)", negative_ok=True),
+        _money("main_revenue", "主营业务收入(万元)"),
+        _money("rd_spend", "研发经费支出(万元)"),
+        Field("energy_tce", "综合能耗(吨标准煤)", T.DECIMAL),
+        Field("emissions", "主要污染物排放量(吨)", T.DECIMAL),
+        _count("avg_employees", "年平均职工人数"),
+        Field("veto", "否决事项", T.STR, max_length=200),
+        Field("exempt", "不参评原因", T.STR, max_length=200),
+    ),
+)
+
 # The annual-report service's files (§1.1–1.6), and every kind `qifu import` takes.
 ANNUAL_REPORT_KINDS = (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)
-KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS)}
+KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS)}
 
 # Personal data in the contract's files: masked in staff lists and pages, shown whole only
 # through an audited reveal.

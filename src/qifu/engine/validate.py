@@ -196,6 +196,12 @@ def _parse_year(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
     return number.cast(pl.Int32), reason
 
 
+def _parse_decimal(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
+    """A quantity that is not money (亩, 万千瓦时, 吨): the money parser's rules, its own words."""
+    value, reason = _parse_money(col, f)
+    return value, reason.str.replace("金额", "数值").str.replace("（单位：万元）", "")
+
+
 def _parse_money(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
     s = pl.select(
         pl.when(col.str.contains(_THOUSANDS)).then(col.str.replace_all(",", "")).otherwise(col)
@@ -300,6 +306,7 @@ PARSERS: dict[T, Callable[[pl.Series, Field], tuple[pl.Series, pl.Series]]] = {
     T.INT: _parse_int,
     T.YEAR: _parse_year,
     T.MONEY: _parse_money,
+    T.DECIMAL: _parse_decimal,
     T.DATE: _parse_date,
     T.DATETIME: _parse_datetime,
     T.BOOL: _parse_bool,

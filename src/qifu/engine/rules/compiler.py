@@ -480,3 +480,29 @@ def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
         f"SELECT f.uscc, f.report_year, f.rule_key, {', '.join(cols)} FROM flags f JOIN {source} c ON c.uscc = f.uscc"
     )
     return flags_sql, values_sql
+
+
+def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: str = "duckdb",
+                       condition: bool = True) -> str:
+    """An expression of the rule language outside a rule (a land-evaluation consequence, a
+    low-efficiency flag, a policy's eligibility): the same passes, and every column it names
+    must be one of ``columns``. A condition is true or false, never NULL (a comparison with an
+    empty value is not true); a value is a DOUBLE."""
+    if dialect not in DIALECTS:
+        raise UnsupportedOnEngine(f"unknown engine dialect {dialect}")
+    tree = parse(text)
+    unknown = sorted({c.name for c in tree.find_all(exp.Column)} - set(columns))
+    if unknown:
+        raise RuleCompileError(f"不认识的字段：{'、'.join(unknown)}（可用：{'、'.join(sorted(columns))}）")
+    if any(True for _ in tree.find_all(exp.Placeholder)):
+        raise RuleCompileError("表达式里不能有 :参数")
+    tree = fold_constants(tree)
+    tree = expand_macros(tree, dialect)
+    tree = explicit_trim(tree)
+    tree = safe_division(tree)
+    tree = null_safe_extrema(tree)
+    check_portable(tree)
+    tree = three_valued(tree) if condition else exp.Cast(this=tree, to=exp.DataType.build("DOUBLE"))
+    if dialect == "duckdb":
+        tree = _duckdb_trim_only_when_needed(tree)
+    return tree.sql(dialect=dialect)
