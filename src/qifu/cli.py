@@ -79,8 +79,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"警告：{w}", file=sys.stderr)
     print(
         f"已导入 {args.kind}：{result.rows} 行，新增 {result.inserted}，"
-        f"{'更正' if args.kind == 'reports' else '更新'} {result.updated}，未变化 {result.unchanged}"
+        f"{'更正' if args.kind in ('reports', 'indicators') else '更新'} {result.updated}，未变化 {result.unchanged}"
     )
+    for note in result.notes:
+        print(note)
     return 0
 
 
@@ -247,6 +249,55 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_land_evaluate(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.engine.land.method import MethodError
+    from qifu.land.actions import LandError, evaluate
+
+    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
+        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    if args.engine == "spark" and (problem := _spark_missing()):
+        return _fail(problem)
+    try:
+        r = evaluate(args.year, args.method, engine_name=args.engine, out=args.out)
+    except (MethodError, LandError) as e:
+        return _fail(str(e))
+    t = r.table
+    if t.height == 0:
+        print(f"警告：没有 {args.year} 年度的亩均评价指标（qifu import indicators 导入）", file=sys.stderr)
+    classes = "，".join(f"{k} {v}" for k, v in sorted(
+        (c or "不定级", n) for c, n in t.group_by("class").len().iter_rows()))
+    print(f"已按“{r.method.name}”（版本 {r.method.version}）评价 {args.year} 年度 {t.height} 户：{classes}；"
+          f"结果已写入 {args.out}")
+    if args.verbose:
+        print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in r.timings.items()), file=sys.stderr)
+    return 0
+
+
+def cmd_land_prices(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu import spreadsheets
+    from qifu.land import queries
+    from qifu.land.actions import LandError, consequences
+    from qifu.land.models import Evaluation
+
+    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
+        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    evaluation = queries.latest(args.year)
+    if evaluation is None:
+        return _fail(f"{args.year} 年度还没有亩均评价（先运行 qifu land evaluate）")
+    if evaluation.status != Evaluation.Status.FINAL:
+        return _fail(f"{args.year} 年度的评价尚未定稿（{evaluation.get_status_display()}），定稿后才能输出差别化价格清单")
+    try:
+        table = queries.prices(evaluation, consequences())
+    except LandError as e:
+        return _fail(str(e))
+    spreadsheets.write_frame(table, args.out, sheet="差别化价格清单")
+    print(f"已输出 {args.year} 年度差别化价格清单 {table.height} 户：加价合计 {table['surcharge'].sum():.2f} 万元，"
+          f"奖励返还合计 {table['reward'].sum():.2f} 万元；{args.out}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from qifu.engine.synth import county
     from qifu.progress import Bar
@@ -358,6 +409,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("apikey", help="为合作方或驿站设备签发 Open311 接口密钥（只显示一次）")
     s.add_argument("name", help="合作方或设备名称")
     s.set_defaults(func=cmd_apikey)
+
+    s = sub.add_parser("land", help="亩均效益评价")
+    land = s.add_subparsers(dest="land_command", required=True)
+    r = land.add_parser("evaluate", help="按评价方法给各企业打分、分类，保存为该年度的评价（契约 §2.3）")
+    r.add_argument("--year", type=_year, required=True)
+    r.add_argument("--method", type=Path, required=True, help="评价方法（YAML，契约 §1.10）")
+    r.add_argument("--out", type=Path, required=True, help="结果文件：.csv、.xlsx 或 .json")
+    r.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    r.add_argument("--verbose", action="store_true", help="在标准错误输出各阶段耗时")
+    r.set_defaults(func=cmd_land_evaluate)
+    r = land.add_parser("prices", help="输出定稿年度的差别化电价、奖励返还和城镇土地使用税减免清单（供电公司、税务局）")
+    r.add_argument("--year", type=_year, required=True)
+    r.add_argument("--out", type=Path, required=True, help="清单文件：.csv、.xlsx 或 .json")
+    r.set_defaults(func=cmd_land_prices)
 
     s = sub.add_parser("synth", help="生成模拟县域的契约文件")
     s.add_argument("--entities", type=_positive, default=240_000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db.models import Max
@@ -21,6 +22,7 @@ from qifu.progress import Bar
 from qifu.reports.models import AnnualReport
 
 DEMO_USER = "demo"
+DEMO_DEPARTMENT = "经济和信息化局"
 
 
 def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = True) -> int:
@@ -51,6 +53,7 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     user.is_superuser = True
     user.set_password(password)
     user.save()
+    evaluate_land(user)
     from qifu.accounts.actions import assign_role
     from qifu.registry.models import Entity
 
@@ -58,9 +61,13 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     officer, _ = assign_role(f"{DEMO_USER}-town", "officer", "浒山街道")
     officer.set_password(password)
     officer.save()
+    clerk, _ = assign_role(f"{DEMO_USER}-dept", "department", department=DEMO_DEPARTMENT)
+    clerk.set_password(password)
+    clerk.save()
     print(f"演示数据已就绪，用时 {time.perf_counter() - started:.0f} 秒。", flush=True)
     print(f"工作人员登录：用户名 {DEMO_USER}  密码 {password}", flush=True)
     print(f"镇街专管员（浒山街道）：用户名 {DEMO_USER}-town  密码 {password}", flush=True)
+    print(f"承办部门（{DEMO_DEPARTMENT}，企业诉求）：用户名 {DEMO_USER}-dept  密码 {password}", flush=True)
     sample = Entity.objects.filter(findings__status="open", phone__regex=r"^1[3-9][0-9]{9}$").order_by("uscc").first()
     if sample:
         sms = config.data_dir() / "sms"
@@ -76,6 +83,54 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
             worker.terminate()
             worker.wait(timeout=10)
     return 0
+
+
+def evaluate_land(user, seed: int = 7) -> None:
+    """Each year of land data evaluated with the shipped example method: the earlier year
+    published, answered by some firms and frozen (which flags low-efficiency land, some of it
+    then in remediation); the latest published, its window open for the firms."""
+    import datetime as dt
+    import random
+    import re
+
+    from django.utils import timezone
+
+    from qifu.land import actions as land
+    from qifu.land.models import Evaluation, IndicatorRecord, Remediation, Result
+
+    years = sorted(set(IndicatorRecord.objects.values_list("year", flat=True)))
+    if not years or Evaluation.objects.exists():
+        return
+    example = (Path(__file__).resolve().parent / "data" / "land" / "method-example.yaml").read_text(encoding="utf-8")
+    rng = random.Random(seed)
+    now = timezone.now()
+    for year in years:
+        text = re.sub(r"(?m)^year: \d+", f"year: {year}", example)
+        latest = year == years[-1]
+        when = now if latest else now - dt.timedelta(days=30)
+        t = time.perf_counter()
+        evaluation = land.evaluate_text(year, text, "示例方法", now=when).evaluation
+        land.do_publish(evaluation, now=when)
+        results = list(Result.objects.filter(evaluation=evaluation).exclude(klass="").select_related("evaluation"))
+        confirmed = set()
+        for r in rng.sample(results, k=len(results) // 3):
+            land.do_confirm(r, now=when + dt.timedelta(days=1))
+            confirmed.add(r.pk)
+        if latest:
+            pending = [r for r in results if r.pk not in confirmed and r.klass in ("C", "D")]
+            for r in rng.sample(pending, k=min(3, len(pending))):
+                land.do_object(r, "evaluated_tax", "我公司该年度实缴税收比评价税收多，请税务部门核实", now=when)
+        else:
+            land.do_freeze(evaluation, user, now=when + dt.timedelta(days=8))
+        print(f"亩均评价 {year} 年度：{evaluation.firms} 户，{evaluation.get_status_display()}，"
+              f"用时 {time.perf_counter() - t:.1f} 秒", flush=True)
+    cases = list(Remediation.objects.order_by("parcel_id"))
+    for case in rng.sample(cases, k=len(cases) // 3):
+        plan = rng.choice(["upgrade", "upgrade", "merge", "buy_back", "m0"])
+        land.do_update_case(case, user, plan=plan, status="ongoing", milestone=("签订整治协议", None),
+                            note="演示：镇街已约谈企业")
+        if rng.random() < 0.4:
+            land.do_update_case(case, user, status="done", done_milestone=0, note="演示：整治完成")
 
 
 def start_worker():

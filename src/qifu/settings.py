@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "qifu.corrections",
     "qifu.portal",
     "qifu.service_requests",
+    "qifu.land",
     "qifu.web",
     "ninja",
     "axes",  # staff sign-in lockout

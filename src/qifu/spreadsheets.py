@@ -33,3 +33,27 @@ def safe(ws, value):
 
 def append(ws, values: Iterable) -> None:
     ws.append([safe(ws, v) for v in values])
+
+
+def write_frame(frame, path, sheet: str = "数据") -> None:
+    """A table (a polars frame) as CSV, XLSX or JSON (an array of objects) by the file's
+    extension: the contract's files out (§2)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.write_csv(path)
+    elif suffix == ".json":
+        path.write_text(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    elif suffix == ".xlsx":
+        wb = workbook()
+        ws = wb.create_sheet(sheet)
+        ws.append(list(frame.columns))
+        for row in frame.iter_rows():
+            append(ws, row)
+        wb.save(path)
+    else:
+        raise ValueError(f"输出文件扩展名应为 .csv、.xlsx 或 .json，而不是 {path.suffix or '（无）'}")

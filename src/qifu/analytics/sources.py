@@ -88,6 +88,11 @@ def fetch(year: int, names: tuple[str, ...] | None = None) -> dict[str, pa.Table
     return _run({name: q for name, q in sql.items() if names is None or name in names})
 
 
+def run(sql: dict[str, str]) -> dict[str, pa.Table]:
+    """Each query's rows as an Arrow table (ADBC on PostgreSQL, Django's connection otherwise)."""
+    return _run(sql)
+
+
 def _run(sql: dict[str, str]) -> dict[str, pa.Table]:
     adbc = None if connection.in_atomic_block else _adbc_connection()
     out: dict[str, pa.Table] = {}

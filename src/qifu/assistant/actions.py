@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from qifu import text
 from qifu.assistant.models import Handoff, KnowledgeEntry
-from qifu.engine.assistant.retrieval import Answer, Assistant, Entry, default
+
+if TYPE_CHECKING:  # the retrieval (jieba, BM25) is imported when first asked, not by Django's admin at start-up
+    from qifu.engine.assistant.retrieval import Answer, Assistant
 
 
 def do_propose_entry(*, question: str, answer: str, source: str, user) -> KnowledgeEntry:
@@ -29,6 +33,8 @@ def assistant() -> Assistant:
     """The shipped knowledge base plus the approved staff entries (rebuilt when they change)."""
     global _assistant
     from django.db.models import Count, Max
+
+    from qifu.engine.assistant.retrieval import Assistant, Entry, default
 
     stamp = tuple(KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)
                   .aggregate(n=Count("id"), last=Max("updated_at")).values())

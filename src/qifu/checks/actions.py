@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,21 +165,6 @@ def _store(year, engine, found: pl.DataFrame, all_revisions: dict[str, int], sta
 
 def write_findings(found: pl.DataFrame, path: Path) -> None:
     """Contract §2.1: CSV, XLSX or JSON (array of objects) by the file's extension."""
-    table = found.select(FINDINGS_COLUMNS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        table.write_csv(path)
-    elif suffix == ".json":
-        path.write_text(json.dumps(table.to_dicts(), ensure_ascii=False, indent=1), encoding="utf-8")
-    elif suffix == ".xlsx":
-        from qifu import spreadsheets
+    from qifu import spreadsheets
 
-        wb = spreadsheets.workbook()
-        ws = wb.create_sheet("校验结果")
-        ws.append(list(FINDINGS_COLUMNS))
-        for row in table.iter_rows():
-            spreadsheets.append(ws, row)
-        wb.save(path)
-    else:
-        raise ValueError(f"输出文件扩展名应为 .csv、.xlsx 或 .json，而不是 {path.suffix or '（无）'}")
+    spreadsheets.write_frame(found.select(FINDINGS_COLUMNS), path, sheet="校验结果")

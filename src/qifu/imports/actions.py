@@ -39,6 +39,7 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the import set off (a re-scored year)
 
 
 def import_file(kind_name: str, path: str | Path, progress: Progress | None = None) -> ImportResult:
@@ -71,7 +72,7 @@ def import_file(kind_name: str, path: str | Path, progress: Progress | None = No
         db.analyze(analytics.TABLES[kind.name])
         analytics.refresh(kind.name)
     if (result.inserted or result.updated) and kind.name in _AFTER:
-        _AFTER[kind.name]()
+        result.notes += _AFTER[kind.name](frame) or []
     return result
 
 
@@ -81,11 +82,12 @@ def import_file(kind_name: str, path: str | Path, progress: Progress | None = No
 def _reference_errors(kind: Kind, parsed: Parsed) -> list[RowError]:
     frame = parsed.frame
     errors: list[RowError] = []
-    if kind.name == "registry":
+    if kind.name in TOWN_KINDS:
         towns = _town_lookup()
         for row, town in frame.select("__row", "town").drop_nulls().iter_rows():
             if town not in towns:
                 errors.append(RowError(row, "town", town, "不是本辖区的镇街（请使用镇街全称，如 浒山街道）"))
+    if kind.name == "registry":
         if "industry_code" in frame.columns:
             for row, code in frame.select("__row", "industry_code").drop_nulls().iter_rows():
                 _, why = reference.normalise_industry(code)
@@ -99,6 +101,9 @@ def _reference_errors(kind: Kind, parsed: Parsed) -> list[RowError]:
     return errors
 
 
+TOWN_KINDS = ("registry", "parcels")  # files whose township is a reference to the county's list
+
+
 def _town_lookup() -> dict[str, str]:
     towns = {t.name: t.code for t in Township.objects.all()}
     prefix = reference.county()["county"]
@@ -107,11 +112,12 @@ def _town_lookup() -> dict[str, str]:
 
 def _prepare(kind: Kind, frame: pl.DataFrame) -> pl.DataFrame:
     """Contract columns -> database columns."""
-    if kind.name == "registry":
+    if kind.name in TOWN_KINDS:
         towns = _town_lookup()
         frame = frame.with_columns(pl.col("town").replace_strict(towns, return_dtype=pl.Utf8).alias("town_id")).drop(
             "town"
         )
+    if kind.name == "registry":
         if "industry_code" in frame.columns:
             frame = frame.with_columns(
                 pl.col("industry_code").map_elements(
@@ -239,15 +245,30 @@ def _write_reminders(kind, parsed, frame, progress):
 
 
 def _write_reports(kind, parsed, frame, progress):
-    """New (uscc, year): revision 1. Changed content: revision n+1, the old one kept."""
-    frame = _db_frame(frame, AnnualReport)
-    key = ["entity_id", "report_year"]
+    return _write_revisions(AnnualReport, "report_year", kind, frame, progress)
+
+
+def _write_indicators(kind, parsed, frame, progress):
+    from qifu.land.models import IndicatorRecord
+
+    return _write_revisions(IndicatorRecord, "year", kind, frame, progress)
+
+
+def _write_parcels(kind, parsed, frame, progress):
+    from qifu.land.models import Parcel
+
+    return _upsert(Parcel, ["parcel_id", "uscc"], kind, parsed, frame, progress)
+
+
+def _write_revisions(model, year: str, kind, frame, progress):
+    """A yearly snapshot per entity (annual reports, land indicators). New (uscc, year):
+    revision 1. Changed content: revision n+1, the old one kept."""
+    frame = _db_frame(frame, model)
+    key = ["entity_id", year]
     present = [c for c in frame.columns if c not in key]
-    all_fields = [f.name for f in kind.fields if f.name not in ("uscc", "report_year")]
-    years = frame["report_year"].unique().to_list()
-    existing = _existing(
-        AnnualReport, ["entity", "report_year", "revision", *all_fields], report_year__in=years, is_current=True
-    )
+    all_fields = [f.name for f in kind.fields if f.name not in ("uscc", year)]
+    years = frame[year].unique().to_list()
+    existing = _existing(model, ["entity", year, "revision", *all_fields], **{f"{year}__in": years}, is_current=True)
     existing.columns = key + ["revision"] + [f"{c}__old" for c in all_fields]
     joined = frame.join(existing, on=key, how="left")
     new = joined.filter(pl.col("revision").is_null()).select(frame.columns)
@@ -261,19 +282,19 @@ def _write_reports(kind, parsed, frame, progress):
         (pl.col("revision") + 1).alias("revision"),
         *[pl.col(c) if c in present else pl.col(f"{c}__old").alias(c) for c in all_fields],
     )
-    table = AnnualReport._meta.db_table
+    table = model._meta.db_table
     step = _progress_cb(progress, "写入", new.height + 2 * carried.height)
     bulk.update(
         table,
-        _column_names(AnnualReport, changed.select(*key, "revision", pl.lit(False).alias("is_current"))),
-        ["uscc", "report_year", "revision"],
+        _column_names(model, changed.select(*key, "revision", pl.lit(False).alias("is_current"))),
+        ["uscc", year, "revision"],
         step,
     )
     stamp = [pl.lit(now).alias("imported_at"), pl.lit(True).alias("is_current")]
     bulk.insert(
-        table, _column_names(AnnualReport, new.with_columns(pl.lit(1).alias("revision"), *stamp)), step
+        table, _column_names(model, new.with_columns(pl.lit(1).alias("revision"), *stamp)), step
     )
-    bulk.insert(table, _column_names(AnnualReport, carried.with_columns(*stamp)), step)
+    bulk.insert(table, _column_names(model, carried.with_columns(*stamp)), step)
     return ImportResult(kind.name, frame.height, new.height, carried.height, found.height - carried.height)
 
 
@@ -283,13 +304,30 @@ def _write_requests(kind, parsed, frame, progress):
     return ImportResult(kind.name, frame.height, *import_history(frame, progress))
 
 
-def _after_requests():
+def _after_requests(frame):
     from qifu.service_requests.routing import refresh_model
 
     refresh_model()
 
 
-_AFTER = {"requests": _after_requests}
+def _after_land(frame):
+    """A correction of land data re-scores each year it touches that has an evaluation not
+    yet final (contract §1.9: each year's data is a snapshot; issue: 一企一单's corrections)."""
+    from qifu.land import actions as land
+    from qifu.land.models import Evaluation
+
+    years = frame["year"].unique().to_list() if "year" in frame.columns else None
+    pending = Evaluation.objects.exclude(status=Evaluation.Status.FINAL)
+    if years is not None:
+        pending = pending.filter(year__in=years)
+    notes = []
+    for year in sorted(set(pending.values_list("year", flat=True))):
+        if land.do_rescore(year) is not None:
+            notes.append(f"已按更正后的数据重新评分：{year} 年度亩均评价")
+    return notes
+
+
+_AFTER = {"requests": _after_requests, "parcels": _after_land, "indicators": _after_land}
 
 _WRITERS = {
     "registry": _write_registry,
@@ -299,4 +337,6 @@ _WRITERS = {
     "social": _write_social,
     "reminders": _write_reminders,
     "requests": _write_requests,
+    "parcels": _write_parcels,
+    "indicators": _write_indicators,
 }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from qifu.portal import requests, views
+from qifu.portal import land, requests, views
 
 app_name = "portal"
 urlpatterns = [
@@ -13,4 +13,7 @@ urlpatterns = [
     path("requests/", requests.requests_page, name="requests"),
     path("requests/<str:number>/", requests.request_page, name="request"),
     path("requests/<str:number>/act/", requests.request_act, name="request-act"),
+    path("land/", land.land_page, name="land"),
+    path("land/<int:year>/", land.land_page, name="land-year"),
+    path("land/<int:year>/act/", land.land_act, name="land-act"),
 ]

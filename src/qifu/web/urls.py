@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import requests, views
+from qifu.web import land, requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,5 +26,14 @@ urlpatterns = [
     path("requests/<str:number>/move/", requests.move, name="request-move"),
     path("requests/<str:number>/teach/", requests.teach, name="request-teach"),
     path("requests/<str:number>/files/<int:file_id>/", requests.attachment, name="request-file"),
+    path("land/", land.overview, name="land"),
+    path("land/remediation/", land.remediation, name="land-remediation"),
+    path("land/remediation/<int:case_id>/", land.case, name="land-case"),
+    path("land/<int:year>/", land.overview, name="land-year"),
+    path("land/<int:year>/act/", land.act, name="land-act"),
+    path("land/<int:year>/results/", land.results, name="land-results"),
+    path("land/<int:year>/lists.xlsx", land.lists, name="land-lists"),
+    path("land/<int:year>/prices.xlsx", land.prices, name="land-prices"),
+    path("land/<int:year>/<str:uscc>/", land.firm, name="land-firm"),
     path("healthz", views.healthz, name="healthz"),
 ]

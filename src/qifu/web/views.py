@@ -27,6 +27,8 @@ from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice, Explanation
 from qifu.engine.contract import PERSONAL_FIELDS, REPORTS
 from qifu.imports.models import ImportRun
+from qifu.land import queries as land_queries
+from qifu.land.models import Parcel, Remediation
 from qifu.registry.models import Entity, Note, Township
 from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
@@ -67,7 +69,29 @@ def home(request):
                    severity_rows=_severity_rows(findings["by_severity"]), reminders=reminders,
                    deadline=corrections.deadline(year), charts=charts)
     con.close()
+    ctx["land"] = _land_panel(request)
     return render(request, "web/home.html", ctx)
+
+
+def _land_panel(request) -> dict | None:
+    """The latest land evaluation's classes and the low-efficiency land by township."""
+    years = land_queries.years()
+    if not years:
+        return None
+    evaluation = land_queries.latest(years[0])
+    results = scope.filter_by_town(evaluation.results.all(), request.user, "entity__town")
+    dist = land_queries.distribution(evaluation, results)
+    by_town = land_queries.remediation_by_town(scope.filter_by_town(Remediation.objects.all(), request.user))
+    return {
+        "year": evaluation.year, "status": evaluation.get_status_display(),
+        "flagged": round(sum(t["flagged"] for t in by_town), 1), "done": round(sum(t["done"] for t in by_town), 1),
+        "charts": {
+            "land-classes": {"type": "doughnut", "labels": dist["keys"], "values": [dist["totals"][k] for k in dist["keys"]]},
+            "land-towns": {"labels": [t["name"] for t in by_town], "horizontal": True, "series": [
+                {"label": "认定（亩）", "values": [t["flagged"] for t in by_town]},
+                {"label": "已整治（亩）", "values": [t["done"] for t in by_town]}]},
+        },
+    }
 
 
 def _bars(items) -> dict:
@@ -210,6 +234,9 @@ def entity(request, uscc: str):
         "timeline": _timeline(e),
         "tasks": ContactTask.objects.filter(entity=e).select_related("message").order_by("-due_on"),
         "notes": Note.objects.filter(entity=e).select_related("author"), "outcomes": OUTCOMES,
+        "land": {"history": sorted(land_queries.classes_by_year([e.uscc]).get(e.uscc, {}).items(), reverse=True),
+                 "parcels": Parcel.objects.filter(entity=e).order_by("parcel_id"),
+                 "cases": Remediation.objects.filter(entity=e).order_by("-flagged_year")},
     })
 
 

@@ -1,7 +1,9 @@
 // Module pages' charts (Chart.js, shipped in the package). The page's JSON block maps a name
-// to {type, labels, values, horizontal, percent}; the chart goes in the canvas "chart-<name>".
+// to {type, labels, values, horizontal, percent, stacked} (or several "series" of {label, values});
+// the chart goes in the canvas "chart-<name>".
+// A page with another JSON block of its own names this one's in the tag: data-block="…".
 (function () {
-  const block = document.getElementById("chart-data");
+  const block = document.getElementById((document.currentScript && document.currentScript.dataset.block) || "chart-data");
   if (!block || !window.Chart) return;
   const data = JSON.parse(block.textContent);
   Chart.defaults.font.family = '"Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", sans-serif';
@@ -12,6 +14,8 @@
     if (!el) continue;
     const type = spec.type || "bar";
     const axis = spec.percent ? {ticks: {callback: (v) => v + "%"}, min: 0, max: 100} : {beginAtZero: true};
+    if (spec.stacked) axis.stacked = true;
+    const other = spec.stacked ? {stacked: true} : {};
     const series = spec.series || [{label: spec.label || "", values: spec.values}];
     new Chart(el, {
       type: type,
@@ -23,7 +27,7 @@
         responsive: true, maintainAspectRatio: false,
         indexAxis: spec.horizontal ? "y" : "x",
         plugins: {legend: {display: type === "doughnut" || series.length > 1, position: "right"}},
-        scales: type === "doughnut" ? {} : (spec.horizontal ? {x: axis} : {y: axis}),
+        scales: type === "doughnut" ? {} : (spec.horizontal ? {x: axis, y: other} : {y: axis, x: other}),
       },
     });
   }

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LandConfig(AppConfig):
+    name = "qifu.land"
+    verbose_name = "亩均效益评价"
