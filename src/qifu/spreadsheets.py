@@ -6,10 +6,10 @@ live formula when the file is opened: such a cell is written as text, with Excel
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from openpyxl import Workbook
-from openpyxl.cell import Cell, WriteOnlyCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+if TYPE_CHECKING:  # openpyxl is imported when a workbook is made: a CSV or JSON export never loads it
+    from openpyxl import Workbook
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -17,10 +17,15 @@ MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def workbook() -> Workbook:
     """A streaming workbook (rows are written as they come, not held in memory)."""
+    from openpyxl import Workbook
+
     return Workbook(write_only=True)
 
 
 def text_cell(ws, value: str):
+    from openpyxl.cell import Cell, WriteOnlyCell
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
     cell = WriteOnlyCell(ws, value) if isinstance(ws, WriteOnlyWorksheet) else Cell(ws, value=value)
     cell.data_type = "s"
     cell.quotePrefix = True

@@ -14,8 +14,7 @@ import pyarrow as pa
 from django.db import connection, transaction
 from django.utils import timezone
 
-from qifu import bulk, config, spreadsheets
-from qifu.analytics import sources
+from qifu import bulk, config
 from qifu.engine.land import consequences as conseq
 from qifu.engine.land import evaluate as engine
 from qifu.engine.land import method as methods
@@ -53,7 +52,9 @@ def fetch(year: int) -> dict[str, pa.Table]:
                           avg_employees, veto, exempt FROM land_indicatorrecord WHERE year = {int(year)} AND is_current""",
         "parcels": f"SELECT parcel_id, uscc, role, CAST(area_mu AS {real}) AS area_mu FROM land_parcel",
     }
-    if pg:
+    if pg:  # ADBC straight into Arrow
+        from qifu.analytics import sources
+
         return {name: _typed(name, t) for name, t in sources.run(queries).items()}
     out = {}
     with connection.cursor() as cur:  # rows into the known schema through Polars: no type guessing, no pandas
@@ -213,6 +214,8 @@ def write(table: pl.DataFrame, m: methods.Method, path: Path) -> None:
     """Contract §2.3: CSV, XLSX or JSON by the extension; scores and points to 6 decimals."""
     frame = table.select(engine.columns(m)).with_columns(
         pl.col("score").round(6), pl.col("area_mu").round(6), *(pl.col(f"points_{n}").round(6) for n in m.indicators))
+    from qifu import spreadsheets  # openpyxl only when a file is written
+
     spreadsheets.write_frame(frame, path, sheet="亩均评价结果")
 
 
