@@ -87,6 +87,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.input or args.output:
+        return _check_national(args)
+    if args.out is None:
+        return _fail("需要 --out 结果文件（或用 --engine spark --input 目录 --output 目录 校验数据文件夹）")
     _setup_django()
     from qifu.checks.actions import run_check
 
@@ -106,6 +110,33 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {rule_id}\t{count}")
     if args.verbose:
         print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in result.timings.items()), file=sys.stderr)
+    return 0
+
+
+def _check_national(args: argparse.Namespace) -> int:
+    """Data that does not fit one machine: the six relations as Parquet in --input, the findings
+    written by Spark's executors to --output (partitioned by rule); no database."""
+    if args.engine != "spark" or not (args.input and args.output):
+        return _fail("校验数据文件夹需要同时给出 --engine spark、--input 目录和 --output 目录")
+    if args.out is not None:
+        return _fail("--out 用于本县数据库的校验；按文件夹校验时结果写入 --output")
+    if problem := _spark_missing():
+        return _fail(problem)
+    from qifu.engine.rules import spark_engine
+    from qifu.engine.rules.context import SOURCES
+    from qifu.engine.rules.loader import load_rules
+
+    if "://" not in args.input:
+        missing = [f"{n}.parquet" for n in SOURCES if not (Path(args.input) / f"{n}.parquet").exists()]
+        if missing:
+            return _fail(f"{args.input} 中缺少：{'、'.join(missing)}")
+    spark = spark_engine.session(args.master)
+    spark_engine.write(spark, spark_engine.input_paths(args.input), args.year, load_rules(), args.output)
+    counts = sorted((r["rule_id"], r["count"]) for r in spark.read.parquet(args.output).groupBy("rule_id").count().collect())
+    print(f"已在 Spark（{spark.sparkContext.master}）上校验 {args.year} 年度：问题 {sum(n for _, n in counts)} 个，"
+          f"已按规则分区写入 {args.output}")
+    for rule_id, count in counts:
+        print(f"  {rule_id}\t{count}")
     return 0
 
 
@@ -362,8 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("check", help="按规则校验某一年度的年报（契约 §2.1）")
     s.add_argument("--year", type=_year, required=True)
-    s.add_argument("--out", type=Path, required=True, help="结果文件：.csv、.xlsx 或 .json")
+    s.add_argument("--out", type=Path, help="结果文件：.csv、.xlsx 或 .json")
     s.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    s.add_argument("--input", help="（省级、全国）六类数据的 Parquet 所在目录，可为 hdfs:// 或 s3a:// 路径；需 --engine spark")
+    s.add_argument("--output", help="（省级、全国）问题清单的 Parquet 输出目录，按规则分区，由 Spark 执行器写入")
+    s.add_argument("--master", default="local[2]", help="Spark master（默认 local[2]；集群上用 spark-submit，见 docs/rules.md）")
     s.add_argument("--verbose", action="store_true", help="在标准错误输出各阶段耗时")
     s.set_defaults(func=cmd_check)
 

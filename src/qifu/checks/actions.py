@@ -38,16 +38,17 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     aggregates: dict = {}
     if engine == "duckdb":
         hits, ctx_rows, aggregates = _run_duckdb(data, year, rules)
-    elif engine == "spark":
+        timings["engine"] = time.perf_counter() - t
+        t = time.perf_counter()
+        found = findings_mod.render(hits, ctx_rows, rules)
+        timings["render"] = time.perf_counter() - t
+    elif engine == "spark":  # messages rendered on the executors
         from qifu.engine.rules import spark_engine
 
-        hits, ctx_rows, _ = spark_engine.run_local(data, year, rules)
+        found = spark_engine.run_local(data, year, rules)
+        timings["engine"] = time.perf_counter() - t
     else:
         raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
-    timings["engine"] = time.perf_counter() - t
-    t = time.perf_counter()
-    found = findings_mod.render(hits, ctx_rows, rules)
-    timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
     all_revisions = _current_revisions(data, year)
     run = _store(year, engine, found, all_revisions, started, aggregates)
