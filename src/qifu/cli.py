@@ -98,7 +98,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
     if args.engine == "spark" and (problem := _spark_missing()):
         return _fail(problem)
-    result = run_check(args.year, engine=args.engine, out=args.out)
+    result = run_check(args.year, engine=args.engine, out=args.out, master=args.master)
     run = result.run
     if run.reports_checked == 0:
         print(f"警告：没有 {args.year} 年度的年报可校验", file=sys.stderr)
@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     s.add_argument("--input", help="（省级、全国）六类数据的 Parquet 所在目录，可为 hdfs:// 或 s3a:// 路径；需 --engine spark")
     s.add_argument("--output", help="（省级、全国）问题清单的 Parquet 输出目录，按规则分区，由 Spark 执行器写入")
-    s.add_argument("--master", default="local[2]", help="Spark master（默认 local[2]；集群上用 spark-submit，见 docs/rules.md）")
+    s.add_argument("--master", default="local[2]", help="--engine spark 的 Spark master（默认 local[2]；集群上用 spark-submit，见 docs/rules.md）")
     s.add_argument("--verbose", action="store_true", help="在标准错误输出各阶段耗时")
     s.set_defaults(func=cmd_check)
 

@@ -27,7 +27,7 @@ class CheckResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> CheckResult:
+def run_check(year: int, engine: str = "duckdb", out: Path | None = None, master: str = "local[2]") -> CheckResult:
     rules = load_rules()
     timings: dict[str, float] = {}
     started = timezone.now()
@@ -45,7 +45,7 @@ def run_check(year: int, engine: str = "duckdb", out: Path | None = None) -> Che
     elif engine == "spark":  # messages rendered on the executors
         from qifu.engine.rules import spark_engine
 
-        found = spark_engine.run_local(data, year, rules)
+        found = spark_engine.run_local(data, year, rules, master)
         timings["engine"] = time.perf_counter() - t
     else:
         raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
