@@ -60,21 +60,11 @@ def fetch(year: int) -> dict[str, pa.Table]:
     with connection.cursor() as cur:  # rows into the known schema through Polars: no type guessing, no pandas
         for name, q in queries.items():
             cur.execute(q)
-            schema = {f.name: _POLARS.get(f.type, pl.String) for f in SCHEMA[name]}
+            schema = {f.name: _POLARS.get(f.type, pl.String) for f in engine.INPUTS[name]}
             frame = pl.DataFrame(cur.fetchall(), schema=schema, orient="row", strict=False).with_columns(
-                pl.col(f.name).cast(pl.Boolean) for f in SCHEMA[name] if f.type == pa.bool_())
+                pl.col(f.name).cast(pl.Boolean) for f in engine.INPUTS[name] if f.type == pa.bool_())
             out[name] = _typed(name, frame.to_arrow())
     return out
-
-
-SCHEMA = {
-    "indicators": pa.schema([("uscc", pa.string()), ("year", pa.int64()), ("above_threshold", pa.bool_()),
-                             *((c, pa.float64()) for c in ("evaluated_tax", "electricity", "value_added", "main_revenue",
-                                                           "rd_spend", "energy_tce", "emissions")),
-                             ("avg_employees", pa.float64()), ("veto", pa.string()), ("exempt", pa.string())]),
-    "parcels": pa.schema([("parcel_id", pa.string()), ("uscc", pa.string()), ("role", pa.string()),
-                          ("area_mu", pa.float64())]),
-}
 
 
 _POLARS = {pa.bool_(): pl.Int64, pa.int64(): pl.Int64, pa.float64(): pl.Float64}
@@ -83,7 +73,7 @@ _POLARS = {pa.bool_(): pl.Int64, pa.int64(): pl.Int64, pa.float64(): pl.Float64}
 def _typed(name: str, table: pa.Table) -> pa.Table:
     """The relation with the engine's types, whatever the database gave (SQLite has no booleans;
     an empty result has no types)."""
-    schema = SCHEMA[name]
+    schema = engine.INPUTS[name]
     if table.num_rows == 0:
         return schema.empty_table()
     columns = []
@@ -288,7 +278,7 @@ def do_flag(evaluation: Evaluation, rules: conseq.Consequences | None = None,
             parcel_id=row["parcel_id"], entity_id=row["uscc"], town_id=row["town"], department=department,
             area_mu=row["parcel_area_mu"], flags=ids, reasons="；".join(labels[f] for f in ids)[:500],
             tax_per_mu_before=row["tax_per_mu"], flagged_year=evaluation.year,
-            history=[{"at": f"{timezone.localtime(now):%Y-%m-%d %H:%M}", "by": "系统", "note": f"{evaluation.year} 年度亩均评价定稿后按规则认定"}]))
+            history=[_history_line(now, "系统", f"{evaluation.year} 年度亩均评价定稿后按规则认定")]))
         unfinished.add(row["parcel_id"])
     after = {r["parcel_id"]: r["tax_per_mu"] for r in parcels.iter_rows(named=True)}
     with transaction.atomic():
@@ -301,6 +291,11 @@ def do_flag(evaluation: Evaluation, rules: conseq.Consequences | None = None,
 
 
 REMEDIATION_DEPARTMENT = "经济和信息化局"
+
+
+def _history_line(now: dt.datetime, by: str, note: str) -> dict:
+    """One line of a remediation case's history: when (local time, to the minute), who, what."""
+    return {"at": f"{timezone.localtime(now):%Y-%m-%d %H:%M}", "by": by, "note": note}
 
 
 def do_update_case(case: Remediation, user, *, plan: str | None = None, status: str | None = None,
@@ -354,7 +349,7 @@ def do_update_case(case: Remediation, user, *, plan: str | None = None, status: 
         if not changes and not note:
             raise LandError("没有任何改动")
         by = (user.get_full_name() or user.username) if user is not None else "系统"
-        case.history = [*case.history, {"at": f"{timezone.localtime(now):%Y-%m-%d %H:%M}", "by": by, "note": "；".join([*changes, note] if note else changes)}]
+        case.history = [*case.history, _history_line(now, by, "；".join([*changes, note] if note else changes))]
         case.save()
     return case
 

@@ -25,9 +25,20 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 
+import pyarrow as pa
 import sqlglot
 
 from qifu.engine.land.method import CLASSES, INDICATORS, Method
+
+# The two relations the query reads, typed as every engine reads them (the database, Parquet).
+INPUTS = {
+    "indicators": pa.schema([("uscc", pa.string()), ("year", pa.int64()), ("above_threshold", pa.bool_()),
+                             *((c, pa.float64()) for c in ("evaluated_tax", "electricity", "value_added", "main_revenue",
+                                                           "rd_spend", "energy_tce", "emissions", "avg_employees")),
+                             ("veto", pa.string()), ("exempt", pa.string())]),
+    "parcels": pa.schema([("parcel_id", pa.string()), ("uscc", pa.string()), ("role", pa.string()),
+                          ("area_mu", pa.float64())]),
+}
 
 OUTPUT = ("uscc", "year", "group", "area_mu", "score", "rank", "class", "note")
 NO_LAND = "无用地信息"

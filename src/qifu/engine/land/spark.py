@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from qifu.engine.land.evaluate import spark_sql
+from qifu.engine.land.evaluate import INPUTS, spark_sql
 from qifu.engine.land.method import Method
 
-TYPES = {
-    "indicators": {"uscc": "STRING", "year": "BIGINT", "above_threshold": "BOOLEAN", "evaluated_tax": "DOUBLE",
-                   "electricity": "DOUBLE", "value_added": "DOUBLE", "main_revenue": "DOUBLE", "rd_spend": "DOUBLE",
-                   "energy_tce": "DOUBLE", "emissions": "DOUBLE", "avg_employees": "DOUBLE", "veto": "STRING",
-                   "exempt": "STRING"},
-    "parcels": {"parcel_id": "STRING", "uscc": "STRING", "role": "STRING", "area_mu": "DOUBLE"},
-}
+SPARK = {pa.string(): "STRING", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE"}
+TYPES = {name: {f.name: SPARK[f.type] for f in schema} for name, schema in INPUTS.items()}
 
 
 def register(spark, paths: dict[str, str]) -> None:

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from qifu.engine.rules.compiler import flags_and_values_sql
-from qifu.engine.rules.context import SOURCES, aggregates_sql, context_sql, transpile
+from qifu.engine.rules.context import AGGREGATES, SOURCES, aggregates_sql, context_sql, transpile
 from qifu.engine.rules.findings import FINDING_SCHEMA, columns_needed, render
 
 SPARK_TYPES = {"VARCHAR": "STRING", "DOUBLE": "DOUBLE", "INTEGER": "INT", "BOOLEAN": "BOOLEAN", "DATE": "DATE",
@@ -130,7 +130,7 @@ def run(spark, paths: dict[str, str], year: int, rules) -> tuple[pl.DataFrame, p
     ctx_rows = pl.from_arrow(
         spark.sql(f"SELECT {', '.join(cols)} FROM ctx WHERE uscc IN (SELECT uscc FROM flags)").toArrow()
     )
-    agg_tables = {name: spark.table(name).toArrow() for name, _ in aggregates_sql(year).items()}
+    agg_tables = {name: spark.table(name).toArrow() for name in AGGREGATES}
     return _normalise(hits), ctx_rows, agg_tables
 
 
