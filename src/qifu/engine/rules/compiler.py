@@ -51,7 +51,7 @@ ALLOWED = (
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between, exp.Add, exp.Sub,
     exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.Abs, exp.Greatest, exp.Least, exp.Coalesce, exp.Case, exp.If,
     exp.Cast, exp.DataType, exp.Length, exp.Trim, exp.Lower, exp.Upper, exp.Substring, exp.StrPosition,
-    exp.Floor, exp.Round, exp.Ln, exp.RegexpLike, exp.Tuple, exp.Var, exp.Ceil, exp.Sqrt,
+    exp.Floor, exp.Round, exp.Ln, exp.RegexpLike, exp.Tuple, exp.Var, exp.Ceil, exp.Sqrt, exp.Like,
     exp.Year, exp.Month, exp.Day, exp.Date, exp.DateFromParts,
 )
 
@@ -267,6 +267,22 @@ def null_safe_extrema(tree: exp.Expression) -> exp.Expression:
             inner = node.copy()
             inner.meta["null_safe"] = True
             return exp.Case(ifs=[exp.If(this=guard, true=exp.Null())], default=inner)
+        return node
+
+    return tree.transform(swap)
+
+
+def decimal_round(tree: exp.Expression) -> exp.Expression:
+    """``ROUND(x, n)`` rounds the decimal the figure was written as, half away from zero, on every
+    engine: 2.675 gives 2.68. Left to themselves DuckDB rounds the binary double (2.67), Spark
+    the decimal (2.68), and PostgreSQL has no ROUND of a double with places at all."""
+
+    def swap(node):
+        if isinstance(node, exp.Round) and not node.meta.get("decimal"):
+            inner = node.copy()
+            inner.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DECIMAL(38, 10)")))
+            inner.meta["decimal"] = True
+            return inner
         return node
 
     return tree.transform(swap)
@@ -502,6 +518,7 @@ def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: s
     tree = safe_division(tree)
     tree = null_safe_extrema(tree)
     check_portable(tree)
+    tree = decimal_round(tree)
     tree = three_valued(tree) if condition else exp.Cast(this=tree, to=exp.DataType.build("DOUBLE"))
     if dialect == "duckdb":
         tree = _duckdb_trim_only_when_needed(tree)
