@@ -138,7 +138,8 @@ def _wipe():
     from qifu.imports.models import ImportRun
     from qifu.registry.models import Entity
 
-    for label in ("corrections.Explanation", "corrections.CorrectionNotice", "accounts.AuditEvent",
+    for label in ("policies.Payment", "policies.PaymentBatch", "policies.ApplicationFile", "policies.Application",
+                  "policies.Match", "policies.PolicyVersion", "policies.Policy", "corrections.Explanation", "corrections.CorrectionNotice", "accounts.AuditEvent",
                   "accounts.StaffProfile", "registry.Note", "portal.SignInCode", "reminders.ContactTask",
                   "reminders.OutboxMessage"):
         apps.get_model(label).objects.all().delete()

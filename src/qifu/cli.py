@@ -305,6 +305,60 @@ def cmd_land_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_match(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.engine.policies.policy import PolicyError
+    from qifu.policies.actions import PolicyActionError, match_folder
+
+    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
+        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    try:
+        r = match_folder(args.policies, args.year, out=args.out, notify=not args.no_notify)
+    except (PolicyError, PolicyActionError) as e:
+        return _fail(str(e))
+    for w in r.warnings:
+        print(f"警告：{w}", file=sys.stderr)
+    each = "，".join(f"{o.policy.id} {len(o.rows)} 户 {o.total:f} 万元" for o in r.outcomes) or "没有该年度的政策"
+    print(f"已匹配 {args.year} 年度 {len(r.outcomes)} 项政策：{each}；新增 {r.new}，变更 {r.changed}，"
+          f"不再符合 {r.lapsed}，通知 {r.notified}；结果已写入 {args.out}")
+    if args.verbose:
+        print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in r.timings.items()), file=sys.stderr)
+    return 0
+
+
+def cmd_policy_batch(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.policies.actions import PolicyActionError, do_create_batch, export_batch
+    from qifu.policies.models import PaymentBatch
+
+    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
+        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    if args.number:
+        batch = PaymentBatch.objects.filter(number=args.number).first()
+        if batch is None:
+            return _fail(f"没有批次 {args.number}")
+    else:
+        try:
+            batch = do_create_batch()
+        except PolicyActionError as e:
+            return _fail(str(e))
+    export_batch(batch, args.out)
+    print(f"批次 {batch.number}：{batch.lines} 笔，合计 {batch.total:f} 万元；已写入 {args.out}")
+    return 0
+
+
+def cmd_policy_receipt(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.policies.actions import PolicyActionError, do_reconcile, read_receipt
+
+    try:
+        r = do_reconcile(args.batch, read_receipt(args.file))
+    except PolicyActionError as e:
+        return _fail(str(e))
+    print(f"批次 {args.batch} 已对账：到账 {r.paid} 笔，失败 {r.failed} 笔，无变化 {r.unchanged} 笔")
+    return 0
+
+
 def cmd_land_prices(args: argparse.Namespace) -> int:
     _setup_django()
     from qifu import spreadsheets
@@ -457,6 +511,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--year", type=_year, required=True)
     r.add_argument("--out", type=Path, required=True, help="清单文件：.csv、.xlsx 或 .json")
     r.set_defaults(func=cmd_land_prices)
+
+    s = sub.add_parser("policy", help="惠企政策直达（免申即享）")
+    pol = s.add_subparsers(dest="policy_command", required=True)
+    r = pol.add_parser("match", help="载入或更新政策，找出符合条件的企业和金额，保存并输出（契约 §2.4）")
+    r.add_argument("--policies", type=Path, required=True, help="政策文件夹（每项政策一个 YAML，契约 §1.10）")
+    r.add_argument("--year", type=_year, required=True, help="数据年度")
+    r.add_argument("--out", type=Path, required=True, help="结果文件：.csv、.xlsx 或 .json")
+    r.add_argument("--no-notify", action="store_true", help="只匹配，不给新符合条件的企业发通知")
+    r.add_argument("--verbose", action="store_true", help="在标准错误输出各阶段耗时")
+    r.set_defaults(func=cmd_policy_match)
+    r = pol.add_parser("batch", help="把待拨付的款项编成拨付批次，输出给国库（同一批次重复输出得到同一文件）")
+    r.add_argument("--out", type=Path, required=True, help="批次文件：.csv、.xlsx 或 .json")
+    r.add_argument("--number", help="重新输出已有的批次（批次号），不新建")
+    r.set_defaults(func=cmd_policy_batch)
+    r = pol.add_parser("receipt", help="导入国库回执（到账或失败），对账")
+    r.add_argument("--batch", required=True, help="批次号")
+    r.add_argument("file", type=Path, help="回执文件：batch_no、payment_id、status（paid/failed）、paid_on、reason")
+    r.set_defaults(func=cmd_policy_receipt)
 
     s = sub.add_parser("synth", help="生成模拟县域的契约文件")
     s.add_argument("--entities", type=_positive, default=240_000)

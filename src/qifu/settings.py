@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "qifu.portal",
     "qifu.service_requests",
     "qifu.land",
+    "qifu.policies",
     "qifu.web",
     "ninja",
     "axes",  # staff sign-in lockout

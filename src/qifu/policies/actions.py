@@ -1,0 +1,580 @@
+"""Named actions of policy funding (惠企政策直达): load policies, match a year, tell the eligible
+firms, take a firm's confirmation (its bank account) or application, review applications,
+release installments into the ledger (with the checks before paying), batch them for the
+treasury and reconcile the treasury's answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+from django.db import transaction
+from django.utils import timezone
+
+from qifu import text as texts
+from qifu.engine.policies import match as engine
+from qifu.engine.policies import policy as policies_mod
+from qifu.engine.policies.policy import Policy as PolicyDef
+from qifu.policies.models import Application, Match, Payment, PaymentBatch, Policy, PolicyVersion
+
+
+class PolicyActionError(ValueError):
+    """Something a person can fix, said in Chinese."""
+
+
+@dataclass
+class MatchResult:
+    outcomes: list[engine.Outcome]
+    new: int = 0
+    changed: int = 0
+    lapsed: int = 0
+    again: int = 0
+    notified: int = 0
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def matches(self) -> int:
+        return sum(len(o.rows) for o in self.outcomes)
+
+
+def _line(now: dt.datetime, by: str, note: str) -> dict:
+    return {"at": timezone.localtime(now).isoformat(timespec="seconds"), "by": by, "note": note}
+
+
+# --- policies -------------------------------------------------------------------------------------
+
+
+def do_save_policy(p: PolicyDef, text: str, now: dt.datetime) -> Policy:
+    """The policy's current version; a changed text is a new version, the old one kept."""
+    fields = dict(title=p.title, year=p.year, mode=p.mode, category=p.category, department=p.department,
+                  summary=p.summary, basis=p.basis, eligible=p.eligible, amount=p.amount, budget=p.budget,
+                  installments=[str(s) for s in p.installments], milestones=list(p.milestones),
+                  version=p.version, text=text)
+    row = Policy.objects.filter(code=p.id).first()
+    if row is None:
+        row = Policy.objects.create(code=p.id, updated_at=now, **fields)
+    elif row.version != p.version:
+        for k, v in fields.items():
+            setattr(row, k, v)
+        row.updated_at = now
+        row.save()
+    PolicyVersion.objects.get_or_create(policy=row, version=p.version, defaults={"text": text, "created_at": now})
+    return row
+
+
+def definition(policy: Policy) -> PolicyDef:
+    return policies_mod.parse(policy.text, policy.code)[0]
+
+
+# --- the profile's sources ------------------------------------------------------------------------
+
+
+def fetch(year: int) -> dict[str, pa.Table | str]:
+    """What the profile of ``year`` is built from: the analytical copies of the registry, reports,
+    tax and social data (Parquet, refreshed if stale; read from the database inside a
+    transaction), and from the database the year's indicators, parcels, land evaluation and open
+    findings."""
+    from qifu import analytics
+    from qifu.analytics import sources as db_sources
+    from qifu.checks.models import Finding
+    from qifu.land import actions as land_actions
+    from qifu.land import queries as land_queries
+    from qifu.land.models import Result
+
+    names = ("registry", "reports", "tax", "social")
+    data: dict[str, pa.Table | str] = dict(analytics.paths(names) or db_sources.fetch(year, names))
+    data.update(land_actions.fetch(year))
+    evaluation = land_queries.latest(year)
+    rows = list(Result.objects.filter(evaluation=evaluation).values_list("entity_id", "group", "score", "klass")) \
+        if evaluation else []
+    data["land"] = pa.table({
+        "uscc": pa.array([r[0] for r in rows], pa.string()),
+        "group": pa.array([r[1] or None for r in rows], pa.string()),
+        "score": pa.array([r[2] for r in rows], pa.float64()),
+        "class": pa.array([r[3] or None for r in rows], pa.string()),
+    })
+    counts = (Finding.objects.filter(report_year=year, status=Finding.Status.OPEN, severity__in=("block", "high"))
+              .values_list("entity_id").annotate(n=_count()).values_list("entity_id", "n"))
+    counts = list(counts)
+    data["findings"] = pa.table({"uscc": pa.array([c[0] for c in counts], pa.string()),
+                                 "open_findings": pa.array([c[1] for c in counts], pa.int32())})
+    return data
+
+
+def _count():
+    from django.db.models import Count
+
+    return Count("id")
+
+
+# --- matching -------------------------------------------------------------------------------------
+
+
+def match_folder(folder: str | Path, year: int, out: Path | None = None, now: dt.datetime | None = None,
+                 notify: bool = True) -> MatchResult:
+    """`qifu policy match`: load or update the policies in ``folder``, match the ones of data
+    year ``year``, store the matches, tell the new ones, write §2.4."""
+    now = now or timezone.now()
+    t = time.perf_counter()
+    defs, warnings = policies_mod.load_folder(folder, year)
+    texts_by_id = {p.id: _canonical_text(p) for p in defs}
+    chosen = [p for p in defs if p.year == year]
+    skipped = [p for p in defs if p.year != year]
+    warnings += [f"{p.id}：数据年度为 {p.year}，不是 {year}，本次只更新政策、不匹配" for p in skipped]
+    with transaction.atomic():
+        for p in defs:
+            do_save_policy(p, texts_by_id[p.id], now)
+    result = match_policies(chosen, year, now, notify=notify)
+    result.warnings = warnings + result.warnings
+    result.timings = {"load": time.perf_counter() - t - sum(result.timings.values()), **result.timings}
+    if out is not None:
+        t = time.perf_counter()
+        write(result.outcomes, out)
+        result.timings["write"] = time.perf_counter() - t
+    return result
+
+
+def _canonical_text(p: PolicyDef) -> str:
+    import yaml
+
+    data = p.model_dump(mode="json", exclude_defaults=False)
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: bool = True) -> MatchResult:
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    data = fetch(year)
+    timings["fetch"] = time.perf_counter() - t
+    t = time.perf_counter()
+    outcomes = engine.run_duckdb(defs, year, data) if defs else []
+    timings["engine"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result = MatchResult(outcomes)
+    with transaction.atomic():
+        for o in outcomes:
+            _store(o, now, result)
+        timings["store"] = time.perf_counter() - t
+        if notify:
+            t = time.perf_counter()
+            from qifu.policies import notices
+
+            result.notified = notices.tell_eligible([o.policy.id for o in outcomes if o.policy.mode == "automatic"], now)
+            timings["notify"] = time.perf_counter() - t
+    for o in outcomes:
+        if o.no_amount:
+            result.warnings.append(f"{o.policy.id}：{o.no_amount} 户符合条件但金额为空（金额引用的数据缺失），未列入")
+        if o.scaled:
+            result.warnings.append(f"{o.policy.id}：应享金额合计 {o.total_before_budget} 万元超过预算 {o.policy.budget} 万元，"
+                                   f"已按比例折算")
+    result.timings = timings
+    return result
+
+
+SETTLED = (Match.Status.PAID, Match.Status.REJECTED)
+
+
+def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult) -> None:
+    """The outcome as the policy's matches: new firms added, changed amounts or reasons updated
+    (while nothing is released), firms no longer eligible flagged, unchanged rows untouched."""
+    policy = Policy.objects.get(code=o.policy.id)
+    existing = {m.entity_id: m for m in Match.objects.filter(policy=policy).only(
+        "id", "entity_id", "version", "amount", "reason", "status", "history")}
+    released = set(Payment.objects.filter(policy=policy).values_list("match_id", flat=True))
+    today = timezone.localdate(now)
+    new, changed = [], []
+    seen = set()
+    for uscc, amount, why, _ in o.rows:
+        seen.add(uscc)
+        m = existing.get(uscc)
+        if m is None:
+            new.append(Match(policy=policy, entity_id=uscc, version=o.policy.version, amount=amount, reason=why,
+                             eligible_on=today, matched_at=now,
+                             history=[_line(now, "系统", f"按政策版本 {o.policy.version} 匹配：符合条件，金额 {amount} 万元")]))
+            continue
+        fields = []
+        if m.status == Match.Status.LAPSED:
+            m.status, m.lapsed_at = Match.Status.ELIGIBLE if m.id not in released else Match.Status.HELD, None
+            m.history = [*m.history, _line(now, "系统", "再次符合条件")]
+            fields += ["status", "lapsed_at", "history"]
+            result.again += 1
+        if m.id not in released and (m.amount != amount or m.reason != why or m.version != o.policy.version):
+            m.history = [*m.history, _line(now, "系统", f"按政策版本 {o.policy.version} 重新匹配：金额 {m.amount} → {amount} 万元")]
+            m.amount, m.reason, m.version = amount, why, o.policy.version
+            fields += ["amount", "reason", "version", "history"]
+        if fields:
+            m.matched_at = now
+            changed.append((m, sorted(set(fields + ["matched_at"]))))
+    for uscc, m in existing.items():
+        if uscc in seen or m.status in (*SETTLED, Match.Status.LAPSED):
+            continue
+        m.status, m.lapsed_at = Match.Status.LAPSED, now
+        m.history = [*m.history, _line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核")]
+        changed.append((m, ["status", "lapsed_at", "history"]))
+        result.lapsed += 1
+    Match.objects.bulk_create(new, batch_size=2000)
+    for m, fields in changed:
+        m.save(update_fields=fields)
+    result.new += len(new)
+    result.changed += len(changed) - result.lapsed
+
+
+def write(outcomes: list[engine.Outcome], path: Path) -> None:
+    """Contract §2.4: policy_id, uscc, amount, reason; CSV, XLSX or JSON by the extension."""
+    rows = [(o.policy.id, uscc, float(amount), why) for o in outcomes for uscc, amount, why, _ in o.rows]
+    frame = pl.DataFrame(rows, schema={"policy_id": pl.String, "uscc": pl.String, "amount": pl.Float64,
+                                       "reason": pl.String}, orient="row")
+    from qifu import spreadsheets
+
+    spreadsheets.write_frame(frame, path, sheet="政策匹配结果")
+
+
+# --- the firm's side --------------------------------------------------------------------------------
+
+
+def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: str,
+               now: dt.datetime | None = None) -> Match:
+    """免申即享: the firm confirms the account the money goes to; the first installment is
+    released (or held for review)."""
+    now = now or timezone.now()
+    bank_name, account_name = texts.clean(bank_name)[:100], texts.clean(account_name)[:200]
+    account = "".join(texts.clean(bank_account).split())
+    if not (8 <= len(account) <= 32 and account.isdigit()):
+        raise PolicyActionError("银行账号应为 8 至 32 位数字")
+    if not bank_name or not account_name:
+        raise PolicyActionError("请填写开户银行和账户名称")
+    with transaction.atomic():
+        m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
+        if m.policy.mode != Policy.Mode.AUTOMATIC:
+            raise PolicyActionError("这项政策需要申请，请提交申请材料")
+        if m.status not in (Match.Status.ELIGIBLE, Match.Status.CONFIRMED, Match.Status.HELD):
+            raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能确认")
+        first = m.confirmed_at is None
+        m.bank_name, m.bank_account, m.account_name = bank_name, account, account_name
+        m.confirmed_at = m.confirmed_at or now
+        note = "企业确认收款账户" if first else "企业更改收款账户"
+        m.history = [*m.history, _line(now, "企业", f"{note}：{bank_name} {m.masked_account}")]
+        if m.status == Match.Status.ELIGIBLE:
+            m.status = Match.Status.CONFIRMED
+        m.save()
+        if first:
+            do_release(m, 1, now=now, by="系统")
+    return m
+
+
+def do_apply(match: Match, statement: str, project: str = "", project_code: str = "",
+             files: list[tuple[str, str, bytes]] = (), bank: tuple[str, str, str] | None = None,
+             now: dt.datetime | None = None) -> Application:
+    """需申请: the firm's application with its statement and attachments."""
+    now = now or timezone.now()
+    statement = texts.clean(statement)
+    if len(statement) < 10:
+        raise PolicyActionError("请写明申请说明（至少10个字）")
+    with transaction.atomic():
+        m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
+        if m.policy.mode != Policy.Mode.APPLICATION:
+            raise PolicyActionError("这项政策免申即享，无需申请，确认收款账户即可")
+        if m.status != Match.Status.ELIGIBLE:
+            raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能再申请")
+        if bank:
+            m.bank_name, m.bank_account, m.account_name = bank
+        app = Application.objects.create(match=m, statement=statement, project=texts.clean(project)[:200],
+                                         project_code=texts.clean(project_code)[:60], submitted_at=now)
+        from qifu.policies.models import ApplicationFile
+
+        for name, ctype, data in files:
+            ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], data=data,
+                                           size=len(data))
+        m.status = Match.Status.APPLIED
+        m.history = [*m.history, _line(now, "企业", f"提交申请（附件 {len(files)} 个）")]
+        m.save()
+    return app
+
+
+def do_review(application: Application, approve: bool, reason: str, user, now: dt.datetime | None = None) -> Application:
+    """The department's decision, with its reason; approval releases the first installment."""
+    now = now or timezone.now()
+    reason = texts.clean(reason)
+    if len(reason) < 2:
+        raise PolicyActionError("请写明审核意见")
+    with transaction.atomic():
+        app = Application.objects.select_for_update().select_related("match__policy").get(pk=application.pk)
+        if app.status != Application.Status.SUBMITTED:
+            raise PolicyActionError("这份申请已经审核")
+        app.status = Application.Status.APPROVED if approve else Application.Status.REJECTED
+        app.reviewed_at, app.reviewed_by, app.review_reason = now, user, reason
+        app.save()
+        m = app.match
+        m.status = Match.Status.CONFIRMED if approve else Match.Status.REJECTED
+        m.confirmed_at = now if approve else None
+        m.history = [*m.history, _line(now, str(user), f"{'审核通过' if approve else '审核未通过'}：{reason}")]
+        m.save()
+        if approve:
+            do_release(m, 1, now=now, by=str(user))
+    return app
+
+
+# --- the ledger ------------------------------------------------------------------------------------
+
+
+def holds(m: Match) -> list[str]:
+    """Why a match must be reviewed before it is paid: open block or high findings on the data
+    year's report, social-security arrears, or the same project claimed under another policy."""
+    from qifu.checks.models import Finding
+    from qifu.sources.models import SocialRecord
+
+    out = []
+    year = m.policy.year
+    n = Finding.objects.filter(entity_id=m.entity_id, report_year=year, status=Finding.Status.OPEN,
+                               severity__in=("block", "high")).count()
+    if n:
+        out.append(f"{year} 年度年报有 {n} 个未处理的严重问题")
+    arrears = SocialRecord.objects.filter(entity_id=m.entity_id, year=year, arrears__gt=0).values_list(
+        "arrears", flat=True).first()
+    if arrears:
+        out.append(f"社保欠缴 {Decimal(arrears).normalize()} 万元")
+    app = getattr(m, "application", None) if hasattr(m, "application") else None
+    if app is not None and app.project_code:
+        other = (Application.objects.filter(match__entity_id=m.entity_id, project_code=app.project_code)
+                 .exclude(pk=app.pk).exclude(status=Application.Status.REJECTED).select_related("match__policy").first())
+        if other:
+            out.append(f"项目 {app.project_code} 已在政策 {other.match.policy.code} 申报")
+    return out
+
+
+def installment_amount(m: Match, seq: int, shares: list[str]) -> Decimal:
+    """Installment ``seq`` of the match's amount, to one yuan; the last takes the remainder so the
+    installments sum to the amount exactly."""
+    from decimal import ROUND_DOWN
+
+    if seq < len(shares):
+        return (m.amount * Decimal(shares[seq - 1])).quantize(Decimal("0.0001"), ROUND_DOWN)
+    return m.amount - sum((m.amount * Decimal(s)).quantize(Decimal("0.0001"), ROUND_DOWN) for s in shares[:-1])
+
+
+def do_release(m: Match, seq: int, now: dt.datetime | None = None, by: str = "系统", override: bool = False) -> Payment | None:
+    """Release installment ``seq`` of a match into the ledger (待拨付). Never twice (the ledger
+    line is unique), never beyond the policy's budget (checked under a lock on the policy), and
+    not while a check before paying fails: the match is then held for review, with the reason.
+    ``override``: staff reviewed the hold and release it anyway."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        policy = Policy.objects.select_for_update().get(pk=m.policy_id)
+        m = Match.objects.select_for_update().get(pk=m.pk)
+        shares = policy.installments or ["1"]
+        if not 1 <= seq <= len(shares):
+            raise PolicyActionError(f"这项政策共 {len(shares)} 期，没有第 {seq} 期")
+        if Payment.objects.filter(match=m, seq=seq).exists():
+            return None  # released already: once only
+        if seq > 1 and not Payment.objects.filter(match=m, seq=seq - 1).exclude(status=Payment.Status.CANCELLED).exists():
+            raise PolicyActionError(f"第 {seq - 1} 期还没有核准")
+        if m.status in (Match.Status.LAPSED, Match.Status.REJECTED, Match.Status.ELIGIBLE, Match.Status.APPLIED):
+            raise PolicyActionError(f"状态为“{m.get_status_display()}”，不能拨付")
+        m.policy = policy
+        reasons = [] if override else holds(m)
+        amount = installment_amount(m, seq, shares)
+        if policy.budget is not None:
+            committed = Payment.objects.filter(policy=policy).exclude(status=Payment.Status.CANCELLED).aggregate(
+                s=_sum("amount"))["s"] or Decimal(0)
+            if committed + amount > policy.budget:
+                reasons = [*reasons, f"预算不足：已核准 {committed.normalize():f} 万元，本期 {amount.normalize():f} 万元，"
+                           f"预算 {policy.budget.normalize():f} 万元"]
+        if reasons:
+            m.status, m.hold_reason = Match.Status.HELD, "；".join(reasons)[:500]
+            m.history = [*m.history, _line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}")]
+            m.save(update_fields=["status", "hold_reason", "history"])
+            return None
+        milestone = policies_mod.milestone(policy.mode, policy.milestones, seq)
+        payment = Payment.objects.create(match=m, policy=policy, seq=seq, amount=amount, milestone=milestone,
+                                         released_at=now, history=[_line(now, by, f"核准第 {seq} 期（{milestone}）")])
+        if m.status == Match.Status.HELD:
+            m.status, m.hold_reason = Match.Status.CONFIRMED, ""
+            m.history = [*m.history, _line(now, by, "复核通过，恢复拨付")]
+            m.save(update_fields=["status", "hold_reason", "history"])
+        return payment
+
+
+def _sum(name: str):
+    from django.db.models import Sum
+
+    return Sum(name)
+
+
+def do_reach_milestone(m: Match, seq: int, user, now: dt.datetime | None = None) -> Payment | None:
+    """A phase accepted, a project verified (后补助): the next installment is released."""
+    return do_release(m, seq, now=now, by=str(user))
+
+
+def do_release_hold(m: Match, user, note: str, now: dt.datetime | None = None) -> Payment | None:
+    """Staff reviewed a held match and pay it anyway, with the reason on record."""
+    now = now or timezone.now()
+    note = texts.clean(note)
+    if len(note) < 4:
+        raise PolicyActionError("请写明复核意见（至少4个字）")
+    with transaction.atomic():
+        m = Match.objects.select_for_update().get(pk=m.pk)
+        if m.status != Match.Status.HELD:
+            raise PolicyActionError("这条记录不在待复核状态")
+        m.history = [*m.history, _line(now, str(user), f"复核：{note}")]
+        m.status = Match.Status.CONFIRMED
+        m.save(update_fields=["history", "status"])
+        seq = (Payment.objects.filter(match=m).count() or 0) + 1
+        return do_release(m, min(seq, len(m.policy.installments or ["1"])), now=now, by=str(user), override=True)
+
+
+# --- batches and the treasury ------------------------------------------------------------------------
+
+BATCH_COLUMNS = ["batch_no", "line_no", "payment_id", "policy_id", "policy_title", "uscc", "entity_name", "seq",
+                 "amount", "bank_name", "bank_account", "account_name"]
+
+
+def do_create_batch(user=None, now: dt.datetime | None = None, policy: Policy | None = None) -> PaymentBatch:
+    """Every released, unbatched installment of a confirmed match, into a new batch."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = (Payment.objects.select_for_update().filter(status=Payment.Status.DUE, batch__isnull=True)
+               .exclude(match__status__in=(Match.Status.LAPSED, Match.Status.HELD, Match.Status.REJECTED))
+               .exclude(match__bank_account=""))
+        if policy is not None:
+            due = due.filter(policy=policy)
+        ids = list(due.order_by("policy__code", "match__entity_id", "seq").values_list("id", flat=True))
+        if not ids:
+            raise PolicyActionError("没有待拨付的款项")
+        year = timezone.localdate(now).year
+        last = (PaymentBatch.objects.select_for_update().filter(number__startswith=f"BF{year}-")
+                .order_by("-number").values_list("number", flat=True).first())
+        number = f"BF{year}-{int(last.rsplit('-', 1)[1]) + 1 if last else 1:04d}"
+        batch = PaymentBatch.objects.create(number=number, created_at=now, created_by=user)
+        n = Payment.objects.filter(id__in=ids, status=Payment.Status.DUE, batch__isnull=True).update(
+            batch=batch, status=Payment.Status.BATCHED)
+        total = Payment.objects.filter(batch=batch).aggregate(s=_sum("amount"))["s"] or Decimal(0)
+        batch.lines, batch.total = n, total
+        batch.save(update_fields=["lines", "total"])
+    return batch
+
+
+def batch_frame(batch: PaymentBatch) -> pl.DataFrame:
+    """The batch's lines for the treasury, from the stored ledger: the same bytes every time."""
+    rows = []
+    lines = (Payment.objects.filter(batch=batch).select_related("match__entity", "policy")
+             .order_by("policy__code", "match__entity_id", "seq", "id"))
+    for i, p in enumerate(lines, 1):
+        rows.append((batch.number, i, p.id, p.policy.code, p.policy.title, p.match.entity_id, p.match.entity.name,
+                     p.seq, format(p.amount.quantize(Decimal("0.0001")), "f"), p.match.bank_name,
+                     p.match.bank_account, p.match.account_name))
+    return pl.DataFrame(rows, schema={c: (pl.Int64 if c in ("line_no", "payment_id", "seq") else pl.String)
+                                      for c in BATCH_COLUMNS}, orient="row")
+
+
+def export_batch(batch: PaymentBatch, path: Path) -> None:
+    from qifu import spreadsheets
+
+    spreadsheets.write_frame(batch_frame(batch), path, sheet=f"拨付批次{batch.number}")
+
+
+@dataclass
+class Reconciled:
+    paid: int = 0
+    failed: int = 0
+    unchanged: int = 0
+
+
+def do_reconcile(batch_number: str, rows: list[dict], now: dt.datetime | None = None) -> Reconciled:
+    """The treasury's answer (rows of ``batch_no``, ``payment_id``, ``status`` paid/failed,
+    ``paid_on``, ``reason``): each line paid or failed. All-or-nothing: a row that names another
+    batch, an unknown line or a bad status stops the whole file. Importing it again changes
+    nothing; a failed line can be released into a later batch (``do_retry``)."""
+    now = now or timezone.now()
+    out = Reconciled()
+    errors = []
+    with transaction.atomic():
+        batch = PaymentBatch.objects.select_for_update().filter(number=batch_number).first()
+        if batch is None:
+            raise PolicyActionError(f"没有批次 {batch_number}")
+        lines = {p.id: p for p in Payment.objects.select_for_update().filter(batch=batch)}
+        plan = []
+        for i, r in enumerate(rows, 2):
+            if str(r.get("batch_no", batch_number)).strip() != batch_number:
+                errors.append(f"第 {i} 行 batch_no：{r.get('batch_no')}：不是批次 {batch_number}")
+                continue
+            try:
+                pid = int(str(r.get("payment_id", "")).strip())
+            except ValueError:
+                errors.append(f"第 {i} 行 payment_id：{r.get('payment_id')!r}：应为数字")
+                continue
+            if pid not in lines:
+                errors.append(f"第 {i} 行 payment_id：{pid}：不在这个批次中")
+                continue
+            status = {"paid": "paid", "成功": "paid", "已到账": "paid", "failed": "failed", "失败": "failed"}.get(
+                str(r.get("status", "")).strip())
+            if status is None:
+                errors.append(f"第 {i} 行 status：{r.get('status')!r}：应为 paid（成功）或 failed（失败）")
+                continue
+            paid_on = None
+            if status == "paid":
+                try:
+                    paid_on = dt.date.fromisoformat(str(r.get("paid_on") or timezone.localdate(now).isoformat())[:10])
+                except ValueError:
+                    errors.append(f"第 {i} 行 paid_on：{r.get('paid_on')!r}：应为 YYYY-MM-DD")
+                    continue
+            plan.append((lines[pid], status, paid_on, str(r.get("reason") or "")[:300]))
+        if errors:
+            raise PolicyActionError("回执文件有错误，未作任何更改：\n" + "\n".join(errors))
+        for p, status, paid_on, why in plan:
+            if p.status == status or (p.status == Payment.Status.DUE and status == "failed"):
+                out.unchanged += 1
+                continue
+            if p.status == Payment.Status.PAID and status == "failed":
+                raise PolicyActionError(f"第 {p.id} 笔已记为到账，回执却为失败：请与国库核对后处理")
+            p.status, p.paid_on, p.failure = status, paid_on, "" if status == "paid" else why
+            p.history = [*p.history, _line(now, "国库回执", "到账" if status == "paid" else f"拨付失败：{why}")]
+            p.save(update_fields=["status", "paid_on", "failure", "history"])
+            if status == "paid":
+                out.paid += 1
+                _settle(p.match_id, now)
+            else:
+                out.failed += 1
+        if not Payment.objects.filter(batch=batch, status=Payment.Status.BATCHED).exists():
+            batch.status, batch.reconciled_at = PaymentBatch.Status.RECONCILED, now
+            batch.save(update_fields=["status", "reconciled_at"])
+    return out
+
+
+def _settle(match_id: int, now: dt.datetime) -> None:
+    m = Match.objects.select_related("policy").get(pk=match_id)
+    n = len(m.policy.installments or ["1"])
+    if Payment.objects.filter(match=m, status=Payment.Status.PAID).count() == n:
+        m.status = Match.Status.PAID
+        m.history = [*m.history, _line(now, "系统", "各期均已到账")]
+        m.save(update_fields=["status", "history"])
+
+
+def do_retry(payment: Payment, user, now: dt.datetime | None = None) -> Payment:
+    """A failed line back to 待拨付 (after the firm corrected its account), for a later batch."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        p = Payment.objects.select_for_update().get(pk=payment.pk)
+        if p.status != Payment.Status.FAILED:
+            raise PolicyActionError("只有拨付失败的款项可以重新拨付")
+        p.status, p.batch = Payment.Status.DUE, None
+        p.history = [*p.history, _line(now, str(user), "重新拨付")]
+        p.save(update_fields=["status", "batch", "history"])
+    return p
+
+
+def read_receipt(path: Path) -> list[dict]:
+    """The treasury's answer file (CSV in any of the bureau's encodings, or XLSX) as rows."""
+    from qifu.engine.errors import FileProblem
+    from qifu.engine.reading import read_table
+
+    try:
+        table = read_table(path)
+    except FileProblem as e:
+        raise PolicyActionError(str(e)) from None
+    return table.cells.to_dicts()

@@ -1,0 +1,36 @@
+"""Policies in Django admin, read-only: policies change by loading their YAML (a new version),
+matches and the ledger only through the named actions. Bank accounts are not listed."""
+
+from django.contrib import admin
+
+from qifu.land.admin import ReadOnly
+from qifu.policies.models import Match, Payment, PaymentBatch, Policy
+
+
+@admin.register(Policy)
+class PolicyAdmin(ReadOnly):
+    list_display = ("code", "title", "year", "mode", "budget", "version", "updated_at")
+    list_filter = ("year", "mode")
+    search_fields = ("code", "title")
+
+
+@admin.register(Match)
+class MatchAdmin(ReadOnly):
+    list_display = ("policy", "entity", "amount", "status", "eligible_on")
+    list_filter = ("status", "policy")
+    search_fields = ("entity__uscc",)
+    raw_id_fields = ("entity",)
+    exclude = ("bank_account",)
+    show_full_result_count = False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnly):
+    list_display = ("id", "policy", "match", "seq", "amount", "status", "batch", "paid_on")
+    list_filter = ("status", "policy")
+    raw_id_fields = ("match",)
+
+
+@admin.register(PaymentBatch)
+class PaymentBatchAdmin(ReadOnly):
+    list_display = ("number", "created_at", "lines", "total", "status")

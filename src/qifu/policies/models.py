@@ -1,0 +1,174 @@
+"""Policy funding delivered without asking (惠企政策直达, 免申即享): policies as data with their
+versions, each match of a firm and a policy, the firm's confirmation or application, the ledger
+of installments, the payment batches sent to the treasury and the treasury's answer."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from qifu.registry.models import MONEY, Entity
+
+
+class Policy(models.Model):
+    """A policy as staff wrote it (YAML, contract §1.10); ``version`` is the digest of the
+    current text, and every version is kept in ``PolicyVersion``."""
+
+    class Mode(models.TextChoices):
+        AUTOMATIC = "automatic", "免申即享"
+        APPLICATION = "application", "需申请"
+
+    code = models.CharField("政策编号", max_length=40, unique=True)
+    title = models.CharField("政策名称", max_length=200)
+    year = models.PositiveSmallIntegerField("数据年度")
+    mode = models.CharField("兑现方式", max_length=12, choices=Mode.choices)
+    category = models.CharField("类别", max_length=50, blank=True)
+    department = models.CharField("主管部门", max_length=100, blank=True)
+    summary = models.TextField("政策说明", blank=True)
+    basis = models.CharField("文件依据", max_length=300, blank=True)
+    eligible = models.TextField("享受条件")
+    amount = models.TextField("金额（万元）")
+    budget = models.DecimalField("预算（万元）", **MONEY)
+    installments = models.JSONField("分期比例", default=list)  # ["0.6", "0.4"]
+    milestones = models.JSONField("拨付节点", default=list)
+    version = models.CharField("版本", max_length=12)
+    text = models.TextField("政策（YAML）")
+    updated_at = models.DateTimeField("更新时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "惠企政策"
+        ordering = ["-year", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.title}"
+
+
+class PolicyVersion(models.Model):
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField("版本", max_length=12)
+    text = models.TextField("政策（YAML）")
+    created_at = models.DateTimeField("创建时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "政策版本"
+        constraints = [models.UniqueConstraint(fields=["policy", "version"], name="policy_version_unique")]
+
+
+class Match(models.Model):
+    """A firm eligible for a policy (§2.4), and what became of it."""
+
+    class Status(models.TextChoices):
+        ELIGIBLE = "eligible", "待确认"  # automatic: told, awaiting the bank account; application: invited
+        APPLIED = "applied", "已申请"
+        CONFIRMED = "confirmed", "已确认"  # automatic: account confirmed; application: approved
+        HELD = "held", "待复核"  # a check before paying failed; staff decide
+        PAID = "paid", "已兑现"  # every installment paid
+        LAPSED = "lapsed", "不再符合"  # no longer eligible at a later match, before being paid in full
+        REJECTED = "rejected", "未通过"
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="matches")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="policy_matches")
+    version = models.CharField("匹配时的政策版本", max_length=12)
+    amount = models.DecimalField("金额（万元）", max_digits=20, decimal_places=6)
+    reason = models.TextField("符合理由")
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.ELIGIBLE)
+    eligible_on = models.DateField("符合条件日期")
+    matched_at = models.DateTimeField("最近匹配时间")
+    confirmed_at = models.DateTimeField("确认时间", null=True, blank=True)
+    lapsed_at = models.DateTimeField("不再符合时间", null=True, blank=True)
+    hold_reason = models.CharField("复核原因", max_length=500, blank=True)
+    bank_name = models.CharField("开户银行", max_length=100, blank=True)
+    bank_account = models.CharField("银行账号", max_length=40, blank=True)
+    account_name = models.CharField("账户名称", max_length=200, blank=True)
+    history = models.JSONField("变更记录", default=list)  # [{"at", "by", "note"}]
+
+    class Meta:
+        verbose_name = verbose_name_plural = "政策匹配"
+        constraints = [models.UniqueConstraint(fields=["policy", "entity"], name="match_unique")]
+        indexes = [models.Index(fields=["policy", "status"]), models.Index(fields=["entity", "status"])]
+
+    @property
+    def masked_account(self) -> str:
+        a = self.bank_account
+        return f"{a[:4]}{'*' * max(len(a) - 8, 4)}{a[-4:]}" if len(a) > 8 else ("****" if a else "")
+
+
+class Application(models.Model):
+    """A firm's application under an application policy (需申请): its statement and
+    attachments, the department's review with reasons."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "待审核"
+        APPROVED = "approved", "已通过"
+        REJECTED = "rejected", "未通过"
+
+    match = models.OneToOneField(Match, on_delete=models.CASCADE, related_name="application")
+    project = models.CharField("申报项目", max_length=200, blank=True)
+    project_code = models.CharField("项目编号", max_length=60, blank=True, db_index=True)
+    statement = models.TextField("申请说明")
+    submitted_at = models.DateTimeField("提交时间")
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.SUBMITTED)
+    reviewed_at = models.DateTimeField("审核时间", null=True, blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    review_reason = models.TextField("审核意见", blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "政策申请"
+
+
+class ApplicationFile(models.Model):
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="files")
+    name = models.CharField("文件名", max_length=200)
+    content_type = models.CharField(max_length=100)
+    data = models.BinaryField()
+    size = models.PositiveIntegerField()
+
+
+class PaymentBatch(models.Model):
+    """Payments sent to the treasury together (拨付批次). Its file is made from the stored lines,
+    so exporting it again gives the same bytes and pays nothing twice."""
+
+    class Status(models.TextChoices):
+        EXPORTED = "exported", "已导出待回执"
+        RECONCILED = "reconciled", "已对账"
+
+    number = models.CharField("批次号", max_length=20, unique=True)
+    created_at = models.DateTimeField("创建时间")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField("状态", max_length=12, choices=Status.choices, default=Status.EXPORTED)
+    total = models.DecimalField("金额合计（万元）", max_digits=20, decimal_places=6, default=0)
+    lines = models.PositiveIntegerField("笔数", default=0)
+    reconciled_at = models.DateTimeField("对账时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "拨付批次"
+        ordering = ["-created_at"]
+
+
+class Payment(models.Model):
+    """One installment of one match: the ledger line. ``(match, seq)`` is unique, so an
+    installment exists once; its amount counts against the policy's budget from release on."""
+
+    class Status(models.TextChoices):
+        DUE = "due", "待拨付"
+        BATCHED = "batched", "拨付中"
+        PAID = "paid", "已到账"
+        FAILED = "failed", "拨付失败"
+        CANCELLED = "cancelled", "已取消"
+
+    match = models.ForeignKey(Match, on_delete=models.PROTECT, related_name="payments")
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="payments")
+    seq = models.PositiveSmallIntegerField("期次")
+    amount = models.DecimalField("金额（万元）", max_digits=20, decimal_places=6)
+    milestone = models.CharField("拨付节点", max_length=100)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.DUE)
+    released_at = models.DateTimeField("核准时间")
+    batch = models.ForeignKey(PaymentBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="payments")
+    paid_on = models.DateField("到账日期", null=True, blank=True)
+    failure = models.CharField("失败原因", max_length=300, blank=True)
+    history = models.JSONField("变更记录", default=list)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "拨付台账"
+        constraints = [models.UniqueConstraint(fields=["match", "seq"], name="payment_once")]
+        indexes = [models.Index(fields=["policy", "status"])]

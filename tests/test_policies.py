@@ -1,0 +1,372 @@
+"""Policy funding in the product: `qifu policy match` through the contract, checked against the
+contract files by a reference written here; re-matching that changes nothing; firms that stop
+being eligible flagged; 免申即享 notices, confirmation and the first installment; applications
+and their review; checks before paying; the ledger within its budget and once per installment,
+also under concurrent requests; batches exported byte for byte again; the treasury's answer."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import subprocess
+import sys
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+
+from qifu.checks.models import Finding
+from qifu.imports.actions import import_file
+from qifu.land import actions as land_actions
+from qifu.policies import actions
+from qifu.policies.models import Application, Match, Payment, PaymentBatch, Policy
+from qifu.reminders.models import OutboxMessage
+from qifu.sources.models import SocialRecord
+
+pytestmark = pytest.mark.django_db
+SH = ZoneInfo("Asia/Shanghai")
+ROOT = Path(__file__).resolve().parent.parent / "src" / "qifu" / "data"
+NOW = dt.datetime(2026, 9, 1, 10, 0, tzinfo=SH)
+
+
+def qifu(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qifu", *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def read(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8-sig") as f:
+        return list(csv.DictReader(f))
+
+
+def num(v: str) -> Decimal | None:
+    return Decimal(v) if v not in ("", None) else None
+
+
+def reference(folder: Path, land_file: Path, year: int) -> dict[str, dict[str, Decimal]]:
+    """Three example policies computed from the contract files alone, as a bureau's analyst
+    would in a spreadsheet: the expected §2.4 rows."""
+    registry = {r["uscc"]: r for r in read(folder / "registry.csv")}
+    indicators = {r["uscc"]: r for r in read(folder / "indicators.csv") if int(r["year"]) == year}
+    land = {r["uscc"]: r for r in read(land_file)}
+    tax = {r["uscc"]: r for r in read(folder / "tax.csv") if int(r["year"]) == year}
+    social = {r["uscc"]: r for r in read(folder / "social.csv") if int(r["year"]) == year}
+    reports = {r["uscc"]: r for r in read(folder / "reports.csv") if int(r["report_year"]) == year}
+    out: dict[str, dict[str, Decimal]] = {"CX-2025-01": {}, "CX-2025-04": {}, "CX-2025-05": {}}
+    for uscc, g in registry.items():
+        if g["status"] != "active":
+            continue
+        i, c = indicators.get(uscc), (land.get(uscc) or {}).get("class")
+        if i and i["above_threshold"].lower() in ("true", "1", "是") and num(i["rd_spend"]) is not None \
+                and num(i["rd_spend"]) >= 100 and c in ("A", "B"):
+            out["CX-2025-01"][uscc] = min(num(i["rd_spend"]) * Decimal("0.05"), Decimal(50))
+        s = social.get(uscc)
+        if g["entity_type"] == "enterprise" and s and num(s["insured_count"]) is not None \
+                and 1 <= num(s["insured_count"]) <= 100 and (num(s["arrears"]) or 0) == 0:
+            out["CX-2025-04"][uscc] = num(s["insured_count"]) * Decimal("0.05")
+        r, t = reports.get(uscc), tax.get(uscc)
+        on_time = bool(r) and r["filed_at"][:10] <= f"{year + 1}-06-30"
+        age = year - int(g["established_on"][:4])
+        if g["entity_type"] == "enterprise" and age <= 3 and t and num(t["declared_sales"]) is not None \
+                and num(t["declared_sales"]) >= 500 and on_time:
+            out["CX-2025-05"][uscc] = Decimal(5)
+    budgets = {"CX-2025-01": Decimal(2000), "CX-2025-04": Decimal(3000)}
+    for pid, rows in out.items():
+        rows.update({u: a.quantize(Decimal("0.000001"), ROUND_HALF_UP) for u, a in rows.items()})
+        total = sum(rows.values(), Decimal(0))
+        if pid in budgets and total > budgets[pid]:
+            rows.update({u: (a * budgets[pid] / total).quantize(Decimal("0.0001"), ROUND_DOWN) for u, a in rows.items()})
+    return out
+
+
+def test_qifu_policy_match_finds_exactly_the_firms_and_amounts_of_the_contract_files(process_env, small_county, tmp_path):
+    for kind in ("registry", "reports", "tax", "social", "parcels", "indicators"):
+        done = qifu(process_env, "import", kind, str(small_county / f"{kind}.csv"))
+        assert done.returncode == 0, done.stderr
+    land = tmp_path / "land.csv"
+    done = qifu(process_env, "land", "evaluate", "--year", "2025", "--method", str(ROOT / "land" / "method-example.yaml"),
+                "--out", str(land))
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    for pid in ("CX-2025-01", "CX-2025-04", "CX-2025-05"):
+        (folder / f"{pid}.yaml").write_text((ROOT / "policies" / f"{pid}.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "matches.csv"
+    done = qifu(process_env, "policy", "match", "--policies", str(folder), "--year", "2025", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = read(out)
+    assert list(rows[0]) == ["policy_id", "uscc", "amount", "reason"]
+    got: dict[str, dict[str, Decimal]] = {}
+    for r in rows:
+        got.setdefault(r["policy_id"], {})[r["uscc"]] = Decimal(r["amount"])
+        assert r["reason"] and "：" in r["reason"]
+    want = reference(small_county, land, 2025)
+    assert all(want[p] for p in want), "the small county should have firms for every policy"
+    for pid, expected in want.items():
+        assert got.get(pid, {}) == expected, pid
+    # matching again changes nothing and writes the same file
+    again = tmp_path / "again.csv"
+    done = qifu(process_env, "policy", "match", "--policies", str(folder), "--year", "2025", "--out", str(again))
+    assert done.returncode == 0 and "新增 0，变更 0，不再符合 0，通知 0" in done.stdout, done.stdout + done.stderr
+    assert again.read_bytes() == out.read_bytes()
+    # bad input: a clear one-line reason naming the file and the place, nothing stored
+    (folder / "bad.yaml").write_text("id: X\ntitle: 坏\nyear: 2025\neligible: \"rd > 1\"\namount: \"1\"\n", encoding="utf-8")
+    done = qifu(process_env, "policy", "match", "--policies", str(folder), "--year", "2025", "--out", str(out))
+    assert done.returncode == 1 and "bad.yaml：eligible：不认识的字段：rd" in done.stderr
+
+
+# --- in the database -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def county(checked_county, tmp_path):
+    """The checked county with its land data evaluated for 2025, and the example policies."""
+    folder = checked_county["folder"]
+    import_file("parcels", folder / "parcels.csv")
+    import_file("indicators", folder / "indicators.csv")
+    land_actions.evaluate(2025, ROOT / "land" / "method-example.yaml")
+    return checked_county
+
+
+def policy_folder(tmp_path: Path, **texts: str) -> Path:
+    folder = tmp_path / "policies"
+    folder.mkdir(exist_ok=True)
+    for name, text in texts.items():
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def example(pid: str) -> str:
+    return (ROOT / "policies" / f"{pid}.yaml").read_text(encoding="utf-8")
+
+
+def test_matching_stores_tells_once_and_flags_firms_no_longer_eligible(county, tmp_path):
+    folder = policy_folder(tmp_path, a=example("CX-2025-04"), b=example("CX-2025-03"))
+    r = actions.match_folder(folder, 2025, out=tmp_path / "m.json", now=NOW)
+    auto = Match.objects.filter(policy__code="CX-2025-04")
+    assert r.new == auto.count() + Match.objects.filter(policy__code="CX-2025-03").count() > 0
+    assert set(auto.values_list("status", flat=True)) == {"eligible"}
+    told = OutboxMessage.objects.filter(purpose="policy")
+    assert told.count() == r.notified > 0  # automatic only: the application policy invites, it does not tell
+    assert not told.filter(key__startswith="policy:CX-2025-03:").exists()
+    assert set(told.values_list("entity_id", flat=True)) <= set(auto.values_list("entity_id", flat=True))
+    assert "无需申请" in told.first().body
+    # again: nothing changes, nobody is told twice
+    before = list(auto.order_by("id").values_list("id", "matched_at", "amount"))
+    r2 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=1))
+    assert (r2.new, r2.changed, r2.lapsed, r2.notified) == (0, 0, 0, 0)
+    assert list(auto.order_by("id").values_list("id", "matched_at", "amount")) == before
+    # arrears appear for one firm: it is flagged, not dropped
+    m = auto.order_by("entity_id").first()
+    SocialRecord.objects.filter(entity_id=m.entity_id, year=2025).update(arrears=Decimal("1.5"))
+    r3 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=2))
+    m.refresh_from_db()
+    assert r3.lapsed == 1 and m.status == "lapsed" and "不再符合" in m.history[-1]["note"]
+    assert Match.objects.filter(pk=m.pk).exists()
+    # a changed policy is a new version; the matches say which one they were made with
+    changed = example("CX-2025-04").replace("insured_count * 0.05", "insured_count * 0.06")
+    (folder / "a.yaml").write_text(changed, encoding="utf-8")
+    actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=3))
+    p = Policy.objects.get(code="CX-2025-04")
+    assert p.versions.count() == 2
+    other = auto.exclude(pk=m.pk).first()
+    assert other.version == p.version and other.amount == (Decimal("0.06") * Decimal(
+        str(SocialRecord.objects.get(entity_id=other.entity_id, year=2025).insured_count))).quantize(Decimal("0.000001"))
+
+
+AUTO = """id: T-AUTO
+title: 测试奖励
+year: 2025
+mode: automatic
+eligible: "entity_type = 'enterprise' AND status = 'active' AND filed_on_time"
+amount: "10"
+budget: {budget}
+installments: [0.6, 0.4]
+milestones: [项目验收]
+"""
+
+
+def confirmed(m: Match) -> Match:
+    return actions.do_confirm(m, "中国工商银行慈溪支行", "6222 0212 3456 7890 123", m.entity.name, now=NOW)
+
+
+def clean_matches(n: int, budget: int = 100000) -> list[Match]:
+    ms = list(Match.objects.filter(policy__code="T-AUTO").select_related("entity", "policy").order_by("entity_id"))
+    Finding.objects.filter(entity_id__in=[m.entity_id for m in ms]).update(status="resolved")
+    SocialRecord.objects.filter(entity_id__in=[m.entity_id for m in ms]).update(arrears=0)
+    return ms[:n]
+
+
+def test_confirmation_releases_the_first_installment_and_a_milestone_the_second(county, tmp_path):
+    actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000)), 2025, now=NOW)
+    m, = clean_matches(1)
+    m = confirmed(m)
+    assert m.status == "confirmed" and m.masked_account == "6222***********0123" and "0212" not in m.history[-1]["note"]
+    (p1,) = Payment.objects.filter(match=m)
+    assert (p1.seq, p1.amount, p1.milestone, p1.status) == (1, Decimal("6"), "企业确认", "due")
+    p2 = actions.do_reach_milestone(m, 2, "科技局", now=NOW)
+    assert (p2.amount, p2.milestone) == (Decimal("4"), "项目验收")
+    assert actions.do_reach_milestone(m, 2, "科技局", now=NOW) is None  # once only
+    assert Payment.objects.filter(match=m).count() == 2
+    with pytest.raises(actions.PolicyActionError, match="没有第 3 期"):
+        actions.do_reach_milestone(m, 3, "科技局")
+
+
+def test_checks_before_paying_hold_the_match_with_the_reason(county, tmp_path):
+    actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000)), 2025, now=NOW)
+    a, b = clean_matches(2)
+    Finding.objects.create(entity=a.entity, report_year=2025, rule_id="FM-01", rule_key="FM-01", severity="high",
+                           fields="total_assets", message="测试", revision=1,
+                           first_run_id=Finding.objects.first().first_run_id, last_run_id=Finding.objects.first().last_run_id)
+    SocialRecord.objects.update_or_create(entity=b.entity, year=2025, defaults={"arrears": Decimal("2"), "imported_at": NOW})
+    for m, why in ((a, "1 个未处理的严重问题"), (b, "社保欠缴 2 万元")):
+        m = confirmed(m)
+        m.refresh_from_db()
+        assert m.status == "held" and why in m.hold_reason
+        assert not Payment.objects.filter(match=m).exists()
+    with pytest.raises(actions.PolicyActionError):
+        actions.do_create_batch()  # nothing payable: held matches are not batched
+    p = actions.do_release_hold(a, "经信局王科长", "问题已线下核实，属实", now=NOW)
+    assert p.amount == Decimal("6") and Match.objects.get(pk=a.pk).status == "confirmed"
+
+
+def test_the_ledger_never_exceeds_the_budget(county, tmp_path):
+    actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=20)), 2025, now=NOW)
+    ms = clean_matches(3)
+    assert sum(Match.objects.filter(policy__code="T-AUTO").values_list("amount", flat=True)) <= 20  # scaled
+    Match.objects.filter(pk__in=[m.pk for m in ms]).update(amount=10)  # as if matched before the budget was cut
+    confirmed(ms[0])
+    confirmed(ms[1])  # 6 + 6 of 20
+    actions.do_reach_milestone(ms[0], 2, "x")
+    actions.do_reach_milestone(ms[1], 2, "x")  # 4 + 4: exactly 20
+    m = confirmed(ms[2])
+    m.refresh_from_db()
+    assert m.status == "held" and "预算不足" in m.hold_reason and m.confirmed_at is not None  # kept, not lost
+    assert sum(Payment.objects.filter(policy__code="T-AUTO").values_list("amount", flat=True)) == 20
+
+
+CONCURRENT = r"""
+import os, sys, threading, datetime as dt
+from decimal import Decimal
+import django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu import db
+db.ensure_ready()
+from django.db import connection
+from django.utils import timezone
+from qifu.registry.models import Entity, Township
+from qifu.policies.models import Match, Payment, Policy
+from qifu.policies import actions
+
+town = Township.objects.first()
+now = timezone.now()
+policy = Policy.objects.create(code="T-RACE", title="并发测试", year=2025, mode="automatic", eligible="TRUE", amount="10",
+                               budget=Decimal("50"), installments=["0.5", "0.5"], version="v1", text="", updated_at=now)
+matches = []
+for i in range(12):
+    e = Entity.objects.create(uscc=f"91330282MA{i:08d}", name=f"企业{i}", entity_type="enterprise", town=town,
+                              established_on=dt.date(2020, 1, 1), status="active", imported_at=now)
+    matches.append(Match.objects.create(policy=policy, entity=e, version="v1", amount=Decimal("10"), reason="测试",
+                                        status="confirmed", eligible_on=now.date(), matched_at=now,
+                                        bank_account="62220212345678901", bank_name="银行", account_name=e.name))
+outcomes = []
+lock = threading.Lock()
+
+def go(m, seq):
+    try:
+        p = actions.do_release(Match.objects.get(pk=m.pk), seq, override=True)
+        r = "released" if p else "already"
+    except actions.PolicyActionError:
+        r = "refused"
+    finally:
+        connection.close()
+    with lock:
+        outcomes.append(r)
+
+# every match's first installment (12 x 5 = 60 > budget 50), each asked for three times at once
+threads = [threading.Thread(target=go, args=(m, 1)) for m in matches for _ in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+total = sum(Payment.objects.filter(policy=policy).values_list("amount", flat=True))
+per = Payment.objects.filter(policy=policy).values("match").distinct().count()
+print(outcomes.count("released"), per, Payment.objects.filter(policy=policy).count(), total)
+"""
+
+
+def test_the_ledger_holds_under_concurrent_requests(process_env):
+    out = subprocess.run([sys.executable, "-c", CONCURRENT], env=process_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    released, matches, rows, total = out.stdout.split()
+    # ten of twelve fit the budget of 50; never twice for one installment, never beyond the budget
+    assert (int(released), int(matches), int(rows), Decimal(total)) == (10, 10, 10, Decimal(50)), out.stdout
+
+
+def test_batches_export_the_same_file_twice_and_the_treasury_answer_is_reconciled(county, tmp_path):
+    actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000)), 2025, now=NOW)
+    ms = clean_matches(3)
+    for m in ms:
+        confirmed(m)
+    batch = actions.do_create_batch(now=NOW)
+    assert batch.number == "BF2026-0001" and batch.lines == 3 and batch.total == Decimal(18)
+    with pytest.raises(actions.PolicyActionError, match="没有待拨付"):
+        actions.do_create_batch(now=NOW)  # nothing is paid twice
+    one, two = tmp_path / "b1.csv", tmp_path / "b2.csv"
+    actions.export_batch(batch, one)
+    actions.export_batch(PaymentBatch.objects.get(pk=batch.pk), two)
+    assert hashlib.sha256(one.read_bytes()).digest() == hashlib.sha256(two.read_bytes()).digest()
+    lines = pl.read_csv(one, infer_schema=False)
+    assert lines["batch_no"].unique().to_list() == ["BF2026-0001"] and lines["amount"].to_list() == ["6.0000"] * 3
+    ids = [int(x) for x in lines["payment_id"]]
+    # a bad receipt changes nothing
+    bad = [{"batch_no": "BF2026-0001", "payment_id": str(ids[0]), "status": "paid", "paid_on": "2026-09-03"},
+           {"batch_no": "BF2026-0001", "payment_id": "999999", "status": "paid", "paid_on": "2026-09-03"}]
+    with pytest.raises(actions.PolicyActionError, match="payment_id：999999"):
+        actions.do_reconcile("BF2026-0001", bad)
+    assert not Payment.objects.filter(status="paid").exists()
+    receipt = tmp_path / "receipt.csv"
+    pl.DataFrame({"batch_no": ["BF2026-0001"] * 3, "payment_id": [str(i) for i in ids],
+                  "status": ["paid", "成功", "failed"], "paid_on": ["2026-09-03", "2026-09-03", ""],
+                  "reason": ["", "", "账户已销户"]}).write_csv(receipt)
+    r = actions.do_reconcile("BF2026-0001", actions.read_receipt(receipt))
+    assert (r.paid, r.failed) == (2, 1)
+    r = actions.do_reconcile("BF2026-0001", actions.read_receipt(receipt))
+    assert (r.paid, r.failed, r.unchanged) == (0, 0, 3)  # again: nothing changes
+    failed = Payment.objects.get(status="failed")
+    assert failed.failure == "账户已销户" and PaymentBatch.objects.get(pk=batch.pk).status == "reconciled"
+    actions.do_retry(failed, "财政局")
+    again = actions.do_create_batch(now=NOW)
+    assert again.number == "BF2026-0002" and again.lines == 1
+    # the first installment paid; the match is paid in full after the second
+    m = Match.objects.get(pk=Payment.objects.filter(status="paid").first().match_id)
+    p2 = actions.do_reach_milestone(m, 2, "科技局")
+    b3 = actions.do_create_batch(now=NOW)
+    actions.do_reconcile(b3.number, [{"batch_no": b3.number, "payment_id": str(p2.id), "status": "paid",
+                                      "paid_on": "2026-10-01"}])
+    assert Match.objects.get(pk=m.pk).status == "paid"
+
+
+def test_an_application_policy_takes_an_application_with_attachments_and_a_reviewed_decision(county, tmp_path):
+    actions.match_folder(policy_folder(tmp_path, p=example("CX-2025-03")), 2025, now=NOW)
+    ms = list(Match.objects.filter(policy__code="CX-2025-03").select_related("entity", "policy"))
+    assert len(ms) >= 2
+    Finding.objects.filter(entity_id__in=[m.entity_id for m in ms]).update(status="resolved")
+    SocialRecord.objects.filter(entity_id__in=[m.entity_id for m in ms]).update(arrears=0)
+    a, b = ms[:2]
+    with pytest.raises(actions.PolicyActionError, match="需要申请"):
+        confirmed(a)
+    app = actions.do_apply(a, "本公司研发中心2025年通过市级认定，研发投入见附件。", project="市级研发中心",
+                           project_code="RD-2025-001", files=[("认定文件.pdf", "application/pdf", b"%PDF-1.4 test")],
+                           bank=("农业银行", "62284801234567890", a.entity.name), now=NOW)
+    assert app.files.count() == 1 and Match.objects.get(pk=a.pk).status == "applied"
+    with pytest.raises(actions.PolicyActionError, match="审核意见"):
+        actions.do_review(app, True, "", "科技局")
+    app = actions.do_review(app, True, "认定文件齐全，同意", None, now=NOW)
+    assert app.status == "approved" and Payment.objects.filter(match=a, seq=1).exists()
+    # the same project under a second policy is held
+    app_b = actions.do_apply(b, "研发中心认定，材料见附件，请审核。", project_code="RD-2025-009", now=NOW)
+    app_b = actions.do_review(app_b, False, "认定文件不全", None, now=NOW)
+    assert Match.objects.get(pk=b.pk).status == "rejected" and app_b.review_reason == "认定文件不全"
+    assert Application.objects.count() == 2
