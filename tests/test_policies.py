@@ -370,3 +370,104 @@ def test_an_application_policy_takes_an_application_with_attachments_and_a_revie
     app_b = actions.do_review(app_b, False, "认定文件不全", None, now=NOW)
     assert Match.objects.get(pk=b.pk).status == "rejected" and app_b.review_reason == "认定文件不全"
     assert Application.objects.count() == 2
+
+
+# --- pages ------------------------------------------------------------------------------------------
+
+
+def staff(county, name: str):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(county["users"][name])
+    return client
+
+
+def portal(uscc: str):
+    from django.test import Client
+
+    client = Client()
+    session = client.session
+    session["portal_uscc"] = uscc
+    session.save()
+    return client
+
+
+def test_the_portal_shows_a_firm_its_own_matches_and_takes_its_confirmation(county, tmp_path):
+    actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000), p=example("CX-2025-03")), 2025, now=NOW)
+    a, b = clean_matches(2)
+    client = portal(a.entity_id)
+    home = client.get("/portal/").content.decode()
+    assert "政策资金待领取" in home and "测试奖励" in home
+    html = client.get("/portal/policies/").content.decode()
+    assert "测试奖励" in html and a.reason in html
+    assert client.get(f"/portal/policies/{b.pk}/").status_code == 404  # another firm's match
+    page = client.get(f"/portal/policies/{a.pk}/").content.decode()
+    assert "免申即享" in page and "确认收款账户" in page
+    r = client.post(f"/portal/policies/{a.pk}/act/", {"action": "confirm", "bank_name": "农业银行慈溪支行",
+                                                      "bank_account": "6228 4801 2345 6789 0", "account_name": a.entity.name})
+    assert r.status_code == 302
+    page = client.get(f"/portal/policies/{a.pk}/").content.decode()
+    assert "6228*********7890" in page and "62284801234567890" not in page and "待拨付" in page
+    bad = client.post(f"/portal/policies/{a.pk}/act/", {"action": "confirm", "bank_name": "x", "bank_account": "12ab",
+                                                        "account_name": "x"}, follow=True)
+    assert "银行账号应为 8 至 32 位数字" in bad.content.decode()
+
+
+def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    actions.match_folder(policy_folder(tmp_path, p=example("CX-2025-03")), 2025, now=NOW)
+    m = Match.objects.filter(policy__code="CX-2025-03").first()
+    client = portal(m.entity_id)
+    assert "提交申请" in client.get(f"/portal/policies/{m.pk}/").content.decode()
+    exe = SimpleUploadedFile("a.pdf", b"MZ\x90\x00 not a pdf", content_type="application/pdf")
+    r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "研发中心认定材料见附件，请审核。",
+                                                      "files": [exe]}, follow=True)
+    assert "不是图片或 PDF" in r.content.decode() and not Application.objects.exists()
+    pdf = SimpleUploadedFile("认定文件.pdf", b"%PDF-1.4\n%test", content_type="application/pdf")
+    client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "研发中心认定材料见附件，请审核。",
+                                                  "project": "市级研发中心", "files": [pdf]})
+    app = Application.objects.get(match=m)
+    assert app.files.get().name == "认定文件.pdf" and Match.objects.get(pk=m.pk).status == "applied"
+
+
+def test_staff_pages_by_role_with_charts_exports_and_an_audited_account(county, tmp_path):
+    from qifu.accounts.models import AuditEvent
+
+    actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000)), 2025, now=NOW)
+    ms = clean_matches(40)
+    for m in ms:
+        confirmed(m)
+    batch = actions.do_create_batch(now=NOW)
+    actions.do_reconcile(batch.number, [{"batch_no": batch.number, "payment_id": str(p.id), "status": "paid",
+                                         "paid_on": "2026-09-05"} for p in batch.payments.all()])
+    admin, officer, leader = (staff(county, n) for n in ("admin", "officer", "leader"))
+    html = admin.get("/policies/").content.decode()
+    assert "测试奖励" in html and 'id="chart-paid-towns"' in html and "chart-data" in html and batch.number in html
+    own = county["own_town"]
+    mine = Match.objects.filter(policy__code="T-AUTO", entity__town=own)
+    theirs = Match.objects.filter(policy__code="T-AUTO").exclude(entity__town=own).first()
+    page = officer.get("/policies/T-AUTO/?status=").content.decode()
+    assert theirs.entity.name not in page
+    assert officer.get(f"/policies/matches/{theirs.pk}/").status_code == 404
+    if mine.exists():
+        assert officer.get(f"/policies/matches/{mine.first().pk}/").status_code == 200
+    assert officer.get(f"/policies/batches/{batch.number}.xlsx").status_code == 403  # payments are the bureau's
+    assert leader.post(f"/policies/matches/{ms[0].pk}/act/", {"action": "milestone", "seq": "2"}).status_code == 403
+    x = admin.get("/policies/?format=xlsx")
+    assert x["Content-Type"].startswith("application/vnd.openxmlformats")
+    assert AuditEvent.objects.filter(action="export", detail__contains="惠企政策兑现统计").exists()
+    f = admin.get(f"/policies/batches/{batch.number}.xlsx")
+    assert f.status_code == 200
+    m = Match.objects.get(pk=ms[0].pk)
+    page = admin.get(f"/policies/matches/{m.pk}/").content.decode()
+    assert m.masked_account in page and m.bank_account not in page
+    page = admin.get(f"/policies/matches/{m.pk}/?reveal=account").content.decode()
+    assert m.bank_account in page and AuditEvent.objects.filter(action="view_account", uscc=m.entity_id).exists()
+    r = admin.post(f"/policies/matches/{m.pk}/act/", {"action": "milestone", "seq": "2"})
+    assert r.status_code == 302 and Payment.objects.filter(match=m, seq=2).exists()
+    entity = admin.get(f"/entities/{m.entity_id}/").content.decode()
+    assert 'id="policies"' in entity and "测试奖励" in entity
+    home = admin.get("/").content.decode()
+    assert 'id="policies-panel"' in home and "chart-policy-towns" in home

@@ -98,3 +98,27 @@ def entity_or_403(user, uscc: str) -> Entity:
 def audit(request, action: str, uscc: str = "", detail: str = "") -> None:
     AuditEvent.objects.create(user=request.user, action=action, uscc=uscc, detail=detail[:500],
                               ip=client_ip(request))
+
+
+def filter_policy_matches(qs: QuerySet, user) -> QuerySet:
+    """Policy matches a user may see: a township officer their township's firms, a department
+    member the matches of the policies their department runs, administrators and leaders all."""
+    role = role_of(user)
+    if role is None:
+        raise PermissionDenied
+    if role == Role.OFFICER:
+        town = town_of(user)
+        return qs.filter(entity__town=town) if town else qs.none()
+    if role == Role.DEPARTMENT:
+        dep = user.staff_profile.department
+        return qs.filter(policy__department=dep.name) if dep else qs.none()
+    return qs
+
+
+def can_review_policy(user, policy) -> bool:
+    """Administrators, and members of the department that runs the policy."""
+    role = role_of(user)
+    if role == Role.ADMIN:
+        return True
+    return role == Role.DEPARTMENT and bool(user.staff_profile.department) and \
+        user.staff_profile.department.name == policy.department

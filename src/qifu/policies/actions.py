@@ -287,10 +287,11 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
         app = Application.objects.create(match=m, statement=statement, project=texts.clean(project)[:200],
                                          project_code=texts.clean(project_code)[:60], submitted_at=now)
         from qifu.policies.models import ApplicationFile
+        from qifu.service_requests.attachments import store
 
         for name, ctype, data in files:
-            ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], data=data,
-                                           size=len(data))
+            ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], size=len(data),
+                                           sha256=store(data))
         m.status = Match.Status.APPLIED
         m.history = [*m.history, _line(now, "企业", f"提交申请（附件 {len(files)} 个）")]
         m.save()

@@ -117,11 +117,13 @@ class Application(models.Model):
 
 
 class ApplicationFile(models.Model):
+    """An attachment, kept with the requests' attachments (``service_requests.attachments``)."""
+
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="files")
     name = models.CharField("文件名", max_length=200)
     content_type = models.CharField(max_length=100)
-    data = models.BinaryField()
     size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
 
 
 class PaymentBatch(models.Model):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from qifu.portal import land, requests, views
+from qifu.portal import land, policies, requests, views
 
 app_name = "portal"
 urlpatterns = [
@@ -16,4 +16,7 @@ urlpatterns = [
     path("land/", land.land_page, name="land"),
     path("land/<int:year>/", land.land_page, name="land-year"),
     path("land/<int:year>/act/", land.land_act, name="land-act"),
+    path("policies/", policies.policies_page, name="policies"),
+    path("policies/<int:match_id>/", policies.policy_page, name="policy"),
+    path("policies/<int:match_id>/act/", policies.policy_act, name="policy-act"),
 ]

@@ -15,6 +15,7 @@ from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice
+from qifu.policies import queries as policy_queries
 from qifu.portal import forms, signin
 from qifu.registry.models import Entity
 
@@ -98,8 +99,9 @@ def home(request):
     found = (Finding.objects.filter(entity=entity, report_year=year).exclude(severity="info")
              .prefetch_related("explanations").order_by("status", "rule_id"))
     notice = CorrectionNotice.objects.filter(entity=entity, report_year=year).order_by("-issued_on").first()
+    policies_waiting = [m for m in policy_queries.for_entity(entity.uscc) if m.status in policy_queries.ACTIONABLE]
     return render(request, "portal/home.html", {
-        "entity": entity, "year": year, "findings": found, "notice": notice,
+        "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
         "deadline": corrections.deadline(year),
         "open_count": sum(1 for f in found if f.status == "open"),
     })

@@ -38,11 +38,13 @@ def folder() -> Path:
     return config.data_dir() / "attachments"
 
 
-def save_all(req, files) -> list[Attachment]:
+def checked(files, already: int = 0, what: str = "每件诉求") -> list[tuple[str, str, bytes]]:
+    """Uploaded files as (name, media type, content), or an error naming the file: too many,
+    too large, or not an image or PDF by its content."""
     files = list(files)
-    if len(files) + req.attachments.count() > MAX_FILES:
-        raise AttachmentError(f"每件诉求最多 {MAX_FILES} 个附件")
-    checked = []
+    if len(files) + already > MAX_FILES:
+        raise AttachmentError(f"{what}最多 {MAX_FILES} 个附件")
+    out = []
     for f in files:
         if f.size > MAX_SIZE:
             raise AttachmentError(f"附件“{f.name}”超过 10 MB")
@@ -50,20 +52,26 @@ def save_all(req, files) -> list[Attachment]:
         media = kind_of(data[:16])
         if media is None:
             raise AttachmentError(f"附件“{f.name}”不是图片或 PDF（按文件内容判断）")
-        checked.append((f.name, media, data))
-    out = []
-    for name, media, data in checked:
-        digest = hashlib.sha256(data).hexdigest()
-        path = folder() / digest[:2] / digest
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        out.append(Attachment.objects.create(request=req, name=Path(name).name[:200], content_type=media,
-                                             size=len(data), sha256=digest))
+        out.append((Path(f.name).name[:200], media, data))
     return out
 
 
-def open_file(item: Attachment):
+def store(data: bytes) -> str:
+    """The content under its SHA-256 (written once, renamed into place); the digest."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = folder() / digest[:2] / digest
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return digest
+
+
+def save_all(req, files) -> list[Attachment]:
+    return [Attachment.objects.create(request=req, name=name, content_type=media, size=len(data), sha256=store(data))
+            for name, media, data in checked(files, req.attachments.count())]
+
+
+def open_file(item) -> object:
     return (folder() / item.sha256[:2] / item.sha256).open("rb")

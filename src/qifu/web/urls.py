@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import land, requests, views
+from qifu.web import land, policies, requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,6 +26,15 @@ urlpatterns = [
     path("requests/<str:number>/move/", requests.move, name="request-move"),
     path("requests/<str:number>/teach/", requests.teach, name="request-teach"),
     path("requests/<str:number>/files/<int:file_id>/", requests.attachment, name="request-file"),
+    path("policies/", policies.overview, name="policies"),
+    path("policies/batches/", policies.batch_create, name="policy-batch-create"),
+    path("policies/batches/<str:number>.xlsx", policies.batch_file, name="policy-batch-file"),
+    path("policies/batches/<str:number>/receipt/", policies.batch_receipt, name="policy-batch-receipt"),
+    path("policies/payments/<int:payment_id>/retry/", policies.payment_retry, name="policy-payment-retry"),
+    path("policies/matches/<int:match_id>/", policies.match, name="policy-match"),
+    path("policies/matches/<int:match_id>/act/", policies.match_act, name="policy-match-act"),
+    path("policies/files/<int:file_id>/", policies.attachment, name="policy-file"),
+    path("policies/<str:code>/", policies.policy, name="policy"),
     path("land/", land.overview, name="land"),
     path("land/remediation/", land.remediation, name="land-remediation"),
     path("land/remediation/<int:case_id>/", land.case, name="land-case"),

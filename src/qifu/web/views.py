@@ -29,6 +29,8 @@ from qifu.engine.contract import PERSONAL_FIELDS, REPORTS
 from qifu.imports.models import ImportRun
 from qifu.land import queries as land_queries
 from qifu.land.models import Parcel, Remediation
+from qifu.policies import queries as policy_queries
+from qifu.policies.models import Match
 from qifu.registry.models import Entity, Note, Township
 from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
@@ -70,7 +72,23 @@ def home(request):
                    deadline=corrections.deadline(year), charts=charts)
     con.close()
     ctx["land"] = _land_panel(request)
+    ctx["policies"] = _policies_panel(request)
     return render(request, "web/home.html", ctx)
+
+
+def _policies_panel(request) -> dict | None:
+    """Policy money by township: what the firms are owed and what has arrived."""
+    matches = scope.filter_policy_matches(Match.objects.all(), request.user)
+    rows = policy_queries.by_town(matches)
+    if not rows:
+        return None
+    return {
+        "owed": round(sum(r["owed"] for r in rows), 2), "paid": round(sum(r["paid"] for r in rows), 2),
+        "waiting": sum(r["waiting"] for r in rows),
+        "charts": {"policy-towns": {"labels": [r["town"] for r in rows], "horizontal": True, "series": [
+            {"label": "应享（万元）", "values": [round(r["owed"], 2) for r in rows]},
+            {"label": "已到账（万元）", "values": [round(r["paid"], 2) for r in rows]}]}},
+    }
 
 
 def _land_panel(request) -> dict | None:
@@ -237,6 +255,8 @@ def entity(request, uscc: str):
         "land": {"history": sorted(land_queries.classes_by_year([e.uscc]).get(e.uscc, {}).items(), reverse=True),
                  "parcels": Parcel.objects.filter(entity=e).order_by("parcel_id"),
                  "cases": Remediation.objects.filter(entity=e).order_by("-flagged_year")},
+        "policy_matches": scope.filter_policy_matches(policy_queries.for_entity(e.uscc), request.user)
+        .prefetch_related("payments"),
     })
 
 

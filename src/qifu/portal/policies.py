@@ -1,0 +1,68 @@
+"""The firm's policies in the portal (惠企政策直达): every policy it qualifies for, with the
+reason and the amount. An automatic policy (免申即享) asks only for the bank account the money
+goes to; an application policy takes a statement and attachments. The account is shown masked,
+and every change to it is on the match's record."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from qifu.policies import actions, queries
+from qifu.policies.models import Match
+from qifu.portal.views import portal_required
+from qifu.service_requests import attachments
+
+
+def _match(entity, match_id: int) -> Match:
+    m = queries.for_entity(entity.uscc).filter(pk=match_id).first()
+    if m is None:
+        raise Http404("没有这项政策匹配")
+    return m
+
+
+@portal_required
+def policies_page(request):
+    matches = list(queries.for_entity(request.entity.uscc))
+    return render(request, "portal/policies.html", {
+        "entity": request.entity, "matches": matches,
+        "open": [m for m in matches if m.status in queries.ACTIONABLE],
+    })
+
+
+@portal_required
+def policy_page(request, match_id: int):
+    m = _match(request.entity, match_id)
+    return render(request, "portal/policy.html", {
+        "entity": request.entity, "m": m, "payments": list(m.payments.order_by("seq")),
+        "application": getattr(m, "application", None) if hasattr(m, "application") else None,
+        "summary": m.policy.summary,
+    })
+
+
+@portal_required
+@require_POST
+def policy_act(request, match_id: int):
+    m = _match(request.entity, match_id)
+    post = request.POST
+    try:
+        if post.get("action") == "confirm":
+            actions.do_confirm(m, post.get("bank_name", ""), post.get("bank_account", ""), post.get("account_name", ""))
+            m.refresh_from_db()
+            if m.status == Match.Status.HELD:
+                messages.warning(request, f"已收到确认。兑现前需工作人员复核：{m.hold_reason}")
+            else:
+                messages.success(request, "已确认收款账户，资金将按期拨付到账，无需再提交材料")
+        elif post.get("action") == "apply":
+            files = attachments.checked(request.FILES.getlist("files"), what="每份申请")
+            bank = (post.get("bank_name", ""), "".join(post.get("bank_account", "").split()), post.get("account_name", ""))
+            actions.do_apply(m, post.get("statement", ""), post.get("project", ""), post.get("project_code", ""),
+                             files=files, bank=bank if all(bank) else None)
+            messages.success(request, "申请已提交，主管部门审核后会通知您")
+        else:
+            messages.error(request, "请选择要办理的事项")
+    except (actions.PolicyActionError, attachments.AttachmentError) as e:
+        messages.error(request, str(e))
+    return redirect("portal:policy", match_id=m.pk)

@@ -1,0 +1,261 @@
+"""Staff pages for policy funding (惠企政策直达): the measures (paid by policy, township and
+industry; days from eligibility to payment; eligible firms not yet confirmed) as charts and
+XLSX; a policy's matches with the review of holds and applications and the release of
+milestones; payment batches for the treasury and its receipts. Views only: changes go through
+``policies.actions``; who sees what through ``accounts.scope``."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from qifu import spreadsheets
+from qifu.accounts import scope
+from qifu.accounts.decorators import staff_required
+from qifu.accounts.models import AuditEvent, StaffProfile
+from qifu.engine import reference
+from qifu.policies import actions, queries
+from qifu.policies.models import Application, ApplicationFile, Match, Payment, PaymentBatch, Policy
+from qifu.service_requests import attachments
+
+Role = StaffProfile.Role
+
+
+def _matches(request):
+    return scope.filter_policy_matches(Match.objects.all(), request.user)
+
+
+def _payments(request):
+    return Payment.objects.filter(match__in=_matches(request))
+
+
+def _measures(request) -> dict:
+    matches, payments = _matches(request), _payments(request)
+    rows = queries.overview(matches)
+    sections = reference.industries()
+    by_section = {}
+    for label, v in queries.paid_by(payments, "match__entity__industry_code"):
+        key = label[:1] if label != "—" else "—"
+        by_section[key] = by_section.get(key, 0) + v
+    by_section = sorted(by_section.items(), key=lambda kv: -kv[1])
+    days = queries.days_to_payment(payments)
+    waiting = [(r["policy"].title, r["waiting"]) for r in rows if r["waiting"]]
+    return {
+        "rows": rows, "days": days, "by_section": [(sections.get(k, k), v) for k, v in by_section],
+        "by_town": queries.paid_by(payments, "match__entity__town__name"),
+        "tiles": {
+            "policies": len(rows), "firms": sum(r["firms"] for r in rows),
+            "waiting": sum(r["waiting"] for r in rows), "held": sum(r["held"] for r in rows),
+            "matched": round(sum(float(r["matched"]) for r in rows), 2),
+            "paid": round(sum(float(r["paid"]) for r in rows), 2),
+        },
+        "charts": {
+            "paid-policies": {"labels": [r["policy"].title for r in rows], "horizontal": True, "series": [
+                {"label": "应享（万元）", "values": [round(float(r["matched"]), 2) for r in rows]},
+                {"label": "已到账（万元）", "values": [round(float(r["paid"]), 2) for r in rows]}]},
+            "paid-towns": {"labels": [t for t, _ in queries.paid_by(payments, "match__entity__town__name")],
+                           "values": [round(v, 2) for _, v in queries.paid_by(payments, "match__entity__town__name")],
+                           "horizontal": True, "label": "已到账（万元）"},
+            "paid-sections": {"type": "doughnut", "labels": [sections.get(k, k) for k, _ in by_section],
+                              "values": [round(v, 2) for _, v in by_section]},
+            "days": {"labels": [b for b, _ in days["bands"]], "values": [n for _, n in days["bands"]], "label": "企业数"},
+            "waiting": {"labels": [t for t, _ in waiting], "values": [n for _, n in waiting], "horizontal": True,
+                        "label": "待确认或待审核（户）"},
+        },
+    }
+
+
+@staff_required
+def overview(request):
+    ctx = _measures(request)
+    if request.GET.get("format") == "xlsx":
+        return _overview_xlsx(request, ctx)
+    ctx.update(can_manage=scope.role_of(request.user) == Role.ADMIN,
+               batches=PaymentBatch.objects.all()[:20] if scope.role_of(request.user) == Role.ADMIN else [])
+    return render(request, "web/policies_overview.html", ctx)
+
+
+def _overview_xlsx(request, ctx) -> HttpResponse:
+    wb = spreadsheets.workbook()
+    ws = wb.create_sheet("政策兑现")
+    spreadsheets.append(ws, ["政策编号", "政策名称", "数据年度", "方式", "预算（万元）", "符合企业", "待确认或待审核", "待复核",
+                             "不再符合", "已兑现企业", "应享（万元）", "已核准（万元）", "已到账（万元）"])
+    for r in ctx["rows"]:
+        p = r["policy"]
+        spreadsheets.append(ws, [p.code, p.title, p.year, p.get_mode_display(), float(p.budget) if p.budget is not None else None,
+                                 r["firms"], r["waiting"], r["held"], r["lapsed"], r["paid_firms"], float(r["matched"]),
+                                 float(r["released"]), float(r["paid"])])
+    ws = wb.create_sheet("按镇街")
+    spreadsheets.append(ws, ["镇街", "已到账（万元）"])
+    for t, v in ctx["by_town"]:
+        spreadsheets.append(ws, [t, v])
+    ws = wb.create_sheet("按行业门类")
+    spreadsheets.append(ws, ["行业门类", "已到账（万元）"])
+    for t, v in ctx["by_section"]:
+        spreadsheets.append(ws, [t, v])
+    return _xlsx(request, wb, "policies", f"惠企政策兑现统计 {len(ctx['rows'])} 项政策")
+
+
+def _xlsx(request, wb, name: str, what: str) -> HttpResponse:
+    buf = io.BytesIO()
+    wb.save(buf)
+    scope.audit(request, AuditEvent.Action.EXPORT, detail=what)
+    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y%m%d}.xlsx"'
+    return response
+
+
+@staff_required
+def policy(request, code: str):
+    p = get_object_or_404(Policy, code=code)
+    qs = _matches(request).filter(policy=p).select_related("entity", "entity__town").order_by("status", "entity_id")
+    status = request.GET.get("status", "")
+    if status:
+        qs = qs.filter(status=status)
+    if request.GET.get("format") == "xlsx":
+        wb = spreadsheets.workbook()
+        ws = wb.create_sheet("政策匹配")
+        spreadsheets.append(ws, ["统一社会信用代码", "名称", "镇街", "金额（万元）", "符合理由", "状态", "符合条件日期", "复核原因"])
+        for m in qs:
+            spreadsheets.append(ws, [m.entity_id, m.entity.name, m.entity.town.name, float(m.amount), m.reason,
+                                     m.get_status_display(), m.eligible_on, m.hold_reason])
+        return _xlsx(request, wb, f"policy-{p.code}", f"政策 {p.code} 匹配名单 {qs.count()} 行")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    counts = dict(_matches(request).filter(policy=p).values_list("status").annotate(n=Count("id")))
+    ledger = Payment.objects.filter(policy=p, match__in=_matches(request)).aggregate(
+        released=Sum("amount"), paid=Sum("amount", filter=Q(status=Payment.Status.PAID)))
+    return render(request, "web/policy.html", {
+        "p": p, "page": page, "status": status,
+        "statuses": [(v, label, counts.get(v, 0)) for v, label in Match.Status.choices],
+        "ledger": ledger, "can_review": scope.can_review_policy(request.user, p),
+        "versions": p.versions.order_by("-created_at"), "definition": p.text,
+    })
+
+
+def _match(request, match_id: int) -> Match:
+    m = _matches(request).filter(pk=match_id).select_related("policy", "entity", "entity__town").first()
+    if m is None:
+        raise Http404("没有这条匹配，或不属于您的范围")
+    return m
+
+
+@staff_required
+def match(request, match_id: int):
+    m = _match(request, match_id)
+    reveal = request.GET.get("reveal") == "account" and scope.role_of(request.user) == Role.ADMIN and m.bank_account
+    if reveal:
+        scope.audit(request, AuditEvent.Action.VIEW_ACCOUNT, uscc=m.entity_id, detail=f"政策 {m.policy.code} 收款账号")
+    return render(request, "web/policy_match.html", {
+        "m": m, "payments": m.payments.select_related("batch").order_by("seq"),
+        "application": Application.objects.filter(match=m).prefetch_related("files").first(),
+        "can_review": scope.can_review_policy(request.user, m.policy), "revealed": reveal,
+        "can_reveal": scope.role_of(request.user) == Role.ADMIN,
+        "next_seq": m.payments.count() + 1 if m.payments.count() < len(m.policy.installments or ["1"]) else None,
+    })
+
+
+@staff_required(write=True)
+@require_POST
+def match_act(request, match_id: int):
+    m = _match(request, match_id)
+    if not scope.can_review_policy(request.user, m.policy):
+        raise PermissionDenied("只有局管理员或政策主管部门可以办理")
+    action, note = request.POST.get("action"), request.POST.get("note", "")
+    try:
+        if action == "release_hold":
+            actions.do_release_hold(m, request.user, note)
+            messages.success(request, "已复核，恢复拨付")
+        elif action == "milestone":
+            p = actions.do_reach_milestone(m, int(request.POST.get("seq", "0")), request.user)
+            messages.success(request, f"已核准第 {p.seq} 期 {p.amount.normalize():f} 万元" if p else "这一期已经核准过")
+        elif action in ("approve", "reject"):
+            app = Application.objects.filter(match=m).first()
+            if app is None:
+                raise actions.PolicyActionError("这家企业还没有提交申请")
+            actions.do_review(app, action == "approve", note, request.user)
+            messages.success(request, "审核意见已保存")
+        else:
+            messages.error(request, "请选择要办理的事项")
+    except (actions.PolicyActionError, ValueError) as e:
+        messages.error(request, str(e))
+    return redirect("policy-match", match_id=m.pk)
+
+
+@staff_required
+def attachment(request, file_id: int):
+    f = get_object_or_404(ApplicationFile, pk=file_id)
+    _match(request, f.application.match_id)
+    return FileResponse(attachments.open_file(f), content_type=f.content_type, as_attachment=True, filename=f.name)
+
+
+def _admin(request) -> None:
+    if scope.role_of(request.user) != Role.ADMIN:
+        raise PermissionDenied("只有局管理员可以办理拨付")
+
+
+@staff_required(write=True)
+@require_POST
+def batch_create(request):
+    _admin(request)
+    try:
+        batch = actions.do_create_batch(request.user)
+        messages.success(request, f"已生成拨付批次 {batch.number}：{batch.lines} 笔，{batch.total.normalize():f} 万元")
+    except actions.PolicyActionError as e:
+        messages.error(request, str(e))
+    return redirect("policies")
+
+
+@staff_required
+def batch_file(request, number: str):
+    _admin(request)
+    batch = get_object_or_404(PaymentBatch, number=number)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{batch.number}.xlsx"
+        actions.export_batch(batch, path)
+        data = path.read_bytes()
+    scope.audit(request, AuditEvent.Action.EXPORT, detail=f"拨付批次 {batch.number} {batch.lines} 笔")
+    response = HttpResponse(data, content_type=spreadsheets.MEDIA_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{batch.number}.xlsx"'
+    return response
+
+
+@staff_required(write=True)
+@require_POST
+def batch_receipt(request, number: str):
+    _admin(request)
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "请选择国库回执文件")
+        return redirect("policies")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(upload.name).name
+        path.write_bytes(upload.read())
+        try:
+            r = actions.do_reconcile(number, actions.read_receipt(path))
+            messages.success(request, f"批次 {number} 已对账：到账 {r.paid} 笔，失败 {r.failed} 笔，无变化 {r.unchanged} 笔")
+        except actions.PolicyActionError as e:
+            messages.error(request, str(e))
+    return redirect("policies")
+
+
+@staff_required(write=True)
+@require_POST
+def payment_retry(request, payment_id: int):
+    _admin(request)
+    p = get_object_or_404(Payment, pk=payment_id)
+    try:
+        actions.do_retry(p, request.user)
+        messages.success(request, "已退回待拨付，将编入下一批次")
+    except actions.PolicyActionError as e:
+        messages.error(request, str(e))
+    return redirect("policy-match", match_id=p.match_id)
