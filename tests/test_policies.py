@@ -471,3 +471,15 @@ def test_staff_pages_by_role_with_charts_exports_and_an_audited_account(county, 
     assert 'id="policies"' in entity and "测试奖励" in entity
     home = admin.get("/").content.decode()
     assert 'id="policies-panel"' in home and "chart-policy-towns" in home
+
+
+def test_the_assistant_learns_the_loaded_policies(county, tmp_path):
+    from qifu.assistant import actions as assistant
+
+    answer, _ = assistant.ask("我们公司能享受哪些补贴")
+    assert answer.entry_id == "policy_direct" and not answer.handoff
+    actions.match_folder(policy_folder(tmp_path, a=example("CX-2025-01"), b=example("CX-2025-08")), 2025, now=NOW)
+    answer, _ = assistant.ask("规上工业企业研发投入后补助的条件是什么")
+    assert answer.entry_id == "policy-CX-2025-01" and "研发经费" in answer.answer and "免申即享" in answer.answer
+    answer, _ = assistant.ask("农民专业合作社有什么扶持")
+    assert answer.entry_id == "policy-CX-2025-08"

@@ -54,6 +54,7 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     user.set_password(password)
     user.save()
     evaluate_land(user)
+    match_policies(folder, user)
     from qifu.accounts.actions import assign_role
     from qifu.registry.models import Entity
 
@@ -131,6 +132,57 @@ def evaluate_land(user, seed: int = 7) -> None:
                             note="演示：镇街已约谈企业")
         if rng.random() < 0.4:
             land.do_update_case(case, user, status="done", done_milestone=0, note="演示：整治完成")
+
+
+def match_policies(folder: Path, user, seed: int = 9) -> None:
+    """The county's example policies matched on the latest year three weeks ago; since then
+    some firms confirmed their accounts or applied, departments reviewed, and two payment batches
+    went to the treasury and came back (one line failed), so that the measures have something
+    to show. Skipped when policies were matched before."""
+    import datetime as dt
+    import random
+
+    from django.utils import timezone
+
+    from qifu.policies import actions as policies
+    from qifu.policies.models import Application, Match, Payment
+
+    if Match.objects.exists() or not (folder / "policies").is_dir():
+        return
+    year = AnnualReport.objects.aggregate(y=Max("report_year"))["y"]
+    rng = random.Random(seed)
+    start = timezone.now() - dt.timedelta(days=21)
+    t = time.perf_counter()
+    r = policies.match_folder(folder / "policies", year, now=start)
+    print(f"惠企政策 {year} 年度：{len(r.outcomes)} 项政策，符合 {r.matches} 户次，通知 {r.notified} 户，"
+          f"用时 {time.perf_counter() - t:.1f} 秒", flush=True)
+    for code in sorted(set(Match.objects.values_list("policy__code", flat=True))):
+        ms = list(Match.objects.filter(policy__code=code).select_related("policy", "entity").order_by("entity_id"))
+        for m in rng.sample(ms, k=min(len(ms), max(1, len(ms) * 2 // 3), 150)):
+            when = start + dt.timedelta(days=rng.randint(1, 9), hours=rng.randint(0, 8))
+            account = "6228" + "".join(rng.choice("0123456789") for _ in range(15))
+            if m.policy.mode == "automatic":
+                policies.do_confirm(m, rng.choice(["中国农业银行慈溪支行", "中国工商银行慈溪支行", "慈溪农商银行"]), account,
+                                    m.entity.name, now=when)
+            else:
+                app = policies.do_apply(m, "本公司研发中心已通过认定，研发投入情况见附件审计报告。", project="企业研发中心",
+                                        bank=("宁波银行慈溪支行", account, m.entity.name), now=when)
+                if rng.random() < 0.7:
+                    policies.do_review(app, rng.random() < 0.85, "材料齐全，符合条件" if rng.random() < 0.85 else "认定文件不全",
+                                       user, now=when + dt.timedelta(days=3))
+    for day in (12, 17):
+        try:
+            batch = policies.do_create_batch(user, now=start + dt.timedelta(days=day))
+        except policies.PolicyActionError:
+            continue
+        lines = list(Payment.objects.filter(batch=batch).order_by("id"))
+        answer = [{"batch_no": batch.number, "payment_id": str(p.id), "status": "paid",
+                   "paid_on": (start + dt.timedelta(days=day + rng.randint(2, 4))).date().isoformat()} for p in lines]
+        if answer:
+            answer[0].update(status="failed", reason="账户名称与开户名不符")
+        policies.do_reconcile(batch.number, answer, now=start + dt.timedelta(days=day + 5))
+    print(f"惠企政策兑现：已确认或申请 {Match.objects.exclude(status__in=('eligible', 'lapsed')).count()} 户次，"
+          f"申请 {Application.objects.count()} 份，已到账 {Payment.objects.filter(status='paid').count()} 笔", flush=True)
 
 
 def start_worker():

@@ -30,21 +30,39 @@ _assistant: tuple[tuple, Assistant] | None = None
 
 
 def assistant() -> Assistant:
-    """The shipped knowledge base plus the approved staff entries (rebuilt when they change)."""
+    """The shipped knowledge base plus the approved staff entries and one entry per policy the
+    county has loaded (rebuilt when either changes)."""
     global _assistant
     from django.db.models import Count, Max
 
-    from qifu.engine.assistant.retrieval import Assistant, Entry, default
+    from qifu.engine.assistant.retrieval import Assistant, default
+    from qifu.policies.models import Policy
 
-    stamp = tuple(KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)
-                  .aggregate(n=Count("id"), last=Max("updated_at")).values())
-    if stamp[0] == 0:
+    stamp = (*KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)
+             .aggregate(n=Count("id"), last=Max("updated_at")).values(),
+             *Policy.objects.aggregate(n=Count("id"), last=Max("updated_at")).values())
+    if stamp[0] == 0 and stamp[2] == 0:
         return default()
     if _assistant is None or _assistant[0] != stamp:
-        extra = [Entry(id=f"staff-{e.id}", title=e.question, answer=e.answer, basis=e.source or "工作人员答复",
-                       questions=[e.question]) for e in KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)]
-        _assistant = (stamp, Assistant(extra_entries=extra))
+        _assistant = (stamp, Assistant(extra_entries=extra_entries()))
     return _assistant[1]
+
+
+def extra_entries() -> list:
+    from qifu.engine.assistant.retrieval import Entry
+    from qifu.policies.models import Policy
+
+    extra = [Entry(id=f"staff-{e.id}", title=e.question, answer=e.answer, basis=e.source or "工作人员答复",
+                   questions=[e.question]) for e in KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)]
+    for p in Policy.objects.order_by("-year", "code"):
+        how = ("免申即享：符合条件的企业会收到通知，在企业端“惠企政策”里核对后确认收款账户即可，不用提交材料。"
+               if p.mode == Policy.Mode.AUTOMATIC else "需申请：在企业端“惠企政策”里提交申请说明和证明材料，主管部门审核。")
+        extra.append(Entry(
+            id=f"policy-{p.code}", title=p.title,
+            answer=f"{p.summary or p.title}（{p.year} 年度数据，{p.department or '主管部门'}）。{how}",
+            basis=p.basis or f"政策 {p.code}", questions=[p.title, f"{p.title}怎么申请", f"{p.title}的条件是什么"],
+            keywords=[k for k in (p.category, p.department) if k]))
+    return extra
 
 
 def ask(question: str, channel: str = "web", contact: str = "") -> tuple[Answer, Handoff | None]:

@@ -553,6 +553,7 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     parcels, indicators = synth_land.make(registry, last_year, np.random.default_rng([seed, 17]))
     parcels.write_csv(out / "parcels.csv")
     indicators.write_csv(out / "indicators.csv")
+    write_policies(out / "policies", last_year)
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
     (out / "README.md").write_text(_readme(c, labels), encoding="utf-8")
@@ -563,6 +564,20 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
         f"{c.reminders.height} 条历史提醒，{requests.height} 件企业诉求，{labels.height} 处标注错误；"
         f"用时 {time.perf_counter() - started:.1f} 秒"
     )
+
+
+POLICIES = Path(__file__).resolve().parents[2] / "data" / "policies"
+
+
+def write_policies(folder: Path, year: int) -> None:
+    """The shipped example policies, judged on data year ``year`` (for `qifu policy match`)."""
+    import re
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(POLICIES.glob("*.yaml")):
+        text = re.sub(r"(?m)^year: \d+", f"year: {year}", path.read_text(encoding="utf-8"))
+        (folder / path.name.replace(str(2025), str(year))).write_text(
+            text.replace("id: CX-2025-", f"id: CX-{year}-"), encoding="utf-8")
 
 
 def _readme(c: County, labels: pl.DataFrame) -> str:
@@ -576,6 +591,8 @@ Contract files (import with `qifu import KIND FILE`, in this order: registry fir
 registry.csv, reports.csv, shareholders.csv, tax.csv, social.csv, reminders.csv, requests.csv
 (the hotline's and stations' requests from 1 January {c.last_year} to 30 November {c.last_year + 1}),
 parcels.csv and indicators.csv (industrial land and its evaluation data, {c.last_year - 1}–{c.last_year}).
+policies/: ten example policies judged on {c.last_year} data (`qifu policy match --policies policies
+--year {c.last_year} --out matches.csv`, after `qifu land evaluate`: some read the land classes).
 
 Hidden truth (never import these; they score qifu's checks and reminder policy):
 - behaviour.csv: each entity's filing archetype per season, its filing agent and whether its
