@@ -483,3 +483,57 @@ def test_the_assistant_learns_the_loaded_policies(county, tmp_path):
     assert answer.entry_id == "policy-CX-2025-01" and "研发经费" in answer.answer and "免申即享" in answer.answer
     answer, _ = assistant.ask("农民专业合作社有什么扶持")
     assert answer.entry_id == "policy-CX-2025-08"
+
+
+def test_skill_subsidies_from_imported_certificates_are_paid_once_per_person(county, tmp_path):
+    from qifu.engine.errors import InvalidFile
+    from qifu.policies.models import SkillCertificate
+
+    folder = county["folder"]
+    rows = read(folder / "trainings.csv")
+    assert rows and len({r["id_number"] for r in rows}) > 10
+    bad = tmp_path / "bad.csv"
+    with bad.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[:3] + [{**rows[3], "id_number": rows[3]["id_number"][:17] + ("0" if rows[3]["id_number"][-1] != "0" else "1")}])
+    with pytest.raises(InvalidFile) as e:
+        import_file("trainings", bad)
+    assert [(x.row, x.field) for x in e.value.errors] == [(5, "id_number")] and "校验位" in e.value.errors[0].reason
+    assert not SkillCertificate.objects.exists()  # all or nothing
+    import_file("trainings", folder / "trainings.csv")
+    text = example("CX-2025-11").replace("budget: 500", "budget: 100000")
+    r = actions.match_folder(policy_folder(tmp_path, s=text), 2025, out=tmp_path / "s.csv", now=NOW)
+    o, = r.outcomes
+    # the reference: one subsidy per person, occupation and level, by level, for 2025's certificates
+    amounts = {"5": Decimal("0.1"), "4": Decimal("0.15"), "3": Decimal("0.2"), "2": Decimal("0.3"), "1": Decimal("0.4")}
+    want, seen = {}, set()
+    for c in sorted(rows, key=lambda c: (c["issued_on"], c["certificate_no"])):
+        key = (c["id_number"], c["occupation"], c["level"])
+        if c["issued_on"].startswith("2025") and key not in seen:
+            seen.add(key)
+            want[c["uscc"]] = want.get(c["uscc"], Decimal(0)) + amounts[c["level"]]
+    assert {u: a for u, a, _, _ in o.rows} == want
+    twice = [c for c in rows if c["issued_on"].startswith("2025") and sum(
+        1 for d in rows if (d["id_number"], d["occupation"], d["level"]) == (c["id_number"], c["occupation"], c["level"])) > 1]
+    m = Match.objects.filter(policy__code="CX-2025-11", entity_id__in=[c["uscc"] for c in twice] or ["-"]).first() \
+        or Match.objects.filter(policy__code="CX-2025-11").first()
+    Finding.objects.filter(entity_id=m.entity_id).update(status="resolved")
+    SocialRecord.objects.filter(entity_id=m.entity_id).update(arrears=0)
+    confirmed(m)
+    lines = list(Payment.objects.filter(match=m).order_by("seq"))
+    assert sum(p.amount for p in lines) == m.amount and all(p.certificate_id for p in lines)
+    assert len({p.person_key for p in lines}) == len(lines) == SkillCertificate.objects.filter(match=m).count()
+    page = staff(county, "admin").get(f"/policies/matches/{m.pk}/").content.decode()
+    c = SkillCertificate.objects.filter(match=m).first()
+    assert c.masked_id in page and c.id_number not in page and c.person_name not in page
+    page = staff(county, "admin").get(f"/policies/matches/{m.pk}/?reveal=people").content.decode()
+    from qifu.accounts.models import AuditEvent
+
+    assert c.id_number in page and AuditEvent.objects.filter(action="view_person", uscc=m.entity_id).exists()
+    # a second policy (another year's, say) cannot pay the same person, occupation and level again
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Payment.objects.create(match=m, policy=m.policy, seq=99, amount=1, milestone="x", released_at=NOW,
+                               person_key=lines[0].person_key)

@@ -276,3 +276,43 @@ def test_spark_matches_what_duckdb_matches(tmp_path):
     got = run_local(policies, 2025, paths)
     for (key, expected), o in zip(want.items(), got):
         assert {u: x for u, x, _, _ in o.rows} == expected, key
+
+
+SKILLS = """id: T-SKILL
+title: 技能提升补贴
+year: 2025
+mode: automatic
+kind: skills
+levels: {"5": 0.1, "3": 0.2}
+"""
+
+
+def cert(no, idn, uscc, level, day, occupation="电工"):
+    return {"certificate_no": no, "id_number": idn, "uscc": uscc, "occupation": occupation, "level": level,
+            "issued_on": dt.date(2025, 1, 1) + dt.timedelta(days=day)}
+
+
+def test_skill_subsidies_pay_the_employer_once_per_person_occupation_and_level():
+    from qifu.engine.policies import skills
+
+    p = parse(SKILLS, "s.yaml")[0]
+    certs = [
+        cert("C1", "33028219900101123X", USCC[0], "5", 10),
+        cert("C2", "33028219900101123X", USCC[0], "5", 40),  # re-issued: the same person, occupation and level
+        cert("C3", "33028219900101123X", USCC[0], "3", 50),  # a higher level: paid
+        cert("C4", "330282199202021234", USCC[1], "5", 5, "焊工"),
+        cert("C5", "330282199303031235", USCC[1], "4", 5),  # a level the policy does not pay
+        {**cert("C6", "330282199404041236", USCC[1], "5", 0), "issued_on": dt.date(2024, 12, 31)},  # another year
+        cert("C7", "330282199505051237", USCC[1], "3", 9),  # paid already under another year's policy
+    ]
+    o = skills.match(p, certs, committed={skills.person_key("330282199505051237", "电工", "3")})
+    got = {u: (a, [c["certificate_no"] for c in v["certificates"]]) for u, a, _, v in o.rows}
+    assert got == {USCC[0]: (Decimal("0.3"), ["C1", "C3"]), USCC[1]: (Decimal("0.1"), ["C4"])}
+    assert o.rows[0][2] == "2025 年度职工取得职业技能等级证书 2 人次：五级/初级工 1 人次、三级/高级工 1 人次"
+    p = parse(SKILLS + "budget: 0.2\n", "s.yaml")[0]
+    o = skills.match(p, certs, committed=set())
+    assert o.scaled and sum(a for _, a, _, _ in o.rows) <= Decimal("0.2")
+    with pytest.raises(PolicyError, match="levels：不认识的技能等级 9"):
+        parse(SKILLS.replace('"3": 0.2', '"9": 0.2'), "s.yaml")
+    with pytest.raises(PolicyError, match="不设分期"):
+        parse(SKILLS + "installments: [0.5, 0.5]\n", "s.yaml")

@@ -15,7 +15,8 @@ CATEGORIES = {"ID", "CP", "FM", "AR", "UM", "LC", "XS", "YY", "PO", "SP"}
 
 
 def _digest(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_same_seed_same_files_other_seed_other_files(tmp_path):

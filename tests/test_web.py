@@ -55,7 +55,7 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert Entity.objects.count() == 300
     from qifu.policies.models import Match, Payment
 
-    assert "惠企政策 2025 年度：10 项政策" in out  # the example policies, matched and partly paid
+    assert "惠企政策 2025 年度：11 项政策" in out  # the example policies, matched and partly paid
     assert Match.objects.exclude(status="eligible").exists() and Payment.objects.filter(status="paid").exists()
     # a second run finds everything imported and skips it
     run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False)

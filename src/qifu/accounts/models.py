@@ -35,6 +35,7 @@ class AuditEvent(models.Model):
         EXPORT = "export", "导出"
         VIEW_ENTITY = "view_entity", "查看主体"
         VIEW_ACCOUNT = "view_account", "查看银行账号"
+        VIEW_PERSON = "view_person", "查看身份证号"
 
     at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, verbose_name="用户")

@@ -24,6 +24,7 @@ class T(StrEnum):
     BOOL = "bool"
     ENUM = "enum"
     USCC = "uscc"
+    IDNUM = "idnum"  # a resident identity number (GB 11643): 17 digits and a check character
 
 
 @dataclass(frozen=True)
@@ -284,13 +285,33 @@ INDICATORS = Kind(
     ),
 )
 
+SKILL_LEVELS = (("5", "五级/初级工"), ("4", "四级/中级工"), ("3", "三级/高级工"), ("2", "二级/技师"), ("1", "一级/高级技师"))
+
+# An addition to contract v1.1: the human-resources bureau's vocational-skill certificates, for
+# the skill subsidies (技能提升补贴) paid to the employer of each certified worker.
+TRAININGS = Kind(
+    "trainings",
+    "职业技能等级证书",
+    key=("certificate_no",),
+    fields=(
+        Field("certificate_no", "证书编号", T.STR, required=True, max_length=60),
+        Field("id_number", "身份证号", T.IDNUM, required=True),
+        Field("person_name", "姓名", T.STR, required=True, max_length=50),
+        USCC,
+        Field("occupation", "职业(工种)", T.STR, required=True, max_length=100),
+        Field("level", "技能等级", T.ENUM, required=True, choices=SKILL_LEVELS),
+        Field("issued_on", "发证日期", T.DATE, required=True),
+        _count("training_hours", "培训学时"),
+    ),
+)
+
 # The annual-report service's files (§1.1–1.6), and every kind `qifu import` takes.
 ANNUAL_REPORT_KINDS = (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)
-KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS)}
+KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS)}
 
 # Personal data in the contract's files: masked in staff lists and pages, shown whole only
 # through an audited reveal.
-PERSONAL_FIELDS = frozenset({"phone", "email", "legal_rep"})
+PERSONAL_FIELDS = frozenset({"phone", "email", "legal_rep", "id_number", "person_name"})
 
 # §2.1 findings and §2.2 reminders sent: column order of the files out.
 FINDINGS_COLUMNS = ("uscc", "report_year", "rule_id", "severity", "fields", "message", "suggestion")

@@ -163,6 +163,32 @@ def _parse_uscc(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
     return col, checked
 
 
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+def id_check_char(first17: str) -> str:
+    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS)) % 11]
+
+
+def _parse_idnum(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
+    """A resident identity number: 18 characters, the GB 11643 check character last (x as X)."""
+    col = col.str.to_uppercase()
+
+    def why(v: str | None) -> str | None:
+        if v is None:
+            return None
+        if len(v) != 18:
+            return f"身份证号应为18位，实际为{len(v)}位"
+        if not (v[:17].isdigit() and (v[17].isdigit() or v[17] == "X")):
+            return "身份证号前17位应为数字，第18位为数字或X"
+        if id_check_char(v[:17]) != v[17]:
+            return f"身份证号校验位错误：第18位应为{id_check_char(v[:17])}"
+        return None
+
+    return col, pl.Series([why(v) for v in col.to_list()], dtype=pl.Utf8)
+
+
 # What a database integer column holds. A headcount that reads as a whole number but is
 # impossible (negative, or more than anyone employs) is stored as filed and reported by a
 # `block` rule (FM-08); only what cannot be stored at all is a row error (contract §1).
@@ -303,6 +329,7 @@ def _parse_enum(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
 PARSERS: dict[T, Callable[[pl.Series, Field], tuple[pl.Series, pl.Series]]] = {
     T.STR: _parse_str,
     T.USCC: _parse_uscc,
+    T.IDNUM: _parse_idnum,
     T.INT: _parse_int,
     T.YEAR: _parse_year,
     T.MONEY: _parse_money,

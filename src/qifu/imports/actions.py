@@ -327,6 +327,12 @@ def _after_land(frame):
     return notes
 
 
+def _write_trainings(kind, parsed, frame, progress):
+    from qifu.policies.models import SkillCertificate
+
+    return _upsert(SkillCertificate, ["certificate_no"], kind, parsed, frame, progress)
+
+
 _AFTER = {"requests": _after_requests, "parcels": _after_land, "indicators": _after_land}
 
 _WRITERS = {
@@ -339,4 +345,5 @@ _WRITERS = {
     "requests": _write_requests,
     "parcels": _write_parcels,
     "indicators": _write_indicators,
+    "trainings": _write_trainings,
 }

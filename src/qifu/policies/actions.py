@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 import polars as pl
@@ -19,8 +19,9 @@ from django.utils import timezone
 from qifu import text as texts
 from qifu.engine.policies import match as engine
 from qifu.engine.policies import policy as policies_mod
+from qifu.engine.policies import skills
 from qifu.engine.policies.policy import Policy as PolicyDef
-from qifu.policies.models import Application, Match, Payment, PaymentBatch, Policy, PolicyVersion
+from qifu.policies.models import Application, Match, Payment, PaymentBatch, Policy, PolicyVersion, SkillCertificate
 
 
 class PolicyActionError(ValueError):
@@ -52,7 +53,7 @@ def _line(now: dt.datetime, by: str, note: str) -> dict:
 
 def do_save_policy(p: PolicyDef, text: str, now: dt.datetime) -> Policy:
     """The policy's current version; a changed text is a new version, the old one kept."""
-    fields = dict(title=p.title, year=p.year, mode=p.mode, category=p.category, department=p.department,
+    fields = dict(title=p.title, year=p.year, mode=p.mode, kind=p.kind, category=p.category, department=p.department,
                   summary=p.summary, basis=p.basis, eligible=p.eligible, amount=p.amount, budget=p.budget,
                   installments=[str(s) for s in p.installments], milestones=list(p.milestones),
                   version=p.version, text=text)
@@ -150,10 +151,15 @@ def _canonical_text(p: PolicyDef) -> str:
 def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: bool = True) -> MatchResult:
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    data = fetch(year)
+    by_profile = [p for p in defs if p.kind == "profile"]
+    data = fetch(year) if by_profile else {}
     timings["fetch"] = time.perf_counter() - t
     t = time.perf_counter()
-    outcomes = engine.run_duckdb(defs, year, data) if defs else []
+    found = {o.policy.id: o for o in (engine.run_duckdb(by_profile, year, data) if by_profile else [])}
+    for p in defs:
+        if p.kind == "skills":
+            found[p.id] = skills.match(p, certificates(p.year), committed_keys(p.id))
+    outcomes = [found[p.id] for p in defs]
     timings["engine"] = time.perf_counter() - t
     t = time.perf_counter()
     result = MatchResult(outcomes)
@@ -175,6 +181,18 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
                                    f"已按比例折算")
     result.timings = timings
     return result
+
+
+def certificates(year: int) -> list[dict]:
+    """The vocational-skill certificates issued in ``year``."""
+    return [dict(r, uscc=r.pop("entity_id")) for r in SkillCertificate.objects.filter(issued_on__year=year).values(
+        "certificate_no", "id_number", "entity_id", "occupation", "level", "issued_on")]
+
+
+def committed_keys(except_policy: str) -> set[str]:
+    """Who was paid for what (person, occupation, level) under the other skill policies."""
+    return set(Payment.objects.exclude(person_key="").exclude(status=Payment.Status.CANCELLED)
+               .exclude(policy__code=except_policy).values_list("person_key", flat=True))
 
 
 SETTLED = (Match.Status.PAID, Match.Status.REJECTED)
@@ -221,6 +239,11 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult) -> None:
     Match.objects.bulk_create(new, batch_size=2000)
     for m, fields in changed:
         m.save(update_fields=fields)
+    if o.policy.kind == "skills":
+        ids = dict(Match.objects.filter(policy=policy).values_list("entity_id", "id"))
+        for uscc, _, _, values in o.rows:
+            SkillCertificate.objects.filter(certificate_no__in=[c["certificate_no"] for c in values["certificates"]]) \
+                .exclude(match_id=ids[uscc]).update(match_id=ids[uscc])
     result.new += len(new)
     result.changed += len(changed) - result.lapsed
 
@@ -352,8 +375,6 @@ def holds(m: Match) -> list[str]:
 def installment_amount(m: Match, seq: int, shares: list[str]) -> Decimal:
     """Installment ``seq`` of the match's amount, to one yuan; the last takes the remainder so the
     installments sum to the amount exactly."""
-    from decimal import ROUND_DOWN
-
     if seq < len(shares):
         return (m.amount * Decimal(shares[seq - 1])).quantize(Decimal("0.0001"), ROUND_DOWN)
     return m.amount - sum((m.amount * Decimal(s)).quantize(Decimal("0.0001"), ROUND_DOWN) for s in shares[:-1])
@@ -379,6 +400,8 @@ def do_release(m: Match, seq: int, now: dt.datetime | None = None, by: str = "�
             raise PolicyActionError(f"状态为“{m.get_status_display()}”，不能拨付")
         m.policy = policy
         reasons = [] if override else holds(m)
+        if policy.kind == "skills":
+            return _release_certificates(m, policy, now, by, reasons)
         amount = installment_amount(m, seq, shares)
         if policy.budget is not None:
             committed = Payment.objects.filter(policy=policy).exclude(status=Payment.Status.CANCELLED).aggregate(
@@ -399,6 +422,53 @@ def do_release(m: Match, seq: int, now: dt.datetime | None = None, by: str = "�
             m.history = [*m.history, _line(now, by, "复核通过，恢复拨付")]
             m.save(update_fields=["status", "hold_reason", "history"])
         return payment
+
+
+def _hold(m: Match, reasons: list[str], now: dt.datetime, by: str) -> None:
+    m.status, m.hold_reason = Match.Status.HELD, "；".join(reasons)[:500]
+    m.history = [*m.history, _line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}")]
+    m.save(update_fields=["status", "hold_reason", "history"])
+
+
+def _release_certificates(m: Match, policy: Policy, now: dt.datetime, by: str, reasons: list[str]) -> Payment | None:
+    """A skill subsidy: one ledger line per certificate the match covers, each for its level's
+    share of the match's amount (the last takes the remainder), never for a person, occupation
+    and level already paid (the ledger's ``person_key`` is unique)."""
+    from django.db import IntegrityError
+
+    certs = list(SkillCertificate.objects.filter(match=m).order_by("issued_on", "certificate_no"))
+    levels = {k: Decimal(v) for k, v in policies_mod.parse(policy.text, policy.code)[0].levels.items()}
+    raw = [levels.get(c.level, Decimal(0)) for c in certs]
+    total = sum(raw, Decimal(0))
+    if not certs or not total:
+        raise PolicyActionError("这条匹配没有可补贴的证书")
+    amounts = [(r * m.amount / total).quantize(Decimal("0.0001"), ROUND_DOWN) for r in raw[:-1]]
+    amounts.append(m.amount - sum(amounts, Decimal(0)))
+    if policy.budget is not None:
+        committed = Payment.objects.filter(policy=policy).exclude(status=Payment.Status.CANCELLED).aggregate(
+            s=_sum("amount"))["s"] or Decimal(0)
+        if committed + m.amount > policy.budget:
+            reasons = [*reasons, f"预算不足：已核准 {committed.normalize():f} 万元，本次 {m.amount.normalize():f} 万元，"
+                                 f"预算 {policy.budget.normalize():f} 万元"]
+    if reasons:
+        _hold(m, reasons, now, by)
+        return None
+    first = None
+    for i, (c, amount) in enumerate(zip(certs, amounts), 1):
+        key = skills.person_key(c.id_number, c.occupation, c.level)
+        try:
+            with transaction.atomic():
+                p = Payment.objects.create(
+                    match=m, policy=policy, seq=i, amount=amount, certificate=c, person_key=key, released_at=now,
+                    milestone=f"证书 {c.certificate_no}（{c.masked_name}，{c.get_level_display()}）",
+                    history=[_line(now, by, f"核准证书 {c.certificate_no} 的补贴")])
+        except IntegrityError:
+            continue  # this person was paid for this occupation and level already
+        first = first or p
+    if m.status == Match.Status.HELD:
+        m.status, m.hold_reason = Match.Status.CONFIRMED, ""
+        m.save(update_fields=["status", "hold_reason"])
+    return first
 
 
 def _sum(name: str):
@@ -549,8 +619,9 @@ def do_reconcile(batch_number: str, rows: list[dict], now: dt.datetime | None = 
 
 def _settle(match_id: int, now: dt.datetime) -> None:
     m = Match.objects.select_related("policy").get(pk=match_id)
-    n = len(m.policy.installments or ["1"])
-    if Payment.objects.filter(match=m, status=Payment.Status.PAID).count() == n:
+    lines = Payment.objects.filter(match=m).exclude(status=Payment.Status.CANCELLED)
+    n = lines.count() if m.policy.kind == "skills" else len(m.policy.installments or ["1"])
+    if lines.filter(status=Payment.Status.PAID).count() == n:
         m.status = Match.Status.PAID
         m.history = [*m.history, _line(now, "系统", "各期均已到账")]
         m.save(update_fields=["status", "history"])

@@ -22,6 +22,8 @@ class Policy(models.Model):
     title = models.CharField("政策名称", max_length=200)
     year = models.PositiveSmallIntegerField("数据年度")
     mode = models.CharField("兑现方式", max_length=12, choices=Mode.choices)
+    kind = models.CharField("类型", max_length=10, choices=[("profile", "按企业画像匹配"), ("skills", "职业技能等级证书补贴")],
+                            default="profile")
     category = models.CharField("类别", max_length=50, blank=True)
     department = models.CharField("主管部门", max_length=100, blank=True)
     summary = models.TextField("政策说明", blank=True)
@@ -161,6 +163,10 @@ class Payment(models.Model):
     match = models.ForeignKey(Match, on_delete=models.PROTECT, related_name="payments")
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="payments")
     seq = models.PositiveSmallIntegerField("期次")
+    # a skill subsidy: the certificate paid, and who for what (id number, occupation, level)
+    certificate = models.OneToOneField("SkillCertificate", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="payment")
+    person_key = models.CharField("补贴对象", max_length=160, blank=True)
     amount = models.DecimalField("金额（万元）", max_digits=20, decimal_places=6)
     milestone = models.CharField("拨付节点", max_length=100)
     status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.DUE)
@@ -172,5 +178,40 @@ class Payment(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "拨付台账"
-        constraints = [models.UniqueConstraint(fields=["match", "seq"], name="payment_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["match", "seq"], name="payment_once"),
+            # one person is paid once per occupation and level, under any policy and year
+            models.UniqueConstraint(fields=["person_key"], condition=~models.Q(person_key=""), name="skill_paid_once"),
+        ]
         indexes = [models.Index(fields=["policy", "status"])]
+
+
+class SkillCertificate(models.Model):
+    """A worker's vocational-skill certificate (职业技能等级证书), imported from the human-resources
+    bureau; the identity number and name are personal data: masked in every list, shown whole
+    only through an audited reveal."""
+
+    certificate_no = models.CharField("证书编号", max_length=60, unique=True)
+    id_number = models.CharField("身份证号", max_length=18, db_index=True)
+    person_name = models.CharField("姓名", max_length=50)
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="skill_certificates",
+                               verbose_name="用人单位")
+    occupation = models.CharField("职业(工种)", max_length=100)
+    level = models.CharField("技能等级", max_length=1, choices=[("5", "五级/初级工"), ("4", "四级/中级工"),
+                                                          ("3", "三级/高级工"), ("2", "二级/技师"), ("1", "一级/高级技师")])
+    issued_on = models.DateField("发证日期")
+    training_hours = models.IntegerField("培训学时", null=True, blank=True)
+    match = models.ForeignKey(Match, null=True, blank=True, on_delete=models.SET_NULL, related_name="certificates")
+    imported_at = models.DateTimeField("导入时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "职业技能等级证书"
+        indexes = [models.Index(fields=["issued_on"])]
+
+    @property
+    def masked_id(self) -> str:
+        return f"{self.id_number[:4]}{'*' * 10}{self.id_number[-4:]}"
+
+    @property
+    def masked_name(self) -> str:
+        return self.person_name[:1] + "*" * max(len(self.person_name) - 1, 1)

@@ -155,11 +155,17 @@ def match(request, match_id: int):
     reveal = request.GET.get("reveal") == "account" and scope.role_of(request.user) == Role.ADMIN and m.bank_account
     if reveal:
         scope.audit(request, AuditEvent.Action.VIEW_ACCOUNT, uscc=m.entity_id, detail=f"政策 {m.policy.code} 收款账号")
+    certificates = list(m.certificates.order_by("issued_on", "certificate_no"))
+    people = request.GET.get("reveal") == "people" and scope.can_see_contacts(request.user) and certificates
+    if people:
+        scope.audit(request, AuditEvent.Action.VIEW_PERSON, uscc=m.entity_id,
+                    detail=f"政策 {m.policy.code} 证书持有人 {len(certificates)} 人")
     return render(request, "web/policy_match.html", {
         "m": m, "payments": m.payments.select_related("batch").order_by("seq"),
         "application": Application.objects.filter(match=m).prefetch_related("files").first(),
         "can_review": scope.can_review_policy(request.user, m.policy), "revealed": reveal,
-        "can_reveal": scope.role_of(request.user) == Role.ADMIN,
+        "can_reveal": scope.role_of(request.user) == Role.ADMIN, "certificates": certificates,
+        "people": people, "can_see_people": scope.can_see_contacts(request.user),
         "next_seq": m.payments.count() + 1 if m.payments.count() < len(m.policy.installments or ["1"]) else None,
     })
 

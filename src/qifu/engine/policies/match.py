@@ -104,11 +104,17 @@ def finish(policy: Policy, table: pa.Table) -> Outcome:
             continue
         values = {n: data[f"v_{n}"][i] for n in names}
         rows.append((uscc, money(raw), reason(policy, values), values))
+    return budgeted(out, rows)
+
+
+def budgeted(out: Outcome, rows: list) -> Outcome:
+    """The rows within the policy's budget: scaled by budget / total and rounded down to one
+    yuan when the total exceeds it."""
     out.total_before_budget = sum((r[1] for r in rows), Decimal(0))
-    if policy.budget is not None and out.total_before_budget > policy.budget:
+    budget = out.policy.budget
+    if budget is not None and out.total_before_budget > budget:
         out.scaled = True
-        factor_num, factor_den = policy.budget, out.total_before_budget
-        rows = [(u, (a * factor_num / factor_den).quantize(YUAN, ROUND_DOWN), r, v) for u, a, r, v in rows]
+        rows = [(u, (a * budget / out.total_before_budget).quantize(YUAN, ROUND_DOWN), r, v) for u, a, r, v in rows]
     out.rows = sorted(rows, key=lambda r: r[0])
     return out
 

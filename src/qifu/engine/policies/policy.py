@@ -25,7 +25,8 @@ from qifu.engine.rules.compiler import RuleCompileError, compile_expression
 MODES = {"automatic": "免申即享", "application": "需申请"}
 MODE_ALIASES = {"免申即享": "automatic", "自动": "automatic", "需申请": "application", "申请": "application"}
 KNOWN = ("id", "title", "year", "mode", "eligible", "amount", "budget", "installments", "milestones",
-         "department", "summary", "basis", "category")
+         "department", "summary", "basis", "category", "kind", "levels")
+KINDS = {"profile": "按企业画像匹配", "skills": "职业技能等级证书补贴"}
 
 
 class PolicyError(ValueError):
@@ -39,8 +40,13 @@ class Policy(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     year: int = Field(ge=1990, le=2100)
     mode: Literal["automatic", "application"] = "automatic"
-    eligible: str = Field(min_length=1, max_length=4000)
-    amount: str = Field(min_length=1, max_length=2000)  # 万元
+    # profile: eligibility and amount are expressions over the entity profile; skills: one
+    # amount per vocational-skill certificate obtained in the year, by level (``levels``, 万元),
+    # paid to the employer, never twice for one person, occupation and level
+    kind: Literal["profile", "skills"] = "profile"
+    eligible: str = Field(default="", max_length=4000)
+    amount: str = Field(default="", max_length=2000)  # 万元
+    levels: dict[str, Decimal] = Field(default_factory=dict)
     budget: Decimal | None = None  # 万元
     installments: tuple[Decimal, ...] = (Decimal(1),)
     milestones: tuple[str, ...] = ()  # what releases each installment after the first, e.g. 项目验收
@@ -72,6 +78,23 @@ class Policy(BaseModel):
     def _milestones(self):
         if self.milestones and len(self.milestones) != len(self.installments) - 1:
             raise ValueError(f"milestones 应为第 2 期起每期的拨付节点，共 {len(self.installments) - 1} 个")
+        if self.kind == "profile":
+            for key in ("eligible", "amount"):
+                if not getattr(self, key).strip():
+                    raise ValueError(f"{key}：必填，未填写")
+        else:
+            from qifu.engine.contract import SKILL_LEVELS
+
+            known = dict(SKILL_LEVELS)
+            if not self.levels:
+                raise ValueError("levels：技能证书补贴应按等级写明金额（万元），如 {\"3\": 0.2}")
+            for level, amount in self.levels.items():
+                if level not in known:
+                    raise ValueError(f"levels：不认识的技能等级 {level}（应为 {'、'.join(known)}）")
+                if amount < 0:
+                    raise ValueError(f"levels.{level}：金额不能为负数")
+            if len(self.installments) != 1 or self.mode != "automatic":
+                raise ValueError("技能证书补贴按证书一次拨付（免申即享），不设分期")
         return self
 
     @property
@@ -154,16 +177,20 @@ def parse(text: str, source: str = "政策文件") -> tuple[Policy, list[str]]:
         data["installments"] = [_decimal(v, f"{source}：installments.{i}") for i, v in enumerate(data["installments"])]
     elif data.get("installments") is None:
         data.pop("installments", None)
+    if isinstance(data.get("levels"), dict):
+        data["levels"] = {str(k): _decimal(v, f"{source}：levels.{k}") for k, v in data["levels"].items()}
     try:
         policy = Policy.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
-        place = ".".join(str(p) for p in first["loc"]) or "（顶层）"
+        place = ".".join(str(p) for p in first["loc"])
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "missing":
             msg = "必填，未填写"
-        raise PolicyError(f"{source}：{place}：{msg}") from None
+        raise PolicyError(f"{source}：{place}：{msg}" if place else f"{source}：{msg}") from None
     for key, condition in (("eligible", True), ("amount", False)):
+        if policy.kind == "skills" and not getattr(policy, key):
+            continue
         try:
             compile_expression(getattr(policy, key), COLUMNS, condition=condition)
         except RuleCompileError as e:

@@ -24,6 +24,7 @@ from qifu.engine.synth import behaviour as bh
 from qifu.engine.synth import inject
 from qifu.engine.synth import land as synth_land
 from qifu.engine.synth import requests as synth_requests
+from qifu.engine.synth import trainings as synth_trainings
 from qifu.engine.synth.words import BRAND, GIVEN, INDUSTRIES, REVENUE_PER_EMPLOYEE, ROADS, SURNAMES
 
 TYPES = np.array(["enterprise", "individual", "cooperative"])
@@ -553,6 +554,7 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     parcels, indicators = synth_land.make(registry, last_year, np.random.default_rng([seed, 17]))
     parcels.write_csv(out / "parcels.csv")
     indicators.write_csv(out / "indicators.csv")
+    synth_trainings.make(registry, last_year, np.random.default_rng([seed, 19])).write_csv(out / "trainings.csv")
     write_policies(out / "policies", last_year)
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
@@ -590,7 +592,8 @@ Made-up data for tests, benchmarks and demos. No real person, phone number or co
 Contract files (import with `qifu import KIND FILE`, in this order: registry first):
 registry.csv, reports.csv, shareholders.csv, tax.csv, social.csv, reminders.csv, requests.csv
 (the hotline's and stations' requests from 1 January {c.last_year} to 30 November {c.last_year + 1}),
-parcels.csv and indicators.csv (industrial land and its evaluation data, {c.last_year - 1}–{c.last_year}).
+parcels.csv and indicators.csv (industrial land and its evaluation data, {c.last_year - 1}–{c.last_year}),
+trainings.csv (workers' vocational-skill certificates, {c.last_year - 1}–{c.last_year}; made-up names and numbers).
 policies/: ten example policies judged on {c.last_year} data (`qifu policy match --policies policies
 --year {c.last_year} --out matches.csv`, after `qifu land evaluate`: some read the land classes).
 

@@ -1,0 +1,113 @@
+"""Policy matching at county scale (issue 15's speed targets; results in docs/benchmarks.md).
+
+A county made by `qifu synth` of ``--entities`` (240,000), its registry, reports, tax, social
+security, parcels and indicators imported and its land evaluated; then twenty policies (the ten
+shipped examples and ten variants of them with other thresholds) matched by `qifu policy match`,
+timed end to end as a command: the first run (every match new, stored, and the automatic
+policies' firms told through the outbox) and three runs after it (nothing changed: the steady
+state of a nightly run). Then one firm's matches in the portal, through Django's test client in
+one process, 200 times.
+
+    .venv/bin/python bench/policies_match.py --entities 240000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent / "src" / "qifu" / "data"
+
+PORTAL = r"""
+import os, time, statistics, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from django.db.models import Count
+from django.test import Client
+from qifu.policies.models import Match
+uscc = (Match.objects.values("entity_id").annotate(n=Count("id")).order_by("-n", "entity_id").first())["entity_id"]
+n = Match.objects.filter(entity_id=uscc).count()
+c = Client()
+s = c.session
+s["portal_uscc"] = uscc
+s.save()
+assert c.get("/portal/policies/").status_code == 200
+times = []
+for _ in range(200):
+    t = time.perf_counter()
+    r = c.get("/portal/policies/")
+    times.append((time.perf_counter() - t) * 1000)
+    assert r.status_code == 200
+times.sort()
+print(n, f"{statistics.median(times):.1f}", f"{times[int(len(times) * 0.95)]:.1f}", f"{max(times):.1f}")
+"""
+
+
+def qifu(env, *args) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "qifu", *map(str, args)], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    return done
+
+
+def variants(folder: Path, year: int) -> None:
+    """The ten examples and ten variants of them (another id, other thresholds)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted((ROOT / "policies").glob("*.yaml")):
+        text = re.sub(r"(?m)^year: \d+", f"year: {year}", path.read_text(encoding="utf-8"))
+        (folder / path.name).write_text(text, encoding="utf-8")
+        variant = re.sub(r"(?m)^id: (\S+)", r"id: \1-B", text)
+        variant = re.sub(r">= (\d+)", lambda m: f">= {int(m.group(1)) * 2}", variant)
+        variant = re.sub(r"(?m)^title: (.*)$", r"title: \1（加码）", variant)
+        (folder / path.name.replace(".yaml", "-B.yaml")).write_text(variant, encoding="utf-8")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--entities", type=int, default=240_000)
+    p.add_argument("--workdir", type=Path)
+    args = p.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="qifu-policies-bench-"))
+    env = dict(os.environ, QIFU_DATA_DIR=str(work / "var"), QIFU_SECRET_KEY="bench-" + "k" * 50)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    if not (work / "county" / "README.md").exists():
+        qifu(env, "synth", "--entities", args.entities, "--seed", 4, "--out", work / "county")
+    if not (work / "var" / "loaded").exists():
+        t = time.perf_counter()
+        for kind in ("registry", "reports", "tax", "social", "parcels", "indicators"):
+            qifu(env, "import", kind, work / "county" / f"{kind}.csv")
+        qifu(env, "check", "--year", 2025, "--out", work / "findings.csv")
+        qifu(env, "land", "evaluate", "--year", 2025, "--method", ROOT / "land" / "method-example.yaml",
+             "--out", work / "land.csv")
+        (work / "var" / "loaded").write_text("yes")
+        print(f"county of {args.entities:,} entities imported, checked and evaluated in {time.perf_counter() - t:.0f} s")
+    folder = work / "policies20"
+    variants(folder, 2025)
+    runs = []
+    for i in range(4):
+        t = time.perf_counter()
+        done = qifu(env, "policy", "match", "--policies", folder, "--year", 2025, "--out", work / "matches.csv", "--verbose")
+        runs.append(time.perf_counter() - t)
+        print(f"run {i + 1}: {runs[-1]:.2f} s  {done.stderr.strip().splitlines()[-1]}")
+        if i == 0:
+            print("  " + done.stdout.strip()[:400])
+    rows = sum(1 for _ in (work / "matches.csv").open(encoding="utf-8")) - 1
+    print(f"20 policies over {args.entities:,} entities: {rows:,} matches; first run {runs[0]:.2f} s, "
+          f"again (nothing changed) median {statistics.median(runs[1:]):.2f} s")
+    out = subprocess.run([sys.executable, "-c", PORTAL], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    n, p50, p95, worst = out.stdout.split()
+    print(f"portal /portal/policies/ of a firm with {n} matches: p50 {p50} ms, p95 {p95} ms, max {worst} ms")
+    print(f"work folder: {work}")
+
+
+if __name__ == "__main__":
+    main()
