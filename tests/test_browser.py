@@ -277,3 +277,37 @@ def test_a_request_from_station_to_department_to_rating_moves_the_measures(site,
     admin.goto(f"{base}/requests/measures/")
     assert admin.locator("#closure-rate").inner_text() != before
     admin.screenshot(path=str(SHOTS / "request-measures.png"), full_page=True)
+
+
+def test_a_firm_confirms_a_policy_in_the_portal_and_the_first_installment_is_released(site, page, smtp_server, tmp_path):
+    import datetime as dt
+
+    from qifu.checks.models import Finding
+    from qifu.policies import actions
+    from qifu.policies.models import Match, Payment
+    from qifu.sources.models import SocialRecord
+
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "t.yaml").write_text(
+        "id: T-WEB\ntitle: 按时年报企业奖励\nyear: 2025\nmode: automatic\n"
+        "eligible: \"entity_type = 'enterprise' AND status = 'active' AND filed_on_time\"\n"
+        "amount: \"2.5\"\ninstallments: [0.6, 0.4]\nmilestones: [项目验收]\n", encoding="utf-8")
+    actions.match_folder(folder, 2025, now=dt.datetime(2026, 9, 1, 10, tzinfo=dt.timezone.utc))
+    m = Match.objects.filter(policy__code="T-WEB", entity__email__contains="@").select_related("entity").first()
+    Finding.objects.filter(entity=m.entity).update(status="resolved")
+    SocialRecord.objects.filter(entity=m.entity).update(arrears=0)
+    base, _ = site
+    portal_sign_in(page, base, smtp_server, m.entity_id)
+    expect(page.locator("#home-policies")).to_contain_text("按时年报企业奖励")
+    page.get_by_role("link", name="按时年报企业奖励").first.click()
+    expect(page.locator("#policy-reason")).to_contain_text("按时年报：是")
+    page.get_by_label("开户银行").fill("中国农业银行慈溪支行")
+    page.get_by_label("银行账号").fill("6228 4801 2345 6789 012")
+    page.get_by_role("button", name="确认").click()
+    expect(page.locator("#policy-status")).to_contain_text("已确认")
+    expect(page.locator("#policy-account")).to_contain_text("6228***********9012")
+    expect(page.get_by_text("62284801234567890")).to_have_count(0)
+    page.screenshot(path=str(SHOTS / "portal-policy.png"), full_page=True)
+    (p1,) = Payment.objects.filter(match=m)
+    assert (p1.seq, str(p1.amount.normalize()), p1.status) == (1, "1.5", "due")

@@ -330,10 +330,18 @@ def test_batches_export_the_same_file_twice_and_the_treasury_answer_is_reconcile
     pl.DataFrame({"batch_no": ["BF2026-0001"] * 3, "payment_id": [str(i) for i in ids],
                   "status": ["paid", "成功", "failed"], "paid_on": ["2026-09-03", "2026-09-03", ""],
                   "reason": ["", "", "账户已销户"]}).write_csv(receipt)
+    from qifu.cli import main
+
+    three = tmp_path / "b3.csv"
+    with pytest.raises(SystemExit) as done:
+        main(["policy", "batch", "--number", "BF2026-0001", "--out", str(three)])  # the command: the same file
+    assert done.value.code == 0 and three.read_bytes() == one.read_bytes()
+    with pytest.raises(SystemExit) as done:
+        main(["policy", "receipt", "--batch", "BF2026-0001", str(receipt)])
+    assert done.value.code == 0
     r = actions.do_reconcile("BF2026-0001", actions.read_receipt(receipt))
-    assert (r.paid, r.failed) == (2, 1)
-    r = actions.do_reconcile("BF2026-0001", actions.read_receipt(receipt))
-    assert (r.paid, r.failed, r.unchanged) == (0, 0, 3)  # again: nothing changes
+    assert (r.paid, r.failed, r.unchanged) == (0, 0, 3)
+    assert Payment.objects.filter(status="paid").count() == 2 and Payment.objects.filter(status="failed").count() == 1
     failed = Payment.objects.get(status="failed")
     assert failed.failure == "账户已销户" and PaymentBatch.objects.get(pk=batch.pk).status == "reconciled"
     actions.do_retry(failed, "财政局")
