@@ -545,3 +545,31 @@ def test_skill_subsidies_from_imported_certificates_are_paid_once_per_person(cou
     with pytest.raises(IntegrityError), transaction.atomic():
         Payment.objects.create(match=m, policy=m.policy, seq=99, amount=1, milestone="x", released_at=NOW,
                                person_key=lines[0].person_key)
+
+
+def test_a_department_sees_and_reviews_the_applications_of_its_own_policies(county, tmp_path):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from qifu.accounts.models import StaffProfile
+    from qifu.service_requests.models import Department
+
+    actions.match_folder(policy_folder(tmp_path, p=example("CX-2025-03"), t=example("CX-2025-04")), 2025, now=NOW)
+    m = Match.objects.filter(policy__code="CX-2025-03").first()
+    actions.do_apply(m, "研发中心认定材料见附件，请审核。", now=NOW)
+    clients = {}
+    for name, dep in (("keji", "科学技术局"), ("renshe", "人力资源和社会保障局")):
+        user = get_user_model().objects.create_user(name, password="x")
+        StaffProfile.objects.create(user=user, role="department", department=Department.objects.get_or_create(name=dep)[0])
+        clients[name] = Client()
+        clients[name].force_login(user)
+    own = clients["keji"].get(f"/policies/matches/{m.pk}/")
+    assert own.status_code == 200 and "研发中心认定材料" in own.content.decode()
+    assert clients["renshe"].get(f"/policies/matches/{m.pk}/").status_code == 404
+    overview = clients["keji"].get("/policies/").content.decode()
+    assert "企业研发中心分级奖励" in overview and "小微企业稳岗补贴" not in overview
+    r = clients["renshe"].post(f"/policies/matches/{m.pk}/act/", {"action": "approve", "note": "同意"})
+    assert r.status_code == 404 and Application.objects.get(match=m).status == "submitted"
+    clients["keji"].post(f"/policies/matches/{m.pk}/act/", {"action": "approve", "note": "认定文件齐全，同意"})
+    app = Application.objects.get(match=m)
+    assert app.status == "approved" and app.review_reason == "认定文件齐全，同意"

@@ -79,9 +79,10 @@ def _text(name: str, v) -> str:
     return str(v)
 
 
-def reason(policy: Policy, values: dict) -> str:
+def reason(policy: Policy, values: dict, names: list[str] | None = None) -> str:
     """The profile values the eligibility names: "是否规上工业：是；研发经费支出(万元)：150"."""
-    parts = [f"{profile.COLUMNS[name][1]}：{_text(name, values.get(name))}" for name in policy.fields]
+    names = policy.fields if names is None else names
+    parts = [f"{profile.COLUMNS[name][1]}：{_text(name, values.get(name))}" for name in names]
     return "；".join(parts) if parts else "符合政策条件"
 
 
@@ -103,7 +104,7 @@ def finish(policy: Policy, table: pa.Table) -> Outcome:
             out.no_amount += 1
             continue
         values = {n: data[f"v_{n}"][i] for n in names}
-        rows.append((uscc, money(raw), reason(policy, values), values))
+        rows.append((uscc, money(raw), reason(policy, values, names), values))
     return budgeted(out, rows)
 
 
