@@ -293,7 +293,7 @@ def test_a_firm_confirms_a_policy_in_the_portal_and_the_first_installment_is_rel
         "id: T-WEB\ntitle: 按时年报企业奖励\nyear: 2025\nmode: automatic\n"
         "eligible: \"entity_type = 'enterprise' AND status = 'active' AND filed_on_time\"\n"
         "amount: \"2.5\"\ninstallments: [0.6, 0.4]\nmilestones: [项目验收]\n", encoding="utf-8")
-    actions.match_folder(folder, 2025, now=dt.datetime(2026, 9, 1, 10, tzinfo=dt.timezone.utc))
+    actions.match_folder(folder, 2025, now=dt.datetime(2026, 9, 1, 10, tzinfo=dt.UTC))
     m = Match.objects.filter(policy__code="T-WEB", entity__email__contains="@").select_related("entity").first()
     Finding.objects.filter(entity=m.entity).update(status="resolved")
     SocialRecord.objects.filter(entity=m.entity).update(arrears=0)
