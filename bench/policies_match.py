@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,10 +59,12 @@ def qifu(env, *args) -> subprocess.CompletedProcess:
 
 
 def variants(folder: Path, year: int) -> None:
-    """The ten examples and ten variants of them (another id, other thresholds)."""
+    """The ten examples over the profile and ten variants of them (another id, other thresholds)."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in sorted((ROOT / "policies").glob("*.yaml")):
         text = re.sub(r"(?m)^year: \d+", f"year: {year}", path.read_text(encoding="utf-8"))
+        if "kind: skills" in text:
+            continue
         (folder / path.name).write_text(text, encoding="utf-8")
         variant = re.sub(r"(?m)^id: (\S+)", r"id: \1-B", text)
         variant = re.sub(r">= (\d+)", lambda m: f">= {int(m.group(1)) * 2}", variant)
@@ -89,6 +92,8 @@ def main() -> None:
         (work / "var" / "loaded").write_text("yes")
         print(f"county of {args.entities:,} entities imported, checked and evaluated in {time.perf_counter() - t:.0f} s")
     folder = work / "policies20"
+
+    shutil.rmtree(folder, ignore_errors=True)
     variants(folder, 2025)
     runs = []
     for i in range(4):

@@ -224,6 +224,7 @@ PARITY = [
     "CASE WHEN entity_type = 'individual' THEN has_website ELSE filed_on_time END",
     "rd_spend BETWEEN 150 AND 2000 OR land_score IS NULL",
     "GREATEST(employees, insured_count) >= 30 AND age_years < 20",
+    "filed_at < TIMESTAMP '2026-06-01 00:00:00' AND established_on > DATE '2000-01-01' AND entity_type <> 'x'",
 ]
 AMOUNTS = ["LEAST(rd_spend * 0.05, 50)", "CASE WHEN land_score >= 120 THEN 30 ELSE 20 END",
            "COALESCE(insured_count, 0) * 0.05 + ABS(tax_paid - 1) / 3", "ROUND(declared_sales * 0.013, 2)"]
@@ -233,7 +234,7 @@ def _duckdb_answers() -> dict:
     out = {}
     for e in PARITY:
         for a in AMOUNTS:
-            out[(e, a)] = {u: x for u, x, _, _ in match.run_duckdb([policy(e, a)], 2025, SOURCES)[0].rows}
+            out[(e, a)] = {u: (x, r) for u, x, r, _ in match.run_duckdb([policy(e, a)], 2025, SOURCES)[0].rows}
     return out
 
 
@@ -257,8 +258,8 @@ def test_postgresql_matches_what_duckdb_matches():
         for (e, a), expected in want.items():
             p = policy(e, a)
             rows = pg.execute(match.policy_sql(p, dialect="postgres")).fetchall()
-            got = {r[0]: match.money(r[1]) for r in rows if r[1] is not None}
-            assert got == expected, (e, a)
+            got = {r[0]: (r[1], r[2]) for r in rows if r[1] is not None}
+            assert got == expected, (e, a)  # the same firms, amounts and reasons, character for character
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (installed by .ci/run)")
@@ -275,7 +276,7 @@ def test_spark_matches_what_duckdb_matches(tmp_path):
     policies = [policy(e, a) for e, a in want]
     got = run_local(policies, 2025, paths)
     for (key, expected), o in zip(want.items(), got):
-        assert {u: x for u, x, _, _ in o.rows} == expected, key
+        assert {u: (x, r) for u, x, r, _ in o.rows} == expected, key
 
 
 SKILLS = """id: T-SKILL

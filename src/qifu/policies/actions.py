@@ -6,6 +6,7 @@ treasury and reconcile the treasury's answer."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -41,7 +42,7 @@ class MatchResult:
 
     @property
     def matches(self) -> int:
-        return sum(len(o.rows) for o in self.outcomes)
+        return sum(len(o) for o in self.outcomes)
 
 
 def _line(now: dt.datetime, by: str, note: str) -> dict:
@@ -164,14 +165,14 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
     t = time.perf_counter()
     result = MatchResult(outcomes)
     with transaction.atomic():
-        for o in outcomes:
-            _store(o, now, result)
+        created = {o.policy.id: _store(o, now, result) for o in outcomes}
         timings["store"] = time.perf_counter() - t
         if notify:
             t = time.perf_counter()
             from qifu.policies import notices
 
-            result.notified = notices.tell_eligible([o.policy.id for o in outcomes if o.policy.mode == "automatic"], now)
+            result.notified = sum(notices.tell_new(o.policy, created[o.policy.id], now)
+                                  for o in outcomes if o.policy.mode == "automatic")
             timings["notify"] = time.perf_counter() - t
     for o in outcomes:
         if o.no_amount:
@@ -198,61 +199,87 @@ def committed_keys(except_policy: str) -> set[str]:
 SETTLED = (Match.Status.PAID, Match.Status.REJECTED)
 
 
-def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult) -> None:
-    """The outcome as the policy's matches: new firms added, changed amounts or reasons updated
-    (while nothing is released), firms no longer eligible flagged, unchanged rows untouched."""
+def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult) -> list[str]:
+    """The outcome as the policy's matches: new firms added (in bulk), changed amounts or reasons
+    updated while nothing is released, firms no longer eligible flagged, unchanged rows
+    untouched. The credit codes of the new matches."""
     policy = Policy.objects.get(code=o.policy.id)
-    existing = {m.entity_id: m for m in Match.objects.filter(policy=policy).only(
-        "id", "entity_id", "version", "amount", "reason", "status", "history")}
-    released = set(Payment.objects.filter(policy=policy).values_list("match_id", flat=True))
-    today = timezone.localdate(now)
-    new, changed = [], []
-    seen = set()
-    for uscc, amount, why, _ in o.rows:
-        seen.add(uscc)
-        m = existing.get(uscc)
-        if m is None:
-            new.append(Match(policy=policy, entity_id=uscc, version=o.policy.version, amount=amount, reason=why,
-                             eligible_on=today, matched_at=now,
-                             history=[_line(now, "系统", f"按政策版本 {o.policy.version} 匹配：符合条件，金额 {amount} 万元")]))
-            continue
-        fields = []
-        if m.status == Match.Status.LAPSED:
-            m.status, m.lapsed_at = Match.Status.ELIGIBLE if m.id not in released else Match.Status.HELD, None
-            m.history = [*m.history, _line(now, "系统", "再次符合条件")]
-            fields += ["status", "lapsed_at", "history"]
-            result.again += 1
-        if m.id not in released and (m.amount != amount or m.reason != why or m.version != o.policy.version):
-            m.history = [*m.history, _line(now, "系统", f"按政策版本 {o.policy.version} 重新匹配：金额 {m.amount} → {amount} 万元")]
-            m.amount, m.reason, m.version = amount, why, o.policy.version
-            fields += ["amount", "reason", "version", "history"]
-        if fields:
+    version = o.policy.version
+    old = pl.DataFrame(list(Match.objects.filter(policy=policy).values_list(
+        "id", "entity_id", "amount", "reason", "version", "status")),
+        schema={"id": pl.Int64, "uscc": pl.String, "old_amount": pl.Decimal(38, 6), "old_reason": pl.String,
+                "old_version": pl.String, "status": pl.String}, orient="row")
+    released = pl.Series(list(Payment.objects.filter(policy=policy).values_list("match_id", flat=True).distinct()),
+                         dtype=pl.Int64)
+    frame = o.frame
+    new = frame.join(old.select("uscc"), on="uscc", how="anti")
+    both = frame.join(old, on="uscc", how="inner").with_columns(pl.col("id").is_in(released.implode()).alias("released"))
+    differs = ((pl.col("amount") != pl.col("old_amount")) | (pl.col("reason") != pl.col("old_reason"))
+               | (pl.col("old_version") != version)) & ~pl.col("released")
+    touched = both.filter(differs | (pl.col("status") == Match.Status.LAPSED))
+    gone = old.join(frame.select("uscc"), on="uscc", how="anti").filter(
+        ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]))
+    if new.height:
+        _insert_new(policy, version, new, now)
+    if touched.height:
+        rows = {r["id"]: r for r in touched.iter_rows(named=True)}
+        objs = list(Match.objects.filter(pk__in=list(rows)))
+        for m in objs:
+            r = rows[m.pk]
+            if m.status == Match.Status.LAPSED:
+                m.status, m.lapsed_at = Match.Status.HELD if r["released"] else Match.Status.ELIGIBLE, None
+                m.history = [*m.history, _line(now, "系统", "再次符合条件")]
+                result.again += 1
+            if not r["released"] and (m.amount != r["amount"] or m.reason != r["reason"] or m.version != version):
+                m.history = [*m.history, _line(now, "系统", f"按政策版本 {version} 重新匹配：金额 {m.amount.normalize():f} → "
+                                                           f"{r['amount'].normalize():f} 万元")]
+                m.amount, m.reason, m.version = r["amount"], r["reason"], version
             m.matched_at = now
-            changed.append((m, sorted(set(fields + ["matched_at"]))))
-    for uscc, m in existing.items():
-        if uscc in seen or m.status in (*SETTLED, Match.Status.LAPSED):
-            continue
-        m.status, m.lapsed_at = Match.Status.LAPSED, now
-        m.history = [*m.history, _line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核")]
-        changed.append((m, ["status", "lapsed_at", "history"]))
-        result.lapsed += 1
-    Match.objects.bulk_create(new, batch_size=2000)
-    for m, fields in changed:
-        m.save(update_fields=fields)
+        Match.objects.bulk_update(objs, ["status", "lapsed_at", "history", "amount", "reason", "version", "matched_at"],
+                                  batch_size=1000)
+        result.changed += len(objs)
+    if gone.height:
+        objs = list(Match.objects.filter(pk__in=gone["id"].to_list()))
+        for m in objs:
+            m.status, m.lapsed_at = Match.Status.LAPSED, now
+            m.history = [*m.history, _line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核")]
+        Match.objects.bulk_update(objs, ["status", "lapsed_at", "history"], batch_size=1000)
+        result.lapsed += len(objs)
     if o.policy.kind == "skills":
         ids = dict(Match.objects.filter(policy=policy).values_list("entity_id", "id"))
-        for uscc, _, _, values in o.rows:
-            SkillCertificate.objects.filter(certificate_no__in=[c["certificate_no"] for c in values["certificates"]]) \
+        for uscc, extra in o.extra.items():
+            SkillCertificate.objects.filter(certificate_no__in=[c["certificate_no"] for c in extra["certificates"]]) \
                 .exclude(match_id=ids[uscc]).update(match_id=ids[uscc])
-    result.new += len(new)
-    result.changed += len(changed) - result.lapsed
+    result.new += new.height
+    return new["uscc"].to_list()
+
+
+def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime) -> None:
+    from qifu import bulk
+
+    at = timezone.localtime(now).isoformat(timespec="seconds")
+    # one history line per row, as JSON: the note (digits, a hex version, Chinese) needs no escaping
+    head = json.dumps([{"at": at, "by": "系统", "note": ""}], ensure_ascii=False)
+    amount = pl.col("amount").cast(pl.String).str.replace(r"\.?0+$", "")
+    history = pl.concat_str([pl.lit(head[:-3] + f"按政策版本 {version} 匹配：符合条件，金额 "), amount,
+                             pl.lit(" 万元" + head[-3:])])
+    utc = pl.Datetime("us", "UTC")
+    rows = new.select(
+        pl.lit(policy.id).alias("policy_id"), pl.col("uscc"), pl.lit(version).alias("version"), pl.col("amount"),
+        pl.col("reason"), pl.lit(Match.Status.ELIGIBLE.value).alias("status"),
+        pl.lit(timezone.localdate(now)).alias("eligible_on"), pl.lit(now).cast(utc).alias("matched_at"),
+        pl.lit(None, dtype=utc).alias("confirmed_at"), pl.lit(None, dtype=utc).alias("lapsed_at"),
+        *(pl.lit("").alias(c) for c in ("hold_reason", "bank_name", "bank_account", "account_name")),
+        history.alias("history"))
+    bulk.insert(Match._meta.db_table, rows)
 
 
 def write(outcomes: list[engine.Outcome], path: Path) -> None:
     """Contract §2.4: policy_id, uscc, amount, reason; CSV, XLSX or JSON by the extension."""
-    rows = [(o.policy.id, uscc, float(amount), why) for o in outcomes for uscc, amount, why, _ in o.rows]
-    frame = pl.DataFrame(rows, schema={"policy_id": pl.String, "uscc": pl.String, "amount": pl.Float64,
-                                       "reason": pl.String}, orient="row")
+    frames = [o.frame.select(pl.lit(o.policy.id).alias("policy_id"), "uscc", pl.col("amount").cast(pl.Float64), "reason")
+              for o in outcomes]
+    frame = pl.concat(frames) if frames else pl.DataFrame(
+        schema={"policy_id": pl.String, "uscc": pl.String, "amount": pl.Float64, "reason": pl.String})
     from qifu import spreadsheets
 
     spreadsheets.write_frame(frame, path, sheet="政策匹配结果")

@@ -1,26 +1,28 @@
 """Who is eligible for a policy, and for how much (contract v1.1 §1.10, §2.4).
 
-One SQL statement per policy over the profile: the firms whose ``eligible`` is true (SQL's null
-logic: a condition on an empty value is not true), the raw ``amount`` and the profile values the
-eligibility names. Then, in exact decimals:
+One SQL statement per policy over the profile gives the firms whose ``eligible`` is true (SQL's
+null logic: a condition on an empty value is not true), each with:
 
-- an amount is rounded half up to 0.000001 万元 (the contract's six decimals); a negative one is
-  0; an empty one (the amount names a field the firm lacks) leaves the firm out, counted in
-  ``Outcome.no_amount``;
-- when the amounts exceed the policy's ``budget``, each is scaled by budget / total and rounded
-  down to 0.0001 万元 (one yuan), so the sum never exceeds the budget;
-- ``reason`` names, in Chinese, the values that made the firm eligible.
+- ``amount``: rounded half up to 0.000001 万元 (the contract's six decimals) as a decimal; a
+  negative one is 0; an empty one (the amount names a field the firm lacks) leaves the firm out,
+  counted in ``Outcome.no_amount``;
+- ``reason``: the profile values the eligibility names, in Chinese ("是否规上工业：是；研发经费支出
+  (万元)：150"), formatted by the same SQL on every engine.
 
-``run_duckdb`` matches a county in process; ``spark_sql`` is the same per-policy statement for
-Spark, over a profile built by ``profile.transpiled(year, "spark")``.
+Then, in exact decimals, the budget rule: when the amounts exceed the policy's ``budget``, each
+is scaled by budget / total and rounded down to 0.0001 万元 (one yuan), so the sum never exceeds
+the budget. The matches stay columnar (a Polars frame) from the engine to the database.
+
+``run_duckdb`` matches a county in process; ``spark_sql`` is the same statement for Spark, over
+a profile built by ``profile.transpiled(year, "spark")``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 
+import polars as pl
 import pyarrow as pa
 import sqlglot
 
@@ -30,29 +32,81 @@ from qifu.engine.policies.policy import Policy
 OUTPUT = ("policy_id", "uscc", "amount", "reason")
 MICRO = Decimal("0.000001")
 YUAN = Decimal("0.0001")
+SCHEMA = {"uscc": pl.String, "amount": pl.Decimal(38, 6), "reason": pl.String}
 
 
 @dataclass
 class Outcome:
-    """One policy's matches: (uscc, amount, reason, values) rows, sorted by credit code."""
+    """One policy's matches: a frame of uscc, amount (Decimal, 万元) and reason, sorted by credit
+    code; ``extra`` holds what a row covers beyond that (a skill subsidy's certificates)."""
 
     policy: Policy
-    rows: list[tuple[str, Decimal, str, dict]] = field(default_factory=list)
+    frame: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SCHEMA))
+    extra: dict[str, dict] = field(default_factory=dict)
     total_before_budget: Decimal = Decimal(0)
     scaled: bool = False
     no_amount: int = 0
 
     @property
+    def rows(self) -> list[tuple[str, Decimal, str, dict]]:
+        return [(u, a, r, self.extra.get(u, {})) for u, a, r in self.frame.iter_rows()]
+
+    @property
     def total(self) -> Decimal:
-        return sum((r[1] for r in self.rows), Decimal(0))
+        return _sum(self.frame["amount"])
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+
+def _sum(amounts: pl.Series) -> Decimal:
+    return sum(amounts.to_list(), Decimal(0)) if amounts.len() else Decimal(0)
+
+
+# --- the reason, in SQL ------------------------------------------------------------------------
+
+
+def _number(col: str) -> str:
+    """A figure as written: up to six decimals, no trailing zeros (150, 359.1337, -0.5)."""
+    return (f"RTRIM(RTRIM(CAST(CAST(ROUND(CAST({col} AS DECIMAL(38, 10)), 6) AS DECIMAL(38, 6)) AS VARCHAR), "
+            f"'0'), '.')")
+
+
+def _text(name: str) -> str:
+    typ, _, choices = profile.COLUMNS[name]
+    col = f'"{name}"'
+    if typ == "BOOLEAN":
+        return f"CASE WHEN {col} THEN '是' WHEN NOT {col} THEN '否' END"
+    if typ in ("DOUBLE", "INTEGER"):
+        return _number(col)
+    if typ == "DATE":
+        return f"STRFTIME({col}, '%Y-%m-%d')"
+    if typ == "TIMESTAMP":
+        return f"STRFTIME({col}, '%Y-%m-%d %H:%M')"
+    if choices:
+        whens = " ".join(f"WHEN '{v}' THEN '{label}'" for v, label in choices)
+        return f"CASE {col} {whens} ELSE {col} END"
+    return col
+
+
+def reason_sql(policy: Policy, dialect: str = "duckdb") -> str:
+    """The reason of one firm, as an SQL expression over the profile."""
+    parts = [f"'{profile.COLUMNS[name][1]}：' || COALESCE({_text(name)}, '空')" for name in policy.fields]
+    text = " || '；' || ".join(parts) if parts else "'符合政策条件'"
+    return sqlglot.transpile(text, read="duckdb", write=dialect)[0] if dialect != "duckdb" else text
+
+
+def _amount(raw: str, dialect: str) -> str:
+    # GREATEST skips an empty value on some engines: an empty amount must stay empty
+    text = ("CASE WHEN _raw IS NULL THEN NULL "
+            "ELSE GREATEST(CAST(ROUND(CAST(_raw AS DECIMAL(38, 10)), 6) AS DECIMAL(38, 6)), 0) END")
+    text = sqlglot.transpile(text, read="duckdb", write=dialect)[0] if dialect != "duckdb" else text
+    return text.replace("_raw", f"({raw})")  # the amount is compiled already, per dialect
 
 
 def policy_sql(policy: Policy, relation: str = "profile", dialect: str = "duckdb") -> str:
-    def q(name: str) -> str:
-        return sqlglot.exp.to_identifier(name, quoted=True).sql(dialect)
-
-    values = ", ".join(f"{q(c)} AS {q('v_' + c)}" for c in policy.fields)
-    return (f"SELECT uscc, {policy.amount_sql(dialect)} AS amount{', ' + values if values else ''} "
+    return (f"SELECT uscc, {_amount(policy.amount_sql(dialect), dialect)} AS amount, "
+            f"{reason_sql(policy, dialect)} AS reason "
             f"FROM {relation} WHERE {policy.eligible_sql(dialect)} ORDER BY uscc")
 
 
@@ -60,64 +114,39 @@ def spark_sql(policy: Policy, relation: str = "profile") -> str:
     return policy_sql(policy, relation, "spark")
 
 
-def _text(name: str, v) -> str:
-    if v is None:
-        return "空"
-    _, _, choices = profile.COLUMNS[name]
-    if choices and isinstance(v, str):
-        return dict(choices).get(v, v)
-    if isinstance(v, bool):
-        return "是" if v else "否"
-    if isinstance(v, float):
-        if v == int(v) and abs(v) < 1e15:
-            return str(int(v))
-        return format(Decimal(repr(v)).quantize(MICRO, ROUND_HALF_UP).normalize(), "f")
-    if isinstance(v, dt.datetime):
-        return f"{v:%Y-%m-%d %H:%M}"
-    if isinstance(v, dt.date):
-        return v.isoformat()
-    return str(v)
+# --- amounts -------------------------------------------------------------------------------------
 
 
-def reason(policy: Policy, values: dict, names: list[str] | None = None) -> str:
-    """The profile values the eligibility names: "是否规上工业：是；研发经费支出(万元)：150"."""
-    names = policy.fields if names is None else names
-    parts = [f"{profile.COLUMNS[name][1]}：{_text(name, values.get(name))}" for name in names]
-    return "；".join(parts) if parts else "符合政策条件"
-
-
-def money(v: float) -> Decimal:
-    """A computed amount to the contract's six decimals, half up (0 when negative)."""
-    d = Decimal(repr(float(v))).quantize(MICRO, ROUND_HALF_UP)
-    return max(d, Decimal(0))
-
-
-def finish(policy: Policy, table: pa.Table) -> Outcome:
-    """The rows of ``policy_sql`` as an outcome: rounded, budgeted, explained."""
+def finish(policy: Policy, table: pa.Table | pl.DataFrame) -> Outcome:
+    """The rows of ``policy_sql`` as an outcome: firms without an amount left out, the budget
+    rule applied."""
+    frame = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
+    frame = frame.select(pl.col("uscc").cast(pl.String), pl.col("amount").cast(pl.Decimal(38, 6)),
+                         pl.col("reason").cast(pl.String))
     out = Outcome(policy)
-    data = table.to_pydict()
-    names = policy.fields
-    rows = []
-    for i, uscc in enumerate(data["uscc"]):
-        raw = data["amount"][i]
-        if raw is None:
-            out.no_amount += 1
-            continue
-        values = {n: data[f"v_{n}"][i] for n in names}
-        rows.append((uscc, money(raw), reason(policy, values, names), values))
-    return budgeted(out, rows)
+    out.no_amount = frame["amount"].null_count()
+    return budgeted(out, frame.filter(pl.col("amount").is_not_null()))
 
 
-def budgeted(out: Outcome, rows: list) -> Outcome:
-    """The rows within the policy's budget: scaled by budget / total and rounded down to one
+def budgeted(out: Outcome, frame: pl.DataFrame) -> Outcome:
+    """The frame within the policy's budget: scaled by budget / total and rounded down to one
     yuan when the total exceeds it."""
-    out.total_before_budget = sum((r[1] for r in rows), Decimal(0))
+    out.total_before_budget = _sum(frame["amount"])
     budget = out.policy.budget
     if budget is not None and out.total_before_budget > budget:
         out.scaled = True
-        rows = [(u, (a * budget / out.total_before_budget).quantize(YUAN, ROUND_DOWN), r, v) for u, a, r, v in rows]
-    out.rows = sorted(rows, key=lambda r: r[0])
+        total = out.total_before_budget
+        scaled = [(a * budget / total).quantize(YUAN, ROUND_DOWN) for a in frame["amount"].to_list()]
+        frame = frame.with_columns(pl.Series("amount", scaled, dtype=pl.Decimal(38, 6)))
+    out.frame = frame.sort("uscc")
     return out
+
+
+def money(v) -> Decimal:
+    """A figure to the contract's six decimals, half up, as the SQL rounds it (0 when negative)."""
+    from decimal import ROUND_HALF_UP
+
+    return max(Decimal(repr(float(v))).quantize(MICRO, ROUND_HALF_UP), Decimal(0))
 
 
 def run_duckdb(policies: list[Policy], year: int, sources: dict[str, pa.Table | str]) -> list[Outcome]:
@@ -129,7 +158,7 @@ def run_duckdb(policies: list[Policy], year: int, sources: dict[str, pa.Table | 
     try:
         register(con, sources)
         con.execute(f"CREATE TEMP TABLE profile AS {profile.sql(year)}")
-        return [finish(p, con.sql(policy_sql(p)).to_arrow_table()) for p in policies]
+        return [finish(p, con.sql(policy_sql(p)).pl()) for p in policies]
     finally:
         con.close()
 
@@ -152,7 +181,3 @@ def register(con, sources: dict[str, pa.Table | str]) -> None:
         cols = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' if c in available else f'CAST(NULL AS {t}) AS "{c}"'
                          for c, t in columns.items())
         con.execute(f"CREATE TEMP VIEW {name} AS SELECT {cols} FROM {relation}")
-
-
-def transpile(sql_text: str, dialect: str) -> str:
-    return sqlglot.transpile(sql_text, read="duckdb", write=dialect)[0]

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
+import polars as pl
+
 from qifu.engine.contract import SKILL_LEVELS
-from qifu.engine.policies.match import MICRO, Outcome, budgeted
+from qifu.engine.policies.match import MICRO, SCHEMA, Outcome, budgeted
 from qifu.engine.policies.policy import Policy
 
 LEVEL_LABELS = dict(SKILL_LEVELS)
@@ -41,6 +43,6 @@ def match(policy: Policy, certificates: list[dict], committed: set[str]) -> Outc
         amount = sum((c["amount"] for c in certs), Decimal(0)).quantize(MICRO)
         counts = Counter(c["level"] for c in certs)
         parts = "、".join(f"{LEVEL_LABELS[lv]} {counts[lv]} 人次" for lv in sorted(counts, reverse=True))
-        rows.append((uscc, amount, f"{policy.year} 年度职工取得职业技能等级证书 {len(certs)} 人次：{parts}",
-                     {"certificates": certs}))
-    return budgeted(out, rows)
+        rows.append((uscc, amount, f"{policy.year} 年度职工取得职业技能等级证书 {len(certs)} 人次：{parts}"))
+        out.extra[uscc] = {"certificates": certs}
+    return budgeted(out, pl.DataFrame(rows, schema=SCHEMA, orient="row"))
