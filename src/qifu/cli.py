@@ -318,7 +318,7 @@ def cmd_policy_match(args: argparse.Namespace) -> int:
         return _fail(str(e))
     for w in r.warnings:
         print(f"警告：{w}", file=sys.stderr)
-    each = "，".join(f"{o.policy.id} {len(o.rows)} 户 {o.total:f} 万元" for o in r.outcomes) or "没有该年度的政策"
+    each = "，".join(f"{o.policy.id} {len(o)} 户 {o.total.normalize():f} 万元" for o in r.outcomes) or "没有该年度的政策"
     print(f"已匹配 {args.year} 年度 {len(r.outcomes)} 项政策：{each}；新增 {r.new}，变更 {r.changed}，"
           f"不再符合 {r.lapsed}，通知 {r.notified}；结果已写入 {args.out}")
     if args.verbose:

@@ -36,6 +36,9 @@ class Policy(models.Model):
     version = models.CharField("版本", max_length=12)
     text = models.TextField("政策（YAML）")
     updated_at = models.DateTimeField("更新时间")
+    # the digest of the last match's rows (firm, amount, reason) and version: a match that
+    # gives the same rows has nothing to store
+    last_digest = models.CharField(max_length=64, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "惠企政策"

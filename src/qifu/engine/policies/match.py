@@ -3,8 +3,8 @@
 One SQL statement per policy over the profile gives the firms whose ``eligible`` is true (SQL's
 null logic: a condition on an empty value is not true), each with:
 
-- ``amount``: rounded half up to 0.000001 万元 (the contract's six decimals) as a decimal; a
-  negative one is 0; an empty one (the amount names a field the firm lacks) leaves the firm out,
+- ``micro``: the amount rounded half up to 0.000001 万元 (the contract's six decimals), as a
+  whole number of millionths of 万元 (exact, and fast to add and scale); a negative one is 0; an empty one (the amount names a field the firm lacks) leaves the firm out,
   counted in ``Outcome.no_amount``;
 - ``reason``: the profile values the eligibility names, in Chinese ("是否规上工业：是；研发经费支出
   (万元)：150"), formatted by the same SQL on every engine.
@@ -20,7 +20,7 @@ a profile built by ``profile.transpiled(year, "spark")``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 import polars as pl
 import pyarrow as pa
@@ -32,13 +32,24 @@ from qifu.engine.policies.policy import Policy
 OUTPUT = ("policy_id", "uscc", "amount", "reason")
 MICRO = Decimal("0.000001")
 YUAN = Decimal("0.0001")
-SCHEMA = {"uscc": pl.String, "amount": pl.Decimal(38, 6), "reason": pl.String}
+SCHEMA = {"uscc": pl.String, "micro": pl.Int64, "reason": pl.String}
+PER_WAN = 1_000_000  # millionths of 万元 in one 万元
+PER_YUAN = 100  # millionths of 万元 in one yuan
+
+
+def decimal(micro: int) -> Decimal:
+    return (Decimal(micro) / PER_WAN).quantize(MICRO)
+
+
+def to_micro(amount: Decimal) -> int:
+    return int((amount * PER_WAN).to_integral_value())
 
 
 @dataclass
 class Outcome:
-    """One policy's matches: a frame of uscc, amount (Decimal, 万元) and reason, sorted by credit
-    code; ``extra`` holds what a row covers beyond that (a skill subsidy's certificates)."""
+    """One policy's matches: a frame of uscc, micro (the amount in millionths of 万元) and
+    reason, sorted by credit code; ``extra`` holds what a row covers beyond that (a skill
+    subsidy's certificates)."""
 
     policy: Policy
     frame: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SCHEMA))
@@ -49,18 +60,14 @@ class Outcome:
 
     @property
     def rows(self) -> list[tuple[str, Decimal, str, dict]]:
-        return [(u, a, r, self.extra.get(u, {})) for u, a, r in self.frame.iter_rows()]
+        return [(u, decimal(m), r, self.extra.get(u, {})) for u, m, r in self.frame.iter_rows()]
 
     @property
     def total(self) -> Decimal:
-        return _sum(self.frame["amount"])
+        return decimal(int(self.frame["micro"].sum() or 0))
 
     def __len__(self) -> int:
         return self.frame.height
-
-
-def _sum(amounts: pl.Series) -> Decimal:
-    return sum(amounts.to_list(), Decimal(0)) if amounts.len() else Decimal(0)
 
 
 # --- the reason, in SQL ------------------------------------------------------------------------
@@ -99,13 +106,13 @@ def reason_sql(policy: Policy, dialect: str = "duckdb") -> str:
 def _amount(raw: str, dialect: str) -> str:
     # GREATEST skips an empty value on some engines: an empty amount must stay empty
     text = ("CASE WHEN _raw IS NULL THEN NULL "
-            "ELSE GREATEST(CAST(ROUND(CAST(_raw AS DECIMAL(38, 10)), 6) AS DECIMAL(38, 6)), 0) END")
+            "ELSE GREATEST(CAST(ROUND(CAST(_raw AS DECIMAL(38, 10)) * 1000000) AS BIGINT), 0) END")
     text = sqlglot.transpile(text, read="duckdb", write=dialect)[0] if dialect != "duckdb" else text
     return text.replace("_raw", f"({raw})")  # the amount is compiled already, per dialect
 
 
 def policy_sql(policy: Policy, relation: str = "profile", dialect: str = "duckdb") -> str:
-    return (f"SELECT uscc, {_amount(policy.amount_sql(dialect), dialect)} AS amount, "
+    return (f"SELECT uscc, {_amount(policy.amount_sql(dialect), dialect)} AS micro, "
             f"{reason_sql(policy, dialect)} AS reason "
             f"FROM {relation} WHERE {policy.eligible_sql(dialect)} ORDER BY uscc")
 
@@ -121,23 +128,23 @@ def finish(policy: Policy, table: pa.Table | pl.DataFrame) -> Outcome:
     """The rows of ``policy_sql`` as an outcome: firms without an amount left out, the budget
     rule applied."""
     frame = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
-    frame = frame.select(pl.col("uscc").cast(pl.String), pl.col("amount").cast(pl.Decimal(38, 6)),
-                         pl.col("reason").cast(pl.String))
+    frame = frame.select(pl.col("uscc").cast(pl.String), pl.col("micro").cast(pl.Int64), pl.col("reason").cast(pl.String))
     out = Outcome(policy)
-    out.no_amount = frame["amount"].null_count()
-    return budgeted(out, frame.filter(pl.col("amount").is_not_null()))
+    out.no_amount = frame["micro"].null_count()
+    return budgeted(out, frame.filter(pl.col("micro").is_not_null()))
 
 
 def budgeted(out: Outcome, frame: pl.DataFrame) -> Outcome:
     """The frame within the policy's budget: scaled by budget / total and rounded down to one
-    yuan when the total exceeds it."""
-    out.total_before_budget = _sum(frame["amount"])
+    yuan when the total exceeds it, in whole numbers (exact)."""
+    total = int(frame["micro"].sum() or 0)
+    out.total_before_budget = decimal(total)
     budget = out.policy.budget
     if budget is not None and out.total_before_budget > budget:
         out.scaled = True
-        total = out.total_before_budget
-        scaled = [(a * budget / total).quantize(YUAN, ROUND_DOWN) for a in frame["amount"].to_list()]
-        frame = frame.with_columns(pl.Series("amount", scaled, dtype=pl.Decimal(38, 6)))
+        b, t = to_micro(budget), total * PER_YUAN
+        scaled = [m * b // t * PER_YUAN for m in frame["micro"].to_list()]
+        frame = frame.with_columns(pl.Series("micro", scaled, dtype=pl.Int64))
     out.frame = frame.sort("uscc")
     return out
 
@@ -157,8 +164,15 @@ def run_duckdb(policies: list[Policy], year: int, sources: dict[str, pa.Table | 
     con = duckdb.connect()
     try:
         register(con, sources)
-        con.execute(f"CREATE TEMP TABLE profile AS {profile.sql(year)}")
-        return [finish(p, con.sql(policy_sql(p)).pl()) for p in policies]
+        if not policies:
+            return []
+        needed = set().union(*(p.columns for p in policies))
+        con.execute(f"CREATE TEMP TABLE profile AS {profile.sql(year, needed)}")
+        # one statement for every policy: DuckDB runs the branches on all its threads
+        union = " UNION ALL ".join(f"SELECT {i} AS k, * FROM ({policy_sql(p)})" for i, p in enumerate(policies))
+        parts = pl.from_arrow(con.sql(union).to_arrow_table()).partition_by("k", as_dict=True, include_key=False)
+        empty = pl.DataFrame(schema=SCHEMA)
+        return [finish(p, parts.get((i,), empty)) for i, p in enumerate(policies)]
     finally:
         con.close()
 

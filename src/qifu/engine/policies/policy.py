@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,9 @@ MODE_ALIASES = {"免申即享": "automatic", "自动": "automatic", "需申请":
 KNOWN = ("id", "title", "year", "mode", "eligible", "amount", "budget", "installments", "milestones",
          "department", "summary", "basis", "category", "kind", "levels")
 KINDS = {"profile": "按企业画像匹配", "skills": "职业技能等级证书补贴"}
+
+
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it
 
 
 class PolicyError(ValueError):
@@ -121,7 +125,12 @@ class Policy(BaseModel):
     @property
     def fields(self) -> list[str]:
         """The profile fields the eligibility names, in the order written (the reason quotes them)."""
-        return _columns(self.eligible)
+        return list(_columns(self.eligible))
+
+    @property
+    def columns(self) -> set[str]:
+        """Every profile field the policy reads."""
+        return set(_columns(self.eligible)) | set(_columns(self.amount)) if self.kind == "profile" else set()
 
 
 def milestone(mode: str, milestones, seq: int) -> str:
@@ -132,7 +141,8 @@ def milestone(mode: str, milestones, seq: int) -> str:
     return milestones[seq - 2] if milestones else f"第 {seq} 期拨付节点"
 
 
-def _columns(text: str) -> list[str]:
+@cache
+def _columns(text: str) -> tuple[str, ...]:
     from sqlglot import exp
 
     from qifu.engine.rules.compiler import parse as parse_sql
@@ -143,7 +153,7 @@ def _columns(text: str) -> list[str]:
             seen.append(c.name)
     order = {m.start(): m.group(0) for m in re.finditer(r"[A-Za-z_][A-Za-z0-9_]*", text)}
     first = {name: min((p for p, w in order.items() if w == name), default=0) for name in seen}
-    return sorted(seen, key=first.get)
+    return tuple(sorted(seen, key=first.get))
 
 
 def _decimal(v: Any, place: str) -> Any:
@@ -160,7 +170,7 @@ def _decimal(v: Any, place: str) -> Any:
 def parse(text: str, source: str = "政策文件") -> tuple[Policy, list[str]]:
     """The policy and the warnings about it (unknown keys, which are ignored)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=LOADER)
     except yaml.YAMLError as e:
         raise PolicyError(f"{source}：不是有效的 YAML：{e}") from None
     if not isinstance(data, dict):
@@ -211,30 +221,31 @@ def load(path: str | Path) -> tuple[Policy, list[str]]:
 def load_folder(folder: str | Path, year: int | None = None) -> tuple[list[Policy], list[str]]:
     """Every ``*.yaml`` / ``*.yml`` of ``folder``, sorted by file name; a policy without a
     ``year`` takes ``year``. Two files with one id are an error."""
+    policies, warnings, _ = load_folder_texts(folder, year)
+    return policies, warnings
+
+
+def load_folder_texts(folder: str | Path, year: int | None = None) -> tuple[list[Policy], list[str], dict[str, str]]:
+    """``load_folder`` and each policy's text as stored (the file, with ``year`` added when it had none)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PolicyError(f"找不到政策文件夹：{folder}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
     if not files:
         raise PolicyError(f"{folder} 里没有政策文件（*.yaml）")
-    policies, warnings, seen = [], [], {}
+    policies, warnings, seen, texts = [], [], {}, {}
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise PolicyError(f"{path.name}：应为 UTF-8 编码的 YAML") from None
-        if year is not None:
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError:
-                data = None
-            if isinstance(data, dict) and data.get("year") is None:
-                data["year"] = year
-                text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        if year is not None and not re.search(r"(?m)^year\s*:", text):
+            text = text.rstrip("\n") + f"\nyear: {year}\n"
         policy, w = parse(text, path.name)
         if policy.id in seen:
             raise PolicyError(f"{path.name}：id {policy.id} 与 {seen[policy.id]} 重复")
         seen[policy.id] = path.name
         policies.append(policy)
+        texts[policy.id] = text
         warnings += w
-    return policies, warnings
+    return policies, warnings, texts

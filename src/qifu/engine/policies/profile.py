@@ -70,41 +70,59 @@ def _cast(alias: str, name: str, typ: str, as_name: str | None = None) -> str:
     return f'CAST({alias}."{name}" AS {typ}) AS {as_name or name}'
 
 
-def sql(year: int) -> str:
-    """The profile of data year ``year`` (DuckDB dialect)."""
+REPORT_NAMES = {RENAMED.get(f.name, f.name) for f in REPORT_COLUMNS} | {"filed_on_time"}
+INDICATOR_NAMES = {f.name for f in INDICATOR_COLUMNS}
+REGISTRY_NAMES = {f.name for f in REGISTRY.fields}
+
+
+def sql(year: int, columns: set[str] | None = None) -> str:
+    """The profile of data year ``year`` (DuckDB dialect); with ``columns``, only those (and
+    ``uscc``), joining only the sources they come from."""
     year = int(year)
-    reg = [_cast("g", f.name, _TYPE[f.type]) for f in REGISTRY.fields]
-    rep = [_cast("r", f.name, _TYPE[f.type], RENAMED.get(f.name)) for f in REPORT_COLUMNS]
-    ind = [_cast("i", f.name, _TYPE[f.type]) for f in INDICATOR_COLUMNS]
-    return f"""
-WITH rep AS (SELECT * FROM reports WHERE report_year = {year}),
-tx AS (SELECT * FROM tax WHERE year = {year}),
-so AS (SELECT * FROM social WHERE year = {year}),
-ind AS (SELECT * FROM indicators WHERE year = {year}),
-area AS (SELECT uscc, SUM(area_mu) AS land_area_mu FROM parcels GROUP BY uscc)
-SELECT {', '.join(reg)},
-       CAST(SUBSTRING(g.industry_code, 1, 1) AS VARCHAR) AS industry_section,
-       CAST({year} - YEAR(CAST(g.established_on AS DATE)) AS INTEGER) AS age_years,
-       CAST({year} AS INTEGER) AS year,
-       {', '.join(rep)},
-       COALESCE(CAST(r.filed_at AS TIMESTAMP) < CAST('{year + 1}-07-01 00:00:00' AS TIMESTAMP), FALSE) AS filed_on_time,
-       CAST(tx.declared_sales AS DOUBLE) AS declared_sales, CAST(tx.tax_paid AS DOUBLE) AS tax_paid,
-       CAST(so.insured_count AS DOUBLE) AS insured_count, CAST(so.arrears AS DOUBLE) AS arrears,
-       {', '.join(ind)},
-       CAST(area.land_area_mu AS DOUBLE) AS land_area_mu,
-       CAST(l."group" AS VARCHAR) AS land_group, CAST(l.score AS DOUBLE) AS land_score,
-       CAST(l."class" AS VARCHAR) AS land_class,
-       CAST(COALESCE(f.open_findings, 0) AS INTEGER) AS open_findings
-FROM registry g
-LEFT JOIN rep r ON r.uscc = g.uscc
-LEFT JOIN tx ON tx.uscc = g.uscc
-LEFT JOIN so ON so.uscc = g.uscc
-LEFT JOIN ind i ON i.uscc = g.uscc
-LEFT JOIN area ON area.uscc = g.uscc
-LEFT JOIN land l ON l.uscc = g.uscc
-LEFT JOIN findings f ON f.uscc = g.uscc
-"""
+    want = set(COLUMNS) if columns is None else set(columns) | {"uscc"}
+    items = [_cast("g", f.name, _TYPE[f.type]) for f in REGISTRY.fields if f.name in want]
+    if "industry_section" in want:
+        items.append("CAST(SUBSTRING(g.industry_code, 1, 1) AS VARCHAR) AS industry_section")
+    if "age_years" in want:
+        items.append(f"CAST({year} - YEAR(CAST(g.established_on AS DATE)) AS INTEGER) AS age_years")
+    if "year" in want:
+        items.append(f"CAST({year} AS INTEGER) AS year")
+    joins, ctes = [], []
+    if want & REPORT_NAMES:
+        ctes.append(f"rep AS (SELECT * FROM reports WHERE report_year = {year})")
+        joins.append("LEFT JOIN rep r ON r.uscc = g.uscc")
+        items += [_cast("r", f.name, _TYPE[f.type], RENAMED.get(f.name)) for f in REPORT_COLUMNS
+                  if RENAMED.get(f.name, f.name) in want]
+        if "filed_on_time" in want:
+            items.append(f"COALESCE(CAST(r.filed_at AS TIMESTAMP) < CAST('{year + 1}-07-01 00:00:00' AS TIMESTAMP), FALSE)"
+                         " AS filed_on_time")
+    if want & {"declared_sales", "tax_paid"}:
+        ctes.append(f"tx AS (SELECT * FROM tax WHERE year = {year})")
+        joins.append("LEFT JOIN tx ON tx.uscc = g.uscc")
+        items += [f"CAST(tx.{c} AS DOUBLE) AS {c}" for c in ("declared_sales", "tax_paid") if c in want]
+    if want & {"insured_count", "arrears"}:
+        ctes.append(f"so AS (SELECT * FROM social WHERE year = {year})")
+        joins.append("LEFT JOIN so ON so.uscc = g.uscc")
+        items += [f"CAST(so.{c} AS DOUBLE) AS {c}" for c in ("insured_count", "arrears") if c in want]
+    if want & INDICATOR_NAMES:
+        ctes.append(f"ind AS (SELECT * FROM indicators WHERE year = {year})")
+        joins.append("LEFT JOIN ind i ON i.uscc = g.uscc")
+        items += [_cast("i", f.name, _TYPE[f.type]) for f in INDICATOR_COLUMNS if f.name in want]
+    if "land_area_mu" in want:
+        ctes.append("area AS (SELECT uscc, SUM(area_mu) AS land_area_mu FROM parcels GROUP BY uscc)")
+        joins.append("LEFT JOIN area ON area.uscc = g.uscc")
+        items.append("CAST(area.land_area_mu AS DOUBLE) AS land_area_mu")
+    if want & {"land_group", "land_score", "land_class"}:
+        joins.append("LEFT JOIN land l ON l.uscc = g.uscc")
+        items += [e for c, e in (("land_group", 'CAST(l."group" AS VARCHAR) AS land_group'),
+                                 ("land_score", "CAST(l.score AS DOUBLE) AS land_score"),
+                                 ("land_class", 'CAST(l."class" AS VARCHAR) AS land_class')) if c in want]
+    if "open_findings" in want:
+        joins.append("LEFT JOIN findings f ON f.uscc = g.uscc")
+        items.append("CAST(COALESCE(f.open_findings, 0) AS INTEGER) AS open_findings")
+    with_ = f"WITH {', '.join(ctes)}\n" if ctes else ""
+    return f"{with_}SELECT {', '.join(items)}\nFROM registry g\n" + "\n".join(joins) + "\n"
 
 
-def transpiled(year: int, dialect: str) -> str:
-    return sqlglot.transpile(sql(year), read="duckdb", write=dialect)[0]
+def transpiled(year: int, dialect: str, columns: set[str] | None = None) -> str:
+    return sqlglot.transpile(sql(year, columns), read="duckdb", write=dialect)[0]

@@ -15,7 +15,7 @@ from decimal import Decimal
 import polars as pl
 
 from qifu.engine.contract import SKILL_LEVELS
-from qifu.engine.policies.match import MICRO, SCHEMA, Outcome, budgeted
+from qifu.engine.policies.match import SCHEMA, Outcome, budgeted, to_micro
 from qifu.engine.policies.policy import Policy
 
 LEVEL_LABELS = dict(SKILL_LEVELS)
@@ -40,7 +40,7 @@ def match(policy: Policy, certificates: list[dict], committed: set[str]) -> Outc
         by_firm.setdefault(c["uscc"], []).append({**c, "person_key": key, "amount": policy.levels[c["level"]]})
     rows = []
     for uscc, certs in by_firm.items():
-        amount = sum((c["amount"] for c in certs), Decimal(0)).quantize(MICRO)
+        amount = to_micro(sum((c["amount"] for c in certs), Decimal(0)))
         counts = Counter(c["level"] for c in certs)
         parts = "、".join(f"{LEVEL_LABELS[lv]} {counts[lv]} 人次" for lv in sorted(counts, reverse=True))
         rows.append((uscc, amount, f"{policy.year} 年度职工取得职业技能等级证书 {len(certs)} 人次：{parts}"))

@@ -503,7 +503,12 @@ def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: s
     """An expression of the rule language outside a rule (a land-evaluation consequence, a
     low-efficiency flag, a policy's eligibility): the same passes, and every column it names
     must be one of ``columns``. A condition is true or false, never NULL (a comparison with an
-    empty value is not true); a value is a DOUBLE."""
+    empty value is not true); a value is a DOUBLE. Compiled once per process for each text."""
+    return _compile_expression(text, frozenset(columns), dialect, condition)
+
+
+@cache
+def _compile_expression(text: str, columns: frozenset[str], dialect: str, condition: bool) -> str:
     if dialect not in DIALECTS:
         raise UnsupportedOnEngine(f"unknown engine dialect {dialect}")
     tree = parse(text)
