@@ -26,6 +26,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "src" / "qifu" / "data"
 
+RESET = r"""
+import os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu.policies.models import Match, Payment, PaymentBatch, Policy, PolicyVersion
+from qifu.reminders.models import OutboxMessage
+Payment.objects.all().delete(); PaymentBatch.objects.all().delete(); Match.objects.all().delete()
+PolicyVersion.objects.all().delete(); Policy.objects.all().delete()
+OutboxMessage.objects.filter(purpose="policy").delete()
+"""
+
 PORTAL = r"""
 import os, time, statistics, django
 os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
@@ -95,8 +106,9 @@ def main() -> None:
 
     shutil.rmtree(folder, ignore_errors=True)
     variants(folder, 2025)
+    subprocess.run([sys.executable, "-c", RESET], env=env, check=True)  # the first run finds every match new
     runs = []
-    for i in range(4):
+    for i in range(6):
         t = time.perf_counter()
         done = qifu(env, "policy", "match", "--policies", folder, "--year", 2025, "--out", work / "matches.csv", "--verbose")
         runs.append(time.perf_counter() - t)
@@ -105,7 +117,10 @@ def main() -> None:
             print("  " + done.stdout.strip()[:400])
     rows = sum(1 for _ in (work / "matches.csv").open(encoding="utf-8")) - 1
     print(f"20 policies over {args.entities:,} entities: {rows:,} matches; first run {runs[0]:.2f} s, "
-          f"again (nothing changed) median {statistics.median(runs[1:]):.2f} s")
+          f"again (nothing changed) median {statistics.median(runs[1:]):.2f} s, best {min(runs[1:]):.2f} s")
+    t = time.perf_counter()
+    qifu(env, "land", "evaluate", "--year", 2025, "--method", ROOT / "land" / "method-example.yaml", "--out", work / "l.csv")
+    print(f"for the machine's speed: qifu land evaluate on the same county {time.perf_counter() - t:.2f} s")
     out = subprocess.run([sys.executable, "-c", PORTAL], env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(out.stderr)

@@ -1,6 +1,6 @@
 """The firms an automatic policy pays are told through the outbox and its sender (quiet
-hours, opt-outs, exactly once): one message per firm and policy, keyed by both, written when the
-match is new, so that matching again tells nobody twice. A firm reachable by neither text nor
+hours, opt-outs, exactly once): one message per firm and policy, keyed by both, so that
+matching again tells nobody twice. A firm reachable by neither text nor
 email still sees the match in the portal and on its page."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from qifu.reminders import decency
 from qifu.reminders.models import OutboxMessage
 
 FREE = "工作人员不会索要费用或验证码。"
-CHUNK = 5000
 
 
 def key(code: str, uscc: str) -> str:
@@ -30,30 +29,33 @@ def body(title: str, code: str, amount: Decimal) -> str:
 
 
 def tell_new(policy, usccs: list[str], now: dt.datetime) -> int:
-    """Messages for the firms newly eligible for the automatic policy ``policy`` (its definition)."""
-    total = 0
-    for start in range(0, len(usccs), CHUNK):
-        total += _tell(policy, usccs[start:start + CHUNK], now)
-    return total
+    """Messages for the automatic policy ``policy`` (its definition): after a match that found
+    new firms (``usccs``), every eligible firm of the policy not told yet, in one statement."""
+    if not usccs:
+        return 0
+    from django.db import connection
 
-
-def _tell(policy, usccs: list[str], now: dt.datetime) -> int:
-    rows = list(Match.objects.filter(policy__code=policy.id, entity_id__in=usccs, status=Match.Status.ELIGIBLE)
-                .values_list("entity_id", "amount", "entity__phone", "entity__email"))
-    told = set(OutboxMessage.objects.filter(key__in=[key(policy.id, r[0]) for r in rows]).values_list("key", flat=True))
-    rows = [r for r in rows if key(policy.id, r[0]) not in told]
+    prefix = f"policy:{policy.id}:"
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT m.uscc, CAST(ROUND(m.amount * 1000000) AS BIGINT), e.phone, e.email "
+            f"FROM {Match._meta.db_table} m JOIN registry_entity e ON e.uscc = m.uscc "
+            f"JOIN policies_policy p ON p.id = m.policy_id "
+            f"LEFT JOIN {OutboxMessage._meta.db_table} o ON o.{connection.ops.quote_name('key')} = %s || m.uscc "
+            f"WHERE p.code = %s AND m.status = %s AND o.id IS NULL", [prefix, policy.id, Match.Status.ELIGIBLE])
+        rows = cur.fetchall()
     if not rows:
         return 0
-    frame = decency.resolve_channel(pl.DataFrame(
-        {"uscc": [r[0] for r in rows], "channel": ["sms"] * len(rows), "phone": [r[2] for r in rows],
-         "email": [r[3] for r in rows]}, schema=dict.fromkeys(("uscc", "channel", "phone", "email"), pl.Utf8)))
-    amounts = {r[0]: r[1] for r in rows}
+    rows = pl.DataFrame(rows, schema={"uscc": pl.String, "micro": pl.Int64, "phone": pl.String, "email": pl.String},
+                        orient="row").with_columns(pl.concat_str([pl.lit(prefix), pl.col("uscc")]).alias("key"))
+    frame = decency.resolve_channel(rows.with_columns(pl.lit("sms").alias("channel")))
+    amount = pl.format("{}.{}", pl.col("micro") // 1_000_000, (pl.col("micro") % 1_000_000).cast(pl.String).str.zfill(6)) \
+        .str.replace(r"0+$", "").str.replace(r"\.$", "")
+    head, tail = body(policy.title, policy.id, Decimal("0.5")).split("0.5")
     utc = pl.Datetime("us", "UTC")
     out = frame.filter(pl.col("channel").is_in(["sms", "email"]) & (pl.col("recipient").fill_null("") != "")).select(
-        pl.col("uscc").map_elements(lambda u: key(policy.id, u), return_dtype=pl.String).alias("key"),
-        pl.col("uscc"), pl.lit("").alias("also_for"), pl.lit("policy").alias("purpose"), pl.col("channel"),
-        pl.col("recipient"),
-        pl.col("uscc").map_elements(lambda u: body(policy.title, policy.id, amounts[u]), return_dtype=pl.String).alias("body"),
+        pl.col("key"), pl.col("uscc"), pl.lit("").alias("also_for"), pl.lit("policy").alias("purpose"), pl.col("channel"),
+        pl.col("recipient"), pl.concat_str([pl.lit(head), amount, pl.lit(tail)]).alias("body"),
         pl.lit(f"符合政策 {policy.id}（免申即享）").alias("reason"), pl.lit("treated").alias("group"),
         pl.lit(timezone.localdate(now)).alias("planned_for"), pl.lit(OutboxMessage.Status.PENDING.value).alias("status"),
         pl.lit(0).alias("attempts"), pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),
