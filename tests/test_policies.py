@@ -373,11 +373,24 @@ def test_an_application_policy_takes_an_application_with_attachments_and_a_revie
         actions.do_review(app, True, "", "科技局")
     app = actions.do_review(app, True, "认定文件齐全，同意", None, now=NOW)
     assert app.status == "approved" and Payment.objects.filter(match=a, seq=1).exists()
-    # the same project under a second policy is held
     app_b = actions.do_apply(b, "研发中心认定，材料见附件，请审核。", project_code="RD-2025-009", now=NOW)
     app_b = actions.do_review(app_b, False, "认定文件不全", None, now=NOW)
     assert Match.objects.get(pk=b.pk).status == "rejected" and app_b.review_reason == "认定文件不全"
     assert Application.objects.count() == 2
+    # the same project claimed under a second policy is held for review, with the reason
+    twin = example("CX-2025-03").replace("id: CX-2025-03", "id: CX-2025-03T").replace("title: 企业研发中心分级奖励",
+                                                                                     "title: 研发机构升级奖励")
+    actions.match_folder(policy_folder(tmp_path, p=example("CX-2025-03"), q=twin), 2025, now=NOW)
+    a2 = Match.objects.get(policy__code="CX-2025-03T", entity=a.entity)
+    app2 = actions.do_apply(a2, "同一研发中心再次申报升级奖励，请审核。", project_code="RD-2025-001",
+                            bank=("农业银行", "62284801234567890", a.entity.name), now=NOW)
+    actions.do_review(app2, True, "材料齐全", None, now=NOW)
+    a2.refresh_from_db()
+    assert a2.status == "held" and "项目 RD-2025-001 已在政策 CX-2025-03 申报" in a2.hold_reason
+    assert not Payment.objects.filter(match=a2).exists()
+    with pytest.raises(actions.PolicyActionError, match="银行账号"):
+        actions.do_apply(Match.objects.get(policy__code="CX-2025-03T", entity=b.entity), "说明足够长的申请理由文字。",
+                         bank=("银行", "12-34", "某公司"))
 
 
 # --- pages ------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 from django.db import transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from qifu import text as texts
@@ -22,7 +23,17 @@ from qifu.engine.policies import match as engine
 from qifu.engine.policies import policy as policies_mod
 from qifu.engine.policies import skills
 from qifu.engine.policies.policy import Policy as PolicyDef
-from qifu.policies.models import Application, Match, Payment, PaymentBatch, Policy, PolicyVersion, SkillCertificate
+from qifu.policies.models import (
+    Application,
+    ApplicationFile,
+    Match,
+    Payment,
+    PaymentBatch,
+    Policy,
+    PolicyVersion,
+    SkillCertificate,
+)
+from qifu.service_requests.attachments import store
 
 
 class PolicyActionError(ValueError):
@@ -70,10 +81,6 @@ def do_save_policy(p: PolicyDef, text: str, now: dt.datetime) -> Policy:
     return row
 
 
-def definition(policy: Policy) -> PolicyDef:
-    return policies_mod.parse(policy.text, policy.code)[0]
-
-
 # --- the profile's sources ------------------------------------------------------------------------
 
 
@@ -100,16 +107,10 @@ def fetch(year: int) -> dict[str, pa.Table | str]:
                                               "class": pl.String}, orient="row").with_columns(
         pl.col("group").replace("", None), pl.col("class").replace("", None)).to_arrow()
     counts = list(Finding.objects.filter(report_year=year, status=Finding.Status.OPEN, severity__in=("block", "high"))
-                  .values_list("entity_id").annotate(n=_count()).values_list("entity_id", "n"))
+                  .values_list("entity_id").annotate(n=Count("id")).values_list("entity_id", "n"))
     data["findings"] = pl.DataFrame(counts, schema={"uscc": pl.String, "open_findings": pl.Int32},
                                     orient="row").to_arrow()
     return data
-
-
-def _count():
-    from django.db.models import Count
-
-    return Count("id")
 
 
 # --- matching -------------------------------------------------------------------------------------
@@ -310,23 +311,20 @@ def write(outcomes: list[engine.Outcome], path: Path) -> None:
 
 # --- the firm's side --------------------------------------------------------------------------------
 
+CONFIRMABLE = (Match.Status.ELIGIBLE, Match.Status.CONFIRMED, Match.Status.HELD)  # the account can be given or changed
+
 
 def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: str,
                now: dt.datetime | None = None) -> Match:
     """免申即享: the firm confirms the account the money goes to; the first installment is
     released (or held for review)."""
     now = now or timezone.now()
-    bank_name, account_name = texts.clean(bank_name)[:100], texts.clean(account_name)[:200]
-    account = "".join(texts.clean(bank_account).split())
-    if not (8 <= len(account) <= 32 and account.isdigit()):
-        raise PolicyActionError("银行账号应为 8 至 32 位数字")
-    if not bank_name or not account_name:
-        raise PolicyActionError("请填写开户银行和账户名称")
+    bank_name, account, account_name = _account(bank_name, bank_account, account_name)
     with transaction.atomic():
         m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
         if m.policy.mode != Policy.Mode.AUTOMATIC:
             raise PolicyActionError("这项政策需要申请，请提交申请材料")
-        if m.status not in (Match.Status.ELIGIBLE, Match.Status.CONFIRMED, Match.Status.HELD):
+        if m.status not in CONFIRMABLE:
             raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能确认")
         first = m.confirmed_at is None
         m.bank_name, m.bank_account, m.account_name = bank_name, account, account_name
@@ -341,6 +339,17 @@ def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: st
     return m
 
 
+def _account(bank_name: str, number: str, name: str) -> tuple[str, str, str]:
+    """A bank account as the firm typed it, checked: the bank, 8–32 digits, the account's name."""
+    bank_name, name = texts.clean(bank_name)[:100], texts.clean(name)[:200]
+    number = "".join(texts.clean(number).split())
+    if not (8 <= len(number) <= 32 and number.isdigit()):
+        raise PolicyActionError("银行账号应为 8 至 32 位数字")
+    if not bank_name or not name:
+        raise PolicyActionError("请填写开户银行和账户名称")
+    return bank_name, number, name
+
+
 def do_apply(match: Match, statement: str, project: str = "", project_code: str = "",
              files: list[tuple[str, str, bytes]] = (), bank: tuple[str, str, str] | None = None,
              now: dt.datetime | None = None) -> Application:
@@ -349,6 +358,8 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
     statement = texts.clean(statement)
     if len(statement) < 10:
         raise PolicyActionError("请写明申请说明（至少10个字）")
+    if bank:
+        bank = _account(*bank)
     with transaction.atomic():
         m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
         if m.policy.mode != Policy.Mode.APPLICATION:
@@ -359,9 +370,6 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
             m.bank_name, m.bank_account, m.account_name = bank
         app = Application.objects.create(match=m, statement=statement, project=texts.clean(project)[:200],
                                          project_code=texts.clean(project_code)[:60], submitted_at=now)
-        from qifu.policies.models import ApplicationFile
-        from qifu.service_requests.attachments import store
-
         for name, ctype, data in files:
             ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], size=len(data),
                                            sha256=store(data))
@@ -413,7 +421,7 @@ def holds(m: Match) -> list[str]:
         "arrears", flat=True).first()
     if arrears:
         out.append(f"社保欠缴 {Decimal(arrears).normalize()} 万元")
-    app = getattr(m, "application", None) if hasattr(m, "application") else None
+    app = Application.objects.filter(match=m).first()
     if app is not None and app.project_code:
         other = (Application.objects.filter(match__entity_id=m.entity_id, project_code=app.project_code)
                  .exclude(pk=app.pk).exclude(status=Application.Status.REJECTED).select_related("match__policy").first())
@@ -455,7 +463,7 @@ def do_release(m: Match, seq: int, now: dt.datetime | None = None, by: str = "�
         amount = installment_amount(m, seq, shares)
         if policy.budget is not None:
             committed = Payment.objects.filter(policy=policy).exclude(status=Payment.Status.CANCELLED).aggregate(
-                s=_sum("amount"))["s"] or Decimal(0)
+                s=Sum("amount"))["s"] or Decimal(0)
             if committed + amount > policy.budget:
                 reasons = [*reasons, f"预算不足：已核准 {committed.normalize():f} 万元，本期 {amount.normalize():f} 万元，"
                            f"预算 {policy.budget.normalize():f} 万元"]
@@ -496,7 +504,7 @@ def _release_certificates(m: Match, policy: Policy, now: dt.datetime, by: str, r
     amounts.append(m.amount - sum(amounts, Decimal(0)))
     if policy.budget is not None:
         committed = Payment.objects.filter(policy=policy).exclude(status=Payment.Status.CANCELLED).aggregate(
-            s=_sum("amount"))["s"] or Decimal(0)
+            s=Sum("amount"))["s"] or Decimal(0)
         if committed + m.amount > policy.budget:
             reasons = [*reasons, f"预算不足：已核准 {committed.normalize():f} 万元，本次 {m.amount.normalize():f} 万元，"
                                  f"预算 {policy.budget.normalize():f} 万元"]
@@ -519,12 +527,6 @@ def _release_certificates(m: Match, policy: Policy, now: dt.datetime, by: str, r
         m.status, m.hold_reason = Match.Status.CONFIRMED, ""
         m.save(update_fields=["status", "hold_reason"])
     return first
-
-
-def _sum(name: str):
-    from django.db.models import Sum
-
-    return Sum(name)
 
 
 def do_reach_milestone(m: Match, seq: int, user, now: dt.datetime | None = None) -> Payment | None:
@@ -574,7 +576,7 @@ def do_create_batch(user=None, now: dt.datetime | None = None, policy: Policy | 
         batch = PaymentBatch.objects.create(number=number, created_at=now, created_by=user)
         n = Payment.objects.filter(id__in=ids, status=Payment.Status.DUE, batch__isnull=True).update(
             batch=batch, status=Payment.Status.BATCHED)
-        total = Payment.objects.filter(batch=batch).aggregate(s=_sum("amount"))["s"] or Decimal(0)
+        total = Payment.objects.filter(batch=batch).aggregate(s=Sum("amount"))["s"] or Decimal(0)
         batch.lines, batch.total = n, total
         batch.save(update_fields=["lines", "total"])
     return batch

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from qifu.policies import actions, queries
-from qifu.policies.models import Match
+from qifu.policies.models import Match, Policy
 from qifu.portal.views import portal_required
 from qifu.service_requests import attachments
 
@@ -39,6 +39,8 @@ def policy_page(request, match_id: int):
         "entity": request.entity, "m": m, "payments": list(m.payments.order_by("seq")),
         "application": getattr(m, "application", None) if hasattr(m, "application") else None,
         "summary": m.policy.summary,
+        "can_confirm": m.policy.mode == Policy.Mode.AUTOMATIC and m.status in actions.CONFIRMABLE,
+        "can_apply": m.policy.mode == Policy.Mode.APPLICATION and m.status == Match.Status.ELIGIBLE,
     })
 
 
@@ -57,7 +59,7 @@ def policy_act(request, match_id: int):
                 messages.success(request, "已确认收款账户，资金将按期拨付到账，无需再提交材料")
         elif post.get("action") == "apply":
             files = attachments.checked(request.FILES.getlist("files"), what="每份申请")
-            bank = (post.get("bank_name", ""), "".join(post.get("bank_account", "").split()), post.get("account_name", ""))
+            bank = (post.get("bank_name", ""), post.get("bank_account", ""), post.get("account_name", ""))
             actions.do_apply(m, post.get("statement", ""), post.get("project", ""), post.get("project_code", ""),
                              files=files, bank=bank if all(bank) else None)
             messages.success(request, "申请已提交，主管部门审核后会通知您")
