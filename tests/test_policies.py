@@ -317,6 +317,14 @@ def test_batches_export_the_same_file_twice_and_the_treasury_answer_is_reconcile
     actions.export_batch(batch, one)
     actions.export_batch(PaymentBatch.objects.get(pk=batch.pk), two)
     assert hashlib.sha256(one.read_bytes()).digest() == hashlib.sha256(two.read_bytes()).digest()
+    x1, x2 = tmp_path / "b1.xlsx", tmp_path / "b2.xlsx"
+    actions.export_batch(batch, x1)
+    Match.objects.filter(pk=ms[0].pk).update(bank_account="62220000000000000001")  # the firm changes its account
+    import time
+
+    time.sleep(1.1)  # a later second: the wall clock must not reach the file
+    actions.export_batch(PaymentBatch.objects.get(pk=batch.pk), x2)
+    assert x1.read_bytes() == x2.read_bytes()
     lines = pl.read_csv(one, infer_schema=False)
     assert lines["batch_no"].unique().to_list() == ["BF2026-0001"] and lines["amount"].to_list() == ["6.0000"] * 3
     ids = [int(x) for x in lines["payment_id"]]

@@ -40,9 +40,10 @@ def append(ws, values: Iterable) -> None:
     ws.append([safe(ws, v) for v in values])
 
 
-def write_frame(frame, path, sheet: str = "数据") -> None:
+def write_frame(frame, path, sheet: str = "数据", stamp=None) -> None:
     """A table (a polars frame) as CSV, XLSX or JSON (an array of objects) by the file's
-    extension: the contract's files out (§2)."""
+    extension: the contract's files out (§2). With ``stamp`` (a datetime), an XLSX file carries
+    that time instead of now, so that the same table always gives the same bytes."""
     import json
     from pathlib import Path
 
@@ -60,5 +61,32 @@ def write_frame(frame, path, sheet: str = "数据") -> None:
         for row in frame.iter_rows():
             append(ws, row)
         wb.save(path)
+        if stamp is not None:
+            reproducible(path, stamp)
     else:
         raise ValueError(f"输出文件扩展名应为 .csv、.xlsx 或 .json，而不是 {path.suffix or '（无）'}")
+
+
+def reproducible(path, stamp) -> None:
+    """Rewrite a saved workbook with ``stamp`` as every entry's time and as the document's
+    created and modified times (openpyxl writes the wall clock into both)."""
+    import datetime as dt
+    import re
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    when = stamp if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
+    iso = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with zipfile.ZipFile(path) as z:
+        entries = [(info, z.read(info.filename)) for info in z.infolist()]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:)", rb"\g<1>" + iso.encode() + rb"\g<3>", data)
+            fixed = zipfile.ZipInfo(info.filename, date_time=when.timetuple()[:6])
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = info.external_attr
+            out.writestr(fixed, data)
+    tmp.replace(path)

@@ -574,8 +574,14 @@ def do_create_batch(user=None, now: dt.datetime | None = None, policy: Policy | 
                 .order_by("-number").values_list("number", flat=True).first())
         number = f"BF{year}-{int(last.rsplit('-', 1)[1]) + 1 if last else 1:04d}"
         batch = PaymentBatch.objects.create(number=number, created_at=now, created_by=user)
-        n = Payment.objects.filter(id__in=ids, status=Payment.Status.DUE, batch__isnull=True).update(
-            batch=batch, status=Payment.Status.BATCHED)
+        lines = list(Payment.objects.filter(id__in=ids, status=Payment.Status.DUE, batch__isnull=True)
+                     .select_related("match__entity", "policy"))
+        for p in lines:
+            p.batch, p.status = batch, Payment.Status.BATCHED
+            p.payee = {"entity_name": p.match.entity.name, "policy_title": p.policy.title, "bank_name": p.match.bank_name,
+                       "bank_account": p.match.bank_account, "account_name": p.match.account_name}
+        Payment.objects.bulk_update(lines, ["batch", "status", "payee"], batch_size=1000)
+        n = len(lines)
         total = Payment.objects.filter(batch=batch).aggregate(s=Sum("amount"))["s"] or Decimal(0)
         batch.lines, batch.total = n, total
         batch.save(update_fields=["lines", "total"])
@@ -585,12 +591,13 @@ def do_create_batch(user=None, now: dt.datetime | None = None, policy: Policy | 
 def batch_frame(batch: PaymentBatch) -> pl.DataFrame:
     """The batch's lines for the treasury, from the stored ledger: the same bytes every time."""
     rows = []
-    lines = (Payment.objects.filter(batch=batch).select_related("match__entity", "policy")
-             .order_by("policy__code", "match__entity_id", "seq", "id"))
+    lines = Payment.objects.filter(batch=batch).select_related("policy").order_by("policy__code", "match__entity_id",
+                                                                                  "seq", "id")
     for i, p in enumerate(lines, 1):
-        rows.append((batch.number, i, p.id, p.policy.code, p.policy.title, p.match.entity_id, p.match.entity.name,
-                     p.seq, format(p.amount.quantize(Decimal("0.0001")), "f"), p.match.bank_name,
-                     p.match.bank_account, p.match.account_name))
+        who = p.payee
+        rows.append((batch.number, i, p.id, p.policy.code, who["policy_title"], p.match.entity_id, who["entity_name"],
+                     p.seq, format(p.amount.quantize(Decimal("0.0001")), "f"), who["bank_name"], who["bank_account"],
+                     who["account_name"]))
     return pl.DataFrame(rows, schema={c: (pl.Int64 if c in ("line_no", "payment_id", "seq") else pl.String)
                                       for c in BATCH_COLUMNS}, orient="row")
 
@@ -598,7 +605,7 @@ def batch_frame(batch: PaymentBatch) -> pl.DataFrame:
 def export_batch(batch: PaymentBatch, path: Path) -> None:
     from qifu import spreadsheets
 
-    spreadsheets.write_frame(batch_frame(batch), path, sheet=f"拨付批次{batch.number}")
+    spreadsheets.write_frame(batch_frame(batch), path, sheet=f"拨付批次{batch.number}", stamp=batch.created_at)
 
 
 @dataclass

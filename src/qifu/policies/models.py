@@ -175,6 +175,9 @@ class Payment(models.Model):
     status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.DUE)
     released_at = models.DateTimeField("核准时间")
     batch = models.ForeignKey(PaymentBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="payments")
+    # who is paid, as it stood when the line was batched (the treasury file is made from this, so
+    # a later change of account, name or title cannot change a batch already sent)
+    payee = models.JSONField("收款信息", default=dict, blank=True)
     paid_on = models.DateField("到账日期", null=True, blank=True)
     failure = models.CharField("失败原因", max_length=300, blank=True)
     history = models.JSONField("变更记录", default=list)
