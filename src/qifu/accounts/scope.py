@@ -108,7 +108,7 @@ def filter_policy_matches(qs: QuerySet, user) -> QuerySet:
         raise PermissionDenied
     if role == Role.OFFICER:
         town = town_of(user)
-        return qs.filter(entity__town=town) if town else qs.none()
+        return qs.filter(town=town) if town else qs.none()
     if role == Role.DEPARTMENT:
         dep = user.staff_profile.department
         return qs.filter(policy__department=dep.name) if dep else qs.none()

@@ -10,6 +10,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -155,7 +156,8 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
     t = time.perf_counter()
     result = MatchResult(outcomes)
     with transaction.atomic():
-        created = {o.policy.id: _store(o, now, result) for o in outcomes}
+        towns = cache(_towns)
+        created = {o.policy.id: _store(o, now, result, towns) for o in outcomes}
         timings["store"] = time.perf_counter() - t
         if notify:
             t = time.perf_counter()
@@ -189,7 +191,7 @@ def committed_keys(except_policy: str) -> set[str]:
 SETTLED = (Match.Status.PAID, Match.Status.REJECTED)
 
 
-def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult) -> list[str]:
+def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, towns) -> list[str]:
     """The outcome as the policy's matches: new firms added (in bulk), changed amounts or reasons
     updated while nothing is released, firms no longer eligible flagged, unchanged rows
     untouched. The credit codes of the new matches."""
@@ -210,7 +212,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult) -> list[str
     gone = old.join(frame.select("uscc"), on="uscc", how="anti").filter(
         ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]))
     if new.height:
-        _insert_new(policy, version, new, now)
+        _insert_new(policy, version, new, now, towns())
     if touched.height:
         rows = {r["id"]: r for r in touched.iter_rows(named=True)}
         objs = list(Match.objects.filter(pk__in=list(rows)))
@@ -273,7 +275,16 @@ def _micro_text(col: str = "micro") -> pl.Expr:
     return pl.format("{}.{}", pl.col(col) // engine.PER_WAN, (pl.col(col) % engine.PER_WAN).cast(pl.String).str.zfill(6))
 
 
-def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime) -> None:
+def _towns() -> pl.DataFrame:
+    """Every entity's township code (read once per match run that has new matches)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT uscc, town_id FROM registry_entity")
+        return pl.DataFrame(cur.fetchall(), schema={"uscc": pl.String, "town_id": pl.String}, orient="row")
+
+
+def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, towns: pl.DataFrame) -> None:
     from qifu import bulk
 
     at = timezone.localtime(now).isoformat(timespec="seconds")
@@ -291,7 +302,7 @@ def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetim
         pl.lit(None, dtype=utc).alias("confirmed_at"), pl.lit(None, dtype=utc).alias("lapsed_at"),
         *(pl.lit("").alias(c) for c in ("hold_reason", "bank_name", "bank_account", "account_name")),
         history.alias("history"))
-    bulk.insert(Match._meta.db_table, rows)
+    bulk.insert(Match._meta.db_table, rows.join(towns, on="uscc", how="left"))
 
 
 def write(outcomes: list[engine.Outcome], path: Path) -> None:

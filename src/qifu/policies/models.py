@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from qifu.registry.models import MONEY, Entity
+from qifu.registry.models import MONEY, Entity, Township
 
 
 class Policy(models.Model):
@@ -73,6 +73,9 @@ class Match(models.Model):
 
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="matches")
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="policy_matches")
+    # the firm's township when it was matched: township isolation and the measures by township
+    # read it without joining 240,000 entities
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, null=True, verbose_name="所属镇街")
     version = models.CharField("匹配时的政策版本", max_length=12)
     amount = models.DecimalField("金额（万元）", max_digits=20, decimal_places=6)
     reason = models.TextField("符合理由")
@@ -90,7 +93,8 @@ class Match(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "政策匹配"
         constraints = [models.UniqueConstraint(fields=["policy", "entity"], name="match_unique")]
-        indexes = [models.Index(fields=["policy", "status"]), models.Index(fields=["entity", "status"])]
+        indexes = [models.Index(fields=["policy", "status"]), models.Index(fields=["entity", "status"]),
+                   models.Index(fields=["town", "status"])]
 
     @property
     def masked_account(self) -> str:

@@ -43,7 +43,7 @@ def overview(matches) -> list[dict]:
     return out
 
 
-def paid_by(payments, key: str, label_key: str | None = None) -> list[tuple[str, float]]:
+def paid_by(payments, key: str) -> list[tuple[str, float]]:
     """Paid amounts (万元) grouped by ``key`` (a lookup on Payment), largest first."""
     rows = (payments.filter(status=Payment.Status.PAID).values(key).annotate(s=Sum("amount")).order_by("-s"))
     return [(r[key] or "—", float(r["s"])) for r in rows]
@@ -69,10 +69,10 @@ def last_matched(policy: Policy):
 def by_town(matches) -> list[dict]:
     """Per township: amounts owed (matched, not lapsed or rejected), paid, and firms waiting."""
     live = matches.exclude(status__in=(Match.Status.LAPSED, Match.Status.REJECTED))
-    owed = {r["entity__town__name"]: r for r in live.values("entity__town__name").annotate(
+    owed = {r["town__name"]: r for r in live.values("town__name").annotate(
         owed=Sum("amount"), waiting=Count("id", filter=Q(status__in=ACTIONABLE)))}
     paid = dict(Payment.objects.filter(match__in=matches, status=Payment.Status.PAID)
-                .values_list("match__entity__town__name").annotate(s=Sum("amount")))
+                .values_list("match__town__name").annotate(s=Sum("amount")))
     rows = [{"town": t, "owed": float(r["owed"] or 0), "paid": float(paid.get(t) or 0), "waiting": r["waiting"]}
             for t, r in owed.items()]
     return sorted(rows, key=lambda r: -r["owed"])

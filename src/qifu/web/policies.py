@@ -50,9 +50,10 @@ def _measures(request) -> dict:
     by_section = sorted(by_section.items(), key=lambda kv: -kv[1])
     days = queries.days_to_payment(payments)
     waiting = [(r["policy"].title, r["waiting"]) for r in rows if r["waiting"]]
+    by_town = queries.paid_by(payments, "match__town__name")
     return {
         "rows": rows, "days": days, "by_section": [(sections.get(k, k), v) for k, v in by_section],
-        "by_town": queries.paid_by(payments, "match__entity__town__name"),
+        "by_town": by_town,
         "tiles": {
             "policies": len(rows), "firms": sum(r["firms"] for r in rows),
             "waiting": sum(r["waiting"] for r in rows), "held": sum(r["held"] for r in rows),
@@ -63,8 +64,7 @@ def _measures(request) -> dict:
             "paid-policies": {"labels": [r["policy"].title for r in rows], "horizontal": True, "series": [
                 {"label": "应享（万元）", "values": [round(float(r["matched"]), 2) for r in rows]},
                 {"label": "已到账（万元）", "values": [round(float(r["paid"]), 2) for r in rows]}]},
-            "paid-towns": {"labels": [t for t, _ in queries.paid_by(payments, "match__entity__town__name")],
-                           "values": [round(v, 2) for _, v in queries.paid_by(payments, "match__entity__town__name")],
+            "paid-towns": {"labels": [t for t, _ in by_town], "values": [round(v, 2) for _, v in by_town],
                            "horizontal": True, "label": "已到账（万元）"},
             "paid-sections": {"type": "doughnut", "labels": [sections.get(k, k) for k, _ in by_section],
                               "values": [round(v, 2) for _, v in by_section]},
