@@ -138,7 +138,7 @@ def policy(request, code: str):
         "p": p, "page": page, "status": status,
         "statuses": [(v, label, counts.get(v, 0)) for v, label in Match.Status.choices],
         "ledger": ledger, "can_review": scope.can_review_policy(request.user, p),
-        "versions": p.versions.order_by("-created_at"), "definition": p.text,
+        "versions": p.versions.order_by("-created_at"),
     })
 
 
