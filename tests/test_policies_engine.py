@@ -317,3 +317,31 @@ def test_skill_subsidies_pay_the_employer_once_per_person_occupation_and_level()
         parse(SKILLS.replace('"3": 0.2', '"9": 0.2'), "s.yaml")
     with pytest.raises(PolicyError, match="不设分期"):
         parse(SKILLS + "installments: [0.5, 0.5]\n", "s.yaml")
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (installed by .ci/run)")
+def test_spark_writes_the_matches_from_the_executors_with_the_budget_rule(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+    from pyspark.sql import DataFrame
+
+    from qifu.engine.policies.spark import write
+    from qifu.engine.rules.spark_engine import session
+
+    paths = {}
+    for name, table in SOURCES.items():
+        paths[name] = str(tmp_path / f"{name}.parquet")
+        pq.write_table(table, paths[name])
+    second = BASE.replace("T-1", "T-2").replace('"rd_spend >= 100"', '"entity_type = \'enterprise\'"')
+    policies = [policy("rd_spend > 0", "rd_spend", budget=1000), parse(second.replace('"rd_spend * 0.05"', '"2.5"'))[0]]
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the matches must not pass through the driver")
+
+    monkeypatch.setattr(DataFrame, "collect", refuse)
+    monkeypatch.setattr(DataFrame, "toArrow", refuse)
+    totals = write(session(), policies, 2025, paths, str(tmp_path / "out"))
+    monkeypatch.undo()
+    got = pq.read_table(tmp_path / "out").to_pylist()
+    want = {(o.policy.id, u): (a, r) for o in match.run_duckdb(policies, 2025, SOURCES) for u, a, r, _ in o.rows}
+    assert {(str(g["policy_id"]), g["uscc"]): (g["amount"], g["reason"]) for g in got} == want
+    assert totals["T-1"]["scaled"] and totals["T-1"]["before_budget"] == Decimal("2150")

@@ -1,7 +1,7 @@
 """Policies on Spark (a province, the nation): the profile and each policy's statement are the
-DuckDB SQL transpiled by sqlglot, over Parquet. ``write`` leaves the matches to the executors
-(Parquet partitioned by policy: the budget rule needs each policy's total, one number, which
-``totals`` returns); ``run_local`` returns the outcomes (a county's parity with DuckDB)."""
+DuckDB SQL transpiled by sqlglot, over Parquet. ``write`` leaves the matches to the executors:
+Parquet partitioned by policy, the budget rule applied there (the driver sees one number per
+policy, its total); ``run_local`` returns the outcomes (a county's parity with DuckDB)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,34 @@ def register(spark, year: int, paths: dict[str, str]) -> None:
 
 def matches(spark, policy: Policy):
     return spark.sql(match.spark_sql(policy))
+
+
+def write(spark, policies: list[Policy], year: int, paths: dict[str, str], output: str) -> dict[str, dict]:
+    """§2.4 for every policy, written by the executors to ``output`` (any Hadoop-compatible
+    path) as Parquet partitioned by ``policy_id``; returns each policy's totals (万元, before and
+    after the budget rule) and count."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    register(spark, year, paths)
+    frames, totals = [], {}
+    for p in policies:
+        df = matches(spark, p).where("micro IS NOT NULL")
+        n, total = df.agg(F.count("*"), F.sum("micro")).first()
+        total = int(total or 0)
+        budget = match.to_micro(p.budget) if p.budget is not None else None
+        if budget is not None and total > budget:  # exact: whole millionths, in 38 digits
+            df = df.withColumn("micro", F.expr(
+                f"CAST(FLOOR(CAST(micro AS DECIMAL(38, 0)) * {budget} / {total * match.PER_YUAN}) AS BIGINT)"
+                f" * {match.PER_YUAN}"))
+        totals[p.id] = {"firms": n, "before_budget": match.decimal(total),
+                        "scaled": budget is not None and total > budget}
+        frames.append(df.select(F.lit(p.id).alias("policy_id"), "uscc", F.expr(
+            "CAST(CAST(micro AS DECIMAL(26, 0)) / 1000000 AS DECIMAL(20, 6))").alias("amount"), "reason"))
+    if frames:
+        reduce(lambda a, b: a.unionByName(b), frames).write.mode("overwrite").partitionBy("policy_id").parquet(output)
+    return totals
 
 
 def run_local(policies: list[Policy], year: int, paths: dict[str, str]) -> list[match.Outcome]:
