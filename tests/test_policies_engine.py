@@ -120,6 +120,8 @@ def test_the_profile_joins_every_source_for_the_year():
     ("COALESCE(arrears, 0) = 0", {0, 2, 3, 4, 5}),
     ("ABS(0 - registered_capital) >= 500", {0, 1}),
     ("LEAST(employees, 50) = 30", {0}),
+    ("GREATEST(insured_count, employees) = 25", {3}),  # an empty argument is skipped, as in SQL
+    ("LEAST(insured_count, rd_spend) IS NULL", {2, 3, 4, 5}),  # empty only when every argument is
     ("GREATEST(employees, insured_count) >= 190", {1}),
     ("ROUND(land_score, 0) = 131", {0}),
     ("CASE WHEN entity_type = 'individual' THEN has_website ELSE FALSE END", {2}),
@@ -227,6 +229,7 @@ PARITY = [
     "filed_at < TIMESTAMP '2026-06-01 00:00:00' AND established_on > DATE '2000-01-01' AND entity_type <> 'x'",
 ]
 AMOUNTS = ["LEAST(rd_spend * 0.05, 50)", "CASE WHEN land_score >= 120 THEN 30 ELSE 20 END",
+           "GREATEST(tax_paid * 0.1, registered_capital * 0.01, 1)",
            "COALESCE(insured_count, 0) * 0.05 + ABS(tax_paid - 1) / 3", "ROUND(declared_sales * 0.013, 2)"]
 
 
@@ -258,7 +261,7 @@ def test_postgresql_matches_what_duckdb_matches():
         for (e, a), expected in want.items():
             p = policy(e, a)
             rows = pg.execute(match.policy_sql(p, dialect="postgres")).fetchall()
-            got = {r[0]: (r[1], r[2]) for r in rows if r[1] is not None}
+            got = {r[0]: (match.decimal(r[1]), r[2]) for r in rows if r[1] is not None}
             assert got == expected, (e, a)  # the same firms, amounts and reasons, character for character
 
 

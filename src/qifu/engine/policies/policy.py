@@ -117,10 +117,10 @@ class Policy(BaseModel):
         return hashlib.sha256(self.canonical.encode()).hexdigest()[:12]
 
     def eligible_sql(self, dialect: str = "duckdb") -> str:
-        return compile_expression(self.eligible, COLUMNS, dialect, condition=True)
+        return compile_expression(self.eligible, COLUMNS, dialect, condition=True, sql_nulls=True)
 
     def amount_sql(self, dialect: str = "duckdb") -> str:
-        return compile_expression(self.amount, COLUMNS, dialect, condition=False)
+        return compile_expression(self.amount, COLUMNS, dialect, condition=False, sql_nulls=True)
 
     @property
     def fields(self) -> list[str]:
@@ -202,7 +202,7 @@ def parse(text: str, source: str = "政策文件") -> tuple[Policy, list[str]]:
         if policy.kind == "skills" and not getattr(policy, key):
             continue
         try:
-            compile_expression(getattr(policy, key), COLUMNS, condition=condition)
+            compile_expression(getattr(policy, key), COLUMNS, condition=condition, sql_nulls=True)
         except RuleCompileError as e:
             raise PolicyError(f"{source}：{key}：{e}") from None
     return policy, warnings

@@ -257,8 +257,9 @@ def explicit_trim(tree: exp.Expression) -> exp.Expression:
 
 
 def null_safe_extrema(tree: exp.Expression) -> exp.Expression:
-    """GREATEST/LEAST are NULL when any argument is: Spark and PostgreSQL skip NULLs, DuckDB
-    does not, so the rule language fixes one meaning and spells it out for every engine."""
+    """GREATEST/LEAST are NULL when any argument is: the quality rules' reading, fixed when the
+    engines disagreed (DuckDB before 2.0 did not skip NULLs; Spark and PostgreSQL did) and spelt
+    out for every engine. Policies read them as SQL does (``sql_extrema``)."""
 
     def swap(node):
         if isinstance(node, (exp.Greatest, exp.Least)) and not node.meta.get("null_safe"):
@@ -283,6 +284,26 @@ def decimal_round(tree: exp.Expression) -> exp.Expression:
             inner.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DECIMAL(38, 10)")))
             inner.meta["decimal"] = True
             return inner
+        return node
+
+    return tree.transform(swap)
+
+
+def sql_extrema(tree: exp.Expression) -> exp.Expression:
+    """GREATEST/LEAST as SQL defines them (PostgreSQL, Spark, DuckDB 2): empty arguments are
+    skipped, and the result is empty only when every argument is. Spelt out (each argument
+    falls back on the others) so that no engine's own reading matters. Policies use this."""
+
+    def swap(node):
+        if isinstance(node, (exp.Greatest, exp.Least)) and not node.meta.get("sql_nulls"):
+            args = [node.this, *node.expressions]
+            if len(args) == 1:
+                return node
+            filled = [exp.Coalesce(this=_p(a).copy(), expressions=[_p(b).copy() for b in args if b is not a])
+                      for a in args]
+            out = type(node)(this=filled[0], expressions=filled[1:])
+            out.meta["sql_nulls"] = True
+            return out
         return node
 
     return tree.transform(swap)
@@ -499,16 +520,18 @@ def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
 
 
 def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: str = "duckdb",
-                       condition: bool = True) -> str:
+                       condition: bool = True, sql_nulls: bool = False) -> str:
     """An expression of the rule language outside a rule (a land-evaluation consequence, a
     low-efficiency flag, a policy's eligibility): the same passes, and every column it names
     must be one of ``columns``. A condition is true or false, never NULL (a comparison with an
-    empty value is not true); a value is a DOUBLE. Compiled once per process for each text."""
-    return _compile_expression(text, frozenset(columns), dialect, condition)
+    empty value is not true); a value is a DOUBLE. ``sql_nulls``: GREATEST and LEAST skip empty
+    values as SQL does (contract §1.10 for policies) instead of the rules' stricter reading
+    (empty if any argument is). Compiled once per process for each text."""
+    return _compile_expression(text, frozenset(columns), dialect, condition, sql_nulls)
 
 
 @cache
-def _compile_expression(text: str, columns: frozenset[str], dialect: str, condition: bool) -> str:
+def _compile_expression(text: str, columns: frozenset[str], dialect: str, condition: bool, sql_nulls: bool) -> str:
     if dialect not in DIALECTS:
         raise UnsupportedOnEngine(f"unknown engine dialect {dialect}")
     tree = parse(text)
@@ -521,7 +544,7 @@ def _compile_expression(text: str, columns: frozenset[str], dialect: str, condit
     tree = expand_macros(tree, dialect)
     tree = explicit_trim(tree)
     tree = safe_division(tree)
-    tree = null_safe_extrema(tree)
+    tree = sql_extrema(tree) if sql_nulls else null_safe_extrema(tree)
     check_portable(tree)
     tree = decimal_round(tree)
     tree = three_valued(tree) if condition else exp.Cast(this=tree, to=exp.DataType.build("DOUBLE"))
