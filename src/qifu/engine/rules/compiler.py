@@ -257,9 +257,9 @@ def explicit_trim(tree: exp.Expression) -> exp.Expression:
 
 
 def null_safe_extrema(tree: exp.Expression) -> exp.Expression:
-    """GREATEST/LEAST are NULL when any argument is: the quality rules' reading, fixed when the
-    engines disagreed (DuckDB before 2.0 did not skip NULLs; Spark and PostgreSQL did) and spelt
-    out for every engine. Policies read them as SQL does (``sql_extrema``)."""
+    """GREATEST/LEAST are NULL when any argument is: the quality rules' reading (a rule comparing
+    with the larger of two figures says nothing when one is missing), spelt out for every engine.
+    Policies read them as SQL does (``sql_extrema``)."""
 
     def swap(node):
         if isinstance(node, (exp.Greatest, exp.Least)) and not node.meta.get("null_safe"):
