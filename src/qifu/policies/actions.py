@@ -309,8 +309,9 @@ def write(outcomes: list[engine.Outcome], path: Path) -> None:
     """Contract §2.4: policy_id, uscc, amount, reason; CSV, XLSX or JSON by the extension. In CSV
     the amount is the decimal as written (0.000001, never 1e-06); in JSON and XLSX a number."""
     text = Path(path).suffix.lower() == ".csv"
+    # the decimal text read as a number: the nearest double, which prints as written (0.0592)
     amount = (_micro_text().str.replace(r"0+$", "").str.replace(r"\.$", "") if text
-              else pl.col("micro") / engine.PER_WAN).alias("amount")
+              else _micro_text().cast(pl.Float64)).alias("amount")
     frames = [o.frame.select(pl.lit(o.policy.id).alias("policy_id"), "uscc", amount, "reason") for o in outcomes]
     frame = pl.concat(frames) if frames else pl.DataFrame(
         schema={"policy_id": pl.String, "uscc": pl.String, "amount": pl.String if text else pl.Float64,
