@@ -275,7 +275,10 @@ def test_spark_matches_what_duckdb_matches(tmp_path):
     for name, table in SOURCES.items():
         paths[name] = str(tmp_path / f"{name}.parquet")
         pq.write_table(table, paths[name])
-    want = _duckdb_answers()
+    # each condition once, each amount at least once (a Spark job per policy: the product would
+    # take a minute and a half)
+    pairs = [(e, AMOUNTS[i % len(AMOUNTS)]) for i, e in enumerate(PARITY)]
+    want = {k: v for k, v in _duckdb_answers().items() if k in pairs}
     policies = [policy(e, a) for e, a in want]
     got = run_local(policies, 2025, paths)
     for (key, expected), o in zip(want.items(), got):
