@@ -7,13 +7,12 @@ of low-efficiency land. Views only: changes go through ``land.actions``; who see
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -21,12 +20,13 @@ from django.views.decorators.http import require_POST
 from qifu import spreadsheets, text
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
-from qifu.accounts.models import AuditEvent, StaffProfile
+from qifu.accounts.models import StaffProfile
 from qifu.engine.land.method import CLASSES, GROUPS
 from qifu.land import actions, queries
 from qifu.land.models import Evaluation, Remediation, Result
 from qifu.registry.models import Township
 from qifu.service_requests.models import Department
+from qifu.web.downloads import audited_xlsx
 
 Role = StaffProfile.Role
 LIST_NAMES = {"above": "规上工业企业", "below_large": "规下企业（≥{large}亩）", "below_small": "规下企业（<{large}亩）",
@@ -162,16 +162,7 @@ def _results_xlsx(request, evaluation, qs):
                                  *((r.points or {}).get(x) for x in names),
                                  "已确认" if r.confirmed_at else "", r.objection.number if r.objection_id else ""])
         n += 1
-    return _xlsx(request, wb, f"land-{evaluation.year}-results", f"亩均评价结果 {evaluation.year} 年度 {n} 行")
-
-
-def _xlsx(request, wb, name: str, what: str) -> HttpResponse:
-    buf = io.BytesIO()
-    wb.save(buf)
-    scope.audit(request, AuditEvent.Action.EXPORT, detail=what)
-    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y%m%d}.xlsx"'
-    return response
+    return audited_xlsx(request, wb, f"land-{evaluation.year}-results", f"亩均评价结果 {evaluation.year} 年度 {n} 行")
 
 
 @staff_required
@@ -199,7 +190,7 @@ def lists(request, year: int):
                                      None if r.score is None else round(r.score, 2), r.rank,
                                      r.klass or "不参评（按B类管理）", r.note])
             n += 1
-    return _xlsx(request, wb, f"land-{year}-lists", f"亩均评价公示名单 {year} 年度 {n} 行")
+    return audited_xlsx(request, wb, f"land-{year}-lists", f"亩均评价公示名单 {year} 年度 {n} 行")
 
 
 PRICE_HEADERS = {"uscc": "统一社会信用代码", "name": "企业名称", "town": "所属镇街", "class": "评价类别",
@@ -227,7 +218,7 @@ def prices(request, year: int):
     ws.append([PRICE_HEADERS[c] for c in queries.PRICE_COLUMNS])
     for row in table.iter_rows():
         spreadsheets.append(ws, row)
-    return _xlsx(request, wb, f"land-{year}-prices", f"亩均评价差别化价格清单 {year} 年度 {table.height} 行")
+    return audited_xlsx(request, wb, f"land-{year}-prices", f"亩均评价差别化价格清单 {year} 年度 {table.height} 行")
 
 
 @staff_required
@@ -273,7 +264,7 @@ def remediation(request):
                                      c.department.name if c.department_id else "", c.area_mu, c.flagged_year, c.reasons,
                                      c.get_plan_display(), c.get_status_display(), c.tax_per_mu_before, c.tax_per_mu_after,
                                      "；".join(f"{m['label']}{'（已完成）' if m.get('done') else ''}" for m in c.milestones)])
-        return _xlsx(request, wb, "land-remediation", f"低效用地整治 {qs.count()} 宗")
+        return audited_xlsx(request, wb, "land-remediation", f"低效用地整治 {qs.count()} 宗")
     by_town = queries.remediation_by_town(_cases(request))
     columns = []
     for status, label in Remediation.Status.choices:

@@ -6,7 +6,6 @@ milestones; payment batches for the treasury and its receipts. Views only: chang
 
 from __future__ import annotations
 
-import io
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets
@@ -27,6 +25,7 @@ from qifu.engine import reference
 from qifu.policies import actions, queries
 from qifu.policies.models import Application, ApplicationFile, Match, Payment, PaymentBatch, Policy
 from qifu.service_requests import attachments
+from qifu.web.downloads import audited_xlsx
 
 Role = StaffProfile.Role
 
@@ -103,16 +102,7 @@ def _overview_xlsx(request, ctx) -> HttpResponse:
     spreadsheets.append(ws, ["行业门类", "已到账（万元）"])
     for t, v in ctx["by_section"]:
         spreadsheets.append(ws, [t, v])
-    return _xlsx(request, wb, "policies", f"惠企政策兑现统计 {len(ctx['rows'])} 项政策")
-
-
-def _xlsx(request, wb, name: str, what: str) -> HttpResponse:
-    buf = io.BytesIO()
-    wb.save(buf)
-    scope.audit(request, AuditEvent.Action.EXPORT, detail=what)
-    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y%m%d}.xlsx"'
-    return response
+    return audited_xlsx(request, wb, "policies", f"惠企政策兑现统计 {len(ctx['rows'])} 项政策")
 
 
 @staff_required
@@ -129,7 +119,7 @@ def policy(request, code: str):
         for m in qs:
             spreadsheets.append(ws, [m.entity_id, m.entity.name, m.entity.town.name, float(m.amount), m.reason,
                                      m.get_status_display(), m.eligible_on, m.hold_reason])
-        return _xlsx(request, wb, f"policy-{p.code}", f"政策 {p.code} 匹配名单 {qs.count()} 行")
+        return audited_xlsx(request, wb, f"policy-{p.code}", f"政策 {p.code} 匹配名单 {qs.count()} 行")
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     counts = dict(_matches(request).filter(policy=p).values_list("status").annotate(n=Count("id")))
     ledger = Payment.objects.filter(policy=p, match__in=_matches(request)).aggregate(

@@ -4,7 +4,6 @@ through ``service_requests.actions``; who sees what through ``accounts.scope``."
 
 from __future__ import annotations
 
-import io
 import json
 
 from django.contrib import messages
@@ -25,6 +24,7 @@ from qifu.engine.requests.workflow import LABELS, MOVE_LABELS, Move, State, allo
 from qifu.registry.models import Township
 from qifu.service_requests import actions, attachments, queries
 from qifu.service_requests.models import Channel, Department, RoutingOverride, Satisfaction, ServiceRequest
+from qifu.web.downloads import audited_xlsx
 
 Role = StaffProfile.Role
 STAFF_MOVES = {  # what each role may do to a request it can see
@@ -93,13 +93,8 @@ def export(request):
             timezone.localtime(r.answer_due).replace(tzinfo=None) if r.answer_due else None,
             "是" if r.overdue else "否", r.get_satisfaction_display(), masking.text(r.text)])
         n += 1
-    buf = io.BytesIO()
-    wb.save(buf)
-    scope.audit(request, AuditEvent.Action.EXPORT,
-                detail=f"企业诉求 {n} 行；筛选 {json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)}")
-    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="requests-{timezone.localdate():%Y%m%d}.xlsx"'
-    return response
+    return audited_xlsx(request, wb, "requests",
+                        f"企业诉求 {n} 行；筛选 {json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)}")
 
 
 @staff_required(write=True)
@@ -250,12 +245,7 @@ def _measures_xlsx(request, ctx) -> HttpResponse:
         for m in rows:
             spreadsheets.append(ws, [m.label, m.total, m.closed, m.closure_rate, m.signing_rate, m.answer_rate,
                                      m.satisfaction_rate, m.reopen_rate, m.overdue_open, m.score])
-    buf = io.BytesIO()
-    wb.save(buf)
-    scope.audit(request, AuditEvent.Action.EXPORT, detail="企业诉求考核指标")
-    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="request-measures-{timezone.localdate():%Y%m%d}.xlsx"'
-    return response
+    return audited_xlsx(request, wb, "request-measures", "企业诉求考核指标")
 
 
 @staff_required

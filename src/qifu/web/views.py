@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from qifu.reports.models import AnnualReport
 from qifu.service_requests import queries as request_queries
 from qifu.service_requests.models import ServiceRequest
 from qifu.web import queries, stats
+from qifu.web.downloads import audited_xlsx
 
 LABELS = {f.name: f.label for f in REPORTS.fields}
 
@@ -180,12 +180,8 @@ def entities_export(request):
         spreadsheets.append(ws, [e.uscc, e.name, e.get_entity_type_display(), e.town.name, e.get_status_display(), e.established_on,
                    masking.name(e.legal_rep), masking.phone(e.phone), "已报" if e.uscc in filed else "未报"])
         n += 1
-    buf = io.BytesIO()
-    wb.save(buf)
-    scope.audit(request, AuditEvent.Action.EXPORT, detail=f"市场主体 {n} 行；筛选 {json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)}")
-    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
-    response["Content-Disposition"] = f"attachment; filename=\"entities-{timezone.localdate():%Y%m%d}.xlsx\""
-    return response
+    return audited_xlsx(request, wb, "entities",
+                        f"市场主体 {n} 行；筛选 {json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)}")
 
 
 @dataclass

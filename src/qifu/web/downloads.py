@@ -1,0 +1,22 @@
+"""A staff export as a download: the workbook saved, the export written to the audit log (who
+took which list, with its filters), the file named by its list and today's date."""
+
+from __future__ import annotations
+
+import io
+
+from django.http import HttpResponse
+from django.utils import timezone
+
+from qifu import spreadsheets
+from qifu.accounts import scope
+from qifu.accounts.models import AuditEvent
+
+
+def audited_xlsx(request, wb, name: str, what: str) -> HttpResponse:
+    buf = io.BytesIO()
+    wb.save(buf)
+    scope.audit(request, AuditEvent.Action.EXPORT, detail=what)
+    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y%m%d}.xlsx"'
+    return response
