@@ -1,4 +1,5 @@
-"""Season simulator: the bureau's blanket policy against qifu's learnt policy.
+"""Season simulator: the bureau's blanket policy against qifu's learnt policy and two simple
+baselines that read only the bureau's history files (``season.POLICIES``).
 
     python bench/remind_season.py [--entities 30000] [--seeds 1 2 3]
 
@@ -24,15 +25,25 @@ def main() -> None:
     a = p.parse_args()
     print("| seed | entities due | blanket contacts | qifu contacts | fewer | blanket on time | qifu on time | qifu plans (review/self/text/call/visit) | seconds |")
     print("|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    baselines = []
     for seed in a.seeds:
         t = time.perf_counter()
         season = Season(a.entities, seed)
         blanket, qifu = season.run("blanket"), season.run("qifu")
+        baselines.append((seed, blanket, qifu, season.run("history"), season.run("history_delivery")))
         fewer = 1 - qifu.total_contacts / blanket.total_contacts
         plans = "/".join(str(qifu.plans[k]) for k in ("review", "self", "text", "call", "visit"))
         print(f"| {seed} | {blanket.due:,} | {blanket.total_contacts:,} | {qifu.total_contacts:,} ({qifu.contacts['sms']:,} texts, "
               f"{qifu.contacts['call']:,} calls, {qifu.contacts['visit']:,} visits) | {fewer:.1%} | {blanket.on_time_rate:.2%} | "
               f"{qifu.on_time_rate:.2%} | {plans} | {time.perf_counter() - t:.1f} |")
+    print()
+    print("| seed | policy | contacts | fewer than blanket | on time | better than qifu on both counts |")
+    print("|---:|---|---:|---:|---:|---|")
+    for seed, blanket, qifu, *others in baselines:
+        for o in (blanket, qifu, *others):
+            both = o.total_contacts < qifu.total_contacts and o.on_time_rate > qifu.on_time_rate
+            print(f"| {seed} | {o.policy} | {o.total_contacts:,} | {1 - o.total_contacts / blanket.total_contacts:.1%} | "
+                  f"{o.on_time_rate:.2%} | {'yes' if both else 'no'} |")
 
 
 if __name__ == "__main__":

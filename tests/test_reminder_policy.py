@@ -26,6 +26,22 @@ def test_targeted_policy_makes_far_fewer_contacts_and_files_about_as_many(season
     assert qifu.contacts["visit"] > 0 and blanket.contacts["visit"] == 0
 
 
+def test_the_simple_baselines_follow_their_rules_and_none_beats_the_policy_on_both_counts(season):
+    blanket, qifu = season.run("blanket"), season.run("qifu")
+    history, delivery = season.run("history"), season.run("history_delivery")
+    _, seasons, _ = season.history()
+    cutoff = (dt.date(season.filing_year - 1, 6, 1) - dt.date(season.filing_year - 1, 1, 1)).days
+    early = np.ones(season.county.n, dtype=bool)
+    for table in seasons[-2:]:
+        early &= table["filed_day"].fill_null(10_000).to_numpy() < cutoff
+    assert history.plans["early"] == int(early.sum()) > 0  # read from the history files alone
+    assert delivery.plans["call_instead"] > 0 and history.plans["call_instead"] == 0
+    assert delivery.contacts["call"] > history.contacts["call"] and delivery.contacts["sms"] < history.contacts["sms"]
+    for base in (history, delivery):
+        assert base.total_contacts < blanket.total_contacts
+        assert not (base.total_contacts < qifu.total_contacts and base.on_time_rate > qifu.on_time_rate), base.policy
+
+
 def test_simulation_is_deterministic(season):
     a, b = season.run("qifu"), season.run("qifu")
     assert (a.on_time, a.contacts, a.plans) == (b.on_time, b.contacts, b.plans)

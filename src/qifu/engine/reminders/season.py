@@ -22,6 +22,14 @@ from qifu.engine.synth.county import County
 
 MAX_CONTACTS = 10
 CHANNELS = ("sms", "call", "visit")
+POLICIES = ("blanket", "qifu", "history", "history_delivery")
+# The simple baselines (issue 17): rules of a few lines over the bureau's history files only.
+# ``history``: an entity that filed on time before 1 June in each of the last two seasons gets one
+# text on 20 June if it has not filed; any other gets the blanket texts from 15 May and the call
+# round. ``history_delivery``: the same, but an entity whose texts failed last season is called
+# (1 June and 20 June) instead of texted.
+EARLY_BY = (6, 1)
+LATE_TEXT = (6, 20)
 
 
 @dataclass
@@ -112,16 +120,21 @@ class Season:
         count = np.zeros(n, dtype=np.int64)
         contacts = dict.fromkeys(CHANNELS, 0)
         plans: dict[str, int] = {}
+        if name not in POLICIES:
+            raise ValueError(name)
         if name == "qifu":
             plan = self._plan()
             plans = {p: int((plan.plan == i).sum()) for i, p in enumerate(policy.PLANS)}
+        if name.startswith("history"):
+            schedule = self._history_schedule(delivery=name == "history_delivery")
+            plans = {"early": int(schedule["early"].sum()), "call_instead": int(schedule["call"].sum())}
         for day in range(self.deadline + 1):
             if name == "blanket":
                 idx, ch = self._blanket(day)
             elif name == "qifu":
                 idx, ch = policy.due_today(plan, self.filing_year, day)
             else:
-                raise ValueError(name)
+                idx, ch = self._history_today(schedule, day)
             if len(idx) == 0:
                 continue
             keep = self.due[idx] & (filed[idx] >= day) & (count[idx] < MAX_CONTACTS)
@@ -140,6 +153,39 @@ class Season:
                 idx = np.arange(self.county.n)
                 return idx, np.full(len(idx), channel)
         return np.array([], dtype=np.int64), np.array([], dtype="<U5")
+
+    def _history_schedule(self, delivery: bool) -> dict[str, np.ndarray]:
+        """Who filed early in each of the last two seasons, and (with ``delivery``) whose texts
+        failed last season, read from the history tables a bureau has."""
+        _, seasons, _ = self.history()
+        cutoff = bh.day_of(self.filing_year - 1, *EARLY_BY)
+        early = np.ones(self.county.n, dtype=bool)
+        for table in seasons[-2:]:
+            day = table["filed_day"].fill_null(10_000).to_numpy()
+            early &= day < cutoff
+        failed = seasons[-1]["sms_failed"].to_numpy() > 0 if delivery else np.zeros(self.county.n, dtype=bool)
+        return {"early": early, "call": failed & ~early}
+
+    def _history_today(self, schedule: dict[str, np.ndarray], day: int):
+        y = self.filing_year
+        idx, ch = [], []
+        if day == bh.day_of(y, *LATE_TEXT):
+            idx.append(np.flatnonzero(schedule["early"]))
+            ch.append("sms")
+        texted = ~schedule["early"] & ~schedule["call"]
+        for m, d in bh.BLANKET_SMS:
+            if (m, d) >= (5, 15) and day == bh.day_of(y, m, d):
+                idx.append(np.flatnonzero(texted))
+                ch.append("sms")
+        if day == bh.day_of(y, *bh.BLANKET_CALL):
+            idx.append(np.flatnonzero(~schedule["early"]))
+            ch.append("call")
+        if day == bh.day_of(y, 6, 1):
+            idx.append(np.flatnonzero(schedule["call"]))
+            ch.append("call")
+        if not idx:
+            return np.array([], dtype=np.int64), np.array([], dtype="<U5")
+        return np.concatenate(idx), np.concatenate([np.full(len(i), c) for i, c in zip(idx, ch)])
 
     def _contact(self, idx, ch, day, filed, count, contacts):
         c = self.county
