@@ -20,16 +20,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from qifu.engine.contract import SKILL_LEVELS
 from qifu.engine.policies.profile import COLUMNS
 from qifu.engine.rules.compiler import RuleCompileError, compile_expression
 
-MODES = {"automatic": "免申即享", "application": "需申请"}
 MODE_ALIASES = {"免申即享": "automatic", "自动": "automatic", "需申请": "application", "申请": "application"}
 KNOWN = ("id", "title", "year", "mode", "eligible", "amount", "budget", "installments", "milestones",
          "department", "summary", "basis", "category", "kind", "levels")
-KINDS = {"profile": "按企业画像匹配", "skills": "职业技能等级证书补贴"}
-
-
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it
 
 
@@ -87,8 +84,6 @@ class Policy(BaseModel):
                 if not getattr(self, key).strip():
                     raise ValueError(f"{key}：必填，未填写")
         else:
-            from qifu.engine.contract import SKILL_LEVELS
-
             known = dict(SKILL_LEVELS)
             if not self.levels:
                 raise ValueError("levels：技能证书补贴应按等级写明金额（万元），如 {\"3\": 0.2}")
@@ -100,13 +95,6 @@ class Policy(BaseModel):
             if len(self.installments) != 1 or self.mode != "automatic":
                 raise ValueError("技能证书补贴按证书一次拨付（免申即享），不设分期")
         return self
-
-    @property
-    def mode_label(self) -> str:
-        return MODES[self.mode]
-
-    def milestone(self, seq: int) -> str:
-        return milestone(self.mode, self.milestones, seq)
 
     @property
     def canonical(self) -> str:
