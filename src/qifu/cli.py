@@ -49,6 +49,17 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _out_problem(path: Path) -> str | None:
+    """Why a file out (contract §2) cannot be written there: its extension picks the format."""
+    if path.suffix.lower() not in (".csv", ".xlsx", ".json"):
+        return f"输出文件扩展名应为 .csv、.xlsx 或 .json：{path}"
+    return None
+
+
+def _print_timings(timings: dict[str, float]) -> None:
+    print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in timings.items()), file=sys.stderr)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     _setup_django()
     from qifu.engine.errors import FileProblem, InvalidFile
@@ -94,8 +105,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     _setup_django()
     from qifu.checks.actions import run_check
 
-    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
-        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    if problem := _out_problem(args.out):
+        return _fail(problem)
     if args.engine == "spark" and (problem := _spark_missing()):
         return _fail(problem)
     result = run_check(args.year, engine=args.engine, out=args.out, master=args.master)
@@ -109,7 +120,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for rule_id, count in sorted(run.rule_counts.items()):
         print(f"  {rule_id}\t{count}")
     if args.verbose:
-        print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in result.timings.items()), file=sys.stderr)
+        _print_timings(result.timings)
     return 0
 
 
@@ -285,8 +296,8 @@ def cmd_land_evaluate(args: argparse.Namespace) -> int:
     from qifu.engine.land.method import MethodError
     from qifu.land.actions import LandError, evaluate
 
-    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
-        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    if problem := _out_problem(args.out):
+        return _fail(problem)
     if args.engine == "spark" and (problem := _spark_missing()):
         return _fail(problem)
     try:
@@ -301,7 +312,7 @@ def cmd_land_evaluate(args: argparse.Namespace) -> int:
     print(f"已按“{r.method.name}”（版本 {r.method.version}）评价 {args.year} 年度 {t.height} 户：{classes}；"
           f"结果已写入 {args.out}")
     if args.verbose:
-        print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in r.timings.items()), file=sys.stderr)
+        _print_timings(r.timings)
     return 0
 
 
@@ -310,8 +321,8 @@ def cmd_policy_match(args: argparse.Namespace) -> int:
     from qifu.engine.policies.policy import PolicyError
     from qifu.policies.actions import PolicyActionError, match_folder
 
-    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
-        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    if problem := _out_problem(args.out):
+        return _fail(problem)
     try:
         r = match_folder(args.policies, args.year, out=args.out, notify=not args.no_notify)
     except (PolicyError, PolicyActionError) as e:
@@ -322,7 +333,7 @@ def cmd_policy_match(args: argparse.Namespace) -> int:
     print(f"已匹配 {args.year} 年度 {len(r.outcomes)} 项政策：{each}；新增 {r.new}，变更 {r.changed}，"
           f"不再符合 {r.lapsed}，通知 {r.notified}；结果已写入 {args.out}")
     if args.verbose:
-        print("耗时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in r.timings.items()), file=sys.stderr)
+        _print_timings(r.timings)
     return 0
 
 
@@ -331,8 +342,8 @@ def cmd_policy_batch(args: argparse.Namespace) -> int:
     from qifu.policies.actions import PolicyActionError, do_create_batch, export_batch
     from qifu.policies.models import PaymentBatch
 
-    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
-        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    if problem := _out_problem(args.out):
+        return _fail(problem)
     if args.number:
         batch = PaymentBatch.objects.filter(number=args.number).first()
         if batch is None:
@@ -366,8 +377,8 @@ def cmd_land_prices(args: argparse.Namespace) -> int:
     from qifu.land.actions import LandError, consequences
     from qifu.land.models import Evaluation
 
-    if args.out.suffix.lower() not in (".csv", ".xlsx", ".json"):
-        return _fail(f"输出文件扩展名应为 .csv、.xlsx 或 .json：{args.out}")
+    if problem := _out_problem(args.out):
+        return _fail(problem)
     evaluation = queries.latest(args.year)
     if evaluation is None:
         return _fail(f"{args.year} 年度还没有亩均评价（先运行 qifu land evaluate）")
