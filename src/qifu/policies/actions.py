@@ -6,6 +6,7 @@ treasury and reconcile the treasury's answer."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -15,15 +16,17 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from qifu import bulk
 from qifu import text as texts
 from qifu.engine.policies import match as engine
 from qifu.engine.policies import policy as policies_mod
 from qifu.engine.policies import skills
 from qifu.engine.policies.policy import Policy as PolicyDef
+from qifu.policies import notices
 from qifu.policies.models import (
     Application,
     ApplicationFile,
@@ -85,32 +88,37 @@ def do_save_policy(p: PolicyDef, text: str, now: dt.datetime) -> Policy:
 # --- the profile's sources ------------------------------------------------------------------------
 
 
-def fetch(year: int) -> dict[str, pa.Table | str]:
-    """What the profile of ``year`` is built from: the analytical copies of the registry, reports,
-    tax and social data (Parquet, refreshed if stale; read from the database inside a
-    transaction), and from the database the year's indicators, parcels, land evaluation and open
-    findings."""
+def fetch(year: int, columns: set[str] | None = None) -> dict[str, pa.Table | str]:
+    """What the profile of ``year`` (of ``columns``; every column: None) is built from: the
+    analytical copies of the registry, reports, tax and social data (Parquet, refreshed if stale;
+    read from the database inside a transaction), and from the database the year's indicators,
+    parcels, land evaluation and open findings. A source no column needs is not read."""
     from qifu import analytics
     from qifu.analytics import sources as db_sources
     from qifu.checks.models import Finding
+    from qifu.engine.policies.profile import sources_for
     from qifu.land import actions as land_actions
     from qifu.land import queries as land_queries
     from qifu.land.models import Result
 
-    names = ("registry", "reports", "tax", "social")
+    need = sources_for(columns)
+    names = tuple(n for n in ("registry", "reports", "tax", "social") if n in need)
     data: dict[str, pa.Table | str] = dict(analytics.paths(names) or db_sources.fetch(year, names))
-    data.update(land_actions.fetch(year))
-    evaluation = land_queries.latest(year)
-    rows = list(Result.objects.filter(evaluation=evaluation).values_list("entity_id", "group", "score", "klass")) \
-        if evaluation else []
-    # through Polars: building Arrow arrays from Python lists imports pandas (0.4 s)
-    data["land"] = pl.DataFrame(rows, schema={"uscc": pl.String, "group": pl.String, "score": pl.Float64,
-                                              "class": pl.String}, orient="row").with_columns(
-        pl.col("group").replace("", None), pl.col("class").replace("", None)).to_arrow()
-    counts = list(Finding.objects.filter(report_year=year, status=Finding.Status.OPEN, severity__in=("block", "high"))
-                  .values_list("entity_id").annotate(n=Count("id")).values_list("entity_id", "n"))
-    data["findings"] = pl.DataFrame(counts, schema={"uscc": pl.String, "open_findings": pl.Int32},
-                                    orient="row").to_arrow()
+    if need & {"indicators", "parcels"}:
+        data.update(land_actions.fetch(year))
+    if "land" in need:
+        evaluation = land_queries.latest(year)
+        rows = list(Result.objects.filter(evaluation=evaluation).values_list("entity_id", "group", "score", "klass")) \
+            if evaluation else []
+        # through Polars: building Arrow arrays from Python lists imports pandas (0.4 s)
+        data["land"] = pl.DataFrame(rows, schema={"uscc": pl.String, "group": pl.String, "score": pl.Float64,
+                                                  "class": pl.String}, orient="row").with_columns(
+            pl.col("group").replace("", None), pl.col("class").replace("", None)).to_arrow()
+    if "findings" in need:
+        counts = list(Finding.objects.filter(report_year=year, status=Finding.Status.OPEN, severity__in=("block", "high"))
+                      .values_list("entity_id").annotate(n=Count("id")).values_list("entity_id", "n"))
+        data["findings"] = pl.DataFrame(counts, schema={"uscc": pl.String, "open_findings": pl.Int32},
+                                        orient="row").to_arrow()
     return data
 
 
@@ -144,7 +152,7 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
     timings: dict[str, float] = {}
     t = time.perf_counter()
     by_profile = [p for p in defs if p.kind == "profile"]
-    data = fetch(year) if by_profile else {}
+    data = fetch(year, set().union(*(p.columns for p in by_profile))) if by_profile else {}
     timings["fetch"] = time.perf_counter() - t
     t = time.perf_counter()
     found = {o.policy.id: o for o in (engine.run_duckdb(by_profile, year, data) if by_profile else [])}
@@ -161,8 +169,6 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
         timings["store"] = time.perf_counter() - t
         if notify:
             t = time.perf_counter()
-            from qifu.policies import notices
-
             result.notified = sum(notices.tell_new(o.policy, created[o.policy.id], now)
                                   for o in outcomes if o.policy.mode == "automatic")
             timings["notify"] = time.perf_counter() - t
@@ -249,8 +255,6 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, towns) -> l
 
 
 def _digest(o: engine.Outcome) -> str:
-    import hashlib
-
     h = hashlib.sha256(f"{o.policy.version}\n".encode())
     h.update(o.frame.select("uscc", "micro", "reason").write_csv().encode())
     for uscc in sorted(o.extra):  # a skill subsidy: the certificates each row covers
@@ -260,8 +264,6 @@ def _digest(o: engine.Outcome) -> str:
 
 def _existing(policy: Policy) -> pl.DataFrame:
     """The policy's stored matches, read as plain rows (the amount in millionths of 万元)."""
-    from django.db import connection
-
     with connection.cursor() as cur:
         cur.execute(f"SELECT id, uscc, CAST(ROUND(amount * {engine.PER_WAN}) AS BIGINT), reason, version, status "
                     f"FROM {Match._meta.db_table} WHERE policy_id = %s", [policy.id])
@@ -270,33 +272,24 @@ def _existing(policy: Policy) -> pl.DataFrame:
                                       "old_version": pl.String, "status": pl.String}, orient="row")
 
 
-def _micro_text(col: str = "micro") -> pl.Expr:
-    """Millionths of 万元 as the decimal text (6.172839)."""
-    return pl.format("{}.{}", pl.col(col) // engine.PER_WAN, (pl.col(col) % engine.PER_WAN).cast(pl.String).str.zfill(6))
-
-
 def _towns() -> pl.DataFrame:
     """Every entity's township code (read once per match run that has new matches)."""
-    from django.db import connection
-
     with connection.cursor() as cur:
         cur.execute("SELECT uscc, town_id FROM registry_entity")
         return pl.DataFrame(cur.fetchall(), schema={"uscc": pl.String, "town_id": pl.String}, orient="row")
 
 
 def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, towns: pl.DataFrame) -> None:
-    from qifu import bulk
-
     at = timezone.localtime(now).isoformat(timespec="seconds")
     # one history line per row, as JSON: the note (digits, a hex version, Chinese) needs no escaping
     head = json.dumps([{"at": at, "by": "系统", "note": ""}], ensure_ascii=False)
-    amount = _micro_text().str.replace(r"\.?0+$", "")
+    amount = engine.micro_text(trim=True)
     history = pl.concat_str([pl.lit(head[:-3] + f"按政策版本 {version} 匹配：符合条件，金额 "), amount,
                              pl.lit(" 万元" + head[-3:])])
     utc = pl.Datetime("us", "UTC")
     rows = new.select(
         pl.lit(policy.id).alias("policy_id"), pl.col("uscc"), pl.lit(version).alias("version"),
-        _micro_text().alias("amount"),
+        engine.micro_text().alias("amount"),
         pl.col("reason"), pl.lit(Match.Status.ELIGIBLE.value).alias("status"),
         pl.lit(timezone.localdate(now)).alias("eligible_on"), pl.lit(now).cast(utc).alias("matched_at"),
         pl.lit(None, dtype=utc).alias("confirmed_at"), pl.lit(None, dtype=utc).alias("lapsed_at"),
@@ -310,8 +303,7 @@ def write(outcomes: list[engine.Outcome], path: Path) -> None:
     the amount is the decimal as written (0.000001, never 1e-06); in JSON and XLSX a number."""
     text = Path(path).suffix.lower() == ".csv"
     # the decimal text read as a number: the nearest double, which prints as written (0.0592)
-    amount = (_micro_text().str.replace(r"0+$", "").str.replace(r"\.$", "") if text
-              else _micro_text().cast(pl.Float64)).alias("amount")
+    amount = (engine.micro_text(trim=True) if text else engine.micro_text().cast(pl.Float64)).alias("amount")
     frames = [o.frame.select(pl.lit(o.policy.id).alias("policy_id"), "uscc", amount, "reason") for o in outcomes]
     frame = pl.concat(frames) if frames else pl.DataFrame(
         schema={"policy_id": pl.String, "uscc": pl.String, "amount": pl.String if text else pl.Float64,

@@ -12,15 +12,12 @@ import polars as pl
 from django.utils import timezone
 
 from qifu import bulk
+from qifu.engine.policies.match import PER_WAN, micro_text
 from qifu.policies.models import Match
 from qifu.reminders import decency
 from qifu.reminders.models import OutboxMessage
 
 FREE = "工作人员不会索要费用或验证码。"
-
-
-def key(code: str, uscc: str) -> str:
-    return f"policy:{code}:{uscc}"[:120]
 
 
 def body(title: str, code: str, amount: Decimal) -> str:
@@ -38,7 +35,7 @@ def tell_new(policy, usccs: list[str], now: dt.datetime) -> int:
     prefix = f"policy:{policy.id}:"
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT m.uscc, CAST(ROUND(m.amount * 1000000) AS BIGINT), e.phone, e.email "
+            f"SELECT m.uscc, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT), e.phone, e.email "
             f"FROM {Match._meta.db_table} m JOIN registry_entity e ON e.uscc = m.uscc "
             f"JOIN policies_policy p ON p.id = m.policy_id "
             f"LEFT JOIN {OutboxMessage._meta.db_table} o ON o.{connection.ops.quote_name('key')} = %s || m.uscc "
@@ -49,8 +46,7 @@ def tell_new(policy, usccs: list[str], now: dt.datetime) -> int:
     rows = pl.DataFrame(rows, schema={"uscc": pl.String, "micro": pl.Int64, "phone": pl.String, "email": pl.String},
                         orient="row").with_columns(pl.concat_str([pl.lit(prefix), pl.col("uscc")]).alias("key"))
     frame = decency.resolve_channel(rows.with_columns(pl.lit("sms").alias("channel")))
-    amount = pl.format("{}.{}", pl.col("micro") // 1_000_000, (pl.col("micro") % 1_000_000).cast(pl.String).str.zfill(6)) \
-        .str.replace(r"0+$", "").str.replace(r"\.$", "")
+    amount = micro_text(trim=True)
     head, tail = body(policy.title, policy.id, Decimal("0.5")).split("0.5")
     utc = pl.Datetime("us", "UTC")
     out = frame.filter(pl.col("channel").is_in(["sms", "email"]) & (pl.col("recipient").fill_null("") != "")).select(

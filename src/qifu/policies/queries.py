@@ -7,18 +7,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 import polars as pl
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Q, Sum
 
 from qifu.policies.models import Match, Payment, Policy
 
 ACTIONABLE = (Match.Status.ELIGIBLE,)
-SHOWN = (Match.Status.ELIGIBLE, Match.Status.APPLIED, Match.Status.CONFIRMED, Match.Status.HELD, Match.Status.PAID,
-         Match.Status.REJECTED, Match.Status.LAPSED)
 
 
 def for_entity(uscc: str):
     """A firm's matches, newest data year first."""
-    return (Match.objects.filter(entity_id=uscc, status__in=SHOWN).select_related("policy")
+    return (Match.objects.filter(entity_id=uscc).select_related("policy")
             .order_by("-policy__year", "policy__code"))
 
 
@@ -60,10 +58,6 @@ def days_to_payment(payments) -> dict:
     bands = [("7天内", sum(d <= 7 for d in days)), ("8–15天", sum(7 < d <= 15 for d in days)),
              ("16–30天", sum(15 < d <= 30 for d in days)), ("30天以上", sum(d > 30 for d in days))]
     return {"n": len(days), "median": float(s.median()), "p90": float(s.quantile(0.9, "nearest")), "bands": bands}
-
-
-def last_matched(policy: Policy):
-    return policy.matches.aggregate(m=Max("matched_at"))["m"]
 
 
 def by_town(matches) -> list[dict]:

@@ -29,7 +29,6 @@ import sqlglot
 from qifu.engine.policies import profile
 from qifu.engine.policies.policy import Policy
 
-OUTPUT = ("policy_id", "uscc", "amount", "reason")
 MICRO = Decimal("0.000001")
 YUAN = Decimal("0.0001")
 SCHEMA = {"uscc": pl.String, "micro": pl.Int64, "reason": pl.String}
@@ -43,6 +42,13 @@ def decimal(micro: int) -> Decimal:
 
 def to_micro(amount: Decimal) -> int:
     return int((amount * PER_WAN).to_integral_value())
+
+
+def micro_text(col: str = "micro", trim: bool = False) -> pl.Expr:
+    """Millionths of 万元 (a column) as the decimal text, 6.172839; with ``trim``, as written,
+    without trailing zeros (50, 0.0592, 0.000001: never 1e-06)."""
+    text = pl.format("{}.{}", pl.col(col) // PER_WAN, (pl.col(col) % PER_WAN).cast(pl.String).str.zfill(6))
+    return text.str.replace(r"0+$", "").str.replace(r"\.$", "") if trim else text
 
 
 @dataclass
@@ -147,13 +153,6 @@ def budgeted(out: Outcome, frame: pl.DataFrame) -> Outcome:
         frame = frame.with_columns(pl.Series("micro", scaled, dtype=pl.Int64))
     out.frame = frame.sort("uscc")
     return out
-
-
-def money(v) -> Decimal:
-    """A figure to the contract's six decimals, half up, as the SQL rounds it (0 when negative)."""
-    from decimal import ROUND_HALF_UP
-
-    return max(Decimal(repr(float(v))).quantize(MICRO, ROUND_HALF_UP), Decimal(0))
 
 
 def run_duckdb(policies: list[Policy], year: int, sources: dict[str, pa.Table | str]) -> list[Outcome]:

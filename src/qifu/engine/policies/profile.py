@@ -72,7 +72,18 @@ def _cast(alias: str, name: str, typ: str, as_name: str | None = None) -> str:
 
 REPORT_NAMES = {RENAMED.get(f.name, f.name) for f in REPORT_COLUMNS} | {"filed_on_time"}
 INDICATOR_NAMES = {f.name for f in INDICATOR_COLUMNS}
-REGISTRY_NAMES = {f.name for f in REGISTRY.fields}
+# which source each profile column beyond the registry comes from
+SOURCE_COLUMNS = {
+    "reports": REPORT_NAMES, "tax": {"declared_sales", "tax_paid"}, "social": {"insured_count", "arrears"},
+    "indicators": INDICATOR_NAMES, "parcels": {"land_area_mu"}, "land": {"land_group", "land_score", "land_class"},
+    "findings": {"open_findings"},
+}
+
+
+def sources_for(columns: set[str] | None) -> set[str]:
+    """The relations a profile of ``columns`` (every column: None) reads."""
+    want = set(COLUMNS) if columns is None else set(columns)
+    return {"registry"} | {name for name, cols in SOURCE_COLUMNS.items() if cols & want}
 
 
 def sql(year: int, columns: set[str] | None = None) -> str:
@@ -88,7 +99,8 @@ def sql(year: int, columns: set[str] | None = None) -> str:
     if "year" in want:
         items.append(f"CAST({year} AS INTEGER) AS year")
     joins, ctes = [], []
-    if want & REPORT_NAMES:
+    need = sources_for(want)
+    if "reports" in need:
         ctes.append(f"rep AS (SELECT * FROM reports WHERE report_year = {year})")
         joins.append("LEFT JOIN rep r ON r.uscc = g.uscc")
         items += [_cast("r", f.name, _TYPE[f.type], RENAMED.get(f.name)) for f in REPORT_COLUMNS
@@ -96,28 +108,28 @@ def sql(year: int, columns: set[str] | None = None) -> str:
         if "filed_on_time" in want:
             items.append(f"COALESCE(CAST(r.filed_at AS TIMESTAMP) < CAST('{year + 1}-07-01 00:00:00' AS TIMESTAMP), FALSE)"
                          " AS filed_on_time")
-    if want & {"declared_sales", "tax_paid"}:
+    if "tax" in need:
         ctes.append(f"tx AS (SELECT * FROM tax WHERE year = {year})")
         joins.append("LEFT JOIN tx ON tx.uscc = g.uscc")
         items += [f"CAST(tx.{c} AS DOUBLE) AS {c}" for c in ("declared_sales", "tax_paid") if c in want]
-    if want & {"insured_count", "arrears"}:
+    if "social" in need:
         ctes.append(f"so AS (SELECT * FROM social WHERE year = {year})")
         joins.append("LEFT JOIN so ON so.uscc = g.uscc")
         items += [f"CAST(so.{c} AS DOUBLE) AS {c}" for c in ("insured_count", "arrears") if c in want]
-    if want & INDICATOR_NAMES:
+    if "indicators" in need:
         ctes.append(f"ind AS (SELECT * FROM indicators WHERE year = {year})")
         joins.append("LEFT JOIN ind i ON i.uscc = g.uscc")
         items += [_cast("i", f.name, _TYPE[f.type]) for f in INDICATOR_COLUMNS if f.name in want]
-    if "land_area_mu" in want:
+    if "parcels" in need:
         ctes.append("area AS (SELECT uscc, SUM(area_mu) AS land_area_mu FROM parcels GROUP BY uscc)")
         joins.append("LEFT JOIN area ON area.uscc = g.uscc")
         items.append("CAST(area.land_area_mu AS DOUBLE) AS land_area_mu")
-    if want & {"land_group", "land_score", "land_class"}:
+    if "land" in need:
         joins.append("LEFT JOIN land l ON l.uscc = g.uscc")
         items += [e for c, e in (("land_group", 'CAST(l."group" AS VARCHAR) AS land_group'),
                                  ("land_score", "CAST(l.score AS DOUBLE) AS land_score"),
                                  ("land_class", 'CAST(l."class" AS VARCHAR) AS land_class')) if c in want]
-    if "open_findings" in want:
+    if "findings" in need:
         joins.append("LEFT JOIN findings f ON f.uscc = g.uscc")
         items.append("CAST(COALESCE(f.open_findings, 0) AS INTEGER) AS open_findings")
     with_ = f"WITH {', '.join(ctes)}\n" if ctes else ""

@@ -5,8 +5,6 @@ policy, its total); ``run_local`` returns the outcomes (a county's parity with D
 
 from __future__ import annotations
 
-import sqlglot
-
 from qifu.engine.policies import match, profile
 from qifu.engine.policies.policy import Policy
 
@@ -76,7 +74,3 @@ def run_local(policies: list[Policy], year: int, paths: dict[str, str]) -> list[
     parts = pl.from_arrow(spark.sql(union).toArrow()).partition_by("k", as_dict=True, include_key=False)
     empty = pl.DataFrame(schema=match.SCHEMA)
     return [match.finish(p, parts.get((i,), empty)) for i, p in enumerate(policies)]
-
-
-def transpile(sql_text: str) -> str:
-    return sqlglot.transpile(sql_text, read="duckdb", write="spark")[0]
