@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "qifu.service_requests",
     "qifu.land",
     "qifu.policies",
+    "qifu.labs",
     "qifu.web",
     "ninja",
     "axes",  # staff sign-in lockout

@@ -3,6 +3,7 @@
 endpoints in a router of its own app:
 
 - ``/api/v1/…``: the enterprise portal (a signed-in enterprise's session; ``portal.api``);
+- ``/api/v1/labs/…``: shared labs' catalogue, slots, bookings and voucher (the same session; ``portal.labs_api``);
 - ``/api/assistant/ask``: the assistant, public, CSRF-protected like a form (``assistant.api``);
 - ``/hooks/sms/inbound``: the SMS gateway's replies, with its bearer token (``reminders.api``).
 
@@ -15,6 +16,7 @@ from ninja import NinjaAPI
 
 from qifu.assistant.api import router as assistant
 from qifu.portal.api import router as portal
+from qifu.portal.labs_api import router as labs
 from qifu.reminders.api import router as sms_hooks
 
 api = NinjaAPI(
@@ -23,5 +25,6 @@ api = NinjaAPI(
     openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs",
 )
 api.add_router("/api/v1/", portal)
+api.add_router("/api/v1/labs/", labs)
 api.add_router("/api/assistant/", assistant)
 api.add_router("/hooks/sms/", sms_hooks)

@@ -25,6 +25,7 @@ class T(StrEnum):
     ENUM = "enum"
     USCC = "uscc"
     IDNUM = "idnum"  # a resident identity number (GB 11643): 17 digits and a check character
+    TIME = "time"  # a time of day, HH:MM
 
 
 @dataclass(frozen=True)
@@ -305,13 +306,47 @@ TRAININGS = Kind(
     ),
 )
 
+LAB_OWNERS = (("company", "企业实验室"), ("institute", "科研院所"), ("university", "高校"), ("public", "公共检测机构"))
+
+# An addition to contract v1.1: the shared-lab catalogue staff keep in a sheet, one row per
+# instrument with its lab's columns repeated.
+LABS = Kind(
+    "labs",
+    "共享实验室仪器目录",
+    key=("lab_code", "instrument_code"),
+    fields=(
+        Field("lab_code", "实验室编号", T.STR, required=True, max_length=40),
+        Field("lab_name", "实验室名称", T.STR, required=True, max_length=200),
+        Field("owner_kind", "依托单位类型", T.ENUM, required=True, choices=LAB_OWNERS),
+        Field("owner_name", "依托单位", T.STR, required=True, max_length=200),
+        Field("owner_uscc", "依托单位统一社会信用代码", T.USCC),
+        Field("town", "所在镇街", T.STR, required=True, max_length=50),
+        Field("address", "地址", T.STR, max_length=300),
+        Field("accreditation", "资质（CMA/CNAS）", T.STR, max_length=200),
+        Field("accredited_until", "资质有效期至", T.DATE),
+        Field("open_days", "开放日", T.STR, max_length=7),
+        Field("opens", "开放时间", T.TIME, required=True),
+        Field("closes", "关闭时间", T.TIME, required=True),
+        Field("contact_name", "联系人", T.STR, max_length=50),
+        Field("contact_phone", "联系电话", T.STR, max_length=50),
+        Field("voucher_ok", "可用创新券", T.BOOL),
+        Field("instrument_code", "仪器编号", T.STR, required=True, max_length=40),
+        Field("instrument_name", "仪器名称", T.STR, required=True, max_length=200),
+        Field("capabilities", "检测能力", T.STR, max_length=2000),
+        Field("standards", "检测标准", T.STR, max_length=2000),
+        Field("price_per_hour", "收费(元/小时)", T.DECIMAL, required=True),
+        _count("slot_minutes", "每个时段(分钟)"),
+        _count("units", "同时可用台数"),
+    ),
+)
+
 # The annual-report service's files (§1.1–1.6), and every kind `qifu import` takes.
 ANNUAL_REPORT_KINDS = (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)
-KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS)}
+KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS, LABS)}
 
 # Personal data in the contract's files: masked in staff lists and pages, shown whole only
 # through an audited reveal.
-PERSONAL_FIELDS = frozenset({"phone", "email", "legal_rep", "id_number", "person_name"})
+PERSONAL_FIELDS = frozenset({"phone", "email", "legal_rep", "id_number", "person_name", "contact_name", "contact_phone"})
 
 # §2.1 findings and §2.2 reminders sent: column order of the files out.
 FINDINGS_COLUMNS = ("uscc", "report_year", "rule_id", "severity", "fields", "message", "suggestion")

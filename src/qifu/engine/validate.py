@@ -326,6 +326,13 @@ def _parse_enum(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
     return value, reason
 
 
+def _parse_time(col: pl.Series, f: Field) -> tuple[pl.Series, pl.Series]:
+    parts = col.str.extract_groups(r"^([01]?[0-9]|2[0-3])[:：]([0-5][0-9])(?::00)?$")
+    value = pl.select(pl.concat_str([parts.struct.field("1").str.zfill(2), pl.lit(":"), parts.struct.field("2")])).to_series()
+    reason = pl.select(pl.when(value.is_null()).then(pl.lit("不是有效时刻（格式如 08:30）")).otherwise(None)).to_series()
+    return value, reason
+
+
 PARSERS: dict[T, Callable[[pl.Series, Field], tuple[pl.Series, pl.Series]]] = {
     T.STR: _parse_str,
     T.USCC: _parse_uscc,
@@ -338,6 +345,7 @@ PARSERS: dict[T, Callable[[pl.Series, Field], tuple[pl.Series, pl.Series]]] = {
     T.DATETIME: _parse_datetime,
     T.BOOL: _parse_bool,
     T.ENUM: _parse_enum,
+    T.TIME: _parse_time,
 }
 
 

@@ -87,6 +87,11 @@ def _reference_errors(kind: Kind, parsed: Parsed) -> list[RowError]:
         for row, town in frame.select("__row", "town").drop_nulls().iter_rows():
             if town not in towns:
                 errors.append(RowError(row, "town", town, "不是本辖区的镇街（请使用镇街全称，如 浒山街道）"))
+    if kind.name == "labs":
+        from qifu.labs.actions import catalogue_problems
+
+        problems = catalogue_problems(frame.to_dicts())
+        return errors + [RowError(row, name, value, why) for row, name, value, why in problems]
     if kind.name == "registry":
         if "industry_code" in frame.columns:
             for row, code in frame.select("__row", "industry_code").drop_nulls().iter_rows():
@@ -101,7 +106,7 @@ def _reference_errors(kind: Kind, parsed: Parsed) -> list[RowError]:
     return errors
 
 
-TOWN_KINDS = ("registry", "parcels")  # files whose township is a reference to the county's list
+TOWN_KINDS = ("registry", "parcels", "labs")  # files whose township is a reference to the county's list
 
 
 def _town_lookup() -> dict[str, str]:
@@ -112,7 +117,7 @@ def _town_lookup() -> dict[str, str]:
 
 def _prepare(kind: Kind, frame: pl.DataFrame) -> pl.DataFrame:
     """Contract columns -> database columns."""
-    if kind.name in TOWN_KINDS:
+    if kind.name in TOWN_KINDS and kind.name != "labs":
         towns = _town_lookup()
         frame = frame.with_columns(pl.col("town").replace_strict(towns, return_dtype=pl.Utf8).alias("town_id")).drop(
             "town"
@@ -333,6 +338,13 @@ def _write_trainings(kind, parsed, frame, progress):
     return _upsert(SkillCertificate, ["certificate_no"], kind, parsed, frame, progress)
 
 
+def _write_labs(kind, parsed, frame, progress):
+    from qifu.labs.actions import import_catalogue
+
+    new, changed, same = import_catalogue(frame.to_dicts(), _town_lookup())
+    return ImportResult(kind.name, frame.height, new, changed, same)
+
+
 _AFTER = {"requests": _after_requests, "parcels": _after_land, "indicators": _after_land}
 
 _WRITERS = {
@@ -346,4 +358,5 @@ _WRITERS = {
     "parcels": _write_parcels,
     "indicators": _write_indicators,
     "trainings": _write_trainings,
+    "labs": _write_labs,
 }

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import land, policies, requests, views
+from qifu.web import labs, land, policies, requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -35,6 +35,11 @@ urlpatterns = [
     path("policies/matches/<int:match_id>/act/", policies.match_act, name="policy-match-act"),
     path("policies/files/<int:file_id>/", policies.attachment, name="policy-file"),
     path("policies/<str:code>/", policies.policy, name="policy"),
+    path("labs/", labs.overview, name="labs"),
+    path("labs/vouchers/", labs.voucher_grant, name="lab-voucher-grant"),
+    path("labs/bookings/<int:booking_id>/act/", labs.booking_act, name="lab-booking-act"),
+    path("labs/batches/<int:batch_id>/report/", labs.report_file, name="lab-report"),
+    path("labs/<str:code>/", labs.lab, name="lab"),
     path("land/", land.overview, name="land"),
     path("land/remediation/", land.remediation, name="land-remediation"),
     path("land/remediation/<int:case_id>/", land.case, name="land-case"),

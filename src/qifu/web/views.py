@@ -10,7 +10,8 @@ from datetime import datetime
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef
+from django.db.models.functions import ExtractMonth
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -26,6 +27,8 @@ from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice, Explanation
 from qifu.engine.contract import PERSONAL_FIELDS, REPORTS
 from qifu.imports.models import ImportRun
+from qifu.labs import queries as lab_queries
+from qifu.labs.models import Booking, TestBatch, Voucher
 from qifu.land import queries as land_queries
 from qifu.land.models import Parcel, Remediation
 from qifu.policies import queries as policy_queries
@@ -73,7 +76,24 @@ def home(request):
     con.close()
     ctx["land"] = _land_panel(request)
     ctx["policies"] = _policies_panel(request)
+    ctx["labs"] = _labs_panel(request)
     return render(request, "web/home.html", ctx)
+
+
+def _labs_panel(request) -> dict | None:
+    """Shared labs: test batches of the reader's firms by month of this year and last."""
+    batches = scope.filter_by_town(TestBatch.objects.all(), request.user)
+    bookings = scope.filter_by_town(Booking.objects.all(), request.user)
+    if not bookings.exists():
+        return None
+    year = timezone.localdate().year
+    vouchers = scope.filter_by_town(Voucher.objects.filter(year=year), request.user, "entity__town")
+    m = lab_queries.measures(bookings, batches, vouchers)
+    months = dict(batches.filter(tested_on__year=year).annotate(month=ExtractMonth("tested_on")).values_list("month")
+                  .annotate(n=Count("id")))
+    return {"m": m, "year": year, "charts": {"lab-months": {
+        "labels": [f"{k}月" for k in range(1, 13)], "values": [months.get(k, 0) for k in range(1, 13)],
+        "label": f"{year} 年检测批次"}}}
 
 
 def _policies_panel(request) -> dict | None:
@@ -253,6 +273,8 @@ def entity(request, uscc: str):
                  "cases": Remediation.objects.filter(entity=e).order_by("-flagged_year")},
         "policy_matches": scope.filter_policy_matches(policy_queries.for_entity(e.uscc), request.user)
         .prefetch_related("payments"),
+        "lab_bookings": lab_queries.bookings_of(e)[:20],
+        "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),
     })
 
 

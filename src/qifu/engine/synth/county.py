@@ -22,6 +22,7 @@ from qifu.engine import uscc as uscc_mod
 from qifu.engine.contract import KINDS, T
 from qifu.engine.synth import behaviour as bh
 from qifu.engine.synth import inject
+from qifu.engine.synth import labs as synth_labs
 from qifu.engine.synth import land as synth_land
 from qifu.engine.synth import requests as synth_requests
 from qifu.engine.synth import trainings as synth_trainings
@@ -556,6 +557,7 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     indicators.write_csv(out / "indicators.csv")
     synth_trainings.make(registry, last_year, np.random.default_rng([seed, 19])).write_csv(out / "trainings.csv")
     write_policies(out / "policies", last_year)
+    synth_labs.make(registry, np.random.default_rng([seed, 23])).write_csv(out / "labs.csv")
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
     (out / "README.md").write_text(_readme(c, labels), encoding="utf-8")
@@ -593,7 +595,8 @@ Contract files (import with `qifu import KIND FILE`, in this order: registry fir
 registry.csv, reports.csv, shareholders.csv, tax.csv, social.csv, reminders.csv, requests.csv
 (the hotline's and stations' requests from 1 January {c.last_year} to 30 November {c.last_year + 1}),
 parcels.csv and indicators.csv (industrial land and its evaluation data, {c.last_year - 1}–{c.last_year}),
-trainings.csv (workers' vocational-skill certificates, {c.last_year - 1}–{c.last_year}; made-up names and numbers).
+trainings.csv (workers' vocational-skill certificates, {c.last_year - 1}–{c.last_year}; made-up names and numbers),
+labs.csv (the shared-lab catalogue: one row per instrument, its lab's columns repeated).
 policies/: ten example policies judged on {c.last_year} data (`qifu policy match --policies policies
 --year {c.last_year} --out matches.csv`, after `qifu land evaluate`: some read the land classes).
 

@@ -1,0 +1,328 @@
+"""What changes shared labs' data: the catalogue imported from staff's sheet, a booking and its
+cancellation, an innovation voucher granted, and a test batch recorded. Each check that fails
+raises ``LabActionError`` with a sentence a person can act on, and changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Sum
+from django.utils import timezone
+
+from qifu.engine.assistant.textindex import TextIndex
+from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, TestBatch, Voucher
+from qifu.registry.models import Entity
+
+MAX_SLOTS = 8  # one booking: at most eight slots of one day
+MAX_DAYS_AHEAD = 60
+FREE_CANCEL_HOURS = 24  # a firm cancels itself until a day before; later, the lab cancels
+CENT = Decimal("0.01")
+WEEKDAYS = "一二三四五六日"
+
+
+class LabActionError(ValueError):
+    """Something a person can fix, said in Chinese."""
+
+
+class SlotTaken(LabActionError):
+    """Another booking holds the slot (every unit of it)."""
+
+
+# --- the catalogue ----------------------------------------------------------------------------
+
+
+def import_catalogue(rows: list[dict], towns: dict[str, str]) -> tuple[int, int, int]:
+    """One row per instrument, its lab's columns repeated (the sheet staff keep). Labs and
+    instruments are matched by code: new ones added, changed ones updated, others untouched.
+    Returns (new, changed, unchanged) instruments. Runs inside the import's transaction."""
+    now = timezone.now()
+    owners = set(Entity.objects.filter(uscc__in={r["owner_uscc"] for r in rows if r.get("owner_uscc")})
+                 .values_list("uscc", flat=True))
+    labs: dict[str, Lab] = {}
+    new = changed = same = 0
+    for r in rows:
+        code = r["lab_code"]
+        if code not in labs:
+            fields = {
+                "name": r["lab_name"], "owner_kind": r["owner_kind"], "owner_name": r["owner_name"],
+                "owner_id": r.get("owner_uscc") if r.get("owner_uscc") in owners else None,
+                "town_id": towns[r["town"]], "address": r.get("address") or "",
+                "accreditation": r.get("accreditation") or "", "accredited_until": r.get("accredited_until"),
+                "open_days": r.get("open_days") or "12345", "opens": _time(r["opens"]), "closes": _time(r["closes"]),
+                "contact_name": r.get("contact_name") or "", "contact_phone": r.get("contact_phone") or "",
+                "voucher_ok": True if r.get("voucher_ok") is None else r["voucher_ok"], "active": True,
+            }
+            lab = Lab.objects.filter(code=code).first()
+            if lab is None:
+                lab = Lab.objects.create(code=code, updated_at=now, **fields)
+            elif any(getattr(lab, k) != v for k, v in fields.items()):
+                for k, v in fields.items():
+                    setattr(lab, k, v)
+                lab.updated_at = now
+                lab.save()
+            labs[code] = lab
+        lab = labs[code]
+        fields = {
+            "name": r["instrument_name"], "capabilities": r.get("capabilities") or "",
+            "standards": r.get("standards") or "", "price_per_hour": Decimal(r["price_per_hour"]).quantize(CENT),
+            "slot_minutes": r.get("slot_minutes") or 60, "units": r.get("units") or 1, "active": True,
+        }
+        inst = Instrument.objects.filter(lab=lab, code=r["instrument_code"]).first()
+        if inst is None:
+            Instrument.objects.create(lab=lab, code=r["instrument_code"], **fields)
+            new += 1
+        elif any(getattr(inst, k) != v for k, v in fields.items()):
+            for k, v in fields.items():
+                setattr(inst, k, v)
+            inst.save()
+            changed += 1
+        else:
+            same += 1
+    _catalogue.cache_clear()
+    return new, changed, same
+
+
+def _time(text: str) -> dt.time:
+    h, m = text.split(":")
+    return dt.time(int(h), int(m))
+
+
+def catalogue_problems(rows: list[dict]) -> list[tuple[int, str, str, str]]:
+    """(row, field, value, reason) for what the field types cannot see: hours that do not make
+    a day, a slot that does not fit them, one lab described two ways, one instrument twice."""
+    out = []
+    labs: dict[str, tuple] = {}
+    seen: set[tuple[str, str]] = set()
+    for r in rows:
+        row = r["__row"]
+        minutes = r.get("slot_minutes") or 60
+        if r["opens"] and r["closes"]:  # a value the parser refused is reported by it
+            opens, closes = _time(r["opens"]), _time(r["closes"])
+            span = (closes.hour * 60 + closes.minute) - (opens.hour * 60 + opens.minute)
+            if span <= 0:
+                out.append((row, "closes", r["closes"], f"关闭时间应晚于开放时间 {r['opens']}"))
+            elif span % minutes:
+                out.append((row, "slot_minutes", str(minutes), f"开放时长 {span} 分钟应能分成整数个时段"))
+        if not 15 <= minutes <= 24 * 60:
+            out.append((row, "slot_minutes", str(minutes), "每个时段应在 15 到 1440 分钟之间"))
+        if not 1 <= (r.get("units") or 1) <= 50:
+            out.append((row, "units", str(r.get("units")), "同时可用台数应在 1 到 50 之间"))
+        days = r.get("open_days") or "12345"
+        if not days or any(c not in "1234567" for c in days) or len(set(days)) != len(days):
+            out.append((row, "open_days", days, "开放日写作 1 到 7 的数字，如 12345 表示周一至周五"))
+        if r["price_per_hour"] is not None and Decimal(r["price_per_hour"]) < 0:
+            out.append((row, "price_per_hour", f"{Decimal(r['price_per_hour']).normalize():f}", "收费不能为负"))
+        lab = (r["lab_name"], r["owner_kind"], r["owner_name"], r["town"], r["opens"], r["closes"], days)
+        if labs.setdefault(r["lab_code"], lab) != lab:
+            out.append((row, "lab_code", r["lab_code"], "同一实验室的名称、依托单位、镇街或开放时间与上文不一致"))
+        key = (r["lab_code"], r["instrument_code"])
+        if key in seen:
+            out.append((row, "instrument_code", r["instrument_code"], "同一实验室的仪器编号重复"))
+        seen.add(key)
+    return out
+
+
+def _document(i: Instrument) -> str:
+    lab = i.lab
+    return " ".join([i.name, i.name, i.capabilities, i.standards, lab.name, lab.owner_name, lab.accreditation,
+                     lab.town.name])
+
+
+@lru_cache(maxsize=1)
+def _catalogue(version: tuple) -> tuple[list[int], TextIndex]:
+    instruments = list(Instrument.objects.filter(active=True, lab__active=True).select_related("lab__town"))
+    return [i.pk for i in instruments], TextIndex([_document(i) for i in instruments])
+
+
+def search(query: str, limit: int = 30) -> list[tuple[Instrument, tuple[str, ...]]]:
+    """Open instruments for a query in Chinese, best first, each with the words it matched."""
+    version = (Instrument.objects.count(), Lab.objects.aggregate(m=Max("updated_at"))["m"])
+    ids, index = _catalogue(version)
+    hits = index.search(query, limit)
+    found = Instrument.objects.select_related("lab__town").in_bulk([ids[h.index] for h in hits])
+    return [(found[ids[h.index]], h.words) for h in hits if ids[h.index] in found]
+
+
+# --- slots and bookings -----------------------------------------------------------------------
+
+
+def day_slots(instrument: Instrument, day: dt.date) -> list[dt.datetime]:
+    """The starts of an instrument's slots on a day (local time), none on a closed day."""
+    lab = instrument.lab
+    if str(day.isoweekday()) not in lab.open_days:
+        return []
+    tz = timezone.get_current_timezone()
+    at = dt.datetime.combine(day, lab.opens, tz)
+    end = dt.datetime.combine(day, lab.closes, tz)
+    step = dt.timedelta(minutes=instrument.slot_minutes)
+    out = []
+    while at + step <= end:
+        out.append(at)
+        at += step
+    return out
+
+
+def free_units(instrument: Instrument, day: dt.date) -> dict[dt.datetime, int]:
+    """Each slot of the day and how many units are free in it."""
+    starts = day_slots(instrument, day)
+    if not starts:
+        return {}
+    held: dict[dt.datetime, int] = {}
+    for s in BookedSlot.objects.filter(instrument=instrument, active=True, start__gte=starts[0],
+                                       start__lte=starts[-1]).values_list("start", flat=True):
+        held[s] = held.get(s, 0) + 1
+    return {s: instrument.units - held.get(s, 0) for s in starts}
+
+
+def _check_time(instrument: Instrument, start: dt.datetime, slots: int, now: dt.datetime) -> list[dt.datetime]:
+    if timezone.is_naive(start):
+        start = timezone.make_aware(start)
+    if not 1 <= slots <= MAX_SLOTS:
+        raise LabActionError(f"一次预约 1 到 {MAX_SLOTS} 个时段")
+    if start <= now:
+        raise LabActionError("不能预约已经过去的时间")
+    if start - now > dt.timedelta(days=MAX_DAYS_AHEAD + 1) or \
+            timezone.localtime(start).date() > timezone.localtime(now).date() + dt.timedelta(days=MAX_DAYS_AHEAD):
+        raise LabActionError(f"最多提前 {MAX_DAYS_AHEAD} 天预约")
+    local = timezone.localtime(start)
+    starts = day_slots(instrument, local.date())
+    lab = instrument.lab
+    if not starts:
+        days = "、".join("周" + WEEKDAYS[int(d) - 1] for d in lab.open_days)
+        raise LabActionError(f"{local:%Y-%m-%d} 实验室不开放（开放日：{days}）")
+    if local not in starts:
+        raise LabActionError(f"开始时间应为开放时段的起点（{lab.opens:%H:%M} 起，每 {instrument.slot_minutes} 分钟一个时段）")
+    first = starts.index(local)
+    if first + slots > len(starts):
+        raise LabActionError(f"超出开放时间（{lab.closes:%H:%M} 关闭）")
+    return starts[first:first + slots]
+
+
+def price_of(instrument: Instrument, slots: int) -> Decimal:
+    return (instrument.price_per_hour * instrument.slot_minutes * slots / 60).quantize(CENT)
+
+
+def voucher_used(voucher: Voucher) -> Decimal:
+    return voucher.bookings.exclude(status=Booking.Status.CANCELLED).aggregate(s=Sum("voucher_amount"))["s"] or Decimal(0)
+
+
+def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: int = 1, purpose: str = "",
+            channel: str = Booking.Channel.PORTAL, by=None, use_voucher: bool = True,
+            now: dt.datetime | None = None) -> Booking:
+    """Book ``slots`` consecutive slots from ``start`` on the first unit free for all of them.
+    The price is fixed now; the firm's voucher for the year pays its share, never more than
+    what is left of it (counted under a lock on the voucher)."""
+    now = now or timezone.now()
+    purpose = (purpose or "").strip()
+    if not 2 <= len(purpose) <= 500:
+        raise LabActionError("请写明检测内容（2 到 500 字）")
+    if not (instrument.active and instrument.lab.active):
+        raise LabActionError("这台仪器暂不开放预约")
+    starts = _check_time(instrument, start, slots, now)
+    price = price_of(instrument, slots)
+    with transaction.atomic():
+        voucher, cover = None, Decimal(0)
+        if use_voucher and instrument.lab.voucher_ok:
+            voucher = Voucher.objects.select_for_update().filter(entity=entity, year=starts[0].year).first()
+            if voucher is not None:
+                left = voucher.budget - voucher_used(voucher)
+                cover = min((price * voucher.share).quantize(CENT, ROUND_DOWN), max(left, Decimal(0)))
+                voucher = voucher if cover > 0 else None
+        for unit in range(1, instrument.units + 1):
+            try:
+                with transaction.atomic():
+                    booking = Booking.objects.create(
+                        instrument=instrument, entity=entity, town_id=entity.town_id, start=starts[0],
+                        end=starts[-1] + dt.timedelta(minutes=instrument.slot_minutes), unit=unit, purpose=purpose,
+                        price=price, voucher=voucher, voucher_amount=cover if voucher else 0, channel=channel,
+                        booked_by=by, created_at=now)
+                    BookedSlot.objects.bulk_create(
+                        BookedSlot(booking=booking, instrument=instrument, unit=unit, start=s) for s in starts)
+                return booking
+            except IntegrityError:
+                continue
+    taken = "已被预约" if instrument.units == 1 else f"{instrument.units} 台均已被预约"
+    raise SlotTaken(f"{timezone.localtime(starts[0]):%Y-%m-%d %H:%M} 起的时段{taken}，请选择其他时段")
+
+
+def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, now: dt.datetime | None = None) -> Booking:
+    """Cancel a booking: its slots are free again and its voucher share returns. A firm cancels
+    until a day before the start; after that only the lab's staff can, with a reason."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking.pk)
+        if booking.status != Booking.Status.BOOKED:
+            raise LabActionError(f"预约状态为“{booking.get_status_display()}”，不能取消")
+        if not staff and booking.start - now < dt.timedelta(hours=FREE_CANCEL_HOURS):
+            raise LabActionError(f"距开始不足 {FREE_CANCEL_HOURS} 小时，请联系实验室取消")
+        if staff and len(reason) < 2:
+            raise LabActionError("请写明取消原因")
+        booking.status, booking.cancelled_at = Booking.Status.CANCELLED, now
+        booking.cancel_reason = reason[:300] or "企业自行取消"
+        booking.save(update_fields=["status", "cancelled_at", "cancel_reason"])
+        booking.slots.update(active=False)
+    return booking
+
+
+# --- vouchers and test batches ---------------------------------------------------------------
+
+
+def do_grant_voucher(entity: Entity, year: int, budget, share="0.5", by=None) -> Voucher:
+    """A firm's voucher for a year, or its new budget; never below what it has already paid."""
+    try:
+        budget, share = Decimal(str(budget)).quantize(CENT), Decimal(str(share))
+    except ArithmeticError:
+        raise LabActionError("额度和抵扣比例应为数字") from None
+    if budget < 0 or budget > Decimal("10000000"):
+        raise LabActionError("额度应在 0 到 1000 万元之间（单位：元）")
+    if not 0 < share <= 1:
+        raise LabActionError("抵扣比例应大于 0、不超过 1")
+    with transaction.atomic():
+        voucher = Voucher.objects.select_for_update().filter(entity=entity, year=year).first()
+        if voucher is None:
+            return Voucher.objects.create(entity=entity, year=year, budget=budget, share=share,
+                                          granted_at=timezone.now(), granted_by=by)
+        used = voucher_used(voucher)
+        if budget < used:
+            raise LabActionError(f"已抵扣 {used} 元，额度不能低于已用金额")
+        voucher.budget, voucher.share, voucher.granted_by = budget, share, by
+        voucher.save(update_fields=["budget", "share", "granted_by"])
+        return voucher
+
+
+def do_record_batch(booking: Booking, tested_on: dt.date, items: str, samples: int, report_no: str,
+                    conclusion: str, report: tuple[str, str, bytes] | None = None, by=None) -> TestBatch:
+    """The lab's record of what it tested for a booking, with the report; the booking is done."""
+    from qifu.service_requests import attachments
+
+    items, report_no = (items or "").strip(), (report_no or "").strip()
+    if booking.status == Booking.Status.CANCELLED:
+        raise LabActionError("预约已取消，不能登记检测")
+    if not items or not report_no:
+        raise LabActionError("请填写检测项目和报告编号")
+    if conclusion not in TestBatch.Conclusion.values:
+        raise LabActionError("请选择检测结论")
+    if not 1 <= int(samples) <= 100000:
+        raise LabActionError("样品数应在 1 到 100000 之间")
+    if tested_on > timezone.localdate() or tested_on < timezone.localtime(booking.start).date():
+        raise LabActionError("检测日期应在预约开始之后、不晚于今天")
+    if report is not None and report[1] != "application/pdf":
+        raise LabActionError(f"检测报告“{report[0]}”应为 PDF（按文件内容判断）")
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().select_related("instrument").get(pk=booking.pk)
+        if hasattr(booking, "batch"):
+            raise LabActionError("这次预约已登记过检测批次")
+        if TestBatch.objects.filter(lab_id=booking.instrument.lab_id, report_no=report_no).exists():
+            raise LabActionError(f"报告编号 {report_no} 已在本实验室登记过")
+        batch = TestBatch.objects.create(
+            lab_id=booking.instrument.lab_id, booking=booking, entity_id=booking.entity_id, town_id=booking.town_id,
+            tested_on=tested_on, items=items[:500], samples=int(samples), report_no=report_no[:60],
+            conclusion=conclusion, report_name=report[0] if report else "",
+            report_sha256=attachments.store(report[2]) if report else "", recorded_by=by, recorded_at=timezone.now())
+        booking.status = Booking.Status.DONE
+        booking.save(update_fields=["status"])
+    return batch

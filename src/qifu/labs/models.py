@@ -1,0 +1,175 @@
+"""Shared labs (共享实验室): the catalogue of labs and their instruments, bookings of an
+instrument's time slots, innovation vouchers (创新券) that pay part of a booking, and the test
+batches a lab records with its report.
+
+Two firms never hold the same slot: each booked slot is a row, unique per instrument, unit and
+start while it is active, so the database itself refuses the second booking, also under
+concurrent requests."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from qifu.registry.models import Entity, Township
+
+YUAN = {"max_digits": 14, "decimal_places": 2}
+
+
+class Lab(models.Model):
+    class Owner(models.TextChoices):
+        COMPANY = "company", "企业实验室"
+        INSTITUTE = "institute", "科研院所"
+        UNIVERSITY = "university", "高校"
+        PUBLIC = "public", "公共检测机构"
+
+    code = models.CharField("实验室编号", max_length=40, unique=True)
+    name = models.CharField("实验室名称", max_length=200)
+    owner_kind = models.CharField("依托单位类型", max_length=12, choices=Owner.choices)
+    owner_name = models.CharField("依托单位", max_length=200)
+    # the owner firm, when it is a market entity of the county
+    owner = models.ForeignKey(Entity, null=True, blank=True, on_delete=models.SET_NULL, db_column="owner_uscc",
+                              related_name="labs_owned", verbose_name="依托企业")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="所在镇街")
+    address = models.CharField("地址", max_length=300, blank=True)
+    accreditation = models.CharField("资质（CMA/CNAS）", max_length=200, blank=True)
+    accredited_until = models.DateField("资质有效期至", null=True, blank=True)
+    open_days = models.CharField("开放日（1=周一）", max_length=7, default="12345")
+    opens = models.TimeField("开放时间")
+    closes = models.TimeField("关闭时间")
+    contact_name = models.CharField("联系人", max_length=50, blank=True)
+    contact_phone = models.CharField("联系电话", max_length=50, blank=True)
+    voucher_ok = models.BooleanField("可用创新券", default=True)
+    rules = models.TextField("开放规则", blank=True)
+    active = models.BooleanField("开放中", default=True)
+    updated_at = models.DateTimeField("更新时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "共享实验室"
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Instrument(models.Model):
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="instruments")
+    code = models.CharField("仪器编号", max_length=40)
+    name = models.CharField("仪器名称", max_length=200)
+    capabilities = models.TextField("检测能力", blank=True)
+    standards = models.TextField("检测标准", blank=True)
+    price_per_hour = models.DecimalField("收费（元/小时）", **YUAN)
+    slot_minutes = models.PositiveSmallIntegerField("每个时段（分钟）", default=60)
+    units = models.PositiveSmallIntegerField("同时可用台数", default=1)
+    active = models.BooleanField("开放中", default=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "共享仪器"
+        ordering = ["lab__code", "code"]
+        constraints = [models.UniqueConstraint(fields=["lab", "code"], name="instrument_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.lab.name}）"
+
+
+class Voucher(models.Model):
+    """A firm's innovation voucher for a year: the most it pays, and the share of each
+    booking's price it covers."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="vouchers")
+    year = models.PositiveSmallIntegerField("年度")
+    budget = models.DecimalField("额度（元）", **YUAN)
+    share = models.DecimalField("抵扣比例", max_digits=4, decimal_places=2, default=0.5)
+    granted_at = models.DateTimeField("发放时间")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "创新券"
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "year"], name="voucher_once_a_year"),
+            models.CheckConstraint(condition=Q(budget__gte=0), name="voucher_budget_not_negative"),
+            models.CheckConstraint(condition=Q(share__gt=0) & Q(share__lte=1), name="voucher_share_in_range"),
+        ]
+
+
+class Booking(models.Model):
+    class Status(models.TextChoices):
+        BOOKED = "booked", "已预约"
+        DONE = "done", "已完成"
+        CANCELLED = "cancelled", "已取消"
+
+    class Channel(models.TextChoices):
+        PORTAL = "portal", "企业网上预约"
+        STAFF = "staff", "工作人员代约"
+        API = "api", "接口"
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="bookings")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="lab_bookings")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="企业所属镇街")
+    start = models.DateTimeField("开始")
+    end = models.DateTimeField("结束")
+    unit = models.PositiveSmallIntegerField("台号", default=1)
+    purpose = models.CharField("检测内容", max_length=500)
+    # the price is fixed when the booking is made
+    price = models.DecimalField("费用（元）", **YUAN)
+    voucher = models.ForeignKey(Voucher, null=True, blank=True, on_delete=models.PROTECT, related_name="bookings")
+    voucher_amount = models.DecimalField("创新券抵扣（元）", default=0, **YUAN)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.BOOKED)
+    channel = models.CharField("渠道", max_length=8, choices=Channel.choices)
+    booked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    created_at = models.DateTimeField("预约时间")
+    cancelled_at = models.DateTimeField("取消时间", null=True, blank=True)
+    cancel_reason = models.CharField("取消原因", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "仪器预约"
+        ordering = ["-start"]
+        indexes = [models.Index(fields=["entity", "status"]), models.Index(fields=["town", "start"])]
+
+    @property
+    def to_pay(self):
+        return self.price - self.voucher_amount
+
+
+class BookedSlot(models.Model):
+    """One slot of one unit of an instrument, held by a booking while it is active."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="slots")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
+    unit = models.PositiveSmallIntegerField()
+    start = models.DateTimeField()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "unit", "start"], condition=Q(active=True),
+                                    name="slot_held_once"),
+        ]
+
+
+class TestBatch(models.Model):
+    class Conclusion(models.TextChoices):
+        PASS = "pass", "合格"
+        FAIL = "fail", "不合格"
+        DATA = "data", "仅出具数据"
+
+    lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="batches")
+    booking = models.OneToOneField(Booking, null=True, blank=True, on_delete=models.PROTECT, related_name="batch")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="test_batches")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT)
+    tested_on = models.DateField("检测日期")
+    items = models.CharField("检测项目", max_length=500)
+    samples = models.PositiveIntegerField("样品数", default=1)
+    report_no = models.CharField("报告编号", max_length=60)
+    conclusion = models.CharField("结论", max_length=6, choices=Conclusion.choices)
+    report_name = models.CharField("报告文件", max_length=200, blank=True)
+    report_sha256 = models.CharField(max_length=64, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    recorded_at = models.DateTimeField("录入时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "检测批次"
+        ordering = ["-tested_on"]
+        constraints = [models.UniqueConstraint(fields=["lab", "report_no"], name="report_no_unique_in_lab")]

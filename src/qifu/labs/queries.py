@@ -1,0 +1,71 @@
+"""Reading shared labs' data for pages and the API: a week of an instrument's slots, a firm's
+voucher and bookings, and the measures (test batches by lab, industry and township; voucher
+use)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Count, F, Sum
+from django.db.models.functions import ExtractYear, Substr
+from django.utils import timezone
+
+from qifu.labs import actions
+from qifu.labs.models import Booking, Instrument, TestBatch, Voucher
+
+
+def week(instrument: Instrument, first: dt.date, days: int = 7) -> list[dict]:
+    """Each day from ``first``: its slots with the units free, past slots marked."""
+    now = timezone.now()
+    out = []
+    for n in range(days):
+        day = first + dt.timedelta(days=n)
+        free = actions.free_units(instrument, day)
+        out.append({"day": day, "weekday": "周" + actions.WEEKDAYS[day.weekday()],
+                    "slots": [{"start": s, "free": k, "past": s <= now} for s, k in free.items()]})
+    return out
+
+
+def voucher(entity, year: int) -> dict | None:
+    v = Voucher.objects.filter(entity=entity, year=year).first()
+    if v is None:
+        return None
+    used = actions.voucher_used(v)
+    return {"voucher": v, "year": year, "budget": v.budget, "used": used, "left": v.budget - used, "share": v.share}
+
+
+def bookings_of(entity):
+    return Booking.objects.filter(entity=entity).select_related("instrument__lab", "batch").order_by("-start")
+
+
+def measures(bookings, batches, vouchers) -> dict:
+    """The measures over querysets already narrowed to what the reader may see."""
+    by_lab = list(batches.values("lab__name").annotate(n=Count("id"), samples=Sum("samples")).order_by("-n"))
+    by_town = list(batches.values("town__name").annotate(n=Count("id")).order_by("-n"))
+    by_section = list(batches.annotate(section=Substr("entity__industry_code", 1, 1)).values("section")
+                      .annotate(n=Count("id")).order_by("-n"))
+    by_year = list(batches.annotate(year=ExtractYear("tested_on")).values("year").annotate(n=Count("id")).order_by("year"))
+    live = bookings.exclude(status=Booking.Status.CANCELLED)
+    paid = live.aggregate(price=Sum("price"), voucher=Sum("voucher_amount"))
+    granted = vouchers.aggregate(s=Sum("budget"))["s"] or Decimal(0)
+    return {
+        "by_lab": by_lab, "by_town": by_town, "by_section": by_section, "by_year": by_year,
+        "batches": batches.count(), "firms": batches.values("entity").distinct().count(),
+        "bookings": live.count(), "cancelled": bookings.filter(status=Booking.Status.CANCELLED).count(),
+        "upcoming": live.filter(status=Booking.Status.BOOKED, start__gte=timezone.now()).count(),
+        "price": paid["price"] or Decimal(0), "voucher_used": paid["voucher"] or Decimal(0),
+        "voucher_granted": granted, "voucher_firms": vouchers.count(),
+        "hours": sum(((b["end"] - b["start"]).total_seconds() / 3600 for b in live.values("start", "end")), 0.0),
+    }
+
+
+def lab_load(bookings) -> list[dict]:
+    """Hours booked per lab (not cancelled)."""
+    rows = (bookings.exclude(status=Booking.Status.CANCELLED)
+            .values(lab=F("instrument__lab__name")).annotate(n=Count("id")).order_by("-n"))
+    return list(rows)
+
+
+def batches_of(entity):
+    return TestBatch.objects.filter(entity=entity).select_related("lab").order_by("-tested_on")

@@ -1,0 +1,88 @@
+"""Shared labs in the portal (共享实验室): search the catalogue in Chinese, see an instrument's
+free slots for a week, book them (the innovation voucher pays its share), and cancel until a
+day before. Changes go through ``labs.actions``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from qifu.labs import actions, queries
+from qifu.labs.models import Booking, Instrument
+from qifu.portal.views import current_entity, portal_required
+
+
+def _day(text: str | None) -> dt.date:
+    today = timezone.localdate()
+    try:
+        day = dt.date.fromisoformat(text) if text else today
+    except ValueError:
+        day = today
+    return min(max(day, today), today + dt.timedelta(days=actions.MAX_DAYS_AHEAD))
+
+
+def labs_page(request):
+    entity = current_entity(request)
+    q = request.GET.get("q", "").strip()[:100]
+    found = actions.search(q) if q else [(i, ()) for i in Instrument.objects.filter(active=True, lab__active=True)
+                                             .select_related("lab__town")]
+    year = timezone.localdate().year
+    return render(request, "portal/labs.html", {
+        "entity": entity, "q": q, "found": found,
+        "voucher": queries.voucher(entity, year) if entity else None,
+        "bookings": list(queries.bookings_of(entity)[:50]) if entity else [],
+        "cancel_hours": actions.FREE_CANCEL_HOURS,
+    })
+
+
+def instrument_page(request, instrument_id: int):
+    inst = get_object_or_404(Instrument.objects.select_related("lab__town"), pk=instrument_id, active=True)
+    first = _day(request.GET.get("day"))
+    entity = current_entity(request)
+    return render(request, "portal/lab_instrument.html", {
+        "entity": entity, "inst": inst, "lab": inst.lab, "week": queries.week(inst, first),
+        "first": first, "prev": first - dt.timedelta(days=7), "next": first + dt.timedelta(days=7),
+        "voucher": queries.voucher(entity, first.year) if entity else None, "max_slots": actions.MAX_SLOTS,
+    })
+
+
+@portal_required
+@require_POST
+def book(request, instrument_id: int):
+    inst = get_object_or_404(Instrument.objects.select_related("lab"), pk=instrument_id)
+    post = request.POST
+    try:
+        start = dt.datetime.fromisoformat(post.get("start", ""))
+        slots = int(post.get("slots") or 1)
+    except ValueError:
+        messages.error(request, "请选择开始时段和时段数")
+        return redirect("portal:lab-instrument", instrument_id=inst.pk)
+    try:
+        b = actions.do_book(request.entity, inst, start, slots, post.get("purpose", ""), use_voucher=post.get("voucher") != "no")
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+        return redirect(f"{reverse('portal:lab-instrument', args=[inst.pk])}?day={start.date()}")
+    cover = f"，创新券抵扣 {b.voucher_amount} 元" if b.voucher_amount else ""
+    messages.success(request, f"已预约 {timezone.localtime(b.start):%Y-%m-%d %H:%M}–{timezone.localtime(b.end):%H:%M}，"
+                              f"费用 {b.price} 元{cover}，应付 {b.to_pay} 元")
+    return redirect("portal:labs")
+
+
+@portal_required
+@require_POST
+def cancel(request, booking_id: int):
+    b = Booking.objects.filter(pk=booking_id, entity=request.entity).first()
+    if b is None:
+        raise Http404("没有这次预约")
+    try:
+        actions.do_cancel(b)
+        messages.success(request, "已取消预约，时段已释放" + ("，创新券额度已退回" if b.voucher_amount else ""))
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    return redirect("portal:labs")

@@ -1,0 +1,139 @@
+"""Shared labs' JSON endpoints (``qifu.api``, /api/v1/labs/): the catalogue, an instrument's
+free slots, and the signed-in enterprise's bookings and voucher. Same session and CSRF rules as
+the rest of the portal API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema, Status
+
+from qifu.labs import actions, queries
+from qifu.labs.models import Booking, Instrument
+from qifu.portal.api import Error, PortalSession
+
+router = Router(auth=PortalSession(), tags=["共享实验室"])
+
+
+class InstrumentOut(Schema):
+    id: int
+    name: str
+    lab: str
+    lab_code: str
+    town: str
+    capabilities: str
+    standards: str
+    price_per_hour: str = Field(description="元/小时")
+    slot_minutes: int
+    units: int
+    matched: list[str] = Field(description="搜索时：仪器资料中与搜索词相符的词")
+
+
+class SearchIn(Schema):
+    q: str = Field("", max_length=100, description="检测需要，中文；空则列出全部")
+
+
+class DayIn(Schema):
+    day: dt.date = Field(description="日期，如 2026-12-01")
+
+
+class SlotOut(Schema):
+    start: dt.datetime
+    free: int = Field(description="空闲台数")
+
+
+class BookingIn(Schema):
+    instrument_id: int
+    start: dt.datetime = Field(description="开始时刻，应为开放时段的起点，如 2026-12-01T08:30:00+08:00")
+    slots: int = Field(1, ge=1, le=actions.MAX_SLOTS, description="连续时段数")
+    purpose: str = Field(min_length=2, max_length=500, description="检测内容")
+    use_voucher: bool = True
+
+
+class BookingOut(Schema):
+    id: int
+    instrument_id: int
+    start: dt.datetime
+    end: dt.datetime
+    unit: int
+    purpose: str
+    price: str = Field(description="费用（元），预约时锁定")
+    voucher_amount: str = Field(description="创新券抵扣（元）")
+    status: Literal["booked", "done", "cancelled"]
+
+
+class VoucherOut(Schema):
+    year: int
+    budget: str
+    used: str
+    left: str
+    share: str
+
+
+def _instrument(i: Instrument, words=()) -> dict:
+    return {"id": i.pk, "name": i.name, "lab": i.lab.name, "lab_code": i.lab.code, "town": i.lab.town.name,
+            "capabilities": i.capabilities, "standards": i.standards, "price_per_hour": f"{i.price_per_hour}",
+            "slot_minutes": i.slot_minutes, "units": i.units, "matched": list(words)}
+
+
+def _booking(b: Booking) -> dict:
+    return {"id": b.pk, "instrument_id": b.instrument_id, "start": b.start, "end": b.end, "unit": b.unit,
+            "purpose": b.purpose, "price": f"{b.price}", "voucher_amount": f"{b.voucher_amount}", "status": b.status}
+
+
+@router.get("/instruments", response=list[InstrumentOut], summary="查找开放的仪器")
+def instruments(request, query: Query[SearchIn]):
+    if query.q.strip():
+        return [_instrument(i, w) for i, w in actions.search(query.q.strip())]
+    return [_instrument(i) for i in Instrument.objects.filter(active=True, lab__active=True).select_related("lab__town")]
+
+
+@router.get("/instruments/{instrument_id}/slots", response={200: list[SlotOut], 400: Error, 404: Error},
+            summary="某日的时段和空闲台数（今天起 60 天内）")
+def slots(request, instrument_id: int, query: Query[DayIn]):
+    inst = get_object_or_404(Instrument.objects.select_related("lab"), pk=instrument_id, active=True)
+    today = timezone.localdate()
+    if not today <= query.day <= today + dt.timedelta(days=actions.MAX_DAYS_AHEAD):
+        return Status(400, {"detail": f"日期应在今天到 {actions.MAX_DAYS_AHEAD} 天后之间"})
+    return [{"start": s, "free": n} for s, n in actions.free_units(inst, query.day).items()]
+
+
+@router.get("/bookings", response=list[BookingOut], summary="本企业的预约")
+def bookings(request):
+    return [_booking(b) for b in queries.bookings_of(request.entity)[:200]]
+
+
+@router.post("/bookings", response={201: BookingOut, 400: Error, 404: Error, 409: Error},
+             summary="预约仪器时段（同一时段只有一家能约到）")
+def book(request, body: BookingIn):
+    inst = get_object_or_404(Instrument.objects.select_related("lab"), pk=body.instrument_id)
+    try:
+        b = actions.do_book(request.entity, inst, body.start, body.slots, body.purpose,
+                            channel=Booking.Channel.API, use_voucher=body.use_voucher)
+    except actions.SlotTaken as e:
+        return Status(409, {"detail": str(e)})
+    except actions.LabActionError as e:
+        return Status(400, {"detail": str(e)})
+    return Status(201, _booking(b))
+
+
+@router.post("/bookings/{booking_id}/cancel", response={200: BookingOut, 400: Error, 404: Error}, summary="取消预约")
+def cancel(request, booking_id: int):
+    b = get_object_or_404(Booking, pk=booking_id, entity=request.entity)
+    try:
+        b = actions.do_cancel(b)
+    except actions.LabActionError as e:
+        return Status(400, {"detail": str(e)})
+    return _booking(b)
+
+
+@router.get("/voucher", response={200: VoucherOut, 404: Error}, summary="本企业本年度创新券")
+def voucher(request):
+    v = queries.voucher(request.entity, timezone.localdate().year)
+    if v is None:
+        return Status(404, {"detail": "本年度没有创新券"})
+    return {"year": v["year"], "budget": f"{v['budget']}", "used": f"{v['used']}", "left": f"{v['left']}",
+            "share": f"{v['share']}"}

@@ -1,0 +1,156 @@
+"""Staff pages for shared labs (共享实验室): the measures (test batches by lab, township and
+industry; voucher use) as charts and XLSX, the catalogue with accreditations about to lapse, a
+lab's bookings with the record of each test batch and its report, and innovation vouchers.
+Views only: changes go through ``labs.actions``; who sees what through ``accounts.scope``: a
+township officer sees the bookings, batches and vouchers of their township's firms."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from qifu import spreadsheets
+from qifu.accounts import masking, scope
+from qifu.accounts.decorators import staff_required
+from qifu.engine import reference
+from qifu.labs import actions, queries
+from qifu.labs.models import Booking, Lab, TestBatch, Voucher
+from qifu.service_requests import attachments
+from qifu.web.downloads import audited_xlsx
+
+
+def _bookings(request):
+    return scope.filter_by_town(Booking.objects.all(), request.user)
+
+
+def _batches(request):
+    return scope.filter_by_town(TestBatch.objects.all(), request.user)
+
+
+def _vouchers(request):
+    return scope.filter_by_town(Voucher.objects.all(), request.user, "entity__town")
+
+
+@staff_required
+def overview(request):
+    year = timezone.localdate().year
+    m = queries.measures(_bookings(request), _batches(request), _vouchers(request).filter(year=year))
+    sections = reference.industries()
+    labs = list(Lab.objects.select_related("town").order_by("code"))
+    soon = timezone.localdate() + dt.timedelta(days=90)
+    if request.GET.get("format") == "xlsx":
+        return _xlsx(request)
+    return render(request, "web/labs_overview.html", {
+        "m": m, "year": year, "labs": labs, "soon": soon, "today": timezone.localdate(),
+        "can_grant": scope.role_of(request.user) == scope.Role.ADMIN,
+        "vouchers": _vouchers(request).filter(year=year).select_related("entity").order_by("-budget")[:50],
+        "charts": {
+            "batches-labs": {"labels": [r["lab__name"] for r in m["by_lab"]], "values": [r["n"] for r in m["by_lab"]],
+                             "horizontal": True, "label": "检测批次"},
+            "batches-towns": {"labels": [r["town__name"] for r in m["by_town"]], "values": [r["n"] for r in m["by_town"]],
+                              "horizontal": True, "label": "检测批次"},
+            "batches-sections": {"type": "doughnut", "labels": [sections.get(r["section"], r["section"] or "—")
+                                                                 for r in m["by_section"]],
+                                 "values": [r["n"] for r in m["by_section"]]},
+            "vouchers": {"type": "doughnut", "labels": ["已抵扣（元）", "未使用（元）"],
+                         "values": [float(m["voucher_used"]), max(float(m["voucher_granted"] - m["voucher_used"]), 0)]},
+        },
+    })
+
+
+def _xlsx(request):
+    wb = spreadsheets.workbook()
+    ws = wb.create_sheet("仪器预约")
+    spreadsheets.append(ws, ["预约号", "统一社会信用代码", "企业名称", "镇街", "实验室", "仪器", "开始", "结束", "检测内容",
+                             "费用（元）", "创新券抵扣（元）", "状态", "渠道", "取消原因"])
+    qs = _bookings(request).select_related("entity", "town", "instrument__lab").order_by("start")
+    for b in qs:
+        spreadsheets.append(ws, [b.pk, b.entity_id, b.entity.name, b.town.name, b.instrument.lab.name, b.instrument.name,
+                                 timezone.localtime(b.start).replace(tzinfo=None), timezone.localtime(b.end).replace(tzinfo=None),
+                                 b.purpose, float(b.price), float(b.voucher_amount), b.get_status_display(),
+                                 b.get_channel_display(), b.cancel_reason])
+    ws = wb.create_sheet("检测批次")
+    spreadsheets.append(ws, ["实验室", "报告编号", "统一社会信用代码", "企业名称", "镇街", "检测日期", "检测项目", "样品数", "结论"])
+    for t in _batches(request).select_related("lab", "entity", "town").order_by("tested_on"):
+        spreadsheets.append(ws, [t.lab.name, t.report_no, t.entity_id, t.entity.name, t.town.name, t.tested_on, t.items,
+                                 t.samples, t.get_conclusion_display()])
+    ws = wb.create_sheet("创新券")
+    spreadsheets.append(ws, ["年度", "统一社会信用代码", "企业名称", "额度（元）", "抵扣比例", "已抵扣（元）"])
+    for v in _vouchers(request).select_related("entity").order_by("year", "entity_id"):
+        spreadsheets.append(ws, [v.year, v.entity_id, v.entity.name, float(v.budget), float(v.share),
+                                 float(actions.voucher_used(v))])
+    return audited_xlsx(request, wb, "labs", f"共享实验室预约、检测批次和创新券 {qs.count()} 条预约")
+
+
+@staff_required
+def lab(request, code: str):
+    lab = get_object_or_404(Lab.objects.select_related("town", "owner"), code=code)
+    bookings = _bookings(request).filter(instrument__lab=lab).select_related("entity", "instrument", "batch")
+    upcoming = bookings.filter(status=Booking.Status.BOOKED).order_by("start")
+    return render(request, "web/lab.html", {
+        "lab": lab, "instruments": lab.instruments.all(), "upcoming": upcoming[:100],
+        "recent": bookings.exclude(status=Booking.Status.BOOKED).order_by("-start")[:50],
+        "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(),
+        "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
+        "can_write": scope.can_write(request.user),
+    })
+
+
+@staff_required(write=True)
+@require_POST
+def booking_act(request, booking_id: int):
+    b = _bookings(request).filter(pk=booking_id).select_related("instrument__lab").first()
+    if b is None:
+        raise Http404("没有这次预约，或不属于您的范围")
+    post = request.POST
+    try:
+        if post.get("action") == "cancel":
+            actions.do_cancel(b, post.get("reason", ""), by=request.user, staff=True)
+            messages.success(request, "已取消预约，时段和创新券额度已退回")
+        elif post.get("action") == "batch":
+            files = attachments.checked(request.FILES.getlist("report"), what="每个检测批次")
+            tested_on = dt.date.fromisoformat(post.get("tested_on", ""))
+            actions.do_record_batch(b, tested_on, post.get("items", ""), int(post.get("samples") or 0),
+                                    post.get("report_no", ""), post.get("conclusion", ""),
+                                    report=files[0] if files else None, by=request.user)
+            messages.success(request, "已登记检测批次")
+        else:
+            messages.error(request, "请选择要办理的事项")
+    except ValueError as e:  # LabActionError, AttachmentError, a date or number that is not one
+        messages.error(request, str(e) if isinstance(e, actions.LabActionError | attachments.AttachmentError)
+                       else "检测日期或样品数无法识别")
+    return redirect("lab", code=b.instrument.lab.code)
+
+
+@staff_required(write=True)
+@require_POST
+def voucher_grant(request):
+    if scope.role_of(request.user) != scope.Role.ADMIN:
+        raise PermissionDenied("只有局管理员可以发放创新券")
+    post = request.POST
+    uscc = post.get("uscc", "").strip().upper()
+    try:
+        entity = scope.entity_or_403(request.user, uscc)
+        year = int(post.get("year") or timezone.localdate().year)
+        v = actions.do_grant_voucher(entity, year, post.get("budget", ""), post.get("share") or "0.5", by=request.user)
+        messages.success(request, f"已为 {entity.name} 发放 {v.year} 年度创新券 {v.budget} 元")
+    except Http404:
+        messages.error(request, f"没有统一社会信用代码为 {uscc[:18]} 的主体")
+    except (actions.LabActionError, ValueError) as e:
+        messages.error(request, str(e) if isinstance(e, actions.LabActionError) else "年度应为数字")
+    return redirect("labs")
+
+
+@staff_required
+def report_file(request, batch_id: int):
+    t = _batches(request).filter(pk=batch_id).first()
+    if t is None or not t.report_sha256:
+        raise Http404("没有这份报告")
+    path = attachments.folder() / t.report_sha256[:2] / t.report_sha256
+    return FileResponse(path.open("rb"), filename=t.report_name, content_type="application/pdf")

@@ -1,0 +1,422 @@
+"""Shared labs (共享实验室): the catalogue imported from staff's sheet all-or-nothing; bookings
+that keep to opening hours and never give one slot to two firms, also under concurrent
+requests; cancellation rules; innovation vouchers that pay their share and are never overspent;
+test batches with their reports; Chinese search; the staff pages, the portal and the JSON API
+with township isolation and XLSX."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import subprocess
+import sys
+from decimal import Decimal
+
+import openpyxl
+import polars as pl
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.utils import timezone
+
+from qifu.accounts.models import AuditEvent
+from qifu.engine.errors import InvalidFile
+from qifu.imports.actions import import_file
+from qifu.labs import actions
+from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, Voucher
+from qifu.labs.models import TestBatch as Batch  # not a test class
+from qifu.registry.models import Entity
+
+pytestmark = pytest.mark.django_db
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+@pytest.fixture
+def county(checked_county):
+    if not Lab.objects.exists():
+        import_file("labs", checked_county["folder"] / "labs.csv")
+    yield checked_county
+    for model in (Batch, BookedSlot, Booking, Voucher):
+        model.objects.all().delete()
+
+
+def open_day(lab: Lab, ahead: int = 3) -> dt.date:
+    """The first day the lab opens, at least ``ahead`` days from today."""
+    day = timezone.localdate() + dt.timedelta(days=ahead)
+    while str(day.isoweekday()) not in lab.open_days:
+        day += dt.timedelta(days=1)
+    return day
+
+
+def instrument(units: int = 1) -> Instrument:
+    return Instrument.objects.filter(units=units, active=True).select_related("lab").order_by("lab__code", "code").first()
+
+
+def firms(n: int, town=None) -> list[Entity]:
+    qs = Entity.objects.filter(entity_type="enterprise", status="active")
+    if town is not None:
+        qs = qs.filter(town=town)
+    return list(qs.order_by("uscc")[:n])
+
+
+def first_slot(inst: Instrument, ahead: int = 3) -> dt.datetime:
+    return actions.day_slots(inst, open_day(inst.lab, ahead))[0]
+
+
+# --- the catalogue ------------------------------------------------------------------------
+
+
+def test_the_catalogue_is_imported_from_the_sheet_and_a_bad_sheet_changes_nothing(county, tmp_path):
+    rows = pl.read_csv(county["folder"] / "labs.csv", infer_schema=False)
+    assert Instrument.objects.count() == rows.height
+    assert Lab.objects.count() == rows["lab_code"].n_unique()
+    owned = Lab.objects.filter(owner_kind="company")
+    assert owned.exists() and all(lab.owner_id for lab in owned)  # a firm's lab is linked to the firm
+    # the same sheet again changes nothing
+    again = import_file("labs", county["folder"] / "labs.csv")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, rows.height)
+    bad = rows.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("18:00")).otherwise(pl.col("opens")).alias("opens"),
+        pl.when(pl.int_range(pl.len()) == 1).then(pl.lit("7")).otherwise(pl.col("slot_minutes")).alias("slot_minutes"),
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("25:00")).otherwise(pl.col("closes")).alias("closes"),
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("新增仪器")).otherwise(pl.col("instrument_name"))
+        .alias("instrument_name"),
+    )
+    path = tmp_path / "labs.csv"
+    bad.write_csv(path)
+    with pytest.raises(InvalidFile) as err:
+        import_file("labs", path)
+    found = {(e.row, e.field): e.reason for e in err.value.errors}  # rows as the sheet numbers them
+    assert "不是有效时刻" in found[(4, "closes")]  # 25:00
+    assert "15 到 1440" in found[(3, "slot_minutes")]
+    assert "晚于开放时间" in found[(2, "closes")]  # opens 18:00, closes earlier
+    assert Instrument.objects.filter(name="新增仪器").count() == 0
+    bad = rows.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("18:00")).otherwise(pl.col("opens"))
+                            .alias("opens"))
+    bad.write_csv(path)
+    with pytest.raises(InvalidFile) as err:
+        import_file("labs", path)
+    reasons = {(e.row, e.field): e.reason for e in err.value.errors}
+    assert "晚于开放时间" in reasons[(2, "closes")]
+    assert any(f == "lab_code" for _, f in reasons)  # the lab's hours now differ between its rows
+
+
+def test_search_in_chinese_finds_the_instrument_and_says_which_words_matched(county):
+    hits = actions.search("汽车零部件尺寸精密测量")
+    assert hits and hits[0][0].name == "三坐标测量机"
+    assert {"尺寸", "测量"} <= set(hits[0][1])
+    hits = actions.search("家电电磁兼容")
+    assert hits[0][0].name == "电磁兼容测试系统"
+    assert actions.search("量子计算") == []
+
+
+# --- bookings -----------------------------------------------------------------------------
+
+
+def test_a_booking_keeps_to_the_opening_hours_and_bad_input_changes_nothing(county):
+    inst = instrument()
+    lab, firm = inst.lab, firms(1)[0]
+    day = open_day(lab)
+    start = actions.day_slots(inst, day)[0]
+    tz = timezone.get_current_timezone()
+    closed = day
+    while str(closed.isoweekday()) in lab.open_days:
+        closed += dt.timedelta(days=1)
+    cases = [
+        (timezone.now() - dt.timedelta(hours=1), 1, "过去"),
+        (dt.datetime.combine(closed, lab.opens, tz), 1, "不开放"),
+        (start + dt.timedelta(minutes=7), 1, "起点"),
+        (actions.day_slots(inst, day)[-1], 2, "超出开放时间"),
+        (start, actions.MAX_SLOTS + 1, "1 到"),
+        (dt.datetime.combine(timezone.localdate() + dt.timedelta(days=actions.MAX_DAYS_AHEAD + 8), lab.opens, tz), 1,
+         "提前"),
+    ]
+    for when, slots, why in cases:
+        with pytest.raises(actions.LabActionError, match=why):
+            actions.do_book(firm, inst, when, slots, "盐雾试验")
+    with pytest.raises(actions.LabActionError, match="检测内容"):
+        actions.do_book(firm, inst, start, 1, " ")
+    assert not Booking.objects.exists() and not BookedSlot.objects.exists()
+    b = actions.do_book(firm, inst, start, 2, "镀锌件中性盐雾")
+    assert b.end - b.start == dt.timedelta(minutes=2 * inst.slot_minutes)
+    assert b.price == (inst.price_per_hour * inst.slot_minutes * 2 / 60).quantize(Decimal("0.01"))
+    assert b.town_id == firm.town_id and b.status == "booked"
+
+
+def test_two_firms_never_hold_the_same_slot(county):
+    inst = instrument()
+    a, b, c = firms(3)
+    start = first_slot(inst)
+    actions.do_book(a, inst, start, 2, "尺寸测量")
+    step = dt.timedelta(minutes=inst.slot_minutes)
+    with pytest.raises(actions.SlotTaken):
+        actions.do_book(b, inst, start + step, 1, "尺寸测量")  # overlaps the second slot
+    with pytest.raises(actions.SlotTaken):
+        actions.do_book(b, inst, start - step, 2, "尺寸测量") if start - step >= actions.day_slots(
+            inst, timezone.localtime(start).date())[0] else actions.do_book(b, inst, start, 1, "尺寸测量")
+    assert Booking.objects.count() == 1
+    later = actions.do_book(c, inst, start + 2 * step, 1, "尺寸测量")  # the slot after is free
+    assert later.unit == 1
+    # an instrument with two units takes two firms in one slot, and no third
+    twin = instrument(units=2)
+    s = first_slot(twin)
+    assert [actions.do_book(f, twin, s, 1, "环境试验").unit for f in (a, b)] == [1, 2]
+    with pytest.raises(actions.SlotTaken, match="2 台均已被预约"):
+        actions.do_book(c, twin, s, 1, "环境试验")
+    assert actions.free_units(twin, timezone.localtime(s).date())[s] == 0
+
+
+def test_cancelling_frees_the_slot_a_firm_only_until_a_day_before(county):
+    inst = instrument()
+    a, b = firms(2)
+    start = first_slot(inst)
+    booking = actions.do_book(a, inst, start, 1, "尺寸测量")
+    actions.do_cancel(booking)
+    assert Booking.objects.get(pk=booking.pk).status == "cancelled"
+    again = actions.do_book(b, inst, start, 1, "尺寸测量")  # the slot is free again
+    with pytest.raises(actions.LabActionError, match="不能取消"):
+        actions.do_cancel(booking)
+    # within a day of the start a firm cannot cancel; the lab can, with a reason
+    near = start - dt.timedelta(hours=actions.FREE_CANCEL_HOURS - 1)
+    with pytest.raises(actions.LabActionError, match="联系实验室"):
+        actions.do_cancel(again, now=near)
+    with pytest.raises(actions.LabActionError, match="原因"):
+        actions.do_cancel(again, staff=True, now=near)
+    actions.do_cancel(again, "设备故障", staff=True, now=near)
+    assert Booking.objects.get(pk=again.pk).cancel_reason == "设备故障"
+
+
+def test_the_voucher_pays_its_share_and_is_never_overspent(county):
+    inst = instrument()
+    firm = firms(1)[0]
+    voucher = actions.do_grant_voucher(firm, timezone.localdate().year + 1, "100")  # another year: not this one's
+    assert voucher.share == Decimal("0.5")
+    start = first_slot(inst, ahead=4)
+    actions.do_grant_voucher(firm, start.year, "250", "0.5")
+    price = actions.price_of(inst, 1)
+    assert price * Decimal("0.5") > 0
+    made = []
+    for k in range(0, 6):
+        try:
+            made.append(actions.do_book(firm, inst, actions.day_slots(inst, open_day(inst.lab, 4 + k))[0], 1, "材料检测"))
+        except actions.SlotTaken:
+            pass
+    v = Voucher.objects.get(entity=firm, year=start.year)
+    used = actions.voucher_used(v)
+    assert used <= v.budget
+    expected = Decimal(0)
+    for b in made:
+        share = (b.price * Decimal("0.5")).quantize(Decimal("0.01"))
+        assert b.voucher_amount == min(share, v.budget - expected) or b.voucher_amount == 0
+        expected += b.voucher_amount
+    assert used == expected
+    # cancelling gives the share back; the budget cannot fall below what is used
+    covered = [b for b in made if b.voucher_amount]
+    with pytest.raises(actions.LabActionError, match="不能低于已用金额"):
+        actions.do_grant_voucher(firm, start.year, str(used - 1))
+    actions.do_cancel(covered[0])
+    assert actions.voucher_used(v) == used - covered[0].voucher_amount
+    with pytest.raises(actions.LabActionError):
+        actions.do_grant_voucher(firm, start.year, "-5")
+    with pytest.raises(actions.LabActionError):
+        actions.do_grant_voucher(firm, start.year, "100", "1.5")
+
+
+def test_a_test_batch_is_recorded_once_with_a_pdf_report(county, data_dir):
+    inst = instrument()
+    firm = firms(1)[0]
+    start = first_slot(inst, ahead=2)
+    booked_at = start - dt.timedelta(days=5)
+    b = actions.do_book(firm, inst, start - dt.timedelta(days=0), 1, "尺寸测量", now=booked_at)
+    tested = timezone.localtime(start).date()
+    with pytest.raises(actions.LabActionError, match="不晚于今天"):
+        actions.do_record_batch(b, tested, "尺寸", 2, "R-1", "pass")  # the test is in the future
+    Booking.objects.filter(pk=b.pk).update(start=start - dt.timedelta(days=7), end=start - dt.timedelta(days=7))
+    b.refresh_from_db()
+    tested = timezone.localtime(b.start).date()
+    with pytest.raises(actions.LabActionError, match="PDF"):
+        actions.do_record_batch(b, tested, "尺寸", 2, "R-1", "pass", report=("r.png", "image/png", b"\x89PNG"))
+    batch = actions.do_record_batch(b, tested, "尺寸", 2, "R-1", "pass", report=("报告.pdf", "application/pdf", PDF))
+    assert Booking.objects.get(pk=b.pk).status == "done" and batch.report_sha256 and batch.town_id == firm.town_id
+    with pytest.raises(actions.LabActionError, match="已登记过"):
+        actions.do_record_batch(b, tested, "尺寸", 2, "R-2", "pass")
+    with pytest.raises(actions.LabActionError, match="不能取消"):
+        actions.do_cancel(b, "x", staff=True)
+
+
+CONCURRENT = r"""
+import datetime as dt, os, threading, time, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu import db
+db.ensure_ready()
+from decimal import Decimal
+from django.db import connection
+from django.utils import timezone
+from qifu.registry.models import Entity, Township
+from qifu.labs.models import Booking, BookedSlot, Instrument, Lab, Voucher
+from qifu.labs import actions
+
+town = Township.objects.first()
+now = timezone.now()
+lab = Lab.objects.create(code="L1", name="测试实验室", owner_kind="public", owner_name="检测站", town=town,
+                         opens=dt.time(8), closes=dt.time(20), open_days="1234567", updated_at=now)
+inst = Instrument.objects.create(lab=lab, code="I1", name="盐雾箱", price_per_hour=Decimal("100"), slot_minutes=60)
+firms = [Entity.objects.create(uscc=f"91330282MA{i:08d}", name=f"企业{i}", entity_type="enterprise", town=town,
+                               established_on=dt.date(2020, 1, 1), status="active", imported_at=now) for i in range(10)]
+day = timezone.localdate() + dt.timedelta(days=3)
+starts = actions.day_slots(inst, day)[:5]
+# one firm's voucher of 120 yuan pays half of each 100-yuan slot: 50 + 50 + 20 and no more
+actions.do_grant_voucher(firms[0], day.year, "120")
+outcomes, lock = [], threading.Lock()
+
+def go(firm, start):
+    try:
+        actions.do_book(Entity.objects.get(pk=firm.pk), inst, start, 1, "盐雾试验")
+        r = "won"
+    except actions.SlotTaken:
+        r = "taken"
+    finally:
+        connection.close()
+    with lock:
+        outcomes.append(r)
+
+# fifty requests at once: ten firms for each of five slots
+threads = [threading.Thread(target=go, args=(f, s)) for s in starts for f in firms]
+for t in threads: t.start()
+for t in threads: t.join()
+per_slot = sorted(BookedSlot.objects.filter(active=True).values_list("start", flat=True))
+v = Voucher.objects.get()
+print(outcomes.count("won"), outcomes.count("taken"), len(per_slot), len(set(per_slot)), actions.voucher_used(v))
+
+# the voucher alone: one firm books the other slots of the day at once
+rest = actions.day_slots(inst, day)[5:]
+threads = [threading.Thread(target=go, args=(firms[0], s)) for s in rest]
+for t in threads: t.start()
+for t in threads: t.join()
+print(actions.voucher_used(Voucher.objects.get()))
+"""
+
+
+def test_fifty_concurrent_requests_for_five_slots_give_exactly_one_winner_each(process_env):
+    out = subprocess.run([sys.executable, "-c", CONCURRENT], env=process_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    first, second = out.stdout.strip().splitlines()
+    won, taken, held, distinct, used = first.split()
+    assert (int(won), int(taken), int(held), int(distinct)) == (5, 45, 5, 5), out.stdout
+    assert Decimal(used) <= Decimal(120)
+    assert Decimal(second) == Decimal(120)  # the voucher is spent to the yuan and not beyond
+
+
+# --- pages, portal and API ------------------------------------------------------------------
+
+
+def staff(county, name: str) -> Client:
+    c = Client()
+    c.force_login(county["users"][name])
+    return c
+
+
+def portal(uscc: str) -> Client:
+    c = Client()
+    s = c.session
+    s["portal_uscc"] = uscc
+    s.save()
+    return c
+
+
+def test_staff_see_their_townships_bookings_and_export_them(county):
+    inst = instrument()
+    mine, other = firms(1, county["own_town"])[0], firms(1, county["other_town"])[0]
+    start = first_slot(inst)
+    actions.do_book(mine, inst, start, 1, "本镇企业检测")
+    actions.do_book(other, inst, start + dt.timedelta(minutes=inst.slot_minutes), 1, "外镇企业检测")
+    page = staff(county, "admin").get(f"/labs/{inst.lab.code}/")
+    assert page.status_code == 200 and "本镇企业检测" in page.content.decode() and "外镇企业检测" in page.content.decode()
+    page = staff(county, "officer").get(f"/labs/{inst.lab.code}/")
+    assert "本镇企业检测" in page.content.decode() and "外镇企业检测" not in page.content.decode()
+    overview = staff(county, "officer").get("/labs/")
+    assert overview.status_code == 200 and "chart-batches-labs" in overview.content.decode()
+    x = staff(county, "officer").get("/labs/?format=xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(x.content))["仪器预约"]
+    assert [r[1] for r in sheet.iter_rows(min_row=2, values_only=True)] == [mine.uscc]
+    assert AuditEvent.objects.filter(user=county["users"]["officer"], action="export").exists()
+    # the officer cannot act on another township's booking; the leader cannot act at all
+    theirs = Booking.objects.get(entity=other)
+    assert staff(county, "officer").post(f"/labs/bookings/{theirs.pk}/act/", {"action": "cancel", "reason": "测试"}).status_code == 404
+    assert staff(county, "leader").post(f"/labs/bookings/{theirs.pk}/act/", {"action": "cancel", "reason": "测试"}).status_code == 403
+    # the entity page and the dashboard show it
+    assert "本镇企业检测" in staff(county, "officer").get(f"/entities/{mine.uscc}/").content.decode()
+    assert 'id="labs-panel"' in staff(county, "admin").get("/").content.decode()
+
+
+def test_staff_record_a_batch_and_grant_vouchers(county, data_dir):
+    inst = instrument()
+    firm = firms(1, county["own_town"])[0]
+    start = first_slot(inst)
+    b = actions.do_book(firm, inst, start, 1, "检测", now=start - dt.timedelta(days=9))
+    Booking.objects.filter(pk=b.pk).update(start=start - dt.timedelta(days=7), end=start - dt.timedelta(days=7))
+    day = timezone.localtime(start - dt.timedelta(days=7)).date()
+    c = staff(county, "officer")
+    r = c.post(f"/labs/bookings/{b.pk}/act/", {"action": "batch", "tested_on": day.isoformat(), "items": "盐雾 48h",
+                                                "samples": "3", "report_no": "R-9", "conclusion": "pass",
+                                                "report": SimpleUploadedFile("a.txt", b"not a pdf")})
+    assert r.status_code == 302 and not Batch.objects.exists()  # not a PDF by its content: nothing stored
+    r = c.post(f"/labs/bookings/{b.pk}/act/", {"action": "batch", "tested_on": day.isoformat(), "items": "盐雾 48h",
+                                                "samples": "3", "report_no": "R-9", "conclusion": "pass",
+                                                "report": SimpleUploadedFile("r.pdf", PDF)})
+    batch = Batch.objects.get()
+    assert batch.samples == 3 and c.get(f"/labs/batches/{batch.pk}/report/").status_code == 200
+    # only an administrator grants vouchers
+    assert c.post("/labs/vouchers/", {"uscc": firm.uscc, "budget": "5000"}).status_code == 403
+    staff(county, "admin").post("/labs/vouchers/", {"uscc": firm.uscc, "budget": "5000", "share": "0.4"})
+    assert Voucher.objects.get(entity=firm).budget == Decimal(5000)
+
+
+def test_the_portal_searches_books_and_cancels(county):
+    inst = instrument()
+    firm = firms(1)[0]
+    actions.do_grant_voucher(firm, open_day(inst.lab).year, "1000")
+    anonymous = Client().get("/portal/labs/", {"q": "盐雾"})
+    assert anonymous.status_code == 200 and "中性盐雾试验箱" in anonymous.content.decode()
+    c = portal(firm.uscc)
+    page = c.get(f"/portal/labs/instruments/{inst.pk}/", {"day": open_day(inst.lab).isoformat()})
+    assert page.status_code == 200 and "可预约时段" in page.content.decode()
+    start = first_slot(inst)
+    r = c.post(f"/portal/labs/instruments/{inst.pk}/book/", {"start": start.isoformat(), "slots": "1",
+                                                             "purpose": "零件尺寸测量"}, follow=True)
+    assert "已预约" in r.content.decode()
+    b = Booking.objects.get(entity=firm)
+    assert b.voucher_amount == (b.price / 2).quantize(Decimal("0.01"))
+    other = portal(firms(2)[1].uscc)
+    r = other.post(f"/portal/labs/instruments/{inst.pk}/book/", {"start": start.isoformat(), "slots": "1",
+                                                                 "purpose": "零件尺寸测量"}, follow=True)
+    assert "已被预约" in r.content.decode() and Booking.objects.count() == 1
+    assert other.post(f"/portal/labs/bookings/{b.pk}/cancel/").status_code == 404  # not theirs
+    c.post(f"/portal/labs/bookings/{b.pk}/cancel/")
+    assert Booking.objects.get(pk=b.pk).status == "cancelled"
+
+
+def test_the_api_books_once_per_slot(county):
+    inst = instrument()
+    a, b = firms(2)
+    start = first_slot(inst)
+    csrf = {"HTTP_X_CSRFTOKEN": "x"}
+    ca, cb = portal(a.uscc), portal(b.uscc)
+    assert Client().get("/api/v1/labs/instruments").status_code == 401
+    found = ca.get("/api/v1/labs/instruments", {"q": "三坐标 尺寸"}).json()
+    assert found[0]["name"] == "三坐标测量机" and "尺寸" in found[0]["matched"]
+    slots = ca.get(f"/api/v1/labs/instruments/{inst.pk}/slots", {"day": timezone.localtime(start).date().isoformat()}).json()
+    assert slots[0]["free"] == inst.units
+    body = {"instrument_id": inst.pk, "start": start.isoformat(), "slots": 1, "purpose": "尺寸测量"}
+    r = ca.post("/api/v1/labs/bookings", body, content_type="application/json", **csrf)
+    assert r.status_code == 201, r.content
+    r = cb.post("/api/v1/labs/bookings", body, content_type="application/json", **csrf)
+    assert r.status_code == 409 and "已被预约" in r.json()["detail"]
+    r = cb.post("/api/v1/labs/bookings", {**body, "start": (start + dt.timedelta(minutes=1)).isoformat()},
+                content_type="application/json", **csrf)
+    assert r.status_code == 400
+    booking = ca.get("/api/v1/labs/bookings").json()[0]
+    assert cb.post(f"/api/v1/labs/bookings/{booking['id']}/cancel", **csrf).status_code == 404
+    assert ca.post(f"/api/v1/labs/bookings/{booking['id']}/cancel", **csrf).json()["status"] == "cancelled"
+    assert ca.get("/api/v1/labs/voucher").status_code == 404
