@@ -256,6 +256,8 @@ PUBLIC = {
     "api:ask": "the assistant's JSON endpoint, same reason",
     "portal:login": "the enterprise sign-in form",
     "portal:verify": "the one-time-code form (needs a pending sign-in, else redirects)",
+    "portal:labs": "the shared-lab catalogue: labs publish what they offer; booking needs a sign-in",
+    "portal:lab-instrument": "one instrument and its free slots, same reason",
     "api:openapi-json": "the API's description",
     "api:openapi-view": "the API's documentation page (served from the package)",
     # Open311 GeoReport v2 reads are public by the standard; its POST needs an api_key

@@ -223,6 +223,13 @@ def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
         raise LabActionError("这台仪器暂不开放预约")
     starts = _check_time(instrument, start, slots, now)
     price = price_of(instrument, slots)
+    # Read first, without the write lock: a slot already held is refused at once, so that many
+    # firms asking for one slot wait on each other only while its first booking is being made.
+    held = set(BookedSlot.objects.filter(instrument=instrument, active=True, start__in=starts)
+               .values_list("unit", flat=True))
+    units = [u for u in range(1, instrument.units + 1) if u not in held]
+    if not units:
+        _taken(instrument, starts[0])
     with transaction.atomic():
         voucher, cover = None, Decimal(0)
         if use_voucher and instrument.lab.voucher_ok:
@@ -231,7 +238,7 @@ def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
                 left = voucher.budget - voucher_used(voucher)
                 cover = min((price * voucher.share).quantize(CENT, ROUND_DOWN), max(left, Decimal(0)))
                 voucher = voucher if cover > 0 else None
-        for unit in range(1, instrument.units + 1):
+        for unit in units:
             try:
                 with transaction.atomic():
                     booking = Booking.objects.create(
@@ -244,8 +251,12 @@ def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
                 return booking
             except IntegrityError:
                 continue
+    _taken(instrument, starts[0])
+
+
+def _taken(instrument: Instrument, start: dt.datetime):
     taken = "已被预约" if instrument.units == 1 else f"{instrument.units} 台均已被预约"
-    raise SlotTaken(f"{timezone.localtime(starts[0]):%Y-%m-%d %H:%M} 起的时段{taken}，请选择其他时段")
+    raise SlotTaken(f"{timezone.localtime(start):%Y-%m-%d %H:%M} 起的时段{taken}，请选择其他时段")
 
 
 def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, now: dt.datetime | None = None) -> Booking:

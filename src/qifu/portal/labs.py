@@ -11,7 +11,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from qifu.labs import actions, queries
 from qifu.labs.models import Booking, Instrument
@@ -27,6 +27,7 @@ def _day(text: str | None) -> dt.date:
     return min(max(day, today), today + dt.timedelta(days=actions.MAX_DAYS_AHEAD))
 
 
+@require_GET
 def labs_page(request):
     entity = current_entity(request)
     q = request.GET.get("q", "").strip()[:100]
@@ -41,6 +42,7 @@ def labs_page(request):
     })
 
 
+@require_GET
 def instrument_page(request, instrument_id: int):
     inst = get_object_or_404(Instrument.objects.select_related("lab__town"), pk=instrument_id, active=True)
     first = _day(request.GET.get("day"))
