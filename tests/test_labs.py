@@ -420,3 +420,14 @@ def test_the_api_books_once_per_slot(county):
     assert cb.post(f"/api/v1/labs/bookings/{booking['id']}/cancel", **csrf).status_code == 404
     assert ca.post(f"/api/v1/labs/bookings/{booking['id']}/cancel", **csrf).json()["status"] == "cancelled"
     assert ca.get("/api/v1/labs/voucher").status_code == 404
+
+
+def test_the_assistant_knows_the_instruments_and_how_to_book(county):
+    from qifu.assistant import actions as assistant
+
+    answer, handoff = assistant.ask("家电电磁兼容测试哪里可以做")
+    assert handoff is None and answer.entry_id == "instrument-电磁兼容测试系统", answer.entry_id
+    lab = Instrument.objects.filter(name="电磁兼容测试系统").select_related("lab").first().lab
+    assert lab.name in answer.answer
+    answer, _ = assistant.ask("创新券还剩多少")
+    assert answer.entry_id == "labs_voucher"

@@ -30,18 +30,21 @@ _assistant: tuple[tuple, Assistant] | None = None
 
 
 def assistant() -> Assistant:
-    """The shipped knowledge base plus the approved staff entries and one entry per policy the
-    county has loaded (rebuilt when either changes)."""
+    """The shipped knowledge base plus the approved staff entries, one entry per policy the
+    county has loaded and one per kind of shared instrument (rebuilt when any of them changes)."""
     global _assistant
     from django.db.models import Count, Max
 
     from qifu.engine.assistant.retrieval import Assistant, default
     from qifu.policies.models import Policy
 
+    from qifu.labs.models import Lab
+
     stamp = (*KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)
              .aggregate(n=Count("id"), last=Max("updated_at")).values(),
-             *Policy.objects.aggregate(n=Count("id"), last=Max("updated_at")).values())
-    if stamp[0] == 0 and stamp[2] == 0:
+             *Policy.objects.aggregate(n=Count("id"), last=Max("updated_at")).values(),
+             *Lab.objects.aggregate(n=Count("id"), last=Max("updated_at")).values())
+    if stamp[0] == 0 and stamp[2] == 0 and stamp[4] == 0:
         return default()
     if _assistant is None or _assistant[0] != stamp:
         _assistant = (stamp, Assistant(extra_entries=extra_entries()))
@@ -62,7 +65,30 @@ def extra_entries() -> list:
             answer=f"{p.summary or p.title}（{p.year} 年度数据，{p.department or '主管部门'}）。{how}",
             basis=p.basis or f"政策 {p.code}", questions=[p.title, f"{p.title}怎么申请", f"{p.title}的条件是什么"],
             keywords=[k for k in (p.category, p.department) if k]))
-    return extra
+    return extra + _instrument_entries()
+
+
+def _instrument_entries() -> list:
+    """One entry per kind of shared instrument, naming the labs that offer it, so that a filer's
+    "哪里能做盐雾试验" finds the instrument as well as how booking works."""
+    from qifu.engine.assistant.retrieval import Entry
+    from qifu.labs.models import Instrument
+
+    kinds: dict[str, list] = {}
+    for i in Instrument.objects.filter(active=True, lab__active=True).select_related("lab__town").order_by("lab__code"):
+        kinds.setdefault(i.name, []).append(i)
+    out = []
+    for name, items in sorted(kinds.items()):
+        first = items[0]
+        where = "；".join(f"{i.lab.name}（{i.lab.town.name}，{i.price_per_hour} 元/小时）" for i in items[:6])
+        words = list(dict.fromkeys(first.capabilities.split()))
+        out.append(Entry(
+            id=f"instrument-{name}", title=f"{name}（共享实验室）",
+            answer=f"{name}可以做：{first.capabilities}。开放预约的实验室：{where}。打开企业端“共享实验室”，"
+                   f"搜索“{name}”即可查看空闲时段并在线预约，创新券可抵扣部分费用。",
+            basis="《国务院关于国家重大科研基础设施和大型科研仪器向社会开放的意见》（国发〔2014〕70号）；本县共享实验室开放目录", questions=[f"哪里可以做{w}" for w in words[:4]] + [f"{name}在哪里可以用"],
+            keywords=[name, *words[:8]]))
+    return out
 
 
 def ask(question: str, channel: str = "web", contact: str = "") -> tuple[Answer, Handoff | None]:
