@@ -26,12 +26,15 @@ def api_schema(checked_county, db):
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
 
+    from qifu.experts.models import Expert
     from qifu.imports.actions import import_file
     from qifu.labs.models import Lab
     from qifu.wsgi import application
 
     if not Lab.objects.exists():  # the shared-lab catalogue, so that booking is reached too
         import_file("labs", checked_county["folder"] / "labs.csv")
+    if not Expert.objects.exists():  # and the expert library, so that a new need is matched
+        import_file("experts", checked_county["folder"] / "experts.csv")
     for signal in (request_started, request_finished):
         signal.disconnect(close_old_connections)
     yield schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
@@ -52,7 +55,7 @@ def test_api_has_no_server_errors_and_keeps_to_its_schema(api_schema, enterprise
     monkeypatch.setenv("QIFU_SMS_GATEWAY_TOKEN", "gw-fuzz")  # so that the fuzz reaches the hook itself
     # schemathesis's pytest plugin does not run under pytest 9; its Hypothesis strategies do.
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 14
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -71,7 +74,7 @@ def test_schema_describes_every_endpoint_with_its_auth(client, checked_county, d
                                  "/api/v1/selfcheck", "/api/assistant/ask", "/hooks/sms/inbound",
                                  "/api/v1/labs/instruments", "/api/v1/labs/instruments/{instrument_id}/slots",
                                  "/api/v1/labs/bookings", "/api/v1/labs/bookings/{booking_id}/cancel",
-                                 "/api/v1/labs/voucher"}
+                                 "/api/v1/labs/voucher", "/api/v1/experts/needs"}
     for path, ops in doc["paths"].items():
         for op in ops.values():
             assert op.get("security") or path == "/api/assistant/ask", path

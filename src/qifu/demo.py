@@ -56,6 +56,7 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     evaluate_land(user)
     match_policies(folder, user)
     use_labs(user)
+    pair_experts(user)
     from qifu.accounts.actions import assign_role
     from qifu.registry.models import Entity
 
@@ -238,6 +239,64 @@ def use_labs(user, seed: int = 11) -> None:
         elif rng.random() < 0.1:
             labs.do_cancel(b, "企业改期", by=user, staff=True, now=booked_at + dt.timedelta(hours=2))
     print(f"共享实验室：{len(instruments)} 台仪器，预约 {made} 次，检测 {tested} 批次，创新券 40 家", flush=True)
+
+
+NEEDS = [
+    ("注塑外壳缩痕", "家电注塑外壳表面缩痕和翘曲，想请专家做模流分析，优化冷却水路"),
+    ("电源板EMC整改", "小家电电源板传导发射超标，出口认证不过，需要电磁兼容整改方案"),
+    ("转向节尺寸不稳定", "汽车转向节精密加工尺寸波动大，想做公差分析和工艺改进"),
+    ("镀锌件盐雾不过关", "紧固件镀锌层盐雾试验达不到 96 小时，想改进表面处理工艺"),
+    ("电机降噪", "洗衣机直驱电机噪声偏大，客户投诉，想做振动噪声分析"),
+    ("数字化车间", "想上 MES 做数字化车间，设备联网采集数据，不知道从哪里做起"),
+    ("轴承异音", "深沟球轴承异音返修多，想做失效分析和润滑改进"),
+    ("阻燃改性", "改性 PP 阻燃达不到 UL94 V0，想优化材料配方"),
+    ("杨梅保鲜", "杨梅深加工产品保鲜期太短，想改进保鲜工艺"),
+    ("视觉检测", "装配线想用机器人和机器视觉检测替代人工目检"),
+]
+
+
+def pair_experts(user, seed: int = 13) -> None:
+    """A season of expert partnering: thirty needs from manufacturers over the past four months,
+    most with an expert confirmed and a visit, a few with a cooperation project agreed and some
+    of those completed. Skipped when there are needs already, or no expert library."""
+    import datetime as dt
+    import random
+
+    from django.utils import timezone
+
+    from qifu.experts import actions as experts
+    from qifu.experts.models import Expert, Need
+    from qifu.registry.models import Entity
+
+    if Need.objects.exists() or not Expert.objects.exists():
+        return
+    rng = random.Random(seed)
+    firms = list(Entity.objects.filter(entity_type="enterprise", status="active", industry_code__startswith="C")
+                 .order_by("uscc")[:3000])
+    if not firms:
+        return
+    today = timezone.localdate()
+    agreed = 0
+    for _ in range(30):
+        title, text = rng.choice(NEEDS)
+        when = timezone.now() - dt.timedelta(days=rng.randint(3, 120), hours=rng.randint(0, 8))
+        need = experts.do_submit_need(rng.choice(firms), title, text, rng.choice(["staff", "portal"]),
+                                      urgent=rng.random() < 0.15, confidential=rng.random() < 0.2, by=user, now=when)
+        pairing = need.pairings.order_by("rank").first()
+        if pairing is None or rng.random() < 0.2:
+            continue
+        experts.do_decide(pairing, True, by=user)
+        visited = min(today, timezone.localtime(when).date() + dt.timedelta(days=rng.randint(2, 20)))
+        experts.do_log_visit(need.entity, visited, "专家随科技专员上门，现场查看产线并交流", need=need, expert=pairing.expert, by=user)
+        if rng.random() < 0.4:
+            coop = experts.do_agree(need, pairing.expert, f"{title}技术合作", visited, str(rng.choice([5, 8, 15, 30])),
+                                    [("方案评审", visited + dt.timedelta(days=30)), ("验收", visited + dt.timedelta(days=90))])
+            agreed += 1
+            if visited + dt.timedelta(days=30) <= today:
+                experts.do_reach_milestone(coop, 0, visited + dt.timedelta(days=28))
+            if rng.random() < 0.3:
+                experts.do_finish(coop, "问题解决，已在产线应用")
+    print(f"科创伙伴：技术需求 30 条，合作项目 {agreed} 个", flush=True)
 
 
 def start_worker():

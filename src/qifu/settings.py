@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "qifu.land",
     "qifu.policies",
     "qifu.labs",
+    "qifu.experts",
     "qifu.web",
     "ninja",
     "axes",  # staff sign-in lockout

@@ -36,9 +36,8 @@ def assistant() -> Assistant:
     from django.db.models import Count, Max
 
     from qifu.engine.assistant.retrieval import Assistant, default
-    from qifu.policies.models import Policy
-
     from qifu.labs.models import Lab
+    from qifu.policies.models import Policy
 
     stamp = (*KnowledgeEntry.objects.filter(status=KnowledgeEntry.Status.APPROVED)
              .aggregate(n=Count("id"), last=Max("updated_at")).values(),

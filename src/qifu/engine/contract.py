@@ -340,9 +340,31 @@ LABS = Kind(
     ),
 )
 
+EXPERT_AVAILABILITY = (("available", "可对接"), ("limited", "时间有限"), ("unavailable", "暂不对接"))
+
+# An addition to contract v1.1: the expert-partner library (科创伙伴) the science bureau keeps.
+EXPERTS = Kind(
+    "experts",
+    "科创伙伴专家库",
+    key=("expert_code",),
+    fields=(
+        Field("expert_code", "专家编号", T.STR, required=True, max_length=40),
+        Field("name", "姓名", T.STR, required=True, max_length=50),
+        Field("institution", "单位", T.STR, required=True, max_length=200),
+        Field("title", "职称", T.STR, max_length=50),
+        Field("fields", "领域", T.STR, required=True, max_length=300),
+        Field("skills", "专长", T.STR, max_length=2000),
+        Field("projects", "代表项目", T.STR, max_length=4000),
+        Field("availability", "可对接情况", T.ENUM, choices=EXPERT_AVAILABILITY),
+        Field("phone", "联系电话", T.STR, max_length=50),
+        Field("email", "电子邮箱", T.STR, max_length=200),
+        Field("consent", "同意公开", T.BOOL),
+    ),
+)
+
 # The annual-report service's files (§1.1–1.6), and every kind `qifu import` takes.
 ANNUAL_REPORT_KINDS = (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)
-KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS, LABS)}
+KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS, LABS, EXPERTS)}
 
 # Personal data in the contract's files: masked in staff lists and pages, shown whole only
 # through an audited reveal.

@@ -92,6 +92,8 @@ def _reference_errors(kind: Kind, parsed: Parsed) -> list[RowError]:
 
         problems = catalogue_problems(frame.to_dicts())
         return errors + [RowError(row, name, value, why) for row, name, value, why in problems]
+    if kind.name == "experts":
+        return errors
     if kind.name == "registry":
         if "industry_code" in frame.columns:
             for row, code in frame.select("__row", "industry_code").drop_nulls().iter_rows():
@@ -345,6 +347,13 @@ def _write_labs(kind, parsed, frame, progress):
     return ImportResult(kind.name, frame.height, new, changed, same)
 
 
+def _write_experts(kind, parsed, frame, progress):
+    from qifu.experts.actions import import_experts
+
+    new, changed, same = import_experts(frame.to_dicts())
+    return ImportResult(kind.name, frame.height, new, changed, same)
+
+
 _AFTER = {"requests": _after_requests, "parcels": _after_land, "indicators": _after_land}
 
 _WRITERS = {
@@ -359,4 +368,5 @@ _WRITERS = {
     "indicators": _write_indicators,
     "trainings": _write_trainings,
     "labs": _write_labs,
+    "experts": _write_experts,
 }

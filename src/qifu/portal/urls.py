@@ -1,6 +1,6 @@
 from django.urls import path
 
-from qifu.portal import labs, land, policies, requests, views
+from qifu.portal import experts, labs, land, policies, requests, views
 
 app_name = "portal"
 urlpatterns = [
@@ -16,6 +16,8 @@ urlpatterns = [
     path("land/", land.land_page, name="land"),
     path("land/<int:year>/", land.land_page, name="land-year"),
     path("land/<int:year>/act/", land.land_act, name="land-act"),
+    path("experts/", experts.needs_page, name="experts"),
+    path("experts/needs/", experts.need_submit, name="expert-need-submit"),
     path("labs/", labs.labs_page, name="labs"),
     path("labs/instruments/<int:instrument_id>/", labs.instrument_page, name="lab-instrument"),
     path("labs/instruments/<int:instrument_id>/book/", labs.book, name="lab-book"),

@@ -161,6 +161,7 @@ def detail(request, number: str):
         "departments": Department.objects.filter(active=True).exclude(pk=req.department_id),
         "categories": CATEGORIES, "duplicates": duplicates,
         "can_escalate": role in (Role.ADMIN, Role.LEADER) and req.status != State.CLOSED,
+        "can_write": scope.can_write(request.user),
         "can_categorise": role in (Role.ADMIN, Role.DEPARTMENT, Role.OFFICER) and req.status != State.CLOSED,
         "can_callback": role in (Role.ADMIN, Role.OFFICER) and req.callback_needed and not req.callback_done,
         "can_teach": role == Role.ADMIN and bool(req.answer),

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import labs, land, policies, requests, views
+from qifu.web import experts, labs, land, policies, requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -35,6 +35,12 @@ urlpatterns = [
     path("policies/matches/<int:match_id>/act/", policies.match_act, name="policy-match-act"),
     path("policies/files/<int:file_id>/", policies.attachment, name="policy-file"),
     path("policies/<str:code>/", policies.policy, name="policy"),
+    path("experts/", experts.overview, name="experts"),
+    path("experts/library/", experts.library, name="expert-library"),
+    path("experts/needs/new/", experts.need_new, name="expert-need-new"),
+    path("experts/needs/<str:number>/", experts.need, name="expert-need"),
+    path("experts/needs/<str:number>/act/", experts.need_act, name="expert-need-act"),
+    path("experts/from-request/<str:number>/", experts.need_from_request, name="expert-need-from-request"),
     path("labs/", labs.overview, name="labs"),
     path("labs/vouchers/", labs.voucher_grant, name="lab-voucher-grant"),
     path("labs/bookings/<int:booking_id>/act/", labs.booking_act, name="lab-booking-act"),

@@ -26,6 +26,8 @@ from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice, Explanation
 from qifu.engine.contract import PERSONAL_FIELDS, REPORTS
+from qifu.experts import queries as expert_queries
+from qifu.experts.models import Cooperation, Need, Visit
 from qifu.imports.models import ImportRun
 from qifu.labs import queries as lab_queries
 from qifu.labs.models import Booking, TestBatch, Voucher
@@ -77,7 +79,19 @@ def home(request):
     ctx["land"] = _land_panel(request)
     ctx["policies"] = _policies_panel(request)
     ctx["labs"] = _labs_panel(request)
+    ctx["experts"] = _experts_panel(request)
     return render(request, "web/home.html", ctx)
+
+
+def _experts_panel(request) -> dict | None:
+    """Expert partners: needs by status and visits by month of this year."""
+    needs = scope.filter_by_town(Need.objects.all(), request.user)
+    if not needs.exists():
+        return None
+    m = expert_queries.measures(needs, scope.filter_by_town(Visit.objects.all(), request.user),
+                                scope.filter_by_town(Cooperation.objects.all(), request.user))
+    return {"m": m, "charts": {"expert-visits": {"labels": [f"{k}月" for k in range(1, 13)], "values": m["months"],
+                                                 "label": f"{m['year']} 年走访次数"}}}
 
 
 def _labs_panel(request) -> dict | None:
@@ -274,6 +288,8 @@ def entity(request, uscc: str):
         "policy_matches": scope.filter_policy_matches(policy_queries.for_entity(e.uscc), request.user)
         .prefetch_related("payments"),
         "lab_bookings": lab_queries.bookings_of(e)[:20],
+        "tech_needs": Need.objects.filter(entity=e).select_related("cooperation", "cooperation__expert")[:20],
+        "expert_visits": Visit.objects.filter(entity=e).select_related("expert")[:20],
         "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),
     })
 

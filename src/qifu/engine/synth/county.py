@@ -21,6 +21,7 @@ from qifu.engine import reference
 from qifu.engine import uscc as uscc_mod
 from qifu.engine.contract import KINDS, T
 from qifu.engine.synth import behaviour as bh
+from qifu.engine.synth import experts as synth_experts
 from qifu.engine.synth import inject
 from qifu.engine.synth import labs as synth_labs
 from qifu.engine.synth import land as synth_land
@@ -558,6 +559,7 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     synth_trainings.make(registry, last_year, np.random.default_rng([seed, 19])).write_csv(out / "trainings.csv")
     write_policies(out / "policies", last_year)
     synth_labs.make(registry, np.random.default_rng([seed, 23])).write_csv(out / "labs.csv")
+    synth_experts.make(60, np.random.default_rng([seed, 29])).write_csv(out / "experts.csv")
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
     (out / "README.md").write_text(_readme(c, labels), encoding="utf-8")
@@ -596,7 +598,8 @@ registry.csv, reports.csv, shareholders.csv, tax.csv, social.csv, reminders.csv,
 (the hotline's and stations' requests from 1 January {c.last_year} to 30 November {c.last_year + 1}),
 parcels.csv and indicators.csv (industrial land and its evaluation data, {c.last_year - 1}–{c.last_year}),
 trainings.csv (workers' vocational-skill certificates, {c.last_year - 1}–{c.last_year}; made-up names and numbers),
-labs.csv (the shared-lab catalogue: one row per instrument, its lab's columns repeated).
+labs.csv (the shared-lab catalogue: one row per instrument, its lab's columns repeated),
+experts.csv (sixty expert partners of made-up universities and institutes).
 policies/: ten example policies judged on {c.last_year} data (`qifu policy match --policies policies
 --year {c.last_year} --out matches.csv`, after `qifu land evaluate`: some read the land classes).
 

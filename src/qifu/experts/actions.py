@@ -1,0 +1,200 @@
+"""What changes expert partners' data: experts imported from staff's sheet, a firm's technical
+need (from staff, the portal or a request), the experts proposed for it by Chinese retrieval
+with the words that matched, staff's confirmation, visits, and cooperation projects with their
+milestones. A check that fails raises ``ExpertActionError`` and changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from qifu import text as texts
+from qifu.engine.assistant.textindex import TextIndex
+from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
+
+PROPOSALS = 5  # experts proposed for each need
+
+
+class ExpertActionError(ValueError):
+    """Something a person can fix, said in Chinese."""
+
+
+# --- experts ----------------------------------------------------------------------------------
+
+
+def import_experts(rows: list[dict]) -> tuple[int, int, int]:
+    """One row per expert, matched by code. Returns (new, changed, unchanged)."""
+    now = timezone.now()
+    existing = {e.code: e for e in Expert.objects.filter(code__in=[r["expert_code"] for r in rows])}
+    new, changed, same = [], [], 0
+    for r in rows:
+        fields = {"name": r["name"], "institution": r["institution"], "title": r.get("title") or "",
+                  "fields": r["fields"], "skills": r.get("skills") or "", "projects": r.get("projects") or "",
+                  "availability": r.get("availability") or "available", "phone": r.get("phone") or "",
+                  "email": r.get("email") or "", "consent": bool(r.get("consent"))}
+        e = existing.get(r["expert_code"])
+        if e is None:
+            new.append(Expert(code=r["expert_code"], updated_at=now, **fields))
+        elif any(getattr(e, k) != v for k, v in fields.items()):
+            for k, v in fields.items():
+                setattr(e, k, v)
+            e.updated_at = now
+            changed.append(e)
+        else:
+            same += 1
+    Expert.objects.bulk_create(new, batch_size=500)
+    Expert.objects.bulk_update(changed, [*fields, "updated_at"], batch_size=500)
+    return len(new), len(changed), same
+
+
+def _document(e: Expert) -> str:
+    return " ".join([e.fields, e.fields, e.skills, e.skills, e.projects, e.title, e.institution])
+
+
+@lru_cache(maxsize=1)
+def _index(version: tuple) -> tuple[list[int], TextIndex]:
+    experts = list(Expert.objects.exclude(availability=Expert.Availability.UNAVAILABLE).order_by("pk"))
+    return [e.pk for e in experts], TextIndex([_document(e) for e in experts])
+
+
+def index() -> tuple[list[int], TextIndex]:
+    """The retrieval index over the experts who take work, rebuilt when an expert changes."""
+    version = tuple(Expert.objects.aggregate(n=Count("id"), last=Max("updated_at")).values())
+    return _index(version)
+
+
+def rank(query: str, limit: int = 10) -> list[tuple[int, float, tuple[str, ...]]]:
+    """(expert id, score, matched words) for a need's text, best first."""
+    ids, idx = index()
+    return [(ids[h.index], h.score, h.words) for h in idx.search(query, limit)]
+
+
+# --- needs ------------------------------------------------------------------------------------
+
+
+def do_submit_need(entity, title: str, description: str, source: str, *, budget=None, urgent: bool = False,
+                   confidential: bool = False, by=None, request=None, now: dt.datetime | None = None) -> Need:
+    """A technical need, with the experts the retrieval proposes for it."""
+    now = now or timezone.now()
+    try:
+        title, description = texts.clean(title, 100), texts.clean(description, 4000)
+    except ValueError as e:
+        raise ExpertActionError(f"需求{e}") from None
+    if len(title) < 4 or len(description) < 10:
+        raise ExpertActionError("请写明需求名称（至少4个字）和需求描述（至少10个字）")
+    if budget not in (None, ""):
+        try:
+            budget = Decimal(str(budget)).quantize(Decimal("0.01"))
+        except InvalidOperation:
+            raise ExpertActionError("预算应为数字（万元）") from None
+        if not 0 <= budget < Decimal("1e8"):
+            raise ExpertActionError("预算应在 0 到 1 亿万元之间")
+    else:
+        budget = None
+    with transaction.atomic():
+        need = Need.objects.create(number=f"tmp-{uuid.uuid4().hex[:16]}", entity=entity, town_id=entity.town_id, title=title,
+                                   text=description, budget=budget, urgent=urgent, confidential=confidential,
+                                   source=source, request=request, created_at=now, created_by=by)
+        need.number = f"XQ{timezone.localtime(now):%Y}-{need.pk:05d}"  # from the key: unique without a race
+        need.save(update_fields=["number"])
+        propose(need)
+    return need
+
+
+def do_need_from_request(req, by=None) -> Need:
+    """A request of the technology category taken into the needs library."""
+    if req.entity_id is None:
+        raise ExpertActionError("这件诉求没有关联企业，不能转为技术需求")
+    if Need.objects.filter(request=req).exists():
+        raise ExpertActionError("这件诉求已经转为技术需求")
+    return do_submit_need(req.entity, req.text[:40], req.text, Need.Source.REQUEST, by=by, request=req)
+
+
+def propose(need: Need, limit: int = PROPOSALS) -> list[Pairing]:
+    """Propose the best-matching experts not yet proposed for the need."""
+    known = set(need.pairings.values_list("expert_id", flat=True))
+    start = len(known)
+    hits = [h for h in rank(f"{need.title} {need.text}", limit + len(known)) if h[0] not in known][:limit]
+    return Pairing.objects.bulk_create(Pairing(need=need, expert_id=e, rank=start + k + 1, score=round(s, 4),
+                                               words=list(w)) for k, (e, s, w) in enumerate(hits))
+
+
+def do_decide(pairing: Pairing, confirm: bool, by=None) -> Pairing:
+    """Staff (the technology broker) confirm a proposed expert for the need, or set it aside."""
+    with transaction.atomic():
+        pairing = Pairing.objects.select_for_update().select_related("need").get(pk=pairing.pk)
+        if pairing.need.status == Need.Status.CLOSED:
+            raise ExpertActionError("需求已办结")
+        pairing.status = Pairing.Status.CONFIRMED if confirm else Pairing.Status.DECLINED
+        pairing.decided_by, pairing.decided_at = by, timezone.now()
+        pairing.save(update_fields=["status", "decided_by", "decided_at"])
+        need = pairing.need
+        if confirm and need.status == Need.Status.OPEN:
+            need.status = Need.Status.PAIRED
+            need.save(update_fields=["status"])
+    return pairing
+
+
+def do_log_visit(entity, visited_on: dt.date, notes: str, *, need: Need | None = None, expert: Expert | None = None,
+                 by=None) -> Visit:
+    notes = (notes or "").strip()
+    if len(notes) < 4:
+        raise ExpertActionError("请写明走访情况（至少4个字）")
+    if visited_on > timezone.localdate():
+        raise ExpertActionError("走访日期不能晚于今天")
+    if need is not None and need.entity_id != entity.pk:
+        raise ExpertActionError("这条需求不是这家企业的")
+    return Visit.objects.create(entity=entity, town_id=entity.town_id, need=need, expert=expert, visited_on=visited_on,
+                                notes=notes[:4000], by=by, created_at=timezone.now())
+
+
+def do_agree(need: Need, expert: Expert, title: str, agreed_on: dt.date, amount="0",
+             milestones: list[tuple[str, dt.date]] = ()) -> Cooperation:
+    """A cooperation project agreed between the firm and a confirmed expert."""
+    title = (title or "").strip()
+    if len(title) < 4:
+        raise ExpertActionError("请写明合作项目名称")
+    if not need.pairings.filter(expert=expert, status=Pairing.Status.CONFIRMED).exists():
+        raise ExpertActionError("请先确认对接这位专家")
+    if hasattr(need, "cooperation"):
+        raise ExpertActionError("这条需求已有合作项目")
+    try:
+        amount = Decimal(str(amount or 0)).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        raise ExpertActionError("合同金额应为数字（万元）") from None
+    if amount < 0:
+        raise ExpertActionError("合同金额不能为负")
+    with transaction.atomic():
+        coop = Cooperation.objects.create(
+            need=need, expert=expert, entity_id=need.entity_id, town_id=need.town_id, title=title[:200],
+            agreed_on=agreed_on, amount=amount,
+            milestones=[{"name": n, "due": d.isoformat(), "done_on": None} for n, d in milestones])
+        need.status = Need.Status.COOPERATING
+        need.save(update_fields=["status"])
+    return coop
+
+
+def do_reach_milestone(coop: Cooperation, index: int, done_on: dt.date) -> Cooperation:
+    if not 0 <= index < len(coop.milestones):
+        raise ExpertActionError("没有这个节点")
+    coop.milestones[index]["done_on"] = done_on.isoformat()
+    coop.save(update_fields=["milestones"])
+    return coop
+
+
+def do_finish(coop: Cooperation, outcome: str, completed: bool = True) -> Cooperation:
+    outcome = (outcome or "").strip()
+    if len(outcome) < 4:
+        raise ExpertActionError("请写明合作成果或终止原因")
+    with transaction.atomic():
+        coop.status = Cooperation.Status.COMPLETED if completed else Cooperation.Status.STOPPED
+        coop.outcome = outcome[:4000]
+        coop.save(update_fields=["status", "outcome"])
+        Need.objects.filter(pk=coop.need_id).update(status=Need.Status.CLOSED)
+    return coop

@@ -1,0 +1,136 @@
+"""Expert partners (科创伙伴): experts from universities and institutes, the technical needs of
+firms (技术需求), the experts proposed for a need with the words that matched and staff's
+confirmation, the visits made (走访), and the cooperation projects agreed with their
+milestones and outcome."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from qifu.registry.models import Entity, Township
+
+
+class Expert(models.Model):
+    class Availability(models.TextChoices):
+        AVAILABLE = "available", "可对接"
+        LIMITED = "limited", "时间有限"
+        UNAVAILABLE = "unavailable", "暂不对接"
+
+    code = models.CharField("专家编号", max_length=40, unique=True)
+    name = models.CharField("姓名", max_length=50)
+    institution = models.CharField("单位", max_length=200)
+    title = models.CharField("职称", max_length=50, blank=True)
+    fields = models.CharField("领域", max_length=300, help_text="产业链与学科，用顿号或空格分隔")
+    skills = models.TextField("专长", blank=True)
+    projects = models.TextField("代表项目", blank=True)
+    availability = models.CharField("可对接情况", max_length=12, choices=Availability.choices, default="available")
+    phone = models.CharField("联系电话", max_length=50, blank=True)
+    email = models.CharField("电子邮箱", max_length=200, blank=True)
+    consent = models.BooleanField("同意公开", default=False, help_text="同意后企业端可看到姓名、单位和领域")
+    updated_at = models.DateTimeField("更新时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "专家"
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.institution}）"
+
+
+class Need(models.Model):
+    """A firm's technical need, entered by staff, by the firm in the portal, or taken from a
+    request of the technology category."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "待对接"
+        PAIRED = "paired", "已对接"
+        COOPERATING = "cooperating", "合作中"
+        CLOSED = "closed", "已办结"
+
+    class Source(models.TextChoices):
+        STAFF = "staff", "工作人员录入"
+        PORTAL = "portal", "企业提出"
+        REQUEST = "request", "企业诉求转入"
+
+    number = models.CharField("需求编号", max_length=20, unique=True)
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="tech_needs")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT)
+    title = models.CharField("需求名称", max_length=100)
+    text = models.TextField("需求描述")
+    budget = models.DecimalField("预算（万元）", max_digits=12, decimal_places=2, null=True, blank=True)
+    urgent = models.BooleanField("紧急", default=False)
+    confidential = models.BooleanField("保密", default=False, help_text="保密需求只有本镇街和局管理员看得到描述")
+    source = models.CharField("来源", max_length=8, choices=Source.choices)
+    request = models.OneToOneField("service_requests.ServiceRequest", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="tech_need")
+    status = models.CharField("状态", max_length=12, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField("提出时间")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "技术需求"
+        ordering = ["-created_at"]
+
+
+class Pairing(models.Model):
+    """An expert proposed for a need by the matching, and what staff made of it."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "推荐"
+        CONFIRMED = "confirmed", "已确认对接"
+        DECLINED = "declined", "不合适"
+
+    need = models.ForeignKey(Need, on_delete=models.CASCADE, related_name="pairings")
+    expert = models.ForeignKey(Expert, on_delete=models.PROTECT, related_name="pairings")
+    rank = models.PositiveSmallIntegerField("推荐名次")
+    score = models.FloatField("相关度")
+    words = models.JSONField("匹配词", default=list)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.PROPOSED)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "专家推荐"
+        ordering = ["need", "rank"]
+        constraints = [models.UniqueConstraint(fields=["need", "expert"], name="pairing_once")]
+
+
+class Visit(models.Model):
+    """A visit to a firm (走访), with or without an expert."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="expert_visits")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT)
+    need = models.ForeignKey(Need, null=True, blank=True, on_delete=models.SET_NULL, related_name="visits")
+    expert = models.ForeignKey(Expert, null=True, blank=True, on_delete=models.PROTECT, related_name="visits")
+    visited_on = models.DateField("走访日期")
+    notes = models.TextField("走访情况")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = verbose_name_plural = "走访记录"
+        ordering = ["-visited_on"]
+
+
+class Cooperation(models.Model):
+    class Status(models.TextChoices):
+        ONGOING = "ongoing", "进行中"
+        COMPLETED = "completed", "已完成"
+        STOPPED = "stopped", "已终止"
+
+    need = models.OneToOneField(Need, on_delete=models.PROTECT, related_name="cooperation")
+    expert = models.ForeignKey(Expert, on_delete=models.PROTECT, related_name="cooperations")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="cooperations")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT)
+    title = models.CharField("合作项目", max_length=200)
+    agreed_on = models.DateField("签约日期")
+    amount = models.DecimalField("合同金额（万元）", max_digits=12, decimal_places=2, default=0)
+    milestones = models.JSONField("节点", default=list)  # [{"name": ..., "due": "2026-12-31", "done_on": null}]
+    outcome = models.TextField("成果", blank=True)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.ONGOING)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "合作项目"
+        ordering = ["-agreed_on"]

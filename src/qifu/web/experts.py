@@ -1,0 +1,198 @@
+"""Staff pages for expert partners (科创伙伴): the needs library with the measures (visits, firms
+served, projects agreed) as charts and XLSX; a need with the experts proposed for it and the
+words that matched, the broker's confirmation, visits and the cooperation project; the expert
+library. Views only: changes go through ``experts.actions``; who sees what through
+``accounts.scope`` (a township officer the needs of their township's firms)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from qifu import spreadsheets
+from qifu.accounts import masking, scope
+from qifu.accounts.decorators import staff_required
+from qifu.experts import actions, queries
+from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
+from qifu.service_requests.models import ServiceRequest
+from qifu.web.downloads import audited_xlsx
+
+
+def _needs(request):
+    return scope.filter_by_town(Need.objects.all(), request.user)
+
+
+def _visits(request):
+    return scope.filter_by_town(Visit.objects.all(), request.user)
+
+
+def _coops(request):
+    return scope.filter_by_town(Cooperation.objects.all(), request.user)
+
+
+def shown_text(need: Need, user) -> str:
+    """A confidential need's description is for administrators and the firm's township officer."""
+    if need.confidential and scope.role_of(user) not in (scope.Role.ADMIN, scope.Role.OFFICER):
+        return "（保密需求，内容不公开）"
+    return need.text
+
+
+@staff_required
+def overview(request):
+    m = queries.measures(_needs(request), _visits(request), _coops(request))
+    if request.GET.get("format") == "xlsx":
+        return _xlsx(request)
+    status = request.GET.get("status", "")
+    qs = _needs(request).select_related("entity", "town").order_by("-created_at")
+    if status:
+        qs = qs.filter(status=status)
+    return render(request, "web/experts_overview.html", {
+        "m": m, "page": Paginator(qs, 50).get_page(request.GET.get("page")), "status": status,
+        "statuses": Need.Status.choices, "experts": Expert.objects.count(), "can_write": scope.can_write(request.user),
+        "charts": {
+            "need-status": {"type": "doughnut", "labels": [s for s, _ in m["status"]], "values": [n for _, n in m["status"]]},
+            "visit-months": {"labels": [f"{k}月" for k in range(1, 13)], "values": m["months"], "label": f"{m['year']} 年走访次数"},
+        },
+    })
+
+
+def _xlsx(request):
+    wb = spreadsheets.workbook()
+    ws = wb.create_sheet("技术需求")
+    spreadsheets.append(ws, ["需求编号", "统一社会信用代码", "企业名称", "镇街", "需求名称", "需求描述", "预算（万元）", "紧急", "来源",
+                             "状态", "提出时间", "已确认专家"])
+    needs = _needs(request).select_related("entity", "town").prefetch_related("pairings__expert").order_by("created_at")
+    for n in needs:
+        confirmed = "、".join(p.expert.name for p in n.pairings.all() if p.status == Pairing.Status.CONFIRMED)
+        spreadsheets.append(ws, [n.number, n.entity_id, n.entity.name, n.town.name, n.title, shown_text(n, request.user),
+                                 float(n.budget) if n.budget is not None else None, "是" if n.urgent else "否",
+                                 n.get_source_display(), n.get_status_display(), n.created_at.replace(tzinfo=None), confirmed])
+    ws = wb.create_sheet("走访记录")
+    spreadsheets.append(ws, ["走访日期", "统一社会信用代码", "企业名称", "镇街", "专家", "需求编号", "走访情况"])
+    for v in _visits(request).select_related("entity", "town", "expert", "need").order_by("visited_on"):
+        spreadsheets.append(ws, [v.visited_on, v.entity_id, v.entity.name, v.town.name, v.expert.name if v.expert else "",
+                                 v.need.number if v.need else "", v.notes])
+    ws = wb.create_sheet("合作项目")
+    spreadsheets.append(ws, ["合作项目", "统一社会信用代码", "企业名称", "专家", "单位", "签约日期", "合同金额（万元）", "状态", "成果"])
+    for c in _coops(request).select_related("entity", "expert").order_by("agreed_on"):
+        spreadsheets.append(ws, [c.title, c.entity_id, c.entity.name, c.expert.name, c.expert.institution, c.agreed_on,
+                                 float(c.amount), c.get_status_display(), c.outcome])
+    return audited_xlsx(request, wb, "experts", f"科创伙伴技术需求、走访和合作项目 {needs.count()} 条需求")
+
+
+def _need(request, number: str) -> Need:
+    need = _needs(request).filter(number=number).select_related("entity", "town", "request").first()
+    if need is None:
+        raise Http404("没有这条需求，或不属于您的范围")
+    return need
+
+
+@staff_required
+def need(request, number: str):
+    n = _need(request, number)
+    pairings = list(n.pairings.select_related("expert"))
+    return render(request, "web/expert_need.html", {
+        "n": n, "text": shown_text(n, request.user), "pairings": pairings,
+        "confirmed": [p for p in pairings if p.status == Pairing.Status.CONFIRMED],
+        "visits": n.visits.select_related("expert", "by"), "coop": getattr(n, "cooperation", None),
+        "can_write": scope.can_write(request.user), "today": dt.date.today(),
+    })
+
+
+@staff_required(write=True)
+@require_POST
+def need_new(request):
+    post = request.POST
+    uscc = post.get("uscc", "").strip().upper()
+    try:
+        entity = scope.entity_or_403(request.user, uscc)
+    except Http404:
+        messages.error(request, f"没有统一社会信用代码为 {uscc[:18]} 的主体")
+        return redirect("experts")
+    try:
+        n = actions.do_submit_need(entity, post.get("title", ""), post.get("text", ""), Need.Source.STAFF,
+                                   budget=post.get("budget") or None, urgent=bool(post.get("urgent")),
+                                   confidential=bool(post.get("confidential")), by=request.user)
+    except actions.ExpertActionError as e:
+        messages.error(request, str(e))
+        return redirect("experts")
+    messages.success(request, f"已登记需求 {n.number}，推荐了 {n.pairings.count()} 位专家")
+    return redirect("expert-need", number=n.number)
+
+
+@staff_required(write=True)
+@require_POST
+def need_act(request, number: str):
+    n = _need(request, number)
+    post, action = request.POST, request.POST.get("action")
+    try:
+        if action in ("confirm", "decline"):
+            p = get_object_or_404(Pairing, pk=post.get("pairing"), need=n)
+            actions.do_decide(p, action == "confirm", by=request.user)
+            messages.success(request, "已确认对接" if action == "confirm" else "已标为不合适")
+        elif action == "more":
+            made = actions.propose(n)
+            messages.success(request, f"又推荐了 {len(made)} 位专家" if made else "没有更多相符的专家")
+        elif action == "visit":
+            expert = Expert.objects.filter(pk=post.get("expert") or None).first()
+            actions.do_log_visit(n.entity, dt.date.fromisoformat(post.get("visited_on", "")), post.get("notes", ""),
+                                 need=n, expert=expert, by=request.user)
+            messages.success(request, "已记录走访")
+        elif action == "agree":
+            expert = get_object_or_404(Expert, pk=post.get("expert"))
+            milestones = []
+            for line in post.get("milestones", "").splitlines():
+                if line.strip():
+                    name, _, due = line.rpartition(" ")
+                    milestones.append((name.strip() or line.strip(), dt.date.fromisoformat(due.strip())))
+            actions.do_agree(n, expert, post.get("title", ""), dt.date.fromisoformat(post.get("agreed_on", "")),
+                             post.get("amount") or "0", milestones)
+            messages.success(request, "已登记合作项目")
+        elif action == "milestone":
+            actions.do_reach_milestone(n.cooperation, int(post.get("index", -1)), dt.date.fromisoformat(post.get("done_on", "")))
+            messages.success(request, "节点已完成")
+        elif action in ("finish", "stop"):
+            actions.do_finish(n.cooperation, post.get("outcome", ""), completed=action == "finish")
+            messages.success(request, "合作项目已办结")
+        else:
+            messages.error(request, "请选择要办理的事项")
+    except actions.ExpertActionError as e:
+        messages.error(request, str(e))
+    except ValueError:
+        messages.error(request, "日期应写作 2026-12-31（节点每行：名称 空格 日期）")
+    return redirect("expert-need", number=n.number)
+
+
+@staff_required
+def library(request):
+    if scope.role_of(request.user) == scope.Role.DEPARTMENT:
+        raise PermissionDenied("专家库只对局管理员、镇街和领导开放")
+    q = request.GET.get("q", "").strip()[:200]
+    if q:
+        found = Expert.objects.in_bulk([e for e, _, _ in actions.rank(q, 50)])
+        rows = [(found[e], w) for e, _, w in actions.rank(q, 50) if e in found]
+    else:
+        rows = [(e, ()) for e in Expert.objects.order_by("code")[:200]]
+    return render(request, "web/expert_library.html", {
+        "q": q, "rows": [(e, w, masking.value(e.phone)) for e, w in rows], "total": Expert.objects.count()})
+
+
+@staff_required(write=True)
+@require_POST
+def need_from_request(request, number: str):
+    req = scope.filter_requests(ServiceRequest.objects.all(), request.user).filter(number=number).first()
+    if req is None:
+        raise Http404("没有这件诉求")
+    try:
+        n = actions.do_need_from_request(req, by=request.user)
+    except actions.ExpertActionError as e:
+        messages.error(request, str(e))
+        return redirect("request-detail", number=req.number)
+    messages.success(request, f"已转为技术需求 {n.number}")
+    return redirect("request-detail", number=req.number)

@@ -1,0 +1,168 @@
+"""Expert partners (科创伙伴): the expert library imported from a sheet; a firm's technical need
+matched to experts by Chinese retrieval with the words that matched; the broker's confirmation,
+visits and cooperation projects; needs from requests of the technology category; the staff
+pages, the portal and the API with township isolation, confidential needs and XLSX."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import openpyxl
+import polars as pl
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from qifu.accounts.models import AuditEvent
+from qifu.engine.errors import InvalidFile
+from qifu.experts import actions
+from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
+from qifu.imports.actions import import_file
+from qifu.registry.models import Entity
+from qifu.service_requests import actions as requests
+from qifu.service_requests.models import ServiceRequest
+
+pytestmark = pytest.mark.django_db
+NEED = ("注塑外壳缩痕", "家电注塑外壳表面出现缩痕和翘曲，想请专家做模流分析，优化冷却水路和模具设计")
+
+
+@pytest.fixture
+def county(checked_county):
+    if not Expert.objects.exists():
+        import_file("experts", checked_county["folder"] / "experts.csv")
+    yield checked_county
+    for model in (Cooperation, Visit, Pairing, Need):
+        model.objects.all().delete()
+
+
+def firm(town=None) -> Entity:
+    qs = Entity.objects.filter(entity_type="enterprise", status="active")
+    return (qs.filter(town=town) if town is not None else qs).order_by("uscc").first()
+
+
+def test_the_library_is_imported_and_a_bad_sheet_changes_nothing(county, tmp_path):
+    rows = pl.read_csv(county["folder"] / "experts.csv", infer_schema=False)
+    assert Expert.objects.count() == rows.height
+    again = import_file("experts", county["folder"] / "experts.csv")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, rows.height)
+    bad = rows.with_columns(pl.when(pl.int_range(pl.len()) == 1).then(pl.lit("随时")).otherwise(pl.col("availability"))
+                            .alias("availability"), pl.lit("新名字").alias("name"))
+    bad.write_csv(tmp_path / "experts.csv")
+    with pytest.raises(InvalidFile) as err:
+        import_file("experts", tmp_path / "experts.csv")
+    assert [(e.row, e.field) for e in err.value.errors] == [(3, "availability")]
+    assert not Expert.objects.filter(name="新名字").exists()
+
+
+def test_a_need_is_matched_to_experts_with_the_words_that_matched(county):
+    need = actions.do_submit_need(firm(), *NEED, Need.Source.STAFF)
+    proposals = list(need.pairings.select_related("expert").order_by("rank"))
+    assert len(proposals) == actions.PROPOSALS
+    top = proposals[0]
+    assert "注塑" in top.expert.fields and {"注塑", "模流"} & set(top.words)
+    assert all(p.expert.availability != "unavailable" for p in proposals)
+    assert [p.score for p in proposals] == sorted((p.score for p in proposals), reverse=True)
+    # the retrieval agrees with a plain count: the best has at least as many of the need's words as the last
+    assert len(top.words) >= len(proposals[-1].words)
+    more = actions.propose(need)
+    assert more and not {p.expert_id for p in more} & {p.expert_id for p in proposals}
+    with pytest.raises(actions.ExpertActionError):
+        actions.do_submit_need(firm(), "短", "太短", Need.Source.STAFF)
+
+
+def test_confirmation_visits_and_a_cooperation_project(county):
+    need = actions.do_submit_need(firm(), *NEED, Need.Source.STAFF)
+    first, second = need.pairings.order_by("rank")[:2]
+    with pytest.raises(actions.ExpertActionError, match="先确认"):
+        actions.do_agree(need, first.expert, "缩痕改善项目", timezone.localdate())
+    actions.do_decide(second, False)
+    actions.do_decide(first, True)
+    need.refresh_from_db()
+    assert need.status == "paired"
+    with pytest.raises(actions.ExpertActionError, match="晚于今天"):
+        actions.do_log_visit(need.entity, timezone.localdate() + dt.timedelta(days=1), "上门了解", need=need)
+    actions.do_log_visit(need.entity, timezone.localdate(), "专家上门查看模具", need=need, expert=first.expert)
+    coop = actions.do_agree(need, first.expert, "外壳缩痕改善", timezone.localdate(), "12.5",
+                            [("模流分析报告", timezone.localdate() + dt.timedelta(days=30))])
+    need.refresh_from_db()
+    assert need.status == "cooperating" and coop.amount == 12.5 and coop.milestones[0]["done_on"] is None
+    with pytest.raises(actions.ExpertActionError, match="已有合作项目"):
+        actions.do_agree(need, first.expert, "另一个项目", timezone.localdate())
+    actions.do_reach_milestone(coop, 0, timezone.localdate())
+    actions.do_finish(coop, "缩痕消除，良率提高 8 个百分点")
+    need.refresh_from_db()
+    assert need.status == "closed" and Cooperation.objects.get().status == "completed"
+
+
+def test_a_technology_request_becomes_a_need_once(county):
+    e = firm()
+    req = requests.do_submit_request(text="我们想找高校专家解决注塑件缩痕问题，需要模流分析", channel="portal",
+                                     actor=requests.ENTERPRISE, entity=e, category="technology")
+    need = actions.do_need_from_request(req)
+    assert need.request_id == req.pk and need.source == "request" and need.pairings.exists()
+    with pytest.raises(actions.ExpertActionError, match="已经转为"):
+        actions.do_need_from_request(ServiceRequest.objects.get(pk=req.pk))
+    anonymous = requests.do_submit_request(text="有没有做检测的实验室推荐一下", channel="hotline", actor=requests.SYSTEM,
+                                           town_id=e.town_id, category="technology")
+    with pytest.raises(actions.ExpertActionError, match="没有关联企业"):
+        actions.do_need_from_request(anonymous)
+
+
+def staff(county, name: str) -> Client:
+    c = Client()
+    c.force_login(county["users"][name])
+    return c
+
+
+def test_staff_pages_keep_to_the_township_and_hide_confidential_text(county):
+    mine, other = firm(county["own_town"]), firm(county["other_town"])
+    a = actions.do_submit_need(mine, "本镇企业需求", NEED[1], Need.Source.STAFF, confidential=True)
+    b = actions.do_submit_need(other, "外镇企业需求", NEED[1], Need.Source.STAFF)
+    officer, leader = staff(county, "officer"), staff(county, "leader")
+    page = officer.get("/experts/").content.decode()
+    assert "本镇企业需求" in page and "外镇企业需求" not in page
+    assert officer.get(f"/experts/needs/{b.number}/").status_code == 404
+    assert NEED[1] in officer.get(f"/experts/needs/{a.number}/").content.decode()
+    hidden = leader.get(f"/experts/needs/{a.number}/").content.decode()
+    assert NEED[1] not in hidden and "保密需求" in hidden
+    sheet = openpyxl.load_workbook(io.BytesIO(leader.get("/experts/?format=xlsx").content))["技术需求"]
+    texts = {r[0]: r[5] for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert texts[a.number] == "（保密需求，内容不公开）" and texts[b.number] == NEED[1]
+    assert AuditEvent.objects.filter(user=county["users"]["leader"], action="export").exists()
+    # staff confirm a proposal through the page; a leader cannot
+    p = a.pairings.order_by("rank").first()
+    assert leader.post(f"/experts/needs/{a.number}/act/", {"action": "confirm", "pairing": p.pk}).status_code == 403
+    officer.post(f"/experts/needs/{a.number}/act/", {"action": "confirm", "pairing": p.pk})
+    assert Pairing.objects.get(pk=p.pk).status == "confirmed"
+    officer.post(f"/experts/needs/{a.number}/act/", {"action": "visit", "visited_on": timezone.localdate().isoformat(),
+                                                     "notes": "专家上门", "expert": p.expert_id})
+    assert Visit.objects.filter(need=a, expert=p.expert).exists()
+    assert "本镇企业需求" in officer.get(f"/entities/{mine.uscc}/").content.decode()
+    assert 'id="experts-panel"' in staff(county, "admin").get("/").content.decode()
+    found = staff(county, "admin").get("/experts/library/", {"q": "注塑 模流分析"}).content.decode()
+    assert "模流" in found
+
+
+def test_the_portal_and_the_api_take_a_need_and_show_experts_by_consent(county):
+    e = firm()
+    c = Client()
+    s = c.session
+    s["portal_uscc"] = e.uscc
+    s.save()
+    r = c.post("/portal/experts/needs/", {"title": NEED[0], "text": NEED[1]}, follow=True)
+    assert "已提交" in r.content.decode()
+    need = Need.objects.get(entity=e)
+    assert need.source == "portal"
+    p = need.pairings.order_by("rank").select_related("expert").first()
+    actions.do_decide(p, True)
+    Expert.objects.filter(pk=p.expert_id).update(consent=False)
+    listed = c.get("/api/v1/experts/needs").json()
+    assert listed[0]["number"] == need.number and listed[0]["experts"] == [f"{p.expert.institution}的一位专家"]
+    Expert.objects.filter(pk=p.expert_id).update(consent=True)
+    assert p.expert.name in c.get("/portal/experts/").content.decode()
+    r = c.post("/api/v1/experts/needs", {"title": "电源电磁兼容整改", "text": "家电电源板传导发射超标，需要EMC整改方案"},
+               content_type="application/json", HTTP_X_CSRFTOKEN="x")
+    assert r.status_code == 201 and r.json()["status"] == "open"
+    assert c.post("/api/v1/experts/needs", {"title": "短", "text": "x"}, content_type="application/json",
+                  HTTP_X_CSRFTOKEN="x").status_code == 422
