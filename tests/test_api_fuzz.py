@@ -14,6 +14,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from qifu.checks.models import Finding
+from qifu.registry.models import Entity
 
 CSRF = "a" * 32  # a valid CSRF secret, sent as both cookie and header
 EXAMPLES = int(os.environ.get("QIFU_FUZZ_EXAMPLES", "60"))  # per operation; more for a deeper run
@@ -45,6 +46,10 @@ def api_schema(checked_county, db):
 @pytest.fixture
 def enterprise_cookies(checked_county, db):
     uscc = Finding.objects.filter(status="open", entity__entity_type="enterprise").values_list("entity_id", flat=True).first()
+    from qifu.projects import actions as projects
+
+    projects.do_register(Entity.objects.get(pk=uscc), "330282-FUZZ-0001", "模糊测试用建设项目", "industrial", "开发区", "",
+                         [("一期", "1号厂房"), ("二期", "2号厂房")])  # so that raising a stuck step is reached
     store = SessionStore()
     store["portal_uscc"] = uscc
     store.create()
@@ -55,7 +60,7 @@ def test_api_has_no_server_errors_and_keeps_to_its_schema(api_schema, enterprise
     monkeypatch.setenv("QIFU_SMS_GATEWAY_TOKEN", "gw-fuzz")  # so that the fuzz reaches the hook itself
     # schemathesis's pytest plugin does not run under pytest 9; its Hypothesis strategies do.
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 14
+    assert len(operations) == 16
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -74,7 +79,8 @@ def test_schema_describes_every_endpoint_with_its_auth(client, checked_county, d
                                  "/api/v1/selfcheck", "/api/assistant/ask", "/hooks/sms/inbound",
                                  "/api/v1/labs/instruments", "/api/v1/labs/instruments/{instrument_id}/slots",
                                  "/api/v1/labs/bookings", "/api/v1/labs/bookings/{booking_id}/cancel",
-                                 "/api/v1/labs/voucher", "/api/v1/experts/needs"}
+                                 "/api/v1/labs/voucher", "/api/v1/experts/needs", "/api/v1/projects",
+                                 "/api/v1/projects/{code}/phases/{seq}/raise"}
     for path, ops in doc["paths"].items():
         for op in ops.values():
             assert op.get("security") or path == "/api/assistant/ask", path

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "qifu.policies",
     "qifu.labs",
     "qifu.experts",
+    "qifu.projects",
     "qifu.web",
     "ninja",
     "axes",  # staff sign-in lockout

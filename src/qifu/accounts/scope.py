@@ -122,3 +122,24 @@ def can_review_policy(user, policy) -> bool:
         return True
     return role == Role.DEPARTMENT and bool(user.staff_profile.department) and \
         user.staff_profile.department.name == policy.department
+
+
+def _construction_department_id() -> int | None:
+    from qifu.service_requests.models import CategorySetting
+
+    return CategorySetting.objects.filter(code="construction").values_list("department_id", flat=True).first()
+
+
+def filter_projects(qs: QuerySet, user) -> QuerySet:
+    """Construction projects a user may see: a township officer their township's, members of the
+    department that handles construction acceptance (the construction category's) every one,
+    other departments none; administrators and leaders all."""
+    role = role_of(user)
+    if role is None:
+        raise PermissionDenied
+    if role == Role.OFFICER:
+        town = town_of(user)
+        return qs.filter(town=town) if town else qs.none()
+    if role == Role.DEPARTMENT:
+        return qs if department_of(user) and department_of(user) == _construction_department_id() else qs.none()
+    return qs

@@ -5,6 +5,7 @@ endpoints in a router of its own app:
 - ``/api/v1/…``: the enterprise portal (a signed-in enterprise's session; ``portal.api``);
 - ``/api/v1/labs/…``: shared labs' catalogue, slots, bookings and voucher (the same session; ``portal.labs_api``);
 - ``/api/v1/experts/…``: the enterprise's technical needs (the same session; ``portal.experts_api``);
+- ``/api/v1/projects…``: the owner firm's construction projects phase by phase (``portal.projects_api``);
 - ``/api/assistant/ask``: the assistant, public, CSRF-protected like a form (``assistant.api``);
 - ``/hooks/sms/inbound``: the SMS gateway's replies, with its bearer token (``reminders.api``).
 
@@ -19,6 +20,7 @@ from qifu.assistant.api import router as assistant
 from qifu.portal.api import router as portal
 from qifu.portal.experts_api import router as experts
 from qifu.portal.labs_api import router as labs
+from qifu.portal.projects_api import router as projects
 from qifu.reminders.api import router as sms_hooks
 
 api = NinjaAPI(
@@ -29,5 +31,6 @@ api = NinjaAPI(
 api.add_router("/api/v1/", portal)
 api.add_router("/api/v1/labs/", labs)
 api.add_router("/api/v1/experts/", experts)
+api.add_router("/api/v1/projects", projects)
 api.add_router("/api/assistant/", assistant)
 api.add_router("/hooks/sms/", sms_hooks)

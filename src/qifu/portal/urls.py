@@ -1,6 +1,6 @@
 from django.urls import path
 
-from qifu.portal import experts, labs, land, policies, requests, views
+from qifu.portal import experts, labs, land, policies, projects, requests, views
 
 app_name = "portal"
 urlpatterns = [
@@ -16,6 +16,9 @@ urlpatterns = [
     path("land/", land.land_page, name="land"),
     path("land/<int:year>/", land.land_page, name="land-year"),
     path("land/<int:year>/act/", land.land_act, name="land-act"),
+    path("projects/", projects.projects_page, name="projects"),
+    path("projects/<str:code>/", projects.project_page, name="project"),
+    path("projects/<str:code>/act/", projects.project_act, name="project-act"),
     path("experts/", experts.needs_page, name="experts"),
     path("experts/needs/", experts.need_submit, name="expert-need-submit"),
     path("labs/", labs.labs_page, name="labs"),

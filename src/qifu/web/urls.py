@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import experts, labs, land, policies, requests, views
+from qifu.web import experts, labs, land, policies, projects, requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -35,6 +35,11 @@ urlpatterns = [
     path("policies/matches/<int:match_id>/act/", policies.match_act, name="policy-match-act"),
     path("policies/files/<int:file_id>/", policies.attachment, name="policy-file"),
     path("policies/<str:code>/", policies.policy, name="policy"),
+    path("projects/", projects.overview, name="projects"),
+    path("projects/register/", projects.register, name="project-register"),
+    path("projects/<str:code>/", projects.project, name="project"),
+    path("projects/<str:code>/act/", projects.act, name="project-act"),
+    path("projects/<str:code>/documents/<int:step_id>/", projects.document, name="project-document"),
     path("experts/", experts.overview, name="experts"),
     path("experts/library/", experts.library, name="expert-library"),
     path("experts/needs/new/", experts.need_new, name="expert-need-new"),

@@ -35,6 +35,8 @@ from qifu.land import queries as land_queries
 from qifu.land.models import Parcel, Remediation
 from qifu.policies import queries as policy_queries
 from qifu.policies.models import Match
+from qifu.projects import queries as project_queries
+from qifu.projects.models import Project
 from qifu.registry.models import Entity, Note, Township
 from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
@@ -80,7 +82,17 @@ def home(request):
     ctx["policies"] = _policies_panel(request)
     ctx["labs"] = _labs_panel(request)
     ctx["experts"] = _experts_panel(request)
+    ctx["projects"] = _projects_panel(request)
     return render(request, "web/home.html", ctx)
+
+
+def _projects_panel(request) -> dict | None:
+    """Phased acceptance: days to first use against a single final acceptance."""
+    projects = scope.filter_projects(Project.objects.all(), request.user)
+    if not projects.exists():
+        return None
+    m = project_queries.measures(projects)
+    return {"m": m, "charts": {"project-gains": m["chart"]}}
 
 
 def _experts_panel(request) -> dict | None:
@@ -288,6 +300,7 @@ def entity(request, uscc: str):
         "policy_matches": scope.filter_policy_matches(policy_queries.for_entity(e.uscc), request.user)
         .prefetch_related("payments"),
         "lab_bookings": lab_queries.bookings_of(e)[:20],
+        "projects": scope.filter_projects(project_queries.for_entity(e.uscc), request.user),
         "tech_needs": Need.objects.filter(entity=e).select_related("cooperation", "cooperation__expert")[:20],
         "expert_visits": Visit.objects.filter(entity=e).select_related("expert")[:20],
         "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),

@@ -1,0 +1,195 @@
+"""What changes a construction project's acceptance: registration with its phases and their
+checklists, a document or an inspection result on a checklist item, a phase's move through the
+state machine (``engine.projects.workflow``), the one filing, and a stuck step raised as an
+enterprise request. Every change is a ``Step`` on the record. A check that fails raises
+``ProjectActionError`` and changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from django.db import transaction
+from django.utils import timezone
+
+from qifu import config
+from qifu.engine.projects import checklists, workflow
+from qifu.engine.projects.workflow import Move, State
+from qifu.engine.requests import workdays
+from qifu.projects.models import ChecklistItem, Phase, Project, Step
+
+
+class ProjectActionError(ValueError):
+    """Something a person can fix, said in Chinese."""
+
+
+def templates() -> dict[str, checklists.ProjectType]:
+    return checklists.load(config.get("QIFU_ACCEPTANCE_TEMPLATES") or None)
+
+
+def _actor(user) -> str:
+    if user is None:
+        return "企业"
+    return user.get_full_name() or user.username
+
+
+def _step(project, phase, action: str, user, now, note: str = "", document=None, request=None) -> Step:
+    return Step.objects.create(project=project, phase=phase, action=action, actor=_actor(user), user=user, at=now,
+                               note=note[:500], document_name=document[0] if document else "",
+                               document_sha256=document[1] if document else "", request=request)
+
+
+def do_register(entity, code: str, name: str, project_type: str, site: str, permits: str,
+                phases: list[tuple[str, str]], by=None, now: dt.datetime | None = None) -> Project:
+    """A project and its phase plan: each phase a name and its unit works; each phase gets the
+    type's checklist."""
+    now = now or timezone.now()
+    code, name, site = (code or "").strip(), (name or "").strip(), (site or "").strip()
+    types = templates()
+    if not re.fullmatch(r"[0-9A-Za-z-]{6,40}", code):
+        raise ProjectActionError("项目代码应为 6 到 40 位数字、字母或连字符（投资项目代码）")
+    if project_type not in types:
+        raise ProjectActionError("项目类型应为：" + "、".join(f"{t.name}（{k}）" for k, t in types.items()))
+    if len(name) < 4 or len(site) < 2:
+        raise ProjectActionError("请填写项目名称（至少4个字）和建设地点")
+    phases = [(n.strip(), u.strip()) for n, u in phases if n.strip()]
+    if not 1 <= len(phases) <= 20:
+        raise ProjectActionError("请列出 1 到 20 个验收分期")
+    if any(not u for _, u in phases):
+        raise ProjectActionError("每一期都要写明包含的单位工程")
+    if Project.objects.filter(code=code).exists():
+        raise ProjectActionError(f"项目代码 {code} 已登记")
+    with transaction.atomic():
+        project = Project.objects.create(code=code, name=name, entity=entity, town_id=entity.town_id, site=site,
+                                         project_type=project_type, permits=(permits or "").strip()[:300],
+                                         registered_at=now)
+        for seq, (pname, units) in enumerate(phases, start=1):
+            phase = Phase.objects.create(project=project, seq=seq, name=pname[:100], unit_works=units[:2000])
+            ChecklistItem.objects.bulk_create(ChecklistItem(phase=phase, code=i.code, name=i.name, kind=i.kind,
+                                                            authority=i.authority) for i in types[project_type].items)
+        _step(project, None, "登记项目", by, now, f"{types[project_type].name}，分 {len(phases)} 期验收")
+    return project
+
+
+def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes] | None = None, note: str = "",
+            by=None, now: dt.datetime | None = None) -> ChecklistItem:
+    """A document handed in (``submitted``) or an inspection's result (``passed`` / ``failed``,
+    with the reason when it failed). Not on an accepted phase."""
+    from qifu.service_requests import attachments
+
+    now = now or timezone.now()
+    note = (note or "").strip()
+    with transaction.atomic():
+        item = ChecklistItem.objects.select_for_update().select_related("phase__project").get(pk=item.pk)
+        phase = item.phase
+        if phase.state in workflow.DONE:
+            raise ProjectActionError("本期已验收，事项不能再改")
+        if item.kind == "document":
+            if result != ChecklistItem.Status.SUBMITTED:
+                raise ProjectActionError("资料类事项只能“提交”")
+            if document is None:
+                raise ProjectActionError(f"请上传“{item.name}”（PDF 或图片）")
+        else:
+            if result not in (ChecklistItem.Status.PASSED, ChecklistItem.Status.FAILED):
+                raise ProjectActionError("专项验收的结果应为“通过”或“未通过”")
+            if phase.state != State.NOTIFIED:
+                raise ProjectActionError("告知质监站、组织联合验收后才能登记专项验收结果")
+            if result == ChecklistItem.Status.FAILED and len(note) < 2:
+                raise ProjectActionError("未通过的，请写明问题")
+        stored = (document[0][:200], attachments.store(document[2])) if document else None
+        item.status, item.note, item.updated_at = result, note[:500], now
+        if stored:
+            item.document_name, item.document_sha256 = stored
+        item.save()
+        label = dict(ChecklistItem.Status.choices)[result]
+        _step(phase.project, phase, f"{item.name}：{label}", by, now, note, stored)
+    return item
+
+
+def do_move(phase: Phase, move: str, *, inspection_on: dt.date | None = None, note: str = "", by=None,
+            now: dt.datetime | None = None) -> Phase:
+    """Move a phase through the state machine, with the move's own conditions."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        phase = Phase.objects.select_for_update().select_related("project").get(pk=phase.pk)
+        try:
+            target = workflow.next_state(phase.state, move)
+        except workflow.IllegalMove as e:
+            raise ProjectActionError(str(e)) from None
+        items = list(phase.items.all())
+        missing = [i.name for i in items if i.kind == "document" and i.status != ChecklistItem.Status.SUBMITTED]
+        if move == Move.READY and missing:
+            raise ProjectActionError("资料不齐：" + "、".join(missing))
+        if move == Move.NOTIFY:
+            if inspection_on is None:
+                raise ProjectActionError("请填写联合验收日期")
+            earliest = timezone.localtime(workdays.due(now, workflow.NOTICE_WORKDAYS)).date()
+            if inspection_on < earliest:
+                raise ProjectActionError(f"须提前 {workflow.NOTICE_WORKDAYS} 个工作日告知质监站：联合验收最早 {earliest}")
+            phase.notified_at, phase.inspection_on = now, inspection_on
+            # after rectification the failed inspections are inspected again
+            phase.items.filter(status=ChecklistItem.Status.FAILED).update(status=ChecklistItem.Status.PENDING)
+        if move == Move.ACCEPT:
+            open_items = [i.name for i in items if (i.kind == "document" and i.status != ChecklistItem.Status.SUBMITTED)
+                          or (i.kind == "inspection" and i.status != ChecklistItem.Status.PASSED)]
+            if open_items:
+                raise ProjectActionError("还有事项没有完成或没有通过：" + "、".join(open_items))
+            phase.accepted_at = now
+        if move == Move.RECTIFY and not any(i.status == ChecklistItem.Status.FAILED for i in items):
+            raise ProjectActionError("没有未通过的专项验收，不需要整改")
+        if move == Move.READY:
+            phase.ready_at = now
+        if move == Move.USE:
+            phase.in_use_at = now
+        phase.state = target
+        phase.save()
+        detail = f"联合验收日期 {inspection_on}" if move == Move.NOTIFY else ""
+        _step(phase.project, phase, workflow.MOVE_LABELS[Move(move)], by, now, "；".join(x for x in (detail, note) if x))
+        _refresh_status(phase.project)
+    return phase
+
+
+def _refresh_status(project: Project) -> None:
+    status = workflow.project_status(list(project.phases.values_list("state", flat=True)), project.filed_at is not None)
+    if status != project.status:
+        Project.objects.filter(pk=project.pk).update(status=status)
+
+
+def do_file(project: Project, filing_no: str, by=None, now: dt.datetime | None = None) -> Project:
+    """The one filing (一次备案) covering every phase, allowed only when every phase is accepted."""
+    now = now or timezone.now()
+    filing_no = (filing_no or "").strip()
+    if not 4 <= len(filing_no) <= 40:
+        raise ProjectActionError("请填写备案编号")
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        if project.filed_at:
+            raise ProjectActionError(f"已于 {timezone.localtime(project.filed_at):%Y-%m-%d} 备案")
+        phases = list(project.phases.all())
+        waiting = [str(p) for p in phases if p.state not in workflow.DONE]
+        if waiting:
+            raise ProjectActionError("以下分期还没有验收，不能备案：" + "、".join(waiting))
+        last = max(p.accepted_at for p in phases)
+        late = (now - last).days > workflow.FILING_DAYS
+        project.filed_at, project.filing_no, project.status = now, filing_no, "filed"
+        project.save(update_fields=["filed_at", "filing_no", "status"])
+        _step(project, None, "竣工验收备案（一次备案）", by, now,
+              f"备案编号 {filing_no}，覆盖 {len(phases)} 期" + (f"；超过 {workflow.FILING_DAYS} 天期限" if late else ""))
+    return project
+
+
+def do_raise(phase: Phase, text: str, now: dt.datetime | None = None):
+    """The firm raises a stuck step as an enterprise request (项目审批与验收), linked on the record."""
+    from qifu.service_requests import actions as requests
+
+    now = now or timezone.now()
+    text = (text or "").strip()
+    if len(text) < 4:
+        raise ProjectActionError("请写明卡在哪一步、需要什么帮助")
+    project = phase.project
+    body = f"【分期验收】项目 {project.code} {project.name} 第{phase.seq}期（{phase.get_state_display()}）：{text}"
+    with transaction.atomic():
+        req = requests.do_submit_request(text=body, channel="portal", actor=requests.ENTERPRISE, entity=project.entity,
+                                         category="construction", now=now)
+        _step(project, phase, "企业反映问题", None, now, text, request=req)
+    return req

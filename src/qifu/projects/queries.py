@@ -1,0 +1,59 @@
+"""Reading phased acceptance for pages: per project the days from its first phase being ready to
+that phase's use, against the single final acceptance it replaces (the type's baseline); the
+counts by status; filings overdue."""
+
+from __future__ import annotations
+
+import statistics
+
+from django.utils import timezone
+
+from qifu.engine.projects import workflow
+from qifu.projects import actions
+from qifu.projects.models import Phase, Project
+
+
+def gains(projects) -> list[dict]:
+    """Projects whose first phase is in use: days it took, the baseline, and days gained."""
+    types = actions.templates()
+    out = []
+    for p in projects.prefetch_related("phases"):
+        phases = sorted(p.phases.all(), key=lambda ph: ph.seq)
+        first = phases[0] if phases else None
+        if first is None or not (first.ready_at and first.in_use_at):
+            continue
+        days = (first.in_use_at - first.ready_at).days
+        baseline = types[p.project_type].baseline_days if p.project_type in types else None
+        out.append({"project": p, "days": days, "baseline": baseline,
+                    "gained": baseline - days if baseline is not None else None})
+    return out
+
+
+def measures(projects) -> dict:
+    rows = gains(projects)
+    status = dict.fromkeys(workflow.PROJECT_LABELS, 0)
+    for s in projects.values_list("status", flat=True):
+        status[s] = status.get(s, 0) + 1
+    now = timezone.now()
+    overdue = []
+    for p in projects.filter(status="accepted").prefetch_related("phases"):
+        last = max((ph.accepted_at for ph in p.phases.all() if ph.accepted_at), default=None)
+        if last and (now - last).days > workflow.FILING_DAYS:
+            overdue.append((p, (now - last).days))
+    phases = Phase.objects.filter(project__in=projects)
+    return {
+        "rows": rows, "status": [(workflow.PROJECT_LABELS[k], v) for k, v in status.items()],
+        "projects": sum(status.values()), "phases": phases.count(),
+        "accepted": phases.filter(state__in=workflow.DONE).count(),
+        "rectifying": phases.filter(state=workflow.State.RECTIFYING).count(),
+        "median_days": statistics.median([r["days"] for r in rows]) if rows else None,
+        "median_gained": statistics.median([r["gained"] for r in rows if r["gained"] is not None]) if rows else None,
+        "overdue": overdue,
+        "chart": {"labels": [r["project"].name[:14] for r in rows], "horizontal": True, "series": [
+            {"label": "分期验收：首期从具备条件到投入使用（天）", "values": [r["days"] for r in rows]},
+            {"label": "整体一次验收的基准（天）", "values": [r["baseline"] for r in rows]}]},
+    }
+
+
+def for_entity(uscc: str):
+    return Project.objects.filter(entity_id=uscc).prefetch_related("phases")

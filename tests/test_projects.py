@@ -1,0 +1,213 @@
+"""Phased acceptance (分期验收、一次备案): registration with each phase's checklist from the type's
+template; the phase's state machine with its conditions (documents in, the quality station told
+three working days ahead, every inspection passed, rectification); the one filing only when
+every phase is accepted; every step on the record; days gained against a single final
+acceptance; the portal, a stuck step raised as a request, township isolation and the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.test import Client
+
+from qifu.engine.projects import checklists, workflow
+from qifu.projects import actions, queries
+from qifu.projects.models import ChecklistItem, Phase, Project, Step
+from qifu.registry.models import Entity
+from qifu.service_requests.models import ServiceRequest
+
+pytestmark = pytest.mark.django_db
+SH = ZoneInfo("Asia/Shanghai")
+NOW = dt.datetime(2026, 9, 1, 10, 0, tzinfo=SH)  # a Tuesday
+PDF = ("报告.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n")
+
+
+@pytest.fixture
+def county(checked_county, data_dir):
+    yield checked_county
+    ServiceRequest.objects.filter(text__startswith="【分期验收】").delete()
+
+
+def firm(town=None) -> Entity:
+    qs = Entity.objects.filter(entity_type="enterprise", status="active")
+    return (qs.filter(town=town) if town is not None else qs).order_by("uscc").first()
+
+
+def register(entity=None, code="330282-2026-0001") -> Project:
+    return actions.do_register(entity or firm(), code, "年产十万台家电扩建项目", "industrial", "慈溪滨海经济开发区", "建字第0001号",
+                               [("一期", "1号厂房\n2号厂房"), ("二期", "3号厂房、综合楼")], now=NOW)
+
+
+def documents_in(phase: Phase, at=NOW) -> None:
+    for item in phase.items.filter(kind="document"):
+        actions.do_item(item, "submitted", document=PDF, now=at)
+
+
+def inspections(phase: Phase, failed: str | None = None, at=NOW) -> None:
+    for item in phase.items.filter(kind="inspection"):
+        bad = item.code == failed
+        actions.do_item(item, "failed" if bad else "passed", note="消防通道宽度不足" if bad else "", now=at)
+
+
+def test_registration_checks_its_input_and_builds_each_phases_checklist(county):
+    with pytest.raises(actions.ProjectActionError, match="项目代码"):
+        actions.do_register(firm(), "x", "年产十万台家电扩建项目", "industrial", "开发区", "", [("一期", "1号厂房")])
+    with pytest.raises(actions.ProjectActionError, match="项目类型"):
+        actions.do_register(firm(), "330282-2026-0001", "年产十万台家电扩建项目", "shipyard", "开发区", "", [("一期", "1号厂房")])
+    with pytest.raises(actions.ProjectActionError, match="单位工程"):
+        actions.do_register(firm(), "330282-2026-0001", "年产十万台家电扩建项目", "industrial", "开发区", "", [("一期", "")])
+    assert not Project.objects.exists()
+    p = register()
+    template = checklists.load()["industrial"]
+    for phase in p.phases.all():
+        assert sorted(phase.items.values_list("code", flat=True)) == sorted(i.code for i in template.items)
+    assert p.status == "building" and p.town_id == p.entity.town_id
+    with pytest.raises(actions.ProjectActionError, match="已登记"):
+        register()
+
+
+def test_a_phase_moves_only_as_the_machine_allows_and_the_filing_waits_for_every_phase(county):
+    p = register()
+    one, two = p.phases.order_by("seq")
+    with pytest.raises(actions.ProjectActionError, match="资料不齐"):
+        actions.do_move(one, "ready", now=NOW)
+    with pytest.raises(actions.ProjectActionError, match="不能“验收通过”"):
+        actions.do_move(one, "accept", now=NOW)
+    with pytest.raises(actions.ProjectActionError, match="上传"):
+        actions.do_item(one.items.filter(kind="document").first(), "submitted", now=NOW)
+    documents_in(one)
+    with pytest.raises(actions.ProjectActionError, match="告知质监站、组织联合验收后"):
+        actions.do_item(one.items.filter(kind="inspection").first(), "passed", now=NOW)
+    actions.do_move(one, "ready", now=NOW)
+    with pytest.raises(actions.ProjectActionError, match="联合验收日期"):
+        actions.do_move(one, "notify", now=NOW)
+    with pytest.raises(actions.ProjectActionError, match="提前 3 个工作日"):
+        actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 3), now=NOW)
+    actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+    inspections(one, failed="fire", at=NOW + dt.timedelta(days=6))
+    with pytest.raises(actions.ProjectActionError, match="消防验收或备案"):
+        actions.do_move(one, "accept", now=NOW + dt.timedelta(days=6))
+    actions.do_move(one, "rectify", now=NOW + dt.timedelta(days=6))
+    actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 14), now=NOW + dt.timedelta(days=7))
+    assert one.items.get(code="fire").status == "pending"  # inspected again after rectification
+    actions.do_item(one.items.get(code="fire"), "passed", now=NOW + dt.timedelta(days=13))
+    actions.do_move(one, "accept", now=NOW + dt.timedelta(days=13))
+    actions.do_move(one, "use", now=NOW + dt.timedelta(days=15))
+    p.refresh_from_db()
+    assert p.status == "partial"
+    with pytest.raises(actions.ProjectActionError, match="第2期"):
+        actions.do_file(p, "BA-2026-001", now=NOW + dt.timedelta(days=16))
+    with pytest.raises(actions.ProjectActionError, match="已验收"):
+        actions.do_item(one.items.filter(kind="document").first(), "submitted", document=PDF)
+    later = NOW + dt.timedelta(days=90)
+    documents_in(two, later)
+    actions.do_move(two, "ready", now=later)
+    actions.do_move(two, "notify", inspection_on=dt.date(2026, 12, 7), now=later)
+    inspections(two, at=later)
+    actions.do_move(two, "accept", now=later)
+    p.refresh_from_db()
+    assert p.status == "accepted"
+    actions.do_file(p, "BA-2026-001", now=later + dt.timedelta(days=3))
+    p.refresh_from_db()
+    assert p.status == "filed" and p.filing_no == "BA-2026-001"
+    with pytest.raises(actions.ProjectActionError, match="已于"):
+        actions.do_file(p, "BA-2026-002")
+    steps = list(Step.objects.filter(project=p))
+    assert steps[0].action == "登记项目" and steps[-1].action.startswith("竣工验收备案")
+    assert sum(bool(s.document_sha256) for s in steps) == 10  # five documents in each phase, each on the record
+    assert all(s.actor and s.at for s in steps)
+    # the first phase was in use 15 days after it was ready; the industrial baseline is 150
+    row = queries.gains(Project.objects.filter(pk=p.pk))[0]
+    assert (row["days"], row["baseline"], row["gained"]) == (15, 150, 135)
+
+
+def test_the_machine_refuses_every_move_it_does_not_list():
+    for state in workflow.State:
+        for move in workflow.Move:
+            if (state, move) in workflow.MOVES:
+                assert workflow.next_state(state, move) == workflow.MOVES[(state, move)]
+            else:
+                with pytest.raises(workflow.IllegalMove, match=workflow.LABELS[state]):
+                    workflow.next_state(state, move)
+    assert workflow.project_status(["accepted", "in_use"], filed=False) == "accepted"
+    assert workflow.project_status(["accepted", "planned"], filed=False) == "partial"
+    assert workflow.project_status(["planned"], filed=False) == "building"
+
+
+def test_a_template_with_a_mistake_is_refused_with_its_place():
+    with pytest.raises(checklists.TemplateError, match="document 或 inspection"):
+        checklists.parse("types:\n  x:\n    name: X\n    baseline_days: 10\n    items:\n"
+                         "      - {code: a, name: A, kind: photo}\n")
+    with pytest.raises(checklists.TemplateError, match="baseline_days"):
+        checklists.parse("types:\n  x:\n    name: X\n    items: []\n")
+    with pytest.raises(checklists.TemplateError, match="没有项目类型"):
+        checklists.parse("types: {}\n")
+
+
+def portal(uscc: str) -> Client:
+    c = Client()
+    s = c.session
+    s["portal_uscc"] = uscc
+    s.save()
+    return c
+
+
+def test_the_owner_follows_the_project_hands_in_documents_and_raises_a_stuck_step(county):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    owner = firm()
+    p = register(owner)
+    c = portal(owner.uscc)
+    assert p.name in c.get("/portal/projects/").content.decode()
+    item = p.phases.get(seq=1).items.filter(kind="document").first()
+    c.post(f"/portal/projects/{p.code}/act/", {"item": item.pk, "document": SimpleUploadedFile("a.txt", b"plain")})
+    assert ChecklistItem.objects.get(pk=item.pk).status == "pending"  # not a PDF or image by its content
+    c.post(f"/portal/projects/{p.code}/act/", {"item": item.pk, "document": SimpleUploadedFile("r.pdf", PDF[2])})
+    assert ChecklistItem.objects.get(pk=item.pk).status == "submitted"
+    phase = p.phases.get(seq=1)
+    r = c.post(f"/portal/projects/{p.code}/act/", {"phase": phase.pk, "text": "消防验收预约不上，等了两周"}, follow=True)
+    req = ServiceRequest.objects.get(entity=owner, category="construction", text__contains=p.code)
+    assert req.number in r.content.decode()
+    assert Step.objects.filter(project=p, request=req).exists()
+    other = portal(Entity.objects.filter(entity_type="enterprise").exclude(uscc=owner.uscc).first().uscc)
+    assert other.get(f"/portal/projects/{p.code}/").status_code == 404
+    api = c.get("/api/v1/projects").json()
+    assert api[0]["code"] == p.code and api[0]["phases"][0]["items"][0]["status"] == "submitted"
+    r = c.post(f"/api/v1/projects/{p.code}/phases/2/raise", {"text": "规划核实要什么材料"}, content_type="application/json",
+               HTTP_X_CSRFTOKEN="x")
+    assert r.status_code == 201 and ServiceRequest.objects.filter(number=r.json()["request_number"]).exists()
+
+
+def test_staff_see_their_township_and_the_construction_department_sees_all(county):
+    from qifu.accounts.models import StaffProfile
+    from qifu.service_requests.models import CategorySetting, Department
+
+    mine = register(firm(county["own_town"]), "330282-2026-0101")
+    theirs = register(firm(county["other_town"]), "330282-2026-0102")
+    officer = Client()
+    officer.force_login(county["users"]["officer"])
+    page = officer.get("/projects/").content.decode()
+    assert mine.code in page and theirs.code not in page
+    assert officer.get(f"/projects/{theirs.code}/").status_code == 404
+    phase = mine.phases.get(seq=1)
+    officer.post(f"/projects/{mine.code}/act/", {"phase": phase.pk, "move": "ready"})
+    assert Phase.objects.get(pk=phase.pk).state == "planned"  # documents missing: refused, nothing changed
+    from django.contrib.auth import get_user_model
+
+    construction = CategorySetting.objects.get(code="construction").department
+    clerk = get_user_model().objects.create_user("jianshe")
+    StaffProfile.objects.create(user=clerk, role="department", department=construction)
+    other = get_user_model().objects.create_user("shuiwu")
+    StaffProfile.objects.create(user=other, role="department", department=Department.objects.exclude(pk=construction.pk).first())
+    c = Client()
+    c.force_login(clerk)
+    assert theirs.code in c.get("/projects/").content.decode()
+    c.force_login(other)
+    assert theirs.code not in c.get("/projects/").content.decode()
+    admin = Client()
+    admin.force_login(county["users"]["admin"])
+    assert 'id="projects-panel"' in admin.get("/").content.decode()
+    assert mine.name in admin.get(f"/entities/{mine.entity_id}/").content.decode()
+    assert admin.get("/projects/?format=xlsx")["Content-Type"].startswith("application/vnd.openxmlformats")
