@@ -311,3 +311,37 @@ def test_a_firm_confirms_a_policy_in_the_portal_and_the_first_installment_is_rel
     page.screenshot(path=str(SHOTS / "portal-policy.png"), full_page=True)
     (p1,) = Payment.objects.filter(match=m)
     assert (p1.seq, str(p1.amount.normalize()), p1.status) == (1, "1.5", "due")
+
+
+def test_a_firm_finds_an_instrument_books_a_slot_with_its_voucher_and_the_lab_sees_it(site, page, smtp_server):
+    from django.utils import timezone
+
+    from qifu.imports.actions import import_file
+    from qifu.labs import actions
+    from qifu.labs.models import Booking
+    from qifu.registry.models import Entity
+
+    base, county = site
+    import_file("labs", county["folder"] / "labs.csv")
+    firm = Entity.objects.filter(entity_type="enterprise", email__contains="@").order_by("uscc").first()
+    actions.do_grant_voucher(firm, timezone.localdate().year, "2000")
+    actions.do_grant_voucher(firm, timezone.localdate().year + 1, "2000")  # a booking early next year
+    portal_sign_in(page, base, smtp_server, firm.uscc)
+    page.get_by_role("link", name="共享实验室").first.click()
+    expect(page.locator("#lab-voucher")).to_contain_text("剩余 2000.00 元")
+    page.get_by_placeholder("如：盐雾试验").fill("镀锌件盐雾试验")
+    page.get_by_role("button", name="搜索").click()
+    page.locator("#lab-catalogue").get_by_role("link", name="中性盐雾试验箱").first.click()
+    expect(page.locator("#lab-week")).to_contain_text("空")
+    page.get_by_label("检测内容").fill("镀锌件中性盐雾 48 小时")
+    page.get_by_role("button", name="预约").click()
+    expect(page.get_by_text(re.compile(r"^已预约 \d{4}-"))).to_be_visible()
+    booking = Booking.objects.get(entity=firm)
+    expect(page.locator("#lab-bookings")).to_contain_text("镀锌件中性盐雾")
+    assert booking.voucher_amount == booking.price / 2 and booking.voucher_amount > 0  # half of 80 yuan an hour
+    page.screenshot(path=str(SHOTS / "portal-labs.png"), full_page=True)
+    staff_page = page.context.browser.new_context(locale="zh-CN").new_page()
+    staff_login(staff_page, base, "admin")
+    staff_page.goto(f"{base}/labs/{booking.instrument.lab.code}/")
+    expect(staff_page.locator("#lab-upcoming")).to_contain_text(firm.name)
+    staff_page.context.close()

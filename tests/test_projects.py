@@ -211,3 +211,27 @@ def test_staff_see_their_township_and_the_construction_department_sees_all(count
     assert 'id="projects-panel"' in admin.get("/").content.decode()
     assert mine.name in admin.get(f"/entities/{mine.entity_id}/").content.decode()
     assert admin.get("/projects/?format=xlsx")["Content-Type"].startswith("application/vnd.openxmlformats")
+
+
+def test_projects_are_imported_from_the_approval_systems_list_all_or_nothing(county, tmp_path):
+    import polars as pl
+
+    from qifu.engine.errors import InvalidFile
+    from qifu.imports.actions import import_file
+
+    rows = pl.read_csv(county["folder"] / "projects.csv", infer_schema=False)
+    first = import_file("projects", county["folder"] / "projects.csv")
+    assert first.inserted == rows.height == Project.objects.count()
+    plan = rows.row(0, named=True)["phases"]
+    p = Project.objects.get(code=rows["project_code"][0])
+    assert p.phases.count() == plan.count("；") + 1 and "\n" in p.phases.get(seq=1).unit_works
+    again = import_file("projects", county["folder"] / "projects.csv")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, rows.height)
+    bad = rows.with_columns(
+        pl.Series("project_code", [f"NEW-{i:06d}" for i in range(rows.height)]),
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("shipyard")).otherwise(pl.col("project_type")).alias("project_type"))
+    bad.write_csv(tmp_path / "projects.csv")
+    with pytest.raises(InvalidFile) as err:
+        import_file("projects", tmp_path / "projects.csv")
+    assert [(e.row, e.field) for e in err.value.errors] == [(4, "project_type")]
+    assert not Project.objects.filter(code__startswith="NEW-").exists()  # all or nothing

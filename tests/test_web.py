@@ -57,6 +57,14 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
 
     assert "惠企政策 2025 年度：11 项政策" in out  # the example policies, matched and partly paid
     assert Match.objects.exclude(status="eligible").exists() and Payment.objects.filter(status="paid").exists()
+    from qifu.experts.models import Cooperation, Pairing
+    from qifu.labs.models import Booking, TestBatch
+    from qifu.projects.models import Phase
+
+    # shared labs, expert partners and phased acceptance are alive too
+    assert Booking.objects.filter(status="booked").exists() and TestBatch.objects.exists()
+    assert Pairing.objects.filter(status="confirmed").exists() and Cooperation.objects.exists()
+    assert Phase.objects.filter(state="in_use").exists()
     # a second run finds everything imported and skips it
     run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False)
     assert "registry：已导入过，跳过" in capsys.readouterr().out

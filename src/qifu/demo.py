@@ -301,9 +301,9 @@ def pair_experts(user, seed: int = 13) -> None:
 
 
 def accept_projects(user, seed: int = 17) -> None:
-    """Eight construction projects of manufacturers registered over the past ten months, each in
-    two or three phases at every stage: some first phases long in use, one phase rectifying after
-    a failed fire inspection, one project filed. Skipped when there are projects already."""
+    """The imported projects (projects.csv) advanced over the past ten months, each at its own
+    stage: some first phases long in use, one phase rectifying after a failed fire inspection,
+    some filed. Skipped when any project has moved already."""
     import datetime as dt
     import random
 
@@ -311,26 +311,17 @@ def accept_projects(user, seed: int = 17) -> None:
 
     from qifu.engine.requests import workdays
     from qifu.projects import actions as projects
-    from qifu.projects.models import Project
-    from qifu.registry.models import Entity
+    from qifu.projects.models import Phase, Project
 
-    if Project.objects.exists():
+    if not Project.objects.exists() or Phase.objects.exclude(state="planned").exists():
         return
     rng = random.Random(seed)
-    firms = list(Entity.objects.filter(entity_type="enterprise", status="active", industry_code__startswith="C")
-                 .order_by("uscc")[:1000])
-    if not firms:
-        return
     pdf = ("材料.pdf", "application/pdf", b"%PDF-1.4\n% synthetic demo document\n%%EOF\n")
     now = timezone.now()
-    for k in range(8):
-        owner = rng.choice(firms)
+    for k, p in enumerate(Project.objects.order_by("code")):
         start = now - dt.timedelta(days=rng.randint(120, 300))
-        n = rng.choice([2, 2, 3])
-        p = projects.do_register(owner, f"2025-330282-{k + 1:02d}-03-{rng.randint(100000, 999999)}",
-                                 f"{owner.name.removesuffix('有限公司')}{rng.choice(['新建厂房', '扩建项目', '智能工厂'])}",
-                                 rng.choice(["industrial", "industrial", "public"]), f"{owner.town.name}工业园区", "施工许可已取得",
-                                 [(f"{'一二三'[i]}期", f"{2 * i + 1}号厂房\n{2 * i + 2}号厂房") for i in range(n)], by=user, now=start)
+        Project.objects.filter(pk=p.pk).update(registered_at=start)
+        p.steps.update(at=start)
         at = start + dt.timedelta(days=rng.randint(20, 60))
         for phase in p.phases.order_by("seq"):
             if at > now - dt.timedelta(days=10):
@@ -338,8 +329,7 @@ def accept_projects(user, seed: int = 17) -> None:
             for item in phase.items.filter(kind="document"):
                 projects.do_item(item, "submitted", document=pdf, by=user, now=at)
             projects.do_move(phase, "ready", by=user, now=at)
-            inspect = timezone.localtime(workdays.due(at, 4)).date()
-            projects.do_move(phase, "notify", inspection_on=inspect, by=user, now=at)
+            projects.do_move(phase, "notify", inspection_on=timezone.localtime(workdays.due(at, 4)).date(), by=user, now=at)
             at = at + dt.timedelta(days=rng.randint(7, 20))
             fail = rng.random() < 0.15
             for item in phase.items.filter(kind="inspection"):
@@ -354,9 +344,10 @@ def accept_projects(user, seed: int = 17) -> None:
                 projects.do_move(phase, "use", by=user, now=at)
             at = at + dt.timedelta(days=rng.randint(30, 90))
         p.refresh_from_db()
-        if p.status == "accepted":
+        if p.status == "accepted" and rng.random() < 0.7:
             projects.do_file(p, f"BA{timezone.localtime(now):%Y}-{k + 1:03d}", by=user, now=now)
-    print(f"分期验收：建设项目 {Project.objects.count()} 个", flush=True)
+    print(f"分期验收：建设项目 {Project.objects.count()} 个，已备案 {Project.objects.filter(status='filed').count()} 个",
+          flush=True)
 
 
 def start_worker():

@@ -362,9 +362,27 @@ EXPERTS = Kind(
     ),
 )
 
+# An addition to contract v1.1: construction projects registered for phased acceptance, as the
+# provincial approval system (工程建设项目审批管理系统) lists them; `phases` is the phase plan,
+# phases separated by "；", each "name：unit works" (unit works separated by "、").
+PROJECTS = Kind(
+    "projects",
+    "分期验收建设项目",
+    key=("project_code",),
+    fields=(
+        Field("project_code", "项目代码", T.STR, required=True, max_length=40),
+        USCC,
+        Field("name", "项目名称", T.STR, required=True, max_length=200),
+        Field("project_type", "项目类型", T.STR, required=True, max_length=20),
+        Field("site", "建设地点", T.STR, required=True, max_length=300),
+        Field("permits", "许可证号", T.STR, max_length=300),
+        Field("phases", "分期", T.STR, required=True, max_length=4000),
+    ),
+)
+
 # The annual-report service's files (§1.1–1.6), and every kind `qifu import` takes.
 ANNUAL_REPORT_KINDS = (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)
-KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS, LABS, EXPERTS)}
+KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS, LABS, EXPERTS, PROJECTS)}
 
 # Personal data in the contract's files: masked in staff lists and pages, shown whole only
 # through an audited reveal.

@@ -131,7 +131,7 @@ def _prepare(kind: Kind, frame: pl.DataFrame) -> pl.DataFrame:
                     lambda c: reference.normalise_industry(c)[0], return_dtype=pl.Utf8
                 )
             )
-    return frame.drop("__row")
+    return frame if kind.name == "projects" else frame.drop("__row")  # projects: rows named by their writer
 
 
 # --- writers ------------------------------------------------------------------------------
@@ -354,6 +354,15 @@ def _write_experts(kind, parsed, frame, progress):
     return ImportResult(kind.name, frame.height, new, changed, same)
 
 
+def _write_projects(kind, parsed, frame, progress):
+    from qifu.projects.actions import import_rows
+
+    new, changed, same, problems = import_rows(frame.to_dicts())
+    if problems:
+        raise InvalidFile([RowError(*p) for p in problems], parsed.warnings)
+    return ImportResult(kind.name, frame.height, new, changed, same)
+
+
 _AFTER = {"requests": _after_requests, "parcels": _after_land, "indicators": _after_land}
 
 _WRITERS = {
@@ -369,4 +378,5 @@ _WRITERS = {
     "trainings": _write_trainings,
     "labs": _write_labs,
     "experts": _write_experts,
+    "projects": _write_projects,
 }

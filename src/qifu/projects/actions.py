@@ -71,6 +71,51 @@ def do_register(entity, code: str, name: str, project_type: str, site: str, perm
     return project
 
 
+def parse_phases(text: str) -> list[tuple[str, str]]:
+    """“一期：1号厂房、2号厂房；二期：3号厂房” as [(name, unit works one per line)]."""
+    out = []
+    for part in re.split(r"[；;\n]", text or ""):
+        name, sep, units = part.partition("：") if "：" in part else part.partition(":")
+        if part.strip():
+            out.append((name.strip(), "\n".join(u.strip() for u in re.split(r"[、,，]", units) if u.strip())
+                        if sep else ""))
+    return out
+
+
+def import_rows(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, str, str, str]]]:
+    """Register the projects not yet known (their phases as listed); a known project's name, site
+    and permits are updated, its phases kept as registered. Returns (new, changed, unchanged,
+    problems by row); with any problem nothing is to be kept (the import rolls back)."""
+    from qifu.registry.models import Entity
+
+    known = {p.code: p for p in Project.objects.filter(code__in=[r["project_code"] for r in rows])}
+    entities = Entity.objects.in_bulk([r["uscc"] for r in rows])
+    new = changed = same = 0
+    problems = []
+    for r in rows:
+        p = known.get(r["project_code"])
+        if p is None:
+            try:
+                do_register(entities[r["uscc"]], r["project_code"], r["name"], r["project_type"], r["site"],
+                            r.get("permits") or "", parse_phases(r["phases"]))
+                new += 1
+            except ProjectActionError as e:
+                field = ("project_type" if "类型" in str(e) else "phases" if "分期" in str(e) or "单位工程" in str(e)
+                         else "project_code")
+                problems.append((r["__row"], field, str(r.get(field, ""))[:60], str(e)))
+            continue
+        if p.entity_id != r["uscc"]:
+            problems.append((r["__row"], "uscc", r["uscc"], f"项目 {p.code} 已登记在另一建设单位名下"))
+            continue
+        fields = {"name": r["name"], "site": r["site"], "permits": r.get("permits") or ""}
+        if any(getattr(p, k) != v for k, v in fields.items()):
+            Project.objects.filter(pk=p.pk).update(**fields)
+            changed += 1
+        else:
+            same += 1
+    return new, changed, same, problems
+
+
 def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes] | None = None, note: str = "",
             by=None, now: dt.datetime | None = None) -> ChecklistItem:
     """A document handed in (``submitted``) or an inspection's result (``passed`` / ``failed``,

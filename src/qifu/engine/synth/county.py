@@ -25,6 +25,7 @@ from qifu.engine.synth import experts as synth_experts
 from qifu.engine.synth import inject
 from qifu.engine.synth import labs as synth_labs
 from qifu.engine.synth import land as synth_land
+from qifu.engine.synth import projects as synth_projects
 from qifu.engine.synth import requests as synth_requests
 from qifu.engine.synth import trainings as synth_trainings
 from qifu.engine.synth.words import BRAND, GIVEN, INDUSTRIES, REVENUE_PER_EMPLOYEE, ROADS, SURNAMES
@@ -560,6 +561,7 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     write_policies(out / "policies", last_year)
     synth_labs.make(registry, np.random.default_rng([seed, 23])).write_csv(out / "labs.csv")
     synth_experts.make(60, np.random.default_rng([seed, 29])).write_csv(out / "experts.csv")
+    synth_projects.make(registry, last_year + 1, np.random.default_rng([seed, 31])).write_csv(out / "projects.csv")
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
     (out / "README.md").write_text(_readme(c, labels), encoding="utf-8")
@@ -599,7 +601,8 @@ registry.csv, reports.csv, shareholders.csv, tax.csv, social.csv, reminders.csv,
 parcels.csv and indicators.csv (industrial land and its evaluation data, {c.last_year - 1}–{c.last_year}),
 trainings.csv (workers' vocational-skill certificates, {c.last_year - 1}–{c.last_year}; made-up names and numbers),
 labs.csv (the shared-lab catalogue: one row per instrument, its lab's columns repeated),
-experts.csv (sixty expert partners of made-up universities and institutes).
+experts.csv (sixty expert partners of made-up universities and institutes),
+projects.csv (construction projects registered for phased acceptance, with their phase plans).
 policies/: ten example policies judged on {c.last_year} data (`qifu policy match --policies policies
 --year {c.last_year} --out matches.csv`, after `qifu land evaluate`: some read the land classes).
 
