@@ -43,7 +43,7 @@ def county(checked_county):
 def open_day(lab: Lab, ahead: int = 3) -> dt.date:
     """The first day the lab opens, at least ``ahead`` days from today."""
     day = timezone.localdate() + dt.timedelta(days=ahead)
-    while str(day.isoweekday()) not in lab.open_days:
+    while str(day.isoweekday()) not in lab.open_days or actions.holiday(day):
         day += dt.timedelta(days=1)
     return day
 
@@ -141,6 +141,14 @@ def test_a_booking_keeps_to_the_opening_hours_and_bad_input_changes_nothing(coun
     assert b.end - b.start == dt.timedelta(minutes=2 * inst.slot_minutes)
     assert b.price == (inst.price_per_hour * inst.slot_minutes * 2 / 60).quantize(Decimal("0.01"))
     assert b.town_id == firm.town_id and b.status == "booked"
+
+
+def test_labs_close_on_statutory_holidays_whatever_their_opening_days():
+    lab = Lab(open_days="1234567", opens=dt.time(8), closes=dt.time(12))
+    inst = Instrument(lab=lab, slot_minutes=60, units=1)
+    assert actions.day_slots(inst, dt.date(2026, 10, 2)) == []  # National Day
+    assert len(actions.day_slots(inst, dt.date(2026, 10, 10))) == 4  # a Saturday worked in lieu: an ordinary day here
+    assert len(actions.day_slots(inst, dt.date(2026, 12, 5))) == 4  # a Saturday, the lab opens on Saturdays
 
 
 def test_two_firms_never_hold_the_same_slot(county):
@@ -265,6 +273,8 @@ inst = Instrument.objects.create(lab=lab, code="I1", name="盐雾箱", price_per
 firms = [Entity.objects.create(uscc=f"91330282MA{i:08d}", name=f"企业{i}", entity_type="enterprise", town=town,
                                established_on=dt.date(2020, 1, 1), status="active", imported_at=now) for i in range(10)]
 day = timezone.localdate() + dt.timedelta(days=3)
+while actions.holiday(day):
+    day += dt.timedelta(days=1)
 starts = actions.day_slots(inst, day)[:5]
 # one firm's voucher of 120 yuan pays half of each 100-yuan slot: 50 + 50 + 20 and no more
 actions.do_grant_voucher(firms[0], day.year, "120")

@@ -149,10 +149,22 @@ def search(query: str, limit: int = 30) -> list[tuple[Instrument, tuple[str, ...
 # --- slots and bookings -----------------------------------------------------------------------
 
 
+def holiday(day: dt.date) -> bool:
+    """A statutory holiday (春节, 国庆…), when labs close whatever their opening days."""
+    import chinese_calendar
+
+    try:
+        off, name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:  # a year the calendar does not know yet
+        return False
+    return bool(off and name)
+
+
 def day_slots(instrument: Instrument, day: dt.date) -> list[dt.datetime]:
-    """The starts of an instrument's slots on a day (local time), none on a closed day."""
+    """The starts of an instrument's slots on a day (local time), none on a closed day or a
+    statutory holiday."""
     lab = instrument.lab
-    if str(day.isoweekday()) not in lab.open_days:
+    if str(day.isoweekday()) not in lab.open_days or holiday(day):
         return []
     tz = timezone.get_current_timezone()
     at = dt.datetime.combine(day, lab.opens, tz)
@@ -192,7 +204,8 @@ def _check_time(instrument: Instrument, start: dt.datetime, slots: int, now: dt.
     lab = instrument.lab
     if not starts:
         days = "、".join("周" + WEEKDAYS[int(d) - 1] for d in lab.open_days)
-        raise LabActionError(f"{local:%Y-%m-%d} 实验室不开放（开放日：{days}）")
+        why = "法定节假日" if holiday(local.date()) else f"开放日：{days}"
+        raise LabActionError(f"{local:%Y-%m-%d} 实验室不开放（{why}）")
     if local not in starts:
         raise LabActionError(f"开始时间应为开放时段的起点（{lab.opens:%H:%M} 起，每 {instrument.slot_minutes} 分钟一个时段）")
     first = starts.index(local)
