@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets
@@ -101,7 +102,7 @@ def need(request, number: str):
         "n": n, "text": shown_text(n, request.user), "pairings": pairings,
         "confirmed": [p for p in pairings if p.status == Pairing.Status.CONFIRMED],
         "visits": n.visits.select_related("expert", "by"), "coop": getattr(n, "cooperation", None),
-        "can_write": scope.can_write(request.user), "today": dt.date.today(),
+        "can_write": scope.can_write(request.user), "today": timezone.localdate(),
     })
 
 

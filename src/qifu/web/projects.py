@@ -10,6 +10,7 @@ import datetime as dt
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets
@@ -72,7 +73,7 @@ def project(request, code: str):
     phases = list(p.phases.prefetch_related("items"))
     types = actions.templates()
     return render(request, "web/project.html", {
-        "p": p, "type": types.get(p.project_type), "can_act": _can_act(request), "today": dt.date.today(),
+        "p": p, "type": types.get(p.project_type), "can_act": _can_act(request), "today": timezone.localdate(),
         "phases": [(ph, [(m.value, workflow.MOVE_LABELS[m]) for m in workflow.allowed(ph.state)]) for ph in phases],
         "steps": Step.objects.filter(project=p).select_related("phase", "request").order_by("-at", "-id")[:200],
         "can_file": p.filed_at is None and phases and all(ph.state in workflow.DONE for ph in phases),
