@@ -41,6 +41,21 @@ def test_spark_and_duckdb_find_the_same(county_parquet):
     assert set(ctx_rows["uscc"]) == set(hits["uscc"])
 
 
+def test_a_few_rules_build_only_the_context_they_read_and_find_what_duckdb_finds(county_parquet):
+    from qifu.engine.rules.compiler import columns_read
+    from qifu.engine.rules.context import needs
+
+    rules = [r for r in load_rules() if r.id in ("AR-01", "AR-02", "AR-07", "CP-07")]
+    columns = columns_read(rules) | frozenset(columns_needed(rules))
+    joins, aggregates, sources = needs(columns)
+    assert joins == ["g"] and aggregates == [] and sources == ["reports", "registry"]
+    spark = spark_engine.session()
+    found = spark_engine.run_local(county_parquet, 2025, rules)
+    assert "social_arrears" not in spark.table("ctx").columns and "phone_entity_count" not in spark.table("ctx").columns
+    duck = duckdb_findings(county_parquet, rules)
+    assert duck.height > 10 and duck.equals(found)
+
+
 def duckdb_findings(county_parquet, rules) -> pl.DataFrame:
     con = duckdb_engine.connect(county_parquet, year=2025)
     duckdb_engine.build_context(con, 2025)

@@ -519,6 +519,20 @@ def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
     return flags_sql, values_sql
 
 
+def columns_read(rules: list[Rule] | tuple[Rule, ...]) -> frozenset[str]:
+    """The context columns the rules' conditions, values and suggestions read, and the entity
+    type every batch plan tests: what a context built for these rules alone must hold (the
+    messages' own columns are ``findings.columns_needed``)."""
+    out = {"uscc", "report_year", "entity_type"}
+    for rule in rules:
+        for variant in rule.variants():
+            c = compile_rule(rule, variant, "duckdb")
+            for tree in (c.test, *c.values.values(), c.suggestion):
+                if tree is not None:
+                    out |= {col.name for col in tree.find_all(exp.Column)}
+    return frozenset(out)
+
+
 def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: str = "duckdb",
                        condition: bool = True, sql_nulls: bool = False) -> str:
     """An expression of the rule language outside a rule (a land-evaluation consequence, a

@@ -125,66 +125,126 @@ def with_reminders(base: str, rem: str) -> str:
     return f"SELECT b.*, {cols} FROM {base} b LEFT JOIN {rem} rem ON rem.uscc = b.uscc"
 
 
-def context_sql(year: int, partition: tuple[int, int] | None = None) -> str:
+def context_sql(year: int, partition: tuple[int, int] | None = None, columns: frozenset[str] | None = None) -> str:
     """The wide context row per current report of ``year`` (DuckDB dialect). ``partition``
-    (p, n) keeps one n-th of the entities, by hash of the credit code (DuckDB only)."""
-    return with_reminders(f"({base_context_sql(year, partition)})", f"({reminder_counts_sql(year)})")
+    (p, n) keeps one n-th of the entities, by hash of the credit code (DuckDB only).
+    ``columns``: only these context columns (and the keys), with only the joins they need (see
+    ``needs``); None for every column."""
+    base = f"({base_context_sql(year, partition, columns)})"
+    if columns is not None and not set(REMINDER_COLUMNS) & columns:
+        return f"SELECT * FROM {base} b"
+    return with_reminders(base, f"({reminder_counts_sql(year)})")
 
 
-def base_context_sql(year: int, partition: tuple[int, int] | None = None) -> str:
-    """The context without the reminder counts: what only an import changes."""
+# What each joined relation of the context is, and the relations it needs first.
+_JOINS = {
+    "g": ("LEFT JOIN registry g ON g.uscc = r.uscc", ()),
+    "p": ("LEFT JOIN prev p ON p.uscc = r.uscc", ()),
+    "t": ("LEFT JOIN tax t ON t.uscc = r.uscc AND t.year = {year}", ()),
+    "pt": ("LEFT JOIN tax pt ON pt.uscc = r.uscc AND pt.year = {prev}", ()),
+    "s": ("LEFT JOIN social s ON s.uscc = r.uscc AND s.year = {year}", ()),
+    "ps": ("LEFT JOIN social ps ON ps.uscc = r.uscc AND ps.year = {prev}", ()),
+    "sh": ("LEFT JOIN sh ON sh.uscc = r.uscc AND sh.report_year = {year}", ()),
+    "psh": ("LEFT JOIN sh psh ON psh.uscc = r.uscc AND psh.report_year = {prev}", ()),
+    "ap": ("LEFT JOIN agg_phone ap ON ap.phone = r.phone", ()),
+    "ae": ("LEFT JOIN agg_email ae ON ae.email_key = LOWER(r.email)", ()),
+    "aa": ("LEFT JOIN agg_address aa ON aa.address = g.address", ("g",)),
+    "af": ("LEFT JOIN agg_fin af ON af.fin_key = " + FIN_KEY.replace("CAST(", "CAST(r."), ()),
+    "pe": ("LEFT JOIN agg_peer pe ON pe.industry_code = g.industry_code AND pe.size_band = "
+           + SIZE_BAND.replace("employees", "r.employees"), ("g",)),
+    "ai": ("LEFT JOIN agg_industry ai ON ai.industry_code = g.industry_code", ("g",)),
+}
+# The aggregate each join reads, and the sources each join or aggregate reads.
+JOIN_AGGREGATE = {"ap": "agg_phone", "ae": "agg_email", "aa": "agg_address", "af": "agg_fin", "pe": "agg_peer",
+                  "ai": "agg_industry"}
+_SOURCES = {"g": "registry", "p": "reports", "t": "tax", "pt": "tax", "s": "social", "ps": "social",
+            "sh": "shareholders", "psh": "shareholders", "agg_phone": "registry", "agg_address": "registry",
+            "agg_peer": "registry", "agg_industry": "registry"}
+
+
+def _items(year: int) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(column, expression, joins) of the context's columns, in order."""
+    items = [("uscc", "r.uscc", ()), ("report_year", "r.report_year", ()), ("revision", "r.revision", ())]
+    items += [(f, f"r.{f}", ()) for f in REPORT_FIELDS]
+    items += [("filed_date", "CAST(r.filed_at AS DATE)", ()), ("report_year_end", f"CAST('{year}-12-31' AS DATE)", ())]
+    items += [(name, f"g.{col}", ("g",)) for name, col in (
+        ("reg_name", "name"), ("entity_type", "entity_type"), ("legal_form", "legal_form"),
+        ("industry_code", "industry_code"), ("town", "town"), ("reg_address", "address"),
+        ("registered_capital", "registered_capital"), ("established_on", "established_on"), ("reg_status", "status"),
+        ("legal_rep", "legal_rep"), ("reg_phone", "phone"), ("reg_email", "email"))]
+    items.append(("has_prev", "CASE WHEN p.uscc IS NULL THEN FALSE ELSE TRUE END", ("p",)))
+    items += [(f"prev_{f}", f"p.{f}", ("p",)) for f in NUMERIC_FIELDS]
+    items += [("tax_declared_sales", "t.declared_sales", ("t",)), ("tax_paid", "t.tax_paid", ("t",)),
+              ("prev_tax_declared_sales", "pt.declared_sales", ("pt",)), ("prev_tax_paid", "pt.tax_paid", ("pt",)),
+              ("social_insured_count", "s.insured_count", ("s",)), ("social_arrears", "s.arrears", ("s",)),
+              ("prev_social_insured_count", "ps.insured_count", ("ps",)),
+              ("sh_count", "COALESCE(sh.sh_count, 0)", ("sh",)), ("sh_subscribed_total", "sh.sh_subscribed_total", ("sh",)),
+              ("sh_paid_total", "sh.sh_paid_total", ("sh",)),
+              ("sh_paid_over_subscribed", "COALESCE(sh.sh_paid_over_subscribed, 0)", ("sh",)),
+              ("sh_paid_missing_info", "COALESCE(sh.sh_paid_missing_info, 0)", ("sh",)),
+              ("sh_last_paid_in_date", "sh.sh_last_paid_in_date", ("sh",)),
+              ("sh_last_due_date", "sh.sh_last_due_date", ("sh",)), ("prev_sh_paid_total", "psh.sh_paid_total", ("psh",)),
+              ("phone_entity_count", "COALESCE(ap.phone_entity_count, 0)", ("ap",)),
+              ("phone_rep_count", "COALESCE(ap.phone_rep_count, 0)", ("ap",)),
+              ("email_entity_count", "COALESCE(ae.email_entity_count, 0)", ("ae",)),
+              ("address_entity_count", "COALESCE(aa.address_entity_count, 0)", ("aa",)),
+              ("fin_vector_count", "COALESCE(af.fin_vector_count, 0)", ("af",))]
+    items += [(c, f"pe.{c}", ("pe",)) for c in ("peer_n", "peer_lrpe_median", "peer_lrpe_p01", "peer_lrpe_p99",
+                                                "peer_lrpe_mad")]
+    items += [(c, f"ai.{c}", ("ai",)) for c in ("industry_n", "industry_tax_rate_median", "industry_turnover_p99")]
+    return items
+
+
+def needs(columns: frozenset[str] | None, year: int = 2000) -> tuple[list[str], list[str], list[str]]:
+    """For the context ``columns`` (None: all): the joins, the aggregates and the sources they
+    need, in order."""
+    items = _items(year)
+    wanted = [i for i in items if columns is None or i[0] in columns or i[0] in ("uscc", "report_year", "revision")]
+    joins: list[str] = []
+
+    def add(alias: str) -> None:
+        for first in _JOINS[alias][1]:
+            add(first)
+        if alias not in joins:
+            joins.append(alias)
+
+    for _, _, js in wanted:
+        for j in js:
+            add(j)
+    joins = [j for j in _JOINS if j in joins]  # the full context's order
+    aggregates = [JOIN_AGGREGATE[j] for j in joins if j in JOIN_AGGREGATE]
+    sources = {"reports"} | {_SOURCES[x] for x in joins + aggregates if x in _SOURCES}
+    if columns is None or set(REMINDER_COLUMNS) & columns:
+        sources.add("reminders")
+    return joins, aggregates, [s for s in SOURCES if s in sources]
+
+
+def base_context_sql(year: int, partition: tuple[int, int] | None = None,
+                     columns: frozenset[str] | None = None) -> str:
+    """The context without the reminder counts: what only an import changes. ``columns``: only
+    these columns and the joins they need (None: all)."""
     part = f" AND hash(uscc) % {partition[1]} = {partition[0]}" if partition else ""
-    prev_cols = ",\n       ".join(f"p.{f} AS prev_{f}" for f in NUMERIC_FIELDS)
-    cur_cols = ",\n       ".join(f"r.{f}" for f in REPORT_FIELDS)
-    return f"""
-WITH cur AS (SELECT * FROM reports WHERE report_year = {year}{part}),
-prev AS (SELECT * FROM reports WHERE report_year = {year - 1}),
-sh AS (
+    joins, _, _ = needs(columns, year)
+    keep = [i for i in _items(year) if columns is None or i[0] in columns or i[0] in ("uscc", "report_year", "revision")]
+    select = ",\n       ".join(e if e == f"r.{n}" or e == f"g.{n}" else f"{e} AS {n}" for n, e, _ in keep)
+    ctes = [f"cur AS (SELECT * FROM reports WHERE report_year = {year}{part})"]
+    if "p" in joins:
+        ctes.append(f"prev AS (SELECT * FROM reports WHERE report_year = {year - 1})")
+    if "sh" in joins or "psh" in joins:
+        ctes.append(f"""sh AS (
     SELECT uscc, report_year, COUNT(*) AS sh_count, SUM(subscribed_amount) AS sh_subscribed_total,
            SUM(paid_in_amount) AS sh_paid_total,
            SUM(CASE WHEN {SH_PAID_OVER_SUBSCRIBED} THEN 1 ELSE 0 END) AS sh_paid_over_subscribed,
            SUM(CASE WHEN {SH_PAID_MISSING_INFO} THEN 1 ELSE 0 END) AS sh_paid_missing_info,
            MAX(paid_in_date) AS sh_last_paid_in_date,
            MAX(subscribed_due_date) AS sh_last_due_date
-    FROM shareholders WHERE report_year IN ({year}, {year - 1}) GROUP BY uscc, report_year)
-SELECT r.uscc, r.report_year, r.revision,
-       {cur_cols},
-       CAST(r.filed_at AS DATE) AS filed_date,
-       CAST('{year}-12-31' AS DATE) AS report_year_end,
-       g.name AS reg_name, g.entity_type, g.legal_form, g.industry_code, g.town, g.address AS reg_address,
-       g.registered_capital, g.established_on, g.status AS reg_status, g.legal_rep, g.phone AS reg_phone,
-       g.email AS reg_email,
-       CASE WHEN p.uscc IS NULL THEN FALSE ELSE TRUE END AS has_prev,
-       {prev_cols},
-       t.declared_sales AS tax_declared_sales, t.tax_paid AS tax_paid,
-       pt.declared_sales AS prev_tax_declared_sales, pt.tax_paid AS prev_tax_paid,
-       s.insured_count AS social_insured_count, s.arrears AS social_arrears,
-       ps.insured_count AS prev_social_insured_count,
-       COALESCE(sh.sh_count, 0) AS sh_count, sh.sh_subscribed_total, sh.sh_paid_total,
-       COALESCE(sh.sh_paid_over_subscribed, 0) AS sh_paid_over_subscribed,
-       COALESCE(sh.sh_paid_missing_info, 0) AS sh_paid_missing_info,
-       sh.sh_last_paid_in_date, sh.sh_last_due_date, psh.sh_paid_total AS prev_sh_paid_total,
-       COALESCE(ap.phone_entity_count, 0) AS phone_entity_count, COALESCE(ap.phone_rep_count, 0) AS phone_rep_count,
-       COALESCE(ae.email_entity_count, 0) AS email_entity_count,
-       COALESCE(aa.address_entity_count, 0) AS address_entity_count,
-       COALESCE(af.fin_vector_count, 0) AS fin_vector_count,
-       pe.peer_n, pe.peer_lrpe_median, pe.peer_lrpe_p01, pe.peer_lrpe_p99, pe.peer_lrpe_mad,
-       ai.industry_n, ai.industry_tax_rate_median, ai.industry_turnover_p99
+    FROM shareholders WHERE report_year IN ({year}, {year - 1}) GROUP BY uscc, report_year)""")
+    body = "\n".join(_JOINS[j][0].format(year=year, prev=year - 1) for j in joins)
+    return f"""
+WITH {", ".join(ctes)}
+SELECT {select}
 FROM cur r
-LEFT JOIN registry g ON g.uscc = r.uscc
-LEFT JOIN prev p ON p.uscc = r.uscc
-LEFT JOIN tax t ON t.uscc = r.uscc AND t.year = {year}
-LEFT JOIN tax pt ON pt.uscc = r.uscc AND pt.year = {year - 1}
-LEFT JOIN social s ON s.uscc = r.uscc AND s.year = {year}
-LEFT JOIN social ps ON ps.uscc = r.uscc AND ps.year = {year - 1}
-LEFT JOIN sh ON sh.uscc = r.uscc AND sh.report_year = {year}
-LEFT JOIN sh psh ON psh.uscc = r.uscc AND psh.report_year = {year - 1}
-LEFT JOIN agg_phone ap ON ap.phone = r.phone
-LEFT JOIN agg_email ae ON ae.email_key = LOWER(r.email)
-LEFT JOIN agg_address aa ON aa.address = g.address
-LEFT JOIN agg_fin af ON af.fin_key = {FIN_KEY.replace('CAST(', 'CAST(r.')}
-LEFT JOIN agg_peer pe ON pe.industry_code = g.industry_code AND pe.size_band = {SIZE_BAND.replace('employees', 'r.employees')}
-LEFT JOIN agg_industry ai ON ai.industry_code = g.industry_code
+{body}
 """
 
 

@@ -33,8 +33,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qifu.engine.rules.compiler import flags_and_values_sql
-from qifu.engine.rules.context import AGGREGATES, SOURCES, aggregates_sql, context_sql, transpile
+from qifu.engine.rules.compiler import columns_read, flags_and_values_sql
+from qifu.engine.rules.context import AGGREGATES, SOURCES, aggregates_sql, context_sql, needs, transpile
 from qifu.engine.rules.findings import FINDING_SCHEMA, columns_needed, render
 
 SPARK_TYPES = {"VARCHAR": "STRING", "DOUBLE": "DOUBLE", "INTEGER": "INT", "BOOLEAN": "BOOLEAN", "DATE": "DATE",
@@ -67,9 +67,11 @@ def _year_filters(year: int) -> dict[str, str]:
     return {k: transpile(f"SELECT 1 WHERE {v}", "spark").split(" WHERE ", 1)[1] for k, v in year_filters(year).items()}
 
 
-def register_sources(spark, paths: dict[str, str], year: int) -> None:
+def register_sources(spark, paths: dict[str, str], year: int, names=None) -> None:
     filters = _year_filters(year)
     for name, columns in SOURCES.items():
+        if names is not None and name not in names:
+            continue
         df = spark.read.parquet(paths[name])
         df = df.selectExpr(*[f"CAST({c} AS {SPARK_TYPES[t]}) AS {c}" for c, t in columns.items()])
         if name in filters:
@@ -80,10 +82,15 @@ def register_sources(spark, paths: dict[str, str], year: int) -> None:
 def _plan(spark, paths: dict[str, str], year: int, rules, carry: bool):
     """The sources, aggregates and context as views; the hits as a DataFrame (with the context
     columns the messages quote when ``carry``)."""
-    register_sources(spark, paths, year)
+    # Only the context the rules and their messages read: each join of the full context is a
+    # shuffle of a widening row on Spark (issue 18; the DuckDB engine keeps the whole context).
+    columns = columns_read(rules) | frozenset(columns_needed(rules))
+    _, aggregates, sources = needs(columns, year)
+    register_sources(spark, paths, year, sources)
     for name, sql in aggregates_sql(year).items():
-        spark.sql(transpile(sql, "spark")).cache().createOrReplaceTempView(name)  # cached on the executors
-    ctx = spark.sql(transpile(context_sql(year), "spark")).cache()
+        if name in aggregates:
+            spark.sql(transpile(sql, "spark")).cache().createOrReplaceTempView(name)  # cached on the executors
+    ctx = spark.sql(transpile(context_sql(year, columns=columns), "spark")).cache()
     ctx.createOrReplaceTempView("ctx")
     quoted = tuple(sorted(columns_needed(rules) & set(ctx.columns))) if carry else ()
     flags_sql, values_sql = flags_and_values_sql(list(rules), "spark", carry=quoted)
@@ -130,7 +137,8 @@ def run(spark, paths: dict[str, str], year: int, rules) -> tuple[pl.DataFrame, p
     ctx_rows = pl.from_arrow(
         spark.sql(f"SELECT {', '.join(cols)} FROM ctx WHERE uscc IN (SELECT uscc FROM flags)").toArrow()
     )
-    agg_tables = {name: spark.table(name).toArrow() for name in AGGREGATES}
+    _, used, _ = needs(columns_read(rules) | frozenset(columns_needed(rules)), year)
+    agg_tables = {name: spark.table(name).toArrow() for name in AGGREGATES if name in used}
     return _normalise(hits), ctx_rows, agg_tables
 
 
