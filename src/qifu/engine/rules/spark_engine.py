@@ -76,7 +76,9 @@ def register_sources(spark, paths: dict[str, str], year: int, names=None) -> Non
         df = df.selectExpr(*[f"CAST({c} AS {SPARK_TYPES[t]}) AS {c}" for c, t in columns.items()])
         if name in filters:
             df = df.where(filters[name])
-        df.cache().createOrReplaceTempView(name)
+        # not cached: each use reads only the columns it needs from Parquet (a cache would hold
+        # every column of every report)
+        df.createOrReplaceTempView(name)
 
 
 def _plan(spark, paths: dict[str, str], year: int, rules, carry: bool):
