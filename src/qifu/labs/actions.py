@@ -243,27 +243,34 @@ def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
     units = [u for u in range(1, instrument.units + 1) if u not in held]
     if not units:
         _taken(instrument, starts[0])
-    with transaction.atomic():
-        voucher, cover = None, Decimal(0)
-        if use_voucher and instrument.lab.voucher_ok:
-            voucher = Voucher.objects.select_for_update().filter(entity=entity, year=starts[0].year).first()
-            if voucher is not None:
-                left = voucher.budget - voucher_used(voucher)
-                cover = min((price * voucher.share).quantize(CENT, ROUND_DOWN), max(left, Decimal(0)))
-                voucher = voucher if cover > 0 else None
-        for unit in units:
-            try:
-                with transaction.atomic():
-                    booking = Booking.objects.create(
-                        instrument=instrument, entity=entity, town_id=entity.town_id, start=starts[0],
-                        end=starts[-1] + dt.timedelta(minutes=instrument.slot_minutes), unit=unit, purpose=purpose,
-                        price=price, voucher=voucher, voucher_amount=cover if voucher else 0, channel=channel,
-                        booked_by=by, created_at=now)
-                    BookedSlot.objects.bulk_create(
-                        BookedSlot(booking=booking, instrument=instrument, unit=unit, start=s) for s in starts)
-                return booking
-            except IntegrityError:
-                continue
+    def hold(unit: int, voucher, cover) -> Booking:
+        booking = Booking.objects.create(
+            instrument=instrument, entity=entity, town_id=entity.town_id, start=starts[0],
+            end=starts[-1] + dt.timedelta(minutes=instrument.slot_minutes), unit=unit, purpose=purpose, price=price,
+            voucher=voucher, voucher_amount=cover if voucher else 0, channel=channel, booked_by=by, created_at=now)
+        BookedSlot.objects.bulk_create(BookedSlot(booking=booking, instrument=instrument, unit=unit, start=s)
+                                       for s in starts)
+        return booking
+
+    try:
+        with transaction.atomic():
+            voucher, cover = None, Decimal(0)
+            if use_voucher and instrument.lab.voucher_ok:
+                voucher = Voucher.objects.select_for_update().filter(entity=entity, year=starts[0].year).first()
+                if voucher is not None:
+                    left = voucher.budget - voucher_used(voucher)
+                    cover = min((price * voucher.share).quantize(CENT, ROUND_DOWN), max(left, Decimal(0)))
+                    voucher = voucher if cover > 0 else None
+            if len(units) == 1:  # one unit left: a clash ends the booking, no savepoint to fall back to
+                return hold(units[0], voucher, cover)
+            for unit in units:
+                try:
+                    with transaction.atomic():
+                        return hold(unit, voucher, cover)
+                except IntegrityError:
+                    continue
+    except IntegrityError:
+        pass
     _taken(instrument, starts[0])
 
 
