@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from requests_load import get, p, qifu  # the same helpers as the requests benchmark
+from requests_load import p, qifu, start_server  # the same helpers as the requests benchmark
 
 CSRF = "b" * 32
 
@@ -99,18 +98,8 @@ def main() -> None:
         qifu(env, "import", kind, work / "county" / f"{kind}.csv")
     setup = json.loads(subprocess.run([sys.executable, "-c", SETUP], env=env, capture_output=True, text=True,
                                       check=True).stdout)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "qifu", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port = start_server(env)
     try:
-        for _ in range(600):
-            try:
-                if get(port, "/healthz") == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
         # warm both workers on this path with the first round's slots, then measure the rest
         burst(port, setup["sessions"], setup["instrument"], setup["starts"], 1)
         latencies, statuses = burst(port, setup["sessions"], setup["instrument"], setup["starts"][5:], args.rounds)

@@ -51,6 +51,24 @@ def get(port: int, path: str, cookie: str = "") -> int:
     return r.status
 
 
+def start_server(env) -> tuple[subprocess.Popen, int]:
+    """`qifu serve` on a free port, once it answers /healthz."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "qifu", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            if get(port, "/healthz") == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    return server, port
+
+
 def burst(port: int, key: str, clients: int = 50, rounds: int = 5) -> tuple[list[float], int]:
     """``clients`` Open311 POSTs at the same instant, ``rounds`` times, each client on its own
     keep-alive connection: one asyncio process with the requests built beforehand, so that the
@@ -122,20 +140,8 @@ def main() -> None:
         "s[HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)")],
         env=env, capture_output=True, text=True, check=True).stdout.strip()
     cookie = f"sessionid={session}"
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "qifu", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port = start_server(env)
     try:
-        for _ in range(600):
-            try:
-                if get(port, "/healthz") == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
         for _ in range(4):  # both workers warm
             get(port, "/open311/v2/requests.json?page_size=1000")
             get(port, "/requests/measures/", cookie)

@@ -41,3 +41,14 @@ def report_rows() -> list[str]:
 def write(path: Path, header: str, rows: list[str], encoding: str = "utf-8") -> Path:
     path.write_bytes(("\n".join([header, *rows]) + "\n").encode(encoding))
     return path
+
+
+def portal_client(uscc: str):
+    """A Django test client signed in to the portal as ``uscc``."""
+    from django.test import Client
+
+    c = Client()
+    session = c.session
+    session["portal_uscc"] = uscc
+    session.save()
+    return c

@@ -22,6 +22,7 @@ from qifu.imports.actions import import_file
 from qifu.registry.models import Entity
 from qifu.service_requests import actions as requests
 from qifu.service_requests.models import ServiceRequest
+from tests.factories import portal_client
 
 pytestmark = pytest.mark.django_db
 NEED = ("注塑外壳缩痕", "家电注塑外壳表面出现缩痕和翘曲，想请专家做模流分析，优化冷却水路和模具设计")
@@ -146,10 +147,7 @@ def test_staff_pages_keep_to_the_township_and_hide_confidential_text(county):
 
 def test_the_portal_and_the_api_take_a_need_and_show_experts_by_consent(county):
     e = firm()
-    c = Client()
-    s = c.session
-    s["portal_uscc"] = e.uscc
-    s.save()
+    c = portal_client(e.uscc)
     r = c.post("/portal/experts/needs/", {"title": NEED[0], "text": NEED[1]}, follow=True)
     assert "已提交" in r.content.decode()
     need = Need.objects.get(entity=e)

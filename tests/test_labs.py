@@ -26,6 +26,7 @@ from qifu.labs import actions
 from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, Voucher
 from qifu.labs.models import TestBatch as Batch  # not a test class
 from qifu.registry.models import Entity
+from tests.factories import portal_client
 
 pytestmark = pytest.mark.django_db
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -327,14 +328,6 @@ def staff(county, name: str) -> Client:
     return c
 
 
-def portal(uscc: str) -> Client:
-    c = Client()
-    s = c.session
-    s["portal_uscc"] = uscc
-    s.save()
-    return c
-
-
 def test_staff_see_their_townships_bookings_and_export_them(county):
     inst = instrument()
     mine, other = firms(1, county["own_town"])[0], firms(1, county["other_town"])[0]
@@ -389,7 +382,7 @@ def test_the_portal_searches_books_and_cancels(county):
     actions.do_grant_voucher(firm, open_day(inst.lab).year, "1000")
     anonymous = Client().get("/portal/labs/", {"q": "盐雾"})
     assert anonymous.status_code == 200 and "中性盐雾试验箱" in anonymous.content.decode()
-    c = portal(firm.uscc)
+    c = portal_client(firm.uscc)
     page = c.get(f"/portal/labs/instruments/{inst.pk}/", {"day": open_day(inst.lab).isoformat()})
     assert page.status_code == 200 and "可预约时段" in page.content.decode()
     start = first_slot(inst)
@@ -398,7 +391,7 @@ def test_the_portal_searches_books_and_cancels(county):
     assert "已预约" in r.content.decode()
     b = Booking.objects.get(entity=firm)
     assert b.voucher_amount == (b.price / 2).quantize(Decimal("0.01"))
-    other = portal(firms(2)[1].uscc)
+    other = portal_client(firms(2)[1].uscc)
     r = other.post(f"/portal/labs/instruments/{inst.pk}/book/", {"start": start.isoformat(), "slots": "1",
                                                                  "purpose": "零件尺寸测量"}, follow=True)
     assert "已被预约" in r.content.decode() and Booking.objects.count() == 1
@@ -412,7 +405,7 @@ def test_the_api_books_once_per_slot(county):
     a, b = firms(2)
     start = first_slot(inst)
     csrf = {"HTTP_X_CSRFTOKEN": "x"}
-    ca, cb = portal(a.uscc), portal(b.uscc)
+    ca, cb = portal_client(a.uscc), portal_client(b.uscc)
     assert Client().get("/api/v1/labs/instruments").status_code == 401
     found = ca.get("/api/v1/labs/instruments", {"q": "三坐标 尺寸"}).json()
     assert found[0]["name"] == "三坐标测量机" and "尺寸" in found[0]["matched"]

@@ -17,6 +17,7 @@ from qifu.projects import actions, queries
 from qifu.projects.models import ChecklistItem, Phase, Project, Step
 from qifu.registry.models import Entity
 from qifu.service_requests.models import ServiceRequest
+from tests.factories import portal_client
 
 pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
@@ -146,20 +147,12 @@ def test_a_template_with_a_mistake_is_refused_with_its_place():
         checklists.parse("types: {}\n")
 
 
-def portal(uscc: str) -> Client:
-    c = Client()
-    s = c.session
-    s["portal_uscc"] = uscc
-    s.save()
-    return c
-
-
 def test_the_owner_follows_the_project_hands_in_documents_and_raises_a_stuck_step(county):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     owner = firm()
     p = register(owner)
-    c = portal(owner.uscc)
+    c = portal_client(owner.uscc)
     assert p.name in c.get("/portal/projects/").content.decode()
     item = p.phases.get(seq=1).items.filter(kind="document").first()
     c.post(f"/portal/projects/{p.code}/act/", {"item": item.pk, "document": SimpleUploadedFile("a.txt", b"plain")})
@@ -171,7 +164,7 @@ def test_the_owner_follows_the_project_hands_in_documents_and_raises_a_stuck_ste
     req = ServiceRequest.objects.get(entity=owner, category="construction", text__contains=p.code)
     assert req.number in r.content.decode()
     assert Step.objects.filter(project=p, request=req).exists()
-    other = portal(Entity.objects.filter(entity_type="enterprise").exclude(uscc=owner.uscc).first().uscc)
+    other = portal_client(Entity.objects.filter(entity_type="enterprise").exclude(uscc=owner.uscc).first().uscc)
     assert other.get(f"/portal/projects/{p.code}/").status_code == 404
     api = c.get("/api/v1/projects").json()
     assert api[0]["code"] == p.code and api[0]["phases"][0]["items"][0]["status"] == "submitted"

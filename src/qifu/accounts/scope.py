@@ -95,6 +95,15 @@ def entity_or_403(user, uscc: str) -> Entity:
     return entity
 
 
+def entity_in_form(user, uscc: str) -> tuple[Entity | None, str]:
+    """The entity a form names by its credit code, if the user may see it; else None and why."""
+    uscc = (uscc or "").strip().upper()
+    try:
+        return entity_or_403(user, uscc), ""
+    except Http404:
+        return None, f"没有统一社会信用代码为 {uscc[:18]} 的主体"
+
+
 def audit(request, action: str, uscc: str = "", detail: str = "") -> None:
     AuditEvent.objects.create(user=request.user, action=action, uscc=uscc, detail=detail[:500],
                               ip=client_ip(request))

@@ -110,11 +110,9 @@ def need(request, number: str):
 @require_POST
 def need_new(request):
     post = request.POST
-    uscc = post.get("uscc", "").strip().upper()
-    try:
-        entity = scope.entity_or_403(request.user, uscc)
-    except Http404:
-        messages.error(request, f"没有统一社会信用代码为 {uscc[:18]} 的主体")
+    entity, why = scope.entity_in_form(request.user, post.get("uscc", ""))
+    if entity is None:
+        messages.error(request, why)
         return redirect("experts")
     try:
         n = actions.do_submit_need(entity, post.get("title", ""), post.get("text", ""), Need.Source.STAFF,

@@ -134,14 +134,14 @@ def voucher_grant(request):
     if scope.role_of(request.user) != scope.Role.ADMIN:
         raise PermissionDenied("只有局管理员可以发放创新券")
     post = request.POST
-    uscc = post.get("uscc", "").strip().upper()
+    entity, why = scope.entity_in_form(request.user, post.get("uscc", ""))
+    if entity is None:
+        messages.error(request, why)
+        return redirect("labs")
     try:
-        entity = scope.entity_or_403(request.user, uscc)
         year = int(post.get("year") or timezone.localdate().year)
         v = actions.do_grant_voucher(entity, year, post.get("budget", ""), post.get("share") or "0.5", by=request.user)
         messages.success(request, f"已为 {entity.name} 发放 {v.year} 年度创新券 {v.budget} 元")
-    except Http404:
-        messages.error(request, f"没有统一社会信用代码为 {uscc[:18]} 的主体")
     except (actions.LabActionError, ValueError) as e:
         messages.error(request, str(e) if isinstance(e, actions.LabActionError) else "年度应为数字")
     return redirect("labs")

@@ -84,20 +84,14 @@ def project(request, code: str):
 @require_POST
 def register(request):
     post = request.POST
-    uscc = post.get("uscc", "").strip().upper()
-    try:
-        entity = scope.entity_or_403(request.user, uscc)
-    except Http404:
-        messages.error(request, f"没有统一社会信用代码为 {uscc[:18]} 的主体")
+    entity, why = scope.entity_in_form(request.user, post.get("uscc", ""))
+    if entity is None:
+        messages.error(request, why)
         return redirect("projects")
-    phases = []
-    for line in post.get("phases", "").splitlines():
-        name, _, units = line.partition("：") if "：" in line else line.partition(":")
-        if line.strip():
-            phases.append((name, units))
     try:
         p = actions.do_register(entity, post.get("code", ""), post.get("name", ""), post.get("project_type", ""),
-                                post.get("site", ""), post.get("permits", ""), phases, by=request.user)
+                                post.get("site", ""), post.get("permits", ""), actions.parse_phases(post.get("phases", "")),
+                                by=request.user)
     except actions.ProjectActionError as e:
         messages.error(request, str(e))
         return redirect("projects")
