@@ -49,7 +49,8 @@ def import_experts(rows: list[dict]) -> tuple[int, int, int]:
         else:
             same += 1
     Expert.objects.bulk_create(new, batch_size=500)
-    Expert.objects.bulk_update(changed, [*fields, "updated_at"], batch_size=500)
+    if changed:
+        Expert.objects.bulk_update(changed, [*fields, "updated_at"], batch_size=500)
     return len(new), len(changed), same
 
 

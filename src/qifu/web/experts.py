@@ -174,8 +174,9 @@ def library(request):
         raise PermissionDenied("专家库只对局管理员、镇街和领导开放")
     q = request.GET.get("q", "").strip()[:200]
     if q:
-        found = Expert.objects.in_bulk([e for e, _, _ in actions.rank(q, 50)])
-        rows = [(found[e], w) for e, _, w in actions.rank(q, 50) if e in found]
+        ranked = actions.rank(q, 50)
+        found = Expert.objects.in_bulk([e for e, _, _ in ranked])
+        rows = [(found[e], w) for e, _, w in ranked if e in found]
     else:
         rows = [(e, ()) for e in Expert.objects.order_by("code")[:200]]
     return render(request, "web/expert_library.html", {

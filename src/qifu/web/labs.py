@@ -10,6 +10,7 @@ import datetime as dt
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -39,13 +40,13 @@ def _vouchers(request):
 
 @staff_required
 def overview(request):
+    if request.GET.get("format") == "xlsx":
+        return _xlsx(request)
     year = timezone.localdate().year
     m = queries.measures(_bookings(request), _batches(request), _vouchers(request).filter(year=year))
     sections = reference.industries()
-    labs = list(Lab.objects.select_related("town").order_by("code"))
+    labs = list(Lab.objects.select_related("town").annotate(instrument_count=Count("instruments")).order_by("code"))
     soon = timezone.localdate() + dt.timedelta(days=90)
-    if request.GET.get("format") == "xlsx":
-        return _xlsx(request)
     return render(request, "web/labs_overview.html", {
         "m": m, "year": year, "labs": labs, "soon": soon, "today": timezone.localdate(),
         "can_grant": scope.role_of(request.user) == scope.Role.ADMIN,
