@@ -391,6 +391,7 @@ def test_the_portal_searches_books_and_cancels(county):
     assert "已预约" in r.content.decode()
     b = Booking.objects.get(entity=firm)
     assert b.voucher_amount == (b.price / 2).quantize(Decimal("0.01"))
+    assert inst.name in c.get("/portal/").content.decode()  # on the firm's home page until it is used
     other = portal_client(firms(2)[1].uscc)
     r = other.post(f"/portal/labs/instruments/{inst.pk}/book/", {"start": start.isoformat(), "slots": "1",
                                                                  "purpose": "零件尺寸测量"}, follow=True)

@@ -154,6 +154,7 @@ def test_the_owner_follows_the_project_hands_in_documents_and_raises_a_stuck_ste
     p = register(owner)
     c = portal_client(owner.uscc)
     assert p.name in c.get("/portal/projects/").content.decode()
+    assert "还有资料待提交" in c.get("/portal/").content.decode()
     item = p.phases.get(seq=1).items.filter(kind="document").first()
     c.post(f"/portal/projects/{p.code}/act/", {"item": item.pk, "document": SimpleUploadedFile("a.txt", b"plain")})
     assert ChecklistItem.objects.get(pk=item.pk).status == "pending"  # not a PDF or image by its content

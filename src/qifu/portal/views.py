@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import wraps
 
 from django.contrib import messages
+from django.db.models import Q
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from qifu.accounts.clients import client_ip
@@ -15,8 +17,10 @@ from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice
+from qifu.labs.models import Booking
 from qifu.policies import queries as policy_queries
 from qifu.portal import forms, signin
+from qifu.projects.models import Phase
 from qifu.registry.models import Entity
 
 SESSION_KEY = "portal_uscc"
@@ -100,8 +104,14 @@ def home(request):
              .prefetch_related("explanations").order_by("status", "rule_id"))
     notice = CorrectionNotice.objects.filter(entity=entity, report_year=year).order_by("-issued_on").first()
     policies_waiting = [m for m in policy_queries.for_entity(entity.uscc) if m.status in policy_queries.ACTIONABLE]
+    bookings = (Booking.objects.filter(entity=entity, status=Booking.Status.BOOKED, start__gte=timezone.now())
+                .select_related("instrument__lab").order_by("start")[:5])
+    phases = (Phase.objects.filter(project__entity=entity)
+              .filter(Q(state="rectifying") | Q(state="planned", items__kind="document", items__status="pending"))
+              .select_related("project").distinct().order_by("project__code", "seq")[:5])
     return render(request, "portal/home.html", {
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
+        "lab_bookings": bookings, "phases_todo": phases,
         "deadline": corrections.deadline(year),
         "open_count": sum(1 for f in found if f.status == "open"),
     })
