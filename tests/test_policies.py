@@ -25,6 +25,7 @@ from qifu.policies import actions
 from qifu.policies.models import Application, Match, Payment, PaymentBatch, Policy
 from qifu.reminders.models import OutboxMessage
 from qifu.sources.models import SocialRecord
+from tests.factories import portal_client
 
 pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
@@ -412,20 +413,10 @@ def staff(county, name: str):
     return client
 
 
-def portal(uscc: str):
-    from django.test import Client
-
-    client = Client()
-    session = client.session
-    session["portal_uscc"] = uscc
-    session.save()
-    return client
-
-
 def test_the_portal_shows_a_firm_its_own_matches_and_takes_its_confirmation(county, tmp_path):
     actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000), p=example("CX-2025-03")), 2025, now=NOW)
     a, b = clean_matches(2)
-    client = portal(a.entity_id)
+    client = portal_client(a.entity_id)
     home = client.get("/portal/").content.decode()
     assert "政策资金待领取" in home and "测试奖励" in home
     html = client.get("/portal/policies/").content.decode()
@@ -448,7 +439,7 @@ def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
 
     actions.match_folder(policy_folder(tmp_path, p=example("CX-2025-03")), 2025, now=NOW)
     m = Match.objects.filter(policy__code="CX-2025-03").first()
-    client = portal(m.entity_id)
+    client = portal_client(m.entity_id)
     assert "提交申请" in client.get(f"/portal/policies/{m.pk}/").content.decode()
     exe = SimpleUploadedFile("a.pdf", b"MZ\x90\x00 not a pdf", content_type="application/pdf")
     r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "研发中心认定材料见附件，请审核。",

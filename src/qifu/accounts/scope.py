@@ -53,9 +53,10 @@ def can_see_contacts(user) -> bool:
     return role_of(user) in (Role.ADMIN, Role.OFFICER)
 
 
-def filter_by_town(qs: QuerySet, user, path: str = "town") -> QuerySet:
+def filter_by_town(qs: QuerySet, user, path: str = "town", department=None) -> QuerySet:
     """``qs`` narrowed to the user's township; ``path`` leads to the township, e.g.
-    ``entity__town``. A department member sees no entity's records but through requests."""
+    ``entity__town``. A department member sees what ``department(qs)`` leaves, by default
+    nothing: no entity's records but through requests."""
     role = role_of(user)
     if role is None:
         raise PermissionDenied
@@ -63,21 +64,17 @@ def filter_by_town(qs: QuerySet, user, path: str = "town") -> QuerySet:
         town = town_of(user)
         return qs.filter(**{path: town}) if town else qs.none()
     if role == Role.DEPARTMENT:
-        return qs.none()
+        return department(qs) if department is not None else qs.none()
     return qs
 
 
 def filter_requests(qs: QuerySet, user) -> QuerySet:
     """Requests a user may see: a department its own department's, a township officer (the
     station) its township's, administrators and leaders every one."""
-    role = role_of(user)
-    if role is None:
-        raise PermissionDenied
-    if role == Role.DEPARTMENT:
-        return qs.filter(department_id=department_of(user)) if department_of(user) else qs.none()
-    if role == Role.OFFICER:
-        return qs.filter(town_id=town_of(user)) if town_of(user) else qs.none()
-    return qs
+    def own(q):
+        return q.filter(department_id=department_of(user)) if department_of(user) else q.none()
+
+    return filter_by_town(qs, user, "town_id", department=own)
 
 
 def entities(user) -> QuerySet:
@@ -112,16 +109,11 @@ def audit(request, action: str, uscc: str = "", detail: str = "") -> None:
 def filter_policy_matches(qs: QuerySet, user) -> QuerySet:
     """Policy matches a user may see: a township officer their township's firms, a department
     member the matches of the policies their department runs, administrators and leaders all."""
-    role = role_of(user)
-    if role is None:
-        raise PermissionDenied
-    if role == Role.OFFICER:
-        town = town_of(user)
-        return qs.filter(town=town) if town else qs.none()
-    if role == Role.DEPARTMENT:
+    def own(q):
         dep = user.staff_profile.department
-        return qs.filter(policy__department=dep.name) if dep else qs.none()
-    return qs
+        return q.filter(policy__department=dep.name) if dep else q.none()
+
+    return filter_by_town(qs, user, department=own)
 
 
 def can_review_policy(user, policy) -> bool:
@@ -143,12 +135,7 @@ def filter_projects(qs: QuerySet, user) -> QuerySet:
     """Construction projects a user may see: a township officer their township's, members of the
     department that handles construction acceptance (the construction category's) every one,
     other departments none; administrators and leaders all."""
-    role = role_of(user)
-    if role is None:
-        raise PermissionDenied
-    if role == Role.OFFICER:
-        town = town_of(user)
-        return qs.filter(town=town) if town else qs.none()
-    if role == Role.DEPARTMENT:
-        return qs if department_of(user) and department_of(user) == _construction_department_id() else qs.none()
-    return qs
+    def own(q):
+        return q if department_of(user) and department_of(user) == _construction_department_id() else q.none()
+
+    return filter_by_town(qs, user, department=own)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Count, F, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import ExtractYear, Substr
 from django.utils import timezone
 
 from qifu.labs import actions
-from qifu.labs.models import Booking, Instrument, TestBatch, Voucher
+from qifu.labs.models import Booking, Instrument, Voucher
 
 
 def week(instrument: Instrument, first: dt.date, days: int = 7) -> list[dict]:
@@ -58,14 +58,3 @@ def measures(bookings, batches, vouchers) -> dict:
         "voucher_granted": granted, "voucher_firms": vouchers.count(),
         "hours": sum(((b["end"] - b["start"]).total_seconds() / 3600 for b in live.values("start", "end")), 0.0),
     }
-
-
-def lab_load(bookings) -> list[dict]:
-    """Hours booked per lab (not cancelled)."""
-    rows = (bookings.exclude(status=Booking.Status.CANCELLED)
-            .values(lab=F("instrument__lab__name")).annotate(n=Count("id")).order_by("-n"))
-    return list(rows)
-
-
-def batches_of(entity):
-    return TestBatch.objects.filter(entity=entity).select_related("lab").order_by("-tested_on")
