@@ -28,9 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from national import COMPARE_RULES, RELATIONS, replicate
-from qifu.engine.rules.compiler import columns_read
 from qifu.engine.rules.context import needs
-from qifu.engine.rules.findings import columns_needed
 
 MOBILE = r"(\+?86-?)?1(3[0-9]|4[5-9]|5[0-35-9]|6[2567]|7[0-8]|8[0-9]|9[0-35-9])[0-9]{8}"
 LANDLINE = r"0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?"
@@ -126,7 +124,7 @@ def phases(folder: str) -> None:
     rules = [r for r in load_rules() if r.id in COMPARE_RULES]
     out, t = {}, time.perf_counter()
     hits = spark_engine._plan(spark, spark_engine.input_paths(folder), 2025, rules, carry=True)
-    _, aggregates, sources = needs(columns_read(rules) | frozenset(columns_needed(rules)), 2025)
+    _, aggregates, sources = needs(spark_engine.context_columns(rules))
     for name in sources:
         spark.table(name).count()
     out[f"read and type the sources the rules read ({', '.join(sources)})"] = time.perf_counter() - t

@@ -42,12 +42,10 @@ def test_spark_and_duckdb_find_the_same(county_parquet):
 
 
 def test_a_few_rules_build_only_the_context_they_read_and_find_what_duckdb_finds(county_parquet):
-    from qifu.engine.rules.compiler import columns_read
     from qifu.engine.rules.context import needs
 
     rules = [r for r in load_rules() if r.id in ("AR-01", "AR-02", "AR-07", "CP-07")]
-    columns = columns_read(rules) | frozenset(columns_needed(rules))
-    joins, aggregates, sources = needs(columns)
+    joins, aggregates, sources = needs(spark_engine.context_columns(rules))
     assert joins == ["g"] and aggregates == [] and sources == ["reports", "registry"]
     spark = spark_engine.session()
     found = spark_engine.run_local(county_parquet, 2025, rules)

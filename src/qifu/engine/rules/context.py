@@ -195,10 +195,10 @@ def _items(year: int) -> list[tuple[str, str, tuple[str, ...]]]:
     return items
 
 
-def needs(columns: frozenset[str] | None, year: int = 2000) -> tuple[list[str], list[str], list[str]]:
+def needs(columns: frozenset[str] | None) -> tuple[list[str], list[str], list[str]]:
     """For the context ``columns`` (None: all): the joins, the aggregates and the sources they
     need, in order."""
-    items = _items(year)
+    items = _items(0)  # only the names and joins are read, not the year's expressions
     wanted = [i for i in items if columns is None or i[0] in columns or i[0] in ("uscc", "report_year", "revision")]
     joins: list[str] = []
 
@@ -224,7 +224,7 @@ def base_context_sql(year: int, partition: tuple[int, int] | None = None,
     """The context without the reminder counts: what only an import changes. ``columns``: only
     these columns and the joins they need (None: all)."""
     part = f" AND hash(uscc) % {partition[1]} = {partition[0]}" if partition else ""
-    joins, _, _ = needs(columns, year)
+    joins, _, _ = needs(columns)
     keep = [i for i in _items(year) if columns is None or i[0] in columns or i[0] in ("uscc", "report_year", "revision")]
     select = ",\n       ".join(e if e == f"r.{n}" or e == f"g.{n}" else f"{e} AS {n}" for n, e, _ in keep)
     ctes = [f"cur AS (SELECT * FROM reports WHERE report_year = {year}{part})"]

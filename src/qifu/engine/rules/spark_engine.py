@@ -81,13 +81,19 @@ def register_sources(spark, paths: dict[str, str], year: int, names=None) -> Non
         df.createOrReplaceTempView(name)
 
 
+def context_columns(rules) -> frozenset[str]:
+    """The context columns the rules' conditions, values and suggestions read and their
+    messages quote: all a Spark run of these rules builds."""
+    return columns_read(rules) | frozenset(columns_needed(rules))
+
+
 def _plan(spark, paths: dict[str, str], year: int, rules, carry: bool):
     """The sources, aggregates and context as views; the hits as a DataFrame (with the context
     columns the messages quote when ``carry``)."""
     # Only the context the rules and their messages read: each join of the full context is a
     # shuffle of a widening row on Spark (issue 18; the DuckDB engine keeps the whole context).
-    columns = columns_read(rules) | frozenset(columns_needed(rules))
-    _, aggregates, sources = needs(columns, year)
+    columns = context_columns(rules)
+    _, aggregates, sources = needs(columns)
     register_sources(spark, paths, year, sources)
     for name, sql in aggregates_sql(year).items():
         if name in aggregates:
@@ -139,7 +145,7 @@ def run(spark, paths: dict[str, str], year: int, rules) -> tuple[pl.DataFrame, p
     ctx_rows = pl.from_arrow(
         spark.sql(f"SELECT {', '.join(cols)} FROM ctx WHERE uscc IN (SELECT uscc FROM flags)").toArrow()
     )
-    _, used, _ = needs(columns_read(rules) | frozenset(columns_needed(rules)), year)
+    _, used, _ = needs(context_columns(rules))
     agg_tables = {name: spark.table(name).toArrow() for name in AGGREGATES if name in used}
     return _normalise(hits), ctx_rows, agg_tables
 
