@@ -86,7 +86,42 @@ def plan(model, x: np.ndarray, names: list[str]) -> Plan:
     return Plan(out, proba)
 
 
-def due_today(p: Plan, filing_year: int, day: int) -> tuple[np.ndarray, np.ndarray]:
+STATUS = {"delivered": 0, "failed": 1, "unknown": 2}
+MIN_DAYS_BETWEEN, MAX_PER_SEASON = 7, 4
+
+
+@dataclass
+class Seen:
+    """What the bureau has seen of this season so far, per entity: its contacts and their
+    delivery statuses (days since 1 January; -1: none)."""
+
+    contacts: np.ndarray
+    last_day: np.ndarray
+    last_channel: np.ndarray  # "", sms, call, visit
+    last_status: np.ndarray  # -1 none, else STATUS
+    texts_reached: np.ndarray  # texts delivered or of unknown status
+    calls_failed: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> Seen:
+        return cls(np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64), np.full(n, "", dtype="<U5"),
+                   np.full(n, -1, dtype=np.int8), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+
+    def record(self, idx: np.ndarray, channel: np.ndarray, status: np.ndarray, day: int) -> None:
+        self.contacts[idx] += 1
+        self.last_day[idx] = day
+        self.last_channel[idx] = channel
+        self.last_status[idx] = status
+        self.texts_reached[idx] += (channel == "sms") & (status != STATUS["failed"])
+        self.calls_failed[idx] += (channel == "call") & (status == STATUS["failed"])
+
+    def decent(self, idx: np.ndarray, day: int) -> np.ndarray:
+        """The rules of decency the product applies (``reminders.decency``): spacing and a cap."""
+        last = self.last_day[idx]
+        return ((last < 0) | (day - last >= MIN_DAYS_BETWEEN)) & (self.contacts[idx] < MAX_PER_SEASON)
+
+
+def due_today(p: Plan, filing_year: int, day: int, seen: Seen | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Entities whose plan has a contact on ``day`` (days since 1 January) and its channel."""
     start = dt.date(filing_year, 1, 1)
     idx, ch = [], []

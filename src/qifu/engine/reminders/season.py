@@ -56,8 +56,9 @@ class Outcome:
 class Season:
     """A synthetic county with three seasons of history and the draws for the next one."""
 
-    def __init__(self, entities: int, seed: int, last_year: int = 2025):
-        c = County(entities, seed, last_year)
+    def __init__(self, entities: int, seed: int, last_year: int = 2025, model: str | bh.Model = "tuning"):
+        self.model = bh.MODELS[model] if isinstance(model, str) else model
+        c = County(entities, seed, last_year, self.model)
         c.make_registry()
         c.make_behaviour()
         c.simulate_seasons(None)
@@ -67,12 +68,12 @@ class Season:
         rng = np.random.default_rng([seed, 99])
         n = c.n
         prev = c.arche[:, -1].copy()
-        change = (rng.random(n) < 1 - bh.STAY) & (prev != bh.A["dormant"]) & (prev != bh.A["agent_client"])
+        change = (rng.random(n) < 1 - self.model.stay) & (prev != bh.A["dormant"]) & (prev != bh.A["agent_client"])
         shuffled = rng.choice([bh.A["early"], bh.A["steady"], bh.A["nudgeable"], bh.A["needs_call"]], size=n)
         self.arche = np.where(change, shuffled, prev).astype(np.int8)
         self.due = (c.status == "active") & (c.established_year <= last_year + 1)
         agent_day = np.where(c.agent >= 0, c.agent_batch[np.maximum(c.agent, 0)], 0)
-        self.unprompted = bh.unprompted_day(rng, self.arche, self.filing_year, agent_day)
+        self.unprompted = bh.unprompted_day(rng, self.arche, self.filing_year, agent_day, self.model)
         self.u_deliver = rng.random((n, MAX_CONTACTS))
         self.u_respond = rng.random((n, MAX_CONTACTS))
         self.lag_sms = 1 + rng.geometric(0.3, size=(n, MAX_CONTACTS))
@@ -117,7 +118,8 @@ class Season:
         c = self.county
         n = c.n
         filed = self.unprompted.copy()
-        count = np.zeros(n, dtype=np.int64)
+        seen = policy.Seen.empty(n)
+        count = seen.contacts
         contacts = dict.fromkeys(CHANNELS, 0)
         plans: dict[str, int] = {}
         if name not in POLICIES:
@@ -132,15 +134,17 @@ class Season:
             if name == "blanket":
                 idx, ch = self._blanket(day)
             elif name == "qifu":
-                idx, ch = policy.due_today(plan, self.filing_year, day)
+                idx, ch = policy.due_today(plan, self.filing_year, day, seen)
             else:
                 idx, ch = self._history_today(schedule, day)
             if len(idx) == 0:
                 continue
             keep = self.due[idx] & (filed[idx] >= day) & (count[idx] < MAX_CONTACTS)
             keep &= (ch == "visit") | c.has_phone[idx]
+            if name == "qifu":  # the product's rules of decency (``reminders.decency``)
+                keep &= seen.decent(idx, day)
             idx, ch = idx[keep], ch[keep]
-            self._contact(idx, ch, day, filed, count, contacts)
+            self._contact(idx, ch, day, filed, seen, contacts)
         on_time = int((self.due & (filed <= self.deadline)).sum())
         return Outcome(name, c.seed, n, int(self.due.sum()), on_time, contacts, plans, time.perf_counter() - started,
                        filed)
@@ -187,30 +191,17 @@ class Season:
             return np.array([], dtype=np.int64), np.array([], dtype="<U5")
         return np.concatenate(idx), np.concatenate([np.full(len(i), c) for i, c in zip(idx, ch)])
 
-    def _contact(self, idx, ch, day, filed, count, contacts):
+    def _contact(self, idx, ch, day, filed, seen: policy.Seen, contacts):
         c = self.county
-        k = count[idx]
-        u = self.u_deliver[idx, k]
-        reach, land = c.reachable[idx], c.landline[idx]
-        status = np.zeros(len(idx), dtype=np.int8)  # 0 delivered, 1 failed, 2 unknown
-        sms, call, visit = ch == "sms", ch == "call", ch == "visit"
-        ok = sms & reach & ~land
-        status[ok & (u > 0.95)] = 2
-        status[ok & (u > 0.99)] = 1
-        stale = sms & ~reach & ~land
-        status[stale] = np.where(u[stale] < 0.8, 1, 2)
-        status[sms & land] = 1
-        status[call & reach & (u > 0.72)] = 1
-        status[call & ~reach & (u < 0.9)] = 1
-        status[visit & (u > 0.95)] = 1
-        arche = self.arche[idx]
-        p = np.where(sms, bh.SMS_RESPONSE[arche], np.where(call, bh.CALL_RESPONSE[arche], bh.VISIT_RESPONSE[arche]))
-        p = p * np.where(status == 2, 0.6, 1.0)
-        respond = (status != 1) & (self.u_respond[idx, k] < p)
+        k = seen.contacts[idx]
+        status = bh.status_of(self.u_deliver[idx, k], ch, c.reachable[idx], c.landline[idx], self.model)
+        sms = ch == "sms"
+        p = bh.respond_probability(self.model, ch, self.arche[idx], status, seen.texts_reached[idx], c.deaf[idx])
+        respond = self.u_respond[idx, k] < p
         lag = np.where(sms, self.lag_sms[idx, k], self.lag_call[idx, k])
         hit = idx[respond]
         filed[hit] = np.minimum(filed[hit], day + lag[respond])
-        count[idx] += 1
+        seen.record(idx, ch, status, day)
         for channel in CHANNELS:
             contacts[channel] += int((ch == channel).sum())
 

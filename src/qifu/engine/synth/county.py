@@ -95,9 +95,10 @@ def _date_str(days_since_epoch: np.ndarray) -> np.ndarray:
 class County:
     """Columns of the synthetic county, generated in dependency order."""
 
-    def __init__(self, entities: int, seed: int, last_year: int):
+    def __init__(self, entities: int, seed: int, last_year: int, model: bh.Model | None = None):
         self.n = entities
         self.seed = seed
+        self.model = model or bh.TUNING
         self.years = [last_year - 2, last_year - 1, last_year]
         self.last_year = last_year
         self.rng = np.random.default_rng(seed)
@@ -202,14 +203,19 @@ class County:
     def make_behaviour(self) -> None:
         rng, n = self.rng, self.n
         seasons = len(self.years)
-        self.arche = bh.assign_archetypes(rng, self.types, self.age_years, seasons)
+        model = self.model
+        self.arche = bh.assign_archetypes(rng, self.types, self.age_years, seasons, model)
         # Filing agents: small firms and shops, 20-300 clients each, sharing the agent's phone.
-        n_agents = max(2, n // 1600)
+        n_agents = max(2, int(n * model.agent_share / model.clients_per_agent))
         self.agent_phone = mobiles(rng, n_agents)
         self.agent_batch = rng.integers(bh.day_of(2001, 3, 1), bh.day_of(2001, 6, 20), size=n_agents)
+        own = np.random.default_rng([self.seed, 31])  # draws only other models make: the tuning county is unchanged
+        if model.agent_late:
+            late = own.random(n_agents) < model.agent_late
+            self.agent_batch[late] = own.integers(bh.day_of(2001, 7, 3), bh.day_of(2001, 7, 31), size=int(late.sum()))
         eligible = np.flatnonzero((self.types != "cooperative") & (self.status == "active") & (self.arche[:, -1] != bh.A["dormant"]))
         sizes = np.clip((rng.pareto(1.3, size=n_agents) + 1) * 20, 20, 300).astype(int)
-        total = min(sizes.sum(), int(0.08 * n), len(eligible))
+        total = min(sizes.sum(), int(model.agent_share * n), len(eligible))
         clients = rng.choice(eligible, size=total, replace=False)
         owner = np.repeat(np.arange(n_agents), sizes)[:total]
         self.agent = np.full(n, -1)
@@ -217,6 +223,7 @@ class County:
         self.arche[clients, :] = bh.A["agent_client"]
         self.reachable = ~np.any(self.arche == bh.A["unreachable"], axis=1)
         self.reachable &= self.has_phone
+        self.deaf = (own.random(n) < model.deaf) & (self.arche[:, -1] != bh.A["dormant"])
 
     def simulate_seasons(self, progress: Progress | None) -> None:
         """Past seasons under the bureau's blanket policy: filing days and reminder history."""
@@ -229,15 +236,18 @@ class County:
             due = active & (self.established_year <= year)
             arche = self.arche[:, s]
             agent_day = np.where(self.agent >= 0, self.agent_batch[np.maximum(self.agent, 0)], 0)
-            filed = bh.unprompted_day(rng, arche, f_year, agent_day)
+            filed = bh.unprompted_day(rng, arche, f_year, agent_day, self.model)
             waves = [(bh.day_of(f_year, m, d), "sms") for m, d in bh.BLANKET_SMS]
             waves.append((bh.day_of(f_year, *bh.BLANKET_CALL), "call"))
+            texts = np.zeros(self.n, dtype=np.int64)  # texts delivered so far this season
             for day, channel in sorted(waves):
                 target = np.flatnonzero(due & (filed > day) & self.has_phone)
-                status = bh.deliver(rng, channel, self.reachable[target], self.landline[target])
-                table = bh.SMS_RESPONSE if channel == "sms" else bh.CALL_RESPONSE
-                p = table[arche[target]] * np.where(status == 2, 0.6, 1.0)
+                status = bh.deliver(rng, channel, self.reachable[target], self.landline[target], self.model)
+                p = bh.respond_probability(self.model, np.full(len(target), channel), arche[target], status,
+                                           texts[target], self.deaf[target])
                 respond = (status != 1) & (rng.random(len(target)) < p)
+                if channel == "sms":
+                    texts[target[status != 1]] += 1
                 lag = (1 + rng.geometric(0.3, size=len(target))) if channel == "sms" else rng.integers(1, 6, size=len(target))
                 idx = target[respond]
                 filed[idx] = np.minimum(filed[idx], day + lag[respond])
