@@ -3,6 +3,7 @@ audit, lists and export, the entity page, tasks and the correction loop."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 
@@ -17,7 +18,7 @@ from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice, Explanation
 from qifu.registry.models import Entity, Note
-from qifu.reminders.models import ContactTask, OutboxMessage
+from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -231,12 +232,15 @@ def test_officer_closes_a_call_task_of_their_township(client, checked_county):
     other = Entity.objects.filter(town=checked_county["other_town"]).first()
     from django.utils import timezone
 
+    from qifu.reminders import sender
+
     tasks = []
     for ent in (e, other):
         m = OutboxMessage.objects.create(key=f"task-test:{ent.uscc}", entity=ent, purpose="filing", channel="call",
                                          recipient=ent.phone or "", body="", reason="多次短信未送达", planned_for="2026-06-20",
                                          next_attempt_at=timezone.now(), status="task")
         tasks.append(ContactTask.objects.create(message=m, entity=ent, channel="call", due_on="2026-06-20"))
+        sender.record_history([m], dt.datetime(2026, 6, 20, 9, 0, tzinfo=sender.SHANGHAI))
     login(client, checked_county, "officer")
     listing = client.get("/tasks/").content.decode()
     assert e.name in listing and other.name not in listing
@@ -245,6 +249,10 @@ def test_officer_closes_a_call_task_of_their_township(client, checked_county):
     tasks[0].refresh_from_db()
     assert (tasks[0].status, tasks[0].outcome) == ("done", "无人接听：下午再打")
     assert OutboxMessage.objects.get(pk=tasks[0].message_id).status == "failed"
+    # the history the next day's run reads (the ladder: an unanswered call is called again)
+    at = dt.datetime(2026, 6, 20, 9, 0, tzinfo=sender.SHANGHAI)
+    assert ReminderRecord.objects.get(entity=e, channel="call", sent_at=at).status == "failed"
+    assert ReminderRecord.objects.get(entity=other, channel="call", sent_at=at).status == "unknown"
 
 
 # -- security sweeps over every URL ------------------------------------------------------------

@@ -128,9 +128,9 @@ def test_remind_run_decides_sends_and_reports_per_the_contract(tmp_path, cli_db,
     assert again.returncode == 0
     assert FileSmsChannel.delivered(data_dir(cli_db) / "sms") == texts_sent  # the same day twice sends nothing new
     assert "holdout" in first.stdout
-    # the text plan's later contacts (1, 12 and 23 June) go out: a contact is counted once,
-    # so the season cap of 4 is not reached early
-    for day in ("2027-06-01", "2027-06-12", "2027-06-23"):
+    # the text plan's first text (1 June) and the ladder's calls and visits after it go out: a
+    # contact is counted once, so the season cap of 4 is not reached early
+    for day in ("2027-06-01", "2027-06-10", "2027-06-17", "2027-06-25"):
         later = qifu("remind", "run", "--date", day, "--out", tmp_path / f"{day}.csv", env=cli_db)
         assert later.returncode == 0, later.stderr
         assert "season_cap 0" in later.stdout, later.stdout

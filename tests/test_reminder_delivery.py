@@ -287,3 +287,41 @@ def test_season_report_compares_holdout_and_treated(small_county, monkeypatch, t
     assert wb.sheetnames == ["概要", "按日报送率", "按渠道"] and wb["按日报送率"].max_row == 182
     write_report(report, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["season"] == 2026
+
+
+@pytest.mark.django_db
+def test_each_day_follows_a_contact_with_what_it_showed(small_county, monkeypatch, tmp_path):
+    """The ladder through the database: a text not followed by a filing becomes a call nine
+    days later; an unanswered call (closed so by staff) is called again, an answered one is
+    followed by a visit."""
+    import datetime as dt
+
+    from qifu.engine.reminders import policy
+    from qifu.imports.actions import import_file
+    from qifu.reminders import sender
+    from qifu.reminders.actions import run_day
+
+    monkeypatch.setenv("QIFU_SMS_BACKEND", "file")
+    monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path / "var"))
+    for kind in ("registry", "reports", "tax", "social", "reminders"):
+        import_file(kind, small_county / f"{kind}.csv")
+    text_day = dt.date(2027, *policy.FIRST["text"][0])
+    run_day(text_day)
+    texted = set(OutboxMessage.objects.filter(planned_for=text_day, group="treated", channel="sms")
+                 .values_list("entity_id", flat=True))
+    assert len(texted) > 20
+    follow = text_day + dt.timedelta(days=policy.FOLLOW_AFTER["sms"])
+    run_day(follow - dt.timedelta(days=1))
+    assert not OutboxMessage.objects.filter(planned_for=follow - dt.timedelta(days=1), entity_id__in=texted).exists()
+    run_day(follow)
+    calls = OutboxMessage.objects.filter(planned_for=follow, entity_id__in=texted, channel="call")
+    assert calls.count() >= 0.8 * len(texted)
+    assert all(m.reason.startswith("本季第2次提醒：上次短信已9天仍未报送") for m in calls)
+    unanswered, answered = list(calls[:2])
+    sender.record_outcome(unanswered, reached=False)
+    sender.record_outcome(answered, reached=True)
+    nxt = follow + dt.timedelta(days=policy.FOLLOW_AFTER["call"])
+    run_day(nxt)
+    today = {m.entity_id: m for m in OutboxMessage.objects.filter(planned_for=nxt)}
+    assert today[unanswered.entity_id].channel == "call" and "上次电话未能送达" in today[unanswered.entity_id].reason
+    assert today[answered.entity_id].channel == "visit"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from qifu.engine.contract import REMINDERS_SENT_COLUMNS
 from qifu.engine.reminders import features, policy
 from qifu.imports.models import ImportRun
 from qifu.reminders import decency, practice, sender
-from qifu.reminders.models import ContactTask, OutboxMessage
+from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -75,7 +76,7 @@ def load(today: dt.date, light: bool = False) -> dict[str, pl.DataFrame]:
                           [adapt(dt.datetime(today.year, 1, 1, tzinfo=SHANGHAI)),
                            adapt(dt.datetime.combine(today, dt.time(0), tzinfo=SHANGHAI))])
         return {"registry": registry, "filings": filings.with_columns(_datetime("filed_at")),
-                "contacts": contacts.with_columns(_datetime("last_sent"))}
+                "contacts": contacts.with_columns(_datetime("last_sent")), "season": season_contacts(today)}
     filings = _frame("""SELECT uscc, report_year, MIN(filed_at) AS filed_at FROM reports_annualreport
                         WHERE report_year >= %s GROUP BY uscc, report_year""", [first]).with_columns(_datetime("filed_at"))
     history = _frame("""SELECT uscc, sent_at, channel, status FROM reminders_reminderrecord
@@ -83,7 +84,61 @@ def load(today: dt.date, light: bool = False) -> dict[str, pl.DataFrame]:
     year = today.year - 2
     tax = _frame("SELECT uscc, tax_paid, declared_sales FROM sources_taxrecord WHERE year = %s", [year])
     social = _frame("SELECT uscc, insured_count FROM sources_socialrecord WHERE year = %s", [year])
-    return {"registry": registry, "filings": filings, "history": history, "tax": tax, "social": social}
+    return {"registry": registry, "filings": filings, "history": history, "tax": tax, "social": social,
+            "season": season_contacts(today)}
+
+
+WRITTEN = ("sms", "email", "wechat", "letter")  # for the ladder, any written message is a text
+
+
+def season_contacts(today: dt.date) -> pl.DataFrame:
+    """This season's filing reminders before ``today``, per entity, as the ladder reads them
+    (``policy.Seen``): how many, the last one's day, channel and delivery status (delivery
+    receipts and call outcomes update it), texts that reached or failed, calls unanswered."""
+    adapt = connection.ops.adapt_datetimefield_value
+    start = adapt(dt.datetime(today.year, 1, 1, tzinfo=SHANGHAI))
+    end = adapt(dt.datetime.combine(today, dt.time(0), tzinfo=SHANGHAI))
+    written = ", ".join(f"'{c}'" for c in WRITTEN)
+    table = ReminderRecord._meta.db_table
+    where = "purpose = 'filing' AND sent_at >= %s AND sent_at < %s"
+    counts = _frame(f"""SELECT uscc, COUNT(*) AS contacts, MAX(sent_at) AS last_sent,
+                               SUM(CASE WHEN channel IN ({written}) AND status <> 'failed' THEN 1 ELSE 0 END) AS texts_reached,
+                               SUM(CASE WHEN channel IN ({written}) AND status = 'failed' THEN 1 ELSE 0 END) AS texts_failed,
+                               SUM(CASE WHEN channel = 'call' AND status = 'failed' THEN 1 ELSE 0 END) AS calls_failed
+                        FROM {table} WHERE {where} GROUP BY uscc""", [start, end])
+    last = _frame(f"""SELECT r.uscc, r.channel AS last_channel, r.status AS last_status FROM {table} r
+                      JOIN (SELECT uscc, MAX(sent_at) AS m FROM {table} WHERE {where} GROUP BY uscc) l
+                      ON r.uscc = l.uscc AND r.sent_at = l.m WHERE r.purpose = 'filing'""", [start, end])
+    if counts.height == 0:
+        return pl.DataFrame(schema={"uscc": pl.Utf8, "contacts": pl.Int64, "last_day": pl.Int64, "last_channel": pl.Utf8,
+                                    "last_status": pl.Utf8, "texts_reached": pl.Int64, "texts_failed": pl.Int64,
+                                    "calls_failed": pl.Int64})
+    # two contacts at the same moment (a text and a call): the call is the later step
+    last = (last.with_columns(pl.col("last_channel").replace(dict.fromkeys(WRITTEN, "sms")))
+            .sort("uscc", pl.col("last_channel").replace_strict({"sms": 0, "call": 1, "visit": 2}, default=0))
+            .unique("uscc", keep="last"))
+    return (counts.with_columns(_datetime("last_sent"))
+            .with_columns((pl.col("last_sent").dt.date() - pl.lit(dt.date(today.year, 1, 1))).dt.total_days()
+                          .alias("last_day"))
+            .join(last, on="uscc", how="left")
+            .select("uscc", pl.col("contacts").cast(pl.Int64), "last_day", "last_channel", "last_status",
+                    *(pl.col(c).cast(pl.Int64) for c in ("texts_reached", "texts_failed", "calls_failed"))))
+
+
+def seen_for(registry: pl.DataFrame, season: pl.DataFrame) -> policy.Seen:
+    """``policy.Seen`` in registry order from ``season_contacts``."""
+    frame = registry.select("uscc").join(season, on="uscc", how="left", maintain_order="left")
+    seen = policy.Seen.empty(registry.height)
+    if season.height == 0:
+        return seen
+    has = frame["contacts"].is_not_null().to_numpy()
+    seen.contacts[has] = frame["contacts"].to_numpy()[has]
+    seen.last_day[has] = frame["last_day"].to_numpy()[has]
+    seen.last_channel[has] = frame["last_channel"].fill_null("").to_numpy()[has]
+    seen.last_status[has] = frame["last_status"].replace_strict(policy.STATUS, default=2).to_numpy()[has]
+    for name in ("texts_reached", "texts_failed", "calls_failed"):
+        getattr(seen, name)[has] = frame[name].to_numpy()[has]
+    return seen
 
 
 REGISTRY_COLUMNS = ["uscc", "name", "entity_type", "legal_rep", "phone", "email", "established_on", "status"]
@@ -138,7 +193,7 @@ def cached_plan(filing_year: int, key: str) -> tuple[np.ndarray, policy.Plan] | 
         with np.load(path, allow_pickle=False) as f:
             if str(f["key"]) != key:
                 return None
-            return f["uscc"], policy.Plan(f["plan"], f["proba"])
+            return f["uscc"], policy.Plan(f["plan"], f["proba"], str(f["source"]), json.loads(str(f["check"])))
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return None
 
@@ -147,7 +202,8 @@ def save_plan(filing_year: int, key: str, usccs: list[str], plan: policy.Plan) -
     path = _plan_path(filing_year)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, key=np.array(key), uscc=np.array(usccs), plan=plan.plan, proba=plan.proba)
+    np.savez(tmp, key=np.array(key), uscc=np.array(usccs), plan=plan.plan, proba=plan.proba,
+             source=np.array(plan.source), check=np.array(json.dumps(plan.check or {})))
     tmp.replace(path)
 
 
@@ -165,12 +221,7 @@ def season_plan(today: dt.date, data: dict[str, pl.DataFrame]) -> policy.Plan:
         reg = data["registry"]
     activity = reg.select("uscc").join(data["tax"], on="uscc", how="left").join(data["social"], on="uscc", how="left")
     seasons = _seasons(data, [fy - 3, fy - 2, fy - 1])
-    as_of = dt.date(fy, 1, 1)
-    _, x_train = features.build(reg, seasons[:-1], activity, as_of - dt.timedelta(days=365))
-    frame, x = features.build(reg, seasons[1:], activity, as_of)
-    names = [c for c in frame.columns if c != "uscc"]
-    model = policy.train(x_train, seasons[-1]["label"].to_numpy())
-    result = policy.plan(model, x, names)
+    result = policy.learn(reg, seasons, activity, dt.date(fy, 1, 1))
     save_plan(fy, key, reg["uscc"].to_list(), result)
     return result
 
@@ -203,7 +254,8 @@ def decide(today: dt.date, data: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame,
     share = float(config.get("QIFU_HOLDOUT_SHARE", "0.05") or 0.05)
     holdout = holdout_mask(usccs, fy, share)
     channel = np.full(n, "", dtype="<U5")
-    idx, ch = policy.due_today(plan, fy, day)
+    seen = seen_for(reg, data["season"])
+    idx, ch = policy.due_today(plan, fy, day, seen)
     channel[idx] = ch
     if (config.get("QIFU_HOLDOUT_POLICY", "blanket") or "blanket") == "blanket":
         holdout_channel = practice.blanket().channel_on(today)
@@ -223,8 +275,9 @@ def decide(today: dt.date, data: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame,
               "holdout": int((due["group"] == "holdout").sum())}
     today_rows = due.filter(pl.col("channel") != "")
     # the reason, only for today's contacts (the plan's own words and the model's forecast)
-    reasons = [plan.reason(i) if g == "treated" else "对照组：按原有做法统一提醒"
-               for i, g in zip(today_rows["row"].to_list(), today_rows["group"].to_list())]
+    reasons = [plan.reason(i, seen, day, c) if g == "treated" else "对照组：按原有做法统一提醒"
+               for i, g, c in zip(today_rows["row"].to_list(), today_rows["group"].to_list(),
+                                  today_rows["channel"].to_list())]
     today_rows = today_rows.with_columns(pl.Series("reason", reasons, dtype=pl.Utf8)).drop("row")
     return _decent(today_rows, today, data), groups
 

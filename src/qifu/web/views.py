@@ -10,6 +10,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.db.models.functions import ExtractMonth
 from django.http import HttpResponse
@@ -38,6 +39,7 @@ from qifu.policies.models import Match
 from qifu.projects import queries as project_queries
 from qifu.projects.models import Project
 from qifu.registry.models import Entity, Note, Township
+from qifu.reminders import sender
 from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
 from qifu.service_requests import queries as request_queries
@@ -351,9 +353,12 @@ def close_task(request, task_id: int):
             return redirect("tasks")
         task.status = ContactTask.Status.DONE
         task.outcome = f"{outcome}{'：' + detail if detail else ''}"[:1000]
-        task.save(update_fields=["status", "outcome"])
-        OutboxMessage.objects.filter(pk=task.message_id).update(
-            status=OutboxMessage.Status.FAILED if outcome in ("无人接听", "号码错误或停机") else OutboxMessage.Status.DELIVERED)
+        reached = outcome not in ("无人接听", "号码错误或停机")
+        with transaction.atomic():
+            task.save(update_fields=["status", "outcome"])
+            OutboxMessage.objects.filter(pk=task.message_id).update(
+                status=OutboxMessage.Status.DELIVERED if reached else OutboxMessage.Status.FAILED)
+            sender.record_outcome(task.message, reached)
         messages.success(request, "任务已办结")
     nxt = request.POST.get("next", "")
     return redirect(nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) else "tasks")

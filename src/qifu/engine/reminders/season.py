@@ -22,12 +22,15 @@ from qifu.engine.synth.county import County
 
 MAX_CONTACTS = 10
 CHANNELS = ("sms", "call", "visit")
-POLICIES = ("blanket", "qifu", "history", "history_delivery")
+POLICIES = ("blanket", "qifu", "rule", "history", "history_delivery", "last_heard")
 # The simple baselines (issue 17): rules of a few lines over the bureau's history files only.
 # ``history``: an entity that filed on time before 1 June in each of the last two seasons gets one
 # text on 20 June if it has not filed; any other gets the blanket texts from 15 May and the call
 # round. ``history_delivery``: the same, but an entity whose texts failed last season is called
-# (1 June and 20 June) instead of texted.
+# (1 June and 20 June) instead of texted. ``last_heard``: the same again, and an entity that
+# last season filed just after a call is called too. ``rule``: qifu's ladder and decency with
+# the simple rule's plan (``policy.rule_plan``) instead of the learnt one.
+BASELINES = POLICIES[2:]
 EARLY_BY = (6, 1)
 LATE_TEXT = (6, 20)
 
@@ -43,6 +46,7 @@ class Outcome:
     plans: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     filed_day: np.ndarray | None = None  # per entity: the day (since 1 January) it filed
+    contacted: np.ndarray | None = None  # per entity: contacts this season
 
     @property
     def on_time_rate(self) -> float:
@@ -124,16 +128,17 @@ class Season:
         plans: dict[str, int] = {}
         if name not in POLICIES:
             raise ValueError(name)
-        if name == "qifu":
-            plan = self._plan()
+        ladder = name in ("qifu", "rule")
+        if ladder:
+            plan = self._plan() if name == "qifu" else self._rule_plan()
             plans = {p: int((plan.plan == i).sum()) for i, p in enumerate(policy.PLANS)}
-        if name.startswith("history"):
-            schedule = self._history_schedule(delivery=name == "history_delivery")
+        if name in ("history", "history_delivery", "last_heard"):
+            schedule = self._history_schedule(name)
             plans = {"early": int(schedule["early"].sum()), "call_instead": int(schedule["call"].sum())}
         for day in range(self.deadline + 1):
             if name == "blanket":
                 idx, ch = self._blanket(day)
-            elif name == "qifu":
+            elif ladder:
                 idx, ch = policy.due_today(plan, self.filing_year, day, seen)
             else:
                 idx, ch = self._history_today(schedule, day)
@@ -141,13 +146,13 @@ class Season:
                 continue
             keep = self.due[idx] & (filed[idx] >= day) & (count[idx] < MAX_CONTACTS)
             keep &= (ch == "visit") | c.has_phone[idx]
-            if name == "qifu":  # the product's rules of decency (``reminders.decency``)
+            if ladder:  # the product's rules of decency (``reminders.decency``)
                 keep &= seen.decent(idx, day)
             idx, ch = idx[keep], ch[keep]
             self._contact(idx, ch, day, filed, seen, contacts)
         on_time = int((self.due & (filed <= self.deadline)).sum())
         return Outcome(name, c.seed, n, int(self.due.sum()), on_time, contacts, plans, time.perf_counter() - started,
-                       filed)
+                       filed, seen.contacts)
 
     def _blanket(self, day: int):
         days = [(bh.day_of(self.filing_year, m, d), "sms") for m, d in bh.BLANKET_SMS]
@@ -158,17 +163,22 @@ class Season:
                 return idx, np.full(len(idx), channel)
         return np.array([], dtype=np.int64), np.array([], dtype="<U5")
 
-    def _history_schedule(self, delivery: bool) -> dict[str, np.ndarray]:
-        """Who filed early in each of the last two seasons, and (with ``delivery``) whose texts
-        failed last season, read from the history tables a bureau has."""
+    def _history_schedule(self, name: str) -> dict[str, np.ndarray]:
+        """Who filed early in each of the last two seasons, and (``history_delivery``,
+        ``last_heard``) whose texts failed last season or (``last_heard``) who filed just after a
+        call, read from the history tables a bureau has."""
         _, seasons, _ = self.history()
         cutoff = bh.day_of(self.filing_year - 1, *EARLY_BY)
         early = np.ones(self.county.n, dtype=bool)
         for table in seasons[-2:]:
             day = table["filed_day"].fill_null(10_000).to_numpy()
             early &= day < cutoff
-        failed = seasons[-1]["sms_failed"].to_numpy() > 0 if delivery else np.zeros(self.county.n, dtype=bool)
-        return {"early": early, "call": failed & ~early}
+        call = np.zeros(self.county.n, dtype=bool)
+        if name in ("history_delivery", "last_heard"):
+            call |= seasons[-1]["sms_failed"].to_numpy() > 0
+        if name == "last_heard":
+            call |= seasons[-1]["followed_call"].to_numpy()
+        return {"early": early, "call": call & ~early}
 
     def _history_today(self, schedule: dict[str, np.ndarray], day: int):
         y = self.filing_year
@@ -207,12 +217,12 @@ class Season:
 
     def _plan(self) -> policy.Plan:
         registry, seasons, activity = self.history()
-        as_of = dt.date(self.filing_year, 1, 1)
-        names_train, x_train = features.build(registry, seasons[:-1], activity, as_of - dt.timedelta(days=365))
-        y_train = seasons[-1]["label"].to_numpy()
-        model = policy.train(x_train, y_train)
-        frame, x = features.build(registry, seasons[1:], activity, as_of)
-        return policy.plan(model, x, [c for c in frame.columns if c != "uscc"])
+        return policy.learn(registry, seasons, activity, dt.date(self.filing_year, 1, 1))
+
+    def _rule_plan(self) -> policy.Plan:
+        registry, seasons, activity = self.history()
+        frame, x = features.build(registry, seasons[1:], activity, dt.date(self.filing_year, 1, 1))
+        return policy.rule_plan(x, [c for c in frame.columns if c != "uscc"])
 
 
 def compare(entities: int, seeds: list[int]) -> list[tuple[Outcome, Outcome]]:
