@@ -266,8 +266,16 @@ def test_season_report_compares_holdout_and_treated(small_county, monkeypatch, t
         import_file(kind, small_county / f"{kind}.csv")
     for day in (dt.date(2026, 3, 1), dt.date(2026, 5, 15)):
         run_day(day)
-    report = season_report(2026)
+    report = season_report(2026, simulate=1500)
     t, h = report["groups"]["treated"], report["groups"]["holdout"]
+    # the plan the runs used, and why; every policy on every behaviour model beside it
+    from qifu.engine.reminders import season as sim
+    from qifu.engine.synth import behaviour as bh
+
+    assert report["plan"]["source"] in ("model", "rule") and set(report["plan"]["check"]) == {"model", "rule"}
+    rows = report["simulation"]["rows"]
+    assert {(r["model"], r["policy"]) for r in rows} == {(m, p) for m in bh.MODELS for p in sim.POLICIES}
+    assert all(r["fewer_than_blanket"] == 0 for r in rows if r["policy"] == "blanket")
     assert 0.02 < h["due"] / (t["due"] + h["due"]) < 0.09
     made = OutboxMessage.objects.filter(purpose="filing")
     assert t["contacts"] + h["contacts"] == made.count()
@@ -284,7 +292,9 @@ def test_season_report_compares_holdout_and_treated(small_county, monkeypatch, t
     assert low < report["effect"]["on_time_difference"] < high
     write_report(report, tmp_path / "r.xlsx")
     wb = openpyxl.load_workbook(tmp_path / "r.xlsx")
-    assert wb.sheetnames == ["概要", "按日报送率", "按渠道"] and wb["按日报送率"].max_row == 182
+    assert wb.sheetnames == ["概要", "按日报送率", "按渠道", "各做法仿真对比"] and wb["按日报送率"].max_row == 182
+    assert wb["各做法仿真对比"].max_row == 2 + len(rows)
+    assert any(c.value == "本季采用的计划" for row in wb["概要"].iter_rows() for c in row)
     write_report(report, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["season"] == 2026
 

@@ -202,7 +202,7 @@ def cmd_remind_report(args: argparse.Namespace) -> int:
 
     from qifu.reminders.report import season_report, write_report
 
-    report = season_report(args.season, args.date)
+    report = season_report(args.season, args.date, simulate=args.simulate)
     try:
         write_report(report, args.out)
     except ValueError as e:
@@ -216,6 +216,18 @@ def cmd_remind_report(args: argparse.Namespace) -> int:
         e = report["effect"]
         print(f"按时报送率差 {100 * e['on_time_difference']:+.1f} 个百分点（95%区间 {100 * e['ci95'][0]:+.1f} 至 "
               f"{100 * e['ci95'][1]:+.1f}）；结果已写入 {args.out}")
+    plan = report["plan"]
+    if plan["source"]:
+        print(f"本季采用：{plan['label']}。{plan['why']}")
+    if "simulation" in report:
+        from qifu.reminders.report import POLICY_LABELS
+
+        print(f"仿真对比（合成县 {args.simulate} 户；提醒比原做法少 / 按时报送率比原做法高）：")
+        rows = report["simulation"]["rows"]
+        for model in dict.fromkeys(r["model"] for r in rows):
+            cells = [f"{POLICY_LABELS[r['policy']]} {100 * r['fewer_than_blanket']:.0f}% / "
+                     f"{100 * r['on_time_vs_blanket']:+.1f}" for r in rows if r["model"] == model and r["policy"] != "blanket"]
+            print(f"  {model}{'（调参所用）' if model == 'tuning' else ''}：" + "；".join(cells))
     return 0
 
 
@@ -477,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--season", type=_year, required=True, help="申报季所在年份，如 2027（报送 2026 年度年报）")
     r.add_argument("--date", type=_date, help="统计到这一天（默认 6 月 30 日）")
     r.add_argument("--out", type=Path, required=True, help=".xlsx（含图表）或 .json")
+    r.add_argument("--simulate", type=int, default=6000, metavar="N",
+                   help="另在 N 户的合成县上按各行为模型仿真全部做法并排比较（默认 6000；0 不仿真）")
     r.set_defaults(func=cmd_remind_report)
     r = remind.add_parser("send", help="发送发件箱中到期的短信和邮件（失败的按退避重试）")
     r.add_argument("--date", type=_date, help="按这一天上午九点发送；默认现在")

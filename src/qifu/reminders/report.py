@@ -26,7 +26,17 @@ GROUPS = ("treated", "holdout")
 LABELS = {"treated": "处理组（按模型提醒）", "holdout": "对照组（原有做法）"}
 
 
-def season_report(season: int, until: dt.date | None = None) -> dict:
+POLICY_LABELS = {
+    "blanket": "原有做法（统一群发）", "qifu": "qifu（学习模型＋逐次跟进）", "rule": "简单规则＋逐次跟进",
+    "history": "简单规则：往年早报者只在6月20日提醒", "history_delivery": "简单规则：另对短信失败者改打电话",
+    "last_heard": "简单规则：另对上次接电话后才报送者改打电话",
+}
+PLAN_SOURCES = {"model": "学习模型", "rule": "简单规则", "oracle": "—"}
+
+
+def season_report(season: int, until: dt.date | None = None, simulate: int = 0) -> dict:
+    """``simulate``: entities of a synthetic county on which every policy is also replayed on
+    every behaviour model (``season.side_by_side``), 0 for none."""
     year = season - 1
     start, end = dt.date(season, 1, 1), dt.date(season, 6, 30)
     until = min(until or end, end)
@@ -38,8 +48,8 @@ def season_report(season: int, until: dt.date | None = None) -> dict:
                                                        "holdout", "treated")))
     filed = (_frame("SELECT uscc, MIN(filed_at) AS filed_at FROM reports_annualreport WHERE report_year = %s "
                     "GROUP BY uscc", [year]).with_columns(_datetime("filed_at"))
-             .select("uscc", pl.col("filed_at").dt.date().alias("filed_on")))
-    due = due.join(filed, on="uscc", how="left")
+             .select(pl.col("uscc").cast(pl.Utf8), pl.col("filed_at").dt.date().alias("filed_on")))
+    due = due.join(filed, on="uscc", how="left")  # (the cast: a season nobody has filed in yet)
     messages = _frame("""SELECT uscc, also_for, channel, "group", status FROM reminders_outboxmessage
                          WHERE purpose = 'filing' AND planned_for >= %s AND planned_for <= %s""", [start, until])
     days = [start + dt.timedelta(days=i) for i in range((until - start).days + 1)]
@@ -70,12 +80,37 @@ def season_report(season: int, until: dt.date | None = None) -> dict:
             "contacts_per_due_entity": made / n if n else None,
             "blanket_contacts": blanket, "saved_vs_blanket": 1 - made / blanket if blanket else None,
         }
+    out["plan"] = plan_used(season)
+    if simulate:
+        from qifu.engine.reminders.season import side_by_side
+
+        out["simulation"] = {"entities": simulate, "seed": season, "rows": side_by_side(simulate, [season])}
     t, h = out["groups"]["treated"], out["groups"]["holdout"]
     if t["due"] and h["due"]:
         p1, p2 = t["on_time_rate"], h["on_time_rate"]
         se = math.sqrt(p1 * (1 - p1) / t["due"] + p2 * (1 - p2) / h["due"])
         out["effect"] = {"on_time_difference": p1 - p2, "ci95": [p1 - p2 - 1.96 * se, p1 - p2 + 1.96 * se]}
     return out
+
+
+def plan_used(season: int) -> dict:
+    """Which plan the season's runs used and why: the learnt one, or the simple rule where it
+    did as well on the last past season (``policy.backtest``)."""
+    import numpy as np
+
+    from qifu.reminders.actions import _plan_path
+
+    try:
+        with np.load(_plan_path(season), allow_pickle=False) as f:
+            source = str(f["source"]) if "source" in f.files else "model"
+            check = json.loads(str(f["check"])) if "check" in f.files else {}
+    except (FileNotFoundError, OSError, ValueError):
+        return {"source": None, "label": "本季尚未运行提醒", "check": {}}
+    why = ""
+    if check:
+        why = (f"上一季回测：学习模型 {check.get('model')}，简单规则 {check.get('rule')}"
+               "（每百户应报主体中，误判为无需提醒者计2、多余提醒计1，越低越好）")
+    return {"source": source, "label": PLAN_SOURCES.get(source, source), "check": check, "why": why}
 
 
 def _blanket(part: pl.DataFrame, season: int, until: dt.date) -> int:
@@ -124,4 +159,17 @@ def write_report(report: dict, path: Path) -> None:
     for g in GROUPS:
         for channel, n in sorted(report["groups"][g]["contacts_by_channel"].items()):
             ch.append([LABELS[g], channel, n])
+    plan = report.get("plan") or {}
+    if plan.get("source"):
+        ws.append([])
+        ws.append(["本季采用的计划", plan["label"], plan.get("why", "")])
+    if "simulation" in report:
+        sim = wb.create_sheet("各做法仿真对比")
+        sim.append([f"合成县 {report['simulation']['entities']} 户，各行为模型下同一批主体、同样的随机数；"
+                    "tuning 是调参所用模型，其余模型事先固定、从未用来调参"])
+        sim.append(["行为模型", "做法", "提醒次数", "比原做法少", "按时报送率", "比原做法高（百分点）", "两项都优于qifu"])
+        for r in report["simulation"]["rows"]:
+            sim.append([r["model"] + ("（调参）" if r["tuning"] else ""), POLICY_LABELS.get(r["policy"], r["policy"]),
+                        r["contacts"], r["fewer_than_blanket"], r["on_time_rate"], 100 * r["on_time_vs_blanket"],
+                        "是" if r["better_than_qifu_on_both"] else ""])
     wb.save(path)

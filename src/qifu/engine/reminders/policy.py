@@ -35,6 +35,7 @@ FIRST = {
 # days without a filing after a contact (by its channel) before the next one
 FOLLOW_AFTER = {"sms": 9, "call": 7, "visit": 7}
 LAST_DAY = (6, 27)  # no new contact after this: too late to act on
+LADDER_MAX = 4  # contacts a season on the ladder (the rules of decency allow 4)
 REASONS = {
     "review": "近年未报送年报，也无税务和社保记录，列入清理核查名单，不发送提醒",
     "self": "往年均自行按时报送，预计无需提醒；六月仍未报送时才发送短信",
@@ -219,7 +220,7 @@ def due_today(p: Plan, filing_year: int, day: int, seen: Seen | None = None) -> 
     if seen is not None and day <= (dt.date(filing_year, *LAST_DAY) - start).days:
         wait = np.select([seen.last_channel == c for c in FOLLOW_AFTER], list(FOLLOW_AFTER.values()), 7)
         follow = (~fresh & (p.plan != PLANS.index("review")) & (day - seen.last_day >= wait)
-                  & (seen.contacts < MAX_PER_SEASON))
+                  & (seen.contacts < LADDER_MAX))
         step = next_channel(seen)
         channel[follow] = step[follow]
     idx = np.flatnonzero(channel != "")

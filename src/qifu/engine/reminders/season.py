@@ -31,6 +31,11 @@ POLICIES = ("blanket", "qifu", "rule", "history", "history_delivery", "last_hear
 # last season filed just after a call is called too. ``rule``: qifu's ladder and decency with
 # the simple rule's plan (``policy.rule_plan``) instead of the learnt one.
 BASELINES = POLICIES[2:]
+# Not a policy a bureau can run: qifu's ladder with each entity's true archetype this season as
+# its plan, to show how far from the best any plan on the ladder could do on a model.
+ORACLE = "oracle"
+ORACLE_PLANS = {"early": "self", "steady": "self", "agent_client": "self", "nudgeable": "text",
+                "needs_call": "call", "unreachable": "visit", "dormant": "review"}
 EARLY_BY = (6, 1)
 LATE_TEXT = (6, 20)
 
@@ -126,11 +131,11 @@ class Season:
         count = seen.contacts
         contacts = dict.fromkeys(CHANNELS, 0)
         plans: dict[str, int] = {}
-        if name not in POLICIES:
+        if name not in POLICIES and name != ORACLE:
             raise ValueError(name)
-        ladder = name in ("qifu", "rule")
+        ladder = name in ("qifu", "rule", ORACLE)
         if ladder:
-            plan = self._plan() if name == "qifu" else self._rule_plan()
+            plan = {"qifu": self._plan, "rule": self._rule_plan, ORACLE: self._oracle_plan}[name]()
             plans = {p: int((plan.plan == i).sum()) for i, p in enumerate(policy.PLANS)}
         if name in ("history", "history_delivery", "last_heard"):
             schedule = self._history_schedule(name)
@@ -219,15 +224,35 @@ class Season:
         registry, seasons, activity = self.history()
         return policy.learn(registry, seasons, activity, dt.date(self.filing_year, 1, 1))
 
+    def _oracle_plan(self) -> policy.Plan:
+        names = np.array([policy.PLANS.index(ORACLE_PLANS[a]) for a in bh.ARCHETYPES])
+        return policy.Plan(names[self.arche], np.zeros((self.county.n, 4)), "oracle")
+
     def _rule_plan(self) -> policy.Plan:
         registry, seasons, activity = self.history()
         frame, x = features.build(registry, seasons[1:], activity, dt.date(self.filing_year, 1, 1))
         return policy.rule_plan(x, [c for c in frame.columns if c != "uscc"])
 
 
-def compare(entities: int, seeds: list[int]) -> list[tuple[Outcome, Outcome]]:
-    out = []
-    for seed in seeds:
-        season = Season(entities, seed)
-        out.append((season.run("blanket"), season.run("qifu")))
-    return out
+def side_by_side(entities: int, seeds: list[int], models: list[str] | None = None,
+                 oracle: bool = False) -> list[dict]:
+    """Every policy on every behaviour model and seed, each against the blanket practice on the
+    same county and draws: one row per (model, seed, policy)."""
+    rows = []
+    for model in models or list(bh.MODELS):
+        for seed in seeds:
+            season = Season(entities, seed, model=model)
+            outcomes = {name: season.run(name) for name in (*POLICIES, *((ORACLE,) if oracle else ()))}
+            blanket, qifu = outcomes["blanket"], outcomes["qifu"]
+            plan = season._plan()
+            for name, o in outcomes.items():
+                rows.append({
+                    "model": model, "tuning": model == bh.TUNING.name, "seed": seed, "policy": name,
+                    "entities_due": o.due, "contacts": o.total_contacts, "contacts_by_channel": o.contacts,
+                    "fewer_than_blanket": 1 - o.total_contacts / blanket.total_contacts if blanket.total_contacts else 0.0,
+                    "on_time_rate": o.on_time_rate, "on_time_vs_blanket": o.on_time_rate - blanket.on_time_rate,
+                    "better_than_qifu_on_both": (name in BASELINES and o.total_contacts < qifu.total_contacts
+                                                 and o.on_time_rate > qifu.on_time_rate),
+                    "plan_source": plan.source if name == "qifu" else "",
+                })
+    return rows
