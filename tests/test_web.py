@@ -65,6 +65,40 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert Booking.objects.filter(status="booked").exists() and TestBatch.objects.exists()
     assert Pairing.objects.filter(status="confirmed").exists() and Cooperation.objects.exists()
     assert Phase.objects.filter(state="in_use").exists()
+    # and part of the next season played under qifu's own reminders and correction notices
+    from qifu.accounts.models import AuditEvent
+    from qifu.corrections.models import CorrectionNotice
+    from qifu.reminders.models import ContactTask, OutboxMessage
+    from qifu.reports.models import AnnualReport
+
+    assert "申报季演示（2027 年 1 月 1 日至 06 月 20 日" in out
+    filing = OutboxMessage.objects.filter(purpose="filing", planned_for__year=2027)
+    assert filing.filter(group="treated").exists() and filing.filter(group="holdout").exists()
+    assert filing.filter(channel="call").exists() and not ContactTask.objects.filter(status="open", message__in=filing).exists()
+    assert AnnualReport.objects.filter(report_year=2026, filed_at__month__lte=6).count() > 100
+    assert CorrectionNotice.objects.filter(report_year=2026).exists()
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="demo"))
+    home = client.get("/").content.decode()
+    assert "本季 qifu 催报" in home and 'id="saved-vs-holdout"' in home and "口径与明细" in home
+    page = client.get("/reminders/season/").content.decode()
+    assert "2027 年申报季" in page and "本季采用" in page and 'id="definitions"' in page
+    assert client.get("/reminders/season/?format=xlsx")["Content-Type"].startswith("application/vnd.openxml")
+    assert AuditEvent.objects.filter(action="export", detail="申报季提醒成效 2027").exists()
+    # a township's officer sees the proof for the township's entities only
+    from qifu.registry.models import Township
+    from qifu.reminders.report import season_report
+
+    town = Township.objects.get(name="浒山街道")
+    officer = Client()
+    officer.force_login(get_user_model().objects.get(username="demo-town"))
+    mine = officer.get("/reminders/season/").content.decode()
+    assert "浒山街道" in mine and "全市" not in mine.split("<h1>")[1].split("</h1>")[0]
+    whole, own = season_report(2027), season_report(2027, town=town.code)
+    assert 0 < own["groups"]["treated"]["due"] < whole["groups"]["treated"]["due"]
+    assert f"<td>{own['groups']['treated']['due']}</td>" in mine
     # a second run finds everything imported and skips it
     run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False)
     assert "registry：已导入过，跳过" in capsys.readouterr().out

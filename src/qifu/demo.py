@@ -58,6 +58,13 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     use_labs(user)
     pair_experts(user)
     accept_projects(user)
+    from qifu import demo_season
+
+    t = time.perf_counter()
+    with Bar("申报季演示") as bar:
+        line = demo_season.play(folder, entities, seed, progress=bar.update)
+    if line:
+        print(f"{line}，用时 {time.perf_counter() - t:.0f} 秒", flush=True)
     from qifu.accounts.actions import assign_role
     from qifu.registry.models import Entity
 

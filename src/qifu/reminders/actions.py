@@ -390,3 +390,23 @@ def write_sent(rows: list[dict], path: Path) -> None:
         w = csv.writer(fh)
         w.writerow(REMINDERS_SENT_COLUMNS)
         w.writerows([r[c] for c in REMINDERS_SENT_COLUMNS] for r in rows)
+
+
+OUTCOMES = ("已接通，答应按时报送", "已接通，已报送", "已接通，已更正", "无人接听", "号码错误或停机", "上门未遇",
+            "已歇业或注销", "其他")
+UNREACHED = ("无人接听", "号码错误或停机", "上门未遇")
+
+
+def close_task(task: ContactTask, outcome: str, detail: str = "") -> None:
+    """A call or visit done: the task, its message and the contact history take the outcome, so
+    the next day's run sees an unanswered call (and calls again, then visits)."""
+    if outcome not in OUTCOMES:
+        raise ValueError("请选择办理结果")
+    reached = outcome not in UNREACHED
+    with transaction.atomic():
+        task.status = ContactTask.Status.DONE
+        task.outcome = f"{outcome}{'：' + detail if detail else ''}"[:1000]
+        task.save(update_fields=["status", "outcome"])
+        OutboxMessage.objects.filter(pk=task.message_id).update(
+            status=OutboxMessage.Status.DELIVERED if reached else OutboxMessage.Status.FAILED)
+        sender.record_outcome(task.message, reached)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("tasks/", views.tasks, name="tasks"),
     path("tasks/<int:task_id>/close/", views.close_task, name="task-close"),
     path("corrections/", views.corrections_page, name="corrections"),
+    path("reminders/season/", views.reminders_season, name="reminders-season"),
     path("corrections/notify/", views.notify, name="corrections-notify"),
     path("corrections/explanations/<int:explanation_id>/review/", views.review, name="explanation-review"),
     path("requests/", requests.queue, name="requests"),

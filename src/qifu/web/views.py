@@ -10,7 +10,6 @@ from datetime import datetime
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.db.models.functions import ExtractMonth
 from django.http import HttpResponse
@@ -19,7 +18,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from qifu import spreadsheets, text
+from qifu import caching, spreadsheets, text
 from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.accounts.models import AuditEvent
@@ -39,7 +38,7 @@ from qifu.policies.models import Match
 from qifu.projects import queries as project_queries
 from qifu.projects.models import Project
 from qifu.registry.models import Entity, Note, Township
-from qifu.reminders import sender
+from qifu.reminders import actions as reminder_actions
 from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
 from qifu.service_requests import queries as request_queries
@@ -78,6 +77,7 @@ def home(request):
         ctx.update(due=due, filed=filed, rate_pct=100 * filed / due if due else 0,
                    towns=towns, overall=findings["rate"], findings=findings,
                    severity_rows=_severity_rows(findings["by_severity"]), reminders=reminders,
+                   proof=_proof(season_summary(year + 1, town)),
                    deadline=corrections.deadline(year), charts=charts)
     con.close()
     ctx["land"] = _land_panel(request)
@@ -335,7 +335,7 @@ def tasks(request):
     return render(request, "web/tasks.html", {"page": page, "rows": rows, "status": status})
 
 
-OUTCOMES = ("已接通，答应按时报送", "已接通，已报送", "已接通，已更正", "无人接听", "号码错误或停机", "已歇业或注销", "其他")
+OUTCOMES = reminder_actions.OUTCOMES
 
 
 @staff_required(write=True)
@@ -351,17 +351,60 @@ def close_task(request, task_id: int):
         except ValueError as err:
             messages.error(request, f"补充说明{err}")
             return redirect("tasks")
-        task.status = ContactTask.Status.DONE
-        task.outcome = f"{outcome}{'：' + detail if detail else ''}"[:1000]
-        reached = outcome not in ("无人接听", "号码错误或停机")
-        with transaction.atomic():
-            task.save(update_fields=["status", "outcome"])
-            OutboxMessage.objects.filter(pk=task.message_id).update(
-                status=OutboxMessage.Status.DELIVERED if reached else OutboxMessage.Status.FAILED)
-            sender.record_outcome(task.message, reached)
+        reminder_actions.close_task(task, outcome, detail)
         messages.success(request, "任务已办结")
     nxt = request.POST.get("next", "")
     return redirect(nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) else "tasks")
+
+
+_season_cache = caching.Expiring(ttl=300, limit=100)
+
+
+def season_summary(season: int, town: str | None) -> dict:
+    """The season's reminder proof (``reminders.report``) for the county or one township,
+    kept five minutes: it reads every due entity and every message of the season."""
+    from qifu.reminders.report import season_report
+
+    return _season_cache.get((season, town), lambda: season_report(season, town=town))
+
+
+@staff_required
+def reminders_season(request):
+    """The season's proof: the treated group against the randomised holdout and the blanket
+    practice, the filing curves of both, which plan the runs used and why; with definitions."""
+    from qifu.reminders.report import report_workbook
+
+    year = queries.latest_report_year()
+    try:
+        season = int(request.GET.get("season") or (year + 1 if year else timezone.localdate().year))
+    except ValueError:
+        season = (year or timezone.localdate().year - 1) + 1
+    town = scope.town_of(request.user)
+    report = season_summary(season, town)
+    if request.GET.get("format") == "xlsx":
+        return audited_xlsx(request, report_workbook(report), f"reminders-{season}", f"申报季提醒成效 {season}")
+    days = report["by_day"]["date"]
+    step = max(len(days) // 60, 1)
+    charts = {"season": {"type": "line", "labels": days[::step], "percent": True, "series": [
+        {"label": report["groups"][g]["label"], "values": [round(100 * v, 2) for v in report["by_day"][g][::step]]}
+        for g in ("treated", "holdout")]},
+        "contacts": {"labels": ["处理组", "对照组"], "label": "每户提醒次数",
+                     "values": [round(report["groups"][g]["contacts_per_due_entity"] or 0, 3) for g in ("treated", "holdout")]}}
+    return render(request, "web/reminders_season.html", {"r": report, "season": season, "charts": charts,
+                                                          "town_name": _town_name(town)})
+
+
+def _proof(report: dict) -> dict | None:
+    """The dashboard's three numbers from the season's proof, when qifu has sent anything."""
+    t, h = report["groups"]["treated"], report["groups"]["holdout"]
+    if not (t["contacts"] or h["contacts"]):
+        return None
+    return {"season": report["season"], "contacts": t["contacts"] + h["contacts"], "treated": t,
+            "saved_vs_blanket": t["saved_vs_blanket"], "saved_vs_holdout": report.get("saved_vs_holdout")}
+
+
+def _town_name(town: str | None) -> str:
+    return Township.objects.get(code=town).name if town else "全市"
 
 
 @staff_required

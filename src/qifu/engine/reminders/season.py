@@ -154,7 +154,7 @@ class Season:
             if ladder:  # the product's rules of decency (``reminders.decency``)
                 keep &= seen.decent(idx, day)
             idx, ch = idx[keep], ch[keep]
-            self._contact(idx, ch, day, filed, seen, contacts)
+            self.contact(idx, ch, day, filed, seen, contacts)
         on_time = int((self.due & (filed <= self.deadline)).sum())
         return Outcome(name, c.seed, n, int(self.due.sum()), on_time, contacts, plans, time.perf_counter() - started,
                        filed, seen.contacts)
@@ -206,7 +206,9 @@ class Season:
             return np.array([], dtype=np.int64), np.array([], dtype="<U5")
         return np.concatenate(idx), np.concatenate([np.full(len(i), c) for i, c in zip(idx, ch)])
 
-    def _contact(self, idx, ch, day, filed, seen: policy.Seen, contacts):
+    def contact(self, idx, ch, day, filed, seen: policy.Seen, contacts: dict[str, int] | None = None) -> np.ndarray:
+        """Entities ``idx`` contacted on ``day`` by channels ``ch``: the delivery status of each
+        (returned), and a filing some days later where the county's behaviour responds."""
         c = self.county
         k = seen.contacts[idx]
         status = bh.status_of(self.u_deliver[idx, k], ch, c.reachable[idx], c.landline[idx], self.model)
@@ -217,8 +219,9 @@ class Season:
         hit = idx[respond]
         filed[hit] = np.minimum(filed[hit], day + lag[respond])
         seen.record(idx, ch, status, day)
-        for channel in CHANNELS:
+        for channel in CHANNELS if contacts is not None else ():
             contacts[channel] += int((ch == channel).sum())
+        return status
 
     def _plan(self) -> policy.Plan:
         registry, seasons, activity = self.history()
