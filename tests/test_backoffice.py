@@ -232,6 +232,7 @@ def test_officer_closes_a_call_task_of_their_township(client, checked_county):
     other = Entity.objects.filter(town=checked_county["other_town"]).first()
     from django.utils import timezone
 
+    from qifu.reminders import actions as reminders
     from qifu.reminders import sender
 
     tasks = []
@@ -251,6 +252,8 @@ def test_officer_closes_a_call_task_of_their_township(client, checked_county):
     assert OutboxMessage.objects.get(pk=tasks[0].message_id).status == "failed"
     # the history the next day's run reads (the ladder: an unanswered call is called again)
     at = dt.datetime(2026, 6, 20, 9, 0, tzinfo=sender.SHANGHAI)
+    with pytest.raises(ValueError, match="请选择办理结果"):
+        reminders.close_task(tasks[1], "打过了")
     assert ReminderRecord.objects.get(entity=e, channel="call", sent_at=at).status == "failed"
     assert ReminderRecord.objects.get(entity=other, channel="call", sent_at=at).status == "unknown"
 

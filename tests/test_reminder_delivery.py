@@ -308,8 +308,8 @@ def test_each_day_follows_a_contact_with_what_it_showed(small_county, monkeypatc
 
     from qifu.engine.reminders import policy
     from qifu.imports.actions import import_file
-    from qifu.reminders import sender
-    from qifu.reminders.actions import run_day
+    from qifu.reminders.actions import close_task, run_day
+    from qifu.reminders.models import ContactTask
 
     monkeypatch.setenv("QIFU_SMS_BACKEND", "file")
     monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path / "var"))
@@ -328,8 +328,8 @@ def test_each_day_follows_a_contact_with_what_it_showed(small_county, monkeypatc
     assert calls.count() >= 0.8 * len(texted)
     assert all(m.reason.startswith("本季第2次提醒：上次短信已9天仍未报送") for m in calls)
     unanswered, answered = list(calls[:2])
-    sender.record_outcome(unanswered, reached=False)
-    sender.record_outcome(answered, reached=True)
+    close_task(ContactTask.objects.get(message=unanswered), "无人接听")
+    close_task(ContactTask.objects.get(message=answered), "已接通，答应按时报送")
     nxt = follow + dt.timedelta(days=policy.FOLLOW_AFTER["call"])
     run_day(nxt)
     today = {m.entity_id: m for m in OutboxMessage.objects.filter(planned_for=nxt)}

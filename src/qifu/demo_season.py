@@ -107,7 +107,7 @@ def _run(day: dt.date, season: Season, usccs: np.ndarray, index: dict[str, int],
          seen: policy.Seen) -> int:
     """The day's `remind run`, then the filers' answer: receipts for the texts, outcomes for the
     calls and visits (closed as the township's staff would), filings some days later."""
-    from qifu.reminders.actions import close_task, run_day
+    from qifu.reminders.actions import close_tasks, run_day
     from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 
     run_day(day)
@@ -133,11 +133,14 @@ def _run(day: dt.date, season: Season, usccs: np.ndarray, index: dict[str, int],
             ReminderRecord.objects.filter(entity_id__in=usccs[chunk:chunk + 900], purpose="filing",
                                           channel__in=("sms", "email"), sent_at__gte=sent,
                                           sent_at__lt=sent + dt.timedelta(days=1)).update(status=label)
+    done: dict[str, list] = {}
     for task in ContactTask.objects.filter(message__planned_for=day, message__purpose="filing", status="open") \
             .select_related("message"):
         code = by_uscc.get(task.entity_id, 0)
         outcome = ("无人接听" if task.channel == "call" else "上门未遇") if code == 1 else "已接通，答应按时报送"
-        close_task(task, outcome)
+        done.setdefault(outcome, []).append(task)
+    for outcome, tasks in done.items():
+        close_tasks(tasks, outcome)
     return len(messages)
 
 

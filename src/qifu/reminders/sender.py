@@ -370,11 +370,3 @@ def record_history(messages, when: dt.datetime) -> None:
         cur.executemany(f"INSERT INTO {ReminderRecord._meta.db_table} (uscc, sent_at, channel, purpose, status, "
                         "imported_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
 
-
-def record_outcome(message: OutboxMessage, reached: bool) -> None:
-    """A call or visit task closed: its history rows (``record_history`` wrote them at 09:00 of
-    the planned day) take the outcome, so the next day's run sees an unanswered call."""
-    at = dt.datetime.combine(message.planned_for, dt.time(9, 0), tzinfo=SHANGHAI)
-    usccs = [message.entity_id, *(x for x in message.also_for.split(",") if x)]
-    ReminderRecord.objects.filter(entity_id__in=usccs, channel=message.channel, sent_at=at).update(
-        status="delivered" if reached else "failed")
