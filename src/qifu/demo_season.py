@@ -47,8 +47,9 @@ def play(folder: Path, entities: int, seed: int, progress: Progress | None = Non
         return None
     if AnnualReport.objects.filter(report_year=year).exists():
         return None
-    last = pl.read_csv(folder / "reports.csv", infer_schema=False).filter(pl.col("report_year") == str(year - 1))
-    last = last.with_columns(pl.lit(str(year)).alias("report_year"))
+    last = _next_year(pl.read_csv(folder / "reports.csv", infer_schema=False), year, seed)
+    holders = pl.read_csv(folder / "shareholders.csv", infer_schema=False).filter(
+        pl.col("report_year") == str(year - 1)).with_columns(pl.lit(str(year)).alias("report_year"))
     index = {u: i for i, u in enumerate(usccs.tolist())}
     start, until = dt.date(fy, 1, 1), dt.date(fy, *UNTIL)
     days = _days(fy, until)
@@ -60,10 +61,10 @@ def play(folder: Path, entities: int, seed: int, progress: Progress | None = Non
         for i, day in enumerate(days):
             if progress:
                 progress("申报季", i + 1, len(days))
-            _file(last, season, usccs, filed, imported, (day - start).days, Path(tmp))
+            _file(last, holders, season, usccs, filed, imported, (day - start).days, Path(tmp))
             contacts += _run(day, season, usccs, index, filed, seen)
-        _file(last, season, usccs, filed, imported, (until - start).days + 1, Path(tmp))
-        notices, corrected, explained = _corrections(folder, year, until, Path(tmp))
+        _file(last, holders, season, usccs, filed, imported, (until - start).days + 1, Path(tmp))
+        notices, corrected, explained = _corrections(folder, last, year, until, Path(tmp))
     return (f"申报季演示（{fy} 年 1 月 1 日至 {until:%m 月 %d 日}，按 qifu 的提醒计划和更正通知，模拟主体的反应）："
             f"报送 {int(imported.sum())} 户，提醒 {contacts} 次；更正通知 {notices} 份，已更正 {corrected} 户，说明无误 {explained} 个问题")
 
@@ -82,9 +83,24 @@ def _days(fy: int, until: dt.date) -> list[dt.date]:
     return sorted(d for d in days if d <= until)
 
 
-def _file(last: pl.DataFrame, season: Season, usccs: np.ndarray, filed: np.ndarray, imported: np.ndarray, before: int,
-          tmp: Path) -> None:
-    """Import the reports of entities that have filed before day ``before`` and are not in yet."""
+def _next_year(reports: pl.DataFrame, year: int, seed: int) -> pl.DataFrame:
+    """Each entity's report of ``year - 1`` as its report of ``year``: the same firm a year on, its
+    money figures grown or shrunk by one factor per firm (so the balance sheet still balances),
+    not the same figures again (rule YY-03 rightly asks about a copied report)."""
+    from qifu.engine.contract import REPORTS, T
+
+    last = reports.filter(pl.col("report_year") == str(year - 1))
+    growth = np.exp(np.random.default_rng([seed, year, 3]).normal(0.04, 0.12, size=last.height))
+    money = [f.name for f in REPORTS.fields if f.type == T.MONEY and not f.name.startswith("si_") and f.name in last.columns]
+    return last.with_columns(pl.lit(str(year)).alias("report_year"), pl.Series("_g", growth)).with_columns(
+        (pl.col(m).cast(pl.Float64, strict=False) * pl.col("_g")).round(2).cast(pl.Utf8).alias(m) for m in money
+    ).drop("_g")
+
+
+def _file(last: pl.DataFrame, holders: pl.DataFrame, season: Season, usccs: np.ndarray, filed: np.ndarray,
+          imported: np.ndarray, before: int, tmp: Path) -> None:
+    """Import the reports (and their shareholders) of entities that have filed before day
+    ``before`` and are not in yet."""
     from qifu.imports.actions import import_file
 
     new = np.flatnonzero(season.due & (filed < before) & ~imported)
@@ -101,6 +117,10 @@ def _file(last: pl.DataFrame, season: Season, usccs: np.ndarray, filed: np.ndarr
         path = tmp / "filings.csv"
         rows.write_csv(path)
         import_file("reports", path)
+        owners = holders.filter(pl.col("uscc").is_in(rows["uscc"].implode()))
+        if owners.height:
+            owners.write_csv(tmp / "shareholders.csv")
+            import_file("shareholders", tmp / "shareholders.csv")
 
 
 def _run(day: dt.date, season: Season, usccs: np.ndarray, index: dict[str, int], filed: np.ndarray,
@@ -144,7 +164,7 @@ def _run(day: dt.date, season: Season, usccs: np.ndarray, index: dict[str, int],
     return len(messages)
 
 
-def _corrections(folder: Path, year: int, today: dt.date, tmp: Path) -> tuple[int, int, int]:
+def _corrections(folder: Path, last: pl.DataFrame, year: int, today: dt.date, tmp: Path) -> tuple[int, int, int]:
     """Check the season's reports, send the correction notices, and let the notified firms answer:
     those with an injected error mostly correct it (their report filed again with the value it
     had), those told of a value that is right mostly explain it."""
@@ -171,7 +191,7 @@ def _corrections(folder: Path, year: int, today: dt.date, tmp: Path) -> tuple[in
     if fix:
         from qifu.reports.models import AnnualReport
 
-        rows = _corrected(folder, year, errors.filter(pl.col("uscc").is_in(fix)))
+        rows = _corrected(last, errors.filter(pl.col("uscc").is_in(fix)))
         if rows.height:
             filed_at = dict(AnnualReport.objects.filter(report_year=year, entity_id__in=fix, is_current=True)
                             .values_list("entity_id", "filed_at"))
@@ -197,11 +217,9 @@ def _corrections(folder: Path, year: int, today: dt.date, tmp: Path) -> tuple[in
     return len(notified), corrected, explained
 
 
-def _corrected(folder: Path, year: int, errors: pl.DataFrame) -> pl.DataFrame:
+def _corrected(last: pl.DataFrame, errors: pl.DataFrame) -> pl.DataFrame:
     """The reports of ``errors``' entities with each injected value put back as it was."""
-    reports = pl.read_csv(folder / "reports.csv", infer_schema=False).filter(
-        (pl.col("report_year") == str(year - 1)) & pl.col("uscc").is_in(errors["uscc"].implode()))
-    reports = reports.with_columns(pl.lit(str(year)).alias("report_year"))
+    reports = last.filter(pl.col("uscc").is_in(errors["uscc"].implode()))
     for row in errors.iter_rows(named=True):
         for field, original in zip((row["fields"] or "").split(";"), (row["original"] or "").split(";")):
             original = "" if original == "nan" else re.sub(r"^(-?\d+)\.0$", r"\1", original)
