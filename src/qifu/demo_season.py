@@ -36,6 +36,7 @@ WRITTEN = {"sms": "sms", "email": "sms", "call": "call", "visit": "visit"}
 def play(folder: Path, entities: int, seed: int, progress: Progress | None = None) -> str | None:
     """Play the season after the county's last report year, once; a line to print, or None when
     there is nothing to play (played before, or not the county the seed makes)."""
+    from qifu import analytics
     from qifu.reports.models import AnnualReport
 
     season = Season(entities, seed)
@@ -64,6 +65,8 @@ def play(folder: Path, entities: int, seed: int, progress: Progress | None = Non
             _file(last, holders, season, usccs, filed, imported, (day - start).days, Path(tmp))
             contacts += _run(day, season, usccs, index, filed, seen)
         _file(last, holders, season, usccs, filed, imported, (until - start).days + 1, Path(tmp))
+        analytics.refresh("reports")
+        analytics.refresh("shareholders")
         notices, corrected, explained = _corrections(folder, last, year, until, Path(tmp))
     return (f"申报季演示（{fy} 年 1 月 1 日至 {until:%m 月 %d 日}，按 qifu 的提醒计划和更正通知，模拟主体的反应）："
             f"报送 {int(imported.sum())} 户，提醒 {contacts} 次；更正通知 {notices} 份，已更正 {corrected} 户，说明无误 {explained} 个问题")
@@ -101,6 +104,8 @@ def _file(last: pl.DataFrame, holders: pl.DataFrame, season: Season, usccs: np.n
           imported: np.ndarray, before: int, tmp: Path) -> None:
     """Import the reports (and their shareholders) of entities that have filed before day
     ``before`` and are not in yet."""
+    from django.db import transaction
+
     from qifu.imports.actions import import_file
 
     new = np.flatnonzero(season.due & (filed < before) & ~imported)
@@ -116,11 +121,13 @@ def _file(last: pl.DataFrame, holders: pl.DataFrame, season: Season, usccs: np.n
     if rows.height:
         path = tmp / "filings.csv"
         rows.write_csv(path)
-        import_file("reports", path)
         owners = holders.filter(pl.col("uscc").is_in(rows["uscc"].implode()))
-        if owners.height:
-            owners.write_csv(tmp / "shareholders.csv")
-            import_file("shareholders", tmp / "shareholders.csv")
+        owners.write_csv(tmp / "shareholders.csv")
+        # in one transaction: the analytical copy is refreshed once, after the season, not per day
+        with transaction.atomic():
+            import_file("reports", path)
+            if owners.height:
+                import_file("shareholders", tmp / "shareholders.csv")
 
 
 def _run(day: dt.date, season: Season, usccs: np.ndarray, index: dict[str, int], filed: np.ndarray,
