@@ -183,12 +183,12 @@ def plan_key(filing_year: int) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _plan_path(filing_year: int) -> Path:
+def plan_path(filing_year: int) -> Path:
     return config.data_dir() / "models" / f"reminder-plan-{filing_year}.npz"
 
 
 def cached_plan(filing_year: int, key: str) -> tuple[np.ndarray, policy.Plan] | None:
-    path = _plan_path(filing_year)
+    path = plan_path(filing_year)
     try:
         with np.load(path, allow_pickle=False) as f:
             if str(f["key"]) != key:
@@ -199,7 +199,7 @@ def cached_plan(filing_year: int, key: str) -> tuple[np.ndarray, policy.Plan] | 
 
 
 def save_plan(filing_year: int, key: str, usccs: list[str], plan: policy.Plan) -> None:
-    path = _plan_path(filing_year)
+    path = plan_path(filing_year)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, key=np.array(key), uscc=np.array(usccs), plan=plan.plan, proba=plan.proba,

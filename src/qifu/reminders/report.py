@@ -20,7 +20,7 @@ import polars as pl
 
 from qifu import config
 from qifu.reminders import practice
-from qifu.reminders.actions import _datetime, _frame, holdout_mask
+from qifu.reminders.actions import _datetime, _frame, holdout_mask, plan_path
 
 GROUPS = ("treated", "holdout")
 LABELS = {"treated": "处理组（按模型提醒）", "holdout": "对照组（原有做法）"}
@@ -101,12 +101,8 @@ def season_report(season: int, until: dt.date | None = None, simulate: int = 0, 
 def plan_used(season: int) -> dict:
     """Which plan the season's runs used and why: the learnt one, or the simple rule where it
     did as well on the last past season (``policy.backtest``)."""
-    import numpy as np
-
-    from qifu.reminders.actions import _plan_path
-
     try:
-        with np.load(_plan_path(season), allow_pickle=False) as f:
+        with np.load(plan_path(season), allow_pickle=False) as f:
             source = str(f["source"]) if "source" in f.files else "model"
             check = json.loads(str(f["check"])) if "check" in f.files else {}
     except (FileNotFoundError, OSError, ValueError):

@@ -1,21 +1,25 @@
-"""Who gets which reminder, and when: a policy learnt from past seasons.
+"""Who gets which reminder, and when: a plan learnt from past seasons, then what the season shows.
 
 The model (scikit-learn, gradient-boosted trees) predicts how each entity will file this
 season: on its own, after a text, after a call, or not on time. It is trained on the last
 past season's outcome from the seasons before it, then applied to the most recent history.
-The plan per entity follows from the prediction and from what the bureau knows of its phone:
+The plan per entity follows from the prediction and from what the bureau knows of its phone;
+it sets only the first contact (``FIRST``):
 
 - ``review``: never filed and no tax or social-security activity: a clean-up review list
   for staff, not a message.
-- ``self``: likely to file on its own: nothing, except one text shortly before the deadline
-  if it still has not filed.
-- ``text``: a text in late May, a second one in June if still unfiled, then a call.
-- ``call``: texts do not work (or did not in the past): a call in June, then a visit.
+- ``self``: likely to file on its own: nothing until a text in the second half of June, if it
+  still has not filed.
+- ``text``: a text on 1 June.
+- ``call``: texts do not work (or did not in the past): a call on 1 June.
 - ``visit``: unreachable by phone (texts and calls failed): a visit by the township's staff.
 
-Every decision carries a reason that is stored with it. Contacts are never closer than 7 days
-and at most 4 a season (checked in ``decency``).
-"""
+After the first contact the ladder (``due_today``, ``next_channel``) follows what the season
+showed: no filing some days after a text brings a call, an answered call a visit, an
+unanswered call another call or a visit. ``rule_plan`` is the simple rule that reads the
+history files only; ``learn`` uses it instead of the model where the model did no better on
+the last past season (``backtest``). Every decision carries a reason that is stored with it.
+Contacts are never closer than 7 days and at most 4 a season (checked in ``decency``)."""
 
 from __future__ import annotations
 
