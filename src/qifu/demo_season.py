@@ -57,19 +57,19 @@ def play(folder: Path, entities: int, seed: int, progress: Progress | None = Non
     filed = season.unprompted.copy()
     seen = policy.Seen.empty(season.county.n)
     imported = np.zeros(season.county.n, dtype=bool)
-    contacts = 0
+    contacts = reports = 0
     with tempfile.TemporaryDirectory() as tmp:
         for i, day in enumerate(days):
             if progress:
                 progress("申报季", i + 1, len(days))
-            _file(last, holders, season, usccs, filed, imported, (day - start).days, Path(tmp))
+            reports += _file(last, holders, season, usccs, filed, imported, (day - start).days, Path(tmp))
             contacts += _run(day, season, usccs, index, filed, seen)
-        _file(last, holders, season, usccs, filed, imported, (until - start).days + 1, Path(tmp))
+        reports += _file(last, holders, season, usccs, filed, imported, (until - start).days + 1, Path(tmp))
         analytics.refresh("reports")
         analytics.refresh("shareholders")
         notices, corrected, explained = _corrections(folder, last, year, until, Path(tmp))
     return (f"申报季演示（{fy} 年 1 月 1 日至 {until:%m 月 %d 日}，按 qifu 的提醒计划和更正通知，模拟主体的反应）："
-            f"报送 {int(imported.sum())} 户，提醒 {contacts} 次；更正通知 {notices} 份，已更正 {corrected} 户，说明无误 {explained} 个问题")
+            f"报送 {reports} 户，提醒 {contacts} 次；更正通知 {notices} 份，已更正 {corrected} 户，说明无误 {explained} 个问题")
 
 
 def _days(fy: int, until: dt.date) -> list[dt.date]:
@@ -101,9 +101,10 @@ def _next_year(reports: pl.DataFrame, year: int, seed: int) -> pl.DataFrame:
 
 
 def _file(last: pl.DataFrame, holders: pl.DataFrame, season: Season, usccs: np.ndarray, filed: np.ndarray,
-          imported: np.ndarray, before: int, tmp: Path) -> None:
+          imported: np.ndarray, before: int, tmp: Path) -> int:
     """Import the reports (and their shareholders) of entities that have filed before day
-    ``before`` and are not in yet."""
+    ``before`` and are not in yet; how many. An entity without last year's report to move on
+    has nothing to file and stays unfiled."""
     from django.db import transaction
 
     from qifu.imports.actions import import_file
@@ -111,7 +112,7 @@ def _file(last: pl.DataFrame, holders: pl.DataFrame, season: Season, usccs: np.n
     new = np.flatnonzero(season.due & (filed < before) & ~imported)
     imported[new] = True
     if len(new) == 0:
-        return
+        return 0
     when = pl.DataFrame({"uscc": usccs[new], "day": filed[new].astype(np.int64)})
     rows = (last.join(when, on="uscc")
             .with_columns((pl.lit(dt.datetime(season.filing_year, 1, 1, 10)) + pl.duration(days=pl.col("day"))
@@ -128,6 +129,7 @@ def _file(last: pl.DataFrame, holders: pl.DataFrame, season: Season, usccs: np.n
             import_file("reports", path)
             if owners.height:
                 import_file("shareholders", tmp / "shareholders.csv")
+    return rows.height
 
 
 def _run(day: dt.date, season: Season, usccs: np.ndarray, index: dict[str, int], filed: np.ndarray,
