@@ -86,6 +86,8 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     page = client.get("/reminders/season/").content.decode()
     assert "2027 年申报季" in page and "本季采用" in page and 'id="definitions"' in page
     assert client.get("/reminders/season/?format=xlsx")["Content-Type"].startswith("application/vnd.openxml")
+    for odd in ("abc", "99999", "-1"):  # a season typed by hand: the current one, not an error
+        assert "2027 年申报季" in client.get(f"/reminders/season/?season={odd}").content.decode()
     assert AuditEvent.objects.filter(action="export", detail="申报季提醒成效 2027").exists()
     # a township's officer sees the proof for the township's entities only
     from qifu.registry.models import Township

@@ -375,10 +375,13 @@ def reminders_season(request):
     from qifu.reminders.report import report_workbook
 
     year = queries.latest_report_year()
+    default = year + 1 if year else timezone.localdate().year
     try:
-        season = int(request.GET.get("season") or (year + 1 if year else timezone.localdate().year))
+        season = int(request.GET.get("season") or default)
     except ValueError:
-        season = (year or timezone.localdate().year - 1) + 1
+        season = default
+    if not 2000 <= season <= 2100:
+        season = default
     town = scope.town_of(request.user)
     report = season_summary(season, town)
     if request.GET.get("format") == "xlsx":
