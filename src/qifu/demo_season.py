@@ -30,7 +30,6 @@ from qifu.engine.synth.county import Progress
 UNTIL = (6, 20)
 CORRECTS = 0.6  # a firm told of an error it made corrects it by the demo's day
 EXPLAINS = 0.5  # a firm told of a value that is right explains it
-WRITTEN = {"sms": "sms", "email": "sms", "call": "call", "visit": "visit"}
 
 
 def play(folder: Path, entities: int, seed: int, progress: Progress | None = None) -> str | None:
@@ -136,31 +135,30 @@ def _run(day: dt.date, season: Season, usccs: np.ndarray, index: dict[str, int],
          seen: policy.Seen) -> int:
     """The day's `remind run`, then the filers' answer: receipts for the texts, outcomes for the
     calls and visits (closed as the township's staff would), filings some days later."""
-    from qifu.reminders.actions import close_tasks, run_day
+    from qifu.reminders.actions import SHANGHAI, WRITTEN, close_tasks, run_day
     from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 
     run_day(day)
     messages = list(OutboxMessage.objects.filter(planned_for=day, purpose="filing")
-                    .values_list("id", "entity_id", "also_for", "channel"))
+                    .values_list("entity_id", "also_for", "channel"))
     who, how = [], []
-    for _, uscc, also, channel in messages:
+    for uscc, also, channel in messages:
         for u in [uscc, *(x for x in also.split(",") if x)]:
-            if u in index and channel in WRITTEN:
+            if u in index:  # the county's behaviour reads any written message as a text
                 who.append(index[u])
-                how.append(WRITTEN[channel])
+                how.append("sms" if channel in WRITTEN else channel)
     if not who:
         return len(messages)
     idx, ch = np.array(who), np.array(how)
     status = season.contact(idx, ch, (day - dt.date(season.filing_year, 1, 1)).days, filed, seen)
     by_uscc = dict(zip(usccs[idx].tolist(), status.tolist()))
-    names = {0: "delivered", 1: "failed", 2: "unknown"}
-    sent = dt.datetime.combine(day, dt.time(0), tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    sent = dt.datetime.combine(day, dt.time(0), tzinfo=SHANGHAI)
     written = [u for u, c in zip(usccs[idx].tolist(), ch.tolist()) if c == "sms"]
-    for code, label in names.items():
-        usccs = [u for u in written if by_uscc[u] == code]
-        for chunk in range(0, len(usccs), 900):
-            ReminderRecord.objects.filter(entity_id__in=usccs[chunk:chunk + 900], purpose="filing",
-                                          channel__in=("sms", "email"), sent_at__gte=sent,
+    for label, code in policy.STATUS.items():  # the receipts, as `qifu import reminders` would bring them
+        part = [u for u in written if by_uscc[u] == code]
+        for chunk in range(0, len(part), 900):
+            ReminderRecord.objects.filter(entity_id__in=part[chunk:chunk + 900], purpose="filing",
+                                          channel__in=WRITTEN, sent_at__gte=sent,
                                           sent_at__lt=sent + dt.timedelta(days=1)).update(status=label)
     done: dict[str, list] = {}
     for task in ContactTask.objects.filter(message__planned_for=day, message__purpose="filing", status="open") \
@@ -183,11 +181,12 @@ def _corrections(folder: Path, last: pl.DataFrame, year: int, today: dt.date, tm
     from qifu.corrections.models import CorrectionNotice
     from qifu.engine.errors import InvalidFile
     from qifu.imports.actions import import_file
+    from qifu.reminders.actions import SHANGHAI
     from qifu.reminders.sender import send_due
 
     run_check(year)
     notify(year, today)
-    send_due(now=dt.datetime.combine(today, dt.time(9, 30), tzinfo=dt.timezone(dt.timedelta(hours=8))))
+    send_due(now=dt.datetime.combine(today, dt.time(9, 30), tzinfo=SHANGHAI))
     notified = sorted(set(CorrectionNotice.objects.filter(report_year=year).values_list("entity_id", flat=True)))
     if not notified:
         return 0, 0, 0
@@ -205,7 +204,7 @@ def _corrections(folder: Path, last: pl.DataFrame, year: int, today: dt.date, tm
             filed_at = dict(AnnualReport.objects.filter(report_year=year, entity_id__in=fix, is_current=True)
                             .values_list("entity_id", "filed_at"))
             rows = rows.with_columns(pl.col("uscc").replace_strict(
-                {u: (t + dt.timedelta(days=3)).astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
+                {u: (t + dt.timedelta(days=3)).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
                  for u, t in filed_at.items()}, default=None).alias("filed_at")).filter(pl.col("filed_at").is_not_null())
             path = tmp / "corrections.csv"
             rows.write_csv(path)

@@ -128,7 +128,6 @@ class Season:
         n = c.n
         filed = self.unprompted.copy()
         seen = policy.Seen.empty(n)
-        count = seen.contacts
         contacts = dict.fromkeys(CHANNELS, 0)
         plans: dict[str, int] = {}
         if name not in POLICIES and name != ORACLE:
@@ -149,7 +148,7 @@ class Season:
                 idx, ch = self._history_today(schedule, day)
             if len(idx) == 0:
                 continue
-            keep = self.due[idx] & (filed[idx] >= day) & (count[idx] < MAX_CONTACTS)
+            keep = self.due[idx] & (filed[idx] >= day) & (seen.contacts[idx] < MAX_CONTACTS)
             keep &= (ch == "visit") | c.has_phone[idx]
             if ladder:  # the product's rules of decency (``reminders.decency``)
                 keep &= seen.decent(idx, day)
