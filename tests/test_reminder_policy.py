@@ -158,3 +158,26 @@ def test_the_blanket_practice_is_configuration(monkeypatch):
     monkeypatch.setenv("QIFU_BLANKET_PRACTICE", "sms:13-40")
     with pytest.raises(config.ConfigError, match="月-日"):
         practice.blanket()
+
+
+def test_a_number_that_lost_most_texts_or_texts_that_did_not_work_start_with_a_call(season):
+    registry, seasons, activity = season.history()
+    frame, _ = features.build(registry, seasons[1:], activity, dt.date(season.filing_year, 1, 1))
+    names = [c for c in frame.columns if c != "uscc"]
+    col = {n: i for i, n in enumerate(names)}
+    x = np.zeros((4, len(names)))
+    x[:, col["phone_kind"]] = 1  # a mobile
+    x[:, col["pays_tax"]] = 1
+    x[:, [col["due_0"], col["n_due"]]] = 1
+    x[:, [col["on_time_0"], col["n_on_time"]]] = 1
+    x[:, col["n_sms_sent"]] = x[:, col["sms_sent_0"]] = 6
+    x[0, col["n_sms_failed"]] = x[0, col["sms_failed_0"]] = 1  # one text lost: a working number
+    x[1, col["n_sms_failed"]] = x[1, col["sms_failed_0"]] = 3  # half lost: a number that cannot take texts
+    x[2, [col["on_time_0"], col["n_on_time"]]] = 0  # texts reached it and it filed late anyway
+    x[2, [col["late_0"], col["n_late"]]] = 1
+    x[3, [col["on_time_0"], col["n_on_time"]]] = 0  # the same, but they were lost: texts never tried
+    x[3, [col["late_0"], col["n_late"]]] = 1
+    x[3, col["n_sms_failed"]] = x[3, col["sms_failed_0"]] = 5
+    x[3, col["n_calls"]] = x[3, col["n_calls_failed"]] = 1  # and the call went unanswered: a visit
+    plan = policy._assign(np.zeros(4, dtype=bool), np.zeros(4, dtype=bool), x, names, np.zeros((4, 4)), "rule")
+    assert [policy.PLANS[p] for p in plan.plan] == ["text", "call", "call", "visit"]

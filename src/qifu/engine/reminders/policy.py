@@ -48,8 +48,9 @@ REASONS = {
     "visit": "登记电话无法接通，安排镇街工作人员上门",
 }
 SELF_THRESHOLD = 0.4
+SMS_DEAD_SHARE = 0.5  # share of past texts failed from which a number counts as unable to take texts
 # Bump when the model, its features or the plan rules change: cached season plans are relearnt.
-VERSION = "2"
+VERSION = "3"
 
 
 @dataclass
@@ -160,11 +161,15 @@ def _assign(alone: np.ndarray, wants_call: np.ndarray, x: np.ndarray, names: lis
     has_phone = x[:, col["phone_kind"]] > 0
     sms_sent, sms_failed = x[:, col["n_sms_sent"]], x[:, col["n_sms_failed"]]
     calls, calls_failed = x[:, col["n_calls"]], x[:, col["n_calls_failed"]]
-    sms_dead = ~mobile | ((sms_sent >= 2) & (sms_failed >= 0.8 * sms_sent))
+    # a working mobile loses a text now and then; most of them lost means a stale number
+    sms_dead = ~mobile | ((sms_sent >= 2) & (sms_failed >= SMS_DEAD_SHARE * sms_sent))
     call_dead = ~has_phone | ((calls >= 1) & (calls_failed >= calls))
+    # last season's texts reached it and it still did not file on time: texts do not work
+    reached_last = x[:, col["sms_sent_0"]] - x[:, col["sms_failed_0"]]
+    texts_ignored = (x[:, col["due_0"]] > 0) & (x[:, col["on_time_0"]] == 0) & (reached_last >= 2)
     out = np.full(len(x), PLANS.index("text"))
     out[alone] = PLANS.index("self")
-    out[(out == PLANS.index("text")) & (wants_call | sms_dead)] = PLANS.index("call")
+    out[(out == PLANS.index("text")) & (wants_call | sms_dead | texts_ignored)] = PLANS.index("call")
     out[(out != PLANS.index("self")) & sms_dead & call_dead] = PLANS.index("visit")
     n_due = x[:, col["n_due"]]
     out[(n_due >= 1) & (n_on_time + n_late == 0) & ~active] = PLANS.index("review")
