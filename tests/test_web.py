@@ -1,3 +1,5 @@
+import datetime as dt
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -100,6 +102,11 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert "浒山街道" in mine and "全市" not in mine.split("<h1>")[1].split("</h1>")[0]
     whole, own = season_report(2027), season_report(2027, town=town.code)
     assert 0 < own["groups"]["treated"]["due"] < whole["groups"]["treated"]["due"]
+    from qifu.reminders.models import OutboxMessage
+
+    theirs = OutboxMessage.objects.filter(purpose="filing", group="treated", entity__town=town,
+                                          planned_for__gte=dt.date(2027, 1, 1), planned_for__lte=dt.date.fromisoformat(own["until"]))
+    assert 0 < own["groups"]["treated"]["contacts"] == theirs.count() < whole["groups"]["treated"]["contacts"]
     assert f"<td>{own['groups']['treated']['due']}</td>" in mine
     # a second run finds everything imported and skips it
     run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False)

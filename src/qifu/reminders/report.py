@@ -47,14 +47,15 @@ def season_report(season: int, until: dt.date | None = None, simulate: int = 0, 
     share = float(config.get("QIFU_HOLDOUT_SHARE", "0.05") or 0.05)
     due = due.with_columns(pl.Series("group", np.where(holdout_mask(due["uscc"].to_list(), season, share),
                                                        "holdout", "treated")))
-    filed = (_frame("SELECT uscc, MIN(filed_at) AS filed_at FROM reports_annualreport WHERE report_year = %s "
-                    "GROUP BY uscc", [year]).with_columns(_datetime("filed_at"))
+    # one township: its entities' filings and messages only, chosen by the database
+    scope, town_arg = (" AND uscc IN (SELECT uscc FROM registry_entity WHERE town_id = %s)", [town]) if town else ("", [])
+    filed = (_frame("SELECT uscc, MIN(filed_at) AS filed_at FROM reports_annualreport WHERE report_year = %s"
+                    f"{scope} GROUP BY uscc", [year, *town_arg]).with_columns(_datetime("filed_at"))
              .select(pl.col("uscc").cast(pl.Utf8), pl.col("filed_at").dt.date().alias("filed_on")))
     due = due.join(filed, on="uscc", how="left")  # (the cast: a season nobody has filed in yet)
-    messages = _frame("""SELECT uscc, also_for, channel, "group", status FROM reminders_outboxmessage
-                         WHERE purpose = 'filing' AND planned_for >= %s AND planned_for <= %s""", [start, until])
-    if town and messages.height:
-        messages = messages.filter(pl.col("uscc").is_in(due["uscc"].implode()))
+    messages = _frame(f"""SELECT uscc, also_for, channel, "group", status FROM reminders_outboxmessage
+                          WHERE purpose = 'filing' AND planned_for >= %s AND planned_for <= %s{scope}""",
+                      [start, until, *town_arg])
     days = [start + dt.timedelta(days=i) for i in range((until - start).days + 1)]
     out: dict = {"season": season, "report_year": year, "until": until.isoformat(), "holdout_share": share,
                  "groups": {}, "by_day": {"date": [d.isoformat() for d in days]}}
