@@ -345,6 +345,27 @@ def test_open311_post_as_the_open311_client_sends_it(county, api_key):
     assert "13905741234" not in c.get(f"/open311/v2/requests/{number}.json").content.decode()
 
 
+def test_a_key_over_its_hourly_limit_is_refused_and_nothing_of_the_refused_post_is_kept(county, api_key, monkeypatch):
+    from qifu.accounts.models import RateCounter
+    from qifu.service_requests import open311
+    from qifu.service_requests import settings as limits
+    from qifu.service_requests.models import RequestEvent
+
+    monkeypatch.setattr(open311, "POSTS_PER_KEY_HOUR", 2)
+    Department.objects.filter(name="供电、供水、燃气、通信单位").update(email="power@example.cn")  # it is told of each
+    limits.forget()
+    data = {"service_code": "utilities", "description": "园区停电三次，影响生产", "attribute[uscc]": entity().uscc}
+    url = f"/open311/v2/requests.json?api_key={api_key}"
+    told = OutboxMessage.objects.count()
+    assert [Client().post(url, data).status_code for _ in range(2)] == [200, 200]
+    assert OutboxMessage.objects.count() == told + 2
+    before = (ServiceRequest.objects.count(), RequestEvent.objects.count(), OutboxMessage.objects.count())
+    r = Client().post(url, data)
+    assert r.status_code == 429 and "提交过于频繁" in r.json()[0]["description"]
+    assert (ServiceRequest.objects.count(), RequestEvent.objects.count(), OutboxMessage.objects.count()) == before
+    assert RateCounter.objects.get(key__startswith="open311-key:").count == 2
+
+
 @pytest.mark.parametrize("query, data, status, says", [
     ("api_key=wrong", {"service_code": "tax", "description": "x", "address_string": "慈溪"}, 403, "api_key"),
     ("", {"service_code": "tax", "description": "x", "address_string": "慈溪", "api_key": "wrong"}, 403, "api_key"),

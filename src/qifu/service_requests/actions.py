@@ -109,8 +109,6 @@ def do_submit_request(*, text: str, channel: str, actor: Actor, entity=None, tow
     lim = limits[category]
     sign_due, answer_due = workdays.due(now, lim.sign_days), workdays.due(now, lim.answer_days)
     with transaction.atomic():
-        if rate_limit and not ratelimits.take(*rate_limit, now):
-            raise RateLimited(f"提交过于频繁：一小时内超过 {rate_limit[1]} 件，请稍后再试")
         req = ServiceRequest.objects.create(
             number=f"tmp-{now.timestamp()}-{id(body)}", entity=entity,
             town_id=(entity.town_id if entity is not None else town_id), channel=channel, category=category,
@@ -126,6 +124,10 @@ def do_submit_request(*, text: str, channel: str, actor: Actor, entity=None, tow
                + ("" if confirmed else f"（自动分类，把握 {score:.0%}）"))
         if lim.notified or department is not None:
             notices.to_department(req, "new", now)
+        # counted last: the counter's row is locked until the commit, and every post of one
+        # key counts on the same row; over the limit, the whole transaction is undone
+        if rate_limit and not ratelimits.take(*rate_limit, now):
+            raise RateLimited(f"提交过于频繁：一小时内超过 {rate_limit[1]} 件，请稍后再试")
     return req
 
 

@@ -318,6 +318,8 @@ def _post(request, fmt: str):
             lat=position[0] if position else None, long=position[1] if position else None, api_key=key,
             rate_limit=(f"open311-key:{key.pk}", POSTS_PER_KEY_HOUR, 3600),
         )
+    except actions.RateLimited as e:
+        raise Problem(429, str(e)) from None
     except actions.RequestError as e:
         raise Problem(400, str(e)) from None
     return _respond(fmt, [{"service_request_id": req.number, "service_notice": _notice(req.category), "account_id": None}],
