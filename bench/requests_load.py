@@ -111,6 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entities", type=int, default=30_000)
     ap.add_argument("--requests", type=int, default=100_000)
+    ap.add_argument("--sets", type=int, default=3, help="sets of 5 POST bursts, each with a key of its own")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="qifu-requests-bench-"))
     env = dict(os.environ, QIFU_DATA_DIR=str(work / "var"), QIFU_SECRET_KEY="bench-" + "k" * 50, QIFU_WORKERS="2")
@@ -130,7 +131,8 @@ def main() -> None:
     t = time.perf_counter()
     qifu(env, "import", "requests", work / "requests.csv")
     imported = time.perf_counter() - t
-    key = qifu(env, "apikey", "bench").strip()
+    # a key may post 600 an hour: each set of bursts gets its own
+    keys = [qifu(env, "apikey", f"bench-{i}").split("已为")[0].strip() for i in range(args.sets)]
     session = subprocess.run([sys.executable, "-c", (
         "import os, django; os.environ['DJANGO_SETTINGS_MODULE']='qifu.settings'; django.setup();"
         "from qifu.accounts.actions import assign_role; from django.contrib.sessions.backends.db import SessionStore;"
@@ -149,8 +151,8 @@ def main() -> None:
         measures = timed(lambda: get(port, "/requests/measures/", cookie), 10)
         home = timed(lambda: get(port, "/", cookie), 10)
         queue = timed(lambda: get(port, "/requests/?status=open", cookie), 10)
-        burst(port, key, clients=8, rounds=2)  # both workers warm on this path
-        post_times, errors = burst(port, key)
+        burst(port, keys[0], clients=8, rounds=2)  # both workers warm on this path
+        sets = [burst(port, key) for key in keys]
     finally:
         server.terminate()
         server.wait(10)
@@ -162,12 +164,15 @@ def main() -> None:
         env=env, capture_output=True, text=True, check=True).stdout.strip()
     print(f"{big.height} requests imported in {imported:.1f} s; routing one text {float(routing):.1f} ms")
     print("| measure | target | p50 | p95 | max |\n|---|---|---:|---:|---:|")
+    post_times = sorted(x for xs, _ in sets for x in xs)
+    errors = sum(e for _, e in sets)
     for label, target, xs in (("GET requests.json, 1,000 requests", "≤ 200 ms", listing),
-                              ("50 concurrent POSTs (5 bursts)", "p95 ≤ 150 ms", post_times),
+                              (f"50 concurrent POSTs ({len(sets)} sets of 5 bursts)", "p95 ≤ 150 ms", post_times),
                               ("requests dashboard (measures)", "≤ 500 ms", measures),
                               ("home page with the requests panel", "", home), ("the open queue", "", queue)):
         print(f"| {label} | {target} | {p(xs, 0.5):.0f} ms | {p(xs, 0.95):.0f} ms | {xs[-1] * 1000:.0f} ms |")
-    print(f"POST errors: {errors} of {len(post_times)}; median POST {statistics.median(post_times) * 1000:.0f} ms")
+    print(f"POST errors: {errors} of {len(post_times)}; median POST {statistics.median(post_times) * 1000:.0f} ms; "
+          f"p95 of each set: {', '.join(f'{p(xs, 0.95):.0f}' for xs, _ in sets)} ms")
 
 
 if __name__ == "__main__":
