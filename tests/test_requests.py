@@ -386,6 +386,18 @@ def test_open311_errors_as_the_spec_says(county, api_key, query, data, status, s
     assert ServiceRequest.objects.count() == before
 
 
+def test_open311_refuses_a_nul_byte_anywhere_with_a_clear_error(county, api_key):
+    c = Client()
+    r = c.get("/open311/v2/requests.json", {"service_request_id": "QF\x00L"})
+    assert r.status_code == 400 and "service_request_id" in r.json()[0]["description"]
+    assert c.get("/open311/v2/requests/QF%00.json").status_code == 404
+    before = ServiceRequest.objects.count()
+    r = c.post(f"/open311/v2/requests.json?api_key={api_key}",
+               {"service_code": "tax", "description": "退税\x00没到账", "address_string": "慈溪"})
+    assert r.status_code == 400 and "description" in r.json()[0]["description"]
+    assert ServiceRequest.objects.count() == before
+
+
 def test_open311_reads_filter_and_keep_to_the_spec(county, api_key):
     c = Client()
     services = c.get("/open311/v2/services.json").json()

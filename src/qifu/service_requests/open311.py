@@ -98,6 +98,12 @@ def _guard(view):
         given = (request.GET.get("jurisdiction_id") or request.POST.get("jurisdiction_id") or "").strip()
         if given and given != jurisdiction():
             return _errors(fmt, 404, f"本接口不服务 jurisdiction_id={given[:60]}（本接口为 {jurisdiction()}）")
+        # a NUL byte is in no code, id or text (and PostgreSQL refuses it in a query)
+        if any("\x00" in str(v) for v in (*args, *kwargs.values())):
+            return _errors(fmt, 404, "没有这个资源：路径中含有空字符（\\x00）")
+        for name, values in (*request.GET.lists(), *(request.POST.lists() if request.method == "POST" else ())):
+            if any("\x00" in v for v in values) or "\x00" in name:
+                return _errors(fmt, 400, f"参数 {name.replace(chr(0), '')[:40]} 含有空字符（\\x00）")
         try:
             return view(request, fmt, *args, **kwargs)
         except Problem as p:
