@@ -132,7 +132,7 @@ def main() -> None:
     qifu(env, "import", "requests", work / "requests.csv")
     imported = time.perf_counter() - t
     # a key may post 600 an hour: each set of bursts gets its own
-    keys = [qifu(env, "apikey", f"bench-{i}").split("已为")[0].strip() for i in range(args.sets)]
+    keys = [qifu(env, "apikey", f"bench-{i}").strip() for i in range(args.sets)]
     session = subprocess.run([sys.executable, "-c", (
         "import os, django; os.environ['DJANGO_SETTINGS_MODULE']='qifu.settings'; django.setup();"
         "from qifu.accounts.actions import assign_role; from django.contrib.sessions.backends.db import SessionStore;"
