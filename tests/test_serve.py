@@ -198,3 +198,14 @@ def test_the_georeport_client_reads_open311_in_json_and_xml_and_a_post_as_open31
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(bad)
     assert err.value.code == 403
+
+
+def test_a_worker_keeps_what_it_preloaded_out_of_the_garbage_collectors_walk(process_env):
+    """What a worker loads before its first request (jieba's dictionary, the indexes, Django)
+    lives as long as it does; a full collection walking it would stall every request in flight."""
+    probe = ("import gc, qifu.wsgi; "
+             "print(gc.get_freeze_count(), len(gc.get_objects()))")
+    env = dict(process_env, QIFU_SECRET_KEY=SECRET)
+    frozen, tracked = map(int, subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                                              check=True).stdout.split())
+    assert frozen > 20 * tracked, (frozen, tracked)

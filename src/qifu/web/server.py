@@ -26,7 +26,15 @@ log = logging.getLogger(__name__)
 
 def preload() -> None:
     """Everything a first request would otherwise import or build, loaded by each worker
-    before it takes a request (none of it touches the database)."""
+    before it takes a request (none of it touches the database).
+
+    What it loads then lives as long as the worker: about 200,000 objects (jieba's dictionary,
+    the BM25 index, the compiled rules, Django's). Python's cyclic garbage collector would walk
+    them all in each full collection, about 0.1 s in which the worker answers nobody: the tail
+    of every burst of requests. ``gc.freeze()`` moves them out of its sight; what requests
+    allocate is still collected as before."""
+    import gc
+
     from django.urls import get_resolver
 
     from qifu.checks import single
@@ -38,6 +46,8 @@ def preload() -> None:
     resolver._populate()
     single.warm()  # the rule catalogue, compiled
     retrieval.default()  # jieba's dictionary and the BM25 index
+    gc.collect()  # what loading left as garbage goes now, not frozen for ever
+    gc.freeze()
 
 
 def serve(host: str, port: int, workers: int | None = None) -> None:
