@@ -401,6 +401,38 @@ def test_the_portal_searches_books_and_cancels(county):
     assert Booking.objects.get(pk=b.pk).status == "cancelled"
 
 
+def test_a_cached_instrument_only_refuses_and_a_booking_is_judged_on_the_database(county):
+    """The booking API reads instruments from a per-process copy; the copy may refuse a slot
+    already held, but a change in the database since it was read is what a booking is made on."""
+    inst = instrument()
+    a, b, c = firms(3)
+    start = first_slot(inst)
+    csrf = {"HTTP_X_CSRFTOKEN": "x"}
+    body = {"instrument_id": inst.pk, "start": start.isoformat(), "slots": 1, "purpose": "尺寸测量"}
+    stale = actions.bookable(inst.pk)
+    assert actions.bookable(inst.pk) is stale  # kept between requests
+    Instrument.objects.filter(pk=inst.pk).update(price_per_hour=stale.price_per_hour * 2)
+    r = portal_client(a.uscc).post("/api/v1/labs/bookings", body, content_type="application/json", **csrf)
+    assert r.status_code == 201, r.content
+    assert Decimal(r.json()["price"]) == actions.price_of(Instrument.objects.get(pk=inst.pk), 1) != \
+        actions.price_of(stale, 1)
+    assert actions.bookable(inst.pk) is not stale  # the change seen, the copy read again
+    r = portal_client(b.uscc).post("/api/v1/labs/bookings", body, content_type="application/json", **csrf)
+    assert r.status_code == 409
+    # the lab closes after its copy was read: no booking, and the reason is the closing
+    stale = actions.bookable(inst.pk)
+    Lab.objects.filter(pk=inst.lab_id).update(active=False)
+    later = {**body, "start": actions.day_slots(inst, open_day(inst.lab, 10))[0].isoformat()}
+    r = portal_client(c.uscc).post("/api/v1/labs/bookings", later, content_type="application/json", **csrf)
+    assert r.status_code == 400 and "暂不开放" in r.json()["detail"]
+    # and the other way: a copy that says closed does not refuse a lab that has opened again
+    assert actions.bookable(inst.pk).lab.active is False
+    Lab.objects.filter(pk=inst.lab_id).update(active=True)
+    r = portal_client(c.uscc).post("/api/v1/labs/bookings", later, content_type="application/json", **csrf)
+    assert r.status_code == 201, r.content
+    assert Booking.objects.filter(instrument=inst).count() == 2 and stale.lab.active
+
+
 def test_the_api_books_once_per_slot(county):
     inst = instrument()
     a, b = firms(2)

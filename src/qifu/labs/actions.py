@@ -8,10 +8,11 @@ import datetime as dt
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
 
+from qifu.caching import Expiring
 from qifu.engine.assistant.textindex import TextIndex
 from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, TestBatch, Voucher
 from qifu.registry.models import Entity
@@ -82,6 +83,7 @@ def import_catalogue(rows: list[dict], towns: dict[str, str]) -> tuple[int, int,
         else:
             same += 1
     _catalogue.cache_clear()
+    forget_bookable()  # this process's; the others' copies are judged again before they book
     return new, changed, same
 
 
@@ -218,31 +220,87 @@ def price_of(instrument: Instrument, slots: int) -> Decimal:
     return (instrument.price_per_hour * instrument.slot_minutes * slots / 60).quantize(CENT)
 
 
+# An instrument and its lab as bookings read them, kept half a minute per process: under a burst
+# of firms asking for one slot, most are refused on what is held, and reading the instrument
+# through the ORM cost more than that refusal. A booking that goes on to be made is judged again
+# on the instrument as it is then (``do_book``), so a stale copy can only refuse, never book.
+_BOOKABLE: Expiring[Instrument] = Expiring(ttl=30.0, limit=5_000)
+
+
+def bookable(instrument_id: int) -> Instrument | None:
+    """The instrument with its lab, for the booking pages and API (a copy: do not change it)."""
+    return _BOOKABLE.get(instrument_id, lambda: Instrument.objects.select_related("lab").filter(pk=instrument_id).first())
+
+
+def forget_bookable() -> None:
+    _BOOKABLE.clear()
+
+
+def _terms(i: Instrument) -> tuple:
+    """What of an instrument and its lab a booking is judged on."""
+    lab = i.lab
+    return (i.active, i.units, i.slot_minutes, i.price_per_hour, lab.active, lab.voucher_ok, lab.opens, lab.closes,
+            lab.open_days)
+
+
+def _held_units(instrument_id: int, starts: list[dt.datetime]) -> set[int]:
+    """Units of the instrument held in any of ``starts`` (one statement, no ORM: the read that
+    refuses most firms under contention)."""
+    q = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(starts))
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT {q('unit')} FROM {q(BookedSlot._meta.db_table)} WHERE {q('instrument_id')} = %s "
+                    f"AND {q('active')} AND {q('start')} IN ({marks})",
+                    [instrument_id, *(connection.ops.adapt_datetimefield_value(s) for s in starts)])
+        return {row[0] for row in cur.fetchall()}
+
+
 def voucher_used(voucher: Voucher) -> Decimal:
     return voucher.bookings.exclude(status=Booking.Status.CANCELLED).aggregate(s=Sum("voucher_amount"))["s"] or Decimal(0)
 
 
 def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: int = 1, purpose: str = "",
             channel: str = Booking.Channel.PORTAL, by=None, use_voucher: bool = True,
-            now: dt.datetime | None = None) -> Booking:
+            now: dt.datetime | None = None, _current: bool = False) -> Booking:
     """Book ``slots`` consecutive slots from ``start`` on the first unit free for all of them.
     The price is fixed now; the firm's voucher for the year pays its share, never more than
-    what is left of it (counted under a lock on the voucher)."""
+    what is left of it (counted under a lock on the voucher). ``instrument`` may be a cached
+    copy (``bookable``): a slot already held is refused on it, but any other refusal, and the
+    booking itself, are judged on the instrument as the database holds it then."""
     now = now or timezone.now()
     purpose = (purpose or "").strip()
     if not 2 <= len(purpose) <= 500:
         raise LabActionError("请写明检测内容（2 到 500 字）")
-    if not (instrument.active and instrument.lab.active):
-        raise LabActionError("这台仪器暂不开放预约")
-    starts = _check_time(instrument, start, slots, now)
-    price = price_of(instrument, slots)
+
+    def judge_again() -> Booking | None:
+        """The booking judged on the database's instrument, if it differs from ``instrument``."""
+        if _current:
+            return None
+        current = Instrument.objects.select_related("lab").filter(pk=instrument.pk).first()
+        if current is None:
+            raise LabActionError("这台仪器暂不开放预约")
+        if _terms(current) == _terms(instrument):
+            return None
+        forget_bookable()
+        return do_book(entity, current, start, slots, purpose, channel, by, use_voucher, now, _current=True)
+
+    try:
+        if not (instrument.active and instrument.lab.active):
+            raise LabActionError("这台仪器暂不开放预约")
+        starts = _check_time(instrument, start, slots, now)
+    except LabActionError:
+        if (booking := judge_again()) is not None:
+            return booking
+        raise
     # Read first, without the write lock: a slot already held is refused at once, so that many
     # firms asking for one slot wait on each other only while its first booking is being made.
-    held = set(BookedSlot.objects.filter(instrument=instrument, active=True, start__in=starts)
-               .values_list("unit", flat=True))
+    held = _held_units(instrument.pk, starts)
     units = [u for u in range(1, instrument.units + 1) if u not in held]
     if not units:
         _taken(instrument, starts[0])
+    if (booking := judge_again()) is not None:
+        return booking
+    price = price_of(instrument, slots)
     def hold(unit: int, voucher, cover) -> Booking:
         booking = Booking.objects.create(
             instrument=instrument, entity=entity, town_id=entity.town_id, start=starts[0],

@@ -57,7 +57,9 @@ def instrument_page(request, instrument_id: int):
 @portal_required
 @require_POST
 def book(request, instrument_id: int):
-    inst = get_object_or_404(Instrument.objects.select_related("lab"), pk=instrument_id)
+    inst = actions.bookable(instrument_id)
+    if inst is None:
+        raise Http404
     post = request.POST
     try:
         start = dt.datetime.fromisoformat(post.get("start", ""))

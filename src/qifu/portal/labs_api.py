@@ -109,7 +109,9 @@ def bookings(request):
 @router.post("/bookings", response={201: BookingOut, 400: Error, 404: Error, 409: Error},
              summary="预约仪器时段（同一时段只有一家能约到）")
 def book(request, body: BookingIn):
-    inst = get_object_or_404(Instrument.objects.select_related("lab"), pk=body.instrument_id)
+    inst = actions.bookable(body.instrument_id)
+    if inst is None:
+        return Status(404, {"detail": "没有这台仪器"})
     try:
         b = actions.do_book(request.entity, inst, body.start, body.slots, body.purpose,
                             channel=Booking.Channel.API, use_voucher=body.use_voucher)
