@@ -4,6 +4,7 @@ an enterprise of the checked synthetic county, with a CSRF token so that changes
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -84,8 +85,54 @@ def test_schema_describes_every_endpoint_with_its_auth(client, checked_county, d
     for path, ops in doc["paths"].items():
         for op in ops.values():
             assert op.get("security") or path == "/api/assistant/ask", path
+            assert "422" in op["responses"], path  # unreadable values, and a NUL anywhere (qifu.api.guard)
     docs = client.get("/api/v1/docs").content.decode()
     assert "cdn" not in docs.lower() and "/static/ninja/" in docs
+
+
+def test_a_nul_anywhere_in_an_api_request_is_refused_before_the_database(enterprise_cookies, monkeypatch):
+    """PostgreSQL can neither store nor compare text holding NUL; on it, each of these was a 500."""
+    from django.test import Client
+
+    from qifu.experts.models import Need
+    from qifu.projects.models import Step
+    from qifu.reminders.models import OptOut
+    from qifu.service_requests.models import ServiceRequest
+
+    monkeypatch.setenv("QIFU_SMS_GATEWAY_TOKEN", "gw-nul")
+    c = Client()
+    for name, value in enterprise_cookies.items():
+        c.cookies[name] = value
+    csrf = {"HTTP_X_CSRFTOKEN": CSRF}
+    code = "330282-FUZZ-0001"
+    counts = lambda: [m.objects.count() for m in (Need, Step, ServiceRequest, OptOut)]  # noqa: E731
+    before = counts()
+    cases = [  # (method, path, body, status, field)
+        ("post", f"/api/v1/projects/{code}%00/phases/1/raise", {"text": "消防验收预约不上"}, 404, None),
+        ("post", f"/api/v1/projects/{code}/phases/1/raise", {"text": "消防验收\x00预约不上"}, 422, ["body", "text"]),
+        ("post", "/api/v1/experts/needs", {"title": "盐雾试验", "text": "需要做盐雾试验 48 小时", "tags": ["a\x00"]},
+         422, ["body", "tags", 0]),
+        ("post", "/api/v1/experts/needs", {"title": "盐雾试验", "text": "需要做盐雾试验 48 小时", "x\x00": 1}, 422,
+         ["body", "x"]),
+        ("get", "/api/v1/labs/instruments?q=%E7%9B%90%00", None, 422, ["query", "q"]),
+        ("post", "/hooks/sms/inbound", {"mobile": "13800000000", "content": "TD\x00"}, 422, ["body", "content"]),
+    ]
+    for method, path, body, status, field in cases:
+        if method == "get":
+            r = c.get(path)
+        else:
+            r = c.post(path, json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION="Bearer gw-nul",
+                       **csrf)
+        assert r.status_code == status, (path, r.content)
+        if field:
+            assert r.json()["detail"][0]["loc"] == field and "空字符" in r.json()["detail"][0]["msg"]
+    assert counts() == before
+    # a form body too (the SMS gateway may post one), and a NUL written as JSON's escape in plain text is no NUL
+    r = c.post("/hooks/sms/inbound", {"mobile": "13800000000", "content": "TD\x00"}, HTTP_AUTHORIZATION="Bearer gw-nul")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["form", "content"]
+    r = c.post(f"/api/v1/projects/{code}/phases/1/raise", json.dumps({"text": "日志里写着 \\u0000 怎么办"}),
+               content_type="application/json", **csrf)
+    assert r.status_code == 201, r.content
 
 
 EXTREMES = [1e308, -1e308, 5e-324, 1e14, -1e14, 99999999999999.99, 2**31, -(2**31), 2**63, 10**30, 0.1 + 0.2,

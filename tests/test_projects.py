@@ -172,6 +172,11 @@ def test_the_owner_follows_the_project_hands_in_documents_and_raises_a_stuck_ste
     r = c.post(f"/api/v1/projects/{p.code}/phases/2/raise", {"text": "规划核实要什么材料"}, content_type="application/json",
                HTTP_X_CSRFTOKEN="x")
     assert r.status_code == 201 and ServiceRequest.objects.filter(number=r.json()["request_number"]).exists()
+    before = ServiceRequest.objects.count(), Step.objects.count()
+    r = c.post(f"/api/v1/projects/{p.code}/phases/2/raise", {"text": "规划核实\x07要什么材料"},
+               content_type="application/json", HTTP_X_CSRFTOKEN="x")  # a control character: was a 500
+    assert r.status_code == 400 and "控制字符" in r.json()["detail"]
+    assert (ServiceRequest.objects.count(), Step.objects.count()) == before
 
 
 def test_staff_see_their_township_and_the_construction_department_sees_all(county):

@@ -10,6 +10,9 @@ endpoints in a router of its own app:
 - ``/hooks/sms/inbound``: the SMS gateway's replies, with its bearer token (``reminders.api``).
 
 Open311 GeoReport v2 is not here: it speaks form bodies and XML as that spec says.
+
+Every operation may answer 422 with the fields that could not be read (Pydantic's validation,
+and ``qifu.api.guard``'s refusal of NUL); the description says so for each of them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,37 @@ from qifu.portal.labs_api import router as labs
 from qifu.portal.projects_api import router as projects
 from qifu.reminders.api import router as sms_hooks
 
-api = NinjaAPI(
+VALIDATION_ERRORS = {
+    "title": "ValidationErrors",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {"detail": {"type": "array", "items": {
+        "type": "object", "required": ["type", "loc", "msg"],
+        "properties": {"type": {"type": "string"}, "msg": {"type": "string"},
+                       "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                               "description": "body / query / form，再到字段"}},
+    }}},
+}
+
+
+class API(NinjaAPI):
+    def get_openapi_schema(self, **kwargs):
+        schema = super().get_openapi_schema(**kwargs)
+        schema.setdefault("components", {}).setdefault("schemas", {})["ValidationErrors"] = VALIDATION_ERRORS
+        ref = {"$ref": "#/components/schemas/ValidationErrors"}
+        for operations in schema["paths"].values():
+            for op in operations.values():
+                declared = op["responses"].get(422)  # ninja's keys are numbers
+                if declared is None:
+                    op["responses"][422] = {"description": "无法读取的值（按字段）",
+                                              "content": {"application/json": {"schema": ref}}}
+                else:  # its own 422 as well
+                    content = declared["content"]["application/json"]
+                    content["schema"] = {"oneOf": [content["schema"], ref]}
+        return schema
+
+
+api = API(
     title="企服 qifu API", version="1.0.0", urls_namespace="api",
     description="企业登录后查看年报问题、提交说明、年报自检；年报助手；短信网关回执。金额单位：万元。",
     openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs",

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from qifu import config
+from qifu import text as texts
 from qifu.engine.projects import checklists, workflow
 from qifu.engine.projects.workflow import Move, State
 from qifu.engine.requests import workdays
@@ -231,6 +232,8 @@ def do_raise(phase: Phase, text: str, now: dt.datetime | None = None):
     text = (text or "").strip()
     if len(text) < 4:
         raise ProjectActionError("请写明卡在哪一步、需要什么帮助")
+    if reason := texts.problem(text):
+        raise ProjectActionError(f"说明{reason}")
     project = phase.project
     body = f"【分期验收】项目 {project.code} {project.name} 第{phase.seq}期（{phase.get_state_display()}）：{text}"
     with transaction.atomic():
