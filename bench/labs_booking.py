@@ -49,6 +49,20 @@ print(json.dumps({"sessions": sessions, "instrument": inst.pk, "starts": starts}
 """.replace("import datetime as dt, os, django", "import datetime as dt, json, os, django")
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(the machine's busy CPU seconds so far, this process's): the difference over a burst is
+    what the server and the database spent, apart from the load generator, whatever the
+    scheduling did to the latencies."""
+    import resource
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return busy / ticks, me.ru_utime + me.ru_stime
+
+
 def burst(port: int, sessions: list[str], instrument: int, starts: list[str], rounds: int, read: bool = False):
     """Each round: every client posts at the same instant, client k for slot k % 5. ``read``:
     each asks for its voucher instead (GET), the same burst without booking, for comparison."""
@@ -102,7 +116,9 @@ def main() -> None:
     try:
         # warm both workers on this path with the first round's slots, then measure the rest
         burst(port, setup["sessions"], setup["instrument"], setup["starts"], 1)
+        before = cpu_seconds()
         latencies, statuses = burst(port, setup["sessions"], setup["instrument"], setup["starts"][5:], args.rounds)
+        after = cpu_seconds()
         reads, _ = burst(port, setup["sessions"], setup["instrument"], setup["starts"], args.rounds, read=True)
     finally:
         server.terminate()
@@ -115,6 +131,9 @@ def main() -> None:
     print(f"{len(latencies)} booking requests in {args.rounds} bursts of 50 (10 firms per slot, 5 slots a burst)")
     print(f"p50 {p(latencies, 0.5):.0f} ms, p95 {p(latencies, 0.95):.0f} ms, max {latencies[-1] * 1000:.0f} ms, "
           f"mean {statistics.mean(latencies) * 1000:.0f} ms")
+    machine, generator = after[0] - before[0], after[1] - before[1]
+    print(f"CPU per booking request: server and database {(machine - generator) / len(latencies) * 1000:.2f} ms, "
+          f"load generator {generator / len(latencies) * 1000:.2f} ms (the machine's busy time over the bursts)")
     print(f"for comparison, the same bursts reading the firm's voucher (GET, no booking): p50 {p(reads, 0.5):.0f} ms, "
           f"p95 {p(reads, 0.95):.0f} ms")
     print(f"winners per slot: {winners} (must all be 1); answers other than 201/409: {other or 'none'}")
