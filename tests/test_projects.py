@@ -176,6 +176,8 @@ def test_the_owner_follows_the_project_hands_in_documents_and_raises_a_stuck_ste
     r = c.post(f"/api/v1/projects/{p.code}/phases/2/raise", {"text": "规划核实\x07要什么材料"},
                content_type="application/json", HTTP_X_CSRFTOKEN="x")  # a control character: was a 500
     assert r.status_code == 400 and "控制字符" in r.json()["detail"]
+    r = c.post(f"/portal/projects/{p.code}/act/", {"phase": phase.pk, "text": "消防" * 2500}, follow=True)
+    assert r.status_code == 200 and "最多 4000 字" in r.content.decode()  # the queue's limit: was a 500
     assert (ServiceRequest.objects.count(), Step.objects.count()) == before
 
 
