@@ -432,6 +432,10 @@ def test_the_portal_shows_a_firm_its_own_matches_and_takes_its_confirmation(coun
     bad = client.post(f"/portal/policies/{a.pk}/act/", {"action": "confirm", "bank_name": "x", "bank_account": "12ab",
                                                         "account_name": "x"}, follow=True)
     assert "银行账号应为 8 至 32 位数字" in bad.content.decode()
+    bad = client.post(f"/portal/policies/{a.pk}/act/", {"action": "confirm", "bank_name": "农业\x01银行",
+                                                                     "bank_account": "62284801234567890",
+                                                                     "account_name": a.entity.name}, follow=True)
+    assert bad.status_code == 200 and "开户银行含有无法保存的控制字符" in bad.content.decode()  # was a 500
 
 
 def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
@@ -445,6 +449,9 @@ def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
     r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "研发中心认定材料见附件，请审核。",
                                                       "files": [exe]}, follow=True)
     assert "不是图片或 PDF" in r.content.decode() and not Application.objects.exists()
+    r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "研发中心认定材料见附件，请审核。",
+                                                      "project": "市级\x00研发中心"}, follow=True)
+    assert "项目名称含有无法保存的控制字符" in r.content.decode() and not Application.objects.exists()  # was a 500
     pdf = SimpleUploadedFile("认定文件.pdf", b"%PDF-1.4\n%test", content_type="application/pdf")
     client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "研发中心认定材料见附件，请审核。",
                                                   "project": "市级研发中心", "files": [pdf]})

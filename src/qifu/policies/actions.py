@@ -343,10 +343,18 @@ def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: st
     return m
 
 
+def _text(value: str, what: str) -> str:
+    """``value`` stripped, or ``PolicyActionError`` naming ``what`` if it holds control characters."""
+    try:
+        return texts.clean(value or "")
+    except ValueError as e:
+        raise PolicyActionError(f"{what}{e}") from None
+
+
 def _account(bank_name: str, number: str, name: str) -> tuple[str, str, str]:
     """A bank account as the firm typed it, checked: the bank, 8–32 digits, the account's name."""
-    bank_name, name = texts.clean(bank_name)[:100], texts.clean(name)[:200]
-    number = "".join(texts.clean(number).split())
+    bank_name, name = _text(bank_name, "开户银行")[:100], _text(name, "账户名称")[:200]
+    number = "".join(_text(number, "银行账号").split())
     if not (8 <= len(number) <= 32 and number.isdigit()):
         raise PolicyActionError("银行账号应为 8 至 32 位数字")
     if not bank_name or not name:
@@ -359,9 +367,10 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
              now: dt.datetime | None = None) -> Application:
     """需申请: the firm's application with its statement and attachments."""
     now = now or timezone.now()
-    statement = texts.clean(statement)
+    statement = _text(statement, "申请说明")
     if len(statement) < 10:
         raise PolicyActionError("请写明申请说明（至少10个字）")
+    project, project_code = _text(project, "项目名称")[:200], _text(project_code, "项目代码")[:60]
     if bank:
         bank = _account(*bank)
     with transaction.atomic():
@@ -372,8 +381,8 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
             raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能再申请")
         if bank:
             m.bank_name, m.bank_account, m.account_name = bank
-        app = Application.objects.create(match=m, statement=statement, project=texts.clean(project)[:200],
-                                         project_code=texts.clean(project_code)[:60], submitted_at=now)
+        app = Application.objects.create(match=m, statement=statement, project=project,
+                                         project_code=project_code, submitted_at=now)
         for name, ctype, data in files:
             ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], size=len(data),
                                            sha256=store(data))
@@ -386,7 +395,7 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
 def do_review(application: Application, approve: bool, reason: str, user, now: dt.datetime | None = None) -> Application:
     """The department's decision, with its reason; approval releases the first installment."""
     now = now or timezone.now()
-    reason = texts.clean(reason)
+    reason = _text(reason, "审核意见")
     if len(reason) < 2:
         raise PolicyActionError("请写明审核意见")
     with transaction.atomic():
@@ -541,7 +550,7 @@ def do_reach_milestone(m: Match, seq: int, user, now: dt.datetime | None = None)
 def do_release_hold(m: Match, user, note: str, now: dt.datetime | None = None) -> Payment | None:
     """Staff reviewed a held match and pay it anyway, with the reason on record."""
     now = now or timezone.now()
-    note = texts.clean(note)
+    note = _text(note, "复核意见")
     if len(note) < 4:
         raise PolicyActionError("请写明复核意见（至少4个字）")
     with transaction.atomic():
