@@ -85,7 +85,7 @@ def test_schema_describes_every_endpoint_with_its_auth(client, checked_county, d
     for path, ops in doc["paths"].items():
         for op in ops.values():
             assert op.get("security") or path == "/api/assistant/ask", path
-            assert "422" in op["responses"], path  # unreadable values, and a NUL anywhere (qifu.api.guard)
+            assert "422" in op["responses"], path  # unreadable values, and a NUL anywhere (qifu.web.nul)
     docs = client.get("/api/v1/docs").content.decode()
     assert "cdn" not in docs.lower() and "/static/ninja/" in docs
 

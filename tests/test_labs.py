@@ -399,6 +399,13 @@ def test_the_portal_searches_books_and_cancels(county):
     assert other.post(f"/portal/labs/bookings/{b.pk}/cancel/").status_code == 404  # not theirs
     c.post(f"/portal/labs/bookings/{b.pk}/cancel/")
     assert Booking.objects.get(pk=b.pk).status == "cancelled"
+    # a NUL in a form field or a parameter (PostgreSQL can store neither): refused, nothing booked
+    r = c.post(f"/portal/labs/instruments/{inst.pk}/book/", {"start": start.isoformat(), "slots": "1",
+                                                             "purpose": "零件\x00尺寸测量"})
+    assert r.status_code == 400 and "purpose 含有空字符" in r.content.decode()
+    assert Booking.objects.count() == 1
+    assert c.get("/portal/labs/", {"q": "盐雾\x00"}).status_code == 400
+    assert c.get("/portal/labs/instruments/%00/").status_code == 404
 
 
 def test_a_cached_instrument_only_refuses_and_a_booking_is_judged_on_the_database(county):

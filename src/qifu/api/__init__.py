@@ -12,7 +12,7 @@ endpoints in a router of its own app:
 Open311 GeoReport v2 is not here: it speaks form bodies and XML as that spec says.
 
 Every operation may answer 422 with the fields that could not be read (Pydantic's validation,
-and ``qifu.api.guard``'s refusal of NUL); the description says so for each of them.
+and ``qifu.web.nul``'s refusal of NUL); the description says so for each of them.
 """
 
 from __future__ import annotations
