@@ -450,7 +450,7 @@ def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
                                                       "files": [exe]}, follow=True)
     assert "不是图片或 PDF" in r.content.decode() and not Application.objects.exists()
     r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "研发中心认定材料见附件，请审核。",
-                                                      "project": "市级\x00研发中心"}, follow=True)
+                                                      "project": "市级\x01研发中心"}, follow=True)
     assert "项目名称含有无法保存的控制字符" in r.content.decode() and not Application.objects.exists()  # was a 500
     pdf = SimpleUploadedFile("认定文件.pdf", b"%PDF-1.4\n%test", content_type="application/pdf")
     client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "研发中心认定材料见附件，请审核。",
