@@ -181,6 +181,51 @@ def test_the_owner_follows_the_project_hands_in_documents_and_raises_a_stuck_ste
     assert (ServiceRequest.objects.count(), Step.objects.count()) == before
 
 
+def test_the_owner_is_told_once_before_the_filing_deadline_and_the_portal_shows_it(county):
+    from qifu.reminders.models import OptOut, OutboxMessage
+
+    owner = firm()
+    Entity.objects.filter(pk=owner.pk).update(phone="13905740001", email="")
+    p = register(owner)
+    accepted = NOW + dt.timedelta(days=6)
+    for phase in p.phases.all():
+        documents_in(phase)
+        actions.do_move(phase, "ready", now=NOW)
+        actions.do_move(phase, "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+        inspections(phase, at=accepted)
+        assert actions.filing_due(p) is None  # a phase still to be accepted
+        actions.do_move(phase, "accept", now=accepted)
+    assert actions.filing_due(p) == dt.date(2026, 9, 22)  # 15 days after the last acceptance
+    assert actions.remind_filings(now=dt.datetime(2026, 9, 16, 9, 30, tzinfo=SH)) == 0  # six days left
+    assert actions.remind_filings(now=dt.datetime(2026, 9, 17, 9, 30, tzinfo=SH)) == 1
+    m = OutboxMessage.objects.get(key=f"project-filing:{p.code}")
+    assert (m.purpose, m.channel, m.recipient, m.entity_id) == ("project", "sms", "13905740001", owner.uscc)
+    assert "请于 9月22日前" in m.body and p.name in m.body
+    assert actions.remind_filings(now=dt.datetime(2026, 9, 25, 9, 30, tzinfo=SH)) == 0  # once per project
+    page = portal_client(owner.uscc).get(f"/portal/projects/{p.code}/").content.decode()
+    assert "请于 2026年9月22日前" in page and "已超过期限" in page  # today is long after
+    # another owner's project, overdue when it is first seen, and its number opted out: no text
+    other = Entity.objects.filter(entity_type="enterprise").exclude(pk=owner.pk).order_by("uscc").first()
+    Entity.objects.filter(pk=other.pk).update(phone="13905740002", email="")
+    OptOut.objects.create(recipient="13905740002")
+    q = register(other, "330282-2026-0009")
+    for phase in q.phases.all():
+        documents_in(phase)
+        actions.do_move(phase, "ready", now=NOW)
+        actions.do_move(phase, "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+        inspections(phase, at=accepted)
+        actions.do_move(phase, "accept", now=accepted)
+    assert actions.remind_filings(now=dt.datetime(2026, 10, 9, 9, 30, tzinfo=SH)) == 0
+    assert not OutboxMessage.objects.filter(key=f"project-filing:{q.code}").exists()
+    Entity.objects.filter(pk=other.pk).update(email="owner@example.com")
+    assert actions.remind_filings(now=dt.datetime(2026, 10, 9, 9, 30, tzinfo=SH)) == 1
+    m = OutboxMessage.objects.get(key=f"project-filing:{q.code}")
+    assert m.channel == "email" and "备案期限 9月22日已过" in m.body
+    actions.do_file(p, "BA-2026-001", now=dt.datetime(2026, 9, 20, 10, 0, tzinfo=SH))
+    assert actions.filing_due(Project.objects.get(pk=p.pk)) is None
+    assert "filing-due" not in portal_client(owner.uscc).get(f"/portal/projects/{p.code}/").content.decode()
+
+
 def test_staff_see_their_township_and_the_construction_department_sees_all(county):
     from qifu.accounts.models import StaffProfile
     from qifu.service_requests.models import CategorySetting, Department

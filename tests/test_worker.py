@@ -35,6 +35,14 @@ def test_the_day_plan_fires_at_the_planning_time_in_season_only(monkeypatch):
     assert not plan.catch_up(dt.datetime(2027, 9, 2, 10, 0, tzinfo=SHANGHAI))
 
 
+def test_the_project_filing_reminders_run_each_morning_and_catch_up_by_day():
+    job = next(j for j in worker.JOBS if j.id == "project_filings")
+    after = job.trigger().get_next_fire_time(None, dt.datetime(2027, 8, 2, 10, 0, tzinfo=SHANGHAI))
+    assert after == dt.datetime(2027, 8, 3, 9, 30, tzinfo=SHANGHAI)
+    assert job.catch_up(dt.datetime(2027, 8, 2, 10, 0, tzinfo=SHANGHAI))
+    assert not job.catch_up(dt.datetime(2027, 8, 2, 23, 0, tzinfo=SHANGHAI))
+
+
 def explode():
     raise ZeroDivisionError("boom")
 

@@ -71,12 +71,26 @@ def _every_ten_minutes():
     return IntervalTrigger(minutes=10, timezone=SHANGHAI)
 
 
+def _every_morning():
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger(hour=9, minute=30, timezone=SHANGHAI)
+
+
+def _daytime(now: dt.datetime) -> bool:
+    """Started in the day: today's morning run is made up now (it is idempotent); at night the
+    morning's run comes first."""
+    return 9 <= now.astimezone(SHANGHAI).hour < 20
+
+
 JOBS: tuple[Job, ...] = (
     Job("send_outbox", "qifu.reminders.tasks:send_outbox", _every_minute, label="发送发件箱中到期的短信和邮件"),
     Job("request_clocks", "qifu.service_requests.actions:tick", _every_ten_minutes, catch_up=lambda now: True,
         label="企业诉求临期提醒、超期督办和七天自动办结"),
     Job("plan_day", "qifu.reminders.tasks:plan_day", _daily_in_season, catch_up=_plan_due,
         label="申报季每天决定并发送当天的年报提醒"),
+    Job("project_filings", "qifu.projects.actions:remind_filings", _every_morning, catch_up=_daytime,
+        label="建设项目全部验收后、一次备案期限前提醒建设单位"),
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from qifu.portal.views import portal_required
@@ -30,8 +31,10 @@ def projects_page(request):
 @portal_required
 def project_page(request, code: str):
     p = _project(request.entity, code)
+    due = actions.filing_due(p)
     return render(request, "portal/project.html", {
         "entity": request.entity, "p": p, "phases": p.phases.prefetch_related("items"),
+        "filing_due": due, "filing_overdue": due is not None and due < timezone.localdate(),
         "steps": Step.objects.filter(project=p).select_related("phase", "request").order_by("-at", "-id")[:100],
     })
 

@@ -241,3 +241,58 @@ def do_raise(phase: Phase, text: str, now: dt.datetime | None = None):
     except requests.RequestError as e:
         raise ProjectActionError(str(e)) from None
     return req
+
+
+REMIND_DAYS_BEFORE = 5  # the owner is told this many days before the filing deadline
+
+
+def filing_due(project: Project) -> dt.date | None:
+    """The last day of the one filing: 15 days after the last phase's acceptance (竣工验收备案,
+    建设工程质量管理条例 Art. 49), or None while a phase is still to be accepted or once filed."""
+    if project.filed_at is not None:
+        return None
+    phases = list(project.phases.all())
+    if not phases or any(p.state not in workflow.DONE or p.accepted_at is None for p in phases):
+        return None
+    return timezone.localdate(max(p.accepted_at for p in phases)) + dt.timedelta(days=workflow.FILING_DAYS)
+
+
+def remind_filings(now: dt.datetime | None = None) -> int:
+    """One text (or e-mail) to each owner whose every phase is accepted and whose filing is due
+    within ``REMIND_DAYS_BEFORE`` days or overdue: once per project (the outbox key), whenever
+    the daily job runs. An owner reached by neither is left to staff, whose list shows the
+    overdue filings. Returns the messages queued."""
+    import polars as pl
+
+    from qifu.reminders import decency
+    from qifu.reminders.models import OutboxMessage
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    due: dict[str, tuple[Project, dt.date]] = {}
+    for p in Project.objects.filter(status="accepted", filed_at__isnull=True).select_related("entity") \
+            .prefetch_related("phases"):
+        last_day = filing_due(p)
+        if last_day is not None and today >= last_day - dt.timedelta(days=REMIND_DAYS_BEFORE):
+            due[f"project-filing:{p.code}"] = (p, last_day)
+    told = set(OutboxMessage.objects.filter(key__in=list(due)).values_list("key", flat=True))
+    rows = [{"key": k, "phone": p.entity.phone, "email": p.entity.email, "channel": "sms"}
+            for k, (p, _) in due.items() if k not in told]
+    if not rows:
+        return 0
+    reach = decency.resolve_channel(pl.DataFrame(rows, schema={"key": pl.String, "phone": pl.String,
+                                                                "email": pl.String, "channel": pl.String}))
+    queued = 0
+    for r in reach.filter(pl.col("channel").is_in(["sms", "email"])).iter_rows(named=True):
+        p, last_day = due[r["key"]]
+        left = (last_day - today).days
+        day = f"{last_day.month}月{last_day.day}日"
+        when = f"请于 {day}前" if left >= 0 else f"备案期限 {day}已过，请尽快"
+        body = (f"【企服】{p.entity.name}：建设项目“{p.name}”各期已全部验收，{when}到住建部门办理竣工验收备案"
+                f"（一次备案）。如已办理请忽略。")
+        _, created = OutboxMessage.objects.get_or_create(key=r["key"], defaults={
+            "entity": p.entity, "purpose": "project", "channel": r["channel"], "recipient": r["recipient"],
+            "body": body, "reason": f"项目 {p.code} 全部验收，备案期限 {last_day.isoformat()}",
+            "planned_for": today, "next_attempt_at": now})
+        queued += created
+    return queued
