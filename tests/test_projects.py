@@ -221,6 +221,11 @@ def test_the_owner_is_told_once_before_the_filing_deadline_and_the_portal_shows_
     assert actions.remind_filings(now=dt.datetime(2026, 10, 9, 9, 30, tzinfo=SH)) == 1
     m = OutboxMessage.objects.get(key=f"project-filing:{q.code}")
     assert m.channel == "email" and "备案期限 9月22日已过" in m.body
+    staff = Client()
+    staff.force_login(county["users"]["admin"])
+    page = staff.get("/projects/").content.decode()
+    pending = page[page.index('id="pending-filings"'):]
+    assert p.name in pending and "期限 2026-09-22" in pending and "已逾期" in pending and "已提醒" in pending
     actions.do_file(p, "BA-2026-001", now=dt.datetime(2026, 9, 20, 10, 0, tzinfo=SH))
     assert actions.filing_due(Project.objects.get(pk=p.pk)) is None
     assert "filing-due" not in portal_client(owner.uscc).get(f"/portal/projects/{p.code}/").content.decode()

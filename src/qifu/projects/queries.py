@@ -1,6 +1,6 @@
 """Reading phased acceptance for pages: per project the days from its first phase being ready to
 that phase's use, against the single final acceptance it replaces (the type's baseline); the
-counts by status; filings overdue."""
+counts by status; filings pending, by deadline."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.utils import timezone
 from qifu.engine.projects import workflow
 from qifu.projects import actions
 from qifu.projects.models import Phase, Project
+from qifu.reminders.models import OutboxMessage
 
 
 def gains(projects) -> list[dict]:
@@ -34,12 +35,16 @@ def measures(projects) -> dict:
     status = dict.fromkeys(workflow.PROJECT_LABELS, 0)
     for s in projects.values_list("status", flat=True):
         status[s] = status.get(s, 0) + 1
-    now = timezone.now()
-    overdue = []
-    for p in projects.filter(status="accepted").prefetch_related("phases"):
-        last = max((ph.accepted_at for ph in p.phases.all() if ph.accepted_at), default=None)
-        if last and (now - last).days > workflow.FILING_DAYS:
-            overdue.append((p, (now - last).days))
+    today = timezone.localdate()
+    filings = []  # every project whose phases are all accepted and that has not filed, by deadline
+    for p in projects.filter(status="accepted").select_related("entity").prefetch_related("phases"):
+        if (due := actions.filing_due(p)) is not None:
+            filings.append({"project": p, "due": due, "left": (due - today).days, "late": (today - due).days})
+    filings.sort(key=lambda f: f["due"])
+    told = set(OutboxMessage.objects.filter(key__in=[f"project-filing:{f['project'].code}" for f in filings])
+               .values_list("key", flat=True))
+    for f in filings:
+        f["told"] = f"project-filing:{f['project'].code}" in told
     phases = Phase.objects.filter(project__in=projects)
     return {
         "rows": rows, "status": [(workflow.PROJECT_LABELS[k], v) for k, v in status.items()],
@@ -48,7 +53,7 @@ def measures(projects) -> dict:
         "rectifying": phases.filter(state=workflow.State.RECTIFYING).count(),
         "median_days": statistics.median([r["days"] for r in rows]) if rows else None,
         "median_gained": statistics.median([r["gained"] for r in rows if r["gained"] is not None]) if rows else None,
-        "overdue": overdue,
+        "filings": filings, "overdue": [f for f in filings if f["left"] < 0],
         "chart": {"labels": [r["project"].name[:14] for r in rows], "horizontal": True, "series": [
             {"label": "分期验收：首期从具备条件到投入使用（天）", "values": [r["days"] for r in rows]},
             {"label": "整体一次验收的基准（天）", "values": [r["baseline"] for r in rows]}]},
