@@ -226,6 +226,8 @@ def test_the_owner_is_told_once_before_the_filing_deadline_and_the_portal_shows_
     page = staff.get("/projects/").content.decode()
     pending = page[page.index('id="pending-filings"'):]
     assert p.name in pending and "期限 2026-09-22" in pending and "已逾期" in pending and "已提醒" in pending
+    home = staff.get("/").content.decode()
+    assert "2 个项目待备案，其中 <strong class=\"warn\">2 个已逾期" in home
     actions.do_file(p, "BA-2026-001", now=dt.datetime(2026, 9, 20, 10, 0, tzinfo=SH))
     assert actions.filing_due(Project.objects.get(pk=p.pk)) is None
     assert "filing-due" not in portal_client(owner.uscc).get(f"/portal/projects/{p.code}/").content.decode()
