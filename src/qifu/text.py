@@ -22,3 +22,21 @@ def clean(value: str, max_length: int | None = None) -> str:
         raise ValueError(reason)
     value = value.strip()
     return value[:max_length] if max_length else value
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def nul_field(request) -> tuple[str, str] | None:
+    """Where a request's query parameter or form field (urlencoded or multipart) holds NUL, as
+    ("query" or "form", its name without the NUL), else None. PostgreSQL can neither store NUL
+    nor compare a column with a value holding one; ``qifu.web.nul`` refuses it for every page,
+    Open311's guard in that standard's error format."""
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in v for v in values):
+            return ("query", name.replace("\x00", ""))
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.content_type in FORM_TYPES:
+        for name, values in request.POST.lists():
+            if "\x00" in name or any("\x00" in v for v in values):
+                return ("form", name.replace("\x00", ""))
+    return None

@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from qifu import config
+from qifu import text as text_rules
 from qifu.accounts import masking
 from qifu.engine import uscc as uscc_mod
 from qifu.engine.requests.categories import BY_CODE, CATEGORIES
@@ -101,9 +102,8 @@ def _guard(view):
         # a NUL byte is in no code, id or text (and PostgreSQL refuses it in a query)
         if any("\x00" in str(v) for v in (*args, *kwargs.values())):
             return _errors(fmt, 404, "没有这个资源：路径中含有空字符（\\x00）")
-        for name, values in (*request.GET.lists(), *(request.POST.lists() if request.method == "POST" else ())):
-            if any("\x00" in v for v in values) or "\x00" in name:
-                return _errors(fmt, 400, f"参数 {name.replace(chr(0), '')[:40]} 含有空字符（\\x00）")
+        if (found := text_rules.nul_field(request)) is not None:
+            return _errors(fmt, 400, f"参数 {found[1][:40]} 含有空字符（\\x00）")
         try:
             return view(request, fmt, *args, **kwargs)
         except Problem as p:

@@ -20,6 +20,8 @@ import json
 
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound, JsonResponse
 
+from qifu import text
+
 API = ("/api/", "/hooks/")
 OWN_GUARD = ("/open311/",)
 NUL = "\x00"
@@ -49,23 +51,10 @@ def _invalid(loc: tuple) -> JsonResponse:
                         status=422, json_dumps_params={"ensure_ascii": False})
 
 
-def _form_field(request) -> tuple | None:
-    """Where a query parameter or (urlencoded or multipart) form field holds NUL, else None."""
-    for name, values in request.GET.lists():
-        if NUL in name or any(NUL in v for v in values):
-            return ("query", name.replace(NUL, ""))
-    if request.method not in ("GET", "HEAD", "OPTIONS") and request.content_type in (
-            "application/x-www-form-urlencoded", "multipart/form-data"):
-        for name, values in request.POST.lists():
-            if NUL in name or any(NUL in v for v in values):
-                return ("form", name.replace(NUL, ""))
-    return None
-
-
 def page_refusal(request) -> HttpResponse | None:
     if NUL in request.path:
         return HttpResponseNotFound("没有这个页面：路径中含有空字符（\\x00）", content_type="text/plain; charset=utf-8")
-    if (found := _form_field(request)) is not None:
+    if (found := text.nul_field(request)) is not None:
         return HttpResponseBadRequest(f"{found[1]} {MESSAGE}", content_type="text/plain; charset=utf-8")
     return None
 
@@ -75,10 +64,9 @@ def refusal(request) -> JsonResponse | None:
     if NUL in request.path:
         return JsonResponse({"detail": "没有这个资源：路径中含有空字符（\\x00）"}, status=404,
                             json_dumps_params={"ensure_ascii": False})
-    if (found := _form_field(request)) is not None:
+    if (found := text.nul_field(request)) is not None:
         return _invalid(found)
-    if request.method in ("GET", "HEAD", "OPTIONS") or request.content_type in (
-            "application/x-www-form-urlencoded", "multipart/form-data"):
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.content_type in text.FORM_TYPES:
         return None
     if b"\\u0000" in request.body:  # JSON writes NUL only so; the body is parsed only then
         try:
