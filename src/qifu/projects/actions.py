@@ -257,6 +257,11 @@ def filing_due(project: Project) -> dt.date | None:
     return timezone.localdate(max(p.accepted_at for p in phases)) + dt.timedelta(days=workflow.FILING_DAYS)
 
 
+def filing_key(project: Project) -> str:
+    """The outbox key of the project's filing reminder: one per project, ever."""
+    return f"project-filing:{project.code}"
+
+
 def remind_filings(now: dt.datetime | None = None) -> int:
     """One text (or e-mail) to each owner whose every phase is accepted and whose filing is due
     within ``REMIND_DAYS_BEFORE`` days or overdue: once per project (the outbox key), whenever
@@ -274,7 +279,7 @@ def remind_filings(now: dt.datetime | None = None) -> int:
             .prefetch_related("phases"):
         last_day = filing_due(p)
         if last_day is not None and today >= last_day - dt.timedelta(days=REMIND_DAYS_BEFORE):
-            due[f"project-filing:{p.code}"] = (p, last_day)
+            due[filing_key(p)] = (p, last_day)
     told = set(OutboxMessage.objects.filter(key__in=list(due)).values_list("key", flat=True))
     rows = [{"key": k, "phone": p.entity.phone, "email": p.entity.email, "channel": "sms"}
             for k, (p, _) in due.items() if k not in told]

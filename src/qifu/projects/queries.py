@@ -41,10 +41,10 @@ def measures(projects) -> dict:
         if (due := actions.filing_due(p)) is not None:
             filings.append({"project": p, "due": due, "left": (due - today).days, "late": (today - due).days})
     filings.sort(key=lambda f: f["due"])
-    told = set(OutboxMessage.objects.filter(key__in=[f"project-filing:{f['project'].code}" for f in filings])
+    told = set(OutboxMessage.objects.filter(key__in=[actions.filing_key(f["project"]) for f in filings])
                .values_list("key", flat=True))
     for f in filings:
-        f["told"] = f"project-filing:{f['project'].code}" in told
+        f["told"] = actions.filing_key(f["project"]) in told
     phases = Phase.objects.filter(project__in=projects)
     return {
         "rows": rows, "status": [(workflow.PROJECT_LABELS[k], v) for k, v in status.items()],
