@@ -177,6 +177,61 @@ def test_matching_stores_tells_once_and_flags_firms_no_longer_eligible(county, t
         str(SocialRecord.objects.get(entity_id=other.entity_id, year=2025).insured_count))).quantize(Decimal("0.000001"))
 
 
+def test_a_firm_is_told_once_per_run_of_every_new_automatic_match(county, tmp_path):
+    from django.db import connection
+
+    from qifu.policies import notices
+    from qifu.registry.models import Entity
+
+    folder = policy_folder(tmp_path, a=example("CX-2025-04"), b=example("CX-2025-07"))
+    r = actions.match_folder(folder, 2025, now=NOW)
+    pairs = {}
+    for m in Match.objects.filter(policy__code__in=["CX-2025-04", "CX-2025-07"]).select_related("policy"):
+        pairs.setdefault(m.entity_id, []).append(m)
+    twice = sorted(u for u, ms in pairs.items() if len(ms) == 2)
+    assert len(twice) >= 2 and len(pairs) > len(twice)
+    told = OutboxMessage.objects.filter(purpose="policy")
+    assert told.count() == r.notified == told.values("entity_id").distinct().count()
+    assert set(told.values_list("entity_id", flat=True)) <= set(pairs)
+    firm = next(u for u in twice if told.filter(entity_id=u).exists())
+    ms = sorted(pairs[firm], key=lambda m: (-m.amount, m.policy.code))
+    msg = told.get(entity_id=firm)
+    assert msg.body == notices.body(ms[0].policy.title, ms[0].policy.code, ms[0].amount + ms[1].amount, n=2)
+    assert "等 2 项政策" in msg.body and msg.reason == "符合政策 CX-2025-04、CX-2025-07（免申即享）"
+    assert all(m.told_at is not None for m in Match.objects.filter(entity_id=firm))
+    # a firm nobody can reach is not marked told, and is told of everything once it can be
+    mute = next(u for u in twice if u != firm)
+    OutboxMessage.objects.filter(entity_id=mute).delete()
+    Match.objects.filter(entity_id=mute).update(told_at=None)
+    phone, email = Entity.objects.filter(uscc=mute).values_list("phone", "email").get()
+    Entity.objects.filter(uscc=mute).update(phone="", email="")
+    Match.objects.filter(entity_id=mute, policy__code="CX-2025-07").delete()
+    Policy.objects.filter(code="CX-2025-07").update(last_digest="")
+    r2 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=1))
+    assert r2.new == 1 and r2.notified == 0 and not told.filter(entity_id=mute).exists()
+    assert not Match.objects.filter(entity_id=mute, told_at__isnull=False).exists()
+    Entity.objects.filter(uscc=mute).update(phone=phone, email=email)
+    Match.objects.filter(entity_id=mute, policy__code="CX-2025-07").delete()
+    Policy.objects.filter(code="CX-2025-07").update(last_digest="")
+    r3 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=2))
+    assert r3.new == 1 and r3.notified == 1 and told.get(entity_id=mute).body.count("等 2 项政策") == 1
+    assert not Match.objects.filter(entity_id=mute, told_at__isnull=True).exists()
+    # nothing new: nobody told again
+    assert actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=3)).notified == 0
+    assert told.count() == r.notified  # the mute firm's first message was taken away above
+    # a county upgraded from one message per policy: what it was told of counts as told
+    from importlib import import_module
+
+    mark = import_module("qifu.policies.migrations.0002_told_and_fewer_indexes").MARK_TOLD
+    old = Match.objects.filter(policy__code="CX-2025-04", entity_id=firm)
+    Match.objects.filter(entity_id=firm).update(told_at=None)
+    told.filter(entity_id=firm).update(key=f"policy:CX-2025-04:{firm}")
+    with connection.cursor() as cur:
+        cur.execute(mark)
+    assert old.get().told_at is not None
+    assert Match.objects.get(policy__code="CX-2025-07", entity_id=firm).told_at is None
+
+
 AUTO = """id: T-AUTO
 title: 测试奖励
 year: 2025

@@ -169,8 +169,9 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
         timings["store"] = time.perf_counter() - t
         if notify:
             t = time.perf_counter()
-            result.notified = sum(notices.tell_new(o.policy, created[o.policy.id], now)
-                                  for o in outcomes if o.policy.mode == "automatic")
+            automatic = [o.policy.id for o in outcomes if o.policy.mode == "automatic"]
+            if any(created[code] for code in automatic):  # nothing new: nobody to tell
+                result.notified = notices.tell(automatic, now)
             timings["notify"] = time.perf_counter() - t
     for o in outcomes:
         if o.no_amount:
@@ -292,7 +293,7 @@ def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetim
         engine.micro_text().alias("amount"),
         pl.col("reason"), pl.lit(Match.Status.ELIGIBLE.value).alias("status"),
         pl.lit(timezone.localdate(now)).alias("eligible_on"), pl.lit(now).cast(utc).alias("matched_at"),
-        pl.lit(None, dtype=utc).alias("confirmed_at"), pl.lit(None, dtype=utc).alias("lapsed_at"),
+        *(pl.lit(None, dtype=utc).alias(c) for c in ("confirmed_at", "lapsed_at", "told_at")),
         *(pl.lit("").alias(c) for c in ("hold_reason", "bank_name", "bank_account", "account_name")),
         history.alias("history"))
     bulk.insert(Match._meta.db_table, rows.join(towns, on="uscc", how="left"))

@@ -71,11 +71,14 @@ class Match(models.Model):
         LAPSED = "lapsed", "不再符合"  # no longer eligible at a later match, before being paid in full
         REJECTED = "rejected", "未通过"
 
-    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="matches")
-    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="policy_matches")
+    # No index of their own on the three keys below: the unique constraint and the indexes in
+    # Meta begin with them, and each index more slows the first match's 165,000 inserts.
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="matches", db_index=False)
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="policy_matches",
+                               db_index=False)
     # the firm's township when it was matched: township isolation and the measures by township
     # read it without joining 240,000 entities
-    town = models.ForeignKey(Township, on_delete=models.PROTECT, null=True, verbose_name="所属镇街")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, null=True, verbose_name="所属镇街", db_index=False)
     version = models.CharField("匹配时的政策版本", max_length=12)
     amount = models.DecimalField("金额（万元）", max_digits=20, decimal_places=6)
     reason = models.TextField("符合理由")
@@ -84,6 +87,9 @@ class Match(models.Model):
     matched_at = models.DateTimeField("最近匹配时间")
     confirmed_at = models.DateTimeField("确认时间", null=True, blank=True)
     lapsed_at = models.DateTimeField("不再符合时间", null=True, blank=True)
+    # when the firm was told of this match through the outbox (automatic policies); empty while
+    # it has not been, for instance while it can be reached by neither text nor email
+    told_at = models.DateTimeField("通知时间", null=True, blank=True)
     hold_reason = models.CharField("复核原因", max_length=500, blank=True)
     bank_name = models.CharField("开户银行", max_length=100, blank=True)
     bank_account = models.CharField("银行账号", max_length=40, blank=True)

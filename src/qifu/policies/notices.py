@@ -1,61 +1,95 @@
 """The firms an automatic policy pays are told through the outbox and its sender (quiet
-hours, opt-outs, exactly once): one message per firm and policy, keyed by both, so that
-matching again tells nobody twice. A firm reachable by neither text nor
-email still sees the match in the portal and on its page."""
+hours, opt-outs, exactly once): after a match run that found new firms, one message per firm
+for every match of an automatic policy it has not been told of yet, however many policies
+those are, so that a firm eligible for five subsidies gets one text, not five. The match
+records when it was told (``told_at``), in the same transaction as the message, so that
+matching again tells nobody twice. A firm reachable by neither text nor email is not marked
+told; it still sees the match in the portal and on its page, and is told once it can be
+reached and a later run finds something new."""
 
 from __future__ import annotations
 
 import datetime as dt
+import string
 from decimal import Decimal
 
 import polars as pl
+from django.db import connection
 from django.utils import timezone
 
 from qifu import bulk
 from qifu.engine.policies.match import PER_WAN, micro_text
-from qifu.policies.models import Match
+from qifu.policies.models import Match, Policy
 from qifu.reminders import decency
 from qifu.reminders.models import OutboxMessage
 
 FREE = "工作人员不会索要费用或验证码。"
+TAIL = "无需申请。请登录企服平台核对，并确认收款账户。" + FREE
+ONE = "【企服】贵单位符合“{title}”（{code}）享受条件，预计可得 {amount} 万元，" + TAIL
+MANY = "【企服】贵单位符合“{title}”（{code}）等 {n} 项政策享受条件，预计合计可得 {amount} 万元，" + TAIL
 
 
-def body(title: str, code: str, amount: Decimal) -> str:
-    return (f"【企服】贵单位符合“{title}”（{code}）享受条件，预计可得 {amount.normalize():f} 万元，无需申请。"
-            f"请登录企服平台核对，并确认收款账户。{FREE}")
+def body(title: str, code: str, amount: Decimal, n: int = 1) -> str:
+    """The text for one policy, or for ``title``'s and ``n`` - 1 others, ``amount`` the sum."""
+    return (ONE if n == 1 else MANY).format(title=title, code=code, n=n, amount=f"{amount.normalize():f}")
 
 
-def tell_new(policy, usccs: list[str], now: dt.datetime) -> int:
-    """Messages for the automatic policy ``policy`` (its definition): after a match that found
-    new firms (``usccs``), every eligible firm of the policy not told yet, in one statement."""
-    if not usccs:
+def _text(template: str, columns: dict[str, pl.Expr]) -> pl.Expr:
+    """``template`` written for every row, its fields taken from ``columns``."""
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(pl.lit(literal))
+        if field is not None:
+            parts.append(columns[field])
+    return pl.concat_str(parts)
+
+
+def tell(codes: list[str], now: dt.datetime) -> int:
+    """Messages for the eligible, untold matches of the automatic policies ``codes``: one per
+    firm, naming its largest amount's policy and counting the others. Returns how many."""
+    if not codes:
         return 0
-    from django.db import connection
-
-    prefix = f"policy:{policy.id}:"
+    marks = ", ".join(["%s"] * len(codes))
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT m.uscc, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT), e.phone, e.email "
-            f"FROM {Match._meta.db_table} m JOIN registry_entity e ON e.uscc = m.uscc "
-            f"JOIN policies_policy p ON p.id = m.policy_id "
-            f"LEFT JOIN {OutboxMessage._meta.db_table} o ON o.{connection.ops.quote_name('key')} = %s || m.uscc "
-            f"WHERE p.code = %s AND m.status = %s AND o.id IS NULL", [prefix, policy.id, Match.Status.ELIGIBLE])
+            f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT), e.phone, e.email "
+            f"FROM {Match._meta.db_table} m JOIN {Policy._meta.db_table} p ON p.id = m.policy_id "
+            f"JOIN registry_entity e ON e.uscc = m.uscc "
+            f"WHERE p.code IN ({marks}) AND m.status = %s AND m.told_at IS NULL",
+            [*codes, Match.Status.ELIGIBLE])
         rows = cur.fetchall()
     if not rows:
         return 0
-    rows = pl.DataFrame(rows, schema={"uscc": pl.String, "micro": pl.Int64, "phone": pl.String, "email": pl.String},
-                        orient="row").with_columns(pl.concat_str([pl.lit(prefix), pl.col("uscc")]).alias("key"))
-    frame = decency.resolve_channel(rows.with_columns(pl.lit("sms").alias("channel")))
-    amount = micro_text(trim=True)
-    head, tail = body(policy.title, policy.id, Decimal("0.5")).split("0.5")
+    matches = pl.DataFrame(rows, orient="row", schema={
+        "id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64,
+        "phone": pl.String, "email": pl.String})
+    firms = (matches.sort(["micro", "code"], descending=[True, False]).group_by("uscc", maintain_order=True).agg(
+        pl.col("code").first(), pl.col("title").first(), pl.col("code").sort().str.join("、").alias("codes"),
+        pl.col("micro").sum(), pl.len().alias("n"), pl.col("id").max().alias("newest"),
+        pl.col("phone").first(), pl.col("email").first()))
+    firms = decency.resolve_channel(firms.with_columns(pl.lit("sms").alias("channel")))
+    firms = firms.filter(pl.col("channel").is_in(["sms", "email"]) & (pl.col("recipient").fill_null("") != ""))
+    if firms.is_empty():
+        return 0
+    fields = {"title": pl.col("title"), "code": pl.col("code"), "n": pl.col("n").cast(pl.String),
+              "amount": micro_text(trim=True)}
+    text = pl.when(pl.col("n") == 1).then(_text(ONE, fields)).otherwise(_text(MANY, fields))
     utc = pl.Datetime("us", "UTC")
-    out = frame.filter(pl.col("channel").is_in(["sms", "email"]) & (pl.col("recipient").fill_null("") != "")).select(
-        pl.col("key"), pl.col("uscc"), pl.lit("").alias("also_for"), pl.lit("policy").alias("purpose"), pl.col("channel"),
-        pl.col("recipient"), pl.concat_str([pl.lit(head), amount, pl.lit(tail)]).alias("body"),
-        pl.lit(f"符合政策 {policy.id}（免申即享）").alias("reason"), pl.lit("treated").alias("group"),
-        pl.lit(timezone.localdate(now)).alias("planned_for"), pl.lit(OutboxMessage.Status.PENDING.value).alias("status"),
-        pl.lit(0).alias("attempts"), pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),
+    # the key names the firm and the newest match the message tells of: a later message to the
+    # firm tells of a newer match (those told are marked so), so no key repeats, and a run
+    # made again after a crash writes the same keys
+    out = firms.select(
+        pl.concat_str([pl.lit("policy:"), pl.col("uscc"), pl.lit(":"), pl.col("newest").cast(pl.String)]).alias("key"),
+        pl.col("uscc"), pl.lit("").alias("also_for"), pl.lit("policy").alias("purpose"), pl.col("channel"),
+        pl.col("recipient"), text.alias("body"),
+        pl.concat_str([pl.lit("符合政策 "), pl.col("codes"), pl.lit("（免申即享）")]).alias("reason"),
+        pl.lit("treated").alias("group"), pl.lit(timezone.localdate(now)).alias("planned_for"),
+        pl.lit(OutboxMessage.Status.PENDING.value).alias("status"), pl.lit(0).alias("attempts"),
+        pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),
         pl.lit("").alias("provider_id"), pl.lit(None, dtype=utc).alias("sent_at"),
         pl.lit(timezone.now()).cast(utc).alias("created_at"))
     bulk.insert(OutboxMessage._meta.db_table, out)
+    told = matches.join(firms.select("uscc"), on="uscc", how="semi").select(
+        "id", pl.lit(now).cast(utc).alias("told_at"))
+    bulk.update(Match._meta.db_table, told, key=["id"])
     return out.height
