@@ -228,9 +228,12 @@ def test_the_owner_is_told_once_before_the_filing_deadline_and_the_portal_shows_
     assert p.name in pending and "期限 2026-09-22" in pending and "已逾期" in pending and "已提醒" in pending
     home = staff.get("/").content.decode()
     assert "2 个项目待备案，其中 <strong class=\"warn\">2 个已逾期" in home
+    entity = staff.get(f"/entities/{owner.uscc}/").content.decode()  # 一企一档
+    assert 'class="filing-due warn">备案期限 2026-09-22（已逾期' in entity[entity.index('id="projects"'):]
     actions.do_file(p, "BA-2026-001", now=dt.datetime(2026, 9, 20, 10, 0, tzinfo=SH))
     assert actions.filing_due(Project.objects.get(pk=p.pk)) is None
     assert "filing-due" not in portal_client(owner.uscc).get(f"/portal/projects/{p.code}/").content.decode()
+    assert "filing-due" not in staff.get(f"/entities/{owner.uscc}/").content.decode()
 
 
 def test_staff_see_their_township_and_the_construction_department_sees_all(county):

@@ -30,16 +30,25 @@ def gains(projects) -> list[dict]:
     return out
 
 
+def filing(project: Project) -> dict | None:
+    """The project's pending filing: its last day, days left and days late; None while a phase
+    is still to be accepted, or once filed."""
+    due = actions.filing_due(project)
+    if due is None:
+        return None
+    today = timezone.localdate()
+    return {"project": project, "due": due, "left": (due - today).days, "late": (today - due).days}
+
+
 def measures(projects) -> dict:
     rows = gains(projects)
     status = dict.fromkeys(workflow.PROJECT_LABELS, 0)
     for s in projects.values_list("status", flat=True):
         status[s] = status.get(s, 0) + 1
-    today = timezone.localdate()
     filings = []  # every project whose phases are all accepted and that has not filed, by deadline
     for p in projects.filter(status="accepted").select_related("entity").prefetch_related("phases"):
-        if (due := actions.filing_due(p)) is not None:
-            filings.append({"project": p, "due": due, "left": (due - today).days, "late": (today - due).days})
+        if (f := filing(p)) is not None:
+            filings.append(f)
     filings.sort(key=lambda f: f["due"])
     told = set(OutboxMessage.objects.filter(key__in=[actions.filing_key(f["project"]) for f in filings])
                .values_list("key", flat=True))
@@ -62,3 +71,11 @@ def measures(projects) -> dict:
 
 def for_entity(uscc: str):
     return Project.objects.filter(entity_id=uscc).prefetch_related("phases")
+
+
+def with_filing(projects) -> list[Project]:
+    """``projects`` each with ``filing`` (see ``filing``), for the entity page."""
+    out = list(projects)
+    for p in out:
+        p.filing = filing(p)
+    return out

@@ -302,7 +302,8 @@ def entity(request, uscc: str):
         "policy_matches": scope.filter_policy_matches(policy_queries.for_entity(e.uscc), request.user)
         .prefetch_related("payments"),
         "lab_bookings": lab_queries.bookings_of(e)[:20],
-        "projects": scope.filter_projects(project_queries.for_entity(e.uscc), request.user),
+        "projects": project_queries.with_filing(scope.filter_projects(project_queries.for_entity(e.uscc),
+                                                                      request.user)),
         "tech_needs": Need.objects.filter(entity=e).select_related("cooperation", "cooperation__expert")[:20],
         "expert_visits": Visit.objects.filter(entity=e).select_related("expert")[:20],
         "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),
