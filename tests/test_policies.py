@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import subprocess
 import sys
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import polars as pl
 import pytest
 
@@ -210,6 +212,20 @@ def test_a_firm_is_told_once_per_run_of_every_new_automatic_match(county, tmp_pa
     r2 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=1))
     assert r2.new == 1 and r2.notified == 0 and not told.filter(entity_id=mute).exists()
     assert not Match.objects.filter(entity_id=mute, told_at__isnull=False).exists()
+    # staff see whom the system could not tell, to call them
+    admin = staff(county, "admin")
+    untold = Match.objects.filter(policy__code="CX-2025-07", status="eligible", told_at__isnull=True)
+    assert 1 <= untold.count() < Match.objects.filter(policy__code="CX-2025-07").count()
+    page = admin.get("/policies/CX-2025-07/").content.decode()
+    assert f'未能通知 {untold.count()}</a>' in page
+    page = admin.get("/policies/CX-2025-07/?status=untold&format=xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(page.content))["政策匹配"]
+    listed = {row[0] for row in list(sheet.iter_rows(values_only=True))[1:]}
+    assert mute in listed and listed == set(untold.values_list("entity_id", flat=True))
+    m = Match.objects.get(entity_id=mute, policy__code="CX-2025-07")
+    assert "尚未通知" in admin.get(f"/policies/matches/{m.pk}/").content.decode()
+    told_one = Match.objects.filter(policy__code="CX-2025-07", told_at__isnull=False).first()
+    assert "已通过短信或邮件通知" in admin.get(f"/policies/matches/{told_one.pk}/").content.decode()
     Entity.objects.filter(uscc=mute).update(phone=phone, email=email)
     Match.objects.filter(entity_id=mute, policy__code="CX-2025-07").delete()
     Policy.objects.filter(code="CX-2025-07").update(last_digest="")

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets
@@ -105,20 +106,27 @@ def _overview_xlsx(request, ctx) -> HttpResponse:
     return audited_xlsx(request, wb, "policies", f"惠企政策兑现统计 {len(ctx['rows'])} 项政策")
 
 
+UNTOLD = "untold"
+
+
 @staff_required
 def policy(request, code: str):
     p = get_object_or_404(Policy, code=code)
     qs = _matches(request).filter(policy=p).select_related("entity", "entity__town").order_by("status", "entity_id")
     status = request.GET.get("status", "")
-    if status:
+    if status == UNTOLD:  # eligible for a 免申即享 policy, and reached by neither text nor email: to call
+        qs = qs.filter(status=Match.Status.ELIGIBLE, told_at__isnull=True)
+    elif status:
         qs = qs.filter(status=status)
     if request.GET.get("format") == "xlsx":
         wb = spreadsheets.workbook()
         ws = wb.create_sheet("政策匹配")
-        spreadsheets.append(ws, ["统一社会信用代码", "名称", "镇街", "金额（万元）", "符合理由", "状态", "符合条件日期", "复核原因"])
+        spreadsheets.append(ws, ["统一社会信用代码", "名称", "镇街", "金额（万元）", "符合理由", "状态", "符合条件日期", "复核原因",
+                                 "通知时间"])
         for m in qs:
+            told = timezone.localtime(m.told_at).replace(tzinfo=None) if m.told_at else None
             spreadsheets.append(ws, [m.entity_id, m.entity.name, m.entity.town.name, float(m.amount), m.reason,
-                                     m.get_status_display(), m.eligible_on, m.hold_reason])
+                                     m.get_status_display(), m.eligible_on, m.hold_reason, told])
         return audited_xlsx(request, wb, f"policy-{p.code}", f"政策 {p.code} 匹配名单 {qs.count()} 行")
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     counts = dict(_matches(request).filter(policy=p).values_list("status").annotate(n=Count("id")))
@@ -127,6 +135,8 @@ def policy(request, code: str):
     return render(request, "web/policy.html", {
         "p": p, "page": page, "status": status,
         "statuses": [(v, label, counts.get(v, 0)) for v, label in Match.Status.choices],
+        "untold": (_matches(request).filter(policy=p, status=Match.Status.ELIGIBLE, told_at__isnull=True).count()
+                   if p.mode == Policy.Mode.AUTOMATIC else 0), "UNTOLD": UNTOLD,
         "ledger": ledger, "can_review": scope.can_review_policy(request.user, p),
         "versions": p.versions.order_by("-created_at"),
     })
