@@ -130,6 +130,9 @@ def test_a_nul_anywhere_in_an_api_request_is_refused_before_the_database(enterpr
     # a form body too (the SMS gateway may post one), and a NUL written as JSON's escape in plain text is no NUL
     r = c.post("/hooks/sms/inbound", {"mobile": "13800000000", "content": "TD\x00"}, HTTP_AUTHORIZATION="Bearer gw-nul")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["form", "content"]
+    # a form sent where JSON is expected is refused, not a 500 (the scan for NUL parsed it first)
+    r = c.post("/api/v1/experts/needs", {"title": "盐雾试验", "text": "需要做盐雾试验"}, **csrf)
+    assert r.status_code == 400 and counts() == before
     r = c.post(f"/api/v1/projects/{code}/phases/1/raise", json.dumps({"text": "日志里写着 \\u0000 怎么办"}),
                content_type="application/json", **csrf)
     assert r.status_code == 201, r.content

@@ -64,6 +64,11 @@ def refusal(request) -> JsonResponse | None:
     if NUL in request.path:
         return JsonResponse({"detail": "没有这个资源：路径中含有空字符（\\x00）"}, status=404,
                             json_dumps_params={"ensure_ascii": False})
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        # Read the body before the form scan below parses it: a multipart body parsed from the
+        # stream can no longer be read whole, and the API's views read it whole, as JSON (no
+        # endpoint takes files), so a form sent to one would be a 500 rather than its refusal.
+        request.body  # noqa: B018
     if (found := text.nul_field(request)) is not None:
         return _invalid(found)
     if request.method in ("GET", "HEAD", "OPTIONS") or request.content_type in text.FORM_TYPES:
