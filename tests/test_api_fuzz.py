@@ -90,6 +90,15 @@ def test_schema_describes_every_endpoint_with_its_auth(client, checked_county, d
     assert "cdn" not in docs.lower() and "/static/ninja/" in docs
 
 
+def test_the_api_is_resolved_first_and_shadows_no_page():
+    from django.urls import resolve
+
+    booking = resolve("/api/v1/labs/bookings")
+    assert booking.namespace == "api" and len(booking.tried) <= 20  # not after the 75 pages' patterns
+    assert resolve("/").url_name == "home" and resolve("/entities/").url_name == "entities"
+    assert resolve("/hooks/sms/inbound").namespace == "api"
+
+
 def test_a_nul_anywhere_in_an_api_request_is_refused_before_the_database(enterprise_cookies, monkeypatch):
     """PostgreSQL can neither store nor compare text holding NUL; on it, each of these was a 500."""
     from django.test import Client

@@ -40,6 +40,11 @@ VALIDATION_ERRORS = {
 
 
 class API(NinjaAPI):
+    def get_root_path(self, path_params) -> str:
+        """Where the API is mounted: the site's root (each router carries its own prefix), behind
+        a look-ahead in ``qifu.urls`` that ninja's reverse of its root pattern cannot satisfy."""
+        return "/"
+
     def get_openapi_schema(self, **kwargs):
         schema = super().get_openapi_schema(**kwargs)
         schema.setdefault("components", {}).setdefault("schemas", {})["ValidationErrors"] = VALIDATION_ERRORS
