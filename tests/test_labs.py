@@ -23,7 +23,7 @@ from qifu.accounts.models import AuditEvent
 from qifu.engine.errors import InvalidFile
 from qifu.imports.actions import import_file
 from qifu.labs import actions
-from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, Voucher
+from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, Voucher, Waiting
 from qifu.labs.models import TestBatch as Batch  # not a test class
 from qifu.registry.models import Entity
 from tests.factories import portal_client
@@ -37,7 +37,7 @@ def county(checked_county):
     if not Lab.objects.exists():
         import_file("labs", checked_county["folder"] / "labs.csv")
     yield checked_county
-    for model in (Batch, BookedSlot, Booking, Voucher):
+    for model in (Waiting, Batch, BookedSlot, Booking, Voucher):
         model.objects.all().delete()
 
 
@@ -193,6 +193,65 @@ def test_cancelling_frees_the_slot_a_firm_only_until_a_day_before(county):
         actions.do_cancel(again, staff=True, now=near)
     actions.do_cancel(again, "设备故障", staff=True, now=near)
     assert Booking.objects.get(pk=again.pk).cancel_reason == "设备故障"
+
+
+def test_a_firm_waits_for_a_full_slot_and_is_booked_when_it_frees(county):
+    from qifu.reminders.models import OutboxMessage
+
+    inst = instrument()
+    a, b, c, d = firms(4)
+    Entity.objects.filter(pk=b.pk).update(phone="13905740011")
+    start = first_slot(inst)
+    with pytest.raises(actions.LabActionError, match="还有空位"):
+        actions.do_wait(b, inst, start, 1, "尺寸测量")
+    held = actions.do_book(a, inst, start, 1, "尺寸测量")
+    with pytest.raises(actions.LabActionError, match="已预约了"):
+        actions.do_wait(a, inst, start, 1, "尺寸测量")
+    first = actions.do_wait(b, inst, start, 1, "螺纹尺寸测量")
+    second = actions.do_wait(c, inst, start, 1, "外径测量")
+    with pytest.raises(actions.LabActionError, match="已在候补"):
+        actions.do_wait(b, inst, start, 1, "再来一次")
+    with pytest.raises(actions.LabActionError, match="不足 24 小时"):
+        actions.do_wait(d, inst, start, 1, "尺寸测量", now=start - dt.timedelta(hours=2))
+    assert Waiting.objects.count() == 2
+    # the slot frees: the firm that waited longest is booked on its own terms, and told
+    actions.do_cancel(held)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == "booked" and second.status == "waiting"
+    booking = first.booking
+    assert (booking.entity_id, booking.start, booking.purpose, booking.status) == (b.uscc, start, "螺纹尺寸测量", "booked")
+    told = OutboxMessage.objects.get(key=f"lab-waiting:{first.pk}")
+    assert (told.purpose, told.recipient, told.entity_id) == ("lab", "13905740011", b.uscc)
+    assert "已为您自动预约" in told.body and inst.name in told.body
+    # it frees again: the next in line; a withdrawn wait is never served
+    third = actions.do_wait(d, inst, start, 1, "尺寸测量")
+    actions.do_withdraw(second)
+    with pytest.raises(actions.LabActionError, match="不能撤回"):
+        actions.do_withdraw(second)
+    actions.do_cancel(booking)
+    second.refresh_from_db()
+    third.refresh_from_db()
+    assert second.status == "withdrawn" and third.status == "booked" and third.booking.entity_id == d.uscc
+    assert BookedSlot.objects.filter(instrument=inst, start=start, active=True).count() == 1
+    # a slot freed less than a day ahead books nobody: a firm must be able to cancel what it gets
+    late = actions.do_wait(a, inst, start, 1, "尺寸测量")
+    actions.do_cancel(third.booking, "设备故障", staff=True, now=start - dt.timedelta(hours=3))
+    late.refresh_from_db()
+    assert late.status == "expired" and not BookedSlot.objects.filter(instrument=inst, start=start, active=True).exists()
+
+
+def test_a_firm_waits_for_at_most_a_few_slots(county):
+    inst = instrument()
+    holder, waiter = firms(2)
+    day = open_day(inst.lab)
+    starts = actions.day_slots(inst, day)[:actions.MAX_WAITING + 1]
+    for s in starts:
+        actions.do_book(holder, inst, s, 1, "尺寸测量")
+    for s in starts[:-1]:
+        actions.do_wait(waiter, inst, s, 1, "尺寸测量")
+    with pytest.raises(actions.LabActionError, match=f"最多候补 {actions.MAX_WAITING}"):
+        actions.do_wait(waiter, inst, starts[-1], 1, "尺寸测量")
 
 
 def test_the_voucher_pays_its_share_and_is_never_overspent(county):
@@ -405,6 +464,18 @@ def test_the_portal_searches_books_and_cancels(county):
     assert r.status_code == 400 and "purpose 含有空字符" in r.content.decode()
     assert Booking.objects.count() == 1
     assert c.get("/portal/labs/", {"q": "盐雾\x00"}).status_code == 400
+    # the slot is full for another firm: it waits in the portal, sees it, and withdraws
+    b = actions.do_book(firm, inst, start, 1, "零件尺寸测量")
+    page = other.get(f"/portal/labs/instruments/{inst.pk}/", {"day": start.date().isoformat()}).content.decode()
+    wait_form = page[page.index('id="lab-wait"'):]
+    assert f'value="{timezone.localtime(start).isoformat()}"' in wait_form
+    r = other.post(f"/portal/labs/instruments/{inst.pk}/wait/", {"start": start.isoformat(), "slots": "1",
+                                                                 "purpose": "零件尺寸测量"}, follow=True)
+    assert "已候补" in r.content.decode() and 'id="lab-waiting"' in r.content.decode()
+    w = Waiting.objects.get(entity=firms(2)[1])
+    assert c.post(f"/portal/labs/waiting/{w.pk}/withdraw/").status_code == 404  # not theirs
+    r = other.post(f"/portal/labs/waiting/{w.pk}/withdraw/", follow=True)
+    assert "已撤回候补" in r.content.decode() and Waiting.objects.get(pk=w.pk).status == "withdrawn"
     assert c.get("/portal/labs/instruments/%00/").status_code == 404
 
 
@@ -459,9 +530,21 @@ def test_the_api_books_once_per_slot(county):
     r = cb.post("/api/v1/labs/bookings", {**body, "start": (start + dt.timedelta(minutes=1)).isoformat()},
                 content_type="application/json", **csrf)
     assert r.status_code == 400
+    # the other firm waits for the full slot, and is booked on it when it frees
+    assert cb.post("/api/v1/labs/waiting", {**body, "slots": 0}, content_type="application/json", **csrf).status_code == 422
+    r = cb.post("/api/v1/labs/waiting", {**body, "purpose": "外径测量"}, content_type="application/json", **csrf)
+    assert r.status_code == 201 and r.json()["status"] == "waiting", r.content
+    again = cb.post("/api/v1/labs/waiting", body, content_type="application/json", **csrf)
+    assert again.status_code == 400 and "已在候补" in again.json()["detail"]
     booking = ca.get("/api/v1/labs/bookings").json()[0]
     assert cb.post(f"/api/v1/labs/bookings/{booking['id']}/cancel", **csrf).status_code == 404
     assert ca.post(f"/api/v1/labs/bookings/{booking['id']}/cancel", **csrf).json()["status"] == "cancelled"
+    waited = cb.get("/api/v1/labs/waiting").json()[0]
+    assert waited["status"] == "booked" and waited["booking_id"] == cb.get("/api/v1/labs/bookings").json()[0]["id"]
+    assert ca.get("/api/v1/labs/waiting").json() == []
+    assert ca.post(f"/api/v1/labs/waiting/{waited['id']}/withdraw", **csrf).status_code == 404  # not theirs
+    r = cb.post(f"/api/v1/labs/waiting/{waited['id']}/withdraw", **csrf)
+    assert r.status_code == 400 and "不能撤回" in r.json()["detail"]
     assert ca.get("/api/v1/labs/voucher").status_code == 404
 
 
@@ -472,5 +555,7 @@ def test_the_assistant_knows_the_instruments_and_how_to_book(county):
     assert handoff is None and answer.entry_id == "instrument-电磁兼容测试系统", answer.entry_id
     lab = Instrument.objects.filter(name="电磁兼容测试系统").select_related("lab").first().lab
     assert lab.name in answer.answer
+    answer, _ = assistant.ask("仪器的时段都约满了，能候补吗")
+    assert answer.entry_id == "labs_booking" and "候补" in answer.answer
     answer, _ = assistant.ask("创新券还剩多少")
     assert answer.entry_id == "labs_voucher"

@@ -246,7 +246,16 @@ def use_labs(user, seed: int = 11) -> None:
             tested += 1
         elif rng.random() < 0.1:
             labs.do_cancel(b, "企业改期", by=user, staff=True, now=booked_at + dt.timedelta(hours=2))
-    print(f"共享实验室：{len(instruments)} 台仪器，预约 {made} 次，检测 {tested} 批次，创新券 40 家", flush=True)
+    waits = 0  # other firms waiting (候补) for some of the coming weeks' full slots
+    future = Booking.objects.filter(status="booked", start__gt=timezone.now() + dt.timedelta(days=2))
+    for b in future.select_related("instrument__lab").order_by("start")[:12]:
+        try:
+            labs.do_wait(rng.choice([f for f in firms if f.uscc != b.entity_id]), b.instrument, b.start, 1,
+                         rng.choice(["来料检验", "新品型式试验"]) + "：" + b.instrument.name)
+            waits += 1
+        except labs.LabActionError:
+            continue  # a unit still free, or the firm already waits for five
+    print(f"共享实验室：{len(instruments)} 台仪器，预约 {made} 次，检测 {tested} 批次，候补 {waits} 条，创新券 40 家", flush=True)
 
 
 NEEDS = [

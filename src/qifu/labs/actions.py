@@ -14,12 +14,13 @@ from django.utils import timezone
 
 from qifu.caching import Expiring
 from qifu.engine.assistant.textindex import TextIndex
-from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, TestBatch, Voucher
+from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, TestBatch, Voucher, Waiting
 from qifu.registry.models import Entity
 
 MAX_SLOTS = 8  # one booking: at most eight slots of one day
 MAX_DAYS_AHEAD = 60
 FREE_CANCEL_HOURS = 24  # a firm cancels itself until a day before; later, the lab cancels
+MAX_WAITING = 5  # a firm waits for at most five slots at a time
 CENT = Decimal("0.01")
 WEEKDAYS = "一二三四五六日"
 
@@ -353,8 +354,103 @@ def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, 
         booking.status, booking.cancelled_at = Booking.Status.CANCELLED, now
         booking.cancel_reason = reason[:300] or "企业自行取消"
         booking.save(update_fields=["status", "cancelled_at", "cancel_reason"])
+        starts = list(booking.slots.values_list("start", flat=True))
         booking.slots.update(active=False)
+    serve_waiting(booking.instrument_id, starts, now)
     return booking
+
+
+# --- waiting for a full slot (候补) --------------------------------------------------------------
+
+
+def do_wait(entity: Entity, instrument: Instrument, start: dt.datetime, slots: int = 1, purpose: str = "",
+            use_voucher: bool = True, now: dt.datetime | None = None) -> Waiting:
+    """Wait for ``slots`` slots from ``start`` that are full now: when a booking frees them, the
+    firm that has waited longest is booked on them (``serve_waiting``). Only a full slot can be
+    waited for, once per firm, and at most ``MAX_WAITING`` at a time."""
+    now = now or timezone.now()
+    purpose = (purpose or "").strip()
+    if not 2 <= len(purpose) <= 500:
+        raise LabActionError("请写明检测内容（2 到 500 字）")
+    if not (instrument.active and instrument.lab.active):
+        raise LabActionError("这台仪器暂不开放预约")
+    starts = _check_time(instrument, start, slots, now)
+    if starts[0] - now < dt.timedelta(hours=FREE_CANCEL_HOURS):
+        raise LabActionError(f"距开始不足 {FREE_CANCEL_HOURS} 小时，不能候补")
+    held = _held_units(instrument.pk, starts)
+    if len(held) < instrument.units:
+        raise LabActionError("该时段还有空位，请直接预约")
+    mine = BookedSlot.objects.filter(instrument=instrument, start__in=starts, active=True, booking__entity=entity)
+    if mine.exists():
+        raise LabActionError("贵企业已预约了这个时段")
+    waiting = Waiting.objects.filter(entity=entity, status=Waiting.Status.WAITING, start__gt=now)
+    if waiting.count() >= MAX_WAITING:
+        raise LabActionError(f"同时最多候补 {MAX_WAITING} 个时段，请先撤回不需要的候补")
+    try:
+        with transaction.atomic():
+            return Waiting.objects.create(instrument=instrument, entity=entity, town_id=entity.town_id, start=starts[0],
+                                          slots=slots, purpose=purpose, use_voucher=use_voucher, created_at=now)
+    except IntegrityError:
+        raise LabActionError("贵企业已在候补这个时段") from None
+
+
+def do_withdraw(waiting: Waiting, now: dt.datetime | None = None) -> Waiting:
+    now = now or timezone.now()
+    with transaction.atomic():
+        w = Waiting.objects.select_for_update().get(pk=waiting.pk)
+        if w.status != Waiting.Status.WAITING:
+            raise LabActionError(f"候补状态为“{w.get_status_display()}”，不能撤回")
+        w.status, w.closed_at, w.note = Waiting.Status.WITHDRAWN, now, "企业撤回"
+        w.save(update_fields=["status", "closed_at", "note"])
+    return w
+
+
+def serve_waiting(instrument_id: int, freed: list[dt.datetime], now: dt.datetime | None = None) -> list[Booking]:
+    """After ``freed`` slots of the instrument became free: the firms waiting for a slot among
+    them, longest first, are booked (each on its own terms, judged as any booking is) until no
+    more fits; each one booked is told through the outbox. A firm is booked only while it can
+    still cancel itself (``FREE_CANCEL_HOURS`` ahead); a wait closer than that is closed as not
+    served. Returns the bookings made."""
+    now = now or timezone.now()
+    Waiting.objects.filter(instrument_id=instrument_id, status=Waiting.Status.WAITING,
+                           start__lt=now + dt.timedelta(hours=FREE_CANCEL_HOURS)).update(
+        status=Waiting.Status.EXPIRED, closed_at=now, note=f"距开始不足 {FREE_CANCEL_HOURS} 小时仍无空位")
+    made = []
+    queue = Waiting.objects.filter(instrument_id=instrument_id, status=Waiting.Status.WAITING,
+                                   start__in=freed).select_related("entity", "instrument__lab")
+    for w in queue.order_by("created_at", "id"):
+        try:
+            booking = do_book(w.entity, w.instrument, w.start, w.slots, w.purpose, channel=Booking.Channel.PORTAL,
+                              use_voucher=w.use_voucher, now=now, _current=True)
+        except LabActionError:
+            continue  # still full for it (a longer wait, a unit taken meanwhile): it keeps waiting
+        Waiting.objects.filter(pk=w.pk).update(status=Waiting.Status.BOOKED, closed_at=now, booking=booking,
+                                               note="有空位，已自动预约")
+        _tell_booked(w, booking, now)
+        made.append(booking)
+    return made
+
+
+def _tell_booked(w: Waiting, booking: Booking, now: dt.datetime) -> None:
+    import polars as pl
+
+    from qifu.reminders import decency
+    from qifu.reminders.models import OutboxMessage
+
+    e = w.entity
+    reach = decency.resolve_channel(pl.DataFrame({"phone": [e.phone], "email": [e.email], "channel": ["sms"]},
+                                                 schema=dict.fromkeys(("phone", "email", "channel"), pl.String)))
+    channel, recipient = reach["channel"][0], reach["recipient"][0]
+    if channel not in ("sms", "email") or not recipient:
+        return  # the portal's list of bookings shows it
+    lab, inst = w.instrument.lab, w.instrument
+    cover = f"，创新券抵扣 {booking.voucher_amount} 元" if booking.voucher_amount else ""
+    body = (f"【企服】您候补的{lab.name}“{inst.name}”{timezone.localtime(booking.start):%m月%d日%H:%M}起的时段有了空位，"
+            f"已为您自动预约，费用 {booking.price} 元{cover}。如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。")
+    OutboxMessage.objects.get_or_create(key=f"lab-waiting:{w.pk}", defaults={
+        "entity": e, "purpose": "lab", "channel": channel, "recipient": recipient, "body": body,
+        "reason": f"候补 {inst.name} {timezone.localtime(booking.start):%Y-%m-%d %H:%M} 约上",
+        "planned_for": timezone.localdate(now), "next_attempt_at": now})
 
 
 # --- vouchers and test batches ---------------------------------------------------------------

@@ -149,6 +149,39 @@ class BookedSlot(models.Model):
         ]
 
 
+class Waiting(models.Model):
+    """A firm waiting for a slot that is full (候补): when a booking of it is cancelled, the
+    firm that has waited longest is booked in its place, on the terms it asked for, and told."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "候补中"
+        BOOKED = "booked", "已约上"
+        WITHDRAWN = "withdrawn", "已撤回"
+        EXPIRED = "expired", "未约上"
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="waiting")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="lab_waiting")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="企业所属镇街")
+    start = models.DateTimeField("开始")
+    slots = models.PositiveSmallIntegerField("连续时段数", default=1)
+    purpose = models.CharField("检测内容", max_length=500)
+    use_voucher = models.BooleanField("使用创新券", default=True)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.WAITING)
+    created_at = models.DateTimeField("登记时间")
+    closed_at = models.DateTimeField("结束时间", null=True, blank=True)
+    booking = models.OneToOneField(Booking, null=True, blank=True, on_delete=models.SET_NULL, related_name="waited")
+    note = models.CharField("说明", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "候补"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "entity", "start"], condition=Q(status="waiting"),
+                                    name="waiting_once"),
+        ]
+        indexes = [models.Index(fields=["instrument", "status", "start"]), models.Index(fields=["entity", "status"])]
+
+
 class TestBatch(models.Model):
     class Conclusion(models.TextChoices):
         PASS = "pass", "合格"

@@ -12,7 +12,7 @@ from django.db.models.functions import ExtractYear, Substr
 from django.utils import timezone
 
 from qifu.labs import actions
-from qifu.labs.models import Booking, Instrument, Voucher
+from qifu.labs.models import Booking, Instrument, Voucher, Waiting
 
 
 def week(instrument: Instrument, first: dt.date, days: int = 7) -> list[dict]:
@@ -37,6 +37,11 @@ def voucher(entity, year: int) -> dict | None:
 
 def bookings_of(entity):
     return Booking.objects.filter(entity=entity).select_related("instrument__lab", "batch").order_by("-start")
+
+
+def waiting_of(entity):
+    """A firm's waits (候补), the newest first."""
+    return Waiting.objects.filter(entity=entity).select_related("instrument__lab", "booking").order_by("-created_at", "-id")
 
 
 def measures(bookings, batches, vouchers) -> dict:

@@ -1,6 +1,6 @@
 """Shared labs in the portal (共享实验室): search the catalogue in Chinese, see an instrument's
 free slots for a week, book them (the innovation voucher pays its share), and cancel until a
-day before. Changes go through ``labs.actions``."""
+day before; wait for a full slot (候补), booked on it if it frees. Changes go through ``labs.actions``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from qifu.labs import actions, queries
-from qifu.labs.models import Booking, Instrument
+from qifu.labs.models import Booking, Instrument, Waiting
 from qifu.portal.views import current_entity, portal_required
 
 
@@ -38,6 +38,7 @@ def labs_page(request):
         "entity": entity, "q": q, "found": found,
         "voucher": queries.voucher(entity, year) if entity else None,
         "bookings": list(queries.bookings_of(entity)[:50]) if entity else [],
+        "waiting": list(queries.waiting_of(entity)[:20]) if entity else [],
         "cancel_hours": actions.FREE_CANCEL_HOURS,
     })
 
@@ -51,6 +52,7 @@ def instrument_page(request, instrument_id: int):
         "entity": entity, "inst": inst, "lab": inst.lab, "week": queries.week(inst, first),
         "first": first, "prev": first - dt.timedelta(days=7), "next": first + dt.timedelta(days=7),
         "voucher": queries.voucher(entity, first.year) if entity else None, "max_slots": actions.MAX_SLOTS,
+        "wait_after": timezone.now() + dt.timedelta(hours=actions.FREE_CANCEL_HOURS),
     })
 
 
@@ -87,6 +89,44 @@ def cancel(request, booking_id: int):
     try:
         actions.do_cancel(b)
         messages.success(request, "已取消预约，时段已释放" + ("，创新券额度已退回" if b.voucher_amount else ""))
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    return redirect("portal:labs")
+
+
+@portal_required
+@require_POST
+def wait(request, instrument_id: int):
+    inst = actions.bookable(instrument_id)
+    if inst is None:
+        raise Http404
+    post = request.POST
+    try:
+        start = dt.datetime.fromisoformat(post.get("start", ""))
+        slots = int(post.get("slots") or 1)
+    except ValueError:
+        messages.error(request, "请选择要候补的时段和时段数")
+        return redirect("portal:lab-instrument", instrument_id=inst.pk)
+    try:
+        w = actions.do_wait(request.entity, inst, start, slots, post.get("purpose", ""),
+                            use_voucher=post.get("voucher") != "no")
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+        return redirect(f"{reverse('portal:lab-instrument', args=[inst.pk])}?day={start.date()}")
+    messages.success(request, f"已候补 {timezone.localtime(w.start):%Y-%m-%d %H:%M} 起的时段：有人取消时，"
+                              f"按候补先后为您自动预约，并短信通知")
+    return redirect("portal:labs")
+
+
+@portal_required
+@require_POST
+def withdraw(request, waiting_id: int):
+    w = Waiting.objects.filter(pk=waiting_id, entity=request.entity).first()
+    if w is None:
+        raise Http404("没有这条候补")
+    try:
+        actions.do_withdraw(w)
+        messages.success(request, "已撤回候补")
     except actions.LabActionError as e:
         messages.error(request, str(e))
     return redirect("portal:labs")

@@ -1,5 +1,5 @@
 """Shared labs' JSON endpoints (``qifu.api``, /api/v1/labs/): the catalogue, an instrument's
-free slots, and the signed-in enterprise's bookings and voucher. Same session and CSRF rules as
+free slots, and the signed-in enterprise's bookings, waits for full slots (候补) and voucher. Same session and CSRF rules as
 the rest of the portal API."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from qifu.labs import actions, queries
-from qifu.labs.models import Booking, Instrument
+from qifu.labs.models import Booking, Instrument, Waiting
 from qifu.portal.api import Error, PortalSession
 
 router = Router(auth=PortalSession(), tags=["共享实验室"])
@@ -63,6 +63,17 @@ class BookingOut(Schema):
     price: str = Field(description="费用（元），预约时锁定")
     voucher_amount: str = Field(description="创新券抵扣（元）")
     status: Literal["booked", "done", "cancelled"]
+
+
+class WaitingOut(Schema):
+    id: int
+    instrument_id: int
+    start: dt.datetime
+    slots: int
+    purpose: str
+    status: Literal["waiting", "booked", "withdrawn", "expired"]
+    booking_id: int | None = Field(description="约上时：为企业自动预约的预约号")
+    created_at: dt.datetime
 
 
 class VoucherOut(Schema):
@@ -130,6 +141,39 @@ def cancel(request, booking_id: int):
     except actions.LabActionError as e:
         return Status(400, {"detail": str(e)})
     return _booking(b)
+
+
+def _waiting(w: Waiting) -> dict:
+    return {"id": w.pk, "instrument_id": w.instrument_id, "start": w.start, "slots": w.slots, "purpose": w.purpose,
+            "status": w.status, "booking_id": w.booking_id, "created_at": w.created_at}
+
+
+@router.get("/waiting", response=list[WaitingOut], summary="本企业的候补")
+def waiting(request):
+    return [_waiting(w) for w in queries.waiting_of(request.entity)[:200]]
+
+
+@router.post("/waiting", response={201: WaitingOut, 400: Error, 404: Error},
+             summary="候补已约满的时段：有人取消时，按候补先后自动预约并通知")
+def wait(request, body: BookingIn):
+    inst = actions.bookable(body.instrument_id)
+    if inst is None:
+        return Status(404, {"detail": "没有这台仪器"})
+    try:
+        w = actions.do_wait(request.entity, inst, body.start, body.slots, body.purpose, use_voucher=body.use_voucher)
+    except actions.LabActionError as e:
+        return Status(400, {"detail": str(e)})
+    return Status(201, _waiting(w))
+
+
+@router.post("/waiting/{waiting_id}/withdraw", response={200: WaitingOut, 400: Error, 404: Error}, summary="撤回候补")
+def withdraw(request, waiting_id: int):
+    w = get_object_or_404(Waiting, pk=waiting_id, entity=request.entity)
+    try:
+        w = actions.do_withdraw(w)
+    except actions.LabActionError as e:
+        return Status(400, {"detail": str(e)})
+    return _waiting(w)
 
 
 @router.get("/voucher", response={200: VoucherOut, 404: Error}, summary="本企业本年度创新券")
