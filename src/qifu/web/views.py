@@ -302,6 +302,7 @@ def entity(request, uscc: str):
         "policy_matches": scope.filter_policy_matches(policy_queries.for_entity(e.uscc), request.user)
         .prefetch_related("payments"),
         "lab_bookings": lab_queries.bookings_of(e)[:20],
+        "lab_waiting": lab_queries.waiting_of(e)[:10],
         "projects": project_queries.with_filing(scope.filter_projects(project_queries.for_entity(e.uscc),
                                                                       request.user)),
         "tech_needs": Need.objects.filter(entity=e).select_related("cooperation", "cooperation__expert")[:20],
