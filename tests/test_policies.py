@@ -217,7 +217,7 @@ def test_a_firm_is_told_once_per_run_of_every_new_automatic_match(county, tmp_pa
     untold = Match.objects.filter(policy__code="CX-2025-07", status="eligible", told_at__isnull=True)
     assert 1 <= untold.count() < Match.objects.filter(policy__code="CX-2025-07").count()
     page = admin.get("/policies/CX-2025-07/").content.decode()
-    assert f'未能通知 {untold.count()}</a>' in page
+    assert f'尚未通知 {untold.count()}</a>' in page
     page = admin.get("/policies/CX-2025-07/?status=untold&format=xlsx")
     sheet = openpyxl.load_workbook(io.BytesIO(page.content))["政策匹配"]
     listed = {row[0] for row in list(sheet.iter_rows(values_only=True))[1:]}

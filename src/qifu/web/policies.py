@@ -114,7 +114,7 @@ def policy(request, code: str):
     p = get_object_or_404(Policy, code=code)
     qs = _matches(request).filter(policy=p).select_related("entity", "entity__town").order_by("status", "entity_id")
     status = request.GET.get("status", "")
-    if status == UNTOLD:  # eligible for a 免申即享 policy, and reached by neither text nor email: to call
+    if status == UNTOLD:  # eligible for a 免申即享 policy and not told (no reachable number or address): to call
         qs = qs.filter(status=Match.Status.ELIGIBLE, told_at__isnull=True)
     elif status:
         qs = qs.filter(status=status)
