@@ -420,13 +420,18 @@ def serve_waiting(instrument_id: int, freed: list[dt.datetime], now: dt.datetime
                                    start__in=freed).select_related("entity", "instrument__lab")
     for w in queue.order_by("created_at", "id"):
         try:
-            booking = do_book(w.entity, w.instrument, w.start, w.slots, w.purpose, channel=Booking.Channel.PORTAL,
-                              use_voucher=w.use_voucher, now=now, _current=True)
+            with transaction.atomic():
+                # the wait is claimed under its row lock: two cancellations freeing units of one
+                # slot at once, or a withdrawal, cannot serve it twice
+                if not Waiting.objects.select_for_update().filter(pk=w.pk, status=Waiting.Status.WAITING).exists():
+                    continue
+                booking = do_book(w.entity, w.instrument, w.start, w.slots, w.purpose,
+                                  channel=Booking.Channel.PORTAL, use_voucher=w.use_voucher, now=now, _current=True)
+                Waiting.objects.filter(pk=w.pk).update(status=Waiting.Status.BOOKED, closed_at=now, booking=booking,
+                                                       note="有空位，已自动预约")
+                _tell_booked(w, booking, now)
         except LabActionError:
             continue  # still full for it (a longer wait, a unit taken meanwhile): it keeps waiting
-        Waiting.objects.filter(pk=w.pk).update(status=Waiting.Status.BOOKED, closed_at=now, booking=booking,
-                                               note="有空位，已自动预约")
-        _tell_booked(w, booking, now)
         made.append(booking)
     return made
 
