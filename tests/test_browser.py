@@ -333,7 +333,7 @@ def test_a_firm_finds_an_instrument_books_a_slot_with_its_voucher_and_the_lab_se
     page.get_by_role("button", name="搜索").click()
     page.locator("#lab-catalogue").get_by_role("link", name="中性盐雾试验箱").first.click()
     expect(page.locator("#lab-week")).to_contain_text("空")
-    page.get_by_label("检测内容").fill("镀锌件中性盐雾 48 小时")
+    page.locator("#lab-book").get_by_label("检测内容").fill("镀锌件中性盐雾 48 小时")
     page.get_by_role("button", name="预约").click()
     expect(page.get_by_text(re.compile(r"^已预约 \d{4}-"))).to_be_visible()
     booking = Booking.objects.get(entity=firm)

@@ -48,11 +48,13 @@ def instrument_page(request, instrument_id: int):
     inst = get_object_or_404(Instrument.objects.select_related("lab__town"), pk=instrument_id, active=True)
     first = _day(request.GET.get("day"))
     entity = current_entity(request)
+    week = queries.week(inst, first)
+    wait_after = timezone.now() + dt.timedelta(hours=actions.FREE_CANCEL_HOURS)  # waits close a day ahead
     return render(request, "portal/lab_instrument.html", {
-        "entity": entity, "inst": inst, "lab": inst.lab, "week": queries.week(inst, first),
+        "entity": entity, "inst": inst, "lab": inst.lab, "week": week,
+        "waitable": [s["start"] for d in week for s in d["slots"] if not s["free"] and s["start"] > wait_after],
         "first": first, "prev": first - dt.timedelta(days=7), "next": first + dt.timedelta(days=7),
         "voucher": queries.voucher(entity, first.year) if entity else None, "max_slots": actions.MAX_SLOTS,
-        "wait_after": timezone.now() + dt.timedelta(hours=actions.FREE_CANCEL_HOURS),
     })
 
 
