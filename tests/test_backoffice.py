@@ -304,6 +304,7 @@ def _concrete(pattern: str, uscc: str) -> str:
     path = re.sub(r"<str:uscc>", uscc, pattern)
     path = re.sub(r"<int:\w+>|<finding_id>", "1", path)
     path = re.sub(r"<[^>]+>", "x", path)
+    path = re.sub(r"\(\?=[^)]*\)", "", path)  # a look-ahead (the API's) matches no characters
     return "/" + path.replace("^", "").replace("$", "")
 
 
