@@ -214,6 +214,7 @@ def test_a_firm_waits_for_a_full_slot_and_is_booked_when_it_frees(county):
     with pytest.raises(actions.LabActionError, match="不足 24 小时"):
         actions.do_wait(d, inst, start, 1, "尺寸测量", now=start - dt.timedelta(hours=2))
     assert Waiting.objects.count() == 2
+    assert first.now_status() == "waiting" and first.now_status(start - dt.timedelta(hours=3)) == "expired"
     page = staff(county, "admin").get(f"/entities/{c.uscc}/").content.decode()  # 一企一档
     assert inst.name in page[page.index('id="lab-waiting"'):] and "候补中" in page
     # the slot frees: the firm that waited longest is booked on its own terms, and told

@@ -14,12 +14,11 @@ from django.utils import timezone
 
 from qifu.caching import Expiring
 from qifu.engine.assistant.textindex import TextIndex
-from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, TestBatch, Voucher, Waiting
+from qifu.labs.models import FREE_CANCEL_HOURS, BookedSlot, Booking, Instrument, Lab, TestBatch, Voucher, Waiting
 from qifu.registry.models import Entity
 
 MAX_SLOTS = 8  # one booking: at most eight slots of one day
 MAX_DAYS_AHEAD = 60
-FREE_CANCEL_HOURS = 24  # a firm cancels itself until a day before; later, the lab cancels
 MAX_WAITING = 5  # a firm waits for at most five slots at a time
 CENT = Decimal("0.01")
 WEEKDAYS = "一二三四五六日"
@@ -398,8 +397,8 @@ def do_withdraw(waiting: Waiting, now: dt.datetime | None = None) -> Waiting:
     now = now or timezone.now()
     with transaction.atomic():
         w = Waiting.objects.select_for_update().get(pk=waiting.pk)
-        if w.status != Waiting.Status.WAITING:
-            raise LabActionError(f"候补状态为“{w.get_status_display()}”，不能撤回")
+        if w.now_status(now) != Waiting.Status.WAITING:
+            raise LabActionError(f"候补状态为“{Waiting.Status(w.now_status(now)).label}”，不能撤回")
         w.status, w.closed_at, w.note = Waiting.Status.WITHDRAWN, now, "企业撤回"
         w.save(update_fields=["status", "closed_at", "note"])
     return w

@@ -8,9 +8,12 @@ concurrent requests."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from qifu.registry.models import Entity, Township
 
@@ -149,9 +152,14 @@ class BookedSlot(models.Model):
         ]
 
 
+FREE_CANCEL_HOURS = 24  # a firm cancels itself until a day before; later, the lab cancels
+
+
 class Waiting(models.Model):
     """A firm waiting for a slot that is full (候补): when a booking of it is cancelled, the
-    firm that has waited longest is booked in its place, on the terms it asked for, and told."""
+    firm that has waited longest is booked in its place, on the terms it asked for, and told.
+    A wait is served only while the firm could still cancel what it gets, so one still open
+    when its slot is less than ``FREE_CANCEL_HOURS`` away is over (``now_status``)."""
 
     class Status(models.TextChoices):
         WAITING = "waiting", "候补中"
@@ -180,6 +188,17 @@ class Waiting(models.Model):
                                     name="waiting_once"),
         ]
         indexes = [models.Index(fields=["instrument", "status", "start"]), models.Index(fields=["entity", "status"])]
+
+    def now_status(self, now=None) -> str:
+        """The status as it stands now: an open wait whose slot is too near is expired, whether or
+        not a cancellation has closed it yet (``labs.actions.serve_waiting`` writes that down)."""
+        now = now or timezone.now()
+        if self.status == self.Status.WAITING and self.start - now < dt.timedelta(hours=FREE_CANCEL_HOURS):
+            return self.Status.EXPIRED
+        return self.status
+
+    def get_now_status_display(self) -> str:
+        return self.Status(self.now_status()).label
 
 
 class TestBatch(models.Model):

@@ -145,7 +145,7 @@ def cancel(request, booking_id: int):
 
 def _waiting(w: Waiting) -> dict:
     return {"id": w.pk, "instrument_id": w.instrument_id, "start": w.start, "slots": w.slots, "purpose": w.purpose,
-            "status": w.status, "booking_id": w.booking_id, "created_at": w.created_at}
+            "status": w.now_status(), "booking_id": w.booking_id, "created_at": w.created_at}
 
 
 @router.get("/waiting", response=list[WaitingOut], summary="本企业的候补")
