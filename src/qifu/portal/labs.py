@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -58,9 +58,10 @@ def instrument_page(request, instrument_id: int):
     })
 
 
-@portal_required
-@require_POST
-def book(request, instrument_id: int):
+def _slot_form(request, instrument_id: int, act, unreadable: str, done) -> HttpResponse:
+    """The instrument page's booking or waiting form: ``act`` (``do_book`` or ``do_wait``) on the
+    slots chosen; a refusal goes back to the page with its reason, success to the labs page with
+    ``done`` of what was made."""
     inst = actions.bookable(instrument_id)
     if inst is None:
         raise Http404
@@ -69,17 +70,27 @@ def book(request, instrument_id: int):
         start = dt.datetime.fromisoformat(post.get("start", ""))
         slots = int(post.get("slots") or 1)
     except ValueError:
-        messages.error(request, "请选择开始时段和时段数")
+        messages.error(request, unreadable)
         return redirect("portal:lab-instrument", instrument_id=inst.pk)
     try:
-        b = actions.do_book(request.entity, inst, start, slots, post.get("purpose", ""), use_voucher=post.get("voucher") != "no")
+        made = act(request.entity, inst, start, slots, post.get("purpose", ""), use_voucher=post.get("voucher") != "no")
     except actions.LabActionError as e:
         messages.error(request, str(e))
         return redirect(f"{reverse('portal:lab-instrument', args=[inst.pk])}?day={start.date()}")
-    cover = f"，创新券抵扣 {b.voucher_amount} 元" if b.voucher_amount else ""
-    messages.success(request, f"已预约 {timezone.localtime(b.start):%Y-%m-%d %H:%M}–{timezone.localtime(b.end):%H:%M}，"
-                              f"费用 {b.price} 元{cover}，应付 {b.to_pay} 元")
+    messages.success(request, done(made))
     return redirect("portal:labs")
+
+
+def _booked(b: Booking) -> str:
+    cover = f"，创新券抵扣 {b.voucher_amount} 元" if b.voucher_amount else ""
+    return (f"已预约 {timezone.localtime(b.start):%Y-%m-%d %H:%M}–{timezone.localtime(b.end):%H:%M}，"
+            f"费用 {b.price} 元{cover}，应付 {b.to_pay} 元")
+
+
+@portal_required
+@require_POST
+def book(request, instrument_id: int):
+    return _slot_form(request, instrument_id, actions.do_book, "请选择开始时段和时段数", _booked)
 
 
 @portal_required
@@ -99,25 +110,9 @@ def cancel(request, booking_id: int):
 @portal_required
 @require_POST
 def wait(request, instrument_id: int):
-    inst = actions.bookable(instrument_id)
-    if inst is None:
-        raise Http404
-    post = request.POST
-    try:
-        start = dt.datetime.fromisoformat(post.get("start", ""))
-        slots = int(post.get("slots") or 1)
-    except ValueError:
-        messages.error(request, "请选择要候补的时段和时段数")
-        return redirect("portal:lab-instrument", instrument_id=inst.pk)
-    try:
-        w = actions.do_wait(request.entity, inst, start, slots, post.get("purpose", ""),
-                            use_voucher=post.get("voucher") != "no")
-    except actions.LabActionError as e:
-        messages.error(request, str(e))
-        return redirect(f"{reverse('portal:lab-instrument', args=[inst.pk])}?day={start.date()}")
-    messages.success(request, f"已候补 {timezone.localtime(w.start):%Y-%m-%d %H:%M} 起的时段：有人取消时，"
-                              f"按候补先后为您自动预约，并短信通知")
-    return redirect("portal:labs")
+    return _slot_form(request, instrument_id, actions.do_wait, "请选择要候补的时段和时段数",
+                      lambda w: f"已候补 {timezone.localtime(w.start):%Y-%m-%d %H:%M} 起的时段：有人取消时，"
+                                f"按候补先后为您自动预约，并短信通知")
 
 
 @portal_required
