@@ -436,15 +436,11 @@ def serve_waiting(instrument_id: int, freed: list[dt.datetime], now: dt.datetime
 
 
 def _tell_booked(w: Waiting, booking: Booking, now: dt.datetime) -> None:
-    import polars as pl
-
     from qifu.reminders import decency
     from qifu.reminders.models import OutboxMessage
 
     e = w.entity
-    reach = decency.resolve_channel(pl.DataFrame({"phone": [e.phone], "email": [e.email], "channel": ["sms"]},
-                                                 schema=dict.fromkeys(("phone", "email", "channel"), pl.String)))
-    channel, recipient = reach["channel"][0], reach["recipient"][0]
+    channel, recipient = decency.reach(e.phone, e.email)
     if channel not in ("sms", "email") or not recipient:
         return  # the portal's list of bookings shows it
     lab, inst = w.instrument.lab, w.instrument

@@ -106,3 +106,11 @@ def resolve_channel(rows: pl.DataFrame) -> pl.DataFrame:
         channel, recipient = channel.when(p != "").then(pl.lit("call")), recipient.when(p != "").then(p)
     return rows.with_columns(channel.otherwise(pl.lit("visit")).alias("channel"),
                              recipient.otherwise(pl.lit("")).alias("recipient"))
+
+
+def reach(phone: str, email: str, alt_phone: str = "", alt_email: str = "") -> tuple[str, str]:
+    """``resolve_channel`` for one recipient wishing a text: (channel, recipient)."""
+    names = ("channel", "phone", "email", "alt_phone", "alt_email")
+    row = resolve_channel(pl.DataFrame([("sms", phone, email, alt_phone, alt_email)], schema=dict.fromkeys(names, pl.String),
+                                       orient="row"))
+    return row["channel"][0], row["recipient"][0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import polars as pl
 from django.utils import timezone
 
 from qifu.reminders import decency
@@ -38,10 +37,7 @@ def to_enterprise(req, event: str, now: dt.datetime) -> None:
         return
     e = req.entity
     phone = req.contact_phone or e.phone
-    frame = decency.resolve_channel(pl.DataFrame({"uscc": [e.uscc], "channel": ["sms"], "phone": [phone],
-                                                  "alt_phone": [e.phone], "email": [req.contact_email or e.email],
-                                                  "alt_email": [e.email]}, schema=dict.fromkeys(("uscc", "channel", "phone", "alt_phone", "email", "alt_email"), pl.Utf8)))
-    channel, recipient = frame["channel"][0], frame["recipient"][0]
+    channel, recipient = decency.reach(phone, req.contact_email or e.email, e.phone, e.email)
     dep = req.department.name if req.department_id else "承办部门"
     if event == "signed":
         body = (f"【企服】您单位的诉求（编号{req.number}）已由{dep}签收，将于{_when(req.answer_due)}前答复。"
