@@ -257,6 +257,54 @@ def test_a_firm_waits_for_at_most_a_few_slots(county):
         actions.do_wait(waiter, inst, starts[-1], 1, "尺寸测量")
 
 
+def test_a_wait_no_cancellation_serves_ends_a_day_before_and_the_firm_is_told_once(county):
+    from qifu import worker
+    from qifu.reminders.models import OutboxMessage
+
+    inst = instrument()
+    holder, waiter, late = firms(3)
+    Entity.objects.filter(pk=waiter.pk).update(phone="13905740012")
+    Entity.objects.filter(pk=late.pk).update(phone="13905740013")
+    starts = actions.day_slots(inst, open_day(inst.lab))[:actions.MAX_WAITING + 2]
+    for s in starts:
+        actions.do_book(holder, inst, s, 1, "尺寸测量")
+    waits = [actions.do_wait(waiter, inst, s, 1, "尺寸测量") for s in starts[:actions.MAX_WAITING]]
+    gone_by = actions.do_wait(late, inst, starts[1], 1, "外径测量")
+    # a minute inside the last day before the first slot: that wait can no longer be served,
+    # so it does not count against the five, though nothing has closed it yet
+    now = starts[0] - dt.timedelta(hours=24) + dt.timedelta(minutes=1)
+    assert waits[0].now_status(now) == "expired"
+    extra = actions.do_wait(waiter, inst, starts[-2], 1, "尺寸测量", now=now)
+    with pytest.raises(actions.LabActionError, match=f"最多候补 {actions.MAX_WAITING}"):
+        actions.do_wait(waiter, inst, starts[-1], 1, "尺寸测量", now=now)
+    # the worker's job closes it and tells the firm, once
+    job = next(j for j in worker.JOBS if j.id == "lab_waits")
+    assert worker.handler(job) is actions.expire_waits
+    assert actions.expire_waits(now) == 1 and actions.expire_waits(now) == 0
+    closed = Waiting.objects.get(pk=waits[0].pk)
+    assert (closed.status, closed.closed_at) == ("expired", now)
+    told = OutboxMessage.objects.filter(purpose="lab")
+    msg = told.get()
+    assert (msg.key, msg.recipient, msg.entity_id) == (f"lab-waiting:{closed.pk}", "13905740012", waiter.uscc)
+    assert "候补已结束" in msg.body and inst.name in msg.body
+    assert Waiting.objects.filter(entity=waiter, status="waiting").count() == actions.MAX_WAITING
+    # the staff's lab page lists the open waits with each one's place in its slot's queue
+    page = staff(county, "admin").get(f"/labs/{inst.lab.code}/").content.decode()
+    part = page[page.index('id="lab-waiting"'):page.index("已完成或已取消")]
+    assert part.count(waiter.name) == actions.MAX_WAITING and "第 2 位" in part and late.name in part
+    x = staff(county, "admin").get("/labs/?format=xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(x.content))["候补"].iter_rows(min_row=2, values_only=True))
+    assert len(rows) == Waiting.objects.count() and sum(r[9] == "未约上" for r in rows) == 1
+    # a slot gone by (the worker was down) closes the wait without a text; one still ahead is told
+    then = starts[1] + dt.timedelta(hours=1)
+    assert actions.expire_waits(then) == actions.MAX_WAITING + 1  # the waiter's four more, its extra, late's
+    gone_by.refresh_from_db()
+    assert gone_by.status == "expired" and Waiting.objects.get(pk=extra.pk).status == "expired"
+    ahead = Waiting.objects.filter(status="expired", start__gt=then).values_list("pk", flat=True)
+    assert set(told.values_list("key", flat=True)) == {f"lab-waiting:{pk}" for pk in [closed.pk, *ahead]}
+    assert extra.pk in ahead and not told.filter(key=f"lab-waiting:{gone_by.pk}").exists()
+
+
 def test_the_voucher_pays_its_share_and_is_never_overspent(county):
     inst = instrument()
     firm = firms(1)[0]

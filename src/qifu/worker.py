@@ -89,6 +89,8 @@ JOBS: tuple[Job, ...] = (
         label="企业诉求临期提醒、超期督办和七天自动办结"),
     Job("plan_day", "qifu.reminders.tasks:plan_day", _daily_in_season, catch_up=_plan_due,
         label="申报季每天决定并发送当天的年报提醒"),
+    Job("lab_waits", "qifu.labs.actions:expire_waits", _every_ten_minutes, catch_up=lambda now: True,
+        label="候补到开始前 24 小时仍无空位的，结束候补并告知企业"),
     Job("project_filings", "qifu.projects.actions:remind_filings", _every_morning, catch_up=_daytime,
         label="建设项目全部验收后、一次备案期限前提醒建设单位"),
 )

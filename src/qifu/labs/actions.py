@@ -382,7 +382,9 @@ def do_wait(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
     mine = BookedSlot.objects.filter(instrument=instrument, start__in=starts, active=True, booking__entity=entity)
     if mine.exists():
         raise LabActionError("贵企业已预约了这个时段")
-    waiting = Waiting.objects.filter(entity=entity, status=Waiting.Status.WAITING, start__gt=now)
+    # a wait too near to be served any more does not count, whether or not it is closed yet
+    waiting = Waiting.objects.filter(entity=entity, status=Waiting.Status.WAITING,
+                                     start__gte=now + dt.timedelta(hours=FREE_CANCEL_HOURS))
     if waiting.count() >= MAX_WAITING:
         raise LabActionError(f"同时最多候补 {MAX_WAITING} 个时段，请先撤回不需要的候补")
     try:
@@ -411,9 +413,7 @@ def serve_waiting(instrument_id: int, freed: list[dt.datetime], now: dt.datetime
     still cancel itself (``FREE_CANCEL_HOURS`` ahead); a wait closer than that is closed as not
     served. Returns the bookings made."""
     now = now or timezone.now()
-    Waiting.objects.filter(instrument_id=instrument_id, status=Waiting.Status.WAITING,
-                           start__lt=now + dt.timedelta(hours=FREE_CANCEL_HOURS)).update(
-        status=Waiting.Status.EXPIRED, closed_at=now, note=f"距开始不足 {FREE_CANCEL_HOURS} 小时仍无空位")
+    expire_waits(now, instrument_id)
     made = []
     queue = Waiting.objects.filter(instrument_id=instrument_id, status=Waiting.Status.WAITING,
                                    start__in=freed).select_related("entity", "instrument__lab")
@@ -435,21 +435,50 @@ def serve_waiting(instrument_id: int, freed: list[dt.datetime], now: dt.datetime
     return made
 
 
+def expire_waits(now: dt.datetime | None = None, instrument_id: int | None = None) -> int:
+    """Close as not served (未约上) every open wait (of one instrument, or of all) whose slot is
+    less than ``FREE_CANCEL_HOURS`` away, and tell each firm whose slot is still ahead, so that
+    it can book another. Run by `qifu worker` every ten minutes and before a cancellation
+    serves the waits. Returns how many were closed."""
+    now = now or timezone.now()
+    stale = Waiting.objects.filter(status=Waiting.Status.WAITING, start__lt=now + dt.timedelta(hours=FREE_CANCEL_HOURS))
+    if instrument_id is not None:
+        stale = stale.filter(instrument_id=instrument_id)
+    closed = 0
+    for w in stale.select_related("entity", "instrument__lab"):
+        with transaction.atomic():
+            # closed only if still open: a cancellation serving it, or a withdrawal, came first
+            if not Waiting.objects.filter(pk=w.pk, status=Waiting.Status.WAITING).update(
+                    status=Waiting.Status.EXPIRED, closed_at=now, note=f"距开始不足 {FREE_CANCEL_HOURS} 小时仍无空位"):
+                continue
+            closed += 1
+            if w.start > now:  # a slot gone by long ago (the worker was down) is not worth a text
+                start = timezone.localtime(w.start)
+                _tell(w, now, f"【企服】您候补的{w.instrument.lab.name}“{w.instrument.name}”{start:%m月%d日%H:%M}起的时段，"
+                              f"到开始前 {FREE_CANCEL_HOURS} 小时仍无空位，候补已结束。如仍需检测，请登录企服平台预约其他时段。",
+                      f"候补 {w.instrument.name} {start:%Y-%m-%d %H:%M} 未约上")
+    return closed
+
+
 def _tell_booked(w: Waiting, booking: Booking, now: dt.datetime) -> None:
+    lab, inst = w.instrument.lab, w.instrument
+    cover = f"，创新券抵扣 {booking.voucher_amount} 元" if booking.voucher_amount else ""
+    _tell(w, now, f"【企服】您候补的{lab.name}“{inst.name}”{timezone.localtime(booking.start):%m月%d日%H:%M}起的时段有了空位，"
+                  f"已为您自动预约，费用 {booking.price} 元{cover}。如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。",
+          f"候补 {inst.name} {timezone.localtime(booking.start):%Y-%m-%d %H:%M} 约上")
+
+
+def _tell(w: Waiting, now: dt.datetime, body: str, reason: str) -> None:
+    """The firm of ``w`` told how its wait ended, once (one key per wait: booked or not)."""
     from qifu.reminders import decency
     from qifu.reminders.models import OutboxMessage
 
     e = w.entity
     channel, recipient = decency.reach(e.phone, e.email)
     if channel not in ("sms", "email") or not recipient:
-        return  # the portal's list of bookings shows it
-    lab, inst = w.instrument.lab, w.instrument
-    cover = f"，创新券抵扣 {booking.voucher_amount} 元" if booking.voucher_amount else ""
-    body = (f"【企服】您候补的{lab.name}“{inst.name}”{timezone.localtime(booking.start):%m月%d日%H:%M}起的时段有了空位，"
-            f"已为您自动预约，费用 {booking.price} 元{cover}。如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。")
+        return  # the portal's list of waits shows it
     OutboxMessage.objects.get_or_create(key=f"lab-waiting:{w.pk}", defaults={
-        "entity": e, "purpose": "lab", "channel": channel, "recipient": recipient, "body": body,
-        "reason": f"候补 {inst.name} {timezone.localtime(booking.start):%Y-%m-%d %H:%M} 约上",
+        "entity": e, "purpose": "lab", "channel": channel, "recipient": recipient, "body": body, "reason": reason,
         "planned_for": timezone.localdate(now), "next_attempt_at": now})
 
 

@@ -21,7 +21,7 @@ from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.engine import reference
 from qifu.labs import actions, queries
-from qifu.labs.models import Booking, Lab, TestBatch, Voucher
+from qifu.labs.models import FREE_CANCEL_HOURS, Booking, Lab, TestBatch, Voucher, Waiting
 from qifu.service_requests import attachments
 from qifu.web.downloads import audited_xlsx
 
@@ -32,6 +32,10 @@ def _bookings(request):
 
 def _batches(request):
     return scope.filter_by_town(TestBatch.objects.all(), request.user)
+
+
+def _waits(request):
+    return scope.filter_by_town(Waiting.objects.all(), request.user)
 
 
 def _vouchers(request):
@@ -86,6 +90,14 @@ def _xlsx(request):
     for v in _vouchers(request).select_related("entity").order_by("year", "entity_id"):
         spreadsheets.append(ws, [v.year, v.entity_id, v.entity.name, float(v.budget), float(v.share),
                                  float(actions.voucher_used(v))])
+    ws = wb.create_sheet("候补")
+    spreadsheets.append(ws, ["统一社会信用代码", "企业名称", "镇街", "实验室", "仪器", "开始", "时段数", "检测内容", "登记时间",
+                             "状态", "约上的预约号", "说明"])
+    for w in _waits(request).select_related("entity", "town", "instrument__lab").order_by("start", "created_at", "id"):
+        spreadsheets.append(ws, [w.entity_id, w.entity.name, w.town.name, w.instrument.lab.name, w.instrument.name,
+                                 timezone.localtime(w.start).replace(tzinfo=None), w.slots, w.purpose,
+                                 timezone.localtime(w.created_at).replace(tzinfo=None), w.get_now_status_display(),
+                                 w.booking_id, w.note])
     return audited_xlsx(request, wb, "labs", f"共享实验室预约、检测批次和创新券 {qs.count()} 条预约")
 
 
@@ -94,8 +106,20 @@ def lab(request, code: str):
     lab = get_object_or_404(Lab.objects.select_related("town", "owner"), code=code)
     bookings = _bookings(request).filter(instrument__lab=lab).select_related("entity", "instrument", "batch")
     upcoming = bookings.filter(status=Booking.Status.BOOKED).order_by("start")
+    # the waits that a cancellation could still serve, each with its place in its slot's queue
+    # (counted over every township's waits: the queue is one, whoever may see whom)
+    open_waits = Waiting.objects.filter(instrument__lab=lab, status=Waiting.Status.WAITING,
+                                        start__gte=timezone.now() + dt.timedelta(hours=FREE_CANCEL_HOURS))
+    places: dict[tuple, int] = {}
+    place = {}
+    for pk, instrument_id, start in open_waits.order_by("created_at", "id").values_list("pk", "instrument_id", "start"):
+        places[instrument_id, start] = place[pk] = places.get((instrument_id, start), 0) + 1
+    waits = list(scope.filter_by_town(open_waits, request.user).select_related("entity", "instrument")
+                 .order_by("start", "created_at", "id")[:100])
+    for w in waits:
+        w.place = place[w.pk]
     return render(request, "web/lab.html", {
-        "lab": lab, "instruments": lab.instruments.all(), "upcoming": upcoming[:100],
+        "lab": lab, "instruments": lab.instruments.all(), "upcoming": upcoming[:100], "waits": waits,
         "recent": bookings.exclude(status=Booking.Status.BOOKED).order_by("-start")[:50],
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(),
         "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
