@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from functools import cache
@@ -163,15 +164,22 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
     timings["engine"] = time.perf_counter() - t
     t = time.perf_counter()
     result = MatchResult(outcomes)
+    automatic = [o.policy.id for o in outcomes if o.policy.mode == "automatic"] if notify else []
     with transaction.atomic():
-        towns = cache(_towns)
-        created = {o.policy.id: _store(o, now, result, towns) for o in outcomes}
+        entities = cache(_entities)
+        reach = cache(lambda: notices.reachable(entities()))
+        # a new match of an automatic policy whose firm a text or email reaches is stored as told:
+        # its message is written below, in the same transaction
+        firms = cache(lambda: entities().select("uscc", "town_id").join(
+            reach().select("uscc", pl.lit(True).alias("reached")), on="uscc", how="left"))
+        fresh = [_store(o, now, result, firms, o.policy.id in automatic) for o in outcomes]
         timings["store"] = time.perf_counter() - t
         if notify:
             t = time.perf_counter()
-            automatic = [o.policy.id for o in outcomes if o.policy.mode == "automatic"]
-            if any(created[code] for code in automatic):  # nothing new: nobody to tell
-                result.notified = notices.tell(automatic, now)
+            told = [new.select("uscc", pl.lit(o.policy.id).alias("code"), pl.lit(o.policy.title).alias("title"), "micro")
+                    for o, new in zip(outcomes, fresh, strict=True) if o.policy.id in automatic and new.height]
+            if told:  # nothing new: nobody to tell
+                result.notified = notices.tell(automatic, now, pl.concat(told), reach())
             timings["notify"] = time.perf_counter() - t
     for o in outcomes:
         if o.no_amount:
@@ -198,15 +206,18 @@ def committed_keys(except_policy: str) -> set[str]:
 SETTLED = (Match.Status.PAID, Match.Status.REJECTED)
 
 
-def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, towns) -> list[str]:
+def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, firms: Callable[[], pl.DataFrame],
+           tell: bool = False) -> pl.DataFrame:
     """The outcome as the policy's matches: new firms added (in bulk), changed amounts or reasons
     updated while nothing is released, firms no longer eligible flagged, unchanged rows
-    untouched. The credit codes of the new matches."""
+    untouched. ``firms()``: every firm's ``uscc``, ``town_id`` and whether a message reaches it
+    (``reached``); with ``tell``, a new match of a firm reached is stored as told now. The new
+    matches (``uscc``, ``micro``, ``reason``)."""
     policy = Policy.objects.get(code=o.policy.id)
     version = o.policy.version
     digest = _digest(o)
     if policy.last_digest == digest:
-        return []  # the same rows as the last match stored: nothing new, changed or gone
+        return o.frame.clear()  # the same rows as the last match stored: nothing new, changed or gone
     old = _existing(policy)
     released = pl.Series(list(Payment.objects.filter(policy=policy).values_list("match_id", flat=True).distinct()),
                          dtype=pl.Int64)
@@ -219,7 +230,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, towns) -> l
     gone = old.join(frame.select("uscc"), on="uscc", how="anti").filter(
         ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]))
     if new.height:
-        _insert_new(policy, version, new, now, towns())
+        _insert_new(policy, version, new, now, firms(), tell)
     if touched.height:
         rows = {r["id"]: r for r in touched.iter_rows(named=True)}
         objs = list(Match.objects.filter(pk__in=list(rows)))
@@ -252,7 +263,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, towns) -> l
                 .exclude(match_id=ids[uscc]).update(match_id=ids[uscc])
     result.new += new.height
     Policy.objects.filter(pk=policy.pk).update(last_digest=digest)
-    return new["uscc"].to_list()
+    return new
 
 
 def _digest(o: engine.Outcome) -> str:
@@ -273,14 +284,16 @@ def _existing(policy: Policy) -> pl.DataFrame:
                                       "old_version": pl.String, "status": pl.String}, orient="row")
 
 
-def _towns() -> pl.DataFrame:
-    """Every entity's township code (read once per match run that has new matches)."""
+def _entities() -> pl.DataFrame:
+    """Every entity's township code and contacts (read once per match run that has new matches)."""
     with connection.cursor() as cur:
-        cur.execute("SELECT uscc, town_id FROM registry_entity")
-        return pl.DataFrame(cur.fetchall(), schema={"uscc": pl.String, "town_id": pl.String}, orient="row")
+        cur.execute("SELECT uscc, town_id, phone, email FROM registry_entity")
+        return pl.DataFrame(cur.fetchall(), schema=dict.fromkeys(("uscc", "town_id", "phone", "email"), pl.String),
+                            orient="row")
 
 
-def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, towns: pl.DataFrame) -> None:
+def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, firms: pl.DataFrame,
+                tell: bool) -> None:
     at = timezone.localtime(now).isoformat(timespec="seconds")
     # one history line per row, as JSON: the note (digits, a hex version, Chinese) needs no escaping
     head = json.dumps([{"at": at, "by": "系统", "note": ""}], ensure_ascii=False)
@@ -293,10 +306,12 @@ def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetim
         engine.micro_text().alias("amount"),
         pl.col("reason"), pl.lit(Match.Status.ELIGIBLE.value).alias("status"),
         pl.lit(timezone.localdate(now)).alias("eligible_on"), pl.lit(now).cast(utc).alias("matched_at"),
-        *(pl.lit(None, dtype=utc).alias(c) for c in ("confirmed_at", "lapsed_at", "told_at")),
+        *(pl.lit(None, dtype=utc).alias(c) for c in ("confirmed_at", "lapsed_at")),
         *(pl.lit("").alias(c) for c in ("hold_reason", "bank_name", "bank_account", "account_name")),
         history.alias("history"))
-    bulk.insert(Match._meta.db_table, rows.join(towns, on="uscc", how="left"))
+    rows = rows.join(firms, on="uscc", how="left").with_columns(
+        (pl.when(pl.col("reached")).then(pl.lit(now).cast(utc)) if tell else pl.lit(None, dtype=utc)).alias("told_at"))
+    bulk.insert(Match._meta.db_table, rows.drop("reached"))
 
 
 def write(outcomes: list[engine.Outcome], path: Path) -> None:

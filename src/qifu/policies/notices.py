@@ -44,42 +44,49 @@ def _text(template: str, columns: dict[str, pl.Expr]) -> pl.Expr:
     return pl.concat_str(parts)
 
 
-def tell(codes: list[str], now: dt.datetime) -> int:
+def reachable(entities: pl.DataFrame) -> pl.DataFrame:
+    """The firms among ``entities`` (``uscc``, ``phone``, ``email``) that a text or an email
+    reaches (opt-outs heeded): ``uscc``, ``channel``, ``recipient``."""
+    firms = decency.resolve_channel(entities.select("uscc", "phone", "email", pl.lit("sms").alias("channel")))
+    return firms.filter(pl.col("channel").is_in(["sms", "email"]) & (pl.col("recipient") != "")).select(
+        "uscc", "channel", "recipient")
+
+
+def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.DataFrame) -> int:
     """Messages for the eligible, untold matches of the automatic policies ``codes``: one per
-    firm, naming its largest amount's policy and counting the others. Returns how many."""
+    firm that ``reach`` reaches (``reachable``), naming its largest amount's policy and counting
+    the others. ``fresh`` (``uscc``, ``code``, ``title``, ``micro``) are the matches this run
+    stored, as told already where their firm is reached; the others are read here and marked
+    told. Returns how many messages."""
     if not codes:
         return 0
     marks = ", ".join(["%s"] * len(codes))
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT), e.phone, e.email "
+            f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT) "
             f"FROM {Match._meta.db_table} m JOIN {Policy._meta.db_table} p ON p.id = m.policy_id "
-            f"JOIN registry_entity e ON e.uscc = m.uscc "
             f"WHERE p.code IN ({marks}) AND m.status = %s AND m.told_at IS NULL",
             [*codes, Match.Status.ELIGIBLE])
         rows = cur.fetchall()
-    if not rows:
+    schema = {"id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64}
+    untold = pl.DataFrame(rows, orient="row", schema=schema).join(reach.select("uscc"), on="uscc", how="semi")
+    matches = pl.concat([untold, fresh.join(reach.select("uscc"), on="uscc", how="semi").select(
+        pl.lit(None, dtype=pl.Int64).alias("id"), "uscc", "code", "title", pl.col("micro").cast(pl.Int64))])
+    if matches.is_empty():
         return 0
-    matches = pl.DataFrame(rows, orient="row", schema={
-        "id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64,
-        "phone": pl.String, "email": pl.String})
     firms = (matches.sort(["micro", "code"], descending=[True, False]).group_by("uscc", maintain_order=True).agg(
         pl.col("code").first(), pl.col("title").first(), pl.col("code").sort().str.join("、").alias("codes"),
-        pl.col("micro").sum(), pl.len().alias("n"), pl.col("id").max().alias("newest"),
-        pl.col("phone").first(), pl.col("email").first()))
-    firms = decency.resolve_channel(firms.with_columns(pl.lit("sms").alias("channel")))
-    firms = firms.filter(pl.col("channel").is_in(["sms", "email"]) & (pl.col("recipient").fill_null("") != ""))
-    if firms.is_empty():
-        return 0
+        pl.col("micro").sum(), pl.len().alias("n"))).join(reach, on="uscc")
     fields = {"title": pl.col("title"), "code": pl.col("code"), "n": pl.col("n").cast(pl.String),
               "amount": micro_text(trim=True)}
     text = pl.when(pl.col("n") == 1).then(_text(ONE, fields)).otherwise(_text(MANY, fields))
     utc = pl.Datetime("us", "UTC")
-    # the key names the firm and the newest match the message tells of: a later message to the
-    # firm tells of a newer match (those told are marked so), so no key repeats, and a run
-    # made again after a crash writes the same keys
+    # the key names the firm, the policy of its largest amount and the run (its second): a
+    # match is told of once, so a firm's later message names another match or another run, and
+    # no key repeats
+    run = int(now.timestamp())
     out = firms.select(
-        pl.concat_str([pl.lit("policy:"), pl.col("uscc"), pl.lit(":"), pl.col("newest").cast(pl.String)]).alias("key"),
+        pl.concat_str([pl.lit("policy:"), pl.col("uscc"), pl.lit(":"), pl.col("code"), pl.lit(f":{run}")]).alias("key"),
         pl.col("uscc"), pl.lit("").alias("also_for"), pl.lit("policy").alias("purpose"), pl.col("channel"),
         pl.col("recipient"), text.alias("body"),
         pl.concat_str([pl.lit("符合政策 "), pl.col("codes"), pl.lit("（免申即享）")]).alias("reason"),
@@ -87,9 +94,7 @@ def tell(codes: list[str], now: dt.datetime) -> int:
         pl.lit(OutboxMessage.Status.PENDING.value).alias("status"), pl.lit(0).alias("attempts"),
         pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),
         pl.lit("").alias("provider_id"), pl.lit(None, dtype=utc).alias("sent_at"),
-        pl.lit(timezone.now()).cast(utc).alias("created_at"))
+        pl.lit(timezone.now()).cast(utc).alias("created_at")).sort("key")  # in the unique index's order
     bulk.insert(OutboxMessage._meta.db_table, out)
-    told = matches.join(firms.select("uscc"), on="uscc", how="semi").select(
-        "id", pl.lit(now).cast(utc).alias("told_at"))
-    bulk.update(Match._meta.db_table, told, key=["id"])
+    bulk.update(Match._meta.db_table, untold.select("id", pl.lit(now).cast(utc).alias("told_at")), key=["id"])
     return out.height
