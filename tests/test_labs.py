@@ -262,7 +262,8 @@ def test_a_wait_no_cancellation_serves_ends_a_day_before_and_the_firm_is_told_on
     from qifu.reminders.models import OutboxMessage
 
     inst = instrument()
-    holder, waiter, late = firms(3)
+    holder = firms(1)[0]
+    waiter, late = firms(1, county["own_town"])[0], firms(1, county["other_town"])[0]
     Entity.objects.filter(pk=waiter.pk).update(phone="13905740012")
     Entity.objects.filter(pk=late.pk).update(phone="13905740013")
     starts = actions.day_slots(inst, open_day(inst.lab))[:actions.MAX_WAITING + 2]
@@ -292,6 +293,9 @@ def test_a_wait_no_cancellation_serves_ends_a_day_before_and_the_firm_is_told_on
     page = staff(county, "admin").get(f"/labs/{inst.lab.code}/").content.decode()
     part = page[page.index('id="lab-waiting"'):page.index("已完成或已取消")]
     assert part.count(waiter.name) == actions.MAX_WAITING and "第 2 位" in part and late.name in part
+    page = staff(county, "officer").get(f"/labs/{inst.lab.code}/").content.decode()  # another township's: not shown
+    part = page[page.index('id="lab-waiting"'):page.index("已完成或已取消")]
+    assert part.count(waiter.name) == actions.MAX_WAITING and late.name not in part
     x = staff(county, "admin").get("/labs/?format=xlsx")
     rows = list(openpyxl.load_workbook(io.BytesIO(x.content))["候补"].iter_rows(min_row=2, values_only=True))
     assert len(rows) == Waiting.objects.count() and sum(r[9] == "未约上" for r in rows) == 1
