@@ -260,6 +260,42 @@ milestones: [项目验收]
 """
 
 
+def test_a_firm_that_has_not_confirmed_is_reminded_once_two_weeks_after_it_was_told(county, tmp_path):
+    from qifu import worker
+    from qifu.policies import notices
+
+    folder = policy_folder(tmp_path, a=example("CX-2025-04"), b=example("CX-2025-07"))
+    r = actions.match_folder(folder, 2025, now=NOW)
+    told = Match.objects.filter(status="eligible", told_at__isnull=False)
+    firms = sorted(set(told.values_list("entity_id", flat=True)))
+    assert r.notified == len(firms) >= 3
+    both = next(u for u in firms if told.filter(entity_id=u).count() == 2)
+    held = next(u for u in firms if u != both)
+    confirmed(Match.objects.select_related("entity").get(entity_id=both, policy__code="CX-2025-04"))
+    Match.objects.filter(entity_id=held).update(status="held", hold_reason="测试")  # staff are on it
+    job = next(j for j in worker.JOBS if j.id == "policy_follow_up")
+    assert worker.handler(job) is notices.follow_up
+    # not before two weeks
+    assert notices.follow_up(NOW + dt.timedelta(days=notices.FOLLOW_UP_DAYS) - dt.timedelta(minutes=1)) == 0
+    later = NOW + dt.timedelta(days=notices.FOLLOW_UP_DAYS)
+    again = OutboxMessage.objects.filter(purpose="policy", key__startswith="policy-follow-up:")
+    waiting = set(told.values_list("entity_id", flat=True))  # a firm never told (nobody can reach it) is staff's
+    assert notices.follow_up(later) == len(waiting) == again.count()
+    assert set(again.values_list("entity_id", flat=True)) == waiting and held not in waiting
+    # the firm that confirmed one policy is reminded only of the other, by its amount
+    m = Match.objects.select_related("policy").get(entity_id=both, status="eligible")
+    assert m.policy.code == "CX-2025-07" and again.get(entity_id=both).body == notices.AGAIN_ONE.format(
+        title=m.policy.title, code=m.policy.code, amount=f"{m.amount.normalize():f}")
+    assert any("等 2 项政策" in b for b in again.values_list("body", flat=True))
+    assert all("尚未确认" in b and "无需申请" in b for b in again.values_list("body", flat=True))
+    assert not told.filter(followed_up_at__isnull=True).exists()
+    assert not Match.objects.filter(told_at__isnull=True, followed_up_at__isnull=False).exists()
+    # once only
+    assert notices.follow_up(later + dt.timedelta(days=30)) == 0
+    page = staff(county, "admin").get(f"/policies/matches/{m.pk}/").content.decode()
+    assert "再次提醒" in page
+
+
 def confirmed(m: Match) -> Match:
     return actions.do_confirm(m, "中国工商银行慈溪支行", "6222 0212 3456 7890 123", m.entity.name, now=NOW)
 

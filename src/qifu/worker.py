@@ -91,6 +91,8 @@ JOBS: tuple[Job, ...] = (
         label="申报季每天决定并发送当天的年报提醒"),
     Job("lab_waits", "qifu.labs.actions:expire_waits", _every_ten_minutes, catch_up=lambda now: True,
         label="候补到开始前 24 小时仍无空位的，结束候补并告知企业"),
+    Job("policy_follow_up", "qifu.policies.notices:follow_up", _every_morning, catch_up=_daytime,
+        label="免申即享通知两周后仍未确认收款账户的企业，再提醒一次"),
     Job("project_filings", "qifu.projects.actions:remind_filings", _every_morning, catch_up=_daytime,
         label="建设项目全部验收后、一次备案期限前提醒建设单位"),
 )

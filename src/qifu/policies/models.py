@@ -90,6 +90,9 @@ class Match(models.Model):
     # when the firm was told of this match through the outbox (automatic policies); empty while
     # it has not been, for instance while it can be reached by neither text nor email
     told_at = models.DateTimeField("通知时间", null=True, blank=True)
+    # when a firm that had not confirmed its account ``notices.FOLLOW_UP_DAYS`` after being told
+    # was reminded, once (automatic policies)
+    followed_up_at = models.DateTimeField("提醒确认时间", null=True, blank=True)
     hold_reason = models.CharField("复核原因", max_length=500, blank=True)
     bank_name = models.CharField("开户银行", max_length=100, blank=True)
     bank_account = models.CharField("银行账号", max_length=40, blank=True)

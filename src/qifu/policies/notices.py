@@ -5,7 +5,8 @@ those are, so that a firm eligible for five subsidies gets one text, not five. T
 records when it was told (``told_at``), in the same transaction as the message, so that
 matching again tells nobody twice. A firm reachable by neither text nor email is not marked
 told; it still sees the match in the portal and on its page, and is told once it can be
-reached and a later run finds something new."""
+reached and a later run finds something new. A firm that has not confirmed its account
+``FOLLOW_UP_DAYS`` after it was told is reminded once (``follow_up``, each morning)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import string
 from decimal import Decimal
 
 import polars as pl
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from qifu import bulk
@@ -27,6 +28,11 @@ FREE = "工作人员不会索要费用或验证码。"
 TAIL = "无需申请。请登录企服平台核对，并确认收款账户。" + FREE
 ONE = "【企服】贵单位符合“{title}”（{code}）享受条件，预计可得 {amount} 万元，" + TAIL
 MANY = "【企服】贵单位符合“{title}”（{code}）等 {n} 项政策享受条件，预计合计可得 {amount} 万元，" + TAIL
+# the one reminder, FOLLOW_UP_DAYS after, to a firm that has not confirmed its account
+FOLLOW_UP_DAYS = 14
+AGAIN = "收款账户尚未确认。无需申请，请登录企服平台核对并确认，确认后即可兑现。" + FREE
+AGAIN_ONE = "【企服】提醒：贵单位符合“{title}”（{code}）享受条件，预计可得 {amount} 万元，" + AGAIN
+AGAIN_MANY = "【企服】提醒：贵单位符合“{title}”（{code}）等 {n} 项政策享受条件，预计合计可得 {amount} 万元，" + AGAIN
 
 
 def body(title: str, code: str, amount: Decimal, n: int = 1) -> str:
@@ -61,17 +67,65 @@ def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.Data
     if not codes:
         return 0
     marks = ", ".join(["%s"] * len(codes))
-    with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT) "
-            f"FROM {Match._meta.db_table} m JOIN {Policy._meta.db_table} p ON p.id = m.policy_id "
-            f"WHERE p.code IN ({marks}) AND m.status = %s AND m.told_at IS NULL",
-            [*codes, Match.Status.ELIGIBLE])
-        rows = cur.fetchall()
-    schema = {"id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64}
-    untold = pl.DataFrame(rows, orient="row", schema=schema).join(reach.select("uscc"), on="uscc", how="semi")
+    untold = _matches(f"p.code IN ({marks}) AND m.status = %s AND m.told_at IS NULL", [*codes, Match.Status.ELIGIBLE])
+    untold = untold.join(reach.select("uscc"), on="uscc", how="semi")
     matches = pl.concat([untold, fresh.join(reach.select("uscc"), on="uscc", how="semi").select(
         pl.lit(None, dtype=pl.Int64).alias("id"), "uscc", "code", "title", pl.col("micro").cast(pl.Int64))])
+    n = _write(matches, reach, now, "policy", (ONE, MANY), "（免申即享）")
+    _mark(untold, "told_at", now)
+    return n
+
+
+def follow_up(now: dt.datetime | None = None) -> int:
+    """Once, ``FOLLOW_UP_DAYS`` after a firm was told of a 免申即享 match it has not confirmed
+    yet, a second message: one per firm, of every such match (run by `qifu worker` each
+    morning; the match records ``followed_up_at`` in the same transaction as the message). A
+    firm no longer reached is left to staff (the policy page's 待确认 list). Returns how many
+    messages."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = _matches("p.mode = %s AND m.status = %s AND m.told_at <= %s AND m.followed_up_at IS NULL",
+                       [Policy.Mode.AUTOMATIC, Match.Status.ELIGIBLE,
+                        connection.ops.adapt_datetimefield_value(now - dt.timedelta(days=FOLLOW_UP_DAYS))],
+                       contacts=True)
+        if due.is_empty():
+            return 0
+        reach = reachable(due.select("uscc", "phone", "email").unique("uscc"))
+        due = due.join(reach.select("uscc"), on="uscc", how="semi")
+        n = _write(due, reach, now, "policy-follow-up", (AGAIN_ONE, AGAIN_MANY), "（免申即享，尚未确认收款账户）")
+        _mark(due, "followed_up_at", now)
+    return n
+
+
+def _matches(where: str, params: list, contacts: bool = False) -> pl.DataFrame:
+    """The matches ``where`` says (over ``m``, the match, and ``p``, its policy): ``id``, ``uscc``,
+    ``code``, ``title``, ``micro`` (the amount in millionths of 万元); with ``contacts``, the
+    firm's ``phone`` and ``email`` too, and the rows locked on PostgreSQL (two runs at once
+    cannot both write their messages)."""
+    schema = {"id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64}
+    sql = (f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT) "
+           f"FROM {Match._meta.db_table} m JOIN {Policy._meta.db_table} p ON p.id = m.policy_id WHERE {where}")
+    if contacts:
+        schema.update(phone=pl.String, email=pl.String)
+        sql = sql.replace(" FROM ", ", e.phone, e.email FROM ", 1).replace(
+            " WHERE ", " JOIN registry_entity e ON e.uscc = m.uscc WHERE ", 1)
+        sql += " FOR UPDATE OF m" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    return pl.DataFrame(rows, orient="row", schema=schema)
+
+
+def _mark(matches: pl.DataFrame, column: str, now: dt.datetime) -> None:
+    bulk.update(Match._meta.db_table, matches.select("id", pl.lit(now).cast(pl.Datetime("us", "UTC")).alias(column)),
+                key=["id"])
+
+
+def _write(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, prefix: str, templates: tuple[str, str],
+           note: str) -> int:
+    """One outbox message per firm of ``matches`` (all of firms ``reach`` reaches), naming the
+    policy of its largest amount and counting the others (``templates``: for one match, for
+    several). Returns how many."""
     if matches.is_empty():
         return 0
     firms = (matches.sort(["micro", "code"], descending=[True, False]).group_by("uscc", maintain_order=True).agg(
@@ -79,22 +133,21 @@ def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.Data
         pl.col("micro").sum(), pl.len().alias("n"))).join(reach, on="uscc")
     fields = {"title": pl.col("title"), "code": pl.col("code"), "n": pl.col("n").cast(pl.String),
               "amount": micro_text(trim=True)}
-    text = pl.when(pl.col("n") == 1).then(_text(ONE, fields)).otherwise(_text(MANY, fields))
+    text = pl.when(pl.col("n") == 1).then(_text(templates[0], fields)).otherwise(_text(templates[1], fields))
     utc = pl.Datetime("us", "UTC")
     # the key names the firm, the policy of its largest amount and the run (its second): a
-    # match is told of once, so a firm's later message names another match or another run, and
-    # no key repeats
+    # match is told of (or followed up) once, so a firm's later message names another match or
+    # another run, and no key repeats
     run = int(now.timestamp())
     out = firms.select(
-        pl.concat_str([pl.lit("policy:"), pl.col("uscc"), pl.lit(":"), pl.col("code"), pl.lit(f":{run}")]).alias("key"),
+        pl.concat_str([pl.lit(prefix + ":"), pl.col("uscc"), pl.lit(":"), pl.col("code"), pl.lit(f":{run}")]).alias("key"),
         pl.col("uscc"), pl.lit("").alias("also_for"), pl.lit("policy").alias("purpose"), pl.col("channel"),
         pl.col("recipient"), text.alias("body"),
-        pl.concat_str([pl.lit("符合政策 "), pl.col("codes"), pl.lit("（免申即享）")]).alias("reason"),
+        pl.concat_str([pl.lit("符合政策 "), pl.col("codes"), pl.lit(note)]).alias("reason"),
         pl.lit("treated").alias("group"), pl.lit(timezone.localdate(now)).alias("planned_for"),
         pl.lit(OutboxMessage.Status.PENDING.value).alias("status"), pl.lit(0).alias("attempts"),
         pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),
         pl.lit("").alias("provider_id"), pl.lit(None, dtype=utc).alias("sent_at"),
         pl.lit(timezone.now()).cast(utc).alias("created_at")).sort("key")  # in the unique index's order
     bulk.insert(OutboxMessage._meta.db_table, out)
-    bulk.update(Match._meta.db_table, untold.select("id", pl.lit(now).cast(utc).alias("told_at")), key=["id"])
     return out.height

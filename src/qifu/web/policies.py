@@ -122,11 +122,11 @@ def policy(request, code: str):
         wb = spreadsheets.workbook()
         ws = wb.create_sheet("政策匹配")
         spreadsheets.append(ws, ["统一社会信用代码", "名称", "镇街", "金额（万元）", "符合理由", "状态", "符合条件日期", "复核原因",
-                                 "通知时间"])
+                                 "通知时间", "再次提醒时间"])
         for m in qs:
-            told = timezone.localtime(m.told_at).replace(tzinfo=None) if m.told_at else None
+            told, again = (timezone.localtime(t).replace(tzinfo=None) if t else None for t in (m.told_at, m.followed_up_at))
             spreadsheets.append(ws, [m.entity_id, m.entity.name, m.entity.town.name, float(m.amount), m.reason,
-                                     m.get_status_display(), m.eligible_on, m.hold_reason, told])
+                                     m.get_status_display(), m.eligible_on, m.hold_reason, told, again])
         return audited_xlsx(request, wb, f"policy-{p.code}", f"政策 {p.code} 匹配名单 {qs.count()} 行")
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     counts = dict(_matches(request).filter(policy=p).values_list("status").annotate(n=Count("id")))
