@@ -296,6 +296,8 @@ def test_a_wait_no_cancellation_serves_ends_a_day_before_and_the_firm_is_told_on
     page = staff(county, "officer").get(f"/labs/{inst.lab.code}/").content.decode()  # another township's: not shown
     part = page[page.index('id="lab-waiting"'):page.index("已完成或已取消")]
     assert part.count(waiter.name) == actions.MAX_WAITING and late.name not in part
+    open_waits = Waiting.objects.filter(status="waiting", start__gte=now + dt.timedelta(hours=24)).count()
+    assert f"候补中 {open_waits} 个，候补约上 0 次" in staff(county, "admin").get("/labs/").content.decode()
     x = staff(county, "admin").get("/labs/?format=xlsx")
     rows = list(openpyxl.load_workbook(io.BytesIO(x.content))["候补"].iter_rows(min_row=2, values_only=True))
     assert len(rows) == Waiting.objects.count() and sum(r[9] == "未约上" for r in rows) == 1

@@ -12,7 +12,7 @@ from django.db.models.functions import ExtractYear, Substr
 from django.utils import timezone
 
 from qifu.labs import actions
-from qifu.labs.models import Booking, Instrument, Voucher, Waiting
+from qifu.labs.models import FREE_CANCEL_HOURS, Booking, Instrument, Voucher, Waiting
 
 
 def week(instrument: Instrument, first: dt.date, days: int = 7) -> list[dict]:
@@ -44,8 +44,9 @@ def waiting_of(entity):
     return Waiting.objects.filter(entity=entity).select_related("instrument__lab", "booking").order_by("-created_at", "-id")
 
 
-def measures(bookings, batches, vouchers) -> dict:
-    """The measures over querysets already narrowed to what the reader may see."""
+def measures(bookings, batches, vouchers, waits=None) -> dict:
+    """The measures over querysets already narrowed to what the reader may see; with ``waits``,
+    the waiting list's too: open waits a cancellation could still serve, and waits served."""
     by_lab = list(batches.values("lab__name").annotate(n=Count("id"), samples=Sum("samples")).order_by("-n"))
     by_town = list(batches.values("town__name").annotate(n=Count("id")).order_by("-n"))
     by_section = list(batches.annotate(section=Substr("entity__industry_code", 1, 1)).values("section")
@@ -62,4 +63,8 @@ def measures(bookings, batches, vouchers) -> dict:
         "price": paid["price"] or Decimal(0), "voucher_used": paid["voucher"] or Decimal(0),
         "voucher_granted": granted, "voucher_firms": vouchers.count(),
         "hours": sum(((b["end"] - b["start"]).total_seconds() / 3600 for b in live.values("start", "end")), 0.0),
+        **({} if waits is None else {
+            "waiting": waits.filter(status=Waiting.Status.WAITING,
+                                    start__gte=timezone.now() + dt.timedelta(hours=FREE_CANCEL_HOURS)).count(),
+            "waits_served": waits.filter(status=Waiting.Status.BOOKED).count()}),
     }

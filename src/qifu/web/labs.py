@@ -47,7 +47,7 @@ def overview(request):
     if request.GET.get("format") == "xlsx":
         return _xlsx(request)
     year = timezone.localdate().year
-    m = queries.measures(_bookings(request), _batches(request), _vouchers(request).filter(year=year))
+    m = queries.measures(_bookings(request), _batches(request), _vouchers(request).filter(year=year), _waits(request))
     sections = reference.industries()
     labs = list(Lab.objects.select_related("town").annotate(instrument_count=Count("instruments")).order_by("code"))
     soon = timezone.localdate() + dt.timedelta(days=90)

@@ -30,7 +30,7 @@ from qifu.experts import queries as expert_queries
 from qifu.experts.models import Cooperation, Need, Visit
 from qifu.imports.models import ImportRun
 from qifu.labs import queries as lab_queries
-from qifu.labs.models import Booking, TestBatch, Voucher
+from qifu.labs.models import Booking, TestBatch, Voucher, Waiting
 from qifu.land import queries as land_queries
 from qifu.land.models import Parcel, Remediation
 from qifu.policies import queries as policy_queries
@@ -116,7 +116,7 @@ def _labs_panel(request) -> dict | None:
         return None
     year = timezone.localdate().year
     vouchers = scope.filter_by_town(Voucher.objects.filter(year=year), request.user, "entity__town")
-    m = lab_queries.measures(bookings, batches, vouchers)
+    m = lab_queries.measures(bookings, batches, vouchers, scope.filter_by_town(Waiting.objects.all(), request.user))
     months = dict(batches.filter(tested_on__year=year).annotate(month=ExtractMonth("tested_on")).values_list("month")
                   .annotate(n=Count("id")))
     return {"m": m, "year": year, "charts": {"lab-months": {
