@@ -292,8 +292,16 @@ def test_a_firm_that_has_not_confirmed_is_reminded_once_two_weeks_after_it_was_t
     assert not Match.objects.filter(told_at__isnull=True, followed_up_at__isnull=False).exists()
     # once only
     assert notices.follow_up(later + dt.timedelta(days=30)) == 0
-    page = staff(county, "admin").get(f"/policies/matches/{m.pk}/").content.decode()
-    assert "再次提醒" in page
+    admin = staff(county, "admin")
+    assert "再次提醒" in admin.get(f"/policies/matches/{m.pk}/").content.decode()
+    # staff's list of those to call: reminded and still not confirmed
+    ignored = Match.objects.filter(policy__code="CX-2025-07", status="eligible", followed_up_at__isnull=False)
+    assert f"提醒后仍未确认 {ignored.count()}</a>" in admin.get("/policies/CX-2025-07/").content.decode()
+    x = admin.get("/policies/CX-2025-07/?status=ignored&format=xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(x.content))["政策匹配"].iter_rows(min_row=2, values_only=True))
+    assert {r[0] for r in rows} == set(ignored.values_list("entity_id", flat=True)) and all(r[9] for r in rows)
+    confirmed(m)
+    assert f"提醒后仍未确认 {ignored.count()}</a>" in admin.get("/policies/CX-2025-07/").content.decode()
 
 
 def confirmed(m: Match) -> Match:

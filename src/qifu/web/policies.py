@@ -107,6 +107,7 @@ def _overview_xlsx(request, ctx) -> HttpResponse:
 
 
 UNTOLD = "untold"
+IGNORED = "ignored"  # reminded again and still not confirmed: to call
 
 
 @staff_required
@@ -116,6 +117,8 @@ def policy(request, code: str):
     status = request.GET.get("status", "")
     if status == UNTOLD:  # eligible for a 免申即享 policy and not told (no reachable number or address): to call
         qs = qs.filter(status=Match.Status.ELIGIBLE, told_at__isnull=True)
+    elif status == IGNORED:  # told, reminded once, and still not confirmed: to call too
+        qs = qs.filter(status=Match.Status.ELIGIBLE, followed_up_at__isnull=False)
     elif status:
         qs = qs.filter(status=status)
     if request.GET.get("format") == "xlsx":
@@ -130,13 +133,15 @@ def policy(request, code: str):
         return audited_xlsx(request, wb, f"policy-{p.code}", f"政策 {p.code} 匹配名单 {qs.count()} 行")
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     counts = dict(_matches(request).filter(policy=p).values_list("status").annotate(n=Count("id")))
+    waiting = _matches(request).filter(policy=p, status=Match.Status.ELIGIBLE).aggregate(
+        untold=Count("id", filter=Q(told_at__isnull=True)), ignored=Count("id", filter=Q(followed_up_at__isnull=False)))
     ledger = Payment.objects.filter(policy=p, match__in=_matches(request)).aggregate(
         released=Sum("amount"), paid=Sum("amount", filter=Q(status=Payment.Status.PAID)))
     return render(request, "web/policy.html", {
         "p": p, "page": page, "status": status,
         "statuses": [(v, label, counts.get(v, 0)) for v, label in Match.Status.choices],
-        "untold": (_matches(request).filter(policy=p, status=Match.Status.ELIGIBLE, told_at__isnull=True).count()
-                   if p.mode == Policy.Mode.AUTOMATIC else 0), "UNTOLD": UNTOLD,
+        "untold": waiting["untold"] if p.mode == Policy.Mode.AUTOMATIC else 0, "UNTOLD": UNTOLD,
+        "ignored": waiting["ignored"] if p.mode == Policy.Mode.AUTOMATIC else 0, "IGNORED": IGNORED,
         "ledger": ledger, "can_review": scope.can_review_policy(request.user, p),
         "versions": p.versions.order_by("-created_at"),
     })
