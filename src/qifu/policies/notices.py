@@ -52,10 +52,8 @@ def _text(template: str, columns: dict[str, pl.Expr]) -> pl.Expr:
 
 def reachable(entities: pl.DataFrame) -> pl.DataFrame:
     """The firms among ``entities`` (``uscc``, ``phone``, ``email``) that a text or an email
-    reaches (opt-outs heeded): ``uscc``, ``channel``, ``recipient``."""
-    firms = decency.resolve_channel(entities.select("uscc", "phone", "email", pl.lit("sms").alias("channel")))
-    return firms.filter(pl.col("channel").is_in(["sms", "email"]) & (pl.col("recipient") != "")).select(
-        "uscc", "channel", "recipient")
+    reaches (``decency.in_writing``): ``uscc``, ``channel``, ``recipient``."""
+    return decency.in_writing(entities.select("uscc", "phone", "email")).select("uscc", "channel", "recipient")
 
 
 def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.DataFrame) -> int:

@@ -281,14 +281,12 @@ def remind_filings(now: dt.datetime | None = None) -> int:
         if last_day is not None and today >= last_day - dt.timedelta(days=REMIND_DAYS_BEFORE):
             due[filing_key(p)] = (p, last_day)
     told = set(OutboxMessage.objects.filter(key__in=list(due)).values_list("key", flat=True))
-    rows = [{"key": k, "phone": p.entity.phone, "email": p.entity.email, "channel": "sms"}
-            for k, (p, _) in due.items() if k not in told]
+    rows = [{"key": k, "phone": p.entity.phone, "email": p.entity.email} for k, (p, _) in due.items() if k not in told]
     if not rows:
         return 0
-    reach = decency.resolve_channel(pl.DataFrame(rows, schema={"key": pl.String, "phone": pl.String,
-                                                                "email": pl.String, "channel": pl.String}))
+    reach = decency.in_writing(pl.DataFrame(rows, schema=dict.fromkeys(("key", "phone", "email"), pl.String)))
     queued = 0
-    for r in reach.filter(pl.col("channel").is_in(["sms", "email"])).iter_rows(named=True):
+    for r in reach.iter_rows(named=True):
         p, last_day = due[r["key"]]
         left = (last_day - today).days
         day = f"{last_day.month}月{last_day.day}日"

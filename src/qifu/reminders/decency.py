@@ -114,3 +114,11 @@ def reach(phone: str, email: str, alt_phone: str = "", alt_email: str = "") -> t
     row = resolve_channel(pl.DataFrame([("sms", phone, email, alt_phone, alt_email)], schema=dict.fromkeys(names, pl.String),
                                        orient="row"))
     return row["channel"][0], row["recipient"][0]
+
+
+def in_writing(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``rows`` (``phone``, ``email``, as ``resolve_channel`` reads them) that a text
+    or an email reaches, with that ``channel`` and its ``recipient``: for a notice that is
+    written or not sent at all (a firm reached by neither is left to staff)."""
+    rows = resolve_channel(rows.with_columns(pl.lit("sms").alias("channel")))
+    return rows.filter(pl.col("channel").is_in(["sms", "email"]) & (pl.col("recipient") != ""))
