@@ -44,9 +44,9 @@ def waiting_of(entity):
     return Waiting.objects.filter(entity=entity).select_related("instrument__lab", "booking").order_by("-created_at", "-id")
 
 
-def measures(bookings, batches, vouchers, waits=None) -> dict:
-    """The measures over querysets already narrowed to what the reader may see; with ``waits``,
-    the waiting list's too: open waits a cancellation could still serve, and waits served."""
+def measures(bookings, batches, vouchers, waits) -> dict:
+    """The measures over querysets already narrowed to what the reader may see; of ``waits``,
+    the open ones a cancellation could still serve, and those served."""
     by_lab = list(batches.values("lab__name").annotate(n=Count("id"), samples=Sum("samples")).order_by("-n"))
     by_town = list(batches.values("town__name").annotate(n=Count("id")).order_by("-n"))
     by_section = list(batches.annotate(section=Substr("entity__industry_code", 1, 1)).values("section")
@@ -63,8 +63,7 @@ def measures(bookings, batches, vouchers, waits=None) -> dict:
         "price": paid["price"] or Decimal(0), "voucher_used": paid["voucher"] or Decimal(0),
         "voucher_granted": granted, "voucher_firms": vouchers.count(),
         "hours": sum(((b["end"] - b["start"]).total_seconds() / 3600 for b in live.values("start", "end")), 0.0),
-        **({} if waits is None else {
-            "waiting": waits.filter(status=Waiting.Status.WAITING,
-                                    start__gte=timezone.now() + dt.timedelta(hours=FREE_CANCEL_HOURS)).count(),
-            "waits_served": waits.filter(status=Waiting.Status.BOOKED).count()}),
+        "waiting": waits.filter(status=Waiting.Status.WAITING,
+                                start__gte=timezone.now() + dt.timedelta(hours=FREE_CANCEL_HOURS)).count(),
+        "waits_served": waits.filter(status=Waiting.Status.BOOKED).count(),
     }
