@@ -492,6 +492,48 @@ def test_staff_record_a_batch_and_grant_vouchers(county, data_dir):
     assert Voucher.objects.get(entity=firm).budget == Decimal(5000)
 
 
+def test_staff_book_for_a_firm_that_calls_and_put_it_on_the_waiting_list_when_full(county):
+    from qifu.reminders.models import OutboxMessage
+
+    inst = instrument()
+    mine, second, other = *firms(2, county["own_town"]), firms(1, county["other_town"])[0]
+    Entity.objects.filter(pk__in=[mine.pk, second.pk]).update(phone="13905740022")
+    start = first_slot(inst)
+    local = timezone.localtime(start)
+    form = {"uscc": mine.uscc, "instrument": str(inst.pk), "day": f"{local:%Y-%m-%d}", "time": f"{local:%H:%M}",
+            "slots": "1", "purpose": "电话代约：外径测量", "wait": "yes"}
+    officer = staff(county, "officer")
+    assert 'id="lab-book-for"' in officer.get(f"/labs/{inst.lab.code}/").content.decode()
+    r = officer.post(f"/labs/{inst.lab.code}/book/", form, follow=True)
+    b = Booking.objects.get(entity=mine)
+    assert (b.channel, b.booked_by, b.start, b.purpose) == ("staff", county["users"]["officer"], start, "电话代约：外径测量")
+    assert "已为" in r.content.decode()
+    told = OutboxMessage.objects.get(key=f"lab-booked:{b.pk}")
+    assert (told.recipient, told.purpose) == ("13905740022", "lab") and "工作人员已为您预约" in told.body
+    # the slot is full now: without the box ticked nothing is made; with it, the firm waits
+    r = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "uscc": second.uscc, "wait": ""}, follow=True)
+    assert "已被预约" in r.content.decode() and not Waiting.objects.exists()
+    officer.post(f"/labs/{inst.lab.code}/book/", {**form, "uscc": second.uscc})
+    w = Waiting.objects.get(entity=second)
+    assert w.created_by == county["users"]["officer"] and w.status == "waiting"
+    assert "登记候补" in OutboxMessage.objects.get(key=f"lab-waiting-made:{w.pk}").body
+    # when the slot frees, the wait is booked as the staff member's booking, and the firm told
+    actions.do_cancel(b)
+    w.refresh_from_db()
+    assert (w.status, w.booking.channel, w.booking.booked_by) == ("booked", "staff", county["users"]["officer"])
+    # another township's firm, an instrument of another lab, bad input, a leader: nothing made
+    before = (Booking.objects.count(), Waiting.objects.count())
+    later = timezone.localtime(start + dt.timedelta(minutes=inst.slot_minutes))
+    elsewhere = Instrument.objects.exclude(lab=inst.lab).first()
+    assert officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": f"{later:%H:%M}", "uscc": other.uscc}).status_code == 403
+    for bad in ({"uscc": "91330282XXXXXXXXXX"}, {"instrument": str(elsewhere.pk)}, {"day": "下周二"}, {"time": "9点"},
+                {"purpose": "x"}, {"time": "03:00"}):
+        r = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": f"{later:%H:%M}", **bad}, follow=True)
+        assert r.status_code == 200 and '<li class="error"' in r.content.decode(), bad
+    assert (Booking.objects.count(), Waiting.objects.count()) == before
+    assert staff(county, "leader").post(f"/labs/{inst.lab.code}/book/", form).status_code == 403
+
+
 def test_the_portal_searches_books_and_cancels(county):
     inst = instrument()
     firm = firms(1)[0]

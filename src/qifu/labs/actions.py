@@ -363,10 +363,11 @@ def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, 
 
 
 def do_wait(entity: Entity, instrument: Instrument, start: dt.datetime, slots: int = 1, purpose: str = "",
-            use_voucher: bool = True, now: dt.datetime | None = None) -> Waiting:
+            use_voucher: bool = True, now: dt.datetime | None = None, by=None) -> Waiting:
     """Wait for ``slots`` slots from ``start`` that are full now: when a booking frees them, the
     firm that has waited longest is booked on them (``serve_waiting``). Only a full slot can be
-    waited for, once per firm, and at most ``MAX_WAITING`` at a time."""
+    waited for, once per firm, and at most ``MAX_WAITING`` at a time. ``by``: the staff member
+    who puts the firm on the list for it (a phone call, a service station)."""
     now = now or timezone.now()
     purpose = (purpose or "").strip()
     if not 2 <= len(purpose) <= 500:
@@ -390,7 +391,8 @@ def do_wait(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
     try:
         with transaction.atomic():
             return Waiting.objects.create(instrument=instrument, entity=entity, town_id=entity.town_id, start=starts[0],
-                                          slots=slots, purpose=purpose, use_voucher=use_voucher, created_at=now)
+                                          slots=slots, purpose=purpose, use_voucher=use_voucher, created_at=now,
+                                          created_by=by)
     except IntegrityError:
         raise LabActionError("贵企业已在候补这个时段") from None
 
@@ -424,8 +426,9 @@ def serve_waiting(instrument_id: int, freed: list[dt.datetime], now: dt.datetime
                 # slot at once, or a withdrawal, cannot serve it twice
                 if not Waiting.objects.select_for_update().filter(pk=w.pk, status=Waiting.Status.WAITING).exists():
                     continue
-                booking = do_book(w.entity, w.instrument, w.start, w.slots, w.purpose,
-                                  channel=Booking.Channel.PORTAL, use_voucher=w.use_voucher, now=now, _current=True)
+                channel = Booking.Channel.STAFF if w.created_by_id else Booking.Channel.PORTAL
+                booking = do_book(w.entity, w.instrument, w.start, w.slots, w.purpose, channel=channel,
+                                  by=w.created_by, use_voucher=w.use_voucher, now=now, _current=True)
                 Waiting.objects.filter(pk=w.pk).update(status=Waiting.Status.BOOKED, closed_at=now, booking=booking,
                                                        note="有空位，已自动预约")
                 _tell_booked(w, booking, now)
@@ -454,7 +457,7 @@ def expire_waits(now: dt.datetime | None = None, instrument_id: int | None = Non
             closed += 1
             if w.start > now:  # a slot gone by long ago (the worker was down) is not worth a text
                 start = timezone.localtime(w.start)
-                _tell(w, now, f"【企服】您候补的{w.instrument.lab.name}“{w.instrument.name}”{start:%m月%d日%H:%M}起的时段，"
+                _tell(w.entity, f"lab-waiting:{w.pk}", now, f"【企服】您候补的{w.instrument.lab.name}“{w.instrument.name}”{start:%m月%d日%H:%M}起的时段，"
                               f"到开始前 {FREE_CANCEL_HOURS} 小时仍无空位，候补已结束。如仍需检测，请登录企服平台预约其他时段。",
                       f"候补 {w.instrument.name} {start:%Y-%m-%d %H:%M} 未约上")
     return closed
@@ -463,21 +466,41 @@ def expire_waits(now: dt.datetime | None = None, instrument_id: int | None = Non
 def _tell_booked(w: Waiting, booking: Booking, now: dt.datetime) -> None:
     lab, inst = w.instrument.lab, w.instrument
     cover = f"，创新券抵扣 {booking.voucher_amount} 元" if booking.voucher_amount else ""
-    _tell(w, now, f"【企服】您候补的{lab.name}“{inst.name}”{timezone.localtime(booking.start):%m月%d日%H:%M}起的时段有了空位，"
+    _tell(w.entity, f"lab-waiting:{w.pk}", now, f"【企服】您候补的{lab.name}“{inst.name}”{timezone.localtime(booking.start):%m月%d日%H:%M}起的时段有了空位，"
                   f"已为您自动预约，费用 {booking.price} 元{cover}。如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。",
           f"候补 {inst.name} {timezone.localtime(booking.start):%Y-%m-%d %H:%M} 约上")
 
 
-def _tell(w: Waiting, now: dt.datetime, body: str, reason: str) -> None:
-    """The firm of ``w`` told how its wait ended, once (one key per wait: booked or not)."""
+def tell_staff_made(made: Booking | Waiting, now: dt.datetime | None = None) -> None:
+    """The firm told in writing what a staff member booked, or put it on the waiting list for,
+    on its behalf (a phone call is easily misheard), with how to cancel or withdraw."""
+    now = now or timezone.now()
+    inst = made.instrument
+    start = timezone.localtime(made.start)
+    where = f"{inst.lab.name}“{inst.name}”{start:%m月%d日%H:%M}起"
+    if isinstance(made, Booking):
+        cover = f"，创新券抵扣 {made.voucher_amount} 元" if made.voucher_amount else ""
+        _tell(made.entity, f"lab-booked:{made.pk}", now,
+              f"【企服】工作人员已为您预约{where}的时段（{(made.end - made.start) // dt.timedelta(minutes=inst.slot_minutes)} 个），费用 {made.price} 元{cover}。"
+              f"如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。",
+              f"代约 {inst.name} {start:%Y-%m-%d %H:%M}")
+    else:
+        _tell(made.entity, f"lab-waiting-made:{made.pk}", now,
+              f"【企服】{where}的时段已约满，工作人员已为您登记候补：有人取消时按登记先后为您自动预约并通知。"
+              f"可登录企服平台查看或撤回。",
+              f"代为候补 {inst.name} {start:%Y-%m-%d %H:%M}")
+
+
+def _tell(e: Entity, key: str, now: dt.datetime, body: str, reason: str) -> None:
+    """The firm told once under ``key`` (a wait's end: one key per wait, booked or not), by text
+    or e-mail where one reaches it; the portal shows the same."""
     from qifu.reminders import decency
     from qifu.reminders.models import OutboxMessage
 
-    e = w.entity
     channel, recipient = decency.reach(e.phone, e.email)
     if channel not in ("sms", "email") or not recipient:
-        return  # the portal's list of waits shows it
-    OutboxMessage.objects.get_or_create(key=f"lab-waiting:{w.pk}", defaults={
+        return  # the portal's lists of bookings and waits show it
+    OutboxMessage.objects.get_or_create(key=key, defaults={
         "entity": e, "purpose": "lab", "channel": channel, "recipient": recipient, "body": body, "reason": reason,
         "planned_for": timezone.localdate(now), "next_attempt_at": now})
 

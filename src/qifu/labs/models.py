@@ -179,6 +179,9 @@ class Waiting(models.Model):
     closed_at = models.DateTimeField("结束时间", null=True, blank=True)
     booking = models.OneToOneField(Booking, null=True, blank=True, on_delete=models.SET_NULL, related_name="waited")
     note = models.CharField("说明", max_length=300, blank=True)
+    # the staff member who put the firm on the list (by phone or at a service station), if not the firm
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name="代为登记")
 
     class Meta:
         verbose_name = verbose_name_plural = "候补"

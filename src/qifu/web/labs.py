@@ -123,7 +123,7 @@ def lab(request, code: str):
         "recent": bookings.exclude(status=Booking.Status.BOOKED).order_by("-start")[:50],
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(),
         "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
-        "can_write": scope.can_write(request.user),
+        "can_write": scope.can_write(request.user), "max_slots": actions.MAX_SLOTS,
     })
 
 
@@ -151,6 +151,44 @@ def booking_act(request, booking_id: int):
         messages.error(request, str(e) if isinstance(e, actions.LabActionError | attachments.AttachmentError)
                        else "检测日期或样品数无法识别")
     return redirect("lab", code=b.instrument.lab.code)
+
+
+@staff_required(write=True)
+@require_POST
+def book_for(request, code: str):
+    """A staff member books an instrument for a firm that called or came to a service station
+    (工作人员代约), or, where the slot is full and they ask for it, puts the firm on its waiting
+    list; the firm is told in writing either way."""
+    lab = get_object_or_404(Lab, code=code)
+    post = request.POST
+    entity, why = scope.entity_in_form(request.user, post.get("uscc", ""))
+    inst = lab.instruments.filter(pk=post["instrument"]).first() if post.get("instrument", "").isdigit() else None
+    if entity is None or inst is None:
+        messages.error(request, why or "请选择本实验室的仪器")
+        return redirect("lab", code=code)
+    try:
+        start = dt.datetime.combine(dt.date.fromisoformat(post.get("day", "")), dt.time.fromisoformat(post.get("time", "")))
+        slots = int(post.get("slots") or 1)
+    except ValueError:
+        messages.error(request, "日期、开始时间或时段数无法识别（如 2026-12-08、09:00、1）")
+        return redirect("lab", code=code)
+    voucher = post.get("voucher") != "no"
+    try:
+        try:
+            made = actions.do_book(entity, inst, start, slots, post.get("purpose", ""), channel=Booking.Channel.STAFF,
+                                   by=request.user, use_voucher=voucher)
+            done = f"已为 {entity.name} 预约 {timezone.localtime(made.start):%Y-%m-%d %H:%M} 起的时段，费用 {made.price} 元"
+        except actions.SlotTaken:
+            if post.get("wait") != "yes":
+                raise
+            made = actions.do_wait(entity, inst, start, slots, post.get("purpose", ""), use_voucher=voucher, by=request.user)
+            done = f"该时段已约满，已为 {entity.name} 登记候补"
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+        return redirect("lab", code=code)
+    actions.tell_staff_made(made)
+    messages.success(request, done + "，并已短信或邮件告知企业")
+    return redirect("lab", code=code)
 
 
 @staff_required(write=True)

@@ -52,6 +52,7 @@ urlpatterns = [
     path("labs/bookings/<int:booking_id>/act/", labs.booking_act, name="lab-booking-act"),
     path("labs/batches/<int:batch_id>/report/", labs.report_file, name="lab-report"),
     path("labs/<str:code>/", labs.lab, name="lab"),
+    path("labs/<str:code>/book/", labs.book_for, name="lab-book-for"),
     path("land/", land.overview, name="land"),
     path("land/remediation/", land.remediation, name="land-remediation"),
     path("land/remediation/<int:case_id>/", land.case, name="land-case"),
