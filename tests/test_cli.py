@@ -199,3 +199,29 @@ def test_an_output_file_that_cannot_be_written_is_one_line(tmp_path, cli_db):
 def test_synth_refuses_a_negative_size_in_one_line(tmp_path, cli_db):
     result = qifu("synth", "--entities", "-5", "--out", tmp_path / "c", env=cli_db)
     assert result.returncode == 2 and "应为正整数" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.django_db
+def test_a_caller_of_main_keeps_its_garbage_collector_as_it_was(monkeypatch, tmp_path):
+    """The command line tunes the collector for a batch and freezes what is left at its end
+    (cli.BATCH_GC_THRESHOLD); a caller that goes on living, as a test or a script does, must not
+    find its thresholds changed or its objects frozen for ever."""
+    import gc
+
+    from qifu import cli
+
+    args = ["policy", "batch", "--number", "BF-无此批次", "--out", str(tmp_path / "b.csv")]
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(SystemExit) as ended:
+        cli.main(args)
+    assert ended.value.code == 1 and gc.get_threshold() == before and gc.get_freeze_count() == frozen
+    # the process's own command line (no argv) is the batch: tuned, and frozen at its end
+    calls = []
+    monkeypatch.setattr(sys, "argv", ["qifu", *args])
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    try:
+        with pytest.raises(SystemExit):
+            cli.main()
+        assert gc.get_threshold() == cli.BATCH_GC_THRESHOLD and calls == ["freeze"]
+    finally:
+        gc.set_threshold(*before)
