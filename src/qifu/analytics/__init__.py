@@ -54,9 +54,14 @@ def _read_manifest() -> dict:
 
 
 def stamp(name: str) -> list:
+    """The table's row count and latest ``imported_at``: two statements, so that the latest is
+    read off the end of its index (one statement scanned the table: 0.3 s of a policy match's
+    start over a county of 240,000 entities, and again before every check)."""
     with connection.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*), MAX(imported_at) FROM {TABLES[name]}")
-        count, latest = cur.fetchone()
+        cur.execute(f"SELECT COUNT(*) FROM {TABLES[name]}")
+        (count,) = cur.fetchone()
+        cur.execute(f"SELECT MAX(imported_at) FROM {TABLES[name]}")
+        (latest,) = cur.fetchone()
     return [int(count), str(latest)]
 
 

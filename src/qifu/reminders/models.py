@@ -21,7 +21,8 @@ class ReminderRecord(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "提醒记录"
         constraints = [models.UniqueConstraint(fields=["entity", "sent_at", "channel"], name="reminder_unique")]
-        indexes = [models.Index(fields=["sent_at"])]
+        indexes = [models.Index(fields=["sent_at"]),
+                   models.Index(fields=["imported_at"], name="reminder_imported")]  # analytics.stamp
 
 
 class OutboxMessage(models.Model):

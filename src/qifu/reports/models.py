@@ -84,6 +84,7 @@ class AnnualReport(models.Model):
             models.Index(fields=["phone"]),
             models.Index(Lower("email"), name="report_email_lower"),
             models.Index(fields=["total_revenue"]),
+            models.Index(fields=["imported_at"], name="report_imported"),  # analytics.stamp
         ]
 
     def __str__(self) -> str:
@@ -105,6 +106,7 @@ class Shareholder(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "股东及出资"
+        indexes = [models.Index(fields=["imported_at"], name="shareholder_imported")]  # analytics.stamp
         constraints = [
             models.UniqueConstraint(fields=["entity", "report_year", "shareholder_name"], name="shareholder_unique")
         ]

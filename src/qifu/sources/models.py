@@ -14,6 +14,7 @@ class TaxRecord(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "税务数据"
+        indexes = [models.Index(fields=["imported_at"], name="tax_imported")]  # analytics.stamp
         constraints = [models.UniqueConstraint(fields=["entity", "year"], name="tax_unique")]
 
 
@@ -26,4 +27,5 @@ class SocialRecord(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "社保数据"
+        indexes = [models.Index(fields=["imported_at"], name="social_imported")]  # analytics.stamp
         constraints = [models.UniqueConstraint(fields=["entity", "year"], name="social_unique")]
