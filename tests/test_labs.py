@@ -477,6 +477,7 @@ def test_staff_record_a_batch_and_grant_vouchers(county, data_dir):
     Booking.objects.filter(pk=b.pk).update(start=start - dt.timedelta(days=7), end=start - dt.timedelta(days=7))
     day = timezone.localtime(start - dt.timedelta(days=7)).date()
     c = staff(county, "officer")
+    assert "已过预约时间，待登记检测" in c.get(f"/labs/{inst.lab.code}/").content.decode()  # its time is past
     r = c.post(f"/labs/bookings/{b.pk}/act/", {"action": "batch", "tested_on": day.isoformat(), "items": "盐雾 48h",
                                                 "samples": "3", "report_no": "R-9", "conclusion": "pass",
                                                 "report": SimpleUploadedFile("a.txt", b"not a pdf")})
@@ -486,6 +487,7 @@ def test_staff_record_a_batch_and_grant_vouchers(county, data_dir):
                                                 "report": SimpleUploadedFile("r.pdf", PDF)})
     batch = Batch.objects.get()
     assert batch.samples == 3 and c.get(f"/labs/batches/{batch.pk}/report/").status_code == 200
+    assert "已过预约时间" not in c.get(f"/labs/{inst.lab.code}/").content.decode()  # recorded: done
     # only an administrator grants vouchers
     assert c.post("/labs/vouchers/", {"uscc": firm.uscc, "budget": "5000"}).status_code == 403
     staff(county, "admin").post("/labs/vouchers/", {"uscc": firm.uscc, "budget": "5000", "share": "0.4"})

@@ -121,7 +121,7 @@ def lab(request, code: str):
     return render(request, "web/lab.html", {
         "lab": lab, "instruments": lab.instruments.all(), "upcoming": upcoming[:100], "waits": waits,
         "recent": bookings.exclude(status=Booking.Status.BOOKED).order_by("-start")[:50],
-        "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(),
+        "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
         "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
         "can_write": scope.can_write(request.user), "max_slots": actions.MAX_SLOTS,
     })
