@@ -217,11 +217,18 @@ def test_a_firm_waits_for_a_full_slot_and_is_booked_when_it_frees(county):
     assert first.now_status() == "waiting" and first.now_status(start - dt.timedelta(hours=3)) == "expired"
     page = staff(county, "admin").get(f"/entities/{c.uscc}/").content.decode()  # 一企一档
     assert inst.name in page[page.index('id="lab-waiting"'):] and "候补中" in page
+    def place(firm):  # as the firm sees it in the portal
+        page = portal_client(firm.uscc).get("/portal/labs/").content.decode()
+        part = page[page.index('id="lab-waiting"'):]
+        return part[part.index("候补中"):][:12]
+
+    assert "第 1 位" in place(b) and "第 2 位" in place(c)
     # the slot frees: the firm that waited longest is booked on its own terms, and told
     actions.do_cancel(held)
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.status == "booked" and second.status == "waiting"
+    assert "第 1 位" in place(c)
     booking = first.booking
     assert (booking.entity_id, booking.start, booking.purpose, booking.status) == (b.uscc, start, "螺纹尺寸测量", "booked")
     told = OutboxMessage.objects.get(key=f"lab-waiting:{first.pk}")

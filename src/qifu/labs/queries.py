@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import ExtractYear, Substr
 from django.utils import timezone
 
@@ -42,6 +42,14 @@ def bookings_of(entity):
 def waiting_of(entity):
     """A firm's waits (候补), the newest first."""
     return Waiting.objects.filter(entity=entity).select_related("instrument__lab", "booking").order_by("-created_at", "-id")
+
+
+def place_in_queue(w: Waiting) -> int:
+    """Where an open wait stands in its slot's queue (1: served first), counted over every
+    firm's waits for the same instrument and start, in the order they were made."""
+    ahead = Waiting.objects.filter(instrument_id=w.instrument_id, start=w.start, status=Waiting.Status.WAITING).filter(
+        Q(created_at__lt=w.created_at) | Q(created_at=w.created_at, id__lt=w.id))
+    return ahead.count() + 1
 
 
 def measures(bookings, batches, vouchers, waits) -> dict:

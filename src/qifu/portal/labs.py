@@ -34,11 +34,14 @@ def labs_page(request):
     found = actions.search(q) if q else [(i, ()) for i in Instrument.objects.filter(active=True, lab__active=True)
                                              .select_related("lab__town")]
     year = timezone.localdate().year
+    waiting = list(queries.waiting_of(entity)[:20]) if entity else []
+    for w in waiting:
+        w.place = queries.place_in_queue(w) if w.now_status() == Waiting.Status.WAITING else None
     return render(request, "portal/labs.html", {
         "entity": entity, "q": q, "found": found,
         "voucher": queries.voucher(entity, year) if entity else None,
         "bookings": list(queries.bookings_of(entity)[:50]) if entity else [],
-        "waiting": list(queries.waiting_of(entity)[:20]) if entity else [],
+        "waiting": waiting,
         "cancel_hours": actions.FREE_CANCEL_HOURS,
     })
 
