@@ -522,7 +522,11 @@ def test_staff_book_for_a_firm_that_calls_and_put_it_on_the_waiting_list_when_fu
     # the slot is full now: without the box ticked nothing is made; with it, the firm waits
     r = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "uscc": second.uscc, "wait": ""}, follow=True)
     assert "已被预约" in r.content.decode() and not Waiting.objects.exists()
-    officer.post(f"/labs/{inst.lab.code}/book/", {**form, "uscc": second.uscc})
+    r = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "uscc": "有限公司"}, follow=True)  # many firms
+    assert "不止一家" in r.content.decode() and not Waiting.objects.exists()
+    # a caller gives the firm's name: found when exactly one firm the officer sees has it
+    assert Entity.objects.filter(town=county["own_town"], name__contains=second.name).count() == 1
+    officer.post(f"/labs/{inst.lab.code}/book/", {**form, "uscc": second.name})
     w = Waiting.objects.get(entity=second)
     assert w.created_by == county["users"]["officer"] and w.status == "waiting"
     assert "登记候补" in OutboxMessage.objects.get(key=f"lab-waiting-made:{w.pk}").body
@@ -535,7 +539,7 @@ def test_staff_book_for_a_firm_that_calls_and_put_it_on_the_waiting_list_when_fu
     later = timezone.localtime(start + dt.timedelta(minutes=inst.slot_minutes))
     elsewhere = Instrument.objects.exclude(lab=inst.lab).first()
     assert officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": f"{later:%H:%M}", "uscc": other.uscc}).status_code == 403
-    for bad in ({"uscc": "91330282XXXXXXXXXX"}, {"instrument": str(elsewhere.pk)}, {"day": "下周二"}, {"time": "9点"},
+    for bad in ({"uscc": "91330282XXXXXXXXXX"}, {"uscc": other.name}, {"instrument": str(elsewhere.pk)}, {"day": "下周二"}, {"time": "9点"},
                 {"purpose": "x"}, {"time": "03:00"}):
         r = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": f"{later:%H:%M}", **bad}, follow=True)
         assert r.status_code == 200 and '<li class="error"' in r.content.decode(), bad

@@ -153,6 +153,23 @@ def booking_act(request, booking_id: int):
     return redirect("lab", code=b.instrument.lab.code)
 
 
+def _firm(user, text: str):
+    """The firm a caller names by its credit code or by (part of) its name, if exactly one the
+    user may see has it; else None and why."""
+    text = text.strip()
+    if len(text) == 18 and text.isalnum():
+        return scope.entity_in_form(user, text)
+    if len(text) < 2:
+        return None, "请填写企业的统一社会信用代码或名称"
+    found = list(scope.entities(user).filter(name__contains=text).order_by("name")[:3])
+    if len(found) == 1:
+        return found[0], ""
+    if not found:
+        return None, f"您负责的范围内没有名称含“{text[:30]}”的主体"
+    names = "、".join(e.name for e in found[:2])
+    return None, f"名称含“{text[:30]}”的主体不止一家（{names}…），请填写统一社会信用代码或更完整的名称"
+
+
 @staff_required(write=True)
 @require_POST
 def book_for(request, code: str):
@@ -161,7 +178,7 @@ def book_for(request, code: str):
     list; the firm is told in writing either way."""
     lab = get_object_or_404(Lab, code=code)
     post = request.POST
-    entity, why = scope.entity_in_form(request.user, post.get("uscc", ""))
+    entity, why = _firm(request.user, post.get("uscc", ""))
     inst = lab.instruments.filter(pk=post["instrument"]).first() if post.get("instrument", "").isdigit() else None
     if entity is None or inst is None:
         messages.error(request, why or "请选择本实验室的仪器")
