@@ -535,10 +535,17 @@ def test_staff_book_for_a_firm_that_calls_and_put_it_on_the_waiting_list_when_fu
     w.refresh_from_db()
     assert (w.status, w.booking.channel, w.booking.booked_by) == ("booked", "staff", county["users"]["officer"])
     # another township's firm, an instrument of another lab, bad input, a leader: nothing made
-    before = (Booking.objects.count(), Waiting.objects.count())
     later = timezone.localtime(start + dt.timedelta(minutes=inst.slot_minutes))
     elsewhere = Instrument.objects.exclude(lab=inst.lab).first()
     assert officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": f"{later:%H:%M}", "uscc": other.uscc}).status_code == 403
+    # a firm no text or e-mail reaches: booked, and the staff member is asked to tell it
+    silent = firms(3, county["own_town"])[2]
+    Entity.objects.filter(pk=silent.pk).update(phone=None, email=None)
+    r = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": f"{later:%H:%M}", "uscc": silent.uscc}, follow=True)
+    booked = Booking.objects.get(entity=silent)
+    assert "请当面或电话告知" in r.content.decode() and not OutboxMessage.objects.filter(key=f"lab-booked:{booked.pk}").exists()
+    actions.do_cancel(booked)
+    before = (Booking.objects.count(), Waiting.objects.count())
     for bad in ({"uscc": "91330282XXXXXXXXXX"}, {"uscc": other.name}, {"instrument": str(elsewhere.pk)}, {"day": "下周二"}, {"time": "9点"},
                 {"purpose": "x"}, {"time": "03:00"}):
         r = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": f"{later:%H:%M}", **bad}, follow=True)

@@ -457,8 +457,9 @@ def expire_waits(now: dt.datetime | None = None, instrument_id: int | None = Non
             closed += 1
             if w.start > now:  # a slot gone by long ago (the worker was down) is not worth a text
                 start = timezone.localtime(w.start)
-                _tell(w.entity, f"lab-waiting:{w.pk}", now, f"【企服】您候补的{w.instrument.lab.name}“{w.instrument.name}”{start:%m月%d日%H:%M}起的时段，"
-                              f"到开始前 {FREE_CANCEL_HOURS} 小时仍无空位，候补已结束。如仍需检测，请登录企服平台预约其他时段。",
+                _tell(w.entity, f"lab-waiting:{w.pk}", now,
+                      f"【企服】您候补的{w.instrument.lab.name}“{w.instrument.name}”{start:%m月%d日%H:%M}起的时段，"
+                      f"到开始前 {FREE_CANCEL_HOURS} 小时仍无空位，候补已结束。如仍需检测，请登录企服平台预约其他时段。",
                       f"候补 {w.instrument.name} {start:%Y-%m-%d %H:%M} 未约上")
     return closed
 
@@ -466,43 +467,47 @@ def expire_waits(now: dt.datetime | None = None, instrument_id: int | None = Non
 def _tell_booked(w: Waiting, booking: Booking, now: dt.datetime) -> None:
     lab, inst = w.instrument.lab, w.instrument
     cover = f"，创新券抵扣 {booking.voucher_amount} 元" if booking.voucher_amount else ""
-    _tell(w.entity, f"lab-waiting:{w.pk}", now, f"【企服】您候补的{lab.name}“{inst.name}”{timezone.localtime(booking.start):%m月%d日%H:%M}起的时段有了空位，"
-                  f"已为您自动预约，费用 {booking.price} 元{cover}。如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。",
-          f"候补 {inst.name} {timezone.localtime(booking.start):%Y-%m-%d %H:%M} 约上")
+    start = timezone.localtime(booking.start)
+    _tell(w.entity, f"lab-waiting:{w.pk}", now,
+          f"【企服】您候补的{lab.name}“{inst.name}”{start:%m月%d日%H:%M}起的时段有了空位，已为您自动预约，"
+          f"费用 {booking.price} 元{cover}。如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。",
+          f"候补 {inst.name} {start:%Y-%m-%d %H:%M} 约上")
 
 
-def tell_staff_made(made: Booking | Waiting, now: dt.datetime | None = None) -> None:
+def tell_staff_made(made: Booking | Waiting, now: dt.datetime | None = None) -> bool:
     """The firm told in writing what a staff member booked, or put it on the waiting list for,
-    on its behalf (a phone call is easily misheard), with how to cancel or withdraw."""
+    on its behalf (a phone call is easily misheard), with how to cancel or withdraw. False: no
+    text or e-mail reaches the firm."""
     now = now or timezone.now()
     inst = made.instrument
     start = timezone.localtime(made.start)
     where = f"{inst.lab.name}“{inst.name}”{start:%m月%d日%H:%M}起"
     if isinstance(made, Booking):
         cover = f"，创新券抵扣 {made.voucher_amount} 元" if made.voucher_amount else ""
-        _tell(made.entity, f"lab-booked:{made.pk}", now,
-              f"【企服】工作人员已为您预约{where}的时段（{(made.end - made.start) // dt.timedelta(minutes=inst.slot_minutes)} 个），费用 {made.price} 元{cover}。"
-              f"如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。",
-              f"代约 {inst.name} {start:%Y-%m-%d %H:%M}")
-    else:
-        _tell(made.entity, f"lab-waiting-made:{made.pk}", now,
-              f"【企服】{where}的时段已约满，工作人员已为您登记候补：有人取消时按登记先后为您自动预约并通知。"
-              f"可登录企服平台查看或撤回。",
-              f"代为候补 {inst.name} {start:%Y-%m-%d %H:%M}")
+        slots = (made.end - made.start) // dt.timedelta(minutes=inst.slot_minutes)
+        return _tell(made.entity, f"lab-booked:{made.pk}", now,
+                     f"【企服】工作人员已为您预约{where}的 {slots} 个时段，费用 {made.price} 元{cover}。"
+                     f"如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。",
+                     f"代约 {inst.name} {start:%Y-%m-%d %H:%M}")
+    return _tell(made.entity, f"lab-waiting-made:{made.pk}", now,
+                 f"【企服】{where}的时段已约满，工作人员已为您登记候补：有人取消时按登记先后为您自动预约并通知。"
+                 f"可登录企服平台查看或撤回。",
+                 f"代为候补 {inst.name} {start:%Y-%m-%d %H:%M}")
 
 
-def _tell(e: Entity, key: str, now: dt.datetime, body: str, reason: str) -> None:
+def _tell(e: Entity, key: str, now: dt.datetime, body: str, reason: str) -> bool:
     """The firm told once under ``key`` (a wait's end: one key per wait, booked or not), by text
-    or e-mail where one reaches it; the portal shows the same."""
+    or e-mail where one reaches it (False if none does; the portal shows the same)."""
     from qifu.reminders import decency
     from qifu.reminders.models import OutboxMessage
 
     channel, recipient = decency.reach(e.phone, e.email)
     if channel not in ("sms", "email") or not recipient:
-        return  # the portal's lists of bookings and waits show it
+        return False  # the portal's lists of bookings and waits show it
     OutboxMessage.objects.get_or_create(key=key, defaults={
         "entity": e, "purpose": "lab", "channel": channel, "recipient": recipient, "body": body, "reason": reason,
         "planned_for": timezone.localdate(now), "next_attempt_at": now})
+    return True
 
 
 # --- vouchers and test batches ---------------------------------------------------------------

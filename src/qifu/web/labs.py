@@ -203,8 +203,8 @@ def book_for(request, code: str):
     except actions.LabActionError as e:
         messages.error(request, str(e))
         return redirect("lab", code=code)
-    actions.tell_staff_made(made)
-    messages.success(request, done + "，并已短信或邮件告知企业")
+    told = actions.tell_staff_made(made)
+    messages.success(request, done + ("，并将以短信或邮件告知企业" if told else "。企业没有可用的手机或邮箱，请当面或电话告知"))
     return redirect("lab", code=code)
 
 
