@@ -17,7 +17,11 @@ and ``qifu.web.nul``'s refusal of NUL); the description says so for each of them
 
 from __future__ import annotations
 
+import json
+
+from django.shortcuts import render
 from ninja import NinjaAPI
+from ninja.openapi.docs import Swagger
 
 from qifu.assistant.api import router as assistant
 from qifu.portal.api import router as portal
@@ -61,10 +65,23 @@ class API(NinjaAPI):
         return schema
 
 
+class Docs(Swagger):
+    """Swagger UI from the package's own files. Ninja renders them only when it is an installed
+    app, else from a CDN, which a closed government network cannot reach; qifu does not install
+    it as an app (``settings.NINJA_FOLDER``), so the page is rendered here."""
+
+    def render_page(self, request, api, **kwargs):
+        self.settings["url"] = self.get_openapi_url(api, kwargs)
+        # as ninja's page: its "try it out" sends the CSRF token where an API-wide auth asks for it
+        csrf = isinstance(api.auth, list | tuple) and any(getattr(a, "csrf", False) for a in api.auth)
+        return render(request, self.template, {"swagger_settings": json.dumps(self.settings, indent=1), "api": api,
+                                               "add_csrf": csrf})
+
+
 api = API(
     title="企服 qifu API", version="1.0.0", urls_namespace="api",
     description="企业登录后查看年报问题、提交说明、年报自检；年报助手；短信网关回执。金额单位：万元。",
-    openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs",
+    openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", docs=Docs(),
 )
 api.add_router("/api/v1/", portal)
 api.add_router("/api/v1/labs/", labs)
