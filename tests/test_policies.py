@@ -248,6 +248,42 @@ def test_a_firm_is_told_once_per_run_of_every_new_automatic_match(county, tmp_pa
     assert Match.objects.get(policy__code="CX-2025-07", entity_id=firm).told_at is None
 
 
+def test_a_firm_nothing_reached_is_told_the_morning_after_it_gets_a_number_but_not_a_quiet_match(county, tmp_path):
+    from qifu import worker
+    from qifu.policies import notices
+    from qifu.registry.models import Entity
+
+    job = next(j for j in worker.JOBS if j.id == "policy_tell_reached")
+    assert worker.handler(job) is notices.tell_reached
+    folder = policy_folder(tmp_path, a=example("CX-2025-04"), b=example("CX-2025-07"))
+    actions.match_folder(folder, 2025, now=NOW, notify=False)  # a quiet run: every new match waits
+    assert Match.objects.filter(quiet=True).count() == Match.objects.count() > 0
+    pairs: dict[str, int] = {}
+    for uscc in Match.objects.values_list("entity_id", flat=True):
+        pairs[uscc] = pairs.get(uscc, 0) + 1
+    both = [u for u, n in pairs.items() if n == 2]
+    mute = both[0]
+    Entity.objects.filter(uscc=mute).update(phone="", email="")
+    assert notices.tell_reached(NOW + dt.timedelta(hours=9)) == 0  # quiet matches wait for a run that notifies
+    # as if matched by a run that notifies, which told every firm but the one nothing reached
+    Match.objects.update(quiet=False)
+    Match.objects.exclude(entity_id=mute).update(told_at=NOW)
+    assert notices.tell_reached(NOW + dt.timedelta(hours=9)) == 0 and not OutboxMessage.objects.exists()
+    # the registry gives it a mobile number: told the next morning, of both matches, once
+    Entity.objects.filter(uscc=mute).update(phone="13905740031")
+    morning = NOW + dt.timedelta(days=1, hours=9)
+    assert notices.tell_reached(morning) == 1
+    msg = OutboxMessage.objects.get(entity_id=mute)
+    assert msg.recipient == "13905740031" and "等 2 项政策" in msg.body and msg.key.startswith("policy-reached:")
+    assert not Match.objects.filter(entity_id=mute, told_at__isnull=True).exists()
+    assert notices.tell_reached(morning + dt.timedelta(days=1)) == 0
+    # and the next match run that finds something new tells it of nothing again
+    Policy.objects.update(last_digest="")
+    Match.objects.filter(policy__code="CX-2025-07").exclude(entity_id=mute).first().delete()
+    assert actions.match_folder(folder, 2025, now=morning + dt.timedelta(hours=12)).notified == 1
+    assert OutboxMessage.objects.filter(entity_id=mute).count() == 1
+
+
 AUTO = """id: T-AUTO
 title: 测试奖励
 year: 2025

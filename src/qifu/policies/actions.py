@@ -172,7 +172,8 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
         # its message is written below, in the same transaction
         firms = cache(lambda: entities().select("uscc", "town_id").join(
             reach().select("uscc", pl.lit(True).alias("reached")), on="uscc", how="left"))
-        fresh = [_store(o, now, result, firms, o.policy.id in automatic) for o in outcomes]
+        fresh = [_store(o, now, result, firms, o.policy.id in automatic, quiet=not notify and o.policy.mode == "automatic")
+                 for o in outcomes]
         timings["store"] = time.perf_counter() - t
         if notify:
             t = time.perf_counter()
@@ -207,11 +208,12 @@ SETTLED = (Match.Status.PAID, Match.Status.REJECTED)
 
 
 def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, firms: Callable[[], pl.DataFrame],
-           tell: bool = False) -> pl.DataFrame:
+           tell: bool = False, quiet: bool = False) -> pl.DataFrame:
     """The outcome as the policy's matches: new firms added (in bulk), changed amounts or reasons
     updated while nothing is released, firms no longer eligible flagged, unchanged rows
     untouched. ``firms()``: every firm's ``uscc``, ``town_id`` and whether a message reaches it
-    (``reached``); with ``tell``, a new match of a firm reached is stored as told now. The new
+    (``reached``); with ``tell``, a new match of a firm reached is stored as told now; with
+    ``quiet``, new matches are stored as not to be told before a run that notifies. The new
     matches (``uscc``, ``micro``, ``reason``)."""
     policy = Policy.objects.get(code=o.policy.id)
     version = o.policy.version
@@ -230,7 +232,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, firms: Call
     gone = old.join(frame.select("uscc"), on="uscc", how="anti").filter(
         ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]))
     if new.height:
-        _insert_new(policy, version, new, now, firms(), tell)
+        _insert_new(policy, version, new, now, firms(), tell, quiet)
     if touched.height:
         rows = {r["id"]: r for r in touched.iter_rows(named=True)}
         objs = list(Match.objects.filter(pk__in=list(rows)))
@@ -293,7 +295,7 @@ def _entities() -> pl.DataFrame:
 
 
 def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, firms: pl.DataFrame,
-                tell: bool) -> None:
+                tell: bool, quiet: bool = False) -> None:
     at = timezone.localtime(now).isoformat(timespec="seconds")
     # one history line per row, as JSON: the note (digits, a hex version, Chinese) needs no escaping
     head = json.dumps([{"at": at, "by": "系统", "note": ""}], ensure_ascii=False)
@@ -308,7 +310,7 @@ def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetim
         pl.lit(timezone.localdate(now)).alias("eligible_on"), pl.lit(now).cast(utc).alias("matched_at"),
         *(pl.lit(None, dtype=utc).alias(c) for c in ("confirmed_at", "lapsed_at")),
         *(pl.lit("").alias(c) for c in ("hold_reason", "bank_name", "bank_account", "account_name")),
-        history.alias("history"))
+        history.alias("history"), pl.lit(quiet).alias("quiet"))
     rows = rows.join(firms, on="uscc", how="left").with_columns(
         (pl.when(pl.col("reached")).then(pl.lit(now).cast(utc)) if tell else pl.lit(None, dtype=utc)).alias("told_at"))
     bulk.insert(Match._meta.db_table, rows.drop("reached"))

@@ -90,6 +90,10 @@ class Match(models.Model):
     # when the firm was told of this match through the outbox (automatic policies); empty while
     # it has not been, for instance while it can be reached by neither text nor email
     told_at = models.DateTimeField("通知时间", null=True, blank=True)
+    # stored by a match run told not to notify anyone (`qifu policy match --no-notify`): the
+    # morning's telling of firms reached since (``notices.tell_reached``) leaves it to the next
+    # run that notifies
+    quiet = models.BooleanField("暂不通知", default=False)
     # when a firm that had not confirmed its account ``notices.FOLLOW_UP_DAYS`` after being told
     # was reminded, once (automatic policies)
     followed_up_at = models.DateTimeField("提醒确认时间", null=True, blank=True)

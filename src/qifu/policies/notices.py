@@ -4,8 +4,9 @@ for every match of an automatic policy it has not been told of yet, however many
 those are, so that a firm eligible for five subsidies gets one text, not five. The match
 records when it was told (``told_at``), in the same transaction as the message, so that
 matching again tells nobody twice. A firm reachable by neither text nor email is not marked
-told; it still sees the match in the portal and on its page, and is told once it can be
-reached and a later run finds something new. A firm that has not confirmed its account
+told; it still sees the match in the portal and on its page, and is told the morning after
+its registry entry gives a number or an address that reaches it (``tell_reached``), or by the
+next run that finds something new. A firm that has not confirmed its account
 ``FOLLOW_UP_DAYS`` after it was told is reminded once (``follow_up``, each morning)."""
 
 from __future__ import annotations
@@ -71,6 +72,25 @@ def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.Data
         pl.lit(None, dtype=pl.Int64).alias("id"), "uscc", "code", "title", pl.col("micro").cast(pl.Int64))])
     n = _write(matches, reach, now, "policy", (ONE, MANY), "（免申即享）")
     _mark(untold, "told_at", now)
+    return n
+
+
+def tell_reached(now: dt.datetime | None = None) -> int:
+    """Each morning (`qifu worker`): the eligible 免申即享 matches whose firm was not told, as
+    nothing reached it when it was matched, and that a text or an e-mail reaches now (an import
+    of the registry gave it a mobile number or an address since), told as a match run tells
+    them: one message per firm. A match stored by a run told not to notify (``Match.quiet``)
+    waits for the next run that notifies. Returns how many messages."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        untold = _matches("p.mode = %s AND m.status = %s AND m.told_at IS NULL AND NOT m.quiet",
+                          [Policy.Mode.AUTOMATIC, Match.Status.ELIGIBLE], contacts=True)
+        if untold.is_empty():
+            return 0
+        reach = reachable(untold.select("uscc", "phone", "email").unique("uscc"))
+        untold = untold.join(reach.select("uscc"), on="uscc", how="semi")
+        n = _write(untold, reach, now, "policy-reached", (ONE, MANY), "（免申即享）")
+        _mark(untold, "told_at", now)
     return n
 
 
