@@ -485,6 +485,8 @@ def test_staff_record_a_batch_and_grant_vouchers(county, data_dir):
     day = timezone.localtime(start - dt.timedelta(days=7)).date()
     c = staff(county, "officer")
     assert "已过预约时间，待登记检测" in c.get(f"/labs/{inst.lab.code}/").content.decode()  # its time is past
+    assert '<b id="tile-unrecorded">1</b>' in c.get("/labs/").content.decode()
+    assert "已过时间待登记检测 1 次" in c.get("/").content.decode()
     r = c.post(f"/labs/bookings/{b.pk}/act/", {"action": "batch", "tested_on": day.isoformat(), "items": "盐雾 48h",
                                                 "samples": "3", "report_no": "R-9", "conclusion": "pass",
                                                 "report": SimpleUploadedFile("a.txt", b"not a pdf")})
@@ -495,6 +497,7 @@ def test_staff_record_a_batch_and_grant_vouchers(county, data_dir):
     batch = Batch.objects.get()
     assert batch.samples == 3 and c.get(f"/labs/batches/{batch.pk}/report/").status_code == 200
     assert "已过预约时间" not in c.get(f"/labs/{inst.lab.code}/").content.decode()  # recorded: done
+    assert '<b id="tile-unrecorded">0</b>' in c.get("/labs/").content.decode()
     # only an administrator grants vouchers
     assert c.post("/labs/vouchers/", {"uscc": firm.uscc, "budget": "5000"}).status_code == 403
     staff(county, "admin").post("/labs/vouchers/", {"uscc": firm.uscc, "budget": "5000", "share": "0.4"})

@@ -68,6 +68,8 @@ def measures(bookings, batches, vouchers, waits) -> dict:
         "batches": batches.count(), "firms": batches.values("entity").distinct().count(),
         "bookings": live.count(), "cancelled": bookings.filter(status=Booking.Status.CANCELLED).count(),
         "upcoming": live.filter(status=Booking.Status.BOOKED, start__gte=timezone.now()).count(),
+        # its time is past and the lab has not recorded the test batch yet
+        "unrecorded": live.filter(status=Booking.Status.BOOKED, end__lt=timezone.now()).count(),
         "price": paid["price"] or Decimal(0), "voucher_used": paid["voucher"] or Decimal(0),
         "voucher_granted": granted, "voucher_firms": vouchers.count(),
         "hours": sum(((b["end"] - b["start"]).total_seconds() / 3600 for b in live.values("start", "end")), 0.0),
