@@ -164,3 +164,36 @@ def test_the_portal_and_the_api_take_a_need_and_show_experts_by_consent(county):
     assert r.status_code == 201 and r.json()["status"] == "open"
     assert c.post("/api/v1/experts/needs", {"title": "短", "text": "x"}, content_type="application/json",
                   HTTP_X_CSRFTOKEN="x").status_code == 422
+
+
+def test_the_firm_rates_an_ended_project_once_and_staff_see_the_satisfaction(county):
+    e = firm(county["own_town"])
+    need = actions.do_submit_need(e, *NEED, Need.Source.STAFF)
+    first = need.pairings.order_by("rank").first()
+    actions.do_decide(first, True)
+    coop = actions.do_agree(need, first.expert, "外壳缩痕改善", timezone.localdate(), "8")
+    c = portal_client(e.uscc)
+    assert 'class="coop-rate"' not in c.get("/portal/experts/").content.decode()  # still going on
+    r = c.post(f"/portal/experts/cooperations/{coop.pk}/rate/", {"rating": "satisfied"}, follow=True)
+    assert "结束后才能评价" in r.content.decode() and not Cooperation.objects.get().rating
+    actions.do_finish(coop, "缩痕消除，良率提高 8 个百分点")
+    assert 'class="coop-rate"' in c.get("/portal/experts/").content.decode()
+    # 不满意 needs a reason; another firm cannot rate it
+    r = c.post(f"/portal/experts/cooperations/{coop.pk}/rate/", {"rating": "dissatisfied", "comment": ""}, follow=True)
+    assert "写明原因" in r.content.decode() and not Cooperation.objects.get().rating
+    stranger = firm(county["other_town"])
+    assert portal_client(stranger.uscc).post(f"/portal/experts/cooperations/{coop.pk}/rate/",
+                                             {"rating": "satisfied"}).status_code == 404
+    c.post(f"/portal/experts/cooperations/{coop.pk}/rate/", {"rating": "dissatisfied", "comment": "专家只来了一次"})
+    rated = Cooperation.objects.get()
+    assert (rated.rating, rated.rating_comment) == ("dissatisfied", "专家只来了一次") and rated.rated_at is not None
+    r = c.post(f"/portal/experts/cooperations/{coop.pk}/rate/", {"rating": "satisfied"}, follow=True)
+    assert "已经评价过" in r.content.decode() and Cooperation.objects.get().rating == "dissatisfied"
+    assert "您的评价：不满意" in c.get("/portal/experts/").content.decode()
+    # staff see it on the need, in the measures and in the XLSX
+    admin = staff(county, "admin")
+    assert "专家只来了一次" in admin.get(f"/experts/needs/{need.number}/").content.decode()
+    page = admin.get("/experts/").content.decode()
+    assert '<b id="tile-satisfaction">0%</b>' in page and "1 个已评价，1 个不满意" in page
+    sheet = openpyxl.load_workbook(io.BytesIO(admin.get("/experts/?format=xlsx").content))["合作项目"]
+    assert list(sheet.iter_rows(min_row=2, values_only=True))[0][-2:] == ("不满意", "专家只来了一次")

@@ -313,6 +313,10 @@ def pair_experts(user, seed: int = 13) -> None:
                 experts.do_reach_milestone(coop, 0, visited + dt.timedelta(days=28))
             if rng.random() < 0.3:
                 experts.do_finish(coop, "问题解决，已在产线应用")
+                if rng.random() < 0.8:  # most firms rate the project once it has ended
+                    grade = rng.choices(["satisfied", "basically", "dissatisfied"], [6, 3, 1])[0]
+                    experts.do_rate(coop, grade, "专家来得少，方案落地慢" if grade == "dissatisfied" else "",
+                                    now=timezone.now())
     print(f"科创伙伴：技术需求 30 条，合作项目 {agreed} 个", flush=True)
 
 

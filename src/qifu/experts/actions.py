@@ -17,6 +17,7 @@ from django.utils import timezone
 from qifu import text as texts
 from qifu.engine.assistant.textindex import TextIndex
 from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
+from qifu.service_requests.models import Satisfaction
 
 PROPOSALS = 5  # experts proposed for each need
 
@@ -186,6 +187,25 @@ def do_reach_milestone(coop: Cooperation, index: int, done_on: dt.date) -> Coope
         raise ExpertActionError("没有这个节点")
     coop.milestones[index]["done_on"] = done_on.isoformat()
     coop.save(update_fields=["milestones"])
+    return coop
+
+
+def do_rate(coop: Cooperation, rating: str, comment: str = "", now: dt.datetime | None = None) -> Cooperation:
+    """The firm rates a cooperation project that has ended (满意 / 基本满意 / 不满意), once; a
+    rating of 不满意 needs its reason, which the broker reads on the need's page."""
+    comment = (comment or "").strip()
+    if rating not in Satisfaction.values:
+        raise ExpertActionError("请选择满意、基本满意或不满意")
+    if rating == Satisfaction.DISSATISFIED and len(comment) < 4:
+        raise ExpertActionError("不满意的，请写明原因（至少 4 个字）")
+    with transaction.atomic():
+        coop = Cooperation.objects.select_for_update().get(pk=coop.pk)
+        if coop.status == Cooperation.Status.ONGOING:
+            raise ExpertActionError("合作项目结束后才能评价")
+        if coop.rating:
+            raise ExpertActionError("这个合作项目已经评价过了")
+        coop.rating, coop.rating_comment, coop.rated_at = rating, comment[:500], now or timezone.now()
+        coop.save(update_fields=["rating", "rating_comment", "rated_at"])
     return coop
 
 

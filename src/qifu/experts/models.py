@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from qifu.registry.models import Entity, Township
+from qifu.service_requests.models import Satisfaction
 
 
 class Expert(models.Model):
@@ -130,6 +131,10 @@ class Cooperation(models.Model):
     milestones = models.JSONField("节点", default=list)  # [{"name": ..., "due": "2026-12-31", "done_on": null}]
     outcome = models.TextField("成果", blank=True)
     status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.ONGOING)
+    # the firm's rating once the project has ended (the same three grades as a request's)
+    rating = models.CharField("企业评价", max_length=12, choices=Satisfaction.choices, blank=True)
+    rating_comment = models.CharField("评价意见", max_length=500, blank=True)
+    rated_at = models.DateTimeField("评价时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "合作项目"

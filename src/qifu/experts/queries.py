@@ -8,6 +8,7 @@ from django.db.models.functions import ExtractMonth
 from django.utils import timezone
 
 from qifu.experts.models import Cooperation, Need
+from qifu.service_requests.models import Satisfaction
 
 
 def measures(needs, visits, coops) -> dict:
@@ -18,6 +19,8 @@ def measures(needs, visits, coops) -> dict:
                   .annotate(n=Count("id")))
     by_town = list(needs.values("town__name").annotate(n=Count("id")).order_by("-n"))
     served = set(visits.values_list("entity_id", flat=True)) | set(coops.values_list("entity_id", flat=True))
+    grades = dict(coops.exclude(rating="").values_list("rating").annotate(n=Count("id")))
+    rated = sum(grades.values())
     return {
         "year": year, "status": [(label, status.get(v, 0)) for v, label in Need.Status.choices],
         "needs": sum(status.values()), "open": status.get(Need.Status.OPEN, 0),
@@ -28,4 +31,7 @@ def measures(needs, visits, coops) -> dict:
         "experts_engaged": coops.values("expert").distinct().count(),
         "confirmed": needs.filter(pairings__status="confirmed").distinct().count(),
         "urgent_open": needs.filter(Q(status=Need.Status.OPEN) & Q(urgent=True)).count(),
+        # the firms' ratings of ended projects: satisfied = 满意 + 基本满意, as for requests
+        "rated": rated, "dissatisfied": grades.get(Satisfaction.DISSATISFIED, 0),
+        "satisfaction": (rated - grades.get(Satisfaction.DISSATISFIED, 0)) / rated if rated else None,
     }

@@ -21,6 +21,7 @@ urlpatterns = [
     path("projects/<str:code>/act/", projects.project_act, name="project-act"),
     path("experts/", experts.needs_page, name="experts"),
     path("experts/needs/", experts.need_submit, name="expert-need-submit"),
+    path("experts/cooperations/<int:coop_id>/rate/", experts.rate, name="expert-coop-rate"),
     path("labs/", labs.labs_page, name="labs"),
     path("labs/instruments/<int:instrument_id>/", labs.instrument_page, name="lab-instrument"),
     path("labs/instruments/<int:instrument_id>/book/", labs.book, name="lab-book"),
