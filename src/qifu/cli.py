@@ -599,6 +599,12 @@ BATCH_GC_THRESHOLD = (50_000, 20, 20)
 SERVERS = ("serve", "demo")
 
 
+def _freeze_for_exit() -> None:
+    import gc
+
+    gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> None:
     import gc
 
@@ -619,5 +625,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     if batch:
-        gc.freeze()
+        _freeze_for_exit()
     sys.exit(code)
