@@ -81,17 +81,9 @@ def tell_reached(now: dt.datetime | None = None) -> int:
     of the registry gave it a mobile number or an address since), told as a match run tells
     them: one message per firm. A match stored by a run told not to notify (``Match.quiet``)
     waits for the next run that notifies. Returns how many messages."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        untold = _matches("p.mode = %s AND m.status = %s AND m.told_at IS NULL AND NOT m.quiet",
-                          [Policy.Mode.AUTOMATIC, Match.Status.ELIGIBLE], contacts=True)
-        if untold.is_empty():
-            return 0
-        reach = reachable(untold.select("uscc", "phone", "email").unique("uscc"))
-        untold = untold.join(reach.select("uscc"), on="uscc", how="semi")
-        n = _write(untold, reach, now, "policy-reached", (ONE, MANY), "（免申即享）")
-        _mark(untold, "told_at", now)
-    return n
+    return _tell_due("p.mode = %s AND m.status = %s AND m.told_at IS NULL AND NOT m.quiet",
+                     [Policy.Mode.AUTOMATIC, Match.Status.ELIGIBLE], now or timezone.now(), "told_at",
+                     "policy-reached", (ONE, MANY), "（免申即享）")
 
 
 def follow_up(now: dt.datetime | None = None) -> int:
@@ -101,17 +93,25 @@ def follow_up(now: dt.datetime | None = None) -> int:
     firm no longer reached is left to staff (the policy page's 待确认 list). Returns how many
     messages."""
     now = now or timezone.now()
+    return _tell_due("p.mode = %s AND m.status = %s AND m.told_at <= %s AND m.followed_up_at IS NULL",
+                     [Policy.Mode.AUTOMATIC, Match.Status.ELIGIBLE,
+                      connection.ops.adapt_datetimefield_value(now - dt.timedelta(days=FOLLOW_UP_DAYS))],
+                     now, "followed_up_at", "policy-follow-up", (AGAIN_ONE, AGAIN_MANY), "（免申即享，尚未确认收款账户）")
+
+
+def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: str, templates: tuple[str, str],
+              note: str) -> int:
+    """The matches ``where`` says whose firm a text or an e-mail reaches: one message per firm
+    (``_write``) and ``column`` set on each match, in one transaction, the rows locked on
+    PostgreSQL. Returns how many messages."""
     with transaction.atomic():
-        due = _matches("p.mode = %s AND m.status = %s AND m.told_at <= %s AND m.followed_up_at IS NULL",
-                       [Policy.Mode.AUTOMATIC, Match.Status.ELIGIBLE,
-                        connection.ops.adapt_datetimefield_value(now - dt.timedelta(days=FOLLOW_UP_DAYS))],
-                       contacts=True)
+        due = _matches(where, params, contacts=True)
         if due.is_empty():
             return 0
         reach = reachable(due.select("uscc", "phone", "email").unique("uscc"))
         due = due.join(reach.select("uscc"), on="uscc", how="semi")
-        n = _write(due, reach, now, "policy-follow-up", (AGAIN_ONE, AGAIN_MANY), "（免申即享，尚未确认收款账户）")
-        _mark(due, "followed_up_at", now)
+        n = _write(due, reach, now, prefix, templates, note)
+        _mark(due, column, now)
     return n
 
 
