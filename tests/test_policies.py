@@ -284,6 +284,72 @@ def test_a_firm_nothing_reached_is_told_the_morning_after_it_gets_a_number_but_n
     assert OutboxMessage.objects.filter(entity_id=mute).count() == 1
 
 
+TELL_RACE = r"""
+import os, threading, datetime as dt, time
+from decimal import Decimal
+import django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu import db
+db.ensure_ready()
+import polars as pl
+from django.db import connection, transaction
+from django.utils import timezone
+from qifu.registry.models import Entity, Township
+from qifu.policies.models import Match, Policy
+from qifu.policies import notices
+from qifu.reminders.models import OutboxMessage
+
+town = Township.objects.first()
+now = timezone.now()
+policy = Policy.objects.create(code="T-TELL", title="并发通知", year=2025, mode="automatic", eligible="TRUE", amount="10",
+                               version="v1", text="", updated_at=now)
+for i in range(5):
+    e = Entity.objects.create(uscc=f"91330282MB{i:08d}", name=f"企业{i}", entity_type="enterprise", town=town,
+                              phone=f"139057400{i:02d}", established_on=dt.date(2020, 1, 1), status="active",
+                              imported_at=now)
+    Match.objects.create(policy=policy, entity=e, version="v1", amount=Decimal("10"), reason="测试", status="eligible",
+                         eligible_on=now.date(), matched_at=now)
+reach = notices.reachable(pl.DataFrame(list(Entity.objects.values("uscc", "phone", "email"))))
+none = pl.DataFrame(schema={"uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64})
+told, release = threading.Event(), threading.Event()
+out = {}
+
+def morning():  # the worker's job, holding its transaction open until released
+    try:
+        with transaction.atomic():
+            out["morning"] = notices.tell_reached(now)
+            told.set()
+            release.wait(10)
+    finally:
+        connection.close()
+
+def run():  # a match run's telling at the same moment
+    try:
+        with transaction.atomic():
+            out["run"] = notices.tell(["T-TELL"], now + dt.timedelta(seconds=5), none, reach)
+    finally:
+        connection.close()
+
+a = threading.Thread(target=morning)
+a.start()
+told.wait(10)
+b = threading.Thread(target=run)
+b.start()
+time.sleep(1.5)  # the run reaches the matches while the morning's job still holds them
+release.set()
+a.join(); b.join()
+print(out["morning"], out["run"], OutboxMessage.objects.filter(purpose="policy").count())
+"""
+
+
+def test_a_match_run_and_the_morning_job_at_once_tell_a_firm_once(process_env):
+    out = subprocess.run([sys.executable, "-c", TELL_RACE], env=process_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    # the morning's job told the five firms; the run, waiting for it, found them told
+    assert out.stdout.split() == ["5", "0", "5"], out.stdout
+
+
 AUTO = """id: T-AUTO
 title: 测试奖励
 year: 2025

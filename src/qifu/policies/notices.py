@@ -66,7 +66,8 @@ def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.Data
     if not codes:
         return 0
     marks = ", ".join(["%s"] * len(codes))
-    untold = _matches(f"p.code IN ({marks}) AND m.status = %s AND m.told_at IS NULL", [*codes, Match.Status.ELIGIBLE])
+    untold = _matches(f"p.code IN ({marks}) AND m.status = %s AND m.told_at IS NULL", [*codes, Match.Status.ELIGIBLE],
+                      lock=True)
     untold = untold.join(reach.select("uscc"), on="uscc", how="semi")
     matches = pl.concat([untold, fresh.join(reach.select("uscc"), on="uscc", how="semi").select(
         pl.lit(None, dtype=pl.Int64).alias("id"), "uscc", "code", "title", pl.col("micro").cast(pl.Int64))])
@@ -115,11 +116,13 @@ def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: s
     return n
 
 
-def _matches(where: str, params: list, contacts: bool = False) -> pl.DataFrame:
+def _matches(where: str, params: list, contacts: bool = False, lock: bool = False) -> pl.DataFrame:
     """The matches ``where`` says (over ``m``, the match, and ``p``, its policy): ``id``, ``uscc``,
     ``code``, ``title``, ``micro`` (the amount in millionths of 万元); with ``contacts``, the
-    firm's ``phone`` and ``email`` too, and the rows locked on PostgreSQL (two runs at once
-    cannot both write their messages)."""
+    firm's ``phone`` and ``email`` too. With ``contacts`` or ``lock`` the rows are locked on
+    PostgreSQL until the transaction ends, so that a match run and the morning's job at once
+    cannot both write a message for them: the second waits, and then reads them as told (on
+    SQLite, transactions begin IMMEDIATE and so take turns anyway)."""
     schema = {"id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64}
     sql = (f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT) "
            f"FROM {Match._meta.db_table} m JOIN {Policy._meta.db_table} p ON p.id = m.policy_id WHERE {where}")
@@ -127,7 +130,8 @@ def _matches(where: str, params: list, contacts: bool = False) -> pl.DataFrame:
         schema.update(phone=pl.String, email=pl.String)
         sql = sql.replace(" FROM ", ", e.phone, e.email FROM ", 1).replace(
             " WHERE ", " JOIN registry_entity e ON e.uscc = m.uscc WHERE ", 1)
-        sql += " FOR UPDATE OF m" if connection.vendor == "postgresql" else ""
+    if (contacts or lock) and connection.vendor == "postgresql":
+        sql += " FOR UPDATE OF m"
     with connection.cursor() as cur:
         cur.execute(sql, params)
         rows = cur.fetchall()
