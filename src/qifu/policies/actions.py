@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from qifu import bulk
+from qifu import bulk, db
 from qifu import text as texts
 from qifu.engine.policies import match as engine
 from qifu.engine.policies import policy as policies_mod
@@ -165,6 +165,7 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
     t = time.perf_counter()
     result = MatchResult(outcomes)
     automatic = [o.policy.id for o in outcomes if o.policy.mode == "automatic"] if notify else []
+    db.bulk_work()  # a first run writes a row per match and a message per firm: 230,000 for a county
     with transaction.atomic():
         entities = cache(_entities)
         reach = cache(lambda: notices.reachable(entities()))
