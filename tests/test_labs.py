@@ -554,6 +554,15 @@ def test_staff_book_for_a_firm_that_calls_and_put_it_on_the_waiting_list_when_fu
         r = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": f"{later:%H:%M}", **bad}, follow=True)
         assert r.status_code == 200 and '<li class="error"' in r.content.decode(), bad
     assert (Booking.objects.count(), Waiting.objects.count()) == before
+    # what was refused comes back filled in, the form open, once; otherwise the form is folded
+    page = officer.post(f"/labs/{inst.lab.code}/book/", {**form, "uscc": silent.uscc, "time": "9点", "purpose": "代约：硬度<测试>",
+                                                         "voucher": "no"}, follow=True).content.decode()
+    folded = page[page.index('id="lab-book-for"'):page.index('id="lab-upcoming"')]
+    assert "<details open>" in folded and f'value="{silent.uscc}"' in folded and 'value="9点"' in folded
+    assert 'value="代约：硬度&lt;测试&gt;"' in folded and 'value="no" checked' in folded
+    assert f'<option value="{inst.pk}" selected>' in folded
+    again = officer.get(f"/labs/{inst.lab.code}/").content.decode()
+    assert "<details>" in again[again.index('id="lab-book-for"'):] and 'value="9点"' not in again
     assert staff(county, "leader").post(f"/labs/{inst.lab.code}/book/", form).status_code == 403
 
 

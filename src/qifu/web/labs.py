@@ -101,6 +101,11 @@ def _xlsx(request):
     return audited_xlsx(request, wb, "labs", f"共享实验室预约、检测批次和创新券 {qs.count()} 条预约")
 
 
+# the staff member's booking-for-a-firm form, kept in the session when it is refused (one redirect)
+BOOK_FOR_KEPT = "lab-book-for"
+BOOK_FOR_FIELDS = ("uscc", "instrument", "day", "time", "slots", "purpose", "voucher", "wait")
+
+
 @staff_required
 def lab(request, code: str):
     lab = get_object_or_404(Lab.objects.select_related("town", "owner"), code=code)
@@ -124,6 +129,7 @@ def lab(request, code: str):
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
         "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
         "can_write": scope.can_write(request.user), "max_slots": actions.MAX_SLOTS,
+        "kept": request.session.pop(BOOK_FOR_KEPT, None),
     })
 
 
@@ -175,20 +181,25 @@ def _firm(user, text: str):
 def book_for(request, code: str):
     """A staff member books an instrument for a firm that called or came to a service station
     (工作人员代约), or, where the slot is full and they ask for it, puts the firm on its waiting
-    list; the firm is told in writing either way."""
+    list; the firm is told in writing either way. What was refused comes back filled in, with
+    the reason, so that only the wrong field is typed again."""
     lab = get_object_or_404(Lab, code=code)
     post = request.POST
+
+    def refused(why: str):
+        messages.error(request, why)
+        request.session[BOOK_FOR_KEPT] = {k: post.get(k, "")[:500] for k in BOOK_FOR_FIELDS}
+        return redirect("lab", code=code)
+
     entity, why = _firm(request.user, post.get("uscc", ""))
     inst = lab.instruments.filter(pk=post["instrument"]).first() if post.get("instrument", "").isdigit() else None
     if entity is None or inst is None:
-        messages.error(request, why or "请选择本实验室的仪器")
-        return redirect("lab", code=code)
+        return refused(why or "请选择本实验室的仪器")
     try:
         start = dt.datetime.combine(dt.date.fromisoformat(post.get("day", "")), dt.time.fromisoformat(post.get("time", "")))
         slots = int(post.get("slots") or 1)
     except ValueError:
-        messages.error(request, "日期、开始时间或时段数无法识别（如 2026-12-08、09:00、1）")
-        return redirect("lab", code=code)
+        return refused("日期、开始时间或时段数无法识别（如 2026-12-08、09:00、1）")
     voucher = post.get("voucher") != "no"
     try:
         try:
@@ -201,8 +212,7 @@ def book_for(request, code: str):
             made = actions.do_wait(entity, inst, start, slots, post.get("purpose", ""), use_voucher=voucher, by=request.user)
             done = f"该时段已约满，已为 {entity.name} 登记候补"
     except actions.LabActionError as e:
-        messages.error(request, str(e))
-        return redirect("lab", code=code)
+        return refused(str(e))
     told = actions.tell_staff_made(made)
     messages.success(request, done + ("，并将以短信或邮件告知企业" if told else "。企业没有可用的手机或邮箱，请当面或电话告知"))
     return redirect("lab", code=code)
