@@ -563,6 +563,8 @@ def test_staff_book_for_a_firm_that_calls_and_put_it_on_the_waiting_list_when_fu
     assert f'<option value="{inst.pk}" selected>' in folded
     again = officer.get(f"/labs/{inst.lab.code}/").content.decode()
     assert "<details>" in again[again.index('id="lab-book-for"'):] and 'value="9点"' not in again
+    officer.post(f"/labs/{inst.lab.code}/book/", {**form, "time": "9点"})  # refused here, then another lab opened
+    assert 'value="9点"' not in officer.get(f"/labs/{elsewhere.lab.code}/").content.decode()
     assert staff(county, "leader").post(f"/labs/{inst.lab.code}/book/", form).status_code == 403
 
 

@@ -129,8 +129,14 @@ def lab(request, code: str):
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
         "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
         "can_write": scope.can_write(request.user), "max_slots": actions.MAX_SLOTS,
-        "kept": request.session.pop(BOOK_FOR_KEPT, None),
+        "kept": _kept(request, code),
     })
+
+
+def _kept(request, code: str) -> dict | None:
+    """The staff booking form that was refused on this lab's page a moment ago, as typed."""
+    kept = request.session.pop(BOOK_FOR_KEPT, None)
+    return kept if kept and kept.get("lab") == code else None
 
 
 @staff_required(write=True)
@@ -188,7 +194,7 @@ def book_for(request, code: str):
 
     def refused(why: str):
         messages.error(request, why)
-        request.session[BOOK_FOR_KEPT] = {k: post.get(k, "")[:500] for k in BOOK_FOR_FIELDS}
+        request.session[BOOK_FOR_KEPT] = {"lab": code, **{k: post.get(k, "")[:500] for k in BOOK_FOR_FIELDS}}
         return redirect("lab", code=code)
 
     entity, why = _firm(request.user, post.get("uscc", ""))
