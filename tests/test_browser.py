@@ -115,6 +115,15 @@ def test_staff_login_and_dashboard_charts(site, page):
         assert page.evaluate(f"Chart.getChart('{chart}') !== undefined"), chart
     # the curve has this season and last season
     assert page.evaluate("Chart.getChart('chart-curve').data.datasets.length") == 2
+    # every menu item on one line, at the desktop width and on a phone: the items wrap, never a word
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        heights = page.eval_on_selector_all(
+            "header.top nav > a, header.top nav > span, header.top .brand",
+            "els => els.map(e => [e.textContent.trim(), e.getBoundingClientRect().height,"
+            " parseFloat(getComputedStyle(e).lineHeight) || parseFloat(getComputedStyle(e).fontSize) * 1.6])")
+        assert len(heights) >= 12 and all(h < 1.5 * line for _, h, line in heights), (width, heights)
+    page.set_viewport_size({"width": 1280, "height": 900})
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
 
