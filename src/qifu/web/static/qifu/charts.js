@@ -26,7 +26,8 @@
       options: {
         responsive: true, maintainAspectRatio: false,
         indexAxis: spec.horizontal ? "y" : "x",
-        plugins: {legend: {display: type === "doughnut" || series.length > 1, position: "right"}},
+        // a bar chart's legend goes above it: at the side it takes the width the bars' names need
+        plugins: {legend: {display: type === "doughnut" || series.length > 1, position: type === "doughnut" ? "right" : "top"}},
         scales: type === "doughnut" ? {} : (spec.horizontal ? {x: axis, y: other} : {y: axis, x: other}),
       },
     });
