@@ -199,6 +199,13 @@ def test_correction_loop_notify_explain_review_and_rate(client, checked_county):
     # idempotent: nothing new to notify the same day or the next
     assert corrections.notify(2025, __import__("datetime").date(2026, 5, 10)).notices == 0
     assert corrections.notify(2025, __import__("datetime").date(2026, 5, 11)).notices == 0
+    # before 30 June the filer corrects the report itself by that day
+    body = OutboxMessage.objects.filter(purpose="correction").first().body
+    assert "请于6月30日前登录企服平台" in body and "截止" not in body
+    # after it (a late filing checked in August) the notice names no day that has passed
+    f = Finding.objects.filter(report_year=2025, status="open", severity="high").first()
+    late = corrections.notice_text(f.entity, 2025, [f], corrections.deadline(2025), __import__("datetime").date(2026, 8, 3))
+    assert "6月30日前" not in late and "自助更正已于6月30日截止" in late and "请向所在地市场监管部门申请" in late
 
     before = corrections.rates(2025)["overall"][0]
     assert before.notified == result.findings

@@ -14,6 +14,7 @@ from django.utils import timezone
 from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.portal import signin
+from qifu.portal import views as portal_views
 from qifu.portal.models import SignInCode
 from qifu.registry.models import Entity
 from qifu.reminders.models import OutboxMessage, ReminderRecord
@@ -165,6 +166,7 @@ from django.db import connection
 from django.utils import timezone
 from qifu.engine import uscc as codes
 from qifu.portal import signin
+from qifu.portal import views as portal_views
 from qifu.portal.models import SignInCode
 from qifu.accounts.models import RateCounter
 u = codes.make("91330282MA2GUEAA0")
@@ -218,12 +220,20 @@ def signed_in(uscc: str) -> Client:
     return client
 
 
-def test_portal_shows_own_findings_and_takes_an_explanation(checked_county):
+def test_portal_shows_own_findings_and_takes_an_explanation(checked_county, monkeypatch):
     f = Finding.objects.filter(report_year=2025, status="open", severity="high").select_related("entity").first()
     other = Finding.objects.filter(report_year=2025, status="open").exclude(entity=f.entity).first()
     client = signed_in(f.entity_id)
     html = client.get("/portal/").content.decode()
     assert f.message in html and other.message not in html
+    # the season's window: before 30 June the filer corrects in gsxt by then; after it, the
+    # self-service correction is closed and the page says where to ask instead
+    due = dt.date(single.season_year() + 1, 6, 30)
+    for today, past in ((due, False), (due + dt.timedelta(days=1), True)):
+        monkeypatch.setattr(portal_views.timezone, "localdate", lambda today=today: today)
+        html = client.get("/portal/").content.decode()
+        assert ('id="past-deadline"' in html) == past and ("国家企业信用信息公示系统更正年报" in html) == (not past)
+    monkeypatch.undo()
     assert client.post(f"/portal/findings/{other.id}/explain/", {"reason": "数据无误无误"}).status_code == 404
     client.post(f"/portal/findings/{f.id}/explain/", {"reason": "年末新购厂房，资产属实"})
     f.refresh_from_db()

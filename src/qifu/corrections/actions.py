@@ -32,13 +32,20 @@ def needs_notice(severities: list[str]) -> bool:
     return any(s in ("block", "high") for s in severities) or severities.count("medium") >= 2
 
 
-def notice_text(entity, year: int, findings: list[Finding], due: dt.date) -> str:
+def notice_text(entity, year: int, findings: list[Finding], due: dt.date, today: dt.date | None = None) -> str:
+    """The correction notice. Until ``due`` the filer corrects the report itself; after it the
+    self-service correction is closed (a late filing checked in August, say), so the notice
+    says where a correction is asked for instead of naming a day that has passed."""
     rep = f"（{entity.legal_rep}）" if entity.legal_rep else ""
     lines = "；".join(f"{i}. {f.message}" for i, f in enumerate(findings[:3], 1))
     more = f"等{len(findings)}处" if len(findings) > 3 else f"{len(findings)}处"
-    return (f"【企服】{entity.name}{rep}：您单位{year}年度年报经核查有{more}需要核实：{lines}。"
-            f"请于{due.month}月{due.day}日前登录企服平台，用统一社会信用代码和验证码查看并更正；"
-            f"如数值无误，可在平台说明理由。年报不收费，工作人员不会索要验证码。")
+    if today is not None and today > due:
+        how = (f"年报自助更正已于{due.month}月{due.day}日截止，确需更正的，请向所在地市场监管部门申请；"
+               f"可登录企服平台，用统一社会信用代码和验证码查看，如数值无误，可在平台说明理由。")
+    else:
+        how = (f"请于{due.month}月{due.day}日前登录企服平台，用统一社会信用代码和验证码查看并更正；"
+               f"如数值无误，可在平台说明理由。")
+    return f"【企服】{entity.name}{rep}：您单位{year}年度年报经核查有{more}需要核实：{lines}。{how}年报不收费，工作人员不会索要验证码。"
 
 
 @dataclass
@@ -97,7 +104,7 @@ def notify(year: int, today: dt.date) -> NotifyResult:
             if created:
                 message = OutboxMessage.objects.create(
                     key=f"correction:{uscc}:{year}:{today.isoformat()}", entity=entity, purpose="correction",
-                    channel=channel, recipient=recipient, body=notice_text(entity, year, found, due),
+                    channel=channel, recipient=recipient, body=notice_text(entity, year, found, due, today),
                     reason=f"校验发现 {len(found)} 个需核实的问题（{'、'.join(sorted({f.rule_id for f in found}))}）",
                     planned_for=today, next_attempt_at=now,
                     status=OutboxMessage.Status.TASK if channel in ("call", "visit") else OutboxMessage.Status.PENDING,

@@ -112,7 +112,7 @@ def home(request):
     return render(request, "portal/home.html", {
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
         "lab_bookings": bookings, "phases_todo": phases,
-        "deadline": corrections.deadline(year),
+        "deadline": corrections.deadline(year), "past_deadline": timezone.localdate() > corrections.deadline(year),
         "open_count": sum(1 for f in found if f.status == "open"),
     })
 
