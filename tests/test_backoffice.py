@@ -178,6 +178,15 @@ def test_entity_page_shows_reports_findings_and_a_revision_diff(client, checked_
     login(client, checked_county, "admin")
     html = client.get(reverse("entity", args=[f.entity_id])).content.decode()
     assert "第 2 版" in html and "其中:主营业务收入：<del>" in html
+    # registered capital as a person writes it: 150 万元, not 150.000000 万元
+    from decimal import Decimal
+
+    from qifu.registry.models import Entity
+
+    for capital, shown in ((Decimal("150.000000"), "<dd>150 万元</dd>"), (Decimal("12.5"), "<dd>12.5000 万元</dd>"),
+                           (None, "<dt>注册资本</dt><dd>—</dd>")):
+        Entity.objects.filter(pk=f.entity_id).update(registered_capital=capital)
+        assert shown in client.get(reverse("entity", args=[f.entity_id])).content.decode(), capital
     assert f.message in html  # quotes no phone or email
     client.post(reverse("entity-note", args=[f.entity_id]), {"text": "已电话联系，答应本周更正"})
     assert "已电话联系，答应本周更正" in client.get(reverse("entity", args=[f.entity_id])).content.decode()
