@@ -39,6 +39,25 @@ def test_login_form_has_csrf_protection(client):
     get_user_model().objects.create_user("officer", password="pw-for-tests-only")
     response = strict.post("/login/", {"username": "officer", "password": "pw-for-tests-only"})
     assert response.status_code == 403
+    assert "页面已过期，请刷新后重试" in response.content.decode()  # a Chinese page, not Django's English one
+
+
+def test_error_pages_are_chinese_and_say_what_to_do(client, rf):
+    from django.core.exceptions import PermissionDenied
+    from django.views import defaults
+
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404 and "页面不存在" in response.content.decode()
+    assert "Not Found" not in response.content.decode()
+    request = rf.get("/")
+    request.user = get_user_model()(username="x")
+    denied = defaults.permission_denied(request, PermissionDenied("只有局管理员可以发放创新券"))
+    assert denied.status_code == 403 and "只有局管理员可以发放创新券" in denied.content.decode()
+    assert "联系局管理员" in defaults.permission_denied(request, PermissionDenied()).content.decode()
+    failed = defaults.server_error(request)
+    assert failed.status_code == 500 and "系统出错" in failed.content.decode()
+    bad = defaults.bad_request(request, ValueError())
+    assert bad.status_code == 400 and "请求无法处理" in bad.content.decode()
 
 
 def test_healthz(client):
