@@ -40,6 +40,23 @@ def append(ws, values: Iterable) -> None:
     ws.append([safe(ws, v) for v in values])
 
 
+def csv_text(rows: Iterable[Iterable]) -> str:
+    """Rows as CSV that Excel opens as it is (UTF-8 with a byte-order mark): for a list too long
+    for a workbook to be built in a moment. A text beginning like a formula gets a leading
+    apostrophe, so that Excel shows it and never runs it; dates are written as 2026-03-01."""
+    import csv
+    import datetime as dt
+    import io
+
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    out = csv.writer(buf, lineterminator="\r\n")
+    for row in rows:
+        out.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date)
+                      else "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in row])
+    return buf.getvalue()
+
+
 def write_frame(frame, path, sheet: str = "数据", stamp=None) -> None:
     """A table (a polars frame) as CSV, XLSX or JSON (an array of objects) by the file's
     extension: the contract's files out (§2). With ``stamp`` (a datetime), an XLSX file carries

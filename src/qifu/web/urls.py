@@ -10,6 +10,7 @@ urlpatterns = [
     path("password/", views.password_change, name="password-change"),
     path("entities/", views.entities, name="entities"),
     path("entities/export.xlsx", views.entities_export, name="entities-export"),
+    path("entities/export.csv", views.entities_export, {"fmt": "csv"}, name="entities-export-csv"),
     path("entities/<str:uscc>/", views.entity, name="entity"),
     path("entities/<str:uscc>/notes/", views.add_note, name="entity-note"),
     path("tasks/", views.tasks, name="tasks"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from qifu.reports.models import AnnualReport
 from qifu.service_requests import queries as request_queries
 from qifu.service_requests.models import ServiceRequest
 from qifu.web import queries, stats
-from qifu.web.downloads import audited_xlsx
+from qifu.web.downloads import audited_csv, audited_xlsx
 
 LABELS = {f.name: f.label for f in REPORTS.fields}
 
@@ -213,24 +214,40 @@ def entities(request):
 
 
 @staff_required
-def entities_export(request):
-    """The same list as an Excel workbook (personal data masked, the export audited)."""
+def entities_export(request, fmt: str = "xlsx"):
+    """The same list as an Excel workbook, or as CSV (``fmt``), which for a whole county is a
+    matter of seconds instead of half a minute (personal data masked, the export audited)."""
     qs, f, year = _entity_list(request)
-    wb = spreadsheets.workbook()
-    ws = wb.create_sheet("市场主体")
-    spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "所属镇街", "登记状态", "成立日期", "法定代表人", "联系电话",
-               f"{year}年度年报" if year else "年报"])
+    header = ["统一社会信用代码", "名称", "主体类型", "所属镇街", "登记状态", "成立日期", "法定代表人", "联系电话",
+              f"{year}年度年报" if year else "年报"]
     filed = set()
     if year:
         filed = set(AnnualReport.objects.filter(report_year=year, is_current=True, entity__in=qs).values_list("entity_id", flat=True))
+    # plain rows, not model instances: a whole county is 240,000 of them
+    types, statuses = dict(Entity._meta.get_field("entity_type").choices), dict(Entity._meta.get_field("status").choices)
+    rows = ([uscc, name, types.get(kind, kind), town, statuses.get(status, status), established, masking.name(rep),
+             masking.phone(phone), "已报" if uscc in filed else "未报"]
+            for uscc, name, kind, town, status, established, rep, phone in qs.values_list(
+                "uscc", "name", "entity_type", "town__name", "status", "established_on", "legal_rep", "phone",
+            ).iterator(chunk_size=2000))
+    filters = json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)
     n = 0
-    for e in qs.iterator(chunk_size=2000):
-        spreadsheets.append(ws, [e.uscc, e.name, e.get_entity_type_display(), e.town.name, e.get_status_display(), e.established_on,
-                   masking.name(e.legal_rep), masking.phone(e.phone), "已报" if e.uscc in filed else "未报"])
-        n += 1
-    return audited_xlsx(request, wb, "entities",
-                        f"市场主体 {n} 行；筛选 {json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)}")
+    if fmt == "csv":
+        def counted():
+            nonlocal n
+            for row in rows:
+                n += 1
+                yield row
 
+        body = spreadsheets.csv_text(itertools.chain([header], counted()))
+        return audited_csv(request, body, "entities", f"市场主体 {n} 行（CSV）；筛选 {filters}")
+    wb = spreadsheets.workbook()
+    ws = wb.create_sheet("市场主体")
+    spreadsheets.append(ws, header)
+    for row in rows:
+        spreadsheets.append(ws, row)
+        n += 1
+    return audited_xlsx(request, wb, "entities", f"市场主体 {n} 行；筛选 {filters}")
 
 @dataclass
 class Revision:
