@@ -109,10 +109,11 @@ def home(request):
     phases = (Phase.objects.filter(project__entity=entity)
               .filter(Q(state="rectifying") | Q(state="planned", items__kind="document", items__status="pending"))
               .select_related("project").distinct().order_by("project__code", "seq")[:5])
+    due = corrections.deadline(year)
     return render(request, "portal/home.html", {
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
         "lab_bookings": bookings, "phases_todo": phases,
-        "deadline": corrections.deadline(year), "past_deadline": timezone.localdate() > corrections.deadline(year),
+        "deadline": due, "past_deadline": timezone.localdate() > due,
         "open_count": sum(1 for f in found if f.status == "open"),
     })
 
