@@ -49,17 +49,51 @@ def insert(table: str, frame: pl.DataFrame, progress: Callable[[int], None] | No
         return
     postgres = connection.vendor == "postgresql"
     frame = _to_db_types(frame, postgres)
-    cols = ", ".join(connection.ops.quote_name(c) for c in frame.columns)
+    if postgres:
+        cols = ", ".join(connection.ops.quote_name(c) for c in frame.columns)
+        for start in range(0, frame.height, CHUNK):
+            _copy(table, cols, frame.slice(start, CHUNK))
+            if progress:
+                progress(min(CHUNK, frame.height - start))
+        return
+    # A column with one value in every row (a run's time, a status, a policy's version) is
+    # written into the statement once instead of bound for each row: a first policy match stores
+    # 165,349 rows of 20 columns, 12 of them the same in every row, and binding them took a
+    # fifth of the insert.
+    same = _same_values(frame)
+    varying = [c for c in frame.columns if c not in same]
+    cols = ", ".join(connection.ops.quote_name(c) for c in [*varying, *same])
+    values = ", ".join(["%s"] * len(varying) + list(same.values()))
     for start in range(0, frame.height, CHUNK):
-        chunk = frame.slice(start, CHUNK)
-        if postgres:
-            _copy(table, cols, chunk)
-        else:
-            marks = ", ".join(["%s"] * len(frame.columns))
-            with connection.cursor() as cur:
-                cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", chunk.rows())
+        chunk = frame.slice(start, CHUNK).select(varying)
+        with connection.cursor() as cur:
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({values})", chunk.rows())
         if progress:
             progress(chunk.height)
+
+
+def _same_values(frame: pl.DataFrame) -> dict[str, str]:
+    """The columns of ``frame`` (in database types) that hold one value in every row, each as
+    an SQL literal that SQLite itself quoted, ready for a statement Django passes on. Never
+    every column (a statement needs one value to bind), and never a float (SQLite's ``quote``
+    keeps 15 digits)."""
+    if frame.height < 2:
+        return {}
+    found = {}
+    for name, dtype in frame.schema.items():
+        column = frame.get_column(name)
+        if dtype.is_float() or len(found) == frame.width - 1:
+            continue
+        if column.null_count() == frame.height:
+            found[name] = None
+        elif column.null_count() == 0 and (column == column.first()).all():
+            found[name] = column.first()
+    if not found:
+        return {}
+    with connection.cursor() as cur:
+        cur.execute("SELECT " + ", ".join(["quote(%s)"] * len(found)), list(found.values()))
+        # Django turns %s into SQLite's ? and %% into %: a literal's own % is doubled
+        return {name: literal.replace("%", "%%") for name, literal in zip(found, cur.fetchone(), strict=True)}
 
 
 def _copy(table: str, cols: str, chunk: pl.DataFrame) -> None:

@@ -1,0 +1,82 @@
+"""`qifu.bulk.insert`: what it stores is what the frame held, on SQLite (where a column with one
+value in every row is written into the statement once, not bound per row) and PostgreSQL (COPY)."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from qifu import bulk
+from qifu.engine import uscc as codes
+from qifu.registry.models import Entity
+from qifu.reminders.models import OutboxMessage
+
+pytestmark = pytest.mark.django_db
+
+UTC = pl.Datetime("us", "UTC")
+
+
+@pytest.fixture
+def firms():
+    from tests.conftest import ensure_reference_data
+
+    ensure_reference_data()
+    usccs = [codes.make(f"91330282MA{n:06d}X") for n in range(3)]
+    Entity.objects.bulk_create([Entity(uscc=u, name=f"测试{n}", entity_type="enterprise", town_id="330282001",
+                                       established_on=dt.date(2020, 1, 1), status="active", imported_at=timezone.now())
+                                for n, u in enumerate(usccs)])
+    return usccs
+
+
+def frame(usccs, body: list[str], reason: list[str], sent_at) -> pl.DataFrame:
+    now = dt.datetime(2026, 12, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)
+    n = len(usccs)
+    return pl.DataFrame({
+        "key": [f"t:{u}" for u in usccs], "uscc": usccs, "also_for": [""] * n, "purpose": ["policy"] * n,
+        "channel": ["sms"] * n, "recipient": ["13900000000"] * n, "body": body, "reason": reason,
+        "group": ["treated"] * n, "planned_for": [dt.date(2026, 12, 1)] * n, "status": ["pending"] * n,
+        "attempts": [0] * n, "next_attempt_at": pl.Series([now] * n, dtype=UTC), "last_error": [""] * n,
+        "provider_id": ["100%s'; --"] * n, "sent_at": pl.Series(sent_at, dtype=UTC),
+        "created_at": pl.Series([now] * n, dtype=UTC)})
+
+
+def stored() -> list[dict]:
+    return list(OutboxMessage.objects.order_by("key").values(
+        "key", "entity_id", "body", "reason", "planned_for", "status", "attempts", "next_attempt_at", "provider_id",
+        "sent_at"))
+
+
+def test_columns_the_same_in_every_row_are_stored_as_they_were(firms):
+    """Quotes, a percent sign followed by s, a null and a time to the microsecond, the same in
+    every row, come back as they went in; so do the columns that differ."""
+    bulk.insert(OutboxMessage._meta.db_table, frame(firms, ["一", "二", "三"], ["同"] * 3, [None] * 3))
+    rows = stored()
+    assert [r["body"] for r in rows] == ["一", "二", "三"]
+    assert {r["provider_id"] for r in rows} == {"100%s'; --"}
+    assert {r["sent_at"] for r in rows} == {None}
+    assert {r["reason"] for r in rows} == {"同"}
+    assert {r["next_attempt_at"] for r in rows} == {dt.datetime(2026, 12, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)}
+    assert {r["planned_for"] for r in rows} == {dt.date(2026, 12, 1)}
+    # the ORM finds them by the stored values (SQLite compares times as text)
+    assert OutboxMessage.objects.filter(next_attempt_at__lt=timezone.now(), provider_id__contains="%s").count() == 3
+
+
+def test_rows_that_differ_only_in_one_column_bind_that_one(firms):
+    two = frame([firms[0]] * 2, ["一"] * 2, ["同"] * 2, [dt.datetime(2026, 12, 1, tzinfo=dt.UTC)] * 2)
+    two = two.with_columns(pl.Series("key", ["t:a", "t:b"]))
+    bulk.insert(OutboxMessage._meta.db_table, two)
+    assert [(r["key"], r["body"], r["sent_at"]) for r in stored()] == [
+        ("t:a", "一", dt.datetime(2026, 12, 1, tzinfo=dt.UTC)), ("t:b", "一", dt.datetime(2026, 12, 1, tzinfo=dt.UTC))]
+    if connection.vendor == "sqlite":
+        assert set(bulk._same_values(bulk._to_db_types(two, postgres=False))) == set(two.columns) - {"key"}
+        # rows the same in every column: one is still bound
+        assert len(bulk._same_values(bulk._to_db_types(two.with_columns(pl.lit("t:c").alias("key")),
+                                                       postgres=False))) == two.width - 1
+
+
+def test_a_float_is_bound_not_written_into_the_statement():
+    values = pl.DataFrame({"a": [0.1 + 0.2] * 3, "b": [1, 2, 3]})
+    if connection.vendor == "sqlite":
+        assert "a" not in bulk._same_values(values)
