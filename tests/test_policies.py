@@ -84,6 +84,31 @@ def reference(folder: Path, land_file: Path, year: int) -> dict[str, dict[str, D
     return out
 
 
+STORED = r"""
+import os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu.policies.models import Match
+from qifu.policies.notices import reachable
+from qifu.registry.models import Entity
+from qifu.reminders.models import OutboxMessage
+import polars as pl
+entities = pl.DataFrame(list(Entity.objects.values("uscc", "town_id", "phone", "email")))
+reached = set(reachable(entities)["uscc"])
+town = dict(zip(entities["uscc"], entities["town_id"]))
+wrong, told, auto = 0, set(), set()
+for m in Match.objects.select_related("policy"):
+    wrong += m.town_id != town[m.entity_id]
+    if m.policy.mode == "automatic":
+        auto.add(m.entity_id)
+        wrong += (m.told_at is not None) != (m.entity_id in reached)
+        if m.told_at:
+            told.add(m.entity_id)
+messages = set(OutboxMessage.objects.filter(purpose="policy").values_list("entity_id", flat=True))
+print(wrong, len(auto), len(told), len(auto - reached), messages == told)
+"""
+
+
 def test_qifu_policy_match_finds_exactly_the_firms_and_amounts_of_the_contract_files(process_env, small_county, tmp_path):
     for kind in ("registry", "reports", "tax", "social", "parcels", "indicators"):
         done = qifu(process_env, "import", kind, str(small_county / f"{kind}.csv"))
@@ -109,6 +134,11 @@ def test_qifu_policy_match_finds_exactly_the_firms_and_amounts_of_the_contract_f
     assert all(want[p] for p in want), "the small county should have firms for every policy"
     for pid, expected in want.items():
         assert got.get(pid, {}) == expected, pid
+    # stored with each firm's township, told where a text or an e-mail reaches the firm: one
+    # message per firm (the run reads the registry's analytical copy for this, not the database)
+    done = subprocess.run([sys.executable, "-c", STORED], env=process_env, capture_output=True, text=True, timeout=300)
+    wrong, automatic, told, unreached, one_each = done.stdout.split()
+    assert (wrong, one_each) == ("0", "True") and int(told) > 0 and int(automatic) == int(told) + int(unreached), done
     # matching again changes nothing and writes the same file
     again = tmp_path / "again.csv"
     done = qifu(process_env, "policy", "match", "--policies", str(folder), "--year", "2025", "--out", str(again))

@@ -38,6 +38,7 @@ from qifu.policies.models import (
     PolicyVersion,
     SkillCertificate,
 )
+from qifu.registry.models import Township
 from qifu.service_requests.attachments import store
 
 
@@ -167,7 +168,7 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
     automatic = [o.policy.id for o in outcomes if o.policy.mode == "automatic"] if notify else []
     db.bulk_work()  # a first run writes a row per match and a message per firm: 230,000 for a county
     with transaction.atomic():
-        entities = cache(_entities)
+        entities = cache(lambda: _entities(data.get("registry")))
         reach = cache(lambda: notices.reachable(entities()))
         # a new match of an automatic policy whose firm a text or email reaches is stored as told:
         # its message is written below, in the same transaction
@@ -287,8 +288,16 @@ def _existing(policy: Policy) -> pl.DataFrame:
                                       "old_version": pl.String, "status": pl.String}, orient="row")
 
 
-def _entities() -> pl.DataFrame:
-    """Every entity's township code and contacts (read once per match run that has new matches)."""
+def _entities(copy: object = None) -> pl.DataFrame:
+    """Every entity's township code and contacts (read once per match run that has new matches):
+    from ``copy``, the analytical copy of the registry the profile was read from (a Parquet
+    path), when there is one, so that the run tells whom it matched on the same registry, and
+    240,000 rows are not read through Python (0.3 s); else from the database."""
+    if isinstance(copy, str):
+        towns = pl.DataFrame(list(Township.objects.values_list("name", "code")), schema=["town", "town_id"],
+                             orient="row")
+        return pl.read_parquet(copy, columns=["uscc", "town", "phone", "email"]).join(
+            towns, on="town", how="left").select("uscc", "town_id", "phone", "email")
     with connection.cursor() as cur:
         cur.execute("SELECT uscc, town_id, phone, email FROM registry_entity")
         return pl.DataFrame(cur.fetchall(), schema=dict.fromkeys(("uscc", "town_id", "phone", "email"), pl.String),
