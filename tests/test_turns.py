@@ -102,3 +102,12 @@ def test_a_request_that_fails_gives_the_turn_back():
     assert app.turn.acquire(blocking=False)
     app.turn.release()
     assert call(app, "/after") == [b"/after"]
+
+
+def test_turns_are_taken_on_sqlite_unless_set_otherwise():
+    from qifu.web.turns import wait_ms
+
+    assert wait_ms(None, "sqlite:////srv/qifu/var/qifu.sqlite3") == 100
+    assert wait_ms(None, "postgres://qifu@127.0.0.1:5432/qifu") == 0
+    assert wait_ms("0", "sqlite:////x") == 0
+    assert wait_ms("250", "postgres://x") == 250

@@ -39,6 +39,18 @@ class Turns:
                 self.turn.release()
 
 
+def wait_ms(setting: str | None, database_url: str) -> int:
+    """The wait in milliseconds: as set (0: no turns), else 100 on SQLite and none on
+    PostgreSQL. With SQLite a request's database work is done in its own thread, and turns cut
+    the CPU a burst costs by a third to a half; with PostgreSQL a request spends part of its
+    time waiting for the database's process, and turns, which run nobody else in its worker
+    meanwhile, made no difference at best and the p95 worse on a busy machine
+    (docs/benchmarks.md, shared-lab booking)."""
+    if setting is not None:
+        return int(setting)
+    return 100 if database_url.startswith("sqlite") else 0
+
+
 def wrap(application, wait_ms: int):
     """``application`` taking turns, or as it is when ``wait_ms`` is 0."""
     return Turns(application, wait_ms / 1000) if wait_ms > 0 else application
