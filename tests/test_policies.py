@@ -732,6 +732,21 @@ def test_staff_pages_by_role_with_charts_exports_and_an_audited_account(county, 
     x = admin.get("/policies/?format=xlsx")
     assert x["Content-Type"].startswith("application/vnd.openxmlformats")
     assert AuditEvent.objects.filter(action="export", detail__contains="惠企政策兑现统计").exists()
+    # a policy's match list as a workbook and as CSV: the same rows, the officer's township only
+    for client, who in ((admin, Match.objects.filter(policy__code="T-AUTO")), (officer, mine)):
+        book = openpyxl.load_workbook(io.BytesIO(client.get("/policies/T-AUTO/?format=xlsx").content))["政策匹配"]
+        rows = [["" if v is None else v.isoformat(sep="T") if isinstance(v, dt.datetime) else v.isoformat()
+                 if isinstance(v, dt.date) else str(v) for v in row] for row in book.iter_rows(values_only=True)]
+        got = client.get("/policies/T-AUTO/?format=csv")
+        assert got["Content-Type"].startswith("text/csv")
+        text = got.content.decode("utf-8")
+        assert text.startswith("\ufeff统一社会信用代码,")
+        csv_rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+        assert csv_rows[0] == rows[0] and len(csv_rows) == len(rows) == who.count() + 1
+        assert sorted(r[:3] + r[4:6] for r in csv_rows[1:]) == sorted(r[:3] + r[4:6] for r in rows[1:])
+        assert sorted(float(r[3]) for r in csv_rows[1:]) == sorted(float(r[3]) for r in rows[1:])
+        assert {r[0] for r in csv_rows[1:]} == set(who.values_list("entity_id", flat=True))
+    assert AuditEvent.objects.filter(action="export", detail=f"政策 T-AUTO 匹配名单 {mine.count()} 行（CSV）").exists()
     f = admin.get(f"/policies/batches/{batch.number}.xlsx")
     assert f.status_code == 200
     m = Match.objects.get(pk=ms[0].pk)
