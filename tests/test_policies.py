@@ -706,8 +706,10 @@ def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
     assert app.files.get().name == "认定文件.pdf" and Match.objects.get(pk=m.pk).status == "applied"
 
 
-def test_staff_pages_by_role_with_charts_exports_and_an_audited_account(county, tmp_path):
+def test_staff_pages_by_role_with_charts_exports_and_an_audited_account(county, tmp_path, monkeypatch, data_dir):
     from qifu.accounts.models import AuditEvent
+    from qifu.web import downloads, export_jobs
+    from qifu.web.models import Export
 
     actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000)), 2025, now=NOW)
     ms = clean_matches(40)
@@ -747,6 +749,14 @@ def test_staff_pages_by_role_with_charts_exports_and_an_audited_account(county, 
         assert sorted(float(r[3]) for r in csv_rows[1:]) == sorted(float(r[3]) for r in rows[1:])
         assert {r[0] for r in csv_rows[1:]} == set(who.values_list("entity_id", flat=True))
     assert AuditEvent.objects.filter(action="export", detail=f"政策 T-AUTO 匹配名单 {mine.count()} 行（CSV）").exists()
+    # a long list's workbook is made in the background, as the direct download would be
+    monkeypatch.setattr(downloads, "LONG_LIST", 0)
+    page = admin.get("/policies/T-AUTO/").content.decode()
+    assert 'id="export-background"' in page and 'value="/policies/T-AUTO/?status=&amp;format=xlsx"' in page
+    admin.post("/exports/new/", {"path": "/policies/T-AUTO/?status=&format=xlsx", "rows": "5"})
+    assert export_jobs.run_pending() == 1
+    export = Export.objects.get(label="政策 T-AUTO 匹配名单（Excel）")
+    assert export.status == "done" and export.rows_done == Match.objects.filter(policy__code="T-AUTO").count()
     f = admin.get(f"/policies/batches/{batch.number}.xlsx")
     assert f.status_code == 200
     m = Match.objects.get(pk=ms[0].pk)

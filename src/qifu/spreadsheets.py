@@ -5,7 +5,9 @@ live formula when the file is opened: such a cell is written as text, with Excel
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # openpyxl is imported when a workbook is made: a CSV or JSON export never loads it
@@ -13,6 +15,20 @@ if TYPE_CHECKING:  # openpyxl is imported when a workbook is made: a CSV or JSON
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# called once for each row an export writes, when someone follows it (an export made in the
+# background shows how far it has got: ``counting``)
+_row_written: ContextVar[Callable[[], None] | None] = ContextVar("row_written", default=None)
+
+
+@contextmanager
+def counting(tick: Callable[[], None]):
+    """Within the block, ``tick()`` is called for every row ``append`` or ``csv_text`` writes."""
+    token = _row_written.set(tick)
+    try:
+        yield
+    finally:
+        _row_written.reset(token)
 
 
 def workbook() -> Workbook:
@@ -38,6 +54,8 @@ def safe(ws, value):
 
 def append(ws, values: Iterable) -> None:
     ws.append([safe(ws, v) for v in values])
+    if (tick := _row_written.get()) is not None:
+        tick()
 
 
 def csv_text(rows: Iterable[Iterable]) -> str:
@@ -51,7 +69,9 @@ def csv_text(rows: Iterable[Iterable]) -> str:
     buf = io.StringIO()
     buf.write("\ufeff")
     out = csv.writer(buf, lineterminator="\r\n")
+    tick = _row_written.get() or (lambda: None)
     for row in rows:
+        tick()
         out.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date)
                       else "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in row])
     return buf.getvalue()

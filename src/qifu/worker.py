@@ -65,6 +65,12 @@ def _plan_due(now: dt.datetime) -> bool:
     return plan_due(now)
 
 
+def _every_few_seconds():
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    return IntervalTrigger(seconds=5, timezone=SHANGHAI)
+
+
 def _every_ten_minutes():
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -97,6 +103,9 @@ JOBS: tuple[Job, ...] = (
         label="免申即享通知两周后仍未确认收款账户的企业，再提醒一次"),
     Job("project_filings", "qifu.projects.actions:remind_filings", _every_morning, catch_up=_daytime,
         label="建设项目全部验收后、一次备案期限前提醒建设单位"),
+    Job("exports", "qifu.web.export_jobs:run_pending", _every_few_seconds, label="生成工作人员申请的后台导出"),
+    Job("exports_expire", "qifu.web.export_jobs:expire_old", _every_morning, catch_up=_daytime,
+        label="删除保留期已过的后台导出文件"),
 )
 
 

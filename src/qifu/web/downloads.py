@@ -13,6 +13,10 @@ from qifu import spreadsheets
 from qifu.accounts import scope
 from qifu.accounts.models import AuditEvent
 
+# a list longer than this offers CSV as the recommended export, and its workbook made in the
+# background (我的导出, ``web.export_jobs``)
+LONG_LIST = 20_000
+
 
 def audited_xlsx(request, wb, name: str, what: str) -> HttpResponse:
     buf = io.BytesIO()

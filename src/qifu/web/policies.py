@@ -27,6 +27,7 @@ from qifu.engine import reference
 from qifu.policies import actions, queries
 from qifu.policies.models import Application, ApplicationFile, Match, Payment, PaymentBatch, Policy
 from qifu.service_requests import attachments
+from qifu.web import downloads
 from qifu.web.downloads import audited_csv, audited_xlsx
 
 Role = StaffProfile.Role
@@ -168,7 +169,7 @@ def policy(request, code: str):
     ledger = Payment.objects.filter(policy=p, match__in=_matches(request)).aggregate(
         released=Sum("amount"), paid=Sum("amount", filter=Q(status=Payment.Status.PAID)))
     return render(request, "web/policy.html", {
-        "p": p, "page": page, "status": status,
+        "p": p, "page": page, "status": status, "long_list": page.paginator.count > downloads.LONG_LIST,
         "statuses": [(v, label, counts.get(v, 0)) for v, label in Match.Status.choices],
         "untold": waiting["untold"] if p.mode == Policy.Mode.AUTOMATIC else 0, "UNTOLD": UNTOLD,
         "ignored": waiting["ignored"] if p.mode == Policy.Mode.AUTOMATIC else 0, "IGNORED": IGNORED,

@@ -44,7 +44,7 @@ from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
 from qifu.service_requests import queries as request_queries
 from qifu.service_requests.models import ServiceRequest
-from qifu.web import queries, stats
+from qifu.web import downloads, queries, stats
 from qifu.web.downloads import audited_csv, audited_xlsx
 
 LABELS = {f.name: f.label for f in REPORTS.fields}
@@ -208,6 +208,7 @@ def entities(request):
     query.pop("page", None)
     return render(request, "web/entities.html", {
         "page": page, "rows": rows, "f": f, "year": year, "query": query.urlencode(),
+        "long_list": page.paginator.count > downloads.LONG_LIST,
         "towns": [] if scope.town_of(request.user) else Township.objects.all(),
         "types": Entity._meta.get_field("entity_type").choices, "statuses": Entity._meta.get_field("status").choices,
     })
