@@ -85,7 +85,8 @@ def test_only_the_person_who_asked_sees_and_downloads_it_and_an_officer_gets_the
 
 
 @pytest.mark.parametrize("path", ["/entities/", "https://example.com/entities/export.xlsx", "entities/export.xlsx",
-                                  "/policies/CX-2025-01/?format=html", "/nowhere/", "/exports/new/"])
+                                  "/policies/CX-2025-01/?format=html", "/nowhere/", "/exports/new/",
+                                  "/entities/export.xlsx?q=" + "x" * 2000])
 def test_only_the_named_exports_can_be_asked_for(checked_county, path):
     admin = client(checked_county, "admin")
     r = admin.post("/exports/new/", {"path": path, "rows": "x"}, follow=True)

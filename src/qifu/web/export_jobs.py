@@ -66,7 +66,7 @@ def do_request(user, path: str, expected_rows: int, ip: str | None) -> Export:
     """Queue the export at ``path`` (a URL of this site, with its query) for ``user``."""
     path = str(path or "")
     parts = urlsplit(path)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or len(path) > 2000:
         raise ExportError("导出地址无效")
     try:
         match = resolve(parts.path)
@@ -84,7 +84,7 @@ def do_request(user, path: str, expected_rows: int, ip: str | None) -> Export:
 
 def run_pending() -> int:
     """Make every queued export, oldest first (`qifu worker`, every few seconds). Returns how many
-    were made."""
+    were taken up (made, or failed with their reason)."""
     _recover()
     made = 0
     while True:
