@@ -291,3 +291,12 @@ def test_projects_are_imported_from_the_approval_systems_list_all_or_nothing(cou
         import_file("projects", tmp_path / "projects.csv")
     assert [(e.row, e.field) for e in err.value.errors] == [(4, "project_type")]
     assert not Project.objects.filter(code__startswith="NEW-").exists()  # all or nothing
+
+
+def test_a_long_name_on_the_chart_is_cut_with_an_ellipsis():
+    from qifu.text import shorten
+
+    assert shorten("慈溪滨海经济开发区智能家电产业园一期", 14) == "慈溪滨海经济开发区智能家电…"
+    assert len(shorten("慈溪滨海经济开发区智能家电产业园一期", 14)) == 14
+    assert shorten("新厂房", 14) == "新厂房"
+    assert shorten("一二三四五六七八九十一二三四", 14) == "一二三四五六七八九十一二三四"

@@ -24,6 +24,12 @@ def clean(value: str, max_length: int | None = None) -> str:
     return value[:max_length] if max_length else value
 
 
+def shorten(value: str, width: int) -> str:
+    """``value`` cut to ``width`` characters, the last an ellipsis when anything was cut (a
+    chart's label: a project's name that ends mid-word looks like another name)."""
+    return value if len(value) <= width else value[:width - 1] + "…"
+
+
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 

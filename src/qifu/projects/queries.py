@@ -8,6 +8,7 @@ import statistics
 
 from django.utils import timezone
 
+from qifu import text as texts
 from qifu.engine.projects import workflow
 from qifu.projects import actions
 from qifu.projects.models import Phase, Project
@@ -63,7 +64,7 @@ def measures(projects) -> dict:
         "median_days": statistics.median([r["days"] for r in rows]) if rows else None,
         "median_gained": statistics.median([r["gained"] for r in rows if r["gained"] is not None]) if rows else None,
         "filings": filings, "overdue": [f for f in filings if f["left"] < 0],
-        "chart": {"labels": [r["project"].name[:14] for r in rows], "horizontal": True, "series": [
+        "chart": {"labels": [texts.shorten(r["project"].name, 14) for r in rows], "horizontal": True, "series": [
             {"label": "分期验收：首期从具备条件到投入使用（天）", "values": [r["days"] for r in rows]},
             {"label": "整体一次验收的基准（天）", "values": [r["baseline"] for r in rows]}]},
     }
