@@ -104,6 +104,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     client.force_login(get_user_model().objects.get(username="demo"))
     home = client.get("/").content.decode()
     assert "本季 qifu 催报" in home and 'id="saved-vs-holdout"' in home and "口径与明细" in home
+    # `qifu demo` says on every page that it is one, and why its dates run ahead of today
+    assert 'id="demo-banner"' not in home
+    monkeypatch.setenv("QIFU_DEMO", "1")
+    assert "有些日期晚于今天" in client.get("/").content.decode()
+    assert 'id="demo-banner"' in client.get("/portal/login/").content.decode()
+    monkeypatch.delenv("QIFU_DEMO")
     page = client.get("/reminders/season/").content.decode()
     assert "2027 年申报季" in page and "本季采用" in page and 'id="definitions"' in page
     assert client.get("/reminders/season/?format=xlsx")["Content-Type"].startswith("application/vnd.openxml")
