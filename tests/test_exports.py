@@ -165,3 +165,25 @@ def test_progress_is_written_while_the_rows_are(checked_county, monkeypatch):
     assert "<progress" not in admin.get("/exports/").content.decode()
     Export.objects.filter(pk=export.pk).update(status="running", rows_done=50)
     assert '<progress max="100" value="50">' in admin.get("/exports/").content.decode()
+
+
+def test_the_request_queue_too_the_officer_getting_their_township(checked_county, monkeypatch):
+    from qifu.service_requests import actions as requests
+
+    towns = checked_county["own_town"], checked_county["other_town"]
+    for town in towns:
+        for e in Entity.objects.filter(town=town).order_by("uscc")[:3]:
+            requests.do_submit_request(text="园区道路积水，货车进不去，请尽快处理", channel="station",
+                                       actor=requests.Actor("驿站"), entity=e)
+    monkeypatch.setattr(downloads, "LONG_LIST", 1)
+    officer = client(checked_county, "officer")
+    page = officer.get("/requests/").content.decode()
+    assert 'id="export-background"' in page and 'value="/requests/export.xlsx?"' in page
+    officer.post("/exports/new/", {"path": "/requests/export.xlsx?", "rows": "3"})
+    assert export_jobs.run_pending() == 1
+    export = Export.objects.get()
+    assert (export.label, export.status, export.rows_done) == ("企业诉求名单（Excel）", "done", 3)
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(officer.get(f"/exports/{export.pk}/file/").streaming_content)),
+                                   read_only=True)["企业诉求"]
+    rows = list(sheet.iter_rows(values_only=True))[1:]
+    assert {r[5] for r in rows} == {checked_county["own_town"].name} and len(rows) == 3

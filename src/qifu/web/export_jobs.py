@@ -7,7 +7,8 @@ what the direct download would: the same rows, the same masking, the same townsh
 audit line. While it runs, every row the view writes (``spreadsheets.counting``) moves its
 progress, written to the database about once a second. Its file is kept ``KEEP_DAYS`` days.
 
-Only the exports named in ``EXPORTS`` can be asked for. An export interrupted by the worker's
+Only the exports named in ``EXPORTS`` can be asked for; each writes its header row first, and
+every row, through ``spreadsheets``. An export interrupted by the worker's
 stop is made again when the worker starts (``MAX_ATTEMPTS`` times at most).
 """
 
@@ -50,12 +51,14 @@ def _label(name: str, kwargs: dict, query: dict) -> str | None:
         return "市场主体名单（Excel）"
     if name == "entities-export-csv":
         return "市场主体名单（CSV）"
+    if name == "requests-export":
+        return "企业诉求名单（Excel）"
     if name == "policy" and fmt in ("xlsx", "csv"):
         return f"政策 {kwargs['code']} 匹配名单（{'Excel' if fmt == 'xlsx' else 'CSV'}）"
     return None
 
 
-EXPORTS = ("entities-export", "entities-export-csv", "policy")
+EXPORTS = ("entities-export", "entities-export-csv", "requests-export", "policy")
 
 
 def folder() -> Path:

@@ -24,6 +24,7 @@ from qifu.engine.requests.workflow import LABELS, MOVE_LABELS, Move, State, allo
 from qifu.registry.models import Township
 from qifu.service_requests import actions, attachments, queries
 from qifu.service_requests.models import Channel, Department, RoutingOverride, Satisfaction, ServiceRequest
+from qifu.web import downloads
 from qifu.web.downloads import audited_xlsx
 
 Role = StaffProfile.Role
@@ -69,6 +70,7 @@ def queue(request):
     query.pop("page", None)
     return render(request, "web/requests.html", {
         "page": page, "f": f, "query": query.urlencode(), "states": [(s.value, LABELS[s]) for s in State],
+        "long_list": page.paginator.count > downloads.LONG_LIST,
         "categories": CATEGORIES, "departments": Department.objects.filter(active=True),
         "towns": [] if scope.town_of(request.user) else Township.objects.all(),
         "can_intake": scope.role_of(request.user) in (Role.ADMIN, Role.OFFICER),
@@ -81,7 +83,7 @@ def export(request):
     qs, f = _filtered(request)
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("企业诉求")
-    ws.append(["诉求编号", "受理时间", "渠道", "主体", "统一社会信用代码", "所属镇街", "类别", "承办部门", "状态",
+    spreadsheets.append(ws, ["诉求编号", "受理时间", "渠道", "主体", "统一社会信用代码", "所属镇街", "类别", "承办部门", "状态",
                "签收期限", "答复期限", "是否超期", "满意度", "诉求内容（已脱敏）"])
     n = 0
     for r in qs.iterator(chunk_size=2000):
