@@ -187,3 +187,19 @@ def test_the_request_queue_too_the_officer_getting_their_township(checked_county
                                    read_only=True)["企业诉求"]
     rows = list(sheet.iter_rows(values_only=True))[1:]
     assert {r[5] for r in rows} == {checked_county["own_town"].name} and len(rows) == 3
+
+
+def test_an_unexpected_error_leaves_no_file_and_tells_the_person_plainly(checked_county, monkeypatch):
+    from django.http import StreamingHttpResponse
+
+    def broken(rows):
+        yield b"\xef\xbb\xbf"
+        raise OSError("磁盘已满")
+
+    monkeypatch.setattr(export_jobs, "_answer", lambda export: StreamingHttpResponse(
+        broken([]), headers={"Content-Disposition": 'attachment; filename="entities-20261201.csv"'}))
+    client(checked_county, "admin").post("/exports/new/", {"path": "/entities/export.csv", "rows": "1"})
+    export_jobs.run_pending()
+    export = Export.objects.get()
+    assert export.status == "failed" and export.error == "生成时出错，请重新申请；再次失败请联系管理员"
+    assert not any(export_jobs.folder().glob("*"))

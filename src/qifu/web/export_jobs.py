@@ -129,23 +129,29 @@ def _make(export: Export) -> None:
             last = time.monotonic()
             Export.objects.filter(pk=export.pk).update(rows_done=written)
 
+    partial = None
     try:
-        with spreadsheets.counting(tick):
+        with spreadsheets.counting(tick):  # a streamed body writes its rows as it is read, below
             response = _answer(export)
-        if response.status_code != 200:
-            raise ExportError(_refusal(response))
-        target = folder() / f"{export.pk}-{export.created_at:%Y%m%d%H%M%S}{_suffix(response)}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(target.suffix + ".part")
-        with partial.open("wb") as out:
-            for chunk in (response.streaming_content if response.streaming else [response.content]):
-                out.write(chunk)
+            if response.status_code != 200:
+                raise ExportError(_refusal(response))
+            target = folder() / f"{export.pk}-{export.created_at:%Y%m%d%H%M%S}{_suffix(response)}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(target.suffix + ".part")
+            with partial.open("wb") as out:
+                for chunk in (response.streaming_content if response.streaming else [response.content]):
+                    out.write(chunk)
         partial.replace(target)
     except Exception as e:  # the person sees why; the worker goes on with the next
-        if not isinstance(e, ExportError):
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        if isinstance(e, ExportError):
+            reason = str(e)
+        else:
             log.exception("后台导出 %s 失败", export.pk)
+            reason = "生成时出错，请重新申请；再次失败请联系管理员"
         Export.objects.filter(pk=export.pk).update(status=Export.Status.FAILED, finished_at=timezone.now(),
-                                                   rows_done=written, error=str(e)[:500] or e.__class__.__name__)
+                                                   rows_done=written, error=reason)
         return
     Export.objects.filter(pk=export.pk).update(  # rows_done: the list's rows, its header not counted
         status=Export.Status.DONE, finished_at=timezone.now(), rows_done=max(written - 1, 0), size=target.stat().st_size,
