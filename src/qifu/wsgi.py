@@ -1,6 +1,6 @@
 """The WSGI application, loaded whole before it answers: every view module, the rule catalogue
 and the assistant's index (``qifu.web.server.preload``), so that no first request waits for an
-import or a build, whichever server runs it. Requests in one worker take turns
+import or a build, whichever server runs it. On SQLite, requests in one worker take turns
 (``qifu.web.turns``; ``QIFU_TURN_WAIT_MS``)."""
 
 import os
