@@ -166,6 +166,30 @@ def test_excel_export_downloads_the_filtered_list(site, page):
     assert {r[2] for r in rows[1:]} == {"农民专业合作社"}
 
 
+def test_a_long_list_is_made_in_the_background_and_its_page_shows_when_to_download(site, page, monkeypatch, data_dir):
+    """The list offers 后台生成 past the long-list line; 我的导出 refreshes itself until the
+    worker's job has made the file, then offers it."""
+    from qifu.registry.models import Entity
+    from qifu.web import downloads, export_jobs
+
+    monkeypatch.setattr(downloads, "LONG_LIST", 10)  # the server runs in this process
+    base, _ = site
+    staff_login(page, base, "admin")
+    page.goto(f"{base}/entities/?type=enterprise")
+    page.get_by_role("button", name="后台生成 Excel").click()
+    page.wait_for_url(f"{base}/exports/")
+    expect(page.get_by_text("已开始在后台生成“市场主体名单（Excel）”")).to_be_visible()
+    expect(page.locator("#exports")).to_contain_text("排队中")
+    assert export_jobs.run_pending() == 1  # what `qifu worker` does every few seconds
+    download = page.get_by_role("link", name="下载")
+    expect(download).to_be_visible(timeout=10_000)  # the page refreshed itself
+    with page.expect_download() as info:
+        download.click()
+    rows = list(openpyxl.load_workbook(io.BytesIO(Path(info.value.path()).read_bytes())).active.iter_rows(values_only=True))
+    assert len(rows) - 1 == Entity.objects.filter(entity_type="enterprise").count()
+    assert info.value.suggested_filename.startswith("entities-") and info.value.suggested_filename.endswith(".xlsx")
+
+
 def portal_sign_in(page, base, smtp_server, uscc):
     page.goto(f"{base}/portal/login/")
     page.get_by_label("统一社会信用代码").fill(uscc)
