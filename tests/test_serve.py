@@ -128,9 +128,10 @@ def _alive(pid: int) -> bool:
 
 def test_every_fresh_start_answers_every_request_and_stops_on_sigterm(process_env):
     """Ten fresh starts of `qifu serve`, two workers each: fifty requests at once to the pages a
-    first visitor opens, every one answered within 5 s by either worker, none with a 5xx; then
-    SIGTERM ends the server and every worker within 10 s. (Workers used to be forked while a
-    schedule thread ran, and some waited for ever on an import lock the thread had held.)"""
+    first visitor opens, every one answered within 5 s by either worker, none with a 5xx, both
+    workers answering after it; then SIGTERM ends the server and every worker within 10 s.
+    (Workers used to be forked while a schedule thread ran, and some waited for ever on an
+    import lock the thread had held.)"""
     env = dict(process_env, QIFU_SECRET_KEY=SECRET, QIFU_WORKERS="2", QIFU_THREADS="4")
     paths = ["/login/", "/portal/login/", "/healthz", "/api/v1/openapi.json", "/assistant/"]
     for attempt in range(10):
@@ -145,7 +146,14 @@ def test_every_fresh_start_answers_every_request_and_stops_on_sigterm(process_en
                 answers = list(pool.map(lambda i, port=port: _get(port, paths[i % len(paths)]), range(50)))
             bad = [a for a in answers if not isinstance(a[0], int) or a[0] >= 500]
             assert not bad, f"start {attempt}: {len(bad)} of 50 unanswered or failed: {bad[:3]}"
-            assert {w for _, w in answers if w} == workers, f"start {attempt}: not spread over all workers"
+            # and both workers still answer after the burst (which of them took the burst's ten
+            # health checks is the kernel's choice: once in some sixty starts, one took all ten)
+            after: set[str] = {w for _, w in answers if w}
+            deadline = time.time() + 10
+            while after != workers and time.time() < deadline:
+                if worker := _get(port, "/healthz")[1]:
+                    after.add(worker)
+            assert after == workers, f"start {attempt}: only {after} of {workers} answer after the burst"
         finally:
             stopped_at = time.time()
             server.send_signal(signal.SIGTERM)
