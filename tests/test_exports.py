@@ -162,6 +162,8 @@ def test_progress_is_written_while_the_rows_are(checked_county, monkeypatch):
     monkeypatch.setattr(export_jobs.Export.objects, "filter", spy)
     export_jobs.run_pending()
     assert len({s for s in seen if s}) > 10  # written many times on the way, not once at the end
+    n = Entity.objects.count()
+    assert max(seen) == n and sorted(seen) == seen  # the list's rows, never its header too
     assert "<progress" not in admin.get("/exports/").content.decode()
     Export.objects.filter(pk=export.pk).update(status="running", rows_done=50)
     assert '<progress max="100" value="50">' in admin.get("/exports/").content.decode()

@@ -122,12 +122,12 @@ def _recover() -> None:
 def _make(export: Export) -> None:
     written, last = 0, time.monotonic()
 
-    def tick():
+    def tick():  # every row written, the header first; rows_done counts the list's rows
         nonlocal written, last
         written += 1
         if time.monotonic() - last >= PROGRESS_EVERY:
             last = time.monotonic()
-            Export.objects.filter(pk=export.pk).update(rows_done=written)
+            Export.objects.filter(pk=export.pk).update(rows_done=max(written - 1, 0))
 
     partial = None
     try:
@@ -151,9 +151,9 @@ def _make(export: Export) -> None:
             log.exception("后台导出 %s 失败", export.pk)
             reason = "生成时出错，请重新申请；再次失败请联系管理员"
         Export.objects.filter(pk=export.pk).update(status=Export.Status.FAILED, finished_at=timezone.now(),
-                                                   rows_done=written, error=reason)
+                                                   rows_done=max(written - 1, 0), error=reason)
         return
-    Export.objects.filter(pk=export.pk).update(  # rows_done: the list's rows, its header not counted
+    Export.objects.filter(pk=export.pk).update(
         status=Export.Status.DONE, finished_at=timezone.now(), rows_done=max(written - 1, 0), size=target.stat().st_size,
         filename=_filename(response) or target.name, content_type=response.get("Content-Type", ""), error="")
 
