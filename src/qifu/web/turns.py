@@ -9,8 +9,8 @@ after another, as with one thread. A request that has held the turn longer than 
 export, a slow report) no longer holds anyone up: whoever comes then runs beside it at once, as
 with many threads, and whoever was already waiting stops waiting when ``wait`` is up.
 
-The turn is given back when the application returns its response. A streamed body (the CSV
-exports) is written after that, beside the other requests.
+The turn is given back when the application returns its response: a streamed body is written
+after that, beside the other requests.
 """
 
 from __future__ import annotations
