@@ -5,6 +5,8 @@ and today's date."""
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Callable, Iterable
 
 from django.http import HttpResponse
 from django.utils import timezone
@@ -33,3 +35,26 @@ def audited_csv(request, body: str, name: str, what: str) -> HttpResponse:
     response = HttpResponse(body.encode("utf-8"), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y%m%d}.csv"'
     return response
+
+
+def audited_list(request, fmt: str, sheet: str, header: list[str], rows: Iterable[list], name: str,
+                 what: Callable[[int, str], str]) -> HttpResponse:
+    """A list as a workbook (sheet ``sheet``) or, with ``fmt`` "csv", as CSV: ``header`` and then
+    ``rows``, read once as they come. The audit line is ``what(rows written, "（CSV）" or "")``."""
+    n = 0
+
+    def counted():
+        nonlocal n
+        for row in rows:
+            n += 1
+            yield row
+
+    if fmt == "csv":
+        body = spreadsheets.csv_text(itertools.chain([header], counted()))
+        return audited_csv(request, body, name, what(n, "（CSV）"))
+    wb = spreadsheets.workbook()
+    ws = wb.create_sheet(sheet)
+    spreadsheets.append(ws, header)
+    for row in counted():
+        spreadsheets.append(ws, row)
+    return audited_xlsx(request, wb, name, what(n, ""))

@@ -6,7 +6,6 @@ milestones; payment batches for the treasury and its receipts. Views only: chang
 
 from __future__ import annotations
 
-import itertools
 import tempfile
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from qifu.policies import actions, queries
 from qifu.policies.models import Application, ApplicationFile, Match, Payment, PaymentBatch, Policy
 from qifu.service_requests import attachments
 from qifu.web import downloads
-from qifu.web.downloads import audited_csv, audited_xlsx
+from qifu.web.downloads import audited_list, audited_xlsx
 
 Role = StaffProfile.Role
 
@@ -129,23 +128,8 @@ def _export_matches(request, p: Policy, qs, fmt: str) -> HttpResponse:
             for uscc, name, town, amount, reason, status, eligible_on, hold, told, again in qs.values_list(
                 "entity_id", "entity__name", "entity__town__name", "amount", "reason", "status", "eligible_on",
                 "hold_reason", "told_at", "followed_up_at").iterator(chunk_size=2000))
-    n = 0
-    if fmt == "csv":
-        def counted():
-            nonlocal n
-            for row in rows:
-                n += 1
-                yield row
-
-        body = spreadsheets.csv_text(itertools.chain([MATCH_HEADER], counted()))
-        return audited_csv(request, body, f"policy-{p.code}", f"政策 {p.code} 匹配名单 {n} 行（CSV）")
-    wb = spreadsheets.workbook()
-    ws = wb.create_sheet("政策匹配")
-    spreadsheets.append(ws, MATCH_HEADER)
-    for row in rows:
-        spreadsheets.append(ws, row)
-        n += 1
-    return audited_xlsx(request, wb, f"policy-{p.code}", f"政策 {p.code} 匹配名单 {n} 行")
+    return audited_list(request, fmt, "政策匹配", MATCH_HEADER, rows, f"policy-{p.code}",
+                        lambda n, kind: f"政策 {p.code} 匹配名单 {n} 行{kind}")
 
 
 @staff_required

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from qifu import caching, spreadsheets, text
+from qifu import caching, text
 from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.accounts.models import AuditEvent
@@ -45,7 +44,7 @@ from qifu.reports.models import AnnualReport
 from qifu.service_requests import queries as request_queries
 from qifu.service_requests.models import ServiceRequest
 from qifu.web import downloads, queries, stats
-from qifu.web.downloads import audited_csv, audited_xlsx
+from qifu.web.downloads import audited_list, audited_xlsx
 
 LABELS = {f.name: f.label for f in REPORTS.fields}
 
@@ -232,23 +231,9 @@ def entities_export(request, fmt: str = "xlsx"):
                 "uscc", "name", "entity_type", "town__name", "status", "established_on", "legal_rep", "phone",
             ).iterator(chunk_size=2000))
     filters = json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)
-    n = 0
-    if fmt == "csv":
-        def counted():
-            nonlocal n
-            for row in rows:
-                n += 1
-                yield row
+    return audited_list(request, fmt, "市场主体", header, rows, "entities",
+                        lambda n, kind: f"市场主体 {n} 行{kind}；筛选 {filters}")
 
-        body = spreadsheets.csv_text(itertools.chain([header], counted()))
-        return audited_csv(request, body, "entities", f"市场主体 {n} 行（CSV）；筛选 {filters}")
-    wb = spreadsheets.workbook()
-    ws = wb.create_sheet("市场主体")
-    spreadsheets.append(ws, header)
-    for row in rows:
-        spreadsheets.append(ws, row)
-        n += 1
-    return audited_xlsx(request, wb, "entities", f"市场主体 {n} 行；筛选 {filters}")
 
 @dataclass
 class Revision:
