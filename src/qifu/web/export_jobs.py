@@ -7,7 +7,7 @@ what the direct download would: the same rows, the same masking, the same townsh
 audit line. While it runs, every row the view writes (``spreadsheets.counting``) moves its
 progress, written to the database about once a second. Its file is kept ``KEEP_DAYS`` days.
 
-Only the exports named in ``EXPORTS`` can be asked for; each writes its header row first, and
+Only the exports ``_label`` names can be asked for; each writes its header row first, and
 every row, through ``spreadsheets``. An export interrupted by the worker's
 stop is made again when the worker starts (``MAX_ATTEMPTS`` times at most).
 """
@@ -57,8 +57,6 @@ def _label(name: str, kwargs: dict, query: dict) -> str | None:
         return f"政策 {kwargs['code']} 匹配名单（{'Excel' if fmt == 'xlsx' else 'CSV'}）"
     return None
 
-
-EXPORTS = ("entities-export", "entities-export-csv", "requests-export", "policy")
 
 
 def folder() -> Path:
@@ -135,7 +133,7 @@ def _make(export: Export) -> None:
             response = _answer(export)
             if response.status_code != 200:
                 raise ExportError(_refusal(response))
-            target = folder() / f"{export.pk}-{export.created_at:%Y%m%d%H%M%S}{_suffix(response)}"
+            target = _file(export, _suffix(response))
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(target.suffix + ".part")
             with partial.open("wb") as out:
@@ -167,7 +165,7 @@ def _answer(export: Export):
     })
     request.user = export.user
     match = resolve(parts.path)
-    if match.url_name not in EXPORTS:
+    if _label(match.url_name or "", match.kwargs, parse_qs(parts.query)) is None:
         raise ExportError("这个名单不能在后台导出")
     try:
         return match.func(request, *match.args, **match.kwargs)
@@ -192,11 +190,15 @@ def _suffix(response) -> str:
     return Path(_filename(response)).suffix or ".bin"
 
 
+def _file(export: Export, suffix: str) -> Path:
+    return folder() / f"{export.pk}-{export.created_at:%Y%m%d%H%M%S}{suffix}"
+
+
 def path_of(export: Export) -> Path | None:
     """The file of a finished export, while it is kept."""
     if export.status != Export.Status.DONE:
         return None
-    found = folder() / f"{export.pk}-{export.created_at:%Y%m%d%H%M%S}{Path(export.filename).suffix or '.bin'}"
+    found = _file(export, Path(export.filename).suffix or ".bin")
     return found if found.exists() else None
 
 
