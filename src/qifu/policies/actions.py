@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 import pyarrow as pa
@@ -174,15 +175,24 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
         # its message is written below, in the same transaction
         firms = cache(lambda: entities().select("uscc", "town_id").join(
             reach().select("uscc", pl.lit(True).alias("reached")), on="uscc", how="left"))
-        fresh = [_store(o, now, result, firms, o.policy.id in automatic, quiet=not notify and o.policy.mode == "automatic")
-                 for o in outcomes]
+        stored = [_store(o, now, result, o.policy.id in automatic, quiet=not notify and o.policy.mode == "automatic")
+                  for o in outcomes]
+        told = [s.new.select("uscc", pl.lit(o.policy.id).alias("code"), pl.lit(o.policy.title).alias("title"), "micro")
+                for o, s in zip(outcomes, stored, strict=True) if o.policy.id in automatic and s.new.height]
+        # whom to tell besides (matches stored untold before), read before this run's new
+        # matches are inserted so as not to read them back; nothing new: nobody to tell
+        waiting = notices.untold(automatic) if told else None
+        # every policy's new matches in one insert, in a firm's order: one join with the
+        # registry's townships and contacts instead of one a policy
+        _insert_new([s.rows for s in stored if s.rows.height], now, firms)
+        for o, s in zip(outcomes, stored, strict=True):
+            if o.policy.kind == "skills" and not s.same:
+                _link_certificates(o)
         timings["store"] = time.perf_counter() - t
         if notify:
             t = time.perf_counter()
-            told = [new.select("uscc", pl.lit(o.policy.id).alias("code"), pl.lit(o.policy.title).alias("title"), "micro")
-                    for o, new in zip(outcomes, fresh, strict=True) if o.policy.id in automatic and new.height]
-            if told:  # nothing new: nobody to tell
-                result.notified = notices.tell(automatic, now, pl.concat(told), reach())
+            if told:
+                result.notified = notices.tell(automatic, now, pl.concat(told), reach(), waiting)
             timings["notify"] = time.perf_counter() - t
     for o in outcomes:
         if o.no_amount:
@@ -209,19 +219,27 @@ def committed_keys(except_policy: str) -> set[str]:
 SETTLED = (Match.Status.PAID, Match.Status.REJECTED)
 
 
-def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, firms: Callable[[], pl.DataFrame],
-           tell: bool = False, quiet: bool = False) -> pl.DataFrame:
-    """The outcome as the policy's matches: new firms added (in bulk), changed amounts or reasons
-    updated while nothing is released, firms no longer eligible flagged, unchanged rows
-    untouched. ``firms()``: every firm's ``uscc``, ``town_id`` and whether a message reaches it
-    (``reached``); with ``tell``, a new match of a firm reached is stored as told now; with
-    ``quiet``, new matches are stored as not to be told before a run that notifies. The new
-    matches (``uscc``, ``micro``, ``reason``)."""
+class Stored(NamedTuple):
+    """What ``_store`` made of a policy's outcome: its new matches (``uscc``, ``micro``,
+    ``reason``), the rows to insert for them (``_new_rows``: the caller inserts every policy's
+    at once), and whether the outcome was the same as the last one stored (nothing touched)."""
+
+    new: pl.DataFrame
+    rows: pl.DataFrame
+    same: bool = False
+
+
+def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool = False,
+           quiet: bool = False) -> Stored:
+    """The outcome as the policy's matches: changed amounts or reasons updated while nothing is
+    released, firms no longer eligible flagged, unchanged rows untouched; the new ones returned
+    to be inserted (with ``tell``, as told now where a message reaches the firm; with ``quiet``,
+    as not to be told before a run that notifies)."""
     policy = Policy.objects.get(code=o.policy.id)
     version = o.policy.version
     digest = _digest(o)
-    if policy.last_digest == digest:
-        return o.frame.clear()  # the same rows as the last match stored: nothing new, changed or gone
+    if policy.last_digest == digest:  # the same rows as the last match stored: nothing new, changed or gone
+        return Stored(o.frame.clear(), pl.DataFrame(), same=True)
     old = _existing(policy)
     released = pl.Series(list(Payment.objects.filter(policy=policy).values_list("match_id", flat=True).distinct()),
                          dtype=pl.Int64)
@@ -233,8 +251,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, firms: Call
     touched = both.filter(differs | (pl.col("status") == Match.Status.LAPSED))
     gone = old.join(frame.select("uscc"), on="uscc", how="anti").filter(
         ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]))
-    if new.height:
-        _insert_new(policy, version, new, now, firms(), tell, quiet)
+    inserts = _new_rows(policy, version, new, now, tell, quiet)
     if touched.height:
         rows = {r["id"]: r for r in touched.iter_rows(named=True)}
         objs = list(Match.objects.filter(pk__in=list(rows)))
@@ -260,14 +277,18 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, firms: Call
             m.history = [*m.history, _line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核")]
         Match.objects.bulk_update(objs, ["status", "lapsed_at", "history"], batch_size=1000)
         result.lapsed += len(objs)
-    if o.policy.kind == "skills":
-        ids = dict(Match.objects.filter(policy=policy).values_list("entity_id", "id"))
-        for uscc, extra in o.extra.items():
-            SkillCertificate.objects.filter(certificate_no__in=[c["certificate_no"] for c in extra["certificates"]]) \
-                .exclude(match_id=ids[uscc]).update(match_id=ids[uscc])
     result.new += new.height
     Policy.objects.filter(pk=policy.pk).update(last_digest=digest)
-    return new
+    return Stored(new, inserts)
+
+
+def _link_certificates(o: engine.Outcome) -> None:
+    """A skill subsidy's certificates linked to the match that pays them (once its new matches
+    are stored)."""
+    ids = dict(Match.objects.filter(policy__code=o.policy.id).values_list("entity_id", "id"))
+    for uscc, extra in o.extra.items():
+        SkillCertificate.objects.filter(certificate_no__in=[c["certificate_no"] for c in extra["certificates"]]) \
+            .exclude(match_id=ids[uscc]).update(match_id=ids[uscc])
 
 
 def _digest(o: engine.Outcome) -> str:
@@ -304,8 +325,10 @@ def _entities(copy: object = None) -> pl.DataFrame:
                             orient="row")
 
 
-def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, firms: pl.DataFrame,
-                tell: bool, quiet: bool = False) -> None:
+def _new_rows(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, tell: bool,
+              quiet: bool = False) -> pl.DataFrame:
+    """The rows of the new matches ``new`` of ``policy``, as stored (but the township and when
+    the firm was told: ``_insert_new``), and whether to store them as told (``tell``)."""
     at = timezone.localtime(now).isoformat(timespec="seconds")
     # one history line per row, as JSON: the note (digits, a hex version, Chinese) needs no escaping
     head = json.dumps([{"at": at, "by": "系统", "note": ""}], ensure_ascii=False)
@@ -313,17 +336,27 @@ def _insert_new(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetim
     history = pl.concat_str([pl.lit(head[:-3] + f"按政策版本 {version} 匹配：符合条件，金额 "), amount,
                              pl.lit(" 万元" + head[-3:])])
     utc = pl.Datetime("us", "UTC")
-    rows = new.select(
+    return new.select(
         pl.lit(policy.id).alias("policy_id"), pl.col("uscc"), pl.lit(version).alias("version"),
         engine.micro_text().alias("amount"),
         pl.col("reason"), pl.lit(Match.Status.ELIGIBLE.value).alias("status"),
         pl.lit(timezone.localdate(now)).alias("eligible_on"), pl.lit(now).cast(utc).alias("matched_at"),
         *(pl.lit(None, dtype=utc).alias(c) for c in ("confirmed_at", "lapsed_at")),
         *(pl.lit("").alias(c) for c in ("hold_reason", "bank_name", "bank_account", "account_name")),
-        history.alias("history"), pl.lit(quiet).alias("quiet"))
-    rows = rows.join(firms, on="uscc", how="left").with_columns(
-        (pl.when(pl.col("reached")).then(pl.lit(now).cast(utc)) if tell else pl.lit(None, dtype=utc)).alias("told_at"))
-    bulk.insert(Match._meta.db_table, rows.drop("reached"))
+        history.alias("history"), pl.lit(quiet).alias("quiet"), pl.lit(tell).alias("tell"))
+
+
+def _insert_new(parts: list[pl.DataFrame], now: dt.datetime, firms: Callable[[], pl.DataFrame]) -> None:
+    """Stores the new matches ``parts`` (``_new_rows``, of one or more policies) with each
+    firm's township, as told now where they are to be told and ``firms()`` (every firm's
+    ``uscc``, ``town_id`` and whether a message reaches it, ``reached``) says a message reaches
+    the firm. In a firm's order, so that the indexes beginning with the firm grow at one end."""
+    if not parts:
+        return
+    utc = pl.Datetime("us", "UTC")
+    rows = pl.concat(parts).join(firms(), on="uscc", how="left").with_columns(
+        pl.when(pl.col("tell") & pl.col("reached")).then(pl.lit(now).cast(utc)).otherwise(None).alias("told_at"))
+    bulk.insert(Match._meta.db_table, rows.sort("uscc", "policy_id").drop("reached", "tell"))
 
 
 def write(outcomes: list[engine.Outcome], path: Path) -> None:

@@ -36,6 +36,9 @@ AGAIN_ONE = "【企服】提醒：贵单位符合“{title}”（{code}）享受
 AGAIN_MANY = "【企服】提醒：贵单位符合“{title}”（{code}）等 {n} 项政策享受条件，预计合计可得 {amount} 万元，" + AGAIN
 
 
+MATCH_SCHEMA = {"id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64}
+
+
 def body(title: str, code: str, amount: Decimal, n: int = 1) -> str:
     """The text for one policy, or for ``title``'s and ``n`` - 1 others, ``amount`` the sum."""
     return (ONE if n == 1 else MANY).format(title=title, code=code, n=n, amount=f"{amount.normalize():f}")
@@ -57,22 +60,32 @@ def reachable(entities: pl.DataFrame) -> pl.DataFrame:
     return decency.in_writing(entities.select("uscc", "phone", "email")).select("uscc", "channel", "recipient")
 
 
-def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.DataFrame) -> int:
+def untold(codes: list[str]) -> pl.DataFrame:
+    """The eligible matches of the automatic policies ``codes`` not told yet (``_matches``),
+    locked on PostgreSQL until the transaction ends. A match run reads them before it inserts
+    its new matches (stored as told where a message reaches the firm), so as not to read those
+    back."""
+    if not codes:
+        return pl.DataFrame(schema=MATCH_SCHEMA)
+    marks = ", ".join(["%s"] * len(codes))
+    return _matches(f"p.code IN ({marks}) AND m.status = %s AND m.told_at IS NULL", [*codes, Match.Status.ELIGIBLE],
+                    lock=True)
+
+
+def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.DataFrame,
+         waiting: pl.DataFrame | None = None) -> int:
     """Messages for the eligible, untold matches of the automatic policies ``codes``: one per
     firm that ``reach`` reaches (``reachable``), naming its largest amount's policy and counting
     the others. ``fresh`` (``uscc``, ``code``, ``title``, ``micro``) are the matches this run
-    stored, as told already where their firm is reached; the others are read here and marked
-    told. Returns how many messages."""
+    stored, as told already where their firm is reached; the others (``waiting``, else read
+    here: ``untold``) are marked told. Returns how many messages."""
     if not codes:
         return 0
-    marks = ", ".join(["%s"] * len(codes))
-    untold = _matches(f"p.code IN ({marks}) AND m.status = %s AND m.told_at IS NULL", [*codes, Match.Status.ELIGIBLE],
-                      lock=True)
-    untold = untold.join(reach.select("uscc"), on="uscc", how="semi")
-    matches = pl.concat([untold, fresh.join(reach.select("uscc"), on="uscc", how="semi").select(
+    waiting = (untold(codes) if waiting is None else waiting).join(reach.select("uscc"), on="uscc", how="semi")
+    matches = pl.concat([waiting, fresh.join(reach.select("uscc"), on="uscc", how="semi").select(
         pl.lit(None, dtype=pl.Int64).alias("id"), "uscc", "code", "title", pl.col("micro").cast(pl.Int64))])
     n = _write(matches, reach, now, "policy", (ONE, MANY), "（免申即享）")
-    _mark(untold, "told_at", now)
+    _mark(waiting, "told_at", now)
     return n
 
 
@@ -123,7 +136,7 @@ def _matches(where: str, params: list, contacts: bool = False, lock: bool = Fals
     PostgreSQL until the transaction ends, so that a match run and the morning's job at once
     cannot both write a message for them: the second waits, and then reads them as told (on
     SQLite, transactions begin IMMEDIATE and so take turns anyway)."""
-    schema = {"id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64}
+    schema = dict(MATCH_SCHEMA)
     sql = (f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT) "
            f"FROM {Match._meta.db_table} m JOIN {Policy._meta.db_table} p ON p.id = m.policy_id WHERE {where}")
     if contacts:
