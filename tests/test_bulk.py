@@ -80,3 +80,16 @@ def test_a_float_is_bound_not_written_into_the_statement():
     values = pl.DataFrame({"a": [0.1 + 0.2] * 3, "b": [1, 2, 3]})
     if connection.vendor == "sqlite":
         assert "a" not in bulk._same_values(values)
+
+
+def test_many_rows_a_statement_store_every_row_in_order(firms, monkeypatch):
+    """More rows than one statement takes, and a last statement with fewer: every row stored
+    once, in the frame's order (the order their ids are given in), and each value in its row."""
+    monkeypatch.setattr(bulk, "CHUNK", 10)
+    n = 23
+    usccs = [firms[i % 3] for i in range(n)]
+    rows = frame(usccs, [f"正文{i}" for i in range(n)], [f"原因{i % 5}" for i in range(n)], [None] * n)
+    bulk.insert(OutboxMessage._meta.db_table, rows.with_columns(pl.Series("key", [f"k{i:02d}" for i in range(n)])),
+                rows_per_statement=4)
+    got = list(OutboxMessage.objects.order_by("id").values_list("key", "entity_id", "body", "reason"))
+    assert got == [(f"k{i:02d}", usccs[i], f"正文{i}", f"原因{i % 5}") for i in range(n)]

@@ -356,7 +356,8 @@ def _insert_new(parts: list[pl.DataFrame], now: dt.datetime, firms: Callable[[],
     utc = pl.Datetime("us", "UTC")
     rows = pl.concat(parts).join(firms(), on="uscc", how="left").with_columns(
         pl.when(pl.col("tell") & pl.col("reached")).then(pl.lit(now).cast(utc)).otherwise(None).alias("told_at"))
-    bulk.insert(Match._meta.db_table, rows.sort("uscc", "policy_id").drop("reached", "tell"))
+    bulk.insert(Match._meta.db_table, rows.sort("uscc", "policy_id").drop("reached", "tell"),
+                rows_per_statement=bulk.MANY_ROWS)
 
 
 def write(outcomes: list[engine.Outcome], path: Path) -> None:

@@ -184,5 +184,5 @@ def _write(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, prefix:
         pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),
         pl.lit("").alias("provider_id"), pl.lit(None, dtype=utc).alias("sent_at"),
         pl.lit(timezone.now()).cast(utc).alias("created_at")).sort("key")  # in the unique index's order
-    bulk.insert(OutboxMessage._meta.db_table, out)
+    bulk.insert(OutboxMessage._meta.db_table, out, rows_per_statement=bulk.MANY_ROWS)
     return out.height
