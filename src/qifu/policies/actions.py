@@ -194,6 +194,8 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
             if told:
                 result.notified = notices.tell(automatic, now, pl.concat(told), reach(), waiting)
             timings["notify"] = time.perf_counter() - t
+        t = time.perf_counter()
+    timings["commit"] = time.perf_counter() - t  # PostgreSQL checks the new rows' foreign keys here
     for o in outcomes:
         if o.no_amount:
             result.warnings.append(f"{o.policy.id}：{o.no_amount} 户符合条件但金额为空（金额引用的数据缺失），未列入")
