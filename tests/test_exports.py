@@ -191,6 +191,34 @@ def test_the_request_queue_too_the_officer_getting_their_township(checked_county
     assert {r[5] for r in rows} == {checked_county["own_town"].name} and len(rows) == 3
 
 
+def test_the_request_queue_exports_as_a_workbook_and_as_csv_with_the_same_rows(checked_county):
+    import csv
+
+    from qifu.service_requests import actions as requests
+
+    town = checked_county["own_town"]
+    for e in Entity.objects.filter(town=town).order_by("uscc")[:2]:
+        requests.do_submit_request(text="仓库漏水，请联系13905741234王先生", channel="station",
+                                   actor=requests.Actor("驿站"), entity=e)
+    requests.do_submit_request(text="园区路灯不亮", channel="hotline", actor=requests.Actor("热线"),
+                               entity=Entity.objects.exclude(town=town).order_by("uscc").first())
+    officer = client(checked_county, "officer")
+    page = officer.get("/requests/").content.decode()
+    assert 'href="/requests/export.csv?"' in page
+    sheet = openpyxl.load_workbook(io.BytesIO(officer.get("/requests/export.xlsx").content), read_only=True)["企业诉求"]
+    book = list(sheet.iter_rows(values_only=True))
+    text = officer.get("/requests/export.csv").content.decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0] == list(book[0]) and len(table) == len(book) == 3  # the officer's township only
+    for row, line in zip(book[1:], table[1:], strict=True):
+        assert [str(v) if v is not None else "" for v in row][2:9] == line[2:9]
+        assert row[0] == line[0] and row[5] == line[5] == town.name and row[3] and row[4]
+        assert "13905741234" not in line[13] and "仓库漏水" in line[13] and row[13] == line[13]
+    assert AuditEvent.objects.filter(user=checked_county["users"]["officer"], action="export",
+                                     detail__startswith="企业诉求 2 行（CSV）").exists()
+    assert AuditEvent.objects.filter(detail__startswith="企业诉求 2 行；").exists()
+
+
 def test_an_unexpected_error_leaves_no_file_and_tells_the_person_plainly(checked_county, monkeypatch):
     from django.http import StreamingHttpResponse
 

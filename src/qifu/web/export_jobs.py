@@ -53,6 +53,8 @@ def _label(name: str, kwargs: dict, query: dict) -> str | None:
         return "市场主体名单（CSV）"
     if name == "requests-export":
         return "企业诉求名单（Excel）"
+    if name == "requests-export-csv":
+        return "企业诉求名单（CSV）"
     if name == "policy" and fmt in ("xlsx", "csv"):
         return f"政策 {kwargs['code']} 匹配名单（{'Excel' if fmt == 'xlsx' else 'CSV'}）"
     return None

@@ -25,7 +25,7 @@ from qifu.registry.models import Township
 from qifu.service_requests import actions, attachments, queries
 from qifu.service_requests.models import Channel, Department, RoutingOverride, Satisfaction, ServiceRequest
 from qifu.web import downloads
-from qifu.web.downloads import audited_xlsx
+from qifu.web.downloads import audited_list, audited_xlsx
 
 Role = StaffProfile.Role
 STAFF_MOVES = {  # what each role may do to a request it can see
@@ -78,25 +78,33 @@ def queue(request):
     })
 
 
+HEADER = ["诉求编号", "受理时间", "渠道", "主体", "统一社会信用代码", "所属镇街", "类别", "承办部门", "状态", "签收期限",
+          "答复期限", "是否超期", "满意度", "诉求内容（已脱敏）"]
+
+
 @staff_required
-def export(request):
+def export(request, fmt: str = "xlsx"):
+    """The queue as filtered, as an Excel workbook or CSV (``fmt``): plain rows, the request's
+    text masked, the export audited."""
     qs, f = _filtered(request)
-    wb = spreadsheets.workbook()
-    ws = wb.create_sheet("企业诉求")
-    spreadsheets.append(ws, ["诉求编号", "受理时间", "渠道", "主体", "统一社会信用代码", "所属镇街", "类别", "承办部门", "状态",
-               "签收期限", "答复期限", "是否超期", "满意度", "诉求内容（已脱敏）"])
-    n = 0
-    for r in qs.iterator(chunk_size=2000):
-        spreadsheets.append(ws, [
-            r.number, timezone.localtime(r.submitted_at).replace(tzinfo=None), r.get_channel_display(),
-            r.entity.name if r.entity_id else "", r.entity_id or "", r.town.name if r.town_id else "",
-            r.get_category_display(), r.department.name if r.department_id else "", r.get_status_display(),
-            timezone.localtime(r.sign_due).replace(tzinfo=None) if r.sign_due else None,
-            timezone.localtime(r.answer_due).replace(tzinfo=None) if r.answer_due else None,
-            "是" if r.overdue else "否", r.get_satisfaction_display(), masking.text(r.text)])
-        n += 1
-    return audited_xlsx(request, wb, "requests",
-                        f"企业诉求 {n} 行；筛选 {json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)}")
+    shown = {name: dict(ServiceRequest._meta.get_field(name).flatchoices)
+             for name in ("channel", "category", "status", "satisfaction")}
+
+    def local(at):
+        return timezone.localtime(at).replace(tzinfo=None) if at else None
+
+    rows = ([number, local(submitted), shown["channel"].get(channel, channel), name or "", uscc or "", town or "",
+             shown["category"].get(category, category), department or "", shown["status"].get(status, status),
+             local(sign_due), local(answer_due), "是" if overdue else "否",
+             shown["satisfaction"].get(satisfaction, satisfaction), masking.text(body)]
+            for number, submitted, channel, name, uscc, town, category, department, status, sign_due, answer_due,
+            overdue, satisfaction, body in qs.values_list(
+                "number", "submitted_at", "channel", "entity__name", "entity_id", "town__name", "category",
+                "department__name", "status", "sign_due", "answer_due", "overdue", "satisfaction", "text",
+            ).iterator(chunk_size=2000))
+    filters = json.dumps({k: v for k, v in f.items() if v}, ensure_ascii=False)
+    return audited_list(request, fmt, "企业诉求", HEADER, rows, "requests",
+                        lambda n, kind: f"企业诉求 {n} 行{kind}；筛选 {filters}")
 
 
 @staff_required(write=True)

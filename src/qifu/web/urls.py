@@ -24,6 +24,7 @@ urlpatterns = [
     path("corrections/explanations/<int:explanation_id>/review/", views.review, name="explanation-review"),
     path("requests/", requests.queue, name="requests"),
     path("requests/export.xlsx", requests.export, name="requests-export"),
+    path("requests/export.csv", requests.export, {"fmt": "csv"}, name="requests-export-csv"),
     path("requests/new/", requests.intake, name="request-new"),
     path("requests/measures/", requests.measures, name="request-measures"),
     path("requests/routing/", requests.routing, name="request-routing"),
