@@ -225,3 +225,14 @@ def test_a_caller_of_main_keeps_its_garbage_collector_as_it_was(monkeypatch, tmp
         assert gc.get_threshold() == cli.BATCH_GC_THRESHOLD and calls == ["freeze"]
     finally:
         gc.set_threshold(*before)
+
+
+def test_expert_account_opens_one_sign_in_for_a_known_expert(cli_db, small_county):
+    assert qifu("import", "experts", small_county / "experts.csv", env=cli_db).returncode == 0
+    code = next(csv.DictReader((small_county / "experts.csv").open(encoding="utf-8-sig")))["expert_code"]
+    done = qifu("expert-account", code, "--username", "zhuanjia1", env=cli_db)
+    assert done.returncode == 0 and "zhuanjia1：专家" in done.stdout and "初始密码" in done.stdout
+    again = qifu("expert-account", code, "--username", "zhuanjia2", env=cli_db)
+    assert again.returncode == 1 and "已有登录账号 zhuanjia1" in again.stderr
+    unknown = qifu("expert-account", "NO-SUCH", "--username", "zhuanjia3", env=cli_db)
+    assert unknown.returncode == 1 and "没有编号为 NO-SUCH 的专家" in unknown.stderr

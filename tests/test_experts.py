@@ -196,4 +196,88 @@ def test_the_firm_rates_an_ended_project_once_and_staff_see_the_satisfaction(cou
     page = admin.get("/experts/").content.decode()
     assert '<b id="tile-satisfaction">0%</b>' in page and "1 个已评价，1 个不满意" in page
     sheet = openpyxl.load_workbook(io.BytesIO(admin.get("/experts/?format=xlsx").content))["合作项目"]
-    assert list(sheet.iter_rows(min_row=2, values_only=True))[0][-2:] == ("不满意", "专家只来了一次")
+    assert list(sheet.iter_rows(min_row=2, values_only=True))[0][-4:] == ("不满意", "专家只来了一次", None, None)
+
+
+def test_an_expert_signs_in_to_their_own_desk_and_sees_nothing_else(county):
+    officer_user = county["users"]["officer"]
+    need = actions.do_submit_need(firm(county["own_town"]), *NEED, Need.Source.STAFF, confidential=True)
+    mine = need.pairings.order_by("rank").select_related("expert").first()
+    actions.do_decide(mine, True, by=officer_user)
+    other_need = actions.do_submit_need(firm(county["other_town"]), "外镇电源整改", "家电电源板传导发射超标，需要EMC整改方案",
+                                        Need.Source.STAFF)
+    theirs = other_need.pairings.exclude(expert=mine.expert).order_by("rank").first()
+    actions.do_decide(theirs, True)
+    expert = mine.expert
+    user, password = actions.do_open_account(expert, "zhuanjia-a")
+    with pytest.raises(actions.ExpertActionError, match="已有登录账号"):
+        actions.do_open_account(Expert.objects.get(pk=expert.pk), "zhuanjia-b")
+    with pytest.raises(actions.ExpertActionError, match="已被占用"):
+        actions.do_open_account(theirs.expert, "zhuanjia-a")
+
+    c = Client()
+    r = c.post("/login/", {"username": "zhuanjia-a", "password": password}, follow=True)
+    assert r.redirect_chain[-1][0] == "/expert/"  # signed in, an expert lands on their desk
+    for staff_page in ("/entities/", "/experts/", f"/experts/needs/{need.number}/", "/policies/"):
+        assert c.get(staff_page).url == "/expert/", staff_page
+    page = c.get("/expert/").content.decode()
+    assert need.title in page and NEED[1] in page and "外镇电源整改" not in page
+    assert firm(county["own_town"]).phone not in page  # no firm's contact details: the broker arranges
+    assert AuditEvent.objects.filter(user=user, action="view_entity", detail=f"专家工作台查看保密需求 {need.number}").exists()
+    # staff cannot use an expert's desk
+    assert staff(county, "admin").get("/expert/").status_code == 403
+
+    # the answer: a decline needs its reason; only one's own confirmed pairings
+    r = c.post("/expert/act/", {"action": "decline", "pairing": mine.pk, "note": ""}, follow=True)
+    assert "写明原因" in r.content.decode() and not Pairing.objects.get(pk=mine.pk).answer
+    c.post("/expert/act/", {"action": "accept", "pairing": theirs.pk})
+    assert not Pairing.objects.get(pk=theirs.pk).answer
+    c.post("/expert/act/", {"action": "accept", "pairing": mine.pk})
+    assert Pairing.objects.get(pk=mine.pk).answer == "accepted"
+    r = c.post("/expert/act/", {"action": "decline", "pairing": mine.pk, "note": "改变主意了"}, follow=True)
+    assert "已经答复过" in r.content.decode() and Pairing.objects.get(pk=mine.pk).answer == "accepted"
+    assert "专家愿意对接" in staff(county, "officer").get(f"/experts/needs/{need.number}/").content.decode()
+
+    # a visit to the firm of an accepted need, not to another's
+    today = timezone.localdate().isoformat()
+    c.post("/expert/act/", {"action": "visit", "pairing": theirs.pk, "visited_on": today, "notes": "上门看了产线"})
+    assert not Visit.objects.exists()
+    c.post("/expert/act/", {"action": "visit", "pairing": mine.pk, "visited_on": today, "notes": "上门看了模具和冷却水路"})
+    v = Visit.objects.get()
+    assert (v.need, v.expert, v.by, v.entity_id) == (need, expert, user, need.entity_id)
+
+    # availability: staff's next proposals leave the expert out while they take no new needs
+    c.post("/expert/act/", {"action": "availability", "availability": "unavailable"})
+    assert Expert.objects.get(pk=expert.pk).availability == "unavailable"
+    again = actions.do_submit_need(firm(county["own_town"]), "注塑缩痕再改善", NEED[1], Need.Source.STAFF)
+    assert not again.pairings.filter(expert=expert).exists()
+
+    # the cooperation: the expert reaches a milestone, and gives their side once it has ended
+    coop = actions.do_agree(need, expert, "外壳缩痕改善", timezone.localdate(), "5",
+                            [("模流分析报告", timezone.localdate() + dt.timedelta(days=30))])
+    other_coop = actions.do_agree(other_need, theirs.expert, "电源整改", timezone.localdate())
+    future = (timezone.localdate() + dt.timedelta(days=1)).isoformat()
+    r = c.post("/expert/act/", {"action": "milestone", "coop": coop.pk, "index": 0, "done_on": future}, follow=True)
+    assert "不能晚于今天" in r.content.decode()
+    c.post("/expert/act/", {"action": "milestone", "coop": coop.pk, "index": 0, "done_on": today})
+    assert Cooperation.objects.get(pk=coop.pk).milestones[0]["done_on"] == today
+    r = c.post("/expert/act/", {"action": "feedback", "coop": coop.pk, "rating": "satisfied"}, follow=True)
+    assert "结束后才能评价" in r.content.decode()
+    actions.do_finish(coop, "缩痕消除，良率提高 8 个百分点")
+    actions.do_finish(other_coop, "整改完成")
+    r = c.post("/expert/act/", {"action": "feedback", "coop": other_coop.pk, "rating": "satisfied"}, follow=True)
+    assert "不是您的" in r.content.decode() and not Cooperation.objects.get(pk=other_coop.pk).expert_rating
+    r = c.post("/expert/act/", {"action": "feedback", "coop": coop.pk, "rating": "dissatisfied"}, follow=True)
+    assert "写明原因" in r.content.decode()
+    c.post("/expert/act/", {"action": "feedback", "coop": coop.pk, "rating": "basically", "comment": "样件提供较慢"})
+    done = Cooperation.objects.get(pk=coop.pk)
+    assert (done.expert_rating, done.expert_comment) == ("basically", "样件提供较慢") and done.expert_rated_at
+    assert "我的评价：基本满意" in c.get("/expert/").content.decode()
+    admin = staff(county, "admin")
+    assert "专家评价企业配合：<strong>基本满意</strong>" in admin.get(f"/experts/needs/{need.number}/").content.decode()
+    sheet = openpyxl.load_workbook(io.BytesIO(admin.get("/experts/?format=xlsx").content))["合作项目"]
+    rows = {r[0]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert rows["外壳缩痕改善"][-2:] == ("基本满意", "样件提供较慢")
+    assert "已开通账号" in admin.get("/experts/library/").content.decode()
+    # the expert changes their own password on a page of their own
+    assert "专家工作台" in c.get("/password/").content.decode()

@@ -85,6 +85,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     # shared labs, expert partners and phased acceptance are alive too
     assert Booking.objects.filter(status="booked").exists() and TestBatch.objects.exists()
     assert Pairing.objects.filter(status="confirmed").exists() and Cooperation.objects.exists()
+    # with an expert partner who signs in to their own desk
+    line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
+    assert line.endswith("用户名 demo-expert  密码 demo-pass-123")
+    expert_user = get_user_model().objects.get(username="demo-expert")
+    assert Pairing.objects.filter(expert__user=expert_user, status="confirmed").exists()
+    assert Pairing.objects.filter(status="confirmed", answer="accepted").exists()
     assert Phase.objects.filter(state="in_use").exists()
     # and part of the next season played under qifu's own reminders and correction notices
     from qifu.accounts.models import AuditEvent
@@ -135,4 +141,5 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert f"<td>{own['groups']['treated']['due']}</td>" in mine
     # a second run finds everything imported and skips it
     run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False)
-    assert "registry：已导入过，跳过" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "registry：已导入过，跳过" in again and line in again

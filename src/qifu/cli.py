@@ -246,6 +246,22 @@ def cmd_remind_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_expert_account(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu.experts.actions import ExpertActionError, do_open_account
+    from qifu.experts.models import Expert
+
+    expert = Expert.objects.filter(code=args.code.strip()).first()
+    if expert is None:
+        return _fail(f"专家库中没有编号为 {args.code} 的专家")
+    try:
+        user, password = do_open_account(expert, args.username)
+    except ExpertActionError as e:
+        return _fail(str(e))
+    print(f"{user.username}：专家 {expert.name}（{expert.institution}）；初始密码 {password}（请登录后修改）")
+    return 0
+
+
 def cmd_staff(args: argparse.Namespace) -> int:
     _setup_django()
     from qifu.accounts.actions import StaffError, assign_role
@@ -508,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--town", help="镇街专管员所属镇街（名称或代码）")
     s.add_argument("--department", help="承办部门人员所属部门（名称，如 税务局）")
     s.set_defaults(func=cmd_staff)
+
+    s = sub.add_parser("expert-account", help="为专家开通登录账号（专家工作台）")
+    s.add_argument("code", help="专家编号（专家库中的）")
+    s.add_argument("--username", required=True)
+    s.set_defaults(func=cmd_expert_account)
 
     s = sub.add_parser("ask", help="向年报助手提问")
     s.add_argument("question")

@@ -75,10 +75,13 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     clerk, _ = assign_role(f"{DEMO_USER}-dept", "department", department=DEMO_DEPARTMENT)
     clerk.set_password(password)
     clerk.save()
+    expert = expert_account(password)
     print(f"演示数据已就绪，用时 {time.perf_counter() - started:.0f} 秒。", flush=True)
     print(f"工作人员登录：用户名 {DEMO_USER}  密码 {password}", flush=True)
     print(f"镇街专管员（浒山街道）：用户名 {DEMO_USER}-town  密码 {password}", flush=True)
     print(f"承办部门（{DEMO_DEPARTMENT}，企业诉求）：用户名 {DEMO_USER}-dept  密码 {password}", flush=True)
+    if expert:
+        print(f"专家工作台（{expert.name}，{expert.institution}）：用户名 {DEMO_USER}-expert  密码 {password}", flush=True)
     sample = Entity.objects.filter(findings__status="open", phone__regex=r"^1[3-9][0-9]{9}$").order_by("uscc").first()
     if sample:
         sms = config.data_dir() / "sms"
@@ -303,6 +306,9 @@ def pair_experts(user, seed: int = 13) -> None:
         if pairing is None or rng.random() < 0.2:
             continue
         experts.do_decide(pairing, True, by=user)
+        if rng.random() < 0.15:  # still waiting for the expert's answer on their desk
+            continue
+        experts.do_answer(pairing, pairing.expert, True, now=when + dt.timedelta(days=1))
         visited = min(today, timezone.localtime(when).date() + dt.timedelta(days=rng.randint(2, 20)))
         experts.do_log_visit(need.entity, visited, "专家随科技专员上门，现场查看产线并交流", need=need, expert=pairing.expert, by=user)
         if rng.random() < 0.4:
@@ -318,6 +324,29 @@ def pair_experts(user, seed: int = 13) -> None:
                     experts.do_rate(coop, grade, "专家来得少，方案落地慢" if grade == "dissatisfied" else "",
                                     now=timezone.now())
     print(f"科创伙伴：技术需求 30 条，合作项目 {agreed} 个", flush=True)
+
+
+def expert_account(password: str):
+    """The demo's expert partner: the one with the most confirmed pairings (one still waiting
+    for their answer first), signing in as ``DEMO_USER``-expert with the demo's password."""
+    from django.db.models import Count, Q
+
+    from qifu.experts import actions as experts
+    from qifu.experts.models import Expert
+
+    username = f"{DEMO_USER}-expert"
+    expert = Expert.objects.filter(user__username=username).first()
+    if expert is None:
+        expert = (Expert.objects.filter(user__isnull=True).annotate(
+            waiting=Count("pairings", filter=Q(pairings__status="confirmed", pairings__answer="")),
+            confirmed=Count("pairings", filter=Q(pairings__status="confirmed")))
+            .filter(confirmed__gt=0).order_by("-waiting", "-confirmed", "code").first())
+        if expert is None or get_user_model().objects.filter(username=username).exists():
+            return None
+        experts.do_open_account(expert, username)
+    expert.user.set_password(password)
+    expert.user.save()
+    return expert
 
 
 def accept_projects(user, seed: int = 17) -> None:

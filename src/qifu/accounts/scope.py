@@ -31,6 +31,14 @@ def role_of(user) -> str | None:
     return Role.ADMIN if user.is_superuser else None
 
 
+def expert_of(user):
+    """The expert partner a signed-in account belongs to (`qifu expert-account`), or None; such
+    an account has no staff role and sees only its own desk."""
+    if not user.is_authenticated or getattr(user, "staff_profile", None) is not None:
+        return None
+    return getattr(user, "expert", None)
+
+
 def town_of(user) -> str | None:
     """The township code an officer is confined to; None for county-wide roles."""
     if role_of(user) == Role.OFFICER:

@@ -6,6 +6,7 @@ milestones. A check that fails raises ``ExpertActionError`` and changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -185,6 +186,8 @@ def do_agree(need: Need, expert: Expert, title: str, agreed_on: dt.date, amount=
 def do_reach_milestone(coop: Cooperation, index: int, done_on: dt.date) -> Cooperation:
     if not 0 <= index < len(coop.milestones):
         raise ExpertActionError("没有这个节点")
+    if done_on > timezone.localdate():
+        raise ExpertActionError("完成日期不能晚于今天")
     coop.milestones[index]["done_on"] = done_on.isoformat()
     coop.save(update_fields=["milestones"])
     return coop
@@ -218,4 +221,79 @@ def do_finish(coop: Cooperation, outcome: str, completed: bool = True) -> Cooper
         coop.outcome = outcome[:4000]
         coop.save(update_fields=["status", "outcome"])
         Need.objects.filter(pk=coop.need_id).update(status=Need.Status.CLOSED)
+    return coop
+
+
+# --- the expert's own desk ----------------------------------------------------------------------
+
+
+def do_open_account(expert: Expert, username: str) -> tuple[object, str]:
+    """A sign-in for ``expert`` (their desk of the needs they were paired with), with a random
+    first password returned to be handed over. An account of staff, or of another expert, is
+    refused: an expert sees no staff page."""
+    from django.contrib.auth import get_user_model
+
+    username = (username or "").strip()
+    if not 3 <= len(username) <= 150:
+        raise ExpertActionError("用户名应为 3 到 150 个字符")
+    if expert.user_id:
+        raise ExpertActionError(f"专家 {expert.code} 已有登录账号 {expert.user.username}")
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        raise ExpertActionError(f"用户名 {username} 已被占用")
+    password = secrets.token_urlsafe(12)
+    with transaction.atomic():
+        user = User.objects.create_user(username, password=password)
+        expert.user = user
+        expert.save(update_fields=["user"])
+    return user, password
+
+
+def do_set_availability(expert: Expert, availability: str, now: dt.datetime | None = None) -> Expert:
+    if availability not in Expert.Availability.values:
+        raise ExpertActionError("请选择可对接、时间有限或暂不对接")
+    expert.availability, expert.updated_at = availability, now or timezone.now()
+    expert.save(update_fields=["availability", "updated_at"])
+    return expert
+
+
+def do_answer(pairing: Pairing, expert: Expert, accept: bool, note: str = "", now: dt.datetime | None = None) -> Pairing:
+    """The expert answers a pairing staff confirmed for them: willing, or declining with the
+    reason the broker reads on the need's page. Once; a declined pairing leaves the need to the
+    broker, who may propose and confirm another expert."""
+    note = (note or "").strip()
+    if not accept and len(note) < 4:
+        raise ExpertActionError("婉拒的，请写明原因（至少 4 个字），技术经纪人据此另行推荐")
+    with transaction.atomic():
+        pairing = Pairing.objects.select_for_update().get(pk=pairing.pk)
+        if pairing.expert_id != expert.pk or pairing.status != Pairing.Status.CONFIRMED:
+            raise ExpertActionError("这条对接不是您的，或尚未确认")
+        if pairing.answer:
+            raise ExpertActionError("这条对接已经答复过了")
+        pairing.answer = Pairing.Answer.ACCEPTED if accept else Pairing.Answer.DECLINED
+        pairing.answer_note, pairing.answered_at = note[:500], now or timezone.now()
+        pairing.save(update_fields=["answer", "answer_note", "answered_at"])
+    return pairing
+
+
+def do_expert_feedback(coop: Cooperation, expert: Expert, rating: str, comment: str = "",
+                       now: dt.datetime | None = None) -> Cooperation:
+    """The expert's side of a cooperation that has ended (how the firm worked with them), once,
+    as the firm rates the expert: 不满意 needs its reason."""
+    comment = (comment or "").strip()
+    if rating not in Satisfaction.values:
+        raise ExpertActionError("请选择满意、基本满意或不满意")
+    if rating == Satisfaction.DISSATISFIED and len(comment) < 4:
+        raise ExpertActionError("不满意的，请写明原因（至少 4 个字）")
+    with transaction.atomic():
+        coop = Cooperation.objects.select_for_update().get(pk=coop.pk)
+        if coop.expert_id != expert.pk:
+            raise ExpertActionError("这个合作项目不是您的")
+        if coop.status == Cooperation.Status.ONGOING:
+            raise ExpertActionError("合作项目结束后才能评价")
+        if coop.expert_rating:
+            raise ExpertActionError("这个合作项目您已经评价过了")
+        coop.expert_rating, coop.expert_comment = rating, comment[:500]
+        coop.expert_rated_at = now or timezone.now()
+        coop.save(update_fields=["expert_rating", "expert_comment", "expert_rated_at"])
     return coop

@@ -30,6 +30,9 @@ class Expert(models.Model):
     email = models.CharField("电子邮箱", max_length=200, blank=True)
     consent = models.BooleanField("同意公开", default=False, help_text="同意后企业端可看到姓名、单位和领域")
     updated_at = models.DateTimeField("更新时间")
+    # the expert's own sign-in (`qifu expert-account`): their desk of needs they were paired with
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="expert", verbose_name="登录账号")
 
     class Meta:
         verbose_name = verbose_name_plural = "专家"
@@ -83,6 +86,10 @@ class Pairing(models.Model):
         CONFIRMED = "confirmed", "已确认对接"
         DECLINED = "declined", "不合适"
 
+    class Answer(models.TextChoices):
+        ACCEPTED = "accepted", "愿意对接"
+        DECLINED = "declined", "婉拒"
+
     need = models.ForeignKey(Need, on_delete=models.CASCADE, related_name="pairings")
     expert = models.ForeignKey(Expert, on_delete=models.PROTECT, related_name="pairings")
     rank = models.PositiveSmallIntegerField("推荐名次")
@@ -91,6 +98,10 @@ class Pairing(models.Model):
     status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.PROPOSED)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # the expert's answer to a confirmed pairing, on their desk
+    answer = models.CharField("专家答复", max_length=10, choices=Answer.choices, blank=True)
+    answer_note = models.CharField("答复说明", max_length=500, blank=True)
+    answered_at = models.DateTimeField("答复时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "专家推荐"
@@ -135,6 +146,10 @@ class Cooperation(models.Model):
     rating = models.CharField("企业评价", max_length=12, choices=Satisfaction.choices, blank=True)
     rating_comment = models.CharField("评价意见", max_length=500, blank=True)
     rated_at = models.DateTimeField("评价时间", null=True, blank=True)
+    # the expert's side once it has ended: how the firm worked with them
+    expert_rating = models.CharField("专家评价", max_length=12, choices=Satisfaction.choices, blank=True)
+    expert_comment = models.CharField("专家意见", max_length=500, blank=True)
+    expert_rated_at = models.DateTimeField("专家评价时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "合作项目"

@@ -81,11 +81,11 @@ def _xlsx(request):
                                  v.need.number if v.need else "", v.notes])
     ws = wb.create_sheet("合作项目")
     spreadsheets.append(ws, ["合作项目", "统一社会信用代码", "企业名称", "专家", "单位", "签约日期", "合同金额（万元）", "状态", "成果",
-                             "企业评价", "评价意见"])
+                             "企业评价", "评价意见", "专家评价", "专家意见"])
     for c in _coops(request).select_related("entity", "expert").order_by("agreed_on"):
         spreadsheets.append(ws, [c.title, c.entity_id, c.entity.name, c.expert.name, c.expert.institution, c.agreed_on,
                                  float(c.amount), c.get_status_display(), c.outcome, c.get_rating_display(),
-                                 c.rating_comment])
+                                 c.rating_comment, c.get_expert_rating_display(), c.expert_comment])
     return audited_xlsx(request, wb, "experts", f"科创伙伴技术需求、走访和合作项目 {needs.count()} 条需求")
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import experts, exports, labs, land, policies, projects, requests, views
+from qifu.web import expert_desk, experts, exports, labs, land, policies, projects, requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -47,6 +47,8 @@ urlpatterns = [
     path("projects/<str:code>/act/", projects.act, name="project-act"),
     path("projects/<str:code>/documents/<int:step_id>/", projects.document, name="project-document"),
     path("experts/", experts.overview, name="experts"),
+    path("expert/", expert_desk.desk, name="expert-desk"),
+    path("expert/act/", expert_desk.act, name="expert-desk-act"),
     path("experts/library/", experts.library, name="expert-library"),
     path("experts/needs/new/", experts.need_new, name="expert-need-new"),
     path("experts/needs/<str:number>/", experts.need, name="expert-need"),

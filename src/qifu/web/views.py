@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from qifu import caching, text
 from qifu.accounts import masking, scope
-from qifu.accounts.decorators import staff_required
+from qifu.accounts.decorators import signed_in, staff_required
 from qifu.accounts.models import AuditEvent
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
@@ -458,9 +458,10 @@ def review(request, explanation_id: int):
     return redirect("corrections")
 
 
-@staff_required
+@signed_in
 def password_change(request):
-    """Staff change their own password (`qifu staff` prints a first one and says to change it)."""
+    """Staff and expert partners change their own password (`qifu staff` and `qifu
+    expert-account` print a first one and say to change it)."""
     from django.contrib.auth import update_session_auth_hash
     from django.contrib.auth.forms import PasswordChangeForm
 
@@ -469,8 +470,10 @@ def password_change(request):
         user = form.save()
         update_session_auth_hash(request, user)  # this session stays signed in; others end
         messages.success(request, "密码已修改")
-        return redirect("home")
-    return render(request, "web/password_change.html", {"form": form})
+        return redirect("home")  # an expert's account goes on to their desk
+    expert = scope.expert_of(request.user) is not None
+    return render(request, "web/password_change.html", {
+        "form": form, "base": "web/expert_base.html" if expert else "web/base.html"})
 
 
 def healthz(request):
