@@ -196,6 +196,13 @@ def do_reach_milestone(coop: Cooperation, index: int, done_on: dt.date) -> Coope
 def do_rate(coop: Cooperation, rating: str, comment: str = "", now: dt.datetime | None = None) -> Cooperation:
     """The firm rates a cooperation project that has ended (满意 / 基本满意 / 不满意), once; a
     rating of 不满意 needs its reason, which the broker reads on the need's page."""
+    return _grade(coop, ("rating", "rating_comment", "rated_at"), rating, comment, now, "这个合作项目已经评价过了")
+
+
+def _grade(coop: Cooperation, fields: tuple[str, str, str], rating: str, comment: str, now: dt.datetime | None,
+           already: str, expert: Expert | None = None) -> Cooperation:
+    """One side's grade of an ended cooperation into ``fields`` (grade, comment, time), once:
+    the firm's, or ``expert``'s, who must be the project's."""
     comment = (comment or "").strip()
     if rating not in Satisfaction.values:
         raise ExpertActionError("请选择满意、基本满意或不满意")
@@ -203,12 +210,15 @@ def do_rate(coop: Cooperation, rating: str, comment: str = "", now: dt.datetime 
         raise ExpertActionError("不满意的，请写明原因（至少 4 个字）")
     with transaction.atomic():
         coop = Cooperation.objects.select_for_update().get(pk=coop.pk)
+        if expert is not None and coop.expert_id != expert.pk:
+            raise ExpertActionError("这个合作项目不是您的")
         if coop.status == Cooperation.Status.ONGOING:
             raise ExpertActionError("合作项目结束后才能评价")
-        if coop.rating:
-            raise ExpertActionError("这个合作项目已经评价过了")
-        coop.rating, coop.rating_comment, coop.rated_at = rating, comment[:500], now or timezone.now()
-        coop.save(update_fields=["rating", "rating_comment", "rated_at"])
+        if getattr(coop, fields[0]):
+            raise ExpertActionError(already)
+        for name, value in zip(fields, (rating, comment[:500], now or timezone.now()), strict=True):
+            setattr(coop, name, value)
+        coop.save(update_fields=list(fields))
     return coop
 
 
@@ -280,20 +290,5 @@ def do_expert_feedback(coop: Cooperation, expert: Expert, rating: str, comment: 
                        now: dt.datetime | None = None) -> Cooperation:
     """The expert's side of a cooperation that has ended (how the firm worked with them), once,
     as the firm rates the expert: 不满意 needs its reason."""
-    comment = (comment or "").strip()
-    if rating not in Satisfaction.values:
-        raise ExpertActionError("请选择满意、基本满意或不满意")
-    if rating == Satisfaction.DISSATISFIED and len(comment) < 4:
-        raise ExpertActionError("不满意的，请写明原因（至少 4 个字）")
-    with transaction.atomic():
-        coop = Cooperation.objects.select_for_update().get(pk=coop.pk)
-        if coop.expert_id != expert.pk:
-            raise ExpertActionError("这个合作项目不是您的")
-        if coop.status == Cooperation.Status.ONGOING:
-            raise ExpertActionError("合作项目结束后才能评价")
-        if coop.expert_rating:
-            raise ExpertActionError("这个合作项目您已经评价过了")
-        coop.expert_rating, coop.expert_comment = rating, comment[:500]
-        coop.expert_rated_at = now or timezone.now()
-        coop.save(update_fields=["expert_rating", "expert_comment", "expert_rated_at"])
-    return coop
+    return _grade(coop, ("expert_rating", "expert_comment", "expert_rated_at"), rating, comment, now,
+                  "这个合作项目您已经评价过了", expert=expert)
