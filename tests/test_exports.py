@@ -233,3 +233,19 @@ def test_an_unexpected_error_leaves_no_file_and_tells_the_person_plainly(checked
     export = Export.objects.get()
     assert export.status == "failed" and export.error == "生成时出错，请重新申请；再次失败请联系管理员"
     assert not any(export_jobs.folder().glob("*"))
+
+
+def test_administrators_see_background_exports_in_django_admin_without_their_filters(checked_county):
+    from qifu.accounts.actions import assign_role
+
+    asker = checked_county["users"]["officer"]
+    export = Export.objects.create(user=asker, label="市场主体名单（CSV）", path="/entities/export.csv?q=王小明",
+                                   status="done", rows_done=12)
+    user, password = assign_role("export-admin", "admin")
+    c = Client()
+    c.post("/login/", {"username": "export-admin", "password": password})
+    listed = c.get("/admin/web/export/").content.decode()
+    assert "市场主体名单（CSV）" in listed and asker.username in listed
+    shown = c.get(f"/admin/web/export/{export.pk}/change/")
+    assert shown.status_code == 200 and "王小明" not in shown.content.decode()
+    assert c.post(f"/admin/web/export/{export.pk}/delete/", {"post": "yes"}).status_code == 403
