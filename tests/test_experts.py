@@ -281,3 +281,34 @@ def test_an_expert_signs_in_to_their_own_desk_and_sees_nothing_else(county):
     assert "已开通账号" in admin.get("/experts/library/").content.decode()
     # the expert changes their own password on a page of their own
     assert "专家工作台" in c.get("/password/").content.decode()
+
+
+def test_an_expert_with_a_desk_is_asked_once_to_answer_a_confirmed_pairing(county, smtp_server):
+    from zoneinfo import ZoneInfo
+
+    from qifu.reminders.models import OutboxMessage
+    from qifu.reminders.sender import send_due
+
+    e = firm(county["own_town"])
+    need = actions.do_submit_need(e, *NEED, Need.Source.STAFF)
+    first, second = need.pairings.order_by("rank").select_related("expert")[:2]
+    Expert.objects.filter(pk=first.expert_id).update(phone="", email="mould.expert@example.edu.cn")
+    actions.do_open_account(Expert.objects.get(pk=first.expert_id), "zhuanjia-mail")
+    actions.do_decide(first, True)
+    actions.do_decide(Pairing.objects.get(pk=first.pk), True)  # confirmed again: asked once
+    actions.do_decide(second, True)  # no desk: the broker calls
+    sent = OutboxMessage.objects.filter(purpose="expert")
+    message = sent.get()
+    assert (message.channel, message.recipient, message.entity_id) == ("email", "mould.expert@example.edu.cn", e.uscc)
+    assert need.title in message.body and "专家工作台" in message.body and e.name not in message.body
+    daytime = dt.datetime(2027, 5, 17, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert send_due(now=daytime)["sent"] == 1
+    (to, content), = smtp_server.messages
+    assert to == ["mould.expert@example.edu.cn"]
+    # a confidential need's title stays out of the message
+    secret = actions.do_submit_need(e, "保密注塑工艺", NEED[1], Need.Source.STAFF, confidential=True)
+    pairing = secret.pairings.get(expert_id=first.expert_id) if secret.pairings.filter(expert_id=first.expert_id).exists() \
+        else Pairing.objects.create(need=secret, expert_id=first.expert_id, rank=99, score=0.1)
+    actions.do_decide(pairing, True)
+    body = sent.get(key=f"expert:{pairing.pk}:confirmed").body
+    assert "保密技术需求" in body and "保密注塑工艺" not in body

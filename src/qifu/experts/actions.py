@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from qifu import text as texts
 from qifu.engine.assistant.textindex import TextIndex
+from qifu.experts import notices
 from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
 from qifu.service_requests.models import Satisfaction
 
@@ -141,6 +142,8 @@ def do_decide(pairing: Pairing, confirm: bool, by=None) -> Pairing:
         if confirm and need.status == Need.Status.OPEN:
             need.status = Need.Status.PAIRED
             need.save(update_fields=["status"])
+        if confirm:  # an expert with a desk is asked to answer there
+            notices.to_expert(pairing)
     return pairing
 
 
