@@ -378,3 +378,37 @@ def test_a_firm_finds_an_instrument_books_a_slot_with_its_voucher_and_the_lab_se
     staff_page.goto(f"{base}/labs/{booking.instrument.lab.code}/")
     expect(staff_page.locator("#lab-upcoming")).to_contain_text(firm.name)
     staff_page.context.close()
+
+
+def test_the_broker_confirms_an_expert_who_answers_on_their_own_desk(site, page):
+    from qifu.experts import actions
+    from qifu.experts.models import Need, Pairing
+    from qifu.imports.actions import import_file
+    from qifu.registry.models import Entity
+
+    base, county = site
+    import_file("experts", county["folder"] / "experts.csv")
+    firm = Entity.objects.filter(town=county["own_town"], entity_type="enterprise", status="active").order_by("uscc").first()
+    need = actions.do_submit_need(firm, "注塑外壳缩痕", "家电注塑外壳表面出现缩痕和翘曲，想请专家做模流分析，优化冷却水路",
+                                  Need.Source.STAFF)
+    first = need.pairings.order_by("rank").select_related("expert").first()
+    _, password = actions.do_open_account(first.expert, "zhuanjia-browser")
+    staff_login(page, base, "officer")
+    page.goto(f"{base}/experts/needs/{need.number}/")
+    page.locator("#pairings tbody tr").first.get_by_role("button", name="确认对接").click()
+    expect(page.locator("#pairings tbody tr").first).to_contain_text("待专家在工作台答复")
+    desk = page.context.browser.new_context(locale="zh-CN").new_page()
+    desk.goto(f"{base}/login/")
+    desk.get_by_label("用户名").fill("zhuanjia-browser")
+    desk.get_by_label("密码").fill(password)
+    desk.get_by_role("button", name="登录").click()
+    desk.wait_for_url(f"{base}/expert/")
+    expect(desk.locator("#waiting")).to_contain_text(need.title)
+    expect(desk.locator("#waiting")).to_contain_text(firm.name)
+    desk.locator("#waiting").get_by_role("button", name="愿意对接").click()
+    expect(desk.locator("#answered")).to_contain_text("愿意对接")
+    assert Pairing.objects.get(pk=first.pk).answer == "accepted"
+    desk.screenshot(path=str(SHOTS / "expert-desk.png"), full_page=True)
+    desk.context.close()
+    page.reload()
+    expect(page.locator("#pairings tbody tr").first).to_contain_text("专家愿意对接")
