@@ -305,6 +305,13 @@ def test_an_expert_with_a_desk_is_asked_once_to_answer_a_confirmed_pairing(count
     assert send_due(now=daytime)["sent"] == 1
     (to, content), = smtp_server.messages
     assert to == ["mould.expert@example.edu.cn"]
+    # the broker sees what waits for the expert, and a need whose expert declined
+    admin = staff(county, "admin")
+    assert '<b id="tile-awaiting">1</b>' in admin.get("/experts/").content.decode()
+    actions.do_answer(first, first.expert, False, "近期出差，时间不够")
+    page = admin.get("/experts/").content.decode()
+    assert '<b id="tile-awaiting">0</b>' in page and "1 条专家婉拒，待另荐" in page
+    assert "专家婉拒：近期出差，时间不够" in admin.get(f"/experts/needs/{need.number}/").content.decode()
     # a confidential need's title stays out of the message
     secret = actions.do_submit_need(e, "保密注塑工艺", NEED[1], Need.Source.STAFF, confidential=True)
     pairing = secret.pairings.get(expert_id=first.expert_id) if secret.pairings.filter(expert_id=first.expert_id).exists() \

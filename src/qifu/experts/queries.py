@@ -7,7 +7,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import ExtractMonth
 from django.utils import timezone
 
-from qifu.experts.models import Cooperation, Need
+from qifu.experts.models import Cooperation, Need, Pairing
 from qifu.service_requests.models import Satisfaction
 
 
@@ -31,6 +31,11 @@ def measures(needs, visits, coops) -> dict:
         "experts_engaged": coops.values("expert").distinct().count(),
         "confirmed": needs.filter(pairings__status="confirmed").distinct().count(),
         "urgent_open": needs.filter(Q(status=Need.Status.OPEN) & Q(urgent=True)).count(),
+        # experts with a desk who have not answered yet, and needs whose experts only declined
+        "awaiting": Pairing.objects.filter(need__in=needs, status=Pairing.Status.CONFIRMED, answer="",
+                                           expert__user__isnull=False).count(),
+        "declined": needs.exclude(status=Need.Status.CLOSED).filter(pairings__answer=Pairing.Answer.DECLINED)
+        .exclude(pairings__answer=Pairing.Answer.ACCEPTED).distinct().count(),
         # the firms' ratings of ended projects: satisfied = 满意 + 基本满意, as for requests
         "rated": rated, "dissatisfied": grades.get(Satisfaction.DISSATISFIED, 0),
         "satisfaction": (rated - grades.get(Satisfaction.DISSATISFIED, 0)) / rated if rated else None,
