@@ -307,6 +307,8 @@ def test_an_expert_with_a_desk_is_asked_once_to_answer_a_confirmed_pairing(count
     assert to == ["mould.expert@example.edu.cn"]
     # the broker sees what waits for the expert, and a need whose expert declined
     admin = staff(county, "admin")
+    shown = admin.get(f"/experts/needs/{need.number}/").content.decode()
+    assert shown.count("待专家在工作台答复") == 1 and shown.count("专家未开通工作台，请电话联系") == 1
     assert '<b id="tile-awaiting">1</b>' in admin.get("/experts/").content.decode()
     actions.do_answer(first, first.expert, False, "近期出差，时间不够")
     page = admin.get("/experts/").content.decode()
