@@ -227,7 +227,10 @@ def test_an_expert_signs_in_to_their_own_desk_and_sees_nothing_else(county):
     # staff cannot use an expert's desk
     assert staff(county, "admin").get("/expert/").status_code == 403
 
-    # the answer: a decline needs its reason; only one's own confirmed pairings
+    # the answer: a decline needs its reason; only one's own confirmed pairings; a visit once accepted
+    today = timezone.localdate().isoformat()
+    r = c.post("/expert/act/", {"action": "visit", "pairing": mine.pk, "visited_on": today, "notes": "先去看看"}, follow=True)
+    assert "请选择您愿意对接的需求" in r.content.decode() and not Visit.objects.exists()
     r = c.post("/expert/act/", {"action": "decline", "pairing": mine.pk, "note": ""}, follow=True)
     assert "写明原因" in r.content.decode() and not Pairing.objects.get(pk=mine.pk).answer
     c.post("/expert/act/", {"action": "accept", "pairing": theirs.pk})
@@ -239,7 +242,6 @@ def test_an_expert_signs_in_to_their_own_desk_and_sees_nothing_else(county):
     assert "专家愿意对接" in staff(county, "officer").get(f"/experts/needs/{need.number}/").content.decode()
 
     # a visit to the firm of an accepted need, not to another's
-    today = timezone.localdate().isoformat()
     c.post("/expert/act/", {"action": "visit", "pairing": theirs.pk, "visited_on": today, "notes": "上门看了产线"})
     assert not Visit.objects.exists()
     c.post("/expert/act/", {"action": "visit", "pairing": mine.pk, "visited_on": today, "notes": "上门看了模具和冷却水路"})

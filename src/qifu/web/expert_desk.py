@@ -61,9 +61,9 @@ def act(request):
             messages.success(request, "已答复：愿意对接，技术经纪人会联系您安排走访" if action == "accept"
                              else "已答复婉拒，技术经纪人会另行推荐")
         elif action == "visit":
-            pairing = _pairings(expert).filter(pk=_int(post.get("pairing"))).first()
+            pairing = _pairings(expert).filter(pk=_int(post.get("pairing")), answer=Pairing.Answer.ACCEPTED).first()
             if pairing is None:
-                raise actions.ExpertActionError("请选择您对接的需求")
+                raise actions.ExpertActionError("请选择您愿意对接的需求")
             actions.do_log_visit(pairing.need.entity, dt.date.fromisoformat(post.get("visited_on", "")),
                                  post.get("notes", ""), need=pairing.need, expert=expert, by=request.user)
             messages.success(request, "已记录走访")
