@@ -25,14 +25,8 @@ def to_expert(pairing: Pairing, now: dt.datetime | None = None) -> OutboxMessage
     expert, need = pairing.expert, pairing.need
     if not expert.user_id:
         return None
-    channel, recipient = decency.reach(expert.phone, expert.email)
-    if channel not in ("sms", "email") or not recipient:
-        return None
     what = f"一条保密技术需求（编号{need.number}）" if need.confidential else f"一条企业技术需求“{need.title}”（编号{need.number}）"
     body = (f"【企服】{expert.name}老师：技术经纪人为您对接了{what}，请登录企服平台专家工作台查看，"
             f"并答复是否愿意对接。{FREE}")
-    message, _ = OutboxMessage.objects.get_or_create(
-        key=f"expert:{pairing.pk}:confirmed", defaults=dict(
-            entity_id=need.entity_id, purpose="expert", channel=channel, recipient=recipient, body=body,
-            reason=f"专家对接通知：{expert.code}", planned_for=timezone.localdate(now), next_attempt_at=now))
-    return message
+    return decency.tell_once(f"expert:{pairing.pk}:confirmed", need.entity_id, "expert", expert.phone, expert.email,
+                             body, f"专家对接通知：{expert.code}", now)

@@ -499,15 +499,9 @@ def _tell(e: Entity, key: str, now: dt.datetime, body: str, reason: str) -> bool
     """The firm told once under ``key`` (a wait's end: one key per wait, booked or not), by text
     or e-mail where one reaches it (False if none does; the portal shows the same)."""
     from qifu.reminders import decency
-    from qifu.reminders.models import OutboxMessage
 
-    channel, recipient = decency.reach(e.phone, e.email)
-    if channel not in ("sms", "email") or not recipient:
-        return False  # the portal's lists of bookings and waits show it
-    OutboxMessage.objects.get_or_create(key=key, defaults={
-        "entity": e, "purpose": "lab", "channel": channel, "recipient": recipient, "body": body, "reason": reason,
-        "planned_for": timezone.localdate(now), "next_attempt_at": now})
-    return True
+    # none reaching the firm: the portal's lists of bookings and waits show it
+    return decency.tell_once(key, e.uscc, "lab", e.phone, e.email, body, reason, now) is not None
 
 
 # --- vouchers and test batches ---------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+from django.utils import timezone
 
 from qifu import config
 from qifu.reminders.models import OptOut, OutboxMessage
@@ -55,8 +56,6 @@ def season_stats(done: pl.DataFrame, waiting: pl.DataFrame, today: dt.date) -> p
 def history_stats(today: dt.date, usccs: list[str]) -> pl.DataFrame:
     """The season's contacts of ``usccs`` from the history and the outbox (for a handful of
     entities; the daily run counts the whole county its own faster way)."""
-    from django.utils import timezone
-
     from qifu.reminders.models import ReminderRecord
 
     start = timezone.make_aware(dt.datetime(today.year, 1, 1))
@@ -114,6 +113,19 @@ def reach(phone: str, email: str, alt_phone: str = "", alt_email: str = "") -> t
     row = resolve_channel(pl.DataFrame([("sms", phone, email, alt_phone, alt_email)], schema=dict.fromkeys(names, pl.String),
                                        orient="row"))
     return row["channel"][0], row["recipient"][0]
+
+
+def tell_once(key: str, entity_id: str, purpose: str, phone: str, email: str, body: str, reason: str,
+              now: dt.datetime) -> OutboxMessage | None:
+    """A written notice to one recipient (``reach``: a text, else an email) stored in the outbox
+    once under ``key``, for the sender to deliver; None when neither reaches them."""
+    channel, recipient = reach(phone, email)
+    if channel not in ("sms", "email") or not recipient:
+        return None
+    message, _ = OutboxMessage.objects.get_or_create(key=key, defaults=dict(
+        entity_id=entity_id, purpose=purpose, channel=channel, recipient=recipient, body=body, reason=reason,
+        planned_for=timezone.localdate(now), next_attempt_at=now))
+    return message
 
 
 def in_writing(rows: pl.DataFrame) -> pl.DataFrame:
