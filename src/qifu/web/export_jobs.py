@@ -60,7 +60,6 @@ def _label(name: str, kwargs: dict, query: dict) -> str | None:
     return None
 
 
-
 def folder() -> Path:
     return config.data_dir() / "exports"
 
