@@ -429,11 +429,13 @@ def test_dashboard_figures_follow_the_data(checked_county):
 
 
 def test_assign_role_creates_accounts_and_checks_towns(checked_county):
-    from qifu.accounts.actions import StaffError, assign_role
+    from qifu.accounts.actions import StaffError, assign_role, must_change_password
 
     town = checked_county["own_town"]
     user, password = assign_role("zhuanguan1", "officer", town.name)
     assert password and user.check_password(password) and not user.is_staff
+    assert must_change_password(user)  # a first password, replaced at the first sign-in
+    assert assign_role("张三", "leader")[0].username == "张三"
     assert user.staff_profile.town == town
     again, none = assign_role("zhuanguan1", "leader")
     assert none is None and again.staff_profile.role == "leader" and again.staff_profile.town is None

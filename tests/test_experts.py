@@ -217,7 +217,11 @@ def test_an_expert_signs_in_to_their_own_desk_and_sees_nothing_else(county):
 
     c = Client()
     r = c.post("/login/", {"username": "zhuanjia-a", "password": password}, follow=True)
-    assert r.redirect_chain[-1][0] == "/expert/"  # signed in, an expert lands on their desk
+    assert r.redirect_chain[-1][0] == "/password/"  # a first password is replaced before anything else
+    assert c.get("/expert/").url == "/password/"
+    r = c.post("/password/", {"old_password": password, "new_password1": "zj-desk-2026-own", "new_password2": "zj-desk-2026-own"},
+               follow=True)
+    assert r.redirect_chain[-1][0] == "/expert/"  # then an expert lands on their desk
     for staff_page in ("/entities/", "/experts/", f"/experts/needs/{need.number}/", "/policies/"):
         assert c.get(staff_page).url == "/expert/", staff_page
     page = c.get("/expert/").content.decode()

@@ -36,6 +36,7 @@ class AuditEvent(models.Model):
         VIEW_ENTITY = "view_entity", "查看主体"
         VIEW_ACCOUNT = "view_account", "查看银行账号"
         VIEW_PERSON = "view_person", "查看身份证号"
+        ACCOUNT = "account", "账号管理"
 
     at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, verbose_name="用户")
@@ -47,6 +48,23 @@ class AuditEvent(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "个人信息访问审计"
         ordering = ["-at"]
+
+
+class IssuedPassword(models.Model):
+    """A password someone else set for an account (its first password, or a reset by an
+    administrator): its holder must replace it at the next sign-in before any other page. Kept
+    with the hash it was issued as, so that any password set after it (the holder's own, or
+    `qifu demo`'s known one) ends the obligation without anyone clearing it."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                related_name="issued_password")
+    password = models.CharField(max_length=128)
+    issued_at = models.DateTimeField("设置时间")
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="+", verbose_name="设置人")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "待修改的初始密码"
 
 
 class RateCounter(models.Model):

@@ -6,7 +6,6 @@ milestones. A check that fails raises ``ExpertActionError`` and changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import uuid
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -240,23 +239,27 @@ def do_finish(coop: Cooperation, outcome: str, completed: bool = True) -> Cooper
 # --- the expert's own desk ----------------------------------------------------------------------
 
 
-def do_open_account(expert: Expert, username: str) -> tuple[object, str]:
+def do_open_account(expert: Expert, username: str, by=None) -> tuple[object, str]:
     """A sign-in for ``expert`` (their desk of the needs they were paired with), with a random
-    first password returned to be handed over. An account of staff, or of another expert, is
-    refused: an expert sees no staff page."""
+    first password returned to be handed over (``by``: the administrator who opened it; None
+    from the command line). An account of staff, or of another expert, is refused: an expert
+    sees no staff page."""
     from django.contrib.auth import get_user_model
 
-    username = (username or "").strip()
-    if not 3 <= len(username) <= 150:
-        raise ExpertActionError("用户名应为 3 到 150 个字符")
+    from qifu.accounts.actions import StaffError, check_username, issue_password
+
+    try:
+        username = check_username(username)
+    except StaffError as e:
+        raise ExpertActionError(str(e)) from None
     if expert.user_id:
         raise ExpertActionError(f"专家 {expert.code} 已有登录账号 {expert.user.username}")
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise ExpertActionError(f"用户名 {username} 已被占用")
-    password = secrets.token_urlsafe(12)
     with transaction.atomic():
-        user = User.objects.create_user(username, password=password)
+        user = User.objects.create_user(username)
+        password = issue_password(user, by)  # to be changed at the first sign-in
         expert.user = user
         expert.save(update_fields=["user"])
     return user, password

@@ -1,13 +1,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import expert_desk, experts, exports, labs, land, policies, projects, requests, views
+from qifu.web import accounts, expert_desk, experts, exports, labs, land, policies, projects, requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", views.password_change, name="password-change"),
+    path("accounts/", accounts.accounts, name="accounts"),
     path("exports/", exports.mine, name="exports"),
     path("exports/new/", exports.ask, name="export-new"),
     path("exports/<int:export_id>/file/", exports.download, name="export-file"),

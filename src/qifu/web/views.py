@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from qifu import caching, text
 from qifu.accounts import masking, scope
+from qifu.accounts.actions import must_change_password
 from qifu.accounts.decorators import signed_in, staff_required
 from qifu.accounts.models import AuditEvent
 from qifu.checks.models import Finding
@@ -460,8 +461,9 @@ def review(request, explanation_id: int):
 
 @signed_in
 def password_change(request):
-    """Staff and expert partners change their own password (`qifu staff` and `qifu
-    expert-account` print a first one and say to change it)."""
+    """Staff and expert partners change their own password; an account on a password someone
+    else issued (`qifu staff`, `qifu expert-account`, the administrator's account page) is sent
+    here before any other page until it does."""
     from django.contrib.auth import update_session_auth_hash
     from django.contrib.auth.forms import PasswordChangeForm
 
@@ -473,7 +475,8 @@ def password_change(request):
         return redirect("home")  # an expert's account goes on to their desk
     expert = scope.expert_of(request.user) is not None
     return render(request, "web/password_change.html", {
-        "form": form, "base": "web/expert_base.html" if expert else "web/base.html"})
+        "form": form, "base": "web/expert_base.html" if expert else "web/base.html",
+        "first": must_change_password(request.user)})
 
 
 def healthz(request):

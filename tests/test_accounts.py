@@ -1,0 +1,171 @@
+"""账号管理: the administrator opens, changes, resets, disables and enables sign-in accounts on
+the back office's own page; a password someone else set is replaced at the first sign-in;
+every change is audited and nobody else may make one."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import openpyxl
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from qifu.accounts.actions import assign_role, must_change_password
+from qifu.accounts.models import AuditEvent, StaffProfile
+from qifu.experts.models import Expert
+from qifu.imports.actions import import_file
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+
+
+def signed_in(county, name: str) -> Client:
+    c = Client()
+    c.force_login(county["users"][name])
+    return c
+
+
+def issued(response) -> str:
+    """The password the page shows once."""
+    assert response.status_code == 200, response.content.decode()[:500]
+    found = re.search(r'id="issued-password">([^<]+)<', response.content.decode())
+    assert found, "no password shown"
+    return found.group(1)
+
+
+def sign_in(username: str, password: str) -> Client | None:
+    """A client signed in through the sign-in page, or None when the page refused."""
+    c = Client()
+    return c if c.post("/login/", {"username": username, "password": password}).status_code == 302 else None
+
+
+def change_password(c: Client, old: str, new: str = "my-own-pw-2026-x"):
+    return c.post("/password/", {"old_password": old, "new_password1": new, "new_password2": new})
+
+
+def test_the_administrator_opens_an_account_whose_first_password_is_replaced_at_sign_in(checked_county):
+    admin = signed_in(checked_county, "admin")
+    town = checked_county["own_town"]
+    assert "账号管理" in admin.get("/").content.decode()
+    password = issued(admin.post("/accounts/", {"act": "create", "username": "zhuanguan-new", "role": "officer",
+                                                "town": town.code}))
+    user = User.objects.get(username="zhuanguan-new")
+    assert user.staff_profile.role == "officer" and user.staff_profile.town == town and not user.is_staff
+    assert must_change_password(user)
+    event = AuditEvent.objects.get(action="account", user=checked_county["users"]["admin"])
+    assert event.detail == f"新建账号 zhuanguan-new：镇街专管员（{town.name}）"
+    page = admin.get("/accounts/").content.decode()
+    assert password not in page  # shown once, on the response that made it
+    assert "待改初始密码" in page and event.detail in page
+
+    c = sign_in("zhuanguan-new", password)
+    for path in ("/", "/entities/", "/requests/"):
+        assert c.get(path).url == "/password/", path
+    assert "管理员设置的密码" in c.get("/password/").content.decode()
+    assert change_password(c, password).status_code == 302
+    assert not must_change_password(User.objects.get(pk=user.pk))
+    assert f"工作台 · {town.name}" in c.get("/").content.decode()
+    assert "待改初始密码" not in admin.get("/accounts/").content.decode()
+
+
+def test_only_the_administrator_manages_accounts(checked_county):
+    for name in ("officer", "leader"):
+        c = signed_in(checked_county, name)
+        assert c.get("/accounts/").status_code == 403
+        assert c.post("/accounts/", {"act": "create", "username": f"by-{name}", "role": "admin"}).status_code == 403
+        assert "账号管理" not in c.get("/").content.decode()
+    assert not User.objects.filter(username__startswith="by-").exists()
+    assert Client().get("/accounts/").url.startswith("/login/")
+
+
+@pytest.mark.parametrize("form, error", [
+    ({"username": "no-town", "role": "officer"}, "镇街专管员需要指定所属镇街"),
+    ({"username": "no-dept", "role": "department"}, "承办部门人员需要指定承办部门"),
+    ({"username": "has space", "role": "leader"}, "只能含字母、汉字、数字"),
+    ({"username": "a", "role": "leader"}, "2 到 150 个字符"),
+    ({"username": "officer", "role": "leader"}, "已被占用"),
+    ({"username": "new-one", "role": "superhero"}, "角色应为"),
+])
+def test_bad_input_says_why_and_creates_nothing(checked_county, form, error):
+    admin = signed_in(checked_county, "admin")
+    before = User.objects.count()
+    r = admin.post("/accounts/", {"act": "create", **form})
+    assert r.status_code == 400 and error in r.content.decode()
+    assert User.objects.count() == before and not AuditEvent.objects.filter(action="account").exists()
+    assert StaffProfile.objects.get(user__username="officer").role == "officer"
+
+
+def test_a_reset_or_a_disabled_account_ends_its_sessions(checked_county):
+    user, _ = assign_role("forgetful", "leader")
+    user.set_password("forgetful-old-pw")
+    user.save()
+    assert not must_change_password(user)  # a password set after the issued one ends the obligation
+    theirs = sign_in("forgetful", "forgetful-old-pw")
+    assert theirs.get("/").status_code == 200
+    admin = signed_in(checked_county, "admin")
+    for _ in range(5):  # they forget it and try until the sign-in page locks the account
+        assert sign_in("forgetful", "wrong-guess-pw") is None
+    assert sign_in("forgetful", "forgetful-old-pw") is None
+
+    new = issued(admin.post("/accounts/", {"act": "reset", "user": user.pk}))
+    assert theirs.get("/").url.startswith("/login/")  # the old session ended with the old password
+    assert sign_in("forgetful", "forgetful-old-pw") is None
+    again = sign_in("forgetful", new)
+    assert again.get("/").url == "/password/"
+    assert change_password(again, new).status_code == 302 and again.get("/").status_code == 200
+
+    assert admin.post("/accounts/", {"act": "disable", "user": user.pk}).status_code == 302
+    assert again.get("/").url.startswith("/login/")
+    assert sign_in("forgetful", "my-own-pw-2026-x") is None
+    r = admin.post("/accounts/", {"act": "reset", "user": user.pk})
+    assert r.status_code == 400 and "已停用" in r.content.decode()
+    admin.post("/accounts/", {"act": "enable", "user": user.pk})
+    assert sign_in("forgetful", "my-own-pw-2026-x") is not None
+    details = list(AuditEvent.objects.filter(action="account").order_by("at", "pk").values_list("detail", flat=True))
+    assert details == ["重设 forgetful 的密码", "停用账号 forgetful", "启用账号 forgetful"]
+
+
+def test_the_last_administrator_stays_and_nobody_disables_themselves(checked_county):
+    me = checked_county["users"]["admin"]
+    admin = signed_in(checked_county, "admin")
+    assert not StaffProfile.objects.filter(role="admin").exclude(user=me).exists()  # the county's one administrator
+    r = admin.post("/accounts/", {"act": "disable", "user": me.pk})
+    assert r.status_code == 400 and "不能停用自己的账号" in r.content.decode()
+    r = admin.post("/accounts/", {"act": "role", "user": me.pk, "role": "leader"})
+    assert r.status_code == 400 and "唯一在用的局管理员" in r.content.decode()
+    assert StaffProfile.objects.get(user=me).role == "admin" and User.objects.get(pk=me.pk).is_active
+
+    second, _ = assign_role("second-admin", "admin")
+    r = admin.post("/accounts/", {"act": "role", "user": second.pk, "role": "officer",
+                                  "town": checked_county["other_town"].code})
+    assert r.status_code == 302
+    second.refresh_from_db()
+    assert second.staff_profile.role == "officer" and not second.is_staff and not second.is_superuser
+    assert AuditEvent.objects.get(action="account").detail == (
+        f"修改 second-admin 的角色：局管理员（全市） → 镇街专管员（{checked_county['other_town'].name}）")
+
+
+def test_an_expert_gets_a_desk_from_the_page_and_the_list_exports(checked_county):
+    if not Expert.objects.exists():
+        import_file("experts", checked_county["folder"] / "experts.csv")
+    expert = Expert.objects.filter(user__isnull=True).order_by("code").first()
+    admin = signed_in(checked_county, "admin")
+    password = issued(admin.post("/accounts/", {"act": "expert", "expert": expert.code, "username": "zhuanjia-page"}))
+    expert.refresh_from_db()
+    assert expert.user.username == "zhuanjia-page" and must_change_password(expert.user)
+    c = sign_in("zhuanjia-page", password)
+    assert c.get("/expert/").url == "/password/"
+    assert change_password(c, password).status_code == 302 and c.get("/expert/").status_code == 200
+    r = admin.post("/accounts/", {"act": "role", "user": expert.user.pk, "role": "leader"})
+    assert r.status_code == 400 and "专家工作台的账号" in r.content.decode()
+
+    r = admin.get("/accounts/?format=xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(r.content))["账号"].iter_rows(values_only=True))
+    assert rows[0][:4] == ("用户名", "角色", "范围", "状态")
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["zhuanjia-page"][1:3] == ("专家", f"{expert.name}（{expert.code}）")
+    assert by_name["officer"][1:3] == ("镇街专管员", checked_county["own_town"].name)
+    assert "noroles" not in by_name  # an account with no role signs in to nothing
+    assert AuditEvent.objects.filter(action="export", detail=f"账号列表 {len(rows) - 1} 个").exists()
