@@ -64,6 +64,9 @@ def test_the_administrator_opens_an_account_whose_first_password_is_replaced_at_
     for path in ("/", "/entities/", "/requests/"):
         assert c.get(path).url == "/password/", path
     assert "管理员设置的密码" in c.get("/password/").content.decode()
+    r = change_password(c, password, password)
+    assert r.status_code == 200 and "新密码不能与当前密码相同" in r.content.decode()
+    assert c.get("/").url == "/password/"
     assert change_password(c, password).status_code == 302
     assert not must_change_password(User.objects.get(pk=user.pk))
     assert f"工作台 · {town.name}" in c.get("/").content.decode()

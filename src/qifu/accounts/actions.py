@@ -101,7 +101,7 @@ def assign_role(username: str, role: str, town: str | None = None, department: s
         if user is None:
             user = User.objects.create_user(username)
             password = issue_password(user, by)
-        elif role != StaffProfile.Role.ADMIN and user.pk in set(_admins().values_list("pk", flat=True)):
+        elif role != StaffProfile.Role.ADMIN and _admins().filter(pk=user.pk).exists():
             _keep_an_admin(user)
         elif getattr(user, "expert", None) is not None:
             raise StaffError(f"{username} 是专家工作台的账号，不能兼任工作人员")

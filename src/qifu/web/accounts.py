@@ -103,8 +103,7 @@ def _act(request):
             before = _scope_text(user)
             assign_role(user.username, post.get("role", ""), post.get("town") or None, post.get("department") or None,
                         by=by)
-            user.refresh_from_db()
-            user.staff_profile.refresh_from_db()
+            user = _accounts().get(pk=user.pk)  # with the profile as it is now
             scope.audit(request, Action.ACCOUNT, detail=f"修改 {user.username} 的角色：{before} → {_scope_text(user)}")
             messages.success(request, f"{user.username} 现在是{_scope_text(user)}")
         elif act == "reset":

@@ -468,6 +468,8 @@ def password_change(request):
     from django.contrib.auth.forms import PasswordChangeForm
 
     form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid() and form.cleaned_data["new_password1"] == form.cleaned_data["old_password"]:
+        form.add_error("new_password1", "新密码不能与当前密码相同")
     if request.method == "POST" and form.is_valid():
         user = form.save()
         update_session_auth_hash(request, user)  # this session stays signed in; others end
