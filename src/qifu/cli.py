@@ -277,6 +277,38 @@ def cmd_staff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu import backup, config
+
+    out = args.out or Path(config.get("QIFU_BACKUP_DIR") or config.data_dir() / "backups")
+    try:
+        made = backup.make(out)
+    except backup.BackupError as e:
+        return _fail(str(e))
+    print(f"已备份到 {made.path}（{made.size / 1e6:.1f} MB）：主体 {made.rows['registry_entity']} 户，"
+          f"年报 {made.rows['reports_annualreport']} 份，企业诉求 {made.rows['service_requests_servicerequest']} 件，"
+          f"附件 {made.files} 个")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    _setup_django()
+    from qifu import backup
+
+    try:
+        done = backup.restore(args.file, force=args.force)
+    except backup.BackupError as e:
+        return _fail(str(e))
+    m = done.manifest
+    print(f"已从 {args.file.name}（{m['created_at']} 备份）恢复：主体 {done.rows['registry_entity']} 户，"
+          f"年报 {done.rows['reports_annualreport']} 份，企业诉求 {done.rows['service_requests_servicerequest']} 件，"
+          f"附件 {done.files} 个"
+          + (f"；原数据库另存为 {done.kept}" if done.kept else "")
+          + "。请重新启动 qifu serve 和 qifu worker")
+    return 0
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
     _setup_django()
 
@@ -529,6 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("code", help="专家编号（专家库中的）")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_expert_account)
+
+    s = sub.add_parser("backup", help="备份数据库和企业上传的附件（服务运行中也可以做）")
+    s.add_argument("--out", type=Path, help="备份文件（.tar.gz）或目录；默认 QIFU_BACKUP_DIR，或数据目录下的 backups/")
+    s.set_defaults(func=cmd_backup)
+
+    s = sub.add_parser("restore", help="从 qifu backup 的备份恢复数据库和附件（先停止 qifu serve 和 qifu worker）")
+    s.add_argument("file", type=Path, help="备份文件（.tar.gz）")
+    s.add_argument("--force", action="store_true", help="当前数据库已有数据时仍然覆盖（覆盖前另存一份）")
+    s.set_defaults(func=cmd_restore)
 
     s = sub.add_parser("ask", help="向年报助手提问")
     s.add_argument("question")

@@ -1,0 +1,215 @@
+"""`qifu backup` and `qifu restore` as processes, on SQLite and on PostgreSQL alike: a county's
+database and its attachments come back as they were; a damaged or foreign archive is refused
+before anything changes; a database with data is replaced only when asked, and kept first; the
+worker's nightly job keeps the newest archives."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import _server_url, _with_database
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"qifu-backup-test-image" * 10
+
+STORE = f"""
+import os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu.service_requests.attachments import store
+print(store({PNG!r}))
+"""
+
+COUNTS = """
+import os, json, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from django.contrib.auth import get_user_model
+from qifu.registry.models import Entity
+from qifu.reports.models import AnnualReport
+print(json.dumps({"entities": Entity.objects.count(), "reports": AnnualReport.objects.count(),
+                  "users": sorted(get_user_model().objects.values_list("username", flat=True))}))
+"""
+
+FORGET = """
+import os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu.reports.models import AnnualReport
+AnnualReport.objects.filter(pk__in=list(AnnualReport.objects.values_list("pk", flat=True)[:50])).delete()
+"""
+
+
+def qifu(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qifu", *map(str, args)], capture_output=True, text=True, env=env)
+
+
+def script(env, text: str) -> str:
+    done = subprocess.run([sys.executable, "-c", text], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def counts(env) -> dict:
+    return json.loads(script(env, COUNTS))
+
+
+@pytest.fixture
+def county(process_env, small_county):
+    """A county in a process's own database: registry, reports, an account, an attachment."""
+    for kind in ("registry", "reports"):
+        done = qifu(process_env, "import", kind, small_county / f"{kind}.csv")
+        assert done.returncode == 0, done.stderr
+    assert qifu(process_env, "staff", "juzhang", "--role", "admin").returncode == 0
+    digest = script(process_env, STORE)
+    return process_env, Path(process_env["QIFU_DATA_DIR"]) / "attachments" / digest[:2] / digest
+
+
+def make_backup(env, out: Path) -> Path:
+    done = qifu(env, "backup", "--out", out)
+    assert done.returncode == 0, done.stderr
+    path = Path(re.search(r"已备份到 (\S+\.tar\.gz)", done.stdout).group(1))
+    assert path.parent == out and path.is_file()
+    return path
+
+
+def rewrite(archive: Path, target: Path, change) -> Path:
+    """A copy of ``archive`` with ``change(name, bytes) -> (name, bytes) | None`` applied to each member."""
+    with tarfile.open(archive) as src, tarfile.open(target, "w:gz") as dst:
+        for m in src.getmembers():
+            changed = change(m.name, src.extractfile(m).read())
+            if changed is None:
+                continue
+            info = tarfile.TarInfo(changed[0])
+            info.size = len(changed[1])
+            dst.addfile(info, io.BytesIO(changed[1]))
+    return target
+
+
+def test_a_backup_brings_back_the_county_and_its_attachments(county, tmp_path):
+    env, attachment = county
+    before = counts(env)
+    assert before["entities"] > 0 and before["reports"] > 50 and before["users"] == ["juzhang"]
+    archive = make_backup(env, tmp_path / "backups")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert names[0] == "manifest.json" and f"attachments/{attachment.parent.name}/{attachment.name}" in names
+    assert manifest["rows"]["registry_entity"] == before["entities"] and manifest["files"] == 1
+
+    # the day after: reports lost, an account added, the attachment gone from the disk
+    script(env, FORGET)
+    assert qifu(env, "staff", "linshi", "--role", "leader").returncode == 0
+    attachment.unlink()
+    changed = counts(env)
+    assert changed["reports"] == before["reports"] - 50
+
+    refused = qifu(env, "restore", archive)
+    assert refused.returncode == 1 and "当前数据库已有数据" in refused.stderr and "--force" in refused.stderr
+    assert counts(env) == changed  # nothing touched
+
+    done = qifu(env, "restore", archive, "--force")
+    assert done.returncode == 0, done.stderr
+    assert counts(env) == before
+    assert attachment.read_bytes() == PNG
+    kept = Path(re.search(r"原数据库另存为 (\S+\.tar\.gz)", done.stdout).group(1))
+    with tarfile.open(kept) as tar:  # what was replaced is kept, as it was
+        assert json.load(tar.extractfile("manifest.json"))["rows"]["reports_annualreport"] == changed["reports"]
+    # and the restored county works on: a command that writes
+    assert qifu(env, "staff", "xinren", "--role", "leader").returncode == 0
+
+
+def test_a_damaged_or_foreign_backup_is_refused_and_changes_nothing(county, tmp_path):
+    env, _ = county
+    archive = make_backup(env, tmp_path / "backups")
+    assert qifu(env, "staff", "after-backup", "--role", "leader").returncode == 0
+    before = counts(env)
+
+    def flip(name, data):
+        if name.startswith("database."):
+            data = data[:5000] + bytes([data[5000] ^ 0xFF]) + data[5001:]
+        return name, data
+
+    def foreign(name, data):
+        if name == "manifest.json":
+            m = json.loads(data)
+            m["database"] = "sqlite" if m["database"] == "postgresql" else "postgresql"
+            data = json.dumps(m).encode()
+        return name, data
+
+    def bad_attachment(name, data):
+        return (name, data + b"x") if name.startswith("attachments/") else (name, data)
+
+    def escape(name, data):
+        return ("../../evil.txt", data) if name.startswith("attachments/") else (name, data)
+
+    def no_attachment(name, data):
+        return None if name.startswith("attachments/") else (name, data)
+
+    cases = [(flip, "数据库文件与记录的校验值不符"), (foreign, "的备份，当前数据库是"),
+             (bad_attachment, "与其校验值不符"), (escape, "不认识的条目"), (no_attachment, "附件数与记录不符")]
+    for change, error in cases:
+        bad = rewrite(archive, tmp_path / f"{change.__name__}.tar.gz", change)
+        done = qifu(env, "restore", bad, "--force")
+        assert done.returncode == 1 and error in done.stderr, (change.__name__, done.stderr)
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    done = qifu(env, "restore", truncated, "--force")
+    assert done.returncode == 1 and "已损坏或不完整" in done.stderr
+    assert counts(env) == before
+    assert not list(Path(env["QIFU_DATA_DIR"]).glob("before-restore-*"))  # nothing was about to be replaced
+
+
+def test_a_fresh_machine_restores_without_force_and_the_worker_keeps_the_newest(county, tmp_path, process_env):
+    env, _ = county
+    archive = make_backup(env, tmp_path / "backups")
+    before = counts(env)
+    # the nightly job: the newest QIFU_BACKUP_KEEP archives stay
+    nightly = tmp_path / "nightly"
+    nightly.mkdir()
+    for day in range(1, 6):
+        (nightly / f"qifu-202611{day:02d}-023000.tar.gz").write_bytes(b"old")
+    env_night = dict(env, QIFU_BACKUP_DIR=str(nightly), QIFU_BACKUP_KEEP="3")
+    out = script(env_night, "import os, django\nos.environ['DJANGO_SETTINGS_MODULE'] = 'qifu.settings'\ndjango.setup()\n"
+                            "from qifu import backup\nprint(backup.nightly().path.name)")
+    assert sorted(p.name for p in nightly.glob("*.tar.gz")) == ["qifu-20261104-023000.tar.gz",
+                                                               "qifu-20261105-023000.tar.gz", out]
+    assert not list(nightly.glob("*.part"))
+
+    # another machine: an empty data directory (and on PostgreSQL an empty database)
+    fresh = dict(process_env, QIFU_DATA_DIR=str(tmp_path / "fresh"))
+    with empty_database(fresh):
+        done = qifu(fresh, "restore", archive)
+        assert done.returncode == 0, done.stderr
+        assert "原数据库另存为" not in done.stdout
+        assert counts(fresh) == before
+
+
+@contextlib.contextmanager
+def empty_database(env: dict):
+    """On PostgreSQL, ``env`` pointed at a new empty database for the block; SQLite's file is
+    new with the data directory."""
+    url = _server_url()
+    if url is None:
+        yield
+        return
+    import psycopg
+
+    name = f"qifu_fresh_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    env["QIFU_DATABASE_URL"] = _with_database(url, name)
+    try:
+        yield
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
