@@ -155,8 +155,15 @@ def test_a_damaged_or_foreign_backup_is_refused_and_changes_nothing(county, tmp_
     def no_attachment(name, data):
         return None if name.startswith("attachments/") else (name, data)
 
+    def newer(name, data):
+        if name == "manifest.json":
+            m = json.loads(data)
+            m["migrations"].append("policies.9999_from_the_future")
+            data = json.dumps(m).encode()
+        return name, data
+
     cases = [(flip, "数据库文件与记录的校验值不符"), (foreign, "的备份，当前数据库是"),
-             (bad_attachment, "与其校验值不符"), (escape, "不认识的条目"), (no_attachment, "附件数与记录不符")]
+             (bad_attachment, "与其校验值不符"), (escape, "不认识的条目"), (no_attachment, "附件数与记录不符"), (newer, "来自更新的 qifu")]
     for change, error in cases:
         bad = rewrite(archive, tmp_path / f"{change.__name__}.tar.gz", change)
         done = qifu(env, "restore", bad, "--force")

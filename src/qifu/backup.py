@@ -3,7 +3,7 @@ server runs, and a restore from such an archive (`qifu backup`, `qifu restore`; 
 `qifu worker` when ``QIFU_BACKUP_DIR`` is set).
 
 An archive (``qifu-YYYYMMDD-HHMMSS.tar.gz``) holds ``manifest.json`` (format, when, which
-database, the rows of the main tables, the database file's SHA-256), the database
+database, its applied migrations, the rows of the main tables, the database file's SHA-256), the database
 (``database.sqlite3``, a consistent copy made with SQLite's online backup, or
 ``database.pgdump``, ``pg_dump``'s custom format taken in the same snapshot as the counts) and
 ``attachments/`` (the enterprises' uploads, stored under their SHA-256, which restore checks).
@@ -67,11 +67,11 @@ def make(out: Path, now: dt.datetime | None = None) -> Made:
     path = out if out.name.endswith(".tar.gz") else out / f"qifu-{now:%Y%m%d-%H%M%S}.tar.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".qifu-backup-") as tmp:
-        db_file, rows = (_pg_dump if connection.vendor == "postgresql" else _sqlite_copy)(Path(tmp))
+        db_file, rows, migrations = (_pg_dump if connection.vendor == "postgresql" else _sqlite_copy)(Path(tmp))
         files = sorted(p for p in (config.data_dir() / FILES).glob("*/*") if p.is_file() and ".tmp" not in p.name)
         manifest = {"format": FORMAT, "created_at": now.isoformat(timespec="seconds"), "qifu": __version__,
                     "database": connection.vendor, "database_file": db_file.name, "sha256": _sha256(db_file),
-                    "rows": rows, "files": len(files)}
+                    "rows": rows, "files": len(files), "migrations": migrations}
         part = path.with_name(path.name + ".part")
         with tarfile.open(part, "w:gz", compresslevel=6) as tar:
             data = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
@@ -85,31 +85,35 @@ def make(out: Path, now: dt.datetime | None = None) -> Made:
     return Made(path, path.stat().st_size, rows, len(files))
 
 
-def _sqlite_copy(folder: Path) -> tuple[Path, dict[str, int]]:
+def _sqlite_copy(folder: Path) -> tuple[Path, dict[str, int], list[str]]:
     """A consistent copy of the live SQLite file (its online backup: other connections go on
-    writing meanwhile), and its row counts."""
+    writing meanwhile), its row counts and applied migrations."""
     target = folder / "database.sqlite3"
     connection.ensure_connection()
     dest = sqlite3.connect(target)
     try:
         connection.connection.backup(dest)
         rows = _counts(dest)
+        migrations = [f"{app}.{name}" for app, name in dest.execute("SELECT app, name FROM django_migrations")]
     finally:
         dest.close()
-    return target, rows
+    return target, rows, sorted(migrations)
 
 
-def _pg_dump(folder: Path) -> tuple[Path, dict[str, int]]:
-    """``pg_dump`` of the database in the snapshot its row counts are read in."""
+def _pg_dump(folder: Path) -> tuple[Path, dict[str, int], list[str]]:
+    """``pg_dump`` of the database in the snapshot its row counts and applied migrations are
+    read in."""
     target = folder / "database.pgdump"
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur.execute("SELECT pg_export_snapshot()")
         snapshot = cur.fetchone()[0]
         rows = {t: _count(cur, t) for t in TABLES}
+        cur.execute("SELECT app, name FROM django_migrations")
+        migrations = sorted(f"{app}.{name}" for app, name in cur.fetchall())
         _pg_tool("pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--snapshot={snapshot}",
                  f"--file={target}")
-    return target, rows
+    return target, rows, migrations
 
 
 # --- restoring one ----------------------------------------------------------------------------
@@ -138,6 +142,7 @@ def restore(archive: Path, force: bool = False, now: dt.datetime | None = None) 
         db_file = staged / manifest["database_file"]
         if manifest["database"] != connection.vendor:
             raise BackupError(f"这是 {_kind(manifest['database'])} 的备份，当前数据库是 {_kind(connection.vendor)}")
+        _check_version(manifest)
         if connection.vendor == "sqlite":
             _check_sqlite(db_file, manifest)
         present = _present_rows()
@@ -191,6 +196,18 @@ def _unpack(archive: Path, staged: Path) -> dict:
     if manifest.get("files") != sum(1 for _ in (staged / FILES).glob("*/*")):
         raise BackupError("备份中的附件数与记录不符：文件不完整")
     return manifest
+
+
+def _check_version(manifest: dict) -> None:
+    """An archive of a newer qifu (a migration this version does not have) is refused: its
+    schema would not be the one this code reads."""
+    from django.db.migrations.loader import MigrationLoader
+
+    known = {f"{app}.{name}" for app, name in MigrationLoader(None, ignore_no_migrations=True).disk_migrations}
+    unknown = sorted(set(manifest.get("migrations", [])) - known)
+    if unknown:
+        raise BackupError(f"这份备份来自更新的 qifu（{manifest.get('qifu')}，有本版本没有的迁移 {unknown[0]} 等 "
+                          f"{len(unknown)} 个）：请先把 qifu 升级到不低于该版本再恢复")
 
 
 def _check_sqlite(db_file: Path, manifest: dict) -> None:
