@@ -17,7 +17,7 @@ from django.utils import timezone
 from qifu.accounts.models import AuditEvent
 from qifu.engine.errors import InvalidFile
 from qifu.experts import actions
-from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
+from qifu.experts.models import Conflict, Cooperation, Expert, Need, Pairing, Visit
 from qifu.imports.actions import import_file
 from qifu.registry.models import Entity
 from qifu.service_requests import actions as requests
@@ -33,7 +33,7 @@ def county(checked_county):
     if not Expert.objects.exists():
         import_file("experts", checked_county["folder"] / "experts.csv")
     yield checked_county
-    for model in (Cooperation, Visit, Pairing, Need):
+    for model in (Conflict, Cooperation, Visit, Pairing, Need):
         model.objects.all().delete()
 
 
@@ -327,3 +327,55 @@ def test_an_expert_with_a_desk_is_asked_once_to_answer_a_confirmed_pairing(count
     actions.do_decide(pairing, True)
     body = sent.get(key=f"expert:{pairing.pk}:confirmed").body
     assert "保密技术需求" in body and "保密注塑工艺" not in body
+
+
+def desk(expert: Expert, username: str) -> Client:
+    user, _ = actions.do_open_account(expert, username)
+    user.set_password(f"{username}-own-pw")  # past the first password
+    user.save()
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+def test_an_expert_who_declares_a_tie_to_a_firm_is_not_proposed_for_it_nor_confirmed(county):
+    mine, other = firm(county["own_town"]), firm(county["other_town"])
+    need = actions.do_submit_need(mine, *NEED, Need.Source.STAFF)
+    top, second = list(need.pairings.order_by("rank").select_related("expert"))[:2]
+    actions.do_decide(second, True)  # confirmed, not yet answered
+    c = desk(top.expert, "zhuanjia-tie")
+
+    for form, error in (({"firm": "没有这家企业的名字", "reason": "曾任顾问"}, "没有找到企业"),
+                        ({"firm": mine.uscc, "reason": ""}, "请写明与企业的关系")):
+        r = c.post("/expert/act/", {"action": "conflict", **form}, follow=True)
+        assert error in r.content.decode()
+    assert not Conflict.objects.exists()
+    r = c.post("/expert/act/", {"action": "conflict", "firm": mine.uscc.lower(), "reason": "曾任该企业技术顾问"}, follow=True)
+    assert f"已申报与“{mine.name}”的利益关系" in r.content.decode()
+    tie = Conflict.objects.get()
+    assert (tie.expert, tie.entity, tie.declared_by) == (top.expert, mine, top.expert.user)
+    assert mine.name in c.get("/expert/").content.decode()
+    assert Pairing.objects.get(pk=top.pk).status == Pairing.Status.DECLINED  # the open proposal set aside
+    r = c.post("/expert/act/", {"action": "conflict", "firm": mine.uscc, "reason": "再申报一次"}, follow=True)
+    assert "已申报过" in r.content.decode()
+
+    again = actions.do_submit_need(mine, *NEED, Need.Source.STAFF)
+    assert top.expert_id not in set(again.pairings.values_list("expert_id", flat=True))
+    elsewhere = actions.do_submit_need(other, *NEED, Need.Source.STAFF)
+    assert top.expert_id in set(elsewhere.pairings.values_list("expert_id", flat=True))
+    with pytest.raises(actions.ExpertActionError, match="应当回避"):
+        actions.do_decide(Pairing.objects.get(pk=top.pk), True)
+
+    # the confirmed expert declines on their desk, saying they are tied to the firm
+    c2 = desk(second.expert, "zhuanjia-tie2")
+    r = c2.post("/expert/act/", {"action": "decline", "pairing": second.pk, "note": "亲属在该企业任职", "conflict": "1"},
+                follow=True)
+    assert "已答复婉拒并申报回避" in r.content.decode()
+    answered = Pairing.objects.get(pk=second.pk)
+    assert (answered.answer, answered.answer_note) == (Pairing.Answer.DECLINED, "利益回避：亲属在该企业任职")
+    assert Conflict.objects.filter(expert=second.expert, entity=mine).exists()
+    assert second.expert_id not in set(actions.do_submit_need(mine, *NEED, Need.Source.STAFF)
+                                       .pairings.values_list("expert_id", flat=True))
+
+    page = staff(county, "admin").get(f"/experts/needs/{need.number}/").content.decode()
+    assert "利益回避，不推荐" in page and "曾任该企业技术顾问" in page and top.expert.name in page

@@ -90,6 +90,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")
     expert_user = get_user_model().objects.get(username="demo-expert")
     assert Pairing.objects.filter(expert__user=expert_user, status="confirmed").exists()
+    tie = expert_user.expert.conflicts.get()  # a firm they declared a tie to, which has needs
+    assert tie.entity.tech_needs.exists() and not Pairing.objects.filter(expert__user=expert_user,
+                                                                          need__entity=tie.entity).exists()
+    from qifu.accounts.actions import must_change_password
+
+    assert not must_change_password(expert_user)  # the demo's accounts sign in with its password
     assert Pairing.objects.filter(status="confirmed", answer="accepted").exists()
     assert Phase.objects.filter(state="in_use").exists()
     # and part of the next season played under qifu's own reminders and correction notices

@@ -328,7 +328,8 @@ def pair_experts(user, seed: int = 13) -> None:
 
 def expert_account(password: str):
     """The demo's expert partner: the one with the most confirmed pairings (one still waiting
-    for their answer first), signing in as ``DEMO_USER``-expert with the demo's password."""
+    for their answer first), signing in as ``DEMO_USER``-expert with the demo's password, with
+    a tie declared to a firm that has needs (利益回避)."""
     from django.db.models import Count, Q
 
     from qifu.experts import actions as experts
@@ -346,6 +347,13 @@ def expert_account(password: str):
         experts.do_open_account(expert, username)
     expert.user.set_password(password)
     expert.user.save()
+    if not expert.conflicts.exists():  # a firm they declared a tie to: never proposed for its needs
+        from qifu.registry.models import Entity
+
+        tied = (Entity.objects.filter(entity_type="enterprise", status="active", tech_needs__isnull=False)
+                .exclude(tech_needs__pairings__expert=expert).order_by("uscc").first())
+        if tied is not None:
+            experts.do_declare_conflict(expert, tied.uscc, "曾任该企业技术顾问", by=expert.user)
     return expert
 
 

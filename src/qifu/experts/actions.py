@@ -17,7 +17,8 @@ from django.utils import timezone
 from qifu import text as texts
 from qifu.engine.assistant.textindex import TextIndex
 from qifu.experts import notices
-from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
+from qifu.experts.models import Conflict, Cooperation, Expert, Need, Pairing, Visit
+from qifu.registry.models import Entity
 from qifu.service_requests.models import Satisfaction
 
 PROPOSALS = 5  # experts proposed for each need
@@ -120,9 +121,11 @@ def do_need_from_request(req, by=None) -> Need:
 
 
 def propose(need: Need, limit: int = PROPOSALS) -> list[Pairing]:
-    """Propose the best-matching experts not yet proposed for the need."""
+    """Propose the best-matching experts not yet proposed for the need, but none who declared a
+    tie to its firm."""
     known = set(need.pairings.values_list("expert_id", flat=True))
     start = len(known)
+    known |= set(Conflict.objects.filter(entity_id=need.entity_id).values_list("expert_id", flat=True))
     hits = [h for h in rank(f"{need.title} {need.text}", limit + len(known)) if h[0] not in known][:limit]
     return Pairing.objects.bulk_create(Pairing(need=need, expert_id=e, rank=start + k + 1, score=round(s, 4),
                                                words=list(w)) for k, (e, s, w) in enumerate(hits))
@@ -134,6 +137,9 @@ def do_decide(pairing: Pairing, confirm: bool, by=None) -> Pairing:
         pairing = Pairing.objects.select_for_update().select_related("need").get(pk=pairing.pk)
         if pairing.need.status == Need.Status.CLOSED:
             raise ExpertActionError("需求已办结")
+        tie = Conflict.objects.filter(expert_id=pairing.expert_id, entity_id=pairing.need.entity_id).first()
+        if confirm and tie is not None:
+            raise ExpertActionError(f"该专家已申报与本企业存在利益关系（{tie.reason}），应当回避")
         pairing.status = Pairing.Status.CONFIRMED if confirm else Pairing.Status.DECLINED
         pairing.decided_by, pairing.decided_at = by, timezone.now()
         pairing.save(update_fields=["status", "decided_by", "decided_at"])
@@ -263,6 +269,40 @@ def do_open_account(expert: Expert, username: str, by=None) -> tuple[object, str
         expert.user = user
         expert.save(update_fields=["user"])
     return user, password
+
+
+def do_declare_conflict(expert: Expert, firm: str, reason: str, by=None, now: dt.datetime | None = None) -> Conflict:
+    """The expert's tie to a firm (its credit code, or its full registered name), declared by the
+    expert on their desk or by staff for them. From now on they are not proposed for the firm's
+    needs; where they were proposed or confirmed for an open one, the pairing is set aside
+    (proposed: 不合适; confirmed: answered 婉拒, 利益回避) so the broker proposes another."""
+    now = now or timezone.now()
+    firm = (firm or "").strip()
+    try:
+        reason = texts.clean(reason, 200)
+    except ValueError as e:
+        raise ExpertActionError(f"关系说明{e}") from None
+    if len(reason) < 2:
+        raise ExpertActionError("请写明与企业的关系，如：曾任该企业技术顾问")
+    entity = Entity.objects.filter(uscc=firm.upper()).first() if len(firm) == 18 else None
+    if entity is None and firm:
+        named = list(Entity.objects.filter(name=firm)[:2])
+        if len(named) > 1:
+            raise ExpertActionError(f"有多家企业名为“{firm}”：请填统一社会信用代码")
+        entity = named[0] if named else None
+    if entity is None:
+        raise ExpertActionError(f"没有找到企业“{firm[:60]}”：请填统一社会信用代码或营业执照上的全称")
+    with transaction.atomic():
+        if Conflict.objects.filter(expert=expert, entity=entity).exists():
+            raise ExpertActionError(f"已申报过与“{entity.name}”的利益关系")
+        tie = Conflict.objects.create(expert=expert, entity=entity, reason=reason, declared_at=now, declared_by=by)
+        # not where a cooperation with them is agreed already: that contract is staff's to handle
+        open_needs = (Pairing.objects.filter(expert=expert, need__entity=entity).exclude(need__status=Need.Status.CLOSED)
+                      .exclude(need__cooperation__expert=expert))
+        open_needs.filter(status=Pairing.Status.PROPOSED).update(status=Pairing.Status.DECLINED, decided_at=now)
+        open_needs.filter(status=Pairing.Status.CONFIRMED).exclude(answer=Pairing.Answer.DECLINED).update(
+            answer=Pairing.Answer.DECLINED, answer_note=f"利益回避：{reason}"[:500], answered_at=now)
+    return tie
 
 
 def do_set_availability(expert: Expert, availability: str, now: dt.datetime | None = None) -> Expert:

@@ -109,6 +109,24 @@ class Pairing(models.Model):
         constraints = [models.UniqueConstraint(fields=["need", "expert"], name="pairing_once")]
 
 
+class Conflict(models.Model):
+    """An expert's declared tie to a firm (利益回避: a past client, a relative's shares, the
+    expert's institution's contract): the matching never proposes the expert for that firm's
+    needs, and staff cannot confirm them for one."""
+
+    expert = models.ForeignKey(Expert, on_delete=models.CASCADE, related_name="conflicts")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="expert_conflicts")
+    reason = models.CharField("关系说明", max_length=200)
+    declared_at = models.DateTimeField("申报时间")
+    declared_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", verbose_name="申报人")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "利益回避"
+        ordering = ["-declared_at"]
+        constraints = [models.UniqueConstraint(fields=["expert", "entity"], name="conflict_once")]
+
+
 class Visit(models.Model):
     """A visit to a firm (走访), with or without an expert."""
 

@@ -1,7 +1,8 @@
 """The expert partner's own desk (专家工作台, `/expert/`): the needs staff confirmed them for,
 with the firm, the need and the broker to call; their answer (willing, or declining with a
 reason); the visits they made; their cooperation projects, with the milestones they reach and,
-once a project has ended, their side of the feedback; and whether they take new needs. An
+once a project has ended, their side of the feedback; whether they take new needs; and the
+firms they declare a tie to (利益回避), whose needs they are never proposed for. An
 expert sees nothing else: no staff page, no firm's contact details, no other expert's work.
 Views only: changes go through ``experts.actions``."""
 
@@ -41,6 +42,7 @@ def desk(request):
         "expert": expert, "waiting": [p for p in pairings if not p.answer], "answered": [p for p in pairings if p.answer],
         "accepted": [p for p in pairings if p.answer == Pairing.Answer.ACCEPTED],
         "coops": coops, "visits": Visit.objects.filter(expert=expert).select_related("entity", "need")[:50],
+        "conflicts": expert.conflicts.select_related("entity"),
         "availability": Expert.Availability.choices, "grades": Satisfaction.choices, "today": timezone.localdate(),
     })
 
@@ -57,9 +59,16 @@ def act(request):
             pairing = _pairings(expert).filter(pk=_int(post.get("pairing"))).first()
             if pairing is None:
                 raise actions.ExpertActionError("这条对接不是您的，或尚未确认")
-            actions.do_answer(pairing, expert, action == "accept", post.get("note", ""))
-            messages.success(request, "已答复：愿意对接，技术经纪人会联系您安排走访" if action == "accept"
-                             else "已答复婉拒，技术经纪人会另行推荐")
+            if action == "decline" and post.get("conflict"):  # declined as a tie to the firm: never proposed again
+                actions.do_declare_conflict(expert, pairing.need.entity_id, post.get("note", ""), by=request.user)
+                messages.success(request, f"已答复婉拒并申报回避：今后不再向您推荐{pairing.need.entity.name}的需求")
+            else:
+                actions.do_answer(pairing, expert, action == "accept", post.get("note", ""))
+                messages.success(request, "已答复：愿意对接，技术经纪人会联系您安排走访" if action == "accept"
+                                 else "已答复婉拒，技术经纪人会另行推荐")
+        elif action == "conflict":
+            tie = actions.do_declare_conflict(expert, post.get("firm", ""), post.get("reason", ""), by=request.user)
+            messages.success(request, f"已申报与“{tie.entity.name}”的利益关系：今后不再向您推荐该企业的需求")
         elif action == "visit":
             pairing = _pairings(expert).filter(pk=_int(post.get("pairing")), answer=Pairing.Answer.ACCEPTED).first()
             if pairing is None:

@@ -20,7 +20,7 @@ from qifu import spreadsheets
 from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.experts import actions, queries
-from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
+from qifu.experts.models import Conflict, Cooperation, Expert, Need, Pairing, Visit
 from qifu.service_requests.models import ServiceRequest
 from qifu.web.downloads import audited_xlsx
 
@@ -104,6 +104,7 @@ def need(request, number: str):
         "n": n, "text": shown_text(n, request.user), "pairings": pairings,
         "confirmed": [p for p in pairings if p.status == Pairing.Status.CONFIRMED],
         "visits": n.visits.select_related("expert", "by"), "coop": getattr(n, "cooperation", None),
+        "ties": Conflict.objects.filter(entity_id=n.entity_id).select_related("expert"),
         "can_write": scope.can_write(request.user), "today": timezone.localdate(),
     })
 
