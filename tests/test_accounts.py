@@ -61,8 +61,10 @@ def test_the_administrator_opens_an_account_whose_first_password_is_replaced_at_
     assert "待改初始密码" in page and event.detail in page
 
     c = sign_in("zhuanguan-new", password)
-    for path in ("/", "/entities/", "/requests/"):
+    for path in ("/", "/entities/", "/requests/", "/admin/", "/exports/"):
         assert c.get(path).url == "/password/", path
+    leaving = sign_in("zhuanguan-new", password)
+    assert leaving.post("/logout/").status_code == 302 and leaving.get("/").url.startswith("/login/")  # may sign out
     assert "管理员设置的密码" in c.get("/password/").content.decode()
     r = change_password(c, password, password)
     assert r.status_code == 200 and "新密码不能与当前密码相同" in r.content.decode()

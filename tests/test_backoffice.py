@@ -578,6 +578,9 @@ def test_an_administrator_made_by_the_command_can_use_django_admin(checked_count
     user, password = assign_role("new-admin", "admin")
     client = Client()
     assert client.post("/login/", {"username": "new-admin", "password": password}).status_code == 302
+    assert client.get("/admin/").url == "/password/"  # not even Django admin on a first password
+    new = "new-admin-own-pw-2026"
+    assert client.post("/password/", {"old_password": password, "new_password1": new, "new_password2": new}).status_code == 302
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/registry/entity/").status_code == 200
     assign_role("new-admin", "leader")  # moved to a read-only role: no admin any more

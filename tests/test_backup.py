@@ -100,6 +100,7 @@ def test_a_backup_brings_back_the_county_and_its_attachments(county, tmp_path):
     before = counts(env)
     assert before["entities"] > 0 and before["reports"] > 50 and before["users"] == ["juzhang"]
     archive = make_backup(env, tmp_path / "backups")
+    assert archive.stat().st_mode & 0o077 == 0  # personal data: the service's user reads it, nobody else
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         manifest = json.load(tar.extractfile("manifest.json"))

@@ -241,7 +241,10 @@ def test_administrators_see_background_exports_in_django_admin_without_their_fil
     asker = checked_county["users"]["officer"]
     export = Export.objects.create(user=asker, label="市场主体名单（CSV）", path="/entities/export.csv?q=王小明",
                                    status="done", rows_done=12)
-    user, password = assign_role("export-admin", "admin")
+    user, _ = assign_role("export-admin", "admin")
+    password = "export-admin-own-pw"  # past the first password
+    user.set_password(password)
+    user.save()
     c = Client()
     c.post("/login/", {"username": "export-admin", "password": password})
     listed = c.get("/admin/web/export/").content.decode()

@@ -214,6 +214,8 @@ def department_user(name: str):
     from qifu.accounts.actions import assign_role
 
     user, _ = assign_role("power-clerk", "department", department=name)
+    user.set_password("power-clerk-own-pw")  # a clerk who has replaced the first password
+    user.save()
     c = Client()
     c.force_login(user)
     return c

@@ -73,15 +73,21 @@ def make(out: Path, now: dt.datetime | None = None) -> Made:
                     "database": connection.vendor, "database_file": db_file.name, "sha256": _sha256(db_file),
                     "rows": rows, "files": len(files), "migrations": migrations}
         part = path.with_name(path.name + ".part")
-        with tarfile.open(part, "w:gz", compresslevel=6) as tar:
-            data = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
-            info = tarfile.TarInfo("manifest.json")
-            info.size, info.mtime = len(data), int(now.timestamp())
-            tar.addfile(info, io.BytesIO(data))
-            tar.add(db_file, arcname=db_file.name)
-            for f in files:
-                tar.add(f, arcname=f"{FILES}/{f.parent.name}/{f.name}")
-        os.replace(part, path)
+        # readable by the service's user only: the archive holds personal data
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
+                data = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
+                info = tarfile.TarInfo("manifest.json")
+                info.size, info.mtime = len(data), int(now.timestamp())
+                tar.addfile(info, io.BytesIO(data))
+                tar.add(db_file, arcname=db_file.name)
+                for f in files:
+                    tar.add(f, arcname=f"{FILES}/{f.parent.name}/{f.name}")
+            os.replace(part, path)
+        except BaseException:  # a full disk, a kill: no half-written archive left to be mistaken for one
+            part.unlink(missing_ok=True)
+            raise
     return Made(path, path.stat().st_size, rows, len(files))
 
 

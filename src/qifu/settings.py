@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "qifu.web.nul.RefuseNul",  # a NUL in a path, parameter or field: refused, never a database error
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "qifu.accounts.middleware.FirstPassword",  # a password someone else set: 修改密码 before anything else
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires

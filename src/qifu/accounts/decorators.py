@@ -5,20 +5,12 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 
 from qifu.accounts import scope
-from qifu.accounts.actions import must_change_password
-
-
-def _first_password(request):
-    """The password page, for an account still on a password someone else issued (a first
-    password, or a reset): nothing else until it is replaced."""
-    if must_change_password(request.user):
-        return redirect("password-change")
-    return None
 
 
 def staff_required(view=None, *, write: bool = False, admin: bool = False):
-    """A signed-in staff member with a role, on their own password; ``write`` also refuses
-    read-only leaders, ``admin`` every role but the administrator's."""
+    """A signed-in staff member with a role; ``write`` also refuses read-only leaders, ``admin``
+    every role but the administrator's. (An account on a password someone else set never gets
+    here: ``accounts.middleware.FirstPassword``.)"""
 
     def decorate(fn):
         @wraps(fn)
@@ -33,7 +25,7 @@ def staff_required(view=None, *, write: bool = False, admin: bool = False):
                 raise PermissionDenied("只读账号不能修改")
             if admin and scope.role_of(request.user) != scope.Role.ADMIN:
                 raise PermissionDenied("只有局管理员可以管理账号")
-            return _first_password(request) or fn(request, *args, **kwargs)
+            return fn(request, *args, **kwargs)
 
         return wrapper
 
@@ -51,7 +43,7 @@ def expert_required(view):
         if expert is None:
             raise PermissionDenied("此页面只对已开通账号的专家开放")
         request.expert = expert
-        return _first_password(request) or view(request, *args, **kwargs)
+        return view(request, *args, **kwargs)
 
     return wrapper
 
