@@ -193,7 +193,9 @@ def _unpack(archive: Path, staged: Path) -> dict:
         raise BackupError("备份缺少可读的 manifest.json") from None
     if manifest.get("format") != FORMAT:
         raise BackupError(f"不是 qifu 备份，或格式 {manifest.get('format')} 不是 {FORMAT}")
-    db_file = staged / str(manifest.get("database_file"))
+    if manifest.get("database_file") not in ("database.sqlite3", "database.pgdump"):
+        raise BackupError("备份的 manifest.json 没有写明数据库文件")
+    db_file = staged / manifest["database_file"]
     if not db_file.is_file() or _sha256(db_file) != manifest.get("sha256"):
         raise BackupError("备份中的数据库文件与记录的校验值不符：文件已损坏")
     for f in (staged / FILES).glob("*/*"):
