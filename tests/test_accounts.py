@@ -174,3 +174,27 @@ def test_an_expert_gets_a_desk_from_the_page_and_the_list_exports(checked_county
     assert by_name["officer"][1:3] == ("镇街专管员", checked_county["own_town"].name)
     assert "noroles" not in by_name  # an account with no role signs in to nothing
     assert AuditEvent.objects.filter(action="export", detail=f"账号列表 {len(rows) - 1} 个").exists()
+
+
+def test_the_administrators_dashboard_says_whether_the_county_is_backed_up(checked_county, monkeypatch, tmp_path):
+    import os
+    import time
+
+    def card(name="admin") -> str:
+        page = signed_in(checked_county, name).get("/").content.decode()
+        return page.split('id="backup-status"')[1].split("</section>")[0] if 'id="backup-status"' in page else ""
+
+    monkeypatch.delenv("QIFU_BACKUP_DIR", raising=False)
+    assert "没有设置每晚备份" in card()
+    assert card("officer") == card("leader") == ""  # the administrator's concern only
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    monkeypatch.setenv("QIFU_BACKUP_DIR", str(folder))
+    assert "最近 36 小时没有新的备份" in card()
+    old = folder / "qifu-20261101-023000.tar.gz"
+    old.write_bytes(b"x" * 2_000_000)
+    os.utime(old, (time.time() - 3 * 86400,) * 2)
+    assert "最近 36 小时没有新的备份（最近一次" in card()
+    (folder / "qifu-20261201-023000.tar.gz").write_bytes(b"x" * 3_000_000)
+    shown = card()
+    assert "最近一次备份" in shown and "3.0 MB" in shown and "保留最近 2 份" in shown

@@ -70,6 +70,7 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("QIFU_DEMO_PASSWORD", "demo-pass-123")
+    monkeypatch.setenv("QIFU_BACKUP_DIR", str(tmp_path / "backups"))  # restored after the test
     assert run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False) == 0
     out = capsys.readouterr().out
     assert "工作人员登录：用户名 demo  密码 demo-pass-123" in out
@@ -96,6 +97,15 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     from qifu.accounts.actions import must_change_password
 
     assert not must_change_password(expert_user)  # the demo's accounts sign in with its password
+    # nightly backups on, the first one made, and the administrator's dashboard says so
+    from django.test import Client
+
+    admin = Client()
+    admin.force_login(get_user_model().objects.get(username="demo"))
+    card = admin.get("/").content.decode().split('id="backup-status"')[1].split("</section>")[0]
+    # (in this test's open transaction no backup can be made: tests/test_backup.py makes them
+    # as `qifu` does, from processes of their own; the demo says so and goes on)
+    assert "备份未做：不能在未提交的事务中备份" in out and "最近 36 小时没有新的备份" in card
     assert Pairing.objects.filter(status="confirmed", answer="accepted").exists()
     assert Phase.objects.filter(state="in_use").exists()
     # and part of the next season played under qifu's own reminders and correction notices

@@ -63,6 +63,10 @@ class Made:
 def make(out: Path, now: dt.datetime | None = None) -> Made:
     """An archive of this database and its attachments: ``out`` itself when it names a
     ``.tar.gz`` file, else a file named by the time in the folder ``out``."""
+    if connection.in_atomic_block:
+        # PostgreSQL's snapshot begins a transaction of its own, and pg_dump would not see this
+        # one's writes; SQLite's backup from a connection inside a transaction can wait for ever
+        raise BackupError("不能在未提交的事务中备份：请在命令行运行 qifu backup")
     now = timezone.localtime(now or timezone.now())
     path = out if out.name.endswith(".tar.gz") else out / f"qifu-{now:%Y%m%d-%H%M%S}.tar.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,6 +300,21 @@ def nightly() -> Made | None:
     for old in sorted(Path(folder).glob(PATTERN))[:-keep]:
         old.unlink()
     return made
+
+
+def status(now: dt.datetime | None = None) -> dict:
+    """For the administrator's dashboard: whether nightly archives are set up, the newest one,
+    and whether it is overdue (none in the last 36 hours: the worker stopped, or the folder is
+    full or not writable)."""
+    folder = config.get("QIFU_BACKUP_DIR")
+    if not folder:
+        return {"configured": False}
+    archives = sorted(Path(folder).glob(PATTERN))
+    latest = archives[-1] if archives else None
+    at = dt.datetime.fromtimestamp(latest.stat().st_mtime, tz=dt.UTC) if latest else None
+    overdue = at is None or (now or timezone.now()) - at > dt.timedelta(hours=36)
+    return {"configured": True, "folder": folder, "count": len(archives), "latest": latest.name if latest else "",
+            "size_mb": round(latest.stat().st_size / 1e6, 1) if latest else 0, "at": at, "overdue": overdue}
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -76,7 +76,10 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     clerk.set_password(password)
     clerk.save()
     expert = expert_account(password)
+    backed_up = first_backup()
     print(f"演示数据已就绪，用时 {time.perf_counter() - started:.0f} 秒。", flush=True)
+    if backed_up:
+        print(f"已备份到 {backed_up}；qifu worker 每晚 02:30 再备份一份", flush=True)
     print(f"工作人员登录：用户名 {DEMO_USER}  密码 {password}", flush=True)
     print(f"镇街专管员（浒山街道）：用户名 {DEMO_USER}-town  密码 {password}", flush=True)
     print(f"承办部门（{DEMO_DEPARTMENT}，企业诉求）：用户名 {DEMO_USER}-dept  密码 {password}", flush=True)
@@ -405,6 +408,25 @@ def accept_projects(user, seed: int = 17) -> None:
             projects.do_file(p, f"BA{timezone.localtime(now):%Y}-{k + 1:03d}", by=user, now=now)
     print(f"分期验收：建设项目 {Project.objects.count()} 个，已备案 {Project.objects.filter(status='filed').count()} 个",
           flush=True)
+
+
+def first_backup() -> Path | None:
+    """Nightly backups on, into the data directory, as a deployment sets them up (the server and
+    the worker read ``QIFU_BACKUP_DIR``: the dashboard shows them); the first one made now,
+    unless the demo has one already."""
+    import os
+
+    from qifu import backup
+
+    os.environ.setdefault("QIFU_BACKUP_DIR", str(config.data_dir() / "backups"))
+    folder = Path(os.environ["QIFU_BACKUP_DIR"])
+    if any(folder.glob(backup.PATTERN)):
+        return None
+    try:
+        return backup.make(folder).path
+    except backup.BackupError as e:
+        print(f"备份未做：{e}", flush=True)
+        return None
 
 
 def start_worker():

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from qifu import caching, text
+from qifu import backup, caching, text
 from qifu.accounts import masking, scope
 from qifu.accounts.actions import must_change_password
 from qifu.accounts.decorators import signed_in, staff_required
@@ -86,6 +86,8 @@ def home(request):
     ctx["labs"] = _labs_panel(request)
     ctx["experts"] = _experts_panel(request)
     ctx["projects"] = _projects_panel(request)
+    if scope.role_of(request.user) == scope.Role.ADMIN:  # whether the county's data is being backed up
+        ctx["backup"] = backup.status()
     return render(request, "web/home.html", ctx)
 
 
