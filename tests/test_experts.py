@@ -377,5 +377,24 @@ def test_an_expert_who_declares_a_tie_to_a_firm_is_not_proposed_for_it_nor_confi
     assert second.expert_id not in set(actions.do_submit_need(mine, *NEED, Need.Source.STAFF)
                                        .pairings.values_list("expert_id", flat=True))
 
-    page = staff(county, "admin").get(f"/experts/needs/{need.number}/").content.decode()
+    admin = staff(county, "admin")
+    page = admin.get(f"/experts/needs/{need.number}/").content.decode()
     assert "利益回避，不推荐" in page and "曾任该企业技术顾问" in page and top.expert.name in page
+
+    # the broker knows of a tie of a proposed expert (who has no desk) and records it
+    third = need.pairings.filter(status=Pairing.Status.PROPOSED).select_related("expert").first()
+    admin.post(f"/experts/needs/{need.number}/act/", {"action": "tie", "pairing": third.pk, "reason": "专家之子在该企业任职"})
+    recorded = Conflict.objects.get(expert=third.expert)
+    assert recorded.declared_by == county["users"]["admin"] and recorded.entity == mine
+    assert Pairing.objects.get(pk=third.pk).status == Pairing.Status.DECLINED
+
+    # withdrawn (the tie has ended): kept as a record, and the expert may be proposed again
+    r = c.post("/expert/act/", {"action": "withdraw", "conflict": recorded.pk}, follow=True)
+    assert "不是您申报的" in r.content.decode() and Conflict.objects.get(pk=recorded.pk).withdrawn_at is None
+    c.post("/expert/act/", {"action": "withdraw", "conflict": tie.pk})
+    tie.refresh_from_db()
+    assert tie.withdrawn_at is not None and tie.withdrawn_by == top.expert.user
+    assert mine.name not in c.get("/expert/").content.decode().split('id="conflicts"')[1].split("</section>")[0]
+    assert top.expert_id in set(actions.do_submit_need(mine, *NEED, Need.Source.STAFF).pairings.values_list("expert_id", flat=True))
+    actions.do_declare_conflict(top.expert, mine.uscc, "又担任顾问")  # declared again: a new record beside the old
+    assert Conflict.objects.filter(expert=top.expert, entity=mine).count() == 2

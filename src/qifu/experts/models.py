@@ -120,11 +120,16 @@ class Conflict(models.Model):
     declared_at = models.DateTimeField("申报时间")
     declared_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+", verbose_name="申报人")
+    # withdrawn (declared by mistake, or the tie has ended): kept as a record, no longer applied
+    withdrawn_at = models.DateTimeField("撤回时间", null=True, blank=True)
+    withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", verbose_name="撤回人")
 
     class Meta:
         verbose_name = verbose_name_plural = "利益回避"
         ordering = ["-declared_at"]
-        constraints = [models.UniqueConstraint(fields=["expert", "entity"], name="conflict_once")]
+        constraints = [models.UniqueConstraint(fields=["expert", "entity"], condition=models.Q(withdrawn_at__isnull=True),
+                                               name="conflict_once")]
 
 
 class Visit(models.Model):

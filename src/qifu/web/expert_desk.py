@@ -42,7 +42,7 @@ def desk(request):
         "expert": expert, "waiting": [p for p in pairings if not p.answer], "answered": [p for p in pairings if p.answer],
         "accepted": [p for p in pairings if p.answer == Pairing.Answer.ACCEPTED],
         "coops": coops, "visits": Visit.objects.filter(expert=expert).select_related("entity", "need")[:50],
-        "conflicts": expert.conflicts.select_related("entity"),
+        "conflicts": expert.conflicts.filter(withdrawn_at__isnull=True).select_related("entity"),
         "availability": Expert.Availability.choices, "grades": Satisfaction.choices, "today": timezone.localdate(),
     })
 
@@ -69,6 +69,12 @@ def act(request):
         elif action == "conflict":
             tie = actions.do_declare_conflict(expert, post.get("firm", ""), post.get("reason", ""), by=request.user)
             messages.success(request, f"已申报与“{tie.entity.name}”的利益关系：今后不再向您推荐该企业的需求")
+        elif action == "withdraw":
+            tie = expert.conflicts.filter(pk=_int(post.get("conflict"))).select_related("entity").first()
+            if tie is None:
+                raise actions.ExpertActionError("这项回避不是您申报的")
+            actions.do_withdraw_conflict(tie, by=request.user)
+            messages.success(request, f"已撤回与“{tie.entity.name}”的回避")
         elif action == "visit":
             pairing = _pairings(expert).filter(pk=_int(post.get("pairing")), answer=Pairing.Answer.ACCEPTED).first()
             if pairing is None:

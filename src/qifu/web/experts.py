@@ -104,7 +104,7 @@ def need(request, number: str):
         "n": n, "text": shown_text(n, request.user), "pairings": pairings,
         "confirmed": [p for p in pairings if p.status == Pairing.Status.CONFIRMED],
         "visits": n.visits.select_related("expert", "by"), "coop": getattr(n, "cooperation", None),
-        "ties": Conflict.objects.filter(entity_id=n.entity_id).select_related("expert"),
+        "ties": Conflict.objects.filter(entity_id=n.entity_id, withdrawn_at__isnull=True).select_related("expert"),
         "can_write": scope.can_write(request.user), "today": timezone.localdate(),
     })
 
@@ -138,6 +138,10 @@ def need_act(request, number: str):
             p = get_object_or_404(Pairing, pk=post.get("pairing"), need=n)
             actions.do_decide(p, action == "confirm", by=request.user)
             messages.success(request, "已确认对接" if action == "confirm" else "已标为不合适")
+        elif action == "tie":  # the broker knows of a tie between the expert and the firm
+            p = get_object_or_404(Pairing, pk=post.get("pairing"), need=n)
+            actions.do_declare_conflict(p.expert, n.entity_id, post.get("reason", ""), by=request.user)
+            messages.success(request, f"已登记 {p.expert.name} 与本企业的利益关系：今后不再推荐其对接本企业")
         elif action == "more":
             made = actions.propose(n)
             messages.success(request, f"又推荐了 {len(made)} 位专家" if made else "没有更多相符的专家")
