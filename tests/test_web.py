@@ -97,7 +97,7 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     from qifu.accounts.actions import must_change_password
 
     assert not must_change_password(expert_user)  # the demo's accounts sign in with its password
-    # nightly backups on, the first one made, and the administrator's dashboard says so
+    # nightly backups on, and the administrator's dashboard says whether one was made
     from django.test import Client
 
     admin = Client()
