@@ -3,8 +3,8 @@ server runs, and a restore from such an archive (`qifu backup`, `qifu restore`; 
 `qifu worker` when ``QIFU_BACKUP_DIR`` is set).
 
 An archive (``qifu-YYYYMMDD-HHMMSS.tar.gz``) holds ``manifest.json`` (format, when, which
-database, its applied migrations, the rows of the main tables, the database file's SHA-256), the database
-(``database.sqlite3``, a consistent copy made with SQLite's online backup, or
+database, its applied migrations, the rows of the main tables, the database file's SHA-256),
+the database (``database.sqlite3``, a consistent copy made with SQLite's online backup, or
 ``database.pgdump``, ``pg_dump``'s custom format taken in the same snapshot as the counts) and
 ``attachments/`` (the enterprises' uploads, stored under their SHA-256, which restore checks).
 The rest of the data directory is made again when needed (analytical copies, caches, learnt
@@ -12,9 +12,10 @@ models) or is transient (background exports, the sender's journal, the file SMS 
 
 It is written as ``….part`` and renamed when complete, so an archive with its final name is
 whole. A restore checks everything before it touches the database, keeps a copy of the
-database it replaces beside it (``before-restore-…``), replaces it in one step (SQLite's backup
-into the live file; PostgreSQL in one transaction), and then migrates the restored database to
-this version's schema.
+database it replaces beside it (``before-restore-…``), replaces it (SQLite: in one step, by
+SQLite's backup into the live file; PostgreSQL: the schema emptied, then the dump restored in
+one transaction, the kept copy put back if that fails), and then migrates the restored
+database to this version's schema.
 """
 
 from __future__ import annotations
