@@ -119,7 +119,7 @@ def _pg_dump(folder: Path) -> tuple[Path, dict[str, int], list[str]]:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur.execute("SELECT pg_export_snapshot()")
         snapshot = cur.fetchone()[0]
-        rows = {t: _count(cur, t) for t in TABLES}
+        rows = _db_counts(cur)
         cur.execute("SELECT app, name FROM django_migrations")
         migrations = sorted(f"{app}.{name}" for app, name in cur.fetchall())
         _pg_tool("pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--snapshot={snapshot}",
@@ -172,7 +172,7 @@ def restore(archive: Path, force: bool = False, now: dt.datetime | None = None) 
 
     call_command("migrate", interactive=False, verbosity=0)
     with connection.cursor() as cur:
-        rows = {t: _count(cur, t) for t in TABLES}
+        rows = _db_counts(cur)
     return Restored(manifest, rows, files, kept)
 
 
@@ -236,10 +236,9 @@ def _check_sqlite(db_file: Path, manifest: dict) -> None:
 
 def _present_rows() -> str:
     """What the current database holds, in words ("" when nothing worth keeping)."""
-    tables = set(connection.introspection.table_names())
     with connection.cursor() as cur:
-        found = {t: _count(cur, t) for t in ("registry_entity", "auth_user") if t in tables}
-    return "，".join(f"{'主体' if t == 'registry_entity' else '账号'} {n} 个" for t, n in found.items() if n)
+        rows = _db_counts(cur)
+    return "，".join(f"{what} {rows[t]} 个" for t, what in (("registry_entity", "主体"), ("auth_user", "账号")) if rows[t])
 
 
 def _sqlite_replace(db_file: Path) -> None:
@@ -257,22 +256,24 @@ def _sqlite_replace(db_file: Path) -> None:
 def _pg_replace(dump: Path, kept: Path | None) -> None:
     """The dump restored into an emptied schema, in one transaction of ``pg_restore``; the
     emptying is the one step outside it, so on failure the copy kept before is put back."""
-    connection.close()
-    with connection.cursor() as cur:
-        cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    connection.close()
     try:
-        _pg_tool("pg_restore", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", str(dump))
+        _pg_load(dump)
     except BackupError:
         if kept is not None:
             with tempfile.TemporaryDirectory(dir=kept.parent) as tmp:
                 _unpack(kept, Path(tmp))
-                with connection.cursor() as cur:
-                    cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-                connection.close()
-                _pg_tool("pg_restore", "--no-owner", "--no-privileges", "--single-transaction",
-                         str(Path(tmp) / "database.pgdump"))
+                _pg_load(Path(tmp) / "database.pgdump")
         raise
+
+
+def _pg_load(dump: Path) -> None:
+    """The schema emptied, then ``dump`` restored into it in one transaction (which stops at
+    the first error)."""
+    connection.close()
+    with connection.cursor() as cur:
+        cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    connection.close()
+    _pg_tool("pg_restore", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", str(dump))
 
 
 def _place_files(source: Path, target: Path) -> int:
@@ -326,11 +327,15 @@ def _counts(db: sqlite3.Connection) -> dict[str, int]:
     return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] if t in tables else 0 for t in TABLES}
 
 
-def _count(cur, table: str) -> int:
-    if table not in connection.introspection.table_names(cur):
-        return 0
-    cur.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)}")
-    return cur.fetchone()[0]
+def _db_counts(cur) -> dict[str, int]:
+    """``_counts`` of this database, through Django's cursor ``cur`` (0 for a table not there)."""
+    tables = set(connection.introspection.table_names(cur))
+
+    def count(table: str) -> int:
+        cur.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)}")
+        return cur.fetchone()[0]
+
+    return {t: count(t) if t in tables else 0 for t in TABLES}
 
 
 def _sha256(path: Path) -> str:

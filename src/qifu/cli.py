@@ -286,10 +286,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
         made = backup.make(out)
     except backup.BackupError as e:
         return _fail(str(e))
-    print(f"已备份到 {made.path}（{made.size / 1e6:.1f} MB）：主体 {made.rows['registry_entity']} 户，"
-          f"年报 {made.rows['reports_annualreport']} 份，企业诉求 {made.rows['service_requests_servicerequest']} 件，"
-          f"附件 {made.files} 个")
+    print(f"已备份到 {made.path}（{made.size / 1e6:.1f} MB）：{_held(made.rows, made.files)}")
     return 0
+
+
+def _held(rows: dict[str, int], files: int) -> str:
+    """What a backup holds, in words."""
+    return (f"主体 {rows['registry_entity']} 户，年报 {rows['reports_annualreport']} 份，"
+            f"企业诉求 {rows['service_requests_servicerequest']} 件，附件 {files} 个")
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -301,9 +305,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     except backup.BackupError as e:
         return _fail(str(e))
     m = done.manifest
-    print(f"已从 {args.file.name}（{m['created_at']} 备份）恢复：主体 {done.rows['registry_entity']} 户，"
-          f"年报 {done.rows['reports_annualreport']} 份，企业诉求 {done.rows['service_requests_servicerequest']} 件，"
-          f"附件 {done.files} 个"
+    print(f"已从 {args.file.name}（{m['created_at']} 备份）恢复：{_held(done.rows, done.files)}"
           + (f"；原数据库另存为 {done.kept}" if done.kept else "")
           + "。请重新启动 qifu serve 和 qifu worker")
     return 0
