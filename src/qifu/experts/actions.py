@@ -125,7 +125,7 @@ def propose(need: Need, limit: int = PROPOSALS) -> list[Pairing]:
     tie to its firm."""
     known = set(need.pairings.values_list("expert_id", flat=True))
     start = len(known)
-    known |= set(Conflict.objects.filter(entity_id=need.entity_id, withdrawn_at__isnull=True)
+    known |= set(Conflict.objects.standing().filter(entity_id=need.entity_id)
                  .values_list("expert_id", flat=True))
     hits = [h for h in rank(f"{need.title} {need.text}", limit + len(known)) if h[0] not in known][:limit]
     return Pairing.objects.bulk_create(Pairing(need=need, expert_id=e, rank=start + k + 1, score=round(s, 4),
@@ -138,8 +138,8 @@ def do_decide(pairing: Pairing, confirm: bool, by=None) -> Pairing:
         pairing = Pairing.objects.select_for_update().select_related("need").get(pk=pairing.pk)
         if pairing.need.status == Need.Status.CLOSED:
             raise ExpertActionError("需求已办结")
-        tie = Conflict.objects.filter(expert_id=pairing.expert_id, entity_id=pairing.need.entity_id,
-                                      withdrawn_at__isnull=True).first()
+        tie = Conflict.objects.standing().filter(expert_id=pairing.expert_id,
+                                                  entity_id=pairing.need.entity_id).first()
         if confirm and tie is not None:
             raise ExpertActionError(f"该专家已申报与本企业存在利益关系（{tie.reason}），应当回避")
         pairing.status = Pairing.Status.CONFIRMED if confirm else Pairing.Status.DECLINED
@@ -295,7 +295,7 @@ def do_declare_conflict(expert: Expert, firm: str, reason: str, by=None, now: dt
     if entity is None:
         raise ExpertActionError(f"没有找到企业“{firm[:60]}”：请填统一社会信用代码或营业执照上的全称")
     with transaction.atomic():
-        if Conflict.objects.filter(expert=expert, entity=entity, withdrawn_at__isnull=True).exists():
+        if Conflict.objects.standing().filter(expert=expert, entity=entity).exists():
             raise ExpertActionError(f"已申报过与“{entity.name}”的利益关系")
         tie = Conflict.objects.create(expert=expert, entity=entity, reason=reason, declared_at=now, declared_by=by)
         # not where a cooperation with them is agreed already: that contract is staff's to handle

@@ -109,6 +109,12 @@ class Pairing(models.Model):
         constraints = [models.UniqueConstraint(fields=["need", "expert"], name="pairing_once")]
 
 
+class ConflictQuerySet(models.QuerySet):
+    def standing(self):
+        """The ties that apply: declared and not withdrawn."""
+        return self.filter(withdrawn_at__isnull=True)
+
+
 class Conflict(models.Model):
     """An expert's declared tie to a firm (利益回避: a past client, a relative's shares, the
     expert's institution's contract): the matching never proposes the expert for that firm's
@@ -124,6 +130,8 @@ class Conflict(models.Model):
     withdrawn_at = models.DateTimeField("撤回时间", null=True, blank=True)
     withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+", verbose_name="撤回人")
+
+    objects = ConflictQuerySet.as_manager()
 
     class Meta:
         verbose_name = verbose_name_plural = "利益回避"

@@ -42,7 +42,7 @@ def desk(request):
         "expert": expert, "waiting": [p for p in pairings if not p.answer], "answered": [p for p in pairings if p.answer],
         "accepted": [p for p in pairings if p.answer == Pairing.Answer.ACCEPTED],
         "coops": coops, "visits": Visit.objects.filter(expert=expert).select_related("entity", "need")[:50],
-        "conflicts": expert.conflicts.filter(withdrawn_at__isnull=True).select_related("entity"),
+        "conflicts": expert.conflicts.standing().select_related("entity"),
         "availability": Expert.Availability.choices, "grades": Satisfaction.choices, "today": timezone.localdate(),
     })
 

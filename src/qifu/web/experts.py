@@ -104,7 +104,7 @@ def need(request, number: str):
         "n": n, "text": shown_text(n, request.user), "pairings": pairings,
         "confirmed": [p for p in pairings if p.status == Pairing.Status.CONFIRMED],
         "visits": n.visits.select_related("expert", "by"), "coop": getattr(n, "cooperation", None),
-        "ties": Conflict.objects.filter(entity_id=n.entity_id, withdrawn_at__isnull=True).select_related("expert"),
+        "ties": Conflict.objects.standing().filter(entity_id=n.entity_id).select_related("expert"),
         "can_write": scope.can_write(request.user), "today": timezone.localdate(),
     })
 
