@@ -93,3 +93,46 @@ def test_many_rows_a_statement_store_every_row_in_order(firms, monkeypatch):
                 rows_per_statement=4)
     got = list(OutboxMessage.objects.order_by("id").values_list("key", "entity_id", "body", "reason"))
     assert got == [(f"k{i:02d}", usccs[i], f"正文{i}", f"原因{i % 5}") for i in range(n)]
+
+
+def _indexes() -> list[tuple[str, str]]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s ORDER BY name",
+                    [OutboxMessage._meta.db_table])
+        return cur.fetchall()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite builds an emptied table's indexes after its rows")
+def test_a_large_insert_into_a_small_table_builds_its_indexes_after_the_rows(firms, monkeypatch):
+    """Plain indexes are dropped and made again, the same, around an insert that at least
+    doubles the table, inside the transaction; the unique key is kept, so a duplicate row is
+    still refused and leaves the indexes as they were; an insert smaller than the table leaves
+    them alone."""
+    from django.db import IntegrityError, transaction
+
+    monkeypatch.setattr(bulk, "REBUILD_AT", 2)
+    before = _indexes()
+    assert any(sql for _, sql in before) and any(sql is None for _, sql in before)  # plain ones and the unique key
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    rows = frame(firms, ["一", "二", "三"], ["同"] * 3, [None] * 3)
+    with transaction.atomic(), connection.execute_wrapper(record):
+        bulk.insert(OutboxMessage._meta.db_table, rows)
+    assert sum(s.startswith("DROP INDEX") for s in statements) == sum(1 for _, sql in before if sql)
+    assert _indexes() == before
+    assert OutboxMessage.objects.filter(status="pending", next_attempt_at__lt=timezone.now()).count() == 3
+
+    again = rows.with_columns(pl.Series("key", ["t:x", "t:y", "t:x"]))  # a key twice
+    with pytest.raises(IntegrityError), transaction.atomic():
+        bulk.insert(OutboxMessage._meta.db_table, again)
+    assert _indexes() == before and OutboxMessage.objects.count() == 3
+
+    statements.clear()
+    with transaction.atomic(), connection.execute_wrapper(record):
+        bulk.insert(OutboxMessage._meta.db_table, again.head(2))  # fewer rows than the table holds
+    assert not any(s.startswith("DROP INDEX") for s in statements)
+    assert _indexes() == before and OutboxMessage.objects.count() == 5

@@ -9,17 +9,21 @@ transaction, so an import stays all-or-nothing.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import chain
 
 import polars as pl
-from django.db import connection
+from django.db import connection, transaction
 
 CHUNK = 20_000
 # SQLite: values bound to one statement (SQLite before 3.32 allowed 999); rows a statement for
 # a caller that measured a gain (``insert``)
 MAX_VALUES = 999
 MANY_ROWS = 50
+# SQLite: an insert of at least this many rows, and of at least as many as the table holds,
+# builds the table's plain indexes after the rows instead of row by row (``_indexes_built_after``)
+REBUILD_AT = 10_000
 
 
 def _to_db_types(frame: pl.DataFrame, postgres: bool) -> pl.DataFrame:
@@ -76,19 +80,56 @@ def insert(table: str, frame: pl.DataFrame, progress: Callable[[int], None] | No
     cols = ", ".join(connection.ops.quote_name(c) for c in [*varying, *same])
     row = "(" + ", ".join(["%s"] * len(varying) + list(same.values())) + ")"
     per = max(1, min(rows_per_statement, MAX_VALUES // len(varying)))
-    for start in range(0, frame.height, CHUNK):
-        rows = frame.slice(start, CHUNK).select(varying).rows()
-        whole = len(rows) - len(rows) % per
+    with _indexes_built_after(table, frame.height):
+        for start in range(0, frame.height, CHUNK):
+            rows = frame.slice(start, CHUNK).select(varying).rows()
+            whole = len(rows) - len(rows) % per
+            with connection.cursor() as cur:
+                if whole:
+                    width = per * len(varying)
+                    values = list(chain.from_iterable(rows[:whole]))
+                    cur.executemany(f"INSERT INTO {table} ({cols}) VALUES {', '.join([row] * per)}",
+                                    [values[i:i + width] for i in range(0, len(values), width)])
+                if whole < len(rows):
+                    cur.executemany(f"INSERT INTO {table} ({cols}) VALUES {row}", rows[whole:])
+            if progress:
+                progress(len(rows))
+
+
+@contextmanager
+def _indexes_built_after(table: str, rows: int) -> Iterator[None]:
+    """On SQLite, inside a transaction, for an insert of ``rows`` rows that at least doubles
+    ``table`` (and of ``REBUILD_AT`` rows or more): the table's plain indexes dropped before the
+    rows go in and created again, from their own statements, after them. SQLite sorts the whole
+    table once for each instead of placing every row in B-trees of another order; measured on a
+    first policy match (165,349 rows into an empty table, two such indexes), 0.7 s of inserting
+    saved for 0.17 s of building. Unique indexes and the primary key stay, so a duplicate is
+    refused on its row as before. In a savepoint: a failed insert leaves the indexes as they
+    were. Other connections read the table as it was until the commit."""
+    if connection.vendor != "sqlite" or rows < REBUILD_AT or not connection.in_atomic_block:
+        yield
+        return
+    q = connection.ops.quote_name
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(table)}")  # at least the rows held, at once
+        if cur.fetchone()[0] > rows:
+            indexes = []
+        else:
+            cur.execute("SELECT name FROM pragma_index_list(%s) WHERE origin = 'c' AND NOT \"unique\"", [table])
+            names = [name for (name,) in cur.fetchall()]
+            cur.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s", [table])
+            indexes = [(name, sql) for name, sql in cur.fetchall() if name in names]
+    if not indexes:
+        yield
+        return
+    with transaction.atomic():
         with connection.cursor() as cur:
-            if whole:
-                width = per * len(varying)
-                values = list(chain.from_iterable(rows[:whole]))
-                cur.executemany(f"INSERT INTO {table} ({cols}) VALUES {', '.join([row] * per)}",
-                                [values[i:i + width] for i in range(0, len(values), width)])
-            if whole < len(rows):
-                cur.executemany(f"INSERT INTO {table} ({cols}) VALUES {row}", rows[whole:])
-        if progress:
-            progress(len(rows))
+            for name, _ in indexes:
+                cur.execute(f"DROP INDEX {q(name)}")
+        yield
+        with connection.cursor() as cur:
+            for _, sql in indexes:
+                cur.execute(sql.replace("%", "%%"))
 
 
 def _same_values(frame: pl.DataFrame) -> dict[str, str]:
