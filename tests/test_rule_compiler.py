@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -170,3 +172,51 @@ def test_org_check_char_follows_gb_11714_on_duckdb_and_python():
     assert got == expected
     f = python_engine.build(tree)
     assert [f({"uscc": c}) for c in codes] == expected
+
+
+@pytest.fixture
+def kept(tmp_path):
+    """Expressions kept in ``tmp_path`` for the test, as the app keeps them in the data folder."""
+    from qifu.engine.rules import compiler
+    from qifu.engine.rules import kept as where
+
+    before = where.folder
+    where.keep_in(tmp_path)
+    compiler._compile_expression.cache_clear()
+    yield tmp_path
+    where.keep_in(before)
+
+
+def test_a_compiled_expression_is_kept_for_the_next_process(kept, monkeypatch):
+    """What compiled is kept on disk and found there after the process's own memory is gone;
+    an expression with an error is refused every time and never kept; a damaged file is
+    compiled past."""
+    from qifu.engine.rules import compiler
+
+    columns = {"rd_spend", "employees"}
+    first = compiler.compile_expression("rd_spend / employees >= 5", columns, condition=True)
+    assert [p.name for p in kept.glob("expressions-*.json")] == [f"expressions-{compiler._code()}.json"]
+    compiler._compile_expression.cache_clear()  # as in the next process
+    compiler._kept.cache_clear()
+
+    def refuse(*args):
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(compiler, "_compile_expression_now", refuse)
+    assert compiler.compile_expression("rd_spend / employees >= 5", columns, condition=True) == first
+    # another set of columns or another reading is another expression
+    with pytest.raises(AssertionError, match="compiled again"):
+        compiler.compile_expression("rd_spend / employees >= 5", columns | {"town"}, condition=True)
+    monkeypatch.undo()
+
+    for _ in range(2):
+        with pytest.raises(RuleCompileError, match="不认识的字段"):
+            compiler.compile_expression("profit > 1", columns)
+        compiler._compile_expression.cache_clear()
+    assert "profit" not in (kept / f"expressions-{compiler._code()}.json").read_text("utf-8")
+
+    (kept / f"expressions-{compiler._code()}.json").write_text("{not json", "utf-8")
+    compiler._compile_expression.cache_clear()
+    compiler._kept.cache_clear()
+    assert compiler.compile_expression("rd_spend / employees >= 5", columns, condition=True) == first
+    assert len(json.loads((kept / f"expressions-{compiler._code()}.json").read_text("utf-8"))) == 1

@@ -33,6 +33,11 @@ def data_dir() -> Path:
     return Path(get("QIFU_DATA_DIR", "./var")).resolve()
 
 
+def cache_dir() -> Path:
+    """What is kept only to be faster next time (compiled plans and expressions): safe to empty."""
+    return data_dir() / "cache"
+
+
 def database_url() -> str:
     return get("QIFU_DATABASE_URL") or f"sqlite:///{data_dir() / 'qifu.sqlite3'}"
 

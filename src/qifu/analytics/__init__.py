@@ -180,7 +180,7 @@ def carry(rules, context_columns: set[str]) -> tuple[str, ...]:
 
 
 def plan_cache() -> Path:
-    return config.data_dir() / "cache"
+    return config.cache_dir()
 
 
 def warm_plan(prepared: str) -> None:

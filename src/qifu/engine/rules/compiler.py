@@ -33,6 +33,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.simplify import simplify
 
+from qifu.engine.rules import kept
 from qifu.engine.rules.model import EntityType, Rule
 
 DIALECTS = ("duckdb", "spark", "postgres")
@@ -417,14 +418,23 @@ def record_query(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx"
 _plans: dict[str, tuple[str, str]] = {}
 
 
+@cache
+def _code() -> str:
+    """What a compiled text depends on besides its input: sqlglot's version and this
+    compiler's own code (in the names of the files compiled texts are kept in)."""
+    digest = hashlib.sha256(sqlglot.__version__.encode())
+    for name in ("compiler.py", "model.py"):
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def flags_and_values_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str = "duckdb", source: str = "ctx",
                          cache_dir: str | Path | None = None, carry: tuple[str, ...] = ()) -> tuple[str, str]:
     """The batch plan of ``_batch_sql``, kept per process and, with ``cache_dir``, on disk:
     compiling the catalogue takes about half a second, and the plan changes only with the
     rules, this compiler or sqlglot (all three are in the file's name)."""
     digest = hashlib.sha256()
-    for part in (sqlglot.__version__, dialect, source, ",".join(carry), *(Path(__file__).with_name(f).read_text("utf-8")
-                                                         for f in ("compiler.py", "model.py"))):
+    for part in (_code(), dialect, source, ",".join(carry)):
         digest.update(part.encode())
     for rule in rules:
         digest.update(rule.model_dump_json().encode())
@@ -545,7 +555,51 @@ def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: s
 
 
 @cache
+def _kept(folder: Path | None) -> dict[str, str]:
+    """The expressions kept in ``folder`` (``kept.folder``) by this compiler and sqlglot: empty
+    when none are kept, or the file is damaged."""
+    if folder is None:
+        return {}
+    try:
+        found = json.loads((folder / f"expressions-{_code()}.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _keep(key: str, sql: str) -> None:
+    """``sql`` kept under ``key`` for the next process, with what other processes kept
+    meanwhile (the file is replaced whole, so a reader never sees half of one). Only what
+    compiled is kept: an expression with an error is compiled, and refused, again."""
+    folder = kept.folder
+    if folder is None:
+        return
+    _kept.cache_clear()
+    path = folder / f"expressions-{_code()}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**_kept(folder), key: sql}, ensure_ascii=False), "utf-8")
+        tmp.replace(path)
+    except OSError:  # a read-only data folder: compiled again next time
+        pass
+    _kept.cache_clear()
+
+
+@cache
 def _compile_expression(text: str, columns: frozenset[str], dialect: str, condition: bool, sql_nulls: bool) -> str:
+    columns_digest = hashlib.sha256("\n".join(sorted(columns)).encode()).hexdigest()[:16]
+    key = json.dumps([text, columns_digest, dialect, condition, sql_nulls], ensure_ascii=False)
+    # kept on disk too (``kept``): compiling the twenty policies of a match run took a quarter
+    # of a second of every run, on texts that seldom change
+    sql = _kept(kept.folder).get(key)
+    if sql is None:
+        sql = _compile_expression_now(text, columns, dialect, condition, sql_nulls)
+        _keep(key, sql)
+    return sql
+
+
+def _compile_expression_now(text: str, columns: frozenset[str], dialect: str, condition: bool, sql_nulls: bool) -> str:
     if dialect not in DIALECTS:
         raise UnsupportedOnEngine(f"unknown engine dialect {dialect}")
     tree = parse(text)
