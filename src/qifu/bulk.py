@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from itertools import chain
 
 import polars as pl
 from django.db import connection, transaction
@@ -78,23 +77,34 @@ def insert(table: str, frame: pl.DataFrame, progress: Callable[[int], None] | No
     same = _same_values(frame)
     varying = [c for c in frame.columns if c not in same]
     cols = ", ".join(connection.ops.quote_name(c) for c in [*varying, *same])
-    row = "(" + ", ".join(["%s"] * len(varying) + list(same.values())) + ")"
+    literals = list(same.values())
+    one = f"INSERT INTO {table} ({cols}) VALUES (" + ", ".join(["%s"] * len(varying) + literals) + ")"
     per = max(1, min(rows_per_statement, MAX_VALUES // len(varying)))
+    # several rows a statement: numbered placeholders column by column, so that a statement's
+    # values are slices of each column's list, not a tuple made per row and taken apart again
+    # (on a first policy match that was a third of the time spent in Python)
+    many = f"INSERT INTO {table} ({cols}) VALUES " + ", ".join(
+        "(" + ", ".join([f"?{j * per + r + 1}" for j in range(len(varying))] + literals) + ")" for r in range(per))
     with _indexes_built_after(table, frame.height):
         for start in range(0, frame.height, CHUNK):
-            rows = frame.slice(start, CHUNK).select(varying).rows()
-            whole = len(rows) - len(rows) % per
+            columns = [s.to_list() for s in frame.slice(start, CHUNK).select(varying).get_columns()]
+            n = len(columns[0])
+            whole = n - n % per if per > 1 else 0
             with connection.cursor() as cur:
                 if whole:
-                    width = per * len(varying)
-                    values = list(chain.from_iterable(rows[:whole]))
-                    cur.executemany(f"INSERT INTO {table} ({cols}) VALUES {', '.join([row] * per)}",
-                                    [values[i:i + width] for i in range(0, len(values), width)])
-                if whole < len(rows):
-                    cur.executemany(f"INSERT INTO {table} ({cols}) VALUES {row}", rows[whole:])
+                    cur.executemany(many, [_column_by_column(columns, i, per) for i in range(0, whole, per)])
+                if whole < n:
+                    cur.executemany(one, list(zip(*(c[whole:] for c in columns), strict=True)))
             if progress:
-                progress(len(rows))
+                progress(n)
 
+
+def _column_by_column(columns: list[list], start: int, rows: int) -> list:
+    """The values of ``rows`` rows from ``start``, the first column's, then the second's..."""
+    values: list = []
+    for column in columns:
+        values += column[start:start + rows]
+    return values
 
 @contextmanager
 def _indexes_built_after(table: str, rows: int) -> Iterator[None]:
