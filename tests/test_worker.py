@@ -93,3 +93,23 @@ def test_the_worker_runs_until_sigterm_and_stops_at_once(process_env):
         raise AssertionError(proc.stderr.read()[-6000:]) from None
     assert code == 0, proc.stderr.read()[-6000:]
     assert time.time() - stopped < 10
+
+
+def test_a_night_missed_while_the_worker_was_down_is_backed_up_at_its_start(tmp_path, monkeypatch):
+    """At start, the worker makes up the nightly archive when none was made in the last day
+    (the machine was off at 02:30); not when the last night's is there, nor when nightly
+    archives are not set up."""
+    import os
+
+    job = next(j for j in worker.JOBS if j.id == "backup")
+    now = dt.datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI)
+    monkeypatch.delenv("QIFU_BACKUP_DIR", raising=False)
+    assert not job.catch_up(now)
+    monkeypatch.setenv("QIFU_BACKUP_DIR", str(tmp_path))
+    assert job.catch_up(now)  # set up, and none made yet
+    archive = tmp_path / "qifu-20261202-023000.tar.gz"
+    archive.write_bytes(b"archive")
+    for hours, due in ((7.5, False), (23.9, False), (24.5, True), (80, True)):
+        made = (now - dt.timedelta(hours=hours)).timestamp()
+        os.utime(archive, (made, made))
+        assert job.catch_up(now) is due, hours

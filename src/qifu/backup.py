@@ -304,6 +304,13 @@ def nightly() -> Made | None:
     return made
 
 
+def missed(now: dt.datetime) -> bool:
+    """Whether the worker, starting at ``now``, should make up a night's archive it missed while
+    it was down: nightly archives are set up and none was made in the last 24 hours."""
+    seen = status(now)
+    return seen["configured"] and (seen["at"] is None or now - seen["at"] > dt.timedelta(hours=24))
+
+
 def status(now: dt.datetime | None = None) -> dict:
     """For the administrator's dashboard: whether nightly archives are set up, the newest one,
     and whether it is overdue (none in the last 36 hours: the worker stopped, or the folder is

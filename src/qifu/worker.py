@@ -89,6 +89,12 @@ def _every_night():
     return CronTrigger(hour=2, minute=30, timezone=SHANGHAI)
 
 
+def _backup_missed(now: dt.datetime) -> bool:
+    from qifu.backup import missed
+
+    return missed(now)
+
+
 def _daytime(now: dt.datetime) -> bool:
     """Started in the day: today's morning run is made up now (it is idempotent); at night the
     morning's run comes first."""
@@ -112,7 +118,7 @@ JOBS: tuple[Job, ...] = (
     Job("exports", "qifu.web.export_jobs:run_pending", _every_few_seconds, label="生成工作人员申请的后台导出"),
     Job("exports_expire", "qifu.web.export_jobs:expire_old", _every_morning, catch_up=_daytime,
         label="删除保留期已过的后台导出文件"),
-    Job("backup", "qifu.backup:nightly", _every_night, label="每晚备份数据库和附件（设置了 QIFU_BACKUP_DIR 时）"),
+    Job("backup", "qifu.backup:nightly", _every_night, catch_up=_backup_missed, label="每晚备份数据库和附件（设置了 QIFU_BACKUP_DIR 时）"),
 )
 
 
