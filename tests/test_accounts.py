@@ -152,6 +152,59 @@ def test_the_last_administrator_stays_and_nobody_disables_themselves(checked_cou
         f"修改 second-admin 的角色：局管理员（全市） → 镇街专管员（{checked_county['other_town'].name}）")
 
 
+ADMINS_AT_ONCE = """
+import os, threading, time, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from qifu import db
+from qifu.accounts import actions
+
+db.ensure_ready()
+a, _ = actions.assign_role("admin-a", "admin")
+b, _ = actions.assign_role("admin-b", "admin")
+holding, release = threading.Event(), threading.Event()
+out = {}
+
+def demote(name, by, key, hold):
+    try:
+        with transaction.atomic():
+            actions.assign_role(name, "leader", by=by)
+            out[key] = "demoted"
+            if hold:  # the first holds its transaction open until the second is waiting
+                holding.set()
+                release.wait(10)
+    except actions.StaffError:
+        out[key] = "refused"
+    finally:
+        connection.close()
+
+first = threading.Thread(target=demote, args=("admin-b", a, "first", True))
+first.start()
+holding.wait(10)
+second = threading.Thread(target=demote, args=("admin-a", b, "second", False))
+second.start()
+time.sleep(1.5)
+release.set()
+first.join(); second.join()
+left = list(actions._admins().values_list("username", flat=True))
+print(out["first"], out["second"], ",".join(sorted(left)))
+"""
+
+
+def test_two_administrators_taking_each_others_role_at_once_leave_one(process_env):
+    """The last-administrator rule holds when two administrators demote each other at the same
+    moment: the second waits for the first and is refused."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", ADMINS_AT_ONCE], env=process_env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["demoted", "refused", "admin-a"], out.stdout
+
+
 def test_an_expert_gets_a_desk_from_the_page_and_the_list_exports(checked_county):
     if not Expert.objects.exists():
         import_file("experts", checked_county["folder"] / "experts.csv")

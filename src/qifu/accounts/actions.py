@@ -59,6 +59,11 @@ def _admins():
 
 
 def _keep_an_admin(user) -> None:
+    """Refuses to take the role from ``user`` when no other active administrator would be left.
+    Inside the caller's transaction, the administrators' accounts are locked first (PostgreSQL;
+    SQLite's writers take turns anyway), so two administrators taking each other's role at the
+    same moment cannot both pass: the second waits, then counts again."""
+    list(_admins().select_for_update(of=("self",)).values_list("pk", flat=True))
     if not _admins().exclude(pk=user.pk).exists():
         raise StaffError(f"{user.username} 是唯一在用的局管理员：先让另一个账号成为局管理员")
 
