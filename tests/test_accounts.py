@@ -156,7 +156,6 @@ ADMINS_AT_ONCE = """
 import os, threading, time, django
 os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
 django.setup()
-from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from qifu import db
 from qifu.accounts import actions
@@ -203,6 +202,42 @@ def test_two_administrators_taking_each_others_role_at_once_leave_one(process_en
                          timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["demoted", "refused", "admin-a"], out.stdout
+
+
+def test_a_password_set_in_django_admin_for_someone_else_is_replaced_at_sign_in(checked_county):
+    """Django admin's own user pages issue passwords as 账号管理 does: a new account's, and one an
+    administrator sets on another's account, must be changed at the holder's first sign-in;
+    both are audited. An administrator's own new password there is their own."""
+    me = checked_county["users"]["admin"]
+    User.objects.filter(pk=me.pk).update(is_staff=True, is_superuser=True)  # as assign_role makes an administrator
+    admin = Client()
+    admin.force_login(User.objects.get(pk=me.pk))
+    typed = "Typed-by-admin-2026"
+    r = admin.post("/admin/auth/user/add/", {"username": "houtai-new", "password1": typed, "password2": typed,
+                                             "usable_password": "true"})
+    assert r.status_code == 302 and "login" not in r.url, r.content.decode()[:2000]
+    user = User.objects.get(username="houtai-new")
+    assert must_change_password(user)
+    StaffProfile.objects.create(user=user, role="leader")  # its role, given on the staff profiles' page
+    c = sign_in("houtai-new", typed)
+    assert c.get("/").url == "/password/"
+    r = change_password(c, typed)
+    assert r.status_code == 302, r.content.decode()[-3000:]
+    assert not must_change_password(User.objects.get(pk=user.pk))
+
+    again = "Set-again-by-admin-2026"
+    r = admin.post(f"/admin/auth/user/{user.pk}/password/", {"password1": again, "password2": again,
+                                                              "usable_password": "true"})
+    assert r.status_code == 302, r.content.decode()[:2000]
+    assert must_change_password(User.objects.get(pk=user.pk))
+    assert list(AuditEvent.objects.filter(action="account").order_by("id").values_list("detail", flat=True)) == [
+        "在后台管理新建账号 houtai-new", "在后台管理设置 houtai-new 的密码"]
+
+    mine = "Admin-own-new-2026-pw"
+    r = admin.post(f"/admin/auth/user/{me.pk}/password/", {"password1": mine, "password2": mine,
+                                                            "usable_password": "true"})
+    assert r.status_code == 302
+    assert not must_change_password(User.objects.get(pk=me.pk))
 
 
 def test_an_expert_gets_a_desk_from_the_page_and_the_list_exports(checked_county):

@@ -42,9 +42,15 @@ def issue_password(user, by=None, now: dt.datetime | None = None) -> str:
     password = secrets.token_urlsafe(12)
     user.set_password(password)
     user.save(update_fields=["password"])
+    record_issued(user, by, now)
+    return password
+
+
+def record_issued(user, by=None, now: dt.datetime | None = None) -> None:
+    """``user``'s current password recorded as set by someone else (``by``): its holder must
+    replace it at the next sign-in (``must_change_password``)."""
     IssuedPassword.objects.update_or_create(user=user, defaults={
         "password": user.password, "issued_at": now or timezone.now(), "issued_by": by})
-    return password
 
 
 def must_change_password(user) -> bool:

@@ -1,7 +1,37 @@
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
-from qifu.accounts import masking
+from qifu.accounts import masking, scope
+from qifu.accounts.actions import record_issued
 from qifu.accounts.models import AuditEvent, StaffProfile
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AccountAdmin(UserAdmin):
+    """Django's own pages of users, as 账号管理 treats a password: one an administrator sets here
+    for someone else (a new account, or 修改密码 on another's) is an issued password, which its
+    holder replaces at the next sign-in; and each is audited. 账号管理 (/accounts/) is the
+    page for accounts; this one stays for what only Django admin does."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and obj.has_usable_password():
+            record_issued(obj, request.user)
+            scope.audit(request, AuditEvent.Action.ACCOUNT, detail=f"在后台管理新建账号 {obj.username}")
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        user = self.get_object(request, unquote(id))
+        if request.method == "POST" and response.status_code == 302 and user is not None:
+            if user.pk != request.user.pk and user.has_usable_password():
+                record_issued(user, request.user)
+                scope.audit(request, AuditEvent.Action.ACCOUNT, detail=f"在后台管理设置 {user.username} 的密码")
+        return response
 
 
 @admin.register(StaffProfile)
