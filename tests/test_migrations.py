@@ -14,3 +14,17 @@ def test_reference_data_is_loaded_by_migrations():
     assert Township.objects.count() == 19
     assert Industry.objects.filter(code__regex=r"^[0-9]{2}$").count() == 97
     assert Industry.objects.filter(code__regex=r"^[A-T]$").count() == 20
+
+
+@pytest.mark.django_db
+def test_a_command_skips_the_migration_plan_only_when_every_migration_is_applied():
+    """`db.ensure_ready` answers "nothing to migrate" from the files and the recorded
+    migrations alone; one file not recorded (a new migration in an upgrade) sends it through
+    Django's plan."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    from qifu import db
+
+    assert db._every_migration_applied()
+    MigrationRecorder.Migration.objects.filter(app="policies", name="0001_initial").delete()
+    assert not db._every_migration_applied()
