@@ -398,3 +398,64 @@ def test_an_expert_who_declares_a_tie_to_a_firm_is_not_proposed_for_it_nor_confi
     assert top.expert_id in set(actions.do_submit_need(mine, *NEED, Need.Source.STAFF).pairings.values_list("expert_id", flat=True))
     actions.do_declare_conflict(top.expert, mine.uscc, "又担任顾问")  # declared again: a new record beside the old
     assert Conflict.objects.filter(expert=top.expert, entity=mine).count() == 2
+
+
+def offers(c: Client) -> str:
+    """The desk's list of open needs the expert may offer to take."""
+    return c.get("/expert/").content.decode().split('id="offers"')[1].split("</section>")[0]
+
+
+def test_an_expert_offers_to_take_an_open_need_in_their_line_and_the_broker_decides(county):
+    mine = firm(county["own_town"])
+    need = actions.do_submit_need(mine, *NEED, Need.Source.STAFF)
+    secret = actions.do_submit_need(mine, "注塑模具保密改造", NEED[1] + "，涉及尚未公开的新品", Need.Source.STAFF,
+                                    confidential=True)
+    proposed = set(Pairing.objects.values_list("expert_id", flat=True))
+    # a relevant expert the matching did not propose
+    expert = Expert.objects.get(pk=next(e for e, _, _ in actions.rank(f"{NEED[0]} {NEED[1]}", 60) if e not in proposed))
+    c = desk(expert, "zhuanjia-offer")
+    listed = offers(c)
+    assert need.number in listed and NEED[0] in listed
+    assert secret.number not in listed  # confidential needs go only to the experts staff choose
+    assert mine.name not in listed and mine.uscc not in listed  # the firm, once the broker confirms
+
+    for number, note, error in ((need.number, "可以", "至少4个字"), (secret.number, "做过注塑模流分析", "不公开"),
+                                ("N-NONE", "做过注塑模流分析", "没有这条需求")):
+        r = c.post("/expert/act/", {"action": "volunteer", "need": number, "note": note}, follow=True)
+        assert error in r.content.decode()
+    assert not Pairing.objects.filter(expert=expert).exists()
+    r = c.post("/expert/act/", {"action": "volunteer", "need": need.number, "note": "做过家电外壳模流分析，可先看样件"},
+               follow=True)
+    assert "已自荐" in r.content.decode()
+    offer = Pairing.objects.get(need=need, expert=expert)
+    assert (offer.status, offer.volunteer_note) == (Pairing.Status.PROPOSED, "做过家电外壳模流分析，可先看样件")
+    assert offer.volunteered_at is not None and offer.rank == need.pairings.count()
+    listed = offers(c)
+    assert f'id="offer-{need.number}"' not in listed and "待技术经纪人确认" in listed
+    r = c.post("/expert/act/", {"action": "volunteer", "need": need.number, "note": "再自荐一次试试"}, follow=True)
+    assert "已自荐过" in r.content.decode()
+
+    admin = staff(county, "admin")
+    assert '<b id="tile-volunteered">1</b>' in admin.get("/experts/").content.decode()
+    page = admin.get(f"/experts/needs/{need.number}/").content.decode()
+    assert "专家自荐" in page and "做过家电外壳模流分析，可先看样件" in page
+    actions.do_decide(offer, True, by=county["users"]["admin"])
+    waiting = c.get("/expert/").content.decode().split('id="waiting"')[1].split("</section>")[0]
+    assert mine.name in waiting and NEED[0] in waiting
+    assert '<b id="tile-volunteered">0</b>' in admin.get("/experts/").content.decode()
+
+    # an expert tied to the firm is not offered its needs; one who takes no new needs, none
+    later = actions.do_submit_need(mine, "注塑件冷却水路优化", NEED[1], Need.Source.STAFF)
+    tied = Expert.objects.get(pk=next(e for e, _, _ in actions.rank(f"{NEED[0]} {NEED[1]}", 60)
+                                      if e not in set(later.pairings.values_list("expert_id", flat=True)) | {expert.pk}))
+    c2 = desk(tied, "zhuanjia-tied")
+    assert later.number in offers(c2)
+    actions.do_declare_conflict(tied, mine.uscc, "曾任该企业技术顾问")
+    assert later.number not in offers(c2)
+    with pytest.raises(actions.ExpertActionError, match="应当回避"):
+        actions.do_volunteer(later, Expert.objects.get(pk=tied.pk), "做过注塑模流分析")
+    assert later.number in offers(c)
+    actions.do_set_availability(Expert.objects.get(pk=expert.pk), Expert.Availability.UNAVAILABLE)
+    assert later.number not in offers(c) and "暂不对接" in offers(c)
+    with pytest.raises(actions.ExpertActionError, match="暂不对接"):
+        actions.do_volunteer(later, Expert.objects.get(pk=expert.pk), "做过注塑模流分析")

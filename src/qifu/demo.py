@@ -332,7 +332,8 @@ def pair_experts(user, seed: int = 13) -> None:
 def expert_account(password: str):
     """The demo's expert partner: the one with the most confirmed pairings (one still waiting
     for their answer first), signing in as ``DEMO_USER``-expert with the demo's password, with
-    a tie declared to a firm that has needs (利益回避)."""
+    a tie declared to a firm that has needs (利益回避) and an open need in their line they
+    offered to take (专家自荐)."""
     from django.db.models import Count, Q
 
     from qifu.experts import actions as experts
@@ -357,6 +358,10 @@ def expert_account(password: str):
                 .exclude(tech_needs__pairings__expert=expert).order_by("uscc").first())
         if tied is not None:
             experts.do_declare_conflict(expert, tied.uscc, "曾任该企业技术顾问", by=expert.user)
+    if not expert.pairings.filter(volunteered_at__isnull=False).exists():  # an open need they offered to take
+        found = experts.open_needs(expert, 1)
+        if found:
+            experts.do_volunteer(found[0][0], expert, "做过同类问题，可先到现场看产线和样件")
     return expert
 
 

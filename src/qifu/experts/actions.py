@@ -132,6 +132,57 @@ def propose(need: Need, limit: int = PROPOSALS) -> list[Pairing]:
                                                words=list(w)) for k, (e, s, w) in enumerate(hits))
 
 
+# the newest open needs an expert's desk looks through for needs to offer to take
+NEEDS_FOR_VOLUNTEERS = 300
+
+
+def open_needs(expert: Expert, limit: int = 20) -> list[tuple[Need, float, tuple[str, ...]]]:
+    """(need, score, words in common) of the open needs ``expert`` may offer to take (专家自荐),
+    best matching their fields, skills and projects first, and only with a word in common: not
+    confidential (those go only to the experts staff choose), not of a firm they declared a tie
+    to, and none they were proposed, confirmed or set aside for already."""
+    taken = Pairing.objects.filter(expert=expert).values("need_id")
+    tied = Conflict.objects.standing().filter(expert=expert).values("entity_id")
+    needs = list(Need.objects.filter(status=Need.Status.OPEN, confidential=False).exclude(pk__in=taken)
+                 .exclude(entity_id__in=tied).select_related("town")
+                 .order_by("-created_at")[:NEEDS_FOR_VOLUNTEERS])
+    if not needs:
+        return []
+    found = TextIndex([f"{n.title} {n.title} {n.text}" for n in needs]).search(_document(expert), limit)
+    return [(needs[h.index], h.score, h.words) for h in found]
+
+
+def do_volunteer(need: Need, expert: Expert, note: str, now: dt.datetime | None = None) -> Pairing:
+    """The expert offers to take an open need from their desk: it goes to the broker as a
+    proposal marked as the expert's own offer, with their note; the broker confirms it or sets
+    it aside as any other. Not for a confidential need, a firm they declared a tie to, or while
+    they take no new needs."""
+    try:
+        note = texts.clean(note or "", 300)
+    except ValueError as e:
+        raise ExpertActionError(f"自荐说明{e}") from None
+    if len(note) < 4:
+        raise ExpertActionError("请简单说明您能帮企业做什么（至少4个字），技术经纪人据此决定是否对接")
+    if expert.availability == Expert.Availability.UNAVAILABLE:
+        raise ExpertActionError("您目前设为“暂不对接”：先改为可对接，再自荐")
+    with transaction.atomic():
+        need = Need.objects.select_for_update().get(pk=need.pk)
+        if need.status != Need.Status.OPEN or need.confidential:
+            raise ExpertActionError("这条需求已在对接中或不公开，不能自荐")
+        if Conflict.objects.standing().filter(expert=expert, entity_id=need.entity_id).exists():
+            raise ExpertActionError("您已申报与该企业的利益关系，应当回避")
+        pairing = Pairing.objects.filter(need=need, expert=expert).first()
+        if pairing is not None and (pairing.status != Pairing.Status.PROPOSED or pairing.volunteered_at):
+            raise ExpertActionError("您已自荐过这条需求，或技术经纪人已另作安排")
+        if pairing is None:
+            hit = next((h for h in rank(f"{need.title} {need.text}", 100) if h[0] == expert.pk), None)
+            pairing = Pairing(need=need, expert=expert, rank=need.pairings.count() + 1,
+                              score=round(hit[1], 4) if hit else 0.0, words=list(hit[2]) if hit else [])
+        pairing.volunteered_at, pairing.volunteer_note = now or timezone.now(), note
+        pairing.save()
+    return pairing
+
+
 def do_decide(pairing: Pairing, confirm: bool, by=None) -> Pairing:
     """Staff (the technology broker) confirm a proposed expert for the need, or set it aside."""
     with transaction.atomic():

@@ -102,6 +102,9 @@ class Pairing(models.Model):
     answer = models.CharField("专家答复", max_length=10, choices=Answer.choices, blank=True)
     answer_note = models.CharField("答复说明", max_length=500, blank=True)
     answered_at = models.DateTimeField("答复时间", null=True, blank=True)
+    # the expert offered to take the need from their desk (专家自荐), with a word to the broker
+    volunteered_at = models.DateTimeField("自荐时间", null=True, blank=True)
+    volunteer_note = models.CharField("自荐说明", max_length=300, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "专家推荐"

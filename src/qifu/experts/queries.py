@@ -34,6 +34,9 @@ def measures(needs, visits, coops) -> dict:
         # experts with a desk who have not answered yet, and needs whose experts only declined
         "awaiting": Pairing.objects.filter(need__in=needs, status=Pairing.Status.CONFIRMED, answer="",
                                            expert__user__isnull=False).count(),
+        # experts who offered to take an open need from their desk, waiting for the broker
+        "volunteered": Pairing.objects.filter(need__in=needs.filter(status=Need.Status.OPEN),
+                                              status=Pairing.Status.PROPOSED, volunteered_at__isnull=False).count(),
         "declined": needs.exclude(status=Need.Status.CLOSED).filter(pairings__answer=Pairing.Answer.DECLINED)
         .exclude(pairings__answer=Pairing.Answer.ACCEPTED).distinct().count(),
         # the firms' ratings of ended projects: satisfied = 满意 + 基本满意, as for requests

@@ -1,6 +1,7 @@
 """The expert partner's own desk (专家工作台, `/expert/`): the needs staff confirmed them for,
 with the firm, the need and the broker to call; their answer (willing, or declining with a
-reason); the visits they made; their cooperation projects, with the milestones they reach and,
+reason); the open needs in their line that they may offer to take (专家自荐: the need without
+the firm's name, which they see once the broker confirms them); the visits they made; their cooperation projects, with the milestones they reach and,
 once a project has ended, their side of the feedback; whether they take new needs; and the
 firms they declare a tie to (利益回避), whose needs they are never proposed for. An
 expert sees nothing else: no staff page, no firm's contact details, no other expert's work.
@@ -19,7 +20,7 @@ from qifu.accounts import scope
 from qifu.accounts.decorators import expert_required
 from qifu.accounts.models import AuditEvent
 from qifu.experts import actions
-from qifu.experts.models import Cooperation, Expert, Pairing, Visit
+from qifu.experts.models import Cooperation, Expert, Need, Pairing, Visit
 from qifu.service_requests.models import Satisfaction
 
 
@@ -43,6 +44,9 @@ def desk(request):
         "accepted": [p for p in pairings if p.answer == Pairing.Answer.ACCEPTED],
         "coops": coops, "visits": Visit.objects.filter(expert=expert).select_related("entity", "need")[:50],
         "conflicts": expert.conflicts.standing().select_related("entity"),
+        "offers": actions.open_needs(expert) if expert.availability != Expert.Availability.UNAVAILABLE else [],
+        "offered": Pairing.objects.filter(expert=expert, volunteered_at__isnull=False).exclude(
+            status=Pairing.Status.CONFIRMED).select_related("need", "need__town").order_by("-volunteered_at")[:20],
         "availability": Expert.Availability.choices, "grades": Satisfaction.choices, "today": timezone.localdate(),
     })
 
@@ -75,6 +79,12 @@ def act(request):
                 raise actions.ExpertActionError("这项回避不是您申报的")
             actions.do_withdraw_conflict(tie, by=request.user)
             messages.success(request, f"已撤回与“{tie.entity.name}”的回避")
+        elif action == "volunteer":
+            need = Need.objects.filter(number=post.get("need", "")).first()
+            if need is None:
+                raise actions.ExpertActionError("没有这条需求")
+            actions.do_volunteer(need, expert, post.get("note", ""))
+            messages.success(request, f"已自荐“{need.title}”：技术经纪人确认后，会在“待答复的对接”里显示企业和联系人")
         elif action == "visit":
             pairing = _pairings(expert).filter(pk=_int(post.get("pairing")), answer=Pairing.Answer.ACCEPTED).first()
             if pairing is None:
