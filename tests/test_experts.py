@@ -399,6 +399,19 @@ def test_an_expert_who_declares_a_tie_to_a_firm_is_not_proposed_for_it_nor_confi
     actions.do_declare_conflict(top.expert, mine.uscc, "又担任顾问")  # declared again: a new record beside the old
     assert Conflict.objects.filter(expert=top.expert, entity=mine).count() == 2
 
+    # staff withdraw a tie staff recorded; one the expert declared on their desk is the expert's
+    page = admin.get(f"/experts/needs/{need.number}/").content.decode().split('id="ties"')[1]
+    assert "专家本人申报，由专家在工作台撤回" in page and "admin登记" in page
+    own = Conflict.objects.standing().get(expert=second.expert, entity=mine)
+    r = admin.post(f"/experts/needs/{need.number}/act/", {"action": "untie", "conflict": own.pk}, follow=True)
+    assert "由专家在工作台撤回" in r.content.decode() and Conflict.objects.get(pk=own.pk).withdrawn_at is None
+    r = admin.post(f"/experts/needs/{need.number}/act/", {"action": "untie", "conflict": recorded.pk}, follow=True)
+    assert f"已撤回 {third.expert.name} 与本企业的回避" in r.content.decode()
+    recorded.refresh_from_db()
+    assert recorded.withdrawn_at is not None and recorded.withdrawn_by == county["users"]["admin"]
+    assert third.expert_id in set(actions.do_submit_need(mine, *NEED, Need.Source.STAFF)
+                                  .pairings.values_list("expert_id", flat=True))
+
 
 def offers(c: Client) -> str:
     """The desk's list of open needs the expert may offer to take."""

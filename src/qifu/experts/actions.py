@@ -360,11 +360,16 @@ def do_declare_conflict(expert: Expert, firm: str, reason: str, by=None, now: dt
 
 def do_withdraw_conflict(tie: Conflict, by=None, now: dt.datetime | None = None) -> Conflict:
     """A declared tie withdrawn (declared by mistake, or it has ended): kept as a record; the
-    expert may be proposed for the firm's needs again. Pairings set aside stay as they are."""
+    expert may be proposed for the firm's needs again. Pairings set aside stay as they are. A
+    tie the expert declared on their desk is theirs to withdraw; one staff recorded, staff's or
+    the expert's."""
     with transaction.atomic():
-        tie = Conflict.objects.select_for_update().get(pk=tie.pk)
+        tie = Conflict.objects.select_for_update().select_related("expert").get(pk=tie.pk)
         if tie.withdrawn_at is not None:
             raise ExpertActionError("这项回避已经撤回")
+        own = tie.expert.user_id is not None and tie.declared_by_id == tie.expert.user_id
+        if own and (by is None or by.pk != tie.expert.user_id):
+            raise ExpertActionError("这项回避是专家本人申报的，由专家在工作台撤回")
         tie.withdrawn_at, tie.withdrawn_by = now or timezone.now(), by
         tie.save(update_fields=["withdrawn_at", "withdrawn_by"])
     return tie

@@ -100,11 +100,14 @@ def _need(request, number: str) -> Need:
 def need(request, number: str):
     n = _need(request, number)
     pairings = list(n.pairings.select_related("expert"))
+    ties = list(Conflict.objects.standing().filter(entity_id=n.entity_id).select_related("expert", "declared_by"))
+    for t in ties:  # declared by the expert on their desk: theirs to withdraw
+        t.own = t.expert.user_id is not None and t.declared_by_id == t.expert.user_id
     return render(request, "web/expert_need.html", {
         "n": n, "text": shown_text(n, request.user), "pairings": pairings,
         "confirmed": [p for p in pairings if p.status == Pairing.Status.CONFIRMED],
         "visits": n.visits.select_related("expert", "by"), "coop": getattr(n, "cooperation", None),
-        "ties": Conflict.objects.standing().filter(entity_id=n.entity_id).select_related("expert"),
+        "ties": ties,
         "can_write": scope.can_write(request.user), "today": timezone.localdate(),
     })
 
@@ -142,6 +145,10 @@ def need_act(request, number: str):
             p = get_object_or_404(Pairing, pk=post.get("pairing"), need=n)
             actions.do_declare_conflict(p.expert, n.entity_id, post.get("reason", ""), by=request.user)
             messages.success(request, f"已登记 {p.expert.name} 与本企业的利益关系：今后不再推荐其对接本企业")
+        elif action == "untie":  # a tie staff recorded, ended or recorded by mistake
+            tie = get_object_or_404(Conflict.objects.standing(), pk=post.get("conflict"), entity_id=n.entity_id)
+            actions.do_withdraw_conflict(tie, by=request.user)
+            messages.success(request, f"已撤回 {tie.expert.name} 与本企业的回避：今后可再推荐其对接本企业")
         elif action == "more":
             made = actions.propose(n)
             messages.success(request, f"又推荐了 {len(made)} 位专家" if made else "没有更多相符的专家")
