@@ -3,6 +3,7 @@ audit, lists and export, the entity page, tasks and the correction loop."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import re
@@ -61,9 +62,8 @@ def test_officer_gets_403_for_another_townships_entity(client, checked_county):
 
 
 def csv_rows(response) -> list[list[str]]:
-    import csv
-
-    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
 
 
 def test_officer_list_and_export_hold_only_their_township(client, checked_county):
@@ -97,15 +97,53 @@ def test_lists_mask_personal_data_and_exports_are_audited(client, checked_county
     assert event.user.username == "admin" and f"{len(rows) - 1} 行" in event.detail
     # the same list as CSV (a whole county in seconds): opens in Excel, the same rows, masked, audited
     response = client.get("/entities/export.csv", {"type": "enterprise", "sort": "name"})
-    assert response["Content-Type"] == "text/csv; charset=utf-8" and response.content.startswith("\ufeff".encode())
+    assert response["Content-Type"] == "text/csv; charset=utf-8" and response.streaming  # not held whole in memory
     assert 'filename="entities-' in response["Content-Disposition"]
-    as_csv = csv_rows(response)
+    body = b"".join(response.streaming_content)
+    assert body.startswith("\ufeff".encode())
+    as_csv = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert as_csv[0] == list(rows[0])
     assert as_csv[1:] == [["" if v is None else v.strftime("%Y-%m-%d") if hasattr(v, "strftime") else str(v) for v in r]
                           for r in rows[1:]]
     event = AuditEvent.objects.filter(action="export").latest("at")
     assert f"{len(rows) - 1} 行（CSV）" in event.detail and event.user.username == "admin"
 
+
+def test_a_csv_list_is_sent_in_pieces_and_a_stopped_download_is_audited_with_what_was_sent(client, checked_county,
+                                                                                          monkeypatch):
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+    from django.test import RequestFactory
+
+    from qifu import spreadsheets
+    from qifu.web import views
+
+    login(client, checked_county, "admin")
+    chunks = spreadsheets.csv_chunks
+    monkeypatch.setattr(spreadsheets, "csv_chunks", lambda rows: chunks(rows, rows_per_chunk=7))
+    total = Entity.objects.count()
+    whole = client.get("/entities/export.csv", {"sort": "uscc"})
+    pieces = list(whole.streaming_content)
+    assert len(pieces) == (total + 1) // 7 + 1  # the header and seven rows a piece, then the rest
+    assert len(csv_rows_of(b"".join(pieces))) == total + 1
+    assert AuditEvent.objects.filter(action="export").latest("at").detail.startswith(f"市场主体 {total} 行（CSV）")
+
+    # the view's own response, as the server gets it (the test client's wraps its closing)
+    request = RequestFactory().get("/entities/export.csv", {"sort": "uscc"})
+    request.user, request.session = checked_county["users"]["admin"], client.session
+    stopped = views.entities_export(request, fmt="csv")
+    stream = iter(stopped.streaming_content)
+    next(stream), next(stream)  # two pieces, then the browser goes away: the server closes the response
+    request_finished.disconnect(close_old_connections)  # the test's transaction stays open
+    try:
+        stopped.close()
+    finally:
+        request_finished.connect(close_old_connections)
+    assert AuditEvent.objects.filter(action="export").latest("at").detail.startswith("市场主体 13 行（CSV）")
+
+
+def csv_rows_of(body: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
 
 def test_list_filters_sort_and_page(client, checked_county):
     login(client, checked_county, "admin")

@@ -207,7 +207,7 @@ def test_the_request_queue_exports_as_a_workbook_and_as_csv_with_the_same_rows(c
     assert 'href="/requests/export.csv?"' in page
     sheet = openpyxl.load_workbook(io.BytesIO(officer.get("/requests/export.xlsx").content), read_only=True)["企业诉求"]
     book = list(sheet.iter_rows(values_only=True))
-    text = officer.get("/requests/export.csv").content.decode("utf-8-sig")
+    text = b"".join(officer.get("/requests/export.csv").streaming_content).decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(text)))
     assert table[0] == list(book[0]) and len(table) == len(book) == 3  # the officer's township only
     for row, line in zip(book[1:], table[1:], strict=True):

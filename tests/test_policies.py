@@ -741,7 +741,7 @@ def test_staff_pages_by_role_with_charts_exports_and_an_audited_account(county, 
                  if isinstance(v, dt.date) else str(v) for v in row] for row in book.iter_rows(values_only=True)]
         got = client.get("/policies/T-AUTO/?format=csv")
         assert got["Content-Type"].startswith("text/csv")
-        text = got.content.decode("utf-8")
+        text = b"".join(got.streaming_content).decode("utf-8")
         assert text.startswith("\ufeff统一社会信用代码,")
         csv_rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
         assert csv_rows[0] == rows[0] and len(csv_rows) == len(rows) == who.count() + 1

@@ -5,7 +5,7 @@ live formula when the file is opened: such a cell is written as text, with Excel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -59,9 +59,16 @@ def append(ws, values: Iterable) -> None:
 
 
 def csv_text(rows: Iterable[Iterable]) -> str:
-    """Rows as CSV that Excel opens as it is (UTF-8 with a byte-order mark): for a list too long
-    for a workbook to be built in a moment. A text beginning like a formula gets a leading
-    apostrophe, so that Excel shows it and never runs it; dates are written as 2026-03-01."""
+    """Rows as CSV that Excel opens as it is (``csv_chunks``), in one string."""
+    return "".join(csv_chunks(rows))
+
+
+def csv_chunks(rows: Iterable[Iterable], rows_per_chunk: int = 2000) -> Iterator[str]:
+    """Rows as CSV that Excel opens as it is (UTF-8 with a byte-order mark), a piece at a time
+    (the mark, then ``rows_per_chunk`` rows a piece), read from ``rows`` as they come: a county's
+    list goes out without being held whole in memory. A text beginning like a formula gets a
+    leading apostrophe, so that Excel shows it and never runs it; dates are written as
+    2026-03-01."""
     import csv
     import datetime as dt
     import io
@@ -70,11 +77,15 @@ def csv_text(rows: Iterable[Iterable]) -> str:
     buf.write("\ufeff")
     out = csv.writer(buf, lineterminator="\r\n")
     tick = _row_written.get() or (lambda: None)
-    for row in rows:
+    for k, row in enumerate(rows, 1):
         tick()
         out.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date)
                       else "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in row])
-    return buf.getvalue()
+        if k % rows_per_chunk == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
 
 
 def write_frame(frame, path, sheet: str = "数据", stamp=None) -> None:

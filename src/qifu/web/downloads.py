@@ -1,6 +1,6 @@
-"""A staff export as a download: the workbook saved (or, for a long list, CSV), the export
-written to the audit log (who took which list, with its filters), the file named by its list
-and today's date."""
+"""A staff export as a download: the workbook saved (or, for a long list, CSV streamed as it
+is read), the export written to the audit log (who took which list, with its filters), the
+file named by its list and today's date."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 import itertools
 from collections.abc import Callable, Iterable
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from qifu import spreadsheets
@@ -24,23 +24,20 @@ def audited_xlsx(request, wb, name: str, what: str) -> HttpResponse:
     buf = io.BytesIO()
     wb.save(buf)
     scope.audit(request, AuditEvent.Action.EXPORT, detail=what)
-    response = HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y%m%d}.xlsx"'
-    return response
+    return _attachment(HttpResponse(buf.getvalue(), content_type=spreadsheets.MEDIA_TYPE), name, "xlsx")
 
 
-def audited_csv(request, body: str, name: str, what: str) -> HttpResponse:
-    """``body``, CSV that Excel opens (``spreadsheets.csv_text``), as a download, audited."""
-    scope.audit(request, AuditEvent.Action.EXPORT, detail=what)
-    response = HttpResponse(body.encode("utf-8"), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y%m%d}.csv"'
+def _attachment(response, name: str, suffix: str):
+    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y%m%d}.{suffix}"'
     return response
 
 
 def audited_list(request, fmt: str, sheet: str, header: list[str], rows: Iterable[list], name: str,
-                 what: Callable[[int, str], str]) -> HttpResponse:
+                 what: Callable[[int, str], str]) -> HttpResponse | StreamingHttpResponse:
     """A list as a workbook (sheet ``sheet``) or, with ``fmt`` "csv", as CSV: ``header`` and then
-    ``rows``, read once as they come. The audit line is ``what(rows written, "（CSV）" or "")``."""
+    ``rows``, read once as they come. The audit line is ``what(rows written, "（CSV）" or "")``;
+    CSV is streamed as the rows are read (a county's list is not held in memory), and its audit
+    line written when the last row has gone, or the download stopped, with the rows sent."""
     n = 0
 
     def counted():
@@ -50,8 +47,14 @@ def audited_list(request, fmt: str, sheet: str, header: list[str], rows: Iterabl
             yield row
 
     if fmt == "csv":
-        body = spreadsheets.csv_text(itertools.chain([header], counted()))
-        return audited_csv(request, body, name, what(n, "（CSV）"))
+        def body():
+            try:
+                for chunk in spreadsheets.csv_chunks(itertools.chain([header], counted())):
+                    yield chunk.encode("utf-8")
+            finally:
+                scope.audit(request, AuditEvent.Action.EXPORT, detail=what(n, "（CSV）"))
+
+        return _attachment(StreamingHttpResponse(body(), content_type="text/csv; charset=utf-8"), name, "csv")
     wb = spreadsheets.workbook()
     ws = wb.create_sheet(sheet)
     spreadsheets.append(ws, header)
