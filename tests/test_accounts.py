@@ -132,6 +132,28 @@ def test_a_reset_or_a_disabled_account_ends_its_sessions(checked_county):
     assert details == ["重设 forgetful 的密码", "停用账号 forgetful", "启用账号 forgetful"]
 
 
+def test_a_session_on_its_own_password_is_not_looked_up_again_until_the_password_changes(checked_county):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def lookups(c: Client, path: str = "/requests/") -> int:
+        with CaptureQueriesContext(connection) as seen:
+            assert c.get(path).status_code == 200
+        return sum("accounts_issuedpassword" in q["sql"] for q in seen.captured_queries)
+
+    user, first = assign_role("steady", "leader")
+    c = sign_in("steady", first)
+    assert c.get("/requests/").url == "/password/"
+    assert change_password(c, first).status_code == 302
+    assert lookups(c) == 1 and lookups(c) == 0 and lookups(c, "/") == 0  # looked at once for the session
+    # an administrator resets it: the session ends; the new one on the issued password is held again
+    new = issued(signed_in(checked_county, "admin").post("/accounts/", {"act": "reset", "user": user.pk}))
+    assert c.get("/requests/").url.startswith("/login/")
+    again = sign_in("steady", new)
+    assert again.get("/requests/").url == "/password/" and again.get("/").url == "/password/"
+    assert change_password(again, new, "steady-own-2026-b").status_code == 302
+    assert lookups(again) == 1 and lookups(again) == 0
+
 def test_the_last_administrator_stays_and_nobody_disables_themselves(checked_county):
     me = checked_county["users"]["admin"]
     admin = signed_in(checked_county, "admin")
