@@ -431,6 +431,9 @@ def test_an_expert_offers_to_take_an_open_need_in_their_line_and_the_broker_deci
     assert need.number in listed and NEED[0] in listed
     assert secret.number not in listed  # confidential needs go only to the experts staff choose
     assert mine.name not in listed and mine.uscc not in listed  # the firm, once the broker confirms
+    # an expert who shares a word with the need, but whom its matching ranks low, is not offered it
+    far, _, words = actions.rank(f"{NEED[0]} {NEED[1]}", 60)[actions.VOLUNTEER_RANK]
+    assert words and need.number not in offers(desk(Expert.objects.get(pk=far), "zhuanjia-far"))
 
     for number, note, error in ((need.number, "可以", "至少4个字"), (secret.number, "做过注塑模流分析", "不公开"),
                                 ("N-NONE", "做过注塑模流分析", "没有这条需求")):

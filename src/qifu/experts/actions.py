@@ -132,13 +132,16 @@ def propose(need: Need, limit: int = PROPOSALS) -> list[Pairing]:
                                                words=list(w)) for k, (e, s, w) in enumerate(hits))
 
 
-# the newest open needs an expert's desk looks through for needs to offer to take
+# the newest open needs an expert's desk looks through for needs to offer to take, and how
+# high the matching must rank the expert for a need (over the experts who take work) to list it
 NEEDS_FOR_VOLUNTEERS = 300
+VOLUNTEER_RANK = 3 * PROPOSALS
 
 
 def open_needs(expert: Expert, limit: int = 20) -> list[tuple[Need, float, tuple[str, ...]]]:
     """(need, score, words in common) of the open needs ``expert`` may offer to take (专家自荐),
-    best matching their fields, skills and projects first, and only with a word in common: not
+    best matching their fields, skills and projects first, and only those whose matching ranks
+    them high (``VOLUNTEER_RANK``): not
     confidential (those go only to the experts staff choose), not of a firm they declared a tie
     to, and none they were proposed, confirmed or set aside for already."""
     taken = Pairing.objects.filter(expert=expert).values("need_id")
@@ -149,7 +152,11 @@ def open_needs(expert: Expert, limit: int = 20) -> list[tuple[Need, float, tuple
     if not needs:
         return []
     found = TextIndex([f"{n.title} {n.title} {n.text}" for n in needs]).search(_document(expert), limit)
-    return [(needs[h.index], h.score, h.words) for h in found]
+    # a word in common is not enough ("分析" is in most needs): the need's own matching must
+    # rank the expert among its first ``VOLUNTEER_RANK``, as it would have proposed them on a
+    # longer list
+    return [(needs[h.index], h.score, h.words) for h in found
+            if expert.pk in {e for e, _, _ in rank(f"{needs[h.index].title} {needs[h.index].text}", VOLUNTEER_RANK)}]
 
 
 def do_volunteer(need: Need, expert: Expert, note: str, now: dt.datetime | None = None) -> Pairing:
