@@ -413,6 +413,12 @@ def test_an_expert_who_declares_a_tie_to_a_firm_is_not_proposed_for_it_nor_confi
                                   .pairings.values_list("expert_id", flat=True))
 
 
+def newcomer(like: Expert, code: str) -> Expert:
+    """An expert in ``like``'s line, new to the library (proposed for no need yet)."""
+    return Expert.objects.create(code=code, name=f"新专家{code[-1]}", institution="宁波某研究院", fields=like.fields,
+                                 skills=like.skills, projects=like.projects, consent=True, updated_at=timezone.now())
+
+
 def offers(c: Client) -> str:
     """The desk's list of open needs the expert may offer to take."""
     return c.get("/expert/").content.decode().split('id="offers"')[1].split("</section>")[0]
@@ -423,17 +429,19 @@ def test_an_expert_offers_to_take_an_open_need_in_their_line_and_the_broker_deci
     need = actions.do_submit_need(mine, *NEED, Need.Source.STAFF)
     secret = actions.do_submit_need(mine, "注塑模具保密改造", NEED[1] + "，涉及尚未公开的新品", Need.Source.STAFF,
                                     confidential=True)
-    proposed = set(Pairing.objects.values_list("expert_id", flat=True))
-    # a relevant expert the matching did not propose
-    expert = Expert.objects.get(pk=next(e for e, _, _ in actions.rank(f"{NEED[0]} {NEED[1]}", 60) if e not in proposed))
+    best = need.pairings.order_by("rank").first().expert
+    # an expert in the same line who joined the library after the need was registered
+    expert = newcomer(best, "E-NEW-1")
     c = desk(expert, "zhuanjia-offer")
     listed = offers(c)
     assert need.number in listed and NEED[0] in listed
     assert secret.number not in listed  # confidential needs go only to the experts staff choose
     assert mine.name not in listed and mine.uscc not in listed  # the firm, once the broker confirms
-    # an expert who shares a word with the need, but whom its matching ranks low, is not offered it
-    far, _, words = actions.rank(f"{NEED[0]} {NEED[1]}", 60)[actions.VOLUNTEER_RANK]
-    assert words and need.number not in offers(desk(Expert.objects.get(pk=far), "zhuanjia-far"))
+    # experts who share a word or two with the need but whom its matching scores far below the
+    # best (the ones proposed after the first, here, and the next one) are not offered it
+    for far, score, words in actions.rank(f"{NEED[0]} {NEED[1]}", 8)[2:]:
+        assert words and score < actions.VOLUNTEER_SHARE * actions.rank(f"{NEED[0]} {NEED[1]}", 1)[0][1]
+        assert need.number not in offers(desk(Expert.objects.get(pk=far), f"zhuanjia-far-{far}"))
 
     for number, note, error in ((need.number, "可以", "至少4个字"), (secret.number, "做过注塑模流分析", "不公开"),
                                 ("N-NONE", "做过注塑模流分析", "没有这条需求")):
@@ -460,18 +468,18 @@ def test_an_expert_offers_to_take_an_open_need_in_their_line_and_the_broker_deci
     assert mine.name in waiting and NEED[0] in waiting
     assert '<b id="tile-volunteered">0</b>' in admin.get("/experts/").content.decode()
 
-    # an expert tied to the firm is not offered its needs; one who takes no new needs, none
+    # one who takes no new needs sees none and offers none; one tied to the firm, not its needs
     later = actions.do_submit_need(mine, "注塑件冷却水路优化", NEED[1], Need.Source.STAFF)
-    tied = Expert.objects.get(pk=next(e for e, _, _ in actions.rank(f"{NEED[0]} {NEED[1]}", 60)
-                                      if e not in set(later.pairings.values_list("expert_id", flat=True)) | {expert.pk}))
-    c2 = desk(tied, "zhuanjia-tied")
+    other = newcomer(best, "E-NEW-2")
+    c2 = desk(other, "zhuanjia-other")
     assert later.number in offers(c2)
-    actions.do_declare_conflict(tied, mine.uscc, "曾任该企业技术顾问")
+    actions.do_set_availability(other, Expert.Availability.UNAVAILABLE)
+    assert later.number not in offers(c2) and "暂不对接" in offers(c2)
+    with pytest.raises(actions.ExpertActionError, match="暂不对接"):
+        actions.do_volunteer(later, Expert.objects.get(pk=other.pk), "做过注塑模流分析")
+    actions.do_set_availability(other, Expert.Availability.AVAILABLE)
+    assert later.number in offers(c2)
+    actions.do_declare_conflict(other, mine.uscc, "曾任该企业技术顾问")
     assert later.number not in offers(c2)
     with pytest.raises(actions.ExpertActionError, match="应当回避"):
-        actions.do_volunteer(later, Expert.objects.get(pk=tied.pk), "做过注塑模流分析")
-    assert later.number in offers(c)
-    actions.do_set_availability(Expert.objects.get(pk=expert.pk), Expert.Availability.UNAVAILABLE)
-    assert later.number not in offers(c) and "暂不对接" in offers(c)
-    with pytest.raises(actions.ExpertActionError, match="暂不对接"):
-        actions.do_volunteer(later, Expert.objects.get(pk=expert.pk), "做过注塑模流分析")
+        actions.do_volunteer(later, Expert.objects.get(pk=other.pk), "做过注塑模流分析")

@@ -132,16 +132,19 @@ def propose(need: Need, limit: int = PROPOSALS) -> list[Pairing]:
                                                words=list(w)) for k, (e, s, w) in enumerate(hits))
 
 
-# the newest open needs an expert's desk looks through for needs to offer to take, and how
-# high the matching must rank the expert for a need (over the experts who take work) to list it
+# the newest open needs an expert's desk looks through for needs to offer to take; how high the
+# need's matching must rank the expert (over the experts who take work) to list it; and how
+# close to the best expert's their score must be (in the demo's library a food expert sharing
+# only 分析 with a motor-noise need scored 0.1 of the best; one for a fruit-keeping need, 0.41)
 NEEDS_FOR_VOLUNTEERS = 300
 VOLUNTEER_RANK = 3 * PROPOSALS
+VOLUNTEER_SHARE = 0.25
 
 
 def open_needs(expert: Expert, limit: int = 20) -> list[tuple[Need, float, tuple[str, ...]]]:
     """(need, score, words in common) of the open needs ``expert`` may offer to take (专家自荐),
-    best matching their fields, skills and projects first, and only those whose matching ranks
-    them high (``VOLUNTEER_RANK``): not
+    best matching their fields, skills and projects first, and only those whose own matching
+    ranks them high (``_near``): not
     confidential (those go only to the experts staff choose), not of a firm they declared a tie
     to, and none they were proposed, confirmed or set aside for already."""
     taken = Pairing.objects.filter(expert=expert).values("need_id")
@@ -152,11 +155,15 @@ def open_needs(expert: Expert, limit: int = 20) -> list[tuple[Need, float, tuple
     if not needs:
         return []
     found = TextIndex([f"{n.title} {n.title} {n.text}" for n in needs]).search(_document(expert), limit)
-    # a word in common is not enough ("分析" is in most needs): the need's own matching must
-    # rank the expert among its first ``VOLUNTEER_RANK``, as it would have proposed them on a
-    # longer list
-    return [(needs[h.index], h.score, h.words) for h in found
-            if expert.pk in {e for e, _, _ in rank(f"{needs[h.index].title} {needs[h.index].text}", VOLUNTEER_RANK)}]
+    return [(needs[h.index], h.score, h.words) for h in found if _near(needs[h.index], expert)]
+
+
+def _near(need: Need, expert: Expert) -> bool:
+    """Whether the need's own matching would put ``expert`` on a longer list: among its first
+    ``VOLUNTEER_RANK`` and scoring ``VOLUNTEER_SHARE`` of the best. A word in common is not
+    enough (分析 is in most needs)."""
+    hits = rank(f"{need.title} {need.text}", VOLUNTEER_RANK)
+    return any(e == expert.pk and s >= VOLUNTEER_SHARE * hits[0][1] for e, s, _ in hits)
 
 
 def do_volunteer(need: Need, expert: Expert, note: str, now: dt.datetime | None = None) -> Pairing:
