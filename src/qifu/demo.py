@@ -332,8 +332,8 @@ def pair_experts(user, seed: int = 13) -> None:
 def expert_account(password: str):
     """The demo's expert partner: the one with the most confirmed pairings (one still waiting
     for their answer first), signing in as ``DEMO_USER``-expert with the demo's password, with
-    a tie declared to a firm that has needs (利益回避) and an open need in their line they
-    offered to take (专家自荐)."""
+    a tie declared to a firm that has needs (利益回避) and, where an open need is in their line,
+    the best one offered to take (专家自荐)."""
     from django.db.models import Count, Q
 
     from qifu.experts import actions as experts
