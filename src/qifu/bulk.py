@@ -106,6 +106,7 @@ def _column_by_column(columns: list[list], start: int, rows: int) -> list:
         values += column[start:start + rows]
     return values
 
+
 @contextmanager
 def _indexes_built_after(table: str, rows: int) -> Iterator[None]:
     """On SQLite, inside a transaction, for an insert of ``rows`` rows that at least doubles
