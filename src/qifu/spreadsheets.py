@@ -23,7 +23,7 @@ _row_written: ContextVar[Callable[[], None] | None] = ContextVar("row_written", 
 
 @contextmanager
 def counting(tick: Callable[[], None]):
-    """Within the block, ``tick()`` is called for every row ``append`` or ``csv_text`` writes."""
+    """Within the block, ``tick()`` is called for every row ``append`` or ``csv_chunks`` writes."""
     token = _row_written.set(tick)
     try:
         yield
@@ -56,11 +56,6 @@ def append(ws, values: Iterable) -> None:
     ws.append([safe(ws, v) for v in values])
     if (tick := _row_written.get()) is not None:
         tick()
-
-
-def csv_text(rows: Iterable[Iterable]) -> str:
-    """Rows as CSV that Excel opens as it is (``csv_chunks``), in one string."""
-    return "".join(csv_chunks(rows))
 
 
 def csv_chunks(rows: Iterable[Iterable], rows_per_chunk: int = 2000) -> Iterator[str]:

@@ -144,9 +144,9 @@ VOLUNTEER_SHARE = 0.25
 def open_needs(expert: Expert, limit: int = 20) -> list[tuple[Need, float, tuple[str, ...]]]:
     """(need, score, words in common) of the open needs ``expert`` may offer to take (专家自荐),
     best matching their fields, skills and projects first, and only those whose own matching
-    ranks them high (``_near``): not
-    confidential (those go only to the experts staff choose), not of a firm they declared a tie
-    to, and none they were proposed, confirmed or set aside for already."""
+    ranks them high (``_near``): not confidential (those go only to the experts staff choose),
+    not of a firm they declared a tie to, and none they were proposed, confirmed or set aside
+    for already."""
     taken = Pairing.objects.filter(expert=expert).values("need_id")
     tied = Conflict.objects.standing().filter(expert=expert).values("entity_id")
     needs = list(Need.objects.filter(status=Need.Status.OPEN, confidential=False).exclude(pk__in=taken)
