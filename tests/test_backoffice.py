@@ -672,3 +672,41 @@ def test_correction_notices_follow_the_rules_of_decency(checked_county):
     assert CorrectionNotice.objects.get(entity=plus86).message.recipient == "+86-13905740002"
     later = corrections.notify(2025, today + dt.timedelta(days=7))
     assert CorrectionNotice.objects.filter(entity=recent).exists() and later.notices >= 1
+
+
+def test_messages_whose_sending_is_unknown_are_settled_by_the_administrator(client, checked_county):
+    """Messages 状态未知 (a send cut short, or due before a restore) are counted on the
+    administrator's dashboard and settled in Django admin: sent again or dropped, each written
+    to the admin's history; a message in another state is left as it is."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from qifu.reminders import sender
+    from qifu.reminders.models import OutboxMessage
+
+    firm, now = Entity.objects.order_by("uscc").first(), timezone.now()
+    made = {}
+    for key, status in (("a", "unknown"), ("b", "unknown"), ("c", "pending")):
+        made[key] = OutboxMessage.objects.create(
+            key=f"settle:{key}", entity=firm, purpose="filing", channel="email", recipient="owner@example.com",
+            body="请按时报送年报", reason="测试", planned_for=now.date(), status=status, attempts=5,
+            next_attempt_at=now - dt.timedelta(days=1), last_error=sender.AFTER_RESTORE, created_at=now)
+    me = checked_county["users"]["admin"]
+    get_user_model().objects.filter(pk=me.pk).update(is_staff=True, is_superuser=True)  # as assign_role makes them
+    client.force_login(get_user_model().objects.get(pk=me.pk))
+    card = client.get("/").content.decode().split('id="outbox-unknown"')[1].split("</section>")[0]
+    assert "2 条短信或邮件“状态未知”" in card and "status__exact=unknown" in card
+
+    changelist = "/admin/reminders/outboxmessage/"
+    r = client.post(changelist, {"action": "resend", "_selected_action": [made["a"].pk, made["c"].pk]}, follow=True)
+    assert "已重新放入发件箱 1 条；另有 1 条不是“状态未知”，未处理" in r.content.decode()
+    a = OutboxMessage.objects.get(pk=made["a"].pk)
+    assert (a.status, a.attempts, a.last_error) == ("pending", 0, "") and a.next_attempt_at >= now
+    assert OutboxMessage.objects.get(pk=made["c"].pk).attempts == 5  # not touched
+    client.post(changelist, {"action": "drop", "_selected_action": [made["b"].pk]})
+    b = OutboxMessage.objects.get(pk=made["b"].pk)
+    assert (b.status, b.last_error) == ("failed", sender.DROPPED)
+    assert sorted(LogEntry.objects.filter(user=me).values_list("object_id", "change_message")) == [
+        (str(made["a"].pk), "核对后重发"), (str(made["b"].pk), "核对后作废")]
+    assert 'id="outbox-unknown"' not in client.get("/").content.decode()

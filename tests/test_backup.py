@@ -49,6 +49,30 @@ AnnualReport.objects.filter(pk__in=list(AnnualReport.objects.values_list("pk", f
 """
 
 
+OUTBOX = """
+import os, datetime as dt, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from django.utils import timezone
+from qifu.registry.models import Entity
+from qifu.reminders.models import OutboxMessage
+firm, now = Entity.objects.order_by("uscc").first(), timezone.now()
+for key, due in (("due", now - dt.timedelta(hours=1)), ("later", now + dt.timedelta(days=3))):
+    OutboxMessage.objects.create(key=f"backup-test:{key}", entity=firm, purpose="filing", channel="email",
+                                 recipient="owner@example.com", body="请按时报送年报", reason="测试", planned_for=due.date(),
+                                 next_attempt_at=due, created_at=now)
+"""
+
+STATES = """
+import os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu.reminders.models import OutboxMessage
+for m in OutboxMessage.objects.filter(key__startswith="backup-test:").order_by("key"):
+    print(m.key, m.status, m.last_error or "-")
+"""
+
+
 def qifu(env, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "qifu", *map(str, args)], capture_output=True, text=True, env=env)
 
@@ -99,6 +123,7 @@ def test_a_backup_brings_back_the_county_and_its_attachments(county, tmp_path):
     env, attachment = county
     before = counts(env)
     assert before["entities"] > 0 and before["reports"] > 50 and before["users"] == ["juzhang"]
+    script(env, OUTBOX)  # an email due an hour ago, still to send, and one planned for later
     archive = make_backup(env, tmp_path / "backups")
     assert archive.stat().st_mode & 0o077 == 0  # personal data: the service's user reads it, nobody else
     with tarfile.open(archive) as tar:
@@ -121,6 +146,10 @@ def test_a_backup_brings_back_the_county_and_its_attachments(county, tmp_path):
     done = qifu(env, "restore", archive, "--force")
     assert done.returncode == 0, done.stderr
     assert counts(env) == before
+    # the due email may have gone out after the archive was made: held for staff, not sent again
+    assert "1 条短信或邮件已设为“状态未知”" in done.stdout
+    assert script(env, STATES).splitlines() == ["backup-test:due unknown 恢复备份后无法确认是否已发送：请核对后重发或作废",
+                                                 "backup-test:later pending -"]
     assert attachment.read_bytes() == PNG
     kept = Path(re.search(r"原数据库另存为 (\S+\.tar\.gz)", done.stdout).group(1))
     with tarfile.open(kept) as tar:  # what was replaced is kept, as it was

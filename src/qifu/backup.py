@@ -136,12 +136,14 @@ class Restored:
     rows: dict[str, int]
     files: int
     kept: Path | None  # the replaced database's copy
+    held: int = 0  # messages due before the restore, set to 状态未知 (``sender.hold_unconfirmed``)
 
 
 def restore(archive: Path, force: bool = False, now: dt.datetime | None = None) -> Restored:
     """This database and attachments as in ``archive``. Everything is checked first (format,
     database kind, every file's SHA-256, SQLite's integrity, the row counts); a database that
-    holds data is replaced only with ``force``, and kept beside it first."""
+    holds data is replaced only with ``force``, and kept beside it first. Messages the archive
+    holds as due but unsent are set to 状态未知 for staff: they may have gone out since."""
     if not archive.is_file():
         raise BackupError(f"没有这个备份文件：{archive}")
     now = timezone.localtime(now or timezone.now())
@@ -171,9 +173,13 @@ def restore(archive: Path, force: bool = False, now: dt.datetime | None = None) 
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+    from qifu.reminders import sender
+
+    # what the archive holds as still to send may have gone out after it was made
+    held = sender.hold_unconfirmed(timezone.now())
     with connection.cursor() as cur:
         rows = _db_counts(cur)
-    return Restored(manifest, rows, files, kept)
+    return Restored(manifest, rows, files, kept, held)
 
 
 def _unpack(archive: Path, staged: Path) -> dict:

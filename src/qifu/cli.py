@@ -307,7 +307,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     m = done.manifest
     print(f"已从 {args.file.name}（{m['created_at']} 备份）恢复：{_held(done.rows, done.files)}"
           + (f"；原数据库另存为 {done.kept}" if done.kept else "")
-          + "。请重新启动 qifu serve 和 qifu worker")
+          + "。请重新启动 qifu serve 和 qifu worker"
+          + (f"。备份之后可能已发出的 {done.held} 条短信或邮件已设为“状态未知”，不会自动重发："
+             f"请在后台管理的发件箱中核对后重发或作废" if done.held else ""))
     return 0
 
 

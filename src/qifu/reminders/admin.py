@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from qifu.accounts import masking
 from qifu.accounts.admin import MaskedFieldsAdmin
+from qifu.reminders import sender
 from qifu.reminders.models import ContactTask, OptOut, OutboxMessage
 
 
@@ -26,6 +27,25 @@ class OutboxMessageAdmin(MaskedFieldsAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    actions = ("resend", "drop")
+
+    @admin.action(description="核对后重发所选的“状态未知”消息")
+    def resend(self, request, queryset):
+        self._settle(request, queryset, sender.do_resend, "核对后重发", "已重新放入发件箱")
+
+    @admin.action(description="核对后作废所选的“状态未知”消息（已发出或不再需要）")
+    def drop(self, request, queryset):
+        self._settle(request, queryset, sender.do_drop, "核对后作废", "已作废")
+
+    def _settle(self, request, queryset, act, what: str, done: str) -> None:
+        """Only messages 状态未知 are touched; each is written to the admin's history."""
+        unknown = list(queryset.filter(status=OutboxMessage.Status.UNKNOWN))
+        act([m.pk for m in unknown])
+        for m in unknown:
+            self.log_change(request, m, what)
+        skipped = queryset.count() - len(unknown)
+        self.message_user(request, f"{done} {len(unknown)} 条" + (f"；另有 {skipped} 条不是“状态未知”，未处理" if skipped else ""))
 
 
 @admin.register(ContactTask)

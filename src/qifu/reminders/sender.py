@@ -32,6 +32,37 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 HISTORY_PURPOSES = ("filing", "correction")
 
 
+# 状态未知: a message that may or may not have gone out, left for staff to check (``recover``,
+# ``hold_unconfirmed``) and then to send again or drop (``do_resend``, ``do_drop``)
+AFTER_RESTORE = "恢复备份后无法确认是否已发送：请核对后重发或作废"
+DROPPED = "工作人员核对后作废，不再发送"
+
+
+def hold_unconfirmed(now: dt.datetime) -> int:
+    """After a database is restored from an archive: the messages it holds as still to send, or
+    being sent, whose time came before ``now``. Between the archive and now the sender may have
+    sent them, and the restored database cannot say; sending them again could tell a firm twice.
+    They become 状态未知 for staff, as a message the sender cannot confirm does; messages
+    planned for later go out as planned. Returns how many."""
+    return OutboxMessage.objects.filter(
+        status__in=(OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING), next_attempt_at__lte=now,
+    ).update(status=OutboxMessage.Status.UNKNOWN, last_error=AFTER_RESTORE)
+
+
+def do_resend(ids: list[int], now: dt.datetime | None = None) -> int:
+    """Messages 状态未知 that staff checked and found not sent: back in the outbox, with their
+    attempts counted afresh, for the sender's next run (their key still keeps a text from
+    going out twice). Returns how many."""
+    return OutboxMessage.objects.filter(pk__in=ids, status=OutboxMessage.Status.UNKNOWN).update(
+        status=OutboxMessage.Status.PENDING, attempts=0, next_attempt_at=now or timezone.now(), last_error="")
+
+
+def do_drop(ids: list[int]) -> int:
+    """Messages 状态未知 that staff checked and found sent already, or no longer worth sending:
+    失败, with the reason, and never sent. Returns how many."""
+    return OutboxMessage.objects.filter(pk__in=ids, status=OutboxMessage.Status.UNKNOWN).update(
+        status=OutboxMessage.Status.FAILED, last_error=DROPPED)
+
 def recover() -> int:
     """Resolve messages a sender that stopped (a crash, SIGKILL) left ``sending``: from its
     journal, an email it handed to SMTP is ``sent``, one it had claimed but not yet tried goes

@@ -88,6 +88,8 @@ def home(request):
     ctx["projects"] = _projects_panel(request)
     if scope.role_of(request.user) == scope.Role.ADMIN:  # whether the county's data is being backed up
         ctx["backup"] = backup.status()
+        # messages that may or may not have gone out, for the administrator to settle in Django admin
+        ctx["unknown_messages"] = OutboxMessage.objects.filter(status=OutboxMessage.Status.UNKNOWN).count()
     return render(request, "web/home.html", ctx)
 
 
