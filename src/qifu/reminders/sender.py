@@ -63,6 +63,7 @@ def do_drop(ids: list[int]) -> int:
     return OutboxMessage.objects.filter(pk__in=ids, status=OutboxMessage.Status.UNKNOWN).update(
         status=OutboxMessage.Status.FAILED, last_error=DROPPED)
 
+
 def recover() -> int:
     """Resolve messages a sender that stopped (a crash, SIGKILL) left ``sending``: from its
     journal, an email it handed to SMTP is ``sent``, one it had claimed but not yet tried goes

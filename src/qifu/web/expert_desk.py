@@ -1,11 +1,11 @@
 """The expert partner's own desk (专家工作台, `/expert/`): the needs staff confirmed them for,
 with the firm, the need and the broker to call; their answer (willing, or declining with a
 reason); the open needs in their line that they may offer to take (专家自荐: the need without
-the firm's name, which they see once the broker confirms them); the visits they made; their cooperation projects, with the milestones they reach and,
-once a project has ended, their side of the feedback; whether they take new needs; and the
-firms they declare a tie to (利益回避), whose needs they are never proposed for. An
-expert sees nothing else: no staff page, no firm's contact details, no other expert's work.
-Views only: changes go through ``experts.actions``."""
+the firm's name, which they see once the broker confirms them); the visits they made; their
+cooperation projects, with the milestones they reach and, once a project has ended, their side
+of the feedback; whether they take new needs; and the firms they declare a tie to (利益回避),
+whose needs they are never proposed for. An expert sees nothing else: no staff page, no firm's
+contact details, no other expert's work. Views only: changes go through ``experts.actions``."""
 
 from __future__ import annotations
 
