@@ -250,3 +250,29 @@ def empty_database(env: dict):
     finally:
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_no_restore_under_a_running_server_or_worker_and_no_start_during_one(county, tmp_path):
+    """`qifu serve` and `qifu worker` hold this data directory's lock while they run: a restore
+    is refused then, with nothing changed; and neither starts while a restore holds it."""
+    import fcntl
+
+    env, _ = county
+    archive = make_backup(env, tmp_path / "backups")
+    script(env, FORGET)
+    changed = counts(env)
+    lock = Path(env["QIFU_DATA_DIR"]) / "run" / "in-use.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with lock.open("a+") as running:  # as a running server holds it
+        fcntl.flock(running, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        refused = qifu(env, "restore", archive, "--force")
+        assert refused.returncode == 1 and "正在使用这个数据目录：请先停止它们" in refused.stderr
+        assert counts(env) == changed
+        assert not list(Path(env["QIFU_DATA_DIR"]).glob("before-restore-*"))
+    with lock.open("a+") as restoring:  # as a restore holds it
+        fcntl.flock(restoring, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        worker = qifu(dict(env, QIFU_SMS_BACKEND="http", QIFU_SMS_GATEWAY_URL="http://127.0.0.1:9/sms"), "worker")
+        assert worker.returncode == 1 and "正在从备份恢复数据库：恢复完成后再启动 qifu worker" in worker.stderr
+    done = qifu(env, "restore", archive, "--force")
+    assert done.returncode == 0, done.stderr
+    assert counts(env)["reports"] == changed["reports"] + 50

@@ -36,7 +36,7 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.utils import timezone
 
-from qifu import __version__, config
+from qifu import __version__, config, in_use
 
 FORMAT = "qifu-backup/1"
 PATTERN = "qifu-*.tar.gz"
@@ -146,6 +146,14 @@ def restore(archive: Path, force: bool = False, now: dt.datetime | None = None) 
     holds as due but unsent are set to 状态未知 for staff: they may have gone out since."""
     if not archive.is_file():
         raise BackupError(f"没有这个备份文件：{archive}")
+    try:
+        with in_use.alone():  # never under a running server or worker of this data directory
+            return _restore(archive, force, now)
+    except in_use.InUse as e:
+        raise BackupError(str(e)) from None
+
+
+def _restore(archive: Path, force: bool, now: dt.datetime | None) -> Restored:
     now = timezone.localtime(now or timezone.now())
     data = config.data_dir()
     data.mkdir(parents=True, exist_ok=True)

@@ -677,6 +677,7 @@ def main(argv: list[str] | None = None) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     from qifu.config import ConfigError
+    from qifu.in_use import InUse
 
     args = build_parser().parse_args(argv)
     batch = argv is None and args.command not in SERVERS
@@ -684,7 +685,7 @@ def main(argv: list[str] | None = None) -> None:
         gc.set_threshold(*BATCH_GC_THRESHOLD)
     try:
         code = args.func(args)
-    except (ConfigError, ImproperlyConfigured) as e:
+    except (ConfigError, ImproperlyConfigured, InUse) as e:
         code = _fail(str(e))
     except OSError as e:  # an output folder that cannot be written, a disk that is full
         code = _fail(f"{e.filename or ''}：{e.strerror or e}".lstrip("："))

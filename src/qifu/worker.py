@@ -155,11 +155,12 @@ def build(jobs: tuple[Job, ...] = JOBS):
 
 def run(jobs: tuple[Job, ...] = JOBS) -> None:
     """Run the schedule until SIGTERM or SIGINT."""
-    from qifu import config
+    from qifu import config, in_use
 
     for job in jobs:
         handler(job)  # every handler imports before anything runs: a typo fails the start
     config.require_real_sms()
+    running = in_use.hold("qifu worker")  # for the worker's life: no restore under it  # noqa: F841
     scheduler = build(jobs)
 
     def stop(signum, frame):
