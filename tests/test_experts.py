@@ -443,8 +443,9 @@ def test_an_expert_offers_to_take_an_open_need_in_their_line_and_the_broker_deci
         assert words and score < actions.VOLUNTEER_SHARE * actions.rank(f"{NEED[0]} {NEED[1]}", 1)[0][1]
         assert need.number not in offers(desk(Expert.objects.get(pk=far), f"zhuanjia-far-{far}"))
 
-    for number, note, error in ((need.number, "可以", "至少4个字"), (secret.number, "做过注塑模流分析", "不公开"),
-                                ("N-NONE", "做过注塑模流分析", "没有这条需求")):
+    # a confidential need and one that is not there get one answer: the desk does not say which
+    for number, note, error in ((need.number, "可以", "至少4个字"), (secret.number, "做过注塑模流分析", actions.NOT_OPEN_TO_OFFERS),
+                                ("N-NONE", "做过注塑模流分析", actions.NOT_OPEN_TO_OFFERS)):
         r = c.post("/expert/act/", {"action": "volunteer", "need": number, "note": note}, follow=True)
         assert error in r.content.decode()
     assert not Pairing.objects.filter(expert=expert).exists()

@@ -166,6 +166,10 @@ def _near(need: Need, expert: Expert) -> bool:
     return any(e == expert.pk and s >= VOLUNTEER_SHARE * hits[0][1] for e, s, _ in hits)
 
 
+# one answer for a need that is not there, not open or confidential: the desk does not say which
+NOT_OPEN_TO_OFFERS = "这条需求不存在、已在对接中或不公开，不能自荐"
+
+
 def do_volunteer(need: Need, expert: Expert, note: str, now: dt.datetime | None = None) -> Pairing:
     """The expert offers to take an open need from their desk: it goes to the broker as a
     proposal marked as the expert's own offer, with their note; the broker confirms it or sets
@@ -182,7 +186,7 @@ def do_volunteer(need: Need, expert: Expert, note: str, now: dt.datetime | None 
     with transaction.atomic():
         need = Need.objects.select_for_update().get(pk=need.pk)
         if need.status != Need.Status.OPEN or need.confidential:
-            raise ExpertActionError("这条需求已在对接中或不公开，不能自荐")
+            raise ExpertActionError(NOT_OPEN_TO_OFFERS)
         if Conflict.objects.standing().filter(expert=expert, entity_id=need.entity_id).exists():
             raise ExpertActionError("您已申报与该企业的利益关系，应当回避")
         pairing = Pairing.objects.filter(need=need, expert=expert).first()

@@ -82,7 +82,7 @@ def act(request):
         elif action == "volunteer":
             need = Need.objects.filter(number=post.get("need", "")).first()
             if need is None:
-                raise actions.ExpertActionError("没有这条需求")
+                raise actions.ExpertActionError(actions.NOT_OPEN_TO_OFFERS)
             actions.do_volunteer(need, expert, post.get("note", ""))
             messages.success(request, f"已自荐“{need.title}”：技术经纪人确认后，会在“待答复的对接”里显示企业和联系人")
         elif action == "visit":
