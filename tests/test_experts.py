@@ -462,6 +462,8 @@ def test_an_expert_offers_to_take_an_open_need_in_their_line_and_the_broker_deci
 
     admin = staff(county, "admin")
     assert '<b id="tile-volunteered">1</b>' in admin.get("/experts/").content.decode()
+    offered = admin.get("/experts/", {"status": "offered"}).content.decode().split('id="need-table"')[1]
+    assert need.number in offered and secret.number not in offered  # the needs with an offer, for the broker
     page = admin.get(f"/experts/needs/{need.number}/").content.decode()
     assert "专家自荐" in page and "做过家电外壳模流分析，可先看样件" in page
     actions.do_decide(offer, True, by=county["users"]["admin"])

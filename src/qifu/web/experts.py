@@ -51,7 +51,10 @@ def overview(request):
         return _xlsx(request)
     status = request.GET.get("status", "")
     qs = _needs(request).select_related("entity", "town").order_by("-created_at")
-    if status:
+    if status == "offered":  # open needs an expert offered to take, waiting for the broker
+        qs = qs.filter(status=Need.Status.OPEN, pairings__status=Pairing.Status.PROPOSED,
+                       pairings__volunteered_at__isnull=False).distinct()
+    elif status:
         qs = qs.filter(status=status)
     return render(request, "web/experts_overview.html", {
         "m": m, "page": Paginator(qs, 50).get_page(request.GET.get("page")), "status": status,
