@@ -446,10 +446,7 @@ def flags_and_values_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str = "d
     if plan is None:
         plan = _batch_sql(rules, dialect, source, carry)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(plan), "utf-8")
-            tmp.replace(path)
+            _write_json(path, plan)
     _plans[key] = plan
     return plan
 
@@ -457,10 +454,27 @@ def flags_and_values_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str = "d
 def _read_plan(path: Path) -> tuple[str, str] | None:
     """A kept plan, or None if there is none yet or the file is damaged."""
     try:
-        flags, values = json.loads(path.read_text("utf-8"))
+        flags, values = _read_json(path)
         return flags, values
-    except (OSError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return None
+
+
+def _read_json(path: Path) -> object:
+    """What a file of compiled texts holds, or None when there is none or it is damaged."""
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, value: object) -> None:
+    """``value`` written to ``path`` whole: through a file of this process's own, renamed, so
+    that another process never reads half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, ensure_ascii=False), "utf-8")
+    tmp.replace(path)
 
 
 def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
@@ -558,29 +572,20 @@ def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: s
 def _kept(folder: Path | None) -> dict[str, str]:
     """The expressions kept in ``folder`` (``kept.folder``) by this compiler and sqlglot: empty
     when none are kept, or the file is damaged."""
-    if folder is None:
-        return {}
-    try:
-        found = json.loads((folder / f"expressions-{_code()}.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
+    found = _read_json(folder / f"expressions-{_code()}.json") if folder is not None else None
     return found if isinstance(found, dict) else {}
 
 
 def _keep(key: str, sql: str) -> None:
     """``sql`` kept under ``key`` for the next process, with what other processes kept
-    meanwhile (the file is replaced whole, so a reader never sees half of one). Only what
-    compiled is kept: an expression with an error is compiled, and refused, again."""
+    meanwhile. Only what compiled is kept: an expression with an error is compiled, and
+    refused, again."""
     folder = kept.folder
     if folder is None:
         return
     _kept.cache_clear()
-    path = folder / f"expressions-{_code()}.json"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**_kept(folder), key: sql}, ensure_ascii=False), "utf-8")
-        tmp.replace(path)
+        _write_json(folder / f"expressions-{_code()}.json", {**_kept(folder), key: sql})
     except OSError:  # a read-only data folder: compiled again next time
         pass
     _kept.cache_clear()
