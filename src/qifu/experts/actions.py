@@ -385,8 +385,7 @@ def do_withdraw_conflict(tie: Conflict, by=None, now: dt.datetime | None = None)
         tie = Conflict.objects.select_for_update().select_related("expert").get(pk=tie.pk)
         if tie.withdrawn_at is not None:
             raise ExpertActionError("这项回避已经撤回")
-        own = tie.expert.user_id is not None and tie.declared_by_id == tie.expert.user_id
-        if own and (by is None or by.pk != tie.expert.user_id):
+        if tie.by_expert and (by is None or by.pk != tie.expert.user_id):
             raise ExpertActionError("这项回避是专家本人申报的，由专家在工作台撤回")
         tie.withdrawn_at, tie.withdrawn_by = now or timezone.now(), by
         tie.save(update_fields=["withdrawn_at", "withdrawn_by"])

@@ -142,6 +142,11 @@ class Conflict(models.Model):
         constraints = [models.UniqueConstraint(fields=["expert", "entity"], condition=models.Q(withdrawn_at__isnull=True),
                                                name="conflict_once")]
 
+    @property
+    def by_expert(self) -> bool:
+        """Declared by the expert on their desk (theirs to withdraw), not recorded by staff."""
+        return self.expert.user_id is not None and self.declared_by_id == self.expert.user_id
+
 
 class Visit(models.Model):
     """A visit to a firm (走访), with or without an expert."""

@@ -103,14 +103,11 @@ def _need(request, number: str) -> Need:
 def need(request, number: str):
     n = _need(request, number)
     pairings = list(n.pairings.select_related("expert"))
-    ties = list(Conflict.objects.standing().filter(entity_id=n.entity_id).select_related("expert", "declared_by"))
-    for t in ties:  # declared by the expert on their desk: theirs to withdraw
-        t.own = t.expert.user_id is not None and t.declared_by_id == t.expert.user_id
     return render(request, "web/expert_need.html", {
         "n": n, "text": shown_text(n, request.user), "pairings": pairings,
         "confirmed": [p for p in pairings if p.status == Pairing.Status.CONFIRMED],
         "visits": n.visits.select_related("expert", "by"), "coop": getattr(n, "cooperation", None),
-        "ties": ties,
+        "ties": Conflict.objects.standing().filter(entity_id=n.entity_id).select_related("expert", "declared_by"),
         "can_write": scope.can_write(request.user), "today": timezone.localdate(),
     })
 
