@@ -62,8 +62,7 @@ def test_officer_gets_403_for_another_townships_entity(client, checked_county):
 
 
 def csv_rows(response) -> list[list[str]]:
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    return csv_rows_of(b"".join(response.streaming_content) if response.streaming else response.content)
 
 
 def test_officer_list_and_export_hold_only_their_township(client, checked_county):
@@ -101,7 +100,7 @@ def test_lists_mask_personal_data_and_exports_are_audited(client, checked_county
     assert 'filename="entities-' in response["Content-Disposition"]
     body = b"".join(response.streaming_content)
     assert body.startswith("\ufeff".encode())
-    as_csv = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    as_csv = csv_rows_of(body)
     assert as_csv[0] == list(rows[0])
     assert as_csv[1:] == [["" if v is None else v.strftime("%Y-%m-%d") if hasattr(v, "strftime") else str(v) for v in r]
                           for r in rows[1:]]
