@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -177,46 +179,83 @@ def test_org_check_char_follows_gb_11714_on_duckdb_and_python():
 @pytest.fixture
 def kept(tmp_path):
     """Expressions kept in ``tmp_path`` for the test, as the app keeps them in the data folder."""
-    from qifu.engine.rules import compiler
     from qifu.engine.rules import kept as where
 
     before = where.folder
     where.keep_in(tmp_path)
-    compiler._compile_expression.cache_clear()
+    forget()
     yield tmp_path
     where.keep_in(before)
+    forget()
+
+
+def forget():
+    """What this process compiled and read, forgotten, as in the next process."""
+    from qifu.engine.rules import expressions
+
+    expressions._compile_expression.cache_clear()
+    expressions.column_names.cache_clear()
+    expressions._kept.cache_clear()
 
 
 def test_a_compiled_expression_is_kept_for_the_next_process(kept, monkeypatch):
     """What compiled is kept on disk and found there after the process's own memory is gone;
     an expression with an error is refused every time and never kept; a damaged file is
     compiled past."""
-    from qifu.engine.rules import compiler
+    from qifu.engine.rules import compiler, expressions
 
     columns = {"rd_spend", "employees"}
-    first = compiler.compile_expression("rd_spend / employees >= 5", columns, condition=True)
-    assert [p.name for p in kept.glob("expressions-*.json")] == [f"expressions-{compiler._code()}.json"]
-    compiler._compile_expression.cache_clear()  # as in the next process
-    compiler._kept.cache_clear()
+    first = expressions.compile_expression("rd_spend / employees >= 5", columns, condition=True)
+    file = kept / f"expressions-{expressions.code()}.json"
+    assert list(kept.glob("expressions-*.json")) == [file]
+    assert expressions.column_names("rd_spend / employees >= 5 AND rd_spend > 1") == ("rd_spend", "employees")
+    forget()
 
     def refuse(*args):
         raise AssertionError("compiled again")
 
-    monkeypatch.setattr(compiler, "_compile_expression_now", refuse)
-    assert compiler.compile_expression("rd_spend / employees >= 5", columns, condition=True) == first
+    monkeypatch.setattr(compiler, "compile_expression_now", refuse)
+    monkeypatch.setattr(compiler, "column_names_now", refuse)
+    assert expressions.compile_expression("rd_spend / employees >= 5", columns, condition=True) == first
+    assert expressions.column_names("rd_spend / employees >= 5 AND rd_spend > 1") == ("rd_spend", "employees")
     # another set of columns or another reading is another expression
     with pytest.raises(AssertionError, match="compiled again"):
-        compiler.compile_expression("rd_spend / employees >= 5", columns | {"town"}, condition=True)
+        expressions.compile_expression("rd_spend / employees >= 5", columns | {"town"}, condition=True)
     monkeypatch.undo()
 
     for _ in range(2):
         with pytest.raises(RuleCompileError, match="不认识的字段"):
-            compiler.compile_expression("profit > 1", columns)
-        compiler._compile_expression.cache_clear()
-    assert "profit" not in (kept / f"expressions-{compiler._code()}.json").read_text("utf-8")
+            expressions.compile_expression("profit > 1", columns)
+        expressions._compile_expression.cache_clear()
+    assert "profit" not in file.read_text("utf-8")
 
-    (kept / f"expressions-{compiler._code()}.json").write_text("{not json", "utf-8")
-    compiler._compile_expression.cache_clear()
-    compiler._kept.cache_clear()
-    assert compiler.compile_expression("rd_spend / employees >= 5", columns, condition=True) == first
-    assert len(json.loads((kept / f"expressions-{compiler._code()}.json").read_text("utf-8"))) == 1
+    file.write_text("{not json", "utf-8")
+    forget()
+    assert expressions.compile_expression("rd_spend / employees >= 5", columns, condition=True) == first
+    assert len(json.loads(file.read_text("utf-8"))) == 1
+
+
+def test_a_process_that_meets_only_kept_expressions_never_imports_sqlglot(kept):
+    """A policy's eligibility, amount and fields compiled in one process are found by the next
+    without sqlglot or the compiler (a tenth of a second of every nightly match run each)."""
+    from qifu.engine.policies.policy import _columns, parse
+
+    _columns.cache_clear()  # the fields of a text this process met before
+    text = ("id: P\ntitle: 测试\nyear: 2025\nmode: automatic\neligible: \"rd_spend >= 100 AND land_class IN ('A')\"\n"
+            "amount: \"LEAST(rd_spend * 0.05, 50)\"\n")
+    p, _ = parse(text)
+    want = (p.eligible_sql(), p.amount_sql(), p.fields, sorted(p.columns))
+    probe = (f"import sys\nfrom qifu.engine.rules import kept\nkept.keep_in({str(kept)!r})\n"
+             "from qifu.engine.policies.policy import parse\n"
+             f"p, _ = parse({text!r})\n"
+             "print(repr((p.eligible_sql(), p.amount_sql(), p.fields, sorted(p.columns))))\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlglot' or m.endswith('rules.compiler')))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got, imported = done.stdout.splitlines()
+    assert (got, imported) == (repr(want), "[]")
+    # nothing kept: the same answer, compiled
+    probe = probe.replace(repr(str(kept)), repr(str(kept / "empty")))
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    got, imported = done.stdout.splitlines()
+    assert got == repr(want) and "sqlglot" in imported

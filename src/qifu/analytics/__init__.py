@@ -23,10 +23,6 @@ from django.db import connection
 
 from qifu import config
 from qifu.analytics import sources
-from qifu.engine.rules import findings as findings_mod
-from qifu.engine.rules.compiler import flags_and_values_sql
-from qifu.engine.rules.context import REMINDER_COLUMNS
-from qifu.engine.rules.loader import load_rules
 
 TABLES = {
     "registry": "registry_entity",
@@ -176,6 +172,8 @@ _checked: dict[tuple[str, str], float] = {}
 
 def carry(rules, context_columns: set[str]) -> tuple[str, ...]:
     """The context columns the messages quote, carried with the hits."""
+    from qifu.engine.rules import findings as findings_mod
+
     return tuple(sorted(findings_mod.columns_needed(rules) & context_columns))
 
 
@@ -185,7 +183,13 @@ def plan_cache() -> Path:
 
 def warm_plan(prepared: str) -> None:
     """Compile the batch plan for a prepared context now (after an import prepared it), so
-    that the first check finds it on disk instead of spending half a second on it."""
+    that the first check finds it on disk instead of spending half a second on it. (The
+    compiler, and sqlglot with it, are imported here: most commands that read the analytical
+    copies compile nothing.)"""
+    from qifu.engine.rules.compiler import flags_and_values_sql
+    from qifu.engine.rules.context import REMINDER_COLUMNS
+    from qifu.engine.rules.loader import load_rules
+
     con = duckdb.connect(prepared, read_only=True)
     try:
         columns = {r[0] for r in con.execute("DESCRIBE base").fetchall()} | set(REMINDER_COLUMNS)

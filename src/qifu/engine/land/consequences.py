@@ -1,7 +1,7 @@
 """What a class means (domain/enterprise-services.md §C.5, §C.7), as configuration a county
 writes in YAML: the differential electricity price and the reward refunded, the land-use tax
 relief, and the rules that flag a parcel as low-efficiency land. Every one is an expression of
-the rule language (``rules.compiler.compile_expression``), the same one quality rules and
+the rule language (``rules.expressions.compile_expression``), the same one quality rules and
 policies are written in, run on DuckDB over one row per firm or per parcel.
 
 A firm's row (``FIRM``): its class and group of the year (``managed_class``: its class, or B
@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from qifu.engine.rules.compiler import RuleCompileError, compile_expression
+from qifu.engine.rules.expressions import RuleCompileError, compile_expression
 
 FIRM = frozenset({"class", "managed_class", "group", "score", "rank", "consecutive_d", "above_threshold",
                   "electricity", "evaluated_tax", "area_mu", "tax_per_mu"})

@@ -26,9 +26,9 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pyarrow as pa
-import sqlglot
 
 from qifu.engine.land.method import CLASSES, INDICATORS, Method
+from qifu.engine.rules.expressions import in_dialect
 
 # The two relations the query reads, typed as every engine reads them (the database, Parquet).
 INPUTS = {
@@ -165,7 +165,7 @@ ORDER BY "group", "rank", uscc
 
 
 def spark_sql(method: Method) -> str:
-    return sqlglot.transpile(sql(method), read="duckdb", write="spark")[0]
+    return in_dialect(sql(method), "spark")
 
 
 def columns(method: Method) -> list[str]:

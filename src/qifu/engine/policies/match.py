@@ -24,10 +24,10 @@ from decimal import Decimal
 
 import polars as pl
 import pyarrow as pa
-import sqlglot
 
 from qifu.engine.policies import profile
 from qifu.engine.policies.policy import Policy
+from qifu.engine.rules.expressions import in_dialect
 
 MICRO = Decimal("0.000001")
 YUAN = Decimal("0.0001")
@@ -106,14 +106,14 @@ def reason_sql(policy: Policy, dialect: str = "duckdb") -> str:
     """The reason of one firm, as an SQL expression over the profile."""
     parts = [f"'{profile.COLUMNS[name][1]}：' || COALESCE({_text(name)}, '空')" for name in policy.fields]
     text = " || '；' || ".join(parts) if parts else "'符合政策条件'"
-    return sqlglot.transpile(text, read="duckdb", write=dialect)[0] if dialect != "duckdb" else text
+    return in_dialect(text, dialect)
 
 
 def _amount(raw: str, dialect: str) -> str:
     # GREATEST skips an empty value on some engines: an empty amount must stay empty
     text = ("CASE WHEN _raw IS NULL THEN NULL "
             "ELSE GREATEST(CAST(ROUND(CAST(_raw AS DECIMAL(38, 10)) * 1000000) AS BIGINT), 0) END")
-    text = sqlglot.transpile(text, read="duckdb", write=dialect)[0] if dialect != "duckdb" else text
+    text = in_dialect(text, dialect)
     return text.replace("_raw", f"({raw})")  # the amount is compiled already, per dialect
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qifu.engine.contract import SKILL_LEVELS
 from qifu.engine.policies.profile import COLUMNS
-from qifu.engine.rules.compiler import RuleCompileError, compile_expression
+from qifu.engine.rules.expressions import RuleCompileError, column_names, compile_expression
 
 MODE_ALIASES = {"免申即享": "automatic", "自动": "automatic", "需申请": "application", "申请": "application"}
 KNOWN = ("id", "title", "year", "mode", "eligible", "amount", "budget", "installments", "milestones",
@@ -131,14 +131,7 @@ def milestone(mode: str, milestones, seq: int) -> str:
 
 @cache
 def _columns(text: str) -> tuple[str, ...]:
-    from sqlglot import exp
-
-    from qifu.engine.rules.compiler import parse as parse_sql
-
-    seen: list[str] = []
-    for c in parse_sql(text).find_all(exp.Column):
-        if c.name in COLUMNS and c.name not in seen:
-            seen.append(c.name)
+    seen = [name for name in column_names(text) if name in COLUMNS]
     order = {m.start(): m.group(0) for m in re.finditer(r"[A-Za-z_][A-Za-z0-9_]*", text)}
     first = {name: min((p for p, w in order.items() if w == name), default=0) for name in seen}
     return tuple(sorted(seen, key=first.get))

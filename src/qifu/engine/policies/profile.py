@@ -19,9 +19,8 @@ sqlglot for Spark and PostgreSQL.
 
 from __future__ import annotations
 
-import sqlglot
-
 from qifu.engine.contract import INDICATORS, REGISTRY, REPORTS, SOCIAL, TAX, T
+from qifu.engine.rules.expressions import in_dialect
 
 _TYPE = {T.STR: "VARCHAR", T.USCC: "VARCHAR", T.ENUM: "VARCHAR", T.MONEY: "DOUBLE", T.DECIMAL: "DOUBLE",
          T.INT: "DOUBLE", T.YEAR: "INTEGER", T.DATE: "DATE", T.DATETIME: "TIMESTAMP", T.BOOL: "BOOLEAN"}
@@ -137,4 +136,4 @@ def sql(year: int, columns: set[str] | None = None) -> str:
 
 
 def transpiled(year: int, dialect: str, columns: set[str] | None = None) -> str:
-    return sqlglot.transpile(sql(year, columns), read="duckdb", write=dialect)[0]
+    return in_dialect(sql(year, columns), dialect)

@@ -24,8 +24,6 @@ only writes syntax:
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from functools import cache
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.simplify import simplify
 
-from qifu.engine.rules import kept
+from qifu.engine.rules.expressions import RuleCompileError, UnsupportedOnEngine, code, read_json, write_json
 from qifu.engine.rules.model import EntityType, Rule
 
 DIALECTS = ("duckdb", "spark", "postgres")
@@ -55,14 +53,6 @@ ALLOWED = (
     exp.Floor, exp.Round, exp.Ln, exp.RegexpLike, exp.Tuple, exp.Var, exp.Ceil, exp.Sqrt, exp.Like,
     exp.Year, exp.Month, exp.Day, exp.Date, exp.DateFromParts,
 )
-
-
-class RuleCompileError(Exception):
-    """A rule cannot be compiled as written."""
-
-
-class UnsupportedOnEngine(RuleCompileError):
-    """A construct an engine would run differently or not at all; named so it can be fixed."""
 
 
 def parse(text: str) -> exp.Expression:
@@ -418,23 +408,13 @@ def record_query(rules: list[Rule], dialect: str = "duckdb", source: str = "ctx"
 _plans: dict[str, tuple[str, str]] = {}
 
 
-@cache
-def _code() -> str:
-    """What a compiled text depends on besides its input: sqlglot's version and this
-    compiler's own code (in the names of the files compiled texts are kept in)."""
-    digest = hashlib.sha256(sqlglot.__version__.encode())
-    for name in ("compiler.py", "model.py"):
-        digest.update(Path(__file__).with_name(name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def flags_and_values_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str = "duckdb", source: str = "ctx",
                          cache_dir: str | Path | None = None, carry: tuple[str, ...] = ()) -> tuple[str, str]:
     """The batch plan of ``_batch_sql``, kept per process and, with ``cache_dir``, on disk:
     compiling the catalogue takes about half a second, and the plan changes only with the
     rules, this compiler or sqlglot (all three are in the file's name)."""
     digest = hashlib.sha256()
-    for part in (_code(), dialect, source, ",".join(carry)):
+    for part in (code(), dialect, source, ",".join(carry)):
         digest.update(part.encode())
     for rule in rules:
         digest.update(rule.model_dump_json().encode())
@@ -446,7 +426,7 @@ def flags_and_values_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str = "d
     if plan is None:
         plan = _batch_sql(rules, dialect, source, carry)
         if path is not None:
-            _write_json(path, plan)
+            write_json(path, plan)
     _plans[key] = plan
     return plan
 
@@ -454,27 +434,10 @@ def flags_and_values_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str = "d
 def _read_plan(path: Path) -> tuple[str, str] | None:
     """A kept plan, or None if there is none yet or the file is damaged."""
     try:
-        flags, values = _read_json(path)
+        flags, values = read_json(path)
         return flags, values
     except (ValueError, TypeError):
         return None
-
-
-def _read_json(path: Path) -> object:
-    """What a file of compiled texts holds, or None when there is none or it is damaged."""
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, value: object) -> None:
-    """``value`` written to ``path`` whole: through a file of this process's own, renamed, so
-    that another process never reads half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False), "utf-8")
-    tmp.replace(path)
 
 
 def _batch_sql(rules: list[Rule] | tuple[Rule, ...], dialect: str, source: str,
@@ -557,54 +520,8 @@ def columns_read(rules: list[Rule] | tuple[Rule, ...]) -> frozenset[str]:
     return frozenset(out)
 
 
-def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: str = "duckdb",
-                       condition: bool = True, sql_nulls: bool = False) -> str:
-    """An expression of the rule language outside a rule (a land-evaluation consequence, a
-    low-efficiency flag, a policy's eligibility): the same passes, and every column it names
-    must be one of ``columns``. A condition is true or false, never NULL (a comparison with an
-    empty value is not true); a value is a DOUBLE. ``sql_nulls``: GREATEST and LEAST skip empty
-    values as SQL does (contract §1.10 for policies) instead of the rules' stricter reading
-    (empty if any argument is). Compiled once per process for each text."""
-    return _compile_expression(text, frozenset(columns), dialect, condition, sql_nulls)
-
-
-@cache
-def _kept(folder: Path | None) -> dict[str, str]:
-    """The expressions kept in ``folder`` (``kept.folder``) by this compiler and sqlglot: empty
-    when none are kept, or the file is damaged."""
-    found = _read_json(folder / f"expressions-{_code()}.json") if folder is not None else None
-    return found if isinstance(found, dict) else {}
-
-
-def _keep(key: str, sql: str) -> None:
-    """``sql`` kept under ``key`` for the next process, with what other processes kept
-    meanwhile. Only what compiled is kept: an expression with an error is compiled, and
-    refused, again."""
-    folder = kept.folder
-    if folder is None:
-        return
-    _kept.cache_clear()
-    try:
-        _write_json(folder / f"expressions-{_code()}.json", {**_kept(folder), key: sql})
-    except OSError:  # a read-only data folder: compiled again next time
-        pass
-    _kept.cache_clear()
-
-
-@cache
-def _compile_expression(text: str, columns: frozenset[str], dialect: str, condition: bool, sql_nulls: bool) -> str:
-    columns_digest = hashlib.sha256("\n".join(sorted(columns)).encode()).hexdigest()[:16]
-    key = json.dumps([text, columns_digest, dialect, condition, sql_nulls], ensure_ascii=False)
-    # kept on disk too (``kept``): compiling the twenty policies of a match run took a quarter
-    # of a second of every run, on texts that seldom change
-    sql = _kept(kept.folder).get(key)
-    if sql is None:
-        sql = _compile_expression_now(text, columns, dialect, condition, sql_nulls)
-        _keep(key, sql)
-    return sql
-
-
-def _compile_expression_now(text: str, columns: frozenset[str], dialect: str, condition: bool, sql_nulls: bool) -> str:
+def compile_expression_now(text: str, columns: frozenset[str], dialect: str, condition: bool, sql_nulls: bool) -> str:
+    """``expressions.compile_expression`` for a text not kept: parsed and compiled now."""
     if dialect not in DIALECTS:
         raise UnsupportedOnEngine(f"unknown engine dialect {dialect}")
     tree = parse(text)
@@ -624,3 +541,12 @@ def _compile_expression_now(text: str, columns: frozenset[str], dialect: str, co
     if dialect == "duckdb":
         tree = _duckdb_trim_only_when_needed(tree)
     return tree.sql(dialect=dialect)
+
+
+def column_names_now(text: str) -> list[str]:
+    """``expressions.column_names`` for a text not kept: parsed now."""
+    seen: list[str] = []
+    for c in parse(text).find_all(exp.Column):
+        if c.name not in seen:
+            seen.append(c.name)
+    return seen
