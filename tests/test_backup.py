@@ -206,6 +206,30 @@ def test_a_damaged_or_foreign_backup_is_refused_and_changes_nothing(county, tmp_
     assert not list(Path(env["QIFU_DATA_DIR"]).glob("before-restore-*"))  # nothing was about to be replaced
 
 
+def test_a_backup_whose_rows_are_not_those_it_recorded_leaves_the_database_as_it_was(county, tmp_path):
+    """SQLite's copy is counted before it replaces anything; a PostgreSQL dump can only be counted
+    once loaded, so there the database is put back from the copy kept before. Either way the
+    error names the table and both counts, and the database is the one before."""
+    env, _ = county
+    archive = make_backup(env, tmp_path / "backups")
+    recorded = json.loads(tarfile.open(archive).extractfile("manifest.json").read())["rows"]["registry_entity"]
+    assert qifu(env, "staff", "after-backup", "--role", "leader").returncode == 0
+    before = counts(env)
+
+    def one_more_entity(name, data):
+        if name == "manifest.json":
+            m = json.loads(data)
+            m["rows"]["registry_entity"] += 1
+            data = json.dumps(m).encode()
+        return name, data
+
+    bad = rewrite(archive, tmp_path / "miscounted.tar.gz", one_more_entity)
+    done = qifu(env, "restore", bad, "--force")
+    assert done.returncode == 1 and f"registry_entity：记录 {recorded + 1} 行，实有 {recorded} 行" in done.stderr, done.stderr
+    assert counts(env) == before
+    assert qifu(env, "staff", "still-works", "--role", "leader").returncode == 0
+
+
 def test_a_fresh_machine_restores_without_force_and_the_worker_keeps_the_newest(county, tmp_path, process_env):
     env, _ = county
     archive = make_backup(env, tmp_path / "backups")

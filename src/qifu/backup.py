@@ -14,8 +14,8 @@ It is written as ``….part`` and renamed when complete, so an archive with its 
 whole. A restore checks everything before it touches the database, keeps a copy of the
 database it replaces beside it (``before-restore-…``), replaces it (SQLite: in one step, by
 SQLite's backup into the live file; PostgreSQL: the schema emptied, then the dump restored in
-one transaction, the kept copy put back if that fails), and then migrates the restored
-database to this version's schema.
+one transaction and its rows counted against the manifest, the kept copy put back if either
+fails), and then migrates the restored database to this version's schema.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def _restore(archive: Path, force: bool, now: dt.datetime | None) -> Restored:
             kept = data / f"before-restore-{now:%Y%m%d-%H%M%S}.tar.gz"
             make(kept, now)
         if connection.vendor == "postgresql":
-            _pg_replace(db_file, kept)
+            _pg_replace(db_file, kept, manifest)
         else:
             _sqlite_replace(db_file)
         files = _place_files(staged / FILES, data / FILES)
@@ -242,10 +242,19 @@ def _check_sqlite(db_file: Path, manifest: dict) -> None:
     try:
         if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise BackupError("备份中的数据库未通过完整性检查")
-        if _counts(db) != manifest["rows"]:
-            raise BackupError("备份中的数据库行数与记录不符")
+        differs = _rows_differ(_counts(db), manifest)
+        if differs:
+            raise BackupError(f"备份中的数据库行数与记录不符（{differs}）")
     finally:
         db.close()
+
+
+def _rows_differ(rows: dict[str, int], manifest: dict) -> str:
+    """The tables whose row counts ``rows`` are not those the manifest recorded, in words (""
+    when every one is)."""
+    recorded = manifest.get("rows") or {}
+    return "，".join(f"{t}：记录 {n} 行，实有 {rows.get(t, 0)} 行" for t, n in recorded.items()
+                    if t in TABLES and rows.get(t, 0) != n)
 
 
 def _present_rows() -> str:
@@ -267,27 +276,40 @@ def _sqlite_replace(db_file: Path) -> None:
     connection.close()
 
 
-def _pg_replace(dump: Path, kept: Path | None) -> None:
-    """The dump restored into an emptied schema, in one transaction of ``pg_restore``; the
-    emptying is the one step outside it, so on failure the copy kept before is put back."""
+def _pg_replace(dump: Path, kept: Path | None, manifest: dict) -> None:
+    """The dump restored into an emptied schema, in one transaction of ``pg_restore``, and its
+    rows counted against the manifest (a dump cannot be counted before it is loaded, as SQLite's
+    copy is); the emptying is the one step outside that transaction, so on failure, or on counts
+    that differ, the copy kept before is put back (or the schema emptied again, where the
+    database held nothing worth keeping)."""
     try:
         _pg_load(dump)
+        with connection.cursor() as cur:
+            differs = _rows_differ(_db_counts(cur), manifest)
+        if differs:
+            raise BackupError(f"恢复出的数据库行数与备份记录不符（{differs}）：已放回恢复前的数据库")
     except BackupError:
         if kept is not None:
             with tempfile.TemporaryDirectory(dir=kept.parent) as tmp:
                 _unpack(kept, Path(tmp))
                 _pg_load(Path(tmp) / "database.pgdump")
+        else:
+            _pg_empty()
         raise
 
 
 def _pg_load(dump: Path) -> None:
     """The schema emptied, then ``dump`` restored into it in one transaction (which stops at
     the first error)."""
+    _pg_empty()
+    _pg_tool("pg_restore", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", str(dump))
+
+
+def _pg_empty() -> None:
     connection.close()
     with connection.cursor() as cur:
         cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     connection.close()
-    _pg_tool("pg_restore", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", str(dump))
 
 
 def _place_files(source: Path, target: Path) -> int:
