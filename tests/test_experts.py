@@ -486,3 +486,52 @@ def test_an_expert_offers_to_take_an_open_need_in_their_line_and_the_broker_deci
     assert later.number not in offers(c2)
     with pytest.raises(actions.ExpertActionError, match="应当回避"):
         actions.do_volunteer(later, Expert.objects.get(pk=other.pk), "做过注塑模流分析")
+
+
+def test_an_expert_with_a_desk_hears_each_morning_of_the_new_needs_they_could_take(county):
+    from qifu.experts import notices
+    from qifu.reminders.models import OutboxMessage
+
+    mine = firm(county["own_town"])
+    start = timezone.now() - dt.timedelta(days=3)
+    need = actions.do_submit_need(mine, *NEED, Need.Source.STAFF, now=start)
+    secret = actions.do_submit_need(mine, "注塑模具保密改造", NEED[1] + "，涉及尚未公开的新品", Need.Source.STAFF,
+                                    confidential=True, now=start)
+    best = need.pairings.order_by("rank").first().expert
+    # five experts in the same line who joined before them take the proposals of the needs to
+    # come (equal scores go in the order experts joined)
+    for k in range(1, 6):
+        newcomer(best, f"E-EARLY-{k}")
+    expert, no_desk = newcomer(best, "E-NEW-1"), newcomer(best, "E-NEW-2")
+    Expert.objects.filter(pk__in=[expert.pk, no_desk.pk]).update(phone="", email="new.expert@example.edu.cn")
+    desk(Expert.objects.get(pk=expert.pk), "zhuanjia-news")
+    mail = OutboxMessage.objects.filter(purpose="expert", recipient="new.expert@example.edu.cn")
+
+    morning = start + dt.timedelta(hours=20)
+    assert notices.new_needs(morning) == 1
+    told = mail.get()
+    assert "1 条新的企业技术需求" in told.body and f"“{NEED[0]}”（编号{need.number}）" in told.body
+    assert secret.number not in told.body and "保密" not in told.body  # confidential needs go only to those staff choose
+    assert mine.name not in told.body and mine.uscc not in told.body  # the firm, once the broker confirms
+    assert told.channel == "email" and told.entity_id == mine.uscc
+    assert notices.new_needs(morning + dt.timedelta(minutes=5)) == 0  # told once
+
+    # the next morning: only what was registered since; a need they offered to take or were
+    # proposed for is not news
+    later = actions.do_submit_need(mine, "注塑件冷却水路优化", NEED[1], Need.Source.STAFF, now=morning + dt.timedelta(hours=2))
+    offered = actions.do_submit_need(mine, "注塑外壳翘曲分析", NEED[1], Need.Source.STAFF, now=morning + dt.timedelta(hours=3))
+    actions.do_volunteer(offered, Expert.objects.get(pk=expert.pk), "做过家电外壳模流分析")
+    assert not later.pairings.filter(expert=expert).exists()
+    assert notices.new_needs(morning + dt.timedelta(days=1)) == 1
+    news = mail.exclude(pk=told.pk).get()
+    assert later.number in news.body and need.number not in news.body and offered.number not in news.body
+
+    # one who takes no new needs, or is tied to the firm, hears nothing of its needs
+    actions.do_submit_need(mine, "注塑模具冷却改进", NEED[1], Need.Source.STAFF, now=morning + dt.timedelta(days=1, hours=2))
+    actions.do_set_availability(Expert.objects.get(pk=expert.pk), Expert.Availability.UNAVAILABLE)
+    assert notices.new_needs(morning + dt.timedelta(days=2)) == 0
+    actions.do_set_availability(Expert.objects.get(pk=expert.pk), Expert.Availability.AVAILABLE)
+    actions.do_declare_conflict(Expert.objects.get(pk=expert.pk), mine.uscc, "曾任该企业技术顾问")
+    actions.do_submit_need(mine, "注塑冷却水路设计", NEED[1], Need.Source.STAFF, now=morning + dt.timedelta(days=2, hours=2))
+    assert notices.new_needs(morning + dt.timedelta(days=3)) == 0
+    assert mail.count() == 2  # and the expert without a desk heard nothing at all

@@ -141,16 +141,19 @@ VOLUNTEER_RANK = 3 * PROPOSALS
 VOLUNTEER_SHARE = 0.25
 
 
-def open_needs(expert: Expert, limit: int = 20) -> list[tuple[Need, float, tuple[str, ...]]]:
+def open_needs(expert: Expert, limit: int = 20, since: dt.datetime | None = None,
+               ) -> list[tuple[Need, float, tuple[str, ...]]]:
     """(need, score, words in common) of the open needs ``expert`` may offer to take (专家自荐),
     best matching their fields, skills and projects first, and only those whose own matching
     ranks them high (``_near``): not confidential (those go only to the experts staff choose),
     not of a firm they declared a tie to, and none they were proposed, confirmed or set aside
-    for already."""
+    for already. With ``since``, only the needs registered after it."""
     taken = Pairing.objects.filter(expert=expert).values("need_id")
     tied = Conflict.objects.standing().filter(expert=expert).values("entity_id")
-    needs = list(Need.objects.filter(status=Need.Status.OPEN, confidential=False).exclude(pk__in=taken)
-                 .exclude(entity_id__in=tied).select_related("town")
+    needs = Need.objects.filter(status=Need.Status.OPEN, confidential=False)
+    if since is not None:
+        needs = needs.filter(created_at__gt=since)
+    needs = list(needs.exclude(pk__in=taken).exclude(entity_id__in=tied).select_related("town")
                  .order_by("-created_at")[:NEEDS_FOR_VOLUNTEERS])
     if not needs:
         return []

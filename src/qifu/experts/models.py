@@ -33,6 +33,8 @@ class Expert(models.Model):
     # the expert's own sign-in (`qifu expert-account`): their desk of needs they were paired with
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="expert", verbose_name="登录账号")
+    # up to when the expert has been told of new needs in their line (``notices.new_needs``)
+    needs_told_at = models.DateTimeField("新需求已通知至", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "专家"

@@ -1,6 +1,7 @@
 """Messages to expert partners, through the outbox and its sender (quiet hours, exactly once):
 when the broker confirms an expert who has a desk (`qifu expert-account`) for a need, the
-expert is asked, by text or email, to sign in and answer. An expert reached by neither hears
+expert is asked, by text or email, to sign in and answer; each morning an expert with a desk
+hears of the new needs in their line that they could offer to take (``new_needs``). An expert reached by neither hears
 from the broker. The outbox belongs to an entity, so the message is filed under the need's
 firm, as a department's notices are filed under the request's; the text names no firm, and a
 confidential need not even its title."""
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db import transaction
 from django.utils import timezone
 
-from qifu.experts.models import Pairing
+from qifu.experts.models import Expert, Pairing
 from qifu.reminders import decency
 from qifu.reminders.models import OutboxMessage
 
@@ -30,3 +32,40 @@ def to_expert(pairing: Pairing, now: dt.datetime | None = None) -> OutboxMessage
             f"并答复是否愿意对接。{FREE}")
     return decency.tell_once(f"expert:{pairing.pk}:confirmed", need.entity_id, "expert", expert.phone, expert.email,
                              body, f"专家对接通知：{expert.code}", now)
+
+
+# a first message looks back this far; and how many of the new needs it names by title
+LOOK_BACK = dt.timedelta(days=7)
+NAMED = 2
+
+
+def new_needs(now: dt.datetime | None = None) -> int:
+    """Each morning (`qifu worker`): an expert with a desk who takes new needs is told of the
+    open needs registered since they were last told (the first time, in the last week) that
+    they could offer to take (``actions.open_needs``: not confidential, not of a firm they
+    declared a tie to, none they were proposed for, and only where the need's own matching
+    ranks them high), in one text or email: how many, the best one or two by title and number,
+    never a firm's name. Each expert's row is locked while it is done, so two workers at once
+    tell them once. Returns how many messages."""
+    from qifu.experts import actions
+
+    now = now or timezone.now()
+    sent = 0
+    experts = (Expert.objects.filter(user__isnull=False, user__is_active=True)
+               .exclude(availability=Expert.Availability.UNAVAILABLE).exclude(phone="", email="")
+               .values_list("pk", flat=True))
+    for pk in experts:
+        with transaction.atomic():
+            expert = Expert.objects.select_for_update().get(pk=pk)
+            since = max(expert.needs_told_at or now - LOOK_BACK, now - LOOK_BACK)
+            found = actions.open_needs(expert, limit=20, since=since)
+            if found:
+                named = "、".join(f"“{need.title}”（编号{need.number}）" for need, _, _ in found[:NAMED])
+                body = (f"【企服】{expert.name}老师：有 {len(found)} 条新的企业技术需求与您的专长相近，如{named}。"
+                        f"请登录企服平台专家工作台查看，愿意对接的可以自荐。{FREE}")
+                reason = f"新需求通知：{expert.code}：{'、'.join(need.number for need, _, _ in found)}"
+                key = f"expert-needs:{expert.pk}:{int(since.timestamp())}"
+                sent += decency.tell_once(key, found[0][0].entity_id, "expert", expert.phone, expert.email, body,
+                                          reason, now) is not None
+            Expert.objects.filter(pk=pk).update(needs_told_at=now)
+    return sent
