@@ -300,3 +300,55 @@ def test_no_restore_under_a_running_server_or_worker_and_no_start_during_one(cou
     done = qifu(env, "restore", archive, "--force")
     assert done.returncode == 0, done.stderr
     assert counts(env)["reports"] == changed["reports"] + 50
+
+
+HOLD = """
+import os, sys, time, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu import in_use
+if sys.argv[1] == "serve":
+    held = in_use.hold("qifu serve")
+    print("held", flush=True)
+    time.sleep(600)
+with in_use.alone():
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+@contextlib.contextmanager
+def holding(env, what: str):
+    """A process that holds the lock as ``what`` (a running server, or a restore) until the block ends."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, what], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held", proc.stderr.read()
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_on_postgresql_a_server_on_another_machine_keeps_a_restore_off_and_the_other_way(county, tmp_path):
+    """Servers on several machines may share one PostgreSQL database, each with its own data
+    directory: the database's advisory lock keeps a restore from under any of them, and any of
+    them from starting during a restore."""
+    env, _ = county
+    if "QIFU_DATABASE_URL" not in env:
+        pytest.skip("servers on several machines share a PostgreSQL database; this runs in the PostgreSQL pass")
+    archive = make_backup(env, tmp_path / "backups")
+    script(env, FORGET)
+    changed = counts(env)
+    elsewhere = dict(env, QIFU_DATA_DIR=str(tmp_path / "another-machine"))  # the same database, its own folder
+    with holding(elsewhere, "serve"):
+        refused = qifu(env, "restore", archive, "--force")
+        assert refused.returncode == 1 and "另一台机器上的 qifu serve 或 qifu worker 正在使用这个数据库" in refused.stderr
+        assert counts(env) == changed
+        assert not list(Path(env["QIFU_DATA_DIR"]).glob("before-restore-*"))
+    with holding(elsewhere, "restore"):
+        worker = qifu(dict(env, QIFU_SMS_BACKEND="http", QIFU_SMS_GATEWAY_URL="http://127.0.0.1:9/sms"), "worker")
+        assert worker.returncode == 1 and "另一台机器正在从备份恢复这个数据库：恢复完成后再启动 qifu worker" in worker.stderr
+    done = qifu(env, "restore", archive, "--force")  # once the other machine's server is gone
+    assert done.returncode == 0, done.stderr
+    assert counts(env)["reports"] == changed["reports"] + 50
