@@ -1,10 +1,10 @@
 """Messages to expert partners, through the outbox and its sender (quiet hours, exactly once):
 when the broker confirms an expert who has a desk (`qifu expert-account`) for a need, the
-expert is asked, by text or email, to sign in and answer; each morning an expert with a desk
-hears of the new needs in their line that they could offer to take (``new_needs``). An expert reached by neither hears
-from the broker. The outbox belongs to an entity, so the message is filed under the need's
-firm, as a department's notices are filed under the request's; the text names no firm, and a
-confidential need not even its title."""
+expert is asked, by text or email, to sign in and answer; and each morning an expert with a
+desk hears of the new needs in their line that they could offer to take (``new_needs``). An
+expert reached by neither hears from the broker. The outbox belongs to an entity, so a message
+is filed under a need's firm, as a department's notices are filed under the request's; the
+text names no firm, and a confidential need not even its title."""
 
 from __future__ import annotations
 
