@@ -526,10 +526,18 @@ def test_an_expert_with_a_desk_hears_each_morning_of_the_new_needs_they_could_ta
     news = mail.exclude(pk=told.pk).get()
     assert later.number in news.body and need.number not in news.body and offered.number not in news.body
 
-    # one who takes no new needs, or is tied to the firm, hears nothing of its needs
+    # one who unticks the box on their desk, takes no new needs, or is tied to the firm hears
+    # nothing of its needs
+    c = Client()
+    c.force_login(Expert.objects.get(pk=expert.pk).user)
+    r = c.post("/expert/act/", {"action": "news"}, follow=True)
+    assert "不再每天告诉您新需求" in r.content.decode() and 'name="news" value="on" >' in r.content.decode()
     actions.do_submit_need(mine, "注塑模具冷却改进", NEED[1], Need.Source.STAFF, now=morning + dt.timedelta(days=1, hours=2))
-    actions.do_set_availability(Expert.objects.get(pk=expert.pk), Expert.Availability.UNAVAILABLE)
     assert notices.new_needs(morning + dt.timedelta(days=2)) == 0
+    r = c.post("/expert/act/", {"action": "news", "news": "on"}, follow=True)
+    assert 'name="news" value="on" checked' in r.content.decode()
+    actions.do_set_availability(Expert.objects.get(pk=expert.pk), Expert.Availability.UNAVAILABLE)
+    assert notices.new_needs(morning + dt.timedelta(days=2, hours=1)) == 0
     actions.do_set_availability(Expert.objects.get(pk=expert.pk), Expert.Availability.AVAILABLE)
     actions.do_declare_conflict(Expert.objects.get(pk=expert.pk), mine.uscc, "曾任该企业技术顾问")
     actions.do_submit_need(mine, "注塑冷却水路设计", NEED[1], Need.Source.STAFF, now=morning + dt.timedelta(days=2, hours=2))

@@ -395,6 +395,14 @@ def do_withdraw_conflict(tie: Conflict, by=None, now: dt.datetime | None = None)
     return tie
 
 
+def do_set_news(expert: Expert, on: bool) -> Expert:
+    """Whether the expert is told each morning of new needs in their line (``notices.new_needs``).
+    Matching does not read it, so the retrieval index stays as it is."""
+    expert.news = bool(on)
+    expert.save(update_fields=["news"])
+    return expert
+
+
 def do_set_availability(expert: Expert, availability: str, now: dt.datetime | None = None) -> Expert:
     if availability not in Expert.Availability.values:
         raise ExpertActionError("请选择可对接、时间有限或暂不对接")

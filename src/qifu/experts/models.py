@@ -33,7 +33,9 @@ class Expert(models.Model):
     # the expert's own sign-in (`qifu expert-account`): their desk of needs they were paired with
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="expert", verbose_name="登录账号")
-    # up to when the expert has been told of new needs in their line (``notices.new_needs``)
+    # whether the expert wishes to be told each morning of new needs in their line, and up to
+    # when they have been (``notices.new_needs``)
+    news = models.BooleanField("接收新需求通知", default=True)
     needs_told_at = models.DateTimeField("新需求已通知至", null=True, blank=True)
 
     class Meta:

@@ -40,18 +40,19 @@ NAMED = 2
 
 
 def new_needs(now: dt.datetime | None = None) -> int:
-    """Each morning (`qifu worker`): an expert with a desk who takes new needs is told of the
-    open needs registered since they were last told (the first time, in the last week) that
-    they could offer to take (``actions.open_needs``: not confidential, not of a firm they
-    declared a tie to, none they were proposed for, and only where the need's own matching
-    ranks them high), in one text or email: how many, the best one or two by title and number,
-    never a firm's name. Each expert's row is locked while it is done, so two workers at once
-    tell them once. Returns how many messages."""
+    """Each morning (`qifu worker`): an expert with a desk who takes new needs and wishes to hear
+    of them (``Expert.news``, a box on their desk) is told of the open needs registered since
+    they were last told (the first time, in the last week) that they could offer to take
+    (``actions.open_needs``: not confidential, not of a firm they declared a tie to, none they
+    were proposed for, and only where the need's own matching ranks them high), in one text or
+    email: how many, the best one or two by title and number, never a firm's name. Each
+    expert's row is locked while it is done, so two workers at once tell them once. Returns how
+    many messages."""
     from qifu.experts import actions
 
     now = now or timezone.now()
     sent = 0
-    experts = (Expert.objects.filter(user__isnull=False, user__is_active=True)
+    experts = (Expert.objects.filter(user__isnull=False, user__is_active=True, news=True)
                .exclude(availability=Expert.Availability.UNAVAILABLE).exclude(phone="", email="")
                .values_list("pk", flat=True))
     for pk in experts:

@@ -59,6 +59,10 @@ def act(request):
         if action == "availability":
             actions.do_set_availability(expert, post.get("availability", ""))
             messages.success(request, f"已改为“{expert.get_availability_display()}”")
+        elif action == "news":
+            on = post.get("news") == "on"
+            actions.do_set_news(expert, on)
+            messages.success(request, "每天早上会告诉您与您专长相近的新需求" if on else "不再每天告诉您新需求；工作台上仍可查看")
         elif action in ("accept", "decline"):
             pairing = _pairings(expert).filter(pk=_int(post.get("pairing"))).first()
             if pairing is None:

@@ -12,6 +12,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='expert',
+            name='news',
+            field=models.BooleanField(default=True, verbose_name='接收新需求通知'),
+        ),
+        migrations.AddField(
+            model_name='expert',
             name='needs_told_at',
             field=models.DateTimeField(blank=True, null=True, verbose_name='新需求已通知至'),
         ),
