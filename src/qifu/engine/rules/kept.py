@@ -1,7 +1,7 @@
 """Where compiled SQL is kept between processes: the folder the app names at start (the data
 folder's cache), or None to keep it per process only. Nothing else here, and nothing heavy
 imported, so that naming it costs nothing to a process that compiles nothing (the compiler
-imports sqlglot and pydantic); the compiler reads it."""
+imports sqlglot and pydantic); ``expressions`` reads it."""
 
 from __future__ import annotations
 
