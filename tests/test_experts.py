@@ -543,3 +543,33 @@ def test_an_expert_with_a_desk_hears_each_morning_of_the_new_needs_they_could_ta
     actions.do_submit_need(mine, "注塑冷却水路设计", NEED[1], Need.Source.STAFF, now=morning + dt.timedelta(days=2, hours=2))
     assert notices.new_needs(morning + dt.timedelta(days=3)) == 0
     assert mail.count() == 2  # and the expert without a desk heard nothing at all
+
+
+def test_the_morning_message_searches_each_new_need_once_however_many_experts_hear_of_it(county, monkeypatch):
+    from qifu.engine.assistant.textindex import TextIndex
+    from qifu.experts import notices
+    from qifu.reminders.models import OutboxMessage
+
+    mine = firm(county["own_town"])
+    best = actions.rank(f"{NEED[0]} {NEED[1]}", 1)[0][0]
+    for k in range(1, 6):
+        newcomer(Expert.objects.get(pk=best), f"E-EARLY-{k}")
+    told = []
+    for k in range(1, 4):
+        e = newcomer(Expert.objects.get(pk=best), f"E-DESK-{k}")
+        Expert.objects.filter(pk=e.pk).update(phone="", email=f"desk{k}@example.edu.cn")
+        desk(Expert.objects.get(pk=e.pk), f"zhuanjia-desk-{k}")
+        told.append(f"desk{k}@example.edu.cn")
+    start = timezone.now() - dt.timedelta(days=1)
+    needs = [actions.do_submit_need(mine, *NEED, Need.Source.STAFF, now=start),
+             actions.do_submit_need(mine, "注塑件冷却水路优化", NEED[1], Need.Source.STAFF, now=start)]
+
+    searched = []
+    search = TextIndex.search
+    monkeypatch.setattr(TextIndex, "search", lambda self, query, limit=20: searched.append(query) or search(self, query, limit))
+    assert notices.new_needs(start + dt.timedelta(hours=20)) == 3
+    for recipient in told:
+        body = OutboxMessage.objects.get(purpose="expert", recipient=recipient).body
+        assert "2 条新的企业技术需求" in body and all(n.number in body for n in needs)
+    for n in needs:  # one search of the expert index per need, not one per expert
+        assert searched.count(f"{n.title} {n.text}") <= 1

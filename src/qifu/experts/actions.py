@@ -67,16 +67,26 @@ def _index(version: tuple) -> tuple[list[int], TextIndex]:
     return [e.pk for e in experts], TextIndex([_document(e) for e in experts])
 
 
+def _version() -> tuple:
+    return tuple(Expert.objects.aggregate(n=Count("id"), last=Max("updated_at")).values())
+
+
 def index() -> tuple[list[int], TextIndex]:
     """The retrieval index over the experts who take work, rebuilt when an expert changes."""
-    version = tuple(Expert.objects.aggregate(n=Count("id"), last=Max("updated_at")).values())
-    return _index(version)
+    return _index(_version())
 
 
 def rank(query: str, limit: int = 10) -> list[tuple[int, float, tuple[str, ...]]]:
     """(expert id, score, matched words) for a need's text, best first."""
-    ids, idx = index()
-    return [(ids[h.index], h.score, h.words) for h in idx.search(query, limit)]
+    return list(_ranked(_version(), query, limit))
+
+
+# the same need's text is searched once per index: the morning message and every desk ask
+# whether each of the newest needs would rank an expert high (``_near``)
+@lru_cache(maxsize=1024)
+def _ranked(version: tuple, query: str, limit: int) -> tuple[tuple[int, float, tuple[str, ...]], ...]:
+    ids, idx = _index(version)
+    return tuple((ids[h.index], h.score, h.words) for h in idx.search(query, limit))
 
 
 # --- needs ------------------------------------------------------------------------------------
