@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import polars as pl
 import pytest
+from django.utils import timezone
 
 from qifu.checks.models import Finding
 from qifu.imports.actions import import_file
@@ -191,12 +192,19 @@ def test_matching_stores_tells_once_and_flags_firms_no_longer_eligible(county, t
     r2 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=1))
     assert (r2.new, r2.changed, r2.lapsed, r2.notified) == (0, 0, 0, 0)
     assert list(auto.order_by("id").values_list("id", "matched_at", "amount")) == before
-    # arrears appear for one firm: it is flagged, not dropped
+    # a new match stores no history: the line of its making follows from the row
     m = auto.order_by("entity_id").first()
+    first_version, other = m.version, auto.exclude(pk=m.pk).order_by("entity_id").first()
+    made = {"at": timezone.localtime(NOW).isoformat(timespec="seconds"), "by": "系统",
+            "note": f"按政策版本 {first_version} 匹配：符合条件，金额 {m.amount.normalize():f} 万元"}
+    assert m.history == [] and m.events == [made]
+    # arrears appear for one firm: it is flagged, not dropped, and its history now begins with
+    # the line of its making
     SocialRecord.objects.filter(entity_id=m.entity_id, year=2025).update(arrears=Decimal("1.5"))
     r3 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=2))
     m.refresh_from_db()
     assert r3.lapsed == 1 and m.status == "lapsed" and "不再符合" in m.history[-1]["note"]
+    assert m.history[0] == made and len(m.history) == 2
     assert Match.objects.filter(pk=m.pk).exists()
     # a changed policy is a new version; the matches say which one they were made with
     changed = example("CX-2025-04").replace("insured_count * 0.05", "insured_count * 0.06")
@@ -204,9 +212,15 @@ def test_matching_stores_tells_once_and_flags_firms_no_longer_eligible(county, t
     actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=3))
     p = Policy.objects.get(code="CX-2025-04")
     assert p.versions.count() == 2
-    other = auto.exclude(pk=m.pk).first()
+    before = other.amount
+    other.refresh_from_db()
     assert other.version == p.version and other.amount == (Decimal("0.06") * Decimal(
         str(SocialRecord.objects.get(entity_id=other.entity_id, year=2025).insured_count))).quantize(Decimal("0.000001"))
+    # its history keeps the version and amount it was made with, before the new ones
+    assert [h["note"] for h in other.history] == [
+        f"按政策版本 {first_version} 匹配：符合条件，金额 {before.normalize():f} 万元",
+        f"按政策版本 {p.version} 重新匹配：金额 {before.normalize():f} → {other.amount.normalize():f} 万元"]
+    assert other.history[0]["at"] == made["at"] and other.events == other.history
 
 
 def test_a_firm_is_told_once_per_run_of_every_new_automatic_match(county, tmp_path):
@@ -253,7 +267,9 @@ def test_a_firm_is_told_once_per_run_of_every_new_automatic_match(county, tmp_pa
     listed = {row[0] for row in list(sheet.iter_rows(values_only=True))[1:]}
     assert mute in listed and listed == set(untold.values_list("entity_id", flat=True))
     m = Match.objects.get(entity_id=mute, policy__code="CX-2025-07")
-    assert "尚未通知" in admin.get(f"/policies/matches/{m.pk}/").content.decode()
+    page = admin.get(f"/policies/matches/{m.pk}/").content.decode()
+    assert "尚未通知" in page and m.history == []
+    assert f"系统 · 按政策版本 {m.version} 匹配：符合条件，金额 {m.amount.normalize():f} 万元" in page  # the line of its making
     told_one = Match.objects.filter(policy__code="CX-2025-07", told_at__isnull=False).first()
     assert "已通过短信或邮件通知" in admin.get(f"/policies/matches/{told_one.pk}/").content.decode()
     Entity.objects.filter(uscc=mute).update(phone=phone, email=email)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -261,12 +260,12 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
             r = rows[m.pk]
             if m.status == Match.Status.LAPSED:
                 m.status, m.lapsed_at = Match.Status.HELD if r["released"] else Match.Status.ELIGIBLE, None
-                m.history = [*m.history, _line(now, "系统", "再次符合条件")]
+                m.add_history(_line(now, "系统", "再次符合条件"))
                 result.again += 1
             amount = engine.decimal(r["micro"])
             if not r["released"] and (m.amount != amount or m.reason != r["reason"] or m.version != version):
-                m.history = [*m.history, _line(now, "系统", f"按政策版本 {version} 重新匹配：金额 {m.amount.normalize():f} → "
-                                                           f"{amount.normalize():f} 万元")]
+                m.add_history(_line(now, "系统", f"按政策版本 {version} 重新匹配：金额 {m.amount.normalize():f} → "
+                                                 f"{amount.normalize():f} 万元"))
                 m.amount, m.reason, m.version = amount, r["reason"], version
             m.matched_at = now
         Match.objects.bulk_update(objs, ["status", "lapsed_at", "history", "amount", "reason", "version", "matched_at"],
@@ -276,7 +275,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
         objs = list(Match.objects.filter(pk__in=gone["id"].to_list()))
         for m in objs:
             m.status, m.lapsed_at = Match.Status.LAPSED, now
-            m.history = [*m.history, _line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核")]
+            m.add_history(_line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核"))
         Match.objects.bulk_update(objs, ["status", "lapsed_at", "history"], batch_size=1000)
         result.lapsed += len(objs)
     result.new += new.height
@@ -330,13 +329,8 @@ def _entities(copy: object = None) -> pl.DataFrame:
 def _new_rows(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, tell: bool,
               quiet: bool = False) -> pl.DataFrame:
     """The rows of the new matches ``new`` of ``policy``, as stored (but the township and when
-    the firm was told: ``_insert_new``), and whether to store them as told (``tell``)."""
-    at = timezone.localtime(now).isoformat(timespec="seconds")
-    # one history line per row, as JSON: the note (digits, a hex version, Chinese) needs no escaping
-    head = json.dumps([{"at": at, "by": "系统", "note": ""}], ensure_ascii=False)
-    amount = engine.micro_text(trim=True)
-    history = pl.concat_str([pl.lit(head[:-3] + f"按政策版本 {version} 匹配：符合条件，金额 "), amount,
-                             pl.lit(" 万元" + head[-3:])])
+    the firm was told: ``_insert_new``; the history empty, ``Match.made``), and whether to store
+    them as told (``tell``)."""
     utc = pl.Datetime("us", "UTC")
     return new.select(
         pl.lit(policy.id).alias("policy_id"), pl.col("uscc"), pl.lit(version).alias("version"),
@@ -345,7 +339,7 @@ def _new_rows(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime,
         pl.lit(timezone.localdate(now)).alias("eligible_on"), pl.lit(now).cast(utc).alias("matched_at"),
         *(pl.lit(None, dtype=utc).alias(c) for c in ("confirmed_at", "lapsed_at")),
         *(pl.lit("").alias(c) for c in ("hold_reason", "bank_name", "bank_account", "account_name")),
-        history.alias("history"), pl.lit(quiet).alias("quiet"), pl.lit(tell).alias("tell"))
+        pl.lit("[]").alias("history"), pl.lit(quiet).alias("quiet"), pl.lit(tell).alias("tell"))
 
 
 def _insert_new(parts: list[pl.DataFrame], now: dt.datetime, firms: Callable[[], pl.DataFrame]) -> None:
@@ -398,7 +392,7 @@ def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: st
         m.bank_name, m.bank_account, m.account_name = bank_name, account, account_name
         m.confirmed_at = m.confirmed_at or now
         note = "企业确认收款账户" if first else "企业更改收款账户"
-        m.history = [*m.history, _line(now, "企业", f"{note}：{bank_name} {m.masked_account}")]
+        m.add_history(_line(now, "企业", f"{note}：{bank_name} {m.masked_account}"))
         if m.status == Match.Status.ELIGIBLE:
             m.status = Match.Status.CONFIRMED
         m.save()
@@ -451,7 +445,7 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
             ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], size=len(data),
                                            sha256=store(data))
         m.status = Match.Status.APPLIED
-        m.history = [*m.history, _line(now, "企业", f"提交申请（附件 {len(files)} 个）")]
+        m.add_history(_line(now, "企业", f"提交申请（附件 {len(files)} 个）"))
         m.save()
     return app
 
@@ -472,7 +466,7 @@ def do_review(application: Application, approve: bool, reason: str, user, now: d
         m = app.match
         m.status = Match.Status.CONFIRMED if approve else Match.Status.REJECTED
         m.confirmed_at = now if approve else None
-        m.history = [*m.history, _line(now, str(user), f"{'审核通过' if approve else '审核未通过'}：{reason}")]
+        m.add_history(_line(now, str(user), f"{'审核通过' if approve else '审核未通过'}：{reason}"))
         m.save()
         if approve:
             do_release(m, 1, now=now, by=str(user))
@@ -546,7 +540,7 @@ def do_release(m: Match, seq: int, now: dt.datetime | None = None, by: str = "�
                            f"预算 {policy.budget.normalize():f} 万元"]
         if reasons:
             m.status, m.hold_reason = Match.Status.HELD, "；".join(reasons)[:500]
-            m.history = [*m.history, _line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}")]
+            m.add_history(_line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}"))
             m.save(update_fields=["status", "hold_reason", "history"])
             return None
         milestone = policies_mod.milestone(policy.mode, policy.milestones, seq)
@@ -554,14 +548,14 @@ def do_release(m: Match, seq: int, now: dt.datetime | None = None, by: str = "�
                                          released_at=now, history=[_line(now, by, f"核准第 {seq} 期（{milestone}）")])
         if m.status == Match.Status.HELD:
             m.status, m.hold_reason = Match.Status.CONFIRMED, ""
-            m.history = [*m.history, _line(now, by, "复核通过，恢复拨付")]
+            m.add_history(_line(now, by, "复核通过，恢复拨付"))
             m.save(update_fields=["status", "hold_reason", "history"])
         return payment
 
 
 def _hold(m: Match, reasons: list[str], now: dt.datetime, by: str) -> None:
     m.status, m.hold_reason = Match.Status.HELD, "；".join(reasons)[:500]
-    m.history = [*m.history, _line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}")]
+    m.add_history(_line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}"))
     m.save(update_fields=["status", "hold_reason", "history"])
 
 
@@ -621,7 +615,7 @@ def do_release_hold(m: Match, user, note: str, now: dt.datetime | None = None) -
         m = Match.objects.select_for_update().get(pk=m.pk)
         if m.status != Match.Status.HELD:
             raise PolicyActionError("这条记录不在待复核状态")
-        m.history = [*m.history, _line(now, str(user), f"复核：{note}")]
+        m.add_history(_line(now, str(user), f"复核：{note}"))
         m.status = Match.Status.CONFIRMED
         m.save(update_fields=["history", "status"])
         seq = (Payment.objects.filter(match=m).count() or 0) + 1
@@ -759,7 +753,7 @@ def _settle(match_id: int, now: dt.datetime) -> None:
     n = lines.count() if m.policy.kind == "skills" else len(m.policy.installments or ["1"])
     if lines.filter(status=Payment.Status.PAID).count() == n:
         m.status = Match.Status.PAID
-        m.history = [*m.history, _line(now, "系统", "各期均已到账")]
+        m.add_history(_line(now, "系统", "各期均已到账"))
         m.save(update_fields=["status", "history"])
 
 
