@@ -110,6 +110,33 @@ print(wrong, len(auto), len(told), len(auto - reached), messages == told)
 """
 
 
+DIGESTS = r"""
+import os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+import polars as pl
+from pathlib import Path
+from qifu.engine.policies import match as engine
+from qifu.engine.policies.policy import load
+from qifu.policies.actions import _digest
+p, _ = load(Path(os.environ["POLICY"]))
+rows = {"uscc": ["91330282MA000AQY8J", "91330282MA000B2K5X"], "micro": [49600, 1200000],
+        "reason": ["年末参保人数：13", "年末参保人数：240"]}
+changed = [dict(rows, micro=[49600, 1200001]), dict(rows, reason=["年末参保人数：13", "年末参保人数：241"]),
+           {k: v[:1] for k, v in rows.items()}]
+print(" ".join(_digest(engine.Outcome(p, pl.DataFrame(r, schema=engine.SCHEMA))) for r in [rows, *changed]))
+"""
+
+
+def test_an_outcome_has_the_same_digest_in_every_process_and_another_when_a_row_changes(process_env):
+    env = dict(process_env, POLICY=str(ROOT / "policies" / "CX-2025-04.yaml"))
+    runs = [subprocess.run([sys.executable, "-c", DIGESTS], env=env, capture_output=True, text=True, timeout=120)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    first, second = (r.stdout.split() for r in runs)
+    assert first == second and len(set(first)) == 4  # an amount, a reason or a row changed: another digest
+
+
 def test_qifu_policy_match_finds_exactly_the_firms_and_amounts_of_the_contract_files(process_env, small_county, tmp_path):
     for kind in ("registry", "reports", "tax", "social", "parcels", "indicators"):
         done = qifu(process_env, "import", kind, str(small_county / f"{kind}.csv"))

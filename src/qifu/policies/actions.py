@@ -293,8 +293,12 @@ def _link_certificates(o: engine.Outcome) -> None:
 
 
 def _digest(o: engine.Outcome) -> str:
+    """What tells a run that an outcome is the one stored last. Each row's hash is Polars's: the
+    same in every process of one Polars version (another version, or another processor, gives
+    another digest once, and the rows are compared one by one, as after any change). Writing
+    the rows out as CSV to hash them took 0.06 s a run."""
     h = hashlib.sha256(f"{o.policy.version}\n".encode())
-    h.update(o.frame.select("uscc", "micro", "reason").write_csv().encode())
+    h.update(o.frame.select("uscc", "micro", "reason").hash_rows(seed=0).to_numpy().tobytes())
     for uscc in sorted(o.extra):  # a skill subsidy: the certificates each row covers
         h.update(f"{uscc}:{','.join(c['certificate_no'] for c in o.extra[uscc]['certificates'])}\n".encode())
     return h.hexdigest()
