@@ -18,7 +18,7 @@ from typing import NamedTuple
 import polars as pl
 import pyarrow as pa
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from qifu import bulk, db
@@ -117,8 +117,12 @@ def fetch(year: int, columns: set[str] | None = None) -> dict[str, pa.Table | st
                                                   "class": pl.String}, orient="row").with_columns(
             pl.col("group").replace("", None), pl.col("class").replace("", None)).to_arrow()
     if "findings" in need:
-        counts = list(Finding.objects.filter(report_year=year, status=Finding.Status.OPEN, severity__in=("block", "high"))
-                      .values_list("entity_id").annotate(n=Count("id")).values_list("entity_id", "n"))
+        # plain rows: the ORM's conversion of the 64,000 firms with open findings in the bench's
+        # county took 0.1 s of every run
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT uscc, COUNT(*) FROM {Finding._meta.db_table} WHERE report_year = %s AND status = %s "
+                        "AND severity IN ('block', 'high') GROUP BY uscc", [year, Finding.Status.OPEN])
+            counts = cur.fetchall()
         data["findings"] = pl.DataFrame(counts, schema={"uscc": pl.String, "open_findings": pl.Int32},
                                         orient="row").to_arrow()
     return data
