@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import string
 from decimal import Decimal
+from typing import NamedTuple
 
 import polars as pl
 from django.db import connection, transaction
@@ -81,12 +82,32 @@ def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.Data
     here: ``untold``) are marked told. Returns how many messages."""
     if not codes:
         return 0
-    waiting = (untold(codes) if waiting is None else waiting).join(reach.select("uscc"), on="uscc", how="semi")
+    return store(telling(now, fresh, reach, untold(codes) if waiting is None else waiting), now)
+
+
+class Telling(NamedTuple):
+    """What a match run tells (``telling``): the outbox's rows, and the matches stored untold
+    before that they tell of, to be marked told."""
+
+    messages: pl.DataFrame
+    waiting: pl.DataFrame
+
+
+def telling(now: dt.datetime, fresh: pl.DataFrame, reach: pl.DataFrame, waiting: pl.DataFrame) -> Telling:
+    """``tell``'s messages, made from frames only: no database, so a match run makes them in a
+    thread of its own while it inserts its matches (``store`` writes them)."""
+    waiting = waiting.join(reach.select("uscc"), on="uscc", how="semi")
     matches = pl.concat([waiting, fresh.join(reach.select("uscc"), on="uscc", how="semi").select(
         pl.lit(None, dtype=pl.Int64).alias("id"), "uscc", "code", "title", pl.col("micro").cast(pl.Int64))])
-    n = _write(matches, reach, now, "policy", (ONE, MANY), "（免申即享）")
-    _mark(waiting, "told_at", now)
-    return n
+    return Telling(_messages(matches, reach, now, "policy", (ONE, MANY), "（免申即享）"), waiting)
+
+
+def store(told: Telling, now: dt.datetime) -> int:
+    """The messages of ``telling`` into the outbox, and the matches waiting marked told. Returns
+    how many messages."""
+    bulk.insert(OutboxMessage._meta.db_table, told.messages, rows_per_statement=bulk.MANY_ROWS)
+    _mark(told.waiting, "told_at", now)
+    return told.messages.height
 
 
 def tell_reached(now: dt.datetime | None = None) -> int:
@@ -116,7 +137,7 @@ def follow_up(now: dt.datetime | None = None) -> int:
 def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: str, templates: tuple[str, str],
               note: str) -> int:
     """The matches ``where`` says whose firm a text or an e-mail reaches: one message per firm
-    (``_write``) and ``column`` set on each match, in one transaction, the rows locked on
+    (``_messages``) and ``column`` set on each match, in one transaction, the rows locked on
     PostgreSQL. Returns how many messages."""
     with transaction.atomic():
         due = _matches(where, params, contacts=True)
@@ -124,9 +145,10 @@ def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: s
             return 0
         reach = reachable(due.select("uscc", "phone", "email").unique("uscc"))
         due = due.join(reach.select("uscc"), on="uscc", how="semi")
-        n = _write(due, reach, now, prefix, templates, note)
+        messages = _messages(due, reach, now, prefix, templates, note)
+        bulk.insert(OutboxMessage._meta.db_table, messages, rows_per_statement=bulk.MANY_ROWS)
         _mark(due, column, now)
-    return n
+    return messages.height
 
 
 def _matches(where: str, params: list, contacts: bool = False, lock: bool = False) -> pl.DataFrame:
@@ -156,13 +178,11 @@ def _mark(matches: pl.DataFrame, column: str, now: dt.datetime) -> None:
                 key=["id"])
 
 
-def _write(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, prefix: str, templates: tuple[str, str],
-           note: str) -> int:
+def _messages(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, prefix: str, templates: tuple[str, str],
+              note: str) -> pl.DataFrame:
     """One outbox message per firm of ``matches`` (all of firms ``reach`` reaches), naming the
     policy of its largest amount and counting the others (``templates``: for one match, for
-    several). Returns how many."""
-    if matches.is_empty():
-        return 0
+    several), as the outbox's rows in its unique key's order."""
     firms = (matches.sort(["micro", "code"], descending=[True, False]).group_by("uscc", maintain_order=True).agg(
         pl.col("code").first(), pl.col("title").first(), pl.col("code").sort().str.join("、").alias("codes"),
         pl.col("micro").sum(), pl.len().alias("n"))).join(reach, on="uscc")
@@ -174,7 +194,7 @@ def _write(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, prefix:
     # match is told of (or followed up) once, so a firm's later message names another match or
     # another run, and no key repeats
     run = int(now.timestamp())
-    out = firms.select(
+    return firms.select(
         pl.concat_str([pl.lit(prefix + ":"), pl.col("uscc"), pl.lit(":"), pl.col("code"), pl.lit(f":{run}")]).alias("key"),
         pl.col("uscc"), pl.lit("").alias("also_for"), pl.lit("policy").alias("purpose"), pl.col("channel"),
         pl.col("recipient"), text.alias("body"),
@@ -184,5 +204,3 @@ def _write(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, prefix:
         pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),
         pl.lit("").alias("provider_id"), pl.lit(None, dtype=utc).alias("sent_at"),
         pl.lit(timezone.now()).cast(utc).alias("created_at")).sort("key")  # in the unique index's order
-    bulk.insert(OutboxMessage._meta.db_table, out, rows_per_statement=bulk.MANY_ROWS)
-    return out.height
