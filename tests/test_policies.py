@@ -250,6 +250,23 @@ def test_matching_stores_tells_once_and_flags_firms_no_longer_eligible(county, t
     assert other.history[0]["at"] == made["at"] and other.events == other.history
 
 
+def test_the_matches_file_takes_its_place_only_once_the_matches_are_stored(county, tmp_path, monkeypatch):
+    folder = policy_folder(tmp_path, a=example("CX-2025-04"))
+    out = tmp_path / "out" / "m.csv"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("磁盘已满")
+
+    monkeypatch.setattr(actions, "_insert_new", broken)
+    with pytest.raises(RuntimeError, match="磁盘已满"):
+        actions.match_folder(folder, 2025, out=out, now=NOW)
+    assert not Match.objects.exists() and not OutboxMessage.objects.filter(purpose="policy").exists()
+    assert list(out.parent.iterdir()) == []  # neither the file nor the one written beside it
+    monkeypatch.undo()
+    r = actions.match_folder(folder, 2025, out=out, now=NOW)
+    assert list(out.parent.iterdir()) == [out] and len(read(out)) == Match.objects.count() == r.new > 0
+
+
 def test_a_firm_is_told_once_per_run_of_every_new_automatic_match(county, tmp_path):
     from django.db import connection
 

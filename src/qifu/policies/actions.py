@@ -5,9 +5,12 @@ treasury and reconcile the treasury's answer."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import os
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -145,17 +148,16 @@ def match_folder(folder: str | Path, year: int, out: Path | None = None, now: dt
     with transaction.atomic():
         for p in defs:
             do_save_policy(p, texts_by_id[p.id], now)
-    result = match_policies(chosen, year, now, notify=notify)
+    result = match_policies(chosen, year, now, notify=notify, out=out)
     result.warnings = warnings + result.warnings
     result.timings = {"load": time.perf_counter() - t - sum(result.timings.values()), **result.timings}
-    if out is not None:
-        t = time.perf_counter()
-        write(result.outcomes, out)
-        result.timings["write"] = time.perf_counter() - t
     return result
 
 
-def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: bool = True) -> MatchResult:
+def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: bool = True,
+                   out: Path | None = None) -> MatchResult:
+    """Match ``defs`` over the year's profile, store the matches and tell the new ones, in one
+    transaction; with ``out``, write §2.4 there once they are stored."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     by_profile = [p for p in defs if p.kind == "profile"]
@@ -170,6 +172,38 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
     timings["engine"] = time.perf_counter() - t
     t = time.perf_counter()
     result = MatchResult(outcomes)
+    # §2.4 is written in a thread of its own while the matches are stored, into a file beside
+    # ``out`` that takes its place once they are committed; the messages are made in another
+    # (SQLite and Polars leave Python's lock while they work)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        aside = pool.submit(_write_aside, outcomes, Path(out)) if out is not None else None
+        try:
+            _store_all(result, data, now, notify, pool, timings)
+            if aside:
+                t = time.perf_counter()
+                os.replace(aside.result(), out)
+                timings["write"] = time.perf_counter() - t
+        except BaseException:
+            if aside:
+                with contextlib.suppress(Exception):
+                    aside.result().unlink()
+            raise
+    for o in outcomes:
+        if o.no_amount:
+            result.warnings.append(f"{o.policy.id}：{o.no_amount} 户符合条件但金额为空（金额引用的数据缺失），未列入")
+        if o.scaled:
+            result.warnings.append(f"{o.policy.id}：应享金额合计 {o.total_before_budget} 万元超过预算 {o.policy.budget} 万元，"
+                                   f"已按比例折算")
+    result.timings = timings
+    return result
+
+
+def _store_all(result: MatchResult, data: dict, now: dt.datetime, notify: bool, pool: ThreadPoolExecutor,
+               timings: dict[str, float]) -> None:
+    """Every outcome of ``result`` stored (``_store``), and the new matches of its automatic
+    policies told (with ``notify``), in one transaction."""
+    t = time.perf_counter()
+    outcomes = result.outcomes
     automatic = [o.policy.id for o in outcomes if o.policy.mode == "automatic"] if notify else []
     db.bulk_work()  # a first run writes a row per match and a message per firm: 230,000 for a county
     with transaction.atomic():
@@ -185,34 +219,23 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
                 for o, s in zip(outcomes, stored, strict=True) if o.policy.id in automatic and s.new.height]
         # whom to tell besides (matches stored untold before), read before this run's new
         # matches are inserted so as not to read them back; nothing new: nobody to tell. The
-        # messages are made in a thread of their own while the matches go in: SQLite leaves
-        # Python's lock while it writes, and Polars while it works (0.15 s of a first run)
-        telling = None
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            if notify and told:
-                telling = pool.submit(notices.telling, now, pl.concat(told), reach(), notices.untold(automatic))
-            # every policy's new matches in one insert, in a firm's order: one join with the
-            # registry's townships and contacts instead of one a policy
-            _insert_new([s.rows for s in stored if s.rows.height], now, firms)
-            for o, s in zip(outcomes, stored, strict=True):
-                if o.policy.kind == "skills" and not s.same:
-                    _link_certificates(o)
-            timings["store"] = time.perf_counter() - t
-            if notify:
-                t = time.perf_counter()
-                if telling:
-                    result.notified = notices.store(telling.result(), now)
-                timings["notify"] = time.perf_counter() - t
+        # messages are made in a thread while the matches go in (0.15 s of a first run)
+        telling = pool.submit(notices.telling, now, pl.concat(told), reach(), notices.untold(automatic)) \
+            if notify and told else None
+        # every policy's new matches in one insert, in a firm's order: one join with the
+        # registry's townships and contacts instead of one a policy
+        _insert_new([s.rows for s in stored if s.rows.height], now, firms)
+        for o, s in zip(outcomes, stored, strict=True):
+            if o.policy.kind == "skills" and not s.same:
+                _link_certificates(o)
+        timings["store"] = time.perf_counter() - t
+        if notify:
+            t = time.perf_counter()
+            if telling:
+                result.notified = notices.store(telling.result(), now)
+            timings["notify"] = time.perf_counter() - t
         t = time.perf_counter()
     timings["commit"] = time.perf_counter() - t  # PostgreSQL checks the new rows' foreign keys here
-    for o in outcomes:
-        if o.no_amount:
-            result.warnings.append(f"{o.policy.id}：{o.no_amount} 户符合条件但金额为空（金额引用的数据缺失），未列入")
-        if o.scaled:
-            result.warnings.append(f"{o.policy.id}：应享金额合计 {o.total_before_budget} 万元超过预算 {o.policy.budget} 万元，"
-                                   f"已按比例折算")
-    result.timings = timings
-    return result
 
 
 def certificates(year: int) -> list[dict]:
@@ -368,6 +391,14 @@ def _insert_new(parts: list[pl.DataFrame], now: dt.datetime, firms: Callable[[],
         pl.when(pl.col("tell") & pl.col("reached")).then(pl.lit(now).cast(utc)).otherwise(None).alias("told_at"))
     bulk.insert(Match._meta.db_table, rows.sort("uscc", "policy_id").drop("reached", "tell"),
                 rows_per_statement=bulk.MANY_ROWS)
+
+
+def _write_aside(outcomes: list[engine.Outcome], path: Path) -> Path:
+    """``write`` into a new file beside ``path`` (hidden, with its extension), for the caller to
+    put in its place."""
+    aside = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}{path.suffix}")
+    write(outcomes, aside)
+    return aside
 
 
 def write(outcomes: list[engine.Outcome], path: Path) -> None:
