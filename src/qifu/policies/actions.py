@@ -11,11 +11,9 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
-from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -207,24 +205,26 @@ def _store_all(result: MatchResult, data: dict, now: dt.datetime, notify: bool, 
     automatic = [o.policy.id for o in outcomes if o.policy.mode == "automatic"] if notify else []
     db.bulk_work()  # a first run writes a row per match and a message per firm: 230,000 for a county
     with transaction.atomic():
-        entities = cache(lambda: _entities(data.get("registry")))
-        reach = cache(lambda: notices.reachable(entities()))
-        # a new match of an automatic policy whose firm a text or email reaches is stored as told:
-        # its message is written below, in the same transaction
-        firms = cache(lambda: entities().select("uscc", "town_id").join(
-            reach().select("uscc", pl.lit(True).alias("reached")), on="uscc", how="left"))
         stored = [_store(o, now, result, o.policy.id in automatic, quiet=not notify and o.policy.mode == "automatic")
                   for o in outcomes]
         told = [s.new.select("uscc", pl.lit(o.policy.id).alias("code"), pl.lit(o.policy.title).alias("title"), "micro")
                 for o, s in zip(outcomes, stored, strict=True) if o.policy.id in automatic and s.new.height]
+        new = [s.rows for s in stored if s.rows.height]
         # whom to tell besides (matches stored untold before), read before this run's new
-        # matches are inserted so as not to read them back; nothing new: nobody to tell. The
-        # messages are made in a thread while the matches go in (0.15 s of a first run)
-        telling = pool.submit(notices.telling, now, pl.concat(told), reach(), notices.untold(automatic)) \
-            if notify and told else None
-        # every policy's new matches in one insert, in a firm's order: one join with the
-        # registry's townships and contacts instead of one a policy
-        _insert_new([s.rows for s in stored if s.rows.height], now, firms)
+        # matches are inserted so as not to read them back; nothing new: nobody to tell
+        waiting = notices.untold(automatic) if told else None
+        if new:  # the townships and contacts of the firms the run writes of, read once
+            firms = pl.concat([*(r.select("uscc") for r in new), *([waiting.select("uscc")] if told else [])]).unique()
+            entities = _entities(data.get("registry")).join(firms, on="uscc", how="semi")
+            reach = notices.reachable(entities)
+        # the messages are made in a thread while the matches go in (0.15 s of a first run)
+        telling = pool.submit(notices.telling, now, pl.concat(told), reach, waiting) if told else None
+        if new:
+            # every policy's new matches in one insert, in a firm's order; a new match of an
+            # automatic policy whose firm a text or email reaches is stored as told: its message
+            # is written below, in the same transaction
+            _insert_new(new, now, entities.select("uscc", "town_id").join(
+                reach.select("uscc", pl.lit(True).alias("reached")), on="uscc", how="left"))
         for o, s in zip(outcomes, stored, strict=True):
             if o.policy.kind == "skills" and not s.same:
                 _link_certificates(o)
@@ -275,16 +275,20 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
     if policy.last_digest == digest:  # the same rows as the last match stored: nothing new, changed or gone
         return Stored(o.frame.clear(), pl.DataFrame(), same=True)
     old = _existing(policy)
-    released = pl.Series(list(Payment.objects.filter(policy=policy).values_list("match_id", flat=True).distinct()),
-                         dtype=pl.Int64)
     frame = o.frame
-    new = frame.join(old.select("uscc"), on="uscc", how="anti")
-    both = frame.join(old, on="uscc", how="inner").with_columns(pl.col("id").is_in(released.implode()).alias("released"))
-    differs = ((pl.col("micro") != pl.col("old_micro")) | (pl.col("reason") != pl.col("old_reason"))
-               | (pl.col("old_version") != version)) & ~pl.col("released")
-    touched = both.filter(differs | (pl.col("status") == Match.Status.LAPSED))
-    gone = old.join(frame.select("uscc"), on="uscc", how="anti").filter(
-        ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]))
+    if old.is_empty():  # nothing stored yet (a new policy, a first run): every row is new
+        new, touched, gone = frame, old, old
+    else:
+        released = pl.Series(list(Payment.objects.filter(policy=policy).values_list("match_id", flat=True).distinct()),
+                             dtype=pl.Int64)
+        new = frame.join(old.select("uscc"), on="uscc", how="anti")
+        both = frame.join(old, on="uscc", how="inner").with_columns(
+            pl.col("id").is_in(released.implode()).alias("released"))
+        differs = ((pl.col("micro") != pl.col("old_micro")) | (pl.col("reason") != pl.col("old_reason"))
+                   | (pl.col("old_version") != version)) & ~pl.col("released")
+        touched = both.filter(differs | (pl.col("status") == Match.Status.LAPSED))
+        gone = old.join(frame.select("uscc"), on="uscc", how="anti").filter(
+            ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]))
     inserts = _new_rows(policy, version, new, now, tell, quiet)
     if touched.height:
         rows = {r["id"]: r for r in touched.iter_rows(named=True)}
@@ -379,15 +383,13 @@ def _new_rows(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime,
         pl.lit("[]").alias("history"), pl.lit(quiet).alias("quiet"), pl.lit(tell).alias("tell"))
 
 
-def _insert_new(parts: list[pl.DataFrame], now: dt.datetime, firms: Callable[[], pl.DataFrame]) -> None:
+def _insert_new(parts: list[pl.DataFrame], now: dt.datetime, firms: pl.DataFrame) -> None:
     """Stores the new matches ``parts`` (``_new_rows``, of one or more policies) with each
-    firm's township, as told now where they are to be told and ``firms()`` (every firm's
-    ``uscc``, ``town_id`` and whether a message reaches it, ``reached``) says a message reaches
-    the firm. In a firm's order, so that the indexes beginning with the firm grow at one end."""
-    if not parts:
-        return
+    firm's township, as told now where they are to be told and ``firms`` (each firm's ``uscc``,
+    ``town_id`` and whether a message reaches it, ``reached``) says a message reaches the firm.
+    In a firm's order, so that the indexes beginning with the firm grow at one end."""
     utc = pl.Datetime("us", "UTC")
-    rows = pl.concat(parts).join(firms(), on="uscc", how="left").with_columns(
+    rows = pl.concat(parts).join(firms, on="uscc", how="left").with_columns(
         pl.when(pl.col("tell") & pl.col("reached")).then(pl.lit(now).cast(utc)).otherwise(None).alias("told_at"))
     bulk.insert(Match._meta.db_table, rows.sort("uscc", "policy_id").drop("reached", "tell"),
                 rows_per_statement=bulk.MANY_ROWS)
