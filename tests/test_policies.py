@@ -313,7 +313,11 @@ def test_a_firm_is_told_once_per_run_of_every_new_automatic_match(county, tmp_pa
     m = Match.objects.get(entity_id=mute, policy__code="CX-2025-07")
     page = admin.get(f"/policies/matches/{m.pk}/").content.decode()
     assert "尚未通知" in page and m.history == []
-    assert f"系统 · 按政策版本 {m.version} 匹配：符合条件，金额 {m.amount.normalize():f} 万元" in page  # the line of its making
+    made = f"系统 · 按政策版本 {m.version} 匹配：符合条件，金额 {m.amount.normalize():f} 万元"
+    assert made in page  # the line of its making
+    user = county["users"]["admin"]
+    type(user).objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)  # as an administrator's account is
+    assert made in staff(county, "admin").get(f"/admin/policies/match/{m.pk}/change/").content.decode()  # Django admin
     told_one = Match.objects.filter(policy__code="CX-2025-07", told_at__isnull=False).first()
     assert "已通过短信或邮件通知" in admin.get(f"/policies/matches/{told_one.pk}/").content.decode()
     Entity.objects.filter(uscc=mute).update(phone=phone, email=email)

@@ -20,8 +20,14 @@ class MatchAdmin(ReadOnly):
     list_filter = ("status", "policy")
     search_fields = ("entity__uscc",)
     raw_id_fields = ("entity",)
-    exclude = ("bank_account",)
+    # the history as the match page shows it, from the line of the match's making
+    exclude = ("bank_account", "history")
+    readonly_fields = ("record",)
     show_full_result_count = False
+
+    @admin.display(description="变更记录")
+    def record(self, m: Match) -> str:
+        return "\n".join(f"{h['at'][:16]} · {h['by']} · {h['note']}" for h in m.events)
 
 
 @admin.register(Payment)
