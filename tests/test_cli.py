@@ -31,6 +31,29 @@ def test_import_success_on_a_fresh_database(tmp_path, cli_db):
     assert result.stdout.strip() == "已导入 registry：3 行，新增 3，更新 0，未变化 0"
 
 
+def test_a_command_leaves_its_writes_in_the_database_file_not_in_the_log(tmp_path, cli_db, small_county):
+    """SQLite: a command copies its write-ahead log back into the database before it ends, also
+    while another connection (a server) holds the database open, so the next writer does not
+    pay for it; the last connection's closing removes the log."""
+    import shutil
+    import sqlite3
+
+    if "QIFU_DATABASE_URL" in cli_db:
+        pytest.skip("SQLite's write-ahead log; PostgreSQL checkpoints itself")
+    path = write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows())
+    assert qifu("import", "registry", path, env=cli_db).returncode == 0
+    db = data_dir(cli_db) / "qifu.sqlite3"
+    assert not Path(f"{db}-wal").exists()  # the last connection closed
+    server = sqlite3.connect(db)  # a server's connection, between requests
+    server.execute("SELECT count(*) FROM registry_entity").fetchone()
+    assert qifu("import", "registry", small_county / "registry.csv", env=cli_db).returncode == 0
+    alone = tmp_path / "alone.sqlite3"  # the database file without its log
+    shutil.copy(db, alone)
+    rows = sqlite3.connect(alone).execute("SELECT count(*) FROM registry_entity").fetchone()[0]
+    assert rows == server.execute("SELECT count(*) FROM registry_entity").fetchone()[0] == 3 + 1500
+    server.close()
+
+
 def test_bad_rows_exit_non_zero_with_each_row_on_stderr_and_an_error_file(tmp_path, cli_db):
     rows = registry_rows()
     rows[1] = rows[1].replace(ENT2, ENT2[:17] + ("0" if ENT2[17] != "0" else "1"))
