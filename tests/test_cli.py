@@ -182,6 +182,14 @@ def test_a_setting_that_is_wrong_is_one_line_not_a_traceback(cli_db):
     assert result.stderr.strip().startswith("qifu: 未设置 QIFU_SECRET_KEY") and "Traceback" not in result.stderr
 
 
+def test_a_database_that_cannot_be_reached_is_one_line(tmp_path, cli_db):
+    path = write(tmp_path / "r.csv", REGISTRY_HEADER, registry_rows())
+    result = qifu("import", "registry", path, env={**cli_db, "QIFU_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("qifu: 无法使用数据库：") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_spark_without_pyspark_is_one_line(monkeypatch):
     import importlib.util
 

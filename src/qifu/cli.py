@@ -679,7 +679,9 @@ def _close_databases() -> None:
     server holds the database open: that copy also makes the command's writes safe from a power
     cut, and left behind it would fall to the next writer, a web request perhaps. Its last
     connection's closing then removes the log."""
-    if "django.db" not in sys.modules:
+    from django.conf import settings
+
+    if "django.db" not in sys.modules or not settings.configured:  # a command without Django (synth)
         return
     from django.db import DatabaseError, connections
 
@@ -697,6 +699,7 @@ def main(argv: list[str] | None = None) -> None:
     import gc
 
     from django.core.exceptions import ImproperlyConfigured
+    from django.db import OperationalError
 
     from qifu.config import ConfigError
     from qifu.in_use import InUse
@@ -711,6 +714,8 @@ def main(argv: list[str] | None = None) -> None:
         code = _fail(str(e))
     except OSError as e:  # an output folder that cannot be written, a disk that is full
         code = _fail(f"{e.filename or ''}：{e.strerror or e}".lstrip("："))
+    except OperationalError as e:  # a database server that cannot be reached, a file that is locked
+        code = _fail(f"无法使用数据库：{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
     except KeyboardInterrupt:
         code = 130
     if batch:
