@@ -39,6 +39,7 @@ from qifu.policies.models import (
     Policy,
     PolicyVersion,
     SkillCertificate,
+    history_line,
 )
 from qifu.registry.models import Township
 from qifu.service_requests.attachments import store
@@ -62,10 +63,6 @@ class MatchResult:
     @property
     def matches(self) -> int:
         return sum(len(o) for o in self.outcomes)
-
-
-def _line(now: dt.datetime, by: str, note: str) -> dict:
-    return {"at": timezone.localtime(now).isoformat(timespec="seconds"), "by": by, "note": note}
 
 
 # --- policies -------------------------------------------------------------------------------------
@@ -215,7 +212,7 @@ def _store_all(result: MatchResult, data: dict, now: dt.datetime, notify: bool, 
         waiting = notices.untold(automatic) if told else None
         if new:  # the townships and contacts of the firms the run writes of, read once
             firms = pl.concat([*(r.select("uscc") for r in new), *([waiting.select("uscc")] if told else [])]).unique()
-            entities = _entities(data.get("registry")).join(firms, on="uscc", how="semi")
+            entities = _entities(firms, data.get("registry"))
             reach = notices.reachable(entities)
         # the messages are made in a thread while the matches go in (0.15 s of a first run)
         telling = pool.submit(notices.telling, now, pl.concat(told), reach, waiting) if told else None
@@ -297,11 +294,11 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
             r = rows[m.pk]
             if m.status == Match.Status.LAPSED:
                 m.status, m.lapsed_at = Match.Status.HELD if r["released"] else Match.Status.ELIGIBLE, None
-                m.add_history(_line(now, "系统", "再次符合条件"))
+                m.add_history(history_line(now, "系统", "再次符合条件"))
                 result.again += 1
             amount = engine.decimal(r["micro"])
             if not r["released"] and (m.amount != amount or m.reason != r["reason"] or m.version != version):
-                m.add_history(_line(now, "系统", f"按政策版本 {version} 重新匹配：金额 {m.amount.normalize():f} → "
+                m.add_history(history_line(now, "系统", f"按政策版本 {version} 重新匹配：金额 {m.amount.normalize():f} → "
                                                  f"{amount.normalize():f} 万元"))
                 m.amount, m.reason, m.version = amount, r["reason"], version
             m.matched_at = now
@@ -312,7 +309,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
         objs = list(Match.objects.filter(pk__in=gone["id"].to_list()))
         for m in objs:
             m.status, m.lapsed_at = Match.Status.LAPSED, now
-            m.add_history(_line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核"))
+            m.add_history(history_line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核"))
         Match.objects.bulk_update(objs, ["status", "lapsed_at", "history"], batch_size=1000)
         result.lapsed += len(objs)
     result.new += new.height
@@ -351,20 +348,22 @@ def _existing(policy: Policy) -> pl.DataFrame:
                                       "old_version": pl.String, "status": pl.String}, orient="row")
 
 
-def _entities(copy: object = None) -> pl.DataFrame:
-    """Every entity's township code and contacts (read once per match run that has new matches):
-    from ``copy``, the analytical copy of the registry the profile was read from (a Parquet
-    path), when there is one, so that the run tells whom it matched on the same registry, and
-    240,000 rows are not read through Python (0.3 s); else from the database."""
+def _entities(firms: pl.DataFrame, copy: object = None) -> pl.DataFrame:
+    """The township code and contacts of ``firms`` (``uscc``; read once per match run that has
+    new matches): from ``copy``, the analytical copy of the registry the profile was read from
+    (a Parquet path), when there is one, so that the run tells whom it matched on the same
+    registry, and 240,000 rows are not read through Python (0.3 s); else from the database."""
     if isinstance(copy, str):
         towns = pl.DataFrame(list(Township.objects.values_list("name", "code")), schema=["town", "town_id"],
                              orient="row")
-        return pl.read_parquet(copy, columns=["uscc", "town", "phone", "email"]).join(
-            towns, on="town", how="left").select("uscc", "town_id", "phone", "email")
+        return (pl.scan_parquet(copy).select("uscc", "town", "phone", "email")
+                .join(firms.lazy(), on="uscc", how="semi").join(towns.lazy(), on="town", how="left")
+                .select("uscc", "town_id", "phone", "email").collect())
     with connection.cursor() as cur:
         cur.execute("SELECT uscc, town_id, phone, email FROM registry_entity")
-        return pl.DataFrame(cur.fetchall(), schema=dict.fromkeys(("uscc", "town_id", "phone", "email"), pl.String),
-                            orient="row")
+        every = pl.DataFrame(cur.fetchall(), schema=dict.fromkeys(("uscc", "town_id", "phone", "email"), pl.String),
+                             orient="row")
+    return every.join(firms, on="uscc", how="semi")
 
 
 def _new_rows(policy: Policy, version: str, new: pl.DataFrame, now: dt.datetime, tell: bool,
@@ -439,7 +438,7 @@ def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: st
         m.bank_name, m.bank_account, m.account_name = bank_name, account, account_name
         m.confirmed_at = m.confirmed_at or now
         note = "企业确认收款账户" if first else "企业更改收款账户"
-        m.add_history(_line(now, "企业", f"{note}：{bank_name} {m.masked_account}"))
+        m.add_history(history_line(now, "企业", f"{note}：{bank_name} {m.masked_account}"))
         if m.status == Match.Status.ELIGIBLE:
             m.status = Match.Status.CONFIRMED
         m.save()
@@ -492,7 +491,7 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
             ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], size=len(data),
                                            sha256=store(data))
         m.status = Match.Status.APPLIED
-        m.add_history(_line(now, "企业", f"提交申请（附件 {len(files)} 个）"))
+        m.add_history(history_line(now, "企业", f"提交申请（附件 {len(files)} 个）"))
         m.save()
     return app
 
@@ -513,7 +512,7 @@ def do_review(application: Application, approve: bool, reason: str, user, now: d
         m = app.match
         m.status = Match.Status.CONFIRMED if approve else Match.Status.REJECTED
         m.confirmed_at = now if approve else None
-        m.add_history(_line(now, str(user), f"{'审核通过' if approve else '审核未通过'}：{reason}"))
+        m.add_history(history_line(now, str(user), f"{'审核通过' if approve else '审核未通过'}：{reason}"))
         m.save()
         if approve:
             do_release(m, 1, now=now, by=str(user))
@@ -587,22 +586,22 @@ def do_release(m: Match, seq: int, now: dt.datetime | None = None, by: str = "�
                            f"预算 {policy.budget.normalize():f} 万元"]
         if reasons:
             m.status, m.hold_reason = Match.Status.HELD, "；".join(reasons)[:500]
-            m.add_history(_line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}"))
+            m.add_history(history_line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}"))
             m.save(update_fields=["status", "hold_reason", "history"])
             return None
         milestone = policies_mod.milestone(policy.mode, policy.milestones, seq)
         payment = Payment.objects.create(match=m, policy=policy, seq=seq, amount=amount, milestone=milestone,
-                                         released_at=now, history=[_line(now, by, f"核准第 {seq} 期（{milestone}）")])
+                                         released_at=now, history=[history_line(now, by, f"核准第 {seq} 期（{milestone}）")])
         if m.status == Match.Status.HELD:
             m.status, m.hold_reason = Match.Status.CONFIRMED, ""
-            m.add_history(_line(now, by, "复核通过，恢复拨付"))
+            m.add_history(history_line(now, by, "复核通过，恢复拨付"))
             m.save(update_fields=["status", "hold_reason", "history"])
         return payment
 
 
 def _hold(m: Match, reasons: list[str], now: dt.datetime, by: str) -> None:
     m.status, m.hold_reason = Match.Status.HELD, "；".join(reasons)[:500]
-    m.add_history(_line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}"))
+    m.add_history(history_line(now, by, f"拨付前核查未通过，待复核：{m.hold_reason}"))
     m.save(update_fields=["status", "hold_reason", "history"])
 
 
@@ -637,7 +636,7 @@ def _release_certificates(m: Match, policy: Policy, now: dt.datetime, by: str, r
                 p = Payment.objects.create(
                     match=m, policy=policy, seq=i, amount=amount, certificate=c, person_key=key, released_at=now,
                     milestone=f"证书 {c.certificate_no}（{c.masked_name}，{c.get_level_display()}）",
-                    history=[_line(now, by, f"核准证书 {c.certificate_no} 的补贴")])
+                    history=[history_line(now, by, f"核准证书 {c.certificate_no} 的补贴")])
         except IntegrityError:
             continue  # this person was paid for this occupation and level already
         first = first or p
@@ -662,7 +661,7 @@ def do_release_hold(m: Match, user, note: str, now: dt.datetime | None = None) -
         m = Match.objects.select_for_update().get(pk=m.pk)
         if m.status != Match.Status.HELD:
             raise PolicyActionError("这条记录不在待复核状态")
-        m.add_history(_line(now, str(user), f"复核：{note}"))
+        m.add_history(history_line(now, str(user), f"复核：{note}"))
         m.status = Match.Status.CONFIRMED
         m.save(update_fields=["history", "status"])
         seq = (Payment.objects.filter(match=m).count() or 0) + 1
@@ -781,7 +780,7 @@ def do_reconcile(batch_number: str, rows: list[dict], now: dt.datetime | None = 
             if p.status == Payment.Status.PAID and status == "failed":
                 raise PolicyActionError(f"第 {p.id} 笔已记为到账，回执却为失败：请与国库核对后处理")
             p.status, p.paid_on, p.failure = status, paid_on, "" if status == "paid" else why
-            p.history = [*p.history, _line(now, "国库回执", "到账" if status == "paid" else f"拨付失败：{why}")]
+            p.history = [*p.history, history_line(now, "国库回执", "到账" if status == "paid" else f"拨付失败：{why}")]
             p.save(update_fields=["status", "paid_on", "failure", "history"])
             if status == "paid":
                 out.paid += 1
@@ -800,7 +799,7 @@ def _settle(match_id: int, now: dt.datetime) -> None:
     n = lines.count() if m.policy.kind == "skills" else len(m.policy.installments or ["1"])
     if lines.filter(status=Payment.Status.PAID).count() == n:
         m.status = Match.Status.PAID
-        m.add_history(_line(now, "系统", "各期均已到账"))
+        m.add_history(history_line(now, "系统", "各期均已到账"))
         m.save(update_fields=["status", "history"])
 
 
@@ -812,7 +811,7 @@ def do_retry(payment: Payment, user, now: dt.datetime | None = None) -> Payment:
         if p.status != Payment.Status.FAILED:
             raise PolicyActionError("只有拨付失败的款项可以重新拨付")
         p.status, p.batch = Payment.Status.DUE, None
-        p.history = [*p.history, _line(now, str(user), "重新拨付")]
+        p.history = [*p.history, history_line(now, str(user), "重新拨付")]
         p.save(update_fields=["status", "batch", "history"])
     return p
 

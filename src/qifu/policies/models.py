@@ -4,6 +4,8 @@ of installments, the payment batches sent to the treasury and the treasury's ans
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -58,6 +60,11 @@ class PolicyVersion(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "政策版本"
         constraints = [models.UniqueConstraint(fields=["policy", "version"], name="policy_version_unique")]
+
+
+def history_line(at: dt.datetime, by: str, note: str) -> dict:
+    """One line of a match's or a payment's history: when (local time, to the second), who, what."""
+    return {"at": timezone.localtime(at).isoformat(timespec="seconds"), "by": by, "note": note}
 
 
 class Match(models.Model):
@@ -117,8 +124,8 @@ class Match(models.Model):
 
     def made(self) -> dict:
         """The history's line of the match's making, from the row as it was made."""
-        return {"at": timezone.localtime(self.matched_at).isoformat(timespec="seconds"), "by": "系统",
-                "note": f"按政策版本 {self.version} 匹配：符合条件，金额 {self.amount.normalize():f} 万元"}
+        return history_line(self.matched_at, "系统",
+                            f"按政策版本 {self.version} 匹配：符合条件，金额 {self.amount.normalize():f} 万元")
 
     @property
     def events(self) -> list[dict]:

@@ -86,8 +86,8 @@ def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.Data
 
 
 class Telling(NamedTuple):
-    """What a match run tells (``telling``): the outbox's rows, and the matches stored untold
-    before that they tell of, to be marked told."""
+    """What a match run (``telling``) or a morning's job tells: the outbox's rows, and the matches
+    stored before that they tell of, to be marked (``store``)."""
 
     messages: pl.DataFrame
     waiting: pl.DataFrame
@@ -102,11 +102,11 @@ def telling(now: dt.datetime, fresh: pl.DataFrame, reach: pl.DataFrame, waiting:
     return Telling(_messages(matches, reach, now, "policy", (ONE, MANY), "（免申即享）"), waiting)
 
 
-def store(told: Telling, now: dt.datetime) -> int:
-    """The messages of ``telling`` into the outbox, and the matches waiting marked told. Returns
-    how many messages."""
+def store(told: Telling, now: dt.datetime, column: str = "told_at") -> int:
+    """The messages of ``told`` into the outbox, and ``column`` (when told) set on the matches
+    it waited for. Returns how many messages."""
     bulk.insert(OutboxMessage._meta.db_table, told.messages, rows_per_statement=bulk.MANY_ROWS)
-    _mark(told.waiting, "told_at", now)
+    _mark(told.waiting, column, now)
     return told.messages.height
 
 
@@ -145,10 +145,7 @@ def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: s
             return 0
         reach = reachable(due.select("uscc", "phone", "email").unique("uscc"))
         due = due.join(reach.select("uscc"), on="uscc", how="semi")
-        messages = _messages(due, reach, now, prefix, templates, note)
-        bulk.insert(OutboxMessage._meta.db_table, messages, rows_per_statement=bulk.MANY_ROWS)
-        _mark(due, column, now)
-    return messages.height
+        return store(Telling(_messages(due, reach, now, prefix, templates, note), due), now, column)
 
 
 def _matches(where: str, params: list, contacts: bool = False, lock: bool = False) -> pl.DataFrame:
