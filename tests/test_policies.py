@@ -36,8 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent / "src" / "qifu" / "data"
 NOW = dt.datetime(2026, 9, 1, 10, 0, tzinfo=SH)
 
 
-def qifu(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qifu", *args], env=env, capture_output=True, text=True, timeout=300)
+def qifu(env, *args, python: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *python, "-m", "qifu", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def imported(done: subprocess.CompletedProcess) -> set[str]:
+    """The modules a command run with ``python=("-X", "importtime")`` imported."""
+    return {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
 
 
 def read(path: Path) -> list[dict]:
@@ -150,8 +156,11 @@ def test_qifu_policy_match_finds_exactly_the_firms_and_amounts_of_the_contract_f
     for pid in ("CX-2025-01", "CX-2025-04", "CX-2025-05"):
         (folder / f"{pid}.yaml").write_text((ROOT / "policies" / f"{pid}.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     out = tmp_path / "matches.csv"
-    done = qifu(process_env, "policy", "match", "--policies", str(folder), "--year", "2025", "--out", str(out))
+    done = qifu(process_env, "policy", "match", "--policies", str(folder), "--year", "2025", "--out", str(out),
+                python=("-X", "importtime"))
     assert done.returncode == 0, done.stderr
+    # over the analytical copies a run needs neither pyarrow nor NumPy (0.1 s of every run)
+    assert "qifu.policies.actions" in imported(done) and not {"pyarrow", "numpy"} & imported(done)
     rows = read(out)
     assert list(rows[0]) == ["policy_id", "uscc", "amount", "reason"]
     got: dict[str, dict[str, Decimal]] = {}
@@ -169,8 +178,10 @@ def test_qifu_policy_match_finds_exactly_the_firms_and_amounts_of_the_contract_f
     assert (wrong, one_each) == ("0", "True") and int(told) > 0 and int(automatic) == int(told) + int(unreached), done
     # matching again changes nothing and writes the same file
     again = tmp_path / "again.csv"
-    done = qifu(process_env, "policy", "match", "--policies", str(folder), "--year", "2025", "--out", str(again))
+    done = qifu(process_env, "policy", "match", "--policies", str(folder), "--year", "2025", "--out", str(again),
+                python=("-X", "importtime"))
     assert done.returncode == 0 and "新增 0，变更 0，不再符合 0，通知 0" in done.stdout, done.stdout + done.stderr
+    assert not {"pyarrow", "numpy"} & imported(done)
     assert again.read_bytes() == out.read_bytes()
     # bad input: a clear one-line reason naming the file and the place, nothing stored
     (folder / "bad.yaml").write_text("id: X\ntitle: 坏\nyear: 2025\neligible: \"rd > 1\"\namount: \"1\"\n", encoding="utf-8")

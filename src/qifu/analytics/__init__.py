@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 from django.db import connection
 
 from qifu import config
@@ -62,6 +61,8 @@ def stamp(name: str) -> list:
 
 
 def export(name: str) -> None:
+    import pyarrow.parquet as pq  # here only: a reader of the copies (a policy match) need not import pyarrow
+
     table = sources.fetch_all(name)
     folder().mkdir(parents=True, exist_ok=True)
     tmp = folder() / f"{name}.parquet.tmp"

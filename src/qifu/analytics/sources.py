@@ -9,10 +9,14 @@ Both paths run the same SQL. Times are local (Asia/Shanghai), as the bureau's ca
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
 from django.db import connection
 
 from qifu.engine.contract import REPORTS, T
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 NUMERIC = [f.name for f in REPORTS.fields if f.type in (T.MONEY, T.INT)]
 OTHER = [f.name for f in REPORTS.fields if f.type not in (T.MONEY, T.INT) and f.name not in ("uscc", "report_year", "filed_at")]
@@ -94,6 +98,8 @@ def run(sql: dict[str, str]) -> dict[str, pa.Table]:
 
 
 def _run(sql: dict[str, str]) -> dict[str, pa.Table]:
+    import pyarrow as pa  # here only: a policy match that reads the Parquet copies never needs it
+
     adbc = None if connection.in_atomic_block else _adbc_connection()
     out: dict[str, pa.Table] = {}
     if adbc is not None:
@@ -118,6 +124,8 @@ def _run(sql: dict[str, str]) -> dict[str, pa.Table]:
 def _typed(column: str, values: pa.Array) -> pa.Array:
     """SQLite hands times over as text; the copy stores them as timestamps, so that a reader's
     filter on a season can skip the row groups of other seasons."""
+    import pyarrow as pa
+
     if column in ("filed_at", "sent_at") and pa.types.is_string(values.type):
         return values.cast(pa.timestamp("us"))
     return values

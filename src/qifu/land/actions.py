@@ -43,15 +43,10 @@ def do_save_method(m: methods.Method, text: str) -> Method:
 
 def fetch(year: int) -> dict[str, pa.Table]:
     """The current indicators of ``year`` and every parcel, as Arrow."""
+    from qifu.land.queries import inputs_sql
+
     pg = connection.vendor == "postgresql"
-    real = "double precision" if pg else "REAL"
-    money = ", ".join(f"CAST({c} AS {real}) AS {c}" for c in (
-        "evaluated_tax", "electricity", "value_added", "main_revenue", "rd_spend", "energy_tce", "emissions"))
-    queries = {
-        "indicators": f"""SELECT uscc, year, CAST(above_threshold AS INTEGER) AS above_threshold, {money},
-                          avg_employees, veto, exempt FROM land_indicatorrecord WHERE year = {int(year)} AND is_current""",
-        "parcels": f"SELECT parcel_id, uscc, role, CAST(area_mu AS {real}) AS area_mu FROM land_parcel",
-    }
+    queries = inputs_sql(year, pg)
     if pg:  # ADBC straight into Arrow
         from qifu.analytics import sources
 

@@ -20,6 +20,19 @@ from qifu.registry.models import Entity
 NO_CLASS = "不参评"
 
 
+def inputs_sql(year: int, pg: bool) -> dict[str, str]:
+    """The land engine's inputs as SQL of the database in use: the current indicators of
+    ``year`` (money as floating point, the flag as a number) and every parcel."""
+    real = "double precision" if pg else "REAL"
+    money = ", ".join(f"CAST({c} AS {real}) AS {c}" for c in (
+        "evaluated_tax", "electricity", "value_added", "main_revenue", "rd_spend", "energy_tce", "emissions"))
+    return {
+        "indicators": f"""SELECT uscc, year, CAST(above_threshold AS INTEGER) AS above_threshold, {money},
+                          avg_employees, veto, exempt FROM land_indicatorrecord WHERE year = {int(year)} AND is_current""",
+        "parcels": f"SELECT parcel_id, uscc, role, CAST(area_mu AS {real}) AS area_mu FROM land_parcel",
+    }
+
+
 def latest(year: int) -> Evaluation | None:
     """The year's evaluation: the latest run (a frozen one is always the latest: nothing runs after)."""
     return Evaluation.objects.filter(year=year).select_related("method").order_by("-created_at", "-id").first()
