@@ -113,3 +113,38 @@ def test_a_night_missed_while_the_worker_was_down_is_backed_up_at_its_start(tmp_
         made = (now - dt.timedelta(hours=hours)).timestamp()
         os.utime(archive, (made, made))
         assert job.catch_up(now) is due, hours
+
+
+RELEASE = r"""
+import os, shutil, sqlite3, sys, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from django.db import connection, transaction
+from qifu import db, worker
+
+def write():  # as the day's reminder plan does: a bulk job's log, far under its 256 MiB
+    db.bulk_work()
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("CREATE TABLE scratch (n INTEGER, text TEXT)")
+        cur.executemany("INSERT INTO scratch VALUES (%s, %s)", [(i, "企服" * 20) for i in range(20000)])
+
+db.ensure_ready()
+path = connection.settings_dict["NAME"]
+connection.close()
+server = sqlite3.connect(path)  # a server's connection, between requests
+server.execute("SELECT count(*) FROM django_migrations").fetchone()
+worker._run(worker.Job("write", "__main__:write", lambda: None))
+shutil.copy(path, sys.argv[1])  # the database file without its log
+print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM scratch").fetchone()[0])
+"""
+
+
+def test_a_job_leaves_its_writes_in_the_database_file_not_in_the_log(process_env, tmp_path):
+    """SQLite: a job copies its write-ahead log back before its connection closes, also while
+    the server holds the database open, so that the server's next request does not pay for it."""
+    if "QIFU_DATABASE_URL" in process_env:
+        pytest.skip("SQLite's write-ahead log; PostgreSQL checkpoints itself")
+    done = subprocess.run([sys.executable, "-c", RELEASE, str(tmp_path / "alone.sqlite3")], env=process_env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["20000"]

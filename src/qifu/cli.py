@@ -673,26 +673,15 @@ def _freeze_for_exit() -> None:
 
 
 def _close_databases() -> None:
-    """The command's database connections closed before what is left is frozen: a frozen
-    connection is never closed. On SQLite the command copies its write-ahead log back into the
-    database first (a bulk command lets it grow to 256 MiB, ``db.bulk_work``), even while a
-    server holds the database open: that copy also makes the command's writes safe from a power
-    cut, and left behind it would fall to the next writer, a web request perhaps. Its last
-    connection's closing then removes the log."""
+    """The command's database connections closed before what is left is frozen (a frozen
+    connection is never closed), on SQLite with the write-ahead log copied back (``db.release``)."""
     from django.conf import settings
 
     if "django.db" not in sys.modules or not settings.configured:  # a command without Django (synth)
         return
-    from django.db import DatabaseError, connections
+    from qifu import db
 
-    for conn in connections.all(initialized_only=True):
-        if conn.vendor == "sqlite" and conn.connection is not None and not conn.in_atomic_block:
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except DatabaseError:  # the command's own error has been said; the log stays for the next
-                pass
-    connections.close_all()
+    db.release()
 
 
 def main(argv: list[str] | None = None) -> None:

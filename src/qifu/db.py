@@ -51,12 +51,31 @@ def analyze(table: str) -> None:
         cur.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
+def release() -> None:
+    """This thread's database connections closed. On SQLite each first copies its write-ahead
+    log back into the database (PASSIVE: it waits for no reader), even while a server holds the
+    database open: a bulk command or job lets the log grow to 256 MiB (``bulk_work``), and left
+    behind, copying it would fall to the next writer, a web request perhaps; the copy also makes
+    the writes safe from a power cut. The last connection's closing then removes the log."""
+    from django.db import DatabaseError, connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.vendor == "sqlite" and conn.connection is not None and not conn.in_atomic_block:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except DatabaseError:  # the caller's own error has been said; the log stays for the next
+                pass
+    connections.close_all()
+
+
 def bulk_work() -> None:
     """For a command that writes a day's or a file's worth of rows in many transactions, on
     SQLite: a page cache of 256 MiB for this connection (the default 2 MiB spills index pages in
     the middle of a transaction), and the write-ahead log copied back into the database every
     256 MiB instead of every 4 MiB (each copy waits for the disk; with 4 MiB every commit of a
-    big batch paid for one). The log is copied back when the connection closes.
+    big batch paid for one). The log is copied back before the connection closes (``release``:
+    a command's end, a worker's job's end).
     PostgreSQL sizes its own buffers and checkpoints."""
     if connection.vendor == "sqlite":
         with connection.cursor() as cur:

@@ -130,8 +130,12 @@ def handler(job: Job) -> Callable[[], object]:
 
 
 def _run(job: Job) -> None:
-    """One run of a job in a scheduler thread, with its own database connection."""
+    """One run of a job in a scheduler thread, with its own database connection, closed at the
+    end with the write-ahead log copied back (``db.release``: the day's reminder plan writes a
+    log of up to 256 MiB, which the server's next request would otherwise copy)."""
     from django.db import close_old_connections
+
+    from qifu import db
 
     close_old_connections()
     try:
@@ -139,7 +143,7 @@ def _run(job: Job) -> None:
     except Exception:  # logged; the next run tries again
         log.exception("定时任务 %s 执行失败", job.id)
     finally:
-        close_old_connections()
+        db.release()
 
 
 def build(jobs: tuple[Job, ...] = JOBS):
