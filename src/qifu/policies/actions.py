@@ -311,7 +311,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
             amount = engine.decimal(r["micro"])
             if not r["released"] and (m.amount != amount or m.reason != r["reason"] or m.version != version):
                 m.add_history(history_line(now, "系统", f"按政策版本 {version} 重新匹配：金额 {m.amount.normalize():f} → "
-                                                 f"{amount.normalize():f} 万元"))
+                                                        f"{amount.normalize():f} 万元"))
                 m.amount, m.reason, m.version = amount, r["reason"], version
             m.matched_at = now
         Match.objects.bulk_update(objs, ["status", "lapsed_at", "history", "amount", "reason", "version", "matched_at"],
