@@ -144,10 +144,9 @@ class _Stream:
         return self.frame.__arrow_c_stream__(requested_schema)
 
 
-def finish(policy: Policy, table: pa.Table | pl.DataFrame) -> Outcome:
+def finish(policy: Policy, frame: pl.DataFrame) -> Outcome:
     """The rows of ``policy_sql`` as an outcome: firms without an amount left out, the budget
     rule applied."""
-    frame = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
     frame = frame.select(pl.col("uscc").cast(pl.String), pl.col("micro").cast(pl.Int64), pl.col("reason").cast(pl.String))
     out = Outcome(policy)
     out.no_amount = frame["micro"].null_count()
