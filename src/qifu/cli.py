@@ -704,7 +704,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:  # an output folder that cannot be written, a disk that is full
         code = _fail(f"{e.filename or ''}：{e.strerror or e}".lstrip("："))
     except OperationalError as e:  # a database server that cannot be reached, a file that is locked
-        code = _fail(f"无法使用数据库：{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
+        code = _fail(f"无法使用数据库：{(str(e).strip().splitlines() or [type(e).__name__])[0]}")
     except KeyboardInterrupt:
         code = 130
     if batch:
