@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import polars as pl
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from qifu.checks.models import Finding
@@ -509,6 +510,62 @@ def test_a_firm_that_has_not_confirmed_is_reminded_once_two_weeks_after_it_was_t
     assert {r[0] for r in rows} == set(ignored.values_list("entity_id", flat=True)) and all(r[9] for r in rows)
     confirmed(m)
     assert f"提醒后仍未确认 {ignored.count()}</a>" in admin.get("/policies/CX-2025-07/").content.decode()
+
+
+def test_a_firm_declines_a_policy_hears_no_more_of_it_and_may_take_it_back(county, tmp_path):
+    from qifu.policies import notices, queries
+
+    folder = policy_folder(tmp_path, a=example("CX-2025-04"))
+    actions.match_folder(folder, 2025, now=NOW)
+    told = Match.objects.filter(status="eligible", told_at__isnull=False).select_related("entity").order_by("entity_id")
+    m, other = told[0], told[1]
+    Finding.objects.filter(entity_id=m.entity_id).update(status="resolved")
+    client = portal_client(m.entity_id)
+    assert "放弃这项政策" in client.get(f"/portal/policies/{m.pk}/").content.decode()
+    r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "decline", "reason": "暂不需要"}, follow=True)
+    assert "请勾选" in r.content.decode() and Match.objects.get(pk=m.pk).status == "eligible"
+    client.post(f"/portal/policies/{m.pk}/act/", {"action": "decline", "reason": "暂不需要", "sure": "1"})
+    m.refresh_from_db()
+    assert m.status == "declined" and m.history[-1]["by"] == "企业" and m.history[-1]["note"] == "企业放弃：暂不需要"
+    page = client.get(f"/portal/policies/{m.pk}/").content.decode()
+    assert "已放弃" in page and "如改变主意" in page and "确认收款账户" in page and 'id="policy-decline"' not in page
+    with pytest.raises(actions.PolicyActionError, match="不能放弃"):
+        actions.do_decline(m)
+    # it is not reminded, the firm beside it is; it is owed nothing and counted as declined
+    notices.follow_up(NOW + dt.timedelta(days=notices.FOLLOW_UP_DAYS))
+    again = OutboxMessage.objects.filter(key__startswith="policy-follow-up:")
+    assert again.filter(entity_id=other.entity_id).exists() and not again.filter(entity_id=m.entity_id).exists()
+    row, = queries.overview(Match.objects.all())
+    live = Match.objects.filter(policy__code="CX-2025-04").exclude(pk=m.pk)
+    assert row["declined"] == 1 and row["matched"] == sum(x.amount for x in live)
+    # no longer eligible: it stays declined, marked as gone, once; it cannot be taken back
+    SocialRecord.objects.filter(entity_id=m.entity_id, year=2025).update(arrears=Decimal("1.5"))
+    r1 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=1))
+    SocialRecord.objects.filter(entity_id=other.entity_id, year=2025).update(insured_count=F("insured_count") + 1)
+    actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=2))  # another change: a new digest
+    m.refresh_from_db()
+    assert r1.lapsed == 1 and m.status == "declined" and m.lapsed_at is not None
+    assert [h["note"] for h in m.history[-2:]] == ["企业放弃：暂不需要", "重新匹配时不再符合条件（企业已放弃）"]
+    with pytest.raises(actions.PolicyActionError, match="不再符合条件"):
+        confirmed(m)
+    page = client.get(f"/portal/policies/{m.pk}/").content.decode()
+    assert "按最新数据也已不再符合条件" in page and "确认收款账户" not in page
+    # eligible again: still declined, and the firm may take it back by confirming its account
+    SocialRecord.objects.filter(entity_id=m.entity_id, year=2025).update(arrears=0)
+    r3 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=3))
+    m.refresh_from_db()
+    assert r3.again == 1 and m.status == "declined" and m.lapsed_at is None
+    assert m.history[-1]["note"] == "再次符合条件（企业已放弃）"
+    m = confirmed(m)
+    assert m.status == "confirmed" and m.history[-1]["note"].startswith("企业撤回放弃，企业确认收款账户")
+    assert Payment.objects.filter(match=m, seq=1).exists()
+    # an application policy: declined, then applied for after all
+    actions.match_folder(policy_folder(tmp_path, p=example("CX-2025-03")), 2025, now=NOW)
+    a = Match.objects.filter(policy__code="CX-2025-03").first()
+    actions.do_decline(a, now=NOW)
+    assert Match.objects.get(pk=a.pk).history[-1]["note"] == "企业放弃"
+    actions.do_apply(a, "研发中心认定材料见附件，请审核。", now=NOW)
+    assert Match.objects.get(pk=a.pk).status == "applied"
 
 
 def confirmed(m: Match) -> Match:

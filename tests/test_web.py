@@ -79,6 +79,7 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
 
     assert "惠企政策 2025 年度：11 项政策" in out  # the example policies, matched and partly paid
     assert Match.objects.exclude(status="eligible").exists() and Payment.objects.filter(status="paid").exists()
+    assert Match.objects.filter(status="declined").exists() and "放弃" in out  # a few firms do not want one
     from qifu.experts.models import Cooperation, Pairing
     from qifu.labs.models import Booking, TestBatch
     from qifu.projects.models import Phase

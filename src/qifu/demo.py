@@ -174,7 +174,13 @@ def match_policies(folder: Path, user, seed: int = 9) -> None:
           f"用时 {time.perf_counter() - t:.1f} 秒", flush=True)
     for code in sorted(set(Match.objects.values_list("policy__code", flat=True))):
         ms = list(Match.objects.filter(policy__code=code).select_related("policy", "entity").order_by("entity_id"))
-        for m in rng.sample(ms, k=min(len(ms), max(1, len(ms) * 2 // 3), 150)):
+        taken = rng.sample(ms, k=min(len(ms), max(1, len(ms) * 2 // 3), 150))
+        chosen = {m.pk for m in taken}
+        rest = [m for m in ms if m.pk not in chosen]
+        for m in rng.sample(rest, k=len(rest) // 8):  # a few firms do not want it
+            policies.do_decline(m, rng.choice(["", "暂不需要", "已享受同类政策"]),
+                                now=start + dt.timedelta(days=rng.randint(1, 9), hours=rng.randint(0, 8)))
+        for m in taken:
             when = start + dt.timedelta(days=rng.randint(1, 9), hours=rng.randint(0, 8))
             account = "6228" + "".join(rng.choice("0123456789") for _ in range(15))
             if m.policy.mode == "automatic":
@@ -197,7 +203,8 @@ def match_policies(folder: Path, user, seed: int = 9) -> None:
         if answer:
             answer[0].update(status="failed", reason="账户名称与开户名不符")
         policies.do_reconcile(batch.number, answer, now=start + dt.timedelta(days=day + 5))
-    print(f"惠企政策兑现：已确认或申请 {Match.objects.exclude(status__in=('eligible', 'lapsed')).count()} 户次，"
+    print(f"惠企政策兑现：已确认或申请 {Match.objects.exclude(status__in=('eligible', 'lapsed', 'declined')).count()} 户次，"
+          f"放弃 {Match.objects.filter(status='declined').count()} 户次，"
           f"申请 {Application.objects.count()} 份，已到账 {Payment.objects.filter(status='paid').count()} 笔", flush=True)
 
 

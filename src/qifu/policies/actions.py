@@ -295,9 +295,11 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
             pl.col("id").is_in(released.implode()).alias("released"))
         differs = ((pl.col("micro") != pl.col("old_micro")) | (pl.col("reason") != pl.col("old_reason"))
                    | (pl.col("old_version") != version)) & ~pl.col("released")
-        touched = both.filter(differs | (pl.col("status") == Match.Status.LAPSED))
+        # a declined match keeps its status; that it is no longer eligible is kept in ``lapsed_at``
+        declined_gone = (pl.col("status") == Match.Status.DECLINED) & pl.col("lapsed")
+        touched = both.filter(differs | (pl.col("status") == Match.Status.LAPSED) | declined_gone)
         gone = old.join(frame.select("uscc"), on="uscc", how="anti").filter(
-            ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]))
+            ~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED]) & ~declined_gone)
     inserts = _new_rows(policy, version, new, now, tell, quiet)
     if touched.height:
         rows = {r["id"]: r for r in touched.iter_rows(named=True)}
@@ -307,6 +309,10 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
             if m.status == Match.Status.LAPSED:
                 m.status, m.lapsed_at = Match.Status.HELD if r["released"] else Match.Status.ELIGIBLE, None
                 m.add_history(history_line(now, "系统", "再次符合条件"))
+                result.again += 1
+            elif m.status == Match.Status.DECLINED and m.lapsed_at is not None:
+                m.lapsed_at = None
+                m.add_history(history_line(now, "系统", "再次符合条件（企业已放弃）"))
                 result.again += 1
             amount = engine.decimal(r["micro"])
             if not r["released"] and (m.amount != amount or m.reason != r["reason"] or m.version != version):
@@ -320,6 +326,10 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
     if gone.height:
         objs = list(Match.objects.filter(pk__in=gone["id"].to_list()))
         for m in objs:
+            if m.status == Match.Status.DECLINED:
+                m.lapsed_at = now
+                m.add_history(history_line(now, "系统", "重新匹配时不再符合条件（企业已放弃）"))
+                continue
             m.status, m.lapsed_at = Match.Status.LAPSED, now
             m.add_history(history_line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核"))
         Match.objects.bulk_update(objs, ["status", "lapsed_at", "history"], batch_size=1000)
@@ -357,11 +367,12 @@ def _digest(o: engine.Outcome) -> str:
 def _existing(policy: Policy) -> pl.DataFrame:
     """The policy's stored matches, read as plain rows (the amount in millionths of 万元)."""
     with connection.cursor() as cur:
-        cur.execute(f"SELECT id, uscc, CAST(ROUND(amount * {engine.PER_WAN}) AS BIGINT), reason, version, status "
-                    f"FROM {Match._meta.db_table} WHERE policy_id = %s", [policy.id])
+        cur.execute(f"SELECT id, uscc, CAST(ROUND(amount * {engine.PER_WAN}) AS BIGINT), reason, version, status, "
+                    f"lapsed_at IS NOT NULL FROM {Match._meta.db_table} WHERE policy_id = %s", [policy.id])
         rows = cur.fetchall()
     return pl.DataFrame(rows, schema={"id": pl.Int64, "uscc": pl.String, "old_micro": pl.Int64, "old_reason": pl.String,
-                                      "old_version": pl.String, "status": pl.String}, orient="row")
+                                      "old_version": pl.String, "status": pl.String, "lapsed": pl.Boolean},
+                        orient="row")
 
 
 def _entities(firms: pl.DataFrame, copy: object = None) -> pl.DataFrame:
@@ -435,7 +446,36 @@ def write(outcomes: list[engine.Outcome], path: Path) -> None:
 
 # --- the firm's side --------------------------------------------------------------------------------
 
-CONFIRMABLE = (Match.Status.ELIGIBLE, Match.Status.CONFIRMED, Match.Status.HELD)  # the account can be given or changed
+# the account can be given or changed (a declined match: taken back, while the firm is still eligible)
+CONFIRMABLE = (Match.Status.ELIGIBLE, Match.Status.CONFIRMED, Match.Status.HELD, Match.Status.DECLINED)
+# the firm has not decided yet, or declined and may take it back by confirming or applying
+UNDECIDED = (Match.Status.ELIGIBLE, Match.Status.DECLINED)
+
+
+def _taken_back(m: Match) -> bool:
+    """Whether ``m`` (locked) is a declined match the firm takes back now: refused with the
+    reason once a later match run no longer found it eligible."""
+    if m.status != Match.Status.DECLINED:
+        return False
+    if m.lapsed_at is not None:
+        raise PolicyActionError("贵企业已放弃这项政策，按最新数据也已不再符合条件，不能再办理")
+    return True
+
+
+def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None) -> Match:
+    """The firm declines the policy (放弃) before confirming or applying: nothing is released,
+    it is not reminded again, and later match runs leave it declined. Confirming the account (or
+    applying) takes it back while the firm is still eligible."""
+    now = now or timezone.now()
+    reason = _text(reason, "放弃原因")[:200]
+    with transaction.atomic():
+        m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
+        if m.status != Match.Status.ELIGIBLE:
+            raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能放弃")
+        m.status = Match.Status.DECLINED
+        m.add_history(history_line(now, "企业", f"企业放弃{'：' + reason if reason else ''}"))
+        m.save()
+    return m
 
 
 def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: str,
@@ -450,12 +490,13 @@ def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: st
             raise PolicyActionError("这项政策需要申请，请提交申请材料")
         if m.status not in CONFIRMABLE:
             raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能确认")
+        back = _taken_back(m)
         first = m.confirmed_at is None
         m.bank_name, m.bank_account, m.account_name = bank_name, account, account_name
         m.confirmed_at = m.confirmed_at or now
-        note = "企业确认收款账户" if first else "企业更改收款账户"
+        note = ("企业撤回放弃，" if back else "") + ("企业确认收款账户" if first else "企业更改收款账户")
         m.add_history(history_line(now, "企业", f"{note}：{bank_name} {m.masked_account}"))
-        if m.status == Match.Status.ELIGIBLE:
+        if m.status in UNDECIDED:
             m.status = Match.Status.CONFIRMED
         m.save()
         if first:
@@ -497,8 +538,9 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
         m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
         if m.policy.mode != Policy.Mode.APPLICATION:
             raise PolicyActionError("这项政策免申即享，无需申请，确认收款账户即可")
-        if m.status != Match.Status.ELIGIBLE:
+        if m.status not in UNDECIDED:
             raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能再申请")
+        back = _taken_back(m)
         if bank:
             m.bank_name, m.bank_account, m.account_name = bank
         app = Application.objects.create(match=m, statement=statement, project=project,
@@ -507,7 +549,7 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
             ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], size=len(data),
                                            sha256=store(data))
         m.status = Match.Status.APPLIED
-        m.add_history(history_line(now, "企业", f"提交申请（附件 {len(files)} 个）"))
+        m.add_history(history_line(now, "企业", f"{'企业撤回放弃，' if back else ''}提交申请（附件 {len(files)} 个）"))
         m.save()
     return app
 
@@ -587,7 +629,8 @@ def do_release(m: Match, seq: int, now: dt.datetime | None = None, by: str = "�
             return None  # released already: once only
         if seq > 1 and not Payment.objects.filter(match=m, seq=seq - 1).exclude(status=Payment.Status.CANCELLED).exists():
             raise PolicyActionError(f"第 {seq - 1} 期还没有核准")
-        if m.status in (Match.Status.LAPSED, Match.Status.REJECTED, Match.Status.ELIGIBLE, Match.Status.APPLIED):
+        if m.status in (Match.Status.LAPSED, Match.Status.REJECTED, Match.Status.ELIGIBLE, Match.Status.APPLIED,
+                        Match.Status.DECLINED):
             raise PolicyActionError(f"状态为“{m.get_status_display()}”，不能拨付")
         m.policy = policy
         reasons = [] if override else holds(m)

@@ -78,6 +78,9 @@ class Match(models.Model):
         PAID = "paid", "已兑现"  # every installment paid
         LAPSED = "lapsed", "不再符合"  # no longer eligible at a later match, before being paid in full
         REJECTED = "rejected", "未通过"
+        # the firm said it does not want the policy (放弃); it may take that back while it is still
+        # eligible (``lapsed_at`` empty: a later match run that no longer finds it sets it)
+        DECLINED = "declined", "已放弃"
 
     # No index of their own on the three keys below: the unique constraint and the indexes in
     # Meta begin with them, and each index more slows the first match's 165,000 inserts.
@@ -94,7 +97,7 @@ class Match(models.Model):
     eligible_on = models.DateField("符合条件日期")
     matched_at = models.DateTimeField("最近匹配时间")
     confirmed_at = models.DateTimeField("确认时间", null=True, blank=True)
-    lapsed_at = models.DateTimeField("不再符合时间", null=True, blank=True)
+    lapsed_at = models.DateTimeField("不再符合时间", null=True, blank=True)  # lapsed, or declined and since gone
     # when the firm was told of this match through the outbox (automatic policies); empty while
     # it has not been, for instance while it can be reached by neither text nor email
     told_at = models.DateTimeField("通知时间", null=True, blank=True)

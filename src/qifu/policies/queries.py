@@ -12,6 +12,8 @@ from django.db.models import Count, Q, Sum
 from qifu.policies.models import Match, Payment, Policy
 
 ACTIONABLE = (Match.Status.ELIGIBLE,)
+# matches that owe nothing: no longer eligible, refused, or declined by the firm
+NOT_OWED = (Match.Status.LAPSED, Match.Status.REJECTED, Match.Status.DECLINED)
 
 
 def for_entity(uscc: str):
@@ -21,13 +23,15 @@ def for_entity(uscc: str):
 
 
 def overview(matches) -> list[dict]:
-    """Per policy: firms eligible, confirmed, held, paid; amounts matched, released, paid; budget."""
+    """Per policy: firms eligible, waiting, held, lapsed, declined, paid; amounts owed (matched
+    and still owed), released, paid; budget."""
     by = {r["policy"]: r for r in matches.values("policy").annotate(
         firms=Count("id"), waiting=Count("id", filter=Q(status__in=(Match.Status.ELIGIBLE, Match.Status.APPLIED))),
         held=Count("id", filter=Q(status=Match.Status.HELD)),
         lapsed=Count("id", filter=Q(status=Match.Status.LAPSED)),
+        declined=Count("id", filter=Q(status=Match.Status.DECLINED)),
         paid_firms=Count("id", filter=Q(status=Match.Status.PAID)),
-        matched=Sum("amount", filter=~Q(status__in=(Match.Status.LAPSED, Match.Status.REJECTED))))}
+        matched=Sum("amount", filter=~Q(status__in=NOT_OWED)))}
     pay = {r["policy"]: r for r in Payment.objects.filter(match__in=matches).values("policy").annotate(
         released=Sum("amount", filter=~Q(status=Payment.Status.CANCELLED)),
         paid=Sum("amount", filter=Q(status=Payment.Status.PAID)))}
@@ -61,8 +65,8 @@ def days_to_payment(payments) -> dict:
 
 
 def by_town(matches) -> list[dict]:
-    """Per township: amounts owed (matched, not lapsed or rejected), paid, and firms waiting."""
-    live = matches.exclude(status__in=(Match.Status.LAPSED, Match.Status.REJECTED))
+    """Per township: amounts owed (matched, not lapsed, rejected or declined), paid, and firms waiting."""
+    live = matches.exclude(status__in=NOT_OWED)
     owed = {r["town__name"]: r for r in live.values("town__name").annotate(
         owed=Sum("amount"), waiting=Count("id", filter=Q(status__in=ACTIONABLE)))}
     paid = dict(Payment.objects.filter(match__in=matches, status=Payment.Status.PAID)

@@ -1,7 +1,8 @@
 """The firm's policies in the portal (惠企政策直达): every policy it qualifies for, with the
 reason and the amount. An automatic policy (免申即享) asks only for the bank account the money
-goes to; an application policy takes a statement and attachments. The account is shown masked,
-and every change to it is on the match's record."""
+goes to; an application policy takes a statement and attachments. A firm that does not want a
+policy declines it (放弃) and hears no more of it; it may take that back while it is still
+eligible. The account is shown masked, and every change to it is on the match's record."""
 
 from __future__ import annotations
 
@@ -35,12 +36,15 @@ def policies_page(request):
 @portal_required
 def policy_page(request, match_id: int):
     m = _match(request.entity, match_id)
+    # a declined match can be taken back only while a later match run has not found it gone
+    open_to_firm = m.status != Match.Status.DECLINED or m.lapsed_at is None
     return render(request, "portal/policy.html", {
         "entity": request.entity, "m": m, "payments": list(m.payments.order_by("seq")),
         "application": getattr(m, "application", None) if hasattr(m, "application") else None,
         "summary": m.policy.summary,
-        "can_confirm": m.policy.mode == Policy.Mode.AUTOMATIC and m.status in actions.CONFIRMABLE,
-        "can_apply": m.policy.mode == Policy.Mode.APPLICATION and m.status == Match.Status.ELIGIBLE,
+        "can_confirm": m.policy.mode == Policy.Mode.AUTOMATIC and m.status in actions.CONFIRMABLE and open_to_firm,
+        "can_apply": m.policy.mode == Policy.Mode.APPLICATION and m.status in actions.UNDECIDED and open_to_firm,
+        "can_decline": m.status == Match.Status.ELIGIBLE,
     })
 
 
@@ -63,6 +67,11 @@ def policy_act(request, match_id: int):
             actions.do_apply(m, post.get("statement", ""), post.get("project", ""), post.get("project_code", ""),
                              files=files, bank=bank if all(bank) else None)
             messages.success(request, "申请已提交，主管部门审核后会通知您")
+        elif post.get("action") == "decline":
+            if not post.get("sure"):
+                raise actions.PolicyActionError("请勾选“确认放弃”")
+            actions.do_decline(m, post.get("reason", ""))
+            messages.success(request, "已放弃这项政策，不会再为此联系您。如改变主意，仍可在本页办理")
         else:
             messages.error(request, "请选择要办理的事项")
     except (actions.PolicyActionError, attachments.AttachmentError) as e:

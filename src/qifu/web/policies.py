@@ -90,11 +90,11 @@ def _overview_xlsx(request, ctx) -> HttpResponse:
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("政策兑现")
     spreadsheets.append(ws, ["政策编号", "政策名称", "数据年度", "方式", "预算（万元）", "符合企业", "待确认或待审核", "待复核",
-                             "不再符合", "已兑现企业", "应享（万元）", "已核准（万元）", "已到账（万元）"])
+                             "不再符合", "企业放弃", "已兑现企业", "应享（万元）", "已核准（万元）", "已到账（万元）"])
     for r in ctx["rows"]:
         p = r["policy"]
         spreadsheets.append(ws, [p.code, p.title, p.year, p.get_mode_display(), float(p.budget) if p.budget is not None else None,
-                                 r["firms"], r["waiting"], r["held"], r["lapsed"], r["paid_firms"], float(r["matched"]),
+                                 r["firms"], r["waiting"], r["held"], r["lapsed"], r["declined"], r["paid_firms"], float(r["matched"]),
                                  float(r["released"]), float(r["paid"])])
     ws = wb.create_sheet("按镇街")
     spreadsheets.append(ws, ["镇街", "已到账（万元）"])
