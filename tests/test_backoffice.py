@@ -673,6 +673,33 @@ def test_correction_notices_follow_the_rules_of_decency(checked_county):
     assert CorrectionNotice.objects.filter(entity=recent).exists() and later.notices >= 1
 
 
+def test_only_filing_and_correction_messages_count_against_an_entitys_season(checked_county):
+    """A message filed under an entity but not a filing contact (to its request's department, to
+    an expert, a policy notice), waiting with an unknown fate, neither spaces nor caps the
+    entity's notices; a filing reminder waiting the same way does."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from qifu.reminders.models import OutboxMessage
+
+    today = dt.date(2026, 5, 10)
+    quiet = Entity.objects.exclude(reminders__sent_at__gte=timezone.make_aware(dt.datetime(2026, 1, 1)))
+    busy, texted = (Entity.objects.get(pk=u) for u in Finding.objects.filter(
+        report_year=2025, status="open", severity__in=["block", "high"], entity__in=quiet)
+        .order_by("entity_id").values_list("entity_id", flat=True).distinct()[:2])
+    at = timezone.make_aware(dt.datetime(2026, 5, 8, 9))
+    for i, purpose in enumerate(("request", "expert", "policy", "request")):
+        OutboxMessage.objects.create(key=f"other:{i}", entity=busy, purpose=purpose, channel="sms", recipient="13905740009",
+                                     body="x", reason="x", planned_for=at.date(), next_attempt_at=at, status="unknown")
+    OutboxMessage.objects.create(key="filing:waiting", entity=texted, purpose="filing", channel="sms",
+                                 recipient="13905740008", body="x", reason="x", planned_for=at.date(), next_attempt_at=at,
+                                 status="unknown")
+    corrections.notify(2025, today)
+    assert CorrectionNotice.objects.filter(entity=busy).exists()
+    assert not CorrectionNotice.objects.filter(entity=texted).exists()
+
+
 def test_messages_whose_sending_is_unknown_are_settled_by_the_administrator(client, checked_county):
     """Messages 状态未知 (a send cut short, or due before a restore) are counted on the
     administrator's dashboard and settled in Django admin: sent again or dropped, each written

@@ -7,8 +7,10 @@ correction notices alike (docs/reminders.md), written once:
 - a channel that can reach them: a mobile number gets a text; else an email address an email;
   else any number a call; else a visit by the township.
 
-A contact is one in the history (sent, or a call or visit task) or a message still waiting in
-the outbox, never both (the sender writes the history when it sends).
+A contact is one in the history (sent, or a call or visit task) or a filing reminder or
+correction notice still waiting in the outbox, never both (the sender writes the history when
+it sends). Other messages filed under an entity (a request's notices, those to its department
+or to an expert, policy and lab notices) are neither in the history nor counted here.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import polars as pl
 from django.utils import timezone
 
 from qifu import config
+from qifu.engine.contract import PURPOSES
 from qifu.reminders.models import OptOut, OutboxMessage
 
 MOBILE = r"^(\+?86-?)?1[3-9][0-9]{9}$"
 WAITING = (OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING, OutboxMessage.Status.UNKNOWN)
+# the messages that are a filing season's contacts: those the reminder history holds (contract §1.6)
+SEASON_PURPOSES = tuple(p for p, _ in PURPOSES)
 
 
 def limits() -> tuple[int, int]:
@@ -31,8 +36,9 @@ def limits() -> tuple[int, int]:
 
 
 def waiting_contacts(today: dt.date, usccs: list[str] | None = None) -> pl.DataFrame:
-    """(uscc, day) of this season's messages still waiting to go out."""
-    qs = OutboxMessage.objects.filter(planned_for__gte=dt.date(today.year, 1, 1), status__in=WAITING)
+    """(uscc, day) of this season's filing reminders and correction notices still waiting to go out."""
+    qs = OutboxMessage.objects.filter(planned_for__gte=dt.date(today.year, 1, 1), status__in=WAITING,
+                                      purpose__in=SEASON_PURPOSES)
     if usccs is not None:
         qs = qs.filter(entity_id__in=usccs)
     return pl.DataFrame(list(qs.values_list("entity_id", "planned_for")), schema={"uscc": pl.Utf8, "day": pl.Date},

@@ -23,13 +23,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from qifu import config
+from qifu.reminders import decency
 from qifu.reminders.channels import ChannelError, channel_for
 from qifu.reminders.models import OutboxMessage, ReminderRecord
 
 MAX_ATTEMPTS = 5
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Reminders and correction notices go into the contact history; sign-in codes do not.
-HISTORY_PURPOSES = ("filing", "correction")
+HISTORY_PURPOSES = decency.SEASON_PURPOSES
 
 
 # 状态未知: a message that may or may not have gone out, left for staff to check (``recover``,
