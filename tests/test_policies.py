@@ -996,3 +996,44 @@ def test_a_department_sees_and_reviews_the_applications_of_its_own_policies(coun
     clients["keji"].post(f"/policies/matches/{m.pk}/act/", {"action": "approve", "note": "认定文件齐全，同意"})
     app = Application.objects.get(match=m)
     assert app.status == "approved" and app.review_reason == "认定文件齐全，同意"
+
+
+def test_applications_wait_in_a_queue_oldest_first_for_the_department_that_reviews_them(county, tmp_path):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from qifu.accounts.models import AuditEvent, StaffProfile
+    from qifu.service_requests.models import Department
+
+    actions.match_folder(policy_folder(tmp_path, p=example("CX-2025-03")), 2025, now=NOW)
+    first, second, third = Match.objects.filter(policy__code="CX-2025-03").select_related("entity").order_by("entity_id")[:3]
+    for days, m in ((5, second), (3, first), (1, third)):  # submitted 5, 3 and 1 days ago
+        actions.do_apply(m, "研发中心认定材料见附件，请审核。", project=f"项目{m.entity_id[-4:]}",
+                         now=timezone.now() - dt.timedelta(days=days))
+    clients = {}
+    for name, dep in (("keji", "科学技术局"), ("renshe", "人力资源和社会保障局")):
+        user = get_user_model().objects.create_user(name, password="x")
+        StaffProfile.objects.create(user=user, role="department", department=Department.objects.get_or_create(name=dep)[0])
+        clients[name] = Client()
+        clients[name].force_login(user)
+    keji = clients["keji"]
+    assert "3</b> 份待审核" in keji.get("/policies/").content.decode()
+    page = keji.get("/policies/applications/").content.decode()
+    rows = page.split('id="policy-applications"')[1]
+    assert rows.index(second.entity.name) < rows.index(first.entity.name) < rows.index(third.entity.name)
+    assert "5 天" in rows and rows.count(">审核</a>") == 3
+    # another department sees none of them
+    other = clients["renshe"].get("/policies/applications/").content.decode()
+    assert second.entity.name not in other and "没有待审核的申请" in other
+    # reviewed: it leaves the queue, and is listed under its decision
+    keji.post(f"/policies/matches/{second.pk}/act/", {"action": "reject", "note": "认定文件不全"})
+    rows = keji.get("/policies/applications/").content.decode().split('id="policy-applications"')[1]
+    assert second.entity.name not in rows and first.entity.name in rows
+    rejected = keji.get("/policies/applications/?status=rejected").content.decode()
+    assert second.entity.name in rejected and "认定文件不全" in rejected
+    # the queue as a workbook, audited
+    x = keji.get("/policies/applications/?status=submitted&format=xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(x.content))["政策申请"]
+    got = [(r[4], r[1], r[9]) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    assert got == [(first.entity_id, 3, 0), (third.entity_id, 1, 0)]
+    assert AuditEvent.objects.filter(action="export", detail="政策申请名单 2 行").exists()

@@ -82,7 +82,9 @@ def overview(request):
     if request.GET.get("format") == "xlsx":
         return _overview_xlsx(request, ctx)
     ctx.update(can_manage=scope.role_of(request.user) == Role.ADMIN,
-               batches=PaymentBatch.objects.all()[:20] if scope.role_of(request.user) == Role.ADMIN else [])
+               batches=PaymentBatch.objects.all()[:20] if scope.role_of(request.user) == Role.ADMIN else [],
+               to_review=Application.objects.filter(match__in=_matches(request),
+                                                    status=Application.Status.SUBMITTED).count())
     return render(request, "web/policies_overview.html", ctx)
 
 
@@ -159,6 +161,48 @@ def policy(request, code: str):
         "ignored": waiting["ignored"] if p.mode == Policy.Mode.AUTOMATIC else 0, "IGNORED": IGNORED,
         "ledger": ledger, "can_review": scope.can_review_policy(request.user, p),
         "versions": p.versions.order_by("-created_at"),
+    })
+
+
+APPLICATION_HEADER = ["提交时间", "等待天数", "政策编号", "政策", "统一社会信用代码", "企业", "镇街", "申报项目", "项目编号",
+                      "附件数", "状态", "审核时间", "审核意见"]
+
+
+@staff_required
+def applications(request):
+    """The applications under 需申请 policies, to review: those still 待审核 by default, oldest
+    first with the days they have waited, across every policy the user sees (a department its
+    own policies'). Each opens on its match's page, where it is reviewed; XLSX or CSV (audited)."""
+    status = request.GET.get("status", Application.Status.SUBMITTED)
+    qs = (Application.objects.filter(match__in=_matches(request))
+          .select_related("match__policy", "match__entity", "match__town")
+          .annotate(n_files=Count("files")).order_by("submitted_at", "id"))
+    if status in Application.Status.values:
+        qs = qs.filter(status=status)
+    else:
+        status = ""
+    now = timezone.now()
+    fmt = request.GET.get("format")
+    if fmt in ("xlsx", "csv"):
+        labels = dict(Application.Status.choices)
+
+        def local(t):
+            return timezone.localtime(t).replace(tzinfo=None) if t else None
+
+        rows = ([local(a.submitted_at), (now - a.submitted_at).days, a.match.policy.code, a.match.policy.title,
+                 a.match.entity_id, a.match.entity.name, a.match.town.name if a.match.town else "", a.project,
+                 a.project_code, a.n_files, labels.get(a.status, a.status), local(a.reviewed_at), a.review_reason]
+                for a in qs.iterator(chunk_size=500))
+        return audited_list(request, fmt, "政策申请", APPLICATION_HEADER, rows, "policy-applications",
+                            lambda n, kind: f"政策申请名单 {n} 行{kind}")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    for a in page:
+        a.waited = (now - a.submitted_at).days
+        a.reviewable = scope.can_review_policy(request.user, a.match.policy)
+    counts = dict(Application.objects.filter(match__in=_matches(request)).values_list("status").annotate(n=Count("id")))
+    return render(request, "web/policy_applications.html", {
+        "page": page, "status": status,
+        "statuses": [(v, label, counts.get(v, 0)) for v, label in Application.Status.choices],
     })
 
 

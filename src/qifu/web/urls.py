@@ -38,6 +38,7 @@ urlpatterns = [
     path("policies/batches/<str:number>.xlsx", policies.batch_file, name="policy-batch-file"),
     path("policies/batches/<str:number>/receipt/", policies.batch_receipt, name="policy-batch-receipt"),
     path("policies/payments/<int:payment_id>/retry/", policies.payment_retry, name="policy-payment-retry"),
+    path("policies/applications/", policies.applications, name="policy-applications"),
     path("policies/matches/<int:match_id>/", policies.match, name="policy-match"),
     path("policies/matches/<int:match_id>/act/", policies.match_act, name="policy-match-act"),
     path("policies/files/<int:file_id>/", policies.attachment, name="policy-file"),
