@@ -514,6 +514,9 @@ def test_an_expert_with_a_desk_hears_each_morning_of_the_new_needs_they_could_ta
     assert secret.number not in told.body and "保密" not in told.body  # confidential needs go only to those staff choose
     assert mine.name not in told.body and mine.uscc not in told.body  # the firm, once the broker confirms
     assert told.channel == "email" and told.entity_id == mine.uscc
+    # filed under the firm of the first need, it is no contact of that firm's: not on its page
+    page = staff(county, "admin").get(f"/entities/{mine.uscc}/").content.decode()
+    assert told.reason not in page and "专家通知" not in page
     assert notices.new_needs(morning + dt.timedelta(minutes=5)) == 0  # told once
 
     # the next morning: only what was registered since; a need they offered to take or were
