@@ -4,7 +4,9 @@ expert is asked, by text or email, to sign in and answer; and each morning an ex
 desk hears of the new needs in their line that they could offer to take (``new_needs``). An
 expert reached by neither hears from the broker. The outbox belongs to an entity, so a message
 is filed under a need's firm, as a department's notices are filed under the request's; the
-text names no firm, and a confidential need not even its title."""
+text names no firm, and a confidential need not even its title. Such a message is no contact
+of the firm's: it counts toward none of its limits (``reminders.decency``) and is not shown on
+its page."""
 
 from __future__ import annotations
 
