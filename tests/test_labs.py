@@ -23,7 +23,7 @@ from qifu.accounts.models import AuditEvent
 from qifu.engine.errors import InvalidFile
 from qifu.imports.actions import import_file
 from qifu.labs import actions
-from qifu.labs.models import BookedSlot, Booking, Instrument, Lab, Voucher, Waiting
+from qifu.labs.models import BookedSlot, Booking, Closure, Instrument, Lab, Voucher, Waiting
 from qifu.labs.models import TestBatch as Batch  # not a test class
 from qifu.registry.models import Entity
 from tests.factories import portal_client
@@ -37,7 +37,7 @@ def county(checked_county):
     if not Lab.objects.exists():
         import_file("labs", checked_county["folder"] / "labs.csv")
     yield checked_county
-    for model in (Waiting, Batch, BookedSlot, Booking, Voucher):
+    for model in (Waiting, Batch, BookedSlot, Booking, Voucher, Closure):
         model.objects.all().delete()
 
 
@@ -249,6 +249,62 @@ def test_a_firm_waits_for_a_full_slot_and_is_booked_when_it_frees(county):
     actions.do_cancel(third.booking, "设备故障", staff=True, now=start - dt.timedelta(hours=3))
     late.refresh_from_db()
     assert late.status == "expired" and not BookedSlot.objects.filter(instrument=inst, start=start, active=True).exists()
+
+
+def test_a_lab_closed_for_some_days_takes_no_bookings_there_and_its_firms_are_told(county):
+    from qifu.reminders.models import OutboxMessage
+
+    inst = instrument()
+    lab = inst.lab
+    a, b, c = firms(3)
+    Entity.objects.filter(pk=a.pk).update(phone="13905740021")
+    day = open_day(lab, 3)
+    after = open_day(lab, (day - timezone.localdate()).days + 1)
+    starts = actions.day_slots(inst, day)
+    booked = actions.do_book(a, inst, starts[0], 1, "尺寸测量")
+    waiting = actions.do_wait(b, inst, starts[0], 1, "外径测量")
+    kept = actions.do_book(c, inst, actions.day_slots(inst, after)[0], 1, "尺寸测量")
+    # only an administrator or an officer of the lab's township may close it
+    form = {"first_day": day.isoformat(), "last_day": day.isoformat(), "reason": "设备年度校准"}
+    assert staff(county, "leader").post(f"/labs/{lab.code}/closures/", form).status_code == 403
+    if lab.town_id != county["own_town"].pk:  # an officer of another township
+        assert staff(county, "officer").post(f"/labs/{lab.code}/closures/", form).status_code == 403
+    assert not Closure.objects.exists()
+    admin = staff(county, "admin")
+    r = admin.post(f"/labs/{lab.code}/closures/", {"first_day": day.isoformat(), "last_day": day.isoformat(),
+                                                    "instrument": "", "reason": "设备年度校准"}, follow=True)
+    assert "取消预约 1 个、结束候补 1 个" in r.content.decode() and "设备年度校准" in r.content.decode()
+    booked.refresh_from_db()
+    waiting.refresh_from_db()
+    kept.refresh_from_db()
+    assert booked.status == "cancelled" and booked.cancel_reason == "实验室停开放：设备年度校准"
+    assert waiting.status == "expired" and kept.status == "booked"
+    told = OutboxMessage.objects.get(key=f"lab-closed:{booked.pk}")
+    assert told.recipient == "13905740021" and "停开放（设备年度校准）" in told.body and "已退回" in told.body
+    assert "停开放" in OutboxMessage.objects.get(key=f"lab-waiting:{waiting.pk}").body
+    # nothing can be booked or waited for that day, and the firm sees why
+    assert actions.day_slots(inst, day) == []
+    with pytest.raises(actions.LabActionError, match="停开放：设备年度校准"):
+        actions.do_book(b, inst, starts[1], 1, "尺寸测量")
+    page = portal_client(b.uscc).get(f"/portal/labs/instruments/{inst.pk}/?day={day.isoformat()}").content.decode()
+    assert "停开放：设备年度校准" in page and 'id="lab-closures"' in page
+    # withdrawn: the day can be booked again; what it cancelled stays cancelled
+    admin.post(f"/labs/{lab.code}/closures/{Closure.objects.get().pk}/remove/")
+    assert actions.do_book(b, inst, starts[1], 1, "尺寸测量").status == "booked"
+    assert Booking.objects.get(pk=booked.pk).status == "cancelled"
+    # one instrument closed leaves the lab's others open
+    other = lab.instruments.exclude(pk=inst.pk).filter(active=True).first()
+    actions.do_close(lab, after, after, "更换探头", instrument=inst)
+    assert actions.day_slots(inst, after) == [] and (other is None or actions.day_slots(other, after))
+    assert Booking.objects.get(pk=kept.pk).status == "cancelled"
+    # refused with the reason, nothing stored
+    today = timezone.localdate()
+    for first, last, reason, why in ((today - dt.timedelta(days=1), today, "检修", "已经过去"),
+                                     (after, day, "检修", "不能早于首日"), (day, day, "修", "写明停开放原因"),
+                                     (day, day + dt.timedelta(days=100), "检修", "最多停开放")):
+        with pytest.raises(actions.LabActionError, match=why):
+            actions.do_close(lab, first, last, reason)
+    assert Closure.objects.count() == 1
 
 
 def test_a_firm_waits_for_at_most_a_few_slots(county):

@@ -211,7 +211,8 @@ def match_policies(folder: Path, user, seed: int = 9) -> None:
 def use_labs(user, seed: int = 11) -> None:
     """Sixty days of shared-lab use: vouchers for forty manufacturers, bookings made over the
     past two months (most tested, with a batch and a report number, a few cancelled) and some
-    for the coming weeks, so that the catalogue, the measures and the firms' pages show life.
+    for the coming weeks, one instrument closed two days for calibration, so that the catalogue,
+    the measures and the firms' pages show life.
     Skipped when there are bookings already, or no catalogue."""
     import datetime as dt
     import random
@@ -268,7 +269,12 @@ def use_labs(user, seed: int = 11) -> None:
             waits += 1
         except labs.LabActionError:
             continue  # a unit still free, or the firm already waits for five
-    print(f"共享实验室：{len(instruments)} 台仪器，预约 {made} 次，检测 {tested} 批次，候补 {waits} 条，创新券 40 家", flush=True)
+    # one instrument closed two days for its yearly calibration: its firms are told
+    inst = rng.choice(instruments)
+    first = today + dt.timedelta(days=rng.randint(8, 14))
+    _, off, _ = labs.do_close(inst.lab, first, first + dt.timedelta(days=1), "设备年度校准", instrument=inst, by=user)
+    print(f"共享实验室：{len(instruments)} 台仪器，预约 {made} 次，检测 {tested} 批次，候补 {waits} 条，创新券 40 家；"
+          f"{inst.name} {first:%m月%d日}起停开放两天（校准），取消预约 {off} 个", flush=True)
 
 
 NEEDS = [

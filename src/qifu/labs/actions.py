@@ -9,12 +9,22 @@ from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, Sum
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from qifu.caching import Expiring
 from qifu.engine.assistant.textindex import TextIndex
-from qifu.labs.models import FREE_CANCEL_HOURS, BookedSlot, Booking, Instrument, Lab, TestBatch, Voucher, Waiting
+from qifu.labs.models import (
+    FREE_CANCEL_HOURS,
+    BookedSlot,
+    Booking,
+    Closure,
+    Instrument,
+    Lab,
+    TestBatch,
+    Voucher,
+    Waiting,
+)
 from qifu.registry.models import Entity
 
 MAX_SLOTS = 8  # one booking: at most eight slots of one day
@@ -162,11 +172,29 @@ def holiday(day: dt.date) -> bool:
     return bool(off and name)
 
 
-def day_slots(instrument: Instrument, day: dt.date) -> list[dt.datetime]:
-    """The starts of an instrument's slots on a day (local time), none on a closed day or a
-    statutory holiday."""
+def closed_days(instrument: Instrument, first: dt.date, last: dt.date) -> dict[dt.date, str]:
+    """The days from ``first`` to ``last`` on which the instrument's lab, or the instrument,
+    is closed (``Closure``), each with the reason."""
+    out: dict[dt.date, str] = {}
+    rows = (Closure.objects.filter(lab_id=instrument.lab_id, first_day__lte=last, last_day__gte=first)
+            .filter(Q(instrument__isnull=True) | Q(instrument_id=instrument.pk))
+            .values_list("first_day", "last_day", "reason"))
+    for a, b, reason in rows:
+        day = max(a, first)
+        while day <= min(b, last):
+            out.setdefault(day, reason)
+            day += dt.timedelta(days=1)
+    return out
+
+
+def day_slots(instrument: Instrument, day: dt.date, closed: dict[dt.date, str] | None = None) -> list[dt.datetime]:
+    """The starts of an instrument's slots on a day (local time), none on a day the lab does
+    not open, a statutory holiday or a day it is closed (``closed``: ``closed_days`` read
+    already for a span that holds ``day``)."""
     lab = instrument.lab
     if str(day.isoweekday()) not in lab.open_days or holiday(day):
+        return []
+    if day in (closed_days(instrument, day, day) if closed is None else closed):
         return []
     tz = timezone.get_current_timezone()
     at = dt.datetime.combine(day, lab.opens, tz)
@@ -179,9 +207,9 @@ def day_slots(instrument: Instrument, day: dt.date) -> list[dt.datetime]:
     return out
 
 
-def free_units(instrument: Instrument, day: dt.date) -> dict[dt.datetime, int]:
+def free_units(instrument: Instrument, day: dt.date, closed: dict[dt.date, str] | None = None) -> dict[dt.datetime, int]:
     """Each slot of the day and how many units are free in it."""
-    starts = day_slots(instrument, day)
+    starts = day_slots(instrument, day, closed)
     if not starts:
         return {}
     held: dict[dt.datetime, int] = {}
@@ -202,11 +230,15 @@ def _check_time(instrument: Instrument, start: dt.datetime, slots: int, now: dt.
             timezone.localtime(start).date() > timezone.localtime(now).date() + dt.timedelta(days=MAX_DAYS_AHEAD):
         raise LabActionError(f"最多提前 {MAX_DAYS_AHEAD} 天预约")
     local = timezone.localtime(start)
-    starts = day_slots(instrument, local.date())
+    closed = closed_days(instrument, local.date(), local.date())
+    starts = day_slots(instrument, local.date(), closed)
     lab = instrument.lab
     if not starts:
         days = "、".join("周" + WEEKDAYS[int(d) - 1] for d in lab.open_days)
-        why = "法定节假日" if holiday(local.date()) else f"开放日：{days}"
+        if str(local.isoweekday()) not in lab.open_days:
+            why = f"开放日：{days}"
+        else:
+            why = "法定节假日" if holiday(local.date()) else f"停开放：{closed.get(local.date(), '')}"
         raise LabActionError(f"{local:%Y-%m-%d} 实验室不开放（{why}）")
     if local not in starts:
         raise LabActionError(f"开始时间应为开放时段的起点（{lab.opens:%H:%M} 起，每 {instrument.slot_minutes} 分钟一个时段）")
@@ -502,6 +534,64 @@ def _tell(e: Entity, key: str, now: dt.datetime, body: str, reason: str) -> bool
 
     # none reaching the firm: the portal's lists of bookings and waits show it
     return decency.tell_once(key, e.uscc, "lab", e.phone, e.email, body, reason, now) is not None
+
+
+# --- days closed (停开放) ------------------------------------------------------------------------
+
+MAX_CLOSURE_DAYS = 92
+
+
+def do_close(lab: Lab, first_day: dt.date, last_day: dt.date, reason: str, instrument: Instrument | None = None,
+             by=None, now: dt.datetime | None = None) -> tuple[Closure, int, int]:
+    """Close the lab (or one of its instruments) from ``first_day`` to ``last_day``: nothing can
+    be booked or waited for on those days; the bookings there are cancelled (slots free, the
+    voucher's share back) and the open waits closed, each firm told once in writing why. Returns
+    the closure and how many bookings and waits it ended."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not 2 <= len(reason) <= 200:
+        raise LabActionError("请写明停开放原因（2 到 200 字）")
+    if first_day > last_day:
+        raise LabActionError("停开放末日不能早于首日")
+    if first_day < timezone.localdate(now):
+        raise LabActionError("不能登记已经过去的日子")
+    if (last_day - first_day).days + 1 > MAX_CLOSURE_DAYS:
+        raise LabActionError(f"一次最多停开放 {MAX_CLOSURE_DAYS} 天；更久的请把仪器或实验室设为不开放")
+    if instrument is not None and instrument.lab_id != lab.pk:
+        raise LabActionError("这台仪器不属于该实验室")
+    tz = timezone.get_current_timezone()
+    span = (dt.datetime.combine(first_day, dt.time.min, tz), dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time.min, tz))
+    what = f"“{instrument.name}”" if instrument else ""
+    days = f"{first_day:%m月%d日}" + (f"至{last_day:%m月%d日}" if last_day != first_day else "")
+    with transaction.atomic():
+        closure = Closure.objects.create(lab=lab, instrument=instrument, first_day=first_day, last_day=last_day,
+                                         reason=reason, created_by=by, created_at=now)
+        scope = {"instrument__lab": lab} if instrument is None else {"instrument": instrument}
+        bookings = list(Booking.objects.filter(status=Booking.Status.BOOKED, start__gte=span[0], start__lt=span[1], **scope)
+                        .select_related("entity", "instrument"))
+        for b in bookings:
+            do_cancel(b, f"实验室停开放：{reason}", by=by, staff=True, now=now)
+            start = timezone.localtime(b.start)
+            _tell(b.entity, f"lab-closed:{b.pk}", now,
+                  f"【企服】{lab.name}{what}{days}停开放（{reason}），您{start:%m月%d日%H:%M}起的预约已取消，"
+                  f"费用和创新券额度已退回。如仍需检测，请登录企服平台预约其他时段。",
+                  f"停开放取消预约 {b.instrument.name} {start:%Y-%m-%d %H:%M}")
+        waits = list(Waiting.objects.filter(status=Waiting.Status.WAITING, start__gte=span[0], start__lt=span[1], **scope)
+                     .select_related("entity", "instrument"))
+        for w in waits:
+            Waiting.objects.filter(pk=w.pk, status=Waiting.Status.WAITING).update(
+                status=Waiting.Status.EXPIRED, closed_at=now, note=f"实验室停开放：{reason}"[:200])
+            start = timezone.localtime(w.start)
+            _tell(w.entity, f"lab-waiting:{w.pk}", now,
+                  f"【企服】{lab.name}{what}{days}停开放（{reason}），您候补的{start:%m月%d日%H:%M}起的时段已结束候补。"
+                  f"如仍需检测，请登录企服平台预约其他时段。",
+                  f"停开放结束候补 {w.instrument.name} {start:%Y-%m-%d %H:%M}")
+    return closure, len(bookings), len(waits)
+
+
+def do_reopen(closure: Closure) -> None:
+    """The closure withdrawn: its days can be booked again (what it cancelled stays cancelled)."""
+    Closure.objects.filter(pk=closure.pk).delete()
 
 
 # --- vouchers and test batches ---------------------------------------------------------------

@@ -76,6 +76,33 @@ class Instrument(models.Model):
         return f"{self.name}（{self.lab.name}）"
 
 
+class Closure(models.Model):
+    """Days a lab, or one of its instruments, does not open beyond statutory holidays
+    (maintenance, calibration, an accreditation audit): nothing can be booked on them, and the
+    bookings and waits there were cancelled and their firms told when it was set
+    (``actions.do_close``)."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="closures")
+    instrument = models.ForeignKey(Instrument, null=True, blank=True, on_delete=models.CASCADE, related_name="closures",
+                                   verbose_name="仪器（空：整个实验室）")
+    first_day = models.DateField("停开放首日")
+    last_day = models.DateField("停开放末日")
+    reason = models.CharField("原因", max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField("登记时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "停开放"
+        ordering = ["first_day", "id"]
+        indexes = [models.Index(fields=["lab", "last_day"])]
+        constraints = [models.CheckConstraint(condition=Q(last_day__gte=models.F("first_day")),
+                                              name="closure_days_in_order")]
+
+    def __str__(self) -> str:
+        what = self.instrument.name if self.instrument_id else "整个实验室"
+        return f"{what} {self.first_day}–{self.last_day}：{self.reason}"
+
+
 class Voucher(models.Model):
     """A firm's innovation voucher for a year: the most it pays, and the share of each
     booking's price it covers."""

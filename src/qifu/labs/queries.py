@@ -16,15 +16,22 @@ from qifu.labs.models import FREE_CANCEL_HOURS, Booking, Instrument, Voucher, Wa
 
 
 def week(instrument: Instrument, first: dt.date, days: int = 7) -> list[dict]:
-    """Each day from ``first``: its slots with the units free, past slots marked."""
+    """Each day from ``first``: its slots with the units free, past slots marked, and why it
+    is closed where the lab closed it (``closed``)."""
     now = timezone.now()
+    closed = actions.closed_days(instrument, first, first + dt.timedelta(days=days - 1))
     out = []
     for n in range(days):
         day = first + dt.timedelta(days=n)
-        free = actions.free_units(instrument, day)
-        out.append({"day": day, "weekday": "周" + actions.WEEKDAYS[day.weekday()],
+        free = actions.free_units(instrument, day, closed)
+        out.append({"day": day, "weekday": "周" + actions.WEEKDAYS[day.weekday()], "closed": closed.get(day, ""),
                     "slots": [{"start": s, "free": k, "past": s <= now} for s, k in free.items()]})
     return out
+
+
+def closures(lab, today: dt.date):
+    """The lab's closures not yet over, soonest first."""
+    return lab.closures.filter(last_day__gte=today).select_related("instrument").order_by("first_day", "id")
 
 
 def voucher(entity, year: int) -> dict | None:

@@ -58,6 +58,7 @@ def instrument_page(request, instrument_id: int):
         "waitable": [s["start"] for d in week for s in d["slots"] if not s["free"] and s["start"] > wait_after],
         "first": first, "prev": first - dt.timedelta(days=7), "next": first + dt.timedelta(days=7),
         "voucher": queries.voucher(entity, first.year) if entity else None, "max_slots": actions.MAX_SLOTS,
+        "closures": [c for c in queries.closures(inst.lab, timezone.localdate()) if c.instrument_id in (None, inst.pk)][:5],
     })
 
 

@@ -129,8 +129,53 @@ def lab(request, code: str):
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
         "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
         "can_write": scope.can_write(request.user), "max_slots": actions.MAX_SLOTS,
-        "kept": _kept(request, code),
+        "kept": _kept(request, code), "closures": queries.closures(lab, timezone.localdate()),
+        "can_close": _can_close(request.user, lab),
     })
+
+
+def _can_close(user, lab: Lab) -> bool:
+    """Administrators, and the officers of the lab's township: closing cancels every
+    township's firms' bookings there."""
+    role = scope.role_of(user)
+    return role == scope.Role.ADMIN or (role == scope.Role.OFFICER and scope.town_of(user) == lab.town_id)
+
+
+def _lab_to_close(request, code: str) -> Lab:
+    lab = get_object_or_404(Lab, code=code)
+    if not _can_close(request.user, lab):
+        raise PermissionDenied("只有局管理员或实验室所在镇街的工作人员可以登记停开放")
+    return lab
+
+
+@staff_required(write=True)
+@require_POST
+def closure_add(request, code: str):
+    lab = _lab_to_close(request, code)
+    post = request.POST
+    try:
+        first, last = dt.date.fromisoformat(post.get("first_day", "")), dt.date.fromisoformat(post.get("last_day", ""))
+    except ValueError:
+        messages.error(request, "请填写停开放的首日和末日")
+        return redirect("lab", code=code)
+    instrument = lab.instruments.filter(pk=post.get("instrument")).first() if post.get("instrument") else None
+    try:
+        _, cancelled, ended = actions.do_close(lab, first, last, post.get("reason", ""), instrument=instrument,
+                                               by=request.user)
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"已登记停开放；取消预约 {cancelled} 个、结束候补 {ended} 个，已告知企业")
+    return redirect("lab", code=code)
+
+
+@staff_required(write=True)
+@require_POST
+def closure_remove(request, code: str, closure_id: int):
+    lab = _lab_to_close(request, code)
+    actions.do_reopen(get_object_or_404(lab.closures, pk=closure_id))
+    messages.success(request, "已撤销停开放，这些日子可以重新预约（已取消的预约不会恢复）")
+    return redirect("lab", code=code)
 
 
 def _kept(request, code: str) -> dict | None:
