@@ -236,6 +236,46 @@ def test_the_owner_is_told_once_before_the_filing_deadline_and_the_portal_shows_
     assert "filing-due" not in staff.get(f"/entities/{owner.uscc}/").content.decode()
 
 
+def test_the_owner_is_told_the_inspection_date_and_reminded_the_working_day_before(county):
+    from qifu import worker
+    from qifu.reminders.models import OutboxMessage
+
+    owner = firm()
+    Entity.objects.filter(pk=owner.pk).update(phone="13905740003", email="")
+    p = register(owner, "330282-2026-0021")
+    phase = p.phases.get(seq=1)
+    documents_in(phase)
+    actions.do_move(phase, "ready", now=NOW)
+    # notified on Tuesday 1 September for Monday 7 September: told at once
+    actions.do_move(phase, "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+    told = OutboxMessage.objects.filter(purpose="project", key__startswith=f"project-inspection:{phase.pk}:")
+    set_ = told.get()
+    assert (set_.recipient, set_.entity_id) == ("13905740003", owner.uscc)
+    assert "已告知质监站，联合验收定于9月7日（周一）" in set_.body and p.name in set_.body and "第1期" in set_.body
+    # reminded on the working day before (Friday 4 September, not on the weekend), once
+    assert next(j for j in worker.JOBS if j.id == "project_inspections").handler == "qifu.projects.actions:remind_inspections"
+    assert actions.remind_inspections(now=dt.datetime(2026, 9, 3, 9, 30, tzinfo=SH)) == 0
+    assert actions.remind_inspections(now=dt.datetime(2026, 9, 4, 9, 30, tzinfo=SH)) == 1
+    assert actions.remind_inspections(now=dt.datetime(2026, 9, 5, 9, 30, tzinfo=SH)) == 0  # once
+    eve = told.exclude(pk=set_.pk).get()
+    assert "提醒：" in eve.body and "在9月7日（周一）" in eve.body
+    assert actions.remind_inspections(now=dt.datetime(2026, 9, 7, 9, 30, tzinfo=SH)) == 0  # the day itself: too late
+    # an inspection failed: after the fix the station is told of a new date, and so is the owner
+    inspections(phase, failed=phase.items.filter(kind="inspection").first().code, at=dt.datetime(2026, 9, 7, 15, tzinfo=SH))
+    actions.do_move(phase, "rectify", now=dt.datetime(2026, 9, 8, 9, tzinfo=SH))
+    actions.do_move(phase, "notify", inspection_on=dt.date(2026, 9, 15), now=dt.datetime(2026, 9, 9, 9, tzinfo=SH))
+    assert told.count() == 3 and "9月15日（周二）" in told.latest("id").body
+    assert actions.remind_inspections(now=dt.datetime(2026, 9, 14, 9, 30, tzinfo=SH)) == 1
+    # an owner reached by neither text nor email is left to staff; nothing is stored
+    other = Entity.objects.filter(entity_type="enterprise").exclude(pk=owner.pk).order_by("uscc").first()
+    Entity.objects.filter(pk=other.pk).update(phone="", email="")
+    q = register(other, "330282-2026-0022")
+    documents_in(q.phases.get(seq=1))
+    actions.do_move(q.phases.get(seq=1), "ready", now=NOW)
+    actions.do_move(q.phases.get(seq=1), "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+    assert not OutboxMessage.objects.filter(entity_id=other.uscc, purpose="project").exists()
+
+
 def test_staff_see_their_township_and_the_construction_department_sees_all(county):
     from qifu.accounts.models import StaffProfile
     from qifu.service_requests.models import CategorySetting, Department

@@ -191,7 +191,56 @@ def do_move(phase: Phase, move: str, *, inspection_on: dt.date | None = None, no
         detail = f"联合验收日期 {inspection_on}" if move == Move.NOTIFY else ""
         _step(phase.project, phase, workflow.MOVE_LABELS[Move(move)], by, now, "；".join(x for x in (detail, note) if x))
         _refresh_status(phase.project)
+        if move == Move.NOTIFY:
+            _tell_inspection(phase, now, eve=False)
     return phase
+
+
+def _inspection_eve(day: dt.date) -> dt.date:
+    """The last working day before ``day``."""
+    eve = day - dt.timedelta(days=1)
+    while not workdays.is_workday(eve):
+        eve -= dt.timedelta(days=1)
+    return eve
+
+
+def _inspection_key(phase: Phase, eve: bool) -> str:
+    return f"project-inspection:{phase.pk}:{phase.inspection_on.isoformat()}:{'eve' if eve else 'set'}"
+
+
+def _tell_inspection(phase: Phase, now: dt.datetime, eve: bool) -> bool:
+    """The owner told in writing of a phase's joint inspection: when the station is notified
+    of its date, and again on the working day before; once each per phase and date (a phase
+    notified again after rectification has a date of its own). False: nothing reaches the owner."""
+    from qifu.reminders import decency
+
+    p, day = phase.project, phase.inspection_on
+    when = f"{day.month}月{day.day}日（周{'一二三四五六日'[day.weekday()]}）"
+    what = f"建设项目“{p.name}”第{phase.seq}期（{phase.name}）"
+    if eve:
+        body = f"【企服】{p.entity.name}：提醒：{what}的联合验收在{when}，请建设、施工、监理等单位按时到场，备齐验收资料。"
+    else:
+        body = (f"【企服】{p.entity.name}：{what}已告知质监站，联合验收定于{when}，请建设、施工、监理等单位按时到场，"
+                f"备齐验收资料。")
+    key = _inspection_key(phase, eve)
+    reason = f"项目 {p.code} 第{phase.seq}期联合验收 {day.isoformat()}{'（前一工作日提醒）' if eve else ''}"
+    return decency.tell_once(key, p.entity_id, "project", p.entity.phone, p.entity.email, body, reason, now) is not None
+
+
+def remind_inspections(now: dt.datetime | None = None) -> int:
+    """Each morning (`qifu worker`): the owner of every phase whose joint inspection is on the
+    next working day (or, the worker having been down, still ahead) is reminded once. Returns
+    the messages queued."""
+    from qifu.reminders.models import OutboxMessage
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    due = [phase for phase in (Phase.objects.filter(state=State.NOTIFIED, inspection_on__gt=today)
+                               .select_related("project__entity").order_by("inspection_on", "pk"))
+           if today >= _inspection_eve(phase.inspection_on)]
+    told = set(OutboxMessage.objects.filter(key__in=[_inspection_key(p, eve=True) for p in due])
+               .values_list("key", flat=True))
+    return sum(_tell_inspection(p, now, eve=True) for p in due if _inspection_key(p, eve=True) not in told)
 
 
 def _refresh_status(project: Project) -> None:
