@@ -531,13 +531,22 @@ def test_a_firm_declines_a_policy_hears_no_more_of_it_and_may_take_it_back(count
     assert "已放弃" in page and "如改变主意" in page and "确认收款账户" in page and 'id="policy-decline"' not in page
     with pytest.raises(actions.PolicyActionError, match="不能放弃"):
         actions.do_decline(m)
+    # a firm that says so on the telephone: staff record it, with how and why
+    third = told[2]
+    admin = staff(county, "admin")
+    r = admin.post(f"/policies/matches/{third.pk}/act/", {"action": "decline", "note": ""}, follow=True)
+    assert "请写明企业放弃的原因" in r.content.decode() and Match.objects.get(pk=third.pk).status == "eligible"
+    admin.post(f"/policies/matches/{third.pk}/act/", {"action": "decline", "note": "企业来电表示已享受同类政策"})
+    third.refresh_from_db()
+    assert third.status == "declined" and third.history[-1]["by"] == "admin（代企业登记）"
+    assert third.history[-1]["note"] == "企业放弃：企业来电表示已享受同类政策"
     # it is not reminded, the firm beside it is; it is owed nothing and counted as declined
     notices.follow_up(NOW + dt.timedelta(days=notices.FOLLOW_UP_DAYS))
     again = OutboxMessage.objects.filter(key__startswith="policy-follow-up:")
     assert again.filter(entity_id=other.entity_id).exists() and not again.filter(entity_id=m.entity_id).exists()
     row, = queries.overview(Match.objects.all())
-    live = Match.objects.filter(policy__code="CX-2025-04").exclude(pk=m.pk)
-    assert row["declined"] == 1 and row["matched"] == sum(x.amount for x in live)
+    live = Match.objects.filter(policy__code="CX-2025-04").exclude(pk__in=[m.pk, third.pk])
+    assert row["declined"] == 2 and row["matched"] == sum(x.amount for x in live)
     # no longer eligible: it stays declined, marked as gone, once; it cannot be taken back
     SocialRecord.objects.filter(entity_id=m.entity_id, year=2025).update(arrears=Decimal("1.5"))
     r1 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=1))

@@ -462,18 +462,23 @@ def _taken_back(m: Match) -> bool:
     return True
 
 
-def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None) -> Match:
+def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, by=None) -> Match:
     """The firm declines the policy (放弃) before confirming or applying: nothing is released,
     it is not reminded again, and later match runs leave it declined. Confirming the account (or
-    applying) takes it back while the firm is still eligible."""
+    applying) takes it back while the firm is still eligible. ``by``: the staff member who
+    records it for a firm that said so by telephone or at a service station (a reason is then
+    required)."""
     now = now or timezone.now()
     reason = _text(reason, "放弃原因")[:200]
+    if by is not None and len(reason) < 2:
+        raise PolicyActionError("请写明企业放弃的原因和方式（如：企业来电表示不需要）")
     with transaction.atomic():
         m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
         if m.status != Match.Status.ELIGIBLE:
             raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能放弃")
         m.status = Match.Status.DECLINED
-        m.add_history(history_line(now, "企业", f"企业放弃{'：' + reason if reason else ''}"))
+        who = "企业" if by is None else f"{by}（代企业登记）"
+        m.add_history(history_line(now, who, f"企业放弃{'：' + reason if reason else ''}"))
         m.save()
     return m
 

@@ -254,6 +254,9 @@ def match_act(request, match_id: int):
                 raise actions.PolicyActionError("这家企业还没有提交申请")
             actions.do_review(app, action == "approve", note, request.user)
             messages.success(request, "审核意见已保存")
+        elif action == "decline":
+            actions.do_decline(m, note, by=request.user)
+            messages.success(request, "已登记企业放弃，不会再为这项政策联系企业")
         else:
             messages.error(request, "请选择要办理的事项")
     except (actions.PolicyActionError, ValueError) as e:
