@@ -566,8 +566,8 @@ def do_close(lab: Lab, first_day: dt.date, last_day: dt.date, reason: str, instr
     with transaction.atomic():
         closure = Closure.objects.create(lab=lab, instrument=instrument, first_day=first_day, last_day=last_day,
                                          reason=reason, created_by=by, created_at=now)
-        scope = {"instrument__lab": lab} if instrument is None else {"instrument": instrument}
-        bookings = list(Booking.objects.filter(status=Booking.Status.BOOKED, start__gte=span[0], start__lt=span[1], **scope)
+        where = {"instrument__lab": lab} if instrument is None else {"instrument": instrument}
+        bookings = list(Booking.objects.filter(status=Booking.Status.BOOKED, start__gte=span[0], start__lt=span[1], **where)
                         .select_related("entity", "instrument"))
         for b in bookings:
             do_cancel(b, f"实验室停开放：{reason}", by=by, staff=True, now=now)
@@ -576,7 +576,7 @@ def do_close(lab: Lab, first_day: dt.date, last_day: dt.date, reason: str, instr
                   f"【企服】{lab.name}{what}{days}停开放（{reason}），您{start:%m月%d日%H:%M}起的预约已取消，"
                   f"费用和创新券额度已退回。如仍需检测，请登录企服平台预约其他时段。",
                   f"停开放取消预约 {b.instrument.name} {start:%Y-%m-%d %H:%M}")
-        waits = list(Waiting.objects.filter(status=Waiting.Status.WAITING, start__gte=span[0], start__lt=span[1], **scope)
+        waits = list(Waiting.objects.filter(status=Waiting.Status.WAITING, start__gte=span[0], start__lt=span[1], **where)
                      .select_related("entity", "instrument"))
         for w in waits:
             Waiting.objects.filter(pk=w.pk, status=Waiting.Status.WAITING).update(
