@@ -276,6 +276,64 @@ def test_the_owner_is_told_the_inspection_date_and_reminded_the_working_day_befo
     assert not OutboxMessage.objects.filter(entity_id=other.uscc, purpose="project").exists()
 
 
+def test_a_document_promised_under_rongque_lets_the_phase_pass_and_the_filing_waits_for_it(county):
+    from qifu.reminders.models import OutboxMessage
+
+    owner = firm()
+    Entity.objects.filter(pk=owner.pk).update(phone="13905740004", email="")
+    p = register(owner, "330282-2026-0031")
+    first = p.phases.get(seq=1)
+    late = first.items.filter(kind="document").order_by("id").last()
+    for item in first.items.filter(kind="document").exclude(pk=late.pk):
+        actions.do_item(item, "submitted", document=PDF, now=NOW)
+    with pytest.raises(actions.ProjectActionError, match="资料不齐"):
+        actions.do_move(first, "ready", now=NOW)
+    due = dt.date(2026, 9, 30)
+    for kwargs, why in (({"note": "承诺补交"}, "补交的期限"), ({"due": dt.date(2026, 8, 30), "note": "承诺补交"}, "补交的期限"),
+                        ({"due": due}, "承诺的内容")):
+        with pytest.raises(actions.ProjectActionError, match=why):
+            actions.do_item(late, "promised", now=NOW, **kwargs)
+    actions.do_item(late, "promised", due=due, note="企业书面承诺补交", now=NOW)
+    with pytest.raises(actions.ProjectActionError, match="已经提交"):
+        actions.do_item(first.items.filter(kind="document").first(), "promised", due=due, note="承诺", now=NOW)
+    # the phase goes on without it and is accepted
+    actions.do_move(first, "ready", now=NOW)
+    actions.do_move(first, "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+    inspections(first, at=dt.datetime(2026, 9, 7, 15, tzinfo=SH))
+    actions.do_move(first, "accept", now=dt.datetime(2026, 9, 8, 9, tzinfo=SH))
+    second = p.phases.get(seq=2)
+    documents_in(second)
+    actions.do_move(second, "ready", now=NOW)
+    actions.do_move(second, "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+    inspections(second, at=dt.datetime(2026, 9, 7, 15, tzinfo=SH))
+    actions.do_move(second, "accept", now=dt.datetime(2026, 9, 8, 9, tzinfo=SH))
+    # the one filing waits for the promised document
+    with pytest.raises(actions.ProjectActionError, match="承诺容缺的资料还没有补交.*第1期"):
+        actions.do_file(p, "BA-2026-031", now=dt.datetime(2026, 9, 9, 10, tzinfo=SH))
+    staff = Client()
+    staff.force_login(county["users"]["admin"])
+    page = staff.get(f"/projects/{p.code}/").content.decode()
+    assert "承诺容缺" in page and "2026-09-30 前补交" in page and 'id="project-file"' not in page
+    # the owner is reminded three days before it is due, once
+    assert actions.remind_promises(now=dt.datetime(2026, 9, 26, 9, 30, tzinfo=SH)) == 0
+    assert actions.remind_promises(now=dt.datetime(2026, 9, 27, 9, 30, tzinfo=SH)) == 1
+    assert actions.remind_promises(now=dt.datetime(2026, 9, 28, 9, 30, tzinfo=SH)) == 0
+    told = OutboxMessage.objects.get(key=f"project-promise:{late.pk}:2026-09-30")
+    assert told.recipient == "13905740004" and f"“{late.name}”尚未补交，请于 9月30日前" in told.body
+    # the owner hands it in from the portal, although the phase is accepted; then the filing goes
+    client = portal_client(owner.uscc)
+    assert "请于 2026年9月30日前补交" in client.get(f"/portal/projects/{p.code}/").content.decode()
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile(PDF[0], PDF[2], content_type=PDF[1])
+    client.post(f"/portal/projects/{p.code}/act/", {"item": late.pk, "document": upload})
+    late.refresh_from_db()
+    assert late.status == "submitted" and late.document_name == PDF[0]
+    assert Step.objects.filter(project=p, action=f"{late.name}：补交承诺容缺的资料").exists()
+    actions.do_file(p, "BA-2026-031", now=dt.datetime(2026, 9, 29, 10, tzinfo=SH))
+    assert Project.objects.get(pk=p.pk).status == "filed"
+
+
 def test_staff_see_their_township_and_the_construction_department_sees_all(county):
     from qifu.accounts.models import StaffProfile
     from qifu.service_requests.models import CategorySetting, Department

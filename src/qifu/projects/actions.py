@@ -116,10 +116,15 @@ def import_rows(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, str, s
     return new, changed, same, problems
 
 
+MAX_PROMISE_DAYS = 180  # a document let pass under 承诺容缺 is handed in within this many days
+
+
 def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes] | None = None, note: str = "",
-            by=None, now: dt.datetime | None = None) -> ChecklistItem:
-    """A document handed in (``submitted``) or an inspection's result (``passed`` / ``failed``,
-    with the reason when it failed). Not on an accepted phase."""
+            due: dt.date | None = None, by=None, now: dt.datetime | None = None) -> ChecklistItem:
+    """A document handed in (``submitted``), a document let pass against the owner's written
+    promise to hand it in by ``due`` (``promised``, 承诺容缺: staff, with what was promised in
+    ``note``), or an inspection's result (``passed`` / ``failed``, with the reason when it
+    failed). Not on an accepted phase, except the promised document itself."""
     from qifu.service_requests import attachments
 
     now = now or timezone.now()
@@ -127,11 +132,20 @@ def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes
     with transaction.atomic():
         item = ChecklistItem.objects.select_for_update().select_related("phase__project").get(pk=item.pk)
         phase = item.phase
-        if phase.state in workflow.DONE:
+        fulfils = item.status == ChecklistItem.Status.PROMISED and result == ChecklistItem.Status.SUBMITTED
+        if phase.state in workflow.DONE and not fulfils:
             raise ProjectActionError("本期已验收，事项不能再改")
-        if item.kind == "document":
+        if item.kind == "document" and result == ChecklistItem.Status.PROMISED:
+            today = timezone.localdate(now)
+            if item.status == ChecklistItem.Status.SUBMITTED:
+                raise ProjectActionError(f"“{item.name}”已经提交，不需要承诺容缺")
+            if due is None or not today < due <= today + dt.timedelta(days=MAX_PROMISE_DAYS):
+                raise ProjectActionError(f"请填写承诺补交的期限（今天以后，{MAX_PROMISE_DAYS} 天以内）")
+            if len(note) < 2:
+                raise ProjectActionError("请写明企业承诺的内容（如：承诺于期限前补交检测报告）")
+        elif item.kind == "document":
             if result != ChecklistItem.Status.SUBMITTED:
-                raise ProjectActionError("资料类事项只能“提交”")
+                raise ProjectActionError("资料类事项只能“提交”或“承诺容缺”")
             if document is None:
                 raise ProjectActionError(f"请上传“{item.name}”（PDF 或图片）")
         else:
@@ -143,12 +157,19 @@ def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes
                 raise ProjectActionError("未通过的，请写明问题")
         stored = (document[0][:200], attachments.store(document[2])) if document else None
         item.status, item.note, item.updated_at = result, note[:500], now
+        if result == ChecklistItem.Status.PROMISED:
+            item.promised_until = due
+            note = f"{note}；{due:%Y-%m-%d} 前补交"
         if stored:
             item.document_name, item.document_sha256 = stored
         item.save()
-        label = dict(ChecklistItem.Status.choices)[result]
+        label = "补交承诺容缺的资料" if fulfils else dict(ChecklistItem.Status.choices)[result]
         _step(phase.project, phase, f"{item.name}：{label}", by, now, note, stored)
     return item
+
+
+# a document in hand, or let pass under 承诺容缺 until the filing
+IN_HAND = (ChecklistItem.Status.SUBMITTED, ChecklistItem.Status.PROMISED)
 
 
 def do_move(phase: Phase, move: str, *, inspection_on: dt.date | None = None, note: str = "", by=None,
@@ -162,7 +183,7 @@ def do_move(phase: Phase, move: str, *, inspection_on: dt.date | None = None, no
         except workflow.IllegalMove as e:
             raise ProjectActionError(str(e)) from None
         items = list(phase.items.all())
-        missing = [i.name for i in items if i.kind == "document" and i.status != ChecklistItem.Status.SUBMITTED]
+        missing = [i.name for i in items if i.kind == "document" and i.status not in IN_HAND]
         if move == Move.READY and missing:
             raise ProjectActionError("资料不齐：" + "、".join(missing))
         if move == Move.NOTIFY:
@@ -175,7 +196,7 @@ def do_move(phase: Phase, move: str, *, inspection_on: dt.date | None = None, no
             # after rectification the failed inspections are inspected again
             phase.items.filter(status=ChecklistItem.Status.FAILED).update(status=ChecklistItem.Status.PENDING)
         if move == Move.ACCEPT:
-            open_items = [i.name for i in items if (i.kind == "document" and i.status != ChecklistItem.Status.SUBMITTED)
+            open_items = [i.name for i in items if (i.kind == "document" and i.status not in IN_HAND)
                           or (i.kind == "inspection" and i.status != ChecklistItem.Status.PASSED)]
             if open_items:
                 raise ProjectActionError("还有事项没有完成或没有通过：" + "、".join(open_items))
@@ -243,6 +264,36 @@ def remind_inspections(now: dt.datetime | None = None) -> int:
     return sum(_tell_inspection(p, now, eve=True) for p in due if _inspection_key(p, eve=True) not in told)
 
 
+PROMISE_REMIND_DAYS = 3  # the owner is reminded this many days before a promised document is due
+
+
+def remind_promises(now: dt.datetime | None = None) -> int:
+    """Each morning (`qifu worker`): the owner of each document let pass under 承诺容缺 and
+    still not handed in is reminded once, from ``PROMISE_REMIND_DAYS`` days before it is due (at
+    once where it is due sooner, or overdue). Returns the messages queued."""
+    from qifu.reminders import decency
+    from qifu.reminders.models import OutboxMessage
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    due = list(ChecklistItem.objects.filter(status=ChecklistItem.Status.PROMISED,
+                                            promised_until__lte=today + dt.timedelta(days=PROMISE_REMIND_DAYS))
+               .select_related("phase__project__entity").order_by("promised_until", "pk"))
+    keys = {i.pk: f"project-promise:{i.pk}:{i.promised_until.isoformat()}" for i in due}
+    told = set(OutboxMessage.objects.filter(key__in=list(keys.values())).values_list("key", flat=True))
+    queued = 0
+    for i in due:
+        if keys[i.pk] in told:
+            continue
+        p, day = i.phase.project, i.promised_until
+        when = f"请于 {day.month}月{day.day}日前" if day >= today else f"补交期限 {day.month}月{day.day}日已过，请尽快"
+        body = (f"【企服】{p.entity.name}：建设项目“{p.name}”第{i.phase.seq}期承诺容缺的“{i.name}”尚未补交，{when}"
+                f"登录企服平台“分期验收”提交。补齐后才能办理一次备案。")
+        queued += decency.tell_once(keys[i.pk], p.entity_id, "project", p.entity.phone, p.entity.email, body,
+                                    f"项目 {p.code} 承诺容缺 {i.name}，期限 {day.isoformat()}", now) is not None
+    return queued
+
+
 def _refresh_status(project: Project) -> None:
     status = workflow.project_status(list(project.phases.values_list("state", flat=True)), project.filed_at is not None)
     if status != project.status:
@@ -263,6 +314,10 @@ def do_file(project: Project, filing_no: str, by=None, now: dt.datetime | None =
         waiting = [str(p) for p in phases if p.state not in workflow.DONE]
         if waiting:
             raise ProjectActionError("以下分期还没有验收，不能备案：" + "、".join(waiting))
+        promised = [f"第{i.phase.seq}期“{i.name}”" for i in ChecklistItem.objects.filter(
+            phase__project=project, status=ChecklistItem.Status.PROMISED).select_related("phase").order_by("phase__seq", "id")]
+        if promised:
+            raise ProjectActionError("承诺容缺的资料还没有补交，不能备案：" + "、".join(promised))
         last = max(p.accepted_at for p in phases)
         late = (now - last).days > workflow.FILING_DAYS
         project.filed_at, project.filing_no, project.status = now, filing_no, "filed"

@@ -60,6 +60,9 @@ class ChecklistItem(models.Model):
         SUBMITTED = "submitted", "已提交"
         PASSED = "passed", "通过"
         FAILED = "failed", "未通过"
+        # 承诺容缺: a document missing at acceptance, let pass against the owner's written promise
+        # to hand it in by ``promised_until``; the one filing waits for it
+        PROMISED = "promised", "承诺容缺"
 
     phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="items")
     code = models.CharField(max_length=40)
@@ -71,6 +74,7 @@ class ChecklistItem(models.Model):
     document_sha256 = models.CharField(max_length=64, blank=True)
     note = models.CharField("说明", max_length=500, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)
+    promised_until = models.DateField("承诺补交期限", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "验收事项"

@@ -76,7 +76,8 @@ def project(request, code: str):
         "p": p, "type": types.get(p.project_type), "can_act": _can_act(request), "today": timezone.localdate(),
         "phases": [(ph, [(m.value, workflow.MOVE_LABELS[m]) for m in workflow.allowed(ph.state)]) for ph in phases],
         "steps": Step.objects.filter(project=p).select_related("phase", "request").order_by("-at", "-id")[:200],
-        "can_file": p.filed_at is None and phases and all(ph.state in workflow.DONE for ph in phases),
+        "can_file": p.filed_at is None and phases and all(ph.state in workflow.DONE for ph in phases)
+        and not any(i.status == ChecklistItem.Status.PROMISED for ph in phases for i in ph.items.all()),
     })
 
 
@@ -112,8 +113,9 @@ def act(request, code: str):
             if item is None:
                 raise Http404("没有这个事项")
             files = attachments.checked(request.FILES.getlist("document"), what="每个事项")
+            due = post.get("due")
             actions.do_item(item, post.get("result", ""), document=files[0] if files else None, note=post.get("note", ""),
-                            by=request.user)
+                            due=dt.date.fromisoformat(due) if due else None, by=request.user)
             messages.success(request, f"已登记：{item.name}")
         elif post.get("phase"):
             phase = p.phases.filter(pk=post["phase"]).first()
