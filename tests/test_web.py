@@ -115,6 +115,7 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert "备份未做：不能在未提交的事务中备份" in out and "最近 36 小时没有新的备份" in card
     assert Pairing.objects.filter(status="confirmed", answer="accepted").exists()
     assert Phase.objects.filter(state="in_use").exists()
+    assert Phase.objects.filter(items__status="promised").exists()  # one report promised under 承诺容缺
     # and part of the next season played under qifu's own reminders and correction notices
     from qifu.accounts.models import AuditEvent
     from qifu.corrections.models import CorrectionNotice

@@ -381,7 +381,7 @@ def expert_account(password: str):
 def accept_projects(user, seed: int = 17) -> None:
     """The imported projects (projects.csv) advanced over the past ten months, each at its own
     stage: some first phases long in use, one phase rectifying after a failed fire inspection,
-    some filed. Skipped when any project has moved already."""
+    one report promised under 承诺容缺, some filed. Skipped when any project has moved already."""
     import datetime as dt
     import random
 
@@ -404,8 +404,13 @@ def accept_projects(user, seed: int = 17) -> None:
         for phase in p.phases.order_by("seq"):
             if at > now - dt.timedelta(days=10):
                 break
-            for item in phase.items.filter(kind="document"):
+            docs = list(phase.items.filter(kind="document").order_by("id"))
+            promise = k == 0 and phase.seq == 1  # one report late: let pass against a promise (承诺容缺)
+            for item in docs[:-1] if promise else docs:
                 projects.do_item(item, "submitted", document=pdf, by=user, now=at)
+            if promise:
+                projects.do_item(docs[-1], "promised", due=timezone.localdate(at) + dt.timedelta(days=45),
+                                 note="企业书面承诺：检测报告出具后补交", by=user, now=at)
             projects.do_move(phase, "ready", by=user, now=at)
             projects.do_move(phase, "notify", inspection_on=timezone.localtime(workdays.due(at, 4)).date(), by=user, now=at)
             at = at + dt.timedelta(days=rng.randint(7, 20))
@@ -423,7 +428,10 @@ def accept_projects(user, seed: int = 17) -> None:
             at = at + dt.timedelta(days=rng.randint(30, 90))
         p.refresh_from_db()
         if p.status == "accepted" and rng.random() < 0.7:
-            projects.do_file(p, f"BA{timezone.localtime(now):%Y}-{k + 1:03d}", by=user, now=now)
+            try:
+                projects.do_file(p, f"BA{timezone.localtime(now):%Y}-{k + 1:03d}", by=user, now=now)
+            except projects.ProjectActionError:
+                pass  # a promised document still out: the filing waits for it
     print(f"分期验收：建设项目 {Project.objects.count()} 个，已备案 {Project.objects.filter(status='filed').count()} 个",
           flush=True)
 
