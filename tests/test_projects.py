@@ -314,6 +314,8 @@ def test_a_document_promised_under_rongque_lets_the_phase_pass_and_the_filing_wa
     staff.force_login(county["users"]["admin"])
     page = staff.get(f"/projects/{p.code}/").content.decode()
     assert "承诺容缺" in page and "2026-09-30 前补交" in page and 'id="project-file"' not in page
+    listed = staff.get("/projects/").content.decode()
+    assert late.name in listed[listed.index('id="promised-documents"'):] and "期限 2026-09-30" in listed
     # the owner is reminded three days before it is due, once
     assert actions.remind_promises(now=dt.datetime(2026, 9, 26, 9, 30, tzinfo=SH)) == 0
     assert actions.remind_promises(now=dt.datetime(2026, 9, 27, 9, 30, tzinfo=SH)) == 1
@@ -329,6 +331,7 @@ def test_a_document_promised_under_rongque_lets_the_phase_pass_and_the_filing_wa
     client.post(f"/portal/projects/{p.code}/act/", {"item": late.pk, "document": upload})
     late.refresh_from_db()
     assert late.status == "submitted" and late.document_name == PDF[0]
+    assert 'id="promised-documents"' not in staff.get("/projects/").content.decode()
     assert Step.objects.filter(project=p, action=f"{late.name}：补交承诺容缺的资料").exists()
     actions.do_file(p, "BA-2026-031", now=dt.datetime(2026, 9, 29, 10, tzinfo=SH))
     assert Project.objects.get(pk=p.pk).status == "filed"

@@ -11,7 +11,7 @@ from django.utils import timezone
 from qifu import text as texts
 from qifu.engine.projects import workflow
 from qifu.projects import actions
-from qifu.projects.models import Phase, Project
+from qifu.projects.models import ChecklistItem, Phase, Project
 from qifu.reminders.models import OutboxMessage
 
 
@@ -56,6 +56,10 @@ def measures(projects) -> dict:
     for f in filings:
         f["told"] = actions.filing_key(f["project"]) in told
     phases = Phase.objects.filter(project__in=projects)
+    today = timezone.localdate()
+    promised = [{"item": i, "late": (today - i.promised_until).days}
+                for i in ChecklistItem.objects.filter(phase__project__in=projects, status=ChecklistItem.Status.PROMISED)
+                .select_related("phase__project__entity").order_by("promised_until", "id")]
     return {
         "rows": rows, "status": [(workflow.PROJECT_LABELS[k], v) for k, v in status.items()],
         "projects": sum(status.values()), "phases": phases.count(),
@@ -63,7 +67,7 @@ def measures(projects) -> dict:
         "rectifying": phases.filter(state=workflow.State.RECTIFYING).count(),
         "median_days": statistics.median([r["days"] for r in rows]) if rows else None,
         "median_gained": statistics.median([r["gained"] for r in rows if r["gained"] is not None]) if rows else None,
-        "filings": filings, "overdue": [f for f in filings if f["left"] < 0],
+        "filings": filings, "overdue": [f for f in filings if f["left"] < 0], "promised": promised,
         "chart": {"labels": [texts.shorten(r["project"].name, 14) for r in rows], "horizontal": True, "series": [
             {"label": "分期验收：首期从具备条件到投入使用（天）", "values": [r["days"] for r in rows]},
             {"label": "整体一次验收的基准（天）", "values": [r["baseline"] for r in rows]}]},
