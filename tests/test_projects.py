@@ -314,6 +314,8 @@ def test_a_document_promised_under_rongque_lets_the_phase_pass_and_the_filing_wa
     staff.force_login(county["users"]["admin"])
     page = staff.get(f"/projects/{p.code}/").content.decode()
     assert "承诺容缺" in page and "2026-09-30 前补交" in page and 'id="project-file"' not in page
+    entity = staff.get(f"/entities/{owner.uscc}/").content.decode()  # 一企一档
+    assert f"承诺容缺：第1期“{late.name}”2026-09-30 前补交" in entity[entity.index('id="projects"'):]
     listed = staff.get("/projects/").content.decode()
     assert late.name in listed[listed.index('id="promised-documents"'):] and "期限 2026-09-30" in listed
     # the owner is reminded three days before it is due, once

@@ -79,8 +79,14 @@ def for_entity(uscc: str):
 
 
 def with_filing(projects) -> list[Project]:
-    """``projects`` each with ``filing`` (see ``filing``), for the entity page."""
+    """``projects`` each with ``filing`` (see ``filing``) and ``promised`` (the documents
+    promised under 承诺容缺 and still out), for the entity page."""
     out = list(projects)
+    promised: dict[int, list[ChecklistItem]] = {}
+    for i in ChecklistItem.objects.filter(phase__project__in=[p.pk for p in out], status=ChecklistItem.Status.PROMISED) \
+            .select_related("phase").order_by("promised_until", "id"):
+        promised.setdefault(i.phase.project_id, []).append(i)
     for p in out:
         p.filing = filing(p)
+        p.promised = promised.get(p.pk, [])
     return out
