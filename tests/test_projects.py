@@ -266,6 +266,16 @@ def test_the_owner_is_told_the_inspection_date_and_reminded_the_working_day_befo
     actions.do_move(phase, "notify", inspection_on=dt.date(2026, 9, 15), now=dt.datetime(2026, 9, 9, 9, tzinfo=SH))
     assert told.count() == 3 and "9月15日（周二）" in told.latest("id").body
     assert actions.remind_inspections(now=dt.datetime(2026, 9, 14, 9, 30, tzinfo=SH)) == 1
+    # an inspection still ahead is on the owner's portal home
+    from django.utils import timezone
+
+    second = p.phases.get(seq=2)
+    documents_in(second)
+    actions.do_move(second, "ready")
+    ahead = timezone.localdate() + dt.timedelta(days=12)
+    actions.do_move(second, "notify", inspection_on=ahead)
+    home = portal_client(owner.uscc).get("/portal/").content.decode()
+    assert f"联合验收：{p.name} 第2期 {ahead.month}月{ahead.day}日" in home[home.index('id="home-todo"'):]
     # an owner reached by neither text nor email is left to staff; nothing is stored
     other = Entity.objects.filter(entity_type="enterprise").exclude(pk=owner.pk).order_by("uscc").first()
     Entity.objects.filter(pk=other.pk).update(phone="", email="")
@@ -327,6 +337,8 @@ def test_a_document_promised_under_rongque_lets_the_phase_pass_and_the_filing_wa
     # the owner hands it in from the portal, although the phase is accepted; then the filing goes
     client = portal_client(owner.uscc)
     assert "请于 2026年9月30日前补交" in client.get(f"/portal/projects/{p.code}/").content.decode()
+    home = client.get("/portal/").content.decode()
+    assert f"承诺容缺：{p.name} 第1期“{late.name}”请于 9月30日前补交" in home[home.index('id="home-todo"'):]
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = SimpleUploadedFile(PDF[0], PDF[2], content_type=PDF[1])

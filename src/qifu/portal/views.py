@@ -20,7 +20,7 @@ from qifu.corrections.models import CorrectionNotice
 from qifu.labs.models import Booking
 from qifu.policies import queries as policy_queries
 from qifu.portal import forms, signin
-from qifu.projects.models import Phase
+from qifu.projects.models import ChecklistItem, Phase
 from qifu.registry.models import Entity
 
 SESSION_KEY = "portal_uscc"
@@ -109,10 +109,15 @@ def home(request):
     phases = (Phase.objects.filter(project__entity=entity)
               .filter(Q(state="rectifying") | Q(state="planned", items__kind="document", items__status="pending"))
               .select_related("project").distinct().order_by("project__code", "seq")[:5])
+    inspections = (Phase.objects.filter(project__entity=entity, state="notified", inspection_on__gte=timezone.localdate())
+                   .select_related("project").order_by("inspection_on")[:5])
+    promised = (ChecklistItem.objects.filter(phase__project__entity=entity, status=ChecklistItem.Status.PROMISED)
+                .select_related("phase__project").order_by("promised_until")[:5])
     due = corrections.deadline(year)
     return render(request, "portal/home.html", {
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
-        "lab_bookings": bookings, "phases_todo": phases,
+        "lab_bookings": bookings, "phases_todo": phases, "inspections": inspections, "promised": promised,
+        "today": timezone.localdate(),
         "deadline": due, "past_deadline": timezone.localdate() > due,
         "open_count": sum(1 for f in found if f.status == "open"),
     })
