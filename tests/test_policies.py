@@ -1016,9 +1016,14 @@ def test_applications_wait_in_a_queue_oldest_first_for_the_department_that_revie
 
     actions.match_folder(policy_folder(tmp_path, p=example("CX-2025-03")), 2025, now=NOW)
     first, second, third = Match.objects.filter(policy__code="CX-2025-03").select_related("entity").order_by("entity_id")[:3]
+    Department.objects.update_or_create(name="科学技术局", defaults={"email": "keji@example.gov.cn"})
     for days, m in ((5, second), (3, first), (1, third)):  # submitted 5, 3 and 1 days ago
         actions.do_apply(m, "研发中心认定材料见附件，请审核。", project=f"项目{m.entity_id[-4:]}",
                          now=timezone.now() - dt.timedelta(days=days))
+    # the department is told of each, by the address it configured, naming no firm
+    told = OutboxMessage.objects.filter(key__startswith="policy-application:")
+    assert told.count() == 3 and set(told.values_list("recipient", flat=True)) == {"keji@example.gov.cn"}
+    assert all("有新的政策申请待审核" in b and first.entity.name not in b for b in told.values_list("body", flat=True))
     clients = {}
     for name, dep in (("keji", "科学技术局"), ("renshe", "人力资源和社会保障局")):
         user = get_user_model().objects.create_user(name, password="x")

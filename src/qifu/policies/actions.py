@@ -556,6 +556,7 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
         m.status = Match.Status.APPLIED
         m.add_history(history_line(now, "企业", f"{'企业撤回放弃，' if back else ''}提交申请（附件 {len(files)} 个）"))
         m.save()
+        notices.to_department(app, now)
     return app
 
 

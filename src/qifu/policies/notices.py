@@ -7,7 +7,9 @@ matching again tells nobody twice. A firm reachable by neither text nor email is
 told; it still sees the match in the portal and on its page, and is told the morning after
 its registry entry gives a number or an address that reaches it (``tell_reached``), or by the
 next run that finds something new. A firm that has not confirmed its account
-``FOLLOW_UP_DAYS`` after it was told is reminded once (``follow_up``, each morning)."""
+``FOLLOW_UP_DAYS`` after it was told is reminded once (``follow_up``, each morning). The
+department that runs an application policy is told of each application waiting for it
+(``to_department``)."""
 
 from __future__ import annotations
 
@@ -201,3 +203,24 @@ def _messages(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, pref
         pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),
         pl.lit("").alias("provider_id"), pl.lit(None, dtype=utc).alias("sent_at"),
         pl.lit(timezone.now()).cast(utc).alias("created_at")).sort("key")  # in the unique index's order
+
+
+def to_department(application, now: dt.datetime) -> OutboxMessage | None:
+    """The department that runs an application policy told, once, that an application waits for
+    its review (as a request's department is told of a new request): by email, else by text,
+    where it has either configured (None: it sees the queue only). The message names the policy
+    and the application's number, not the firm; it is filed under the firm, as a request's
+    notices to its department are, and counts toward none of the firm's limits."""
+    from qifu.service_requests.models import Department
+
+    m = application.match
+    dep = Department.objects.filter(name=m.policy.department, active=True).first() if m.policy.department else None
+    if dep is None or not (dep.email or dep.phone):
+        return None
+    channel, recipient = ("email", dep.email) if dep.email else ("sms", dep.phone)
+    body = (f"【企服】{dep.name}：有新的政策申请待审核（“{m.policy.title}”，申请编号 {application.pk}），"
+            f"请登录企服平台“惠企政策—政策申请”办理。")
+    message, _ = OutboxMessage.objects.get_or_create(key=f"policy-application:{application.pk}:dep", defaults=dict(
+        entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=body,
+        reason=f"政策 {m.policy.code} 新申请待审核", planned_for=timezone.localdate(now), next_attempt_at=now))
+    return message
