@@ -432,6 +432,38 @@ def test_a_test_batch_is_recorded_once_with_a_pdf_report(county, data_dir):
         actions.do_cancel(b, "x", staff=True)
 
 
+def test_a_firm_rates_a_done_test_once_and_the_lab_and_the_measures_show_it(county):
+    inst = instrument()
+    a, b = firms(2)
+    start = first_slot(inst, ahead=2)
+    done, other = (actions.do_book(f, inst, s, 1, "尺寸测量", now=start - dt.timedelta(days=5))
+                   for f, s in ((a, start), (b, actions.day_slots(inst, timezone.localtime(start).date())[1])))
+    client = portal_client(a.uscc)
+    r = client.post(f"/portal/labs/bookings/{done.pk}/rate/", {"rating": "satisfied"}, follow=True)
+    assert "检测完成" in r.content.decode() and not Booking.objects.get(pk=done.pk).rating
+    for booking in (done, other):  # both tested a week ago
+        Booking.objects.filter(pk=booking.pk).update(start=start - dt.timedelta(days=7), end=start - dt.timedelta(days=7))
+        booking.refresh_from_db()
+        actions.do_record_batch(booking, timezone.localtime(booking.start).date(), "尺寸", 1, f"R-{booking.pk}", "pass")
+    page = client.get("/portal/labs/").content.decode()
+    assert f'action="/portal/labs/bookings/{done.pk}/rate/"' in page
+    assert client.post(f"/portal/labs/bookings/{other.pk}/rate/", {"rating": "satisfied"}).status_code == 404
+    r = client.post(f"/portal/labs/bookings/{done.pk}/rate/", {"rating": "dissatisfied"}, follow=True)
+    assert "写明哪里做得不好" in r.content.decode()
+    client.post(f"/portal/labs/bookings/{done.pk}/rate/", {"rating": "dissatisfied", "comment": "报告出具太慢"})
+    done.refresh_from_db()
+    assert (done.rating, done.rating_comment) == ("dissatisfied", "报告出具太慢") and done.rated_at is not None
+    with pytest.raises(actions.LabActionError, match="已经评价过"):
+        actions.do_rate(done, "satisfied")
+    assert "已评价：不满意" in client.get("/portal/labs/").content.decode()
+    actions.do_rate(other, "basically")
+    admin = staff(county, "admin")
+    lab = admin.get(f"/labs/{inst.lab.code}/").content.decode()
+    assert "不满意</span>：报告出具太慢" in lab[lab.index('id="lab-recent"'):]
+    overview = admin.get("/labs/").content.decode()
+    assert 'id="tile-satisfaction">50.0%</b>' in overview and "企业满意度（2 条评价）" in overview
+
+
 CONCURRENT = r"""
 import datetime as dt, os, threading, time, django
 os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"

@@ -86,6 +86,7 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
 
     # shared labs, expert partners and phased acceptance are alive too
     assert Booking.objects.filter(status="booked").exists() and TestBatch.objects.exists()
+    assert Booking.objects.exclude(rating="").exists()  # and rated by their firms
     assert Pairing.objects.filter(status="confirmed").exists() and Cooperation.objects.exists()
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))

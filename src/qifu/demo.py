@@ -211,8 +211,8 @@ def match_policies(folder: Path, user, seed: int = 9) -> None:
 def use_labs(user, seed: int = 11) -> None:
     """Sixty days of shared-lab use: vouchers for forty manufacturers, bookings made over the
     past two months (most tested, with a batch and a report number, a few cancelled) and some
-    for the coming weeks, one instrument closed two days for calibration, so that the catalogue,
-    the measures and the firms' pages show life.
+    for the coming weeks, most tested ones rated by their firms, one instrument closed two days for
+    calibration, so that the catalogue, the measures and the firms' pages show life.
     Skipped when there are bookings already, or no catalogue."""
     import datetime as dt
     import random
@@ -258,6 +258,10 @@ def use_labs(user, seed: int = 11) -> None:
                                  rng.randint(1, 12), f"R{start:%y%m%d}-{n:04d}", rng.choice(["pass"] * 8 + ["fail", "data"]),
                                  by=user)
             tested += 1
+            if rng.random() < 0.6:  # most firms rate the service
+                rating = rng.choice(["satisfied"] * 7 + ["basically"] * 2 + ["dissatisfied"])
+                labs.do_rate(b, rating, "报告出具比约定晚了两天" if rating == "dissatisfied" else "",
+                             now=start + dt.timedelta(days=rng.randint(2, 6)))
         elif rng.random() < 0.1:
             labs.do_cancel(b, "企业改期", by=user, staff=True, now=booked_at + dt.timedelta(hours=2))
     waits = 0  # other firms waiting (候补) for some of the coming weeks' full slots

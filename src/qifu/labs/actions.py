@@ -536,6 +536,28 @@ def _tell(e: Entity, key: str, now: dt.datetime, body: str, reason: str) -> bool
     return decency.tell_once(key, e.uscc, "lab", e.phone, e.email, body, reason, now) is not None
 
 
+def do_rate(booking: Booking, rating: str, comment: str = "", now: dt.datetime | None = None) -> Booking:
+    """The firm rates the lab's service once its test is done (满意 / 基本满意 / 不满意, 政务服务
+    “好差评”): once per booking; 不满意 with what went wrong, for the lab's staff to follow up."""
+    from qifu.service_requests.models import Satisfaction
+
+    now = now or timezone.now()
+    comment = (comment or "").strip()
+    if rating not in Satisfaction.values:
+        raise LabActionError("请选择满意、基本满意或不满意")
+    if rating == Satisfaction.DISSATISFIED and len(comment) < 2:
+        raise LabActionError("不满意的，请写明哪里做得不好")
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking.pk)
+        if booking.status != Booking.Status.DONE:
+            raise LabActionError("检测完成、实验室登记检测批次后才能评价")
+        if booking.rating:
+            raise LabActionError("这次预约已经评价过")
+        booking.rating, booking.rating_comment, booking.rated_at = rating, comment[:300], now
+        booking.save(update_fields=["rating", "rating_comment", "rated_at"])
+    return booking
+
+
 # --- days closed (停开放) ------------------------------------------------------------------------
 
 MAX_CLOSURE_DAYS = 92

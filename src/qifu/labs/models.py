@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from qifu.registry.models import Entity, Township
+from qifu.service_requests.models import Satisfaction
 
 YUAN = {"max_digits": 14, "decimal_places": 2}
 
@@ -152,6 +153,10 @@ class Booking(models.Model):
     created_at = models.DateTimeField("预约时间")
     cancelled_at = models.DateTimeField("取消时间", null=True, blank=True)
     cancel_reason = models.CharField("取消原因", max_length=300, blank=True)
+    # the firm's rating of the lab's service once the test is done (政务服务“好差评”), once
+    rating = models.CharField("企业评价", max_length=12, choices=Satisfaction.choices, blank=True)
+    rating_comment = models.CharField("评价意见", max_length=300, blank=True)
+    rated_at = models.DateTimeField("评价时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "仪器预约"

@@ -83,4 +83,14 @@ def measures(bookings, batches, vouchers, waits) -> dict:
         "waiting": waits.filter(status=Waiting.Status.WAITING,
                                 start__gte=timezone.now() + dt.timedelta(hours=FREE_CANCEL_HOURS)).count(),
         "waits_served": waits.filter(status=Waiting.Status.BOOKED).count(),
+        # the firms' ratings of done tests: 满意 and 基本满意 over all rated
+        **_ratings(bookings),
     }
+
+
+def _ratings(bookings) -> dict:
+    counts = dict(bookings.exclude(rating="").values_list("rating").annotate(n=Count("id")))
+    rated = sum(counts.values())
+    good = counts.get("satisfied", 0) + counts.get("basically", 0)
+    return {"rated": rated, "dissatisfied": counts.get("dissatisfied", 0),
+            "satisfaction": round(100 * good / rated, 1) if rated else None}

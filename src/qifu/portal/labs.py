@@ -113,6 +113,20 @@ def cancel(request, booking_id: int):
 
 @portal_required
 @require_POST
+def rate(request, booking_id: int):
+    b = Booking.objects.filter(pk=booking_id, entity=request.entity).first()
+    if b is None:
+        raise Http404("没有这次预约")
+    try:
+        actions.do_rate(b, request.POST.get("rating", ""), request.POST.get("comment", ""))
+        messages.success(request, "谢谢您的评价")
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    return redirect("portal:labs")
+
+
+@portal_required
+@require_POST
 def wait(request, instrument_id: int):
     return _slot_form(request, instrument_id, actions.do_wait, "请选择要候补的时段和时段数",
                       lambda w: f"已候补 {timezone.localtime(w.start):%Y-%m-%d %H:%M} 起的时段：有人取消时，"

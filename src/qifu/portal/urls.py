@@ -26,6 +26,7 @@ urlpatterns = [
     path("labs/instruments/<int:instrument_id>/", labs.instrument_page, name="lab-instrument"),
     path("labs/instruments/<int:instrument_id>/book/", labs.book, name="lab-book"),
     path("labs/bookings/<int:booking_id>/cancel/", labs.cancel, name="lab-cancel"),
+    path("labs/bookings/<int:booking_id>/rate/", labs.rate, name="lab-rate"),
     path("labs/instruments/<int:instrument_id>/wait/", labs.wait, name="lab-wait"),
     path("labs/waiting/<int:waiting_id>/withdraw/", labs.withdraw, name="lab-withdraw"),
     path("policies/", policies.policies_page, name="policies"),
