@@ -462,6 +462,8 @@ def test_a_firm_rates_a_done_test_once_and_the_lab_and_the_measures_show_it(coun
     assert "不满意</span>：报告出具太慢" in lab[lab.index('id="lab-recent"'):]
     overview = admin.get("/labs/").content.decode()
     assert 'id="tile-satisfaction">50.0%</b>' in overview and "企业满意度（2 条评价）" in overview
+    home = admin.get("/").content.decode()
+    assert "企业满意度 50.0%（2 条评价，不满意 1 条）" in home[home.index('id="labs-panel"'):]
 
 
 CONCURRENT = r"""
