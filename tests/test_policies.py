@@ -1002,9 +1002,14 @@ def test_a_department_sees_and_reviews_the_applications_of_its_own_policies(coun
     assert "企业研发中心分级奖励" in overview and "小微企业稳岗补贴" not in overview
     r = clients["renshe"].post(f"/policies/matches/{m.pk}/act/", {"action": "approve", "note": "同意"})
     assert r.status_code == 404 and Application.objects.get(match=m).status == "submitted"
+    from qifu.registry.models import Entity
+
+    Entity.objects.filter(pk=m.entity_id).update(phone="13905740031", email="")
     clients["keji"].post(f"/policies/matches/{m.pk}/act/", {"action": "approve", "note": "认定文件齐全，同意"})
     app = Application.objects.get(match=m)
     assert app.status == "approved" and app.review_reason == "认定文件齐全，同意"
+    told = OutboxMessage.objects.get(key=f"policy-decision:{app.pk}")  # the portal promised to tell it
+    assert told.recipient == "13905740031" and "已审核通过" in told.body and m.policy.title in told.body
 
 
 def test_applications_wait_in_a_queue_oldest_first_for_the_department_that_reviews_them(county, tmp_path):
@@ -1040,7 +1045,12 @@ def test_applications_wait_in_a_queue_oldest_first_for_the_department_that_revie
     other = clients["renshe"].get("/policies/applications/").content.decode()
     assert second.entity.name not in other and "没有待审核的申请" in other
     # reviewed: it leaves the queue, and is listed under its decision
+    from qifu.registry.models import Entity
+
+    Entity.objects.filter(pk=second.entity_id).update(phone="", email="boss@example.cn")
     keji.post(f"/policies/matches/{second.pk}/act/", {"action": "reject", "note": "认定文件不全"})
+    told = OutboxMessage.objects.get(key=f"policy-decision:{second.application.pk}")
+    assert told.channel == "email" and "审核未通过：认定文件不全" in told.body and "企业诉求" in told.body
     rows = keji.get("/policies/applications/").content.decode().split('id="policy-applications"')[1]
     assert second.entity.name not in rows and first.entity.name in rows
     rejected = keji.get("/policies/applications/?status=rejected").content.decode()

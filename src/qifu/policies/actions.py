@@ -561,7 +561,8 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
 
 
 def do_review(application: Application, approve: bool, reason: str, user, now: dt.datetime | None = None) -> Application:
-    """The department's decision, with its reason; approval releases the first installment."""
+    """The department's decision, with its reason; approval releases the first installment. The
+    firm is told the decision in writing, once (``notices.decision``)."""
     now = now or timezone.now()
     reason = _text(reason, "审核意见")
     if len(reason) < 2:
@@ -580,6 +581,7 @@ def do_review(application: Application, approve: bool, reason: str, user, now: d
         m.save()
         if approve:
             do_release(m, 1, now=now, by=str(user))
+        notices.decision(app, now)
     return app
 
 

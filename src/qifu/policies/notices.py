@@ -224,3 +224,19 @@ def to_department(application, now: dt.datetime) -> OutboxMessage | None:
         entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=body,
         reason=f"政策 {m.policy.code} 新申请待审核", planned_for=timezone.localdate(now), next_attempt_at=now))
     return message
+
+
+def decision(application, now: dt.datetime) -> OutboxMessage | None:
+    """The firm told, once, what the department decided on its application, by text or email
+    where one reaches it (None: it sees the decision in the portal only): approved, with the
+    amount and that it will be paid; or not, with the department's reason and where to turn."""
+    m = application.match
+    e, p = m.entity, m.policy
+    if application.status == application.Status.APPROVED:
+        body = (f"【企服】{e.name}：您申请的“{p.title}”已审核通过，金额 {m.amount.normalize():f} 万元，"
+                f"将按期直接拨付到贵单位账户，进度可登录企服平台“惠企政策”查看。{FREE}")
+    else:
+        body = (f"【企服】{e.name}：您申请的“{p.title}”审核未通过：{application.review_reason}。"
+                f"如有疑问或需补充材料，可登录企服平台通过“企业诉求”反映。{FREE}")
+    return decency.tell_once(f"policy-decision:{application.pk}", e.uscc, "policy", e.phone, e.email, body,
+                             f"政策 {p.code} 申请审核{'通过' if application.status == 'approved' else '未通过'}", now)
