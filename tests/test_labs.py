@@ -463,7 +463,19 @@ def test_a_firm_rates_a_done_test_once_and_the_lab_and_the_measures_show_it(coun
     overview = admin.get("/labs/").content.decode()
     assert 'id="tile-satisfaction">50.0%</b>' in overview and "企业满意度（2 条评价）" in overview
     home = admin.get("/").content.decode()
-    assert "企业满意度 50.0%（2 条评价，不满意 1 条）" in home[home.index('id="labs-panel"'):]
+    assert "企业满意度 50.0%（2 条评价，不满意 1 条，" in home and "待回访 1 条" in home[home.index('id="labs-panel"'):]
+    # staff follow the 不满意 up (差评回访), once; a good rating needs none
+    r = admin.post(f"/labs/bookings/{done.pk}/act/", {"action": "callback", "note": ""}, follow=True)
+    assert "请写明回访情况" in r.content.decode()
+    admin.post(f"/labs/bookings/{done.pk}/act/", {"action": "callback", "note": "已核实：报告延误两天，实验室已调整出具流程"})
+    done.refresh_from_db()
+    assert done.callback_note.startswith("已核实") and done.callback_by == county["users"]["admin"]
+    home = admin.get("/").content.decode()
+    assert "待回访" not in home[home.index('id="labs-panel"'):].split("</section>")[0]
+    assert "回访 " in admin.get(f"/labs/{inst.lab.code}/").content.decode()
+    for booking, why in ((done, "已经回访过"), (other, "只有“不满意”")):
+        with pytest.raises(actions.LabActionError, match=why):
+            actions.do_callback(booking, "再回访一次")
 
 
 CONCURRENT = r"""

@@ -558,6 +558,24 @@ def do_rate(booking: Booking, rating: str, comment: str = "", now: dt.datetime |
     return booking
 
 
+def do_callback(booking: Booking, note: str, by=None, now: dt.datetime | None = None) -> Booking:
+    """Staff record the follow-up of a 不满意 (差评回访): what they found with the lab and the
+    firm; once per rating."""
+    now = now or timezone.now()
+    note = (note or "").strip()
+    if len(note) < 2:
+        raise LabActionError("请写明回访情况（与实验室、企业核实的结果和整改）")
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking.pk)
+        if booking.rating != "dissatisfied":
+            raise LabActionError("只有“不满意”的评价需要回访")
+        if booking.callback_at:
+            raise LabActionError("这条评价已经回访过")
+        booking.callback_note, booking.callback_at, booking.callback_by = note[:300], now, by
+        booking.save(update_fields=["callback_note", "callback_at", "callback_by"])
+    return booking
+
+
 # --- days closed (停开放) ------------------------------------------------------------------------
 
 MAX_CLOSURE_DAYS = 92

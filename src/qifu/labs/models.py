@@ -157,6 +157,11 @@ class Booking(models.Model):
     rating = models.CharField("企业评价", max_length=12, choices=Satisfaction.choices, blank=True)
     rating_comment = models.CharField("评价意见", max_length=300, blank=True)
     rated_at = models.DateTimeField("评价时间", null=True, blank=True)
+    # a 不满意 is followed up by staff (差评回访): what the lab and the firm said, and who called
+    callback_note = models.CharField("回访情况", max_length=300, blank=True)
+    callback_at = models.DateTimeField("回访时间", null=True, blank=True)
+    callback_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
 
     class Meta:
         verbose_name = verbose_name_plural = "仪器预约"

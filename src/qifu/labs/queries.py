@@ -93,4 +93,5 @@ def _ratings(bookings) -> dict:
     rated = sum(counts.values())
     good = counts.get("satisfied", 0) + counts.get("basically", 0)
     return {"rated": rated, "dissatisfied": counts.get("dissatisfied", 0),
+            "to_call_back": bookings.filter(rating="dissatisfied", callback_at__isnull=True).count(),
             "satisfaction": round(100 * good / rated, 1) if rated else None}

@@ -73,13 +73,14 @@ def _xlsx(request):
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("仪器预约")
     spreadsheets.append(ws, ["预约号", "统一社会信用代码", "企业名称", "镇街", "实验室", "仪器", "开始", "结束", "检测内容",
-                             "费用（元）", "创新券抵扣（元）", "状态", "渠道", "取消原因", "企业评价", "评价意见"])
+                             "费用（元）", "创新券抵扣（元）", "状态", "渠道", "取消原因", "企业评价", "评价意见", "回访情况"])
     qs = _bookings(request).select_related("entity", "town", "instrument__lab").order_by("start")
     for b in qs:
         spreadsheets.append(ws, [b.pk, b.entity_id, b.entity.name, b.town.name, b.instrument.lab.name, b.instrument.name,
                                  timezone.localtime(b.start).replace(tzinfo=None), timezone.localtime(b.end).replace(tzinfo=None),
                                  b.purpose, float(b.price), float(b.voucher_amount), b.get_status_display(),
-                                 b.get_channel_display(), b.cancel_reason, b.get_rating_display(), b.rating_comment])
+                                 b.get_channel_display(), b.cancel_reason, b.get_rating_display(), b.rating_comment,
+                                 b.callback_note])
     ws = wb.create_sheet("检测批次")
     spreadsheets.append(ws, ["实验室", "报告编号", "统一社会信用代码", "企业名称", "镇街", "检测日期", "检测项目", "样品数", "结论"])
     for t in _batches(request).select_related("lab", "entity", "town").order_by("tested_on"):
@@ -195,6 +196,9 @@ def booking_act(request, booking_id: int):
         if post.get("action") == "cancel":
             actions.do_cancel(b, post.get("reason", ""), by=request.user, staff=True)
             messages.success(request, "已取消预约，时段和创新券额度已退回")
+        elif post.get("action") == "callback":
+            actions.do_callback(b, post.get("note", ""), by=request.user)
+            messages.success(request, "已登记回访")
         elif post.get("action") == "batch":
             files = attachments.checked(request.FILES.getlist("report"), what="每个检测批次")
             tested_on = dt.date.fromisoformat(post.get("tested_on", ""))
