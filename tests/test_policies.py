@@ -1037,6 +1037,8 @@ def test_applications_wait_in_a_queue_oldest_first_for_the_department_that_revie
         clients[name].force_login(user)
     keji = clients["keji"]
     assert "3</b> 份待审核" in keji.get("/policies/").content.decode()
+    assert ">3 份申请待审核</a>" in keji.get("/").content.decode()  # the home dashboard too
+    assert "份申请待审核" not in clients["renshe"].get("/").content.decode()
     page = keji.get("/policies/applications/").content.decode()
     rows = page.split('id="policy-applications"')[1]
     assert rows.index(second.entity.name) < rows.index(first.entity.name) < rows.index(third.entity.name)

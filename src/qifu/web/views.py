@@ -35,7 +35,7 @@ from qifu.labs.models import Booking, TestBatch, Voucher, Waiting
 from qifu.land import queries as land_queries
 from qifu.land.models import Parcel, Remediation
 from qifu.policies import queries as policy_queries
-from qifu.policies.models import Match
+from qifu.policies.models import Application, Match
 from qifu.projects import queries as project_queries
 from qifu.projects.models import Project
 from qifu.registry.models import Entity, Note, Township
@@ -130,7 +130,8 @@ def _labs_panel(request) -> dict | None:
 
 
 def _policies_panel(request) -> dict | None:
-    """Policy money by township: what the firms are owed and what has arrived."""
+    """Policy money by township: what the firms are owed and what has arrived; the applications
+    waiting for review."""
     matches = scope.filter_policy_matches(Match.objects.all(), request.user)
     rows = policy_queries.by_town(matches)
     if not rows:
@@ -138,6 +139,7 @@ def _policies_panel(request) -> dict | None:
     return {
         "owed": round(sum(r["owed"] for r in rows), 2), "paid": round(sum(r["paid"] for r in rows), 2),
         "waiting": sum(r["waiting"] for r in rows),
+        "to_review": Application.objects.filter(match__in=matches, status=Application.Status.SUBMITTED).count(),
         "charts": {"policy-towns": {"labels": [r["town"] for r in rows], "horizontal": True, "series": [
             {"label": "应享（万元）", "values": [round(r["owed"], 2) for r in rows]},
             {"label": "已到账（万元）", "values": [round(r["paid"], 2) for r in rows]}]}},
