@@ -473,6 +473,8 @@ def test_a_firm_rates_a_done_test_once_and_the_lab_and_the_measures_show_it(coun
     home = admin.get("/").content.decode()
     assert "待回访" not in home[home.index('id="labs-panel"'):].split("</section>")[0]
     assert "回访 " in admin.get(f"/labs/{inst.lab.code}/").content.decode()
+    page = admin.get(f"/entities/{a.uscc}/").content.decode()  # 一企一档
+    assert "评价：不满意（已回访）" in page[page.index('id="labs"'):]
     for booking, why in ((done, "已经回访过"), (other, "只有“不满意”")):
         with pytest.raises(actions.LabActionError, match=why):
             actions.do_callback(booking, "再回访一次")
