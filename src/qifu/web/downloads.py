@@ -20,6 +20,12 @@ from qifu.accounts.models import AuditEvent
 LONG_LIST = 20_000
 
 
+def local_time(at):
+    """A stored time as the wall-clock time in the county, without a zone (a workbook cell
+    cannot hold one); None stays None."""
+    return timezone.localtime(at).replace(tzinfo=None) if at else None
+
+
 def audited_xlsx(request, wb, name: str, what: str) -> HttpResponse:
     buf = io.BytesIO()
     wb.save(buf)

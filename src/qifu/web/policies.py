@@ -121,10 +121,7 @@ def _export_matches(request, p: Policy, qs, fmt: str) -> HttpResponse:
     """A policy's match list as a workbook or, for a long one (the stable-employment subsidy
     matches 60,000 firms in a county), CSV: read as plain rows, not model instances."""
     statuses = dict(Match.Status.choices)
-
-    def local(t):
-        return timezone.localtime(t).replace(tzinfo=None) if t else None
-
+    local = downloads.local_time
     rows = ([uscc, name, town, float(amount), reason, statuses.get(status, status), eligible_on, hold, local(told),
              local(again)]
             for uscc, name, town, amount, reason, status, eligible_on, hold, told, again in qs.values_list(
@@ -184,11 +181,7 @@ def applications(request):
     now = timezone.now()
     fmt = request.GET.get("format")
     if fmt in ("xlsx", "csv"):
-        labels = dict(Application.Status.choices)
-
-        def local(t):
-            return timezone.localtime(t).replace(tzinfo=None) if t else None
-
+        labels, local = dict(Application.Status.choices), downloads.local_time
         rows = ([local(a.submitted_at), (now - a.submitted_at).days, a.match.policy.code, a.match.policy.title,
                  a.match.entity_id, a.match.entity.name, a.match.town.name if a.match.town else "", a.project,
                  a.project_code, a.n_files, labels.get(a.status, a.status), local(a.reviewed_at), a.review_reason]

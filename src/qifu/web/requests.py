@@ -89,10 +89,7 @@ def export(request, fmt: str = "xlsx"):
     qs, f = _filtered(request)
     shown = {name: dict(ServiceRequest._meta.get_field(name).flatchoices)
              for name in ("channel", "category", "status", "satisfaction")}
-
-    def local(at):
-        return timezone.localtime(at).replace(tzinfo=None) if at else None
-
+    local = downloads.local_time
     rows = ([number, local(submitted), shown["channel"].get(channel, channel), name or "", uscc or "", town or "",
              shown["category"].get(category, category), department or "", shown["status"].get(status, status),
              local(sign_due), local(answer_due), "是" if overdue else "否",
