@@ -310,7 +310,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
                 m.status, m.lapsed_at = Match.Status.HELD if r["released"] else Match.Status.ELIGIBLE, None
                 m.add_history(history_line(now, "系统", "再次符合条件"))
                 result.again += 1
-            elif m.status == Match.Status.DECLINED and m.lapsed_at is not None:
+            elif m.declined_and_gone:
                 m.lapsed_at = None
                 m.add_history(history_line(now, "系统", "再次符合条件（企业已放弃）"))
                 result.again += 1
@@ -455,11 +455,9 @@ UNDECIDED = (Match.Status.ELIGIBLE, Match.Status.DECLINED)
 def _taken_back(m: Match) -> bool:
     """Whether ``m`` (locked) is a declined match the firm takes back now: refused with the
     reason once a later match run no longer found it eligible."""
-    if m.status != Match.Status.DECLINED:
-        return False
-    if m.lapsed_at is not None:
+    if m.declined_and_gone:
         raise PolicyActionError("贵企业已放弃这项政策，按最新数据也已不再符合条件，不能再办理")
-    return True
+    return m.status == Match.Status.DECLINED
 
 
 def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, by=None) -> Match:

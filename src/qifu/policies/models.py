@@ -142,6 +142,12 @@ class Match(models.Model):
         self.history = [*self.events, line]
 
     @property
+    def declined_and_gone(self) -> bool:
+        """Declined by the firm, and no longer eligible at a later match run: it cannot be taken
+        back."""
+        return self.status == self.Status.DECLINED and self.lapsed_at is not None
+
+    @property
     def masked_account(self) -> str:
         a = self.bank_account
         return f"{a[:4]}{'*' * max(len(a) - 8, 4)}{a[-4:]}" if len(a) > 8 else ("****" if a else "")

@@ -97,12 +97,17 @@ def book(request, instrument_id: int):
     return _slot_form(request, instrument_id, actions.do_book, "请选择开始时段和时段数", _booked)
 
 
-@portal_required
-@require_POST
-def cancel(request, booking_id: int):
+def _own_booking(request, booking_id: int) -> Booking:
     b = Booking.objects.filter(pk=booking_id, entity=request.entity).first()
     if b is None:
         raise Http404("没有这次预约")
+    return b
+
+
+@portal_required
+@require_POST
+def cancel(request, booking_id: int):
+    b = _own_booking(request, booking_id)
     try:
         actions.do_cancel(b)
         messages.success(request, "已取消预约，时段已释放" + ("，创新券额度已退回" if b.voucher_amount else ""))
@@ -114,9 +119,7 @@ def cancel(request, booking_id: int):
 @portal_required
 @require_POST
 def rate(request, booking_id: int):
-    b = Booking.objects.filter(pk=booking_id, entity=request.entity).first()
-    if b is None:
-        raise Http404("没有这次预约")
+    b = _own_booking(request, booking_id)
     try:
         actions.do_rate(b, request.POST.get("rating", ""), request.POST.get("comment", ""))
         messages.success(request, "谢谢您的评价")

@@ -36,8 +36,7 @@ def policies_page(request):
 @portal_required
 def policy_page(request, match_id: int):
     m = _match(request.entity, match_id)
-    # a declined match can be taken back only while a later match run has not found it gone
-    open_to_firm = m.status != Match.Status.DECLINED or m.lapsed_at is None
+    open_to_firm = not m.declined_and_gone
     return render(request, "portal/policy.html", {
         "entity": request.entity, "m": m, "payments": list(m.payments.order_by("seq")),
         "application": getattr(m, "application", None) if hasattr(m, "application") else None,
