@@ -252,15 +252,14 @@ def remind_inspections(now: dt.datetime | None = None) -> int:
     """Each morning (`qifu worker`): the owner of every phase whose joint inspection is on the
     next working day (or, the worker having been down, still ahead) is reminded once. Returns
     the messages queued."""
-    from qifu.reminders.models import OutboxMessage
+    from qifu.reminders import decency
 
     now = now or timezone.now()
     today = timezone.localdate(now)
     due = [phase for phase in (Phase.objects.filter(state=State.NOTIFIED, inspection_on__gt=today)
                                .select_related("project__entity").order_by("inspection_on", "pk"))
            if today >= _inspection_eve(phase.inspection_on)]
-    told = set(OutboxMessage.objects.filter(key__in=[_inspection_key(p, eve=True) for p in due])
-               .values_list("key", flat=True))
+    told = decency.told(_inspection_key(p, eve=True) for p in due)
     return sum(_tell_inspection(p, now, eve=True) for p in due if _inspection_key(p, eve=True) not in told)
 
 
@@ -272,7 +271,6 @@ def remind_promises(now: dt.datetime | None = None) -> int:
     still not handed in is reminded once, from ``PROMISE_REMIND_DAYS`` days before it is due (at
     once where it is due sooner, or overdue). Returns the messages queued."""
     from qifu.reminders import decency
-    from qifu.reminders.models import OutboxMessage
 
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -280,7 +278,7 @@ def remind_promises(now: dt.datetime | None = None) -> int:
                                             promised_until__lte=today + dt.timedelta(days=PROMISE_REMIND_DAYS))
                .select_related("phase__project__entity").order_by("promised_until", "pk"))
     keys = {i.pk: f"project-promise:{i.pk}:{i.promised_until.isoformat()}" for i in due}
-    told = set(OutboxMessage.objects.filter(key__in=list(keys.values())).values_list("key", flat=True))
+    told = decency.told(keys.values())
     queued = 0
     for i in due:
         if keys[i.pk] in told:
@@ -384,7 +382,7 @@ def remind_filings(now: dt.datetime | None = None) -> int:
         last_day = filing_due(p)
         if last_day is not None and today >= last_day - dt.timedelta(days=REMIND_DAYS_BEFORE):
             due[filing_key(p)] = (p, last_day)
-    told = set(OutboxMessage.objects.filter(key__in=list(due)).values_list("key", flat=True))
+    told = decency.told(due)
     rows = [{"key": k, "phone": p.entity.phone, "email": p.entity.email} for k, (p, _) in due.items() if k not in told]
     if not rows:
         return 0

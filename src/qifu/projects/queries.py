@@ -12,7 +12,7 @@ from qifu import text as texts
 from qifu.engine.projects import workflow
 from qifu.projects import actions
 from qifu.projects.models import ChecklistItem, Phase, Project
-from qifu.reminders.models import OutboxMessage
+from qifu.reminders import decency
 
 
 def gains(projects) -> list[dict]:
@@ -51,8 +51,7 @@ def measures(projects) -> dict:
         if (f := filing(p)) is not None:
             filings.append(f)
     filings.sort(key=lambda f: f["due"])
-    told = set(OutboxMessage.objects.filter(key__in=[actions.filing_key(f["project"]) for f in filings])
-               .values_list("key", flat=True))
+    told = decency.told(actions.filing_key(f["project"]) for f in filings)
     for f in filings:
         f["told"] = actions.filing_key(f["project"]) in told
     phases = Phase.objects.filter(project__in=projects)

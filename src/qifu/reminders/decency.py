@@ -134,6 +134,11 @@ def tell_once(key: str, entity_id: str, purpose: str, phone: str, email: str, bo
     return message
 
 
+def told(keys) -> set[str]:
+    """Those of ``keys`` already stored in the outbox: notices ``tell_once`` will not store again."""
+    return set(OutboxMessage.objects.filter(key__in=list(keys)).values_list("key", flat=True))
+
+
 def in_writing(rows: pl.DataFrame) -> pl.DataFrame:
     """The rows of ``rows`` (``phone``, ``email``, as ``resolve_channel`` reads them) that a text
     or an email reaches, with that ``channel`` and its ``recipient``: for a notice that is
