@@ -470,6 +470,13 @@ def serve_waiting(instrument_id: int, freed: list[dt.datetime], now: dt.datetime
     return made
 
 
+def _end_wait(w: Waiting, now: dt.datetime, note: str) -> bool:
+    """Close an open wait as not served (未约上) with ``note``; False where something closed it
+    first (a cancellation serving it, a withdrawal)."""
+    return bool(Waiting.objects.filter(pk=w.pk, status=Waiting.Status.WAITING).update(
+        status=Waiting.Status.EXPIRED, closed_at=now, note=note[:300]))
+
+
 def expire_waits(now: dt.datetime | None = None, instrument_id: int | None = None) -> int:
     """Close as not served (未约上) every open wait (of one instrument, or of all) whose slot is
     less than ``FREE_CANCEL_HOURS`` away, and tell each firm whose slot is still ahead, so that
@@ -482,9 +489,7 @@ def expire_waits(now: dt.datetime | None = None, instrument_id: int | None = Non
     closed = 0
     for w in stale.select_related("entity", "instrument__lab"):
         with transaction.atomic():
-            # closed only if still open: a cancellation serving it, or a withdrawal, came first
-            if not Waiting.objects.filter(pk=w.pk, status=Waiting.Status.WAITING).update(
-                    status=Waiting.Status.EXPIRED, closed_at=now, note=f"距开始不足 {FREE_CANCEL_HOURS} 小时仍无空位"):
+            if not _end_wait(w, now, f"距开始不足 {FREE_CANCEL_HOURS} 小时仍无空位"):
                 continue
             closed += 1
             if w.start > now:  # a slot gone by long ago (the worker was down) is not worth a text
@@ -616,17 +621,18 @@ def do_close(lab: Lab, first_day: dt.date, last_day: dt.date, reason: str, instr
                   f"【企服】{lab.name}{what}{days}停开放（{reason}），您{start:%m月%d日%H:%M}起的预约已取消，"
                   f"费用和创新券额度已退回。如仍需检测，请登录企服平台预约其他时段。",
                   f"停开放取消预约 {b.instrument.name} {start:%Y-%m-%d %H:%M}")
-        waits = list(Waiting.objects.filter(status=Waiting.Status.WAITING, start__gte=span[0], start__lt=span[1], **where)
-                     .select_related("entity", "instrument"))
-        for w in waits:
-            Waiting.objects.filter(pk=w.pk, status=Waiting.Status.WAITING).update(
-                status=Waiting.Status.EXPIRED, closed_at=now, note=f"实验室停开放：{reason}"[:200])
+        ended = 0
+        for w in (Waiting.objects.filter(status=Waiting.Status.WAITING, start__gte=span[0], start__lt=span[1], **where)
+                  .select_related("entity", "instrument")):
+            if not _end_wait(w, now, f"实验室停开放：{reason}"):
+                continue
+            ended += 1
             start = timezone.localtime(w.start)
             _tell(w.entity, f"lab-waiting:{w.pk}", now,
                   f"【企服】{lab.name}{what}{days}停开放（{reason}），您候补的{start:%m月%d日%H:%M}起的时段已结束候补。"
                   f"如仍需检测，请登录企服平台预约其他时段。",
                   f"停开放结束候补 {w.instrument.name} {start:%Y-%m-%d %H:%M}")
-    return closure, len(bookings), len(waits)
+    return closure, len(bookings), ended
 
 
 def do_reopen(closure: Closure) -> None:
