@@ -217,7 +217,7 @@ def to_department(application, now: dt.datetime) -> OutboxMessage | None:
     dep = Department.objects.filter(name=m.policy.department, active=True).first() if m.policy.department else None
     if dep is None or not (dep.email or dep.phone):
         return None
-    channel, recipient = ("email", dep.email) if dep.email else ("sms", dep.phone)
+    channel, recipient = dep.reach
     body = (f"【企服】{dep.name}：有新的政策申请待审核（“{m.policy.title}”，申请编号 {application.pk}），"
             f"请登录企服平台“惠企政策—政策申请”办理。")
     message, _ = OutboxMessage.objects.get_or_create(key=f"policy-application:{application.pk}:dep", defaults=dict(

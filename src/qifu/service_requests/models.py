@@ -47,6 +47,11 @@ class Department(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def reach(self) -> tuple[str, str]:
+        """(channel, recipient) a notice to the department goes by: its email, else its mobile."""
+        return ("email", self.email) if self.email else ("sms", self.phone)
+
 
 class CategorySetting(models.Model):
     """A category of §1.7.1 (the codes are fixed), its department and time limits in working days."""

@@ -56,5 +56,5 @@ def to_department(req, event: str, now: dt.datetime) -> None:
             "escalated": "有诉求被督办"}[event]
     due = req.sign_due if req.status == "submitted" else req.answer_due
     body = f"【企服】{dep.name}：{what}（编号{req.number}，类别{req.get_category_display()}，期限{_when(due)}），请登录企服平台办理。"
-    channel, recipient = ("email", dep.email) if dep.email else ("sms", dep.phone)
+    channel, recipient = dep.reach
     _put(req, f"dep:{dep.pk}:{event}:{timezone.localdate(now)}", channel, recipient, body, f"诉求{what}", now)
