@@ -221,11 +221,19 @@ def test_matching_stores_tells_once_and_flags_firms_no_longer_eligible(county, t
     auto = Match.objects.filter(policy__code="CX-2025-04")
     assert r.new == auto.count() + Match.objects.filter(policy__code="CX-2025-03").count() > 0
     assert set(auto.values_list("status", flat=True)) == {"eligible"}
+    # one message per firm found, by a 免申即享 policy (to confirm) or a 需申请 one (invited to apply)
     told = OutboxMessage.objects.filter(purpose="policy")
-    assert told.count() == r.notified > 0  # automatic only: the application policy invites, it does not tell
-    assert not told.filter(key__startswith="policy:CX-2025-03:").exists()
-    assert set(told.values_list("entity_id", flat=True)) <= set(auto.values_list("entity_id", flat=True))
-    assert "无需申请" in told.first().body
+    assert told.count() == r.notified == told.values("entity_id").distinct().count() > 0
+    assert set(told.values_list("entity_id", flat=True)) == set(
+        Match.objects.filter(told_at__isnull=False).values_list("entity_id", flat=True))
+    invited = Match.objects.filter(policy__code="CX-2025-03", told_at__isnull=False).exclude(
+        entity_id__in=auto.values("entity_id")).first()
+    confirm = auto.filter(told_at__isnull=False).exclude(
+        entity_id__in=Match.objects.filter(policy__code="CX-2025-03").values("entity_id")).first()
+    assert invited and confirm
+    body = told.get(entity_id=invited.entity_id).body
+    assert body.startswith(f"【企服】贵单位可申请“{invited.policy.title}”（CX-2025-03）") and "需提交申请" in body
+    assert "无需申请" in told.get(entity_id=confirm.entity_id).body
     # again: nothing changes, nobody is told twice
     before = list(auto.order_by("id").values_list("id", "matched_at", "amount"))
     r2 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=1))
@@ -417,7 +425,8 @@ for i in range(5):
     Match.objects.create(policy=policy, entity=e, version="v1", amount=Decimal("10"), reason="测试", status="eligible",
                          eligible_on=now.date(), matched_at=now)
 reach = notices.reachable(pl.DataFrame(list(Entity.objects.values("uscc", "phone", "email"))))
-none = pl.DataFrame(schema={"uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64})
+none = pl.DataFrame(schema={"uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64,
+                     "mode": pl.String})
 told, release = threading.Event(), threading.Event()
 out = {}
 
@@ -468,6 +477,76 @@ milestones: [项目验收]
 """
 
 
+def test_a_firm_an_application_policy_finds_is_invited_to_apply_and_reminded_once(county, tmp_path):
+    from qifu.policies import notices
+
+    folder = policy_folder(tmp_path, a=example("CX-2025-04"), b=example("CX-2025-03"))
+    actions.match_folder(folder, 2025, now=NOW)
+    auto = set(Match.objects.filter(policy__code="CX-2025-04").values_list("entity_id", flat=True))
+    invited = Match.objects.filter(policy__code="CX-2025-03", told_at__isnull=False).select_related("policy", "entity")
+    only = [m for m in invited.order_by("entity_id") if m.entity_id not in auto]
+    both = [m for m in invited.order_by("entity_id") if m.entity_id in auto]
+    assert len(only) >= 2 and both
+    told = OutboxMessage.objects.filter(purpose="policy", key__startswith="policy:")
+    m = only[0]
+    msg = told.get(entity_id=m.entity_id)
+    assert msg.body == notices.TOLD.apply_one.format(title=m.policy.title, code="CX-2025-03",
+                                                     amount=f"{m.amount.normalize():f}")
+    assert msg.reason == "符合政策 CX-2025-03（需申请）" and "无需申请" not in msg.body
+    # a firm both kinds find is told of both in one text: what to confirm and what to apply for
+    b = both[0]
+    other = Match.objects.get(entity_id=b.entity_id, policy__code="CX-2025-04")
+    msg = told.get(entity_id=b.entity_id)
+    assert "等 2 项政策条件" in msg.body and "其中 1 项需提交申请" in msg.body
+    assert f"预计合计可得 {(b.amount + other.amount).normalize():f} 万元" in msg.body
+    assert msg.reason == "符合政策 CX-2025-03、CX-2025-04（免申即享及需申请）"
+    # two weeks on, whoever has neither applied nor declined is reminded once; not who applied or declined
+    applied, declined = only[0], only[1]
+    actions.do_apply(applied, "本企业研发中心已通过认定，申请奖励。", now=NOW + dt.timedelta(days=3))
+    actions.do_decline(declined, "不需要", now=NOW + dt.timedelta(days=3))
+    confirmed(other)
+    later = NOW + dt.timedelta(days=notices.FOLLOW_UP_DAYS)
+    assert notices.follow_up(later) > 0
+    again = OutboxMessage.objects.filter(purpose="policy", key__startswith="policy-follow-up:")
+    assert not again.filter(entity_id__in=[applied.entity_id, declined.entity_id]).exists()
+    # the firm that confirmed its 免申即享 policy is reminded of the application only
+    msg = again.get(entity_id=b.entity_id)
+    assert msg.body == notices.REMINDED.apply_one.format(title=b.policy.title, code="CX-2025-03",
+                                                         amount=f"{b.amount.normalize():f}")
+    assert msg.reason == "符合政策 CX-2025-03（需申请，尚未申请）" and "放弃" in msg.body
+    assert notices.follow_up(later + dt.timedelta(days=30)) == 0
+    admin = staff(county, "admin")
+    page = admin.get(f"/policies/matches/{b.pk}/").content.decode()
+    assert "（邀请申请）" in page and "因尚未申请再次提醒" in page
+    ignored = Match.objects.filter(policy__code="CX-2025-03", status="eligible", followed_up_at__isnull=False)
+    assert f"提醒后仍未申请 {ignored.count()}</a>" in admin.get("/policies/CX-2025-03/").content.decode()
+
+
+def test_application_matches_stored_before_invitations_wait_for_a_run_that_notifies(county, tmp_path):
+    """Migration 0007: an older release never told the firms an application policy found; its
+    untold matches wait (quiet) for the next match run that notifies, not the morning's job."""
+    import importlib
+
+    from django.db import connection
+
+    from qifu.policies import notices
+
+    folder = policy_folder(tmp_path, b=example("CX-2025-03"))
+    actions.match_folder(folder, 2025, now=NOW, notify=False)
+    app = Match.objects.filter(policy__code="CX-2025-03")
+    Match.objects.update(quiet=False)  # as an older release stored them
+    Match.objects.filter(pk=app.order_by("id").first().pk).update(status="applied")
+    wait = importlib.import_module("qifu.policies.migrations.0007_application_matches_wait").WAIT
+    with connection.cursor() as cur:
+        cur.execute(wait)
+    assert set(app.filter(quiet=True).values_list("status", flat=True)) == {"eligible"}
+    assert app.filter(quiet=False).count() == 1
+    assert notices.tell_reached(NOW + dt.timedelta(days=1)) == 0
+    r = actions.match_folder(policy_folder(tmp_path, a=example("CX-2025-04"), b=example("CX-2025-03")), 2025,
+                             now=NOW + dt.timedelta(days=2))
+    assert r.notified > 0 and app.filter(status="eligible", told_at__isnull=False).exists()
+
+
 def test_a_firm_that_has_not_confirmed_is_reminded_once_two_weeks_after_it_was_told(county, tmp_path):
     from qifu import worker
     from qifu.policies import notices
@@ -492,7 +571,7 @@ def test_a_firm_that_has_not_confirmed_is_reminded_once_two_weeks_after_it_was_t
     assert set(again.values_list("entity_id", flat=True)) == waiting and held not in waiting
     # the firm that confirmed one policy is reminded only of the other, by its amount
     m = Match.objects.select_related("policy").get(entity_id=both, status="eligible")
-    assert m.policy.code == "CX-2025-07" and again.get(entity_id=both).body == notices.AGAIN_ONE.format(
+    assert m.policy.code == "CX-2025-07" and again.get(entity_id=both).body == notices.REMINDED.one.format(
         title=m.policy.title, code=m.policy.code, amount=f"{m.amount.normalize():f}")
     assert any("等 2 项政策" in b for b in again.values_list("body", flat=True))
     assert all("尚未确认" in b and "无需申请" in b for b in again.values_list("body", flat=True))

@@ -207,21 +207,21 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
 
 def _store_all(result: MatchResult, data: dict, now: dt.datetime, notify: bool, pool: ThreadPoolExecutor,
                timings: dict[str, float]) -> None:
-    """Every outcome of ``result`` stored (``_store``), and the new matches of its automatic
-    policies told (with ``notify``), in one transaction."""
+    """Every outcome of ``result`` stored (``_store``), and the new matches told (with
+    ``notify``: 免申即享 and 需申请 policies alike, ``notices``), in one transaction."""
     t = time.perf_counter()
     outcomes = result.outcomes
-    automatic = [o.policy.id for o in outcomes if o.policy.mode == "automatic"] if notify else []
+    codes = [o.policy.id for o in outcomes] if notify else []
     db.bulk_work()  # a first run writes a row per match and a message per firm: 230,000 for a county
     with transaction.atomic():
-        stored = [_store(o, now, result, o.policy.id in automatic, quiet=not notify and o.policy.mode == "automatic")
-                  for o in outcomes]
-        told = [s.new.select("uscc", pl.lit(o.policy.id).alias("code"), pl.lit(o.policy.title).alias("title"), "micro")
-                for o, s in zip(outcomes, stored, strict=True) if o.policy.id in automatic and s.new.height]
+        stored = [_store(o, now, result, tell=notify, quiet=not notify) for o in outcomes]
+        told = [s.new.select("uscc", pl.lit(o.policy.id).alias("code"), pl.lit(o.policy.title).alias("title"), "micro",
+                             pl.lit(o.policy.mode).alias("mode"))
+                for o, s in zip(outcomes, stored, strict=True) if notify and s.new.height]
         new = [s.rows for s in stored if s.rows.height]
         # whom to tell besides (matches stored untold before), read before this run's new
         # matches are inserted so as not to read them back; nothing new: nobody to tell
-        waiting = notices.untold(automatic) if told else None
+        waiting = notices.untold(codes) if told else None
         if new:  # the townships and contacts of the firms the run writes of, read once
             firms = pl.concat([*(r.select("uscc") for r in new), *([waiting.select("uscc")] if told else [])]).unique()
             entities = _entities(firms, data.get("registry"))
@@ -229,9 +229,9 @@ def _store_all(result: MatchResult, data: dict, now: dt.datetime, notify: bool, 
         # the messages are made in a thread while the matches go in (0.15 s of a first run)
         telling = pool.submit(notices.telling, now, pl.concat(told), reach, waiting) if told else None
         if new:
-            # every policy's new matches in one insert, in a firm's order; a new match of an
-            # automatic policy whose firm a text or email reaches is stored as told: its message
-            # is written below, in the same transaction
+            # every policy's new matches in one insert, in a firm's order; a new match whose
+            # firm a text or email reaches is stored as told (with ``notify``): its message is
+            # written below, in the same transaction
             _insert_new(new, now, entities.select("uscc", "town_id").join(
                 reach.select("uscc", pl.lit(True).alias("reached")), on="uscc", how="left"))
         for o, s in zip(outcomes, stored, strict=True):

@@ -98,15 +98,15 @@ class Match(models.Model):
     matched_at = models.DateTimeField("最近匹配时间")
     confirmed_at = models.DateTimeField("确认时间", null=True, blank=True)
     lapsed_at = models.DateTimeField("不再符合时间", null=True, blank=True)  # lapsed, or declined and since gone
-    # when the firm was told of this match through the outbox (automatic policies); empty while
-    # it has not been, for instance while it can be reached by neither text nor email
+    # when the firm was told of this match through the outbox (免申即享: to confirm; 需申请: invited
+    # to apply); empty while it has not been, for instance while neither text nor email reaches it
     told_at = models.DateTimeField("通知时间", null=True, blank=True)
     # stored by a match run told not to notify anyone (`qifu policy match --no-notify`): the
     # morning's telling of firms reached since (``notices.tell_reached``) leaves it to the next
     # run that notifies
     quiet = models.BooleanField("暂不通知", default=False)
-    # when a firm that had not confirmed its account ``notices.FOLLOW_UP_DAYS`` after being told
-    # was reminded, once (automatic policies)
+    # when a firm that had neither confirmed its account nor applied ``notices.FOLLOW_UP_DAYS``
+    # after being told was reminded, once
     followed_up_at = models.DateTimeField("提醒确认时间", null=True, blank=True)
     hold_reason = models.CharField("复核原因", max_length=500, blank=True)
     bank_name = models.CharField("开户银行", max_length=100, blank=True)

@@ -1,15 +1,17 @@
-"""The firms an automatic policy pays are told through the outbox and its sender (quiet
-hours, opt-outs, exactly once): after a match run that found new firms, one message per firm
-for every match of an automatic policy it has not been told of yet, however many policies
-those are, so that a firm eligible for five subsidies gets one text, not five. The match
-records when it was told (``told_at``), in the same transaction as the message, so that
-matching again tells nobody twice. A firm reachable by neither text nor email is not marked
-told; it still sees the match in the portal and on its page, and is told the morning after
-its registry entry gives a number or an address that reaches it (``tell_reached``), or by the
-next run that finds something new. A firm that has not confirmed its account
-``FOLLOW_UP_DAYS`` after it was told is reminded once (``follow_up``, each morning). The
-department that runs an application policy is told of each application waiting for it
-(``to_department``)."""
+"""The firms a policy finds are told through the outbox and its sender (quiet hours, opt-outs,
+exactly once): after a match run that found new firms, one message per firm for every match it
+has not been told of yet, however many policies those are, so that a firm eligible for five
+subsidies gets one text, not five. A 免申即享 policy asks the firm only to check and confirm its
+account; a 需申请 one invites it to apply (政策找人: the firm need not find the policy first); a
+firm found by both kinds is told both in the one text. The match records when it was told
+(``told_at``), in the same transaction as the message, so that matching again tells nobody
+twice. A firm reachable by neither text nor email is not marked told; it still sees the match in
+the portal and on its page, and is told the morning after its registry entry gives a number or
+an address that reaches it (``tell_reached``), or by the next run that finds something new. A
+firm that has neither confirmed nor applied (nor declined) ``FOLLOW_UP_DAYS`` after it was told
+is reminded once (``follow_up``, each morning). The department that runs an application policy
+is told of each application waiting for it (``to_department``), and the firm of its decision
+(``decision``)."""
 
 from __future__ import annotations
 
@@ -29,22 +31,53 @@ from qifu.reminders import decency
 from qifu.reminders.models import OutboxMessage
 
 FREE = "工作人员不会索要费用或验证码。"
+DECLINE = "不需要的可在平台上选择放弃，将不再提醒。"
+
+
+class Texts(NamedTuple):
+    """A message's templates: for one match and for several of 免申即享 policies only, of 需申请
+    ones only, and of both kinds (``k`` of the ``n`` to apply for); and the note each adds to
+    the message's reason, for staff."""
+
+    one: str
+    many: str
+    apply_one: str
+    apply_many: str
+    mixed: str
+    notes: tuple[str, str, str]  # automatic only, application only, both
+
+
 TAIL = "无需申请。请登录企服平台核对，并确认收款账户。" + FREE
-ONE = "【企服】贵单位符合“{title}”（{code}）享受条件，预计可得 {amount} 万元，" + TAIL
-MANY = "【企服】贵单位符合“{title}”（{code}）等 {n} 项政策享受条件，预计合计可得 {amount} 万元，" + TAIL
-# the one reminder, FOLLOW_UP_DAYS after, to a firm that has not confirmed its account
+APPLY = "需提交申请。请登录企服平台“惠企政策”查看条件并申请，" + DECLINE + FREE
+TOLD = Texts(
+    one="【企服】贵单位符合“{title}”（{code}）享受条件，预计可得 {amount} 万元，" + TAIL,
+    many="【企服】贵单位符合“{title}”（{code}）等 {n} 项政策享受条件，预计合计可得 {amount} 万元，" + TAIL,
+    apply_one="【企服】贵单位可申请“{title}”（{code}），预计可得 {amount} 万元，" + APPLY,
+    apply_many="【企服】贵单位可申请“{title}”（{code}）等 {n} 项政策，预计合计可得 {amount} 万元，" + APPLY,
+    mixed=("【企服】贵单位符合“{title}”（{code}）等 {n} 项政策条件，预计合计可得 {amount} 万元，其中 {k} 项需提交申请。"
+           "请登录企服平台核对：免申即享的确认收款账户，需申请的提交申请。" + FREE),
+    notes=("（免申即享）", "（需申请）", "（免申即享及需申请）"))
+# the one reminder, FOLLOW_UP_DAYS after, to a firm that has neither confirmed nor applied
 FOLLOW_UP_DAYS = 14
 AGAIN = "收款账户尚未确认。无需申请，请登录企服平台核对并确认，确认后即可兑现。" + FREE
-AGAIN_ONE = "【企服】提醒：贵单位符合“{title}”（{code}）享受条件，预计可得 {amount} 万元，" + AGAIN
-AGAIN_MANY = "【企服】提醒：贵单位符合“{title}”（{code}）等 {n} 项政策享受条件，预计合计可得 {amount} 万元，" + AGAIN
+APPLY_AGAIN = "尚未提交申请。请登录企服平台“惠企政策”申请，" + DECLINE + FREE
+REMINDED = Texts(
+    one="【企服】提醒：贵单位符合“{title}”（{code}）享受条件，预计可得 {amount} 万元，" + AGAIN,
+    many="【企服】提醒：贵单位符合“{title}”（{code}）等 {n} 项政策享受条件，预计合计可得 {amount} 万元，" + AGAIN,
+    apply_one="【企服】提醒：贵单位可申请“{title}”（{code}），预计可得 {amount} 万元，" + APPLY_AGAIN,
+    apply_many="【企服】提醒：贵单位可申请“{title}”（{code}）等 {n} 项政策，预计合计可得 {amount} 万元，" + APPLY_AGAIN,
+    mixed=("【企服】提醒：贵单位符合“{title}”（{code}）等 {n} 项政策条件，预计合计可得 {amount} 万元，"
+           "尚未确认收款账户或提交申请（其中 {k} 项需申请）。请登录企服平台办理，" + DECLINE + FREE),
+    notes=("（免申即享，尚未确认收款账户）", "（需申请，尚未申请）", "（尚未确认收款账户或申请）"))
 
 
-MATCH_SCHEMA = {"id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64}
+MATCH_SCHEMA = {"id": pl.Int64, "uscc": pl.String, "code": pl.String, "title": pl.String, "micro": pl.Int64,
+                "mode": pl.String}
 
 
 def body(title: str, code: str, amount: Decimal, n: int = 1) -> str:
-    """The text for one policy, or for ``title``'s and ``n`` - 1 others, ``amount`` the sum."""
-    return (ONE if n == 1 else MANY).format(title=title, code=code, n=n, amount=f"{amount.normalize():f}")
+    """The text for one 免申即享 policy, or for ``title``'s and ``n`` - 1 others, ``amount`` the sum."""
+    return (TOLD.one if n == 1 else TOLD.many).format(title=title, code=code, n=n, amount=f"{amount.normalize():f}")
 
 
 def _text(template: str, columns: dict[str, pl.Expr]) -> pl.Expr:
@@ -64,7 +97,7 @@ def reachable(entities: pl.DataFrame) -> pl.DataFrame:
 
 
 def untold(codes: list[str]) -> pl.DataFrame:
-    """The eligible matches of the automatic policies ``codes`` not told yet (``_matches``),
+    """The eligible matches of the policies ``codes`` not told yet (``_matches``),
     locked on PostgreSQL until the transaction ends. A match run reads them before it inserts
     its new matches (stored as told where a message reaches the firm), so as not to read those
     back."""
@@ -77,9 +110,9 @@ def untold(codes: list[str]) -> pl.DataFrame:
 
 def tell(codes: list[str], now: dt.datetime, fresh: pl.DataFrame, reach: pl.DataFrame,
          waiting: pl.DataFrame | None = None) -> int:
-    """Messages for the eligible, untold matches of the automatic policies ``codes``: one per
-    firm that ``reach`` reaches (``reachable``), naming its largest amount's policy and counting
-    the others. ``fresh`` (``uscc``, ``code``, ``title``, ``micro``) are the matches this run
+    """Messages for the eligible, untold matches of the policies ``codes``: one per firm that
+    ``reach`` reaches (``reachable``), naming its largest amount's policy and counting the
+    others. ``fresh`` (``uscc``, ``code``, ``title``, ``micro``, ``mode``) are the matches this run
     stored, as told already where their firm is reached; the others (``waiting``, else read
     here: ``untold``) are marked told. Returns how many messages."""
     if not codes:
@@ -100,8 +133,8 @@ def telling(now: dt.datetime, fresh: pl.DataFrame, reach: pl.DataFrame, waiting:
     thread of its own while it inserts its matches (``store`` writes them)."""
     waiting = waiting.join(reach.select("uscc"), on="uscc", how="semi")
     matches = pl.concat([waiting, fresh.join(reach.select("uscc"), on="uscc", how="semi").select(
-        pl.lit(None, dtype=pl.Int64).alias("id"), "uscc", "code", "title", pl.col("micro").cast(pl.Int64))])
-    return Telling(_messages(matches, reach, now, "policy", (ONE, MANY), "（免申即享）"), waiting)
+        pl.lit(None, dtype=pl.Int64).alias("id"), "uscc", "code", "title", pl.col("micro").cast(pl.Int64), "mode")])
+    return Telling(_messages(matches, reach, now, "policy", TOLD), waiting)
 
 
 def store(told: Telling, now: dt.datetime, column: str = "told_at") -> int:
@@ -113,31 +146,29 @@ def store(told: Telling, now: dt.datetime, column: str = "told_at") -> int:
 
 
 def tell_reached(now: dt.datetime | None = None) -> int:
-    """Each morning (`qifu worker`): the eligible 免申即享 matches whose firm was not told, as
-    nothing reached it when it was matched, and that a text or an e-mail reaches now (an import
+    """Each morning (`qifu worker`): the eligible matches whose firm was not told, as nothing
+    reached it when it was matched, and that a text or an e-mail reaches now (an import
     of the registry gave it a mobile number or an address since), told as a match run tells
     them: one message per firm. A match stored by a run told not to notify (``Match.quiet``)
     waits for the next run that notifies. Returns how many messages."""
-    return _tell_due("p.mode = %s AND m.status = %s AND m.told_at IS NULL AND NOT m.quiet",
-                     [Policy.Mode.AUTOMATIC, Match.Status.ELIGIBLE], now or timezone.now(), "told_at",
-                     "policy-reached", (ONE, MANY), "（免申即享）")
+    return _tell_due("m.status = %s AND m.told_at IS NULL AND NOT m.quiet", [Match.Status.ELIGIBLE],
+                     now or timezone.now(), "told_at", "policy-reached", TOLD)
 
 
 def follow_up(now: dt.datetime | None = None) -> int:
-    """Once, ``FOLLOW_UP_DAYS`` after a firm was told of a 免申即享 match it has not confirmed
-    yet, a second message: one per firm, of every such match (run by `qifu worker` each
+    """Once, ``FOLLOW_UP_DAYS`` after a firm was told of a match it has neither confirmed (免申即享)
+    nor applied for (需申请) nor declined yet, a second message: one per firm, of every such match (run by `qifu worker` each
     morning; the match records ``followed_up_at`` in the same transaction as the message). A
     firm no longer reached is left to staff (the policy page's 待确认 list). Returns how many
     messages."""
     now = now or timezone.now()
-    return _tell_due("p.mode = %s AND m.status = %s AND m.told_at <= %s AND m.followed_up_at IS NULL",
-                     [Policy.Mode.AUTOMATIC, Match.Status.ELIGIBLE,
+    return _tell_due("m.status = %s AND m.told_at <= %s AND m.followed_up_at IS NULL",
+                     [Match.Status.ELIGIBLE,
                       connection.ops.adapt_datetimefield_value(now - dt.timedelta(days=FOLLOW_UP_DAYS))],
-                     now, "followed_up_at", "policy-follow-up", (AGAIN_ONE, AGAIN_MANY), "（免申即享，尚未确认收款账户）")
+                     now, "followed_up_at", "policy-follow-up", REMINDED)
 
 
-def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: str, templates: tuple[str, str],
-              note: str) -> int:
+def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: str, texts: Texts) -> int:
     """The matches ``where`` says whose firm a text or an e-mail reaches: one message per firm
     (``_messages``) and ``column`` set on each match, in one transaction, the rows locked on
     PostgreSQL. Returns how many messages."""
@@ -147,18 +178,18 @@ def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: s
             return 0
         reach = reachable(due.select("uscc", "phone", "email").unique("uscc"))
         due = due.join(reach.select("uscc"), on="uscc", how="semi")
-        return store(Telling(_messages(due, reach, now, prefix, templates, note), due), now, column)
+        return store(Telling(_messages(due, reach, now, prefix, texts), due), now, column)
 
 
 def _matches(where: str, params: list, contacts: bool = False, lock: bool = False) -> pl.DataFrame:
     """The matches ``where`` says (over ``m``, the match, and ``p``, its policy): ``id``, ``uscc``,
-    ``code``, ``title``, ``micro`` (the amount in millionths of 万元); with ``contacts``, the
+    ``code``, ``title``, ``micro`` (the amount in millionths of 万元), ``mode``; with ``contacts``, the
     firm's ``phone`` and ``email`` too. With ``contacts`` or ``lock`` the rows are locked on
     PostgreSQL until the transaction ends, so that a match run and the morning's job at once
     cannot both write a message for them: the second waits, and then reads them as told (on
     SQLite, transactions begin IMMEDIATE and so take turns anyway)."""
     schema = dict(MATCH_SCHEMA)
-    sql = (f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT) "
+    sql = (f"SELECT m.id, m.uscc, p.code, p.title, CAST(ROUND(m.amount * {PER_WAN}) AS BIGINT), p.mode "
            f"FROM {Match._meta.db_table} m JOIN {Policy._meta.db_table} p ON p.id = m.policy_id WHERE {where}")
     if contacts:
         schema.update(phone=pl.String, email=pl.String)
@@ -177,17 +208,22 @@ def _mark(matches: pl.DataFrame, column: str, now: dt.datetime) -> None:
                 key=["id"])
 
 
-def _messages(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, prefix: str, templates: tuple[str, str],
-              note: str) -> pl.DataFrame:
+def _messages(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, prefix: str, texts: Texts) -> pl.DataFrame:
     """One outbox message per firm of ``matches`` (all of firms ``reach`` reaches), naming the
-    policy of its largest amount and counting the others (``templates``: for one match, for
-    several), as the outbox's rows in its unique key's order."""
+    policy of its largest amount and counting the others, in ``texts``' words for what the firm
+    is asked to do (confirm, apply, or both), as the outbox's rows in its unique key's order."""
     firms = (matches.sort(["micro", "code"], descending=[True, False]).group_by("uscc", maintain_order=True).agg(
         pl.col("code").first(), pl.col("title").first(), pl.col("code").sort().str.join("、").alias("codes"),
-        pl.col("micro").sum(), pl.len().alias("n"))).join(reach, on="uscc")
+        pl.col("micro").sum(), pl.len().alias("n"),
+        (pl.col("mode") == Policy.Mode.APPLICATION.value).sum().alias("k"))).join(reach, on="uscc")
     fields = {"title": pl.col("title"), "code": pl.col("code"), "n": pl.col("n").cast(pl.String),
-              "amount": micro_text(trim=True)}
-    text = pl.when(pl.col("n") == 1).then(_text(templates[0], fields)).otherwise(_text(templates[1], fields))
+              "k": pl.col("k").cast(pl.String), "amount": micro_text(trim=True)}
+    one, none, every = pl.col("n") == 1, pl.col("k") == 0, pl.col("k") == pl.col("n")
+    text = (pl.when(none & one).then(_text(texts.one, fields)).when(none).then(_text(texts.many, fields))
+            .when(every & one).then(_text(texts.apply_one, fields)).when(every).then(_text(texts.apply_many, fields))
+            .otherwise(_text(texts.mixed, fields)))
+    note = pl.when(none).then(pl.lit(texts.notes[0])).when(every).then(pl.lit(texts.notes[1])).otherwise(
+        pl.lit(texts.notes[2]))
     utc = pl.Datetime("us", "UTC")
     # the key names the firm, the policy of its largest amount and the run (its second): a
     # match is told of (or followed up) once, so a firm's later message names another match or
@@ -197,7 +233,7 @@ def _messages(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, pref
         pl.concat_str([pl.lit(prefix + ":"), pl.col("uscc"), pl.lit(":"), pl.col("code"), pl.lit(f":{run}")]).alias("key"),
         pl.col("uscc"), pl.lit("").alias("also_for"), pl.lit("policy").alias("purpose"), pl.col("channel"),
         pl.col("recipient"), text.alias("body"),
-        pl.concat_str([pl.lit("符合政策 "), pl.col("codes"), pl.lit(note)]).alias("reason"),
+        pl.concat_str([pl.lit("符合政策 "), pl.col("codes"), note]).alias("reason"),
         pl.lit("treated").alias("group"), pl.lit(timezone.localdate(now)).alias("planned_for"),
         pl.lit(OutboxMessage.Status.PENDING.value).alias("status"), pl.lit(0).alias("attempts"),
         pl.lit(now).cast(utc).alias("next_attempt_at"), pl.lit("").alias("last_error"),

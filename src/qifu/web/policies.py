@@ -136,7 +136,7 @@ def policy(request, code: str):
     p = get_object_or_404(Policy, code=code)
     qs = _matches(request).filter(policy=p).select_related("entity", "entity__town").order_by("status", "entity_id")
     status = request.GET.get("status", "")
-    if status == UNTOLD:  # eligible for a 免申即享 policy and not told (no reachable number or address): to call
+    if status == UNTOLD:  # eligible and not told (no reachable number or address): to call
         qs = qs.filter(status=Match.Status.ELIGIBLE, told_at__isnull=True)
     elif status == IGNORED:  # told, reminded once, and still not confirmed: to call too
         qs = qs.filter(status=Match.Status.ELIGIBLE, followed_up_at__isnull=False)
@@ -154,9 +154,9 @@ def policy(request, code: str):
     return render(request, "web/policy.html", {
         "p": p, "page": page, "status": status, "long_list": page.paginator.count > downloads.LONG_LIST,
         "statuses": [(v, label, counts.get(v, 0)) for v, label in Match.Status.choices],
-        "untold": waiting["untold"] if p.mode == Policy.Mode.AUTOMATIC else 0, "UNTOLD": UNTOLD,
-        "ignored": waiting["ignored"] if p.mode == Policy.Mode.AUTOMATIC else 0, "IGNORED": IGNORED,
+        "untold": waiting["untold"], "UNTOLD": UNTOLD, "ignored": waiting["ignored"], "IGNORED": IGNORED,
         "ledger": ledger, "can_review": scope.can_review_policy(request.user, p),
+        "can_write_policy": scope.role_of(request.user) == Role.ADMIN,
         "versions": p.versions.order_by("-created_at"),
     })
 
