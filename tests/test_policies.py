@@ -880,6 +880,59 @@ def staff(county, name: str):
     return client
 
 
+def test_an_administrator_writes_a_policy_in_the_browser_tries_it_then_saves_and_matches_it(county):
+    from qifu.registry.models import Entity
+
+    admin, officer = staff(county, "admin"), staff(county, "officer")
+    assert officer.get("/policies/new/").status_code == 403
+    assert "id: CX-" in admin.get("/policies/new/").content.decode()
+    text = example("CX-2025-04")
+    # a mistake is named, and nothing is stored
+    page = admin.post("/policies/new/", {"text": text.replace("insured_count BETWEEN", "insured BETWEEN"),
+                                         "action": "trial"}).content.decode()
+    assert 'id="policy-error"' in page and "eligible：" in page and "insured" in page
+    # 试算: what it would match, nothing stored and nobody told
+    page = admin.post("/policies/new/", {"text": text, "action": "trial", "notify": "on"})
+    trial = page.context["trial"]
+    assert trial.firms > 0 and trial.new == trial.firms and trial.gone == 0
+    assert not Policy.objects.exists() and not Match.objects.exists() and not OutboxMessage.objects.exists()
+    assert sum(n for _, n, _ in trial.by_town) == trial.firms and sum(m for _, _, m in trial.by_town) == trial.total
+    top = trial.top[0]
+    assert top[2] == max(m for _, _, m, _ in trial.top) and top[1] == Entity.objects.get(uscc=top[0]).name
+    assert f'<b id="trial-firms">{trial.firms}</b>' in page.content.decode()
+    # 保存并匹配: what the trial said is what is stored, and the firms are told
+    page = admin.post("/policies/new/", {"text": text, "action": "save", "notify": "on"})
+    assert page.status_code == 302 and page["Location"] == "/policies/CX-2025-04/"
+    auto = Match.objects.filter(policy__code="CX-2025-04")
+    assert auto.count() == trial.firms and sum(m.amount for m in auto) == trial.total
+    assert OutboxMessage.objects.filter(purpose="policy").exists()
+    p = Policy.objects.get(code="CX-2025-04")
+    assert p.versions.get().created_by == county["users"]["admin"].username
+    assert 'id="policy-edit"' in admin.get("/policies/CX-2025-04/").content.decode()
+    assert 'id="policy-edit"' not in officer.get("/policies/CX-2025-04/").content.decode()
+    # a new policy may not take an existing one's code, nor an edit change it
+    page = admin.post("/policies/new/", {"text": text, "action": "trial"}).content.decode()
+    assert "已存在" in page
+    page = admin.post("/policies/CX-2025-04/edit/", {"text": text.replace("CX-2025-04", "CX-2025-99"),
+                                                     "action": "trial"}).content.decode()
+    assert "不能修改政策编号" in page
+    # a stricter condition: the trial names who would no longer be eligible and whose amount changes
+    stricter = text.replace("BETWEEN 1 AND 100", "BETWEEN 5 AND 100").replace("* 0.05", "* 0.06")
+    t = admin.post("/policies/CX-2025-04/edit/", {"text": stricter, "action": "trial"}).context["trial"]
+    small = {m.entity_id for m in auto.select_related("entity") if SocialRecord.objects.get(
+        entity_id=m.entity_id, year=2025).insured_count < 5}
+    assert t.gone == len(small) > 0 and t.new == 0 and t.changed == t.firms == trial.firms - len(small)
+    assert Policy.objects.get(code="CX-2025-04").version == p.version  # still nothing stored
+    page = admin.post("/policies/CX-2025-04/edit/", {"text": stricter, "action": "save"})  # notify unticked
+    assert page.status_code == 302
+    p.refresh_from_db()
+    assert p.versions.count() == 2 and "* 0.06" in p.text
+    assert auto.filter(status="lapsed").count() == len(small)
+    assert not OutboxMessage.objects.filter(purpose="policy").exclude(entity_id__in=auto.values("entity_id")).exists()
+    page = admin.get("/policies/CX-2025-04/edit/").content.decode()
+    assert "* 0.06" in page and page.count("政策文件导入") == 0 and "（当前）" in page
+
+
 def test_the_portal_shows_a_firm_its_own_matches_and_takes_its_confirmation(county, tmp_path):
     actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000), p=example("CX-2025-03")), 2025, now=NOW)
     a, b = clean_matches(2)

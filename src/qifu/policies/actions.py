@@ -41,7 +41,7 @@ from qifu.policies.models import (
     SkillCertificate,
     history_line,
 )
-from qifu.registry.models import Township
+from qifu.registry.models import Entity, Township
 from qifu.service_requests.attachments import store
 
 if TYPE_CHECKING:
@@ -71,8 +71,9 @@ class MatchResult:
 # --- policies -------------------------------------------------------------------------------------
 
 
-def do_save_policy(p: PolicyDef, text: str, now: dt.datetime) -> Policy:
-    """The policy's current version; a changed text is a new version, the old one kept."""
+def do_save_policy(p: PolicyDef, text: str, now: dt.datetime, by: str = "") -> Policy:
+    """The policy's current version; a changed text is a new version, the old one kept (with
+    ``by``, who wrote it in the browser)."""
     fields = dict(title=p.title, year=p.year, mode=p.mode, kind=p.kind, category=p.category, department=p.department,
                   summary=p.summary, basis=p.basis, eligible=p.eligible, amount=p.amount, budget=p.budget,
                   installments=[str(s) for s in p.installments], milestones=list(p.milestones),
@@ -85,7 +86,8 @@ def do_save_policy(p: PolicyDef, text: str, now: dt.datetime) -> Policy:
             setattr(row, k, v)
         row.updated_at = now
         row.save()
-    PolicyVersion.objects.get_or_create(policy=row, version=p.version, defaults={"text": text, "created_at": now})
+    PolicyVersion.objects.get_or_create(policy=row, version=p.version,
+                                        defaults={"text": text, "created_at": now, "created_by": by[:100]})
     return row
 
 
@@ -158,6 +160,85 @@ def match_folder(folder: str | Path, year: int, out: Path | None = None, now: dt
     result = match_policies(chosen, year, now, notify=notify, out=out)
     result.warnings = warnings + result.warnings
     result.timings = {"load": time.perf_counter() - t - sum(result.timings.values()), **result.timings}
+    return result
+
+
+# --- writing a policy in the browser ---------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    """What a policy's text would match now (``trial``), nothing stored: how many firms and
+    how much, against the matches stored for it (new, no longer eligible, amount changed), by
+    township, and the first firms by amount."""
+
+    policy: PolicyDef
+    warnings: list[str]
+    firms: int
+    total: Decimal
+    new: int
+    gone: int
+    changed: int
+    by_town: list[tuple[str, int, Decimal]]
+    top: list[tuple[str, str, Decimal, str]]  # credit code, name, amount, reason
+    scaled: bool = False
+    no_amount: int = 0
+
+
+def parse_for(text: str, code: str | None) -> tuple[PolicyDef, list[str]]:
+    """A policy's text from the browser, parsed and checked as a file is (``PolicyError``), and
+    its id: ``code``'s when it edits that policy (an id cannot change), a new one otherwise."""
+    p, warnings = policies_mod.parse(text, "政策")
+    if code is not None and p.id != code:
+        raise policies_mod.PolicyError(f"政策：id：编辑时不能修改政策编号（{code}）；新政策请用“新增政策”")
+    if code is None and Policy.objects.filter(code=p.id).exists():
+        raise policies_mod.PolicyError(f"政策：id：政策编号 {p.id} 已存在，请打开该政策修改")
+    return p, warnings
+
+
+def _outcome(p: PolicyDef) -> tuple[engine.Outcome, dict]:
+    """``p`` matched over its year's profile (or its certificates), and the data read for it."""
+    if p.kind == "skills":
+        return skills.match(p, certificates(p.year), committed_keys(p.id)), {}
+    data = fetch(p.year, set(p.columns))
+    return engine.run_duckdb([p], p.year, data)[0], data
+
+
+def trial(text: str, code: str | None = None, top: int = 20) -> Trial:
+    """试算: what ``text`` (a policy as YAML) would match on today's data, nothing stored."""
+    p, warnings = parse_for(text, code)
+    o, data = _outcome(p)
+    frame = o.frame
+    stored = Policy.objects.filter(code=p.id).first()
+    old = _existing(stored) if stored else pl.DataFrame(schema={"uscc": pl.String, "old_micro": pl.Int64,
+                                                                  "status": pl.String})
+    live = old.filter(~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED, Match.Status.DECLINED]))
+    both = frame.join(old, on="uscc", how="inner")
+    towns = dict(Township.objects.values_list("code", "name"))
+    placed = frame.join(_entities(frame.select("uscc"), data.get("registry")).select("uscc", "town_id"), on="uscc",
+                        how="left")
+    by_town = placed.group_by("town_id").agg(pl.len().alias("n"), pl.col("micro").sum()).sort("micro", descending=True)
+    first = frame.sort(["micro", "uscc"], descending=[True, False]).head(top)
+    names = dict(Entity.objects.filter(uscc__in=first["uscc"].to_list()).values_list("uscc", "name"))
+    return Trial(
+        p, warnings, frame.height, o.total, frame.join(old, on="uscc", how="anti").height,
+        live.join(frame, on="uscc", how="anti").height, both.filter(pl.col("micro") != pl.col("old_micro")).height,
+        [(towns.get(t, "（未登记镇街）"), n, engine.decimal(int(m))) for t, n, m in by_town.iter_rows()],
+        [(u, names.get(u, ""), engine.decimal(m), r) for u, m, r in first.select("uscc", "micro", "reason").iter_rows()],
+        o.scaled, o.no_amount)
+
+
+def do_write_policy(text: str, code: str | None, by: str, now: dt.datetime | None = None,
+                    notify: bool = True) -> MatchResult:
+    """保存并匹配: the policy ``text`` saved (a new version when it changed: ``do_save_policy``,
+    naming ``by``) and matched at once, as `qifu policy match` does for a folder: its matches
+    stored, the new ones told (with ``notify``). ``code``: the policy edited, None for a new one."""
+    now = now or timezone.now()
+    p, warnings = parse_for(text, code)
+    with transaction.atomic():
+        do_save_policy(p, text, now, by)
+    result = match_policies([p], p.year, now, notify=notify)
+    result.warnings = warnings + result.warnings
     return result
 
 

@@ -56,6 +56,8 @@ class PolicyVersion(models.Model):
     version = models.CharField("版本", max_length=12)
     text = models.TextField("政策（YAML）")
     created_at = models.DateTimeField("创建时间")
+    # who wrote it in the browser (empty: loaded from a folder by `qifu policy match`)
+    created_by = models.CharField("修改人", max_length=100, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "政策版本"
