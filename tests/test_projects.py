@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2026, 9, 1, 10, 0, tzinfo=SH)  # a Tuesday
 PDF = ("报告.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n")
+PHOTO = ("整改后.pdf", "application/pdf", b"%PDF-1.4\n% fixed\n%%EOF\n")
 
 
 @pytest.fixture
@@ -50,6 +51,11 @@ def inspections(phase: Phase, failed: str | None = None, at=NOW) -> None:
     for item in phase.items.filter(kind="inspection"):
         bad = item.code == failed
         actions.do_item(item, "failed" if bad else "passed", note="消防通道宽度不足" if bad else "", now=at)
+
+
+def fix_all(phase: Phase, at=NOW) -> None:
+    for d in phase.defects.filter(status="open"):
+        actions.do_fix(d, PHOTO, "已整改", now=at)
 
 
 def test_registration_checks_its_input_and_builds_each_phases_checklist(county):
@@ -91,6 +97,7 @@ def test_a_phase_moves_only_as_the_machine_allows_and_the_filing_waits_for_every
     with pytest.raises(actions.ProjectActionError, match="消防验收或备案"):
         actions.do_move(one, "accept", now=NOW + dt.timedelta(days=6))
     actions.do_move(one, "rectify", now=NOW + dt.timedelta(days=6))
+    fix_all(one, at=NOW + dt.timedelta(days=7))
     actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 14), now=NOW + dt.timedelta(days=7))
     assert one.items.get(code="fire").status == "pending"  # inspected again after rectification
     actions.do_item(one.items.get(code="fire"), "passed", now=NOW + dt.timedelta(days=13))
@@ -117,7 +124,8 @@ def test_a_phase_moves_only_as_the_machine_allows_and_the_filing_waits_for_every
         actions.do_file(p, "BA-2026-002")
     steps = list(Step.objects.filter(project=p))
     assert steps[0].action == "登记项目" and steps[-1].action.startswith("竣工验收备案")
-    assert sum(bool(s.document_sha256) for s in steps) == 10  # five documents in each phase, each on the record
+    # five documents in each phase and the photo of the one problem fixed, each on the record
+    assert sum(bool(s.document_sha256) for s in steps) == 11
     assert all(s.actor and s.at for s in steps)
     # the first phase was in use 15 days after it was ready; the industrial baseline is 150
     row = queries.gains(Project.objects.filter(pk=p.pk))[0]
@@ -263,6 +271,7 @@ def test_the_owner_is_told_the_inspection_date_and_reminded_the_working_day_befo
     # an inspection failed: after the fix the station is told of a new date, and so is the owner
     inspections(phase, failed=phase.items.filter(kind="inspection").first().code, at=dt.datetime(2026, 9, 7, 15, tzinfo=SH))
     actions.do_move(phase, "rectify", now=dt.datetime(2026, 9, 8, 9, tzinfo=SH))
+    fix_all(phase, at=dt.datetime(2026, 9, 8, 15, tzinfo=SH))
     actions.do_move(phase, "notify", inspection_on=dt.date(2026, 9, 15), now=dt.datetime(2026, 9, 9, 9, tzinfo=SH))
     assert told.count() == 3 and "9月15日（周二）" in told.latest("id").body
     assert actions.remind_inspections(now=dt.datetime(2026, 9, 14, 9, 30, tzinfo=SH)) == 1
@@ -349,6 +358,85 @@ def test_a_document_promised_under_rongque_lets_the_phase_pass_and_the_filing_wa
     assert Step.objects.filter(project=p, action=f"{late.name}：补交承诺容缺的资料").exists()
     actions.do_file(p, "BA-2026-031", now=dt.datetime(2026, 9, 29, 10, tzinfo=SH))
     assert Project.objects.get(pk=p.pk).status == "filed"
+
+
+def test_each_problem_of_a_failed_inspection_is_fixed_with_a_photo_before_the_phase_is_inspected_again(county):
+    import io
+
+    import openpyxl
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from qifu.projects.models import Defect
+    from qifu.reminders.models import OutboxMessage
+
+    owner = firm()
+    Entity.objects.filter(pk=owner.pk).update(phone="13905740005", email="")
+    p = register(owner, "330282-2026-0041")
+    one = p.phases.get(seq=1)
+    documents_in(one)
+    actions.do_move(one, "ready", now=NOW)
+    actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+    fire = one.items.get(code="fire")
+    at = dt.datetime(2026, 9, 7, 15, tzinfo=SH)
+    with pytest.raises(actions.ProjectActionError, match="每行一项"):
+        actions.do_item(fire, "failed", note=" \n", now=at)
+    # one problem per line, the numbering dropped
+    actions.do_item(fire, "failed", note="1. 消防通道宽度不足\n2、疏散指示灯不亮\n", now=at)
+    defects = Defect.objects.filter(phase=one).order_by("id")
+    assert [(d.text, d.status, d.item_id) for d in defects] == [
+        ("消防通道宽度不足", "open", fire.pk), ("疏散指示灯不亮", "open", fire.pk)]
+    assert Step.objects.filter(project=p, note="问题 2 项：消防通道宽度不足；疏散指示灯不亮").exists()
+    for item in one.items.filter(kind="inspection").exclude(pk=fire.pk):
+        actions.do_item(item, "passed", now=at)
+    actions.do_move(one, "rectify", now=at)
+    told = OutboxMessage.objects.get(key__startswith=f"project-rectify:{one.pk}:")
+    assert told.recipient == "13905740005" and "需整改 2 项问题" in told.body
+    # not inspected again while a problem is still to fix
+    with pytest.raises(actions.ProjectActionError, match="还有 2 项问题未整改"):
+        actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 14), now=at)
+    # the owner sees each problem, reports one fixed with a photo (a PDF or an image, by content)
+    client = portal_client(owner.uscc)
+    assert "2 项问题待整改" in client.get("/portal/").content.decode()
+    page = client.get(f"/portal/projects/{p.code}/").content.decode()
+    assert "消防通道宽度不足" in page and "疏散指示灯不亮" in page
+    first, second = defects
+    client.post(f"/portal/projects/{p.code}/act/", {"defect": first.pk, "document": SimpleUploadedFile("a.txt", b"x")})
+    assert Defect.objects.get(pk=first.pk).status == "open"
+    client.post(f"/portal/projects/{p.code}/act/", {
+        "defect": first.pk, "note": "已拆除堆放物", "document": SimpleUploadedFile("fixed.pdf", PHOTO[2])})
+    first.refresh_from_db()
+    assert (first.status, first.fixed_note, first.document_name) == ("fixed", "已拆除堆放物", "fixed.pdf")
+    with pytest.raises(actions.ProjectActionError, match="还有 1 项问题未整改：疏散指示灯不亮"):
+        actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 14), now=at)
+    staff = Client()
+    staff.force_login(county["users"]["admin"])
+    assert "整改问题 1 项待整改" in staff.get(f"/entities/{owner.uscc}/").content.decode()
+    listed = staff.get("/projects/").content.decode()
+    assert "疏散指示灯不亮" in listed[listed.index('id="open-defects"'):]
+    # staff record the other for the owner; the photo is there for the re-inspection
+    staff.post(f"/projects/{p.code}/act/", {"defect": second.pk, "document": SimpleUploadedFile("灯.pdf", PHOTO[2])})
+    second.refresh_from_db()
+    assert second.status == "fixed"
+    assert Step.objects.filter(project=p, action="整改：疏散指示灯不亮").latest("id").actor != "企业"
+    assert b"".join(staff.get(f"/projects/{p.code}/defects/{first.pk}/").streaming_content) == PHOTO[2]
+    actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 14), now=at)
+    # inspected again and failed on one of them: the problems are listed anew
+    again = dt.datetime(2026, 9, 14, 15, tzinfo=SH)
+    actions.do_item(fire, "failed", note="疏散指示灯不亮", now=again)
+    assert list(Defect.objects.filter(phase=one).values_list("status", flat=True).order_by("id")) == [
+        "closed", "closed", "open"]
+    actions.do_move(one, "rectify", now=again)
+    assert OutboxMessage.objects.filter(key__startswith=f"project-rectify:{one.pk}:").count() == 2
+    fix_all(one, at=again)
+    actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 21), now=again)
+    actions.do_item(fire, "passed", now=dt.datetime(2026, 9, 21, 15, tzinfo=SH))
+    assert set(Defect.objects.filter(phase=one).values_list("status", flat=True)) == {"closed"}
+    actions.do_move(one, "accept", now=dt.datetime(2026, 9, 21, 16, tzinfo=SH))
+    assert 'id="open-defects"' not in staff.get("/projects/").content.decode()
+    book = openpyxl.load_workbook(io.BytesIO(staff.get("/projects/?format=xlsx").content))
+    rows = list(book["整改问题"].iter_rows(min_row=2, values_only=True))
+    assert [(r[0], r[5], r[7]) for r in rows] == [(p.code, "消防通道宽度不足", "已销项"), (p.code, "疏散指示灯不亮", "已销项"),
+                                                  (p.code, "疏散指示灯不亮", "已销项")]
 
 
 def test_staff_see_their_township_and_the_construction_department_sees_all(county):

@@ -421,9 +421,14 @@ def accept_projects(user, seed: int = 17) -> None:
             fail = rng.random() < 0.15
             for item in phase.items.filter(kind="inspection"):
                 bad = fail and item.code == "fire"
-                projects.do_item(item, "failed" if bad else "passed", note="疏散通道不满足要求" if bad else "", by=user, now=at)
+                projects.do_item(item, "failed" if bad else "passed", by=user, now=at,
+                                 note="1. 疏散通道宽度不足\n2. 应急照明灯不亮\n3. 灭火器过期未更换" if bad else "")
             if fail:
                 projects.do_move(phase, "rectify", by=user, now=at)
+                fixed = phase.defects.order_by("id").first()  # the owner has fixed one so far
+                if fixed is not None and at + dt.timedelta(days=3) < now:
+                    projects.do_fix(fixed, ("整改后照片.pdf", "application/pdf", pdf[2]), "已清理通道堆放物",
+                                    now=at + dt.timedelta(days=3))
                 break
             projects.do_move(phase, "accept", by=user, now=at)
             at = at + dt.timedelta(days=rng.randint(3, 15))

@@ -1,5 +1,6 @@
 """Phased acceptance in the portal: the owner firm follows each project phase by phase, hands in
-the documents of a phase's checklist, and raises a stuck step as an enterprise request."""
+the documents of a phase's checklist, reports each problem of a failed inspection fixed, and
+raises a stuck step as an enterprise request."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from qifu.portal.views import portal_required
 from qifu.projects import actions, queries
-from qifu.projects.models import ChecklistItem, Project, Step
+from qifu.projects.models import ChecklistItem, Defect, Project, Step
 from qifu.service_requests import attachments
 
 
@@ -33,7 +34,7 @@ def project_page(request, code: str):
     p = _project(request.entity, code)
     due = actions.filing_due(p)
     return render(request, "portal/project.html", {
-        "entity": request.entity, "p": p, "phases": p.phases.prefetch_related("items"),
+        "entity": request.entity, "p": p, "phases": p.phases.prefetch_related("items", "defects__item"),
         "filing_due": due, "filing_overdue": due is not None and due < timezone.localdate(),
         "steps": Step.objects.filter(project=p).select_related("phase", "request").order_by("-at", "-id")[:100],
     })
@@ -45,7 +46,14 @@ def project_act(request, code: str):
     p = _project(request.entity, code)
     post = request.POST
     try:
-        if post.get("item"):
+        if post.get("defect"):
+            defect = Defect.objects.filter(pk=post["defect"], phase__project=p).first()
+            if defect is None:
+                raise Http404("没有这个问题")
+            files = attachments.checked(request.FILES.getlist("document"), what="每个问题")
+            actions.do_fix(defect, files[0] if files else None, post.get("note", ""))
+            messages.success(request, f"已登记整改：{defect.text}")
+        elif post.get("item"):
             item = ChecklistItem.objects.filter(pk=post["item"], phase__project=p, kind="document").first()
             if item is None:
                 raise Http404("没有这个事项")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import wraps
 
 from django.contrib import messages
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -108,7 +108,8 @@ def home(request):
                 .select_related("instrument__lab").order_by("start")[:5])
     phases = (Phase.objects.filter(project__entity=entity)
               .filter(Q(state="rectifying") | Q(state="planned", items__kind="document", items__status="pending"))
-              .select_related("project").distinct().order_by("project__code", "seq")[:5])
+              .select_related("project").distinct().order_by("project__code", "seq")
+              .annotate(to_fix=Count("defects", filter=Q(defects__status="open"), distinct=True))[:5])
     inspections = (Phase.objects.filter(project__entity=entity, state="notified", inspection_on__gte=timezone.localdate())
                    .select_related("project").order_by("inspection_on")[:5])
     promised = (ChecklistItem.objects.filter(phase__project__entity=entity, status=ChecklistItem.Status.PROMISED)

@@ -16,7 +16,7 @@ from qifu import config
 from qifu.engine.projects import checklists, workflow
 from qifu.engine.projects.workflow import Move, State
 from qifu.engine.requests import workdays
-from qifu.projects.models import ChecklistItem, Phase, Project, Step
+from qifu.projects.models import ChecklistItem, Defect, Phase, Project, Step
 
 
 class ProjectActionError(ValueError):
@@ -153,8 +153,8 @@ def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes
                 raise ProjectActionError("专项验收的结果应为“通过”或“未通过”")
             if phase.state != State.NOTIFIED:
                 raise ProjectActionError("告知质监站、组织联合验收后才能登记专项验收结果")
-            if result == ChecklistItem.Status.FAILED and len(note) < 2:
-                raise ProjectActionError("未通过的，请写明问题")
+            if result == ChecklistItem.Status.FAILED and not defect_lines(note):
+                raise ProjectActionError("未通过的，请写明问题，每行一项")
         stored = (document[0][:200], attachments.store(document[2])) if document else None
         item.status, item.note, item.updated_at = result, note[:500], now
         if result == ChecklistItem.Status.PROMISED:
@@ -164,8 +164,44 @@ def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes
             item.document_name, item.document_sha256 = stored
         item.save()
         label = "补交承诺容缺的资料" if fulfils else dict(ChecklistItem.Status.choices)[result]
-        _step(phase.project, phase, f"{item.name}：{label}", by, now, note, stored)
+        if item.kind == "inspection":
+            # the problems found before are settled: passed now, or listed anew below
+            item.defects.exclude(status=Defect.Status.CLOSED).update(status=Defect.Status.CLOSED, closed_at=now)
+        if result == ChecklistItem.Status.FAILED:
+            lines = defect_lines(note)
+            Defect.objects.bulk_create([Defect(phase=phase, item=item, text=t, raised_at=now) for t in lines])
+            note = f"问题 {len(lines)} 项：" + "；".join(lines)
+        _step(phase.project, phase, f"{item.name}：{label}", by, now, note[:500], stored)
     return item
+
+
+def defect_lines(note: str) -> list[str]:
+    """The problems of a failed inspection's result, one per line, their numbering (1. 1、 (1)
+    ①) dropped."""
+    lines = (re.sub(r"^\s*(?:[(（]?\d{1,2}[)）.、．](?!\d)|[①-⑳])\s*", "", line).strip() for line in (note or "").splitlines())
+    return [line[:300] for line in lines if len(line) >= 2]
+
+
+def do_fix(defect: Defect, document: tuple[str, str, bytes] | None, note: str = "", by=None,
+           now: dt.datetime | None = None) -> Defect:
+    """The owner (or staff for it: ``by``) reports a problem fixed, with a photo or a document
+    that shows it; reported again, the newer one replaces it until the re-inspection."""
+    from qifu.service_requests import attachments
+
+    now = now or timezone.now()
+    note = (note or "").strip()
+    with transaction.atomic():
+        d = Defect.objects.select_for_update().select_related("phase__project").get(pk=defect.pk)
+        if d.status == Defect.Status.CLOSED:
+            raise ProjectActionError("这个问题已经销项")
+        if document is None:
+            raise ProjectActionError("请上传整改后的照片或材料（PDF 或图片）")
+        d.document_name, d.document_sha256 = document[0][:200], attachments.store(document[2])
+        d.status, d.fixed_at, d.fixed_note = Defect.Status.FIXED, now, note[:500]
+        d.save()
+        _step(d.phase.project, d.phase, f"整改：{d.text}"[:40], by, now, note[:500],
+              (d.document_name, d.document_sha256))
+    return d
 
 
 # a document in hand, or let pass under 承诺容缺 until the filing
@@ -192,6 +228,10 @@ def do_move(phase: Phase, move: str, *, inspection_on: dt.date | None = None, no
             earliest = timezone.localtime(workdays.due(now, workflow.NOTICE_WORKDAYS)).date()
             if inspection_on < earliest:
                 raise ProjectActionError(f"须提前 {workflow.NOTICE_WORKDAYS} 个工作日告知质监站：联合验收最早 {earliest}")
+            if phase.state == State.RECTIFYING:
+                still = [d.text for d in phase.defects.filter(status=Defect.Status.OPEN)]
+                if still:
+                    raise ProjectActionError(f"还有 {len(still)} 项问题未整改：" + "；".join(still))
             phase.notified_at, phase.inspection_on = now, inspection_on
             # after rectification the failed inspections are inspected again
             phase.items.filter(status=ChecklistItem.Status.FAILED).update(status=ChecklistItem.Status.PENDING)
@@ -214,7 +254,22 @@ def do_move(phase: Phase, move: str, *, inspection_on: dt.date | None = None, no
         _refresh_status(phase.project)
         if move == Move.NOTIFY:
             _tell_inspection(phase, now, eve=False)
+        if move == Move.RECTIFY:
+            _tell_rectify(phase, now)
     return phase
+
+
+def _tell_rectify(phase: Phase, now: dt.datetime) -> bool:
+    """The owner told in writing, once per failed inspection, how many problems to fix and where
+    to report them. False: nothing reaches the owner."""
+    from qifu.reminders import decency
+
+    p = phase.project
+    n = phase.defects.filter(status=Defect.Status.OPEN).count()
+    body = (f"【企服】{p.entity.name}：建设项目“{p.name}”第{phase.seq}期（{phase.name}）联合验收未通过，需整改 {n} 项问题。"
+            f"请登录企服平台“建设项目”逐项上传整改照片或材料，全部整改后再约复验。")
+    return decency.tell_once(f"project-rectify:{phase.pk}:{phase.inspection_on.isoformat()}", p.entity_id, "project",
+                             p.entity.phone, p.entity.email, body, f"项目 {p.code} 第{phase.seq}期整改 {n} 项", now) is not None
 
 
 def _inspection_eve(day: dt.date) -> dt.date:

@@ -100,3 +100,30 @@ class Step(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "办理记录"
         ordering = ["at", "id"]
+
+
+class Defect(models.Model):
+    """One problem a failed special inspection found (整改问题), one per line of its result: the
+    owner reports it fixed with a photo or a document, and the re-inspection closes it. The
+    phase is not inspected again while one is still to fix."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "待整改"
+        FIXED = "fixed", "已整改，待复验"
+        # the re-inspection passed the item, or failed it again with its problems listed anew
+        CLOSED = "closed", "已销项"
+
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="defects")
+    item = models.ForeignKey(ChecklistItem, on_delete=models.CASCADE, related_name="defects", verbose_name="专项验收")
+    text = models.CharField("问题", max_length=300)
+    status = models.CharField("状态", max_length=8, choices=Status.choices, default=Status.OPEN)
+    raised_at = models.DateTimeField("提出时间")
+    fixed_at = models.DateTimeField("整改时间", null=True, blank=True)
+    fixed_note = models.CharField("整改说明", max_length=500, blank=True)
+    document_name = models.CharField("整改材料", max_length=200, blank=True)
+    document_sha256 = models.CharField(max_length=64, blank=True)
+    closed_at = models.DateTimeField("销项时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "整改问题"
+        ordering = ["phase", "id"]

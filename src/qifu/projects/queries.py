@@ -11,7 +11,7 @@ from django.utils import timezone
 from qifu import text as texts
 from qifu.engine.projects import workflow
 from qifu.projects import actions
-from qifu.projects.models import ChecklistItem, Phase, Project
+from qifu.projects.models import ChecklistItem, Defect, Phase, Project
 from qifu.reminders import decency
 
 
@@ -59,8 +59,12 @@ def measures(projects) -> dict:
     promised = [{"item": i, "late": (today - i.promised_until).days}
                 for i in ChecklistItem.objects.filter(phase__project__in=projects, status=ChecklistItem.Status.PROMISED)
                 .select_related("phase__project__entity").order_by("promised_until", "id")]
+    defects = [{"defect": d, "days": (today - timezone.localdate(d.raised_at)).days}
+               for d in Defect.objects.filter(phase__project__in=projects).exclude(status=Defect.Status.CLOSED)
+               .select_related("phase__project__entity", "item").order_by("raised_at", "id")]
     return {
         "rows": rows, "status": [(workflow.PROJECT_LABELS[k], v) for k, v in status.items()],
+        "defects": defects, "defects_open": sum(d["defect"].status == Defect.Status.OPEN for d in defects),
         "projects": sum(status.values()), "phases": phases.count(),
         "accepted": phases.filter(state__in=workflow.DONE).count(),
         "rectifying": phases.filter(state=workflow.State.RECTIFYING).count(),
@@ -78,14 +82,27 @@ def for_entity(uscc: str):
 
 
 def with_filing(projects) -> list[Project]:
-    """``projects`` each with ``filing`` (see ``filing``) and ``promised`` (the documents
-    promised under 承诺容缺 and still out), for the entity page."""
+    """``projects`` each with ``filing`` (see ``filing``), ``promised`` (the documents
+    promised under 承诺容缺 and still out) and ``to_fix`` (the problems of failed inspections
+    not fixed yet), for the entity page."""
     out = list(projects)
     promised: dict[int, list[ChecklistItem]] = {}
     for i in ChecklistItem.objects.filter(phase__project__in=[p.pk for p in out], status=ChecklistItem.Status.PROMISED) \
             .select_related("phase").order_by("promised_until", "id"):
         promised.setdefault(i.phase.project_id, []).append(i)
+    to_fix = open_defects([p.pk for p in out])
     for p in out:
         p.filing = filing(p)
         p.promised = promised.get(p.pk, [])
+        p.to_fix = to_fix.get(p.pk, 0)
+    return out
+
+
+def open_defects(project_ids) -> dict[int, int]:
+    """How many problems of failed inspections each project still has to fix (待整改)."""
+    rows = Defect.objects.filter(phase__project__in=project_ids, status=Defect.Status.OPEN).values_list(
+        "phase__project_id", flat=True)
+    out: dict[int, int] = {}
+    for pk in rows:
+        out[pk] = out.get(pk, 0) + 1
     return out

@@ -18,8 +18,9 @@ from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
 from qifu.engine.projects import workflow
 from qifu.projects import actions, queries
-from qifu.projects.models import ChecklistItem, Project, Step
+from qifu.projects.models import ChecklistItem, Defect, Project, Step
 from qifu.service_requests import attachments
+from qifu.web import downloads
 from qifu.web.downloads import audited_xlsx
 
 
@@ -46,13 +47,25 @@ def overview(request):
 def _xlsx(request, projects, m):
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("建设项目")
-    spreadsheets.append(ws, ["项目代码", "项目名称", "建设单位", "统一社会信用代码", "镇街", "类型", "分期数", "已验收", "状态", "备案编号"])
+    spreadsheets.append(ws, ["项目代码", "项目名称", "建设单位", "统一社会信用代码", "镇街", "类型", "分期数", "已验收", "状态", "备案编号",
+                             "待整改问题"])
     types = actions.templates()
+    to_fix = queries.open_defects(projects.values("pk"))
     for p in projects.select_related("entity", "town").prefetch_related("phases"):
         phases = list(p.phases.all())
         spreadsheets.append(ws, [p.code, p.name, p.entity.name, p.entity_id, p.town.name,
                                  types[p.project_type].name if p.project_type in types else p.project_type, len(phases),
-                                 sum(ph.state in workflow.DONE for ph in phases), p.get_status_display(), p.filing_no])
+                                 sum(ph.state in workflow.DONE for ph in phases), p.get_status_display(), p.filing_no,
+                                 to_fix.get(p.pk, 0)])
+    ws = wb.create_sheet("整改问题")
+    spreadsheets.append(ws, ["项目代码", "项目名称", "建设单位", "期次", "专项验收", "问题", "提出时间", "状态", "整改时间", "整改说明",
+                             "销项时间"])
+    local = downloads.local_time
+    for d in (Defect.objects.filter(phase__project__in=projects).select_related("phase__project__entity", "item")
+              .order_by("phase__project__code", "phase__seq", "id")):
+        p = d.phase.project
+        spreadsheets.append(ws, [p.code, p.name, p.entity.name, d.phase.seq, d.item.name, d.text, local(d.raised_at),
+                                 d.get_status_display(), local(d.fixed_at), d.fixed_note, local(d.closed_at)])
     ws = wb.create_sheet("提前投用")
     spreadsheets.append(ws, ["项目代码", "项目名称", "首期从具备条件到投入使用（天）", "整体一次验收基准（天）", "提前（天）"])
     for r in m["rows"]:
@@ -70,7 +83,7 @@ def _project(request, code: str) -> Project:
 @staff_required
 def project(request, code: str):
     p = _project(request, code)
-    phases = list(p.phases.prefetch_related("items"))
+    phases = list(p.phases.prefetch_related("items", "defects__item"))
     types = actions.templates()
     return render(request, "web/project.html", {
         "p": p, "type": types.get(p.project_type), "can_act": _can_act(request), "today": timezone.localdate(),
@@ -108,7 +121,14 @@ def act(request, code: str):
         raise Http404
     post = request.POST
     try:
-        if post.get("item"):
+        if post.get("defect"):
+            defect = Defect.objects.filter(pk=post["defect"], phase__project=p).first()
+            if defect is None:
+                raise Http404("没有这个问题")
+            files = attachments.checked(request.FILES.getlist("document"), what="每个问题")
+            actions.do_fix(defect, files[0] if files else None, post.get("note", ""), by=request.user)
+            messages.success(request, f"已登记整改：{defect.text}")
+        elif post.get("item"):
             item = ChecklistItem.objects.filter(pk=post["item"], phase__project=p).first()
             if item is None:
                 raise Http404("没有这个事项")
@@ -145,3 +165,14 @@ def document(request, code: str, step_id: int):
         raise Http404("没有这份文件")
     path = attachments.folder() / step.document_sha256[:2] / step.document_sha256
     return FileResponse(path.open("rb"), filename=step.document_name)
+
+
+@staff_required
+def defect_document(request, code: str, defect_id: int):
+    """The photo or document that shows a problem fixed, for the re-inspection."""
+    p = _project(request, code)
+    d = Defect.objects.filter(pk=defect_id, phase__project=p).exclude(document_sha256="").first()
+    if d is None:
+        raise Http404("没有这份材料")
+    path = attachments.folder() / d.document_sha256[:2] / d.document_sha256
+    return FileResponse(path.open("rb"), filename=d.document_name)

@@ -50,6 +50,7 @@ urlpatterns = [
     path("projects/<str:code>/", projects.project, name="project"),
     path("projects/<str:code>/act/", projects.act, name="project-act"),
     path("projects/<str:code>/documents/<int:step_id>/", projects.document, name="project-document"),
+    path("projects/<str:code>/defects/<int:defect_id>/", projects.defect_document, name="project-defect-document"),
     path("experts/", experts.overview, name="experts"),
     path("expert/", expert_desk.desk, name="expert-desk"),
     path("expert/act/", expert_desk.act, name="expert-desk-act"),

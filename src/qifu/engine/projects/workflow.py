@@ -11,7 +11,8 @@
 - ``notify``: the quality station is told of the joint inspection at least three working days
   ahead (a date is given).
 - ``accept``: the checklist is complete and every inspection passed.
-- ``rectify``: an inspection failed; the defects are fixed and the station told again.
+- ``rectify``: an inspection failed; each of its problems (整改问题, one per line of its result)
+  is fixed and shown fixed with a photo, and only then is the station told again.
 - ``use``: the accepted phase is put to use (投入使用).
 
 The project is filed once (一次备案), only when every phase is accepted, within fifteen days of
