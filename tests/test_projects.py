@@ -406,6 +406,9 @@ def test_each_problem_of_a_failed_inspection_is_fixed_with_a_photo_before_the_ph
         "defect": first.pk, "note": "已拆除堆放物", "document": SimpleUploadedFile("fixed.pdf", PHOTO[2])})
     first.refresh_from_db()
     assert (first.status, first.fixed_note, first.document_name) == ("fixed", "已拆除堆放物", "fixed.pdf")
+    phase = client.get("/api/v1/projects").json()[0]["phases"][0]
+    assert [(d["text"], d["status"], d["inspection"]) for d in phase["defects"]] == [
+        ("消防通道宽度不足", "fixed", fire.name), ("疏散指示灯不亮", "open", fire.name)]
     with pytest.raises(actions.ProjectActionError, match="还有 1 项问题未整改：疏散指示灯不亮"):
         actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 14), now=at)
     staff = Client()

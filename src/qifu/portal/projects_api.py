@@ -17,7 +17,15 @@ router = Router(auth=PortalSession(), tags=["分期验收"])
 class ItemOut(Schema):
     name: str
     kind: str = Field(description="document 资料 / inspection 专项验收")
-    status: str = Field(description="pending / submitted / passed / failed")
+    status: str = Field(description="pending / submitted / passed / failed / promised (承诺容缺)")
+
+
+class DefectOut(Schema):
+    text: str = Field(description="整改问题")
+    inspection: str = Field(description="提出问题的专项验收")
+    status: str = Field(description="open 待整改 / fixed 已整改，待复验 / closed 已销项")
+    raised_at: dt.datetime
+    fixed_at: dt.datetime | None
 
 
 class PhaseOut(Schema):
@@ -27,6 +35,7 @@ class PhaseOut(Schema):
     state_label: str
     accepted_at: dt.datetime | None
     items: list[ItemOut]
+    defects: list[DefectOut] = Field(description="联合验收提出的整改问题（整改照片在企业端上传）")
 
 
 class ProjectOut(Schema):
@@ -49,13 +58,15 @@ def _project(p: Project) -> dict:
     return {"code": p.code, "name": p.name, "status": p.status, "filing_no": p.filing_no, "phases": [
         {"seq": ph.seq, "name": ph.name, "state": ph.state, "state_label": ph.get_state_display(),
          "accepted_at": ph.accepted_at,
-         "items": [{"name": i.name, "kind": i.kind, "status": i.status} for i in ph.items.all()]}
+         "items": [{"name": i.name, "kind": i.kind, "status": i.status} for i in ph.items.all()],
+         "defects": [{"text": d.text, "inspection": d.item.name, "status": d.status, "raised_at": d.raised_at,
+                      "fixed_at": d.fixed_at} for d in ph.defects.all()]}
         for ph in p.phases.all()]}
 
 
 @router.get("", response=list[ProjectOut], summary="本企业的建设项目及各期验收进度")
 def projects(request):
-    return [_project(p) for p in queries.for_entity(request.entity.uscc).prefetch_related("phases__items")]
+    return [_project(p) for p in queries.for_entity(request.entity.uscc).prefetch_related("phases__items", "phases__defects__item")]
 
 
 @router.post("/{code}/phases/{seq}/raise", response={201: RaiseOut, 400: Error, 404: Error},
