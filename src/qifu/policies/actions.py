@@ -211,7 +211,7 @@ def trial(text: str, code: str | None = None, top: int = 20) -> Trial:
     frame = o.frame
     stored = Policy.objects.filter(code=p.id).first()
     old = _existing(stored) if stored else pl.DataFrame(schema={"uscc": pl.String, "old_micro": pl.Int64,
-                                                                  "status": pl.String})
+                                                                  "old_reason": pl.String, "status": pl.String})
     live = old.filter(~pl.col("status").is_in([*SETTLED, Match.Status.LAPSED, Match.Status.DECLINED]))
     both = frame.join(old, on="uscc", how="inner")
     towns = dict(Township.objects.values_list("code", "name"))
@@ -222,7 +222,7 @@ def trial(text: str, code: str | None = None, top: int = 20) -> Trial:
     names = dict(Entity.objects.filter(uscc__in=first["uscc"].to_list()).values_list("uscc", "name"))
     return Trial(
         p, warnings, frame.height, o.total, frame.join(old, on="uscc", how="anti").height,
-        live.join(frame, on="uscc", how="anti").height, both.filter(pl.col("micro") != pl.col("old_micro")).height,
+        live.join(frame, on="uscc", how="anti").height, both.filter((pl.col("micro") != pl.col("old_micro")) | (pl.col("reason") != pl.col("old_reason"))).height,
         [(towns.get(t, "（未登记镇街）"), n, engine.decimal(int(m))) for t, n, m in by_town.iter_rows()],
         [(u, names.get(u, ""), engine.decimal(m), r) for u, m, r in first.select("uscc", "micro", "reason").iter_rows()],
         o.scaled, o.no_amount)
