@@ -977,6 +977,31 @@ def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
                                                   "project": "市级研发中心", "files": [pdf]})
     app = Application.objects.get(match=m)
     assert app.files.get().name == "认定文件.pdf" and Match.objects.get(pk=m.pk).status == "applied"
+    # withdrawn before the review (the wrong file): open again, to apply anew; the queue no longer lists it
+    page = client.get(f"/portal/policies/{m.pk}/").content.decode()
+    assert 'id="policy-withdraw"' in page and "提交申请</button>" not in page
+    r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "withdraw"}, follow=True)
+    assert "确认撤回" in r.content.decode() and Application.objects.get(pk=app.pk).status == "submitted"
+    client.post(f"/portal/policies/{m.pk}/act/", {"action": "withdraw", "sure": "1", "reason": "材料传错了"})
+    m.refresh_from_db()
+    assert m.status == "eligible" and m.history[-1]["note"] == "撤回申请：材料传错了"
+    assert Application.objects.get(pk=app.pk).status == "withdrawn"
+    queue = staff(county, "admin").get("/policies/applications/").content.decode()
+    assert f'href="/policies/matches/{m.pk}/"' not in queue and "没有待审核的申请" in queue
+    with pytest.raises(actions.PolicyActionError, match="尚未审核的申请"):
+        actions.do_withdraw(m)
+    page = client.get(f"/portal/policies/{m.pk}/").content.decode()
+    assert "提交申请</button>" in page and 'id="policy-decline"' in page and "已撤回" in page
+    right = SimpleUploadedFile("认定文件（盖章）.pdf", b"%PDF-1.4\n%stamped", content_type="application/pdf")
+    client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "重新提交盖章的认定文件，请审核。",
+                                                  "files": [right]})
+    app = Application.objects.get(match=m)  # the same application, handed in again
+    assert (app.status, app.statement, [f.name for f in app.files.all()]) == (
+        "submitted", "重新提交盖章的认定文件，请审核。", ["认定文件（盖章）.pdf"])
+    assert Match.objects.get(pk=m.pk).status == "applied"
+    actions.do_review(app, True, "材料齐全", county["users"]["admin"], now=NOW + dt.timedelta(days=2))
+    with pytest.raises(actions.PolicyActionError, match="尚未审核的申请"):
+        actions.do_withdraw(m)  # decided: no longer withdrawn online
 
 
 def test_staff_pages_by_role_with_charts_exports_and_an_audited_account(county, tmp_path, monkeypatch, data_dir):

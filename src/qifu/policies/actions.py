@@ -610,7 +610,9 @@ def _account(bank_name: str, number: str, name: str) -> tuple[str, str, str]:
 def do_apply(match: Match, statement: str, project: str = "", project_code: str = "",
              files: list[tuple[str, str, bytes]] = (), bank: tuple[str, str, str] | None = None,
              now: dt.datetime | None = None) -> Application:
-    """需申请: the firm's application with its statement and attachments."""
+    """需申请: the firm's application with its statement and attachments. After a withdrawal
+    (``do_withdraw``) the new application takes the withdrawn one's place, its attachments
+    replaced, and the department is told again."""
     now = now or timezone.now()
     statement = _text(statement, "申请说明")
     if len(statement) < 10:
@@ -627,8 +629,15 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
         back = _taken_back(m)
         if bank:
             m.bank_name, m.bank_account, m.account_name = bank
-        app = Application.objects.create(match=m, statement=statement, project=project,
-                                         project_code=project_code, submitted_at=now)
+        app = Application.objects.filter(match=m, status=Application.Status.WITHDRAWN).first()
+        if app is None:
+            app = Application.objects.create(match=m, statement=statement, project=project,
+                                             project_code=project_code, submitted_at=now)
+        else:  # applying again after a withdrawal
+            app.files.all().delete()
+            app.statement, app.project, app.project_code, app.submitted_at = statement, project, project_code, now
+            app.status = Application.Status.SUBMITTED
+            app.save()
         for name, ctype, data in files:
             ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], size=len(data),
                                            sha256=store(data))
@@ -636,6 +645,24 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
         m.add_history(history_line(now, "企业", f"{'企业撤回放弃，' if back else ''}提交申请（附件 {len(files)} 个）"))
         m.save()
         notices.to_department(app, now)
+    return app
+
+
+def do_withdraw(match: Match, reason: str = "", now: dt.datetime | None = None) -> Application:
+    """The firm takes its application back before the department has reviewed it (撤回申请):
+    the match is open again (待确认), to apply anew or to decline."""
+    now = now or timezone.now()
+    reason = _text(reason, "撤回原因")[:200]
+    with transaction.atomic():
+        m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
+        app = Application.objects.select_for_update().filter(match=m).first()
+        if m.status != Match.Status.APPLIED or app is None or app.status != Application.Status.SUBMITTED:
+            raise PolicyActionError("只有已提交、尚未审核的申请可以撤回")
+        app.status = Application.Status.WITHDRAWN
+        app.save(update_fields=["status"])
+        m.status = Match.Status.ELIGIBLE
+        m.add_history(history_line(now, "企业", f"撤回申请{'：' + reason if reason else ''}"))
+        m.save()
     return app
 
 

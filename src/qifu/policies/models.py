@@ -163,6 +163,9 @@ class Application(models.Model):
         SUBMITTED = "submitted", "待审核"
         APPROVED = "approved", "已通过"
         REJECTED = "rejected", "未通过"
+        # the firm took it back before the review (to hand in other papers, or not at all); a
+        # new application takes this one's place
+        WITHDRAWN = "withdrawn", "已撤回"
 
     match = models.OneToOneField(Match, on_delete=models.CASCADE, related_name="application")
     project = models.CharField("申报项目", max_length=200, blank=True)

@@ -242,11 +242,12 @@ def _messages(matches: pl.DataFrame, reach: pl.DataFrame, now: dt.datetime, pref
 
 
 def to_department(application, now: dt.datetime) -> OutboxMessage | None:
-    """The department that runs an application policy told, once, that an application waits for
-    its review (as a request's department is told of a new request): by email, else by text,
-    where it has either configured (None: it sees the queue only). The message names the policy
-    and the application's number, not the firm; it is filed under the firm, as a request's
-    notices to its department are, and counts toward none of the firm's limits."""
+    """The department that runs an application policy told, once per submission, that an
+    application waits for its review (as a request's department is told of a new request): by
+    email, else by text, where it has either configured (None: it sees the queue only). The
+    message names the policy and the application's number, not the firm; it is filed under the
+    firm, as a request's notices to its department are, and counts toward none of the firm's
+    limits."""
     from qifu.service_requests.models import Department
 
     m = application.match
@@ -256,7 +257,9 @@ def to_department(application, now: dt.datetime) -> OutboxMessage | None:
     channel, recipient = dep.reach
     body = (f"【企服】{dep.name}：有新的政策申请待审核（“{m.policy.title}”，申请编号 {application.pk}），"
             f"请登录企服平台“惠企政策—政策申请”办理。")
-    message, _ = OutboxMessage.objects.get_or_create(key=f"policy-application:{application.pk}:dep", defaults=dict(
+    # once per submission: an application handed in again after a withdrawal is told again
+    key = f"policy-application:{application.pk}:dep:{int(application.submitted_at.timestamp())}"
+    message, _ = OutboxMessage.objects.get_or_create(key=key, defaults=dict(
         entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=body,
         reason=f"政策 {m.policy.code} 新申请待审核", planned_for=timezone.localdate(now), next_attempt_at=now))
     return message

@@ -2,7 +2,7 @@
 reason and the amount. An automatic policy (免申即享) asks only for the bank account the money
 goes to; an application policy takes a statement and attachments. A firm that does not want a
 policy declines it (放弃) and hears no more of it; it may take that back while it is still
-eligible. The account is shown masked, and every change to it is on the match's record."""
+eligible. An application not yet reviewed may be withdrawn (撤回), to apply anew or decline. The account is shown masked, and every change to it is on the match's record."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from qifu.policies import actions, queries
-from qifu.policies.models import Match, Policy
+from qifu.policies.models import Application, Match, Policy
 from qifu.portal.views import portal_required
 from qifu.service_requests import attachments
 
@@ -37,13 +37,15 @@ def policies_page(request):
 def policy_page(request, match_id: int):
     m = _match(request.entity, match_id)
     open_to_firm = not m.declined_and_gone
+    application = getattr(m, "application", None) if hasattr(m, "application") else None
     return render(request, "portal/policy.html", {
-        "entity": request.entity, "m": m, "payments": list(m.payments.order_by("seq")),
-        "application": getattr(m, "application", None) if hasattr(m, "application") else None,
+        "entity": request.entity, "m": m, "payments": list(m.payments.order_by("seq")), "application": application,
         "summary": m.policy.summary,
         "can_confirm": m.policy.mode == Policy.Mode.AUTOMATIC and m.status in actions.CONFIRMABLE and open_to_firm,
         "can_apply": m.policy.mode == Policy.Mode.APPLICATION and m.status in actions.UNDECIDED and open_to_firm,
         "can_decline": m.status == Match.Status.ELIGIBLE,
+        "can_withdraw": m.status == Match.Status.APPLIED and application is not None
+        and application.status == Application.Status.SUBMITTED,
     })
 
 
@@ -66,6 +68,11 @@ def policy_act(request, match_id: int):
             actions.do_apply(m, post.get("statement", ""), post.get("project", ""), post.get("project_code", ""),
                              files=files, bank=bank if all(bank) else None)
             messages.success(request, "申请已提交，主管部门审核后会通知您")
+        elif post.get("action") == "withdraw":
+            if not post.get("sure"):
+                raise actions.PolicyActionError("请勾选“确认撤回”")
+            actions.do_withdraw(m, post.get("reason", ""))
+            messages.success(request, "已撤回申请。可以重新提交申请，也可以放弃这项政策")
         elif post.get("action") == "decline":
             if not post.get("sure"):
                 raise actions.PolicyActionError("请勾选“确认放弃”")
