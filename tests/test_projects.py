@@ -414,6 +414,7 @@ def test_each_problem_of_a_failed_inspection_is_fixed_with_a_photo_before_the_ph
     staff = Client()
     staff.force_login(county["users"]["admin"])
     assert "整改问题 1 项待整改" in staff.get(f"/entities/{owner.uscc}/").content.decode()
+    assert "验收整改问题 1 项待整改" in staff.get("/").content.decode()  # the home dashboard
     listed = staff.get("/projects/").content.decode()
     assert "疏散指示灯不亮" in listed[listed.index('id="open-defects"'):]
     # staff record the other for the owner; the photo is there for the re-inspection
