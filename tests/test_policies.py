@@ -922,6 +922,12 @@ def test_an_administrator_writes_a_policy_in_the_browser_tries_it_then_saves_and
     small = {m.entity_id for m in auto.select_related("entity") if SocialRecord.objects.get(
         entity_id=m.entity_id, year=2025).insured_count < 5}
     assert t.gone == len(small) > 0 and t.new == 0 and t.changed == t.firms == trial.firms - len(small)
+    # every firm the trial finds, for the departments to go through, nothing stored (the export is audited)
+    x = admin.post("/policies/CX-2025-04/edit/", {"text": stricter, "action": "export"})
+    rows = list(openpyxl.load_workbook(io.BytesIO(x.content))["试算名单"].iter_rows(min_row=2, values_only=True))
+    assert len(rows) == t.firms and {r[5] for r in rows} == {"变化"} and not {r[0] for r in rows} & small
+    first = auto.select_related("entity", "entity__town").get(entity_id=rows[0][0])
+    assert rows[0][1:3] == (first.entity.name, first.entity.town.name) and rows[0][3] == float(first.amount * Decimal("1.2"))
     assert Policy.objects.get(code="CX-2025-04").version == p.version  # still nothing stored
     page = admin.post("/policies/CX-2025-04/edit/", {"text": stricter, "action": "save"})  # notify unticked
     assert page.status_code == 302

@@ -170,7 +170,8 @@ def match_folder(folder: str | Path, year: int, out: Path | None = None, now: dt
 class Trial:
     """What a policy's text would match now (``trial``), nothing stored: how many firms and
     how much, against the matches stored for it (new, no longer eligible, amount changed), by
-    township, and the first firms by amount."""
+    township, and the first firms by amount; ``rows``, every firm (``uscc``, ``micro``,
+    ``reason``, ``town_id``, and ``change``: 新增, 变化 or 不变 against the stored match)."""
 
     policy: PolicyDef
     warnings: list[str]
@@ -183,6 +184,7 @@ class Trial:
     top: list[tuple[str, str, Decimal, str]]  # credit code, name, amount, reason
     scaled: bool = False
     no_amount: int = 0
+    rows: pl.DataFrame | None = None
 
 
 def parse_for(text: str, code: str | None) -> tuple[PolicyDef, list[str]]:
@@ -218,6 +220,11 @@ def trial(text: str, code: str | None = None, top: int = 20) -> Trial:
     placed = frame.join(_entities(frame.select("uscc"), data.get("registry")).select("uscc", "town_id"), on="uscc",
                         how="left")
     by_town = placed.group_by("town_id").agg(pl.len().alias("n"), pl.col("micro").sum()).sort("micro", descending=True)
+    rows = placed.join(old.select("uscc", "old_micro", "old_reason"), on="uscc", how="left").select(
+        "uscc", "micro", "reason", "town_id",
+        pl.when(pl.col("old_micro").is_null()).then(pl.lit("新增"))
+        .when((pl.col("micro") != pl.col("old_micro")) | (pl.col("reason") != pl.col("old_reason"))).then(pl.lit("变化"))
+        .otherwise(pl.lit("不变")).alias("change"))
     first = frame.sort(["micro", "uscc"], descending=[True, False]).head(top)
     names = dict(Entity.objects.filter(uscc__in=first["uscc"].to_list()).values_list("uscc", "name"))
     return Trial(
@@ -225,7 +232,7 @@ def trial(text: str, code: str | None = None, top: int = 20) -> Trial:
         live.join(frame, on="uscc", how="anti").height, both.filter((pl.col("micro") != pl.col("old_micro")) | (pl.col("reason") != pl.col("old_reason"))).height,
         [(towns.get(t, "（未登记镇街）"), n, engine.decimal(int(m))) for t, n, m in by_town.iter_rows()],
         [(u, names.get(u, ""), engine.decimal(m), r) for u, m, r in first.select("uscc", "micro", "reason").iter_rows()],
-        o.scaled, o.no_amount)
+        o.scaled, o.no_amount, rows)
 
 
 def do_write_policy(text: str, code: str | None, by: str, now: dt.datetime | None = None,
