@@ -156,11 +156,11 @@ def tell_reached(now: dt.datetime | None = None) -> int:
 
 
 def follow_up(now: dt.datetime | None = None) -> int:
-    """Once, ``FOLLOW_UP_DAYS`` after a firm was told of a match it has neither confirmed (免申即享)
-    nor applied for (需申请) nor declined yet, a second message: one per firm, of every such match (run by `qifu worker` each
-    morning; the match records ``followed_up_at`` in the same transaction as the message). A
-    firm no longer reached is left to staff (the policy page's 待确认 list). Returns how many
-    messages."""
+    """Once, ``FOLLOW_UP_DAYS`` after a firm was told of a match it has neither confirmed
+    (免申即享) nor applied for (需申请) nor declined yet, a second message: one per firm, of every
+    such match (run by `qifu worker` each morning; the match records ``followed_up_at`` in the
+    same transaction as the message). A firm no longer reached is left to staff (the policy
+    page's 待确认 list). Returns how many messages."""
     now = now or timezone.now()
     return _tell_due("m.status = %s AND m.told_at <= %s AND m.followed_up_at IS NULL",
                      [Match.Status.ELIGIBLE,
@@ -183,8 +183,8 @@ def _tell_due(where: str, params: list, now: dt.datetime, column: str, prefix: s
 
 def _matches(where: str, params: list, contacts: bool = False, lock: bool = False) -> pl.DataFrame:
     """The matches ``where`` says (over ``m``, the match, and ``p``, its policy): ``id``, ``uscc``,
-    ``code``, ``title``, ``micro`` (the amount in millionths of 万元), ``mode``; with ``contacts``, the
-    firm's ``phone`` and ``email`` too. With ``contacts`` or ``lock`` the rows are locked on
+    ``code``, ``title``, ``micro`` (the amount in millionths of 万元), ``mode``; with
+    ``contacts``, the firm's ``phone`` and ``email`` too. With ``contacts`` or ``lock`` the rows are locked on
     PostgreSQL until the transaction ends, so that a match run and the morning's job at once
     cannot both write a message for them: the second waits, and then reads them as told (on
     SQLite, transactions begin IMMEDIATE and so take turns anyway)."""
