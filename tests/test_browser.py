@@ -346,6 +346,27 @@ def test_a_firm_confirms_a_policy_in_the_portal_and_the_first_installment_is_rel
     assert (p1.seq, str(p1.amount.normalize()), p1.status) == (1, "1.5", "due")
 
 
+def test_an_administrator_tries_a_policy_in_the_browser_then_saves_and_matches_it(site, page):
+    from qifu.policies.models import Match, Policy
+
+    base, _ = site
+    staff_login(page, base, "admin")
+    page.goto(f"{base}/policies/new/")
+    page.locator("#policy-text").fill(
+        "id: T-BROWSER\ntitle: 按时年报企业奖励\nyear: 2025\nmode: application\n"
+        "eligible: \"entity_type = 'enterprise' AND status = 'active' AND filed_on_time\"\namount: \"2.5\"\n")
+    page.locator("#policy-trial").click()
+    expect(page.locator("#trial")).to_contain_text("试算结果：按时年报企业奖励")
+    firms = int(page.locator("#trial-firms").inner_text())
+    assert firms > 0 and not Policy.objects.filter(code="T-BROWSER").exists()
+    expect(page.locator("#chart-trial-towns")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "policy-trial.png"), full_page=True)
+    page.locator("#policy-save").click()  # the button pressed still says what to do once disabled
+    expect(page).to_have_url(f"{base}/policies/T-BROWSER/")
+    expect(page.locator(".flash")).to_contain_text(f"已保存并匹配：符合 {firms} 户")
+    assert Match.objects.filter(policy__code="T-BROWSER").count() == firms
+
+
 def test_a_firm_finds_an_instrument_books_a_slot_with_its_voucher_and_the_lab_sees_it(site, page, smtp_server):
     from django.utils import timezone
 
