@@ -251,6 +251,7 @@ def test_matching_stores_tells_once_and_flags_firms_no_longer_eligible(county, t
     r3 = actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=2))
     m.refresh_from_db()
     assert r3.lapsed == 1 and m.status == "lapsed" and "不再符合" in m.history[-1]["note"]
+    assert m.lapsed_at == NOW + dt.timedelta(days=2) and m.matched_at == NOW
     assert m.history[0] == made and len(m.history) == 2
     assert Match.objects.filter(pk=m.pk).exists()
     # a changed policy is a new version; the matches say which one they were made with
@@ -261,6 +262,7 @@ def test_matching_stores_tells_once_and_flags_firms_no_longer_eligible(county, t
     assert p.versions.count() == 2
     before = other.amount
     other.refresh_from_db()
+    assert other.matched_at == NOW + dt.timedelta(days=3)
     assert other.version == p.version and other.amount == (Decimal("0.06") * Decimal(
         str(SocialRecord.objects.get(entity_id=other.entity_id, year=2025).insured_count))).quantize(Decimal("0.000001"))
     # its history keeps the version and amount it was made with, before the new ones

@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import time
 import uuid
@@ -408,8 +409,7 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
                                                         f"{amount.normalize():f} 万元"))
                 m.amount, m.reason, m.version = amount, r["reason"], version
             m.matched_at = now
-        Match.objects.bulk_update(objs, ["status", "lapsed_at", "history", "amount", "reason", "version", "matched_at"],
-                                  batch_size=1000)
+        _update(objs, ["status", "lapsed_at", "history", "amount", "reason", "version", "matched_at"])
         result.changed += len(objs)
     if gone.height:
         objs = list(Match.objects.filter(pk__in=gone["id"].to_list()))
@@ -420,11 +420,25 @@ def _store(o: engine.Outcome, now: dt.datetime, result: MatchResult, tell: bool 
                 continue
             m.status, m.lapsed_at = Match.Status.LAPSED, now
             m.add_history(history_line(now, "系统", "重新匹配时不再符合条件：暂停兑现，待工作人员复核"))
-        Match.objects.bulk_update(objs, ["status", "lapsed_at", "history"], batch_size=1000)
+        _update(objs, ["status", "lapsed_at", "history"])
         result.lapsed += len(objs)
     result.new += new.height
     Policy.objects.filter(pk=policy.pk).update(last_digest=digest)
     return Stored(new, inserts)
+
+
+def _update(matches: list[Match], fields: list[str]) -> None:
+    """``fields`` of ``matches`` written in bulk (``bulk.update``): a changed policy touches
+    every match of it, 60,000 for the county's largest, and Django's ``bulk_update`` built a
+    CASE of every row for each field (224 s for those, against about a second)."""
+    utc = pl.Datetime("us", "UTC")
+    kinds = {"status": pl.String, "lapsed_at": utc, "history": pl.String, "amount": pl.String, "reason": pl.String,
+             "version": pl.String, "matched_at": utc}
+    value = {"history": lambda m: json.dumps(m.history), "amount": lambda m: f"{m.amount:f}"}
+    frame = pl.DataFrame({"id": [m.pk for m in matches],
+                          **{f: [value[f](m) if f in value else getattr(m, f) for m in matches] for f in fields}},
+                         schema={"id": pl.Int64, **{f: kinds[f] for f in fields}})
+    bulk.update(Match._meta.db_table, frame, key=["id"])
 
 
 def _link_certificates(o: engine.Outcome) -> None:
