@@ -2,7 +2,8 @@
 reason and the amount. An automatic policy (免申即享) asks only for the bank account the money
 goes to; an application policy takes a statement and attachments. A firm that does not want a
 policy declines it (放弃) and hears no more of it; it may take that back while it is still
-eligible. An application not yet reviewed may be withdrawn (撤回), to apply anew or decline. The account is shown masked, and every change to it is on the match's record."""
+eligible. An application not yet reviewed may be withdrawn (撤回), to apply anew or decline.
+The account is shown masked, and every change to it is on the match's record."""
 
 from __future__ import annotations
 

@@ -66,7 +66,8 @@ def _project(p: Project) -> dict:
 
 @router.get("", response=list[ProjectOut], summary="本企业的建设项目及各期验收进度")
 def projects(request):
-    return [_project(p) for p in queries.for_entity(request.entity.uscc).prefetch_related("phases__items", "phases__defects__item")]
+    projects = queries.for_entity(request.entity.uscc).prefetch_related("phases__items", "phases__defects__item")
+    return [_project(p) for p in projects]
 
 
 @router.post("/{code}/phases/{seq}/raise", response={201: RaiseOut, 400: Error, 404: Error},

@@ -281,7 +281,8 @@ TRIAL_HEADER = ["统一社会信用代码", "名称", "镇街", "金额（万元
 
 
 def _export_trial(request, t: actions.Trial) -> HttpResponse:
-    """试算's every firm as a workbook (audited), for the departments to go through before it is saved."""
+    """试算's every firm as a workbook (audited), for the departments to go through before it
+    is saved."""
     wanted = set(t.rows["uscc"].to_list())  # read whole: a county's largest policy names 60,000 firms
     names = {u: n for u, n in Entity.objects.values_list("uscc", "name").iterator(chunk_size=5000) if u in wanted}
     towns = dict(Township.objects.values_list("code", "name"))
@@ -322,7 +323,7 @@ def policy_write(request, code: str | None = None):
             ctx["charts"] = {"trial-towns": {"labels": [n for n, _, _ in t.by_town],
                                              "values": [float(m) for _, _, m in t.by_town], "horizontal": True,
                                              "label": "金额（万元）"}}
-        except PolicyError as e:
+        except (PolicyError, actions.PolicyActionError) as e:
             ctx["error"] = str(e)
     ctx["text"] = text
     return render(request, "web/policy_write.html", ctx)

@@ -5,9 +5,11 @@
   for (const form of document.querySelectorAll("form[data-busy]")) {
     form.addEventListener("submit", (event) => {
       const pressed = event.submitter;
+      for (const old of form.querySelectorAll("input[data-pressed]")) old.remove();  // after a download
       if (pressed && pressed.name) {
         const keep = document.createElement("input");
         keep.type = "hidden";
+        keep.dataset.pressed = "";
         keep.name = pressed.name;
         keep.value = pressed.value;
         form.appendChild(keep);
