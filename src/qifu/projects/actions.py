@@ -267,7 +267,7 @@ def _tell_rectify(phase: Phase, now: dt.datetime) -> bool:
     p = phase.project
     n = phase.defects.filter(status=Defect.Status.OPEN).count()
     body = (f"【企服】{p.entity.name}：建设项目“{p.name}”第{phase.seq}期（{phase.name}）联合验收未通过，需整改 {n} 项问题。"
-            f"请登录企服平台“建设项目”逐项上传整改照片或材料，全部整改后再约复验。")
+            f"请登录企服平台“分期验收”逐项上传整改照片或材料，全部整改后再约复验。")
     return decency.tell_once(f"project-rectify:{phase.pk}:{phase.inspection_on.isoformat()}", p.entity_id, "project",
                              p.entity.phone, p.entity.email, body, f"项目 {p.code} 第{phase.seq}期整改 {n} 项", now) is not None
 
