@@ -307,6 +307,51 @@ def test_a_lab_closed_for_some_days_takes_no_bookings_there_and_its_firms_are_to
     assert Closure.objects.count() == 1
 
 
+def test_the_same_weekday_of_the_same_week_in_each_month():
+    # the first Monday of December 2026 is the 7th; of January 2027 the 4th; of February the 1st
+    assert actions.monthly_days(dt.date(2026, 12, 7), 3) == [dt.date(2026, 12, 7), dt.date(2027, 1, 4),
+                                                             dt.date(2027, 2, 1)]
+    assert actions.rhythm(dt.date(2026, 12, 7)) == "每月第一个周一"
+    # the fifth Thursday is the month's last: February 2027 has four
+    assert actions.monthly_days(dt.date(2026, 12, 31), 3) == [dt.date(2026, 12, 31), dt.date(2027, 1, 28),
+                                                              dt.date(2027, 2, 25)]
+    assert actions.rhythm(dt.date(2026, 12, 31)) == "每月最后一个周四"
+    assert actions.monthly_days(dt.date(2026, 12, 16), 2) == [dt.date(2026, 12, 16), dt.date(2027, 1, 20)]
+
+
+def test_a_monthly_closing_day_is_one_closure_a_month_each_taken_back_alone(county):
+    inst = instrument()
+    lab = inst.lab
+    firm = firms(1)[0]
+    today = timezone.localdate()
+    first = today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)  # the next Monday
+    days = actions.monthly_days(first, 3)
+    later = next((d for d in days[1:] if str(d.isoweekday()) in lab.open_days and not actions.holiday(d)
+                  and (d - today).days <= actions.MAX_DAYS_AHEAD), None)
+    booked = actions.do_book(firm, inst, actions.day_slots(inst, later)[0], 1, "尺寸测量") if later else None
+    admin = staff(county, "admin")
+    r = admin.post(f"/labs/{lab.code}/closures/", {"first_day": first.isoformat(), "last_day": first.isoformat(),
+                                                    "instrument": "", "reason": "设备月度维护", "months": "3"}, follow=True)
+    page = r.content.decode()
+    assert f"{actions.rhythm(first)}，共 3 天（至 {days[-1]:%Y-%m-%d}）" in page
+    assert sorted(Closure.objects.values_list("first_day", flat=True)) == days
+    assert all(actions.day_slots(inst, d) == [] for d in days)
+    if booked:  # a booking on one of the later days is cancelled and its firm told, as for any closure
+        booked.refresh_from_db()
+        assert booked.status == "cancelled" and booked.cancel_reason == "实验室停开放：设备月度维护"
+    # each month can be taken back alone
+    admin.post(f"/labs/{lab.code}/closures/{Closure.objects.get(first_day=days[1]).pk}/remove/")
+    assert sorted(Closure.objects.values_list("first_day", flat=True)) == [days[0], days[2]]
+    # a span is not repeated, nor beyond a year; nothing stored
+    r = admin.post(f"/labs/{lab.code}/closures/", {"first_day": first.isoformat(),
+                                                    "last_day": (first + dt.timedelta(days=1)).isoformat(),
+                                                    "reason": "设备月度维护", "months": "3"}, follow=True)
+    assert "只登记一天" in r.content.decode()
+    with pytest.raises(actions.LabActionError, match="2 到 12 个月"):
+        actions.do_close_monthly(lab, first, 13, "设备月度维护")
+    assert Closure.objects.count() == 2
+
+
 def test_a_firm_waits_for_at_most_a_few_slots(county):
     inst = instrument()
     holder, waiter = firms(2)

@@ -584,6 +584,50 @@ def do_callback(booking: Booking, note: str, by=None, now: dt.datetime | None = 
 # --- days closed (停开放) ------------------------------------------------------------------------
 
 MAX_CLOSURE_DAYS = 92
+MAX_REPEAT_MONTHS = 12  # a monthly closing day is entered for at most a year ahead
+ORDINALS = "一二三四"
+
+
+def monthly_days(first_day: dt.date, months: int) -> list[dt.date]:
+    """``first_day`` and the same day of the month's rhythm in each of the ``months`` - 1
+    months after it: the same weekday in the same week of the month (每月第 N 个周 X), or the
+    month's last such weekday when ``first_day`` is the fifth (每月最后一个周 X)."""
+    nth = (first_day.day - 1) // 7  # 0..4; 4: the fifth, which is always the month's last
+    out = []
+    for k in range(months):
+        y, m = divmod(first_day.month - 1 + k, 12)
+        y, m = first_day.year + y, m + 1
+        first = dt.date(y, m, 1)
+        day = first + dt.timedelta(days=(first_day.weekday() - first.weekday()) % 7)
+        if nth < 4:
+            day += dt.timedelta(weeks=nth)
+        else:
+            while (day + dt.timedelta(weeks=1)).month == m:
+                day += dt.timedelta(weeks=1)
+        out.append(day)
+    return out
+
+
+def rhythm(first_day: dt.date) -> str:
+    """``monthly_days``' rhythm in words: 每月第一个周一, 每月最后一个周五."""
+    nth = (first_day.day - 1) // 7
+    return f"每月{'最后一' if nth == 4 else '第' + ORDINALS[nth]}个周{WEEKDAYS[first_day.weekday()]}"
+
+
+def do_close_monthly(lab: Lab, first_day: dt.date, months: int, reason: str, instrument: Instrument | None = None,
+                     by=None, now: dt.datetime | None = None) -> tuple[list[Closure], int, int]:
+    """A regular closing day (every first Monday's maintenance, say) for ``months`` months from
+    ``first_day``: one closure each (``do_close``, so each can be taken back alone), in one
+    transaction. Returns the closures and how many bookings and waits they ended."""
+    if not 2 <= months <= MAX_REPEAT_MONTHS:
+        raise LabActionError(f"按月重复 2 到 {MAX_REPEAT_MONTHS} 个月")
+    closures, cancelled, ended = [], 0, 0
+    with transaction.atomic():
+        for day in monthly_days(first_day, months):
+            c, n, w = do_close(lab, day, day, reason, instrument=instrument, by=by, now=now)
+            closures.append(c)
+            cancelled, ended = cancelled + n, ended + w
+    return closures, cancelled, ended
 
 
 def do_close(lab: Lab, first_day: dt.date, last_day: dt.date, reason: str, instrument: Instrument | None = None,

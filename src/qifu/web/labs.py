@@ -160,13 +160,23 @@ def closure_add(request, code: str):
         messages.error(request, "请填写停开放的首日和末日")
         return redirect("lab", code=code)
     instrument = lab.instruments.filter(pk=post.get("instrument")).first() if post.get("instrument") else None
+    months = int(post.get("months") or 0) if (post.get("months") or "0").isdigit() else 0
     try:
-        _, cancelled, ended = actions.do_close(lab, first, last, post.get("reason", ""), instrument=instrument,
-                                               by=request.user)
+        if months:
+            if first != last:
+                raise actions.LabActionError("按月重复的停开放只登记一天：首日和末日请填同一天")
+            closures, cancelled, ended = actions.do_close_monthly(lab, first, months, post.get("reason", ""),
+                                                                  instrument=instrument, by=request.user)
+            what = f"{actions.rhythm(first)}，共 {len(closures)} 天（至 {closures[-1].first_day:%Y-%m-%d}）"
+        else:
+            _, cancelled, ended = actions.do_close(lab, first, last, post.get("reason", ""), instrument=instrument,
+                                                   by=request.user)
+            what = ""
     except actions.LabActionError as e:
         messages.error(request, str(e))
     else:
-        messages.success(request, f"已登记停开放；取消预约 {cancelled} 个、结束候补 {ended} 个，已告知企业")
+        messages.success(request, f"已登记停开放{'：' + what if what else ''}；取消预约 {cancelled} 个、结束候补 {ended} 个，"
+                                  f"已告知企业")
     return redirect("lab", code=code)
 
 
