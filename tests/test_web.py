@@ -117,6 +117,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert Pairing.objects.filter(status="confirmed", answer="accepted").exists()
     assert Phase.objects.filter(state="in_use").exists()
     assert Phase.objects.filter(items__status="promised").exists()  # one report promised under 承诺容缺
+    from qifu.projects.models import Defect
+
+    # a phase rectifying after a failed inspection has its problems listed, one fixed so far
+    rectifying = Phase.objects.filter(state="rectifying")
+    assert rectifying.exists() and all(ph.defects.filter(status="open").exists() for ph in rectifying)
+    assert Defect.objects.filter(status="fixed").exists()
     # and part of the next season played under qifu's own reminders and correction notices
     from qifu.accounts.models import AuditEvent
     from qifu.corrections.models import CorrectionNotice
