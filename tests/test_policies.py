@@ -1007,6 +1007,24 @@ def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
     assert (app.status, app.statement, [f.name for f in app.files.all()]) == (
         "submitted", "重新提交盖章的认定文件，请审核。", ["认定文件（盖章）.pdf"])
     assert Match.objects.get(pk=m.pk).status == "applied"
+    # the department sends it back for what is missing (退回补正): the firm is told, and hands it in again
+    admin = staff(county, "admin")
+    r = admin.post(f"/policies/matches/{m.pk}/act/", {"action": "return", "note": "缺少研发中心认定批文"}, follow=True)
+    assert "已退回补正" in r.content.decode()
+    app.refresh_from_db()
+    m.refresh_from_db()
+    assert (app.status, app.review_reason, m.status) == ("returned", "缺少研发中心认定批文", "eligible")
+    told = OutboxMessage.objects.get(key__startswith=f"policy-returned:{app.pk}:")
+    assert "需补正后重新提交：缺少研发中心认定批文" in told.body and told.entity_id == m.entity_id
+    page = client.get(f"/portal/policies/{m.pk}/").content.decode()
+    assert "补正后重新提交" in page and "主管部门退回补正：缺少研发中心认定批文" in page
+    with pytest.raises(actions.PolicyActionError, match="已经审核或撤回"):
+        actions.do_return(app, "再次退回补正", county["users"]["admin"])
+    again = SimpleUploadedFile("认定批文.pdf", b"%PDF-1.4\n%approval", content_type="application/pdf")
+    client.post(f"/portal/policies/{m.pk}/act/", {"action": "apply", "statement": "补充研发中心认定批文，请审核。",
+                                                  "files": [again]})
+    app.refresh_from_db()
+    assert app.status == "submitted" and app.reviewed_at is None and [f.name for f in app.files.all()] == ["认定批文.pdf"]
     actions.do_review(app, True, "材料齐全", county["users"]["admin"], now=NOW + dt.timedelta(days=2))
     with pytest.raises(actions.PolicyActionError, match="尚未审核的申请"):
         actions.do_withdraw(m)  # decided: no longer withdrawn online

@@ -632,8 +632,8 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
              files: list[tuple[str, str, bytes]] = (), bank: tuple[str, str, str] | None = None,
              now: dt.datetime | None = None) -> Application:
     """需申请: the firm's application with its statement and attachments. After a withdrawal
-    (``do_withdraw``) the new application takes the withdrawn one's place, its attachments
-    replaced, and the department is told again."""
+    (``do_withdraw``) or a return for what is missing (``do_return``) the new application takes
+    the old one's place, its attachments replaced, and the department is told again."""
     now = now or timezone.now()
     statement = _text(statement, "申请说明")
     if len(statement) < 10:
@@ -650,14 +650,14 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
         back = _taken_back(m)
         if bank:
             m.bank_name, m.bank_account, m.account_name = bank
-        app = Application.objects.filter(match=m, status=Application.Status.WITHDRAWN).first()
+        app = Application.objects.filter(match=m, status__in=AGAIN).first()
         if app is None:
             app = Application.objects.create(match=m, statement=statement, project=project,
                                              project_code=project_code, submitted_at=now)
         else:  # applying again after a withdrawal
             app.files.all().delete()
             app.statement, app.project, app.project_code, app.submitted_at = statement, project, project_code, now
-            app.status = Application.Status.SUBMITTED
+            app.status, app.reviewed_at, app.reviewed_by = Application.Status.SUBMITTED, None, None
             app.save()
         for name, ctype, data in files:
             ApplicationFile.objects.create(application=app, name=name[:200], content_type=ctype[:100], size=len(data),
@@ -666,6 +666,33 @@ def do_apply(match: Match, statement: str, project: str = "", project_code: str 
         m.add_history(history_line(now, "企业", f"{'企业撤回放弃，' if back else ''}提交申请（附件 {len(files)} 个）"))
         m.save()
         notices.to_department(app, now)
+    return app
+
+
+# an application the firm may hand in again, in its place
+AGAIN = (Application.Status.WITHDRAWN, Application.Status.RETURNED)
+
+
+def do_return(application: Application, reason: str, user, now: dt.datetime | None = None) -> Application:
+    """退回补正: the department sends an application back for what is missing, named in
+    ``reason``; the match is open again for the firm to apply anew (or decline), and the firm
+    is told in writing, once per return."""
+    now = now or timezone.now()
+    reason = _text(reason, "退回原因")
+    if len(reason) < 4:
+        raise PolicyActionError("请写明需要补正的材料或内容")
+    with transaction.atomic():
+        app = Application.objects.select_for_update().select_related("match__policy", "match__entity").get(
+            pk=application.pk)
+        if app.status != Application.Status.SUBMITTED:
+            raise PolicyActionError("这份申请已经审核或撤回")
+        app.status, app.reviewed_at, app.reviewed_by, app.review_reason = Application.Status.RETURNED, now, user, reason
+        app.save()
+        m = app.match
+        m.status = Match.Status.ELIGIBLE
+        m.add_history(history_line(now, str(user), f"退回补正：{reason}"))
+        m.save()
+        notices.returned(app, now)
     return app
 
 

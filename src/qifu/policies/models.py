@@ -166,6 +166,8 @@ class Application(models.Model):
         # the firm took it back before the review (to hand in other papers, or not at all); a
         # new application takes this one's place
         WITHDRAWN = "withdrawn", "已撤回"
+        # the department sent it back for what is missing (退回补正); the firm hands it in again
+        RETURNED = "returned", "退回补正"
 
     match = models.OneToOneField(Match, on_delete=models.CASCADE, related_name="application")
     project = models.CharField("申报项目", max_length=200, blank=True)

@@ -265,6 +265,17 @@ def to_department(application, now: dt.datetime) -> OutboxMessage | None:
     return message
 
 
+def returned(application, now: dt.datetime) -> OutboxMessage | None:
+    """The firm told, once per return, that its application was sent back for what is missing
+    (退回补正), with the department's words, to hand it in again from the portal."""
+    m = application.match
+    e, p = m.entity, m.policy
+    body = (f"【企服】{e.name}：您申请的“{p.title}”需补正后重新提交：{application.review_reason}。"
+            f"请登录企服平台“惠企政策”补充材料后再次提交。{FREE}")
+    return decency.tell_once(f"policy-returned:{application.pk}:{int(application.reviewed_at.timestamp())}", e.uscc,
+                             "policy", e.phone, e.email, body, f"政策 {p.code} 申请退回补正", now)
+
+
 def decision(application, now: dt.datetime) -> OutboxMessage | None:
     """The firm told, once, what the department decided on its application, by text or email
     where one reaches it (None: it sees the decision in the portal only): approved, with the

@@ -251,6 +251,12 @@ def match_act(request, match_id: int):
                 raise actions.PolicyActionError("这家企业还没有提交申请")
             actions.do_review(app, action == "approve", note, request.user)
             messages.success(request, "审核意见已保存")
+        elif action == "return":
+            app = Application.objects.filter(match=m).first()
+            if app is None:
+                raise actions.PolicyActionError("这家企业还没有提交申请")
+            actions.do_return(app, note, request.user)
+            messages.success(request, "已退回补正，并告知企业需要补充的内容")
         elif action == "decline":
             actions.do_decline(m, note, by=request.user)
             messages.success(request, "已登记企业放弃，不会再为这项政策联系企业")
