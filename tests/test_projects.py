@@ -424,11 +424,17 @@ def test_each_problem_of_a_failed_inspection_is_fixed_with_a_photo_before_the_ph
     assert Step.objects.filter(project=p, action="整改：疏散指示灯不亮").latest("id").actor != "企业"
     assert b"".join(staff.get(f"/projects/{p.code}/defects/{first.pk}/").streaming_content) == PHOTO[2]
     actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 14), now=at)
-    # inspected again and failed on one of them: the problems are listed anew
+    # inspected again: one found still not fixed (ticked, open again), the other closed, one new
     again = dt.datetime(2026, 9, 14, 15, tzinfo=SH)
-    actions.do_item(fire, "failed", note="疏散指示灯不亮", now=again)
-    assert list(Defect.objects.filter(phase=one).values_list("status", flat=True).order_by("id")) == [
-        "closed", "closed", "open"]
+    with pytest.raises(actions.ProjectActionError, match="每行一项"):
+        actions.do_item(fire, "failed", keep=[first.pk + 1000], now=again)  # none of its own
+    page = staff.get(f"/projects/{p.code}/").content.decode()
+    assert f'name="keep" value="{second.pk}"> 仍未整改：疏散指示灯不亮' in page
+    staff.post(f"/projects/{p.code}/act/", {"item": fire.pk, "result": "failed", "note": "安全出口标志缺失",
+                                            "keep": [str(second.pk)]})
+    assert list(Defect.objects.filter(phase=one).values_list("text", "status").order_by("id")) == [
+        ("消防通道宽度不足", "closed"), ("疏散指示灯不亮", "open"), ("安全出口标志缺失", "open")]
+    assert Step.objects.filter(project=p, note="问题 1 项：安全出口标志缺失；仍未整改 1 项：疏散指示灯不亮").exists()
     actions.do_move(one, "rectify", now=again)
     assert OutboxMessage.objects.filter(key__startswith=f"project-rectify:{one.pk}:").count() == 2
     fix_all(one, at=again)
@@ -440,7 +446,7 @@ def test_each_problem_of_a_failed_inspection_is_fixed_with_a_photo_before_the_ph
     book = openpyxl.load_workbook(io.BytesIO(staff.get("/projects/?format=xlsx").content))
     rows = list(book["整改问题"].iter_rows(min_row=2, values_only=True))
     assert [(r[0], r[5], r[7]) for r in rows] == [(p.code, "消防通道宽度不足", "已销项"), (p.code, "疏散指示灯不亮", "已销项"),
-                                                  (p.code, "疏散指示灯不亮", "已销项")]
+                                                  (p.code, "安全出口标志缺失", "已销项")]
 
 
 def test_staff_see_their_township_and_the_construction_department_sees_all(county):

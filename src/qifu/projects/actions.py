@@ -120,11 +120,14 @@ MAX_PROMISE_DAYS = 180  # a document let pass under 承诺容缺 is handed in wi
 
 
 def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes] | None = None, note: str = "",
-            due: dt.date | None = None, by=None, now: dt.datetime | None = None) -> ChecklistItem:
+            due: dt.date | None = None, keep: list[int] | None = None, by=None,
+            now: dt.datetime | None = None) -> ChecklistItem:
     """A document handed in (``submitted``), a document let pass against the owner's written
     promise to hand it in by ``due`` (``promised``, 承诺容缺: staff, with what was promised in
-    ``note``), or an inspection's result (``passed`` / ``failed``, with the reason when it
-    failed). Not on an accepted phase, except the promised document itself."""
+    ``note``), or an inspection's result (``passed`` / ``failed``, with its problems, one per
+    line of ``note``, and, at a re-inspection, ``keep``: those of its earlier problems found
+    still not fixed, open again; the others are closed). Not on an accepted phase, except the
+    promised document itself."""
     from qifu.service_requests import attachments
 
     now = now or timezone.now()
@@ -153,7 +156,7 @@ def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes
                 raise ProjectActionError("专项验收的结果应为“通过”或“未通过”")
             if phase.state != State.NOTIFIED:
                 raise ProjectActionError("告知质监站、组织联合验收后才能登记专项验收结果")
-            if result == ChecklistItem.Status.FAILED and not defect_lines(note):
+            if result == ChecklistItem.Status.FAILED and not defect_lines(note) and not keep:
                 raise ProjectActionError("未通过的，请写明问题，每行一项")
         stored = (document[0][:200], attachments.store(document[2])) if document else None
         item.status, item.note, item.updated_at = result, note[:500], now
@@ -164,13 +167,23 @@ def do_item(item: ChecklistItem, result: str, *, document: tuple[str, str, bytes
             item.document_name, item.document_sha256 = stored
         item.save()
         label = "补交承诺容缺的资料" if fulfils else dict(ChecklistItem.Status.choices)[result]
+        still: list[str] = []
         if item.kind == "inspection":
-            # the problems found before are settled: passed now, or listed anew below
-            item.defects.exclude(status=Defect.Status.CLOSED).update(status=Defect.Status.CLOSED, closed_at=now)
+            earlier = item.defects.exclude(status=Defect.Status.CLOSED)
+            if result == ChecklistItem.Status.FAILED and keep:  # found still not fixed: open again
+                kept = earlier.filter(pk__in=keep)
+                still = list(kept.values_list("text", flat=True))
+                kept.update(status=Defect.Status.OPEN, fixed_at=None)
+                earlier = earlier.exclude(pk__in=keep)
+            # the others are settled: passed now, or listed anew below
+            earlier.update(status=Defect.Status.CLOSED, closed_at=now)
         if result == ChecklistItem.Status.FAILED:
             lines = defect_lines(note)
+            if not lines and not still:  # ``keep`` named none of this item's problems
+                raise ProjectActionError("未通过的，请写明问题，每行一项")
             Defect.objects.bulk_create([Defect(phase=phase, item=item, text=t, raised_at=now) for t in lines])
-            note = f"问题 {len(lines)} 项：" + "；".join(lines)
+            note = "；".join(x for x in (f"问题 {len(lines)} 项：" + "；".join(lines) if lines else "",
+                                        f"仍未整改 {len(still)} 项：" + "；".join(still) if still else "") if x)
         _step(phase.project, phase, f"{item.name}：{label}", by, now, note[:500], stored)
     return item
 

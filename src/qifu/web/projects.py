@@ -135,7 +135,8 @@ def act(request, code: str):
             files = attachments.checked(request.FILES.getlist("document"), what="每个事项")
             due = post.get("due")
             actions.do_item(item, post.get("result", ""), document=files[0] if files else None, note=post.get("note", ""),
-                            due=dt.date.fromisoformat(due) if due else None, by=request.user)
+                            due=dt.date.fromisoformat(due) if due else None,
+                            keep=[int(k) for k in post.getlist("keep") if k.isdigit()], by=request.user)
             messages.success(request, f"已登记：{item.name}")
         elif post.get("phase"):
             phase = p.phases.filter(pk=post["phase"]).first()
