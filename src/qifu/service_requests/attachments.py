@@ -73,5 +73,10 @@ def save_all(req, files) -> list[Attachment]:
             for name, media, data in checked(files, req.attachments.count())]
 
 
+def open_stored(sha256: str) -> object:
+    """The file ``store`` kept under ``sha256``, opened for reading."""
+    return (folder() / sha256[:2] / sha256).open("rb")
+
+
 def open_file(item) -> object:
-    return (folder() / item.sha256[:2] / item.sha256).open("rb")
+    return open_stored(item.sha256)

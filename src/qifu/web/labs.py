@@ -307,5 +307,5 @@ def report_file(request, batch_id: int):
     t = _batches(request).filter(pk=batch_id).first()
     if t is None or not t.report_sha256:
         raise Http404("没有这份报告")
-    path = attachments.folder() / t.report_sha256[:2] / t.report_sha256
-    return FileResponse(path.open("rb"), filename=t.report_name, content_type="application/pdf")
+    return FileResponse(attachments.open_stored(t.report_sha256), filename=t.report_name,
+                        content_type="application/pdf")

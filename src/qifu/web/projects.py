@@ -161,19 +161,20 @@ def act(request, code: str):
 @staff_required
 def document(request, code: str, step_id: int):
     p = _project(request, code)
-    step = Step.objects.filter(pk=step_id, project=p).exclude(document_sha256="").first()
-    if step is None:
-        raise Http404("没有这份文件")
-    path = attachments.folder() / step.document_sha256[:2] / step.document_sha256
-    return FileResponse(path.open("rb"), filename=step.document_name)
+    return _stored(Step.objects.filter(pk=step_id, project=p), "没有这份文件")
 
 
 @staff_required
 def defect_document(request, code: str, defect_id: int):
     """The photo or document that shows a problem fixed, for the re-inspection."""
     p = _project(request, code)
-    d = Defect.objects.filter(pk=defect_id, phase__project=p).exclude(document_sha256="").first()
-    if d is None:
-        raise Http404("没有这份材料")
-    path = attachments.folder() / d.document_sha256[:2] / d.document_sha256
-    return FileResponse(path.open("rb"), filename=d.document_name)
+    return _stored(Defect.objects.filter(pk=defect_id, phase__project=p), "没有这份材料")
+
+
+def _stored(rows, missing: str) -> FileResponse:
+    """The document of the one row of ``rows`` (a step or a defect: ``document_name``,
+    ``document_sha256``), or 404 with ``missing`` where there is none."""
+    row = rows.exclude(document_sha256="").first()
+    if row is None:
+        raise Http404(missing)
+    return FileResponse(attachments.open_stored(row.document_sha256), filename=row.document_name)
