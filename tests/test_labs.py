@@ -23,7 +23,7 @@ from qifu.accounts.models import AuditEvent
 from qifu.engine.errors import InvalidFile
 from qifu.imports.actions import import_file
 from qifu.labs import actions
-from qifu.labs.models import BookedSlot, Booking, Closure, Instrument, Lab, Voucher, Waiting
+from qifu.labs.models import BookedSlot, Booking, Closure, Instrument, Lab, SampleOrder, Voucher, Waiting
 from qifu.labs.models import TestBatch as Batch  # not a test class
 from qifu.registry.models import Entity
 from tests.factories import portal_client
@@ -37,7 +37,7 @@ def county(checked_county):
     if not Lab.objects.exists():
         import_file("labs", checked_county["folder"] / "labs.csv")
     yield checked_county
-    for model in (Waiting, Batch, BookedSlot, Booking, Voucher, Closure):
+    for model in (SampleOrder, Waiting, Batch, BookedSlot, Booking, Voucher, Closure):
         model.objects.all().delete()
 
 
@@ -841,3 +841,170 @@ def test_the_assistant_knows_the_instruments_and_how_to_book(county):
     assert answer.entry_id == "labs_booking" and "候补" in answer.answer
     answer, _ = assistant.ask("创新券还剩多少")
     assert answer.entry_id == "labs_voucher"
+
+
+# --- send-in test orders (送检) -----------------------------------------------------------------
+
+
+def order_form(for_lab: Lab, **changes) -> dict:
+    return {"lab": str(for_lab.pk), "sample_name": "空调压缩机支架 ZJ-3", "samples": "3", "items": "中性盐雾 48 小时",
+            "standard": "GB/T 10125-2021", "after_test": "return", **changes}
+
+
+def test_a_send_in_order_goes_from_the_firm_to_a_report_a_second_person_signed_off(county, data_dir):
+    from qifu.reminders.models import OutboxMessage
+
+    lab = Lab.objects.filter(voucher_ok=True, active=True).order_by("code").first()
+    firm, other_firm = firms(2, county["own_town"])
+    Entity.objects.filter(pk=firm.pk).update(phone="13905740031")
+    actions.do_grant_voucher(firm, timezone.localdate().year, "100", "0.5")
+    c = portal_client(firm.uscc)
+    assert 'id="lab-orders"' in c.get("/portal/labs/").content.decode()
+    # bad input: each refused with its reason, nothing stored
+    for bad in ({"samples": "三件"}, {"samples": "0"}, {"items": "x"}, {"sample_name": ""}, {"after_test": "扔掉"},
+                {"lab": "999999"}):
+        r = c.post("/portal/labs/orders/", order_form(lab, **bad), follow=True)
+        assert '<li class="error"' in r.content.decode(), bad
+    assert not SampleOrder.objects.exists()
+    r = c.post("/portal/labs/orders/", order_form(lab), follow=True)
+    o = SampleOrder.objects.get()
+    assert "已登记送检" in r.content.decode() and (o.status, o.entity, o.samples, o.channel) == ("submitted", firm, 3, "portal")
+    # the lab receives it: the price is fixed and the voucher pays its share, never more than is left
+    officer, admin = staff(county, "officer"), staff(county, "admin")
+    page = officer.get(f"/labs/{lab.code}/").content.decode()
+    assert f'href="/labs/orders/{o.pk}/"' in page[page.index('id="lab-orders"'):]
+    r = officer.post(f"/labs/orders/{o.pk}/act/", {"action": "receive", "condition": "包装完好，数量相符", "price": "三百"},
+                     follow=True)
+    assert "不是金额" in r.content.decode() and SampleOrder.objects.get().status == "submitted"
+    officer.post(f"/labs/orders/{o.pk}/act/", {"action": "receive", "condition": "包装完好，数量相符", "price": "300"})
+    o.refresh_from_db()
+    assert (o.status, o.price, o.voucher_amount, o.to_pay) == ("testing", Decimal(300), Decimal(100), Decimal(200))
+    assert actions.voucher_used(Voucher.objects.get(entity=firm)) == Decimal(100)
+    told = OutboxMessage.objects.get(key=f"lab-order-received:{o.pk}")
+    assert told.recipient == "13905740031" and "创新券抵扣 100" in told.body and "包装完好" in told.body
+    # received: the firm cannot withdraw it any more
+    r = c.post(f"/portal/labs/orders/{o.pk}/withdraw/", follow=True)
+    assert "收样后不能撤回" in r.content.decode() and SampleOrder.objects.get().status == "testing"
+    # the result needs a PDF report; then a second person signs it off
+    form = {"action": "result", "tested_on": timezone.localdate().isoformat(), "report_no": "SY-2026-001",
+            "conclusion": "pass"}
+    officer.post(f"/labs/orders/{o.pk}/act/", {**form, "report": SimpleUploadedFile("r.txt", b"not a pdf")})
+    assert SampleOrder.objects.get().status == "testing"
+    officer.post(f"/labs/orders/{o.pk}/act/", {**form, "report": SimpleUploadedFile("r.pdf", PDF)})
+    assert SampleOrder.objects.get().status == "review"
+    assert c.get(f"/portal/labs/orders/{o.pk}/report/").status_code == 404  # a draft is not the firm's yet
+    assert "须由另一人审核" in officer.get(f"/labs/orders/{o.pk}/").content.decode()
+    r = officer.post(f"/labs/orders/{o.pk}/act/", {"action": "approve"}, follow=True)
+    assert "另一人" in r.content.decode() and SampleOrder.objects.get().status == "review" and not Batch.objects.exists()
+    admin.post(f"/labs/orders/{o.pk}/act/", {"action": "approve", "note": "数据复核无误"})
+    o.refresh_from_db()
+    batch = Batch.objects.get()
+    assert (o.status, o.batch, o.verified_by, len(o.verify_code)) == ("issued", batch, county["users"]["admin"], 10)
+    assert (batch.lab, batch.entity, batch.report_no, batch.samples, batch.recorded_by) == (
+        lab, firm, "SY-2026-001", 3, county["users"]["officer"])
+    assert o.verify_code in OutboxMessage.objects.get(key=f"lab-order-issued:{o.pk}").body
+    assert [e.action for e in o.events.all()] == ["submitted", "received", "tested", "issued"]
+    # the firm downloads it; another firm cannot; anyone checks it by its number and code
+    assert b"".join(c.get(f"/portal/labs/orders/{o.pk}/report/").streaming_content) == PDF
+    assert portal_client(other_firm.uscc).get(f"/portal/labs/orders/{o.pk}/report/").status_code == 404
+    page = Client().get("/portal/labs/verify/", {"report_no": "SY-2026-001", "code": o.verify_code.lower()}).content.decode()
+    assert "查验通过" in page and firm.name in page and "合格" in page
+    wrong = ("A" if o.verify_code[0] != "A" else "B") + o.verify_code[1:]
+    page = Client().get("/portal/labs/verify/", {"report_no": "SY-2026-001", "code": wrong}).content.decode()
+    assert "未查到" in page and firm.name not in page
+    # the measures, the dashboard, the firm's page and the workbook
+    assert '<b id="tile-batches">1</b>' in officer.get("/labs/").content.decode()
+    assert "送检" in officer.get(f"/entities/{firm.uscc}/").content.decode()
+    book = openpyxl.load_workbook(io.BytesIO(officer.get("/labs/?format=xlsx").content))
+    rows = list(book["送检"].iter_rows(min_row=2, values_only=True))
+    assert [(r[0], r[1], r[10], r[15]) for r in rows] == [(o.pk, firm.uscc, "已出报告", "SY-2026-001")]
+    assert [r[2] for r in book["送检流转记录"].iter_rows(min_row=2, values_only=True)] == ["委托送检", "收样", "录入检测结果",
+                                                                                    "审核签发报告"]
+
+
+def test_a_lab_refuses_samples_sends_a_result_back_and_a_firm_withdraws_before_receipt(county, data_dir):
+    lab = Lab.objects.filter(active=True).order_by("code").first()
+    firm = firms(1, county["own_town"])[0]
+    a, b = county["users"]["officer"], county["users"]["admin"]
+    report = ("r.pdf", "application/pdf", PDF)
+    # refused at receipt, with the reason the firm is told
+    o = actions.do_order(firm, lab, "电机外壳", 2, "防护等级 IP54")
+    with pytest.raises(actions.LabActionError, match="拒收原因"):
+        actions.do_reject(o, "", by=a)
+    actions.do_reject(o, "样品外壳破损，无法检测", by=a)
+    o.refresh_from_db()
+    assert (o.status, o.closed_reason) == ("rejected", "样品外壳破损，无法检测")
+    with pytest.raises(actions.LabActionError, match="只有待收样"):
+        actions.do_receive(o, "完好", "100", by=a)
+    # withdrawn by the firm before receipt
+    o = actions.do_order(firm, lab, "电机外壳", 2, "防护等级 IP54")
+    r = portal_client(firm.uscc).post(f"/portal/labs/orders/{o.pk}/withdraw/", follow=True)
+    assert "已撤回" in r.content.decode() and SampleOrder.objects.get(pk=o.pk).status == "withdrawn"
+    # sent back by the reviewer: tested again, the report number free again
+    o = actions.do_order(firm, lab, "电机外壳", 2, "防护等级 IP54", use_voucher=False)
+    actions.do_receive(o, "完好", "80.5", by=a)
+    actions.do_result(o, timezone.localdate(), "fail", "IP-7", report, by=a)
+    with pytest.raises(actions.LabActionError, match="写明原因"):
+        actions.do_review(o, False, "", by=b)
+    actions.do_review(o, False, "试验时间不足，重做", by=b)
+    o.refresh_from_db()
+    assert (o.status, o.report_no, o.tested_by, o.report_sha256) == ("testing", "", None, "")
+    assert [e.action for e in o.events.all()][-2:] == ["tested", "returned"]
+    actions.do_result(o, timezone.localdate(), "pass", "IP-7", report, by=b)
+    actions.do_review(o, True, by=a)  # the other person this time
+    assert SampleOrder.objects.get(pk=o.pk).status == "issued" and o.voucher_amount == 0
+    # a report number the lab has used is refused
+    again = actions.do_order(firm, lab, "电机外壳", 1, "防护等级 IP55")
+    actions.do_receive(again, "完好", "80", by=a)
+    with pytest.raises(actions.LabActionError, match="已在本实验室使用过"):
+        actions.do_result(again, timezone.localdate(), "pass", "IP-7", report, by=a)
+    with pytest.raises(actions.LabActionError, match="检测日期"):
+        actions.do_result(again, timezone.localdate() + dt.timedelta(days=1), "pass", "IP-8", report, by=a)
+    assert SampleOrder.objects.get(pk=again.pk).status == "testing"
+
+
+def test_send_in_orders_keep_to_townships_and_staff_enter_one_for_a_firm(county):
+    from qifu.reminders.models import OutboxMessage
+
+    lab = Lab.objects.filter(active=True).order_by("code").first()
+    mine, theirs = firms(1, county["own_town"])[0], firms(1, county["other_town"])[0]
+    Entity.objects.filter(pk=mine.pk).update(phone="13905740032")
+    other = actions.do_order(theirs, lab, "轴承套圈", 5, "硬度")
+    officer = staff(county, "officer")
+    assert officer.get(f"/labs/orders/{other.pk}/").status_code == 404
+    assert officer.post(f"/labs/orders/{other.pk}/act/", {"action": "reject", "reason": "不收"}).status_code == 404
+    assert staff(county, "leader").post(f"/labs/orders/{other.pk}/act/", {"action": "reject", "reason": "不收"}).status_code == 403
+    assert "轴承套圈" not in officer.get(f"/labs/{lab.code}/").content.decode()
+    assert SampleOrder.objects.get(pk=other.pk).status == "submitted"
+    # a firm that calls: the officer enters its order, and it is told in writing
+    r = officer.post(f"/labs/{lab.code}/orders/", {"uscc": mine.uscc, "sample_name": "注塑件", "samples": "4",
+                                                   "items": "尺寸测量", "after_test": "dispose"}, follow=True)
+    o = SampleOrder.objects.get(entity=mine)
+    assert "已为" in r.content.decode() and (o.channel, o.created_by, o.after_test) == ("staff", county["users"]["officer"],
+                                                                                       "dispose")
+    assert "工作人员已为您" in OutboxMessage.objects.get(key=f"lab-order-made:{o.pk}").body
+    r = officer.post(f"/labs/{lab.code}/orders/", {"uscc": theirs.uscc, "sample_name": "注塑件", "samples": "4",
+                                                   "items": "尺寸测量"}, follow=True)
+    assert SampleOrder.objects.filter(entity=theirs).count() == 1  # not the officer's township
+    assert "送检待收样 1 份" in officer.get("/").content.decode()
+
+
+def test_the_api_sends_samples_and_withdraws_an_order_not_yet_received(county):
+    lab = Lab.objects.filter(active=True).order_by("code").first()
+    a, b = firms(2)
+    csrf = {"HTTP_X_CSRFTOKEN": "x"}
+    ca, cb = portal_client(a.uscc), portal_client(b.uscc)
+    body = {"lab_code": lab.code, "sample_name": "轴承套圈", "samples": 5, "items": "洛氏硬度"}
+    assert ca.post("/api/v1/labs/orders", {**body, "samples": 0}, content_type="application/json", **csrf).status_code == 422
+    assert ca.post("/api/v1/labs/orders", {**body, "lab_code": "没有"}, content_type="application/json", **csrf).status_code == 404
+    r = ca.post("/api/v1/labs/orders", body, content_type="application/json", **csrf)
+    assert r.status_code == 201 and r.json()["status"] == "submitted" and r.json()["price"] is None, r.content
+    o = SampleOrder.objects.get()
+    assert (o.channel, o.samples, o.after_test) == ("api", 5, "return")
+    assert cb.get("/api/v1/labs/orders").json() == []
+    assert cb.post(f"/api/v1/labs/orders/{o.pk}/withdraw", **csrf).status_code == 404  # not theirs
+    actions.do_receive(o, "完好", "120", by=county["users"]["officer"])
+    r = ca.post(f"/api/v1/labs/orders/{o.pk}/withdraw", **csrf)
+    assert r.status_code == 400 and "收样后不能撤回" in r.json()["detail"]
+    listed = ca.get("/api/v1/labs/orders").json()
+    assert [(x["status"], x["price"], x["report_no"]) for x in listed] == [("testing", "120.00", None)]

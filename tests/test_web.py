@@ -87,6 +87,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     # shared labs, expert partners and phased acceptance are alive too
     assert Booking.objects.filter(status="booked").exists() and TestBatch.objects.exists()
     assert Booking.objects.exclude(rating="").exists()  # and rated by their firms
+    from qifu.labs.models import SampleOrder
+
+    # send-in orders at every step; those waiting for sign-off were tested by another than the demo user
+    assert {"submitted", "testing", "review", "issued"} <= set(SampleOrder.objects.values_list("status", flat=True))
+    assert not SampleOrder.objects.filter(status="review", tested_by__username="demo").exists()
+    assert TestBatch.objects.filter(order__isnull=False).exists()
     assert Pairing.objects.filter(status="confirmed").exists() and Cooperation.objects.exists()
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))

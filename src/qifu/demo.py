@@ -277,8 +277,70 @@ def use_labs(user, seed: int = 11) -> None:
     inst = rng.choice(instruments)
     first = today + dt.timedelta(days=rng.randint(8, 14))
     _, off, _ = labs.do_close(inst.lab, first, first + dt.timedelta(days=1), "设备年度校准", instrument=inst, by=user)
-    print(f"共享实验室：{len(instruments)} 台仪器，预约 {made} 次，检测 {tested} 批次，候补 {waits} 条，创新券 40 家；"
-          f"{inst.name} {first:%m月%d日}起停开放两天（校准），取消预约 {off} 个", flush=True)
+    sent = send_samples(user, rng, firms, today)
+    print(f"共享实验室：{len(instruments)} 台仪器，预约 {made} 次，检测 {tested} 批次，候补 {waits} 条，创新券 40 家，"
+          f"送检 {sent} 份；{inst.name} {first:%m月%d日}起停开放两天（校准），取消预约 {off} 个", flush=True)
+
+
+SAMPLES = [("空调压缩机支架", "中性盐雾 48 小时", "GB/T 10125-2021"), ("电饭煲内胆涂层", "涂层附着力、耐磨", "GB/T 9286-2021"),
+           ("汽车转向节", "尺寸测量、硬度", ""), ("深沟球轴承 6204", "振动、噪声", "JB/T 7047-2006"),
+           ("小家电电源板", "传导发射、辐射发射", "GB 4343.1-2018"), ("注塑外壳", "阻燃等级", "GB/T 2408-2021"),
+           ("紧固件镀锌层", "镀层厚度、中性盐雾 96 小时", "GB/T 5267.1-2023")]
+
+
+def send_samples(user, rng, firms, today) -> int:
+    """Send-in orders (送检) at every step: issued reports of the past two months, results waiting
+    for the demo user to sign off (entered by the lab's tester, so that the demo user is the
+    second person), samples being tested or still to be received, and one refused."""
+    import datetime as dt
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from qifu.labs import actions as labs
+    from qifu.labs.models import Lab
+
+    tester, made = get_user_model().objects.get_or_create(username=f"{DEMO_USER}-lab",
+                                                          defaults={"first_name": "实验室检测员"})
+    if made:
+        tester.set_unusable_password()
+        tester.save()
+    pdf = b"%PDF-1.4\n% qifu demo report\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    labs_open = list(Lab.objects.filter(active=True).order_by("code"))
+    n = 0
+    for i in range(36):
+        firm = rng.choice(firms)
+        name, items, standard = rng.choice(SAMPLES)
+        found = labs.search(f"{name} {items}", limit=3)  # a lab that does such tests
+        lab = rng.choice([inst.lab for inst, _ in found]) if found else rng.choice(labs_open)
+        ago = rng.randint(0, 60)
+        at = timezone.make_aware(dt.datetime.combine(today - dt.timedelta(days=ago),
+                                                     dt.time(rng.randint(8, 16), rng.choice([0, 15, 30, 45]))))
+        at = min(at, timezone.now() - dt.timedelta(minutes=5))
+        try:
+            o = labs.do_order(firm, lab, name, rng.randint(1, 6), items, standard, rng.choice(["return", "dispose"]),
+                              channel=rng.choice(["portal", "portal", "staff"]), by=user if i % 3 == 2 else None, now=at)
+            n += 1
+            if ago < 2:
+                continue  # still to be received
+            at += dt.timedelta(days=1)
+            if i % 17 == 5:
+                labs.do_reject(o, "样品数量不足，按标准至少需 3 件", by=tester, now=at)
+                continue
+            labs.do_receive(o, rng.choice(["包装完好，标识清楚，数量相符", "外包装轻微破损，样品完好"]),
+                            rng.choice([200, 350, 480, 800, 1200]), by=tester, now=at)
+            if ago < 6:
+                continue  # being tested
+            at += dt.timedelta(days=rng.randint(2, 4))
+            labs.do_result(o, timezone.localtime(at).date(), rng.choice(["pass"] * 6 + ["fail", "data"]),
+                           f"S{timezone.localtime(at):%y%m%d}-{o.pk:04d}", ("检测报告.pdf", "application/pdf", pdf),
+                           by=tester, now=at)
+            if ago < 10:
+                continue  # waiting for a second person: the demo user
+            labs.do_review(o, True, by=user, now=at + dt.timedelta(days=1))
+        except labs.LabActionError:
+            continue
+    return n
 
 
 NEEDS = [

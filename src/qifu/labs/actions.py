@@ -21,6 +21,8 @@ from qifu.labs.models import (
     Closure,
     Instrument,
     Lab,
+    SampleEvent,
+    SampleOrder,
     TestBatch,
     Voucher,
     Waiting,
@@ -288,7 +290,22 @@ def _held_units(instrument_id: int, starts: list[dt.datetime]) -> set[int]:
 
 
 def voucher_used(voucher: Voucher) -> Decimal:
-    return voucher.bookings.exclude(status=Booking.Status.CANCELLED).aggregate(s=Sum("voucher_amount"))["s"] or Decimal(0)
+    """What the voucher has paid: its share of the bookings not cancelled and of the send-in
+    orders received (an order's share is fixed at receipt and never given back)."""
+    booked = voucher.bookings.exclude(status=Booking.Status.CANCELLED).aggregate(s=Sum("voucher_amount"))["s"]
+    sent = voucher.orders.aggregate(s=Sum("voucher_amount"))["s"]
+    return (booked or Decimal(0)) + (sent or Decimal(0))
+
+
+def _cover(entity: Entity, year: int, price: Decimal) -> tuple[Voucher | None, Decimal]:
+    """The firm's voucher for ``year`` and what it pays of ``price``: its share, never more than
+    what is left. Call inside a transaction: the voucher is locked until it commits."""
+    voucher = Voucher.objects.select_for_update().filter(entity=entity, year=year).first()
+    if voucher is None:
+        return None, Decimal(0)
+    left = voucher.budget - voucher_used(voucher)
+    cover = min((price * voucher.share).quantize(CENT, ROUND_DOWN), max(left, Decimal(0)))
+    return (voucher, cover) if cover > 0 else (None, Decimal(0))
 
 
 def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: int = 1, purpose: str = "",
@@ -346,11 +363,7 @@ def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
         with transaction.atomic():
             voucher, cover = None, Decimal(0)
             if use_voucher and instrument.lab.voucher_ok:
-                voucher = Voucher.objects.select_for_update().filter(entity=entity, year=starts[0].year).first()
-                if voucher is not None:
-                    left = voucher.budget - voucher_used(voucher)
-                    cover = min((price * voucher.share).quantize(CENT, ROUND_DOWN), max(left, Decimal(0)))
-                    voucher = voucher if cover > 0 else None
+                voucher, cover = _cover(entity, starts[0].year, price)
             if len(units) == 1:  # one unit left: a clash ends the booking, no savepoint to fall back to
                 return hold(units[0], voucher, cover)
             for unit in units:
@@ -742,3 +755,197 @@ def do_record_batch(booking: Booking, tested_on: dt.date, items: str, samples: i
         booking.status = Booking.Status.DONE
         booking.save(update_fields=["status"])
     return batch
+
+
+# --- send-in test orders (送检) -----------------------------------------------------------------
+
+MAX_SAMPLES = 10000
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read off paper and typed again
+OPEN_ORDERS = (SampleOrder.Status.SUBMITTED, SampleOrder.Status.TESTING, SampleOrder.Status.REVIEW)
+
+
+def _step(order: SampleOrder, status: str, action: str, by, now: dt.datetime, note: str = "",
+          fields: tuple[str, ...] = ()) -> None:
+    """Move ``order`` (locked, its new fields set) to ``status`` and write the step down."""
+    order.status = status
+    order.save(update_fields=["status", *fields])
+    SampleEvent.objects.create(order=order, action=action, at=now, by=by, note=note[:300])
+
+
+def _locked(order: SampleOrder, *expected: str, why: str) -> SampleOrder:
+    order = SampleOrder.objects.select_for_update(of=("self",)).select_related("lab", "entity").get(pk=order.pk)
+    if order.status not in expected:
+        raise LabActionError(f"{why}（这份委托现在{order.get_status_display()}）")
+    return order
+
+
+def do_order(entity: Entity, lab: Lab, sample_name: str, samples: int, items: str, standard: str = "",
+             after_test: str = SampleOrder.AfterTest.RETURN, use_voucher: bool = True,
+             channel: str = Booking.Channel.PORTAL, by=None, now: dt.datetime | None = None) -> SampleOrder:
+    """A firm asks a lab to test samples it will send or bring (送检): what they are, how many,
+    which items and by which standard, and what happens to them after the test. A staff member
+    may enter it for a firm that called (``by``); the firm is then told in writing."""
+    now = now or timezone.now()
+    sample_name, items, standard = (sample_name or "").strip(), (items or "").strip(), (standard or "").strip()
+    if not (lab.active and lab.instruments.filter(active=True).exists()):
+        raise LabActionError(f"{lab.name}暂不接受送检")
+    if not 2 <= len(sample_name) <= 200:
+        raise LabActionError("请写明样品名称及型号（2 到 200 字）")
+    if not 2 <= len(items) <= 500:
+        raise LabActionError("请写明检测项目（2 到 500 字）")
+    if len(standard) > 200:
+        raise LabActionError("检测依据不超过 200 字")
+    try:
+        samples = int(samples)
+    except (TypeError, ValueError):
+        raise LabActionError("样品数量应为整数") from None
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise LabActionError(f"样品数量应在 1 到 {MAX_SAMPLES} 之间")
+    if after_test not in SampleOrder.AfterTest.values:
+        raise LabActionError("请选择检后样品退回企业还是由实验室处置")
+    with transaction.atomic():
+        order = SampleOrder.objects.create(
+            lab=lab, entity=entity, town_id=entity.town_id, sample_name=sample_name, samples=samples, items=items,
+            standard=standard, after_test=after_test, use_voucher=use_voucher and lab.voucher_ok, channel=channel,
+            created_by=by, created_at=now)
+        SampleEvent.objects.create(order=order, action=SampleEvent.Action.SUBMITTED, at=now, by=by,
+                                   note="工作人员代为登记" if by else "企业网上委托")
+        if by is not None:
+            _tell(entity, f"lab-order-made:{order.pk}", now,
+                  f"【企服】工作人员已为您向{lab.name}登记送检（{sample_name}，{samples} 件，{items[:40]}）。"
+                  f"请将样品送至{lab.address or lab.name}；可登录企服平台查看进度或撤回。", f"代为送检 {order.pk}")
+    return order
+
+
+def do_withdraw_order(order: SampleOrder, reason: str = "", now: dt.datetime | None = None) -> SampleOrder:
+    """The firm withdraws an order the lab has not received samples for yet."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _locked(order, SampleOrder.Status.SUBMITTED, why="实验室收样后不能撤回，请联系实验室")
+        order.closed_reason = (reason or "").strip()[:300]
+        _step(order, SampleOrder.Status.WITHDRAWN, SampleEvent.Action.WITHDRAWN, None, now, order.closed_reason,
+              ("closed_reason",))
+    return order
+
+
+def do_receive(order: SampleOrder, condition: str, price, by=None, now: dt.datetime | None = None) -> SampleOrder:
+    """The lab receives the samples: their state as found (sealed, labelled, damaged…) and the
+    price of the test, of which the firm's voucher for the year pays its share. The firm is told."""
+    now = now or timezone.now()
+    condition = (condition or "").strip()
+    if not 2 <= len(condition) <= 300:
+        raise LabActionError("请记录收到的样品状态（如：包装完好、标识清楚、数量相符）")
+    try:
+        price = Decimal(str(price).strip()).quantize(CENT)
+    except ArithmeticError:
+        raise LabActionError(f"费用“{str(price)[:20]}”不是金额") from None
+    if not Decimal(0) <= price < Decimal(10) ** 10:
+        raise LabActionError("费用应为不小于 0 的金额（元）")
+    with transaction.atomic():
+        order = _locked(order, SampleOrder.Status.SUBMITTED, why="只有待收样的委托可以收样")
+        voucher, cover = _cover(order.entity, timezone.localtime(now).year, price) if order.use_voucher else (None, 0)
+        order.received_at, order.condition, order.price = now, condition, price
+        order.voucher, order.voucher_amount = voucher, cover
+        _step(order, SampleOrder.Status.TESTING, SampleEvent.Action.RECEIVED, by, now, condition,
+              ("received_at", "condition", "price", "voucher", "voucher_amount"))
+        paid = f"，创新券抵扣 {cover} 元，应付 {order.to_pay} 元" if cover else f"，应付 {price} 元"
+        _tell(order.entity, f"lab-order-received:{order.pk}", now,
+              f"【企服】{order.lab.name}已收到您送检的{order.sample_name}（{order.samples} 件），样品状态：{condition}。"
+              f"费用 {price} 元{paid}。出具报告后另行通知。", f"送检 {order.pk} 收样")
+    return order
+
+
+def do_reject(order: SampleOrder, reason: str, by=None, now: dt.datetime | None = None) -> SampleOrder:
+    """The lab refuses the samples (damaged, too few, outside its scope…), saying why; the firm is
+    told and may send them again in a new order."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if len(reason) < 2:
+        raise LabActionError("请写明拒收原因，企业会收到这段话")
+    with transaction.atomic():
+        order = _locked(order, SampleOrder.Status.SUBMITTED, why="只有待收样的委托可以拒收")
+        order.closed_reason = reason[:300]
+        _step(order, SampleOrder.Status.REJECTED, SampleEvent.Action.REJECTED, by, now, reason, ("closed_reason",))
+        _tell(order.entity, f"lab-order-rejected:{order.pk}", now,
+              f"【企服】{order.lab.name}未能接收您送检的{order.sample_name}：{reason[:60]}。"
+              f"可按要求重新准备样品后再次委托。", f"送检 {order.pk} 拒收")
+    return order
+
+
+def do_result(order: SampleOrder, tested_on: dt.date, conclusion: str, report_no: str,
+              report: tuple[str, str, bytes] | None, by=None, now: dt.datetime | None = None) -> SampleOrder:
+    """The tester enters the result and the draft report (PDF); it waits for a second person."""
+    from qifu.service_requests import attachments
+
+    now = now or timezone.now()
+    report_no = (report_no or "").strip()
+    if conclusion not in TestBatch.Conclusion.values:
+        raise LabActionError("请选择检测结论")
+    if not report_no:
+        raise LabActionError("请填写报告编号")
+    if report is None or report[1] != "application/pdf":
+        raise LabActionError("请上传 PDF 格式的检测报告（按文件内容判断）")
+    with transaction.atomic():
+        order = _locked(order, SampleOrder.Status.TESTING, why="只有检测中的委托可以录入结果")
+        if not timezone.localtime(order.received_at).date() <= tested_on <= timezone.localtime(now).date():
+            raise LabActionError("检测日期应在收样之后、不晚于今天")
+        clash = (TestBatch.objects.filter(lab_id=order.lab_id, report_no=report_no).exists()
+                 or SampleOrder.objects.filter(lab_id=order.lab_id, report_no=report_no, status=SampleOrder.Status.REVIEW)
+                 .exclude(pk=order.pk).exists())
+        if clash:
+            raise LabActionError(f"报告编号 {report_no} 已在本实验室使用过")
+        order.tested_on, order.conclusion, order.report_no = tested_on, conclusion, report_no[:60]
+        order.report_name, order.report_sha256, order.tested_by = report[0][:200], attachments.store(report[2]), by
+        _step(order, SampleOrder.Status.REVIEW, SampleEvent.Action.TESTED, by, now,
+              f"报告 {order.report_no}，{order.get_conclusion_display()}",
+              ("tested_on", "conclusion", "report_no", "report_name", "report_sha256", "tested_by"))
+    return order
+
+
+def do_review(order: SampleOrder, approve: bool, note: str = "", by=None, now: dt.datetime | None = None) -> SampleOrder:
+    """A second person checks the result: signed off, the report is issued (a test batch of the
+    lab, with a code to check the report by) and the firm told; sent back, with what is wrong,
+    the order is tested again. The tester never signs off their own result."""
+    import secrets
+
+    now = now or timezone.now()
+    note = (note or "").strip()
+    if not approve and len(note) < 2:
+        raise LabActionError("退回重检请写明原因")
+    with transaction.atomic():
+        order = _locked(order, SampleOrder.Status.REVIEW, why="只有待审核的委托可以审核")
+        if by is not None and order.tested_by_id == getattr(by, "pk", None):
+            raise LabActionError("审核须由检测人以外的另一人进行")
+        if not approve:
+            for f in ("tested_on", "tested_by"):
+                setattr(order, f, None)
+            order.conclusion = order.report_no = order.report_name = order.report_sha256 = ""
+            _step(order, SampleOrder.Status.TESTING, SampleEvent.Action.RETURNED, by, now, note,
+                  ("tested_on", "tested_by", "conclusion", "report_no", "report_name", "report_sha256"))
+            return order
+        if TestBatch.objects.filter(lab_id=order.lab_id, report_no=order.report_no).exists():
+            raise LabActionError(f"报告编号 {order.report_no} 已在本实验室使用过，请退回重新编号")
+        order.batch = TestBatch.objects.create(
+            lab_id=order.lab_id, entity_id=order.entity_id, town_id=order.town_id, tested_on=order.tested_on,
+            items=order.items, samples=order.samples, report_no=order.report_no, conclusion=order.conclusion,
+            report_name=order.report_name, report_sha256=order.report_sha256, recorded_by=order.tested_by,
+            recorded_at=now)
+        order.verified_by, order.issued_at = by, now
+        order.verify_code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+        _step(order, SampleOrder.Status.ISSUED, SampleEvent.Action.ISSUED, by, now, note,
+              ("batch", "verified_by", "issued_at", "verify_code"))
+        back = "样品将退回，请与实验室约定领取" if order.after_test == SampleOrder.AfterTest.RETURN else "样品由实验室处置"
+        _tell(order.entity, f"lab-order-issued:{order.pk}", now,
+              f"【企服】您送检的{order.sample_name}检测报告已出具：编号 {order.report_no}，结论"
+              f"{order.get_conclusion_display()}。请登录企服平台下载；报告真伪可凭编号和查询码 {order.verify_code} 查询。"
+              f"{back}。", f"送检 {order.pk} 出具报告")
+    return order
+
+
+def find_report(report_no: str, code: str) -> SampleOrder | None:
+    """The issued report with this number and check code (报告真伪查询), or None."""
+    report_no, code = (report_no or "").strip(), (code or "").strip().upper()
+    if not report_no or len(code) != 10:
+        return None
+    return (SampleOrder.objects.select_related("lab", "entity").filter(
+        status=SampleOrder.Status.ISSUED, report_no=report_no, verify_code=code).first())

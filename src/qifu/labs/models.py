@@ -265,3 +265,94 @@ class TestBatch(models.Model):
         verbose_name = verbose_name_plural = "检测批次"
         ordering = ["-tested_on"]
         constraints = [models.UniqueConstraint(fields=["lab", "report_no"], name="report_no_unique_in_lab")]
+
+
+class SampleOrder(models.Model):
+    """A send-in test order (送检): the firm sends its samples to a lab, which receives them (or
+    refuses them, saying why), tests them, and issues the report once a second person has
+    checked it; the report then carries a code anyone can check it by. Every step is a
+    ``SampleEvent``: who had the samples and what was done, when (the chain of custody)."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "待收样"
+        TESTING = "testing", "检测中"
+        REVIEW = "review", "待审核"
+        ISSUED = "issued", "已出报告"
+        REJECTED = "rejected", "拒收"
+        WITHDRAWN = "withdrawn", "已撤回"
+
+    class AfterTest(models.TextChoices):
+        RETURN = "return", "退回企业"
+        DISPOSE = "dispose", "由实验室处置"
+
+    lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="orders")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="sample_orders")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="企业所属镇街")
+    sample_name = models.CharField("样品名称及型号", max_length=200)
+    samples = models.PositiveIntegerField("样品数量")
+    items = models.CharField("检测项目", max_length=500)
+    standard = models.CharField("检测依据", max_length=200, blank=True)
+    after_test = models.CharField("检后样品", max_length=8, choices=AfterTest.choices, default=AfterTest.RETURN)
+    use_voucher = models.BooleanField("使用创新券", default=True)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.SUBMITTED)
+    channel = models.CharField("渠道", max_length=8, choices=Booking.Channel.choices, default=Booking.Channel.PORTAL)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name="代为登记")
+    created_at = models.DateTimeField("委托时间")
+    received_at = models.DateTimeField("收样时间", null=True, blank=True)
+    condition = models.CharField("样品状态", max_length=300, blank=True)
+    # the price is fixed when the lab receives the samples and knows what the test takes
+    price = models.DecimalField("费用（元）", null=True, blank=True, **YUAN)
+    voucher = models.ForeignKey(Voucher, null=True, blank=True, on_delete=models.PROTECT, related_name="orders")
+    voucher_amount = models.DecimalField("创新券抵扣（元）", default=0, **YUAN)
+    # the result as the tester enters it; it becomes the test batch when a second person signs it off
+    tested_on = models.DateField("检测日期", null=True, blank=True)
+    conclusion = models.CharField("结论", max_length=6, choices=TestBatch.Conclusion.choices, blank=True)
+    report_no = models.CharField("报告编号", max_length=60, blank=True)
+    report_name = models.CharField("报告文件", max_length=200, blank=True)
+    report_sha256 = models.CharField(max_length=64, blank=True)
+    tested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", verbose_name="检测人")
+    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", verbose_name="审核人")
+    issued_at = models.DateTimeField("签发时间", null=True, blank=True)
+    verify_code = models.CharField("防伪查询码", max_length=12, blank=True)
+    batch = models.OneToOneField(TestBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="order")
+    closed_reason = models.CharField("拒收或撤回原因", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "送检委托"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["lab", "status"]), models.Index(fields=["entity", "status"]),
+                   models.Index(fields=["town", "status"])]
+
+    def __str__(self) -> str:
+        return f"送检 {self.pk}：{self.sample_name}（{self.lab.name}）"
+
+    @property
+    def to_pay(self):
+        return (self.price or 0) - self.voucher_amount
+
+
+class SampleEvent(models.Model):
+    """One step of a send-in order's samples and report, in order: the chain of custody."""
+
+    class Action(models.TextChoices):
+        SUBMITTED = "submitted", "委托送检"
+        RECEIVED = "received", "收样"
+        REJECTED = "rejected", "拒收"
+        WITHDRAWN = "withdrawn", "企业撤回"
+        TESTED = "tested", "录入检测结果"
+        RETURNED = "returned", "审核退回重检"
+        ISSUED = "issued", "审核签发报告"
+
+    order = models.ForeignKey(SampleOrder, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField("环节", max_length=10, choices=Action.choices)
+    at = models.DateTimeField("时间")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                           related_name="+", verbose_name="经办人")
+    note = models.CharField("说明", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "送检流转记录"
+        ordering = ["at", "id"]

@@ -59,9 +59,10 @@ def place_in_queue(w: Waiting) -> int:
     return ahead.count() + 1
 
 
-def measures(bookings, batches, vouchers, waits) -> dict:
+def measures(bookings, batches, vouchers, waits, orders=None) -> dict:
     """The measures over querysets already narrowed to what the reader may see; of ``waits``,
-    the open ones a cancellation could still serve, and those served."""
+    the open ones a cancellation could still serve, and those served; of send-in ``orders``,
+    those open at each step, and what the received ones cost."""
     by_lab = list(batches.values("lab__name").annotate(n=Count("id"), samples=Sum("samples")).order_by("-n"))
     by_town = list(batches.values("town__name").annotate(n=Count("id")).order_by("-n"))
     by_section = list(batches.annotate(section=Substr("entity__industry_code", 1, 1)).values("section")
@@ -70,6 +71,8 @@ def measures(bookings, batches, vouchers, waits) -> dict:
     live = bookings.exclude(status=Booking.Status.CANCELLED)
     paid = live.aggregate(price=Sum("price"), voucher=Sum("voucher_amount"))
     granted = vouchers.aggregate(s=Sum("budget"))["s"] or Decimal(0)
+    steps = dict(orders.values_list("status").annotate(n=Count("id"))) if orders is not None else {}
+    sent = orders.aggregate(price=Sum("price"), voucher=Sum("voucher_amount")) if orders is not None else {}
     return {
         "by_lab": by_lab, "by_town": by_town, "by_section": by_section, "by_year": by_year,
         "batches": batches.count(), "firms": batches.values("entity").distinct().count(),
@@ -77,7 +80,11 @@ def measures(bookings, batches, vouchers, waits) -> dict:
         "upcoming": live.filter(status=Booking.Status.BOOKED, start__gte=timezone.now()).count(),
         # its time is past and the lab has not recorded the test batch yet
         "unrecorded": live.filter(status=Booking.Status.BOOKED, end__lt=timezone.now()).count(),
-        "price": paid["price"] or Decimal(0), "voucher_used": paid["voucher"] or Decimal(0),
+        "price": (paid["price"] or Decimal(0)) + (sent.get("price") or Decimal(0)),
+        "voucher_used": (paid["voucher"] or Decimal(0)) + (sent.get("voucher") or Decimal(0)),
+        # send-in orders (送检) waiting for the lab: to receive, being tested, to sign off
+        "to_receive": steps.get("submitted", 0), "testing": steps.get("testing", 0), "to_review": steps.get("review", 0),
+        "orders": sum(steps.values()),
         "voucher_granted": granted, "voucher_firms": vouchers.count(),
         "hours": sum(((b["end"] - b["start"]).total_seconds() / 3600 for b in live.values("start", "end")), 0.0),
         "waiting": waits.filter(status=Waiting.Status.WAITING,

@@ -7,14 +7,14 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from qifu.labs import actions, queries
-from qifu.labs.models import Booking, Instrument, Waiting
+from qifu.labs.models import Booking, Instrument, Lab, SampleOrder, Waiting
 from qifu.portal.views import current_entity, portal_required
 
 
@@ -43,6 +43,9 @@ def labs_page(request):
         "bookings": list(queries.bookings_of(entity)[:50]) if entity else [],
         "waiting": waiting,
         "cancel_hours": actions.FREE_CANCEL_HOURS,
+        "labs": Lab.objects.filter(active=True, instruments__active=True).distinct().select_related("town")
+        if entity else [],
+        "orders": list(SampleOrder.objects.filter(entity=entity).select_related("lab")[:50]) if entity else [],
     })
 
 
@@ -148,3 +151,68 @@ def withdraw(request, waiting_id: int):
     except actions.LabActionError as e:
         messages.error(request, str(e))
     return redirect("portal:labs")
+
+
+# --- send-in test orders (送检) -----------------------------------------------------------------
+
+
+@portal_required
+@require_POST
+def order(request):
+    post = request.POST
+    lab = Lab.objects.filter(pk=post["lab"]).first() if post.get("lab", "").isdigit() else None
+    if lab is None:
+        messages.error(request, "请选择送检的实验室")
+        return redirect(f"{reverse('portal:labs')}#lab-orders")
+    try:
+        o = actions.do_order(request.entity, lab, post.get("sample_name", ""), post.get("samples", ""),
+                             post.get("items", ""), post.get("standard", ""), post.get("after_test", "return"),
+                             use_voucher=post.get("voucher") != "no")
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    else:
+        where = f"{lab.town.name}{lab.address}" if lab.address else lab.name
+        messages.success(request, f"已登记送检（委托号 {o.pk}）。请将样品送至{where}，注明委托号；实验室收样后短信告知费用。")
+    return redirect(f"{reverse('portal:labs')}#lab-orders")
+
+
+def _own_order(request, order_id: int) -> SampleOrder:
+    o = SampleOrder.objects.filter(pk=order_id, entity=request.entity).first()
+    if o is None:
+        raise Http404("没有这份送检委托")
+    return o
+
+
+@portal_required
+@require_POST
+def order_withdraw(request, order_id: int):
+    try:
+        actions.do_withdraw_order(_own_order(request, order_id), request.POST.get("reason", ""))
+        messages.success(request, "已撤回送检委托")
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    return redirect(f"{reverse('portal:labs')}#lab-orders")
+
+
+@portal_required
+@require_GET
+def order_report(request, order_id: int):
+    """The firm's issued report; a draft not yet signed off is not the firm's to read."""
+    from qifu.service_requests import attachments
+
+    o = _own_order(request, order_id)
+    if o.status != SampleOrder.Status.ISSUED:
+        raise Http404("报告尚未签发")
+    return FileResponse(attachments.open_stored(o.report_sha256), filename=o.report_name, content_type="application/pdf")
+
+
+@require_GET
+def verify(request):
+    """报告真伪查询: anyone holding a report (a buyer, a market inspector) checks it by its number
+    and check code, without signing in; the page shows what the lab issued."""
+    report_no, code = request.GET.get("report_no", "")[:60], request.GET.get("code", "")[:20]
+    asked = bool(report_no or code)
+    return render(request, "portal/lab_verify.html", {
+        "report_no": report_no, "code": code, "asked": asked,
+        "found": actions.find_report(report_no, code) if asked else None,
+    })

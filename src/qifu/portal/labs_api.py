@@ -1,6 +1,6 @@
 """Shared labs' JSON endpoints (``qifu.api``, /api/v1/labs/): the catalogue, an instrument's
-free slots, and the signed-in enterprise's bookings, waits for full slots (候补) and voucher. Same session and CSRF rules as
-the rest of the portal API."""
+free slots, and the signed-in enterprise's bookings, waits for full slots (候补), send-in orders (送检) and voucher. Same
+session and CSRF rules as the rest of the portal API."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from qifu.labs import actions, queries
-from qifu.labs.models import Booking, Instrument, Waiting
+from qifu.labs.models import Booking, Instrument, Lab, SampleOrder, Waiting
 from qifu.portal.api import Error, PortalSession
 
 router = Router(auth=PortalSession(), tags=["共享实验室"])
@@ -74,6 +74,34 @@ class WaitingOut(Schema):
     status: Literal["waiting", "booked", "withdrawn", "expired"]
     booking_id: int | None = Field(description="约上时：为企业自动预约的预约号")
     created_at: dt.datetime
+
+
+class OrderIn(Schema):
+    lab_code: str = Field(max_length=40, description="实验室编号")
+    sample_name: str = Field(min_length=2, max_length=200, description="样品名称及型号")
+    samples: int = Field(ge=1, le=actions.MAX_SAMPLES, description="样品数量")
+    items: str = Field(min_length=2, max_length=500, description="检测项目")
+    standard: str = Field("", max_length=200, description="检测依据（标准），可空")
+    after_test: Literal["return", "dispose"] = Field("return", description="检后样品：退回企业 / 由实验室处置")
+    use_voucher: bool = True
+
+
+class OrderOut(Schema):
+    id: int
+    lab_code: str
+    sample_name: str
+    samples: int
+    items: str
+    standard: str
+    after_test: Literal["return", "dispose"]
+    status: Literal["submitted", "testing", "review", "issued", "rejected", "withdrawn"]
+    created_at: dt.datetime
+    price: str | None = Field(description="费用（元），收样时确定")
+    voucher_amount: str = Field(description="创新券抵扣（元）")
+    report_no: str | None = Field(description="已出报告时：报告编号")
+    conclusion: Literal["pass", "fail", "data"] | None = Field(description="已出报告时：结论")
+    verify_code: str | None = Field(description="已出报告时：真伪查询码")
+    closed_reason: str = Field(description="拒收或撤回的原因")
 
 
 class VoucherOut(Schema):
@@ -174,6 +202,45 @@ def withdraw(request, waiting_id: int):
     except actions.LabActionError as e:
         return Status(400, {"detail": str(e)})
     return _waiting(w)
+
+
+def _order(o: SampleOrder) -> dict:
+    issued = o.status == SampleOrder.Status.ISSUED
+    return {"id": o.pk, "lab_code": o.lab.code, "sample_name": o.sample_name, "samples": o.samples, "items": o.items,
+            "standard": o.standard, "after_test": o.after_test, "status": o.status, "created_at": o.created_at,
+            "price": None if o.price is None else f"{o.price}", "voucher_amount": f"{o.voucher_amount}",
+            "report_no": o.report_no if issued else None, "conclusion": o.conclusion if issued else None,
+            "verify_code": o.verify_code if issued else None, "closed_reason": o.closed_reason}
+
+
+@router.get("/orders", response=list[OrderOut], summary="本企业的送检委托")
+def orders(request):
+    return [_order(o) for o in SampleOrder.objects.filter(entity=request.entity).select_related("lab")[:200]]
+
+
+@router.post("/orders", response={201: OrderOut, 400: Error, 404: Error},
+             summary="委托实验室检测样品（送检）：登记后把样品送到实验室")
+def order(request, body: OrderIn):
+    lab = Lab.objects.filter(code=body.lab_code).first()
+    if lab is None:
+        return Status(404, {"detail": "没有这个实验室"})
+    try:
+        o = actions.do_order(request.entity, lab, body.sample_name, body.samples, body.items, body.standard,
+                             body.after_test, use_voucher=body.use_voucher, channel=Booking.Channel.API)
+    except actions.LabActionError as e:
+        return Status(400, {"detail": str(e)})
+    return Status(201, _order(o))
+
+
+@router.post("/orders/{order_id}/withdraw", response={200: OrderOut, 400: Error, 404: Error},
+             summary="撤回送检委托（实验室收样前）")
+def order_withdraw(request, order_id: int):
+    o = get_object_or_404(SampleOrder.objects.select_related("lab"), pk=order_id, entity=request.entity)
+    try:
+        o = actions.do_withdraw_order(o)
+    except actions.LabActionError as e:
+        return Status(400, {"detail": str(e)})
+    return _order(o)
 
 
 @router.get("/voucher", response={200: VoucherOut, 404: Error}, summary="本企业本年度创新券")

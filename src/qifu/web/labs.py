@@ -21,7 +21,7 @@ from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.engine import reference
 from qifu.labs import actions, queries
-from qifu.labs.models import FREE_CANCEL_HOURS, Booking, Lab, TestBatch, Voucher, Waiting
+from qifu.labs.models import FREE_CANCEL_HOURS, Booking, Lab, SampleEvent, SampleOrder, TestBatch, Voucher, Waiting
 from qifu.service_requests import attachments
 from qifu.web.downloads import audited_xlsx
 
@@ -38,6 +38,10 @@ def _waits(request):
     return scope.filter_by_town(Waiting.objects.all(), request.user)
 
 
+def _orders(request):
+    return scope.filter_by_town(SampleOrder.objects.all(), request.user)
+
+
 def _vouchers(request):
     return scope.filter_by_town(Voucher.objects.all(), request.user, "entity__town")
 
@@ -47,7 +51,8 @@ def overview(request):
     if request.GET.get("format") == "xlsx":
         return _xlsx(request)
     year = timezone.localdate().year
-    m = queries.measures(_bookings(request), _batches(request), _vouchers(request).filter(year=year), _waits(request))
+    m = queries.measures(_bookings(request), _batches(request), _vouchers(request).filter(year=year), _waits(request),
+                         _orders(request))
     sections = reference.industries()
     labs = list(Lab.objects.select_related("town").annotate(instrument_count=Count("instruments")).order_by("code"))
     soon = timezone.localdate() + dt.timedelta(days=90)
@@ -99,7 +104,29 @@ def _xlsx(request):
                                  timezone.localtime(w.start).replace(tzinfo=None), w.slots, w.purpose,
                                  timezone.localtime(w.created_at).replace(tzinfo=None), w.get_now_status_display(),
                                  w.booking_id, w.note])
+    ws = wb.create_sheet("送检")
+    spreadsheets.append(ws, ["委托号", "统一社会信用代码", "企业名称", "镇街", "实验室", "样品", "样品数量", "检测项目", "检测依据",
+                             "委托时间", "状态", "收样时间", "样品状态", "费用（元）", "创新券抵扣（元）", "报告编号", "结论",
+                             "签发时间", "拒收或撤回原因"])
+    orders = _orders(request).select_related("entity", "town", "lab").order_by("created_at", "id")
+    for o in orders:
+        spreadsheets.append(ws, [o.pk, o.entity_id, o.entity.name, o.town.name, o.lab.name, o.sample_name, o.samples,
+                                 o.items, o.standard, _naive(o.created_at), o.get_status_display(), _naive(o.received_at),
+                                 o.condition, float(o.price) if o.price is not None else None, float(o.voucher_amount),
+                                 o.report_no, o.get_conclusion_display(), _naive(o.issued_at), o.closed_reason])
+    ws = wb.create_sheet("送检流转记录")
+    spreadsheets.append(ws, ["委托号", "时间", "环节", "经办人", "说明"])
+    for ev in (SampleEvent.objects.filter(order__in=orders).select_related("by").order_by("order_id", "at", "id")):
+        spreadsheets.append(ws, [ev.order_id, _naive(ev.at), ev.get_action_display(), _who(ev.by), ev.note])
     return audited_xlsx(request, wb, "labs", f"共享实验室预约、检测批次和创新券 {qs.count()} 条预约")
+
+
+def _naive(at):
+    return timezone.localtime(at).replace(tzinfo=None) if at else None
+
+
+def _who(user) -> str:
+    return (user.get_full_name() or user.get_username()) if user else "企业"
 
 
 # the staff member's booking-for-a-firm form, kept in the session when it is refused (one redirect)
@@ -124,7 +151,10 @@ def lab(request, code: str):
                  .order_by("start", "created_at", "id")[:100])
     for w in waits:
         w.place = place[w.pk]
+    orders = _orders(request).filter(lab=lab).select_related("entity")
     return render(request, "web/lab.html", {
+        "open_orders": orders.filter(status__in=actions.OPEN_ORDERS).order_by("created_at", "id")[:100],
+        "closed_orders": orders.exclude(status__in=actions.OPEN_ORDERS).order_by("-created_at", "-id")[:30],
         "lab": lab, "instruments": lab.instruments.all(), "upcoming": upcoming[:100], "waits": waits,
         "recent": bookings.exclude(status=Booking.Status.BOOKED).order_by("-start")[:50],
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
@@ -309,3 +339,83 @@ def report_file(request, batch_id: int):
         raise Http404("没有这份报告")
     return FileResponse(attachments.open_stored(t.report_sha256), filename=t.report_name,
                         content_type="application/pdf")
+
+
+# --- send-in test orders (送检) -----------------------------------------------------------------
+
+
+def _order(request, order_id: int) -> SampleOrder:
+    o = _orders(request).filter(pk=order_id).select_related("lab", "entity", "town", "batch").first()
+    if o is None:
+        raise Http404("没有这份送检委托，或不属于您的范围")
+    return o
+
+
+@staff_required
+def order(request, order_id: int):
+    o = _order(request, order_id)
+    return render(request, "web/lab_order.html", {
+        "o": o, "events": o.events.select_related("by"), "can_write": scope.can_write(request.user),
+        "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(),
+        "own_result": o.tested_by_id == request.user.pk,
+    })
+
+
+@staff_required(write=True)
+@require_POST
+def order_act(request, order_id: int):
+    """The lab's steps on a send-in order: receive or refuse the samples, enter the result with
+    the report, and (another person) sign it off or send it back."""
+    o = _order(request, order_id)
+    post, act = request.POST, request.POST.get("action")
+    try:
+        if act == "receive":
+            actions.do_receive(o, post.get("condition", ""), post.get("price", ""), by=request.user)
+            messages.success(request, "已收样，已告知企业费用")
+        elif act == "reject":
+            actions.do_reject(o, post.get("reason", ""), by=request.user)
+            messages.success(request, "已拒收，已告知企业原因")
+        elif act == "result":
+            files = attachments.checked(request.FILES.getlist("report"), what="每份报告")
+            actions.do_result(o, dt.date.fromisoformat(post.get("tested_on", "")), post.get("conclusion", ""),
+                              post.get("report_no", ""), files[0] if files else None, by=request.user)
+            messages.success(request, "已录入检测结果，待另一人审核签发")
+        elif act in ("approve", "return"):
+            actions.do_review(o, act == "approve", post.get("note", ""), by=request.user)
+            messages.success(request, "报告已签发，已告知企业" if act == "approve" else "已退回重检")
+        else:
+            messages.error(request, "请选择要办理的事项")
+    except ValueError as e:  # LabActionError, AttachmentError, a date that is not one
+        messages.error(request, str(e) if isinstance(e, actions.LabActionError | attachments.AttachmentError)
+                       else "检测日期无法识别")
+    return redirect("lab-order", order_id=o.pk)
+
+
+@staff_required
+def order_report(request, order_id: int):
+    o = _order(request, order_id)
+    if not o.report_sha256:
+        raise Http404("这份委托还没有报告")
+    return FileResponse(attachments.open_stored(o.report_sha256), filename=o.report_name, content_type="application/pdf")
+
+
+@staff_required(write=True)
+@require_POST
+def order_for(request, code: str):
+    """A staff member enters a send-in order for a firm that called or came to a station; the
+    firm is told in writing."""
+    lab = get_object_or_404(Lab, code=code)
+    post = request.POST
+    entity, why = _firm(request.user, post.get("uscc", ""))
+    if entity is None:
+        messages.error(request, why)
+        return redirect("lab", code=code)
+    try:
+        o = actions.do_order(entity, lab, post.get("sample_name", ""), post.get("samples", ""), post.get("items", ""),
+                             post.get("standard", ""), post.get("after_test", "return"),
+                             use_voucher=post.get("voucher") != "no", channel=Booking.Channel.STAFF, by=request.user)
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+        return redirect("lab", code=code)
+    messages.success(request, f"已为 {entity.name} 登记送检（委托号 {o.pk}）")
+    return redirect("lab-order", order_id=o.pk)

@@ -31,7 +31,7 @@ from qifu.experts import queries as expert_queries
 from qifu.experts.models import Cooperation, Need, Visit
 from qifu.imports.models import ImportRun
 from qifu.labs import queries as lab_queries
-from qifu.labs.models import Booking, TestBatch, Voucher, Waiting
+from qifu.labs.models import Booking, SampleOrder, TestBatch, Voucher, Waiting
 from qifu.land import queries as land_queries
 from qifu.land.models import Parcel, Remediation
 from qifu.policies import queries as policy_queries
@@ -117,11 +117,12 @@ def _labs_panel(request) -> dict | None:
     """Shared labs: test batches of the reader's firms by month of this year and last."""
     batches = scope.filter_by_town(TestBatch.objects.all(), request.user)
     bookings = scope.filter_by_town(Booking.objects.all(), request.user)
-    if not bookings.exists():
+    orders = scope.filter_by_town(SampleOrder.objects.all(), request.user)
+    if not bookings.exists() and not orders.exists():
         return None
     year = timezone.localdate().year
     vouchers = scope.filter_by_town(Voucher.objects.filter(year=year), request.user, "entity__town")
-    m = lab_queries.measures(bookings, batches, vouchers, scope.filter_by_town(Waiting.objects.all(), request.user))
+    m = lab_queries.measures(bookings, batches, vouchers, scope.filter_by_town(Waiting.objects.all(), request.user), orders)
     months = dict(batches.filter(tested_on__year=year).annotate(month=ExtractMonth("tested_on")).values_list("month")
                   .annotate(n=Count("id")))
     return {"m": m, "year": year, "charts": {"lab-months": {
@@ -314,6 +315,7 @@ def entity(request, uscc: str):
         .prefetch_related("payments"),
         "lab_bookings": lab_queries.bookings_of(e)[:20],
         "lab_waiting": lab_queries.waiting_of(e)[:10],
+        "lab_orders": SampleOrder.objects.filter(entity=e).select_related("lab")[:20],
         "projects": project_queries.with_filing(scope.filter_projects(project_queries.for_entity(e.uscc),
                                                                       request.user)),
         "tech_needs": Need.objects.filter(entity=e).select_related("cooperation", "cooperation__expert")[:20],
