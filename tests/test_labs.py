@@ -912,12 +912,24 @@ def test_a_send_in_order_goes_from_the_firm_to_a_report_a_second_person_signed_o
     wrong = ("A" if o.verify_code[0] != "A" else "B") + o.verify_code[1:]
     page = Client().get("/portal/labs/verify/", {"report_no": "SY-2026-001", "code": wrong}).content.decode()
     assert "未查到" in page and firm.name not in page
+    # the firm rates the service once; a 不满意 says why, and staff call back
+    r = c.post(f"/portal/labs/orders/{o.pk}/rate/", {"rating": "dissatisfied"}, follow=True)
+    assert "写明哪里做得不好" in r.content.decode() and not SampleOrder.objects.get().rating
+    c.post(f"/portal/labs/orders/{o.pk}/rate/", {"rating": "dissatisfied", "comment": "报告晚了一周"})
+    r = c.post(f"/portal/labs/orders/{o.pk}/rate/", {"rating": "satisfied"}, follow=True)
+    assert "已经评价过" in r.content.decode() and SampleOrder.objects.get().rating == "dissatisfied"
+    assert '<b id="tile-satisfaction">0.0%</b>' in officer.get("/labs/").content.decode()
+    assert "待回访 1 条" in officer.get("/").content.decode()
+    officer.post(f"/labs/orders/{o.pk}/act/", {"action": "callback", "note": "实验室设备检修延误，已致歉"})
+    assert SampleOrder.objects.get().callback_by == county["users"]["officer"]
+    assert "待回访 1 条" not in officer.get("/").content.decode()
     # the measures, the dashboard, the firm's page and the workbook
     assert '<b id="tile-batches">1</b>' in officer.get("/labs/").content.decode()
     assert "送检" in officer.get(f"/entities/{firm.uscc}/").content.decode()
     book = openpyxl.load_workbook(io.BytesIO(officer.get("/labs/?format=xlsx").content))
     rows = list(book["送检"].iter_rows(min_row=2, values_only=True))
-    assert [(r[0], r[1], r[10], r[15]) for r in rows] == [(o.pk, firm.uscc, "已出报告", "SY-2026-001")]
+    assert [(r[0], r[1], r[10], r[15], r[19], r[21]) for r in rows] == [
+        (o.pk, firm.uscc, "已出报告", "SY-2026-001", "不满意", "实验室设备检修延误，已致歉")]
     assert [r[2] for r in book["送检流转记录"].iter_rows(min_row=2, values_only=True)] == ["委托送检", "收样", "录入检测结果",
                                                                                     "审核签发报告"]
 

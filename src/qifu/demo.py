@@ -338,6 +338,10 @@ def send_samples(user, rng, firms, today) -> int:
             if ago < 10:
                 continue  # waiting for a second person: the demo user
             labs.do_review(o, True, by=user, now=at + dt.timedelta(days=1))
+            if rng.random() < 0.6:  # most firms rate the service
+                rating = rng.choice(["satisfied"] * 7 + ["basically"] * 2 + ["dissatisfied"])
+                labs.do_rate(o, rating, "收样后一周才开始检测" if rating == "dissatisfied" else "",
+                             now=min(at + dt.timedelta(days=rng.randint(2, 5)), timezone.now()))
         except labs.LabActionError:
             continue
     return n

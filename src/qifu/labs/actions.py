@@ -554,9 +554,10 @@ def _tell(e: Entity, key: str, now: dt.datetime, body: str, reason: str) -> bool
     return decency.tell_once(key, e.uscc, "lab", e.phone, e.email, body, reason, now) is not None
 
 
-def do_rate(booking: Booking, rating: str, comment: str = "", now: dt.datetime | None = None) -> Booking:
+def do_rate(item: Booking | SampleOrder, rating: str, comment: str = "", now: dt.datetime | None = None):
     """The firm rates the lab's service once its test is done (满意 / 基本满意 / 不满意, 政务服务
-    “好差评”): once per booking; 不满意 with what went wrong, for the lab's staff to follow up."""
+    “好差评”): a booking once its test batch is recorded, a send-in order once its report is
+    issued; once each; 不满意 with what went wrong, for the lab's staff to follow up."""
     from qifu.service_requests.models import Satisfaction
 
     now = now or timezone.now()
@@ -565,33 +566,34 @@ def do_rate(booking: Booking, rating: str, comment: str = "", now: dt.datetime |
         raise LabActionError("请选择满意、基本满意或不满意")
     if rating == Satisfaction.DISSATISFIED and len(comment) < 2:
         raise LabActionError("不满意的，请写明哪里做得不好")
+    booked = isinstance(item, Booking)
     with transaction.atomic():
-        booking = Booking.objects.select_for_update().get(pk=booking.pk)
-        if booking.status != Booking.Status.DONE:
-            raise LabActionError("检测完成、实验室登记检测批次后才能评价")
-        if booking.rating:
-            raise LabActionError("这次预约已经评价过")
-        booking.rating, booking.rating_comment, booking.rated_at = rating, comment[:300], now
-        booking.save(update_fields=["rating", "rating_comment", "rated_at"])
-    return booking
+        item = type(item).objects.select_for_update().get(pk=item.pk)
+        if item.status != (Booking.Status.DONE if booked else SampleOrder.Status.ISSUED):
+            raise LabActionError("检测完成、实验室登记检测批次后才能评价" if booked else "报告签发后才能评价")
+        if item.rating:
+            raise LabActionError("这次预约已经评价过" if booked else "这份送检已经评价过")
+        item.rating, item.rating_comment, item.rated_at = rating, comment[:300], now
+        item.save(update_fields=["rating", "rating_comment", "rated_at"])
+    return item
 
 
-def do_callback(booking: Booking, note: str, by=None, now: dt.datetime | None = None) -> Booking:
-    """Staff record the follow-up of a 不满意 (差评回访): what they found with the lab and the
-    firm; once per rating."""
+def do_callback(item: Booking | SampleOrder, note: str, by=None, now: dt.datetime | None = None):
+    """Staff record the follow-up of a 不满意 (差评回访) of a booking or a send-in order: what
+    they found with the lab and the firm; once per rating."""
     now = now or timezone.now()
     note = (note or "").strip()
     if len(note) < 2:
         raise LabActionError("请写明回访情况（与实验室、企业核实的结果和整改）")
     with transaction.atomic():
-        booking = Booking.objects.select_for_update().get(pk=booking.pk)
-        if booking.rating != "dissatisfied":
+        item = type(item).objects.select_for_update().get(pk=item.pk)
+        if item.rating != "dissatisfied":
             raise LabActionError("只有“不满意”的评价需要回访")
-        if booking.callback_at:
+        if item.callback_at:
             raise LabActionError("这条评价已经回访过")
-        booking.callback_note, booking.callback_at, booking.callback_by = note[:300], now, by
-        booking.save(update_fields=["callback_note", "callback_at", "callback_by"])
-    return booking
+        item.callback_note, item.callback_at, item.callback_by = note[:300], now, by
+        item.save(update_fields=["callback_note", "callback_at", "callback_by"])
+    return item
 
 
 # --- days closed (停开放) ------------------------------------------------------------------------

@@ -124,7 +124,23 @@ class Voucher(models.Model):
         ]
 
 
-class Booking(models.Model):
+class Rated(models.Model):
+    """The firm's rating of a lab's service once its test is done (政务服务“好差评”), once; a
+    不满意 is followed up by staff (差评回访): what the lab and the firm said, and who called."""
+
+    rating = models.CharField("企业评价", max_length=12, choices=Satisfaction.choices, blank=True)
+    rating_comment = models.CharField("评价意见", max_length=300, blank=True)
+    rated_at = models.DateTimeField("评价时间", null=True, blank=True)
+    callback_note = models.CharField("回访情况", max_length=300, blank=True)
+    callback_at = models.DateTimeField("回访时间", null=True, blank=True)
+    callback_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class Booking(Rated):
     class Status(models.TextChoices):
         BOOKED = "booked", "已预约"
         DONE = "done", "已完成"
@@ -153,15 +169,6 @@ class Booking(models.Model):
     created_at = models.DateTimeField("预约时间")
     cancelled_at = models.DateTimeField("取消时间", null=True, blank=True)
     cancel_reason = models.CharField("取消原因", max_length=300, blank=True)
-    # the firm's rating of the lab's service once the test is done (政务服务“好差评”), once
-    rating = models.CharField("企业评价", max_length=12, choices=Satisfaction.choices, blank=True)
-    rating_comment = models.CharField("评价意见", max_length=300, blank=True)
-    rated_at = models.DateTimeField("评价时间", null=True, blank=True)
-    # a 不满意 is followed up by staff (差评回访): what the lab and the firm said, and who called
-    callback_note = models.CharField("回访情况", max_length=300, blank=True)
-    callback_at = models.DateTimeField("回访时间", null=True, blank=True)
-    callback_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
 
     class Meta:
         verbose_name = verbose_name_plural = "仪器预约"
@@ -267,7 +274,7 @@ class TestBatch(models.Model):
         constraints = [models.UniqueConstraint(fields=["lab", "report_no"], name="report_no_unique_in_lab")]
 
 
-class SampleOrder(models.Model):
+class SampleOrder(Rated):
     """A send-in test order (送检): the firm sends its samples to a lab, which receives them (or
     refuses them, saying why), tests them, and issues the report once a second person has
     checked it; the report then carries a code anyone can check it by. Every step is a

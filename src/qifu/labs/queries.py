@@ -90,15 +90,19 @@ def measures(bookings, batches, vouchers, waits, orders=None) -> dict:
         "waiting": waits.filter(status=Waiting.Status.WAITING,
                                 start__gte=timezone.now() + dt.timedelta(hours=FREE_CANCEL_HOURS)).count(),
         "waits_served": waits.filter(status=Waiting.Status.BOOKED).count(),
-        # the firms' ratings of done tests: 满意 and 基本满意 over all rated
-        **_ratings(bookings),
+        # the firms' ratings of done tests, booked or sent in: 满意 and 基本满意 over all rated
+        **_ratings([bookings] if orders is None else [bookings, orders]),
     }
 
 
-def _ratings(bookings) -> dict:
-    counts = dict(bookings.exclude(rating="").values_list("rating").annotate(n=Count("id")))
+def _ratings(rated_querysets) -> dict:
+    counts: dict[str, int] = {}
+    to_call_back = 0
+    for qs in rated_querysets:
+        for rating, n in qs.exclude(rating="").values_list("rating").annotate(n=Count("id")):
+            counts[rating] = counts.get(rating, 0) + n
+        to_call_back += qs.filter(rating="dissatisfied", callback_at__isnull=True).count()
     rated = sum(counts.values())
     good = counts.get("satisfied", 0) + counts.get("basically", 0)
-    return {"rated": rated, "dissatisfied": counts.get("dissatisfied", 0),
-            "to_call_back": bookings.filter(rating="dissatisfied", callback_at__isnull=True).count(),
+    return {"rated": rated, "dissatisfied": counts.get("dissatisfied", 0), "to_call_back": to_call_back,
             "satisfaction": round(100 * good / rated, 1) if rated else None}

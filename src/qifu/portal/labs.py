@@ -195,6 +195,17 @@ def order_withdraw(request, order_id: int):
 
 
 @portal_required
+@require_POST
+def order_rate(request, order_id: int):
+    try:
+        actions.do_rate(_own_order(request, order_id), request.POST.get("rating", ""), request.POST.get("comment", ""))
+        messages.success(request, "谢谢您的评价")
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    return redirect(f"{reverse('portal:labs')}#lab-orders")
+
+
+@portal_required
 @require_GET
 def order_report(request, order_id: int):
     """The firm's issued report; a draft not yet signed off is not the firm's to read."""

@@ -107,13 +107,14 @@ def _xlsx(request):
     ws = wb.create_sheet("送检")
     spreadsheets.append(ws, ["委托号", "统一社会信用代码", "企业名称", "镇街", "实验室", "样品", "样品数量", "检测项目", "检测依据",
                              "委托时间", "状态", "收样时间", "样品状态", "费用（元）", "创新券抵扣（元）", "报告编号", "结论",
-                             "签发时间", "拒收或撤回原因"])
+                             "签发时间", "拒收或撤回原因", "企业评价", "评价意见", "回访情况"])
     orders = _orders(request).select_related("entity", "town", "lab").order_by("created_at", "id")
     for o in orders:
         spreadsheets.append(ws, [o.pk, o.entity_id, o.entity.name, o.town.name, o.lab.name, o.sample_name, o.samples,
                                  o.items, o.standard, _naive(o.created_at), o.get_status_display(), _naive(o.received_at),
                                  o.condition, float(o.price) if o.price is not None else None, float(o.voucher_amount),
-                                 o.report_no, o.get_conclusion_display(), _naive(o.issued_at), o.closed_reason])
+                                 o.report_no, o.get_conclusion_display(), _naive(o.issued_at), o.closed_reason,
+                                 o.get_rating_display(), o.rating_comment, o.callback_note])
     ws = wb.create_sheet("送检流转记录")
     spreadsheets.append(ws, ["委托号", "时间", "环节", "经办人", "说明"])
     for ev in (SampleEvent.objects.filter(order__in=orders).select_related("by").order_by("order_id", "at", "id")):
@@ -380,6 +381,9 @@ def order_act(request, order_id: int):
             actions.do_result(o, dt.date.fromisoformat(post.get("tested_on", "")), post.get("conclusion", ""),
                               post.get("report_no", ""), files[0] if files else None, by=request.user)
             messages.success(request, "已录入检测结果，待另一人审核签发")
+        elif act == "callback":
+            actions.do_callback(o, post.get("note", ""), by=request.user)
+            messages.success(request, "已登记回访")
         elif act in ("approve", "return"):
             actions.do_review(o, act == "approve", post.get("note", ""), by=request.user)
             messages.success(request, "报告已签发，已告知企业" if act == "approve" else "已退回重检")
