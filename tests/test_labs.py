@@ -1020,3 +1020,71 @@ def test_the_api_sends_samples_and_withdraws_an_order_not_yet_received(county):
     assert r.status_code == 400 and "收样后不能撤回" in r.json()["detail"]
     listed = ca.get("/api/v1/labs/orders").json()
     assert [(x["status"], x["price"], x["report_no"]) for x in listed] == [("testing", "120.00", None)]
+
+
+# --- trained users (上机资格) ---------------------------------------------------------------------
+
+
+def test_an_instrument_that_needs_training_is_booked_only_by_a_trained_firm(county):
+    from qifu.labs.models import Qualification
+    from qifu.reminders.models import OutboxMessage
+
+    sem = Instrument.objects.filter(needs_training=True).select_related("lab").order_by("lab__code").first()
+    assert sem is not None and sem.name == "扫描电子显微镜"
+    assert not Instrument.objects.filter(needs_training=True).exclude(name="扫描电子显微镜").exists()
+    firm, theirs = firms(1, county["own_town"])[0], firms(1, county["other_town"])[0]
+    Entity.objects.filter(pk=firm.pk).update(phone="13905740033")
+    start = first_slot(sem)
+    with pytest.raises(actions.LabActionError, match="尚无上机资格.*送检"):
+        actions.do_book(firm, sem, start, 1, "断口分析")
+    c = portal_client(firm.uscc)
+    page = c.get(f"/portal/labs/instruments/{sem.pk}/", {"day": start.date().isoformat()}).content.decode()
+    assert "尚无上机资格" in page and 'id="lab-book"' not in page
+    assert 'id="lab-book"' in c.get(f"/portal/labs/instruments/{instrument().pk}/").content.decode()  # no training needed
+    # the lab's staff record the training; the firm is told and books
+    officer = staff(county, "officer")
+    page = officer.get(f"/labs/{sem.lab.code}/").content.decode()
+    assert 'id="lab-qualifications"' in page and "需培训上机" in page
+    until = timezone.localdate() + dt.timedelta(days=200)
+    form = {"uscc": firm.uscc, "instrument": str(sem.pk), "until": until.isoformat(), "note": "2 人考核合格"}
+    for bad in ({"until": "明年"}, {"until": timezone.localdate().isoformat()}, {"instrument": str(instrument().pk)}):
+        r = officer.post(f"/labs/{sem.lab.code}/qualifications/", {**form, **bad}, follow=True)
+        assert '<li class="error"' in r.content.decode() and not Qualification.objects.exists(), bad
+    assert officer.post(f"/labs/{sem.lab.code}/qualifications/", {**form, "uscc": theirs.uscc}).status_code == 403
+    assert staff(county, "leader").post(f"/labs/{sem.lab.code}/qualifications/", form).status_code == 403
+    officer.post(f"/labs/{sem.lab.code}/qualifications/", form)
+    q = Qualification.objects.get()
+    assert (q.entity, q.until, q.granted_by) == (firm, until, county["users"]["officer"])
+    assert "上机资格" in OutboxMessage.objects.get(key=f"lab-qualified:{q.pk}:{until:%Y%m%d}").body
+    assert 'id="lab-book"' in c.get(f"/portal/labs/instruments/{sem.pk}/").content.decode()
+    b = actions.do_book(firm, sem, start, 1, "断口分析")
+    # withdrawn: no more bookings (the one made stays); renewed: books again
+    r = officer.post(f"/labs/qualifications/{q.pk}/revoke/", {"reason": "违规操作导致样品台污染"}, follow=True)
+    assert "已撤销" in r.content.decode() and Qualification.objects.get().revoked_at is not None
+    later = start + dt.timedelta(minutes=sem.slot_minutes)
+    with pytest.raises(actions.LabActionError, match="上机资格已撤销"):
+        actions.do_book(firm, sem, later, 1, "断口分析")
+    assert Booking.objects.get(pk=b.pk).status == "booked"
+    actions.do_qualify(firm, sem, until, "重新培训合格", by=county["users"]["officer"])
+    assert actions.do_book(firm, sem, later, 1, "断口分析").status == "booked"
+    # an expired qualification books no more either, nor does it wait
+    Qualification.objects.update(until=timezone.localdate())
+    with pytest.raises(actions.LabActionError, match="到期"):
+        actions.do_book(firm, sem, later + dt.timedelta(minutes=sem.slot_minutes), 1, "断口分析")
+    with pytest.raises(actions.LabActionError, match="上机资格"):
+        actions.do_wait(firms(2, county["own_town"])[1], sem, start, 1, "断口分析")
+    # another township's officer neither sees nor withdraws it
+    q = Qualification.objects.get()
+    from django.contrib.auth import get_user_model
+
+    from qifu.accounts.models import StaffProfile
+
+    user = get_user_model().objects.create_user("officer-elsewhere", password="officer-elsewhere-pw-for-tests")
+    StaffProfile.objects.create(user=user, role="officer", town=county["other_town"])
+    other_officer = Client()
+    other_officer.force_login(user)
+    assert other_officer.post(f"/labs/qualifications/{q.pk}/revoke/", {"reason": "测试"}).status_code == 404
+    assert firm.name not in other_officer.get(f"/labs/{sem.lab.code}/").content.decode().split('id="lab-qualifications"')[1]
+    # the API says which instruments need training
+    listed = {i["name"]: i["needs_training"] for i in c.get("/api/v1/labs/instruments").json()}
+    assert listed["扫描电子显微镜"] is True and listed["三坐标测量机"] is False

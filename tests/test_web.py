@@ -93,6 +93,14 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert {"submitted", "testing", "review", "issued"} <= set(SampleOrder.objects.values_list("status", flat=True))
     assert not SampleOrder.objects.filter(status="review", tested_by__username="demo").exists()
     assert TestBatch.objects.filter(order__isnull=False).exists()
+    # the instrument that needs training is booked by the firms trained on it only
+    from django.db.models import F
+
+    from qifu.labs.models import Qualification
+
+    sem = Booking.objects.filter(instrument__needs_training=True)
+    assert sem.exists() and not sem.exclude(entity__lab_qualifications__instrument=F("instrument")).exists()
+    assert Qualification.objects.exists()
     assert Pairing.objects.filter(status="confirmed").exists() and Cooperation.objects.exists()
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))

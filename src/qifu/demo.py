@@ -236,9 +236,16 @@ def use_labs(user, seed: int = 11) -> None:
     for f in firms[:40]:
         labs.do_grant_voucher(f, year, rng.choice([5000, 10000, 20000, 30000]), "0.5", by=user)
     today = timezone.localdate()
+    trained = {}  # a few firms trained on each instrument that needs it; only they book it
+    for inst in [i for i in instruments if i.needs_training]:
+        trained[inst.pk] = rng.sample(firms, k=3)
+        for f in trained[inst.pk]:
+            labs.do_qualify(f, inst, today + dt.timedelta(days=rng.choice([180, 365])), "操作培训并考核合格", by=user,
+                            now=timezone.now() - dt.timedelta(days=rng.randint(70, 120)))
     made = tested = 0
     for n in range(400):
-        inst, firm = rng.choice(instruments), rng.choice(firms)
+        inst = rng.choice(instruments)
+        firm = rng.choice(trained.get(inst.pk, firms))
         day = today + dt.timedelta(days=rng.randint(-60, 20))
         starts = labs.day_slots(inst, day)
         if not starts:

@@ -337,6 +337,7 @@ LABS = Kind(
         Field("price_per_hour", "收费(元/小时)", T.DECIMAL, required=True),
         _count("slot_minutes", "每个时段(分钟)"),
         _count("units", "同时可用台数"),
+        Field("needs_training", "需培训上机", T.BOOL),
     ),
 )
 

@@ -21,6 +21,7 @@ from qifu.labs.models import (
     Closure,
     Instrument,
     Lab,
+    Qualification,
     SampleEvent,
     SampleOrder,
     TestBatch,
@@ -82,6 +83,7 @@ def import_catalogue(rows: list[dict], towns: dict[str, str]) -> tuple[int, int,
             "name": r["instrument_name"], "capabilities": r.get("capabilities") or "",
             "standards": r.get("standards") or "", "price_per_hour": Decimal(r["price_per_hour"]).quantize(CENT),
             "slot_minutes": r.get("slot_minutes") or 60, "units": r.get("units") or 1, "active": True,
+            "needs_training": bool(r.get("needs_training")),
         }
         inst = Instrument.objects.filter(lab=lab, code=r["instrument_code"]).first()
         if inst is None:
@@ -250,6 +252,21 @@ def _check_time(instrument: Instrument, start: dt.datetime, slots: int, now: dt.
     return starts[first:first + slots]
 
 
+def qualification(entity: Entity, instrument: Instrument) -> Qualification | None:
+    return Qualification.objects.filter(entity=entity, instrument=instrument).first()
+
+
+def _check_trained(entity: Entity, instrument: Instrument, start: dt.datetime) -> None:
+    """An instrument that needs training is booked only by a firm trained on it, on the day."""
+    if not instrument.needs_training:
+        return
+    q = qualification(entity, instrument)
+    if q is None or not q.holds(timezone.localtime(start).date()):
+        held = "上机资格已撤销" if q and q.revoked_at else (f"上机资格已于 {q.until:%Y-%m-%d} 到期" if q else "尚无上机资格")
+        raise LabActionError(f"“{instrument.name}”须经实验室培训、取得上机资格后才能自行预约（贵企业{held}）；"
+                             f"可改为送检，由实验室代为检测，或联系实验室安排培训")
+
+
 def price_of(instrument: Instrument, slots: int) -> Decimal:
     return (instrument.price_per_hour * instrument.slot_minutes * slots / 60).quantize(CENT)
 
@@ -273,8 +290,8 @@ def forget_bookable() -> None:
 def _terms(i: Instrument) -> tuple:
     """What of an instrument and its lab a booking is judged on."""
     lab = i.lab
-    return (i.active, i.units, i.slot_minutes, i.price_per_hour, lab.active, lab.voucher_ok, lab.opens, lab.closes,
-            lab.open_days)
+    return (i.active, i.units, i.slot_minutes, i.price_per_hour, i.needs_training, lab.active, lab.voucher_ok, lab.opens,
+            lab.closes, lab.open_days)
 
 
 def _held_units(instrument_id: int, starts: list[dt.datetime]) -> set[int]:
@@ -337,6 +354,7 @@ def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
         if not (instrument.active and instrument.lab.active):
             raise LabActionError("这台仪器暂不开放预约")
         starts = _check_time(instrument, start, slots, now)
+        _check_trained(entity, instrument, starts[0])
     except LabActionError:
         if (booking := judge_again()) is not None:
             return booking
@@ -420,6 +438,7 @@ def do_wait(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
     if not (instrument.active and instrument.lab.active):
         raise LabActionError("这台仪器暂不开放预约")
     starts = _check_time(instrument, start, slots, now)
+    _check_trained(entity, instrument, starts[0])
     if starts[0] - now < dt.timedelta(hours=FREE_CANCEL_HOURS):
         raise LabActionError(f"距开始不足 {FREE_CANCEL_HOURS} 小时，不能候补")
     held = _held_units(instrument.pk, starts)
@@ -951,3 +970,53 @@ def find_report(report_no: str, code: str) -> SampleOrder | None:
         return None
     return (SampleOrder.objects.select_related("lab", "entity").filter(
         status=SampleOrder.Status.ISSUED, report_no=report_no, verify_code=code).first())
+
+
+# --- trained users (上机资格) ---------------------------------------------------------------------
+
+MAX_QUALIFIED_YEARS = 3
+
+
+def do_qualify(entity: Entity, instrument: Instrument, until: dt.date, note: str = "", by=None,
+               now: dt.datetime | None = None) -> Qualification:
+    """The lab's staff record that a firm's staff were trained on an instrument that needs it:
+    the firm books it itself until ``until``. Granted again, the same qualification is renewed
+    (also after it was withdrawn). The firm is told in writing."""
+    now = now or timezone.now()
+    today = timezone.localtime(now).date()
+    if not instrument.needs_training:
+        raise LabActionError(f"“{instrument.name}”不需要培训上机，企业可以直接预约")
+    if not today < until <= today + dt.timedelta(days=366 * MAX_QUALIFIED_YEARS):
+        raise LabActionError(f"有效期应在明天到 {MAX_QUALIFIED_YEARS} 年之内")
+    note = (note or "").strip()[:300]
+    with transaction.atomic():
+        q, _ = Qualification.objects.select_for_update().get_or_create(
+            instrument=instrument, entity=entity,
+            defaults={"town_id": entity.town_id, "until": until, "granted_at": now, "granted_by": by, "note": note})
+        q.until, q.note, q.granted_at, q.granted_by, q.town_id = until, note, now, by, entity.town_id
+        q.revoked_at, q.revoked_reason = None, ""
+        q.save()
+        _tell(entity, f"lab-qualified:{q.pk}:{until:%Y%m%d}", now,
+              f"【企服】贵企业已取得{instrument.lab.name}“{instrument.name}”的上机资格，有效期至 {until:%Y-%m-%d}，"
+              f"可登录企服平台自行预约。", f"上机资格 {instrument.name}")
+    return q
+
+
+def do_revoke(q: Qualification, reason: str, by=None, now: dt.datetime | None = None) -> Qualification:
+    """The lab withdraws a qualification (the instrument misused, a rule broken), saying why; the
+    firm is told, and books the instrument no more until trained again. Bookings already made
+    stay: the lab cancels those it will not keep, with its reason."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if len(reason) < 2:
+        raise LabActionError("请写明撤销上机资格的原因，企业会收到这段话")
+    with transaction.atomic():
+        q = Qualification.objects.select_for_update().select_related("instrument__lab", "entity").get(pk=q.pk)
+        if q.revoked_at is not None:
+            raise LabActionError("这项上机资格已经撤销")
+        q.revoked_at, q.revoked_reason = now, reason[:300]
+        q.save(update_fields=["revoked_at", "revoked_reason"])
+        _tell(q.entity, f"lab-qualification-revoked:{q.pk}:{now:%Y%m%d%H%M}", now,
+              f"【企服】{q.instrument.lab.name}已撤销贵企业“{q.instrument.name}”的上机资格：{reason[:60]}。"
+              f"如需使用，可送检或重新参加培训。", f"撤销上机资格 {q.instrument.name}")
+    return q

@@ -66,6 +66,8 @@ class Instrument(models.Model):
     price_per_hour = models.DecimalField("收费（元/小时）", **YUAN)
     slot_minutes = models.PositiveSmallIntegerField("每个时段（分钟）", default=60)
     units = models.PositiveSmallIntegerField("同时可用台数", default=1)
+    # booked only by a firm whose staff the lab has trained on it (``Qualification``)
+    needs_training = models.BooleanField("需培训上机", default=False)
     active = models.BooleanField("开放中", default=True)
 
     class Meta:
@@ -75,6 +77,32 @@ class Instrument(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}（{self.lab.name}）"
+
+
+class Qualification(models.Model):
+    """A firm whose staff the lab has trained on an instrument that needs it (上机资格): it books
+    the instrument itself until ``until``. Granted by the lab's staff after the training, and
+    withdrawn (``revoked_at``) when the firm misused the instrument; granted again, the same row
+    is renewed."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="qualifications")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="lab_qualifications")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="企业所属镇街")
+    until = models.DateField("有效期至")
+    note = models.CharField("培训情况", max_length=300, blank=True)
+    granted_at = models.DateTimeField("登记时间")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    revoked_at = models.DateTimeField("撤销时间", null=True, blank=True)
+    revoked_reason = models.CharField("撤销原因", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "上机资格"
+        ordering = ["instrument_id", "-until"]
+        constraints = [models.UniqueConstraint(fields=["instrument", "entity"], name="qualification_once")]
+
+    def holds(self, day: dt.date) -> bool:
+        return self.revoked_at is None and self.until >= day
 
 
 class Closure(models.Model):

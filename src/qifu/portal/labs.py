@@ -56,7 +56,11 @@ def instrument_page(request, instrument_id: int):
     entity = current_entity(request)
     week = queries.week(inst, first)
     wait_after = timezone.now() + dt.timedelta(hours=actions.FREE_CANCEL_HOURS)  # waits close a day ahead
+    # an instrument that needs training: the firm's qualification, and whether it holds (None: no need)
+    q = actions.qualification(entity, inst) if entity and inst.needs_training else None
+    trained = q is not None and q.holds(timezone.localdate()) if inst.needs_training else None
     return render(request, "portal/lab_instrument.html", {
+        "qualification": q, "trained": trained,
         "entity": entity, "inst": inst, "lab": inst.lab, "week": week,
         "waitable": [s["start"] for d in week for s in d["slots"] if not s["free"] and s["start"] > wait_after],
         "first": first, "prev": first - dt.timedelta(days=7), "next": first + dt.timedelta(days=7),

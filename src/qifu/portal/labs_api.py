@@ -29,6 +29,7 @@ class InstrumentOut(Schema):
     price_per_hour: str = Field(description="元/小时")
     slot_minutes: int
     units: int
+    needs_training: bool = Field(description="需培训上机：只有取得上机资格的企业能预约，其他企业可送检")
     matched: list[str] = Field(description="搜索时：仪器资料中与搜索词相符的词")
 
 
@@ -115,7 +116,8 @@ class VoucherOut(Schema):
 def _instrument(i: Instrument, words=()) -> dict:
     return {"id": i.pk, "name": i.name, "lab": i.lab.name, "lab_code": i.lab.code, "town": i.lab.town.name,
             "capabilities": i.capabilities, "standards": i.standards, "price_per_hour": f"{i.price_per_hour}",
-            "slot_minutes": i.slot_minutes, "units": i.units, "matched": list(words)}
+            "slot_minutes": i.slot_minutes, "units": i.units, "needs_training": i.needs_training,
+            "matched": list(words)}
 
 
 def _booking(b: Booking) -> dict:

@@ -21,7 +21,17 @@ from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.engine import reference
 from qifu.labs import actions, queries
-from qifu.labs.models import FREE_CANCEL_HOURS, Booking, Lab, SampleEvent, SampleOrder, TestBatch, Voucher, Waiting
+from qifu.labs.models import (
+    FREE_CANCEL_HOURS,
+    Booking,
+    Lab,
+    Qualification,
+    SampleEvent,
+    SampleOrder,
+    TestBatch,
+    Voucher,
+    Waiting,
+)
 from qifu.service_requests import attachments
 from qifu.web.downloads import audited_xlsx
 
@@ -153,7 +163,11 @@ def lab(request, code: str):
     for w in waits:
         w.place = place[w.pk]
     orders = _orders(request).filter(lab=lab).select_related("entity")
+    trained = (scope.filter_by_town(Qualification.objects.filter(instrument__lab=lab), request.user)
+               .select_related("entity", "instrument").order_by("instrument__code", "revoked_at", "-until"))
     return render(request, "web/lab.html", {
+        "training": [i for i in lab.instruments.all() if i.needs_training], "qualifications": trained[:200],
+        "next_year": timezone.localdate() + dt.timedelta(days=365),
         "open_orders": orders.filter(status__in=actions.OPEN_ORDERS).order_by("created_at", "id")[:100],
         "closed_orders": orders.exclude(status__in=actions.OPEN_ORDERS).order_by("-created_at", "-id")[:30],
         "lab": lab, "instruments": lab.instruments.all(), "upcoming": upcoming[:100], "waits": waits,
@@ -423,3 +437,42 @@ def order_for(request, code: str):
         return redirect("lab", code=code)
     messages.success(request, f"已为 {entity.name} 登记送检（委托号 {o.pk}）")
     return redirect("lab-order", order_id=o.pk)
+
+
+# --- trained users (上机资格) ---------------------------------------------------------------------
+
+
+@staff_required(write=True)
+@require_POST
+def qualify(request, code: str):
+    """The lab's staff record a firm trained on an instrument that needs it; the firm is told."""
+    lab = get_object_or_404(Lab, code=code)
+    post = request.POST
+    entity, why = _firm(request.user, post.get("uscc", ""))
+    inst = lab.instruments.filter(pk=post["instrument"]).first() if post.get("instrument", "").isdigit() else None
+    if entity is None or inst is None:
+        messages.error(request, why or "请选择本实验室需培训上机的仪器")
+        return redirect("lab", code=code)
+    try:
+        q = actions.do_qualify(entity, inst, dt.date.fromisoformat(post.get("until", "")), post.get("note", ""),
+                               by=request.user)
+    except ValueError as e:
+        messages.error(request, str(e) if isinstance(e, actions.LabActionError) else "有效期无法识别（如 2027-12-31）")
+    else:
+        messages.success(request, f"已登记 {entity.name} 的“{inst.name}”上机资格，有效期至 {q.until:%Y-%m-%d}，并告知企业")
+    return redirect("lab", code=code)
+
+
+@staff_required(write=True)
+@require_POST
+def unqualify(request, qualification_id: int):
+    q = scope.filter_by_town(Qualification.objects.all(), request.user).filter(pk=qualification_id).select_related(
+        "instrument__lab").first()
+    if q is None:
+        raise Http404("没有这项上机资格，或不属于您的范围")
+    try:
+        actions.do_revoke(q, request.POST.get("reason", ""), by=request.user)
+        messages.success(request, "已撤销上机资格，并告知企业；已有的预约如不保留，请另行取消")
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    return redirect("lab", code=q.instrument.lab.code)

@@ -29,6 +29,9 @@ INSTRUMENTS = [
     ("疲劳试验机", "汽车零部件 疲劳寿命 弹簧 紧固件", "GB/T 3075", 250, 240, 1),
 ]
 
+# run only by a firm's staff the lab has trained (上机资格); others send samples in (送检)
+NEEDS_TRAINING = {"扫描电子显微镜"}
+
 LABS_PLAN = [
     # (name pattern, owner kind, instruments)
     ("{firm}检测中心（开放实验室）", "company", [0, 3, 12]),
@@ -73,7 +76,7 @@ def make(registry: pl.DataFrame, rng: np.random.Generator, county: str = "慈溪
                 "contact_name": contact, "contact_phone": phone, "voucher_ok": "是",
                 "instrument_code": f"I{k:02d}", "instrument_name": inst, "capabilities": caps, "standards": standards,
                 "price_per_hour": str(price), "slot_minutes": minutes if _fits(opens, closes, minutes) else 60,
-                "units": units,
+                "units": units, "needs_training": "是" if inst in NEEDS_TRAINING else "否",
             })
     return pl.DataFrame(rows, schema={f.name: (pl.Int64 if f.name in ("slot_minutes", "units") else pl.Utf8)
                                       for f in LABS.fields})
