@@ -340,6 +340,8 @@ PUBLIC = {
     "portal:verify": "the one-time-code form (needs a pending sign-in, else redirects)",
     "portal:labs": "the shared-lab catalogue: labs publish what they offer; booking needs a sign-in",
     "portal:lab-instrument": "one instrument and its free slots, same reason",
+    "portal:lab-verify": "checking a test report by its number and code: for whoever holds the report",
+    "portal:expert-achievements": "the public part of the results library: holders publish what they offer",
     "api:openapi-json": "the API's description",
     "api:openapi-view": "the API's documentation page (served from the package)",
     # Open311 GeoReport v2 reads are public by the standard; its POST needs an api_key

@@ -17,7 +17,7 @@ from django.utils import timezone
 from qifu.accounts.models import AuditEvent
 from qifu.engine.errors import InvalidFile
 from qifu.experts import actions
-from qifu.experts.models import Conflict, Cooperation, Expert, Need, Pairing, Visit
+from qifu.experts.models import Achievement, Conflict, Cooperation, Expert, Need, Pairing, Visit
 from qifu.imports.actions import import_file
 from qifu.registry.models import Entity
 from qifu.service_requests import actions as requests
@@ -33,7 +33,7 @@ def county(checked_county):
     if not Expert.objects.exists():
         import_file("experts", checked_county["folder"] / "experts.csv")
     yield checked_county
-    for model in (Conflict, Cooperation, Visit, Pairing, Need):
+    for model in (Conflict, Cooperation, Visit, Pairing, Need, Achievement):
         model.objects.all().delete()
 
 
@@ -576,3 +576,85 @@ def test_the_morning_message_searches_each_new_need_once_however_many_experts_he
         assert "2 条新的企业技术需求" in body and all(n.number in body for n in needs)
     for n in needs:  # one search of the expert index per need, not one per expert
         assert searched.count(f"{n.title} {n.text}") <= 1
+
+
+# --- the results library (科技成果) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def library(county):
+    if not Achievement.objects.exists():
+        import_file("achievements", county["folder"] / "achievements.csv")
+    yield county
+    Achievement.objects.all().delete()
+
+
+def test_the_results_library_is_imported_and_a_bad_sheet_changes_nothing(library, tmp_path):
+    rows = pl.read_csv(library["folder"] / "achievements.csv", infer_schema=False)
+    assert Achievement.objects.count() == rows.height and Achievement.objects.filter(expert__isnull=False).count() == rows.height
+    assert Achievement.objects.filter(public=False).exists() and Achievement.objects.filter(price__isnull=True).exists()
+    again = import_file("achievements", library["folder"] / "achievements.csv")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, rows.height)
+    bad = rows.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("EX99999")).otherwise(pl.col("expert_code")).alias("expert_code"),
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("快好了")).otherwise(pl.col("maturity")).alias("maturity"),
+        pl.lit("新名称").alias("title"))
+    bad.write_csv(tmp_path / "achievements.csv")
+    with pytest.raises(InvalidFile) as err:
+        import_file("achievements", tmp_path / "achievements.csv")
+    assert sorted((e.row, e.field) for e in err.value.errors) == [(2, "expert_code"), (4, "maturity")]
+    assert not Achievement.objects.filter(title="新名称").exists()
+
+
+def test_an_achievement_finds_the_needs_it_could_answer_and_a_need_its_achievements(library):
+    a = Achievement.objects.filter(public=True).order_by("code").first()
+    mine, theirs = firm(library["own_town"]), firm(library["other_town"])
+    text = f"我们想解决{a.fields}方面的问题：{a.summary[:60]}"
+    need = actions.do_submit_need(mine, a.title[:30], text, Need.Source.STAFF)
+    other = actions.do_submit_need(theirs, a.title[:30], text, Need.Source.STAFF)
+    unrelated = actions.do_submit_need(mine, "杨梅保鲜", "杨梅深加工产品保鲜期太短，想改进保鲜工艺和冷链", Need.Source.STAFF)
+    assert a in [x for x, _ in actions.achievements_for(need)]
+    admin, officer = staff(library, "admin"), staff(library, "officer")
+    page = admin.get(f"/experts/needs/{need.number}/").content.decode()
+    assert 'id="need-achievements"' in page and a.title in page
+    page = admin.get(f"/experts/achievements/{a.code}/").content.decode().split('id="achievement-matches"')[1]
+    assert need.number in page and other.number in page and unrelated.number not in page
+    page = officer.get(f"/experts/achievements/{a.code}/").content.decode().split('id="achievement-matches"')[1]
+    assert need.number in page and other.number not in page  # the officer's township only
+    found = officer.get("/experts/achievements/", {"q": a.title[:8]}).content.decode()
+    assert a.code in found and "匹配词" in found
+    assert '<b id="tile-achievements">' in officer.get("/experts/").content.decode()
+
+
+def test_a_firm_asks_about_an_achievement_and_its_expert_is_proposed_first(library):
+    a = Achievement.objects.filter(public=True, expert__availability="available").order_by("code").first()
+    shown = set(Achievement.objects.filter(public=True).values_list("title", flat=True))
+    hidden = next(h for h in Achievement.objects.filter(public=False) if h.title not in shown)
+    f = firm(library["own_town"])
+    anonymous = Client().get("/portal/experts/achievements/").content.decode()
+    assert a.title in anonymous and hidden.title not in anonymous and "<summary>我想了解" not in anonymous
+    c = portal_client(f.uscc)
+    assert "<summary>我想了解" in c.get("/portal/experts/achievements/").content.decode()
+    r = c.post(f"/portal/experts/achievements/{a.code}/ask/", {"note": "好"}, follow=True)
+    assert "至少4个字" in r.content.decode() and not Need.objects.exists()
+    assert c.post(f"/portal/experts/achievements/{hidden.code}/ask/", {"note": "想了解转化费用"}).status_code == 404
+    r = c.post(f"/portal/experts/achievements/{a.code}/ask/", {"note": "想用在我们的产品上，了解转化费用"}, follow=True)
+    need = Need.objects.get()
+    assert "已提交" in r.content.decode() and (need.achievement, need.source, need.entity) == (a, "portal", f)
+    first = need.pairings.order_by("rank").first()
+    assert first.expert == a.expert and first.rank == 0 and "成果联系专家" in first.words
+    assert a.code in need.text and need.title.startswith("了解科技成果")
+    r = c.post(f"/portal/experts/achievements/{a.code}/ask/", {"note": "再问一次这项成果"}, follow=True)
+    assert "正在对接" in r.content.decode() and Need.objects.count() == 1
+    assert "已提出，正在对接" in c.get("/portal/experts/achievements/").content.decode()
+    admin = staff(library, "admin")
+    assert need.number in admin.get(f"/experts/achievements/{a.code}/").content.decode().split('id="achievement-asked"')[1]
+    book = openpyxl.load_workbook(io.BytesIO(admin.get("/experts/?format=xlsx").content))
+    rows = {r[0]: r[9] for r in book["科技成果"].iter_rows(min_row=2, values_only=True)}
+    assert rows[a.code] == 1 and len(rows) == Achievement.objects.count()
+    # an expert who declared a tie to the firm is not put first for it
+    other = Achievement.objects.filter(public=True, expert__availability="available").exclude(expert=a.expert).first()
+    actions.do_declare_conflict(other.expert, f.uscc, "曾任该企业技术顾问")
+    tied = actions.do_ask_about(f, other, "想了解这项成果的应用")
+    assert not tied.pairings.filter(expert=other.expert).exists()
+    assert staff(library, "noroles").get("/experts/achievements/").status_code in (302, 403)

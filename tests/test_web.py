@@ -102,6 +102,10 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert sem.exists() and not sem.exclude(entity__lab_qualifications__instrument=F("instrument")).exists()
     assert Qualification.objects.exists()
     assert Pairing.objects.filter(status="confirmed").exists() and Cooperation.objects.exists()
+    from qifu.experts.models import Achievement, Need
+
+    # and the results library, some firms asking about its results
+    assert Achievement.objects.exists() and Need.objects.filter(achievement__isnull=False).exists()
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")

@@ -34,6 +34,9 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
             print(county.write(folder, entities=entities, seed=seed, progress=bar.update), flush=True)
     for kind in KINDS:
         path = folder / f"{kind}.csv"
+        if not path.exists():  # a county written by an earlier release, before this kind
+            print(f"{kind}：模拟县域中没有此文件，跳过", flush=True)
+            continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if ImportRun.objects.filter(kind=kind, sha256=digest).exists():
             print(f"{kind}：已导入过，跳过", flush=True)
@@ -416,7 +419,14 @@ def pair_experts(user, seed: int = 13) -> None:
                     grade = rng.choices(["satisfied", "basically", "dissatisfied"], [6, 3, 1])[0]
                     experts.do_rate(coop, grade, "专家来得少，方案落地慢" if grade == "dissatisfied" else "",
                                     now=timezone.now())
-    print(f"科创伙伴：技术需求 30 条，合作项目 {agreed} 个", flush=True)
+    from qifu.experts.models import Achievement
+
+    asked = 0  # a few firms asked to know more about a result of the library (我想了解)
+    for a in Achievement.objects.filter(public=True).order_by("code")[:6]:
+        when = timezone.now() - dt.timedelta(days=rng.randint(1, 30), hours=rng.randint(0, 8))
+        experts.do_ask_about(rng.choice(firms), a, "想了解这项成果能否用在我们的产品上，转化费用大概多少", now=when)
+        asked += 1
+    print(f"科创伙伴：技术需求 {30 + asked} 条（其中了解科技成果 {asked} 条），合作项目 {agreed} 个", flush=True)
 
 
 def expert_account(password: str):

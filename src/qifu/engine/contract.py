@@ -363,6 +363,30 @@ EXPERTS = Kind(
     ),
 )
 
+ACHIEVEMENT_MATURITY = (("lab", "实验室阶段"), ("pilot", "小试中试"), ("ready", "可产业化"))
+ACHIEVEMENT_TRANSFER = (("transfer", "转让"), ("license", "许可使用"), ("joint", "合作开发"), ("equity", "作价入股"))
+
+# An addition to contract v1.1: the results library (科技成果库) of universities and institutes,
+# for the reverse match: an achievement to the firms whose needs it could answer. `expert_code`
+# names the expert of the library (`experts`) to contact about it.
+ACHIEVEMENTS = Kind(
+    "achievements",
+    "科技成果库",
+    key=("achievement_code",),
+    fields=(
+        Field("achievement_code", "成果编号", T.STR, required=True, max_length=40),
+        Field("title", "成果名称", T.STR, required=True, max_length=200),
+        Field("summary", "成果简介", T.STR, required=True, max_length=4000),
+        Field("fields", "领域", T.STR, required=True, max_length=300),
+        Field("holder", "成果持有单位", T.STR, required=True, max_length=200),
+        Field("expert_code", "联系专家编号", T.STR, max_length=40),
+        Field("maturity", "成熟度", T.ENUM, required=True, choices=ACHIEVEMENT_MATURITY),
+        Field("transfer", "转化方式", T.ENUM, required=True, choices=ACHIEVEMENT_TRANSFER),
+        Field("price", "参考价格（万元）", T.DECIMAL),
+        Field("public", "同意公开", T.BOOL),
+    ),
+)
+
 # An addition to contract v1.1: construction projects registered for phased acceptance, as the
 # provincial approval system (工程建设项目审批管理系统) lists them; `phases` is the phase plan,
 # phases separated by "；", each "name：unit works" (unit works separated by "、").
@@ -383,7 +407,8 @@ PROJECTS = Kind(
 
 # The annual-report service's files (§1.1–1.6), and every kind `qifu import` takes.
 ANNUAL_REPORT_KINDS = (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)
-KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS, LABS, EXPERTS, PROJECTS)}
+KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS, LABS, EXPERTS,
+                                               ACHIEVEMENTS, PROJECTS)}
 
 # Personal data in the contract's files: masked in staff lists and pages, shown whole only
 # through an audited reveal.

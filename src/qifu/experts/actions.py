@@ -17,7 +17,7 @@ from django.utils import timezone
 from qifu import text as texts
 from qifu.engine.assistant.textindex import TextIndex
 from qifu.experts import notices
-from qifu.experts.models import Conflict, Cooperation, Expert, Need, Pairing, Visit
+from qifu.experts.models import Achievement, Conflict, Cooperation, Expert, Need, Pairing, Visit
 from qifu.registry.models import Entity
 from qifu.service_requests.models import Satisfaction
 
@@ -446,3 +446,116 @@ def do_expert_feedback(coop: Cooperation, expert: Expert, rating: str, comment: 
     as the firm rates the expert: 不满意 needs its reason."""
     return _grade(coop, ("expert_rating", "expert_comment", "expert_rated_at"), rating, comment, now,
                   "这个合作项目您已经评价过了", expert=expert)
+
+
+# --- the results library (科技成果) ----------------------------------------------------------------
+
+ACHIEVEMENTS_PER_NEED = 3
+MIN_WORDS = 2  # an achievement shown beside a need, or a need beside it, shares at least two telling words
+# words every results text and every need has: sharing them says nothing about a fit
+GENERIC_WORDS = frozenset("""技术 产品 工艺 大学 某大学 学院 研究 研究院 研究所 成果 科技 项目 关键 系统 开发 合作 方向 基于
+应用 设计 改进 问题 了解 转化 费用 持有 单位 企业 公司 专家 方案 优化 提高 提升 解决 需要 希望 方面 能否 我们 生产 加工
+实验室 完成 验证 方式 可以 直接 试用 产业化 小试 中试 转让 许可 入股 作价""".split())
+
+
+def _telling(words) -> tuple[str, ...]:
+    return tuple(w for w in words if w not in GENERIC_WORDS)
+
+
+def import_achievements(rows: list[dict]) -> tuple[int, int, int]:
+    """One row per achievement, matched by code; its expert by the library's code (checked by
+    the import before). Returns (new, changed, unchanged)."""
+    now = timezone.now()
+    experts = dict(Expert.objects.filter(code__in={r["expert_code"] for r in rows if r.get("expert_code")})
+                   .values_list("code", "pk"))
+    existing = {a.code: a for a in Achievement.objects.filter(code__in=[r["achievement_code"] for r in rows])}
+    new = changed = same = 0
+    for r in rows:
+        price = r.get("price")
+        fields = {"title": r["title"], "summary": r["summary"], "fields": r["fields"], "holder": r["holder"],
+                  "expert_id": experts.get(r.get("expert_code")), "maturity": r["maturity"], "transfer": r["transfer"],
+                  "price": None if price in (None, "") else Decimal(str(price)).quantize(Decimal("0.01")),
+                  "public": True if r.get("public") is None else bool(r["public"])}
+        a = existing.get(r["achievement_code"])
+        if a is None:
+            Achievement.objects.create(code=r["achievement_code"], updated_at=now, **fields)
+            new += 1
+        elif any(getattr(a, k) != v for k, v in fields.items()):
+            for k, v in fields.items():
+                setattr(a, k, v)
+            a.updated_at = now
+            a.save()
+            changed += 1
+        else:
+            same += 1
+    return new, changed, same
+
+
+def _achievement_document(a: Achievement) -> str:
+    return " ".join([a.title, a.title, a.fields, a.fields, a.summary])
+
+
+@lru_cache(maxsize=1)
+def _achievement_index(version: tuple) -> tuple[list[int], TextIndex]:
+    found = list(Achievement.objects.order_by("pk"))
+    return [a.pk for a in found], TextIndex([_achievement_document(a) for a in found])
+
+
+def search_achievements(query: str, limit: int = 20, public_only: bool = False) -> list[tuple[Achievement, tuple]]:
+    """Achievements for a text in Chinese (a need, a firm's search), best first, each with the
+    words it matched."""
+    version = tuple(Achievement.objects.aggregate(n=Count("id"), last=Max("updated_at")).values())
+    ids, index = _achievement_index(version)
+    hits = index.search(query, limit * 3 if public_only else limit)
+    found = Achievement.objects.select_related("expert").in_bulk([ids[h.index] for h in hits])
+    out = [(found[ids[h.index]], h.words) for h in hits if ids[h.index] in found]
+    return [(a, w) for a, w in out if a.public or not public_only][:limit]
+
+
+def achievements_for(need: Need, limit: int = ACHIEVEMENTS_PER_NEED) -> list[tuple[Achievement, tuple]]:
+    """The achievements that could answer a need, for the broker beside its experts."""
+    found = [(a, _telling(w)) for a, w in search_achievements(f"{need.title} {need.text}", limit * 3)]
+    return [(a, w) for a, w in found if len(w) >= MIN_WORDS and a.pk != need.achievement_id][:limit]
+
+
+def needs_for(achievement: Achievement, needs, limit: int = 10) -> list[tuple[Need, tuple]]:
+    """The reverse match: of ``needs`` (already narrowed to what the reader may see), the open
+    or paired ones (the newest 2,000) whose text this achievement could answer, best first."""
+    pool = list(needs.filter(status__in=[Need.Status.OPEN, Need.Status.PAIRED]).select_related("entity")
+                .order_by("-created_at")[:2000])
+    if not pool:
+        return []
+    index = TextIndex([f"{n.title} {n.title} {n.text}" for n in pool])
+    hits = index.search(f"{achievement.title} {achievement.fields} {achievement.summary}", limit * 3)
+    found = [(pool[h.index], _telling(h.words)) for h in hits]
+    return [(n, w) for n, w in found if len(w) >= MIN_WORDS][:limit]
+
+
+def do_ask_about(entity, achievement: Achievement, note: str, by=None, now: dt.datetime | None = None) -> Need:
+    """A firm asks to know more about an achievement (我想了解): a need of the firm, linked to
+    the achievement, with the achievement's expert proposed first (unless they declared a tie to
+    the firm) and the matching's experts after; the broker takes it from there. Once per firm
+    and achievement while the need is not closed."""
+    note = (note or "").strip()
+    if not achievement.public and by is None:
+        raise ExpertActionError("这项成果不公开")
+    if len(note) < 4:
+        raise ExpertActionError("请写几句贵企业想用这项成果做什么（至少4个字）")
+    if Need.objects.filter(entity=entity, achievement=achievement).exclude(status=Need.Status.CLOSED).exists():
+        raise ExpertActionError("贵企业已提出了解这项成果，正在对接中")
+    text = f"{note}（了解科技成果 {achievement.code}“{achievement.title}”，持有单位 {achievement.holder}）"
+    with transaction.atomic():
+        need = do_submit_need(entity, f"了解科技成果：{achievement.title}"[:100], text,
+                              Need.Source.STAFF if by else Need.Source.PORTAL, by=by, now=now)
+        need.achievement = achievement
+        need.save(update_fields=["achievement"])
+        expert = achievement.expert
+        tied = expert is not None and Conflict.objects.standing().filter(entity_id=entity.pk, expert=expert).exists()
+        if expert is not None and not tied and expert.availability != Expert.Availability.UNAVAILABLE:
+            first = need.pairings.filter(expert=expert).first()
+            if first is None:
+                Pairing.objects.create(need=need, expert=expert, rank=0, score=0.0, words=["成果联系专家"])
+            else:
+                first.rank, first.words = 0, ["成果联系专家", *first.words]
+                first.save(update_fields=["rank", "words"])
+    return need

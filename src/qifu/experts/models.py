@@ -46,6 +46,43 @@ class Expert(models.Model):
         return f"{self.name}（{self.institution}）"
 
 
+class Achievement(models.Model):
+    """A result of a university or institute offered to firms (科技成果): what it is, how ripe,
+    how it may be taken up, and the expert to talk to; matched to firms' needs (the reverse of
+    a need's experts). Only a public one is shown to firms."""
+
+    class Maturity(models.TextChoices):
+        LAB = "lab", "实验室阶段"
+        PILOT = "pilot", "小试中试"
+        READY = "ready", "可产业化"
+
+    class Transfer(models.TextChoices):
+        TRANSFER = "transfer", "转让"
+        LICENSE = "license", "许可使用"
+        JOINT = "joint", "合作开发"
+        EQUITY = "equity", "作价入股"
+
+    code = models.CharField("成果编号", max_length=40, unique=True)
+    title = models.CharField("成果名称", max_length=200)
+    summary = models.TextField("成果简介")
+    fields = models.CharField("领域", max_length=300)
+    holder = models.CharField("成果持有单位", max_length=200)
+    expert = models.ForeignKey(Expert, null=True, blank=True, on_delete=models.SET_NULL, related_name="achievements",
+                               verbose_name="联系专家")
+    maturity = models.CharField("成熟度", max_length=8, choices=Maturity.choices)
+    transfer = models.CharField("转化方式", max_length=10, choices=Transfer.choices)
+    price = models.DecimalField("参考价格（万元）", max_digits=12, decimal_places=2, null=True, blank=True)
+    public = models.BooleanField("同意公开", default=True)
+    updated_at = models.DateTimeField("更新时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "科技成果"
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.title}（{self.holder}）"
+
+
 class Need(models.Model):
     """A firm's technical need, entered by staff, by the firm in the portal, or taken from a
     request of the technology category."""
@@ -72,6 +109,9 @@ class Need(models.Model):
     source = models.CharField("来源", max_length=8, choices=Source.choices)
     request = models.OneToOneField("service_requests.ServiceRequest", null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="tech_need")
+    # the achievement of the results library the firm asked about, if the need came from one
+    achievement = models.ForeignKey(Achievement, null=True, blank=True, on_delete=models.SET_NULL, related_name="needs",
+                                    verbose_name="了解的科技成果")
     status = models.CharField("状态", max_length=12, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField("提出时间")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -94,6 +94,14 @@ def _reference_errors(kind: Kind, parsed: Parsed) -> list[RowError]:
         return errors + [RowError(row, name, value, why) for row, name, value, why in problems]
     if kind.name == "experts":
         return errors
+    if kind.name == "achievements":
+        from qifu.experts.models import Expert
+
+        experts = set(Expert.objects.values_list("code", flat=True))
+        for row, code in frame.select("__row", "expert_code").drop_nulls().iter_rows():
+            if code not in experts:
+                errors.append(RowError(row, "expert_code", code, "专家库中没有这个专家编号（请先导入专家库）"))
+        return errors
     if kind.name == "registry":
         if "industry_code" in frame.columns:
             for row, code in frame.select("__row", "industry_code").drop_nulls().iter_rows():
@@ -354,6 +362,13 @@ def _write_experts(kind, parsed, frame, progress):
     return ImportResult(kind.name, frame.height, new, changed, same)
 
 
+def _write_achievements(kind, parsed, frame, progress):
+    from qifu.experts.actions import import_achievements
+
+    new, changed, same = import_achievements(frame.to_dicts())
+    return ImportResult(kind.name, frame.height, new, changed, same)
+
+
 def _write_projects(kind, parsed, frame, progress):
     from qifu.projects.actions import import_rows
 
@@ -378,5 +393,6 @@ _WRITERS = {
     "trainings": _write_trainings,
     "labs": _write_labs,
     "experts": _write_experts,
+    "achievements": _write_achievements,
     "projects": _write_projects,
 }

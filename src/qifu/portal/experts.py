@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
 from qifu.experts import actions
-from qifu.experts.models import Cooperation, Need, Pairing
-from qifu.portal.views import portal_required
+from qifu.experts.models import Achievement, Cooperation, Need, Pairing
+from qifu.portal.views import current_entity, portal_required
 from qifu.service_requests.models import Satisfaction
 
 
@@ -57,4 +58,34 @@ def rate(request, coop_id: int):
         messages.error(request, str(e))
         return redirect("portal:experts")
     messages.success(request, "感谢评价，科技部门会看到您的意见")
+    return redirect("portal:experts")
+
+
+@require_GET
+def achievements_page(request):
+    """The results library (科技成果), its public part: searched in Chinese; a signed-in firm asks
+    to know more about one (我想了解), which becomes a need the broker takes up."""
+    q = request.GET.get("q", "").strip()[:100]
+    entity = current_entity(request)
+    rows = actions.search_achievements(q, 30, public_only=True) if q else [
+        (a, ()) for a in Achievement.objects.filter(public=True).select_related("expert").order_by("code")[:200]]
+    asked = set(Need.objects.filter(entity=entity, achievement__isnull=False).exclude(status=Need.Status.CLOSED)
+                .values_list("achievement_id", flat=True)) if entity else set()
+    return render(request, "portal/achievements.html", {
+        "entity": entity, "q": q,
+        "rows": [(a, w, f"{a.expert.name}（{a.expert.institution}）" if a.expert and a.expert.consent else "",
+                  a.pk in asked) for a, w in rows],
+    })
+
+
+@portal_required
+@require_POST
+def ask_about(request, code: str):
+    a = get_object_or_404(Achievement, code=code, public=True)
+    try:
+        n = actions.do_ask_about(request.entity, a, request.POST.get("note", ""))
+    except actions.ExpertActionError as e:
+        messages.error(request, str(e))
+        return redirect(f"{reverse('portal:expert-achievements')}?q={a.title[:30]}")
+    messages.success(request, f"已提交（需求 {n.number}）：科技部门会联系成果持有单位和专家，为您安排对接")
     return redirect("portal:experts")

@@ -11,6 +11,7 @@ import datetime as dt
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -20,7 +21,7 @@ from qifu import spreadsheets
 from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.experts import actions, queries
-from qifu.experts.models import Conflict, Cooperation, Expert, Need, Pairing, Visit
+from qifu.experts.models import Achievement, Conflict, Cooperation, Expert, Need, Pairing, Visit
 from qifu.service_requests.models import ServiceRequest
 from qifu.web.downloads import audited_xlsx
 
@@ -59,6 +60,7 @@ def overview(request):
     return render(request, "web/experts_overview.html", {
         "m": m, "page": Paginator(qs, 50).get_page(request.GET.get("page")), "status": status,
         "statuses": Need.Status.choices, "experts": Expert.objects.count(), "can_write": scope.can_write(request.user),
+        "achievements": Achievement.objects.count(),
         "charts": {
             "need-status": {"type": "doughnut", "labels": [s for s, _ in m["status"]], "values": [n for _, n in m["status"]]},
             "visit-months": {"labels": [f"{k}月" for k in range(1, 13)], "values": m["months"], "label": f"{m['year']} 年走访次数"},
@@ -89,6 +91,15 @@ def _xlsx(request):
         spreadsheets.append(ws, [c.title, c.entity_id, c.entity.name, c.expert.name, c.expert.institution, c.agreed_on,
                                  float(c.amount), c.get_status_display(), c.outcome, c.get_rating_display(),
                                  c.rating_comment, c.get_expert_rating_display(), c.expert_comment])
+    ws = wb.create_sheet("科技成果")
+    spreadsheets.append(ws, ["成果编号", "成果名称", "领域", "成果持有单位", "联系专家", "成熟度", "转化方式", "参考价格（万元）",
+                             "公开", "提出了解的企业数"])
+    asked = dict(needs.filter(achievement__isnull=False).values_list("achievement").annotate(n=Count("id")))
+    for a in Achievement.objects.select_related("expert").order_by("code"):
+        spreadsheets.append(ws, [a.code, a.title, a.fields, a.holder, a.expert.name if a.expert else "",
+                                 a.get_maturity_display(), a.get_transfer_display(),
+                                 float(a.price) if a.price is not None else None, "是" if a.public else "否",
+                                 asked.get(a.pk, 0)])
     return audited_xlsx(request, wb, "experts", f"科创伙伴技术需求、走访和合作项目 {needs.count()} 条需求")
 
 
@@ -109,6 +120,7 @@ def need(request, number: str):
         "visits": n.visits.select_related("expert", "by"), "coop": getattr(n, "cooperation", None),
         "ties": Conflict.objects.standing().filter(entity_id=n.entity_id).select_related("expert", "declared_by"),
         "can_write": scope.can_write(request.user), "today": timezone.localdate(),
+        "achievements": actions.achievements_for(n),
     })
 
 
@@ -210,3 +222,36 @@ def need_from_request(request, number: str):
         return redirect("request-detail", number=req.number)
     messages.success(request, f"已转为技术需求 {n.number}")
     return redirect("request-detail", number=req.number)
+
+
+# --- the results library (科技成果) ----------------------------------------------------------------
+
+
+def _library_open(request) -> None:
+    if scope.role_of(request.user) == scope.Role.DEPARTMENT:
+        raise PermissionDenied("专家库和成果库只对局管理员、镇街和领导开放")
+
+
+@staff_required
+def achievements(request):
+    _library_open(request)
+    q = request.GET.get("q", "").strip()[:200]
+    rows = actions.search_achievements(q, 50) if q else [(a, ()) for a in Achievement.objects.select_related("expert")
+                                                          .order_by("code")[:200]]
+    asked = dict(_needs(request).filter(achievement__isnull=False).values_list("achievement")
+                 .annotate(n=Count("id")))
+    return render(request, "web/expert_achievements.html", {
+        "q": q, "rows": [(a, w, asked.get(a.pk, 0)) for a, w in rows], "total": Achievement.objects.count()})
+
+
+@staff_required
+def achievement(request, code: str):
+    """An achievement, the firms that asked about it, and the reverse match: the open needs of
+    the reader's firms it could answer."""
+    _library_open(request)
+    a = get_object_or_404(Achievement.objects.select_related("expert"), code=code)
+    needs = _needs(request)
+    return render(request, "web/expert_achievement.html", {
+        "a": a, "asked": needs.filter(achievement=a).select_related("entity").order_by("-created_at"),
+        "matches": [(n, w, shown_text(n, request.user)) for n, w in actions.needs_for(a, needs.exclude(achievement=a))],
+    })

@@ -570,7 +570,9 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     synth_trainings.make(registry, last_year, np.random.default_rng([seed, 19])).write_csv(out / "trainings.csv")
     write_policies(out / "policies", last_year)
     synth_labs.make(registry, np.random.default_rng([seed, 23])).write_csv(out / "labs.csv")
-    synth_experts.make(60, np.random.default_rng([seed, 29])).write_csv(out / "experts.csv")
+    expert_rows = synth_experts.make(60, np.random.default_rng([seed, 29]))
+    expert_rows.write_csv(out / "experts.csv")
+    synth_experts.make_achievements(expert_rows, 30, np.random.default_rng([seed, 37])).write_csv(out / "achievements.csv")
     synth_projects.make(registry, last_year + 1, np.random.default_rng([seed, 31])).write_csv(out / "projects.csv")
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
@@ -612,6 +614,7 @@ parcels.csv and indicators.csv (industrial land and its evaluation data, {c.last
 trainings.csv (workers' vocational-skill certificates, {c.last_year - 1}–{c.last_year}; made-up names and numbers),
 labs.csv (the shared-lab catalogue: one row per instrument, its lab's columns repeated),
 experts.csv (sixty expert partners of made-up universities and institutes),
+achievements.csv (up to thirty results of their projects, the results library),
 projects.csv (construction projects registered for phased acceptance, with their phase plans).
 policies/: ten example policies judged on {c.last_year} data (`qifu policy match --policies policies
 --year {c.last_year} --out matches.csv`, after `qifu land evaluate`: some read the land classes).

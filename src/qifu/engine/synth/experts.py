@@ -1,14 +1,15 @@
 """The synthetic expert library (an addition to the contract: experts.csv): professors and
 engineers of made-up universities and institutes, each with fields from the county's industry
 chains and the disciplines behind them, skills and past projects. Names, phones and
-institutions are made up; about four in five consent to be shown to firms."""
+institutions are made up; about four in five consent to be shown to firms. The results library
+(achievements.csv) holds results of the same experts' projects, ready or not for a firm."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
-from qifu.engine.contract import EXPERTS
+from qifu.engine.contract import ACHIEVEMENTS, EXPERTS
 from qifu.engine.synth.words import GIVEN, SURNAMES
 
 # (field, skills, project stems)
@@ -53,3 +54,40 @@ def make(n: int, rng: np.random.Generator) -> pl.DataFrame:
             "consent": "是" if rng.random() < 0.8 else "否",
         })
     return pl.DataFrame(rows, schema={f.name: pl.Utf8 for f in EXPERTS.fields})
+
+
+SUMMARY = "{holder}在{field}方向的研究成果，基于{skills}，来自“{project}”项目。{ripe}可按{transfer}方式与企业合作。"
+RIPE = {"lab": "已完成实验室验证，", "pilot": "已完成小试和中试，", "ready": "已在企业试用，可直接产业化，"}
+
+
+def make_achievements(experts: pl.DataFrame, n: int, rng: np.random.Generator) -> pl.DataFrame:
+    """At most ``n`` results, one per project of the library's experts (the expert is its
+    contact), in the expert's own field; one in eight kept from firms."""
+    rows, titles = [], set()  # the projects taken
+    for k in range(1, n + 1):
+        for _ in range(50):  # one result per project: another expert's if this one is taken
+            e = experts.row(int(rng.integers(experts.height)), named=True)
+            project = str(rng.choice(e["projects"].split("；")))
+            if project not in titles:
+                break
+        else:
+            break  # every project of the library has its result
+        titles.add(project)
+        title = project + ("" if project.endswith(("系统", "工艺", "平台", "方法", "设计", "方案", "模组"))
+                           else str(rng.choice(["技术", "关键技术", "新工艺"])))
+        maturity = str(rng.choice(["lab", "pilot", "pilot", "ready", "ready"]))
+        transfer = str(rng.choice(["transfer", "license", "joint", "joint", "equity"]))
+        field = e["fields"].split("、")[0]
+        rows.append({
+            "achievement_code": f"CG{k:04d}", "title": title,
+            "summary": SUMMARY.format(holder=e["institution"], field=field, skills="、".join(e["skills"].split()[:3]),
+                                      project=project, ripe=RIPE[maturity],
+                                      transfer=dict(_TRANSFER_WORDS)[transfer]),
+            "fields": field, "holder": e["institution"], "expert_code": e["expert_code"], "maturity": maturity,
+            "transfer": transfer, "price": str(int(rng.integers(5, 200)) * 5) if rng.random() < 0.6 else None,
+            "public": "否" if k % 8 == 0 else "是",  # one in eight kept from firms
+        })
+    return pl.DataFrame(rows, schema={f.name: pl.Utf8 for f in ACHIEVEMENTS.fields})
+
+
+_TRANSFER_WORDS = (("transfer", "转让"), ("license", "许可使用"), ("joint", "合作开发"), ("equity", "作价入股"))
