@@ -1055,7 +1055,8 @@ def test_an_instrument_that_needs_training_is_booked_only_by_a_trained_firm(coun
     officer.post(f"/labs/{sem.lab.code}/qualifications/", form)
     q = Qualification.objects.get()
     assert (q.entity, q.until, q.granted_by) == (firm, until, county["users"]["officer"])
-    assert "上机资格" in OutboxMessage.objects.get(key=f"lab-qualified:{q.pk}:{until:%Y%m%d}").body
+    told = OutboxMessage.objects.get(key__startswith=f"lab-qualified:{q.pk}:")
+    assert told.recipient == "13905740033" and "上机资格" in told.body and f"{until:%Y-%m-%d}" in told.body
     assert 'id="lab-book"' in c.get(f"/portal/labs/instruments/{sem.pk}/").content.decode()
     b = actions.do_book(firm, sem, start, 1, "断口分析")
     # withdrawn: no more bookings (the one made stays); renewed: books again
@@ -1065,7 +1066,9 @@ def test_an_instrument_that_needs_training_is_booked_only_by_a_trained_firm(coun
     with pytest.raises(actions.LabActionError, match="上机资格已撤销"):
         actions.do_book(firm, sem, later, 1, "断口分析")
     assert Booking.objects.get(pk=b.pk).status == "booked"
-    actions.do_qualify(firm, sem, until, "重新培训合格", by=county["users"]["officer"])
+    actions.do_qualify(firm, sem, until, "重新培训合格", by=county["users"]["officer"],
+                       now=timezone.now() + dt.timedelta(minutes=1))  # the same day: told again
+    assert OutboxMessage.objects.filter(key__startswith=f"lab-qualified:{q.pk}:").count() == 2
     assert actions.do_book(firm, sem, later, 1, "断口分析").status == "booked"
     # an expired qualification books no more either, nor does it wait
     Qualification.objects.update(until=timezone.localdate())

@@ -996,7 +996,7 @@ def do_qualify(entity: Entity, instrument: Instrument, until: dt.date, note: str
         q.until, q.note, q.granted_at, q.granted_by, q.town_id = until, note, now, by, entity.town_id
         q.revoked_at, q.revoked_reason = None, ""
         q.save()
-        _tell(entity, f"lab-qualified:{q.pk}:{until:%Y%m%d}", now,
+        _tell(entity, f"lab-qualified:{q.pk}:{timezone.localtime(now):%Y%m%d%H%M}:{until:%Y%m%d}", now,
               f"【企服】贵企业已取得{instrument.lab.name}“{instrument.name}”的上机资格，有效期至 {until:%Y-%m-%d}，"
               f"可登录企服平台自行预约。", f"上机资格 {instrument.name}")
     return q
