@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from qifu.experts import actions
@@ -86,6 +87,6 @@ def ask_about(request, code: str):
         n = actions.do_ask_about(request.entity, a, request.POST.get("note", ""))
     except actions.ExpertActionError as e:
         messages.error(request, str(e))
-        return redirect(f"{reverse('portal:expert-achievements')}?q={a.title[:30]}")
+        return redirect(f"{reverse('portal:expert-achievements')}?{urlencode({'q': a.title[:30]})}")
     messages.success(request, f"已提交（需求 {n.number}）：科技部门会联系成果持有单位和专家，为您安排对接")
     return redirect("portal:experts")
