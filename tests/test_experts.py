@@ -649,6 +649,7 @@ def test_a_firm_asks_about_an_achievement_and_its_expert_is_proposed_first(libra
     assert "已提出，正在对接" in c.get("/portal/experts/achievements/").content.decode()
     admin = staff(library, "admin")
     assert need.number in admin.get(f"/experts/achievements/{a.code}/").content.decode().split('id="achievement-asked"')[1]
+    assert "企业提出了解科技成果 1 条" in admin.get("/").content.decode()  # the home dashboard
     book = openpyxl.load_workbook(io.BytesIO(admin.get("/experts/?format=xlsx").content))
     rows = {r[0]: r[9] for r in book["科技成果"].iter_rows(min_row=2, values_only=True)}
     assert rows[a.code] == 1 and len(rows) == Achievement.objects.count()

@@ -109,8 +109,10 @@ def _experts_panel(request) -> dict | None:
         return None
     m = expert_queries.measures(needs, scope.filter_by_town(Visit.objects.all(), request.user),
                                 scope.filter_by_town(Cooperation.objects.all(), request.user))
-    return {"m": m, "charts": {"expert-visits": {"labels": [f"{k}月" for k in range(1, 13)], "values": m["months"],
-                                                 "label": f"{m['year']} 年走访次数"}}}
+    asked = needs.filter(achievement__isnull=False)
+    return {"m": m, "asked": asked.count(), "asked_open": asked.filter(status=Need.Status.OPEN).count(),
+            "charts": {"expert-visits": {"labels": [f"{k}月" for k in range(1, 13)], "values": m["months"],
+                                         "label": f"{m['year']} 年走访次数"}}}
 
 
 def _labs_panel(request) -> dict | None:
