@@ -1091,3 +1091,61 @@ def test_an_instrument_that_needs_training_is_booked_only_by_a_trained_firm(coun
     # the API says which instruments need training
     listed = {i["name"]: i["needs_training"] for i in c.get("/api/v1/labs/instruments").json()}
     assert listed["扫描电子显微镜"] is True and listed["三坐标测量机"] is False
+
+
+# --- a lab that confirms bookings (预约需实验室确认) ----------------------------------------------
+
+
+def test_a_lab_that_confirms_bookings_holds_the_slot_until_it_confirms_declines_or_the_day_comes(county):
+    from qifu import worker
+    from qifu.reminders.models import OutboxMessage
+
+    inst = (Instrument.objects.filter(lab__needs_approval=True, needs_training=False, units=1)
+            .select_related("lab").order_by("lab__code", "code").first())
+    assert inst is not None and not Lab.objects.filter(needs_approval=True).exclude(owner_kind="university").exists()
+    a, b, c = firms(3, county["own_town"])
+    Entity.objects.filter(pk__in=[a.pk, b.pk, c.pk]).update(phone="13905740034")
+    actions.do_grant_voucher(a, open_day(inst.lab, 4).year, "1000")
+    start = first_slot(inst, 4)
+    with pytest.raises(actions.LabActionError, match="至少提前 2 天"):  # asked 30 hours ahead
+        actions.do_book(a, inst, start, 1, "疲劳寿命", now=start - dt.timedelta(hours=30))
+    assert not Booking.objects.exists()
+    held = actions.do_book(a, inst, start, 1, "弹簧疲劳寿命")
+    assert held.status == "pending" and held.voucher_amount > 0
+    with pytest.raises(actions.SlotTaken):  # the slot is held while the lab decides
+        actions.do_book(b, inst, start, 1, "弹簧疲劳寿命")
+    assert "待实验室确认" in portal_client(a.uscc).get("/portal/labs/").content.decode()
+    past = Booking(pk=held.pk, start=start - dt.timedelta(days=9))  # as if its day had come unconfirmed
+    with pytest.raises(actions.LabActionError, match="尚未经实验室确认"):
+        actions.do_record_batch(past, timezone.localdate(), "疲劳", 1, "R-1", "pass")
+    officer = staff(county, "officer")
+    page = officer.get(f"/labs/{inst.lab.code}/").content.decode()
+    assert "确认预约" in page and "企业预约需实验室确认" in page
+    assert "待实验室确认 1 次" in officer.get("/").content.decode()
+    officer.post(f"/labs/bookings/{held.pk}/act/", {"action": "confirm"})
+    held.refresh_from_db()
+    assert (held.status, held.confirmed_by) == ("booked", county["users"]["officer"])
+    assert "已确认" in OutboxMessage.objects.get(key=f"lab-confirmed:{held.pk}").body
+    # declined with a reason: cancelled, the voucher's share back, the firm told why
+    later = start + dt.timedelta(minutes=inst.slot_minutes)
+    second = actions.do_book(a, inst, later, 1, "弹簧疲劳寿命")
+    r = officer.post(f"/labs/bookings/{second.pk}/act/", {"action": "decline", "reason": ""}, follow=True)
+    assert '<li class="error"' in r.content.decode() and Booking.objects.get(pk=second.pk).status == "pending"
+    officer.post(f"/labs/bookings/{second.pk}/act/", {"action": "decline", "reason": "该时段设备需要校准"})
+    assert Booking.objects.get(pk=second.pk).status == "cancelled"
+    assert "设备需要校准" in OutboxMessage.objects.get(key=f"lab-declined:{second.pk}").body
+    assert actions.voucher_used(Voucher.objects.get(entity=a)) == held.voucher_amount
+    # not confirmed a day before the start: cancelled by the worker's job, the firm told; a confirmed one stays
+    third = actions.do_book(c, inst, later, 1, "弹簧疲劳寿命")
+    assert next(j for j in worker.JOBS if j.id == "lab_unconfirmed").handler == "qifu.labs.actions:expire_unconfirmed"
+    assert actions.expire_unconfirmed(now=later - dt.timedelta(hours=25)) == 0
+    assert actions.expire_unconfirmed(now=later - dt.timedelta(hours=23)) == 1
+    assert Booking.objects.get(pk=third.pk).status == "cancelled" and Booking.objects.get(pk=held.pk).status == "booked"
+    assert "未在开始前确认" in OutboxMessage.objects.get(key=f"lab-unconfirmed:{third.pk}").body
+    # a staff member's booking is confirmed as it is made; a wait served there waits for the lab
+    made = actions.do_book(b, inst, later, 1, "电话代约", channel=Booking.Channel.STAFF, by=county["users"]["officer"])
+    assert made.status == "booked"
+    actions.do_wait(c, inst, start, 1, "弹簧疲劳寿命")
+    actions.do_cancel(held)
+    served = Booking.objects.get(entity=c, status__in=["pending", "booked"])
+    assert (served.start, served.status) == (start, "pending")

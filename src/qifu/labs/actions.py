@@ -15,6 +15,7 @@ from django.utils import timezone
 from qifu.caching import Expiring
 from qifu.engine.assistant.textindex import TextIndex
 from qifu.labs.models import (
+    ACTIVE,
     FREE_CANCEL_HOURS,
     BookedSlot,
     Booking,
@@ -68,6 +69,7 @@ def import_catalogue(rows: list[dict], towns: dict[str, str]) -> tuple[int, int,
                 "open_days": r.get("open_days") or "12345", "opens": _time(r["opens"]), "closes": _time(r["closes"]),
                 "contact_name": r.get("contact_name") or "", "contact_phone": r.get("contact_phone") or "",
                 "voucher_ok": True if r.get("voucher_ok") is None else r["voucher_ok"], "active": True,
+                "needs_approval": bool(r.get("needs_approval")),
             }
             lab = Lab.objects.filter(code=code).first()
             if lab is None:
@@ -291,7 +293,7 @@ def _terms(i: Instrument) -> tuple:
     """What of an instrument and its lab a booking is judged on."""
     lab = i.lab
     return (i.active, i.units, i.slot_minutes, i.price_per_hour, i.needs_training, lab.active, lab.voucher_ok, lab.opens,
-            lab.closes, lab.open_days)
+            lab.closes, lab.open_days, lab.needs_approval)
 
 
 def _held_units(instrument_id: int, starts: list[dt.datetime]) -> set[int]:
@@ -327,12 +329,17 @@ def _cover(entity: Entity, year: int, price: Decimal) -> tuple[Voucher | None, D
 
 def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: int = 1, purpose: str = "",
             channel: str = Booking.Channel.PORTAL, by=None, use_voucher: bool = True,
-            now: dt.datetime | None = None, _current: bool = False) -> Booking:
+            now: dt.datetime | None = None, _current: bool = False, waited: bool = False) -> Booking:
     """Book ``slots`` consecutive slots from ``start`` on the first unit free for all of them.
     The price is fixed now; the firm's voucher for the year pays its share, never more than
     what is left of it (counted under a lock on the voucher). ``instrument`` may be a cached
     copy (``bookable``): a slot already held is refused on it, but any other refusal, and the
-    booking itself, are judged on the instrument as the database holds it then."""
+    booking itself, are judged on the instrument as the database holds it then.
+
+    At a lab that confirms bookings (``Lab.needs_approval``) a firm's booking holds its slots as
+    待确认 until the lab's staff confirm it (``do_confirm``), and must start at least
+    ``APPROVAL_LEAD_HOURS`` ahead, so that they have a day to answer; one a staff member makes
+    is confirmed as it is made, and one made for a wait (``waited``) has whatever time is left."""
     now = now or timezone.now()
     purpose = (purpose or "").strip()
     if not 2 <= len(purpose) <= 500:
@@ -348,13 +355,17 @@ def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
         if _terms(current) == _terms(instrument):
             return None
         forget_bookable()
-        return do_book(entity, current, start, slots, purpose, channel, by, use_voucher, now, _current=True)
+        return do_book(entity, current, start, slots, purpose, channel, by, use_voucher, now, _current=True,
+                       waited=waited)
 
     try:
         if not (instrument.active and instrument.lab.active):
             raise LabActionError("这台仪器暂不开放预约")
         starts = _check_time(instrument, start, slots, now)
         _check_trained(entity, instrument, starts[0])
+        confirm = instrument.lab.needs_approval and channel != Booking.Channel.STAFF
+        if confirm and not waited and starts[0] - now < dt.timedelta(hours=APPROVAL_LEAD_HOURS):
+            raise LabActionError(f"{instrument.lab.name}的预约需实验室确认，请至少提前 {APPROVAL_LEAD_HOURS // 24} 天预约")
     except LabActionError:
         if (booking := judge_again()) is not None:
             return booking
@@ -372,7 +383,8 @@ def do_book(entity: Entity, instrument: Instrument, start: dt.datetime, slots: i
         booking = Booking.objects.create(
             instrument=instrument, entity=entity, town_id=entity.town_id, start=starts[0],
             end=starts[-1] + dt.timedelta(minutes=instrument.slot_minutes), unit=unit, purpose=purpose, price=price,
-            voucher=voucher, voucher_amount=cover if voucher else 0, channel=channel, booked_by=by, created_at=now)
+            voucher=voucher, voucher_amount=cover if voucher else 0, channel=channel, booked_by=by, created_at=now,
+            status=Booking.Status.PENDING if confirm else Booking.Status.BOOKED)
         BookedSlot.objects.bulk_create(BookedSlot(booking=booking, instrument=instrument, unit=unit, start=s)
                                        for s in starts)
         return booking
@@ -407,7 +419,7 @@ def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, 
     reason = (reason or "").strip()
     with transaction.atomic():
         booking = Booking.objects.select_for_update().get(pk=booking.pk)
-        if booking.status != Booking.Status.BOOKED:
+        if booking.status not in ACTIVE:
             raise LabActionError(f"预约状态为“{booking.get_status_display()}”，不能取消")
         if not staff and booking.start - now < dt.timedelta(hours=FREE_CANCEL_HOURS):
             raise LabActionError(f"距开始不足 {FREE_CANCEL_HOURS} 小时，请联系实验室取消")
@@ -420,6 +432,73 @@ def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, 
         booking.slots.update(active=False)
     serve_waiting(booking.instrument_id, starts, now)
     return booking
+
+
+# --- the lab's confirmation (预约需实验室确认) ------------------------------------------------------
+
+APPROVAL_LEAD_HOURS = 48  # a firm books a lab that confirms at least two days ahead
+
+
+def do_confirm(booking: Booking, by=None, now: dt.datetime | None = None) -> Booking:
+    """The lab's staff confirm a booking that waits for it; the firm is told."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().select_related("instrument__lab", "entity").get(pk=booking.pk)
+        if booking.status != Booking.Status.PENDING:
+            raise LabActionError(f"预约状态为“{booking.get_status_display()}”，不需要确认")
+        booking.status, booking.confirmed_at, booking.confirmed_by = Booking.Status.BOOKED, now, by
+        booking.save(update_fields=["status", "confirmed_at", "confirmed_by"])
+        start = timezone.localtime(booking.start)
+        _tell(booking.entity, f"lab-confirmed:{booking.pk}", now,
+              f"【企服】{booking.instrument.lab.name}已确认您{start:%m月%d日%H:%M}起“{booking.instrument.name}”的预约，"
+              f"请按时到场。如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。", f"确认预约 {booking.pk}")
+    return booking
+
+
+def do_decline(booking: Booking, reason: str, by=None, now: dt.datetime | None = None) -> Booking:
+    """The lab's staff do not confirm a booking, saying why: it is cancelled (slots free, the
+    voucher's share back, waits served) and the firm is told the reason."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if len(reason) < 2:
+        raise LabActionError("请写明不予确认的原因，企业会收到这段话")
+    if not _cancel_pending(booking, f"实验室未予确认：{reason}", by, now):
+        raise LabActionError("只有待确认的预约可以不予确认")
+    booking.refresh_from_db()
+    start = timezone.localtime(booking.start)
+    _tell(booking.entity, f"lab-declined:{booking.pk}", now,
+          f"【企服】{booking.instrument.lab.name}未能确认您{start:%m月%d日%H:%M}起“{booking.instrument.name}”的预约：{reason[:60]}。"
+          f"费用和创新券额度已退回，可登录企服平台另约时段或改为送检。", f"不予确认预约 {booking.pk}")
+    return booking
+
+
+def _cancel_pending(booking: Booking, reason: str, by, now: dt.datetime) -> bool:
+    """Cancel ``booking`` if it still waits for the lab's confirmation (checked under its row
+    lock: one confirmed meanwhile stays); False otherwise."""
+    with transaction.atomic():
+        if not Booking.objects.select_for_update().filter(pk=booking.pk, status=Booking.Status.PENDING).exists():
+            return False
+        do_cancel(booking, reason, by=by, staff=True, now=now)
+    return True
+
+
+def expire_unconfirmed(now: dt.datetime | None = None) -> int:
+    """Cancel every booking its lab has not confirmed by ``FREE_CANCEL_HOURS`` before its start,
+    and tell each firm. Run by `qifu worker` every ten minutes. Returns how many."""
+    now = now or timezone.now()
+    late = Booking.objects.filter(status=Booking.Status.PENDING, start__lt=now + dt.timedelta(hours=FREE_CANCEL_HOURS))
+    done = 0
+    for b in late.select_related("instrument__lab", "entity"):
+        if not _cancel_pending(b, f"实验室未在开始前 {FREE_CANCEL_HOURS} 小时确认", None, now):
+            continue  # confirmed or cancelled meanwhile
+        done += 1
+        if b.start > now:
+            start = timezone.localtime(b.start)
+            _tell(b.entity, f"lab-unconfirmed:{b.pk}", now,
+                  f"【企服】{b.instrument.lab.name}未在开始前确认您{start:%m月%d日%H:%M}起“{b.instrument.name}”的预约，"
+                  f"预约已取消，费用和创新券额度已退回。如仍需检测，请登录企服平台另约时段或改为送检。",
+                  f"预约未确认取消 {b.pk}")
+    return done
 
 
 # --- waiting for a full slot (候补) --------------------------------------------------------------
@@ -492,7 +571,7 @@ def serve_waiting(instrument_id: int, freed: list[dt.datetime], now: dt.datetime
                     continue
                 channel = Booking.Channel.STAFF if w.created_by_id else Booking.Channel.PORTAL
                 booking = do_book(w.entity, w.instrument, w.start, w.slots, w.purpose, channel=channel,
-                                  by=w.created_by, use_voucher=w.use_voucher, now=now, _current=True)
+                                  by=w.created_by, use_voucher=w.use_voucher, now=now, _current=True, waited=True)
                 Waiting.objects.filter(pk=w.pk).update(status=Waiting.Status.BOOKED, closed_at=now, booking=booking,
                                                        note="有空位，已自动预约")
                 _tell_booked(w, booking, now)
@@ -690,7 +769,7 @@ def do_close(lab: Lab, first_day: dt.date, last_day: dt.date, reason: str, instr
         closure = Closure.objects.create(lab=lab, instrument=instrument, first_day=first_day, last_day=last_day,
                                          reason=reason, created_by=by, created_at=now)
         where = {"instrument__lab": lab} if instrument is None else {"instrument": instrument}
-        bookings = list(Booking.objects.filter(status=Booking.Status.BOOKED, start__gte=span[0], start__lt=span[1], **where)
+        bookings = list(Booking.objects.filter(status__in=ACTIVE, start__gte=span[0], start__lt=span[1], **where)
                         .select_related("entity", "instrument"))
         for b in bookings:
             do_cancel(b, f"实验室停开放：{reason}", by=by, staff=True, now=now)
@@ -750,8 +829,6 @@ def do_record_batch(booking: Booking, tested_on: dt.date, items: str, samples: i
     from qifu.service_requests import attachments
 
     items, report_no = (items or "").strip(), (report_no or "").strip()
-    if booking.status == Booking.Status.CANCELLED:
-        raise LabActionError("预约已取消，不能登记检测")
     if not items or not report_no:
         raise LabActionError("请填写检测项目和报告编号")
     if conclusion not in TestBatch.Conclusion.values:
@@ -764,6 +841,10 @@ def do_record_batch(booking: Booking, tested_on: dt.date, items: str, samples: i
         raise LabActionError(f"检测报告“{report[0]}”应为 PDF（按文件内容判断）")
     with transaction.atomic():
         booking = Booking.objects.select_for_update().select_related("instrument").get(pk=booking.pk)
+        if booking.status == Booking.Status.CANCELLED:
+            raise LabActionError("预约已取消，不能登记检测")
+        if booking.status == Booking.Status.PENDING:
+            raise LabActionError("预约尚未经实验室确认，不能登记检测")
         if hasattr(booking, "batch"):
             raise LabActionError("这次预约已登记过检测批次")
         if TestBatch.objects.filter(lab_id=booking.instrument.lab_id, report_no=report_no).exists():

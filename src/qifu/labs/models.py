@@ -45,6 +45,8 @@ class Lab(models.Model):
     contact_name = models.CharField("联系人", max_length=50, blank=True)
     contact_phone = models.CharField("联系电话", max_length=50, blank=True)
     voucher_ok = models.BooleanField("可用创新券", default=True)
+    # a firm's booking holds its slots but waits for the lab's confirmation (待确认)
+    needs_approval = models.BooleanField("预约需实验室确认", default=False)
     rules = models.TextField("开放规则", blank=True)
     active = models.BooleanField("开放中", default=True)
     updated_at = models.DateTimeField("更新时间")
@@ -170,6 +172,7 @@ class Rated(models.Model):
 
 class Booking(Rated):
     class Status(models.TextChoices):
+        PENDING = "pending", "待实验室确认"
         BOOKED = "booked", "已预约"
         DONE = "done", "已完成"
         CANCELLED = "cancelled", "已取消"
@@ -197,6 +200,10 @@ class Booking(Rated):
     created_at = models.DateTimeField("预约时间")
     cancelled_at = models.DateTimeField("取消时间", null=True, blank=True)
     cancel_reason = models.CharField("取消原因", max_length=300, blank=True)
+    # at a lab that confirms bookings: when and by whom this one was confirmed
+    confirmed_at = models.DateTimeField("确认时间", null=True, blank=True)
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
 
     class Meta:
         verbose_name = verbose_name_plural = "仪器预约"
@@ -225,6 +232,7 @@ class BookedSlot(models.Model):
 
 
 FREE_CANCEL_HOURS = 24  # a firm cancels itself until a day before; later, the lab cancels
+ACTIVE = ("pending", "booked")  # a booking that holds its slots
 
 
 class Waiting(models.Model):

@@ -78,6 +78,8 @@ def measures(bookings, batches, vouchers, waits, orders=None) -> dict:
         "batches": batches.count(), "firms": batches.values("entity").distinct().count(),
         "bookings": live.count(), "cancelled": bookings.filter(status=Booking.Status.CANCELLED).count(),
         "upcoming": live.filter(status=Booking.Status.BOOKED, start__gte=timezone.now()).count(),
+        # waiting for the lab's confirmation (a lab that confirms bookings)
+        "to_confirm": live.filter(status=Booking.Status.PENDING).count(),
         # its time is past and the lab has not recorded the test batch yet
         "unrecorded": live.filter(status=Booking.Status.BOOKED, end__lt=timezone.now()).count(),
         "price": (paid["price"] or Decimal(0)) + (sent.get("price") or Decimal(0)),

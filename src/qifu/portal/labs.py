@@ -94,6 +94,9 @@ def _slot_form(request, instrument_id: int, act, unreadable: str, done) -> HttpR
 
 def _booked(b: Booking) -> str:
     cover = f"，创新券抵扣 {b.voucher_amount} 元" if b.voucher_amount else ""
+    if b.status == Booking.Status.PENDING:
+        return (f"已提交预约 {timezone.localtime(b.start):%Y-%m-%d %H:%M}–{timezone.localtime(b.end):%H:%M}，"
+                f"时段已为您保留，待实验室确认（确认或未获确认都会短信告知）；费用 {b.price} 元{cover}")
     return (f"已预约 {timezone.localtime(b.start):%Y-%m-%d %H:%M}–{timezone.localtime(b.end):%H:%M}，"
             f"费用 {b.price} 元{cover}，应付 {b.to_pay} 元")
 

@@ -63,7 +63,7 @@ class BookingOut(Schema):
     purpose: str
     price: str = Field(description="费用（元），预约时锁定")
     voucher_amount: str = Field(description="创新券抵扣（元）")
-    status: Literal["booked", "done", "cancelled"]
+    status: Literal["pending", "booked", "done", "cancelled"] = Field(description="pending：待实验室确认")
 
 
 class WaitingOut(Schema):

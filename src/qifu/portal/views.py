@@ -17,7 +17,7 @@ from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice
-from qifu.labs.models import Booking
+from qifu.labs.models import ACTIVE, Booking
 from qifu.policies import queries as policy_queries
 from qifu.portal import forms, signin
 from qifu.projects.models import ChecklistItem, Phase
@@ -104,7 +104,7 @@ def home(request):
              .prefetch_related("explanations").order_by("status", "rule_id"))
     notice = CorrectionNotice.objects.filter(entity=entity, report_year=year).order_by("-issued_on").first()
     policies_waiting = [m for m in policy_queries.for_entity(entity.uscc) if m.status in policy_queries.ACTIONABLE]
-    bookings = (Booking.objects.filter(entity=entity, status=Booking.Status.BOOKED, start__gte=timezone.now())
+    bookings = (Booking.objects.filter(entity=entity, status__in=ACTIVE, start__gte=timezone.now())
                 .select_related("instrument__lab").order_by("start")[:5])
     phases = (Phase.objects.filter(project__entity=entity)
               .filter(Q(state="rectifying") | Q(state="planned", items__kind="document", items__status="pending"))

@@ -22,6 +22,7 @@ from qifu.accounts.decorators import staff_required
 from qifu.engine import reference
 from qifu.labs import actions, queries
 from qifu.labs.models import (
+    ACTIVE,
     FREE_CANCEL_HOURS,
     Booking,
     Lab,
@@ -149,7 +150,7 @@ BOOK_FOR_FIELDS = ("uscc", "instrument", "day", "time", "slots", "purpose", "vou
 def lab(request, code: str):
     lab = get_object_or_404(Lab.objects.select_related("town", "owner"), code=code)
     bookings = _bookings(request).filter(instrument__lab=lab).select_related("entity", "instrument", "batch")
-    upcoming = bookings.filter(status=Booking.Status.BOOKED).order_by("start")
+    upcoming = bookings.filter(status__in=ACTIVE).order_by("start")
     # the waits that a cancellation could still serve, each with its place in its slot's queue
     # (counted over every township's waits: the queue is one, whoever may see whom)
     open_waits = Waiting.objects.filter(instrument__lab=lab, status=Waiting.Status.WAITING,
@@ -171,7 +172,7 @@ def lab(request, code: str):
         "open_orders": orders.filter(status__in=actions.OPEN_ORDERS).order_by("created_at", "id")[:100],
         "closed_orders": orders.exclude(status__in=actions.OPEN_ORDERS).order_by("-created_at", "-id")[:30],
         "lab": lab, "instruments": lab.instruments.all(), "upcoming": upcoming[:100], "waits": waits,
-        "recent": bookings.exclude(status=Booking.Status.BOOKED).order_by("-start")[:50],
+        "recent": bookings.exclude(status__in=ACTIVE).order_by("-start")[:50],
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
         "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
         "can_write": scope.can_write(request.user), "max_slots": actions.MAX_SLOTS,
@@ -251,6 +252,12 @@ def booking_act(request, booking_id: int):
         if post.get("action") == "cancel":
             actions.do_cancel(b, post.get("reason", ""), by=request.user, staff=True)
             messages.success(request, "已取消预约，时段和创新券额度已退回")
+        elif post.get("action") == "confirm":
+            actions.do_confirm(b, by=request.user)
+            messages.success(request, "已确认预约，并告知企业")
+        elif post.get("action") == "decline":
+            actions.do_decline(b, post.get("reason", ""), by=request.user)
+            messages.success(request, "已不予确认，预约取消，并告知企业原因")
         elif post.get("action") == "callback":
             actions.do_callback(b, post.get("note", ""), by=request.user)
             messages.success(request, "已登记回访")
