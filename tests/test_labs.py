@@ -619,6 +619,15 @@ def test_staff_see_their_townships_bookings_and_export_them(county):
     # the officer cannot act on another township's booking; the leader cannot act at all
     theirs = Booking.objects.get(entity=other)
     assert staff(county, "officer").post(f"/labs/bookings/{theirs.pk}/act/", {"action": "cancel", "reason": "测试"}).status_code == 404
+    # the lab cancels the officer's firm's booking: the firm is told why
+    from qifu.reminders.models import OutboxMessage
+
+    Entity.objects.filter(pk=mine.pk).update(phone="13905740035")
+    ours = Booking.objects.get(entity=mine)
+    staff(county, "officer").post(f"/labs/bookings/{ours.pk}/act/", {"action": "cancel", "reason": "设备突发故障"})
+    assert Booking.objects.get(pk=ours.pk).status == "cancelled"
+    told = OutboxMessage.objects.get(key=f"lab-cancelled:{ours.pk}")
+    assert told.recipient == "13905740035" and "设备突发故障" in told.body
     assert staff(county, "leader").post(f"/labs/bookings/{theirs.pk}/act/", {"action": "cancel", "reason": "测试"}).status_code == 403
     # the entity page and the dashboard show it
     assert "本镇企业检测" in staff(county, "officer").get(f"/entities/{mine.uscc}/").content.decode()

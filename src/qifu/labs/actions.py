@@ -412,9 +412,11 @@ def _taken(instrument: Instrument, start: dt.datetime):
     raise SlotTaken(f"{timezone.localtime(start):%Y-%m-%d %H:%M} 起的时段{taken}，请选择其他时段")
 
 
-def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, now: dt.datetime | None = None) -> Booking:
+def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, now: dt.datetime | None = None,
+              tell: bool = False) -> Booking:
     """Cancel a booking: its slots are free again and its voucher share returns. A firm cancels
-    until a day before the start; after that only the lab's staff can, with a reason."""
+    until a day before the start; after that only the lab's staff can, with a reason. ``tell``:
+    the firm is told the staff's reason in writing (callers with their own message leave it)."""
     now = now or timezone.now()
     reason = (reason or "").strip()
     with transaction.atomic():
@@ -430,6 +432,12 @@ def do_cancel(booking: Booking, reason: str = "", by=None, staff: bool = False, 
         booking.save(update_fields=["status", "cancelled_at", "cancel_reason"])
         starts = list(booking.slots.values_list("start", flat=True))
         booking.slots.update(active=False)
+        if staff and tell:
+            start = timezone.localtime(booking.start)
+            inst = Instrument.objects.select_related("lab").get(pk=booking.instrument_id)
+            _tell(booking.entity, f"lab-cancelled:{booking.pk}", now,
+                  f"【企服】{inst.lab.name}取消了您{start:%m月%d日%H:%M}起“{inst.name}”的预约：{reason[:60]}。"
+                  f"费用和创新券额度已退回，可登录企服平台另约时段或改为送检。", f"实验室取消预约 {booking.pk}")
     serve_waiting(booking.instrument_id, starts, now)
     return booking
 

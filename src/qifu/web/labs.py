@@ -250,8 +250,8 @@ def booking_act(request, booking_id: int):
     post = request.POST
     try:
         if post.get("action") == "cancel":
-            actions.do_cancel(b, post.get("reason", ""), by=request.user, staff=True)
-            messages.success(request, "已取消预约，时段和创新券额度已退回")
+            actions.do_cancel(b, post.get("reason", ""), by=request.user, staff=True, tell=True)
+            messages.success(request, "已取消预约，时段和创新券额度已退回，并告知企业原因")
         elif post.get("action") == "confirm":
             actions.do_confirm(b, by=request.user)
             messages.success(request, "已确认预约，并告知企业")
