@@ -1079,12 +1079,10 @@ def do_qualify(entity: Entity, instrument: Instrument, until: dt.date, note: str
         raise LabActionError(f"有效期应在明天到 {MAX_QUALIFIED_YEARS} 年之内")
     note = (note or "").strip()[:300]
     with transaction.atomic():
-        q, _ = Qualification.objects.select_for_update().get_or_create(
+        q, _ = Qualification.objects.update_or_create(
             instrument=instrument, entity=entity,
-            defaults={"town_id": entity.town_id, "until": until, "granted_at": now, "granted_by": by, "note": note})
-        q.until, q.note, q.granted_at, q.granted_by, q.town_id = until, note, now, by, entity.town_id
-        q.revoked_at, q.revoked_reason = None, ""
-        q.save()
+            defaults={"town_id": entity.town_id, "until": until, "granted_at": now, "granted_by": by, "note": note,
+                      "revoked_at": None, "revoked_reason": ""})
         _tell(entity, f"lab-qualified:{q.pk}:{timezone.localtime(now):%Y%m%d%H%M}:{until:%Y%m%d}", now,
               f"【企服】贵企业已取得{instrument.lab.name}“{instrument.name}”的上机资格，有效期至 {until:%Y-%m-%d}，"
               f"可登录企服平台自行预约。", f"上机资格 {instrument.name}")

@@ -34,7 +34,7 @@ from qifu.labs.models import (
     Waiting,
 )
 from qifu.service_requests import attachments
-from qifu.web.downloads import audited_xlsx
+from qifu.web.downloads import audited_xlsx, local_time
 
 
 def _bookings(request):
@@ -93,7 +93,7 @@ def _xlsx(request):
     qs = _bookings(request).select_related("entity", "town", "instrument__lab").order_by("start")
     for b in qs:
         spreadsheets.append(ws, [b.pk, b.entity_id, b.entity.name, b.town.name, b.instrument.lab.name, b.instrument.name,
-                                 timezone.localtime(b.start).replace(tzinfo=None), timezone.localtime(b.end).replace(tzinfo=None),
+                                 local_time(b.start), local_time(b.end),
                                  b.purpose, float(b.price), float(b.voucher_amount), b.get_status_display(),
                                  b.get_channel_display(), b.cancel_reason, b.get_rating_display(), b.rating_comment,
                                  b.callback_note])
@@ -112,8 +112,8 @@ def _xlsx(request):
                              "状态", "约上的预约号", "说明"])
     for w in _waits(request).select_related("entity", "town", "instrument__lab").order_by("start", "created_at", "id"):
         spreadsheets.append(ws, [w.entity_id, w.entity.name, w.town.name, w.instrument.lab.name, w.instrument.name,
-                                 timezone.localtime(w.start).replace(tzinfo=None), w.slots, w.purpose,
-                                 timezone.localtime(w.created_at).replace(tzinfo=None), w.get_now_status_display(),
+                                 local_time(w.start), w.slots, w.purpose,
+                                 local_time(w.created_at), w.get_now_status_display(),
                                  w.booking_id, w.note])
     ws = wb.create_sheet("送检")
     spreadsheets.append(ws, ["委托号", "统一社会信用代码", "企业名称", "镇街", "实验室", "样品", "样品数量", "检测项目", "检测依据",
@@ -122,19 +122,15 @@ def _xlsx(request):
     orders = _orders(request).select_related("entity", "town", "lab").order_by("created_at", "id")
     for o in orders:
         spreadsheets.append(ws, [o.pk, o.entity_id, o.entity.name, o.town.name, o.lab.name, o.sample_name, o.samples,
-                                 o.items, o.standard, _naive(o.created_at), o.get_status_display(), _naive(o.received_at),
+                                 o.items, o.standard, local_time(o.created_at), o.get_status_display(), local_time(o.received_at),
                                  o.condition, float(o.price) if o.price is not None else None, float(o.voucher_amount),
-                                 o.report_no, o.get_conclusion_display(), _naive(o.issued_at), o.closed_reason,
+                                 o.report_no, o.get_conclusion_display(), local_time(o.issued_at), o.closed_reason,
                                  o.get_rating_display(), o.rating_comment, o.callback_note])
     ws = wb.create_sheet("送检流转记录")
     spreadsheets.append(ws, ["委托号", "时间", "环节", "经办人", "说明"])
     for ev in (SampleEvent.objects.filter(order__in=orders).select_related("by").order_by("order_id", "at", "id")):
-        spreadsheets.append(ws, [ev.order_id, _naive(ev.at), ev.get_action_display(), _who(ev.by), ev.note])
+        spreadsheets.append(ws, [ev.order_id, local_time(ev.at), ev.get_action_display(), _who(ev.by), ev.note])
     return audited_xlsx(request, wb, "labs", f"共享实验室预约、检测批次和创新券 {qs.count()} 条预约")
-
-
-def _naive(at):
-    return timezone.localtime(at).replace(tzinfo=None) if at else None
 
 
 def _who(user) -> str:
@@ -164,14 +160,15 @@ def lab(request, code: str):
     for w in waits:
         w.place = place[w.pk]
     orders = _orders(request).filter(lab=lab).select_related("entity")
+    instruments = list(lab.instruments.all())
     trained = (scope.filter_by_town(Qualification.objects.filter(instrument__lab=lab), request.user)
                .select_related("entity", "instrument").order_by("instrument__code", "revoked_at", "-until"))
     return render(request, "web/lab.html", {
-        "training": [i for i in lab.instruments.all() if i.needs_training], "qualifications": trained[:200],
+        "training": [i for i in instruments if i.needs_training], "qualifications": trained[:200],
         "next_year": timezone.localdate() + dt.timedelta(days=365),
         "open_orders": orders.filter(status__in=actions.OPEN_ORDERS).order_by("created_at", "id")[:100],
         "closed_orders": orders.exclude(status__in=actions.OPEN_ORDERS).order_by("-created_at", "-id")[:30],
-        "lab": lab, "instruments": lab.instruments.all(), "upcoming": upcoming[:100], "waits": waits,
+        "lab": lab, "instruments": instruments, "upcoming": upcoming[:100], "waits": waits,
         "recent": bookings.exclude(status__in=ACTIVE).order_by("-start")[:50],
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
         "contact": masking.value(lab.contact_phone) if lab.contact_phone else "",
