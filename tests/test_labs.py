@@ -982,6 +982,17 @@ def test_a_lab_refuses_samples_sends_a_result_back_and_a_firm_withdraws_before_r
     with pytest.raises(actions.LabActionError, match="检测日期"):
         actions.do_result(again, timezone.localdate() + dt.timedelta(days=1), "pass", "IP-8", report, by=a)
     assert SampleOrder.objects.get(pk=again.pk).status == "testing"
+    # the firm's home lists what is still with the lab and a report to download and rate, not
+    # the refused or withdrawn ones; a rated report drops off
+    c = portal_client(firm.uscc)
+    home = c.get("/portal/").content.decode()
+    todo = home[home.index('id="home-todo"'):]
+    assert f'id="home-order-{again.pk}"' in todo and "检测中" in todo
+    assert f'id="home-order-{o.pk}"' in todo and "报告已出" in todo
+    assert sorted(p for p in SampleOrder.objects.filter(entity=firm).values_list("pk", flat=True)
+                  if f'id="home-order-{p}"' in todo) == sorted([o.pk, again.pk])
+    c.post(f"/portal/labs/orders/{o.pk}/rate/", {"rating": "satisfied"})
+    assert f'id="home-order-{o.pk}"' not in c.get("/portal/").content.decode()
 
 
 def test_send_in_orders_keep_to_townships_and_staff_enter_one_for_a_firm(county):

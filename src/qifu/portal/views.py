@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import wraps
 
 from django.contrib import messages
@@ -17,7 +18,8 @@ from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice
-from qifu.labs.models import ACTIVE, Booking
+from qifu.labs.actions import OPEN_ORDERS
+from qifu.labs.models import ACTIVE, Booking, SampleOrder
 from qifu.policies import queries as policy_queries
 from qifu.portal import forms, signin
 from qifu.projects.models import ChecklistItem, Phase
@@ -106,6 +108,13 @@ def home(request):
     policies_waiting = [m for m in policy_queries.for_entity(entity.uscc) if m.status in policy_queries.ACTIONABLE]
     bookings = (Booking.objects.filter(entity=entity, status__in=ACTIVE, start__gte=timezone.now())
                 .select_related("instrument__lab").order_by("start")[:5])
+    # send-in orders still with the lab, and reports issued in the last month not yet rated
+    # (the firm downloads its report and rates the service on the labs page)
+    orders = (SampleOrder.objects.filter(entity=entity)
+              .filter(Q(status__in=OPEN_ORDERS)
+                      | Q(status=SampleOrder.Status.ISSUED, rating="",
+                          issued_at__gte=timezone.now() - dt.timedelta(days=30)))
+              .select_related("lab").order_by("created_at")[:5])
     phases = (Phase.objects.filter(project__entity=entity)
               .filter(Q(state="rectifying") | Q(state="planned", items__kind="document", items__status="pending"))
               .select_related("project").distinct().order_by("project__code", "seq")
@@ -117,7 +126,7 @@ def home(request):
     due = corrections.deadline(year)
     return render(request, "portal/home.html", {
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
-        "lab_bookings": bookings, "phases_todo": phases, "inspections": inspections, "promised": promised,
+        "lab_bookings": bookings, "lab_orders": orders, "phases_todo": phases, "inspections": inspections, "promised": promised,
         "today": timezone.localdate(),
         "deadline": due, "past_deadline": timezone.localdate() > due,
         "open_count": sum(1 for f in found if f.status == "open"),
