@@ -28,7 +28,7 @@ def api_schema(checked_county, db):
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
 
-    from qifu.experts.models import Expert
+    from qifu.experts.models import Achievement, Expert
     from qifu.imports.actions import import_file
     from qifu.labs.models import Lab
     from qifu.wsgi import application
@@ -37,6 +37,8 @@ def api_schema(checked_county, db):
         import_file("labs", checked_county["folder"] / "labs.csv")
     if not Expert.objects.exists():  # and the expert library, so that a new need is matched
         import_file("experts", checked_county["folder"] / "experts.csv")
+    if not Achievement.objects.exists():  # and the results library, so that asking about one is reached
+        import_file("achievements", checked_county["folder"] / "achievements.csv")
     for signal in (request_started, request_finished):
         signal.disconnect(close_old_connections)
     yield schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
@@ -61,7 +63,7 @@ def test_api_has_no_server_errors_and_keeps_to_its_schema(api_schema, enterprise
     monkeypatch.setenv("QIFU_SMS_GATEWAY_TOKEN", "gw-fuzz")  # so that the fuzz reaches the hook itself
     # schemathesis's pytest plugin does not run under pytest 9; its Hypothesis strategies do.
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 22
+    assert len(operations) == 24
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -83,7 +85,8 @@ def test_schema_describes_every_endpoint_with_its_auth(client, checked_county, d
                                  "/api/v1/labs/voucher", "/api/v1/labs/waiting",
                                  "/api/v1/labs/waiting/{waiting_id}/withdraw", "/api/v1/labs/orders",
                                  "/api/v1/labs/orders/{order_id}/withdraw", "/api/v1/experts/needs", "/api/v1/projects",
-                                 "/api/v1/projects/{code}/phases/{seq}/raise"}
+                                 "/api/v1/projects/{code}/phases/{seq}/raise", "/api/v1/experts/achievements",
+                                 "/api/v1/experts/achievements/{code}/ask"}
     for path, ops in doc["paths"].items():
         for op in ops.values():
             assert op.get("security") or path == "/api/assistant/ask", path

@@ -659,3 +659,31 @@ def test_a_firm_asks_about_an_achievement_and_its_expert_is_proposed_first(libra
     tied = actions.do_ask_about(f, other, "想了解这项成果的应用")
     assert not tied.pairings.filter(expert=other.expert).exists()
     assert staff(library, "noroles").get("/experts/achievements/").status_code in (302, 403)
+
+
+def test_the_api_searches_the_public_library_and_asks_about_an_achievement(library):
+    a = Achievement.objects.filter(public=True, expert__isnull=False).order_by("code").first()
+    hidden = Achievement.objects.filter(public=False).order_by("code").first()
+    f = firm(library["own_town"])
+    c = portal_client(f.uscc)
+    assert Client().get("/api/v1/experts/achievements").status_code == 401
+    listed = c.get("/api/v1/experts/achievements").json()
+    codes = [x["code"] for x in listed]
+    assert a.code in codes and hidden.code not in codes and codes == sorted(codes)
+    shown = next(x for x in listed if x["code"] == a.code)
+    assert (shown["title"], shown["maturity"], shown["asked"], shown["matched"]) == (a.title, a.maturity, False, [])
+    assert shown["expert"] == (f"{a.expert.name}（{a.expert.institution}）" if a.expert.consent else None)
+    found = c.get("/api/v1/experts/achievements", {"q": a.title}).json()
+    assert found[0]["code"] == a.code and found[0]["matched"]
+    assert hidden.code not in [x["code"] for x in c.get("/api/v1/experts/achievements", {"q": hidden.title}).json()]
+    # asking: bad input and a hidden achievement refused, nothing stored; then a need, once
+    post = lambda code, note: c.post(f"/api/v1/experts/achievements/{code}/ask", {"note": note},  # noqa: E731
+                                     content_type="application/json", HTTP_X_CSRFTOKEN="x")
+    assert post(a.code, "好").status_code == 422 and post(hidden.code, "想了解转化费用").status_code == 404
+    assert not Need.objects.exists()
+    r = post(a.code, "想用在我们的产品上，了解转化费用")
+    need = Need.objects.get()
+    assert r.status_code == 201 and r.json()["number"] == need.number and need.achievement == a
+    again = post(a.code, "再问一次这项成果")
+    assert again.status_code == 400 and "正在对接" in again.json()["detail"] and Need.objects.count() == 1
+    assert next(x for x in c.get("/api/v1/experts/achievements").json() if x["code"] == a.code)["asked"] is True

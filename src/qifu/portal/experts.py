@@ -68,15 +68,30 @@ def achievements_page(request):
     to know more about one (我想了解), which becomes a need the broker takes up."""
     q = request.GET.get("q", "").strip()[:100]
     entity = current_entity(request)
-    rows = actions.search_achievements(q, 30, public_only=True) if q else [
-        (a, ()) for a in Achievement.objects.filter(public=True).select_related("expert").order_by("code")[:200]]
-    asked = set(Need.objects.filter(entity=entity, achievement__isnull=False).exclude(status=Need.Status.CLOSED)
-                .values_list("achievement_id", flat=True)) if entity else set()
+    asked = asked_about(entity) if entity else set()
     return render(request, "portal/achievements.html", {
         "entity": entity, "q": q,
-        "rows": [(a, w, f"{a.expert.name}（{a.expert.institution}）" if a.expert and a.expert.consent else "",
-                  a.pk in asked) for a, w in rows],
+        "rows": [(a, w, achievement_expert(a) or "", a.pk in asked) for a, w in library(q)],
     })
+
+
+def library(q: str) -> list[tuple[Achievement, tuple]]:
+    """The public results library as a firm sees it: searched for ``q`` (with the words each
+    matched), or every public achievement by its code (the first 200)."""
+    if q:
+        return actions.search_achievements(q, 30, public_only=True)
+    return [(a, ()) for a in Achievement.objects.filter(public=True).select_related("expert").order_by("code")[:200]]
+
+
+def asked_about(entity) -> set[int]:
+    """The achievements ``entity`` asked about whose need is not closed."""
+    return set(Need.objects.filter(entity=entity, achievement__isnull=False).exclude(status=Need.Status.CLOSED)
+               .values_list("achievement_id", flat=True))
+
+
+def achievement_expert(a: Achievement) -> str | None:
+    """An achievement's contact expert as firms see them: by name only with their consent."""
+    return f"{a.expert.name}（{a.expert.institution}）" if a.expert and a.expert.consent else None
 
 
 @portal_required
