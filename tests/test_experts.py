@@ -176,8 +176,10 @@ def test_the_firm_rates_an_ended_project_once_and_staff_see_the_satisfaction(cou
     assert 'class="coop-rate"' not in c.get("/portal/experts/").content.decode()  # still going on
     r = c.post(f"/portal/experts/cooperations/{coop.pk}/rate/", {"rating": "satisfied"}, follow=True)
     assert "结束后才能评价" in r.content.decode() and not Cooperation.objects.get().rating
+    assert f'id="home-coop-{coop.pk}"' not in c.get("/portal/").content.decode()
     actions.do_finish(coop, "缩痕消除，良率提高 8 个百分点")
     assert 'class="coop-rate"' in c.get("/portal/experts/").content.decode()
+    assert f'id="home-coop-{coop.pk}"' in c.get("/portal/").content.decode()  # the firm's home asks for it
     # 不满意 needs a reason; another firm cannot rate it
     r = c.post(f"/portal/experts/cooperations/{coop.pk}/rate/", {"rating": "dissatisfied", "comment": ""}, follow=True)
     assert "写明原因" in r.content.decode() and not Cooperation.objects.get().rating
@@ -190,6 +192,7 @@ def test_the_firm_rates_an_ended_project_once_and_staff_see_the_satisfaction(cou
     r = c.post(f"/portal/experts/cooperations/{coop.pk}/rate/", {"rating": "satisfied"}, follow=True)
     assert "已经评价过" in r.content.decode() and Cooperation.objects.get().rating == "dissatisfied"
     assert "您的评价：不满意" in c.get("/portal/experts/").content.decode()
+    assert f'id="home-coop-{coop.pk}"' not in c.get("/portal/").content.decode()
     # staff see it on the need, in the measures and in the XLSX
     admin = staff(county, "admin")
     assert "专家只来了一次" in admin.get(f"/experts/needs/{need.number}/").content.decode()

@@ -280,10 +280,16 @@ def test_the_enterprise_submits_rates_and_sees_the_measures_change(county):
     assert r["Location"].endswith(f"/portal/requests/{req.number}/")
     for move in (Move.SIGN, Move.ANSWER):
         actions.do_move(req, move, STAFF, answer="已把申报指南发给企业")
+    # the firm's home asks it to confirm the answer, saying when it closes on its own
+    req.refresh_from_db()
+    closes = timezone.localdate(req.answered_at + actions.AUTO_CLOSE_AFTER)
+    home = portal.get("/portal/").content.decode()
+    assert f'id="home-request-{req.number}"' in home and f"{closes.month}月{closes.day}日前未确认的自动办结" in home
     before = staff(county, "admin").get("/requests/measures/").content.decode()
     portal.post(f"/portal/requests/{req.number}/act/", {"do": "rate", "satisfaction": "satisfied"})
     req.refresh_from_db()
     assert (req.status, req.satisfaction) == (State.CLOSED, "satisfied")
+    assert f'id="home-request-{req.number}"' not in portal.get("/portal/").content.decode()
     after = staff(county, "admin").get("/requests/measures/").content.decode()
     assert before != after
     other = Entity.objects.exclude(pk=e.pk).first()

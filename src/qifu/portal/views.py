@@ -18,12 +18,16 @@ from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice
+from qifu.engine.requests.workflow import State
+from qifu.experts.models import Cooperation
 from qifu.labs.actions import OPEN_ORDERS
 from qifu.labs.models import ACTIVE, Booking, SampleOrder
 from qifu.policies import queries as policy_queries
 from qifu.portal import forms, signin
 from qifu.projects.models import ChecklistItem, Phase
 from qifu.registry.models import Entity
+from qifu.service_requests.actions import AUTO_CLOSE_AFTER
+from qifu.service_requests.models import ServiceRequest
 
 SESSION_KEY = "portal_uscc"
 
@@ -123,10 +127,19 @@ def home(request):
                    .select_related("project").order_by("inspection_on")[:5])
     promised = (ChecklistItem.objects.filter(phase__project__entity=entity, status=ChecklistItem.Status.PROMISED)
                 .select_related("phase__project").order_by("promised_until")[:5])
+    # requests answered and waiting for the firm to confirm them (or ask again) before they
+    # close on their own, and ended expert projects the firm has not rated
+    answered = (ServiceRequest.objects.filter(entity=entity, status=State.ANSWERED, duplicate_of__isnull=True)
+                .order_by("answered_at")[:5])
+    for r in answered:
+        r.closes_on = timezone.localdate(r.answered_at + AUTO_CLOSE_AFTER) if r.answered_at else None
+    coops = (Cooperation.objects.filter(entity=entity, rated_at__isnull=True)
+             .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
     due = corrections.deadline(year)
     return render(request, "portal/home.html", {
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
-        "lab_bookings": bookings, "lab_orders": orders, "phases_todo": phases, "inspections": inspections, "promised": promised,
+        "lab_bookings": bookings, "lab_orders": orders, "answered": answered, "coops": coops,
+        "phases_todo": phases, "inspections": inspections, "promised": promised,
         "today": timezone.localdate(),
         "deadline": due, "past_deadline": timezone.localdate() > due,
         "open_count": sum(1 for f in found if f.status == "open"),
