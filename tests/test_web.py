@@ -106,6 +106,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
 
     # and the results library, some firms asking about its results
     assert Achievement.objects.exists() and Need.objects.filter(achievement__isnull=False).exists()
+    # the closed season's late filers listed (经营异常名录), some of those who filed since taken off
+    from qifu.abnormal.models import Listing
+
+    assert "经营异常名录：2025 年度逾期未报" in out
+    assert Listing.objects.filter(status="listed").exists() and Listing.objects.filter(status="removed").exists()
+    assert not Listing.objects.filter(status="removed", entity__reports__isnull=True).exists()
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")

@@ -61,6 +61,7 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     use_labs(user)
     pair_experts(user)
     accept_projects(user)
+    list_late_filers(user, year)
     from qifu import demo_season
 
     t = time.perf_counter()
@@ -465,6 +466,41 @@ def expert_account(password: str):
         if found:
             experts.do_volunteer(found[0][0], expert, "做过同类问题，可先到现场看产线和样件")
     return expert
+
+
+def list_late_filers(user, year: int | None, seed: int = 17) -> None:
+    """The abnormal-operation list of a closed season: those who had not filed ``year``'s report
+    by 30 June listed a fortnight later; of those who filed late since, some applied to come
+    off (one of them refused) and most were removed, the rest not yet applied."""
+    import datetime as dt
+    import random
+
+    from django.utils import timezone
+
+    from qifu.abnormal import actions as abnormal
+    from qifu.abnormal import queries as abnormal_queries
+    from qifu.abnormal.models import Listing
+
+    if not year or timezone.localdate() <= abnormal.deadline(year) or Listing.objects.filter(report_year=year).exists():
+        return
+    decided = dt.datetime.combine(abnormal.deadline(year) + dt.timedelta(days=15), dt.time(9, 30),
+                                  tzinfo=timezone.get_current_timezone())
+    n = abnormal.do_list(year, by=user, now=decided)
+    rng = random.Random(seed)
+    late = list(abnormal_queries.with_back_filed(Listing.objects.filter(report_year=year)).filter(back_filed=True)
+                .select_related("entity").order_by("number"))
+    for i, x in enumerate(late):
+        applied = decided + dt.timedelta(days=rng.randint(3, 60), hours=rng.randint(0, 8))
+        if i % 4 == 3 or applied > timezone.now():
+            continue  # filed late, not applied yet: staff can call them (信用修复)
+        x = abnormal.do_apply(x, by=user if i % 3 == 0 else None, now=applied)
+        if i == 1:
+            x = abnormal.do_refuse(x, user, "补报年报的从业人数与社保参保人数不符，请更正后再申请", now=applied + dt.timedelta(days=2))
+            continue
+        if i % 4 == 2:
+            continue  # applied, waiting for the bureau's decision
+        abnormal.do_remove(x, user, now=min(applied + dt.timedelta(days=rng.randint(1, 6)), timezone.now()))
+    print(f"经营异常名录：{year} 年度逾期未报 {n} 户列入，其中已补报 {len(late)} 户", flush=True)
 
 
 def accept_projects(user, seed: int = 17) -> None:

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "qifu.assistant",
     "qifu.accounts",
     "qifu.corrections",
+    "qifu.abnormal",
     "qifu.portal",
     "qifu.service_requests",
     "qifu.land",

@@ -5,6 +5,7 @@ from qifu.portal import experts, labs, land, policies, projects, requests, views
 app_name = "portal"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("abnormal/<int:listing_id>/apply/", views.abnormal_apply, name="abnormal-apply"),
     path("login/", views.login, name="login"),
     path("verify/", views.verify, name="verify"),
     path("logout/", views.logout, name="logout"),

@@ -9,9 +9,13 @@ from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from qifu.abnormal import actions as abnormal
+from qifu.abnormal import queries as abnormal_queries
+from qifu.abnormal.models import Listing
 from qifu.accounts.clients import client_ip
 from qifu.caching import Expiring
 from qifu.checks import single
@@ -135,8 +139,10 @@ def home(request):
         r.closes_on = timezone.localdate(r.answered_at + AUTO_CLOSE_AFTER) if r.answered_at else None
     coops = (Cooperation.objects.filter(entity=entity, rated_at__isnull=True)
              .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
+    listings = [x for x in abnormal_queries.for_entity(entity) if x.status != Listing.Status.REMOVED]
     due = corrections.deadline(year)
     return render(request, "portal/home.html", {
+        "listings": listings, "decide_days": abnormal.DECIDE_WITHIN.days,
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
         "lab_bookings": bookings, "lab_orders": orders, "answered": answered, "coops": coops,
         "phases_todo": phases, "inspections": inspections, "promised": promised,
@@ -179,3 +185,17 @@ def selfcheck(request):
         "entity": entity, "year": year, "groups": forms.groups_for(entity.entity_type, values, errors),
         "problems": problems, "errors": errors, "checked": checked,
     })
+
+
+@portal_required
+@require_POST
+def abnormal_apply(request, listing_id: int):
+    """The entity applies to come off the abnormal-operation list, once it has filed late."""
+    x = get_object_or_404(Listing, pk=listing_id, entity=request.entity)
+    try:
+        abnormal.do_apply(x)
+    except abnormal.ListingError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"已提交移出申请（{x.number}），市场监管部门将在 {abnormal.DECIDE_WITHIN.days} 天内办理并告知结果")
+    return redirect(f"{reverse('portal:home')}#abnormal")

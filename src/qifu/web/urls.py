@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import accounts, expert_desk, experts, exports, labs, land, policies, projects, requests, views
+from qifu.web import abnormal, accounts, expert_desk, experts, exports, labs, land, policies, projects, requests, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -45,6 +45,9 @@ urlpatterns = [
     path("policies/new/", policies.policy_write, name="policy-new"),
     path("policies/<str:code>/edit/", policies.policy_write, name="policy-edit"),
     path("policies/<str:code>/", policies.policy, name="policy"),
+    path("abnormal/", abnormal.overview, name="abnormal"),
+    path("abnormal/list/", abnormal.list_due, name="abnormal-list"),
+    path("abnormal/<int:listing_id>/act/", abnormal.act, name="abnormal-act"),
     path("projects/", projects.overview, name="projects"),
     path("projects/register/", projects.register, name="project-register"),
     path("projects/<str:code>/", projects.project, name="project"),

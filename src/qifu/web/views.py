@@ -19,6 +19,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from qifu import backup, caching, text
+from qifu.abnormal import actions as abnormal_actions
+from qifu.abnormal import queries as abnormal_queries
+from qifu.abnormal.models import Listing
 from qifu.accounts import masking, scope
 from qifu.accounts.actions import must_change_password
 from qifu.accounts.decorators import signed_in, staff_required
@@ -81,6 +84,7 @@ def home(request):
                    proof=_proof(season_summary(year + 1, town)),
                    deadline=corrections.deadline(year), charts=charts)
     con.close()
+    ctx["abnormal"] = _abnormal_panel(request)
     ctx["land"] = _land_panel(request)
     ctx["policies"] = _policies_panel(request)
     ctx["labs"] = _labs_panel(request)
@@ -91,6 +95,19 @@ def home(request):
         # messages that may or may not have gone out, for the administrator to settle in Django admin
         ctx["unknown_messages"] = OutboxMessage.objects.filter(status=OutboxMessage.Status.UNKNOWN).count()
     return render(request, "web/home.html", ctx)
+
+
+def _abnormal_panel(request) -> dict | None:
+    """The abnormal-operation list: who is due to be listed for the closed season, who is on the
+    list, applications waiting, entities that filed late but have not applied, three years near."""
+    from qifu.web.abnormal import closed_year
+
+    year = closed_year()
+    listings = scope.filter_by_town(Listing.objects.all(), request.user)
+    due = scope.filter_by_town(abnormal_actions.candidates(year), request.user).count()
+    if not due and not listings.exists():
+        return None
+    return {"year": year, "due": due, "m": abnormal_queries.measures(listings)}
 
 
 def _projects_panel(request) -> dict | None:
@@ -323,6 +340,9 @@ def entity(request, uscc: str):
         "tech_needs": Need.objects.filter(entity=e).select_related("cooperation", "cooperation__expert")[:20],
         "expert_visits": Visit.objects.filter(entity=e).select_related("expert")[:20],
         "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),
+        "listings": abnormal_queries.for_entity(e),
+        "can_act_listing": scope.can_write(request.user) and scope.role_of(request.user) in (scope.Role.ADMIN,
+                                                                                             scope.Role.OFFICER),
     })
 
 

@@ -1,0 +1,196 @@
+"""Named actions of the abnormal-operation list (经营异常名录): who is due to be listed for a
+report year once its season has closed, listing them by one decision (each told in writing),
+an entity's application to come off once it has filed late (补报), and the bureau's removal or
+refusal (the entity told either way)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import polars as pl
+from django.db import IntegrityError, transaction
+from django.db.models import Max, QuerySet
+from django.utils import timezone
+
+from qifu.abnormal.models import Listing
+from qifu.engine import reference
+from qifu.imports.models import ImportRun
+from qifu.registry.models import Entity
+from qifu.reminders import decency
+from qifu.reminders.models import OutboxMessage
+from qifu.reports.models import AnnualReport
+
+REASON = "未按规定期限公示年度报告"
+# the bureau decides on an application within this many days (《企业经营异常名录管理暂行办法》
+# of 2014, arts. 9–10: five working days; a week here, counted in calendar days)
+DECIDE_WITHIN = dt.timedelta(days=7)
+SERIOUS_AFTER_YEARS = 3  # then the serious list (严重违法失信名单)
+WARN_DAYS = 60  # warned this many days before the three years are up
+FREE = "年报和移出均不收费，工作人员不会索要验证码。"
+LOCAL = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+class ListingError(ValueError):
+    """Something a person can fix, said in Chinese."""
+
+
+def deadline(year: int) -> dt.date:
+    """The last day to file ``year``'s report: 30 June of the next year."""
+    return dt.date(year + 1, 6, 30)
+
+
+def _cut(year: int) -> dt.datetime:
+    """The first moment after the deadline, in the county's time."""
+    return dt.datetime.combine(deadline(year) + dt.timedelta(days=1), dt.time(), tzinfo=LOCAL)
+
+
+def not_ready(year: int, today: dt.date | None = None) -> str | None:
+    """Why nobody can be listed for ``year`` yet, or None: its deadline has not passed, or the
+    reports held were not imported after it (a county whose last import was in May would list
+    everyone who filed in June), or none of the year's reports are held at all."""
+    today = today or timezone.localdate()
+    due = deadline(year)
+    if today <= due:
+        return f"{year} 年度年报的报送期限（{due.year}年{due.month}月{due.day}日）尚未届满，不能列入"
+    last = ImportRun.objects.filter(kind="reports").aggregate(at=Max("finished_at"))["at"]
+    if last is None or last < _cut(year):
+        when = f"（最近一次在 {timezone.localtime(last):%Y-%m-%d}）" if last else ""
+        return f"年报数据没有在 {due.month}月{due.day}日之后导入过{when}，请先导入截止后的年报数据，以免把按期报送的主体列入"
+    if not AnnualReport.objects.filter(report_year=year).exists():
+        return f"还没有 {year} 年度的年报数据"
+    return None
+
+
+def candidates(year: int, today: dt.date | None = None) -> QuerySet[Entity]:
+    """The entities to list for ``year``: registered by its end and still trading (存续), with no
+    report for it filed by 30 June of the next year, and not listed for it yet. Empty while
+    ``not_ready``."""
+    if not_ready(year, today):
+        return Entity.objects.none()
+    on_time = AnnualReport.objects.filter(report_year=year, filed_at__lt=_cut(year)).values("entity_id")
+    listed = Listing.objects.filter(report_year=year).values("entity_id")
+    return (Entity.objects.filter(status="active", established_on__lte=dt.date(year, 12, 31))
+            .exclude(uscc__in=on_time).exclude(uscc__in=listed))
+
+
+def kind_of(entity_type: str) -> str:
+    """An individual business is marked; an enterprise or a cooperative is listed."""
+    return Listing.Kind.MARK if entity_type == "individual" else Listing.Kind.LIST
+
+
+def do_list(year: int, by=None, town: str | None = None, now: dt.datetime | None = None) -> int:
+    """List every candidate of ``year`` (of township ``town``; None: the county) by one
+    decision: each gets a number of its own (异列〔year〕00001号…, in credit-code order) and is
+    told in writing where a text or an email reaches it. Returns how many were listed."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    why = not_ready(year, today)
+    if why:
+        raise ListingError(why)
+    try:
+        with transaction.atomic():
+            due = candidates(year, today)
+            if town:
+                due = due.filter(town_id=town)
+            rows = list(due.order_by("uscc").values_list("uscc", "town_id", "entity_type", "name", "phone", "email"))
+            if not rows:
+                return 0
+            # numbers run on within the year of the decision, across townships and decisions
+            start = Listing.objects.filter(listed_on__year=today.year).count()
+            listings = Listing.objects.bulk_create([
+                Listing(entity_id=u, town_id=t, report_year=year, kind=kind_of(typ), reason=REASON,
+                        number=f"异列〔{today.year}〕{start + i:05d}号", listed_on=today, listed_by=by)
+                for i, (u, t, typ, *_rest) in enumerate(rows, 1)], batch_size=2000)
+            by_uscc = {x.entity_id: x for x in listings}
+            names = {u: name for u, _t, _typ, name, _p, _e in rows}
+            reach = decency.in_writing(pl.DataFrame([(u, p, e) for u, *_r, p, e in rows], orient="row",
+                                                    schema={"uscc": pl.String, "phone": pl.String, "email": pl.String}))
+            messages = [OutboxMessage(
+                key=f"abnormal-listed:{u}:{year}", entity_id=u, purpose="abnormal", channel=channel, recipient=recipient,
+                body=listed_text(names[u], year, by_uscc[u]),
+                reason=f"{by_uscc[u].get_kind_display()} {by_uscc[u].number}", planned_for=today, next_attempt_at=now)
+                for u, channel, recipient in reach.select("uscc", "channel", "recipient").iter_rows()]
+            OutboxMessage.objects.bulk_create(messages, batch_size=2000, ignore_conflicts=True)
+    except IntegrityError as e:  # another decision at the same moment took the same numbers
+        raise ListingError("另一位同事正在作出列入决定，请稍后重试") from e
+    return len(rows)
+
+
+def _county() -> str:
+    return reference.county()["county"]
+
+
+def listed_text(name: str, year: int, x: Listing) -> str:
+    what = "列入经营异常名录" if x.kind == Listing.Kind.LIST else "标注为经营异常状态"
+    return (f"【{_county()}市场监管局】{name}：因未在{year + 1}年6月30日前报送{year}年度年报，已被{what}（{x.number}）。"
+            f"请登录国家企业信用信息公示系统补报，补报后可登录企服平台申请移出。" + FREE)
+
+
+def back_filed(x: Listing) -> bool:
+    """Whether the listed entity has filed the year's report since (补报)."""
+    return AnnualReport.objects.filter(entity_id=x.entity_id, report_year=x.report_year).exists()
+
+
+def _locked(x: Listing, *states: str, why: str) -> Listing:
+    x = Listing.objects.select_for_update().select_related("entity").get(pk=x.pk)
+    if x.status not in states:
+        raise ListingError(why)
+    return x
+
+
+def do_apply(x: Listing, by=None, now: dt.datetime | None = None) -> Listing:
+    """The entity applies to come off (申请移出): only once it has filed the year's report. In
+    the portal (``by`` None) or entered by staff for it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        x = _locked(x, Listing.Status.LISTED, why="已申请移出或已移出，不需再申请")
+        if not back_filed(x):
+            raise ListingError(f"请先在国家企业信用信息公示系统补报 {x.report_year} 年度年报，补报后再申请移出")
+        x.status, x.applied_at, x.applied_channel = Listing.Status.APPLIED, now, "staff" if by else "portal"
+        x.save(update_fields=["status", "applied_at", "applied_channel"])
+    return x
+
+
+def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) -> Listing:
+    """The bureau takes the entity off (移出): on its application, or of its own motion once the
+    report is filed; the entity is told."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        x = _locked(x, Listing.Status.LISTED, Listing.Status.APPLIED, why="已经移出")
+        if not back_filed(x):
+            raise ListingError(f"该主体尚未补报 {x.report_year} 年度年报，不能移出")
+        x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note.strip()[:300]
+        x.save(update_fields=["status", "removed_on", "removed_by", "note"])
+        what = "移出经营异常名录" if x.kind == Listing.Kind.LIST else "恢复正常记载状态"
+        decency.tell_once(f"abnormal-removed:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
+                          f"【{_county()}市场监管局】{x.entity.name}：您单位已补报{x.report_year}年度年报，"
+                          f"已于{x.removed_on.month}月{x.removed_on.day}日{what}（原{x.number}）。" + FREE,
+                          f"移出 {x.number}", now)
+    return x
+
+
+def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Listing:
+    """The bureau refuses an application (不予移出), saying why (for example, the late report
+    is itself false); the entity is told and may apply again once it has put that right."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if len(reason) < 4:
+        raise ListingError("不予移出须写明原因（至少4个字），企业会收到")
+    with transaction.atomic():
+        x = _locked(x, Listing.Status.APPLIED, why="只有已申请移出的可以不予移出")
+        x.status, x.applied_at, x.applied_channel, x.note = Listing.Status.LISTED, None, "", reason[:300]
+        x.save(update_fields=["status", "applied_at", "applied_channel", "note"])
+        decency.tell_once(f"abnormal-refused:{x.pk}:{int(now.timestamp())}", x.entity_id, "abnormal", x.entity.phone,
+                          x.entity.email,
+                          f"【{_county()}市场监管局】{x.entity.name}：您单位移出经营异常名录的申请（{x.number}）未获同意：{reason[:120]}。"
+                          f"处理后可再次申请。" + FREE, f"不予移出 {x.number}", now)
+    return x
+
+
+def serious_on(x: Listing) -> dt.date:
+    """The day a listing still standing moves the entity to the serious list."""
+    try:
+        return x.listed_on.replace(year=x.listed_on.year + SERIOUS_AFTER_YEARS)
+    except ValueError:  # listed on 29 February
+        return x.listed_on.replace(year=x.listed_on.year + SERIOUS_AFTER_YEARS, day=28)

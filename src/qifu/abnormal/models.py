@@ -1,0 +1,50 @@
+"""An entity put on the abnormal-operation list (经营异常名录) for a report year it did not file
+by 30 June, and its way off it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from qifu.registry.models import Entity, Township
+
+
+class Listing(models.Model):
+    """One entity listed for one report year (列入经营异常名录; an individual business is marked
+    经营异常状态 instead), by a decision with its number; it comes off (移出) once it has filed
+    the year's report (补报), on its application or on staff's own motion."""
+
+    class Kind(models.TextChoices):
+        LIST = "list", "列入经营异常名录"  # enterprises and farmer cooperatives
+        MARK = "mark", "标注经营异常状态"  # individual businesses
+
+    class Status(models.TextChoices):
+        LISTED = "listed", "列入中"
+        APPLIED = "applied", "已申请移出"
+        REMOVED = "removed", "已移出"
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="listings")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="所属镇街")
+    report_year = models.PositiveSmallIntegerField("报告年度")
+    kind = models.CharField("类型", max_length=6, choices=Kind.choices)
+    reason = models.CharField("列入事由", max_length=100)
+    number = models.CharField("决定书文号", max_length=40, unique=True)
+    status = models.CharField("状态", max_length=8, choices=Status.choices, default=Status.LISTED)
+    listed_on = models.DateField("列入日期")
+    listed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", verbose_name="决定人")
+    applied_at = models.DateTimeField("申请移出时间", null=True, blank=True)
+    applied_channel = models.CharField("申请渠道", max_length=8, blank=True)  # portal | staff
+    removed_on = models.DateField("移出日期", null=True, blank=True)
+    removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name="移出决定人")
+    note = models.CharField("移出或不予移出的说明", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "经营异常名录"
+        ordering = ["-listed_on", "number"]
+        constraints = [models.UniqueConstraint(fields=["entity", "report_year"], name="abnormal_one_per_year")]
+        indexes = [models.Index(fields=["report_year", "status"]), models.Index(fields=["town", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.number}：{self.entity_id}（{self.report_year} 年度）"

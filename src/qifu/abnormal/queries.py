@@ -1,0 +1,64 @@
+"""What the abnormal-operation list's pages show: its measures for the listings a reader sees."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from qifu.abnormal.actions import DECIDE_WITHIN, SERIOUS_AFTER_YEARS, WARN_DAYS
+from qifu.abnormal.models import Listing
+from qifu.reports.models import AnnualReport
+
+STANDING = (Listing.Status.LISTED, Listing.Status.APPLIED)
+
+
+def with_back_filed(qs: QuerySet[Listing]) -> QuerySet[Listing]:
+    """``qs`` with ``back_filed``: whether the entity has filed the listed year's report since."""
+    return qs.annotate(back_filed=Exists(AnnualReport.objects.filter(entity_id=OuterRef("entity_id"),
+                                                                      report_year=OuterRef("report_year"))))
+
+
+def warn_before(today: dt.date) -> dt.date:
+    """Listings on or before this day reach three years within ``WARN_DAYS`` days of ``today``."""
+    d = today + dt.timedelta(days=WARN_DAYS)
+    try:
+        return d.replace(year=d.year - SERIOUS_AFTER_YEARS)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year - SERIOUS_AFTER_YEARS, day=28)
+
+
+def overdue_before(now: dt.datetime | None = None) -> dt.datetime:
+    """An application made before this moment has waited longer than the bureau may take."""
+    return (now or timezone.now()) - DECIDE_WITHIN
+
+
+def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
+    """Counts of ``qs``: standing (listed or applied), listed and marked among them, applications
+    waiting and those waiting too long, entities that filed late but have not applied (whom
+    staff can help off the list: 信用修复), removed, and standing listings reaching three years
+    within ``WARN_DAYS`` days (the serious list follows)."""
+    today = today or timezone.localdate()
+    m = qs.aggregate(
+        standing=Count("id", filter=Q(status__in=STANDING)),
+        listed=Count("id", filter=Q(status__in=STANDING, kind=Listing.Kind.LIST)),
+        marked=Count("id", filter=Q(status__in=STANDING, kind=Listing.Kind.MARK)),
+        applied=Count("id", filter=Q(status=Listing.Status.APPLIED)),
+        overdue=Count("id", filter=Q(status=Listing.Status.APPLIED, applied_at__lt=overdue_before())),
+        removed=Count("id", filter=Q(status=Listing.Status.REMOVED)),
+        warn=Count("id", filter=Q(status__in=STANDING, listed_on__lte=warn_before(today))),
+    )
+    # apart: a count filtered on an EXISTS annotation counted none on SQLite (Django 5.2)
+    m["back_filed"] = with_back_filed(qs.filter(status=Listing.Status.LISTED)).filter(back_filed=True).count()
+    by_year = (qs.values("report_year").annotate(n=Count("id"), off=Count("id", filter=Q(status=Listing.Status.REMOVED)))
+               .order_by("report_year"))
+    m["chart"] = {"labels": [f"{r['report_year']} 年度" for r in by_year], "stacked": True,
+                  "series": [{"label": "列入中", "values": [r["n"] - r["off"] for r in by_year]},
+                             {"label": "已移出", "values": [r["off"] for r in by_year]}]}
+    return m
+
+
+def for_entity(entity) -> list[Listing]:
+    """An entity's listings, newest year first, each with ``back_filed`` (its page, its portal)."""
+    return list(with_back_filed(Listing.objects.filter(entity=entity)).order_by("-report_year"))

@@ -1,0 +1,179 @@
+"""Staff pages of the abnormal-operation list (经营异常名录): after a season has closed, who is
+due to be listed and by whom (a chart by township), the decision that lists them, the listings
+with their way off (applications to decide, entities that filed late but have not applied,
+listings nearing three years) and the workbook. Views only: changes go through
+``abnormal.actions``; who sees what through ``accounts.scope``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from qifu import spreadsheets
+from qifu.abnormal import actions, queries
+from qifu.abnormal.models import Listing
+from qifu.accounts import scope
+from qifu.accounts.decorators import staff_required
+from qifu.registry.models import Township
+from qifu.web.downloads import audited_xlsx, local_time
+
+SHOWN = 300  # listings on the page; the workbook has them all
+
+
+def closed_year(today: dt.date | None = None) -> int:
+    """The latest report year whose filing season has closed (30 June of the next year)."""
+    today = today or timezone.localdate()
+    return today.year - 1 if today > actions.deadline(today.year - 1) else today.year - 2
+
+
+def _listings(request):
+    return scope.filter_by_town(Listing.objects.all(), request.user)
+
+
+def _candidates(request, year: int):
+    return scope.filter_by_town(actions.candidates(year), request.user)
+
+
+def _can_act(request) -> bool:
+    return scope.can_write(request.user) and scope.role_of(request.user) in (scope.Role.ADMIN, scope.Role.OFFICER)
+
+
+def _year(request) -> int:
+    latest = closed_year()
+    try:
+        year = int(request.GET.get("year") or latest)
+    except ValueError:
+        return latest
+    return year if 2000 <= year <= latest else latest
+
+
+@staff_required
+def overview(request):
+    year = _year(request)
+    listings = _listings(request)
+    shown = queries.with_back_filed(listings.filter(report_year=year)).select_related("entity", "town")
+    status = request.GET.get("status", "")
+    if status == "back_filed":
+        shown = shown.filter(status=Listing.Status.LISTED, back_filed=True)
+    elif status == "overdue":
+        shown = shown.filter(status=Listing.Status.APPLIED, applied_at__lt=queries.overdue_before())
+    elif status == "warn":
+        shown = listings.filter(status__in=queries.STANDING, listed_on__lte=queries.warn_before(timezone.localdate()))
+        shown = queries.with_back_filed(shown).select_related("entity", "town")
+    elif status in Listing.Status.values:
+        shown = shown.filter(status=status)
+    if request.GET.get("format") == "xlsx":
+        return _xlsx(request, year, shown)
+    candidates = _candidates(request, year)
+    by_town = list(candidates.values("town__name").annotate(n=Count("uscc")).order_by("-n", "town__name"))
+    listed_towns = dict(listings.filter(report_year=year).values_list("town__name").annotate(n=Count("id")))
+    towns = sorted({r["town__name"] for r in by_town} | set(listed_towns))
+    due = {r["town__name"]: r["n"] for r in by_town}
+    m = queries.measures(listings)
+    return render(request, "web/abnormal.html", {
+        "not_ready": actions.not_ready(year), "year": year, "years": list(range(closed_year(), closed_year() - 5, -1)), "m": m, "status": status,
+        "year_m": queries.measures(listings.filter(report_year=year)),
+        "candidates": sum(due.values()), "by_type": dict(candidates.values_list("entity_type").annotate(n=Count("uscc"))),
+        "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": shown.count(), "limit": SHOWN,
+        "can_act": _can_act(request), "town_name": _town_name(request), "decide_days": actions.DECIDE_WITHIN.days,
+        "charts": {
+            "abnormal-towns": {"labels": towns, "horizontal": True, "stacked": True, "series": [
+                {"label": "拟列入", "values": [due.get(t, 0) for t in towns]},
+                {"label": "已列入（含已移出）", "values": [listed_towns.get(t, 0) for t in towns]}]},
+            "abnormal-years": m["chart"]},
+    })
+
+
+def _town_name(request) -> str:
+    town = scope.town_of(request.user)
+    return Township.objects.get(code=town).name if town else "全市"
+
+
+@staff_required(write=True)
+@require_POST
+def list_due(request):
+    """The decision that lists the candidates of a closed season: the county's (the bureau's
+    administrators) or a township's (its officer, only their own)."""
+    if not _can_act(request):
+        messages.error(request, "只有局管理员和镇街工作人员可以作出列入决定")
+        return redirect("abnormal")
+    try:
+        year = int(request.POST.get("year", ""))
+    except ValueError:
+        messages.error(request, "请选择报告年度")
+        return redirect("abnormal")
+    if not request.POST.get("checked"):
+        messages.error(request, "请先核对拟列入名单，勾选“已核对”后再作出列入决定")
+        return redirect(f"{reverse('abnormal')}?year={year}")
+    town = scope.town_of(request.user) if scope.role_of(request.user) == scope.Role.OFFICER else None
+    if scope.role_of(request.user) == scope.Role.OFFICER and not town:
+        messages.error(request, "您的账号没有所属镇街，不能作出列入决定")
+        return redirect("abnormal")
+    try:
+        n = actions.do_list(year, by=request.user, town=town)
+    except actions.ListingError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"已作出列入决定 {n} 户，并已书面告知能联系到的主体" if n else "没有需要列入的主体")
+    return redirect(f"{reverse('abnormal')}?year={year}")
+
+
+@staff_required(write=True)
+@require_POST
+def act(request, listing_id: int):
+    x = get_object_or_404(_listings(request), pk=listing_id)
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) or not back:
+        back = f"{reverse('abnormal')}?year={x.report_year}"
+    if not _can_act(request):
+        messages.error(request, "只有局管理员和镇街工作人员可以办理移出")
+        return redirect(back)
+    what = request.POST.get("action")
+    try:
+        if what == "apply":
+            actions.do_apply(x, by=request.user)
+            messages.success(request, f"已代企业登记移出申请（{x.number}）")
+        elif what == "remove":
+            actions.do_remove(x, request.user, request.POST.get("note", ""))
+            messages.success(request, f"已移出（{x.number}），并已告知企业")
+        elif what == "refuse":
+            actions.do_refuse(x, request.user, request.POST.get("reason", ""))
+            messages.success(request, f"已不予移出（{x.number}），并已告知企业原因")
+        else:
+            messages.error(request, "未知操作")
+    except actions.ListingError as e:
+        messages.error(request, str(e))
+    return redirect(back)
+
+
+HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
+          "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期"]
+
+
+def _xlsx(request, year: int, shown):
+    wb = spreadsheets.workbook()
+    ws = wb.create_sheet("经营异常名录")
+    spreadsheets.append(ws, HEADER)
+    n = 0
+    for x in shown.order_by("number").iterator(chunk_size=2000):
+        spreadsheets.append(ws, [x.number, x.entity_id, x.entity.name, x.entity.get_entity_type_display(), x.town.name,
+                                 x.report_year, x.get_kind_display(), x.reason, x.listed_on, x.get_status_display(),
+                                 "是" if x.back_filed else "否", local_time(x.applied_at),
+                                 {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
+                                 x.note, actions.serious_on(x)])
+        n += 1
+    ws = wb.create_sheet("拟列入")
+    spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "镇街", "成立日期", "拟作出"])
+    due = _candidates(request, year).select_related("town").order_by("uscc")
+    for e in due.iterator(chunk_size=2000):
+        spreadsheets.append(ws, [e.uscc, e.name, e.get_entity_type_display(), e.town.name, e.established_on,
+                                 Listing.Kind(actions.kind_of(e.entity_type)).label])
+    return audited_xlsx(request, wb, f"abnormal-{year}", f"经营异常名录 {year} 年度 {n} 条，拟列入 {due.count()} 户")
+

@@ -1,0 +1,190 @@
+"""The abnormal-operation list (经营异常名录): who is due once a season has closed, the decision
+that lists them and tells them, the way off after a late report (补报, 申请移出, 移出 or 不予移出),
+the staff page with its township scope and workbook, the entity's page, the home dashboard and
+the portal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zoneinfo
+
+import openpyxl
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from qifu.abnormal import actions, queries
+from qifu.abnormal.models import Listing
+from qifu.imports.models import ImportRun
+from qifu.registry.models import Entity
+from qifu.reminders.models import OutboxMessage
+from qifu.reports.models import AnnualReport
+from tests.factories import portal_client
+
+pytestmark = pytest.mark.django_db
+YEAR = 2025  # the small county's report year; its season closed on 30 June 2026
+LOCAL = zoneinfo.ZoneInfo("Asia/Shanghai")
+AFTER = dt.datetime(2026, 7, 2, 9, 0, tzinfo=LOCAL)
+
+
+def staff(county, name: str) -> Client:
+    c = Client()
+    c.force_login(county["users"][name])
+    return c
+
+
+def expected_due(year: int) -> set[str]:
+    """Worked out row by row, apart from the query under test: active, registered by the year's
+    end, and no report of the year filed by 30 June of the next (in the county's time)."""
+    on_time = set()
+    for uscc, filed in AnnualReport.objects.filter(report_year=year).values_list("entity_id", "filed_at"):
+        if timezone.localtime(filed, LOCAL).date() <= dt.date(year + 1, 6, 30):
+            on_time.add(uscc)
+    return {u for u, status, born in Entity.objects.values_list("uscc", "status", "established_on")
+            if status == "active" and born <= dt.date(year, 12, 31) and u not in on_time}
+
+
+def report(entity: Entity, filed: dt.datetime) -> AnnualReport:
+    return AnnualReport.objects.create(entity=entity, report_year=YEAR, filed_at=filed, imported_at=filed)
+
+
+def test_the_due_are_those_that_did_not_file_by_30_june_and_nobody_before_that_day(checked_county):
+    # one that filed a day late (one minute past midnight, county time) becomes due, all its revisions late
+    late = AnnualReport.objects.filter(report_year=YEAR, is_current=True).order_by("entity_id").first()
+    AnnualReport.objects.filter(entity_id=late.entity_id, report_year=YEAR).update(
+        filed_at=dt.datetime(2026, 7, 1, 0, 1, tzinfo=LOCAL))
+    # one that filed at the last minute of 30 June is not
+    last = AnnualReport.objects.filter(report_year=YEAR, is_current=True).order_by("-entity_id").first()
+    AnnualReport.objects.filter(entity_id=last.entity_id, report_year=YEAR).update(
+        filed_at=dt.datetime(2026, 6, 30, 23, 59, tzinfo=LOCAL))
+    got = set(actions.candidates(YEAR, AFTER.date()).values_list("uscc", flat=True))
+    assert got == expected_due(YEAR) and late.entity_id in got and last.entity_id not in got
+    assert got and not Entity.objects.filter(uscc__in=got).exclude(status="active").exists()
+    assert not actions.candidates(YEAR, dt.date(2026, 6, 30)).exists()
+    with pytest.raises(actions.ListingError, match="尚未届满"):
+        actions.do_list(YEAR, now=dt.datetime(2026, 6, 30, 20, 0, tzinfo=LOCAL))
+    # reports last imported before the deadline would list everyone who filed in June: refused
+    ImportRun.objects.filter(kind="reports").update(finished_at=dt.datetime(2026, 6, 20, 9, 0, tzinfo=LOCAL))
+    assert not actions.candidates(YEAR, AFTER.date()).exists()
+    with pytest.raises(actions.ListingError, match="请先导入截止后的年报数据"):
+        actions.do_list(YEAR, now=AFTER)
+    assert not Listing.objects.exists()
+    page = staff(checked_county, "admin").get("/abnormal/", {"year": YEAR}).content.decode()
+    assert 'id="abnormal-not-ready"' in page and "abnormal-list-form" not in page
+
+
+def test_a_township_lists_its_own_the_county_the_rest_each_told_once(checked_county):
+    officer, admin = checked_county["users"]["officer"], checked_county["users"]["admin"]
+    own = checked_county["own_town"]
+    due = expected_due(YEAR)
+    in_town = set(Entity.objects.filter(uscc__in=due, town=own).values_list("uscc", flat=True))
+    assert 0 < len(in_town) < len(due)
+    assert actions.do_list(YEAR, by=officer, town=own.code, now=AFTER) == len(in_town)
+    assert set(Listing.objects.values_list("entity_id", flat=True)) == in_town
+    assert actions.do_list(YEAR, by=admin, now=AFTER + dt.timedelta(hours=1)) == len(due) - len(in_town)
+    assert actions.do_list(YEAR, by=admin, now=AFTER + dt.timedelta(hours=2)) == 0  # nobody twice
+    listings = list(Listing.objects.select_related("entity").order_by("number"))
+    assert len(listings) == len(due) and len({x.number for x in listings}) == len(due)
+    assert [x.number for x in listings] == [f"异列〔2026〕{i:05d}号" for i in range(1, len(due) + 1)]
+    for x in listings:
+        assert x.kind == ("mark" if x.entity.entity_type == "individual" else "list"), x.entity.entity_type
+        assert (x.status, x.report_year, x.town_id) == ("listed", YEAR, x.entity.town_id)
+    # told in writing, once, where a text or an email reaches; no link in a bureau's text
+    told = OutboxMessage.objects.filter(purpose="abnormal")
+    assert 0 < told.count() <= len(due) and told.count() == told.values("entity").distinct().count()
+    one = told.select_related("entity").first()
+    x = Listing.objects.get(entity=one.entity)
+    assert x.number in one.body and f"{YEAR}年度年报" in one.body and "http" not in one.body
+    assert ("经营异常名录" if x.kind == "list" else "经营异常状态") in one.body
+
+
+def test_a_late_filer_applies_and_is_removed_or_refused_and_told(checked_county):
+    actions.do_list(YEAR, now=AFTER)
+    x = (Listing.objects.filter(kind="list", entity__phone__startswith="1").exclude(entity__reports__report_year=YEAR)
+         .select_related("entity").order_by("number").first())
+    c = portal_client(x.entity_id)
+    home = c.get("/portal/").content.decode()
+    assert 'id="abnormal"' in home and x.number in home and "请先登录国家企业信用信息公示系统补报" in home
+    r = c.post(f"/portal/abnormal/{x.pk}/apply/", follow=True)
+    assert "补报后再申请移出" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "listed"
+    officer = staff(checked_county, "officer" if x.town == checked_county["own_town"] else "admin")
+    r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "remove"}, follow=True)
+    assert "尚未补报" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "listed"
+    # it files late; the portal offers the application, which staff refuse with a reason, then remove
+    report(x.entity, dt.datetime(2026, 8, 3, 10, 0, tzinfo=LOCAL))
+    assert "申请移出</button>" in c.get("/portal/").content.decode()
+    c.post(f"/portal/abnormal/{x.pk}/apply/")
+    x.refresh_from_db()
+    assert (x.status, x.applied_channel) == ("applied", "portal") and x.applied_at is not None
+    assert "已于" in c.get("/portal/").content.decode()
+    r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "refuse", "reason": "否"}, follow=True)
+    assert "至少4个字" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "applied"
+    officer.post(f"/abnormal/{x.pk}/act/", {"action": "refuse", "reason": "补报的从业人数与社保记录不符，请更正"})
+    x.refresh_from_db()
+    assert (x.status, x.note, x.applied_at) == ("listed", "补报的从业人数与社保记录不符，请更正", None)
+    refused = OutboxMessage.objects.get(entity=x.entity, key__startswith=f"abnormal-refused:{x.pk}:")
+    assert "社保记录不符" in refused.body
+    assert "上次申请未获同意" in c.get("/portal/").content.decode()
+    c.post(f"/portal/abnormal/{x.pk}/apply/")
+    officer.post(f"/abnormal/{x.pk}/act/", {"action": "remove", "note": "已更正"})
+    x.refresh_from_db()
+    assert (x.status, x.removed_on) == ("removed", timezone.localdate())
+    assert "移出经营异常名录" in OutboxMessage.objects.get(key=f"abnormal-removed:{x.pk}").body
+    assert 'id="abnormal"' not in c.get("/portal/").content.decode()
+    r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "remove"}, follow=True)
+    assert "已经移出" in r.content.decode()
+    page = officer.get(f"/entities/{x.entity_id}/").content.decode()
+    assert f'id="entity-listing-{x.pk}"' in page and "已移出" in page
+    # another firm cannot apply for it
+    other = Listing.objects.exclude(entity=x.entity).first()
+    assert c.post(f"/portal/abnormal/{other.pk}/apply/").status_code == 404
+
+
+def test_staff_see_their_township_act_by_role_and_export_and_the_dashboard_counts(checked_county):
+    actions.do_list(YEAR, now=AFTER)
+    own = checked_county["own_town"]
+    officer, leader, admin = (staff(checked_county, n) for n in ("officer", "leader", "admin"))
+    page = officer.get("/abnormal/", {"year": YEAR}).content.decode()
+    mine = Listing.objects.filter(town=own)
+    assert f'<b id="tile-standing">{mine.count()}</b>' in page
+    theirs = Listing.objects.exclude(town=own).first()
+    assert f'id="listing-{theirs.pk}"' not in page and f'id="listing-{mine.first().pk}"' in page
+    assert officer.post(f"/abnormal/{theirs.pk}/act/", {"action": "remove"}).status_code == 404
+    assert leader.post(f"/abnormal/{theirs.pk}/act/", {"action": "remove"}).status_code == 403
+    # one filed late and has not applied, one applied nine days ago, one listed nearly three years
+    # (some of the county's listed firms filed late already: the synthetic county has late filers)
+    filed = set(AnnualReport.objects.filter(report_year=YEAR).values_list("entity_id", flat=True))
+    already = sum(x.entity_id in filed for x in mine)
+    back, waiting, old = list(mine.exclude(entity__in=filed).order_by("number")[:3])
+    for x in (back, waiting):
+        report(x.entity, dt.datetime(2026, 9, 1, 9, 0, tzinfo=LOCAL))
+    actions.do_apply(waiting, now=timezone.now() - dt.timedelta(days=9))
+    Listing.objects.filter(pk=old.pk).update(listed_on=timezone.localdate().replace(year=timezone.localdate().year - 3)
+                                             + dt.timedelta(days=30))
+    m = queries.measures(Listing.objects.filter(town=own))
+    assert (m["back_filed"], m["applied"], m["overdue"], m["warn"]) == (already + 1, 1, 1, 1)
+    page = officer.get("/abnormal/", {"year": YEAR, "status": "back_filed"}).content.decode()
+    assert f'id="listing-{back.pk}"' in page and f'id="listing-{waiting.pk}"' not in page
+    assert f'id="listing-{old.pk}"' in officer.get("/abnormal/", {"status": "warn"}).content.decode()
+    home = officer.get("/").content.decode()
+    assert 'id="abnormal-panel"' in home and "移出申请 1 件待办" in home and "1 件超期" in home
+    assert f"已补报未申请移出 {already + 1} 户" in home
+    # the workbook: the reader's listings, each row as stored, and the township's due not yet listed
+    book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/", {"year": YEAR, "format": "xlsx"}).content))
+    rows = list(book["经营异常名录"].iter_rows(min_row=2, values_only=True))
+    assert sorted(r[0] for r in rows) == sorted(mine.values_list("number", flat=True))
+    row = next(r for r in rows if r[0] == waiting.number)
+    assert (row[1], row[9], row[10], row[12]) == (waiting.entity_id, "已申请移出", "是", "企业在线")
+    assert not list(book["拟列入"].iter_rows(min_row=2, values_only=True))  # all listed already
+    assert admin.get("/abnormal/", {"year": YEAR}).status_code == 200
+
+
+def test_the_decision_needs_the_list_checked_and_keeps_to_the_officers_township(checked_county):
+    officer = staff(checked_county, "officer")
+    r = officer.post("/abnormal/list/", {"year": YEAR}, follow=True)
+    assert "请先核对" in r.content.decode() and not Listing.objects.exists()
+    r = officer.post("/abnormal/list/", {"year": YEAR, "checked": "on"}, follow=True)
+    assert "已作出列入决定" in r.content.decode()
+    assert set(Listing.objects.values_list("town", flat=True)) == {checked_county["own_town"].code}
+    assert staff(checked_county, "leader").post("/abnormal/list/", {"year": YEAR, "checked": "on"}).status_code == 403
