@@ -32,14 +32,17 @@ def _signin_codes_sent_inline(monkeypatch):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """The web's per-process caches (the signed-in entity, the self-check's context, bookable
-    instruments) start empty in every test, as in a new server process."""
+    instruments, the dashboard's count of who is due to be listed) start empty in every test, as
+    in a new server process."""
     from qifu.checks import single
     from qifu.labs import actions as labs
     from qifu.portal import views
+    from qifu.web import views as staff_views
 
     single.forget_entity_parts()
     views.forget_entities()
     labs.forget_bookable()
+    staff_views.forget_due()
 
 
 def free_port() -> int:

@@ -180,11 +180,38 @@ def test_staff_see_their_township_act_by_role_and_export_and_the_dashboard_count
     assert admin.get("/abnormal/", {"year": YEAR}).status_code == 200
 
 
-def test_the_decision_needs_the_list_checked_and_keeps_to_the_officers_township(checked_county):
+def test_the_decision_needs_the_list_checked_and_keeps_to_the_officers_township(checked_county, monkeypatch):
+    monkeypatch.setattr("qifu.web.abnormal.closed_year", lambda today=None: YEAR)  # the dashboard's year, any day
     officer = staff(checked_county, "officer")
+    mine = len([u for u in expected_due(YEAR) if Entity.objects.get(pk=u).town_id == checked_county["own_town"].code])
+    assert f"拟列入 {mine} 户" in officer.get("/").content.decode()  # the dashboard, before the decision
     r = officer.post("/abnormal/list/", {"year": YEAR}, follow=True)
     assert "请先核对" in r.content.decode() and not Listing.objects.exists()
     r = officer.post("/abnormal/list/", {"year": YEAR, "checked": "on"}, follow=True)
-    assert "已作出列入决定" in r.content.decode()
+    assert "已作出列入决定" in r.content.decode() and Listing.objects.count() == mine
+    home = officer.get("/").content.decode()
+    assert 'id="abnormal-due"' not in home and f"列入中 {mine} 户" in home  # the count it kept is forgotten
     assert set(Listing.objects.values_list("town", flat=True)) == {checked_county["own_town"].code}
     assert staff(checked_county, "leader").post("/abnormal/list/", {"year": YEAR, "checked": "on"}).status_code == 403
+
+
+def test_a_long_list_is_exported_in_the_background_as_the_direct_download(checked_county, data_dir, monkeypatch):
+    from qifu.web import downloads, export_jobs
+    from qifu.web.models import Export
+
+    monkeypatch.setattr(export_jobs, "_recovered", False)
+    monkeypatch.setattr(downloads, "LONG_LIST", 1)
+    actions.do_list(YEAR, now=AFTER)
+    admin = staff(checked_county, "admin")
+    path = f"/abnormal/?year={YEAR}&status=listed&format=xlsx"
+    page = admin.get("/abnormal/", {"year": YEAR, "status": "listed"}).content.decode()
+    assert 'id="export-background"' in page and f'value="{path}"'.replace("&", "&amp;") in page
+    r = admin.post("/exports/new/", {"path": path, "rows": "9"}, follow=True)
+    assert f"经营异常名录 {YEAR} 年度（Excel）" in r.content.decode()
+    assert export_jobs.run_pending() == 1
+    export = Export.objects.get()
+    made = openpyxl.load_workbook(io.BytesIO(b"".join(admin.get(f"/exports/{export.pk}/file/").streaming_content)))
+    direct = openpyxl.load_workbook(io.BytesIO(admin.get(path).content))
+    rows = list(made["经营异常名录"].iter_rows(values_only=True))
+    assert rows == list(direct["经营异常名录"].iter_rows(values_only=True))
+    assert export.status == "done" and len(rows) - 1 == Listing.objects.filter(status="listed").count()

@@ -7,6 +7,7 @@ listings nearing three years) and the workbook. Views only: changes go through
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 from django.contrib import messages
 from django.db.models import Count
@@ -22,6 +23,7 @@ from qifu.abnormal.models import Listing
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
 from qifu.registry.models import Township
+from qifu.web import downloads, views
 from qifu.web.downloads import audited_xlsx, local_time
 
 SHOWN = 300  # listings on the page; the workbook has them all
@@ -71,21 +73,27 @@ def overview(request):
         shown = shown.filter(status=status)
     if request.GET.get("format") == "xlsx":
         return _xlsx(request, year, shown)
-    candidates = _candidates(request, year)
-    by_town = list(candidates.values("town__name").annotate(n=Count("uscc")).order_by("-n", "town__name"))
+    total = shown.count()
+    # who is due, by township and type in one pass (it reads the registry and the year's reports)
+    due_rows = list(_candidates(request, year).values_list("town__name", "entity_type").annotate(n=Count("uscc")))
+    due, by_type = Counter(), Counter()
+    for town, typ, n in due_rows:
+        due[town] += n
+        by_type[typ] += n
     listed_towns = dict(listings.filter(report_year=year).values_list("town__name").annotate(n=Count("id")))
-    towns = sorted({r["town__name"] for r in by_town} | set(listed_towns))
-    due = {r["town__name"]: r["n"] for r in by_town}
+    towns = sorted(set(due) | set(listed_towns), key=lambda t: (-due[t] - listed_towns.get(t, 0), t))
     m = queries.measures(listings)
+    latest = closed_year()
     return render(request, "web/abnormal.html", {
-        "not_ready": actions.not_ready(year), "year": year, "years": list(range(closed_year(), closed_year() - 5, -1)), "m": m, "status": status,
-        "year_m": queries.measures(listings.filter(report_year=year)),
-        "candidates": sum(due.values()), "by_type": dict(candidates.values_list("entity_type").annotate(n=Count("uscc"))),
-        "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": shown.count(), "limit": SHOWN,
+        "not_ready": actions.not_ready(year), "year": year, "years": list(range(latest, latest - 5, -1)),
+        "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
+        "candidates": sum(due.values()), "by_type": dict(by_type),
+        "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
+        "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
         "can_act": _can_act(request), "town_name": _town_name(request), "decide_days": actions.DECIDE_WITHIN.days,
         "charts": {
             "abnormal-towns": {"labels": towns, "horizontal": True, "stacked": True, "series": [
-                {"label": "拟列入", "values": [due.get(t, 0) for t in towns]},
+                {"label": "拟列入", "values": [due[t] for t in towns]},
                 {"label": "已列入（含已移出）", "values": [listed_towns.get(t, 0) for t in towns]}]},
             "abnormal-years": m["chart"]},
     })
@@ -121,6 +129,7 @@ def list_due(request):
     except actions.ListingError as e:
         messages.error(request, str(e))
     else:
+        views.forget_due()  # the dashboard's count of who is due
         messages.success(request, f"已作出列入决定 {n} 户，并已书面告知能联系到的主体" if n else "没有需要列入的主体")
     return redirect(f"{reverse('abnormal')}?year={year}")
 

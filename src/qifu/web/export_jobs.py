@@ -55,6 +55,8 @@ def _label(name: str, kwargs: dict, query: dict) -> str | None:
         return "企业诉求名单（Excel）"
     if name == "requests-export-csv":
         return "企业诉求名单（CSV）"
+    if name == "abnormal" and fmt == "xlsx":
+        return f"经营异常名录 {(query.get('year') or [''])[0]} 年度（Excel）"
     if name == "policy" and fmt in ("xlsx", "csv"):
         return f"政策 {kwargs['code']} 匹配名单（{'Excel' if fmt == 'xlsx' else 'CSV'}）"
     return None

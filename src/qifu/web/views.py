@@ -97,6 +97,16 @@ def home(request):
     return render(request, "web/home.html", ctx)
 
 
+# who is due to be listed, for the dashboard, kept five minutes per year and township: it reads
+# the registry and the year's reports (half a second for a county of 240,000); the list's own
+# page counts afresh, and a decision made there forgets it (``forget_due``)
+_due_cache = caching.Expiring(ttl=300, limit=100)
+
+
+def forget_due() -> None:
+    _due_cache.clear()
+
+
 def _abnormal_panel(request) -> dict | None:
     """The abnormal-operation list: who is due to be listed for the closed season, who is on the
     list, applications waiting, entities that filed late but have not applied, three years near."""
@@ -104,7 +114,8 @@ def _abnormal_panel(request) -> dict | None:
 
     year = closed_year()
     listings = scope.filter_by_town(Listing.objects.all(), request.user)
-    due = scope.filter_by_town(abnormal_actions.candidates(year), request.user).count()
+    due = _due_cache.get((year, scope.role_of(request.user), scope.town_of(request.user)),
+                         lambda: scope.filter_by_town(abnormal_actions.candidates(year), request.user).count())
     if not due and not listings.exists():
         return None
     return {"year": year, "due": due, "m": abnormal_queries.measures(listings)}

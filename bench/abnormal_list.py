@@ -1,0 +1,84 @@
+"""The abnormal-operation list at county scale (results in docs/benchmarks.md).
+
+A county made by `qifu synth` of ``--entities`` (240,000), its registry and reports imported;
+then, in one process through Django's test client as the county's administrator: the home
+dashboard and the list's page before the decision (both count who is due), the decision that
+lists every late filer of 2025 and queues their notices (`actions.do_list`, timed as the button
+runs it), the page after it, its workbook, and a township officer's page.
+
+    .venv/bin/python bench/abnormal_list.py --entities 240000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RUN = r"""
+import os, time, resource, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from django.contrib.auth import get_user_model
+from django.test import Client
+from qifu.abnormal import actions
+from qifu.abnormal.models import Listing
+from qifu.accounts.models import StaffProfile
+from qifu.registry.models import Township
+from qifu.reminders.models import OutboxMessage
+
+User = get_user_model()
+admin = User.objects.create_user("bench-admin", password="x")
+StaffProfile.objects.create(user=admin, role="admin")
+town = Township.objects.filter(entity__isnull=False).order_by("code").first()
+officer = User.objects.create_user("bench-officer", password="x")
+StaffProfile.objects.create(user=officer, role="officer", town=town)
+c = Client(); c.force_login(admin)
+o = Client(); o.force_login(officer)
+
+def timed(label, fn):
+    t = time.perf_counter(); out = fn(); print(f"{label}: {time.perf_counter() - t:.2f} s", flush=True); return out
+
+timed("home dashboard (before)", lambda: c.get("/"))
+timed("list page (before, counts who is due)", lambda: c.get("/abnormal/?year=2025"))
+due = actions.candidates(2025).count()
+n = timed("decision (do_list, county)", lambda: actions.do_list(2025, by=admin))
+assert n == due, (n, due)
+print(f"listed: {n}; notices queued: {OutboxMessage.objects.filter(purpose='abnormal').count()}", flush=True)
+timed("list page (after)", lambda: c.get("/abnormal/?year=2025"))
+r = timed("workbook (every listing)", lambda: c.get("/abnormal/?year=2025&format=xlsx"))
+print(f"workbook: {len(r.content) / 1e6:.1f} MB", flush=True)
+timed("officer's page", lambda: o.get("/abnormal/?year=2025"))
+timed("home dashboard (after)", lambda: c.get("/"))
+print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+"""
+
+
+def qifu(env, *args) -> None:
+    subprocess.run([sys.executable, "-m", "qifu", *map(str, args)], env=env, check=True, capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entities", type=int, default=240_000)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="qifu-abnormal-"))
+    env = dict(os.environ, QIFU_DATA_DIR=str(work / "var"), QIFU_SECRET_KEY="bench-" + "k" * 50)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    try:
+        qifu(env, "synth", "--entities", args.entities, "--seed", 4, "--out", work / "county")
+        for kind in ("registry", "reports"):
+            qifu(env, "import", kind, work / "county" / f"{kind}.csv")
+        subprocess.run([sys.executable, "-c", RUN], env=env, check=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
