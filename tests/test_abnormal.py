@@ -215,3 +215,53 @@ def test_a_long_list_is_exported_in_the_background_as_the_direct_download(checke
     rows = list(made["经营异常名录"].iter_rows(values_only=True))
     assert rows == list(direct["经营异常名录"].iter_rows(values_only=True))
     assert export.status == "done" and len(rows) - 1 == Listing.objects.filter(status="listed").count()
+
+
+def test_the_national_list_is_imported_all_or_nothing_and_its_removals_taken_over(checked_county, tmp_path):
+    import polars as pl
+
+    from qifu.engine.errors import InvalidFile
+    from qifu.imports.actions import import_file
+
+    rows = pl.read_csv(checked_county["folder"] / "abnormal.csv", infer_schema=False)
+    assert rows.height and set(rows["report_year"]) == {"2023", "2024"}  # the seasons before the last
+    # the synthetic county's list is the data's own: listed = due and not filed by 30 June
+    for year in (2023, 2024):
+        listed = set(rows.filter(pl.col("report_year") == str(year))["uscc"])
+        assert listed == expected_due(year), year
+        filed_since = set(AnnualReport.objects.filter(report_year=year, entity__in=listed).values_list("entity_id", flat=True))
+        removed = set(rows.filter((pl.col("report_year") == str(year)) & pl.col("removed_on").is_not_null())["uscc"])
+        assert removed == filed_since, year
+    result = import_file("abnormal", checked_county["folder"] / "abnormal.csv")
+    assert (result.inserted, result.updated) == (rows.height, 0)
+    assert Listing.objects.filter(status="removed").count() == rows["removed_on"].is_not_null().sum()
+    assert not OutboxMessage.objects.filter(purpose="abnormal").exists()  # the national system told them
+    x = Listing.objects.filter(status="listed").select_related("entity").first()
+    assert x.kind == ("mark" if x.entity.entity_type == "individual" else "list") and x.town_id == x.entity.town_id
+    again = import_file("abnormal", checked_county["folder"] / "abnormal.csv")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, rows.height)
+    # a removal made there since is taken over; qifu's own later listing keeps its number
+    i = next(k for k, (u, y) in enumerate(rows.select("uscc", "report_year").iter_rows())
+             if (u, int(y)) == (x.entity_id, x.report_year))
+    off = x.listed_on + dt.timedelta(days=40)
+    later = rows.with_columns(pl.when(pl.int_range(pl.len()) == i).then(pl.lit(off.isoformat()))
+                              .otherwise(pl.col("removed_on")).alias("removed_on"))
+    later.write_csv(tmp_path / "abnormal.csv")
+    assert import_file("abnormal", tmp_path / "abnormal.csv").updated == 1
+    x.refresh_from_db()
+    assert (x.status, x.removed_on, x.note) == ("removed", off, actions.NATIONAL)
+    # bad rows: each named with its line, nothing stored
+    before = list(Listing.objects.order_by("pk").values_list("number", "status", "removed_on"))
+    row = pl.int_range(pl.len())
+    unreadable = rows.with_columns(
+        pl.when(row == 0).then(pl.lit("91330282MA00000000")).otherwise(pl.col("uscc")).alias("uscc"),
+        pl.when(row == 4).then(pl.lit("七月")).otherwise(pl.col("listed_on")).alias("listed_on"))
+    impossible = rows.with_columns(
+        pl.when(row == 2).then(pl.col("number").shift(1)).otherwise(pl.col("number")).alias("number"),
+        pl.when(row == 3).then(pl.lit("2020-01-01")).otherwise(pl.col("removed_on")).alias("removed_on"))
+    for bad, expected in ((unreadable, {(2, "uscc"), (6, "listed_on")}), (impossible, {(4, "number"), (5, "removed_on")})):
+        bad.write_csv(tmp_path / "abnormal.csv")
+        with pytest.raises(InvalidFile) as err:
+            import_file("abnormal", tmp_path / "abnormal.csv")
+        assert {(e.row, e.field) for e in err.value.errors} >= expected
+        assert list(Listing.objects.order_by("pk").values_list("number", "status", "removed_on")) == before

@@ -194,3 +194,56 @@ def serious_on(x: Listing) -> dt.date:
         return x.listed_on.replace(year=x.listed_on.year + SERIOUS_AFTER_YEARS)
     except ValueError:  # listed on 29 February
         return x.listed_on.replace(year=x.listed_on.year + SERIOUS_AFTER_YEARS, day=28)
+
+
+def import_listings(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, str, str, str]]]:
+    """`qifu import abnormal FILE`: the list as the national system holds it, one row per entity
+    and report year (``__row`` its line). A new one is stored as listed there (removed, with a
+    removal date); a known one takes the file's number and date, and its removal made there.
+    Nobody is told: the national system told them. Returns (new, changed, unchanged, problems):
+    problems are (row, field, value, reason), and with any nothing may be stored."""
+    problems: list[tuple[int, str, str, str]] = []
+    seen: dict[str, int] = {}
+    for r in rows:
+        if r["number"] in seen:
+            problems.append((r["__row"], "number", r["number"], f"决定书文号与第 {seen[r['number']]} 行重复"))
+        seen.setdefault(r["number"], r["__row"])
+        if r.get("removed_on") and r["removed_on"] < r["listed_on"]:
+            problems.append((r["__row"], "removed_on", r["removed_on"].isoformat(), "移出日期早于列入日期"))
+    existing = {(x.entity_id, x.report_year): x for x in
+                Listing.objects.filter(entity_id__in={r["uscc"] for r in rows})}
+    taken = dict(Listing.objects.filter(number__in=list(seen)).values_list("number", "entity_id"))
+    for r in rows:
+        other = taken.get(r["number"])
+        if other is not None and other != r["uscc"]:
+            problems.append((r["__row"], "number", r["number"], f"决定书文号已用于另一主体（{other}）"))
+    if problems:
+        return 0, 0, 0, problems
+    entities = {u: (t, typ) for u, t, typ in Entity.objects.filter(uscc__in={r["uscc"] for r in rows})
+                .values_list("uscc", "town_id", "entity_type")}
+    new, changed, same = [], [], 0
+    for r in rows:
+        x = existing.get((r["uscc"], r["report_year"]))
+        removed = r.get("removed_on")
+        if x is None:
+            town, typ = entities[r["uscc"]]
+            new.append(Listing(entity_id=r["uscc"], town_id=town, report_year=r["report_year"], kind=kind_of(typ),
+                               reason=REASON, number=r["number"], listed_on=r["listed_on"],
+                               status=Listing.Status.REMOVED if removed else Listing.Status.LISTED, removed_on=removed,
+                               note=NATIONAL if removed else ""))
+            continue
+        before = (x.number, x.listed_on, x.status, x.removed_on)
+        x.number, x.listed_on = r["number"], r["listed_on"]
+        if removed and (x.status != Listing.Status.REMOVED or x.removed_on != removed):
+            x.status, x.removed_on, x.note = Listing.Status.REMOVED, removed, NATIONAL
+        if (x.number, x.listed_on, x.status, x.removed_on) == before:
+            same += 1
+        else:
+            changed.append(x)
+    with transaction.atomic():
+        Listing.objects.bulk_update(changed, ["number", "listed_on", "status", "removed_on", "note"], batch_size=2000)
+        Listing.objects.bulk_create(new, batch_size=2000)
+    return len(new), len(changed), same, []
+
+
+NATIONAL = "已在国家企业信用信息公示系统移出"

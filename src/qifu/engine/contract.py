@@ -406,10 +406,26 @@ PROJECTS = Kind(
     ),
 )
 
+# An addition to contract v1.1: the abnormal-operation list (经营异常名录) as the national system
+# (国家企业信用信息公示系统) holds it for the county's entities listed for not filing a report:
+# what a county has before qifu lists anyone itself, and removals made there since.
+ABNORMAL = Kind(
+    "abnormal",
+    "经营异常名录（未按期报送年报）",
+    key=("uscc", "report_year"),
+    fields=(
+        USCC,
+        Field("report_year", "报告年度", T.YEAR, required=True),
+        Field("number", "决定书文号", T.STR, required=True, max_length=40),
+        Field("listed_on", "列入日期", T.DATE, required=True),
+        Field("removed_on", "移出日期", T.DATE),
+    ),
+)
+
 # The annual-report service's files (§1.1–1.6), and every kind `qifu import` takes.
 ANNUAL_REPORT_KINDS = (REGISTRY, REPORTS, SHAREHOLDERS, TAX, SOCIAL, REMINDERS)
 KINDS: dict[str, Kind] = {k.name: k for k in (*ANNUAL_REPORT_KINDS, REQUESTS, PARCELS, INDICATORS, TRAININGS, LABS, EXPERTS,
-                                               ACHIEVEMENTS, PROJECTS)}
+                                               ACHIEVEMENTS, PROJECTS, ABNORMAL)}
 
 # Personal data in the contract's files: masked in staff lists and pages, shown whole only
 # through an audited reveal.

@@ -139,7 +139,8 @@ def _prepare(kind: Kind, frame: pl.DataFrame) -> pl.DataFrame:
                     lambda c: reference.normalise_industry(c)[0], return_dtype=pl.Utf8
                 )
             )
-    return frame if kind.name == "projects" else frame.drop("__row")  # projects: rows named by their writer
+    # projects and the abnormal list: rows named by their writer
+    return frame if kind.name in ("projects", "abnormal") else frame.drop("__row")
 
 
 # --- writers ------------------------------------------------------------------------------
@@ -378,6 +379,15 @@ def _write_projects(kind, parsed, frame, progress):
     return ImportResult(kind.name, frame.height, new, changed, same)
 
 
+def _write_abnormal(kind, parsed, frame, progress):
+    from qifu.abnormal.actions import import_listings
+
+    new, changed, same, problems = import_listings(frame.to_dicts())
+    if problems:
+        raise InvalidFile([RowError(*p) for p in problems], parsed.warnings)
+    return ImportResult(kind.name, frame.height, new, changed, same)
+
+
 _AFTER = {"requests": _after_requests, "parcels": _after_land, "indicators": _after_land}
 
 _WRITERS = {
@@ -395,4 +405,5 @@ _WRITERS = {
     "experts": _write_experts,
     "achievements": _write_achievements,
     "projects": _write_projects,
+    "abnormal": _write_abnormal,
 }

@@ -574,6 +574,7 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
     expert_rows.write_csv(out / "experts.csv")
     synth_experts.make_achievements(expert_rows, 30, np.random.default_rng([seed, 37])).write_csv(out / "achievements.csv")
     synth_projects.make(registry, last_year + 1, np.random.default_rng([seed, 31])).write_csv(out / "projects.csv")
+    abnormal_frame(registry, reports, c.years[:-1]).write_csv(out / "abnormal.csv")
     c.behaviour_frame().write_csv(out / "behaviour.csv")
     labels.write_csv(out / "injected_errors.csv")
     (out / "README.md").write_text(_readme(c, labels), encoding="utf-8")
@@ -584,6 +585,29 @@ def write(out: str | Path, entities: int = 240_000, seed: int = 1, last_year: in
         f"{c.reminders.height} 条历史提醒，{requests.height} 件企业诉求，{labels.height} 处标注错误；"
         f"用时 {time.perf_counter() - started:.1f} 秒"
     )
+
+
+def abnormal_frame(registry: pl.DataFrame, reports: dict[int, pl.DataFrame], years: list[int]) -> pl.DataFrame:
+    """The abnormal-operation list as the national system would hold it for ``years`` (the
+    earlier seasons; the last one's list is qifu's to make): every entity trading and registered
+    by a year's end with no report of it filed by 30 June listed on 15 July, in credit-code
+    order, and taken off five days after it filed late (or after it was listed, if it filed before), where it did."""
+    frames = []
+    for y in years:
+        cut = f"{y + 1}-07-01"
+        due = registry.filter((pl.col("status") == "active") & (pl.col("established_on") <= f"{y}-12-31")).select("uscc")
+        filed = reports[y].group_by("uscc").agg(pl.col("filed_at").min())
+        late = (due.join(filed, on="uscc", how="left").filter(pl.col("filed_at").is_null() | (pl.col("filed_at") >= cut))
+                .sort("uscc").with_row_index("i", offset=1))
+        frames.append(late.select(
+            "uscc", pl.lit(y).alias("report_year"),
+            pl.format("市监异列〔{}〕第{}号", pl.lit(y + 1), pl.col("i").cast(pl.String).str.zfill(5)).alias("number"),
+            pl.lit(f"{y + 1}-07-15").alias("listed_on"),
+            pl.when(pl.col("filed_at").is_not_null()).then(
+                pl.max_horizontal(pl.col("filed_at").str.slice(0, 10).str.to_date(), pl.lit(dt.date(y + 1, 7, 15)))
+                + pl.duration(days=5)).cast(pl.String).alias("removed_on")))
+    columns = ("uscc", "report_year", "number", "listed_on", "removed_on")
+    return pl.concat(frames) if frames else pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
 
 
 POLICIES = Path(__file__).resolve().parents[2] / "data" / "policies"
@@ -615,7 +639,8 @@ trainings.csv (workers' vocational-skill certificates, {c.last_year - 1}–{c.la
 labs.csv (the shared-lab catalogue: one row per instrument, its lab's columns repeated),
 experts.csv (sixty expert partners of made-up universities and institutes),
 achievements.csv (up to thirty results of their projects, the results library),
-projects.csv (construction projects registered for phased acceptance, with their phase plans).
+projects.csv (construction projects registered for phased acceptance, with their phase plans),
+abnormal.csv (the abnormal-operation list of the seasons before {c.last_year}'s, as the national system holds it).
 policies/: ten example policies judged on {c.last_year} data (`qifu policy match --policies policies
 --year {c.last_year} --out matches.csv`, after `qifu land evaluate`: some read the land classes).
 
