@@ -474,3 +474,46 @@ def test_the_administrator_opens_an_officer_account_whose_holder_sets_their_own_
     expect(admin.locator("#account-events")).to_contain_text("新建账号 zhuanguan-browser")
     admin.context.close()
     officer.context.close()
+
+
+def test_an_officer_lists_the_late_filers_and_one_that_filed_since_comes_off(site, browser, smtp_server):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from qifu.abnormal import actions
+    from qifu.abnormal.models import Listing
+    from qifu.reports.models import AnnualReport
+
+    base, county = site
+    firm = (actions.candidates(2025).filter(town=county["own_town"], email__contains="@")
+            .exclude(reports__report_year=2025).order_by("uscc").first())
+    due = actions.candidates(2025).filter(town=county["own_town"]).count()
+    staff = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
+    staff_login(staff, base, "officer")
+    staff.goto(f"{base}/abnormal/?year=2025")
+    expect(staff.locator("#tile-candidates")).to_have_text(str(due))
+    assert staff.evaluate("Chart.getChart('chart-abnormal-years') !== undefined")  # (one township: no chart by township)
+    staff.get_by_label("已核对拟列入名单").check()
+    staff.get_by_role("button", name=re.compile("作出列入决定")).click()
+    expect(staff.locator("ul.flash")).to_contain_text(f"已作出列入决定 {due} 户")
+    x = Listing.objects.get(entity=firm, report_year=2025)
+    expect(staff.locator(f"#listing-{x.pk}")).to_contain_text("列入中")
+    # the firm files late, signs in, and applies; the officer takes it off
+    now = timezone.now() - dt.timedelta(days=1)
+    AnnualReport.objects.create(entity=firm, report_year=2025, filed_at=now, imported_at=now)
+    page = browser.new_context(locale="zh-CN").new_page()
+    portal_sign_in(page, base, smtp_server, firm.uscc)
+    expect(page.locator("#abnormal")).to_contain_text(x.number)
+    page.get_by_role("button", name="申请移出").click()
+    expect(page.locator("#abnormal")).to_contain_text("申请移出，市场监管部门将在 7 天内办理")
+    staff.goto(f"{base}/abnormal/?year=2025&status=applied")
+    staff.locator(f"#listing-{x.pk}").get_by_role("button", name="移出", exact=True).click()
+    expect(staff.locator("ul.flash")).to_contain_text(f"已移出（{x.number}）")
+    assert Listing.objects.get(pk=x.pk).status == "removed"
+    staff.goto(f"{base}/abnormal/?year=2025")
+    staff.screenshot(path=str(SHOTS / "abnormal.png"), full_page=True)
+    staff.context.close()
+    page.reload()
+    expect(page.locator("#abnormal")).to_have_count(0)
+    page.context.close()

@@ -87,7 +87,7 @@ def overview(request):
     return render(request, "web/abnormal.html", {
         "not_ready": actions.not_ready(year), "year": year, "years": list(range(latest, latest - 5, -1)),
         "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
-        "candidates": sum(due.values()), "by_type": dict(by_type),
+        "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
         "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
         "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
         "can_act": _can_act(request), "town_name": _town_name(request), "decide_days": actions.DECIDE_WITHIN.days,
