@@ -265,3 +265,21 @@ def test_the_national_list_is_imported_all_or_nothing_and_its_removals_taken_ove
             import_file("abnormal", tmp_path / "abnormal.csv")
         assert {(e.row, e.field) for e in err.value.errors} >= expected
         assert list(Listing.objects.order_by("pk").values_list("number", "status", "removed_on")) == before
+
+
+def test_the_api_lists_the_firms_listings_and_applies_once_it_has_filed(checked_county):
+    actions.do_list(YEAR, now=AFTER)
+    x = (Listing.objects.exclude(entity__reports__report_year=YEAR).select_related("entity").order_by("number").first())
+    c = portal_client(x.entity_id)
+    assert Client().get("/api/v1/abnormal").status_code == 401
+    got = c.get("/api/v1/abnormal").json()
+    assert [(g["id"], g["number"], g["status"], g["back_filed"]) for g in got] == [(x.pk, x.number, "listed", False)]
+    post = lambda pk: c.post(f"/api/v1/abnormal/{pk}/apply", content_type="application/json",  # noqa: E731
+                             HTTP_X_CSRFTOKEN="x")
+    r = post(x.pk)
+    assert r.status_code == 400 and "补报" in r.json()["detail"] and Listing.objects.get(pk=x.pk).status == "listed"
+    assert post(Listing.objects.exclude(entity=x.entity).first().pk).status_code == 404
+    report(x.entity, dt.datetime(2026, 8, 3, 10, 0, tzinfo=LOCAL))
+    r = post(x.pk)
+    assert r.status_code == 200 and (r.json()["status"], r.json()["back_filed"]) == ("applied", True)
+    assert post(x.pk).status_code == 400  # once

@@ -6,6 +6,7 @@ for changes, Django's CSRF token in the ``X-CSRFToken`` header.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from django.conf import settings
@@ -13,6 +14,9 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyCookie
 
+from qifu.abnormal import actions as abnormal
+from qifu.abnormal import queries as abnormal_queries
+from qifu.abnormal.models import Listing
 from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
@@ -137,3 +141,40 @@ def selfcheck(request, body: SelfCheckIn):
     return {"report_year": year, "errors": {},
             "problems": [{"rule_id": p["rule_id"], "severity": p["severity"], "fields": p["fields"].split(";"),
                           "message": p["message"], "suggestion": p["suggestion"]} for p in problems]}
+
+
+class ListingOut(Schema):
+    id: int
+    report_year: int
+    kind: Literal["list", "mark"] = Field(description="list：列入经营异常名录（企业、合作社）；mark：标注经营异常状态（个体工商户）")
+    number: str = Field(description="决定书文号")
+    listed_on: dt.date
+    status: Literal["listed", "applied", "removed"] = Field(description="列入中、已申请移出、已移出")
+    back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出）")
+    applied_at: dt.datetime | None
+    removed_on: dt.date | None
+    note: str = Field(description="移出或不予移出的说明")
+
+
+def _listing(x) -> dict:
+    return {"id": x.pk, "report_year": x.report_year, "kind": x.kind, "number": x.number, "listed_on": x.listed_on,
+            "status": x.status, "back_filed": x.back_filed, "applied_at": x.applied_at, "removed_on": x.removed_on,
+            "note": x.note}
+
+
+@router.get("/abnormal", response=list[ListingOut], summary="本主体的经营异常名录记录（未按期报送年报）")
+def listings(request):
+    return [_listing(x) for x in abnormal_queries.for_entity(request.entity)]
+
+
+@router.post("/abnormal/{listing_id}/apply", response={200: ListingOut, 400: Error, 404: Error},
+             summary="补报后申请移出经营异常名录")
+def apply(request, listing_id: int):
+    x = Listing.objects.filter(pk=listing_id, entity=request.entity).first()
+    if x is None:
+        return Status(404, {"detail": "没有这条记录"})
+    try:
+        abnormal.do_apply(x)
+    except abnormal.ListingError as e:
+        return Status(400, {"detail": str(e)})
+    return Status(200, _listing(abnormal_queries.with_back_filed(Listing.objects.filter(pk=x.pk)).get()))
