@@ -283,3 +283,22 @@ def test_the_api_lists_the_firms_listings_and_applies_once_it_has_filed(checked_
     r = post(x.pk)
     assert r.status_code == 200 and (r.json()["status"], r.json()["back_filed"]) == ("applied", True)
     assert post(x.pk).status_code == 400  # once
+
+
+def test_a_listing_near_three_years_is_warned_once_by_the_morning_job(checked_county):
+    from qifu import worker
+
+    actions.do_list(YEAR, now=AFTER)
+    today = timezone.localdate()
+    near, far, removed = list(Listing.objects.filter(entity__phone__startswith="1").order_by("number")[:3])
+    listed = actions.warn_before(today) - dt.timedelta(days=40)  # three years up in about twenty days
+    Listing.objects.filter(pk__in=[near.pk, removed.pk]).update(listed_on=listed)
+    Listing.objects.filter(pk=removed.pk).update(status="removed")
+    job = next(j for j in worker.JOBS if j.id == "abnormal_serious")
+    assert worker.handler(job)() == 1 and worker.handler(job)() == 0  # once
+    told = OutboxMessage.objects.get(key=f"abnormal-serious:{near.pk}")
+    near.refresh_from_db()
+    on = actions.serious_on(near)
+    assert today < on <= today + dt.timedelta(days=actions.WARN_DAYS)
+    assert f"将于{on.year}年{on.month}月{on.day}日满三年" in told.body and "严重违法失信名单" in told.body
+    assert not OutboxMessage.objects.filter(key__in=[f"abnormal-serious:{far.pk}", f"abnormal-serious:{removed.pk}"]).exists()

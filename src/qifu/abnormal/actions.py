@@ -26,6 +26,7 @@ REASON = "未按规定期限公示年度报告"
 # of 2014, arts. 9–10: five working days; a week here, counted in calendar days)
 DECIDE_WITHIN = dt.timedelta(days=7)
 SERIOUS_AFTER_YEARS = 3  # then the serious list (严重违法失信名单)
+STANDING = (Listing.Status.LISTED, Listing.Status.APPLIED)
 WARN_DAYS = 60  # warned this many days before the three years are up
 FREE = "年报和移出均不收费，工作人员不会索要验证码。"
 LOCAL = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -188,12 +189,21 @@ def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Li
     return x
 
 
+def warn_before(today: dt.date) -> dt.date:
+    """Listings on or before this day reach three years within ``WARN_DAYS`` days of ``today``."""
+    return _years_before(today + dt.timedelta(days=WARN_DAYS), SERIOUS_AFTER_YEARS)
+
+
+def _years_before(d: dt.date, years: int) -> dt.date:
+    try:
+        return d.replace(year=d.year - years)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year - years, day=28)
+
+
 def serious_on(x: Listing) -> dt.date:
     """The day a listing still standing moves the entity to the serious list."""
-    try:
-        return x.listed_on.replace(year=x.listed_on.year + SERIOUS_AFTER_YEARS)
-    except ValueError:  # listed on 29 February
-        return x.listed_on.replace(year=x.listed_on.year + SERIOUS_AFTER_YEARS, day=28)
+    return _years_before(x.listed_on, -SERIOUS_AFTER_YEARS)
 
 
 def import_listings(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, str, str, str]]]:
@@ -247,3 +257,28 @@ def import_listings(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, st
 
 
 NATIONAL = "已在国家企业信用信息公示系统移出"
+
+
+def warn_serious(now: dt.datetime | None = None) -> int:
+    """Each morning (`qifu worker`): every entity still listed whose three years are up within
+    ``WARN_DAYS`` days is warned once, in writing, that it then goes on the serious list and
+    how to come off before (the bureau's public notice is the national system's). Returns the
+    messages queued."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    due = list(Listing.objects.filter(status__in=STANDING, listed_on__lte=warn_before(today))
+               .select_related("entity").order_by("pk"))
+    told = decency.told(f"abnormal-serious:{x.pk}" for x in due)
+    n = 0
+    for x in due:
+        key = f"abnormal-serious:{x.pk}"
+        if key in told or serious_on(x) < today:
+            continue
+        on = serious_on(x)
+        body = (f"【{_county()}市场监管局】{x.entity.name}：您单位因未报送{x.report_year}年度年报列入经营异常名录（{x.number}），"
+                f"将于{on.year}年{on.month}月{on.day}日满三年。满三年仍未移出的，将列入严重违法失信名单，法定代表人三年内不得担任"
+                f"其他企业的法定代表人。请尽快补报并登录企服平台申请移出。" + FREE)
+        if decency.tell_once(key, x.entity_id, "abnormal", x.entity.phone, x.entity.email, body,
+                             f"列入满三年预警 {x.number}", now) is not None:
+            n += 1
+    return n

@@ -7,26 +7,15 @@ import datetime as dt
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from qifu.abnormal.actions import DECIDE_WITHIN, SERIOUS_AFTER_YEARS, WARN_DAYS
+from qifu.abnormal.actions import DECIDE_WITHIN, STANDING, warn_before
 from qifu.abnormal.models import Listing
 from qifu.reports.models import AnnualReport
-
-STANDING = (Listing.Status.LISTED, Listing.Status.APPLIED)
 
 
 def with_back_filed(qs: QuerySet[Listing]) -> QuerySet[Listing]:
     """``qs`` with ``back_filed``: whether the entity has filed the listed year's report since."""
     return qs.annotate(back_filed=Exists(AnnualReport.objects.filter(entity_id=OuterRef("entity_id"),
                                                                       report_year=OuterRef("report_year"))))
-
-
-def warn_before(today: dt.date) -> dt.date:
-    """Listings on or before this day reach three years within ``WARN_DAYS`` days of ``today``."""
-    d = today + dt.timedelta(days=WARN_DAYS)
-    try:
-        return d.replace(year=d.year - SERIOUS_AFTER_YEARS)
-    except ValueError:  # 29 February
-        return d.replace(year=d.year - SERIOUS_AFTER_YEARS, day=28)
 
 
 def overdue_before(now: dt.datetime | None = None) -> dt.datetime:

@@ -67,7 +67,7 @@ def overview(request):
     elif status == "overdue":
         shown = shown.filter(status=Listing.Status.APPLIED, applied_at__lt=queries.overdue_before())
     elif status == "warn":
-        shown = listings.filter(status__in=queries.STANDING, listed_on__lte=queries.warn_before(timezone.localdate()))
+        shown = listings.filter(status__in=actions.STANDING, listed_on__lte=actions.warn_before(timezone.localdate()))
         shown = queries.with_back_filed(shown).select_related("entity", "town")
     elif status in Listing.Status.values:
         shown = shown.filter(status=status)
