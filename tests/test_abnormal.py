@@ -123,6 +123,7 @@ def test_a_late_filer_applies_and_is_removed_or_refused_and_told(checked_county)
     officer.post(f"/abnormal/{x.pk}/act/", {"action": "refuse", "reason": "补报的从业人数与社保记录不符，请更正"})
     x.refresh_from_db()
     assert (x.status, x.note, x.applied_at) == ("listed", "补报的从业人数与社保记录不符，请更正", None)
+    assert x.removed_by is not None  # who refused
     refused = OutboxMessage.objects.get(entity=x.entity, key__startswith=f"abnormal-refused:{x.pk}:")
     assert "社保记录不符" in refused.body
     assert "上次申请未获同意" in c.get("/portal/").content.decode()

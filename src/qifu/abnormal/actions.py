@@ -181,7 +181,8 @@ def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Li
     with transaction.atomic():
         x = _locked(x, Listing.Status.APPLIED, why="只有已申请移出的可以不予移出")
         x.status, x.applied_at, x.applied_channel, x.note = Listing.Status.LISTED, None, "", reason[:300]
-        x.save(update_fields=["status", "applied_at", "applied_channel", "note"])
+        x.removed_by = by  # who decided, until the next decision
+        x.save(update_fields=["status", "applied_at", "applied_channel", "note", "removed_by"])
         decency.tell_once(f"abnormal-refused:{x.pk}:{int(now.timestamp())}", x.entity_id, "abnormal", x.entity.phone,
                           x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：您单位移出经营异常名录的申请（{x.number}）未获同意：{reason[:120]}。"

@@ -37,7 +37,7 @@ class Listing(models.Model):
     applied_channel = models.CharField("申请渠道", max_length=8, blank=True)  # portal | staff
     removed_on = models.DateField("移出日期", null=True, blank=True)
     removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+", verbose_name="移出决定人")
+                                   related_name="+", verbose_name="移出或不予移出的决定人")
     note = models.CharField("移出或不予移出的说明", max_length=300, blank=True)
 
     class Meta:

@@ -163,7 +163,11 @@ def act(request, listing_id: int):
 
 
 HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
-          "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期"]
+          "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期", "列入决定人", "移出或不予移出决定人"]
+
+
+def _who(user) -> str:
+    return (user.get_full_name() or user.username) if user else ""
 
 
 def _xlsx(request, year: int, shown):
@@ -171,12 +175,12 @@ def _xlsx(request, year: int, shown):
     ws = wb.create_sheet("经营异常名录")
     spreadsheets.append(ws, HEADER)
     n = 0
-    for x in shown.order_by("number").iterator(chunk_size=2000):
+    for x in shown.select_related("listed_by", "removed_by").order_by("number").iterator(chunk_size=2000):
         spreadsheets.append(ws, [x.number, x.entity_id, x.entity.name, x.entity.get_entity_type_display(), x.town.name,
                                  x.report_year, x.get_kind_display(), x.reason, x.listed_on, x.get_status_display(),
                                  "是" if x.back_filed else "否", local_time(x.applied_at),
                                  {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
-                                 x.note, actions.serious_on(x)])
+                                 x.note, actions.serious_on(x), _who(x.listed_by), _who(x.removed_by)])
         n += 1
     ws = wb.create_sheet("拟列入")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "镇街", "成立日期", "拟作出"])

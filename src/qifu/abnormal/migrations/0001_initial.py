@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                 ('note', models.CharField(blank=True, max_length=300, verbose_name='移出或不予移出的说明')),
                 ('entity', models.ForeignKey(db_column='uscc', on_delete=django.db.models.deletion.CASCADE, related_name='listings', to='registry.entity')),
                 ('listed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='决定人')),
-                ('removed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='移出决定人')),
+                ('removed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='移出或不予移出的决定人')),
                 ('town', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='registry.township', verbose_name='所属镇街')),
             ],
             options={
