@@ -147,7 +147,8 @@ def do_apply(x: Listing, by=None, now: dt.datetime | None = None) -> Listing:
     with transaction.atomic():
         x = _locked(x, Listing.Status.LISTED, why="已申请移出或已移出，不需再申请")
         if not back_filed(x):
-            raise ListingError(f"请先在国家企业信用信息公示系统补报 {x.report_year} 年度年报，补报后再申请移出")
+            raise ListingError(f"请先在国家企业信用信息公示系统补报 {x.report_year} 年度年报，补报后再申请移出"
+                               f"（已补报的，平台导入年报数据后即可申请；仍不能申请的，请联系所在地市场监管所）")
         x.status, x.applied_at, x.applied_channel = Listing.Status.APPLIED, now, "staff" if by else "portal"
         x.save(update_fields=["status", "applied_at", "applied_channel"])
     return x
