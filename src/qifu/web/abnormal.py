@@ -151,10 +151,10 @@ def act(request, listing_id: int):
             messages.success(request, f"已代企业登记移出申请（{x.number}）")
         elif what == "remove":
             actions.do_remove(x, request.user, request.POST.get("note", ""))
-            messages.success(request, f"已移出（{x.number}），并已告知企业")
+            messages.success(request, f"已移出（{x.number}）；登记了手机或邮箱的，已书面告知")
         elif what == "refuse":
             actions.do_refuse(x, request.user, request.POST.get("reason", ""))
-            messages.success(request, f"已不予移出（{x.number}），并已告知企业原因")
+            messages.success(request, f"已不予移出（{x.number}）；登记了手机或邮箱的，已书面告知原因")
         else:
             messages.error(request, "未知操作")
     except actions.ListingError as e:
