@@ -137,6 +137,12 @@ def test_a_late_filer_applies_and_is_removed_or_refused_and_told(checked_county)
     assert "已经移出" in r.content.decode()
     page = officer.get(f"/entities/{x.entity_id}/").content.decode()
     assert f'id="entity-listing-{x.pk}"' in page and "已移出" in page
+    # the entity list filters those on the list now; the export holds the same
+    standing = set(Listing.objects.filter(status__in=actions.STANDING).values_list("entity_id", flat=True))
+    admin = staff(checked_county, "admin")
+    book = openpyxl.load_workbook(io.BytesIO(admin.get("/entities/export.xlsx", {"abnormal": "standing"}).content))
+    assert {r[0] for r in list(book.worksheets[0].iter_rows(min_row=2, values_only=True))} == standing
+    assert x.entity_id not in standing and standing
     # another firm cannot apply for it
     other = Listing.objects.exclude(entity=x.entity).first()
     assert c.post(f"/portal/abnormal/{other.pk}/apply/").status_code == 404

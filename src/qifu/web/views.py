@@ -218,7 +218,7 @@ def _entity_list(request):
     qs = scope.entities(request.user).select_related("town")
     year = queries.latest_report_year()
     f = {k: text.CONTROL.sub("", request.GET.get(k, "")).strip()
-         for k in ("q", "town", "type", "status", "filed", "findings", "sort")}
+         for k in ("q", "town", "type", "status", "filed", "findings", "abnormal", "sort")}
     if f["q"]:
         qs = qs.filter(uscc__startswith=f["q"].upper()) if f["q"][:2].isalnum() and f["q"].isascii() else qs.filter(name__contains=f["q"])
     if f["town"] and not scope.town_of(request.user):
@@ -232,6 +232,8 @@ def _entity_list(request):
         qs = qs.filter(filed) if f["filed"] == "yes" else qs.exclude(filed)
     if year and f["findings"] == "open":
         qs = qs.filter(Exists(Finding.objects.filter(entity=OuterRef("pk"), report_year=year, status="open")))
+    if f["abnormal"] == "standing":  # on the abnormal-operation list now, for any year
+        qs = qs.filter(Exists(Listing.objects.filter(entity=OuterRef("pk"), status__in=abnormal_actions.STANDING)))
     qs = qs.order_by(SORTS.get(f["sort"], "uscc"), "uscc")
     return qs, f, year
 
