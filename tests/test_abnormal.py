@@ -266,7 +266,11 @@ def test_the_national_list_is_imported_all_or_nothing_and_its_removals_taken_ove
     impossible = rows.with_columns(
         pl.when(row == 2).then(pl.col("number").shift(1)).otherwise(pl.col("number")).alias("number"),
         pl.when(row == 3).then(pl.lit("2020-01-01")).otherwise(pl.col("removed_on")).alias("removed_on"))
-    for bad, expected in ((unreadable, {(2, "uscc"), (6, "listed_on")}), (impossible, {(4, "number"), (5, "removed_on")})):
+    # a number already stored for another year of the same entity (or another entity)
+    other = Listing.objects.exclude(entity_id=rows["uscc"][0], report_year=int(rows["report_year"][0])).first()
+    reused = rows.with_columns(pl.when(row == 0).then(pl.lit(other.number)).otherwise(pl.col("number")).alias("number"))
+    for bad, expected in ((unreadable, {(2, "uscc"), (6, "listed_on")}), (impossible, {(4, "number"), (5, "removed_on")}),
+                          (reused, {(2, "number")})):
         bad.write_csv(tmp_path / "abnormal.csv")
         with pytest.raises(InvalidFile) as err:
             import_file("abnormal", tmp_path / "abnormal.csv")

@@ -224,11 +224,12 @@ def import_listings(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, st
             problems.append((r["__row"], "removed_on", r["removed_on"].isoformat(), "移出日期早于列入日期"))
     existing = {(x.entity_id, x.report_year): x for x in
                 Listing.objects.filter(entity_id__in={r["uscc"] for r in rows})}
-    taken = dict(Listing.objects.filter(number__in=list(seen)).values_list("number", "entity_id"))
+    taken = {n: (u, y) for n, u, y in Listing.objects.filter(number__in=list(seen))
+             .values_list("number", "entity_id", "report_year")}
     for r in rows:
         other = taken.get(r["number"])
-        if other is not None and other != r["uscc"]:
-            problems.append((r["__row"], "number", r["number"], f"决定书文号已用于另一主体（{other}）"))
+        if other is not None and other != (r["uscc"], r["report_year"]):
+            problems.append((r["__row"], "number", r["number"], f"决定书文号已用于另一条记录（{other[0]}，{other[1]} 年度）"))
     if problems:
         return 0, 0, 0, problems
     entities = {u: (t, typ) for u, t, typ in Entity.objects.filter(uscc__in={r["uscc"] for r in rows})
