@@ -188,7 +188,7 @@ def test_staff_see_their_township_act_by_role_and_export_and_the_dashboard_count
 
 
 def test_the_decision_needs_the_list_checked_and_keeps_to_the_officers_township(checked_county, monkeypatch):
-    monkeypatch.setattr("qifu.web.abnormal.closed_year", lambda today=None: YEAR)  # the dashboard's year, any day
+    monkeypatch.setattr("qifu.abnormal.actions.closed_year", lambda today=None: YEAR)  # the dashboard's year, any day
     officer = staff(checked_county, "officer")
     mine = len([u for u in expected_due(YEAR) if Entity.objects.get(pk=u).town_id == checked_county["own_town"].code])
     assert f"拟列入 {mine} 户" in officer.get("/").content.decode()  # the dashboard, before the decision

@@ -6,7 +6,6 @@ refusal (the entity told either way)."""
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 
 import polars as pl
 from django.db import IntegrityError, transaction
@@ -29,7 +28,6 @@ SERIOUS_AFTER_YEARS = 3  # then the serious list (严重违法失信名单)
 STANDING = (Listing.Status.LISTED, Listing.Status.APPLIED)
 WARN_DAYS = 60  # warned this many days before the three years are up
 FREE = "年报和移出均不收费，工作人员不会索要验证码。"
-LOCAL = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
 class ListingError(ValueError):
@@ -37,13 +35,21 @@ class ListingError(ValueError):
 
 
 def deadline(year: int) -> dt.date:
-    """The last day to file ``year``'s report: 30 June of the next year."""
+    """The last day to file ``year``'s report: 30 June of the next year (``corrections.actions.deadline``
+    says the same; that module sits above the imports, which read this one)."""
     return dt.date(year + 1, 6, 30)
 
 
 def _cut(year: int) -> dt.datetime:
     """The first moment after the deadline, in the county's time."""
-    return dt.datetime.combine(deadline(year) + dt.timedelta(days=1), dt.time(), tzinfo=LOCAL)
+    return dt.datetime.combine(deadline(year) + dt.timedelta(days=1), dt.time(),
+                               tzinfo=timezone.get_current_timezone())
+
+
+def closed_year(today: dt.date | None = None) -> int:
+    """The latest report year whose filing season has closed (30 June of the next year)."""
+    today = today or timezone.localdate()
+    return today.year - 1 if today > deadline(today.year - 1) else today.year - 2
 
 
 def not_ready(year: int, today: dt.date | None = None) -> str | None:

@@ -6,7 +6,6 @@ listings nearing three years) and the workbook. Views only: changes go through
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 
 from django.contrib import messages
@@ -22,17 +21,10 @@ from qifu.abnormal import actions, queries
 from qifu.abnormal.models import Listing
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
-from qifu.registry.models import Township
 from qifu.web import downloads, views
-from qifu.web.downloads import audited_xlsx, local_time
+from qifu.web.downloads import audited_xlsx, local_time, person
 
 SHOWN = 300  # listings on the page; the workbook has them all
-
-
-def closed_year(today: dt.date | None = None) -> int:
-    """The latest report year whose filing season has closed (30 June of the next year)."""
-    today = today or timezone.localdate()
-    return today.year - 1 if today > actions.deadline(today.year - 1) else today.year - 2
 
 
 def _listings(request):
@@ -44,11 +36,11 @@ def _candidates(request, year: int):
 
 
 def _can_act(request) -> bool:
-    return scope.can_write(request.user) and scope.role_of(request.user) in (scope.Role.ADMIN, scope.Role.OFFICER)
+    return views.can_act_on_listings(request.user)
 
 
 def _year(request) -> int:
-    latest = closed_year()
+    latest = actions.closed_year()
     try:
         year = int(request.GET.get("year") or latest)
     except ValueError:
@@ -83,25 +75,20 @@ def overview(request):
     listed_towns = dict(listings.filter(report_year=year).values_list("town__name").annotate(n=Count("id")))
     towns = sorted(set(due) | set(listed_towns), key=lambda t: (-due[t] - listed_towns.get(t, 0), t))
     m = queries.measures(listings)
-    latest = closed_year()
+    latest = actions.closed_year()
     return render(request, "web/abnormal.html", {
         "not_ready": actions.not_ready(year), "year": year, "years": list(range(latest, latest - 5, -1)),
         "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
         "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
         "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
-        "can_act": _can_act(request), "town_name": _town_name(request), "decide_days": actions.DECIDE_WITHIN.days,
+        "can_act": _can_act(request), "town_name": views.town_name(scope.town_of(request.user)), "decide_days": actions.DECIDE_WITHIN.days,
         "charts": {
             "abnormal-towns": {"labels": towns, "horizontal": True, "stacked": True, "series": [
                 {"label": "拟列入", "values": [due[t] for t in towns]},
                 {"label": "已列入（含已移出）", "values": [listed_towns.get(t, 0) for t in towns]}]},
             "abnormal-years": m["chart"]},
     })
-
-
-def _town_name(request) -> str:
-    town = scope.town_of(request.user)
-    return Township.objects.get(code=town).name if town else "全市"
 
 
 @staff_required(write=True)
@@ -166,10 +153,6 @@ HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型
           "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期", "列入决定人", "移出或不予移出决定人"]
 
 
-def _who(user) -> str:
-    return (user.get_full_name() or user.username) if user else ""
-
-
 def _xlsx(request, year: int, shown):
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("经营异常名录")
@@ -180,7 +163,7 @@ def _xlsx(request, year: int, shown):
                                  x.report_year, x.get_kind_display(), x.reason, x.listed_on, x.get_status_display(),
                                  "是" if x.back_filed else "否", local_time(x.applied_at),
                                  {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
-                                 x.note, actions.serious_on(x), _who(x.listed_by), _who(x.removed_by)])
+                                 x.note, actions.serious_on(x), person(x.listed_by), person(x.removed_by)])
         n += 1
     ws = wb.create_sheet("拟列入")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "镇街", "成立日期", "拟作出"])

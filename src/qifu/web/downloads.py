@@ -26,6 +26,12 @@ def local_time(at):
     return timezone.localtime(at).replace(tzinfo=None) if at else None
 
 
+def person(user, nobody: str = "") -> str:
+    """Who did something, for a workbook's column: the staff member's name, else their
+    username; ``nobody`` where no one is recorded."""
+    return (user.get_full_name() or user.get_username()) if user else nobody
+
+
 def audited_xlsx(request, wb, name: str, what: str) -> HttpResponse:
     buf = io.BytesIO()
     wb.save(buf)

@@ -34,7 +34,7 @@ from qifu.labs.models import (
     Waiting,
 )
 from qifu.service_requests import attachments
-from qifu.web.downloads import audited_xlsx, local_time
+from qifu.web.downloads import audited_xlsx, local_time, person
 
 
 def _bookings(request):
@@ -129,12 +129,8 @@ def _xlsx(request):
     ws = wb.create_sheet("送检流转记录")
     spreadsheets.append(ws, ["委托号", "时间", "环节", "经办人", "说明"])
     for ev in (SampleEvent.objects.filter(order__in=orders).select_related("by").order_by("order_id", "at", "id")):
-        spreadsheets.append(ws, [ev.order_id, local_time(ev.at), ev.get_action_display(), _who(ev.by), ev.note])
+        spreadsheets.append(ws, [ev.order_id, local_time(ev.at), ev.get_action_display(), person(ev.by, "企业"), ev.note])
     return audited_xlsx(request, wb, "labs", f"共享实验室预约、检测批次和创新券 {qs.count()} 条预约")
-
-
-def _who(user) -> str:
-    return (user.get_full_name() or user.get_username()) if user else "企业"
 
 
 # the staff member's booking-for-a-firm form, kept in the session when it is refused (one redirect)

@@ -107,12 +107,16 @@ def forget_due() -> None:
     _due_cache.clear()
 
 
+def can_act_on_listings(user) -> bool:
+    """Who decides listings and removals: the bureau's administrators and township officers
+    with write rights (leaders read; departments see none)."""
+    return scope.can_write(user) and scope.role_of(user) in (scope.Role.ADMIN, scope.Role.OFFICER)
+
+
 def _abnormal_panel(request) -> dict | None:
     """The abnormal-operation list: who is due to be listed for the closed season, who is on the
     list, applications waiting, entities that filed late but have not applied, three years near."""
-    from qifu.web.abnormal import closed_year
-
-    year = closed_year()
+    year = abnormal_actions.closed_year()
     listings = scope.filter_by_town(Listing.objects.all(), request.user)
     due = _due_cache.get((year, scope.role_of(request.user), scope.town_of(request.user)),
                          lambda: scope.filter_by_town(abnormal_actions.candidates(year), request.user).count())
@@ -354,8 +358,7 @@ def entity(request, uscc: str):
         "expert_visits": Visit.objects.filter(entity=e).select_related("expert")[:20],
         "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),
         "listings": abnormal_queries.for_entity(e),
-        "can_act_listing": scope.can_write(request.user) and scope.role_of(request.user) in (scope.Role.ADMIN,
-                                                                                             scope.Role.OFFICER),
+        "can_act_listing": can_act_on_listings(request.user),
     })
 
 
@@ -444,7 +447,7 @@ def reminders_season(request):
         "contacts": {"labels": ["处理组", "对照组"], "label": "每户提醒次数",
                      "values": [round(report["groups"][g]["contacts_per_due_entity"] or 0, 3) for g in ("treated", "holdout")]}}
     return render(request, "web/reminders_season.html", {"r": report, "season": season, "charts": charts,
-                                                          "town_name": _town_name(town)})
+                                                          "town_name": town_name(town)})
 
 
 def _proof(report: dict) -> dict | None:
@@ -456,7 +459,7 @@ def _proof(report: dict) -> dict | None:
             "saved_vs_blanket": t["saved_vs_blanket"], "saved_vs_holdout": report.get("saved_vs_holdout")}
 
 
-def _town_name(town: str | None) -> str:
+def town_name(town: str | None) -> str:
     return Township.objects.get(code=town).name if town else "全市"
 
 
