@@ -13,6 +13,7 @@ from django.db.models import Max
 from qifu import config
 from qifu.checks.actions import run_check
 from qifu.checks.models import CheckRun
+from qifu.engine import season
 from qifu.engine.contract import KINDS
 from qifu.engine.rules.loader import ruleset_version
 from qifu.engine.synth import county
@@ -481,9 +482,9 @@ def list_late_filers(user, year: int | None, seed: int = 17) -> None:
     from qifu.abnormal import queries as abnormal_queries
     from qifu.abnormal.models import Listing
 
-    if not year or timezone.localdate() <= abnormal.deadline(year) or Listing.objects.filter(report_year=year).exists():
+    if not year or timezone.localdate() <= season.deadline(year) or Listing.objects.filter(report_year=year).exists():
         return
-    decided = dt.datetime.combine(abnormal.deadline(year) + dt.timedelta(days=15), dt.time(9, 30),
+    decided = dt.datetime.combine(season.deadline(year) + dt.timedelta(days=15), dt.time(9, 30),
                                   tzinfo=timezone.get_current_timezone())
     n = abnormal.do_list(year, by=user, now=decided)
     rng = random.Random(seed)

@@ -13,7 +13,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from qifu.abnormal.models import Listing
-from qifu.engine import reference
+from qifu.engine import reference, season
 from qifu.imports.models import ImportRun
 from qifu.registry.models import Entity
 from qifu.reminders import decency
@@ -34,22 +34,14 @@ class ListingError(ValueError):
     """Something a person can fix, said in Chinese."""
 
 
-def deadline(year: int) -> dt.date:
-    """The last day to file ``year``'s report: 30 June of the next year (``corrections.actions.deadline``
-    says the same; that module sits above the imports, which read this one)."""
-    return dt.date(year + 1, 6, 30)
-
-
 def _cut(year: int) -> dt.datetime:
     """The first moment after the deadline, in the county's time."""
-    return dt.datetime.combine(deadline(year) + dt.timedelta(days=1), dt.time(),
-                               tzinfo=timezone.get_current_timezone())
+    return dt.datetime.combine(season.after(year), dt.time(), tzinfo=timezone.get_current_timezone())
 
 
 def closed_year(today: dt.date | None = None) -> int:
     """The latest report year whose filing season has closed (30 June of the next year)."""
-    today = today or timezone.localdate()
-    return today.year - 1 if today > deadline(today.year - 1) else today.year - 2
+    return season.closed_year(today or timezone.localdate())
 
 
 def not_ready(year: int, today: dt.date | None = None) -> str | None:
@@ -57,7 +49,7 @@ def not_ready(year: int, today: dt.date | None = None) -> str | None:
     reports held were not imported after it (a county whose last import was in May would list
     everyone who filed in June), or none of the year's reports are held at all."""
     today = today or timezone.localdate()
-    due = deadline(year)
+    due = season.deadline(year)
     if today <= due:
         return f"{year} 年度年报的报送期限（{due.year}年{due.month}月{due.day}日）尚未届满，不能列入"
     last = ImportRun.objects.filter(kind="reports").aggregate(at=Max("finished_at"))["at"]

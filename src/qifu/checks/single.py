@@ -27,7 +27,7 @@ from django.utils import timezone
 from qifu import text
 from qifu.caching import Expiring
 from qifu.checks.models import CheckRun
-from qifu.engine import validate
+from qifu.engine import season, validate
 from qifu.engine.contract import REPORTS
 from qifu.engine.rules import context, python_engine
 from qifu.engine.rules import findings as findings_mod
@@ -177,10 +177,10 @@ def _load_entity_part(entity: Entity, year: int) -> dict:
                 "sh_paid_missing_info": 0, "sh_last_paid_in_date": None, "sh_last_due_date": None, **cur})
     row["prev_sh_paid_total"] = _shareholder_summary([h for h in holders if h.report_year == year - 1]).get("sh_paid_total")
     adapt = connection.ops.adapt_datetimefield_value
-    season = (adapt(dt.datetime(year + 1, 1, 1, tzinfo=SHANGHAI)), adapt(dt.datetime(year + 2, 1, 1, tzinfo=SHANGHAI)))
+    sent_in = (adapt(dt.datetime(year + 1, 1, 1, tzinfo=SHANGHAI)), adapt(dt.datetime(year + 2, 1, 1, tzinfo=SHANGHAI)))
     counts = {(c, st): n for c, st, n in _all(
         "SELECT channel, status, COUNT(*) FROM reminders_reminderrecord WHERE uscc = %s AND sent_at >= %s "
-        "AND sent_at < %s GROUP BY channel, status", [u, *season])}
+        "AND sent_at < %s GROUP BY channel, status", [u, *sent_in])}
     row.update(
         sms_sent=sum(n for (c, _), n in counts.items() if c == "sms"),
         sms_failed=counts.get(("sms", "failed"), 0), sms_delivered=counts.get(("sms", "delivered"), 0),
@@ -287,8 +287,7 @@ def parse_figures(data: dict) -> tuple[dict, dict[str, str]]:
 
 def season_year(today: dt.date | None = None) -> int:
     """The report year being filed: last year's report is filed from 1 January to 30 June."""
-    today = today or timezone.localdate()
-    return today.year - 1
+    return season.filed_in(today or timezone.localdate())
 
 
 def stored_report(entity: Entity, year: int) -> AnnualReport | None:

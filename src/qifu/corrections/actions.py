@@ -14,17 +14,13 @@ from django.utils import timezone
 from qifu import text
 from qifu.checks.models import Finding
 from qifu.corrections.models import CorrectionNotice, Explanation
+from qifu.engine.season import deadline
 from qifu.reminders import decency
 from qifu.reminders.models import ContactTask, OutboxMessage
 from qifu.reports.models import AnnualReport
 
 NOTIFY_SEVERITIES = ("block", "high", "medium")
 HANDLED = ("resolved", "confirmed")
-
-
-def deadline(year: int) -> dt.date:
-    """Corrections are due by the end of the filing season, 30 June of the following year."""
-    return dt.date(year + 1, 6, 30)
 
 
 def needs_notice(severities: list[str]) -> bool:
@@ -79,7 +75,7 @@ def notify(year: int, today: dt.date) -> NotifyResult:
     by_entity: dict[str, list[Finding]] = defaultdict(list)
     for f in open_new:
         by_entity[f.entity_id].append(f)
-    due = deadline(year)
+    due = deadline(year)  # corrections are due by the end of the filing season
     now = timezone.now()
     channels: Counter = Counter()
     n_notices = n_findings = deferred = 0

@@ -22,6 +22,7 @@ from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice
+from qifu.engine import season
 from qifu.engine.requests.workflow import State
 from qifu.experts.models import Cooperation
 from qifu.labs.actions import OPEN_ORDERS
@@ -140,7 +141,7 @@ def home(request):
     coops = (Cooperation.objects.filter(entity=entity, rated_at__isnull=True)
              .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
     listings = [x for x in abnormal_queries.for_entity(entity) if x.status != Listing.Status.REMOVED]
-    due = corrections.deadline(year)
+    due = season.deadline(year)
     return render(request, "portal/home.html", {
         "listings": listings, "decide_days": abnormal.DECIDE_WITHIN.days,
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from qifu import config
+from qifu.engine import season as filing_season
 from qifu.reminders import practice
 from qifu.reminders.actions import _datetime, _frame, holdout_mask, plan_path
 
@@ -38,7 +39,7 @@ def season_report(season: int, until: dt.date | None = None, simulate: int = 0, 
     """``simulate``: entities of a synthetic county on which every policy is also replayed on
     every behaviour model (``season.side_by_side``), 0 for none; ``town``: one township's code."""
     year = season - 1
-    start, end = dt.date(season, 1, 1), dt.date(season, 6, 30)
+    start, end = filing_season.opens(year), filing_season.deadline(year)
     until = min(until or end, end)
     reg = _frame("SELECT uscc, status, established_on FROM registry_entity"
                  + (" WHERE town_id = %s" if town else ""), [town] if town else []).with_columns(

@@ -15,6 +15,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from qifu import config
+from qifu.engine.season import in_season
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 log = logging.getLogger(__name__)
@@ -26,10 +27,6 @@ def remind_at() -> dt.time:
         return dt.time.fromisoformat(value)
     except ValueError:
         raise config.ConfigError(f"QIFU_REMIND_AT 应为 HH:MM，而不是 {value!r}") from None
-
-
-def in_season(day: dt.date) -> bool:
-    return dt.date(day.year, 1, 1) <= day <= dt.date(day.year, 6, 30)
 
 
 def plan_due(now: dt.datetime) -> bool:

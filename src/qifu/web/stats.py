@@ -15,7 +15,7 @@ import duckdb
 
 from qifu import analytics
 from qifu.analytics import sources
-from qifu.engine import reference
+from qifu.engine import reference, season
 from qifu.engine.contract import ENTITY_TYPES
 from qifu.engine.rules import duckdb_engine
 from qifu.reminders import practice
@@ -94,8 +94,7 @@ def filings_by_day(con, year: int, town: str | None) -> tuple[int, dict[dt.date,
 
 def season_curve(con, year: int, town: str | None) -> tuple[dict, dict[int, tuple[int, dict]]]:
     """Cumulative filing rate by day of the season (1 Jan–30 Jun of year+1), this year and last."""
-    start = dt.date(year + 1, 1, 1)
-    days = [start + dt.timedelta(days=i) for i in range((dt.date(year + 1, 6, 30) - start).days + 1)]
+    days = season.days(year)
     out = {"labels": [f"{d.month}/{d.day}" for d in days], "series": {}}
     raw = {}
     for y in (year, year - 1):

@@ -29,6 +29,7 @@ from qifu.accounts.models import AuditEvent
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
 from qifu.corrections.models import CorrectionNotice, Explanation
+from qifu.engine import season
 from qifu.engine.contract import PERSONAL_FIELDS, REPORTS
 from qifu.experts import queries as expert_queries
 from qifu.experts.models import Cooperation, Need, Visit
@@ -82,7 +83,7 @@ def home(request):
                    towns=towns, overall=findings["rate"], findings=findings,
                    severity_rows=_severity_rows(findings["by_severity"]), reminders=reminders,
                    proof=_proof(season_summary(year + 1, town)),
-                   deadline=corrections.deadline(year), charts=charts)
+                   deadline=season.deadline(year), charts=charts)
     con.close()
     ctx["abnormal"] = _abnormal_panel(request)
     ctx["land"] = _land_panel(request)
@@ -474,7 +475,7 @@ def corrections_page(request):
         x.shown_message = masking.text(x.finding.message, known[x.finding.entity_id])
     return render(request, "web/corrections.html", {
         "year": year, "rates": corrections.rates(year, findings) if year else None,
-        "deadline": corrections.deadline(year) if year else None, "pending": pending,
+        "deadline": season.deadline(year) if year else None, "pending": pending,
         "notices": scope.filter_by_town(CorrectionNotice.objects.filter(report_year=year), request.user, "entity__town").count(),
         "is_admin": scope.role_of(request.user) == "admin",
     })

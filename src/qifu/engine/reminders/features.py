@@ -13,6 +13,8 @@ import re
 import numpy as np
 import polars as pl
 
+from qifu.engine import season
+
 MOBILE = re.compile(r"^(\+?86-?)?1[3-9][0-9]{9}$")
 FOLLOW_SMS_DAYS = 7
 FOLLOW_CALL_DAYS = 5
@@ -20,8 +22,7 @@ CLASSES = ("self", "sms", "call", "missed")  # how the entity filed in a season
 
 
 def season_days(filing_year: int) -> tuple[dt.date, int]:
-    start = dt.date(filing_year, 1, 1)
-    return start, (dt.date(filing_year, 6, 30) - start).days
+    return season.opens(filing_year - 1), season.length(filing_year - 1)
 
 
 def phone_kind(phones: pl.Series) -> np.ndarray:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from qifu.engine import season as filing_season
 from qifu.engine.reminders import features, policy
 from qifu.engine.synth import behaviour as bh
 from qifu.engine.synth.county import County
@@ -87,7 +88,7 @@ class Season:
         self.u_respond = rng.random((n, MAX_CONTACTS))
         self.lag_sms = 1 + rng.geometric(0.3, size=(n, MAX_CONTACTS))
         self.lag_call = rng.integers(1, 6, size=(n, MAX_CONTACTS))
-        self.deadline = (dt.date(self.filing_year, 6, 30) - dt.date(self.filing_year, 1, 1)).days
+        self.deadline = filing_season.length(self.filing_year - 1)
 
     # --- what the bureau has ------------------------------------------------------------
     def history(self) -> tuple[pl.DataFrame, list[pl.DataFrame], pl.DataFrame]:
