@@ -99,6 +99,23 @@ def test_a_township_lists_its_own_the_county_the_rest_each_told_once(checked_cou
     assert ("经营异常名录" if x.kind == "list" else "经营异常状态") in one.body
 
 
+def test_numbers_run_on_from_the_highest_given_not_from_a_count(checked_county):
+    own = checked_county["own_town"]
+    first = actions.do_list(YEAR, town=own.code, now=AFTER)
+    assert first >= 2 and actions.last_number(2026) == first
+    # one deleted in admin (a count would give its number again), two imported this year under the
+    # national system's numbering (a count would skip two)
+    Listing.objects.get(number=actions.numbered(2026, 1)).delete()
+    for i, other in enumerate(Entity.objects.exclude(town=own).order_by("uscc")[:2]):
+        Listing.objects.create(entity=other, town=other.town, report_year=YEAR - 1, kind="list", reason=actions.REASON,
+                               number=f"慈市监异列〔2026〕{i + 1}号", listed_on=AFTER.date())
+    rest = actions.do_list(YEAR, now=AFTER + dt.timedelta(hours=1))
+    assert rest > 0
+    later = sorted(Listing.objects.filter(number__startswith="异列").values_list("number", flat=True))
+    assert later == [actions.numbered(2026, i) for i in range(2, first + rest + 1)]
+    assert actions.last_number(2027) == 0
+
+
 def test_a_late_filer_applies_and_is_removed_or_refused_and_told(checked_county):
     actions.do_list(YEAR, now=AFTER)
     x = (Listing.objects.filter(kind="list", entity__phone__startswith="1").exclude(entity__reports__report_year=YEAR)

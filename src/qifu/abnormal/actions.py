@@ -78,6 +78,23 @@ def kind_of(entity_type: str) -> str:
     return Listing.Kind.MARK if entity_type == "individual" else Listing.Kind.LIST
 
 
+def _prefix(year: int) -> str:
+    return f"异列〔{year}〕"
+
+
+def numbered(year: int, seq: int) -> str:
+    """A decision's number: 异列〔2026〕00001号."""
+    return f"{_prefix(year)}{seq:05d}号"
+
+
+def last_number(year: int) -> int:
+    """The last sequence number given in ``year``: numbers run on within the year of the decision,
+    across townships and decisions. Read from the highest number, not a count, so a listing deleted
+    (in admin) or imported under another numbering does not make the next decision collide."""
+    top = Listing.objects.filter(number__regex=rf"^{_prefix(year)}[0-9]{{5}}号$").aggregate(top=Max("number"))["top"]
+    return int(top[len(_prefix(year)):-1]) if top else 0
+
+
 def do_list(year: int, by=None, town: str | None = None, now: dt.datetime | None = None) -> int:
     """List every candidate of ``year`` (of township ``town``; None: the county) by one
     decision: each gets a number of its own (异列〔year〕00001号…, in credit-code order) and is
@@ -95,11 +112,10 @@ def do_list(year: int, by=None, town: str | None = None, now: dt.datetime | None
             rows = list(due.order_by("uscc").values_list("uscc", "town_id", "entity_type", "name", "phone", "email"))
             if not rows:
                 return 0
-            # numbers run on within the year of the decision, across townships and decisions
-            start = Listing.objects.filter(listed_on__year=today.year).count()
+            start = last_number(today.year)
             listings = Listing.objects.bulk_create([
                 Listing(entity_id=u, town_id=t, report_year=year, kind=kind_of(typ), reason=REASON,
-                        number=f"异列〔{today.year}〕{start + i:05d}号", listed_on=today, listed_by=by)
+                        number=numbered(today.year, start + i), listed_on=today, listed_by=by)
                 for i, (u, t, typ, *_rest) in enumerate(rows, 1)], batch_size=2000)
             by_uscc = {x.entity_id: x for x in listings}
             names = {u: name for u, _t, _typ, name, _p, _e in rows}
