@@ -449,6 +449,55 @@ def test_each_problem_of_a_failed_inspection_is_fixed_with_a_photo_before_the_ph
                                                   (p.code, "安全出口标志缺失", "已销项")]
 
 
+def test_through_the_api_the_owner_hands_in_a_document_and_reports_a_problem_fixed_with_its_photo(county):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from qifu.projects.models import Defect
+
+    owner = firm()
+    p = register(owner, "330282-2026-0042")
+    one = p.phases.get(seq=1)
+    c = portal_client(owner.uscc)
+
+    def post(path: str, data: dict):
+        return c.post(f"/api/v1/projects/{p.code}/{path}", data, HTTP_X_CSRFTOKEN="x")
+
+    item, *rest = one.items.filter(kind="document").order_by("id")
+    listed = c.get("/api/v1/projects").json()[0]["phases"][0]["items"]
+    assert {"id": item.pk, "name": item.name, "kind": "document", "status": "pending"} in listed
+    r = post(f"items/{item.pk}/document", {"document": SimpleUploadedFile("a.txt", b"plain")})
+    assert r.status_code == 400 and "不是图片或 PDF" in r.json()["detail"]
+    inspection = one.items.filter(kind="inspection").first()
+    assert post(f"items/{inspection.pk}/document", {"document": SimpleUploadedFile("r.pdf", PDF[2])}).status_code == 404
+    other = portal_client(Entity.objects.filter(entity_type="enterprise").exclude(uscc=owner.uscc).first().uscc)
+    r = other.post(f"/api/v1/projects/{p.code}/items/{item.pk}/document",
+                   {"document": SimpleUploadedFile("r.pdf", PDF[2])}, HTTP_X_CSRFTOKEN="x")
+    assert r.status_code == 404 and ChecklistItem.objects.get(pk=item.pk).status == "pending"
+    r = post(f"items/{item.pk}/document", {"document": SimpleUploadedFile("报告.pdf", PDF[2])})
+    assert r.status_code == 200 and r.json() == {"id": item.pk, "name": item.name, "kind": "document", "status": "submitted"}
+    assert ChecklistItem.objects.get(pk=item.pk).document_name == "报告.pdf"
+    for i in rest:
+        actions.do_item(i, "submitted", document=PDF, now=NOW)
+    actions.do_move(one, "ready", now=NOW)
+    actions.do_move(one, "notify", inspection_on=dt.date(2026, 9, 7), now=NOW)
+    fire = one.items.get(code="fire")
+    actions.do_item(fire, "failed", note="消防通道宽度不足", now=dt.datetime(2026, 9, 7, 15, tzinfo=SH))
+    defect = Defect.objects.get(phase=one)
+    assert [d["id"] for d in c.get("/api/v1/projects").json()[0]["phases"][0]["defects"]] == [defect.pk]
+    r = post(f"defects/{defect.pk}/fix", {"note": "已拆除堆放物"})
+    assert r.status_code == 422 and Defect.objects.get(pk=defect.pk).status == "open"  # no photo
+    r = post(f"defects/{defect.pk}/fix", {"note": "已拆除堆放物", "document": SimpleUploadedFile("fixed.pdf", PHOTO[2])})
+    assert r.status_code == 200
+    got = r.json()
+    assert (got["id"], got["status"], got["inspection"], got["fixed_at"] is not None) == (defect.pk, "fixed", fire.name, True)
+    defect.refresh_from_db()
+    assert (defect.status, defect.fixed_note, defect.document_name) == ("fixed", "已拆除堆放物", "fixed.pdf")
+    assert Step.objects.filter(project=p, action="整改：消防通道宽度不足", actor="企业").exists()
+    actions.do_item(fire, "passed", now=dt.datetime(2026, 9, 14, 15, tzinfo=SH))  # inspected again: closed
+    r = post(f"defects/{defect.pk}/fix", {"document": SimpleUploadedFile("again.pdf", PHOTO[2])})
+    assert r.status_code == 400 and "已经销项" in r.json()["detail"]
+
+
 def test_staff_see_their_township_and_the_construction_department_sees_all(county):
     from qifu.accounts.models import StaffProfile
     from qifu.service_requests.models import CategorySetting, Department
