@@ -658,6 +658,54 @@ def test_a_firm_declines_a_policy_hears_no_more_of_it_and_may_take_it_back(count
     assert Match.objects.get(pk=a.pk).status == "applied"
 
 
+def test_a_firm_gives_up_the_rest_of_a_policy_it_accepted_and_what_was_paid_stays_paid(county, tmp_path):
+    actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000)), 2025, now=NOW)
+    m, other = clean_matches(2)
+    m, other = confirmed(m), confirmed(other)
+    client = portal_client(m.entity_id)
+    # the first installment is with the treasury: not now
+    batch = actions.do_create_batch(now=NOW)
+    page = client.get(f"/portal/policies/{m.pk}/").content.decode()
+    assert 'id="give-up-wait"' in page and 'id="policy-give-up"' not in page
+    with pytest.raises(actions.PolicyActionError, match=f"第 1 期正在拨付中（批次 {batch.number}）"):
+        actions.do_decline(m, "项目已终止", now=NOW)
+    actions.do_reconcile(batch.number, [{"batch_no": batch.number, "payment_id": str(p.id), "status": "paid",
+                                         "paid_on": "2026-09-05"} for p in batch.payments.all()])
+    second = actions.do_reach_milestone(m, 2, "科技局", now=NOW)
+    # paid 6, the second 4 released: the firm gives up the rest in the portal
+    r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "decline", "reason": "项目已终止"}, follow=True)
+    assert "请勾选" in r.content.decode() and Match.objects.get(pk=m.pk).status == "confirmed"
+    r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "decline", "reason": "项目已终止", "sure": "1"}, follow=True)
+    assert "已放弃这项政策的其余资金" in r.content.decode()
+    m.refresh_from_db()
+    assert m.status == "declined" and m.gave_up_rest
+    assert m.history[-1]["note"] == "企业放弃其余资金（已到账 6 万元不受影响，取消已核准未拨付的 1 笔）：项目已终止"
+    assert dict(Payment.objects.filter(match=m).values_list("seq", "status")) == {1: "paid", 2: "cancelled"}
+    assert Payment.objects.get(pk=second.pk).history[-1]["note"] == "企业放弃其余资金，取消拨付"
+    page = client.get(f"/portal/policies/{m.pk}/").content.decode()
+    assert "已放弃其余资金" in page and 'id="policy-confirm"' not in page and 'id="give-up"' not in page
+    # final: not taken back by confirming again, nothing released or batched for it
+    with pytest.raises(actions.PolicyActionError, match="不能撤回"):
+        confirmed(m)
+    assert actions.do_reach_milestone(m, 2, "科技局", now=NOW) is None
+    assert Payment.objects.get(pk=second.pk).status == "cancelled"
+    with pytest.raises(actions.PolicyActionError, match="不能放弃"):
+        actions.do_decline(m, now=NOW)
+    # the firm beside it says so on the telephone: staff record it, with how and why
+    admin = staff(county, "admin")
+    assert 'id="give-up"' in admin.get(f"/policies/matches/{other.pk}/").content.decode()
+    admin.post(f"/policies/matches/{other.pk}/act/", {"action": "decline", "note": "企业来函，项目已终止"})
+    other.refresh_from_db()
+    assert other.status == "declined" and other.history[-1]["by"] == "admin（代企业登记）"
+    assert other.history[-1]["note"] == "企业放弃其余资金（已到账 6 万元不受影响）：企业来函，项目已终止"
+    assert "企业已放弃其余资金" in admin.get(f"/policies/matches/{m.pk}/").content.decode()
+    # what the treasury paid counts; the cancelled installment no longer counts against the budget
+    assert set(Payment.objects.exclude(status="cancelled").values_list("match_id", "status")) == {
+        (m.pk, "paid"), (other.pk, "paid")}
+    with pytest.raises(actions.PolicyActionError, match="没有待拨付的款项"):
+        actions.do_create_batch(now=NOW)
+
+
 def confirmed(m: Match) -> Match:
     return actions.do_confirm(m, "中国工商银行慈溪支行", "6222 0212 3456 7890 123", m.entity.name, now=NOW)
 

@@ -552,11 +552,17 @@ def write(outcomes: list[engine.Outcome], path: Path) -> None:
 CONFIRMABLE = (Match.Status.ELIGIBLE, Match.Status.CONFIRMED, Match.Status.HELD, Match.Status.DECLINED)
 # the firm has not decided yet, or declined and may take it back by confirming or applying
 UNDECIDED = (Match.Status.ELIGIBLE, Match.Status.DECLINED)
+# accepted (account confirmed, or application approved) and not paid in full: the firm may give
+# up what is not paid yet (放弃其余资金)
+GIVE_UP = (Match.Status.CONFIRMED, Match.Status.HELD)
 
 
 def _taken_back(m: Match) -> bool:
     """Whether ``m`` (locked) is a declined match the firm takes back now: refused with the
-    reason once a later match run no longer found it eligible."""
+    reason once a later match run no longer found it eligible, or once the firm gave up the rest
+    of a policy it had accepted (what was due is cancelled: final)."""
+    if m.gave_up_rest:
+        raise PolicyActionError("贵企业已放弃这项政策的其余资金，不能撤回；如有疑问请联系主管部门")
     if m.declined_and_gone:
         raise PolicyActionError("贵企业已放弃这项政策，按最新数据也已不再符合条件，不能再办理")
     return m.status == Match.Status.DECLINED
@@ -565,22 +571,47 @@ def _taken_back(m: Match) -> bool:
 def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, by=None) -> Match:
     """The firm declines the policy (放弃) before confirming or applying: nothing is released,
     it is not reminded again, and later match runs leave it declined. Confirming the account (or
-    applying) takes it back while the firm is still eligible. ``by``: the staff member who
-    records it for a firm that said so by telephone or at a service station (a reason is then
-    required)."""
+    applying) takes it back while the firm is still eligible. A policy the firm has accepted
+    (``GIVE_UP``: its account confirmed, or its application approved) and not been paid in full:
+    it gives up the rest (放弃其余资金), for instance a project stopped before its milestones; what
+    was paid stays paid, what was released and not yet sent is cancelled (back in the policy's
+    budget), and that cannot be taken back. Refused while an installment is with the treasury.
+    ``by``: the staff member who records it for a firm that said so by telephone or at a service
+    station (a reason is then required)."""
     now = now or timezone.now()
     reason = _text(reason, "放弃原因")[:200]
     if by is not None and len(reason) < 2:
         raise PolicyActionError("请写明企业放弃的原因和方式（如：企业来电表示不需要）")
+    who = "企业" if by is None else f"{by}（代企业登记）"
     with transaction.atomic():
         m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
-        if m.status != Match.Status.ELIGIBLE:
+        if m.status in GIVE_UP:
+            note = _give_up_rest(m, now, who)
+        elif m.status == Match.Status.ELIGIBLE:
+            note = "企业放弃"
+        else:
             raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能放弃")
-        m.status = Match.Status.DECLINED
-        who = "企业" if by is None else f"{by}（代企业登记）"
-        m.add_history(history_line(now, who, f"企业放弃{'：' + reason if reason else ''}"))
+        m.status, m.hold_reason = Match.Status.DECLINED, ""
+        m.add_history(history_line(now, who, f"{note}{'：' + reason if reason else ''}"))
         m.save()
     return m
+
+
+def _give_up_rest(m: Match, now: dt.datetime, who: str) -> str:
+    """Cancel the installments of ``m`` (locked) released and not sent; the history's note."""
+    payments = list(Payment.objects.select_for_update(of=("self",)).filter(match=m).select_related("batch")
+                    .order_by("seq", "id"))
+    sent = next((p for p in payments if p.status == Payment.Status.BATCHED), None)
+    if sent is not None:
+        raise PolicyActionError(f"第 {sent.seq} 期正在拨付中（批次 {sent.batch.number}），到账或退回后才能放弃其余资金")
+    cancelled = [p for p in payments if p.status in (Payment.Status.DUE, Payment.Status.FAILED)]
+    for p in cancelled:
+        p.status, p.batch = Payment.Status.CANCELLED, None
+        p.history = [*p.history, history_line(now, who, "企业放弃其余资金，取消拨付")]
+    Payment.objects.bulk_update(cancelled, ["status", "batch", "history"])
+    paid = sum((p.amount for p in payments if p.status == Payment.Status.PAID), Decimal(0))
+    return (f"企业放弃其余资金（已到账 {paid.normalize():f} 万元不受影响"
+            + (f"，取消已核准未拨付的 {len(cancelled)} 笔" if cancelled else "") + "）")
 
 
 def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: str,

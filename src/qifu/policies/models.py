@@ -150,6 +150,12 @@ class Match(models.Model):
         return self.status == self.Status.DECLINED and self.lapsed_at is not None
 
     @property
+    def gave_up_rest(self) -> bool:
+        """Declined after accepting it (account confirmed, or application approved): what was
+        due was cancelled; it cannot be taken back."""
+        return self.status == self.Status.DECLINED and self.confirmed_at is not None
+
+    @property
     def masked_account(self) -> str:
         a = self.bank_account
         return f"{a[:4]}{'*' * max(len(a) - 8, 4)}{a[-4:]}" if len(a) > 8 else ("****" if a else "")

@@ -2,7 +2,9 @@
 reason and the amount. An automatic policy (免申即享) asks only for the bank account the money
 goes to; an application policy takes a statement and attachments. A firm that does not want a
 policy declines it (放弃) and hears no more of it; it may take that back while it is still
-eligible. An application not yet reviewed may be withdrawn (撤回), to apply anew or decline.
+eligible. One it has accepted and not been paid in full it may give up the rest of (放弃其余资金:
+what is paid stays paid; final). An application not yet reviewed may be withdrawn (撤回), to
+apply anew or decline.
 The account is shown masked, and every change to it is on the match's record."""
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from qifu.policies import actions, queries
-from qifu.policies.models import Application, Match, Policy
+from qifu.policies.models import Application, Match, Payment, Policy
 from qifu.portal.views import portal_required
 from qifu.service_requests import attachments
 
@@ -37,14 +39,17 @@ def policies_page(request):
 @portal_required
 def policy_page(request, match_id: int):
     m = _match(request.entity, match_id)
-    open_to_firm = not m.declined_and_gone
+    open_to_firm = not m.declined_and_gone and not m.gave_up_rest
     application = getattr(m, "application", None) if hasattr(m, "application") else None
+    payments = list(m.payments.select_related("batch").order_by("seq"))
     return render(request, "portal/policy.html", {
-        "entity": request.entity, "m": m, "payments": list(m.payments.order_by("seq")), "application": application,
+        "entity": request.entity, "m": m, "payments": payments, "application": application,
         "summary": m.policy.summary,
         "can_confirm": m.policy.mode == Policy.Mode.AUTOMATIC and m.status in actions.CONFIRMABLE and open_to_firm,
         "can_apply": m.policy.mode == Policy.Mode.APPLICATION and m.status in actions.UNDECIDED and open_to_firm,
         "can_decline": m.status == Match.Status.ELIGIBLE,
+        "can_give_up": m.status in actions.GIVE_UP,
+        "with_treasury": next((p for p in payments if p.status == Payment.Status.BATCHED), None),
         "can_withdraw": m.status == Match.Status.APPLIED and application is not None
         and application.status == Application.Status.SUBMITTED,
     })
@@ -77,8 +82,10 @@ def policy_act(request, match_id: int):
         elif post.get("action") == "decline":
             if not post.get("sure"):
                 raise actions.PolicyActionError("请勾选“确认放弃”")
+            given_up = m.status in actions.GIVE_UP
             actions.do_decline(m, post.get("reason", ""))
-            messages.success(request, "已放弃这项政策，不会再为此联系您。如改变主意，仍可在本页办理")
+            messages.success(request, "已放弃这项政策的其余资金，已到账的不受影响" if given_up
+                             else "已放弃这项政策，不会再为此联系您。如改变主意，仍可在本页办理")
         else:
             messages.error(request, "请选择要办理的事项")
     except (actions.PolicyActionError, attachments.AttachmentError) as e:

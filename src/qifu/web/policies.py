@@ -258,8 +258,10 @@ def match_act(request, match_id: int):
             actions.do_return(app, note, request.user)
             messages.success(request, "已退回补正，并告知企业需要补充的内容")
         elif action == "decline":
+            given_up = m.status in actions.GIVE_UP
             actions.do_decline(m, note, by=request.user)
-            messages.success(request, "已登记企业放弃，不会再为这项政策联系企业")
+            messages.success(request, "已登记企业放弃其余资金，已核准未拨付的已取消" if given_up
+                             else "已登记企业放弃，不会再为这项政策联系企业")
         else:
             messages.error(request, "请选择要办理的事项")
     except (actions.PolicyActionError, ValueError) as e:
