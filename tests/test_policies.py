@@ -659,7 +659,11 @@ def test_a_firm_declines_a_policy_hears_no_more_of_it_and_may_take_it_back(count
 
 
 def test_a_firm_gives_up_the_rest_of_a_policy_it_accepted_and_what_was_paid_stays_paid(county, tmp_path):
+    from qifu.service_requests.models import Department
+
     actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000)), 2025, now=NOW)
+    Department.objects.update_or_create(name="科学技术局", defaults={"email": "keji@example.gov.cn"})
+    Policy.objects.filter(code="T-AUTO").update(department="科学技术局")
     m, other = clean_matches(2)
     m, other = confirmed(m), confirmed(other)
     client = portal_client(m.entity_id)
@@ -704,6 +708,12 @@ def test_a_firm_gives_up_the_rest_of_a_policy_it_accepted_and_what_was_paid_stay
         (m.pk, "paid"), (other.pk, "paid")}
     with pytest.raises(actions.PolicyActionError, match="没有待拨付的款项"):
         actions.do_create_batch(now=NOW)
+    # the policy's department is told of each, once, by the match's number, not the firm's name
+    told = OutboxMessage.objects.filter(key__startswith="policy-gave-up:")
+    assert sorted(told.values_list("key", "recipient")) == sorted(
+        (f"policy-gave-up:{x.pk}:dep", "keji@example.gov.cn") for x in (m, other))
+    assert all(f"匹配编号 {x.pk}" in told.get(key=f"policy-gave-up:{x.pk}:dep").body and x.entity.name not in
+               told.get(key=f"policy-gave-up:{x.pk}:dep").body for x in (m, other))
 
 
 def confirmed(m: Match) -> Match:

@@ -575,9 +575,9 @@ def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, b
     (``GIVE_UP``: its account confirmed, or its application approved) and not been paid in full:
     it gives up the rest (放弃其余资金), for instance a project stopped before its milestones; what
     was paid stays paid, what was released and not yet sent is cancelled (back in the policy's
-    budget), and that cannot be taken back. Refused while an installment is with the treasury.
-    ``by``: the staff member who records it for a firm that said so by telephone or at a service
-    station (a reason is then required)."""
+    budget), the policy's department is told, and that cannot be taken back. Refused while an
+    installment is with the treasury. ``by``: the staff member who records it for a firm that
+    said so by telephone or at a service station (a reason is then required)."""
     now = now or timezone.now()
     reason = _text(reason, "放弃原因")[:200]
     if by is not None and len(reason) < 2:
@@ -591,9 +591,12 @@ def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, b
             note = "企业放弃"
         else:
             raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能放弃")
+        given_up = m.status in GIVE_UP
         m.status, m.hold_reason = Match.Status.DECLINED, ""
         m.add_history(history_line(now, who, f"{note}{'：' + reason if reason else ''}"))
         m.save()
+        if given_up:
+            notices.gave_up(m, now)
     return m
 
 

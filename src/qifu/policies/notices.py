@@ -248,11 +248,9 @@ def to_department(application, now: dt.datetime) -> OutboxMessage | None:
     message names the policy and the application's number, not the firm; it is filed under the
     firm, as a request's notices to its department are, and counts toward none of the firm's
     limits."""
-    from qifu.service_requests.models import Department
-
     m = application.match
-    dep = Department.objects.filter(name=m.policy.department, active=True).first() if m.policy.department else None
-    if dep is None or not (dep.email or dep.phone):
+    dep = _department(m.policy)
+    if dep is None:
         return None
     channel, recipient = dep.reach
     body = (f"【企服】{dep.name}：有新的政策申请待审核（“{m.policy.title}”，申请编号 {application.pk}），"
@@ -262,6 +260,30 @@ def to_department(application, now: dt.datetime) -> OutboxMessage | None:
     message, _ = OutboxMessage.objects.get_or_create(key=key, defaults=dict(
         entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=body,
         reason=f"政策 {m.policy.code} 新申请待审核", planned_for=timezone.localdate(now), next_attempt_at=now))
+    return message
+
+
+def _department(policy):
+    """The policy's department, where it has an email or a mobile configured."""
+    from qifu.service_requests.models import Department
+
+    dep = Department.objects.filter(name=policy.department, active=True).first() if policy.department else None
+    return dep if dep is not None and (dep.email or dep.phone) else None
+
+
+def gave_up(m, now: dt.datetime) -> OutboxMessage | None:
+    """The policy's department told, once, that a firm gave up the rest of a policy it had
+    accepted (放弃其余资金): no later milestone is to be released for it. Filed under the firm, as
+    its other notices to departments are; it names the match's number, not the firm."""
+    dep = _department(m.policy)
+    if dep is None:
+        return None
+    channel, recipient = dep.reach
+    body = (f"【企服】{dep.name}：“{m.policy.title}”有一家企业放弃了其余资金（匹配编号 {m.pk}），"
+            f"已核准未拨付的已取消，后续拨付节点不再核准。详见企服平台“惠企政策”。")
+    message, _ = OutboxMessage.objects.get_or_create(key=f"policy-gave-up:{m.pk}:dep", defaults=dict(
+        entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=body,
+        reason=f"政策 {m.policy.code} 企业放弃其余资金", planned_for=timezone.localdate(now), next_attempt_at=now))
     return message
 
 
