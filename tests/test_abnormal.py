@@ -208,7 +208,15 @@ def test_the_decision_needs_the_list_checked_and_keeps_to_the_officers_township(
     monkeypatch.setattr("qifu.abnormal.actions.closed_year", lambda today=None: YEAR)  # the dashboard's year, any day
     officer = staff(checked_county, "officer")
     mine = len([u for u in expected_due(YEAR) if Entity.objects.get(pk=u).town_id == checked_county["own_town"].code])
-    assert f"拟列入 {mine} 户" in officer.get("/").content.decode()  # the dashboard, before the decision
+    home = officer.get("/").content.decode()  # the dashboard, before the decision
+    # ten working days from 1 July 2026 (a Wednesday), long past on any day this suite runs
+    assert f"拟列入 {mine} 户</a>（<strong class=\"warn\">应于 7月14日 前决定，已逾期</strong>）" in home
+    assert actions.decide_by(YEAR) == dt.date(2026, 7, 14) and actions.decide_by(2023) == dt.date(2024, 7, 12)
+    page = officer.get("/abnormal/", {"year": YEAR}).content.decode()
+    assert '<p id="abnormal-decide-by" class="warn">' in page and "即 2026年7月14日 前：已逾期" in page
+    monkeypatch.setattr(actions, "decide_by", lambda year: dt.date(2099, 1, 2))
+    page = officer.get("/abnormal/", {"year": YEAR}).content.decode()
+    assert '<p id="abnormal-decide-by">' in page and "即 2099年1月2日 前。" in page
     r = officer.post("/abnormal/list/", {"year": YEAR}, follow=True)
     assert "请先核对" in r.content.decode() and not Listing.objects.exists()
     r = officer.post("/abnormal/list/", {"year": YEAR, "checked": "on"}, follow=True)

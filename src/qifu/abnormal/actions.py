@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from qifu.abnormal.models import Listing
 from qifu.engine import reference, season
+from qifu.engine.requests import workdays
 from qifu.imports.models import ImportRun
 from qifu.registry.models import Entity
 from qifu.reminders import decency
@@ -24,6 +25,9 @@ REASON = "未按规定期限公示年度报告"
 # the bureau decides on an application within this many days (《企业经营异常名录管理暂行办法》
 # of 2014, arts. 9–10: five working days; a week here, counted in calendar days)
 DECIDE_WITHIN = dt.timedelta(days=7)
+# the listing itself is decided within ten working days of the season's close (same 办法, art. 6;
+# 《个体工商户年度报告暂行办法》 art. 13 for the marking of individual businesses)
+LIST_WITHIN_WORKDAYS = 10
 SERIOUS_AFTER_YEARS = 3  # then the serious list (严重违法失信名单)
 STANDING = (Listing.Status.LISTED, Listing.Status.APPLIED)
 WARN_DAYS = 60  # warned this many days before the three years are up
@@ -37,6 +41,18 @@ class ListingError(ValueError):
 def _cut(year: int) -> dt.datetime:
     """The first moment after the deadline, in the county's time."""
     return dt.datetime.combine(season.after(year), dt.time(), tzinfo=timezone.get_current_timezone())
+
+
+def decide_by(year: int) -> dt.date:
+    """The last day to decide ``year``'s listings: the tenth working day after its deadline
+    (the State Council's holidays and make-up working days counted)."""
+    day, left = season.after(year), LIST_WITHIN_WORKDAYS
+    while True:
+        if workdays.is_workday(day):
+            left -= 1
+            if not left:
+                return day
+        day += dt.timedelta(days=1)
 
 
 def closed_year(today: dt.date | None = None) -> int:

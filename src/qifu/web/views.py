@@ -123,7 +123,9 @@ def _abnormal_panel(request) -> dict | None:
                          lambda: scope.filter_by_town(abnormal_actions.candidates(year), request.user).count())
     if not due and not listings.exists():
         return None
-    return {"year": year, "due": due, "m": abnormal_queries.measures(listings)}
+    decide_by = abnormal_actions.decide_by(year)
+    return {"year": year, "due": due, "m": abnormal_queries.measures(listings), "decide_by": decide_by,
+            "late": bool(due) and timezone.localdate() > decide_by}
 
 
 def _projects_panel(request) -> dict | None:
