@@ -99,6 +99,17 @@ def test_a_township_lists_its_own_the_county_the_rest_each_told_once(checked_cou
     assert ("经营异常名录" if x.kind == "list" else "经营异常状态") in one.body
 
 
+@pytest.mark.parametrize(("applied", "answer_by"), [
+    (dt.date(2026, 7, 6), dt.date(2026, 7, 13)),  # a Monday: the next five working days
+    (dt.date(2026, 7, 10), dt.date(2026, 7, 17)),  # a Friday: the weekend does not count
+    (dt.date(2026, 7, 11), dt.date(2026, 7, 17)),  # a Saturday
+])
+def test_an_application_is_answered_within_five_working_days(applied, answer_by):
+    assert actions.answer_by(applied) == answer_by
+    # overdue from the day after the last day, not on it
+    assert actions.overdue_from(answer_by) <= applied < actions.overdue_from(answer_by + dt.timedelta(days=1))
+
+
 def test_numbers_run_on_from_the_highest_given_not_from_a_count(checked_county):
     own = checked_county["own_town"]
     first = actions.do_list(YEAR, town=own.code, now=AFTER)
@@ -134,7 +145,8 @@ def test_a_late_filer_applies_and_is_removed_or_refused_and_told(checked_county)
     c.post(f"/portal/abnormal/{x.pk}/apply/")
     x.refresh_from_db()
     assert (x.status, x.applied_channel) == ("applied", "portal") and x.applied_at is not None
-    assert "已于" in c.get("/portal/").content.decode()
+    due = actions.answer_by(timezone.localdate(x.applied_at))
+    assert f"市场监管部门将在 {due.month}月{due.day}日 前（5 个工作日内）办理" in c.get("/portal/").content.decode()
     r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "refuse", "reason": "否"}, follow=True)
     assert "至少4个字" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "applied"
     officer.post(f"/abnormal/{x.pk}/act/", {"action": "refuse", "reason": "补报的从业人数与社保记录不符，请更正"})
@@ -176,14 +188,14 @@ def test_staff_see_their_township_act_by_role_and_export_and_the_dashboard_count
     assert f'id="listing-{theirs.pk}"' not in page and f'id="listing-{mine.first().pk}"' in page
     assert officer.post(f"/abnormal/{theirs.pk}/act/", {"action": "remove"}).status_code == 404
     assert leader.post(f"/abnormal/{theirs.pk}/act/", {"action": "remove"}).status_code == 403
-    # one filed late and has not applied, one applied nine days ago, one listed nearly three years
+    # one filed late and has not applied, one applied three weeks ago, one listed nearly three years
     # (some of the county's listed firms filed late already: the synthetic county has late filers)
     filed = set(AnnualReport.objects.filter(report_year=YEAR).values_list("entity_id", flat=True))
     already = sum(x.entity_id in filed for x in mine)
     back, waiting, old = list(mine.exclude(entity__in=filed).order_by("number")[:3])
     for x in (back, waiting):
         report(x.entity, dt.datetime(2026, 9, 1, 9, 0, tzinfo=LOCAL))
-    actions.do_apply(waiting, now=timezone.now() - dt.timedelta(days=9))
+    actions.do_apply(waiting, now=timezone.now() - dt.timedelta(days=21))  # five working days, any holidays
     Listing.objects.filter(pk=old.pk).update(listed_on=timezone.localdate().replace(year=timezone.localdate().year - 3)
                                              + dt.timedelta(days=30))
     m = queries.measures(Listing.objects.filter(town=own))
@@ -191,6 +203,9 @@ def test_staff_see_their_township_act_by_role_and_export_and_the_dashboard_count
     page = officer.get("/abnormal/", {"year": YEAR, "status": "back_filed"}).content.decode()
     assert f'id="listing-{back.pk}"' in page and f'id="listing-{waiting.pk}"' not in page
     assert f'id="listing-{old.pk}"' in officer.get("/abnormal/", {"status": "warn"}).content.decode()
+    page = officer.get("/abnormal/", {"year": YEAR, "status": "overdue"}).content.decode()
+    due = actions.answer_by(timezone.localdate(Listing.objects.get(pk=waiting.pk).applied_at))
+    assert f'id="listing-{waiting.pk}"' in page and f'<span class="warn">应于 {due.month}月{due.day}日 前办理</span>' in page
     home = officer.get("/").content.decode()
     assert 'id="abnormal-panel"' in home and "移出申请 1 件待办" in home and "1 件超期" in home
     assert f"已补报未申请移出 {already + 1} 户" in home

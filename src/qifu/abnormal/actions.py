@@ -22,9 +22,9 @@ from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 
 REASON = "未按规定期限公示年度报告"
-# the bureau decides on an application within this many days (《企业经营异常名录管理暂行办法》
-# of 2014, arts. 9–10: five working days; a week here, counted in calendar days)
-DECIDE_WITHIN = dt.timedelta(days=7)
+# the bureau decides on an application within five working days of receiving it
+# (《企业经营异常名录管理暂行办法》 of 2014, art. 10)
+DECIDE_WITHIN_WORKDAYS = 5
 # the listing itself is decided within ten working days of the season's close (same 办法, art. 6;
 # 《个体工商户年度报告暂行办法》 art. 13 for the marking of individual businesses)
 LIST_WITHIN_WORKDAYS = 10
@@ -53,6 +53,26 @@ def decide_by(year: int) -> dt.date:
             if not left:
                 return day
         day += dt.timedelta(days=1)
+
+
+def answer_by(applied_on: dt.date) -> dt.date:
+    """The last day to decide an application received on ``applied_on``: the fifth working day
+    after it."""
+    day, left = applied_on, DECIDE_WITHIN_WORKDAYS
+    while left:
+        day += dt.timedelta(days=1)
+        left -= workdays.is_workday(day)
+    return day
+
+
+def overdue_from(today: dt.date) -> dt.date:
+    """Applications received before this day are overdue on ``today``: five working days have
+    passed after them by yesterday (``answer_by`` is before today)."""
+    day, left = today, DECIDE_WITHIN_WORKDAYS
+    while left:
+        day -= dt.timedelta(days=1)
+        left -= workdays.is_workday(day)
+    return day
 
 
 def closed_year(today: dt.date | None = None) -> int:

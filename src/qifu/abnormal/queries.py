@@ -7,7 +7,7 @@ import datetime as dt
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from qifu.abnormal.actions import DECIDE_WITHIN, STANDING, warn_before
+from qifu.abnormal.actions import STANDING, overdue_from, warn_before
 from qifu.abnormal.models import Listing
 from qifu.reports.models import AnnualReport
 
@@ -19,8 +19,10 @@ def with_back_filed(qs: QuerySet[Listing]) -> QuerySet[Listing]:
 
 
 def overdue_before(now: dt.datetime | None = None) -> dt.datetime:
-    """An application made before this moment has waited longer than the bureau may take."""
-    return (now or timezone.now()) - DECIDE_WITHIN
+    """An application made before this moment has waited longer than the bureau may take
+    (``actions.answer_by``: five working days after the day it was received, county time)."""
+    return dt.datetime.combine(overdue_from(timezone.localdate(now or timezone.now())), dt.time(),
+                               tzinfo=timezone.get_current_timezone())
 
 
 def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:

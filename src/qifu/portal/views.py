@@ -141,9 +141,11 @@ def home(request):
     coops = (Cooperation.objects.filter(entity=entity, rated_at__isnull=True)
              .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
     listings = [x for x in abnormal_queries.for_entity(entity) if x.status != Listing.Status.REMOVED]
+    for x in listings:
+        x.answer_by = abnormal.answer_by(timezone.localdate(x.applied_at)) if x.applied_at else None
     due = season.deadline(year)
     return render(request, "portal/home.html", {
-        "listings": listings, "decide_days": abnormal.DECIDE_WITHIN.days,
+        "listings": listings, "decide_workdays": abnormal.DECIDE_WITHIN_WORKDAYS,
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
         "lab_bookings": bookings, "lab_orders": orders, "answered": answered, "coops": coops,
         "phases_todo": phases, "inspections": inspections, "promised": promised,
@@ -198,5 +200,7 @@ def abnormal_apply(request, listing_id: int):
     except abnormal.ListingError as e:
         messages.error(request, str(e))
     else:
-        messages.success(request, f"已提交移出申请（{x.number}），市场监管部门将在 {abnormal.DECIDE_WITHIN.days} 天内办理并告知结果")
+        by = abnormal.answer_by(timezone.localdate())
+        messages.success(request, f"已提交移出申请（{x.number}），市场监管部门将在 {abnormal.DECIDE_WITHIN_WORKDAYS} 个工作日内"
+                                  f"（{by.month}月{by.day}日前）办理并告知结果")
     return redirect(f"{reverse('portal:home')}#abnormal")

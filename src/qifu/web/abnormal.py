@@ -81,15 +81,24 @@ def overview(request):
         "decide_by": actions.decide_by(year), "today": timezone.localdate(),
         "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
-        "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
+        "listings": _with_answer_by(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
         "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
-        "can_act": _can_act(request), "town_name": views.town_name(scope.town_of(request.user)), "decide_days": actions.DECIDE_WITHIN.days,
+        "can_act": _can_act(request), "town_name": views.town_name(scope.town_of(request.user)), "decide_workdays": actions.DECIDE_WITHIN_WORKDAYS,
         "charts": {
             "abnormal-towns": {"labels": towns, "horizontal": True, "stacked": True, "series": [
                 {"label": "拟列入", "values": [due[t] for t in towns]},
                 {"label": "已列入（含已移出）", "values": [listed_towns.get(t, 0) for t in towns]}]},
             "abnormal-years": m["chart"]},
     })
+
+
+def _with_answer_by(listings) -> list[Listing]:
+    """``listings`` with ``answer_by`` on those applied for: the last day to decide."""
+    out = list(listings)
+    for x in out:
+        x.answer_by = (actions.answer_by(timezone.localdate(x.applied_at))
+                       if x.status == Listing.Status.APPLIED and x.applied_at else None)
+    return out
 
 
 @staff_required(write=True)
