@@ -333,6 +333,8 @@ def test_the_api_lists_the_firms_listings_and_applies_once_it_has_filed(checked_
     report(x.entity, dt.datetime(2026, 8, 3, 10, 0, tzinfo=LOCAL))
     r = post(x.pk)
     assert r.status_code == 200 and (r.json()["status"], r.json()["back_filed"]) == ("applied", True)
+    assert r.json()["answer_by"] == actions.answer_by(timezone.localdate()).isoformat()
+    assert got[0]["answer_by"] is None  # not applied for then
     assert post(x.pk).status_code == 400  # once
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyCookie
 
@@ -152,14 +153,17 @@ class ListingOut(Schema):
     status: Literal["listed", "applied", "removed"] = Field(description="列入中、已申请移出、已移出")
     back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出）")
     applied_at: dt.datetime | None
+    answer_by: dt.date | None = Field(description="已申请移出的：市场监管部门最迟在这一天前作出决定（5 个工作日）")
     removed_on: dt.date | None
     note: str = Field(description="移出或不予移出的说明")
 
 
 def _listing(x) -> dict:
     return {"id": x.pk, "report_year": x.report_year, "kind": x.kind, "number": x.number, "listed_on": x.listed_on,
-            "status": x.status, "back_filed": x.back_filed, "applied_at": x.applied_at, "removed_on": x.removed_on,
-            "note": x.note}
+            "status": x.status, "back_filed": x.back_filed, "applied_at": x.applied_at,
+            "answer_by": abnormal.answer_by(timezone.localdate(x.applied_at))
+            if x.status == Listing.Status.APPLIED and x.applied_at else None,
+            "removed_on": x.removed_on, "note": x.note}
 
 
 @router.get("/abnormal", response=list[ListingOut], summary="本主体的经营异常名录记录（未按期报送年报）")
