@@ -318,6 +318,66 @@ def test_the_national_list_is_imported_all_or_nothing_and_its_removals_taken_ove
         assert list(Listing.objects.order_by("pk").values_list("number", "status", "removed_on")) == before
 
 
+def test_a_listing_the_firm_objects_to_is_annulled_when_found_wrong_and_the_firm_told(checked_county):
+    from qifu.service_requests.models import ServiceRequest
+
+    actions.do_list(YEAR, now=AFTER)
+    x = (Listing.objects.filter(entity__phone__startswith="1").exclude(entity__reports__report_year=YEAR)
+         .select_related("entity").order_by("number").first())
+    c = portal_client(x.entity_id)
+    assert "提出异议" in c.get("/portal/").content.decode()
+    r = c.post(f"/portal/abnormal/{x.pk}/object/", {"text": "按期"}, follow=True)
+    assert "请写明异议的理由" in r.content.decode() and not ServiceRequest.objects.exists()
+    r = c.post(f"/portal/abnormal/{x.pk}/object/", {"text": "已于6月20日到市场监管所报送纸质年报"}, follow=True)
+    req = ServiceRequest.objects.get()
+    assert (req.entity_id, req.category, req.channel) == (x.entity_id, "annual_report", "portal")
+    assert x.number in req.text and "已于6月20日到市场监管所报送纸质年报" in req.text
+    assert f"诉求编号 {req.number}" in r.content.decode() and Listing.objects.get(pk=x.pk).objection_id == req.pk
+    home = c.get("/portal/").content.decode()
+    assert f'id="abnormal-objection-{x.pk}"' in home and "提交异议</button>" not in home
+    with pytest.raises(actions.ListingError, match=f"已就这条记录提出异议（诉求编号 {req.number}）"):
+        actions.do_object(x, "再提一次异议")
+    # staff see it waiting, on the list, its tile and the dashboard
+    officer = staff(checked_county, "officer" if x.town == checked_county["own_town"] else "admin")
+    page = officer.get("/abnormal/", {"status": "objected"}).content.decode()
+    assert f'id="listing-{x.pk}"' in page and '<b id="tile-objected">1</b>' in page and req.number in page
+    assert "异议 1 件待办" in officer.get("/").content.decode()
+    # found wrong: annulled with what was found, the firm told once, off its home, not due again
+    r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "annul", "reason": "核实"}, follow=True)
+    assert "撤销须写明核实的情况" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "listed"
+    officer.post(f"/abnormal/{x.pk}/act/", {"action": "annul", "reason": "企业已于6月20日报送纸质年报"})
+    x.refresh_from_db()
+    assert (x.status, x.note, x.removed_on) == ("annulled", "企业已于6月20日报送纸质年报", timezone.localdate())
+    assert x.removed_by is not None
+    told = OutboxMessage.objects.get(key=f"abnormal-annulled:{x.pk}")
+    assert x.number in told.body and "有误" in told.body and "http" not in told.body
+    assert f'id="abnormal-{x.pk}"' not in c.get("/portal/").content.decode()
+    m = queries.measures(Listing.objects.filter(pk=x.pk))
+    assert (m["standing"], m["removed"], m["annulled"], m["objected"]) == (0, 0, 1, 0)
+    assert not actions.candidates(YEAR, AFTER.date()).filter(uscc=x.entity_id).exists()
+    for act in (lambda: actions.do_annul(x, None, "再撤销一次"), lambda: actions.do_object(x, "再提一次异议"),
+                lambda: actions.do_remove(x, None)):
+        with pytest.raises(actions.ListingError, match="撤销"):
+            act()
+    assert OutboxMessage.objects.filter(key__startswith="abnormal-annulled:").count() == 1
+    # the API: the same objection for another listing, and a annulled one refused
+    other = Listing.objects.filter(entity__entity_type="enterprise", status="listed").exclude(pk=x.pk).first()
+    api = portal_client(other.entity_id)
+    post = lambda pk, text: api.post(f"/api/v1/abnormal/{pk}/object", {"text": text},  # noqa: E731
+                                     content_type="application/json", HTTP_X_CSRFTOKEN="x")
+    r = post(other.pk, "本企业已于2026年3月注销，不应列入")
+    assert r.status_code == 201 and Listing.objects.get(pk=other.pk).objection.number == r.json()["request_number"]
+    assert post(x.pk, "这条不是本企业的").status_code == 404
+    assert c.post(f"/api/v1/abnormal/{x.pk}/object", {"text": "已撤销的再提异议"}, content_type="application/json",
+                  HTTP_X_CSRFTOKEN="x").status_code == 400
+    assert c.get("/api/v1/abnormal").json()[0]["status"] == "annulled"
+    # the national system's list, imported later with a removal for it, leaves it annulled
+    row = {"__row": 2, "uscc": x.entity_id, "report_year": YEAR, "number": x.number, "listed_on": x.listed_on,
+           "removed_on": x.listed_on + dt.timedelta(days=30)}
+    assert actions.import_listings([row])[:3] == (0, 0, 1)
+    assert Listing.objects.get(pk=x.pk).status == "annulled"
+
+
 def test_the_api_lists_the_firms_listings_and_applies_once_it_has_filed(checked_county):
     actions.do_list(YEAR, now=AFTER)
     x = (Listing.objects.exclude(entity__reports__report_year=YEAR).select_related("entity").order_by("number").first())

@@ -48,6 +48,7 @@ def test_knowledge_base_entries_have_a_legal_basis_and_no_links(assistant):
         ("营业额80万元年报里填多少", "unit_wanyuan"),
         ("短信让我点链接补报年报是真的吗", "scam_sms"),
         ("被列入经营异常名录了怎么办", "abnormal_list_removal"),
+        ("我们明明按时报了年报，怎么还被列入经营异常名录", "abnormal_list_objection"),
         ("个体户年报在哪报", "individual_business"),
         ("补贴可以放弃吗", "policy_decline"),
         ("年报能放弃吗", "who_must_file"),  # a policy may be declined, the annual report may not

@@ -23,13 +23,13 @@ from qifu.reports.models import AnnualReport
 
 REASON = "未按规定期限公示年度报告"
 # the bureau decides on an application within five working days of receiving it
-# (《企业经营异常名录管理暂行办法》 of 2014, art. 10)
+# (《企业经营异常名录管理暂行办法》 of 2014, art. 11; see docs/abnormal.md on the domain reference's 7 days)
 DECIDE_WITHIN_WORKDAYS = 5
 # the listing itself is decided within ten working days of the season's close (same 办法, art. 6;
 # 《个体工商户年度报告暂行办法》 art. 13 for the marking of individual businesses)
 LIST_WITHIN_WORKDAYS = 10
 SERIOUS_AFTER_YEARS = 3  # then the serious list (严重违法失信名单)
-STANDING = (Listing.Status.LISTED, Listing.Status.APPLIED)
+STANDING = Listing.STANDING
 WARN_DAYS = 60  # warned this many days before the three years are up
 FREE = "年报和移出均不收费，工作人员不会索要验证码。"
 
@@ -209,7 +209,7 @@ def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) ->
     report is filed; the entity is told."""
     now = now or timezone.now()
     with transaction.atomic():
-        x = _locked(x, Listing.Status.LISTED, Listing.Status.APPLIED, why="已经移出")
+        x = _locked(x, *STANDING, why="已经移出或撤销")
         if not back_filed(x):
             raise ListingError(f"该主体尚未补报 {x.report_year} 年度年报，不能移出")
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note.strip()[:300]
@@ -239,6 +239,53 @@ def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Li
                           f"【{_county()}市场监管局】{x.entity.name}：您单位移出经营异常名录的申请（{x.number}）未获同意：{reason[:120]}。"
                           f"处理后可再次申请。" + FREE, f"不予移出 {x.number}", now)
     return x
+
+
+def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Listing:
+    """The bureau annuls a listing found wrong (撤销, 更正): the report was filed in time after
+    all (on paper at the bureau, or before the data reached qifu), or the entity was not due. It
+    says what it found; the entity is told. An annulled listing stays on record (its number is not
+    given again) and the entity is not due for that year again."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if len(reason) < 4:
+        raise ListingError("撤销须写明核实的情况（至少4个字），如：企业已于6月20日报送纸质年报")
+    with transaction.atomic():
+        x = _locked(x, *STANDING, why="只有列入中或已申请移出的可以撤销")
+        x.status, x.removed_on, x.removed_by, x.note = Listing.Status.ANNULLED, timezone.localdate(now), by, reason[:300]
+        x.save(update_fields=["status", "removed_on", "removed_by", "note"])
+        what = "列入经营异常名录" if x.kind == Listing.Kind.LIST else "标注为经营异常状态"
+        decency.tell_once(f"abnormal-annulled:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
+                          f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.report_year}年度年报被{what}（{x.number}）"
+                          f"有误，已于{x.removed_on.month}月{x.removed_on.day}日撤销。" + FREE, f"撤销 {x.number}", now)
+    return x
+
+
+def do_object(x: Listing, text: str, now: dt.datetime | None = None):
+    """The entity objects to its listing (异议: it filed in time, or was not due): an enterprise
+    request in 年报与信用修复, routed and timed like any other, linked on the listing; once while
+    that request is open. Staff annul the listing if they find it wrong, or answer why not."""
+    from qifu.engine.requests.workflow import State
+    from qifu.service_requests import actions as requests
+
+    now = now or timezone.now()
+    text = (text or "").strip()
+    if len(text) < 4:
+        raise ListingError("请写明异议的理由，如：已于6月20日在公示系统报送")
+    with transaction.atomic():
+        x = _locked(x, *STANDING, why="这条记录已移出或撤销，不需提出异议")
+        if x.objection_id and x.objection.status != State.CLOSED:
+            raise ListingError(f"已就这条记录提出异议（诉求编号 {x.objection.number}），正在办理")
+        body = f"【经营异常名录异议】{x.number}（{x.report_year} 年度，{x.get_kind_display()}）：{text}"
+        try:  # the queue's own rules (control characters, length, a firm's hourly limit)
+            with transaction.atomic():
+                req = requests.do_submit_request(text=body, channel="portal", actor=requests.ENTERPRISE,
+                                                 entity=x.entity, category="annual_report", now=now)
+        except requests.RequestError as e:
+            raise ListingError(str(e)) from None
+        x.objection = req
+        x.save(update_fields=["objection"])
+    return req
 
 
 def warn_before(today: dt.date) -> dt.date:
@@ -297,7 +344,7 @@ def import_listings(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, st
             continue
         before = (x.number, x.listed_on, x.status, x.removed_on)
         x.number, x.listed_on = r["number"], r["listed_on"]
-        if removed and (x.status != Listing.Status.REMOVED or x.removed_on != removed):
+        if removed and x.status != Listing.Status.ANNULLED and (x.status != Listing.Status.REMOVED or x.removed_on != removed):
             x.status, x.removed_on, x.note = Listing.Status.REMOVED, removed, NATIONAL
         if (x.number, x.listed_on, x.status, x.removed_on) == before:
             same += 1

@@ -12,7 +12,9 @@ from qifu.registry.models import Entity, Township
 class Listing(models.Model):
     """One entity listed for one report year (列入经营异常名录; an individual business is marked
     经营异常状态 instead), by a decision with its number; it comes off (移出) once it has filed
-    the year's report (补报), on its application or on staff's own motion."""
+    the year's report (补报), on its application or on staff's own motion. A listing found wrong
+    (the report was filed in time after all, on paper or before the data reached qifu) is annulled
+    (撤销), on the entity's objection (异议, an enterprise request) or staff's own finding."""
 
     class Kind(models.TextChoices):
         LIST = "list", "列入经营异常名录"  # enterprises and farmer cooperatives
@@ -22,6 +24,9 @@ class Listing(models.Model):
         LISTED = "listed", "列入中"
         APPLIED = "applied", "已申请移出"
         REMOVED = "removed", "已移出"
+        ANNULLED = "annulled", "已撤销（列入有误）"
+
+    STANDING = (Status.LISTED, Status.APPLIED)  # still on the list
 
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="listings")
     town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="所属镇街")
@@ -37,14 +42,21 @@ class Listing(models.Model):
     applied_channel = models.CharField("申请渠道", max_length=8, blank=True)  # portal | staff
     removed_on = models.DateField("移出日期", null=True, blank=True)
     removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+", verbose_name="移出或不予移出的决定人")
-    note = models.CharField("移出或不予移出的说明", max_length=300, blank=True)
+                                   related_name="+", verbose_name="移出、撤销或不予移出的决定人")
+    note = models.CharField("移出、撤销或不予移出的说明", max_length=300, blank=True)
+    # the entity's objection to the listing (异议), an enterprise request in 年报与信用修复
+    objection = models.ForeignKey("service_requests.ServiceRequest", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", verbose_name="异议（企业诉求）")
 
     class Meta:
         verbose_name = verbose_name_plural = "经营异常名录"
         ordering = ["-listed_on", "number"]
         constraints = [models.UniqueConstraint(fields=["entity", "report_year"], name="abnormal_one_per_year")]
         indexes = [models.Index(fields=["report_year", "status"]), models.Index(fields=["town", "status"])]
+
+    @property
+    def standing(self) -> bool:
+        return self.status in self.STANDING
 
     def __str__(self) -> str:
         return f"{self.number}：{self.entity_id}（{self.report_year} 年度）"

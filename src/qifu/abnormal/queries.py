@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from qifu.abnormal.actions import STANDING, overdue_from, warn_before
 from qifu.abnormal.models import Listing
+from qifu.engine.requests.workflow import State
 from qifu.reports.models import AnnualReport
 
 
@@ -28,8 +29,9 @@ def overdue_before(now: dt.datetime | None = None) -> dt.datetime:
 def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
     """Counts of ``qs``: standing (listed or applied), listed and marked among them, applications
     waiting and those waiting too long, entities that filed late but have not applied (whom
-    staff can help off the list: 信用修复), removed, and standing listings reaching three years
-    within ``WARN_DAYS`` days (the serious list follows)."""
+    staff can help off the list: 信用修复), removed, annulled as wrong, standing with an objection
+    not yet settled, and standing listings reaching three years within ``WARN_DAYS`` days (the
+    serious list follows)."""
     today = today or timezone.localdate()
     m = qs.aggregate(
         standing=Count("id", filter=Q(status__in=STANDING)),
@@ -38,18 +40,21 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
         applied=Count("id", filter=Q(status=Listing.Status.APPLIED)),
         overdue=Count("id", filter=Q(status=Listing.Status.APPLIED, applied_at__lt=overdue_before())),
         removed=Count("id", filter=Q(status=Listing.Status.REMOVED)),
+        annulled=Count("id", filter=Q(status=Listing.Status.ANNULLED)),
+        objected=Count("id", filter=Q(status__in=STANDING, objection__isnull=False) & ~Q(objection__status=State.CLOSED)),
         warn=Count("id", filter=Q(status__in=STANDING, listed_on__lte=warn_before(today))),
     )
     # apart: a count filtered on an EXISTS annotation counted none on SQLite (Django 5.2)
     m["back_filed"] = with_back_filed(qs.filter(status=Listing.Status.LISTED)).filter(back_filed=True).count()
-    by_year = (qs.values("report_year").annotate(n=Count("id"), off=Count("id", filter=Q(status=Listing.Status.REMOVED)))
+    by_year = (qs.values("report_year").annotate(on=Count("id", filter=Q(status__in=STANDING)),
+                                                 off=Count("id", filter=Q(status=Listing.Status.REMOVED)))
                .order_by("report_year"))
     m["chart"] = {"labels": [f"{r['report_year']} 年度" for r in by_year], "stacked": True,
-                  "series": [{"label": "列入中", "values": [r["n"] - r["off"] for r in by_year]},
+                  "series": [{"label": "列入中", "values": [r["on"] for r in by_year]},
                              {"label": "已移出", "values": [r["off"] for r in by_year]}]}
     return m
 
 
 def for_entity(entity) -> list[Listing]:
     """An entity's listings, newest year first, each with ``back_filed`` (its page, its portal)."""
-    return list(with_back_filed(Listing.objects.filter(entity=entity)).order_by("-report_year"))
+    return list(with_back_filed(Listing.objects.filter(entity=entity)).select_related("objection").order_by("-report_year"))

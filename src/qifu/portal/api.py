@@ -150,7 +150,7 @@ class ListingOut(Schema):
     kind: Literal["list", "mark"] = Field(description="list：列入经营异常名录（企业、合作社）；mark：标注经营异常状态（个体工商户）")
     number: str = Field(description="决定书文号")
     listed_on: dt.date
-    status: Literal["listed", "applied", "removed"] = Field(description="列入中、已申请移出、已移出")
+    status: Literal["listed", "applied", "removed", "annulled"] = Field(description="列入中、已申请移出、已移出、已撤销（列入有误）")
     back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出）")
     applied_at: dt.datetime | None
     answer_by: dt.date | None = Field(description="已申请移出的：市场监管部门最迟在这一天前作出决定（5 个工作日）")
@@ -182,3 +182,24 @@ def apply(request, listing_id: int):
     except abnormal.ListingError as e:
         return Status(400, {"detail": str(e)})
     return Status(200, _listing(abnormal_queries.with_back_filed(Listing.objects.filter(pk=x.pk)).get()))
+
+
+class ObjectionIn(Schema):
+    text: str = Field(min_length=4, max_length=1000, description="异议理由，如：已于6月20日在公示系统报送")
+
+
+class ObjectionOut(Schema):
+    request_number: str = Field(description="异议作为企业诉求办理的编号")
+
+
+@router.post("/abnormal/{listing_id}/object", response={201: ObjectionOut, 400: Error, 404: Error},
+             summary="对列入经营异常名录提出异议（已按期报送或不应报送），作为企业诉求办理")
+def object_to(request, listing_id: int, body: ObjectionIn):
+    x = Listing.objects.filter(pk=listing_id, entity=request.entity).first()
+    if x is None:
+        return Status(404, {"detail": "没有这条记录"})
+    try:
+        req = abnormal.do_object(x, body.text)
+    except abnormal.ListingError as e:
+        return Status(400, {"detail": str(e)})
+    return Status(201, {"request_number": req.number})

@@ -140,7 +140,7 @@ def home(request):
         r.closes_on = timezone.localdate(r.answered_at + AUTO_CLOSE_AFTER) if r.answered_at else None
     coops = (Cooperation.objects.filter(entity=entity, rated_at__isnull=True)
              .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
-    listings = [x for x in abnormal_queries.for_entity(entity) if x.status != Listing.Status.REMOVED]
+    listings = [x for x in abnormal_queries.for_entity(entity) if x.standing]
     for x in listings:
         x.answer_by = abnormal.answer_by(timezone.localdate(x.applied_at)) if x.applied_at else None
     due = season.deadline(year)
@@ -203,4 +203,18 @@ def abnormal_apply(request, listing_id: int):
         by = abnormal.answer_by(timezone.localdate())
         messages.success(request, f"已提交移出申请（{x.number}），市场监管部门将在 {abnormal.DECIDE_WITHIN_WORKDAYS} 个工作日内"
                                   f"（{by.month}月{by.day}日前）办理并告知结果")
+    return redirect(f"{reverse('portal:home')}#abnormal")
+
+
+@portal_required
+@require_POST
+def abnormal_object(request, listing_id: int):
+    """The entity objects to its listing (异议): an enterprise request, linked on the listing."""
+    x = get_object_or_404(Listing, pk=listing_id, entity=request.entity)
+    try:
+        req = abnormal.do_object(x, request.POST.get("text", ""))
+    except abnormal.ListingError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"已提交异议，诉求编号 {req.number}；核实后会告知您结果")
     return redirect(f"{reverse('portal:home')}#abnormal")

@@ -21,6 +21,7 @@ from qifu.abnormal import actions, queries
 from qifu.abnormal.models import Listing
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
+from qifu.engine.requests.workflow import State
 from qifu.web import downloads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
 
@@ -52,15 +53,18 @@ def _year(request) -> int:
 def overview(request):
     year = _year(request)
     listings = _listings(request)
-    shown = queries.with_back_filed(listings.filter(report_year=year)).select_related("entity", "town")
+    shown = queries.with_back_filed(listings.filter(report_year=year)).select_related("entity", "town", "objection")
     status = request.GET.get("status", "")
     if status == "back_filed":
         shown = shown.filter(status=Listing.Status.LISTED, back_filed=True)
+    elif status == "objected":  # every year: an objection waits for an answer whatever the year
+        shown = queries.with_back_filed(listings.filter(status__in=actions.STANDING, objection__isnull=False).exclude(
+            objection__status=State.CLOSED)).select_related("entity", "town", "objection")
     elif status == "overdue":
         shown = shown.filter(status=Listing.Status.APPLIED, applied_at__lt=queries.overdue_before())
     elif status == "warn":
         shown = listings.filter(status__in=actions.STANDING, listed_on__lte=actions.warn_before(timezone.localdate()))
-        shown = queries.with_back_filed(shown).select_related("entity", "town")
+        shown = queries.with_back_filed(shown).select_related("entity", "town", "objection")
     elif status in Listing.Status.values:
         shown = shown.filter(status=status)
     if request.GET.get("format") == "xlsx":
@@ -149,6 +153,9 @@ def act(request, listing_id: int):
         elif what == "remove":
             actions.do_remove(x, request.user, request.POST.get("note", ""))
             messages.success(request, f"已移出（{x.number}）；登记了手机或邮箱的，已书面告知")
+        elif what == "annul":
+            actions.do_annul(x, request.user, request.POST.get("reason", ""))
+            messages.success(request, f"已撤销（{x.number}）；登记了手机或邮箱的，已书面告知")
         elif what == "refuse":
             actions.do_refuse(x, request.user, request.POST.get("reason", ""))
             messages.success(request, f"已不予移出（{x.number}）；登记了手机或邮箱的，已书面告知原因")
