@@ -35,6 +35,15 @@ def test_a_limit_counts_working_time_only():
     assert workdays.working_seconds(at(2026, 3, 9, 16), at(2026, 3, 6, 16)) == 0
 
 
+def test_the_nth_working_day_before_or_after_a_day_skips_holidays_and_counts_make_up_days():
+    assert workdays.nth_after(dt.date(2026, 9, 30), 1) == dt.date(2026, 10, 8)  # National Day 1–7 October
+    assert workdays.nth_after(dt.date(2026, 10, 9), 1) == dt.date(2026, 10, 10)  # a make-up Saturday
+    assert workdays.nth_after(dt.date(2026, 3, 6), 5) == dt.date(2026, 3, 13)  # Friday: the next week
+    assert workdays.nth_before(dt.date(2026, 10, 8), 1) == dt.date(2026, 9, 30)
+    assert workdays.nth_before(dt.date(2026, 3, 13), 5) == dt.date(2026, 3, 6)
+    assert workdays.nth_after(dt.date(2026, 3, 6), 0) == dt.date(2026, 3, 6)
+
+
 def test_a_year_the_calendar_package_does_not_have_yet_uses_statutory_holidays():
     assert not workdays.is_workday(dt.date(2027, 1, 1))  # New Year's Day, from the holidays package
     assert not workdays.is_workday(dt.date(2027, 1, 2))  # a Saturday

@@ -46,33 +46,19 @@ def _cut(year: int) -> dt.datetime:
 def decide_by(year: int) -> dt.date:
     """The last day to decide ``year``'s listings: the tenth working day after its deadline
     (the State Council's holidays and make-up working days counted)."""
-    day, left = season.after(year), LIST_WITHIN_WORKDAYS
-    while True:
-        if workdays.is_workday(day):
-            left -= 1
-            if not left:
-                return day
-        day += dt.timedelta(days=1)
+    return workdays.nth_after(season.deadline(year), LIST_WITHIN_WORKDAYS)
 
 
 def answer_by(applied_on: dt.date) -> dt.date:
     """The last day to decide an application received on ``applied_on``: the fifth working day
     after it."""
-    day, left = applied_on, DECIDE_WITHIN_WORKDAYS
-    while left:
-        day += dt.timedelta(days=1)
-        left -= workdays.is_workday(day)
-    return day
+    return workdays.nth_after(applied_on, DECIDE_WITHIN_WORKDAYS)
 
 
 def overdue_from(today: dt.date) -> dt.date:
     """Applications received before this day are overdue on ``today``: five working days have
     passed after them by yesterday (``answer_by`` is before today)."""
-    day, left = today, DECIDE_WITHIN_WORKDAYS
-    while left:
-        day -= dt.timedelta(days=1)
-        left -= workdays.is_workday(day)
-    return day
+    return workdays.nth_before(today, DECIDE_WITHIN_WORKDAYS)
 
 
 def closed_year(today: dt.date | None = None) -> int:

@@ -46,6 +46,23 @@ def _local(t: dt.datetime) -> dt.datetime:
     return t.astimezone(SHANGHAI) if t.tzinfo else t.replace(tzinfo=SHANGHAI)
 
 
+def nth_after(day: dt.date, n: int) -> dt.date:
+    """The ``n``-th working day after ``day`` (not counting ``day``): a limit of N working days
+    from a day ends on it."""
+    while n:
+        day += dt.timedelta(days=1)
+        n -= is_workday(day)
+    return day
+
+
+def nth_before(day: dt.date, n: int) -> dt.date:
+    """The ``n``-th working day before ``day`` (not counting ``day``)."""
+    while n:
+        day -= dt.timedelta(days=1)
+        n -= is_workday(day)
+    return day
+
+
 def working_seconds(start: dt.datetime, end: dt.datetime) -> float:
     """Seconds of working time between two instants (0 if ``end`` is not after ``start``)."""
     start, end = _local(start), _local(end)
