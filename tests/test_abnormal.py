@@ -342,6 +342,8 @@ def test_a_listing_the_firm_objects_to_is_annulled_when_found_wrong_and_the_firm
     page = officer.get("/abnormal/", {"status": "objected"}).content.decode()
     assert f'id="listing-{x.pk}"' in page and '<b id="tile-objected">1</b>' in page and req.number in page
     assert "异议 1 件待办" in officer.get("/").content.decode()
+    detail = officer.get(f"/requests/{req.number}/").content.decode()
+    assert 'id="request-listing"' in detail and x.number in detail[detail.index('id="request-listing"'):]
     # found wrong: annulled with what was found, the firm told once, off its home, not due again
     r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "annul", "reason": "核实"}, follow=True)
     assert "撤销须写明核实的情况" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "listed"

@@ -82,7 +82,7 @@ def overview(request):
     latest = actions.closed_year()
     return render(request, "web/abnormal.html", {
         "not_ready": actions.not_ready(year), "year": year, "years": list(range(latest, latest - 5, -1)),
-        "decide_by": actions.decide_by(year), "today": timezone.localdate(),
+        "decide_by": actions.decide_by(year), "list_workdays": actions.LIST_WITHIN_WORKDAYS, "today": timezone.localdate(),
         "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
         "listings": _with_answer_by(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets, text
+from qifu.abnormal.models import Listing
 from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
 from qifu.accounts.models import AuditEvent, StaffProfile
@@ -160,6 +161,7 @@ def detail(request, number: str):
         if req.status != State.CLOSED else []
     return render(request, "web/request_detail.html", {
         "r": req, "events": req.events.select_related("user"), "files": req.attachments.all(),
+        "listing": Listing.objects.filter(objection=req).first(),  # an objection to an abnormal listing
         "moves": [(m.value, MOVE_LABELS[m]) for m in moves], "state_label": LABELS[State(req.status)],
         "text": req.text if reveal else masking.text(req.text),
         "contact": {"name": req.contact_name if reveal else masking.name(req.contact_name),
