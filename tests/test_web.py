@@ -112,6 +112,9 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert "经营异常名录：2025 年度逾期未报" in out
     assert Listing.objects.filter(status="listed").exists() and Listing.objects.filter(status="removed").exists()
     assert not Listing.objects.filter(status="removed", entity__reports__isnull=True).exists()
+    # and one objection annulled, one waiting for its answer in the requests queue
+    assert Listing.objects.filter(status="annulled", objection__isnull=False).count() == 1
+    assert Listing.objects.filter(status="listed", objection__category="annual_report").count() == 1
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")

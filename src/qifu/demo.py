@@ -472,7 +472,8 @@ def expert_account(password: str):
 def list_late_filers(user, year: int | None, seed: int = 17) -> None:
     """The abnormal-operation list of a closed season: those who had not filed ``year``'s report
     by 30 June listed a fortnight later; of those who filed late since, some applied to come
-    off (one of them refused) and most were removed, the rest not yet applied."""
+    off (one of them refused) and most were removed, the rest not yet applied; two objected that
+    they had filed, one of them annulled."""
     import datetime as dt
     import random
 
@@ -501,6 +502,16 @@ def list_late_filers(user, year: int | None, seed: int = 17) -> None:
         if i % 4 == 2:
             continue  # applied, waiting for the bureau's decision
         abnormal.do_remove(x, user, now=min(applied + dt.timedelta(days=rng.randint(1, 6)), timezone.now()))
+    # two that had not filed object that they had (异议, an enterprise request each): one was
+    # found to have filed on paper at its station, annulled; the other waits for an answer
+    unfiled = list(abnormal_queries.with_back_filed(Listing.objects.filter(report_year=year, kind=Listing.Kind.LIST))
+                   .filter(back_filed=False).select_related("entity").order_by("-number")[:2])
+    for i, x in enumerate(unfiled):
+        objected = max(decided + dt.timedelta(days=3 + i), timezone.now() - dt.timedelta(days=3 - i))  # lately
+        abnormal.do_object(x, "本企业已于6月下旬到市场监管所报送纸质年报，不应列入", now=objected)
+        if i == 0:
+            abnormal.do_annul(x, user, "核实：企业于6月26日在市场监管所报送纸质年报，录入遗漏",
+                              now=min(objected + dt.timedelta(days=2), timezone.now()))
     print(f"经营异常名录：{year} 年度逾期未报 {n} 户列入，其中已补报 {len(late)} 户", flush=True)
 
 
