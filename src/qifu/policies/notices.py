@@ -249,42 +249,35 @@ def to_department(application, now: dt.datetime) -> OutboxMessage | None:
     firm, as a request's notices to its department are, and counts toward none of the firm's
     limits."""
     m = application.match
-    dep = _department(m.policy)
-    if dep is None:
-        return None
-    channel, recipient = dep.reach
-    body = (f"【企服】{dep.name}：有新的政策申请待审核（“{m.policy.title}”，申请编号 {application.pk}），"
-            f"请登录企服平台“惠企政策—政策申请”办理。")
     # once per submission: an application handed in again after a withdrawal is told again
-    key = f"policy-application:{application.pk}:dep:{int(application.submitted_at.timestamp())}"
-    message, _ = OutboxMessage.objects.get_or_create(key=key, defaults=dict(
-        entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=body,
-        reason=f"政策 {m.policy.code} 新申请待审核", planned_for=timezone.localdate(now), next_attempt_at=now))
-    return message
+    return _to_department(m, f"policy-application:{application.pk}:dep:{int(application.submitted_at.timestamp())}",
+                          f"有新的政策申请待审核（“{m.policy.title}”，申请编号 {application.pk}），"
+                          f"请登录企服平台“惠企政策—政策申请”办理。", f"政策 {m.policy.code} 新申请待审核", now)
 
 
-def _department(policy):
-    """The policy's department, where it has an email or a mobile configured."""
+def _to_department(m, key: str, text: str, reason: str, now: dt.datetime) -> OutboxMessage | None:
+    """A message about match ``m`` to its policy's department, once under ``key``, by email, else
+    by text, where it has either configured (None otherwise)."""
     from qifu.service_requests.models import Department
 
+    policy = m.policy
     dep = Department.objects.filter(name=policy.department, active=True).first() if policy.department else None
-    return dep if dep is not None and (dep.email or dep.phone) else None
+    if dep is None or not (dep.email or dep.phone):
+        return None
+    channel, recipient = dep.reach
+    message, _ = OutboxMessage.objects.get_or_create(key=key, defaults=dict(
+        entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=f"【企服】{dep.name}：{text}",
+        reason=reason, planned_for=timezone.localdate(now), next_attempt_at=now))
+    return message
 
 
 def gave_up(m, now: dt.datetime) -> OutboxMessage | None:
     """The policy's department told, once, that a firm gave up the rest of a policy it had
     accepted (放弃其余资金): no later milestone is to be released for it. Filed under the firm, as
     its other notices to departments are; it names the match's number, not the firm."""
-    dep = _department(m.policy)
-    if dep is None:
-        return None
-    channel, recipient = dep.reach
-    body = (f"【企服】{dep.name}：“{m.policy.title}”有一家企业放弃了其余资金（匹配编号 {m.pk}），"
-            f"已核准未拨付的已取消，后续拨付节点不再核准。详见企服平台“惠企政策”。")
-    message, _ = OutboxMessage.objects.get_or_create(key=f"policy-gave-up:{m.pk}:dep", defaults=dict(
-        entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=body,
-        reason=f"政策 {m.policy.code} 企业放弃其余资金", planned_for=timezone.localdate(now), next_attempt_at=now))
-    return message
+    return _to_department(m, f"policy-gave-up:{m.pk}:dep",
+                          f"“{m.policy.title}”有一家企业放弃了其余资金（匹配编号 {m.pk}），已核准未拨付的已取消，"
+                          f"后续拨付节点不再核准。详见企服平台“惠企政策”。", f"政策 {m.policy.code} 企业放弃其余资金", now)
 
 
 def returned(application, now: dt.datetime) -> OutboxMessage | None:
