@@ -342,6 +342,8 @@ def test_a_listing_the_firm_objects_to_is_annulled_when_found_wrong_and_the_firm
     page = officer.get("/abnormal/", {"status": "objected"}).content.decode()
     assert f'id="listing-{x.pk}"' in page and '<b id="tile-objected">1</b>' in page and req.number in page
     assert "异议 1 件待办" in officer.get("/").content.decode()
+    book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/", {"status": "objected", "format": "xlsx"}).content))
+    assert [(r[0], r[-1]) for r in book["经营异常名录"].iter_rows(min_row=2, values_only=True)] == [(x.number, req.number)]
     detail = officer.get(f"/requests/{req.number}/").content.decode()
     assert 'id="request-listing"' in detail and x.number in detail[detail.index('id="request-listing"'):]
     # found wrong: annulled with what was found, the firm told once, off its home, not due again

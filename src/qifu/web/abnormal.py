@@ -167,7 +167,7 @@ def act(request, listing_id: int):
 
 
 HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
-          "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期", "列入决定人", "移出或不予移出决定人"]
+          "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期", "列入决定人", "移出、撤销或不予移出决定人", "异议（诉求编号）"]
 
 
 def _xlsx(request, year: int, shown):
@@ -180,7 +180,8 @@ def _xlsx(request, year: int, shown):
                                  x.report_year, x.get_kind_display(), x.reason, x.listed_on, x.get_status_display(),
                                  "是" if x.back_filed else "否", local_time(x.applied_at),
                                  {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
-                                 x.note, actions.serious_on(x), person(x.listed_by), person(x.removed_by)])
+                                 x.note, actions.serious_on(x), person(x.listed_by), person(x.removed_by),
+                                 x.objection.number if x.objection_id else ""])
         n += 1
     ws = wb.create_sheet("拟列入")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "镇街", "成立日期", "拟作出"])
