@@ -714,6 +714,8 @@ def test_a_firm_gives_up_the_rest_of_a_policy_it_accepted_and_what_was_paid_stay
         (f"policy-gave-up:{x.pk}:dep", "keji@example.gov.cn") for x in (m, other))
     assert all(f"匹配编号 {x.pk}" in told.get(key=f"policy-gave-up:{x.pk}:dep").body and x.entity.name not in
                told.get(key=f"policy-gave-up:{x.pk}:dep").body for x in (m, other))
+    # not a message to the firm: its page's record of contacts leaves it out
+    assert "企业放弃其余资金" not in admin.get(f"/entities/{m.entity_id}/").content.decode()
 
 
 def confirmed(m: Match) -> Match:
