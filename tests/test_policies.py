@@ -1220,6 +1220,14 @@ def test_skill_subsidies_from_imported_certificates_are_paid_once_per_person(cou
     with pytest.raises(IntegrityError), transaction.atomic():
         Payment.objects.create(match=m, policy=m.policy, seq=99, amount=1, milestone="x", released_at=NOW,
                                person_key=lines[0].person_key)
+    # given up before it was paid: the lines let go of their certificates and people, which another
+    # policy may then pay; each line still names its certificate
+    actions.do_decline(m, "企业不再申领", now=NOW)
+    after = list(Payment.objects.filter(match=m).order_by("seq"))
+    assert all((p.status, p.certificate_id, p.person_key) == ("cancelled", None, "") for p in after)
+    assert [p.milestone for p in after] == [p.milestone for p in lines]
+    Payment.objects.create(match=m, policy=m.policy, seq=99, amount=1, milestone="x", released_at=NOW,
+                           person_key=lines[0].person_key, certificate=lines[0].certificate)
 
 
 def test_a_department_sees_and_reviews_the_applications_of_its_own_policies(county, tmp_path):

@@ -601,7 +601,9 @@ def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, b
 
 
 def _give_up_rest(m: Match, now: dt.datetime, who: str) -> str:
-    """Cancel the installments of ``m`` (locked) released and not sent; the history's note."""
+    """Cancel the installments of ``m`` (locked) released and not sent; the history's note. A
+    skill subsidy's cancelled line lets go of its certificate and person (its milestone still
+    names them), so that the once-per-person rule counts only what is paid or on its way."""
     payments = list(Payment.objects.select_for_update(of=("self",)).filter(match=m).select_related("batch")
                     .order_by("seq", "id"))
     sent = next((p for p in payments if p.status == Payment.Status.BATCHED), None)
@@ -609,9 +611,9 @@ def _give_up_rest(m: Match, now: dt.datetime, who: str) -> str:
         raise PolicyActionError(f"第 {sent.seq} 期正在拨付中（批次 {sent.batch.number}），到账或退回后才能放弃其余资金")
     cancelled = [p for p in payments if p.status in (Payment.Status.DUE, Payment.Status.FAILED)]
     for p in cancelled:
-        p.status, p.batch = Payment.Status.CANCELLED, None
+        p.status, p.batch, p.certificate, p.person_key = Payment.Status.CANCELLED, None, None, ""
         p.history = [*p.history, history_line(now, who, "企业放弃其余资金，取消拨付")]
-    Payment.objects.bulk_update(cancelled, ["status", "batch", "history"])
+    Payment.objects.bulk_update(cancelled, ["status", "batch", "certificate", "person_key", "history"])
     paid = sum((p.amount for p in payments if p.status == Payment.Status.PAID), Decimal(0))
     return (f"企业放弃其余资金（已到账 {paid.normalize():f} 万元不受影响"
             + (f"，取消已核准未拨付的 {len(cancelled)} 笔" if cancelled else "") + "）")
