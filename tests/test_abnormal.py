@@ -352,6 +352,9 @@ def test_a_listing_the_firm_objects_to_is_annulled_when_found_wrong_and_the_firm
     officer.post(f"/abnormal/{x.pk}/act/", {"action": "annul", "reason": "企业已于6月20日报送纸质年报"})
     x.refresh_from_db()
     assert (x.status, x.note, x.removed_on) == ("annulled", "企业已于6月20日报送纸质年报", timezone.localdate())
+    last = req.events.order_by("-id").first()  # on the objection's record, the request still open
+    assert last.note == f"经营异常名录 {x.number} 已撤销（列入有误）：企业已于6月20日报送纸质年报" and last.user_id
+    assert ServiceRequest.objects.get(pk=req.pk).status == req.status
     assert x.removed_by is not None
     told = OutboxMessage.objects.get(key=f"abnormal-annulled:{x.pk}")
     assert x.number in told.body and "有误" in told.body and "http" not in told.body

@@ -244,6 +244,11 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
         decency.tell_once(f"abnormal-annulled:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.report_year}年度年报被{what}（{x.number}）"
                           f"有误，已于{x.removed_on.month}月{x.removed_on.day}日撤销。" + FREE, f"撤销 {x.number}", now)
+        if x.objection_id:  # on the objection's record too; staff still answer it to close it
+            from qifu.service_requests import actions as requests
+
+            who = requests.Actor.staff(by) if by is not None else requests.SYSTEM
+            requests.do_record(x.objection, who, f"经营异常名录 {x.number} 已撤销（列入有误）：{reason[:300]}", now)
     return x
 
 

@@ -277,6 +277,15 @@ def do_callback(req: ServiceRequest, actor: Actor, note: str, now: dt.datetime |
     return req
 
 
+def do_record(req: ServiceRequest, actor: Actor, note: str, now: dt.datetime | None = None) -> None:
+    """Put on the request's record what another module decided about it (an objection's listing
+    annulled, say); its state, clocks and messages are unchanged."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        req = _locked(req)
+        _event(req, "edit", actor, now, req.status, note)
+
+
 def do_set_category(req: ServiceRequest, category: str, actor: Actor, now: dt.datetime | None = None) -> ServiceRequest:
     """Staff confirm or change the category; the department follows it while nobody has signed."""
     now = now or timezone.now()
