@@ -22,9 +22,7 @@ from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 
 REASON = "未按规定期限公示年度报告"
-# the bureau decides on an application within five working days of receiving it
-# (《企业经营异常名录管理暂行办法》 of 2014, art. 11; see docs/abnormal.md on the domain reference's 7 days)
-DECIDE_WITHIN_WORKDAYS = 5
+DECIDE_WITHIN_WORKDAYS = Listing.DECIDE_WITHIN_WORKDAYS
 # the listing itself is decided within ten working days of the season's close (same 办法, art. 6;
 # 《个体工商户年度报告暂行办法》 art. 13 for the marking of individual businesses)
 LIST_WITHIN_WORKDAYS = 10
@@ -51,7 +49,7 @@ def decide_by(year: int) -> dt.date:
 
 def answer_by(applied_on: dt.date) -> dt.date:
     """The last day to decide an application received on ``applied_on``: the fifth working day
-    after it."""
+    after it (``Listing.answer_by`` for one made)."""
     return workdays.nth_after(applied_on, DECIDE_WITHIN_WORKDAYS)
 
 

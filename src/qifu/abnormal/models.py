@@ -3,9 +3,13 @@ by 30 June, and its way off it."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
+from qifu.engine.requests import workdays
 from qifu.registry.models import Entity, Township
 
 
@@ -27,6 +31,9 @@ class Listing(models.Model):
         ANNULLED = "annulled", "已撤销（列入有误）"
 
     STANDING = (Status.LISTED, Status.APPLIED)  # still on the list
+    # the bureau decides on an application within five working days of receiving it
+    # (《企业经营异常名录管理暂行办法》 of 2014, art. 11; see docs/abnormal.md on the domain reference's 7 days)
+    DECIDE_WITHIN_WORKDAYS = 5
 
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="listings")
     town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="所属镇街")
@@ -57,6 +64,14 @@ class Listing(models.Model):
     @property
     def standing(self) -> bool:
         return self.status in self.STANDING
+
+    @property
+    def answer_by(self) -> dt.date | None:
+        """While it is applied for: the last day to decide, the fifth working day after the
+        application (county time)."""
+        if self.status != self.Status.APPLIED or self.applied_at is None:
+            return None
+        return workdays.nth_after(timezone.localdate(self.applied_at), self.DECIDE_WITHIN_WORKDAYS)
 
     def __str__(self) -> str:
         return f"{self.number}：{self.entity_id}（{self.report_year} 年度）"

@@ -26,6 +26,10 @@ def overdue_before(now: dt.datetime | None = None) -> dt.datetime:
                                tzinfo=timezone.get_current_timezone())
 
 
+# standing with an objection not yet settled (its request not closed)
+OBJECTED = Q(status__in=STANDING, objection__isnull=False) & ~Q(objection__status=State.CLOSED)
+
+
 def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
     """Counts of ``qs``: standing (listed or applied), listed and marked among them, applications
     waiting and those waiting too long, entities that filed late but have not applied (whom
@@ -41,7 +45,7 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
         overdue=Count("id", filter=Q(status=Listing.Status.APPLIED, applied_at__lt=overdue_before())),
         removed=Count("id", filter=Q(status=Listing.Status.REMOVED)),
         annulled=Count("id", filter=Q(status=Listing.Status.ANNULLED)),
-        objected=Count("id", filter=Q(status__in=STANDING, objection__isnull=False) & ~Q(objection__status=State.CLOSED)),
+        objected=Count("id", filter=OBJECTED),
         warn=Count("id", filter=Q(status__in=STANDING, listed_on__lte=warn_before(today))),
     )
     # apart: a count filtered on an EXISTS annotation counted none on SQLite (Django 5.2)

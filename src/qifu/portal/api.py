@@ -11,7 +11,6 @@ from typing import Literal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyCookie
 
@@ -161,8 +160,7 @@ class ListingOut(Schema):
 def _listing(x) -> dict:
     return {"id": x.pk, "report_year": x.report_year, "kind": x.kind, "number": x.number, "listed_on": x.listed_on,
             "status": x.status, "back_filed": x.back_filed, "applied_at": x.applied_at,
-            "answer_by": abnormal.answer_by(timezone.localdate(x.applied_at))
-            if x.status == Listing.Status.APPLIED and x.applied_at else None,
+            "answer_by": x.answer_by,
             "removed_on": x.removed_on, "note": x.note}
 
 

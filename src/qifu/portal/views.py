@@ -141,8 +141,6 @@ def home(request):
     coops = (Cooperation.objects.filter(entity=entity, rated_at__isnull=True)
              .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
     listings = [x for x in abnormal_queries.for_entity(entity) if x.standing]
-    for x in listings:
-        x.answer_by = abnormal.answer_by(timezone.localdate(x.applied_at)) if x.applied_at else None
     due = season.deadline(year)
     return render(request, "portal/home.html", {
         "listings": listings, "decide_workdays": abnormal.DECIDE_WITHIN_WORKDAYS,

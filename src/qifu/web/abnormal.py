@@ -21,7 +21,6 @@ from qifu.abnormal import actions, queries
 from qifu.abnormal.models import Listing
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
-from qifu.engine.requests.workflow import State
 from qifu.web import downloads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
 
@@ -58,8 +57,7 @@ def overview(request):
     if status == "back_filed":
         shown = shown.filter(status=Listing.Status.LISTED, back_filed=True)
     elif status == "objected":  # every year: an objection waits for an answer whatever the year
-        shown = queries.with_back_filed(listings.filter(status__in=actions.STANDING, objection__isnull=False).exclude(
-            objection__status=State.CLOSED)).select_related("entity", "town", "objection")
+        shown = queries.with_back_filed(listings.filter(queries.OBJECTED)).select_related("entity", "town", "objection")
     elif status == "overdue":
         shown = shown.filter(status=Listing.Status.APPLIED, applied_at__lt=queries.overdue_before())
     elif status == "warn":
@@ -85,7 +83,7 @@ def overview(request):
         "decide_by": actions.decide_by(year), "list_workdays": actions.LIST_WITHIN_WORKDAYS, "today": timezone.localdate(),
         "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
-        "listings": _with_answer_by(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
+        "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
         "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
         "can_act": _can_act(request), "town_name": views.town_name(scope.town_of(request.user)), "decide_workdays": actions.DECIDE_WITHIN_WORKDAYS,
         "charts": {
@@ -94,15 +92,6 @@ def overview(request):
                 {"label": "已列入（含已移出）", "values": [listed_towns.get(t, 0) for t in towns]}]},
             "abnormal-years": m["chart"]},
     })
-
-
-def _with_answer_by(listings) -> list[Listing]:
-    """``listings`` with ``answer_by`` on those applied for: the last day to decide."""
-    out = list(listings)
-    for x in out:
-        x.answer_by = (actions.answer_by(timezone.localdate(x.applied_at))
-                       if x.status == Listing.Status.APPLIED and x.applied_at else None)
-    return out
 
 
 @staff_required(write=True)
