@@ -658,6 +658,55 @@ def test_a_firm_declines_a_policy_hears_no_more_of_it_and_may_take_it_back(count
     assert Match.objects.get(pk=a.pk).status == "applied"
 
 
+def test_a_match_confirmed_then_lapsed_and_eligible_again_is_declined_as_any_other(county, tmp_path):
+    """A match whose account was confirmed but never paid (held, then no longer eligible, then
+    eligible again) is eligible once more: declining it is a plain decline the firm may take
+    back, not a give-up of money it never had."""
+    folder = policy_folder(tmp_path, a=example("CX-2025-04"))
+    actions.match_folder(folder, 2025, now=NOW)
+    m = Match.objects.filter(status="eligible").select_related("entity").order_by("entity_id").first()
+    Finding.objects.filter(entity_id=m.entity_id).update(status="resolved")
+    Finding.objects.create(entity=m.entity, report_year=m.policy.year, rule_id="FM-01", rule_key="FM-01",
+                           severity="high", fields="total_assets", message="测试", revision=1,
+                           first_run_id=Finding.objects.first().first_run_id, last_run_id=Finding.objects.first().last_run_id)
+    m = confirmed(m)
+    m.refresh_from_db()
+    assert m.status == "held" and m.confirmed_at is not None and not Payment.objects.filter(match=m).exists()
+    SocialRecord.objects.filter(entity_id=m.entity_id, year=2025).update(arrears=Decimal("1.5"))
+    actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=1))
+    SocialRecord.objects.filter(entity_id=m.entity_id, year=2025).update(arrears=0)
+    actions.match_folder(folder, 2025, now=NOW + dt.timedelta(days=2))
+    m.refresh_from_db()
+    assert m.status == "eligible" and m.confirmed_at is not None
+    m = actions.do_decline(m, "暂不需要", now=NOW + dt.timedelta(days=3))
+    assert m.history[-1]["note"] == "企业放弃：暂不需要"
+    assert m.status == "declined" and m.gave_up_at is None and not m.gave_up_rest
+    page = portal_client(m.entity_id).get(f"/portal/policies/{m.pk}/").content.decode()
+    assert "如改变主意" in page and "已放弃其余资金" not in page
+    confirmed(m)  # taken back
+    m.refresh_from_db()
+    assert m.status == "held" and "企业撤回放弃" in m.history[-2]["note"]
+
+
+def test_the_migration_marks_the_matches_given_up_before_it_from_their_history(county, tmp_path):
+    import importlib
+
+    from django.apps import apps
+
+    step = importlib.import_module("qifu.policies.migrations.0011_match_gave_up_at").given_up
+    actions.match_folder(policy_folder(tmp_path, a=example("CX-2025-04")), 2025, now=NOW)
+    gave, plain, eligible = Match.objects.order_by("entity_id")[:3]
+    at = timezone.localtime(NOW + dt.timedelta(days=5)).isoformat(timespec="seconds")
+    for m, note in ((gave, "企业放弃其余资金（已到账 6 万元不受影响）：项目终止"), (plain, "企业放弃：暂不需要")):
+        m.status, m.confirmed_at = "declined", NOW
+        m.add_history({"at": at, "by": "企业", "note": note})
+        m.add_history({"at": at, "by": "系统", "note": "重新匹配时不再符合条件（企业已放弃）"})
+        m.save()
+    step(apps, None)
+    assert dict(Match.objects.filter(pk__in=[gave.pk, plain.pk, eligible.pk]).values_list("pk", "gave_up_at")) == {
+        gave.pk: NOW + dt.timedelta(days=5), plain.pk: None, eligible.pk: None}
+
+
 def test_a_firm_gives_up_the_rest_of_a_policy_it_accepted_and_what_was_paid_stays_paid(county, tmp_path):
     from qifu.service_requests.models import Department
 
@@ -682,7 +731,7 @@ def test_a_firm_gives_up_the_rest_of_a_policy_it_accepted_and_what_was_paid_stay
     r = client.post(f"/portal/policies/{m.pk}/act/", {"action": "decline", "reason": "项目已终止", "sure": "1"}, follow=True)
     assert "已放弃这项政策的其余资金" in r.content.decode()
     m.refresh_from_db()
-    assert m.status == "declined" and m.gave_up_rest
+    assert m.status == "declined" and m.gave_up_rest and m.gave_up_at is not None
     assert m.history[-1]["note"] == "企业放弃其余资金（已到账 6 万元不受影响，取消已核准未拨付的 1 笔）：项目已终止"
     assert dict(Payment.objects.filter(match=m).values_list("seq", "status")) == {1: "paid", 2: "cancelled"}
     assert Payment.objects.get(pk=second.pk).history[-1]["note"] == "企业放弃其余资金，取消拨付"

@@ -593,6 +593,7 @@ def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, b
             raise PolicyActionError(f"这项政策的状态是“{m.get_status_display()}”，不能放弃")
         given_up = m.status in GIVE_UP
         m.status, m.hold_reason = Match.Status.DECLINED, ""
+        m.gave_up_at = now if given_up else None
         m.add_history(history_line(now, who, f"{note}{'：' + reason if reason else ''}"))
         m.save()
         if given_up:
@@ -637,10 +638,14 @@ def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: st
         m.confirmed_at = m.confirmed_at or now
         note = ("企业撤回放弃，" if back else "") + ("企业确认收款账户" if first else "企业更改收款账户")
         m.add_history(history_line(now, "企业", f"{note}：{bank_name} {m.masked_account}"))
-        if m.status in UNDECIDED:
+        # undecided: confirmed for the first time, or again after it lapsed unpaid and came
+        # back (its account was confirmed once, nothing was released); the first installment
+        # is released once whichever it is
+        accepted = m.status in UNDECIDED
+        if accepted:
             m.status = Match.Status.CONFIRMED
         m.save()
-        if first:
+        if accepted:
             do_release(m, 1, now=now, by="系统")
     return m
 

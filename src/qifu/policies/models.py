@@ -100,6 +100,10 @@ class Match(models.Model):
     matched_at = models.DateTimeField("最近匹配时间")
     confirmed_at = models.DateTimeField("确认时间", null=True, blank=True)
     lapsed_at = models.DateTimeField("不再符合时间", null=True, blank=True)  # lapsed, or declined and since gone
+    # when the firm gave up the rest of a policy it had accepted (放弃其余资金): a decline that
+    # cannot be taken back. Stored, not read off ``confirmed_at``: a match confirmed, held, then
+    # lapsed and eligible again keeps ``confirmed_at``, and declining it then is a plain decline.
+    gave_up_at = models.DateTimeField("放弃其余资金时间", null=True, blank=True)
     # when the firm was told of this match through the outbox (免申即享: to confirm; 需申请: invited
     # to apply); empty while it has not been, for instance while neither text nor email reaches it
     told_at = models.DateTimeField("通知时间", null=True, blank=True)
@@ -153,7 +157,7 @@ class Match(models.Model):
     def gave_up_rest(self) -> bool:
         """Declined after accepting it (account confirmed, or application approved): what was
         due was cancelled; it cannot be taken back."""
-        return self.status == self.Status.DECLINED and self.confirmed_at is not None
+        return self.status == self.Status.DECLINED and self.gave_up_at is not None
 
     @property
     def masked_account(self) -> str:
