@@ -516,7 +516,7 @@ def test_an_expert_with_a_desk_hears_each_morning_of_the_new_needs_they_could_ta
     assert "1 条新的企业技术需求" in told.body and f"“{NEED[0]}”（编号{need.number}）" in told.body
     assert secret.number not in told.body and "保密" not in told.body  # confidential needs go only to those staff choose
     assert mine.name not in told.body and mine.uscc not in told.body  # the firm, once the broker confirms
-    assert told.channel == "email" and told.entity_id == mine.uscc
+    assert told.channel == "email" and told.entity_id == mine.uscc and told.addressee == "expert"
     # filed under the firm of the first need, it is no contact of that firm's: not on its page
     page = staff(county, "admin").get(f"/entities/{mine.uscc}/").content.decode()
     assert told.reason not in page and "专家通知" not in page

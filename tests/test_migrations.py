@@ -28,3 +28,29 @@ def test_a_command_skips_the_migration_plan_only_when_every_migration_is_applied
     assert db._every_migration_applied()
     MigrationRecorder.Migration.objects.filter(app="policies", name="0001_initial").delete()
     assert not db._every_migration_applied()
+
+
+@pytest.mark.django_db
+def test_messages_stored_before_the_addressee_field_are_addressed_by_their_key_and_purpose():
+    import datetime as dt
+    import importlib
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from qifu.registry.models import Entity, Township
+    from qifu.reminders.models import OutboxMessage
+
+    step = importlib.import_module("qifu.reminders.migrations.0012_outbox_addressee").addressed
+    now = timezone.now()
+    e = Entity.objects.create(uscc="91330282MA2XXXXX0X", name="测试公司", entity_type="enterprise",
+                              town=Township.objects.first(), established_on=dt.date(2020, 1, 1), status="active",
+                              imported_at=now)
+    for key, purpose in (("request:Q1:dep:3:new:2026-03-02", "request"), ("request:Q1:ent:signed", "request"),
+                         ("policy-gave-up:7:dep", "policy"), ("expert:4:confirmed", "expert"), ("filing:sms:x", "filing")):
+        OutboxMessage.objects.create(key=key, entity=e, purpose=purpose, channel="sms", recipient="13800000000",
+                                     body="b", reason="r", planned_for=now.date(), next_attempt_at=now)
+    step(apps, None)
+    assert dict(OutboxMessage.objects.values_list("key", "addressee")) == {
+        "request:Q1:dep:3:new:2026-03-02": "department", "request:Q1:ent:signed": "entity",
+        "policy-gave-up:7:dep": "department", "expert:4:confirmed": "expert", "filing:sms:x": "entity"}

@@ -759,8 +759,8 @@ def test_a_firm_gives_up_the_rest_of_a_policy_it_accepted_and_what_was_paid_stay
         actions.do_create_batch(now=NOW)
     # the policy's department is told of each, once, by the match's number, not the firm's name
     told = OutboxMessage.objects.filter(key__startswith="policy-gave-up:")
-    assert sorted(told.values_list("key", "recipient")) == sorted(
-        (f"policy-gave-up:{x.pk}:dep", "keji@example.gov.cn") for x in (m, other))
+    assert sorted(told.values_list("key", "recipient", "addressee")) == sorted(
+        (f"policy-gave-up:{x.pk}:dep", "keji@example.gov.cn", "department") for x in (m, other))
     assert all(f"匹配编号 {x.pk}" in told.get(key=f"policy-gave-up:{x.pk}:dep").body and x.entity.name not in
                told.get(key=f"policy-gave-up:{x.pk}:dep").body for x in (m, other))
     # not a message to the firm: its page's record of contacts leaves it out

@@ -171,6 +171,9 @@ def test_the_clock_warns_at_80_percent_marks_overdue_and_closes_after_seven_sile
     req.refresh_from_db()
     assert req.overdue and req.escalated and req.events.filter(move="overdue").exists()
     assert OutboxMessage.objects.filter(purpose="request", recipient="duty@power.example.cn").count() == 3
+    # to the department, filed under the firm; the firm's own messages are to it
+    assert set(OutboxMessage.objects.filter(entity=req.entity).values_list("recipient", "addressee")) == {
+        ("duty@power.example.cn", "department")}
     actions.do_move(req, Move.SIGN, STAFF, now=at(2026, 3, 3, 12))
     actions.do_move(req, Move.ANSWER, STAFF, answer="已处理", now=at(2026, 3, 4, 9))
     assert actions.tick(at(2026, 3, 10, 9))["closed"] == 0
@@ -185,6 +188,7 @@ def test_the_enterprise_hears_when_its_request_is_signed_and_answered(county):
     actions.do_move(req, Move.ANSWER, STAFF, answer="已处理", now=at(2026, 3, 2, 15))
     sent = OutboxMessage.objects.filter(purpose="request", entity=req.entity).order_by("id")
     assert [m.recipient for m in sent] == [req.entity.phone] * 2 and all(m.channel == "sms" for m in sent)
+    assert {m.addressee for m in sent} == {"entity"}
     assert "已由供电、供水、燃气、通信单位签收" in sent[0].body and "评价" in sent[1].body
     assert all("http" not in m.body for m in sent)
 

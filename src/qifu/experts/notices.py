@@ -33,7 +33,7 @@ def to_expert(pairing: Pairing, now: dt.datetime | None = None) -> OutboxMessage
     body = (f"【企服】{expert.name}老师：技术经纪人为您对接了{what}，请登录企服平台专家工作台查看，"
             f"并答复是否愿意对接。{FREE}")
     return decency.tell_once(f"expert:{pairing.pk}:confirmed", need.entity_id, "expert", expert.phone, expert.email,
-                             body, f"专家对接通知：{expert.code}", now)
+                             body, f"专家对接通知：{expert.code}", now, addressee=OutboxMessage.Addressee.EXPERT)
 
 
 # a first message looks back this far; and how many of the new needs it names by title
@@ -69,6 +69,6 @@ def new_needs(now: dt.datetime | None = None) -> int:
                 reason = f"新需求通知：{expert.code}：{'、'.join(need.number for need, _, _ in found)}"
                 key = f"expert-needs:{expert.pk}:{int(since.timestamp())}"
                 sent += decency.tell_once(key, found[0][0].entity_id, "expert", expert.phone, expert.email, body,
-                                          reason, now) is not None
+                                          reason, now, addressee=OutboxMessage.Addressee.EXPERT) is not None
             Expert.objects.filter(pk=pk).update(needs_told_at=now)
     return sent

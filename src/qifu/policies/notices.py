@@ -266,8 +266,9 @@ def _to_department(m, key: str, text: str, reason: str, now: dt.datetime) -> Out
         return None
     channel, recipient = dep.reach
     message, _ = OutboxMessage.objects.get_or_create(key=key, defaults=dict(
-        entity_id=m.entity_id, purpose="policy", channel=channel, recipient=recipient, body=f"【企服】{dep.name}：{text}",
-        reason=reason, planned_for=timezone.localdate(now), next_attempt_at=now))
+        entity_id=m.entity_id, addressee=OutboxMessage.Addressee.DEPARTMENT, purpose="policy", channel=channel,
+        recipient=recipient, body=f"【企服】{dep.name}：{text}", reason=reason, planned_for=timezone.localdate(now),
+        next_attempt_at=now))
     return message
 
 

@@ -18,8 +18,8 @@ class OptOutAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(MaskedFieldsAdmin):
-    list_display = ("planned_for", "purpose", "channel", "entity", "group", "status", "attempts")
-    list_filter = ("purpose", "channel", "status", "group")
+    list_display = ("planned_for", "purpose", "addressee", "channel", "entity", "group", "status", "attempts")
+    list_filter = ("purpose", "addressee", "channel", "status", "group")
     search_fields = ("entity__uscc",)
     raw_id_fields = ("entity",)
     masked = ("key", "recipient", "body")  # each quotes the phone number or address

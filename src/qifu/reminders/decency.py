@@ -122,15 +122,16 @@ def reach(phone: str, email: str, alt_phone: str = "", alt_email: str = "") -> t
 
 
 def tell_once(key: str, entity_id: str, purpose: str, phone: str, email: str, body: str, reason: str,
-              now: dt.datetime) -> OutboxMessage | None:
+              now: dt.datetime, addressee: str = OutboxMessage.Addressee.ENTITY) -> OutboxMessage | None:
     """A written notice to one recipient (``reach``: a text, else an email) stored in the outbox
-    once under ``key``, for the sender to deliver; None when neither reaches them."""
+    once under ``key``, for the sender to deliver; None when neither reaches them. ``addressee``:
+    the entity ``entity_id`` itself, or an expert the message about it is to."""
     channel, recipient = reach(phone, email)
     if channel not in ("sms", "email") or not recipient:
         return None
     message, _ = OutboxMessage.objects.get_or_create(key=key, defaults=dict(
-        entity_id=entity_id, purpose=purpose, channel=channel, recipient=recipient, body=body, reason=reason,
-        planned_for=timezone.localdate(now), next_attempt_at=now))
+        entity_id=entity_id, addressee=addressee, purpose=purpose, channel=channel, recipient=recipient, body=body,
+        reason=reason, planned_for=timezone.localdate(now), next_attempt_at=now))
     return message
 
 

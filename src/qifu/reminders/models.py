@@ -44,8 +44,19 @@ class OutboxMessage(models.Model):
         UNKNOWN = "unknown", "状态未知"
         TASK = "task", "已派任务"
 
+    class Addressee(models.TextChoices):
+        ENTITY = "entity", "主体"
+        DEPARTMENT = "department", "承办部门"
+        EXPERT = "expert", "专家"
+
     key = models.CharField("幂等键", max_length=120, unique=True)
+    # the entity the message is about; it is also to it unless ``addressee`` says otherwise
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="outbox", db_column="uscc")
+    # whom it is to: a message to a department or an expert is filed under the entity it is
+    # about (the outbox belongs to an entity) but is no contact of the entity's. A database
+    # default too: the season's and the policies' messages are inserted as rows, not models.
+    addressee = models.CharField("收件方", max_length=10, choices=Addressee.choices, default=Addressee.ENTITY,
+                                 db_default=Addressee.ENTITY)
     also_for = models.TextField("同一号码的其他主体", blank=True)  # agent numbers: one message, many entities
     purpose = models.CharField("事由", max_length=12,
                                choices=PURPOSES + (("signin", "登录验证码"), ("request", "诉求通知"), ("policy", "政策通知"),

@@ -21,14 +21,16 @@ def _when(t: dt.datetime | None) -> str:
     return f"{timezone.localtime(t):%m月%d日%H:%M}" if t else "—"
 
 
-def _put(req, key: str, channel: str, recipient: str, body: str, reason: str, now: dt.datetime) -> None:
+def _put(req, key: str, channel: str, recipient: str, body: str, reason: str, now: dt.datetime,
+         addressee: str = OutboxMessage.Addressee.ENTITY) -> None:
     # the outbox belongs to an entity: a request without one is answered where it came in
     if not recipient or channel not in ("sms", "email") or req.entity_id is None:
         return
     OutboxMessage.objects.get_or_create(
         key=f"request:{req.number}:{key}"[:120],
-        defaults=dict(entity_id=req.entity_id, purpose="request", channel=channel, recipient=recipient, body=body,
-                      reason=reason, planned_for=timezone.localdate(now), next_attempt_at=now),
+        defaults=dict(entity_id=req.entity_id, addressee=addressee, purpose="request", channel=channel,
+                      recipient=recipient, body=body, reason=reason, planned_for=timezone.localdate(now),
+                      next_attempt_at=now),
     )
 
 
@@ -57,4 +59,5 @@ def to_department(req, event: str, now: dt.datetime) -> None:
     due = req.sign_due if req.status == "submitted" else req.answer_due
     body = f"【企服】{dep.name}：{what}（编号{req.number}，类别{req.get_category_display()}，期限{_when(due)}），请登录企服平台办理。"
     channel, recipient = dep.reach
-    _put(req, f"dep:{dep.pk}:{event}:{timezone.localdate(now)}", channel, recipient, body, f"诉求{what}", now)
+    _put(req, f"dep:{dep.pk}:{event}:{timezone.localdate(now)}", channel, recipient, body, f"诉求{what}", now,
+         addressee=OutboxMessage.Addressee.DEPARTMENT)

@@ -312,10 +312,10 @@ def _timeline(entity) -> list[dict]:
     events = []
     for r in ReminderRecord.objects.filter(entity=entity):
         events.append({"at": r.sent_at, "kind": f"{r.get_purpose_display()}提醒", "what": f"{r.get_channel_display()} · {r.get_status_display()}"})
-    # a sign-in code is no contact; a message to an expert or to a department (its key names
-    # ":dep") is filed under the firm it is about but is not to it
-    for m in (OutboxMessage.objects.filter(entity=entity).exclude(purpose__in=("signin", "expert"))
-              .exclude(key__contains=":dep").exclude(status="sent")):
+    # a sign-in code is no contact; a message to an expert or to a department is filed under the
+    # firm it is about but is not to it
+    for m in (OutboxMessage.objects.filter(entity=entity, addressee=OutboxMessage.Addressee.ENTITY)
+              .exclude(purpose="signin").exclude(status="sent")):
         events.append({"at": m.sent_at or m.created_at, "kind": f"{m.get_purpose_display()}（{m.get_status_display()}）",
                        "what": f"{m.get_channel_display()} · {m.reason}"})
     for n in CorrectionNotice.objects.filter(entity=entity):
