@@ -352,12 +352,21 @@ def test_a_listing_the_firm_objects_to_is_annulled_when_found_wrong_and_the_firm
     officer.post(f"/abnormal/{x.pk}/act/", {"action": "annul", "reason": "企业已于6月20日报送纸质年报"})
     x.refresh_from_db()
     assert (x.status, x.note, x.removed_on) == ("annulled", "企业已于6月20日报送纸质年报", timezone.localdate())
-    last = req.events.order_by("-id").first()  # on the objection's record, the request still open
-    assert last.note == f"经营异常名录 {x.number} 已撤销（列入有误）：企业已于6月20日报送纸质年报" and last.user_id
-    assert ServiceRequest.objects.get(pk=req.pk).status == req.status
+    # the objection is answered by it, signed first by the same officer; the firm gets one
+    # message saying both, and rates the answer as any other
+    req.refresh_from_db()
+    answer = f"经核实，经营异常名录 {x.number} 列入有误，已撤销：企业已于6月20日报送纸质年报"
+    assert (req.status, req.answer) == ("answered", answer) and req.signed_at == req.answered_at
+    assert [(e.move, e.user_id) for e in req.events.order_by("id")][-2:] == [
+        ("sign", x.removed_by_id), ("answer", x.removed_by_id)]
     assert x.removed_by is not None
     told = OutboxMessage.objects.get(key=f"abnormal-annulled:{x.pk}")
     assert x.number in told.body and "有误" in told.body and "http" not in told.body
+    assert f"您提出的异议（诉求编号{req.number}）已据此答复" in told.body
+    to_firm = OutboxMessage.objects.filter(entity=x.entity, addressee="entity").exclude(purpose="signin")
+    assert list(to_firm.order_by("id").values_list("key", flat=True)) == [
+        f"abnormal-listed:{x.entity_id}:{YEAR}", f"abnormal-annulled:{x.pk}"]
+    assert "对办理结果评价" in c.get(f"/portal/requests/{req.number}/").content.decode()
     assert f'id="abnormal-{x.pk}"' not in c.get("/portal/").content.decode()
     m = queries.measures(Listing.objects.filter(pk=x.pk))
     assert (m["standing"], m["removed"], m["annulled"], m["objected"]) == (0, 0, 1, 0)

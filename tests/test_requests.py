@@ -182,6 +182,20 @@ def test_the_clock_warns_at_80_percent_marks_overdue_and_closes_after_seven_sile
     assert req.status == State.CLOSED and req.events.filter(move="auto_close", actor="系统").exists()
 
 
+def test_another_modules_decision_settles_a_request_once_without_a_message_of_its_own(county):
+    req = submit()
+    assert actions.do_settle(req, STAFF, "经核实已处理", now=at(2026, 3, 2, 11))
+    req.refresh_from_db()
+    assert (req.status, req.answer, req.signed_at, req.answered_at) == ("answered", "经核实已处理", at(2026, 3, 2, 11),
+                                                                        at(2026, 3, 2, 11))
+    assert not OutboxMessage.objects.filter(entity=req.entity, addressee="entity").exists()
+    # answered already: the decision goes on its record only
+    assert not actions.do_settle(req, STAFF, "再次核实", now=at(2026, 3, 3, 9))
+    req.refresh_from_db()
+    assert (req.status, req.answer) == ("answered", "经核实已处理")
+    assert list(req.events.order_by("id").values_list("move", "note"))[-1] == ("edit", "再次核实")
+
+
 def test_the_enterprise_hears_when_its_request_is_signed_and_answered(county):
     req = submit()
     actions.do_move(req, Move.SIGN, STAFF, now=at(2026, 3, 2, 11))

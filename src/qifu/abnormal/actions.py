@@ -229,7 +229,8 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
     """The bureau annuls a listing found wrong (撤销, 更正): the report was filed in time after
     all (on paper at the bureau, or before the data reached qifu), or the entity was not due. It
     says what it found; the entity is told. An annulled listing stays on record (its number is not
-    given again) and the entity is not due for that year again."""
+    given again) and the entity is not due for that year again. The entity's objection to it, if
+    open, is answered by it: the one message the entity gets says both."""
     now = now or timezone.now()
     reason = (reason or "").strip()
     if len(reason) < 4:
@@ -239,14 +240,16 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.ANNULLED, timezone.localdate(now), by, reason[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
         what = "列入经营异常名录" if x.kind == Listing.Kind.LIST else "标注为经营异常状态"
-        decency.tell_once(f"abnormal-annulled:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
-                          f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.report_year}年度年报被{what}（{x.number}）"
-                          f"有误，已于{x.removed_on.month}月{x.removed_on.day}日撤销。" + FREE, f"撤销 {x.number}", now)
-        if x.objection_id:  # on the objection's record too; staff still answer it to close it
+        answered = ""
+        if x.objection_id:
             from qifu.service_requests import actions as requests
 
             who = requests.Actor.staff(by) if by is not None else requests.SYSTEM
-            requests.do_record(x.objection, who, f"经营异常名录 {x.number} 已撤销（列入有误）：{reason[:300]}", now)
+            if requests.do_settle(x.objection, who, f"经核实，经营异常名录 {x.number} 列入有误，已撤销：{reason[:300]}", now):
+                answered = f"您提出的异议（诉求编号{x.objection.number}）已据此答复，可登录企服平台评价。"
+        decency.tell_once(f"abnormal-annulled:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
+                          f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.report_year}年度年报被{what}（{x.number}）"
+                          f"有误，已于{x.removed_on.month}月{x.removed_on.day}日撤销。{answered}" + FREE, f"撤销 {x.number}", now)
     return x
 
 

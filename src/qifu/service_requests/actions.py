@@ -141,8 +141,9 @@ def _paused_seconds(req: ServiceRequest, now: dt.datetime) -> float:
 
 def do_move(req: ServiceRequest, move: Move | str, actor: Actor, *, note: str = "", answer: str = "",
             department: Department | None = None, into: ServiceRequest | None = None,
-            now: dt.datetime | None = None) -> ServiceRequest:
-    """One step of the workflow (``engine.requests.workflow``)."""
+            now: dt.datetime | None = None, tell: bool = True) -> ServiceRequest:
+    """One step of the workflow (``engine.requests.workflow``). ``tell=False``: the enterprise is
+    not sent the step's notice, for a caller that tells it in its own message (``do_settle``)."""
     now = now or timezone.now()
     move = Move(move)
     try:
@@ -199,9 +200,9 @@ def do_move(req: ServiceRequest, move: Move | str, actor: Actor, *, note: str = 
         req.updated_at = now
         req.save()
         _event(req, move, actor, now, before, note or answer, from_dep, to_dep)
-        if move == Move.SIGN:
+        if move == Move.SIGN and tell:
             notices.to_enterprise(req, "signed", now)
-        elif move == Move.ANSWER:
+        elif move == Move.ANSWER and tell:
             notices.to_enterprise(req, "answered", now)
         elif move == Move.TRANSFER:
             notices.to_department(req, "new", now)
@@ -277,13 +278,21 @@ def do_callback(req: ServiceRequest, actor: Actor, note: str, now: dt.datetime |
     return req
 
 
-def do_record(req: ServiceRequest, actor: Actor, note: str, now: dt.datetime | None = None) -> None:
-    """Put on the request's record what another module decided about it (an objection's listing
-    annulled, say); its state, clocks and messages are unchanged."""
+def do_settle(req: ServiceRequest, actor: Actor, answer: str, now: dt.datetime | None = None) -> bool:
+    """Another module's decision answers the request (an objection's listing annulled): signed
+    if nobody had, then answered with ``answer``; the enterprise rates it as any other, but is
+    sent neither step's notice, for the caller tells it once in its own message. A request
+    already answered or closed gets ``answer`` on its record only. Whether it was answered."""
     now = now or timezone.now()
     with transaction.atomic():
         req = _locked(req)
-        _event(req, "edit", actor, now, req.status, note)
+        if req.status in (State.ANSWERED, State.CLOSED):
+            _event(req, "edit", actor, now, req.status, answer)
+            return False
+        if req.status == State.SUBMITTED:
+            req = do_move(req, Move.SIGN, actor, now=now, tell=False)
+        do_move(req, Move.ANSWER, actor, answer=answer, now=now, tell=False)
+    return True
 
 
 def do_set_category(req: ServiceRequest, category: str, actor: Actor, now: dt.datetime | None = None) -> ServiceRequest:
