@@ -80,6 +80,10 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert "惠企政策 2025 年度：11 项政策" in out  # the example policies, matched and partly paid
     assert Match.objects.exclude(status="eligible").exists() and Payment.objects.filter(status="paid").exists()
     assert Match.objects.filter(status="declined").exists() and "放弃" in out  # a few firms do not want one
+    # and one gave up the rest of a two-stage policy after its first installment went to the treasury
+    gave_up = Match.objects.get(gave_up_at__isnull=False)
+    assert set(gave_up.payments.values_list("seq", "status")) in ({(1, "paid"), (2, "cancelled")},
+                                                                   {(1, "cancelled"), (2, "cancelled")})
     from qifu.experts.models import Cooperation, Pairing
     from qifu.labs.models import Booking, TestBatch
     from qifu.projects.models import Phase

@@ -166,7 +166,7 @@ def match_policies(folder: Path, user, seed: int = 9) -> None:
     from django.utils import timezone
 
     from qifu.policies import actions as policies
-    from qifu.policies.models import Application, Match, Payment
+    from qifu.policies.models import Application, Match, Payment, Policy
 
     if Match.objects.exists() or not (folder / "policies").is_dir():
         return
@@ -197,6 +197,13 @@ def match_policies(folder: Path, user, seed: int = 9) -> None:
                 if rng.random() < 0.7:
                     policies.do_review(app, rng.random() < 0.85, "材料齐全，符合条件" if rng.random() < 0.85 else "认定文件不全",
                                        user, now=when + dt.timedelta(days=3))
+    # one firm of a two-stage policy (the first installment on confirming, the rest on a
+    # milestone) is paid its first, then stops its project and gives up the rest (below); staff
+    # release it first if it was held
+    staged = [p.pk for p in Policy.objects.all() if len(p.installments or []) > 1]
+    stops = Match.objects.filter(policy__in=staged, status__in=("confirmed", "held")).order_by("entity_id").first()
+    if stops is not None and stops.status == "held":
+        policies.do_release_hold(stops, user, "已线下核实，同意拨付", now=start + dt.timedelta(days=10))
     for day in (12, 17):
         try:
             batch = policies.do_create_batch(user, now=start + dt.timedelta(days=day))
@@ -208,6 +215,15 @@ def match_policies(folder: Path, user, seed: int = 9) -> None:
         if answer:
             answer[0].update(status="failed", reason="账户名称与开户名不符")
         policies.do_reconcile(batch.number, answer, now=start + dt.timedelta(days=day + 5))
+    # the firm that stops: its department had approved the milestone, then the firm says by
+    # telephone that the project has stopped and gives up the rest (放弃其余资金)
+    if stops is not None:
+        reached = start + dt.timedelta(days=18)
+        policies.do_reach_milestone(stops, 2, stops.policy.department or "主管部门", now=reached)
+        stops.refresh_from_db()
+        if stops.status == "held":  # a check before paying failed again: staff review it
+            policies.do_release_hold(stops, user, "项目验收通过，已线下核实，同意拨付", now=reached)
+        policies.do_decline(stops, "企业来电：研发项目已终止，不再申请验收", now=start + dt.timedelta(days=19), by=user)
     print(f"惠企政策兑现：已确认或申请 {Match.objects.exclude(status__in=('eligible', 'lapsed', 'declined')).count()} 户次，"
           f"放弃 {Match.objects.filter(status='declined').count()} 户次，"
           f"申请 {Application.objects.count()} 份，已到账 {Payment.objects.filter(status='paid').count()} 笔", flush=True)
