@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -18,6 +19,7 @@ from qifu.checks.models import Finding
 from qifu.registry.models import Entity
 
 CSRF = "a" * 32  # a valid CSRF secret, sent as both cookie and header
+ROOT = Path(__file__).resolve().parent.parent / "src" / "qifu"
 EXAMPLES = int(os.environ.get("QIFU_FUZZ_EXAMPLES", "60"))  # per operation; more for a deeper run
 
 
@@ -48,7 +50,14 @@ def api_schema(checked_county, db):
 
 @pytest.fixture
 def enterprise_cookies(checked_county, db):
-    uscc = Finding.objects.filter(status="open", entity__entity_type="enterprise").values_list("entity_id", flat=True).first()
+    from qifu.policies import actions as policies
+    from qifu.policies.models import Match
+
+    if not Match.objects.exists():  # the example policies, so that confirming, applying and declining are reached
+        policies.match_folder(ROOT / "data" / "policies", 2025, notify=False)
+    open_findings = Finding.objects.filter(status="open", entity__entity_type="enterprise")
+    uscc = (open_findings.filter(entity_id__in=Match.objects.values("entity_id")).values_list("entity_id", flat=True).first()
+            or open_findings.values_list("entity_id", flat=True).first())
     from qifu.projects import actions as projects
 
     projects.do_register(Entity.objects.get(pk=uscc), "330282-FUZZ-0001", "模糊测试用建设项目", "industrial", "开发区", "",
@@ -63,7 +72,7 @@ def test_api_has_no_server_errors_and_keeps_to_its_schema(api_schema, enterprise
     monkeypatch.setenv("QIFU_SMS_GATEWAY_TOKEN", "gw-fuzz")  # so that the fuzz reaches the hook itself
     # schemathesis's pytest plugin does not run under pytest 9; its Hypothesis strategies do.
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 29
+    assert len(operations) == 34
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -89,7 +98,9 @@ def test_schema_describes_every_endpoint_with_its_auth(client, checked_county, d
                                  "/api/v1/projects/{code}/defects/{defect_id}/fix", "/api/v1/experts/achievements",
                                  "/api/v1/experts/achievements/{code}/ask", "/api/v1/abnormal",
                                  "/api/v1/abnormal/{listing_id}/apply",
-                                 "/api/v1/abnormal/{listing_id}/object"}
+                                 "/api/v1/abnormal/{listing_id}/object", "/api/v1/policies",
+                                 "/api/v1/policies/{match_id}/confirm", "/api/v1/policies/{match_id}/apply",
+                                 "/api/v1/policies/{match_id}/withdraw", "/api/v1/policies/{match_id}/decline"}
     for path, ops in doc["paths"].items():
         for op in ops.values():
             assert op.get("security") or path == "/api/assistant/ask", path

@@ -1075,6 +1075,57 @@ def test_the_portal_shows_a_firm_its_own_matches_and_takes_its_confirmation(coun
     assert bad.status_code == 200 and "开户银行含有无法保存的控制字符" in bad.content.decode()  # was a 500
 
 
+def test_the_api_shows_a_firm_its_policies_and_takes_the_same_answers_as_the_portal(county, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    actions.match_folder(policy_folder(tmp_path, t=AUTO.format(budget=100000), p=example("CX-2025-03")), 2025, now=NOW)
+    a, b = clean_matches(2)
+    api = portal_client(a.entity_id)
+    post = lambda path, body: api.post(f"/api/v1/policies/{path}", body, content_type="application/json")  # noqa: E731
+    mine = {m["id"]: m for m in api.get("/api/v1/policies").json()}
+    assert set(mine) == set(Match.objects.filter(entity_id=a.entity_id).values_list("pk", flat=True))
+    got = mine[a.pk]
+    assert (got["policy"], got["mode"], got["status"], got["amount"], got["actions"]) == (
+        "T-AUTO", "automatic", "eligible", f"{a.amount.normalize():f}", ["confirm", "decline"])
+    assert got["reason"] == a.reason and got["payments"] == [] and got["application"] is None
+    # another firm's match is not found; a wrong account is refused with the portal's words
+    assert post(f"{b.pk}/confirm", {"bank_name": "农业银行慈溪支行", "bank_account": "62284801234567890",
+                                    "account_name": b.entity.name}).status_code == 404
+    r = post(f"{a.pk}/confirm", {"bank_name": "农业银行", "bank_account": "12ab34", "account_name": "某某"})
+    assert r.status_code == 400 and "银行账号应为 8 至 32 位数字" in r.json()["detail"]
+    r = post(f"{a.pk}/confirm", {"bank_name": "农业银行慈溪支行", "bank_account": "6228 4801 2345 6789 0",
+                                 "account_name": a.entity.name})
+    got = r.json()
+    assert r.status_code == 200 and got["status"] == "confirmed" and got["account"] == "6228*********7890"
+    assert [(p["seq"], p["status"], p["milestone"]) for p in got["payments"]] == [(1, "due", "企业确认")]
+    assert got["actions"] == ["confirm", "give_up"]
+    # giving up the rest is final: it must be asked for in so many words
+    r = post(f"{a.pk}/decline", {"reason": "项目终止"})
+    assert r.status_code == 400 and "give_up_rest=true" in r.json()["detail"] and Match.objects.get(pk=a.pk).status == "confirmed"
+    got = post(f"{a.pk}/decline", {"reason": "项目终止", "give_up_rest": True}).json()
+    assert (got["status"], got["gave_up_rest"], got["actions"]) == ("declined", True, [])
+    assert [p["status"] for p in got["payments"]] == ["cancelled"]
+    # an application policy: applied with an attachment as a multipart form, withdrawn, declined
+    app_match = Match.objects.filter(policy__code="CX-2025-03", entity_id=a.entity_id).first() or Match.objects.filter(
+        policy__code="CX-2025-03").first()
+    api = portal_client(app_match.entity_id)
+    exe = SimpleUploadedFile("a.pdf", b"MZ\x90\x00 not a pdf", content_type="application/pdf")
+    r = api.post(f"/api/v1/policies/{app_match.pk}/apply", {"statement": "研发中心认定材料见附件，请审核。", "files": [exe]})
+    assert r.status_code == 400 and "不是图片或 PDF" in r.json()["detail"] and not Application.objects.exists()
+    pdf = SimpleUploadedFile("认定文件.pdf", b"%PDF-1.4\n%test", content_type="application/pdf")
+    r = api.post(f"/api/v1/policies/{app_match.pk}/apply", {"statement": "研发中心认定材料见附件，请审核。",
+                                                           "project": "市级研发中心", "files": [pdf]})
+    got = r.json()
+    assert r.status_code == 200 and got["status"] == "applied" and got["application"]["status"] == "submitted"
+    assert got["actions"] == ["withdraw"] and Application.objects.get(match=app_match).files.get().name == "认定文件.pdf"
+    got = api.post(f"/api/v1/policies/{app_match.pk}/withdraw", {"reason": "材料传错了"},
+                   content_type="application/json").json()
+    assert (got["status"], got["application"]["status"], got["actions"]) == ("eligible", "withdrawn", ["apply", "decline"])
+    got = api.post(f"/api/v1/policies/{app_match.pk}/decline", {}, content_type="application/json").json()
+    assert (got["status"], got["gave_up_rest"], got["actions"]) == ("declined", False, ["apply"])
+    assert Match.objects.get(pk=app_match.pk).history[-1]["note"] == "企业放弃"
+
+
 def test_the_portal_takes_an_application_with_attachments(county, tmp_path):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

@@ -557,6 +557,29 @@ UNDECIDED = (Match.Status.ELIGIBLE, Match.Status.DECLINED)
 GIVE_UP = (Match.Status.CONFIRMED, Match.Status.HELD)
 
 
+FIRM_ACTIONS = ("confirm", "apply", "decline", "give_up", "withdraw")
+
+
+def firm_can(m: Match) -> list[str]:
+    """What the firm may do with ``m`` now, in the portal and through the API: ``confirm`` its
+    account (免申即享; again to change it), ``apply`` (需申请), ``decline`` (放弃, while it has
+    not accepted), ``give_up`` the rest (放弃其余资金, once accepted; refused while an installment
+    is with the treasury), ``withdraw`` an application not yet reviewed. Reads
+    ``m.application`` (select it with the match)."""
+    open_to_firm = not m.declined_and_gone and not m.gave_up_rest
+    application = getattr(m, "application", None) if hasattr(m, "application") else None
+    automatic = m.policy.mode == Policy.Mode.AUTOMATIC
+    can = {
+        "confirm": automatic and m.status in CONFIRMABLE and open_to_firm,
+        "apply": not automatic and m.status in UNDECIDED and open_to_firm,
+        "decline": m.status == Match.Status.ELIGIBLE,
+        "give_up": m.status in GIVE_UP,
+        "withdraw": m.status == Match.Status.APPLIED and application is not None
+        and application.status == Application.Status.SUBMITTED,
+    }
+    return [k for k, v in can.items() if v]
+
+
 def _taken_back(m: Match) -> bool:
     """Whether ``m`` (locked) is a declined match the firm takes back now: refused with the
     reason once a later match run no longer found it eligible, or once the firm gave up the rest

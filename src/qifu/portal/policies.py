@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from qifu.policies import actions, queries
-from qifu.policies.models import Application, Match, Payment, Policy
+from qifu.policies.models import Match, Payment
 from qifu.portal.views import portal_required
 from qifu.service_requests import attachments
 
@@ -39,19 +39,13 @@ def policies_page(request):
 @portal_required
 def policy_page(request, match_id: int):
     m = _match(request.entity, match_id)
-    open_to_firm = not m.declined_and_gone and not m.gave_up_rest
     application = getattr(m, "application", None) if hasattr(m, "application") else None
     payments = list(m.payments.select_related("batch").order_by("seq"))
+    can = actions.firm_can(m)
     return render(request, "portal/policy.html", {
         "entity": request.entity, "m": m, "payments": payments, "application": application,
-        "summary": m.policy.summary,
-        "can_confirm": m.policy.mode == Policy.Mode.AUTOMATIC and m.status in actions.CONFIRMABLE and open_to_firm,
-        "can_apply": m.policy.mode == Policy.Mode.APPLICATION and m.status in actions.UNDECIDED and open_to_firm,
-        "can_decline": m.status == Match.Status.ELIGIBLE,
-        "can_give_up": m.status in actions.GIVE_UP,
+        "summary": m.policy.summary, **{f"can_{what}": what in can for what in actions.FIRM_ACTIONS},
         "with_treasury": next((p for p in payments if p.status == Payment.Status.BATCHED), None),
-        "can_withdraw": m.status == Match.Status.APPLIED and application is not None
-        and application.status == Application.Status.SUBMITTED,
     })
 
 
