@@ -932,15 +932,31 @@ def test_a_send_in_order_goes_from_the_firm_to_a_report_a_second_person_signed_o
     officer.post(f"/labs/orders/{o.pk}/act/", {"action": "callback", "note": "实验室设备检修延误，已致歉"})
     assert SampleOrder.objects.get().callback_by == county["users"]["officer"]
     assert "待回访 1 条" not in officer.get("/").content.decode()
+    # the samples are still at the lab: listed until they go back as the firm asked, saying how
+    page = officer.get(f"/labs/{lab.code}/").content.decode()
+    assert 'id="lab-held-samples"' in page and f'href="/labs/orders/{o.pk}/"' in page[page.index('id="lab-held-samples"'):]
+    assert "样品待退回" in c.get("/portal/labs/").content.decode()
+    r = officer.post(f"/labs/orders/{o.pk}/act/", {"action": "samples_out", "note": ""}, follow=True)
+    assert "请写明怎样退回的" in r.content.decode() and SampleOrder.objects.get().samples_out_at is None
+    officer.post(f"/labs/orders/{o.pk}/act/", {"action": "samples_out", "note": "顺丰快递 SF1234567890"})
+    o.refresh_from_db()
+    assert o.samples_out_note == "顺丰快递 SF1234567890" and o.samples_out_at is not None and not o.samples_held
+    back = OutboxMessage.objects.get(key=f"lab-order-back:{o.pk}")
+    assert back.recipient == "13905740031" and "SF1234567890" in back.body and o.sample_name in back.body
+    with pytest.raises(actions.LabActionError, match="样品已于"):
+        actions.do_samples_out(o, "再退一次")
+    assert 'id="lab-held-samples"' not in officer.get(f"/labs/{lab.code}/").content.decode()
+    assert "退回：顺丰快递 SF1234567890" in c.get("/portal/labs/").content.decode()
+    assert "顺丰快递 SF1234567890" in officer.get(f"/labs/orders/{o.pk}/").content.decode()
     # the measures, the dashboard, the firm's page and the workbook
     assert '<b id="tile-batches">1</b>' in officer.get("/labs/").content.decode()
     assert "送检" in officer.get(f"/entities/{firm.uscc}/").content.decode()
     book = openpyxl.load_workbook(io.BytesIO(officer.get("/labs/?format=xlsx").content))
     rows = list(book["送检"].iter_rows(min_row=2, values_only=True))
-    assert [(r[0], r[1], r[10], r[15], r[19], r[21]) for r in rows] == [
-        (o.pk, firm.uscc, "已出报告", "SY-2026-001", "不满意", "实验室设备检修延误，已致歉")]
+    assert [(r[0], r[1], r[10], r[15], r[18], r[20], r[22], r[24]) for r in rows] == [
+        (o.pk, firm.uscc, "已出报告", "SY-2026-001", "退回企业", "顺丰快递 SF1234567890", "不满意", "实验室设备检修延误，已致歉")]
     assert [r[2] for r in book["送检流转记录"].iter_rows(min_row=2, values_only=True)] == ["委托送检", "收样", "录入检测结果",
-                                                                                    "审核签发报告"]
+                                                                                    "审核签发报告", "样品退回企业"]
 
 
 def test_a_lab_refuses_samples_sends_a_result_back_and_a_firm_withdraws_before_receipt(county, data_dir):
@@ -1019,6 +1035,28 @@ def test_send_in_orders_keep_to_townships_and_staff_enter_one_for_a_firm(county)
                                                    "items": "尺寸测量"}, follow=True)
     assert SampleOrder.objects.filter(entity=theirs).count() == 1  # not the officer's township
     assert "送检待收样 1 份" in officer.get("/").content.decode()
+
+
+def test_samples_the_firm_left_to_the_lab_are_disposed_of_without_a_message(county, data_dir):
+    from qifu.reminders.models import OutboxMessage
+
+    lab = Lab.objects.filter(active=True).order_by("code").first()
+    firm, = firms(1, county["own_town"])
+    officer, admin = county["users"]["officer"], county["users"]["admin"]
+    o = actions.do_order(firm, lab, "注塑件", 4, "尺寸测量", after_test="dispose")
+    with pytest.raises(actions.LabActionError, match="报告签发后"):
+        actions.do_samples_out(o, "", by=officer)
+    actions.do_receive(o, "完好", "80", by=officer)
+    actions.do_result(o, timezone.localdate(), "pass", "SY-D-1", ("r.pdf", "application/pdf", PDF), by=officer)
+    o = actions.do_review(o, True, by=admin)
+    assert o.samples_held
+    o = actions.do_samples_out(o, "", by=officer)
+    assert (o.samples_out_note, o.samples_held) == ("按委托约定由实验室处置", False)
+    assert list(o.events.values_list("action", flat=True))[-1] == "disposed"
+    assert not OutboxMessage.objects.filter(key=f"lab-order-back:{o.pk}").exists()
+    listed = portal_client(firm.uscc).get("/api/v1/labs/orders").json()
+    assert [(x["after_test"], x["samples_out_note"]) for x in listed] == [("dispose", "按委托约定由实验室处置")]
+    assert listed[0]["samples_out_at"] is not None
 
 
 def test_the_api_sends_samples_and_withdraws_an_order_not_yet_received(county):

@@ -97,6 +97,9 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert {"submitted", "testing", "review", "issued"} <= set(SampleOrder.objects.values_list("status", flat=True))
     assert not SampleOrder.objects.filter(status="review", tested_by__username="demo").exists()
     assert TestBatch.objects.filter(order__isnull=False).exists()
+    # the older reports' samples handed back or disposed of, the latest still at the lab
+    issued = SampleOrder.objects.filter(status="issued")
+    assert issued.filter(samples_out_at__isnull=False).exists() and issued.filter(samples_out_at__isnull=True).exists()
     # the instrument that needs training is booked by the firms trained on it only
     from django.db.models import F
 

@@ -319,9 +319,10 @@ SAMPLES = [("空调压缩机支架", "中性盐雾 48 小时", "GB/T 10125-2021"
 
 
 def send_samples(user, rng, firms, today) -> int:
-    """Send-in orders (送检) at every step: issued reports of the past two months, results waiting
-    for the demo user to sign off (entered by the lab's tester, so that the demo user is the
-    second person), samples being tested or still to be received, and one refused."""
+    """Send-in orders (送检) at every step: issued reports of the past two months (the older ones'
+    samples handed back or disposed of, the latest still at the lab), results waiting for the
+    demo user to sign off (entered by the lab's tester, so that the demo user is the second
+    person), samples being tested or still to be received, and one refused."""
     import datetime as dt
 
     from django.contrib.auth import get_user_model
@@ -367,7 +368,12 @@ def send_samples(user, rng, firms, today) -> int:
                            by=tester, now=at)
             if ago < 10:
                 continue  # waiting for a second person: the demo user
-            labs.do_review(o, True, by=user, now=at + dt.timedelta(days=1))
+            issued = at + dt.timedelta(days=1)
+            labs.do_review(o, True, by=user, now=issued)
+            if ago >= 14:  # the samples gone back (by courier, or collected) or disposed of
+                how = rng.choice([f"顺丰快递 SF{rng.randint(10 ** 11, 10 ** 12 - 1)}", "企业业务员自取"])
+                labs.do_samples_out(o, how if o.after_test == "return" else "", by=tester,
+                                    now=min(issued + dt.timedelta(days=rng.randint(1, 3)), timezone.now()))
             if rng.random() < 0.6:  # most firms rate the service
                 rating = rng.choice(["satisfied"] * 7 + ["basically"] * 2 + ["dissatisfied"])
                 labs.do_rate(o, rating, "收样后一周才开始检测" if rating == "dissatisfied" else "",

@@ -1052,6 +1052,31 @@ def do_review(order: SampleOrder, approve: bool, note: str = "", by=None, now: d
     return order
 
 
+def do_samples_out(order: SampleOrder, note: str, by=None, now: dt.datetime | None = None) -> SampleOrder:
+    """The samples of an issued order leave the lab as the firm asked when it ordered: handed
+    back (退回企业: how, by courier with its number or collected by whom; the firm is told) or
+    disposed of (由实验室处置). Once; the last step of the chain of custody."""
+    now = now or timezone.now()
+    note = (note or "").strip()
+    with transaction.atomic():
+        order = _locked(order, SampleOrder.Status.ISSUED, why="报告签发后才能退回或处置样品")
+        if order.samples_out_at is not None:
+            raise LabActionError(f"样品已于{timezone.localtime(order.samples_out_at):%Y-%m-%d}"
+                                 f"{'退回' if order.after_test == SampleOrder.AfterTest.RETURN else '处置'}")
+        back = order.after_test == SampleOrder.AfterTest.RETURN
+        if back and len(note) < 2:
+            raise LabActionError("请写明怎样退回的（如：顺丰快递 SF1234567890，或企业张先生自取），企业会收到这段话")
+        note = (note or "按委托约定由实验室处置")[:300]
+        order.samples_out_at, order.samples_out_note = now, note
+        _step(order, SampleOrder.Status.ISSUED, SampleEvent.Action.BACK if back else SampleEvent.Action.DISPOSED, by, now,
+              note, ("samples_out_at", "samples_out_note"))
+        if back:
+            _tell(order.entity, f"lab-order-back:{order.pk}", now,
+                  f"【企服】{order.lab.name}已退回您送检的{order.sample_name}（{order.samples} 件）：{note[:60]}。"
+                  f"如未收到请联系实验室。", f"送检 {order.pk} 样品退回")
+    return order
+
+
 def find_report(report_no: str, code: str) -> SampleOrder | None:
     """The issued report with this number and check code (报告真伪查询), or None."""
     report_no, code = (report_no or "").strip(), (code or "").strip().upper()

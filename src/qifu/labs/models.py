@@ -362,6 +362,10 @@ class SampleOrder(Rated):
     verify_code = models.CharField("防伪查询码", max_length=12, blank=True)
     batch = models.OneToOneField(TestBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="order")
     closed_reason = models.CharField("拒收或撤回原因", max_length=300, blank=True)
+    # the samples leaving the lab once the report is issued: handed back (how: by courier with
+    # its number, collected by whom) or disposed of, as ``after_test`` asked
+    samples_out_at = models.DateTimeField("样品退回或处置时间", null=True, blank=True)
+    samples_out_note = models.CharField("样品退回或处置说明", max_length=300, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "送检委托"
@@ -371,6 +375,12 @@ class SampleOrder(Rated):
 
     def __str__(self) -> str:
         return f"送检 {self.pk}：{self.sample_name}（{self.lab.name}）"
+
+    @property
+    def samples_held(self) -> bool:
+        """The report is issued and the samples are still at the lab: to be handed back or
+        disposed of."""
+        return self.status == self.Status.ISSUED and self.samples_out_at is None
 
     @property
     def to_pay(self):
@@ -388,6 +398,8 @@ class SampleEvent(models.Model):
         TESTED = "tested", "录入检测结果"
         RETURNED = "returned", "审核退回重检"
         ISSUED = "issued", "审核签发报告"
+        BACK = "back", "样品退回企业"
+        DISPOSED = "disposed", "样品处置"
 
     order = models.ForeignKey(SampleOrder, on_delete=models.CASCADE, related_name="events")
     action = models.CharField("环节", max_length=10, choices=Action.choices)

@@ -103,6 +103,8 @@ class OrderOut(Schema):
     conclusion: Literal["pass", "fail", "data"] | None = Field(description="已出报告时：结论")
     verify_code: str | None = Field(description="已出报告时：真伪查询码")
     closed_reason: str = Field(description="拒收或撤回的原因")
+    samples_out_at: dt.datetime | None = Field(description="报告签发后样品退回企业或由实验室处置的时间（按 after_test）")
+    samples_out_note: str = Field(description="怎样退回的（如快递单号、自取人）或处置说明")
 
 
 class VoucherOut(Schema):
@@ -212,7 +214,8 @@ def _order(o: SampleOrder) -> dict:
             "standard": o.standard, "after_test": o.after_test, "status": o.status, "created_at": o.created_at,
             "price": None if o.price is None else f"{o.price}", "voucher_amount": f"{o.voucher_amount}",
             "report_no": o.report_no if issued else None, "conclusion": o.conclusion if issued else None,
-            "verify_code": o.verify_code if issued else None, "closed_reason": o.closed_reason}
+            "verify_code": o.verify_code if issued else None, "closed_reason": o.closed_reason,
+            "samples_out_at": o.samples_out_at, "samples_out_note": o.samples_out_note}
 
 
 @router.get("/orders", response=list[OrderOut], summary="本企业的送检委托")

@@ -118,13 +118,15 @@ def _xlsx(request):
     ws = wb.create_sheet("送检")
     spreadsheets.append(ws, ["委托号", "统一社会信用代码", "企业名称", "镇街", "实验室", "样品", "样品数量", "检测项目", "检测依据",
                              "委托时间", "状态", "收样时间", "样品状态", "费用（元）", "创新券抵扣（元）", "报告编号", "结论",
-                             "签发时间", "拒收或撤回原因", "企业评价", "评价意见", "回访情况"])
+                             "签发时间", "检后样品", "样品退回或处置时间", "样品退回或处置说明", "拒收或撤回原因", "企业评价",
+                             "评价意见", "回访情况"])
     orders = _orders(request).select_related("entity", "town", "lab").order_by("created_at", "id")
     for o in orders:
         spreadsheets.append(ws, [o.pk, o.entity_id, o.entity.name, o.town.name, o.lab.name, o.sample_name, o.samples,
                                  o.items, o.standard, local_time(o.created_at), o.get_status_display(), local_time(o.received_at),
                                  o.condition, float(o.price) if o.price is not None else None, float(o.voucher_amount),
-                                 o.report_no, o.get_conclusion_display(), local_time(o.issued_at), o.closed_reason,
+                                 o.report_no, o.get_conclusion_display(), local_time(o.issued_at),
+                                 o.get_after_test_display(), local_time(o.samples_out_at), o.samples_out_note, o.closed_reason,
                                  o.get_rating_display(), o.rating_comment, o.callback_note])
     ws = wb.create_sheet("送检流转记录")
     spreadsheets.append(ws, ["委托号", "时间", "环节", "经办人", "说明"])
@@ -164,6 +166,9 @@ def lab(request, code: str):
         "next_year": timezone.localdate() + dt.timedelta(days=365),
         "open_orders": orders.filter(status__in=actions.OPEN_ORDERS).order_by("created_at", "id")[:100],
         "closed_orders": orders.exclude(status__in=actions.OPEN_ORDERS).order_by("-created_at", "-id")[:30],
+        # reports issued, the samples still here: to be handed back or disposed of, oldest first
+        "held_samples": orders.filter(status=SampleOrder.Status.ISSUED, samples_out_at__isnull=True)
+        .order_by("issued_at", "id")[:100],
         "lab": lab, "instruments": instruments, "upcoming": upcoming[:100], "waits": waits,
         "recent": bookings.exclude(status__in=ACTIVE).order_by("-start")[:50],
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
@@ -380,7 +385,8 @@ def order(request, order_id: int):
 @require_POST
 def order_act(request, order_id: int):
     """The lab's steps on a send-in order: receive or refuse the samples, enter the result with
-    the report, and (another person) sign it off or send it back."""
+    the report, (another person) sign it off or send it back, and hand the samples back or
+    dispose of them."""
     o = _order(request, order_id)
     post, act = request.POST, request.POST.get("action")
     try:
@@ -401,6 +407,10 @@ def order_act(request, order_id: int):
         elif act in ("approve", "return"):
             actions.do_review(o, act == "approve", post.get("note", ""), by=request.user)
             messages.success(request, "报告已签发，已告知企业" if act == "approve" else "已退回重检")
+        elif act == "samples_out":
+            o = actions.do_samples_out(o, post.get("note", ""), by=request.user)
+            messages.success(request, "已登记样品退回，已告知企业" if o.after_test == SampleOrder.AfterTest.RETURN
+                             else "已登记样品处置")
         else:
             messages.error(request, "请选择要办理的事项")
     except ValueError as e:  # LabActionError, AttachmentError, a date that is not one
