@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zoneinfo
 
 import openpyxl
@@ -217,6 +218,51 @@ def test_staff_see_their_township_act_by_role_and_export_and_the_dashboard_count
     assert (row[1], row[9], row[10], row[12]) == (waiting.entity_id, "已申请移出", "是", "企业在线")
     assert not list(book["拟列入"].iter_rows(min_row=2, values_only=True))  # all listed already
     assert admin.get("/abnormal/", {"year": YEAR}).status_code == 200
+
+
+def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_township(checked_county):
+    own = checked_county["own_town"]
+    due = actions.candidates(YEAR, AFTER.date()).filter(town=own).order_by("uscc")
+    Entity.objects.filter(uscc__in=list(due.values_list("uscc", flat=True)[:2])).update(phone="", email="")
+    actions.do_list(YEAR, now=AFTER)
+    officer, admin = staff(checked_county, "officer"), staff(checked_county, "admin")
+    told = set(OutboxMessage.objects.filter(key__startswith="abnormal-listed:").values_list("entity_id", flat=True))
+    mine = Listing.objects.filter(town=own).select_related("entity")
+    unreached = {x.number for x in mine if x.entity_id not in told}
+    assert unreached and len(unreached) < mine.count()  # some reached by text or email, some not
+    # a text that failed to arrive counts as not reached
+    failed = next(x for x in mine if x.entity_id in told)
+    OutboxMessage.objects.filter(key=f"abnormal-listed:{failed.entity_id}:{YEAR}").update(status="failed")
+    unreached.add(failed.number)
+    page = officer.get("/abnormal/", {"year": YEAR}).content.decode()
+    assert f"未能以短信或邮件告知的 {len(unreached)} 户" in page
+    page = officer.get("/abnormal/decisions/", {"year": YEAR}).content.decode()
+    assert set(re.findall(r'id="decision-([^"]+)"', page)) == unreached  # the officer's township only
+    # an enterprise's decision: what, on what basis, the way off, objection and appeal, the bureau and day
+    x = mine.filter(entity__entity_type="enterprise").first()
+    page = admin.get(f"/abnormal/{x.pk}/decision/").content.decode()
+    for words in ("列入经营异常名录决定书", x.number, x.entity.name, x.entity.uscc, f"未在{YEAR + 1}年6月30日前报送并公示{YEAR}年度年度报告",
+                  "《企业信息公示暂行条例》", "5个工作日内作出决定", "严重违法失信名单", "提出异议", "六十日内向慈溪市人民政府申请行政复议",
+                  "六个月内依法向人民法院提起行政诉讼", "慈溪市市场监督管理局",
+                  f"{x.listed_on.year}年{x.listed_on.month}月{x.listed_on.day}日"):
+        assert words in page, words
+    # an individual business is marked, not listed: its own title and measure, no serious list
+    marked = Listing.objects.filter(kind="mark").select_related("entity").first()
+    page = admin.get(f"/abnormal/{marked.pk}/decision/").content.decode()
+    assert "标注经营异常状态决定书" in page and "《个体工商户年度报告办法》" in page and "严重违法失信名单" not in page
+    assert "恢复正常记载状态" in page
+    # another township's is not the officer's; the firm reads its own in the portal, no other's
+    theirs = Listing.objects.exclude(town=own).first()
+    assert officer.get(f"/abnormal/{theirs.pk}/decision/").status_code == 404
+    c = portal_client(x.entity_id)
+    assert f'href="/portal/abnormal/{x.pk}/decision/"' in c.get("/portal/").content.decode()
+    assert x.number in c.get(f"/portal/abnormal/{x.pk}/decision/").content.decode()
+    assert c.get(f"/portal/abnormal/{theirs.pk}/decision/").status_code == 404
+    # annulled: the decision says so, and it is no longer to be served
+    actions.do_annul(x, checked_county["users"]["admin"], "企业已于6月20日报送纸质年报")
+    assert "撤销（列入有误）" in admin.get(f"/abnormal/{x.pk}/decision/").content.decode()
+    page = admin.get("/abnormal/decisions/", {"year": YEAR, "town": own.pk}).content.decode()
+    assert f'id="decision-{x.number}"' not in page
 
 
 def test_the_decision_needs_the_list_checked_and_keeps_to_the_officers_township(checked_county, monkeypatch):

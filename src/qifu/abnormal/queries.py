@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from qifu.abnormal.actions import STANDING, overdue_from, warn_before
 from qifu.abnormal.models import Listing
 from qifu.engine.requests.workflow import State
+from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 
 
@@ -24,6 +26,16 @@ def overdue_before(now: dt.datetime | None = None) -> dt.datetime:
     (``actions.answer_by``: five working days after the day it was received, county time)."""
     return dt.datetime.combine(overdue_from(timezone.localdate(now or timezone.now())), dt.time(),
                                tzinfo=timezone.get_current_timezone())
+
+
+def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
+    """The standing listings of ``qs`` whose decision reached the entity neither by text nor by
+    email (none stored for it, or its delivery failed): their written decisions are to be
+    printed and served."""
+    told = OutboxMessage.objects.filter(
+        key=Concat(Value("abnormal-listed:"), OuterRef("entity_id"), Value(":"), OuterRef("report_year"))
+    ).exclude(status=OutboxMessage.Status.FAILED)
+    return qs.filter(status__in=STANDING).exclude(Exists(told))
 
 
 # standing with an objection not yet settled (its request not closed)

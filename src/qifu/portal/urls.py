@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("abnormal/<int:listing_id>/apply/", views.abnormal_apply, name="abnormal-apply"),
     path("abnormal/<int:listing_id>/object/", views.abnormal_object, name="abnormal-object"),
+    path("abnormal/<int:listing_id>/decision/", views.abnormal_decision, name="abnormal-decision"),
     path("login/", views.login, name="login"),
     path("verify/", views.verify, name="verify"),
     path("logout/", views.logout, name="logout"),

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from qifu.abnormal import actions as abnormal
+from qifu.abnormal import documents
 from qifu.abnormal import queries as abnormal_queries
 from qifu.abnormal.models import Listing
 from qifu.accounts.clients import client_ip
@@ -202,6 +203,13 @@ def abnormal_apply(request, listing_id: int):
         messages.success(request, f"已提交移出申请（{x.number}），市场监管部门将在 {abnormal.DECIDE_WITHIN_WORKDAYS} 个工作日内"
                                   f"（{by.month}月{by.day}日前）办理并告知结果")
     return redirect(f"{reverse('portal:home')}#abnormal")
+
+
+@portal_required
+def abnormal_decision(request, listing_id: int):
+    """The entity's own written decision (决定书), to read or print."""
+    x = get_object_or_404(Listing.objects.select_related("entity"), pk=listing_id, entity=request.entity)
+    return render(request, "portal/abnormal_decision.html", {"d": documents.decision(x)})
 
 
 @portal_required

@@ -17,7 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets
-from qifu.abnormal import actions, queries
+from qifu.abnormal import actions, documents, queries
 from qifu.abnormal.models import Listing
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
@@ -82,6 +82,7 @@ def overview(request):
         "not_ready": actions.not_ready(year), "year": year, "years": list(range(latest, latest - 5, -1)),
         "decide_by": actions.decide_by(year), "list_workdays": actions.LIST_WITHIN_WORKDAYS, "today": timezone.localdate(),
         "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
+        "unreached": queries.unreached(listings.filter(report_year=year)).count(),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
         "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
         "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
@@ -153,6 +154,33 @@ def act(request, listing_id: int):
     except actions.ListingError as e:
         messages.error(request, str(e))
     return redirect(back)
+
+
+PRINTED = 500  # decisions on one page to print; more are printed township by township
+
+
+@staff_required
+def decision(request, listing_id: int):
+    """One listing's written decision (决定书), to print."""
+    x = get_object_or_404(_listings(request).select_related("entity"), pk=listing_id)
+    return render(request, "web/abnormal_decisions.html", {"decisions": [documents.decision(x)], "year": x.report_year})
+
+
+@staff_required
+def decisions(request):
+    """The written decisions of a year's listings that no text or email reached, to print and
+    serve (直接送达、邮寄或公告): all the reader sees, or one township's."""
+    year = _year(request)
+    qs = queries.unreached(_listings(request).filter(report_year=year))
+    by_town = list(qs.values_list("town_id", "town__name").annotate(n=Count("id")).order_by("town_id"))
+    town = request.GET.get("town", "")
+    if town:
+        qs = qs.filter(town_id=town)
+    total = qs.count()
+    shown = list(qs.select_related("entity").order_by("number")[:PRINTED])
+    return render(request, "web/abnormal_decisions.html", {
+        "batch": True, "year": year, "total": total, "decisions": [documents.decision(x) for x in shown],
+        "towns": by_town if len(by_town) > 1 else [], "town": {c: n for c, n, _ in by_town}.get(town, "")})
 
 
 HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
