@@ -251,6 +251,7 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     page = admin.get(f"/abnormal/{marked.pk}/decision/").content.decode()
     assert "标注经营异常状态决定书" in page and "《个体工商户年度报告办法》" in page and "严重违法失信名单" not in page
     assert "恢复正常记载状态" in page
+    assert f'href="/abnormal/{x.pk}/decision/"' in admin.get(f"/entities/{x.entity_id}/").content.decode()
     # another township's is not the officer's; the firm reads its own in the portal, no other's
     theirs = Listing.objects.exclude(town=own).first()
     assert officer.get(f"/abnormal/{theirs.pk}/decision/").status_code == 404
