@@ -238,6 +238,11 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     assert f"未能以短信或邮件告知的 {len(unreached)} 户" in page
     page = officer.get("/abnormal/decisions/", {"year": YEAR}).content.decode()
     assert set(re.findall(r'id="decision-([^"]+)"', page)) == unreached  # the officer's township only
+    # and the service list, for the post and the stations: each one's registered address
+    book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/decisions/", {"year": YEAR, "format": "xlsx"}).content))
+    rows = list(book["送达清单"].iter_rows(min_row=2, values_only=True))
+    assert {r[0] for r in rows} == unreached
+    assert all(r[5] == (Listing.objects.get(number=r[0]).entity.address or "") for r in rows)
     # an enterprise's decision: what, on what basis, the way off, objection and appeal, the bureau and day
     x = mine.filter(entity__entity_type="enterprise").first()
     page = admin.get(f"/abnormal/{x.pk}/decision/").content.decode()

@@ -176,11 +176,33 @@ def decisions(request):
     town = request.GET.get("town", "")
     if town:
         qs = qs.filter(town_id=town)
+    if request.GET.get("format") == "xlsx":
+        return _service_xlsx(request, year, qs)
     total = qs.count()
     shown = list(qs.select_related("entity").order_by("number")[:PRINTED])
     return render(request, "web/abnormal_decisions.html", {
         "batch": True, "year": year, "total": total, "decisions": [documents.decision(x) for x in shown],
-        "towns": by_town if len(by_town) > 1 else [], "town": {c: n for c, n, _ in by_town}.get(town, "")})
+        "towns": by_town if len(by_town) > 1 else [], "town": {c: n for c, n, _ in by_town}.get(town, ""),
+        "town_code": town})
+
+
+SERVICE_HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "住所", "列入日期", "送达方式", "送达日期", "签收人或公告编号"]
+
+
+def _service_xlsx(request, year: int, qs):
+    """The service list (送达清单) of the decisions to serve, every one (not only the page's 500),
+    for the post and the stations: where each entity is registered, and empty columns for how
+    and when it was served and who signed."""
+    wb = spreadsheets.workbook()
+    ws = wb.create_sheet("送达清单")
+    spreadsheets.append(ws, SERVICE_HEADER)
+    n = 0
+    for x in qs.select_related("entity", "town").order_by("number").iterator(chunk_size=2000):
+        e = x.entity
+        spreadsheets.append(ws, [x.number, e.uscc, e.name, e.get_entity_type_display(), x.town.name, e.address or "",
+                                 x.listed_on, "", "", ""])
+        n += 1
+    return audited_xlsx(request, wb, f"abnormal-service-{year}", f"经营异常名录 {year} 年度未能书面告知的决定书送达清单 {n} 户")
 
 
 HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
