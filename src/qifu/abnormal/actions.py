@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
+from qifu import text as texts
 from qifu.abnormal.models import Listing
 from qifu.engine import reference, season
 from qifu.engine.requests import workdays
@@ -167,6 +168,15 @@ def back_filed(x: Listing) -> bool:
     return AnnualReport.objects.filter(entity_id=x.entity_id, report_year=x.report_year).exists()
 
 
+def _typed(value: str, what: str) -> str:
+    """Text staff typed, stripped; ``ListingError`` naming ``what`` if it holds control characters
+    (it goes into the listing, the entity's message and, for an annulment, the objection's answer)."""
+    try:
+        return texts.clean(value or "")
+    except ValueError as e:
+        raise ListingError(f"{what}{e}") from None
+
+
 def _locked(x: Listing, *states: str, why: str) -> Listing:
     x = Listing.objects.select_for_update().select_related("entity").get(pk=x.pk)
     if x.status not in states:
@@ -191,12 +201,13 @@ def do_apply(x: Listing, by=None, now: dt.datetime | None = None) -> Listing:
 def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) -> Listing:
     """The bureau takes the entity off (移出): on its application, or of its own motion once the
     report is filed; the entity is told."""
+    note = _typed(note, "移出说明")
     now = now or timezone.now()
     with transaction.atomic():
         x = _locked(x, *STANDING, why="已经移出或撤销")
         if not back_filed(x):
             raise ListingError(f"该主体尚未补报 {x.report_year} 年度年报，不能移出")
-        x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note.strip()[:300]
+        x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
         what = "移出经营异常名录" if x.kind == Listing.Kind.LIST else "恢复正常记载状态"
         decency.tell_once(f"abnormal-removed:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
@@ -210,7 +221,7 @@ def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Li
     """The bureau refuses an application (不予移出), saying why (for example, the late report
     is itself false); the entity is told and may apply again once it has put that right."""
     now = now or timezone.now()
-    reason = (reason or "").strip()
+    reason = _typed(reason, "不予移出的原因")
     if len(reason) < 4:
         raise ListingError("不予移出须写明原因（至少4个字），企业会收到")
     with transaction.atomic():
@@ -232,7 +243,7 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
     given again) and the entity is not due for that year again. The entity's objection to it, if
     open, is answered by it: the one message the entity gets says both."""
     now = now or timezone.now()
-    reason = (reason or "").strip()
+    reason = _typed(reason, "核实的情况")
     if len(reason) < 4:
         raise ListingError("撤销须写明核实的情况（至少4个字），如：企业已于6月20日报送纸质年报")
     with transaction.atomic():
