@@ -12,6 +12,7 @@ import zoneinfo
 
 import openpyxl
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
@@ -243,6 +244,49 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     rows = list(book["送达清单"].iter_rows(min_row=2, values_only=True))
     assert {r[0] for r in rows} == unreached
     assert all(r[5] == (Listing.objects.get(number=r[0]).entity.address or "") for r in rows)
+    # served on paper: recorded one by one, or from the service list filled in, all or nothing
+    first, second, third = sorted(unreached)[:3]
+    one = Listing.objects.get(number=first)
+    r = officer.post(f"/abnormal/{one.pk}/serve/", {"way": "hand", "served_on": timezone.localdate().isoformat(),
+                                                     "note": ""}, follow=True)
+    assert "请写明签收人" in r.content.decode() and Listing.objects.get(pk=one.pk).served_on is None
+    early = (one.listed_on - dt.timedelta(days=1)).isoformat()
+    r = officer.post(f"/abnormal/{one.pk}/serve/", {"way": "hand", "served_on": early, "note": "张三"}, follow=True)
+    assert "送达日期应在列入日期" in r.content.decode()
+    officer.post(f"/abnormal/{one.pk}/serve/", {"way": "hand", "served_on": timezone.localdate().isoformat(),
+                                                 "note": "法定代表人张三签收"})
+    one.refresh_from_db()
+    assert (one.served_way, one.served_note, one.served_by) == ("hand", "法定代表人张三签收", checked_county["users"]["officer"])
+    assert "已于" in officer.get(f"/abnormal/{one.pk}/decision/").content.decode()
+    book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/decisions/", {"year": YEAR, "format": "xlsx"}).content))
+    sheet = book["送达清单"]
+    numbers = [c.value for c in sheet["A"][1:]]
+    assert first not in numbers and {second, third} <= set(numbers)
+    rows = {n: i + 2 for i, n in enumerate(numbers)}
+    day = one.listed_on + dt.timedelta(days=3)
+    sheet.cell(rows[second], 8, "邮寄送达")
+    sheet.cell(rows[second], 9, dt.datetime.combine(day, dt.time()))  # an Excel date
+    sheet.cell(rows[second], 10, "EMS 1100123456789")
+    sheet.cell(rows[third], 8, "当面送达")  # not a way
+    sheet.cell(rows[third], 9, "2026/13/40")
+
+    def upload(workbook):
+        buf = io.BytesIO()
+        workbook.save(buf)
+        f = SimpleUploadedFile("送达清单.xlsx", buf.getvalue())
+        return officer.post(f"/abnormal/decisions/service/?year={YEAR}", {"file": f}, follow=True).content.decode()
+
+    page = upload(book)
+    assert "未登记任何一行" in page and f"第 {rows[third]} 行“送达方式”" in page and f"第 {rows[third]} 行“送达日期”" in page
+    assert Listing.objects.get(number=second).served_on is None  # all or nothing
+    sheet.cell(rows[third], 8, "公告送达")
+    sheet.cell(rows[third], 9, day.isoformat())
+    sheet.cell(rows[third], 10, "慈市监公告〔2026〕3号")
+    assert "已登记送达 2 户" in upload(book)
+    assert Listing.objects.get(number=second).served_way == "post" and Listing.objects.get(number=third).served_on == day
+    assert "已登记送达 0 户，2 户此前已登记" in upload(book)  # again: nothing changes
+    assert queries.unreached(Listing.objects.filter(number__in=[first, second, third])).count() == 0
+    unreached -= {first, second, third}
     # an enterprise's decision: what, on what basis, the way off, objection and appeal, the bureau and day
     x = mine.filter(entity__entity_type="enterprise").first()
     page = admin.get(f"/abnormal/{x.pk}/decision/").content.decode()

@@ -385,3 +385,109 @@ def warn_serious(now: dt.datetime | None = None) -> int:
                              f"列入满三年预警 {x.number}", now) is not None:
             n += 1
     return n
+
+
+# --- serving the written decision (送达) ----------------------------------------------------------
+
+
+def do_serve(x: Listing, way: str, on: dt.date, note: str, by=None, today: dt.date | None = None) -> Listing:
+    """The written decision of ``x`` served on paper, where no text or email reached the entity:
+    how (直接送达, 邮寄送达, 公告送达), on which day (not before the listing, not after today) and
+    who signed for it, or the post's or the notice's number. Once."""
+    today = today or timezone.localdate()
+    note = _typed(note, "签收人或公告编号")
+    if way not in Listing.Service.values:
+        raise ListingError("请选择送达方式：直接送达、邮寄送达或公告送达")
+    if len(note) < 2:
+        raise ListingError("请写明签收人，或邮件号、公告编号")
+    with transaction.atomic():
+        x = Listing.objects.select_for_update().get(pk=x.pk)
+        if x.served_on is not None:
+            raise ListingError(f"{x.number} 已于{x.served_on:%Y-%m-%d}{x.get_served_way_display()}")
+        if not x.listed_on <= on <= today:
+            raise ListingError(f"送达日期应在列入日期（{x.listed_on:%Y-%m-%d}）之后、不晚于今天")
+        x.served_on, x.served_way, x.served_note, x.served_by = on, way, note[:200], by
+        x.save(update_fields=["served_on", "served_way", "served_note", "served_by"])
+    return x
+
+
+SERVICE_COLUMNS = {"决定书文号": "number", "送达方式": "way", "送达日期": "on", "签收人或公告编号": "note"}
+
+
+def read_service(path) -> list[dict]:
+    """The service list (送达清单) as staff filled it in (XLSX, or CSV in any of the bureau's
+    encodings): each row's number, way, day and note as typed, and its line (``__row``)."""
+    from qifu.engine.errors import FileProblem
+    from qifu.engine.reading import read_table
+
+    try:
+        table = read_table(path)
+    except FileProblem as e:
+        raise ListingError(str(e)) from None
+    missing = [h for h in SERVICE_COLUMNS if h not in table.headers]
+    if missing:
+        raise ListingError(f"不是送达清单：缺少“{'”“'.join(missing)}”列（请用本页导出的送达清单填写）")
+    frame = table.frame().select([*SERVICE_COLUMNS, "__row"]).rename(SERVICE_COLUMNS)
+    return frame.to_dicts()
+
+
+def do_record_service(rows: list[dict], listings: QuerySet[Listing], by=None,
+                      today: dt.date | None = None) -> tuple[int, int, list[tuple[int, str, str, str]]]:
+    """The service list filled in, all or nothing: each row with a way, a day and a note is a
+    decision served (``do_serve``'s rules); a row with none of them is not served yet and left.
+    ``listings``: those the reader may act on. Returns (served, unchanged, problems): problems are
+    (row, column, value, reason), and with any nothing is stored. A row already recorded the
+    same way is unchanged."""
+    from qifu.engine.contract import Field, T
+    from qifu.engine.validate import parse_values
+
+    today = today or timezone.localdate()
+    fields = {"way": Field("way", "送达方式", T.ENUM, choices=tuple(Listing.Service.choices)),
+              "on": Field("on", "送达日期", T.DATE)}
+    problems: list[tuple[int, str, str, str]] = []
+    todo: list[tuple[int, str, str, dt.date, str]] = []
+    seen: dict[str, int] = {}
+    for r in rows:
+        row, number = r["__row"], (r["number"] or "").strip()
+        given = [(r[k] or "").strip() for k in ("way", "on", "note")]
+        if not any(given):
+            continue
+        if number in seen:
+            problems.append((row, "决定书文号", number, f"与第 {seen[number]} 行重复"))
+            continue
+        seen[number] = row
+        values, errors = parse_values({"way": given[0], "on": given[1]}, fields)
+        for name, label in (("way", "送达方式"), ("on", "送达日期")):
+            if name in errors:
+                problems.append((row, label, r[name], errors[name]))
+            elif values[name] is None:
+                problems.append((row, label, "", "已填了送达情况的行，这一列不能为空"))
+        note = given[2]
+        if texts.problem(note):
+            problems.append((row, "签收人或公告编号", note[:40], texts.problem(note)))
+        elif len(note) < 2:
+            problems.append((row, "签收人或公告编号", note, "请写明签收人，或邮件号、公告编号"))
+        if not errors and values["way"] is not None and values["on"] is not None:
+            todo.append((row, number, values["way"], values["on"], note))
+    with transaction.atomic():  # the rows locked: two lists at once record each service once
+        found = {x.number: x for x in listings.filter(number__in=[t[1] for t in todo]).select_for_update()}
+        served, same = [], 0
+        for row, number, way, on, note in todo:
+            x = found.get(number)
+            if x is None:
+                problems.append((row, "决定书文号", number, "没有这个决定书文号，或不在您的办理范围"))
+            elif x.served_on is not None:
+                if (x.served_way, x.served_on, x.served_note) == (way, on, note[:200]):
+                    same += 1
+                else:
+                    problems.append((row, "决定书文号", number,
+                                     f"已于{x.served_on:%Y-%m-%d}{x.get_served_way_display()}（{x.served_note}），与本行不同"))
+            elif not x.listed_on <= on <= today:
+                problems.append((row, "送达日期", on.isoformat(), f"应在列入日期（{x.listed_on:%Y-%m-%d}）之后、不晚于今天"))
+            else:
+                x.served_on, x.served_way, x.served_note, x.served_by = on, way, note[:200], by
+                served.append(x)
+        if problems:
+            return 0, 0, sorted(problems)
+        Listing.objects.bulk_update(served, ["served_on", "served_way", "served_note", "served_by"], batch_size=1000)
+    return len(served), same, []

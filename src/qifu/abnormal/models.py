@@ -30,6 +30,13 @@ class Listing(models.Model):
         REMOVED = "removed", "已移出"
         ANNULLED = "annulled", "已撤销（列入有误）"
 
+    class Service(models.TextChoices):
+        """How the written decision was served on an entity no text or email reached."""
+
+        HAND = "hand", "直接送达"
+        POST = "post", "邮寄送达"
+        NOTICE = "notice", "公告送达"
+
     STANDING = (Status.LISTED, Status.APPLIED)  # still on the list
     # the bureau decides on an application within five working days of receiving it
     # (《企业经营异常名录管理暂行办法》 of 2014, art. 11; see docs/abnormal.md on the domain reference's 7 days)
@@ -51,6 +58,13 @@ class Listing(models.Model):
     removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", verbose_name="移出、撤销或不予移出的决定人")
     note = models.CharField("移出、撤销或不予移出的说明", max_length=300, blank=True)
+    # the written decision served on paper (送达), where no text or email reached the entity: how,
+    # on which day, and who signed for it (the post's number, the public notice's)
+    served_on = models.DateField("送达日期", null=True, blank=True)
+    served_way = models.CharField("送达方式", max_length=8, choices=Service.choices, blank=True)
+    served_note = models.CharField("签收人或公告编号", max_length=200, blank=True)
+    served_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", verbose_name="登记送达的人")
     # the entity's objection to the listing (异议), an enterprise request in 年报与信用修复
     objection = models.ForeignKey("service_requests.ServiceRequest", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+", verbose_name="异议（企业诉求）")

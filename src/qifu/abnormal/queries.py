@@ -30,12 +30,12 @@ def overdue_before(now: dt.datetime | None = None) -> dt.datetime:
 
 def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
     """The standing listings of ``qs`` whose decision reached the entity neither by text nor by
-    email (none stored for it, or its delivery failed): their written decisions are to be
-    printed and served."""
+    email (none stored for it, or its delivery failed) and has not been served on paper yet:
+    their written decisions are to be printed and served."""
     told = OutboxMessage.objects.filter(
         key=Concat(Value("abnormal-listed:"), OuterRef("entity_id"), Value(":"), OuterRef("report_year"))
     ).exclude(status=OutboxMessage.Status.FAILED)
-    return qs.filter(status__in=STANDING).exclude(Exists(told))
+    return qs.filter(status__in=STANDING, served_on__isnull=True).exclude(Exists(told))
 
 
 # standing with an objection not yet settled (its request not closed)

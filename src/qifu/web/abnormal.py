@@ -6,7 +6,10 @@ listings nearing three years) and the workbook. Views only: changes go through
 
 from __future__ import annotations
 
+import datetime as dt
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 from django.contrib import messages
 from django.db.models import Count
@@ -161,9 +164,63 @@ PRINTED = 500  # decisions on one page to print; more are printed township by to
 
 @staff_required
 def decision(request, listing_id: int):
-    """One listing's written decision (决定书), to print."""
-    x = get_object_or_404(_listings(request).select_related("entity"), pk=listing_id)
-    return render(request, "web/abnormal_decisions.html", {"decisions": [documents.decision(x)], "year": x.report_year})
+    """One listing's written decision (决定书), to print, and how it was served on paper."""
+    x = get_object_or_404(_listings(request).select_related("entity", "served_by"), pk=listing_id)
+    return render(request, "web/abnormal_decisions.html", {
+        "decisions": [documents.decision(x)], "year": x.report_year, "x": x, "can_act": _can_act(request),
+        "ways": Listing.Service.choices, "today": timezone.localdate()})
+
+
+@staff_required(write=True)
+@require_POST
+def serve(request, listing_id: int):
+    """The decision served on paper: how, when, who signed (送达)."""
+    x = get_object_or_404(_listings(request), pk=listing_id)
+    if not _can_act(request):
+        messages.error(request, "只有局管理员和镇街工作人员可以登记送达")
+        return redirect("abnormal-decision", listing_id=x.pk)
+    try:
+        on = dt.date.fromisoformat(request.POST.get("served_on", ""))
+    except ValueError:
+        messages.error(request, "请填写送达日期")
+        return redirect("abnormal-decision", listing_id=x.pk)
+    try:
+        actions.do_serve(x, request.POST.get("way", ""), on, request.POST.get("note", ""), by=request.user)
+        messages.success(request, f"已登记送达（{x.number}）")
+    except actions.ListingError as e:
+        messages.error(request, str(e))
+    return redirect("abnormal-decision", listing_id=x.pk)
+
+
+@staff_required(write=True)
+@require_POST
+def service_upload(request):
+    """The service list filled in (送达清单), all or nothing: each bad row named."""
+    year = _year(request)
+    back = f"{reverse('abnormal-decisions')}?year={year}"
+    upload = request.FILES.get("file")
+    if not _can_act(request):
+        messages.error(request, "只有局管理员和镇街工作人员可以登记送达")
+        return redirect(back)
+    if upload is None:
+        messages.error(request, "请选择填好的送达清单")
+        return redirect(back)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"service{Path(upload.name).suffix[:8]}"
+        path.write_bytes(upload.read())
+        try:
+            served, same, problems = actions.do_record_service(actions.read_service(path), _listings(request),
+                                                               by=request.user)
+        except actions.ListingError as e:
+            messages.error(request, str(e))
+            return redirect(back)
+    if problems:
+        messages.error(request, f"送达清单有 {len(problems)} 处问题，未登记任何一行：" + "；".join(
+            f"第 {row} 行“{col}”{f'（{val}）' if val else ''}：{why}" for row, col, val, why in problems[:10])
+            + ("……" if len(problems) > 10 else ""))
+    else:
+        messages.success(request, f"已登记送达 {served} 户" + (f"，{same} 户此前已登记" if same else ""))
+    return redirect(back)
 
 
 @staff_required
@@ -183,7 +240,7 @@ def decisions(request):
     return render(request, "web/abnormal_decisions.html", {
         "batch": True, "year": year, "total": total, "decisions": [documents.decision(x) for x in shown],
         "towns": by_town if len(by_town) > 1 else [], "town": {c: n for c, n, _ in by_town}.get(town, ""),
-        "town_code": town})
+        "town_code": town, "can_act": _can_act(request)})
 
 
 SERVICE_HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "住所", "列入日期", "送达方式", "送达日期", "签收人或公告编号"]
@@ -206,7 +263,8 @@ def _service_xlsx(request, year: int, qs):
 
 
 HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
-          "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期", "列入决定人", "移出、撤销或不予移出决定人", "异议（诉求编号）"]
+          "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期", "列入决定人", "移出、撤销或不予移出决定人", "纸质送达",
+          "异议（诉求编号）"]
 
 
 def _xlsx(request, year: int, shown):
@@ -220,6 +278,7 @@ def _xlsx(request, year: int, shown):
                                  "是" if x.back_filed else "否", local_time(x.applied_at),
                                  {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
                                  x.note, actions.serious_on(x), person(x.listed_by), person(x.removed_by),
+                                 f"{x.served_on:%Y-%m-%d} {x.get_served_way_display()}：{x.served_note}" if x.served_on else "",
                                  x.objection.number if x.objection_id else ""])
         n += 1
     ws = wb.create_sheet("拟列入")
