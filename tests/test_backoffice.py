@@ -247,6 +247,34 @@ def test_entity_page_shows_reports_findings_and_a_revision_diff(client, checked_
     assert "已电话联系，答应本周更正" in client.get(reverse("entity", args=[f.entity_id])).content.decode()
 
 
+def test_the_entity_file_exports_its_parts_masked_and_audited(client, checked_county):
+    from qifu.abnormal import actions as abnormal
+
+    abnormal.do_list(2025, now=dt.datetime(2026, 7, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+    f = (Finding.objects.filter(report_year=2025, status="open", entity__listings__isnull=False,
+                                entity__legal_rep__isnull=False).exclude(entity__phone="").select_related("entity").first())
+    e = f.entity
+    login(client, checked_county, "admin")
+    assert 'id="entity-xlsx"' in client.get(reverse("entity", args=[e.uscc])).content.decode()
+    before = AuditEvent.objects.count()
+    r = client.get(reverse("entity", args=[e.uscc]), {"format": "xlsx", "reveal": "1"})  # a reveal is not carried
+    book = openpyxl.load_workbook(io.BytesIO(r.content))
+    facts = dict(book["登记信息"].iter_rows(min_row=2, values_only=True))
+    assert facts["统一社会信用代码"] == e.uscc and facts["名称"] == e.name
+    assert facts["联系电话"] != e.phone and e.phone[-4:] in facts["联系电话"] and facts["法定代表人"] != e.legal_rep
+    body = "".join(str(c) for ws in book.worksheets for row in ws.iter_rows(values_only=True) for c in row if c)
+    assert e.phone not in body and e.legal_rep not in body
+    assert f.rule_id in {row[2] for row in book["校验问题"].iter_rows(min_row=2, values_only=True)}
+    listing = e.listings.get()
+    assert [row[0] for row in book["经营异常名录"].iter_rows(min_row=2, values_only=True)] == [listing.number]
+    events = AuditEvent.objects.order_by("id")[before:]
+    assert [(ev.action, e.uscc in ev.detail) for ev in events] == [("export", True)]  # the export, no reveal
+    # another township's entity: refused to an officer, as its page is
+    other = Entity.objects.exclude(town=checked_county["own_town"]).first()
+    assert login(Client(), checked_county, "officer").get(reverse("entity", args=[other.uscc]),
+                                                           {"format": "xlsx"}).status_code == 403
+
+
 def test_correction_loop_notify_explain_review_and_rate(client, checked_county):
     result = corrections.notify(2025, __import__("datetime").date(2026, 5, 10))
     assert result.notices > 0

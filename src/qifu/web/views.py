@@ -48,7 +48,7 @@ from qifu.reminders.models import ContactTask, OutboxMessage, ReminderRecord
 from qifu.reports.models import AnnualReport
 from qifu.service_requests import queries as request_queries
 from qifu.service_requests.models import ServiceRequest
-from qifu.web import downloads, queries, stats
+from qifu.web import downloads, entity_file, queries, stats
 from qifu.web.downloads import audited_list, audited_xlsx
 
 LABELS = {f.name: f.label for f in REPORTS.fields}
@@ -327,7 +327,9 @@ def _timeline(entity) -> list[dict]:
 @staff_required
 def entity(request, uscc: str):
     e = scope.entity_or_403(request.user, uscc)
-    reveal = request.GET.get("reveal") == "1" and scope.can_see_contacts(request.user)
+    # the file (一企一档) as a workbook: masked as any list, whatever the page revealed
+    as_file = request.GET.get("format") == "xlsx"
+    reveal = not as_file and request.GET.get("reveal") == "1" and scope.can_see_contacts(request.user)
     if reveal:
         scope.audit(request, AuditEvent.Action.VIEW_CONTACT, uscc=e.uscc, detail="主体页：法定代表人、电话、邮箱")
     contact = {
@@ -340,7 +342,7 @@ def entity(request, uscc: str):
     known = queries.personal_values([e.uscc])[e.uscc]
     for f in findings:
         f.shown_message = f.message if reveal else masking.text(f.message, known)
-    return render(request, "web/entity.html", {
+    ctx = {
         "requests": scope.filter_requests(ServiceRequest.objects.filter(entity=e).select_related("department"),
                                           request.user).order_by("-submitted_at")[:50],
         "e": e, "contact": contact, "revealed": reveal, "can_reveal": scope.can_see_contacts(request.user),
@@ -364,7 +366,10 @@ def entity(request, uscc: str):
         "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),
         "listings": abnormal_queries.for_entity(e),
         "can_act_listing": can_act_on_listings(request.user),
-    })
+    }
+    if as_file:
+        return entity_file.export(request, e, ctx)
+    return render(request, "web/entity.html", ctx)
 
 
 @staff_required(write=True)
