@@ -237,6 +237,7 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     unreached.add(failed.number)
     page = officer.get("/abnormal/", {"year": YEAR}).content.decode()
     assert f"未能以短信或邮件告知的 {len(unreached)} 户" in page
+    assert f"决定书待送达 {len(unreached)} 户" in officer.get("/").content.decode()
     page = officer.get("/abnormal/decisions/", {"year": YEAR}).content.decode()
     assert set(re.findall(r'id="decision-([^"]+)"', page)) == unreached  # the officer's township only
     # and the service list, for the post and the stations: each one's registered address

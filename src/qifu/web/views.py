@@ -125,7 +125,8 @@ def _abnormal_panel(request) -> dict | None:
         return None
     decide_by = abnormal_actions.decide_by(year)
     return {"year": year, "due": due, "m": abnormal_queries.measures(listings), "decide_by": decide_by,
-            "late": bool(due) and timezone.localdate() > decide_by}
+            "late": bool(due) and timezone.localdate() > decide_by,
+            "unserved": abnormal_queries.unreached(listings.filter(report_year=year)).count()}
 
 
 def _projects_panel(request) -> dict | None:
