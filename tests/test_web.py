@@ -122,6 +122,10 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     # and one objection annulled, one waiting for its answer in the requests queue
     assert Listing.objects.filter(status="annulled", objection__isnull=False).count() == 1
     assert Listing.objects.filter(status="listed", objection__category="annual_report").count() == 1
+    # the written decisions no text or email reached: some served on paper, the rest still to serve
+    from qifu.abnormal.queries import unreached
+
+    assert Listing.objects.filter(served_on__isnull=False).exists() and unreached(Listing.objects.all()).exists()
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")

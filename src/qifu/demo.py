@@ -495,7 +495,8 @@ def list_late_filers(user, year: int | None, seed: int = 17) -> None:
     """The abnormal-operation list of a closed season: those who had not filed ``year``'s report
     by 30 June listed a fortnight later; of those who filed late since, some applied to come
     off (one of them refused) and most were removed, the rest not yet applied; two objected that
-    they had filed, one of them annulled."""
+    they had filed, one of them annulled; of those no text or email reached, half had the written
+    decision served on paper."""
     import datetime as dt
     import random
 
@@ -534,6 +535,14 @@ def list_late_filers(user, year: int | None, seed: int = 17) -> None:
         if i == 0:
             abnormal.do_annul(x, user, "核实：企业于6月26日在市场监管所报送纸质年报，录入遗漏",
                               now=min(objected + dt.timedelta(days=2), timezone.now()))
+    # of those no text or email reached, half had the written decision served on paper since
+    # (by hand at the station, or by post); the rest wait on the list to serve
+    unreached = list(abnormal_queries.unreached(Listing.objects.filter(report_year=year)).order_by("number"))
+    for i, x in enumerate(unreached[: (len(unreached) + 1) // 2]):
+        way, note = (("hand", "法定代表人到市场监管所签收") if i % 2 == 0 else
+                     ("post", f"EMS {rng.randint(10 ** 12, 10 ** 13 - 1)}，已妥投"))
+        abnormal.do_serve(x, way, min(decided.date() + dt.timedelta(days=rng.randint(3, 20)), timezone.localdate()), note,
+                          by=user)
     print(f"经营异常名录：{year} 年度逾期未报 {n} 户列入，其中已补报 {len(late)} 户", flush=True)
 
 
