@@ -1,4 +1,5 @@
 import datetime as dt
+import io
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -152,6 +153,20 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     # (in this test's open transaction no backup can be made: tests/test_backup.py makes them
     # as `qifu` does, from processes of their own; the demo says so and goes on)
     assert "备份未做：不能在未提交的事务中备份" in out and "最近 36 小时没有新的备份" in card
+    # the file (一企一档) of entities with every part the demo has: each exports with its sheets
+    import openpyxl
+
+    from qifu.policies.models import Match
+
+    parts = {"科创伙伴": Cooperation.objects.values_list("need__entity_id", flat=True).first(),
+             "实验室预约": Booking.objects.filter(batch__isnull=False).values_list("entity_id", flat=True).first(),
+             "送检": SampleOrder.objects.values_list("entity_id", flat=True).first(),
+             "建设项目": Phase.objects.values_list("project__entity_id", flat=True).first(),
+             "惠企政策": Match.objects.values_list("entity_id", flat=True).first(),
+             "经营异常名录": Listing.objects.values_list("entity_id", flat=True).first()}
+    for sheet, uscc in parts.items():
+        r = admin.get(f"/entities/{uscc}/", {"format": "xlsx"})
+        assert r.status_code == 200 and sheet in openpyxl.load_workbook(io.BytesIO(r.content)).sheetnames, sheet
     assert Pairing.objects.filter(status="confirmed", answer="accepted").exists()
     assert Phase.objects.filter(state="in_use").exists()
     assert Phase.objects.filter(items__status="promised").exists()  # one report promised under 承诺容缺

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ObjectDoesNotExist
+
 from qifu import spreadsheets
 from qifu.web.downloads import audited_xlsx, local_time
 
@@ -22,6 +24,15 @@ def _sheet(wb, title: str, header: list[str], rows) -> None:
 
 def _num(v) -> float | None:
     return float(v) if isinstance(v, Decimal | int | float) else None
+
+
+def _one(obj, name: str):
+    """The object on the other side of a one-to-one ``name`` seen from its reverse side (a need's
+    cooperation, a booking's test batch), or None where there is none."""
+    try:
+        return getattr(obj, name)
+    except ObjectDoesNotExist:
+        return None
 
 
 def export(request, e, ctx: dict):
@@ -57,11 +68,11 @@ def export(request, e, ctx: dict):
         [p.code, p.name, p.get_status_display(), "；".join(f"第{ph.seq}期 {ph.get_state_display()}" for ph in p.phases.all())]
         for p in ctx["projects"]])
     _sheet(wb, "科创伙伴", ["需求编号", "需求", "状态", "合作项目", "专家"], [
-        [n.number, n.title, n.get_status_display(), n.cooperation.title if n.cooperation_id else "",
-         n.cooperation.expert.name if n.cooperation_id else ""] for n in ctx["tech_needs"]])
+        [n.number, n.title, n.get_status_display(), *((c.title, c.expert.name) if (c := _one(n, "cooperation")) else ("", ""))]
+        for n in ctx["tech_needs"]])
     _sheet(wb, "实验室预约", ["开始时间", "实验室", "仪器", "检测内容", "费用（元）", "创新券（元）", "状态", "报告编号"], [
         [local_time(b.start), b.instrument.lab.name, b.instrument.name, b.purpose, _num(b.price), _num(b.voucher_amount),
-         b.get_status_display(), b.batch.report_no if b.batch_id else ""] for b in ctx["lab_bookings"]])
+         b.get_status_display(), t.report_no if (t := _one(b, "batch")) else ""] for b in ctx["lab_bookings"]])
     _sheet(wb, "送检", ["委托号", "委托时间", "实验室", "样品", "状态", "报告编号", "结论", "样品去向"], [
         [o.pk, local_time(o.created_at), o.lab.name, o.sample_name, o.get_status_display(),
          o.report_no if o.status == "issued" else "", o.get_conclusion_display() if o.status == "issued" else "",
