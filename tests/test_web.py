@@ -156,14 +156,22 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     # the file (一企一档) of entities with every part the demo has: each exports with its sheets
     import openpyxl
 
+    from qifu.checks.models import Finding
+    from qifu.land.models import Result as LandResult
     from qifu.policies.models import Match
+    from qifu.reminders.models import ContactTask
+    from qifu.service_requests.models import ServiceRequest
 
     parts = {"科创伙伴": Cooperation.objects.values_list("need__entity_id", flat=True).first(),
              "实验室预约": Booking.objects.filter(batch__isnull=False).values_list("entity_id", flat=True).first(),
              "送检": SampleOrder.objects.values_list("entity_id", flat=True).first(),
              "建设项目": Phase.objects.values_list("project__entity_id", flat=True).first(),
              "惠企政策": Match.objects.values_list("entity_id", flat=True).first(),
-             "经营异常名录": Listing.objects.values_list("entity_id", flat=True).first()}
+             "经营异常名录": Listing.objects.values_list("entity_id", flat=True).first(),
+             "亩均评价": LandResult.objects.values_list("entity_id", flat=True).first(),
+             "企业诉求": ServiceRequest.objects.filter(entity__isnull=False).values_list("entity_id", flat=True).first(),
+             "电话与上门任务": ContactTask.objects.values_list("entity_id", flat=True).first(),
+             "校验问题": Finding.objects.values_list("entity_id", flat=True).first()}
     for sheet, uscc in parts.items():
         r = admin.get(f"/entities/{uscc}/", {"format": "xlsx"})
         assert r.status_code == 200 and sheet in openpyxl.load_workbook(io.BytesIO(r.content)).sheetnames, sheet
