@@ -175,6 +175,15 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     for sheet, uscc in parts.items():
         r = admin.get(f"/entities/{uscc}/", {"format": "xlsx"})
         assert r.status_code == 200 and sheet in openpyxl.load_workbook(io.BytesIO(r.content)).sheetnames, sheet
+    # and a firm's policies through the API: one that applied, one that gave up the rest
+    from qifu.policies.models import Application
+    from tests.factories import portal_client
+
+    for uscc in (Application.objects.values_list("match__entity_id", flat=True).first(), gave_up.entity_id):
+        got = portal_client(uscc).get("/api/v1/policies").json()
+        assert got and all(m["status"] and isinstance(m["actions"], list) for m in got)
+    assert next(m for m in portal_client(gave_up.entity_id).get("/api/v1/policies").json()
+                if m["id"] == gave_up.pk)["gave_up_rest"] is True
     assert Pairing.objects.filter(status="confirmed", answer="accepted").exists()
     assert Phase.objects.filter(state="in_use").exists()
     assert Phase.objects.filter(items__status="promised").exists()  # one report promised under 承诺容缺
