@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
-from django.db.models.functions import Concat
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from qifu.abnormal.actions import STANDING, overdue_from, warn_before
@@ -33,7 +33,8 @@ def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
     email (none stored for it, or its delivery failed) and has not been served on paper yet:
     their written decisions are to be printed and served."""
     told = OutboxMessage.objects.filter(
-        key=Concat(Value("abnormal-listed:"), OuterRef("entity_id"), Value(":"), OuterRef("report_year"))
+        key=Concat(Value("abnormal-listed:"), OuterRef("entity_id"), Value(":"),
+                   Cast(OuterRef("report_year"), output_field=CharField()), output_field=CharField())
     ).exclude(status=OutboxMessage.Status.FAILED)
     return qs.filter(status__in=STANDING, served_on__isnull=True).exclude(Exists(told))
 
