@@ -287,6 +287,11 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     assert Listing.objects.get(number=second).served_way == "post" and Listing.objects.get(number=third).served_on == day
     assert "已登记送达 0 户，2 户此前已登记" in upload(book)  # again: nothing changes
     assert queries.unreached(Listing.objects.filter(number__in=[first, second, third])).count() == 0
+    book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/", {"year": YEAR, "format": "xlsx"}).content))
+    served = {r[0]: r[-2] for r in book["经营异常名录"].iter_rows(min_row=2, values_only=True)}
+    assert served[second] == f"{day:%Y-%m-%d} 邮寄送达：EMS 1100123456789"
+    assert served[first].endswith("直接送达：法定代表人张三签收")
+    assert f"已纸质送达（{day:%Y-%m-%d} 邮寄送达）" in admin.get(f"/entities/{Listing.objects.get(number=second).entity_id}/").content.decode()
     unreached -= {first, second, third}
     # an enterprise's decision: what, on what basis, the way off, objection and appeal, the bureau and day
     x = mine.filter(entity__entity_type="enterprise").first()
