@@ -591,7 +591,8 @@ def _taken_back(m: Match) -> bool:
     return m.status == Match.Status.DECLINED
 
 
-def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, by=None) -> Match:
+def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, by=None,
+               rest: bool | None = None) -> Match:
     """The firm declines the policy (放弃) before confirming or applying: nothing is released,
     it is not reminded again, and later match runs leave it declined. Confirming the account (or
     applying) takes it back while the firm is still eligible. A policy the firm has accepted
@@ -600,7 +601,9 @@ def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, b
     was paid stays paid, what was released and not yet sent is cancelled (back in the policy's
     budget), the policy's department is told, and that cannot be taken back. Refused while an
     installment is with the treasury. ``by``: the staff member who records it for a firm that
-    said so by telephone or at a service station (a reason is then required)."""
+    said so by telephone or at a service station (a reason is then required). ``rest=False``: the
+    caller asked for a plain decline, refused (under the lock) if the match has been accepted
+    meanwhile, since giving up the rest cannot be taken back."""
     now = now or timezone.now()
     reason = _text(reason, "放弃原因")[:200]
     if by is not None and len(reason) < 2:
@@ -608,6 +611,9 @@ def do_decline(match: Match, reason: str = "", now: dt.datetime | None = None, b
     who = "企业" if by is None else f"{by}（代企业登记）"
     with transaction.atomic():
         m = Match.objects.select_for_update().select_related("policy").get(pk=match.pk)
+        if m.status in GIVE_UP and rest is False:
+            raise PolicyActionError("这项政策已确认（或申请已通过）：放弃将取消尚未拨付的其余资金，且不能撤回。"
+                                    "确认放弃请传 give_up_rest=true")
         if m.status in GIVE_UP:
             note = _give_up_rest(m, now, who)
         elif m.status == Match.Status.ELIGIBLE:

@@ -145,10 +145,4 @@ def withdraw(request, match_id: int, body: WithdrawIn):
 @router.post("/{match_id}/decline", response={200: MatchOut, 400: Error, 404: Error},
              summary="放弃这项政策；已确认或已通过的，放弃尚未拨付的其余资金（give_up_rest=true，不能撤回）")
 def decline(request, match_id: int, body: DeclineIn):
-    def act(m):
-        if m.status in actions.GIVE_UP and not body.give_up_rest:
-            raise actions.PolicyActionError("这项政策已确认（或申请已通过）：放弃将取消尚未拨付的其余资金，且不能撤回。"
-                                            "确认放弃请传 give_up_rest=true")
-        actions.do_decline(m, body.reason)
-
-    return _done(request, match_id, act)
+    return _done(request, match_id, lambda m: actions.do_decline(m, body.reason, rest=body.give_up_rest))
