@@ -935,6 +935,7 @@ def test_a_send_in_order_goes_from_the_firm_to_a_report_a_second_person_signed_o
     # the samples are still at the lab: listed until they go back as the firm asked, saying how
     page = officer.get(f"/labs/{lab.code}/").content.decode()
     assert 'id="lab-held-samples"' in page and f'href="/labs/orders/{o.pk}/"' in page[page.index('id="lab-held-samples"'):]
+    assert "样品待退回或处置 1 份" in officer.get("/").content.decode()
     assert "样品待退回" in c.get("/portal/labs/").content.decode()
     r = officer.post(f"/labs/orders/{o.pk}/act/", {"action": "samples_out", "note": ""}, follow=True)
     assert "请写明怎样退回的" in r.content.decode() and SampleOrder.objects.get().samples_out_at is None

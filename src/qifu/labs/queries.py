@@ -12,7 +12,7 @@ from django.db.models.functions import ExtractYear, Substr
 from django.utils import timezone
 
 from qifu.labs import actions
-from qifu.labs.models import FREE_CANCEL_HOURS, Booking, Instrument, Voucher, Waiting
+from qifu.labs.models import FREE_CANCEL_HOURS, Booking, Instrument, SampleOrder, Voucher, Waiting
 
 
 def week(instrument: Instrument, first: dt.date, days: int = 7) -> list[dict]:
@@ -87,6 +87,9 @@ def measures(bookings, batches, vouchers, waits, orders=None) -> dict:
         # send-in orders (送检) waiting for the lab: to receive, being tested, to sign off
         "to_receive": steps.get("submitted", 0), "testing": steps.get("testing", 0), "to_review": steps.get("review", 0),
         "orders": sum(steps.values()),
+        # reports issued, the samples still at the lab: to hand back or dispose of
+        "samples_held": orders.filter(status=SampleOrder.Status.ISSUED, samples_out_at__isnull=True).count()
+        if orders is not None else 0,
         "voucher_granted": granted, "voucher_firms": vouchers.count(),
         "hours": sum(((b["end"] - b["start"]).total_seconds() / 3600 for b in live.values("start", "end")), 0.0),
         "waiting": waits.filter(status=Waiting.Status.WAITING,
