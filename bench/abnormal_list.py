@@ -4,7 +4,8 @@ A county made by `qifu synth` of ``--entities`` (240,000), its registry and repo
 then, in one process through Django's test client as the county's administrator: the home
 dashboard and the list's page before the decision (both count who is due), the decision that
 lists every late filer of 2025 and queues their notices (`actions.do_list`, timed as the button
-runs it), the page after it, its workbook, and a township officer's page.
+runs it), the page after it, its workbook, a township officer's page, and the written decisions
+no text or email reached (the page to print them, the service list's workbook).
 
     .venv/bin/python bench/abnormal_list.py --entities 240000
 """
@@ -53,6 +54,10 @@ timed("list page (after)", lambda: c.get("/abnormal/?year=2025"))
 r = timed("workbook (every listing)", lambda: c.get("/abnormal/?year=2025&format=xlsx"))
 print(f"workbook: {len(r.content) / 1e6:.1f} MB", flush=True)
 timed("officer's page", lambda: o.get("/abnormal/?year=2025"))
+from qifu.abnormal import queries
+print(f"decisions to serve: {queries.unreached(Listing.objects.filter(report_year=2025)).count()}", flush=True)
+timed("decisions to serve (page, the first 500 to print)", lambda: c.get("/abnormal/decisions/?year=2025"))
+timed("service list (workbook, every one)", lambda: c.get("/abnormal/decisions/?year=2025&format=xlsx"))
 timed("home dashboard (after)", lambda: c.get("/"))
 print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
 """
