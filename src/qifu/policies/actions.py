@@ -567,7 +567,7 @@ def firm_can(m: Match) -> list[str]:
     is with the treasury), ``withdraw`` an application not yet reviewed. Reads
     ``m.application`` (select it with the match)."""
     open_to_firm = not m.declined_and_gone and not m.gave_up_rest
-    application = getattr(m, "application", None) if hasattr(m, "application") else None
+    application = m.application_or_none
     automatic = m.policy.mode == Policy.Mode.AUTOMATIC
     can = {
         "confirm": automatic and m.status in CONFIRMABLE and open_to_firm,

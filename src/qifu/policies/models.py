@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
 
@@ -158,6 +159,15 @@ class Match(models.Model):
         """Declined after accepting it (account confirmed, or application approved): what was
         due was cancelled; it cannot be taken back."""
         return self.status == self.Status.DECLINED and self.gave_up_at is not None
+
+    @property
+    def application_or_none(self):
+        """The firm's application under an application policy, or None (none handed in, or an
+        automatic policy)."""
+        try:
+            return self.application
+        except ObjectDoesNotExist:
+            return None
 
     @property
     def masked_account(self) -> str:

@@ -39,7 +39,7 @@ def policies_page(request):
 @portal_required
 def policy_page(request, match_id: int):
     m = _match(request.entity, match_id)
-    application = getattr(m, "application", None) if hasattr(m, "application") else None
+    application = m.application_or_none
     payments = list(m.payments.select_related("batch").order_by("seq"))
     can = actions.firm_can(m)
     return render(request, "portal/policy.html", {

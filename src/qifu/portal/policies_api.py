@@ -76,7 +76,7 @@ class WithdrawIn(Schema):
 
 
 def _match(m: Match) -> dict:
-    application = getattr(m, "application", None) if hasattr(m, "application") else None
+    application = m.application_or_none
     p = m.policy
     return {"id": m.pk, "policy": p.code, "title": p.title, "mode": p.mode, "year": p.year, "department": p.department,
             "summary": p.summary, "amount": f"{m.amount.normalize():f}", "reason": m.reason, "status": m.status,
