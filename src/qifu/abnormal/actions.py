@@ -158,8 +158,7 @@ def _county() -> str:
 
 
 def listed_text(name: str, year: int, x: Listing) -> str:
-    what = "列入经营异常名录" if x.kind == Listing.Kind.LIST else "标注为经营异常状态"
-    return (f"【{_county()}市场监管局】{name}：因未在{year + 1}年6月30日前报送{year}年度年报，已被{what}（{x.number}）。"
+    return (f"【{_county()}市场监管局】{name}：因未在{year + 1}年6月30日前报送{year}年度年报，已被{x.decided}（{x.number}）。"
             f"请登录国家企业信用信息公示系统补报，补报后可登录企服平台申请移出。" + FREE)
 
 
@@ -209,10 +208,9 @@ def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) ->
             raise ListingError(f"该主体尚未补报 {x.report_year} 年度年报，不能移出")
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
-        what = "移出经营异常名录" if x.kind == Listing.Kind.LIST else "恢复正常记载状态"
         decency.tell_once(f"abnormal-removed:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：您单位已补报{x.report_year}年度年报，"
-                          f"已于{x.removed_on.month}月{x.removed_on.day}日{what}（原{x.number}）。" + FREE,
+                          f"已于{x.removed_on.month}月{x.removed_on.day}日{x.undone}（原{x.number}）。" + FREE,
                           f"移出 {x.number}", now)
     return x
 
@@ -250,7 +248,6 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
         x = _locked(x, *STANDING, why="只有列入中或已申请移出的可以撤销")
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.ANNULLED, timezone.localdate(now), by, reason[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
-        what = "列入经营异常名录" if x.kind == Listing.Kind.LIST else "标注为经营异常状态"
         answered = ""
         if x.objection_id:
             from qifu.service_requests import actions as requests
@@ -259,7 +256,7 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
             if requests.do_settle(x.objection, who, f"经核实，经营异常名录 {x.number} 列入有误，已撤销：{reason[:300]}", now):
                 answered = f"您提出的异议（诉求编号{x.objection.number}）已据此答复，可登录企服平台评价。"
         decency.tell_once(f"abnormal-annulled:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
-                          f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.report_year}年度年报被{what}（{x.number}）"
+                          f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.report_year}年度年报被{x.decided}（{x.number}）"
                           f"有误，已于{x.removed_on.month}月{x.removed_on.day}日撤销。{answered}" + FREE, f"撤销 {x.number}", now)
     return x
 

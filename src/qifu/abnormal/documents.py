@@ -45,13 +45,11 @@ def decision(x: Listing) -> Decision:
     bureau = f"{county}市场监督管理局"
     e = x.entity
     marked = x.kind == Listing.Kind.MARK
-    what = "标注为经营异常状态" if marked else "列入经营异常名录"
-    undo = "恢复正常记载状态" if marked else "移出经营异常名录"
     you = "你户" if marked else "你单位"
     paragraphs = [
         f"经查，{you}未在{x.report_year + 1}年6月30日前报送并公示{x.report_year}年度年度报告。"
-        f"依据{BASIS.get(e.entity_type, BASIS['enterprise'])}的规定，本局决定自{_day(x.listed_on)}起将{you}{what}。",
-        f"{you}补报{x.report_year}年度年度报告并公示后，可以登录企服平台或到所在地市场监管所申请{undo}，"
+        f"依据{BASIS.get(e.entity_type, BASIS['enterprise'])}的规定，本局决定自{_day(x.listed_on)}起将{you}{x.decided}。",
+        f"{you}补报{x.report_year}年度年度报告并公示后，可以登录企服平台或到所在地市场监管所申请{x.undone}，"
         f"本局自收到申请之日起{Listing.DECIDE_WITHIN_WORKDAYS}个工作日内作出决定。",
     ]
     if not marked:
@@ -64,6 +62,6 @@ def decision(x: Listing) -> Decision:
     annulled = ""
     if x.status == Listing.Status.ANNULLED and x.removed_on:
         annulled = f"本决定已于{_day(x.removed_on)}撤销（列入有误）。"
-    return Decision(title=f"{'标注经营异常状态' if marked else '列入经营异常名录'}决定书", number=x.number,
+    return Decision(title=f"{x.get_kind_display()}决定书", number=x.number,
                     addressee=f"{e.name}（统一社会信用代码：{e.uscc}）：", paragraphs=paragraphs, issuer=bureau,
                     issued_on=x.listed_on, annulled=annulled)

@@ -76,6 +76,18 @@ class Listing(models.Model):
         indexes = [models.Index(fields=["report_year", "status"]), models.Index(fields=["town", "status"])]
 
     @property
+    def decided(self) -> str:
+        """What was done to the entity, as its messages and its decision say it (被…, 将…):
+        列入经营异常名录, or 标注为经营异常状态 for an individual business."""
+        return "标注为经营异常状态" if self.kind == self.Kind.MARK else "列入经营异常名录"
+
+    @property
+    def undone(self) -> str:
+        """Its way off, as the messages and the decision say it: 移出经营异常名录, or
+        恢复正常记载状态 for an individual business."""
+        return "恢复正常记载状态" if self.kind == self.Kind.MARK else "移出经营异常名录"
+
+    @property
     def standing(self) -> bool:
         return self.status in self.STANDING
 
