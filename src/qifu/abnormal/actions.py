@@ -387,6 +387,21 @@ def warn_serious(now: dt.datetime | None = None) -> int:
 # --- serving the written decision (送达) ----------------------------------------------------------
 
 
+NO_SIGNATURE = "请写明签收人，或邮件号、公告编号"
+SERVED_FIELDS = ["served_on", "served_way", "served_note", "served_by"]
+
+
+def _day_problem(x: Listing, on: dt.date, today: dt.date) -> str | None:
+    """Why ``on`` cannot be the day ``x`` was served: before it was listed, or after today."""
+    if not x.listed_on <= on <= today:
+        return f"应在列入日期（{x.listed_on:%Y-%m-%d}）之后、不晚于今天"
+    return None
+
+
+def _served(x: Listing, way: str, on: dt.date, note: str, by) -> None:
+    x.served_on, x.served_way, x.served_note, x.served_by = on, way, note[:200], by
+
+
 def do_serve(x: Listing, way: str, on: dt.date, note: str, by=None, today: dt.date | None = None) -> Listing:
     """The written decision of ``x`` served on paper, where no text or email reached the entity:
     how (直接送达, 邮寄送达, 公告送达), on which day (not before the listing, not after today) and
@@ -396,15 +411,15 @@ def do_serve(x: Listing, way: str, on: dt.date, note: str, by=None, today: dt.da
     if way not in Listing.Service.values:
         raise ListingError("请选择送达方式：直接送达、邮寄送达或公告送达")
     if len(note) < 2:
-        raise ListingError("请写明签收人，或邮件号、公告编号")
+        raise ListingError(NO_SIGNATURE)
     with transaction.atomic():
         x = Listing.objects.select_for_update().get(pk=x.pk)
         if x.served_on is not None:
             raise ListingError(f"{x.number} 已于{x.served_on:%Y-%m-%d}{x.get_served_way_display()}")
-        if not x.listed_on <= on <= today:
-            raise ListingError(f"送达日期应在列入日期（{x.listed_on:%Y-%m-%d}）之后、不晚于今天")
-        x.served_on, x.served_way, x.served_note, x.served_by = on, way, note[:200], by
-        x.save(update_fields=["served_on", "served_way", "served_note", "served_by"])
+        if why := _day_problem(x, on, today):
+            raise ListingError(f"送达日期{why}")
+        _served(x, way, on, note, by)
+        x.save(update_fields=SERVED_FIELDS)
     return x
 
 
@@ -463,7 +478,7 @@ def do_record_service(rows: list[dict], listings: QuerySet[Listing], by=None,
         if texts.problem(note):
             problems.append((row, "签收人或公告编号", note[:40], texts.problem(note)))
         elif len(note) < 2:
-            problems.append((row, "签收人或公告编号", note, "请写明签收人，或邮件号、公告编号"))
+            problems.append((row, "签收人或公告编号", note, NO_SIGNATURE))
         if not errors and values["way"] is not None and values["on"] is not None:
             todo.append((row, number, values["way"], values["on"], note))
     with transaction.atomic():  # the rows locked: two lists at once record each service once
@@ -479,12 +494,12 @@ def do_record_service(rows: list[dict], listings: QuerySet[Listing], by=None,
                 else:
                     problems.append((row, "决定书文号", number,
                                      f"已于{x.served_on:%Y-%m-%d}{x.get_served_way_display()}（{x.served_note}），与本行不同"))
-            elif not x.listed_on <= on <= today:
-                problems.append((row, "送达日期", on.isoformat(), f"应在列入日期（{x.listed_on:%Y-%m-%d}）之后、不晚于今天"))
+            elif why := _day_problem(x, on, today):
+                problems.append((row, "送达日期", on.isoformat(), why))
             else:
-                x.served_on, x.served_way, x.served_note, x.served_by = on, way, note[:200], by
+                _served(x, way, on, note, by)
                 served.append(x)
         if problems:
             return 0, 0, sorted(problems)
-        Listing.objects.bulk_update(served, ["served_on", "served_way", "served_note", "served_by"], batch_size=1000)
+        Listing.objects.bulk_update(served, SERVED_FIELDS, batch_size=1000)
     return len(served), same, []
