@@ -51,6 +51,12 @@ def waiting_of(entity):
     return Waiting.objects.filter(entity=entity).select_related("instrument__lab", "booking").order_by("-created_at", "-id")
 
 
+def samples_held(orders):
+    """Of ``orders``, those whose report is issued and whose samples are still at the lab (to
+    hand back or dispose of: ``SampleOrder.samples_held``)."""
+    return orders.filter(status=SampleOrder.Status.ISSUED, samples_out_at__isnull=True)
+
+
 def place_in_queue(w: Waiting) -> int:
     """Where an open wait stands in its slot's queue (1: served first), counted over every
     firm's waits for the same instrument and start, in the order they were made."""
@@ -88,8 +94,7 @@ def measures(bookings, batches, vouchers, waits, orders=None) -> dict:
         "to_receive": steps.get("submitted", 0), "testing": steps.get("testing", 0), "to_review": steps.get("review", 0),
         "orders": sum(steps.values()),
         # reports issued, the samples still at the lab: to hand back or dispose of
-        "samples_held": orders.filter(status=SampleOrder.Status.ISSUED, samples_out_at__isnull=True).count()
-        if orders is not None else 0,
+        "samples_held": samples_held(orders).count() if orders is not None else 0,
         "voucher_granted": granted, "voucher_firms": vouchers.count(),
         "hours": sum(((b["end"] - b["start"]).total_seconds() / 3600 for b in live.values("start", "end")), 0.0),
         "waiting": waits.filter(status=Waiting.Status.WAITING,
