@@ -12,14 +12,16 @@ import zoneinfo
 
 import openpyxl
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
 from qifu.abnormal import actions, queries
-from qifu.abnormal.models import Listing
+from qifu.abnormal.models import Listing, Ruling
+from qifu.accounts.models import StaffProfile
 from qifu.imports.models import ImportRun
-from qifu.registry.models import Entity
+from qifu.registry.models import Entity, Township
 from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 from tests.factories import portal_client
@@ -151,19 +153,53 @@ def test_a_late_filer_applies_and_is_removed_or_refused_and_told(checked_county)
     assert f"市场监管部门将在 {due.month}月{due.day}日 前（5 个工作日内）办理" in c.get("/portal/").content.decode()
     r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "refuse", "reason": "否"}, follow=True)
     assert "至少4个字" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "applied"
+    applied_on = timezone.localdate(x.applied_at)
     officer.post(f"/abnormal/{x.pk}/act/", {"action": "refuse", "reason": "补报的从业人数与社保记录不符，请更正"})
     x.refresh_from_db()
     assert (x.status, x.note, x.applied_at) == ("listed", "补报的从业人数与社保记录不符，请更正", None)
     assert x.removed_by is not None  # who refused
     refused = OutboxMessage.objects.get(entity=x.entity, key__startswith=f"abnormal-refused:{x.pk}:")
     assert "社保记录不符" in refused.body
-    assert "上次申请未获同意" in c.get("/portal/").content.decode()
+    # the refusal is a decision in writing with its own number, the reason and the way to appeal
+    this_year = timezone.localdate().year
+    refusal = x.rulings.get()
+    assert (refusal.kind, refusal.number, refusal.reason) == ("refuse", f"异不移〔{this_year}〕00001号", x.note)
+    assert refusal.number in refused.body
+    home = c.get("/portal/").content.decode()
+    assert "上次申请未获同意" in home and f"/portal/abnormal/{x.pk}/decision/{refusal.pk}/" in home
+    doc = c.get(f"/portal/abnormal/{x.pk}/decision/{refusal.pk}/").content.decode()
+    assert "不予移出经营异常名录决定书" in doc and refusal.number in doc and x.number in doc and x.entity.uscc in doc
+    assert f"于{applied_on.year}年{applied_on.month}月{applied_on.day}日申请移出经营异常名录" in doc
+    assert "经审查，补报的从业人数与社保记录不符，请更正，不符合移出经营异常名录的条件" in doc
+    assert "行政复议" in doc and "可以再次申请" in doc
     c.post(f"/portal/abnormal/{x.pk}/apply/")
     officer.post(f"/abnormal/{x.pk}/act/", {"action": "remove", "note": "已更正"})
     x.refresh_from_db()
     assert (x.status, x.removed_on) == ("removed", timezone.localdate())
-    assert "移出经营异常名录" in OutboxMessage.objects.get(key=f"abnormal-removed:{x.pk}").body
-    assert 'id="abnormal"' not in c.get("/portal/").content.decode()
+    removal = x.rulings.get(kind="remove")
+    assert removal.number == f"异移〔{this_year}〕00001号" and removal.applied_at is not None
+    body = OutboxMessage.objects.get(key=f"abnormal-removed:{x.pk}").body
+    assert "移出经营异常名录" in body and removal.number in body and "决定书可登录企服平台查看打印" in body
+    home = c.get("/portal/").content.decode()
+    assert 'id="abnormal"' not in home and 'id="abnormal-past"' in home and removal.number in home
+    doc = c.get(f"/portal/abnormal/{x.pk}/decision/{removal.pk}/").content.decode()
+    assert "移出经营异常名录决定书" in doc and f"本局决定自{x.removed_on.year}年{x.removed_on.month}月{x.removed_on.day}日起将你单位移出经营异常名录" in doc
+    assert "行政复议" not in doc  # nothing to appeal against
+    page = officer.get(f"/abnormal/{x.pk}/decision/").content.decode()
+    assert f"/abnormal/{x.pk}/decision/{refusal.pk}/" in page and f"/abnormal/{x.pk}/decision/{removal.pk}/" in page
+    assert "移出经营异常名录决定书" in officer.get(f"/abnormal/{x.pk}/decision/{removal.pk}/").content.decode()
+    api = c.get("/api/v1/abnormal").json()
+    assert [(r["kind"], r["number"]) for r in next(a for a in api if a["id"] == x.pk)["rulings"]] == [
+        ("refuse", refusal.number), ("remove", removal.number)]
+    # nobody else reads them: another firm, an officer of another township
+    other_firm = portal_client(Listing.objects.exclude(entity=x.entity).first().entity_id)
+    assert other_firm.get(f"/portal/abnormal/{x.pk}/decision/{removal.pk}/").status_code == 404
+    elsewhere = Township.objects.exclude(pk=x.town_id).first()
+    stranger = get_user_model().objects.create_user("elsewhere", password="elsewhere-pw-for-tests")
+    StaffProfile.objects.create(user=stranger, role="officer", town=elsewhere)
+    stranger_client = Client()
+    stranger_client.force_login(stranger)
+    assert stranger_client.get(f"/abnormal/{x.pk}/decision/{removal.pk}/").status_code == 404
     r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "remove"}, follow=True)
     assert "已经移出" in r.content.decode()
     page = officer.get(f"/entities/{x.entity_id}/").content.decode()
@@ -288,7 +324,8 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     assert "已登记送达 0 户，2 户此前已登记" in upload(book)  # again: nothing changes
     assert queries.unreached(Listing.objects.filter(number__in=[first, second, third])).count() == 0
     book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/", {"year": YEAR, "format": "xlsx"}).content))
-    served = {r[0]: r[-2] for r in book["经营异常名录"].iter_rows(min_row=2, values_only=True)}
+    rows = list(book["经营异常名录"].iter_rows(values_only=True))
+    served = {r[0]: r[rows[0].index("纸质送达")] for r in rows[1:]}
     assert served[second] == f"{day:%Y-%m-%d} 邮寄送达：EMS 1100123456789"
     assert served[first].endswith("直接送达：法定代表人张三签收")
     assert f"已纸质送达（{day:%Y-%m-%d} 邮寄送达）" in admin.get(f"/entities/{Listing.objects.get(number=second).entity_id}/").content.decode()
@@ -445,7 +482,8 @@ def test_a_listing_the_firm_objects_to_is_annulled_when_found_wrong_and_the_firm
     assert f'id="listing-{x.pk}"' in page and '<b id="tile-objected">1</b>' in page and req.number in page
     assert "异议 1 件待办" in officer.get("/").content.decode()
     book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/", {"status": "objected", "format": "xlsx"}).content))
-    assert [(r[0], r[-1]) for r in book["经营异常名录"].iter_rows(min_row=2, values_only=True)] == [(x.number, req.number)]
+    rows = list(book["经营异常名录"].iter_rows(values_only=True))
+    assert [(r[0], r[rows[0].index("异议（诉求编号）")]) for r in rows[1:]] == [(x.number, req.number)]
     detail = officer.get(f"/requests/{req.number}/").content.decode()
     assert 'id="request-listing"' in detail and x.number in detail[detail.index('id="request-listing"'):]
     # found wrong: annulled with what was found, the firm told once, off its home, not due again
@@ -533,3 +571,69 @@ def test_a_listing_near_three_years_is_warned_once_by_the_morning_job(checked_co
     assert today < on <= today + dt.timedelta(days=actions.WARN_DAYS)
     assert f"将于{on.year}年{on.month}月{on.day}日满三年" in told.body and "严重违法失信名单" in told.body
     assert not OutboxMessage.objects.filter(key__in=[f"abnormal-serious:{far.pk}", f"abnormal-serious:{removed.pk}"]).exists()
+
+
+def test_removals_refusals_and_annulments_are_numbered_decisions_worded_for_an_individual_business(checked_county):
+    from qifu.abnormal import documents
+
+    actions.do_list(YEAR, now=AFTER)
+    marks = list(Listing.objects.filter(kind="mark").select_related("entity").order_by("number")[:3])
+    first, second, third = marks
+    year = timezone.localdate().year
+    # numbers run on from the highest of their kind and year, each kind apart
+    Ruling.objects.create(listing=third, kind="remove", number=f"异移〔{year}〕00041号", decided_on=timezone.localdate(),
+                          decided_at=timezone.now())
+    report(first.entity, dt.datetime(2026, 8, 3, 10, 0, tzinfo=LOCAL))
+    actions.do_remove(first, checked_county["users"]["admin"])  # of the bureau's own motion: no application
+    removal = first.rulings.get()
+    assert removal.number == f"异移〔{year}〕00042号" and removal.applied_at is None
+    d = documents.ruling(removal)
+    text = "".join(d.paragraphs)
+    assert d.title == "恢复正常记载状态决定书" and d.number == removal.number
+    assert "本局决定自" in text and "起恢复你户的正常记载状态" in text and "你户已补报" in text
+    assert "申请" not in text and "你单位" not in text and first.number in text
+    actions.do_annul(second, checked_county["users"]["admin"], "该户已于6月20日报送纸质年报。")
+    annulment = second.rulings.get()
+    assert annulment.number == f"异撤〔{year}〕00001号"
+    d = documents.ruling(annulment)
+    text = "".join(d.paragraphs)
+    assert d.title == "撤销标注经营异常状态决定书"
+    assert "经核实，该户已于6月20日报送纸质年报，该决定有误" in text and f"撤销{second.number}决定" in text
+    assert annulment.number in OutboxMessage.objects.get(key=f"abnormal-annulled:{second.pk}").body
+    # the listing's own decision says it was annulled; the entity's file lists both later decisions
+    admin = staff(checked_county, "admin")
+    assert "本决定已于" in admin.get(f"/abnormal/{second.pk}/decision/").content.decode()
+    page = admin.get(f"/entities/{second.entity_id}/").content.decode()
+    assert annulment.number in page and f"/abnormal/{second.pk}/decision/{annulment.pk}/" in page
+    book = openpyxl.load_workbook(io.BytesIO(admin.get("/abnormal/", {"year": YEAR, "format": "xlsx"}).content))
+    rows = list(book["经营异常名录"].iter_rows(values_only=True))
+    later = {r[0]: r[rows[0].index("后续决定（文号）")] for r in rows[1:]}
+    assert later[first.number] == f"移出 {removal.number}（{removal.decided_on:%Y-%m-%d}）"
+    assert later[second.number].startswith(f"撤销 {annulment.number}") and not later[Listing.objects.exclude(
+        pk__in=[x.pk for x in marks]).order_by("number").first().number]
+
+
+def test_decisions_made_before_their_table_are_taken_from_the_listings_and_the_refusals_messages(checked_county):
+    import importlib
+
+    from django.apps import apps
+
+    step = importlib.import_module("qifu.abnormal.migrations.0004_rulings").written
+    actions.do_list(YEAR, now=AFTER)
+    removed, national, annulled, refused = Listing.objects.select_related("entity").order_by("number")[:4]
+    Listing.objects.filter(pk=removed.pk).update(status="removed", removed_on=dt.date(2026, 8, 5), note="已补报",
+                                                 applied_at=dt.datetime(2026, 8, 1, 9, 0, tzinfo=LOCAL))
+    Listing.objects.filter(pk=national.pk).update(status="removed", removed_on=dt.date(2026, 8, 4), note=actions.NATIONAL)
+    Listing.objects.filter(pk=annulled.pk).update(status="annulled", removed_on=dt.date(2026, 8, 6), note="按期报送纸质年报")
+    at = dt.datetime(2026, 8, 7, 16, 0, tzinfo=LOCAL)
+    OutboxMessage.objects.create(
+        key=f"abnormal-refused:{refused.pk}:{int(at.timestamp())}", entity=refused.entity, purpose="abnormal",
+        channel="sms", recipient="13800000000", planned_for=at.date(), next_attempt_at=at, reason="不予移出",
+        body=f"【慈溪市市场监管局】{refused.entity.name}：您单位移出经营异常名录的申请（{refused.number}）未获同意："
+             f"补报的资产总额与财务报表不符。处理后可再次申请。年报和移出均不收费。")
+    step(apps, None)
+    got = {r.listing_id: (r.kind, r.number, r.decided_on, r.reason, r.applied_at) for r in Ruling.objects.all()}
+    assert got == {
+        removed.pk: ("remove", "异移〔2026〕00001号", dt.date(2026, 8, 5), "已补报", dt.datetime(2026, 8, 1, 1, 0, tzinfo=dt.UTC)),
+        annulled.pk: ("annul", "异撤〔2026〕00001号", dt.date(2026, 8, 6), "按期报送纸质年报", None),
+        refused.pk: ("refuse", "异不移〔2026〕00001号", dt.date(2026, 8, 7), "补报的资产总额与财务报表不符", None)}

@@ -175,10 +175,19 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     for sheet, uscc in parts.items():
         r = admin.get(f"/entities/{uscc}/", {"format": "xlsx"})
         assert r.status_code == 200 and sheet in openpyxl.load_workbook(io.BytesIO(r.content)).sheetnames, sheet
-    # and a firm's policies through the API: one that applied, one that gave up the rest
+    from qifu.abnormal.actions import NATIONAL
+    from qifu.abnormal.models import Ruling
     from qifu.policies.models import Application
     from tests.factories import portal_client
 
+    # the removals and refusals are decisions in writing, which the firm reads in its portal
+
+    removal = Ruling.objects.filter(kind="remove").select_related("listing").first()
+    assert removal is not None and Ruling.objects.filter(kind="refuse").exists()
+    assert not Listing.objects.filter(status="removed").exclude(note=NATIONAL).exclude(rulings__kind="remove").exists()
+    r = portal_client(removal.listing.entity_id).get(f"/portal/abnormal/{removal.listing_id}/decision/{removal.pk}/")
+    assert r.status_code == 200 and removal.number in r.content.decode() and removal.title in r.content.decode()
+    # and a firm's policies through the API: one that applied, one that gave up the rest
     for uscc in (Application.objects.values_list("match__entity_id", flat=True).first(), gave_up.entity_id):
         got = portal_client(uscc).get("/api/v1/policies").json()
         assert got and all(m["status"] and isinstance(m["actions"], list) for m in got)

@@ -13,7 +13,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from qifu import text as texts
-from qifu.abnormal.models import Listing
+from qifu.abnormal.models import Listing, Ruling
 from qifu.engine import reference, season
 from qifu.engine.requests import workdays
 from qifu.imports.models import ImportRun
@@ -99,21 +99,45 @@ def kind_of(entity_type: str) -> str:
     return Listing.Kind.MARK if entity_type == "individual" else Listing.Kind.LIST
 
 
-def _prefix(year: int) -> str:
-    return f"异列〔{year}〕"
+# the word of a decision's number (文号): 异列〔2026〕00001号 for a listing, and for the later
+# decisions 异移 (removal), 异不移 (refusal), 异撤 (annulment); each runs on through its year
+WORD = {"list": "列", Ruling.Kind.REMOVE: "移", Ruling.Kind.REFUSE: "不移", Ruling.Kind.ANNUL: "撤"}
 
 
-def numbered(year: int, seq: int) -> str:
-    """A decision's number: 异列〔2026〕00001号."""
-    return f"{_prefix(year)}{seq:05d}号"
+def _prefix(year: int, kind: str = "list") -> str:
+    return f"异{WORD[kind]}〔{year}〕"
 
 
-def last_number(year: int) -> int:
-    """The last sequence number given in ``year``: numbers run on within the year of the decision,
-    across townships and decisions. Read from the highest number, not a count, so a listing deleted
-    (in admin) or imported under another numbering does not make the next decision collide."""
-    top = Listing.objects.filter(number__regex=rf"^{_prefix(year)}[0-9]{{5}}号$").aggregate(top=Max("number"))["top"]
-    return int(top[len(_prefix(year)):-1]) if top else 0
+def numbered(year: int, seq: int, kind: str = "list") -> str:
+    """A decision's number: 异列〔2026〕00001号 (a listing), 异移〔2026〕00001号 (a removal)…"""
+    return f"{_prefix(year, kind)}{seq:05d}号"
+
+
+def last_number(year: int, kind: str = "list") -> int:
+    """The last sequence number given in ``year`` to decisions of ``kind``: numbers run on within
+    the year of the decision, across townships and decisions. Read from the highest number, not a
+    count, so a listing deleted (in admin) or imported under another numbering does not make the
+    next decision collide."""
+    model = Listing if kind == "list" else Ruling
+    prefix = _prefix(year, kind)
+    top = model.objects.filter(number__regex=rf"^{prefix}[0-9]{{5}}号$").aggregate(top=Max("number"))["top"]
+    return int(top[len(prefix):-1]) if top else 0
+
+
+def _rule(x: Listing, kind: str, by, reason: str, applied_at: dt.datetime | None, now: dt.datetime) -> Ruling:
+    """The written decision of a removal, refusal or annulment of ``x``, with the next number of
+    its year. Two decisions at the same moment on different listings may reach for the same
+    number: the second then takes the next (the first's row is seen once it commits)."""
+    today = timezone.localdate(now)
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Ruling.objects.create(
+                    listing=x, kind=kind, number=numbered(today.year, last_number(today.year, kind) + 1, kind),
+                    decided_on=today, decided_at=now, decided_by=by, applied_at=applied_at, reason=reason[:300])
+        except IntegrityError:
+            continue
+    raise ListingError("另一位同事正在作出决定，请稍后重试")
 
 
 def do_list(year: int, by=None, town: str | None = None, now: dt.datetime | None = None) -> int:
@@ -206,11 +230,14 @@ def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) ->
         x = _locked(x, *STANDING, why="已经移出或撤销")
         if not back_filed(x):
             raise ListingError(f"该主体尚未补报 {x.report_year} 年度年报，不能移出")
+        applied = x.applied_at if x.status == Listing.Status.APPLIED else None
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
+        r = _rule(x, Ruling.Kind.REMOVE, by, note, applied, now)
         decency.tell_once(f"abnormal-removed:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：您单位已补报{x.report_year}年度年报，"
-                          f"已于{x.removed_on.month}月{x.removed_on.day}日{x.undone}（原{x.number}）。" + FREE,
+                          f"已于{x.removed_on.month}月{x.removed_on.day}日{x.undone}（{r.number}，原{x.number}），"
+                          f"决定书可登录企服平台查看打印。" + FREE,
                           f"移出 {x.number}", now)
     return x
 
@@ -224,13 +251,15 @@ def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Li
         raise ListingError("不予移出须写明原因（至少4个字），企业会收到")
     with transaction.atomic():
         x = _locked(x, Listing.Status.APPLIED, why="只有已申请移出的可以不予移出")
+        applied = x.applied_at
         x.status, x.applied_at, x.applied_channel, x.note = Listing.Status.LISTED, None, "", reason[:300]
         x.removed_by = by  # who decided, until the next decision
         x.save(update_fields=["status", "applied_at", "applied_channel", "note", "removed_by"])
+        r = _rule(x, Ruling.Kind.REFUSE, by, reason, applied, now)
         decency.tell_once(f"abnormal-refused:{x.pk}:{int(now.timestamp())}", x.entity_id, "abnormal", x.entity.phone,
                           x.entity.email,
-                          f"【{_county()}市场监管局】{x.entity.name}：您单位移出经营异常名录的申请（{x.number}）未获同意：{reason[:120]}。"
-                          f"处理后可再次申请。" + FREE, f"不予移出 {x.number}", now)
+                          f"【{_county()}市场监管局】{x.entity.name}：您单位{x.undone}的申请（{x.number}）未获同意（{r.number}）："
+                          f"{reason[:120]}。处理后可再次申请。" + FREE, f"不予移出 {x.number}", now)
     return x
 
 
@@ -246,8 +275,10 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
         raise ListingError("撤销须写明核实的情况（至少4个字），如：企业已于6月20日报送纸质年报")
     with transaction.atomic():
         x = _locked(x, *STANDING, why="只有列入中或已申请移出的可以撤销")
+        applied = x.applied_at if x.status == Listing.Status.APPLIED else None
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.ANNULLED, timezone.localdate(now), by, reason[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
+        r = _rule(x, Ruling.Kind.ANNUL, by, reason, applied, now)
         answered = ""
         if x.objection_id:
             from qifu.service_requests import actions as requests
@@ -257,7 +288,7 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
                 answered = f"您提出的异议（诉求编号{x.objection.number}）已据此答复，可登录企服平台评价。"
         decency.tell_once(f"abnormal-annulled:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.report_year}年度年报被{x.decided}（{x.number}）"
-                          f"有误，已于{x.removed_on.month}月{x.removed_on.day}日撤销。{answered}" + FREE, f"撤销 {x.number}", now)
+                          f"有误，已于{x.removed_on.month}月{x.removed_on.day}日撤销（{r.number}）。{answered}" + FREE, f"撤销 {x.number}", now)
     return x
 
 

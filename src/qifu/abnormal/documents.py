@@ -1,4 +1,5 @@
-"""The written decision (决定书) of a listing, for the bureau to print and serve on an entity
+"""The written decisions (决定书) of a listing and of what was decided on it later (its removal,
+a refusal to remove, its annulment). The listing's, for the bureau to print and serve on an entity
 that neither a text nor an email reached (or to hand over at a station), and for the entity to
 read in the portal: the title, the number, whom it is addressed to, what was decided and on
 what basis, the way off, the way to object and to appeal, the issuing bureau and the date.
@@ -14,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from qifu.abnormal.models import Listing
+from django.utils import timezone
+
+from qifu.abnormal.models import Listing, Ruling
 from qifu.engine import reference
 
 BASIS = {
@@ -25,7 +28,7 @@ BASIS = {
 
 
 @dataclass(frozen=True)
-class Decision:
+class Document:
     title: str
     number: str
     addressee: str
@@ -39,16 +42,37 @@ def _day(d: dt.date) -> str:
     return f"{d.year}年{d.month}月{d.day}日"
 
 
-def decision(x: Listing) -> Decision:
+def _you(x: Listing) -> str:
+    return "你户" if x.kind == Listing.Kind.MARK else "你单位"
+
+
+def _appeal(x: Listing, county: str) -> str:
+    return (f"{_you(x)}如不服本决定，可以自收到本决定书之日起六十日内向{county}人民政府申请行政复议，"
+            f"也可以自收到本决定书之日起六个月内依法向人民法院提起行政诉讼。")
+
+
+def _basis(x: Listing) -> str:
+    return BASIS.get(x.entity.entity_type, BASIS["enterprise"])
+
+
+def _off(x: Listing) -> str:
+    """What a removal or an annulment does, as its decision says it."""
+    return f"恢复{_you(x)}的正常记载状态" if x.kind == Listing.Kind.MARK else f"将{_you(x)}{x.undone}"
+
+
+def _addressee(x: Listing) -> str:
+    return f"{x.entity.name}（统一社会信用代码：{x.entity.uscc}）："
+
+
+def decision(x: Listing) -> Document:
     """The decision of listing ``x`` (its entity selected with it)."""
     county = reference.county()["county"]
     bureau = f"{county}市场监督管理局"
-    e = x.entity
     marked = x.kind == Listing.Kind.MARK
-    you = "你户" if marked else "你单位"
+    you = _you(x)
     paragraphs = [
         f"经查，{you}未在{x.report_year + 1}年6月30日前报送并公示{x.report_year}年度年度报告。"
-        f"依据{BASIS.get(e.entity_type, BASIS['enterprise'])}的规定，本局决定自{_day(x.listed_on)}起将{you}{x.decided}。",
+        f"依据{_basis(x)}的规定，本局决定自{_day(x.listed_on)}起将{you}{x.decided}。",
         f"{you}补报{x.report_year}年度年度报告并公示后，可以登录企服平台或到所在地市场监管所申请{x.undone}，"
         f"本局自收到申请之日起{Listing.DECIDE_WITHIN_WORKDAYS}个工作日内作出决定。",
     ]
@@ -56,12 +80,34 @@ def decision(x: Listing) -> Decision:
         paragraphs.append("列入经营异常名录满三年仍未履行公示义务的，将被列入严重违法失信名单。")
     paragraphs += [
         f"{you}如已按期报送（包括报送纸质年度报告）或依法不需报送，可以向本局提出异议。",
-        f"{you}如不服本决定，可以自收到本决定书之日起六十日内向{county}人民政府申请行政复议，"
-        f"也可以自收到本决定书之日起六个月内依法向人民法院提起行政诉讼。",
+        _appeal(x, county),
     ]
     annulled = ""
     if x.status == Listing.Status.ANNULLED and x.removed_on:
         annulled = f"本决定已于{_day(x.removed_on)}撤销（列入有误）。"
-    return Decision(title=f"{x.get_kind_display()}决定书", number=x.number,
-                    addressee=f"{e.name}（统一社会信用代码：{e.uscc}）：", paragraphs=paragraphs, issuer=bureau,
-                    issued_on=x.listed_on, annulled=annulled)
+    return Document(title=f"{x.get_kind_display()}决定书", number=x.number, addressee=_addressee(x),
+                    paragraphs=paragraphs, issuer=bureau, issued_on=x.listed_on, annulled=annulled)
+
+
+def ruling(r: Ruling) -> Document:
+    """The written decision of a removal, a refusal to remove or an annulment (``r``, its listing
+    and the listing's entity selected with it)."""
+    county = reference.county()["county"]
+    x = r.listing
+    you = _you(x)
+    what = (f"{you}因未按规定期限公示{x.report_year}年度年度报告，"
+            f"本局于{_day(x.listed_on)}作出{x.number}决定，将{you}{x.decided}。")
+    applied = f"{you}于{_day(timezone.localdate(r.applied_at))}申请{x.undone}。" if r.applied_at else ""
+    if r.kind == Ruling.Kind.REMOVE:
+        paragraphs = [what, f"{you}已补报{x.report_year}年度年度报告并公示。{applied}经审查，符合{x.undone}的条件。"
+                            f"依据{_basis(x)}的规定，本局决定自{_day(r.decided_on)}起{_off(x)}。"]
+    elif r.kind == Ruling.Kind.REFUSE:
+        paragraphs = [what, f"{applied}经审查，{r.reason.rstrip('。')}，不符合{x.undone}的条件。"
+                            f"依据{_basis(x)}的规定，本局决定不予{x.undone}。",
+                      f"{you}纠正上述情况后，可以再次申请{x.undone}。", _appeal(x, county)]
+    else:
+        paragraphs = [what, f"经核实，{r.reason.rstrip('。')}，该决定有误。本局决定撤销{x.number}决定，"
+                            f"自{_day(r.decided_on)}起{_off(x)}，"
+                            f"该记录不作为{you}的经营异常记录。"]
+    return Document(title=r.title, number=r.number, addressee=_addressee(x), paragraphs=paragraphs,
+                    issuer=f"{county}市场监督管理局", issued_on=r.decided_on, annulled="")

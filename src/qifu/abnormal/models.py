@@ -88,6 +88,12 @@ class Listing(models.Model):
         return "恢复正常记载状态" if self.kind == self.Kind.MARK else "移出经营异常名录"
 
     @property
+    def later_decisions(self) -> str:
+        """Its later decisions in one line, for a workbook's cell (prefetch ``rulings``):
+        不予移出 异不移〔2026〕00001号（2026-08-03）；移出 异移〔2026〕00002号（2026-08-10）"""
+        return "；".join(f"{r.get_kind_display()} {r.number}（{r.decided_on:%Y-%m-%d}）" for r in self.rulings.all())
+
+    @property
     def standing(self) -> bool:
         return self.status in self.STANDING
 
@@ -101,3 +107,45 @@ class Listing(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number}：{self.entity_id}（{self.report_year} 年度）"
+
+
+class Ruling(models.Model):
+    """A later written decision on a listing, with its own number: the removal (移出, or the
+    mark cleared), a refusal to remove (不予移出, saying why; the entity may apply again) or the
+    annulment of a listing found wrong (撤销, saying what was found). Each is printed as a
+    decision (``abnormal.documents``); the removal is what a firm shows a bank or a tender that
+    it is off the list. A removal made in the national system and imported has none here."""
+
+    class Kind(models.TextChoices):
+        REMOVE = "remove", "移出"
+        REFUSE = "refuse", "不予移出"
+        ANNUL = "annul", "撤销"
+
+    listing = models.ForeignKey(Listing, on_delete=models.CASCADE, related_name="rulings")
+    kind = models.CharField("决定类型", max_length=6, choices=Kind.choices)
+    number = models.CharField("决定书文号", max_length=40, unique=True)
+    decided_on = models.DateField("决定日期")
+    decided_at = models.DateTimeField("决定时间")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name="决定人")
+    # the application it answers (None: of the bureau's own motion)
+    applied_at = models.DateTimeField("所答复的移出申请时间", null=True, blank=True)
+    reason = models.CharField("理由或核实的情况", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "移出、不予移出和撤销决定"
+        ordering = ["decided_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.number}：{self.get_kind_display()}（{self.listing.number}）"
+
+    @property
+    def title(self) -> str:
+        """Its written decision's title, by its kind and the listing's: 移出经营异常名录决定书,
+        不予恢复正常记载状态决定书, 撤销列入经营异常名录决定书…"""
+        x = self.listing
+        if self.kind == self.Kind.REMOVE:
+            return f"{x.undone}决定书"
+        if self.kind == self.Kind.REFUSE:
+            return f"不予{x.undone}决定书"
+        return f"撤销{x.get_kind_display()}决定书"

@@ -73,5 +73,7 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
 
 
 def for_entity(entity) -> list[Listing]:
-    """An entity's listings, newest year first, each with ``back_filed`` (its page, its portal)."""
-    return list(with_back_filed(Listing.objects.filter(entity=entity)).select_related("objection").order_by("-report_year"))
+    """An entity's listings, newest year first, each with ``back_filed`` and its later decisions
+    (its page, its portal)."""
+    return list(with_back_filed(Listing.objects.filter(entity=entity)).select_related("objection")
+                .prefetch_related("rulings").order_by("-report_year"))

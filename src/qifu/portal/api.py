@@ -143,6 +143,14 @@ def selfcheck(request, body: SelfCheckIn):
                           "message": p["message"], "suggestion": p["suggestion"]} for p in problems]}
 
 
+class RulingOut(Schema):
+    kind: Literal["remove", "refuse", "annul"] = Field(description="移出、不予移出、撤销")
+    number: str = Field(description="决定书文号")
+    title: str = Field(description="决定书标题")
+    decided_on: dt.date
+    reason: str = Field(description="不予移出的理由，或撤销时核实的情况")
+
+
 class ListingOut(Schema):
     id: int
     report_year: int
@@ -155,13 +163,16 @@ class ListingOut(Schema):
     answer_by: dt.date | None = Field(description="已申请移出的：市场监管部门最迟在这一天前作出决定（5 个工作日）")
     removed_on: dt.date | None
     note: str = Field(description="移出或不予移出的说明")
+    rulings: list[RulingOut] = Field(description="后续决定：移出、不予移出或撤销，各有决定书文号，可在企服平台查看打印")
 
 
 def _listing(x) -> dict:
     return {"id": x.pk, "report_year": x.report_year, "kind": x.kind, "number": x.number, "listed_on": x.listed_on,
             "status": x.status, "back_filed": x.back_filed, "applied_at": x.applied_at,
             "answer_by": x.answer_by,
-            "removed_on": x.removed_on, "note": x.note}
+            "removed_on": x.removed_on, "note": x.note,
+            "rulings": [{"kind": r.kind, "number": r.number, "title": r.title, "decided_on": r.decided_on,
+                         "reason": r.reason if r.kind != "remove" else ""} for r in x.rulings.all()]}
 
 
 @router.get("/abnormal", response=list[ListingOut], summary="本主体的经营异常名录记录（未按期报送年报）")
@@ -179,7 +190,7 @@ def apply(request, listing_id: int):
         abnormal.do_apply(x)
     except abnormal.ListingError as e:
         return Status(400, {"detail": str(e)})
-    return Status(200, _listing(abnormal_queries.with_back_filed(Listing.objects.filter(pk=x.pk)).get()))
+    return Status(200, _listing(abnormal_queries.with_back_filed(Listing.objects.filter(pk=x.pk)).prefetch_related("rulings").get()))
 
 
 class ObjectionIn(Schema):

@@ -8,6 +8,7 @@ urlpatterns = [
     path("abnormal/<int:listing_id>/apply/", views.abnormal_apply, name="abnormal-apply"),
     path("abnormal/<int:listing_id>/object/", views.abnormal_object, name="abnormal-object"),
     path("abnormal/<int:listing_id>/decision/", views.abnormal_decision, name="abnormal-decision"),
+    path("abnormal/<int:listing_id>/decision/<int:ruling_id>/", views.abnormal_ruling, name="abnormal-ruling"),
     path("login/", views.login, name="login"),
     path("verify/", views.verify, name="verify"),
     path("logout/", views.logout, name="logout"),

@@ -141,10 +141,11 @@ def home(request):
         r.closes_on = timezone.localdate(r.answered_at + AUTO_CLOSE_AFTER) if r.answered_at else None
     coops = (Cooperation.objects.filter(entity=entity, rated_at__isnull=True)
              .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
-    listings = [x for x in abnormal_queries.for_entity(entity) if x.standing]
+    every = abnormal_queries.for_entity(entity)
+    listings = [x for x in every if x.standing]
     due = season.deadline(year)
     return render(request, "portal/home.html", {
-        "listings": listings, "decide_workdays": abnormal.DECIDE_WITHIN_WORKDAYS,
+        "listings": listings, "past_listings": [x for x in every if not x.standing], "decide_workdays": abnormal.DECIDE_WITHIN_WORKDAYS,
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
         "lab_bookings": bookings, "lab_orders": orders, "answered": answered, "coops": coops,
         "phases_todo": phases, "inspections": inspections, "promised": promised,
@@ -210,6 +211,15 @@ def abnormal_decision(request, listing_id: int):
     """The entity's own written decision (决定书), to read or print."""
     x = get_object_or_404(Listing.objects.select_related("entity"), pk=listing_id, entity=request.entity)
     return render(request, "portal/abnormal_decision.html", {"d": documents.decision(x)})
+
+
+@portal_required
+def abnormal_ruling(request, listing_id: int, ruling_id: int):
+    """The entity's own later decision (移出, 不予移出, 撤销), to read or print: the removal is
+    what it shows a bank or a tender."""
+    x = get_object_or_404(Listing.objects.select_related("entity"), pk=listing_id, entity=request.entity)
+    r = get_object_or_404(x.rulings, pk=ruling_id)
+    return render(request, "portal/abnormal_decision.html", {"d": documents.ruling(r)})
 
 
 @portal_required

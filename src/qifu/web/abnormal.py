@@ -164,11 +164,21 @@ PRINTED = 500  # decisions on one page to print; more are printed township by to
 
 @staff_required
 def decision(request, listing_id: int):
-    """One listing's written decision (决定书), to print, and how it was served on paper."""
+    """One listing's written decision (决定书), to print, how it was served on paper, and the
+    decisions made on it later (removal, refusal, annulment)."""
     x = get_object_or_404(_listings(request).select_related("entity", "served_by"), pk=listing_id)
     return render(request, "web/abnormal_decisions.html", {
         "decisions": [documents.decision(x)], "year": x.report_year, "x": x, "can_act": _can_act(request),
-        "ways": Listing.Service.choices, "today": timezone.localdate()})
+        "ways": Listing.Service.choices, "today": timezone.localdate(), "rulings": x.rulings.all()})
+
+
+@staff_required
+def ruling(request, listing_id: int, ruling_id: int):
+    """A later decision on a listing (移出, 不予移出, 撤销), to print."""
+    x = get_object_or_404(_listings(request).select_related("entity"), pk=listing_id)
+    r = get_object_or_404(x.rulings, pk=ruling_id)
+    return render(request, "web/abnormal_decisions.html", {
+        "decisions": [documents.ruling(r)], "year": x.report_year, "listing": x, "rulings": x.rulings.all()})
 
 
 @staff_required(write=True)
@@ -264,7 +274,7 @@ def _service_xlsx(request, year: int, qs):
 
 HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
           "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期", "列入决定人", "移出、撤销或不予移出决定人", "纸质送达",
-          "异议（诉求编号）"]
+          "异议（诉求编号）", "后续决定（文号）"]
 
 
 def _xlsx(request, year: int, shown):
@@ -272,14 +282,15 @@ def _xlsx(request, year: int, shown):
     ws = wb.create_sheet("经营异常名录")
     spreadsheets.append(ws, HEADER)
     n = 0
-    for x in shown.select_related("listed_by", "removed_by").order_by("number").iterator(chunk_size=2000):
+    for x in (shown.select_related("listed_by", "removed_by").prefetch_related("rulings").order_by("number")
+              .iterator(chunk_size=2000)):
         spreadsheets.append(ws, [x.number, x.entity_id, x.entity.name, x.entity.get_entity_type_display(), x.town.name,
                                  x.report_year, x.get_kind_display(), x.reason, x.listed_on, x.get_status_display(),
                                  "是" if x.back_filed else "否", local_time(x.applied_at),
                                  {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
                                  x.note, actions.serious_on(x), person(x.listed_by), person(x.removed_by),
                                  f"{x.served_on:%Y-%m-%d} {x.get_served_way_display()}：{x.served_note}" if x.served_on else "",
-                                 x.objection.number if x.objection_id else ""])
+                                 x.objection.number if x.objection_id else "", x.later_decisions])
         n += 1
     ws = wb.create_sheet("拟列入")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "镇街", "成立日期", "拟作出"])

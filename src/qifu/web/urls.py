@@ -49,6 +49,7 @@ urlpatterns = [
     path("abnormal/list/", abnormal.list_due, name="abnormal-list"),
     path("abnormal/<int:listing_id>/act/", abnormal.act, name="abnormal-act"),
     path("abnormal/<int:listing_id>/decision/", abnormal.decision, name="abnormal-decision"),
+    path("abnormal/<int:listing_id>/decision/<int:ruling_id>/", abnormal.ruling, name="abnormal-ruling"),
     path("abnormal/decisions/", abnormal.decisions, name="abnormal-decisions"),
     path("abnormal/decisions/service/", abnormal.service_upload, name="abnormal-service"),
     path("abnormal/<int:listing_id>/serve/", abnormal.serve, name="abnormal-serve"),
