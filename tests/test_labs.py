@@ -947,7 +947,7 @@ def test_a_send_in_order_goes_from_the_firm_to_a_report_a_second_person_signed_o
     with pytest.raises(actions.LabActionError, match="样品已于"):
         actions.do_samples_out(o, "再退一次")
     assert 'id="lab-held-samples"' not in officer.get(f"/labs/{lab.code}/").content.decode()
-    assert "退回：顺丰快递 SF1234567890" in c.get("/portal/labs/").content.decode()
+    assert "退回企业：顺丰快递 SF1234567890" in c.get("/portal/labs/").content.decode()
     assert "顺丰快递 SF1234567890" in officer.get(f"/labs/orders/{o.pk}/").content.decode()
     # the measures, the dashboard, the firm's page and the workbook
     assert '<b id="tile-batches">1</b>' in officer.get("/labs/").content.decode()
@@ -1051,7 +1051,16 @@ def test_samples_the_firm_left_to_the_lab_are_disposed_of_without_a_message(coun
     actions.do_result(o, timezone.localdate(), "pass", "SY-D-1", ("r.pdf", "application/pdf", PDF), by=officer)
     o = actions.do_review(o, True, by=admin)
     assert o.samples_held
-    o = actions.do_samples_out(o, "", by=officer)
+    # kept through the lab's retention period (留样期), while the firm may ask for a re-test
+    until = timezone.localdate(o.issued_at) + dt.timedelta(days=lab.retain_days)
+    assert lab.retain_days > 0 and o.retain_until == until
+    with pytest.raises(actions.LabActionError, match=f"留样期至 {until:%Y-%m-%d}"):
+        actions.do_samples_out(o, "", by=officer, now=timezone.make_aware(dt.datetime.combine(until, dt.time(17))))
+    page = Client()
+    page.force_login(officer)
+    assert 'id="order-retained"' in page.get(f"/labs/orders/{o.pk}/").content.decode()
+    o = actions.do_samples_out(o, "", by=officer, now=timezone.make_aware(dt.datetime.combine(until, dt.time(17)))
+                               + dt.timedelta(days=1))
     assert (o.samples_out_note, o.samples_held) == ("按委托约定由实验室处置", False)
     assert list(o.events.values_list("action", flat=True))[-1] == "disposed"
     assert not OutboxMessage.objects.filter(key=f"lab-order-back:{o.pk}").exists()
@@ -1208,3 +1217,80 @@ def test_a_lab_that_confirms_bookings_holds_the_slot_until_it_confirms_declines_
     actions.do_cancel(held)
     served = Booking.objects.get(entity=c, status__in=["pending", "booked"])
     assert (served.start, served.status) == (start, "pending")
+
+
+def test_a_firm_disputing_a_report_has_the_kept_samples_re_tested_once_within_the_retention(county, data_dir):
+    from qifu.reminders.models import OutboxMessage
+
+    lab = Lab.objects.filter(active=True).order_by("code").first()
+    lab.retain_days = 10
+    lab.save(update_fields=["retain_days"])
+    firm, = firms(1, county["own_town"])
+    officer, admin = county["users"]["officer"], county["users"]["admin"]
+    staff = Client()
+    staff.force_login(officer)
+    c = portal_client(firm.uscc)
+    o = actions.do_order(firm, lab, "镀锌螺栓 M8", 6, "中性盐雾 96 小时", "GB/T 10125-2021", after_test="dispose")
+    actions.do_receive(o, "完好", "300", by=officer)
+    actions.do_result(o, timezone.localdate(), "fail", "SY-R-1", ("r.pdf", "application/pdf", PDF), by=officer)
+    with pytest.raises(actions.LabActionError, match="报告签发后才能申请复检"):
+        actions.do_retest(o, "我司自检合格，对结论有异议")
+    o = actions.do_review(o, True, by=admin)
+    until = timezone.localdate(o.issued_at) + dt.timedelta(days=10)
+    assert o.retain_until == until
+    told = OutboxMessage.objects.get(key=f"lab-order-issued:{o.pk}").body
+    assert f"可于{until.month}月{until.day}日前在企服平台申请复检" in told
+    page = c.get("/portal/labs/").content.decode()
+    assert f'id="order-retest-{o.pk}"' in page and f"留样期至 {until:%Y-%m-%d}" in page
+    # another firm cannot ask; a reason is needed; past the retention it is too late
+    other = next(e for e in firms(2) if e != firm)
+    assert portal_client(other.uscc).post(f"/portal/labs/orders/{o.pk}/retest/", {"reason": "我司自检合格"}).status_code == 404
+    with pytest.raises(actions.LabActionError, match="4 到 300 字"):
+        actions.do_retest(o, "不服")
+    late = timezone.make_aware(dt.datetime.combine(until + dt.timedelta(days=1), dt.time(9)))
+    with pytest.raises(actions.LabActionError, match=f"留样期内申请（至 {until:%Y-%m-%d}）"):
+        actions.do_retest(o, "我司自检合格，对结论有异议", now=late)
+    # asked in the portal: a new order of the kept samples, which pass to it in the chain of custody
+    r = c.post(f"/portal/labs/orders/{o.pk}/retest/", {"reason": "我司自检合格，怀疑盐雾箱温度偏高"}, follow=True)
+    first = SampleOrder.objects.get(retest_of=o)
+    assert f"已申请复检（委托号 {first.pk}）" in r.content.decode()
+    assert (first.status, first.sample_name, first.samples, first.items, first.standard, first.after_test) == (
+        "submitted", o.sample_name, 6, o.items, o.standard, "dispose")
+    o.refresh_from_db()
+    assert o.samples_out_note == f"转入复检委托 {first.pk}" and not o.samples_held
+    assert list(o.events.values_list("action", flat=True))[-1] == "retest"
+    assert "怀疑盐雾箱温度偏高" in first.events.get().note
+    with pytest.raises(actions.LabActionError, match="已申请复检"):
+        actions.do_retest(o, "再申请一次复检")
+    verify = c.get("/portal/labs/verify/", {"report_no": "SY-R-1", "code": o.verify_code}).content.decode()
+    assert 'id="verify-retesting"' in verify
+    assert "<strong>复检</strong>" in staff.get(f"/labs/{lab.code}/").content.decode()
+    # the lab cannot use the kept samples (refused): they stay kept under the original, which may ask again
+    actions.do_reject(first, "留样封条破损，无法保证与原样一致", by=officer)
+    o.refresh_from_db()
+    assert o.samples_out_at is None and o.samples_held and o.events.order_by("-at", "-id").first().action == "kept"
+    second = SampleOrder.objects.get(pk=c.post(f"/api/v1/labs/orders/{o.pk}/retest",
+                                               {"reason": "仍对盐雾结论有异议，申请复检"}, content_type="application/json",
+                                               HTTP_X_CSRFTOKEN="x").json()["id"])
+    assert second.retest_of_id == o.pk and second.channel == "api"
+    # tested and issued as any other: the final word, and the original's check says so
+    actions.do_receive(second, "留样封存完好，与原委托一致", "0", by=officer)
+    actions.do_result(second, timezone.localdate(), "pass", "SY-R-1-F", ("r.pdf", "application/pdf", PDF), by=officer)
+    second = actions.do_review(second, True, by=admin)
+    assert second.retain_until is None
+    assert "本报告为复检报告（原报告 SY-R-1），为最终结论" in OutboxMessage.objects.get(key=f"lab-order-issued:{second.pk}").body
+    with pytest.raises(actions.LabActionError, match="复检报告为最终结论"):
+        actions.do_retest(second, "对复检结论也有异议")
+    verify = c.get("/portal/labs/verify/", {"report_no": "SY-R-1", "code": o.verify_code}).content.decode()
+    assert 'id="verify-retested"' in verify and "SY-R-1-F" in verify and "合格" in verify
+    verify = c.get("/portal/labs/verify/", {"report_no": "SY-R-1-F", "code": second.verify_code}).content.decode()
+    assert 'id="verify-retest-of"' in verify and "SY-R-1" in verify
+    api = {x["id"]: x for x in c.get("/api/v1/labs/orders").json()}
+    assert (api[o.pk]["can_retest"], api[second.pk]["retest_of"], api[o.pk]["retain_until"]) == (
+        False, o.pk, until.isoformat())
+    # the re-test's samples, with no retention of their own, are disposed of at once
+    actions.do_samples_out(second, "", by=officer)
+    book = openpyxl.load_workbook(io.BytesIO(staff.get("/labs/", {"format": "xlsx"}).content))
+    rows = list(book["送检"].iter_rows(values_only=True))
+    got = {r[0]: (r[rows[0].index("复检的原委托号")], r[rows[0].index("留样期至")]) for r in rows[1:]}
+    assert got[second.pk] == (o.pk, None) and got[o.pk][0] is None and got[o.pk][1].date() == until

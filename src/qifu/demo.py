@@ -339,6 +339,7 @@ def send_samples(user, rng, firms, today) -> int:
     pdf = b"%PDF-1.4\n% qifu demo report\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
     labs_open = list(Lab.objects.filter(active=True).order_by("code"))
     n = 0
+    retested = False
     for i in range(36):
         firm = rng.choice(firms)
         name, items, standard = rng.choice(SAMPLES)
@@ -370,10 +371,19 @@ def send_samples(user, rng, firms, today) -> int:
                 continue  # waiting for a second person: the demo user
             issued = at + dt.timedelta(days=1)
             labs.do_review(o, True, by=user, now=issued)
-            if ago >= 14:  # the samples gone back (by courier, or collected) or disposed of
+            if o.conclusion == "fail" and not retested:  # the firm disputes it: a re-test of the samples kept
+                retest = labs.do_retest(o, "我司自检结果合格，对检测结论有异议，申请用留样复检",
+                                        now=min(issued + dt.timedelta(days=2), timezone.now()))
+                retested = True
+                if ago >= 16:  # the lab has taken the kept samples in for it
+                    labs.do_receive(retest, "留样封存完好，与原委托一致", 0, by=tester,
+                                    now=min(issued + dt.timedelta(days=3), timezone.now()))
+            elif ago >= 14:  # the samples gone back (by courier, or collected), or disposed of after the retention
+                back = o.after_test == "return"
                 how = rng.choice([f"顺丰快递 SF{rng.randint(10 ** 11, 10 ** 12 - 1)}", "企业业务员自取"])
-                labs.do_samples_out(o, how if o.after_test == "return" else "", by=tester,
-                                    now=min(issued + dt.timedelta(days=rng.randint(1, 3)), timezone.now()))
+                out = issued + dt.timedelta(days=rng.randint(1, 3) + (0 if back else o.lab.retain_days))
+                if out < timezone.now():
+                    labs.do_samples_out(o, how if back else "", by=tester, now=out)
             if rng.random() < 0.6:  # most firms rate the service
                 rating = rng.choice(["satisfied"] * 7 + ["basically"] * 2 + ["dissatisfied"])
                 labs.do_rate(o, rating, "收样后一周才开始检测" if rating == "dissatisfied" else "",

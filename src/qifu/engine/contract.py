@@ -331,6 +331,7 @@ LABS = Kind(
         Field("contact_phone", "联系电话", T.STR, max_length=50),
         Field("voucher_ok", "可用创新券", T.BOOL),
         Field("needs_approval", "预约需实验室确认", T.BOOL),
+        _count("retain_days", "留样期(天)"),  # empty: 15
         Field("instrument_code", "仪器编号", T.STR, required=True, max_length=40),
         Field("instrument_name", "仪器名称", T.STR, required=True, max_length=200),
         Field("capabilities", "检测能力", T.STR, max_length=2000),

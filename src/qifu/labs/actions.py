@@ -38,6 +38,9 @@ CENT = Decimal("0.01")
 WEEKDAYS = "一二三四五六日"
 
 
+DEFAULT_RETAIN_DAYS = 15  # a lab's retention period (留样期) where its catalogue row gives none
+
+
 class LabActionError(ValueError):
     """Something a person can fix, said in Chinese."""
 
@@ -70,6 +73,7 @@ def import_catalogue(rows: list[dict], towns: dict[str, str]) -> tuple[int, int,
                 "contact_name": r.get("contact_name") or "", "contact_phone": r.get("contact_phone") or "",
                 "voucher_ok": True if r.get("voucher_ok") is None else r["voucher_ok"], "active": True,
                 "needs_approval": bool(r.get("needs_approval")),
+                "retain_days": DEFAULT_RETAIN_DAYS if r.get("retain_days") is None else min(r["retain_days"], 365),
             }
             lab = Lab.objects.filter(code=code).first()
             if lab is None:
@@ -935,6 +939,7 @@ def do_withdraw_order(order: SampleOrder, reason: str = "", now: dt.datetime | N
         order.closed_reason = (reason or "").strip()[:300]
         _step(order, SampleOrder.Status.WITHDRAWN, SampleEvent.Action.WITHDRAWN, None, now, order.closed_reason,
               ("closed_reason",))
+        _kept(order, None, now, "企业撤回复检")
     return order
 
 
@@ -976,6 +981,7 @@ def do_reject(order: SampleOrder, reason: str, by=None, now: dt.datetime | None 
         order = _locked(order, SampleOrder.Status.SUBMITTED, why="只有待收样的委托可以拒收")
         order.closed_reason = reason[:300]
         _step(order, SampleOrder.Status.REJECTED, SampleEvent.Action.REJECTED, by, now, reason, ("closed_reason",))
+        _kept(order, by, now, f"实验室未接收复检：{reason}")
         _tell(order.entity, f"lab-order-rejected:{order.pk}", now,
               f"【企服】{order.lab.name}未能接收您送检的{order.sample_name}：{reason[:60]}。"
               f"可按要求重新准备样品后再次委托。", f"送检 {order.pk} 拒收")
@@ -1045,6 +1051,10 @@ def do_review(order: SampleOrder, approve: bool, note: str = "", by=None, now: d
         _step(order, SampleOrder.Status.ISSUED, SampleEvent.Action.ISSUED, by, now, note,
               ("batch", "verified_by", "issued_at", "verify_code"))
         back = "样品将退回，请与实验室约定领取" if order.after_test == SampleOrder.AfterTest.RETURN else "样品由实验室处置"
+        if order.retain_until is not None:
+            back += f"；对结论有异议的，可于{order.retain_until.month}月{order.retain_until.day}日前在企服平台申请复检"
+        if order.retest_of_id is not None:
+            back += f"；本报告为复检报告（原报告 {order.retest_of.report_no}），为最终结论"
         _tell(order.entity, f"lab-order-issued:{order.pk}", now,
               f"【企服】您送检的{order.sample_name}检测报告已出具：编号 {order.report_no}，结论"
               f"{order.get_conclusion_display()}。请登录企服平台下载；报告真伪可凭编号和查询码 {order.verify_code} 查询。"
@@ -1061,9 +1071,11 @@ def do_samples_out(order: SampleOrder, note: str, by=None, now: dt.datetime | No
     with transaction.atomic():
         order = _locked(order, SampleOrder.Status.ISSUED, why="报告签发后才能退回或处置样品")
         if order.samples_out_at is not None:
-            raise LabActionError(f"样品已于{timezone.localtime(order.samples_out_at):%Y-%m-%d}"
-                                 f"{'退回' if order.after_test == SampleOrder.AfterTest.RETURN else '处置'}")
+            raise LabActionError(f"样品已于{timezone.localtime(order.samples_out_at):%Y-%m-%d}{order.samples_out_label}")
         back = order.after_test == SampleOrder.AfterTest.RETURN
+        until = order.retain_until
+        if not back and until is not None and timezone.localtime(now).date() <= until:
+            raise LabActionError(f"留样期至 {until:%Y-%m-%d}（企业可在此前申请复检），期满后才能处置")
         if back and len(note) < 2:
             raise LabActionError("请写明怎样退回的（如：顺丰快递 SF1234567890，或企业张先生自取），企业会收到这段话")
         note = (note or "按委托约定由实验室处置")[:300]
@@ -1075,6 +1087,66 @@ def do_samples_out(order: SampleOrder, note: str, by=None, now: dt.datetime | No
                   f"【企服】{order.lab.name}已退回您送检的{order.sample_name}（{order.samples} 件）：{note[:60]}。"
                   f"如未收到请联系实验室。", f"送检 {order.pk} 样品退回")
     return order
+
+
+def retest_refused(order: SampleOrder, today: dt.date) -> str | None:
+    """Why the firm cannot ask for a re-test (复检) of ``order`` now, or None: only of an issued
+    report that is not a re-test itself, while its samples are still kept at the lab and within
+    the lab's retention period, once."""
+    if order.status != SampleOrder.Status.ISSUED:
+        return "报告签发后才能申请复检"
+    if order.retest_of_id is not None:
+        return "复检报告为最终结论，不能再次复检"
+    if any(r.status not in SampleOrder.CLOSED for r in order.retests.all()):
+        return "这份报告已申请复检"
+    until = order.retain_until
+    if until is None:
+        return f"{order.lab.name}不留样，不能复检"
+    if order.samples_out_at is not None:
+        return "样品已退回或处置，不能复检；可以重新送检"
+    if today > until:
+        return f"复检须在留样期内申请（至 {until:%Y-%m-%d}）；可以重新送检"
+    return None
+
+
+def do_retest(order: SampleOrder, reason: str, channel: str = Booking.Channel.PORTAL,
+              now: dt.datetime | None = None) -> SampleOrder:
+    """The firm disputes an issued report and asks for a re-test (复检) of the retained samples,
+    saying why, within the lab's retention period (``retest_refused``). A new order of the same
+    samples, items and standard, waiting for the lab to take the retained samples in (收样, with
+    the price of the re-test); the samples pass to it in the chain of custody. Its report, issued
+    as any other, is the final word, and the original report's check says so. If it is withdrawn
+    or refused, the samples stay kept under the original order."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not 4 <= len(reason) <= 300:
+        raise LabActionError("请写明对检测结论有什么异议（4 到 300 字），实验室会看到")
+    with transaction.atomic():
+        order = _locked(order, *SampleOrder.Status.values, why="")
+        if why := retest_refused(order, timezone.localtime(now).date()):
+            raise LabActionError(why)
+        retest = SampleOrder.objects.create(
+            lab=order.lab, entity=order.entity, town_id=order.town_id, sample_name=order.sample_name,
+            samples=order.samples, items=order.items, standard=order.standard, after_test=order.after_test,
+            use_voucher=order.use_voucher, channel=channel, created_at=now, retest_of=order)
+        SampleEvent.objects.create(order=retest, action=SampleEvent.Action.SUBMITTED, at=now,
+                                   note=f"申请复检（原报告 {order.report_no}）：{reason}"[:300])
+        order.samples_out_at, order.samples_out_note = now, f"转入复检委托 {retest.pk}"
+        order.save(update_fields=["samples_out_at", "samples_out_note"])
+        SampleEvent.objects.create(order=order, action=SampleEvent.Action.RETEST, at=now,
+                                   note=f"复检委托 {retest.pk}：{reason}"[:300])
+    return retest
+
+
+def _kept(order: SampleOrder, by, now: dt.datetime, why: str) -> None:
+    """A re-test withdrawn or refused: the retained samples stay kept under the original order."""
+    if order.retest_of_id is None:
+        return
+    original = SampleOrder.objects.select_for_update().get(pk=order.retest_of_id)
+    original.samples_out_at, original.samples_out_note = None, ""
+    original.save(update_fields=["samples_out_at", "samples_out_note"])
+    SampleEvent.objects.create(order=original, action=SampleEvent.Action.KEPT, at=now, by=by,
+                               note=f"复检委托 {order.pk}：{why}"[:300])
 
 
 def find_report(report_no: str, code: str) -> SampleOrder | None:

@@ -47,6 +47,9 @@ class Lab(models.Model):
     voucher_ok = models.BooleanField("可用创新券", default=True)
     # a firm's booking holds its slots but waits for the lab's confirmation (待确认)
     needs_approval = models.BooleanField("预约需实验室确认", default=False)
+    # the days a send-in order's samples are kept after its report is issued (留样期): the firm may
+    # ask for a re-test (复检) of them within it, and they are not disposed of before it ends
+    retain_days = models.PositiveSmallIntegerField("留样期（天）", default=15)
     rules = models.TextField("开放规则", blank=True)
     active = models.BooleanField("开放中", default=True)
     updated_at = models.DateTimeField("更新时间")
@@ -328,6 +331,8 @@ class SampleOrder(Rated):
         RETURN = "return", "退回企业"
         DISPOSE = "dispose", "由实验室处置"
 
+    CLOSED = (Status.REJECTED, Status.WITHDRAWN)  # ended without a report
+
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="orders")
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="sample_orders")
     town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="企业所属镇街")
@@ -366,6 +371,10 @@ class SampleOrder(Rated):
     # its number, collected by whom) or disposed of, as ``after_test`` asked
     samples_out_at = models.DateTimeField("样品退回或处置时间", null=True, blank=True)
     samples_out_note = models.CharField("样品退回或处置说明", max_length=300, blank=True)
+    # a re-test (复检) of another order's retained samples, asked for by the firm within the lab's
+    # retention period; its report is the final word on them
+    retest_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT, related_name="retests",
+                                  verbose_name="复检的原委托")
 
     class Meta:
         verbose_name = verbose_name_plural = "送检委托"
@@ -381,6 +390,24 @@ class SampleOrder(Rated):
         """The report is issued and the samples are still at the lab: to be handed back or
         disposed of."""
         return self.status == self.Status.ISSUED and self.samples_out_at is None
+
+    @property
+    def retain_until(self) -> dt.date | None:
+        """The last day of the retention period (留样期) of an issued order's samples: the firm may
+        ask for a re-test until then, and they are not disposed of before. None for a re-test
+        (there is no re-test of a re-test) or at a lab that keeps nothing."""
+        if self.issued_at is None or self.retest_of_id is not None or not self.lab.retain_days:
+            return None
+        return timezone.localdate(self.issued_at) + dt.timedelta(days=self.lab.retain_days)
+
+    @property
+    def samples_out_label(self) -> str:
+        """Where the samples went (prefetch ``retests``): 退回企业, 由实验室处置 or 转入复检."""
+        if self.samples_out_at is None:
+            return ""
+        if any(r.status not in self.CLOSED for r in self.retests.all()):
+            return "转入复检"
+        return self.get_after_test_display()
 
     @property
     def to_pay(self):
@@ -400,6 +427,8 @@ class SampleEvent(models.Model):
         ISSUED = "issued", "审核签发报告"
         BACK = "back", "样品退回企业"
         DISPOSED = "disposed", "样品处置"
+        RETEST = "retest", "申请复检（留样转入复检委托）"
+        KEPT = "kept", "复检未进行，留样仍在实验室"
 
     order = models.ForeignKey(SampleOrder, on_delete=models.CASCADE, related_name="events")
     action = models.CharField("环节", max_length=10, choices=Action.choices)

@@ -37,6 +37,8 @@ def labs_page(request):
     waiting = list(queries.waiting_of(entity)[:20]) if entity else []
     for w in waiting:
         w.place = queries.place_in_queue(w) if w.now_status() == Waiting.Status.WAITING else None
+    orders = (list(SampleOrder.objects.filter(entity=entity).select_related("lab").prefetch_related("retests")[:50])
+              if entity else [])
     return render(request, "portal/labs.html", {
         "entity": entity, "q": q, "found": found,
         "voucher": queries.voucher(entity, year) if entity else None,
@@ -45,7 +47,8 @@ def labs_page(request):
         "cancel_hours": actions.FREE_CANCEL_HOURS,
         "labs": Lab.objects.filter(active=True, instruments__active=True).distinct().select_related("town")
         if entity else [],
-        "orders": list(SampleOrder.objects.filter(entity=entity).select_related("lab")[:50]) if entity else [],
+        "orders": orders,
+        "retestable": {o.pk for o in orders if not actions.retest_refused(o, timezone.localdate())},
     })
 
 
@@ -196,6 +199,18 @@ def order_withdraw(request, order_id: int):
     try:
         actions.do_withdraw_order(_own_order(request, order_id), request.POST.get("reason", ""))
         messages.success(request, "已撤回送检委托")
+    except actions.LabActionError as e:
+        messages.error(request, str(e))
+    return redirect(f"{reverse('portal:labs')}#lab-orders")
+
+
+@portal_required
+@require_POST
+def order_retest(request, order_id: int):
+    """The firm disputes an issued report: a re-test of the samples the lab kept."""
+    try:
+        r = actions.do_retest(_own_order(request, order_id), request.POST.get("reason", ""))
+        messages.success(request, f"已申请复检（委托号 {r.pk}），实验室取用留样收样时告知复检费用")
     except actions.LabActionError as e:
         messages.error(request, str(e))
     return redirect(f"{reverse('portal:labs')}#lab-orders")

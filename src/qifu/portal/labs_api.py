@@ -104,7 +104,14 @@ class OrderOut(Schema):
     verify_code: str | None = Field(description="已出报告时：真伪查询码")
     closed_reason: str = Field(description="拒收或撤回的原因")
     samples_out_at: dt.datetime | None = Field(description="报告签发后样品退回企业或由实验室处置的时间（按 after_test）")
-    samples_out_note: str = Field(description="怎样退回的（如快递单号、自取人）或处置说明")
+    samples_out_note: str = Field(description="怎样退回的（如快递单号、自取人）或处置说明；申请复检的：转入哪份复检委托")
+    retest_of: int | None = Field(description="复检委托：所复检的原委托号（复检报告为最终结论）")
+    retain_until: dt.date | None = Field(description="已出报告的：留样期的最后一天，此前可申请复检，期满前不处置样品")
+    can_retest: bool = Field(description="现在可以申请复检（POST /orders/{id}/retest）")
+
+
+class RetestIn(Schema):
+    reason: str = Field(description="对检测结论有什么异议（4 到 300 字）")
 
 
 class VoucherOut(Schema):
@@ -215,12 +222,15 @@ def _order(o: SampleOrder) -> dict:
             "price": None if o.price is None else f"{o.price}", "voucher_amount": f"{o.voucher_amount}",
             "report_no": o.report_no if issued else None, "conclusion": o.conclusion if issued else None,
             "verify_code": o.verify_code if issued else None, "closed_reason": o.closed_reason,
-            "samples_out_at": o.samples_out_at, "samples_out_note": o.samples_out_note}
+            "samples_out_at": o.samples_out_at, "samples_out_note": o.samples_out_note,
+            "retest_of": o.retest_of_id, "retain_until": o.retain_until,
+            "can_retest": actions.retest_refused(o, timezone.localdate()) is None}
 
 
 @router.get("/orders", response=list[OrderOut], summary="本企业的送检委托")
 def orders(request):
-    return [_order(o) for o in SampleOrder.objects.filter(entity=request.entity).select_related("lab")[:200]]
+    return [_order(o) for o in SampleOrder.objects.filter(entity=request.entity).select_related("lab")
+            .prefetch_related("retests")[:200]]
 
 
 @router.post("/orders", response={201: OrderOut, 400: Error, 404: Error},
@@ -235,6 +245,17 @@ def order(request, body: OrderIn):
     except actions.LabActionError as e:
         return Status(400, {"detail": str(e)})
     return Status(201, _order(o))
+
+
+@router.post("/orders/{order_id}/retest", response={201: OrderOut, 400: Error, 404: Error},
+             summary="对检测结论有异议：在留样期内申请用留样复检（复检报告为最终结论）")
+def order_retest(request, order_id: int, body: RetestIn):
+    o = get_object_or_404(SampleOrder.objects.select_related("lab"), pk=order_id, entity=request.entity)
+    try:
+        r = actions.do_retest(o, body.reason, channel=Booking.Channel.API)
+    except actions.LabActionError as e:
+        return Status(400, {"detail": str(e)})
+    return Status(201, _order(r))
 
 
 @router.post("/orders/{order_id}/withdraw", response={200: OrderOut, 400: Error, 404: Error},

@@ -39,6 +39,7 @@ urlpatterns = [
     path("labs/orders/<int:order_id>/withdraw/", labs.order_withdraw, name="lab-order-withdraw"),
     path("labs/orders/<int:order_id>/report/", labs.order_report, name="lab-order-report"),
     path("labs/orders/<int:order_id>/rate/", labs.order_rate, name="lab-order-rate"),
+    path("labs/orders/<int:order_id>/retest/", labs.order_retest, name="lab-order-retest"),
     path("labs/verify/", labs.verify, name="lab-verify"),
     path("policies/", policies.policies_page, name="policies"),
     path("policies/<int:match_id>/", policies.policy_page, name="policy"),

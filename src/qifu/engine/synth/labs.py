@@ -75,6 +75,7 @@ def make(registry: pl.DataFrame, rng: np.random.Generator, county: str = "慈溪
                 "open_days": "12345" if n % 3 else "123456", "opens": opens, "closes": closes,
                 "contact_name": contact, "contact_phone": phone, "voucher_ok": "是",
                 "needs_approval": "是" if kind == "university" else "否",
+                "retain_days": {"public": 30, "company": 7}.get(kind, 15),
                 "instrument_code": f"I{k:02d}", "instrument_name": inst, "capabilities": caps, "standards": standards,
                 "price_per_hour": str(price), "slot_minutes": minutes if _fits(opens, closes, minutes) else 60,
                 "units": units, "needs_training": "是" if inst in NEEDS_TRAINING else "否",
