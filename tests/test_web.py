@@ -184,6 +184,8 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
 
     removal = Ruling.objects.filter(kind="remove").select_related("listing").first()
     assert removal is not None and Ruling.objects.filter(kind="refuse").exists()
+    # and a failed result disputed, re-tested from the samples the lab kept
+    assert SampleOrder.objects.filter(retest_of__conclusion="fail").exists()
     assert not Listing.objects.filter(status="removed").exclude(note=NATIONAL).exclude(rulings__kind="remove").exists()
     r = portal_client(removal.listing.entity_id).get(f"/portal/abnormal/{removal.listing_id}/decision/{removal.pk}/")
     assert r.status_code == 200 and removal.number in r.content.decode() and removal.title in r.content.decode()

@@ -370,7 +370,7 @@ def send_samples(user, rng, firms, today) -> int:
             if ago < 10:
                 continue  # waiting for a second person: the demo user
             issued = at + dt.timedelta(days=1)
-            labs.do_review(o, True, by=user, now=issued)
+            o = labs.do_review(o, True, by=user, now=issued)
             if o.conclusion == "fail" and not retested:  # the firm disputes it: a re-test of the samples kept
                 retest = labs.do_retest(o, "我司自检结果合格，对检测结论有异议，申请用留样复检",
                                         now=min(issued + dt.timedelta(days=2), timezone.now()))
