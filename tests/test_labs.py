@@ -1273,6 +1273,8 @@ def test_a_firm_disputing_a_report_has_the_kept_samples_re_tested_once_within_th
                                                {"reason": "仍对盐雾结论有异议，申请复检"}, content_type="application/json",
                                                HTTP_X_CSRFTOKEN="x").json()["id"])
     assert second.retest_of_id == o.pk and second.channel == "api"
+    page = c.get("/portal/labs/").content.decode()
+    assert f"委托 {o.pk} 的复检（用实验室留样）" in page and f"转入复检委托 {second.pk}" in page
     # tested and issued as any other: the final word, and the original's check says so
     actions.do_receive(second, "留样封存完好，与原委托一致", "0", by=officer)
     actions.do_result(second, timezone.localdate(), "pass", "SY-R-1-F", ("r.pdf", "application/pdf", PDF), by=officer)
