@@ -353,7 +353,8 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     assert c.get(f"/portal/abnormal/{theirs.pk}/decision/").status_code == 404
     # annulled: the decision says so, and it is no longer to be served
     actions.do_annul(x, checked_county["users"]["admin"], "企业已于6月20日报送纸质年报")
-    assert "撤销（列入有误）" in admin.get(f"/abnormal/{x.pk}/decision/").content.decode()
+    annulment = x.rulings.get(kind="annul")
+    assert f"撤销（列入有误，{annulment.number}）" in admin.get(f"/abnormal/{x.pk}/decision/").content.decode()
     page = admin.get("/abnormal/decisions/", {"year": YEAR, "town": own.pk}).content.decode()
     assert f'id="decision-{x.number}"' not in page
 
@@ -602,7 +603,8 @@ def test_removals_refusals_and_annulments_are_numbered_decisions_worded_for_an_i
     assert annulment.number in OutboxMessage.objects.get(key=f"abnormal-annulled:{second.pk}").body
     # the listing's own decision says it was annulled; the entity's file lists both later decisions
     admin = staff(checked_county, "admin")
-    assert "本决定已于" in admin.get(f"/abnormal/{second.pk}/decision/").content.decode()
+    assert f"本决定已于{annulment.decided_on.year}年" in admin.get(f"/abnormal/{second.pk}/decision/").content.decode()
+    assert f"撤销（列入有误，{annulment.number}）" in admin.get(f"/abnormal/{second.pk}/decision/").content.decode()
     page = admin.get(f"/entities/{second.entity_id}/").content.decode()
     assert annulment.number in page and f"/abnormal/{second.pk}/decision/{annulment.pk}/" in page
     book = openpyxl.load_workbook(io.BytesIO(admin.get("/abnormal/", {"year": YEAR, "format": "xlsx"}).content))

@@ -84,7 +84,8 @@ def decision(x: Listing) -> Document:
     ]
     annulled = ""
     if x.status == Listing.Status.ANNULLED and x.removed_on:
-        annulled = f"本决定已于{_day(x.removed_on)}撤销（列入有误）。"
+        by = next((f"，{r.number}" for r in x.rulings.all() if r.kind == Ruling.Kind.ANNUL), "")
+        annulled = f"本决定已于{_day(x.removed_on)}撤销（列入有误{by}）。"
     return Document(title=f"{x.get_kind_display()}决定书", number=x.number, addressee=_addressee(x),
                     paragraphs=paragraphs, issuer=bureau, issued_on=x.listed_on, annulled=annulled)
 
