@@ -1290,6 +1290,8 @@ def test_a_firm_disputing_a_report_has_the_kept_samples_re_tested_once_within_th
     api = {x["id"]: x for x in c.get("/api/v1/labs/orders").json()}
     assert (api[o.pk]["can_retest"], api[second.pk]["retest_of"], api[o.pk]["retain_until"]) == (
         False, o.pk, until.isoformat())
+    # the firm's page (一企一档) marks the re-test
+    assert f"<strong>复检</strong>（原委托 {o.pk}）" in staff.get(f"/entities/{firm.uscc}/").content.decode()
     # the re-test's samples, with no retention of their own, are disposed of at once
     actions.do_samples_out(second, "", by=officer)
     book = openpyxl.load_workbook(io.BytesIO(staff.get("/labs/", {"format": "xlsx"}).content))

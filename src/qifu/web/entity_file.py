@@ -74,10 +74,10 @@ def export(request, e, ctx: dict):
     _sheet(wb, "实验室预约", ["开始时间", "实验室", "仪器", "检测内容", "费用（元）", "创新券（元）", "状态", "报告编号"], [
         [local_time(b.start), b.instrument.lab.name, b.instrument.name, b.purpose, _num(b.price), _num(b.voucher_amount),
          b.get_status_display(), t.report_no if (t := _one(b, "batch")) else ""] for b in ctx["lab_bookings"]])
-    _sheet(wb, "送检", ["委托号", "委托时间", "实验室", "样品", "状态", "报告编号", "结论", "样品去向"], [
+    _sheet(wb, "送检", ["委托号", "委托时间", "实验室", "样品", "状态", "报告编号", "结论", "样品去向", "复检的原委托号"], [
         [o.pk, local_time(o.created_at), o.lab.name, o.sample_name, o.get_status_display(),
          o.report_no if o.status == "issued" else "", o.get_conclusion_display() if o.status == "issued" else "",
-         o.samples_out_note if o.samples_out_at else ""] for o in ctx["lab_orders"]])
+         o.samples_out_note if o.samples_out_at else "", o.retest_of_id] for o in ctx["lab_orders"]])
     _sheet(wb, "亩均评价", ["年度", "分组", "得分", "名次", "类别", "状态"], [
         [year, r.group_name, _num(r.score), r.rank, r.klass or "", r.evaluation.get_status_display()]
         for year, r in ctx["land"]["history"]])
