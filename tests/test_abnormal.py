@@ -639,3 +639,64 @@ def test_decisions_made_before_their_table_are_taken_from_the_listings_and_the_r
         removed.pk: ("remove", "异移〔2026〕00001号", dt.date(2026, 8, 5), "已补报", dt.datetime(2026, 8, 1, 1, 0, tzinfo=dt.UTC)),
         annulled.pk: ("annul", "异撤〔2026〕00001号", dt.date(2026, 8, 6), "按期报送纸质年报", None),
         refused.pk: ("refuse", "异不移〔2026〕00001号", dt.date(2026, 8, 7), "补报的资产总额与财务报表不符", None)}
+
+
+CONCURRENT = r"""
+import os, threading, datetime as dt
+import django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu import db
+db.ensure_ready()
+from django.db import connection
+from django.utils import timezone
+from qifu.abnormal import actions
+from qifu.abnormal.models import Listing, Ruling
+from qifu.registry.models import Entity, Township
+from qifu.reports.models import AnnualReport
+
+town = Township.objects.first()
+now = timezone.now()
+listings = []
+for i in range(12):
+    e = Entity.objects.create(uscc=f"91330282MA{i:08d}", name=f"企业{i}", entity_type="enterprise", town=town,
+                              established_on=dt.date(2020, 1, 1), status="active", imported_at=now)
+    AnnualReport.objects.create(entity=e, report_year=2025, filed_at=now, imported_at=now)
+    listings.append(Listing.objects.create(entity=e, town=town, report_year=2025, kind="list", reason="测试",
+                                           number=f"异列〔2026〕{i + 1:05d}号", listed_on=dt.date(2026, 7, 10),
+                                           status="applied", applied_at=now))
+outcomes, lock = [], threading.Lock()
+
+def go(x, what):
+    try:
+        if what == "remove":
+            actions.do_remove(x, None, "已补报")
+        else:
+            actions.do_refuse(x, None, "补报内容与社保记录不符")
+        r = "done"
+    except actions.ListingError as e:
+        r = str(e)
+    finally:
+        connection.close()
+    with lock:
+        outcomes.append(r)
+
+# six removals and six refusals, each of a listing of its own, all at once
+threads = [threading.Thread(target=go, args=(x, "remove" if i % 2 else "refuse")) for i, x in enumerate(listings)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(outcomes.count("done"), "|".join(sorted(Ruling.objects.values_list("number", flat=True))), "|".join(o for o in outcomes if o != "done") or "-")
+"""
+
+
+def test_decisions_made_at_the_same_moment_each_get_a_number_of_their_own(process_env):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", CONCURRENT], env=process_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    done, numbers, errors = out.stdout.split(" ", 2)
+    year = timezone.localdate().year
+    assert (int(done), errors.strip()) == (12, "-"), out.stdout
+    assert numbers.split("|") == sorted([f"异不移〔{year}〕{i:05d}号" for i in range(1, 7)]
+                                        + [f"异移〔{year}〕{i:05d}号" for i in range(1, 7)])

@@ -124,12 +124,16 @@ def last_number(year: int, kind: str = "list") -> int:
     return int(top[len(prefix):-1]) if top else 0
 
 
+RULING_ATTEMPTS = 50
+
+
 def _rule(x: Listing, kind: str, by, reason: str, applied_at: dt.datetime | None, now: dt.datetime) -> Ruling:
     """The written decision of a removal, refusal or annulment of ``x``, with the next number of
     its year. Two decisions at the same moment on different listings may reach for the same
-    number: the second then takes the next (the first's row is seen once it commits)."""
+    number: the second waits for the first to commit, finds the number taken and takes the next.
+    Each attempt lost is another decision made, so only that many at once exhaust the attempts."""
     today = timezone.localdate(now)
-    for _attempt in range(5):
+    for _attempt in range(RULING_ATTEMPTS):
         try:
             with transaction.atomic():
                 return Ruling.objects.create(
