@@ -1217,6 +1217,9 @@ def test_a_lab_that_confirms_bookings_holds_the_slot_until_it_confirms_declines_
     actions.do_cancel(held)
     served = Booking.objects.get(entity=c, status__in=["pending", "booked"])
     assert (served.start, served.status) == (start, "pending")
+    # and the firm is told it waits for the lab, not that it is booked
+    told = OutboxMessage.objects.get(key__startswith="lab-waiting:", entity=c).body
+    assert "待实验室确认" in told and "自动取消" in told and "已为您自动预约" not in told
 
 
 def test_a_firm_disputing_a_report_has_the_kept_samples_re_tested_once_within_the_retention(county, data_dir):

@@ -628,8 +628,13 @@ def _tell_booked(w: Waiting, booking: Booking, now: dt.datetime) -> None:
     lab, inst = w.instrument.lab, w.instrument
     cover = f"，创新券抵扣 {booking.voucher_amount} 元" if booking.voucher_amount else ""
     start = timezone.localtime(booking.start)
+    if booking.status == Booking.Status.PENDING:  # a lab that confirms: it still has to
+        done = (f"已为您预约，待实验室确认（开始前 {FREE_CANCEL_HOURS} 小时仍未确认的自动取消并告知您，"
+                f"费用和创新券额度退回）")
+    else:
+        done = "已为您自动预约"
     _tell(w.entity, f"lab-waiting:{w.pk}", now,
-          f"【企服】您候补的{lab.name}“{inst.name}”{start:%m月%d日%H:%M}起的时段有了空位，已为您自动预约，"
+          f"【企服】您候补的{lab.name}“{inst.name}”{start:%m月%d日%H:%M}起的时段有了空位，{done}，"
           f"费用 {booking.price} 元{cover}。如不需要，请在开始 {FREE_CANCEL_HOURS} 小时前登录企服平台取消。",
           f"候补 {inst.name} {start:%Y-%m-%d %H:%M} 约上")
 
