@@ -52,6 +52,8 @@ def test_knowledge_base_entries_have_a_legal_basis_and_no_links(assistant):
         ("个体户年报在哪报", "individual_business"),
         ("补贴可以放弃吗", "policy_decline"),
         ("年报能放弃吗", "who_must_file"),  # a policy may be declined, the annual report may not
+        ("对检测报告结论有异议能复检吗", "labs_send_in"),
+        ("移出经营异常名录后怎么打印决定书", "abnormal_list_removal"),
     ],
 )
 def test_typical_questions(assistant, question, entry):
