@@ -168,7 +168,7 @@ def lab(request, code: str):
         "open_orders": orders.filter(status__in=actions.OPEN_ORDERS).order_by("created_at", "id")[:100],
         "closed_orders": orders.exclude(status__in=actions.OPEN_ORDERS).order_by("-created_at", "-id")[:30],
         # reports issued, the samples still here: to be handed back or disposed of, oldest first
-        "held_samples": queries.samples_held(orders).order_by("issued_at", "id")[:100],
+        "held_samples": queries.samples_held(orders).select_related("lab", "entity").order_by("issued_at", "id")[:100],
         "lab": lab, "instruments": instruments, "upcoming": upcoming[:100], "waits": waits,
         "recent": bookings.exclude(status__in=ACTIVE).order_by("-start")[:50],
         "conclusions": TestBatch.Conclusion.choices, "today": timezone.localdate(), "now": timezone.now(),
