@@ -187,6 +187,8 @@ def test_a_late_filer_applies_and_is_removed_or_refused_and_told(checked_county)
     assert "行政复议" not in doc  # nothing to appeal against
     page = officer.get(f"/abnormal/{x.pk}/decision/").content.decode()
     assert f"/abnormal/{x.pk}/decision/{refusal.pk}/" in page and f"/abnormal/{x.pk}/decision/{removal.pk}/" in page
+    row = officer.get("/abnormal/", {"year": YEAR, "status": "removed"}).content.decode().split(f'id="listing-{x.pk}"')[1]
+    assert f"/abnormal/{x.pk}/decision/{removal.pk}/" in row.split("</tr>")[0]
     assert "移出经营异常名录决定书" in officer.get(f"/abnormal/{x.pk}/decision/{removal.pk}/").content.decode()
     api = c.get("/api/v1/abnormal").json()
     assert [(r["kind"], r["number"]) for r in next(a for a in api if a["id"] == x.pk)["rulings"]] == [

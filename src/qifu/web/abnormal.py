@@ -87,7 +87,7 @@ def overview(request):
         "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
         "unreached": queries.unreached(listings.filter(report_year=year)).count(),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
-        "listings": list(shown.order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
+        "listings": list(shown.prefetch_related("rulings").order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
         "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
         "can_act": _can_act(request), "town_name": views.town_name(scope.town_of(request.user)), "decide_workdays": actions.DECIDE_WITHIN_WORKDAYS,
         "charts": {
