@@ -1076,14 +1076,14 @@ def do_samples_out(order: SampleOrder, note: str, by=None, now: dt.datetime | No
     with transaction.atomic():
         order = _locked(order, SampleOrder.Status.ISSUED, why="报告签发后才能退回或处置样品")
         if order.samples_out_at is not None:
-            raise LabActionError(f"样品已于{timezone.localtime(order.samples_out_at):%Y-%m-%d}{order.samples_out_label}")
+            raise LabActionError(f"样品已于{timezone.localtime(order.samples_out_at):%Y-%m-%d}{order.samples_went}")
         back = order.after_test == SampleOrder.AfterTest.RETURN
         until = order.retain_until
         if not back and until is not None and timezone.localtime(now).date() <= until:
             raise LabActionError(f"留样期至 {until:%Y-%m-%d}（企业可在此前申请复检），期满后才能处置")
         if back and len(note) < 2:
             raise LabActionError("请写明怎样退回的（如：顺丰快递 SF1234567890，或企业张先生自取），企业会收到这段话")
-        note = (note or "按委托约定由实验室处置")[:300]
+        note = (note or SampleOrder.DISPOSED_AS_AGREED)[:300]
         order.samples_out_at, order.samples_out_note = now, note
         _step(order, SampleOrder.Status.ISSUED, SampleEvent.Action.BACK if back else SampleEvent.Action.DISPOSED, by, now,
               note, ("samples_out_at", "samples_out_note"))
@@ -1102,7 +1102,7 @@ def retest_refused(order: SampleOrder, today: dt.date) -> str | None:
         return "报告签发后才能申请复检"
     if order.retest_of_id is not None:
         return "复检报告为最终结论，不能再次复检"
-    if any(r.status not in SampleOrder.CLOSED for r in order.retests.all()):
+    if order.retest_open:
         return "这份报告已申请复检"
     until = order.retain_until
     if until is None:

@@ -332,6 +332,7 @@ class SampleOrder(Rated):
         DISPOSE = "dispose", "由实验室处置"
 
     CLOSED = (Status.REJECTED, Status.WITHDRAWN)  # ended without a report
+    DISPOSED_AS_AGREED = "按委托约定由实验室处置"  # the disposal's note when the lab wrote none
 
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="orders")
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="sample_orders")
@@ -401,13 +402,22 @@ class SampleOrder(Rated):
         return timezone.localdate(self.issued_at) + dt.timedelta(days=self.lab.retain_days)
 
     @property
-    def samples_out_label(self) -> str:
-        """Where the samples went (prefetch ``retests``): 退回企业, 由实验室处置 or 转入复检."""
+    def retest_open(self) -> bool:
+        """A re-test of this order was asked for and not withdrawn or refused (prefetch ``retests``)."""
+        return any(r.status not in self.CLOSED for r in self.retests.all())
+
+    @property
+    def samples_went(self) -> str:
+        """Where the samples went, as the lab's and the firm's pages say it (prefetch
+        ``retests``): 转入复检委托 9, 退回企业：顺丰快递…, 由实验室处置 (with the lab's note, if
+        it wrote one)."""
         if self.samples_out_at is None:
             return ""
-        if any(r.status not in self.CLOSED for r in self.retests.all()):
-            return "转入复检"
-        return self.get_after_test_display()
+        if self.retest_open:
+            return self.samples_out_note
+        if self.samples_out_note == self.DISPOSED_AS_AGREED:
+            return self.get_after_test_display()
+        return f"{self.get_after_test_display()}：{self.samples_out_note}"
 
     @property
     def to_pay(self):
