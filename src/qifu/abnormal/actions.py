@@ -127,12 +127,14 @@ def last_number(year: int, kind: str = "list") -> int:
 RULING_ATTEMPTS = 50
 
 
-def _rule(x: Listing, kind: str, by, reason: str, applied_at: dt.datetime | None, now: dt.datetime) -> Ruling:
-    """The written decision of a removal, refusal or annulment of ``x``, with the next number of
+def _rule(x: Listing, kind: str, by, reason: str, now: dt.datetime) -> Ruling:
+    """The written decision of a removal, refusal or annulment of ``x`` (locked, before the
+    decision changes it: the application it answers is read from it), with the next number of
     its year. Two decisions at the same moment on different listings may reach for the same
     number: the second waits for the first to commit, finds the number taken and takes the next.
     Each attempt lost is another decision made, so only that many at once exhaust the attempts."""
     today = timezone.localdate(now)
+    applied_at = x.applied_at if x.status == Listing.Status.APPLIED else None
     for _attempt in range(RULING_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -234,10 +236,9 @@ def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) ->
         x = _locked(x, *STANDING, why="已经移出或撤销")
         if not back_filed(x):
             raise ListingError(f"该主体尚未补报 {x.report_year} 年度年报，不能移出")
-        applied = x.applied_at if x.status == Listing.Status.APPLIED else None
+        r = _rule(x, Ruling.Kind.REMOVE, by, note, now)
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
-        r = _rule(x, Ruling.Kind.REMOVE, by, note, applied, now)
         decency.tell_once(f"abnormal-removed:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：您单位已补报{x.report_year}年度年报，"
                           f"已于{x.removed_on.month}月{x.removed_on.day}日{x.undone}（{r.number}，原{x.number}），"
@@ -255,11 +256,10 @@ def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Li
         raise ListingError("不予移出须写明原因（至少4个字），企业会收到")
     with transaction.atomic():
         x = _locked(x, Listing.Status.APPLIED, why="只有已申请移出的可以不予移出")
-        applied = x.applied_at
+        r = _rule(x, Ruling.Kind.REFUSE, by, reason, now)
         x.status, x.applied_at, x.applied_channel, x.note = Listing.Status.LISTED, None, "", reason[:300]
         x.removed_by = by  # who decided, until the next decision
         x.save(update_fields=["status", "applied_at", "applied_channel", "note", "removed_by"])
-        r = _rule(x, Ruling.Kind.REFUSE, by, reason, applied, now)
         decency.tell_once(f"abnormal-refused:{x.pk}:{int(now.timestamp())}", x.entity_id, "abnormal", x.entity.phone,
                           x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：您单位{x.undone}的申请（{x.number}）未获同意（{r.number}）："
@@ -279,10 +279,9 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
         raise ListingError("撤销须写明核实的情况（至少4个字），如：企业已于6月20日报送纸质年报")
     with transaction.atomic():
         x = _locked(x, *STANDING, why="只有列入中或已申请移出的可以撤销")
-        applied = x.applied_at if x.status == Listing.Status.APPLIED else None
+        r = _rule(x, Ruling.Kind.ANNUL, by, reason, now)
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.ANNULLED, timezone.localdate(now), by, reason[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
-        r = _rule(x, Ruling.Kind.ANNUL, by, reason, applied, now)
         answered = ""
         if x.objection_id:
             from qifu.service_requests import actions as requests
