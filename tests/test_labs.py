@@ -1241,6 +1241,11 @@ def test_a_firm_disputing_a_report_has_the_kept_samples_re_tested_once_within_th
     o = actions.do_review(o, True, by=admin)
     until = timezone.localdate(o.issued_at) + dt.timedelta(days=10)
     assert o.retain_until == until
+    # the lab shortening its period later does not take back what the report notice promised
+    lab.retain_days = 3
+    lab.save(update_fields=["retain_days"])
+    o = SampleOrder.objects.get(pk=o.pk)
+    assert o.retain_days == 10 and o.retain_until == until
     told = OutboxMessage.objects.get(key=f"lab-order-issued:{o.pk}").body
     assert f"可于{until.month}月{until.day}日前在企服平台申请复检" in told
     page = c.get("/portal/labs/").content.decode()

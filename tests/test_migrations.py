@@ -54,3 +54,34 @@ def test_messages_stored_before_the_addressee_field_are_addressed_by_their_key_a
     assert dict(OutboxMessage.objects.values_list("key", "addressee")) == {
         "request:Q1:dep:3:new:2026-03-02": "department", "request:Q1:ent:signed": "entity",
         "policy-gave-up:7:dep": "department", "expert:4:confirmed": "expert", "filing:sms:x": "entity"}
+
+
+
+@pytest.mark.django_db
+def test_reports_issued_before_orders_kept_their_retention_take_the_labs_period():
+    import datetime as dt
+    import importlib
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from qifu.labs.models import Lab, SampleOrder
+    from qifu.registry.models import Entity, Township
+
+    step = importlib.import_module("qifu.labs.migrations.0012_retain_days").from_the_lab
+    now = timezone.now()
+    town = Township.objects.first()
+    firm = Entity.objects.create(uscc="91330282MA2XXXXX0X", name="测试公司", entity_type="enterprise", town=town,
+                                 established_on=dt.date(2020, 1, 1), status="active", imported_at=now)
+    lab = Lab.objects.create(code="L1", name="检测中心", owner_kind="public", owner_name="市场监管局", town=town,
+                             opens=dt.time(8), closes=dt.time(17), retain_days=21, updated_at=now)
+
+    def order(**kw):
+        return SampleOrder.objects.create(lab=lab, entity=firm, town=town, sample_name="样品", samples=1,
+                                          items="项目", created_at=now - dt.timedelta(days=9), **kw)
+
+    issued, waiting = order(status="issued", issued_at=now), order()
+    retest = order(status="issued", issued_at=now, retest_of=issued)
+    step(apps, None)
+    got = dict(SampleOrder.objects.values_list("pk", "retain_days"))
+    assert got == {issued.pk: 21, waiting.pk: None, retest.pk: None}

@@ -381,7 +381,7 @@ def send_samples(user, rng, firms, today) -> int:
             elif ago >= 14:  # the samples gone back (by courier, or collected), or disposed of after the retention
                 back = o.after_test == "return"
                 how = rng.choice([f"顺丰快递 SF{rng.randint(10 ** 11, 10 ** 12 - 1)}", "企业业务员自取"])
-                out = issued + dt.timedelta(days=rng.randint(1, 3) + (0 if back else o.lab.retain_days))
+                out = issued + dt.timedelta(days=rng.randint(1, 3) + (0 if back else o.retain_days))
                 if out < timezone.now():
                     labs.do_samples_out(o, how if back else "", by=tester, now=out)
             if rng.random() < 0.6:  # most firms rate the service

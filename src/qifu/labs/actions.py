@@ -1052,9 +1052,10 @@ def do_review(order: SampleOrder, approve: bool, note: str = "", by=None, now: d
             report_name=order.report_name, report_sha256=order.report_sha256, recorded_by=order.tested_by,
             recorded_at=now)
         order.verified_by, order.issued_at = by, now
+        order.retain_days = None if order.retest_of_id is not None else order.lab.retain_days
         order.verify_code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
         _step(order, SampleOrder.Status.ISSUED, SampleEvent.Action.ISSUED, by, now, note,
-              ("batch", "verified_by", "issued_at", "verify_code"))
+              ("batch", "verified_by", "issued_at", "retain_days", "verify_code"))
         back = "样品将退回，请与实验室约定领取" if order.after_test == SampleOrder.AfterTest.RETURN else "样品由实验室处置"
         if order.retain_until is not None:
             back += f"；对结论有异议的，可于{order.retain_until.month}月{order.retain_until.day}日前在企服平台申请复检"

@@ -365,6 +365,9 @@ class SampleOrder(Rated):
     verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+", verbose_name="审核人")
     issued_at = models.DateTimeField("签发时间", null=True, blank=True)
+    # the lab's retention period as it stood when the report was issued: what the report notice
+    # promised the firm, kept when the lab later changes its period
+    retain_days = models.PositiveSmallIntegerField("留样期（天）", null=True, blank=True)
     verify_code = models.CharField("防伪查询码", max_length=12, blank=True)
     batch = models.OneToOneField(TestBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="order")
     closed_reason = models.CharField("拒收或撤回原因", max_length=300, blank=True)
@@ -396,10 +399,11 @@ class SampleOrder(Rated):
     def retain_until(self) -> dt.date | None:
         """The last day of the retention period (留样期) of an issued order's samples: the firm may
         ask for a re-test until then, and they are not disposed of before. None for a re-test
-        (there is no re-test of a re-test) or at a lab that keeps nothing."""
-        if self.issued_at is None or self.retest_of_id is not None or not self.lab.retain_days:
+        (there is no re-test of a re-test) or at a lab that keeps nothing. The period is the one
+        the lab had when it issued the report (``retain_days``)."""
+        if self.issued_at is None or self.retest_of_id is not None or not self.retain_days:
             return None
-        return timezone.localdate(self.issued_at) + dt.timedelta(days=self.lab.retain_days)
+        return timezone.localdate(self.issued_at) + dt.timedelta(days=self.retain_days)
 
     @property
     def retest_open(self) -> bool:
