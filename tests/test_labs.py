@@ -1283,12 +1283,20 @@ def test_a_firm_disputing_a_report_has_the_kept_samples_re_tested_once_within_th
     assert second.retest_of_id == o.pk and second.channel == "api"
     page = c.get("/portal/labs/").content.decode()
     assert f"委托 {o.pk} 的复检（用实验室留样）" in page and f"转入复检委托 {second.pk}" in page
-    # tested and issued as any other: the final word, and the original's check says so
-    actions.do_receive(second, "留样封存完好，与原委托一致", "0", by=officer)
+    # tested and issued as any other: the final word, and the original's check says so; it finds
+    # the bolts pass, overturning the report, so the lab bears its fee and the voucher is not drawn
+    voucher = actions.do_grant_voucher(firm, timezone.localdate().year, "1000", "0.5")
+    second = actions.do_receive(second, "留样封存完好，与原委托一致", "240", by=officer)
+    assert (second.voucher_amount, second.to_pay) == (Decimal("120"), Decimal("120"))
     actions.do_result(second, timezone.localdate(), "pass", "SY-R-1-F", ("r.pdf", "application/pdf", PDF), by=officer)
     second = actions.do_review(second, True, by=admin)
     assert second.retain_until is None
-    assert "本报告为复检报告（原报告 SY-R-1），为最终结论" in OutboxMessage.objects.get(key=f"lab-order-issued:{second.pk}").body
+    assert (second.fee_by_lab, second.voucher_amount, second.to_pay, actions.voucher_used(voucher)) == (
+        True, 0, 0, 0)
+    told = OutboxMessage.objects.get(key=f"lab-order-issued:{second.pk}").body
+    assert "本报告为复检报告（原报告 SY-R-1），为最终结论" in told and "复检费用由实验室承担，您无需支付" in told
+    assert f'id="order-fee-by-lab-{second.pk}"' in c.get("/portal/labs/").content.decode()
+    assert 'id="order-fee-by-lab"' in staff.get(f"/labs/orders/{second.pk}/").content.decode()
     with pytest.raises(actions.LabActionError, match="复检报告为最终结论"):
         actions.do_retest(second, "对复检结论也有异议")
     verify = c.get("/portal/labs/verify/", {"report_no": "SY-R-1", "code": o.verify_code}).content.decode()
@@ -1298,11 +1306,33 @@ def test_a_firm_disputing_a_report_has_the_kept_samples_re_tested_once_within_th
     api = {x["id"]: x for x in c.get("/api/v1/labs/orders").json()}
     assert (api[o.pk]["can_retest"], api[second.pk]["retest_of"], api[o.pk]["retain_until"]) == (
         False, o.pk, until.isoformat())
+    assert (api[second.pk]["fee_by_lab"], api[second.pk]["voucher_amount"], api[o.pk]["fee_by_lab"]) == (
+        True, "0.00", False)
     # the firm's page (一企一档) marks the re-test
     assert f"<strong>复检</strong>（原委托 {o.pk}）" in staff.get(f"/entities/{firm.uscc}/").content.decode()
     # the re-test's samples, with no retention of their own, are disposed of at once
     actions.do_samples_out(second, "", by=officer)
     book = openpyxl.load_workbook(io.BytesIO(staff.get("/labs/", {"format": "xlsx"}).content))
     rows = list(book["送检"].iter_rows(values_only=True))
-    got = {r[0]: (r[rows[0].index("复检的原委托号")], r[rows[0].index("留样期至")]) for r in rows[1:]}
-    assert got[second.pk] == (o.pk, None) and got[o.pk][0] is None and got[o.pk][1].date() == until
+    got = {r[0]: (r[rows[0].index("复检的原委托号")], r[rows[0].index("留样期至")], r[rows[0].index("费用由实验室承担")])
+           for r in rows[1:]}
+    assert got[second.pk] == (o.pk, None, "是") and got[o.pk][0] is None and got[o.pk][1].date() == until
+    assert got[o.pk][2] in ("", None)
+
+
+def test_a_re_test_that_agrees_with_the_report_is_the_firms_to_pay_for(county):
+    from qifu.reminders.models import OutboxMessage
+
+    lab = Lab.objects.filter(active=True).order_by("code").first()
+    firm, = firms(1, county["own_town"])
+    officer, admin = county["users"]["officer"], county["users"]["admin"]
+    o = actions.do_order(firm, lab, "镀锌螺栓 M8", 6, "中性盐雾 96 小时", after_test="dispose")
+    actions.do_receive(o, "完好", "300", by=officer)
+    actions.do_result(o, timezone.localdate(), "fail", "SY-A-1", ("r.pdf", "application/pdf", PDF), by=officer)
+    o = actions.do_review(o, True, by=admin)
+    retest = actions.do_receive(actions.do_retest(o, "我司自检合格，对结论有异议"), "留样完好", "180", by=officer)
+    actions.do_result(retest, timezone.localdate(), "fail", "SY-A-1-F", ("r.pdf", "application/pdf", PDF), by=officer)
+    retest = actions.do_review(retest, True, by=admin)
+    assert (retest.fee_by_lab, retest.to_pay) == (False, Decimal("180"))
+    told = OutboxMessage.objects.get(key=f"lab-order-issued:{retest.pk}").body
+    assert "复检结论与原报告一致，复检费用应付 180.00 元" in told and "由实验室承担" not in told

@@ -39,6 +39,7 @@ WEEKDAYS = "一二三四五六日"
 
 
 DEFAULT_RETAIN_DAYS = 15  # a lab's retention period (留样期) where its catalogue row gives none
+FEE_BY_LAB = "复检费用由实验室承担"  # a re-test that overturns the first report
 
 
 class LabActionError(ValueError):
@@ -1054,13 +1055,24 @@ def do_review(order: SampleOrder, approve: bool, note: str = "", by=None, now: d
         order.verified_by, order.issued_at = by, now
         order.retain_days = None if order.retest_of_id is not None else order.lab.retain_days
         order.verify_code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+        # a re-test that overturns the first report is the lab's to pay for, and the firm's voucher
+        # share for it goes back to the voucher
+        overturned = order.retest_of_id is not None and order.conclusion != order.retest_of.conclusion
+        if overturned:
+            order.fee_by_lab, order.voucher, order.voucher_amount = True, None, Decimal(0)
+            note = "；".join(x for x in (note, FEE_BY_LAB) if x)
         _step(order, SampleOrder.Status.ISSUED, SampleEvent.Action.ISSUED, by, now, note,
-              ("batch", "verified_by", "issued_at", "retain_days", "verify_code"))
+              ("batch", "verified_by", "issued_at", "retain_days", "verify_code", "fee_by_lab", "voucher",
+               "voucher_amount"))
         back = "样品将退回，请与实验室约定领取" if order.after_test == SampleOrder.AfterTest.RETURN else "样品由实验室处置"
         if order.retain_until is not None:
             back += f"；对结论有异议的，可于{order.retain_until.month}月{order.retain_until.day}日前在企服平台申请复检"
         if order.retest_of_id is not None:
             back += f"；本报告为复检报告（原报告 {order.retest_of.report_no}），为最终结论"
+            if overturned:
+                back += f"；复检结论与原报告不一致，{FEE_BY_LAB}，您无需支付"
+            else:
+                back += "；复检结论与原报告一致" + (f"，复检费用应付 {order.to_pay} 元" if order.to_pay else "")
         _tell(order.entity, f"lab-order-issued:{order.pk}", now,
               f"【企服】您送检的{order.sample_name}检测报告已出具：编号 {order.report_no}，结论"
               f"{order.get_conclusion_display()}。请登录企服平台下载；报告真伪可凭编号和查询码 {order.verify_code} 查询。"

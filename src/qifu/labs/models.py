@@ -379,6 +379,9 @@ class SampleOrder(Rated):
     # retention period; its report is the final word on them
     retest_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT, related_name="retests",
                                   verbose_name="复检的原委托")
+    # a re-test whose conclusion differs from the original report's: the lab got it wrong the
+    # first time and bears the re-test's fee; the firm pays nothing and its voucher is not drawn
+    fee_by_lab = models.BooleanField("复检费用由实验室承担", default=False)
 
     class Meta:
         verbose_name = verbose_name_plural = "送检委托"
@@ -425,7 +428,7 @@ class SampleOrder(Rated):
 
     @property
     def to_pay(self):
-        return (self.price or 0) - self.voucher_amount
+        return 0 if self.fee_by_lab else (self.price or 0) - self.voucher_amount
 
 
 class SampleEvent(models.Model):

@@ -108,6 +108,7 @@ class OrderOut(Schema):
     retest_of: int | None = Field(description="复检委托：所复检的原委托号（复检报告为最终结论）")
     retain_until: dt.date | None = Field(description="已出报告的：留样期的最后一天，此前可申请复检，期满前不处置样品")
     can_retest: bool = Field(description="现在可以申请复检（POST /orders/{id}/retest）")
+    fee_by_lab: bool = Field(description="复检结论与原报告不一致：复检费用由实验室承担，企业无需支付，不用创新券")
 
 
 class RetestIn(Schema):
@@ -224,7 +225,7 @@ def _order(o: SampleOrder) -> dict:
             "verify_code": o.verify_code if issued else None, "closed_reason": o.closed_reason,
             "samples_out_at": o.samples_out_at, "samples_out_note": o.samples_out_note,
             "retest_of": o.retest_of_id, "retain_until": o.retain_until,
-            "can_retest": actions.retest_refused(o, timezone.localdate()) is None}
+            "can_retest": actions.retest_refused(o, timezone.localdate()) is None, "fee_by_lab": o.fee_by_lab}
 
 
 @router.get("/orders", response=list[OrderOut], summary="本企业的送检委托")

@@ -119,7 +119,7 @@ def _xlsx(request):
     spreadsheets.append(ws, ["委托号", "统一社会信用代码", "企业名称", "镇街", "实验室", "样品", "样品数量", "检测项目", "检测依据",
                              "委托时间", "状态", "收样时间", "样品状态", "费用（元）", "创新券抵扣（元）", "报告编号", "结论",
                              "签发时间", "检后样品", "样品退回或处置时间", "样品退回或处置说明", "拒收或撤回原因", "企业评价",
-                             "评价意见", "回访情况", "复检的原委托号", "留样期至"])
+                             "评价意见", "回访情况", "复检的原委托号", "留样期至", "费用由实验室承担"])
     orders = _orders(request).select_related("entity", "town", "lab").order_by("created_at", "id")
     for o in orders:
         spreadsheets.append(ws, [o.pk, o.entity_id, o.entity.name, o.town.name, o.lab.name, o.sample_name, o.samples,
@@ -128,7 +128,7 @@ def _xlsx(request):
                                  o.report_no, o.get_conclusion_display(), local_time(o.issued_at),
                                  o.get_after_test_display(), local_time(o.samples_out_at), o.samples_out_note, o.closed_reason,
                                  o.get_rating_display(), o.rating_comment, o.callback_note, o.retest_of_id,
-                                 o.retain_until])
+                                 o.retain_until, "是" if o.fee_by_lab else ""])
     ws = wb.create_sheet("送检流转记录")
     spreadsheets.append(ws, ["委托号", "时间", "环节", "经办人", "说明"])
     for ev in (SampleEvent.objects.filter(order__in=orders).select_related("by").order_by("order_id", "at", "id")):
