@@ -347,6 +347,7 @@ def test_a_firm_confirms_a_policy_in_the_portal_and_the_first_installment_is_rel
 
 
 def test_an_administrator_tries_a_policy_in_the_browser_then_saves_and_matches_it(site, page):
+    from qifu.policies import actions
     from qifu.policies.models import Match, Policy
 
     base, _ = site
@@ -362,7 +363,12 @@ def test_an_administrator_tries_a_policy_in_the_browser_then_saves_and_matches_i
     expect(page.locator("#chart-trial-towns")).to_be_visible()
     page.screenshot(path=str(SHOTS / "policy-trial.png"), full_page=True)
     page.locator("#policy-save").click()  # the button pressed still says what to do once disabled
-    expect(page).to_have_url(f"{base}/policies/T-BROWSER/")
+    # saved at once; matched by `qifu worker`, run here, while the page follows it and moves on
+    expect(page.locator("#policy-run-steps")).to_contain_text("排队")
+    assert re.fullmatch(rf"{re.escape(base)}/policies/runs/\d+/", page.url)
+    page.screenshot(path=str(SHOTS / "policy-run.png"), full_page=True)
+    assert actions.run_pending_matches() == 1
+    expect(page).to_have_url(f"{base}/policies/T-BROWSER/", timeout=15_000)
     expect(page.locator(".flash")).to_contain_text(f"已保存并匹配：符合 {firms} 户")
     assert Match.objects.filter(policy__code="T-BROWSER").count() == firms
 

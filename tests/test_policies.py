@@ -26,7 +26,7 @@ from qifu.checks.models import Finding
 from qifu.imports.actions import import_file
 from qifu.land import actions as land_actions
 from qifu.policies import actions
-from qifu.policies.models import Application, Match, Payment, PaymentBatch, Policy
+from qifu.policies.models import Application, Match, MatchRun, Payment, PaymentBatch, Policy
 from qifu.reminders.models import OutboxMessage
 from qifu.sources.models import SocialRecord
 from tests.factories import portal_client
@@ -1011,10 +1011,20 @@ def test_an_administrator_writes_a_policy_in_the_browser_tries_it_then_saves_and
     top = trial.top[0]
     assert top[2] == max(m for _, _, m, _ in trial.top) and top[1] == Entity.objects.get(uscc=top[0]).name
     assert f'<b id="trial-firms">{trial.firms}</b>' in page.content.decode()
-    # 保存并匹配: what the trial said is what is stored, and the firms are told
+    # 保存并匹配: saved at once and matched by the worker, the page following it; what the trial
+    # said is what is stored, and the firms are told
     page = admin.post("/policies/new/", {"text": text, "action": "save", "notify": "on"})
-    assert page.status_code == 302 and page["Location"] == "/policies/CX-2025-04/"
+    run = MatchRun.objects.get()
+    assert page.status_code == 302 and page["Location"] == f"/policies/runs/{run.pk}/"
+    assert Policy.objects.filter(code="CX-2025-04").exists() and not Match.objects.exists()
+    waiting = admin.get(f"/policies/runs/{run.pk}/").content.decode()
+    assert 'http-equiv="refresh"' in waiting and '<li class="current">排队</li>' in waiting
+    assert officer.get(f"/policies/runs/{run.pk}/").status_code == 403
+    assert actions.run_pending_matches() == 1 and actions.run_pending_matches() == 0
+    done = admin.get(f"/policies/runs/{run.pk}/", follow=True)
+    assert done.redirect_chain == [("/policies/CX-2025-04/", 302)]
     auto = Match.objects.filter(policy__code="CX-2025-04")
+    assert f"已保存并匹配：符合 {auto.count()} 户" in done.content.decode()
     assert auto.count() == trial.firms and sum(m.amount for m in auto) == trial.total
     assert OutboxMessage.objects.filter(purpose="policy").exists()
     p = Policy.objects.get(code="CX-2025-04")
@@ -1041,7 +1051,7 @@ def test_an_administrator_writes_a_policy_in_the_browser_tries_it_then_saves_and
     assert rows[0][1:3] == (first.entity.name, first.entity.town.name) and rows[0][3] == float(first.amount * Decimal("1.2"))
     assert Policy.objects.get(code="CX-2025-04").version == p.version  # still nothing stored
     page = admin.post("/policies/CX-2025-04/edit/", {"text": stricter, "action": "save"})  # notify unticked
-    assert page.status_code == 302
+    assert page.status_code == 302 and actions.run_pending_matches() == 1
     p.refresh_from_db()
     assert p.versions.count() == 2 and "* 0.06" in p.text
     assert auto.filter(status="lapsed").count() == len(small)
@@ -1414,3 +1424,50 @@ def test_applications_wait_in_a_queue_oldest_first_for_the_department_that_revie
     got = [(r[4], r[1], r[9]) for r in sheet.iter_rows(min_row=2, values_only=True)]
     assert got == [(first.entity_id, 3, 0), (third.entity_id, 1, 0)]
     assert AuditEvent.objects.filter(action="export", detail="政策申请名单 2 行").exists()
+
+
+def test_a_policy_saved_in_the_browser_is_matched_by_the_worker_which_shows_its_phase_and_why_it_stopped(county, monkeypatch):
+    admin = staff(county, "admin")
+    user = county["users"]["admin"]
+    run = actions.do_write_policy(example("CX-2025-04"), None, user, notify=False)
+    assert (run.status, run.policy.code, run.by) == ("queued", "CX-2025-04", user)
+    # each phase is written as it begins, outside the transaction that stores the matches
+    seen = []
+    real = actions.match_policies
+
+    def watched(*args, **kw):
+        shown = kw["progress"]
+        kw["progress"] = lambda phase: (shown(phase), seen.append(MatchRun.objects.get(pk=run.pk).phase))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(actions, "match_policies", watched)
+    assert actions.run_pending_matches() == 1
+    assert seen == list(actions.PHASES)
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.phase) == ("done", 1, "") and "通知 0 户" in run.summary
+    assert not OutboxMessage.objects.filter(purpose="policy").exists()
+    # a match that goes wrong says so on the page, the policy kept; the worker goes on
+    again = actions.do_write_policy(example("CX-2025-04").replace("* 0.05", "* 0.06"), "CX-2025-04", user)
+
+    def broken(*args, **kw):
+        kw["progress"](actions.PHASES[0])
+        kw["progress"](actions.PHASES[1])
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(actions, "match_policies", broken)
+    assert actions.run_pending_matches() == 1
+    page = admin.get(f"/policies/runs/{again.pk}/").content.decode()
+    assert 'id="policy-run-error"' in page and "政策已保存" in page and 'http-equiv="refresh"' not in page
+    assert '<li class="failed">计算</li>' in page and '<li class="done">读取数据</li>' in page
+    assert "* 0.06" in Policy.objects.get(code="CX-2025-04").text
+    # a run left 匹配中 by a worker that stopped is taken up again when the next one starts
+    MatchRun.objects.filter(pk=again.pk).update(status="running", attempts=1)
+    monkeypatch.setattr(actions, "match_policies", real)
+    monkeypatch.setattr(actions, "_recovered", False)
+    assert actions.run_pending_matches() == 1
+    again.refresh_from_db()
+    assert (again.status, again.attempts) == ("done", 2)
+    # queued for over a minute: the page says the worker seems not to be running
+    late = actions.do_write_policy(example("CX-2025-04"), "CX-2025-04", user,
+                                   now=timezone.now() - dt.timedelta(minutes=2))
+    assert 'id="policy-run-late"' in admin.get(f"/policies/runs/{late.pk}/").content.decode()

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 import uuid
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import polars as pl
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from qifu import bulk, db
@@ -35,6 +36,7 @@ from qifu.policies.models import (
     Application,
     ApplicationFile,
     Match,
+    MatchRun,
     Payment,
     PaymentBatch,
     Policy,
@@ -46,7 +48,11 @@ from qifu.registry.models import Entity, Township
 from qifu.service_requests.attachments import store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 
 class PolicyActionError(ValueError):
@@ -236,30 +242,86 @@ def trial(text: str, code: str | None = None, top: int = 20) -> Trial:
         o.scaled, o.no_amount, rows)
 
 
-def do_write_policy(text: str, code: str | None, by: str, now: dt.datetime | None = None,
-                    notify: bool = True) -> MatchResult:
-    """保存并匹配: the policy ``text`` saved (a new version when it changed: ``do_save_policy``,
-    naming ``by``) and matched at once, as `qifu policy match` does for a folder: its matches
-    stored, the new ones told (with ``notify``). ``code``: the policy edited, None for a new one."""
+def do_write_policy(text: str, code: str | None, by, notify: bool = True, now: dt.datetime | None = None) -> MatchRun:
+    """保存并匹配: the policy ``text`` saved at once (a new version when it changed:
+    ``do_save_policy``, naming ``by``, the staff member) and queued to be matched, as `qifu policy
+    match` does for a folder, by `qifu worker` (``run_pending_matches``): its matches stored and,
+    with ``notify``, the new ones told. A mistake in the text is refused here (``PolicyError``),
+    before anything is saved. ``code``: the policy edited, None for a new one."""
     now = now or timezone.now()
     p, warnings = parse_for(text, code)
     with transaction.atomic():
-        do_save_policy(p, text, now, by)
-    result = match_policies([p], p.year, now, notify=notify)
-    result.warnings = warnings + result.warnings
-    return result
+        row = do_save_policy(p, text, now, by.get_full_name() or by.username)
+        return MatchRun.objects.create(policy=row, version=p.version, notify=notify, by=by, created_at=now,
+                                       warnings=warnings)
+
+
+PHASES = ("读取数据", "计算", "保存并通知")  # of ``match_policies``, as the page that follows a run shows them
+MATCH_ATTEMPTS = 3  # a match interrupted by the worker's stop is started again at most this often
+_recovered = False
+
+
+def run_pending_matches() -> int:
+    """Match every queued 保存并匹配, oldest first (`qifu worker`, every few seconds); returns how
+    many were taken up. One worker runs per installation and never runs this twice at once, so
+    a run left 匹配中 at its start was interrupted: it is queued again (``MATCH_ATTEMPTS``)."""
+    global _recovered
+    if not _recovered:
+        _recovered = True
+        left = MatchRun.objects.filter(status=MatchRun.Status.RUNNING)
+        left.filter(attempts__gte=MATCH_ATTEMPTS).update(status=MatchRun.Status.FAILED, finished_at=timezone.now(),
+                                                        error="匹配多次中断，请重新保存")
+        left.update(status=MatchRun.Status.QUEUED, phase="")
+    taken = 0
+    while (run := MatchRun.objects.filter(status=MatchRun.Status.QUEUED).order_by("created_at", "pk").first()) is not None:
+        claimed = MatchRun.objects.filter(pk=run.pk, status=MatchRun.Status.QUEUED).update(
+            status=MatchRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
+        if claimed:
+            _match_run(run)
+            taken += 1
+    return taken
+
+
+def _match_run(run: MatchRun) -> None:
+    """``run``'s policy matched as it stands now (a version saved since it was queued is the one
+    matched; its own run then finds nothing new), its phase written as it goes."""
+    def phase(name: str) -> None:
+        MatchRun.objects.filter(pk=run.pk).update(phase=name)
+
+    try:
+        policy = Policy.objects.get(pk=run.policy_id)
+        p, _ = policies_mod.parse(policy.text, "政策")
+        r = match_policies([p], p.year, timezone.now(), notify=run.notify, progress=phase)
+    except Exception as e:  # the person who saved sees why; the worker goes on with the next
+        if isinstance(e, policies_mod.PolicyError):
+            reason = str(e)
+        else:
+            log.exception("政策匹配 %s 失败", run.pk)
+            reason = "匹配时出错，政策已保存；请稍后重新保存，再次失败请联系管理员"
+        MatchRun.objects.filter(pk=run.pk).update(status=MatchRun.Status.FAILED, finished_at=timezone.now(),
+                                                  error=reason[:300])
+        return
+    o = r.outcomes[0]
+    MatchRun.objects.filter(pk=run.pk).update(
+        status=MatchRun.Status.DONE, finished_at=timezone.now(), phase="",
+        summary=f"符合 {len(o)} 户，合计 {o.total.normalize():f} 万元；新增 {r.new}，变更 {r.changed}，"
+                f"不再符合 {r.lapsed}，通知 {r.notified} 户",
+        warnings=run.warnings + r.warnings)
 
 
 def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: bool = True,
-                   out: Path | None = None) -> MatchResult:
+                   out: Path | None = None, progress: Callable[[str], object] = lambda phase: None) -> MatchResult:
     """Match ``defs`` over the year's profile, store the matches and tell the new ones, in one
-    transaction; with ``out``, write §2.4 there once they are stored."""
+    transaction; with ``out``, write §2.4 there once they are stored. ``progress`` is told each
+    phase as it begins (读取数据, 计算, 保存并通知), outside the transaction."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    progress(PHASES[0])
     by_profile = [p for p in defs if p.kind == "profile"]
     data = fetch(year, set().union(*(p.columns for p in by_profile))) if by_profile else {}
     timings["fetch"] = time.perf_counter() - t
     t = time.perf_counter()
+    progress(PHASES[1])
     found = {o.policy.id: o for o in (engine.run_duckdb(by_profile, year, data) if by_profile else [])}
     for p in defs:
         if p.kind == "skills":
@@ -268,6 +330,7 @@ def match_policies(defs: list[PolicyDef], year: int, now: dt.datetime, notify: b
     timings["engine"] = time.perf_counter() - t
     t = time.perf_counter()
     result = MatchResult(outcomes)
+    progress(PHASES[2])
     # §2.4 is written in a thread of its own while the matches are stored, into a file beside
     # ``out`` that takes its place once they are committed; the messages are made in another
     # (SQLite and Polars leave Python's lock while they work)

@@ -4,7 +4,7 @@ matches and the ledger only through the named actions. Bank accounts are not lis
 from django.contrib import admin
 
 from qifu.land.admin import ReadOnly
-from qifu.policies.models import Match, Payment, PaymentBatch, Policy
+from qifu.policies.models import Match, MatchRun, Payment, PaymentBatch, Policy
 
 
 @admin.register(Policy)
@@ -12,6 +12,12 @@ class PolicyAdmin(ReadOnly):
     list_display = ("code", "title", "year", "mode", "budget", "version", "updated_at")
     list_filter = ("year", "mode")
     search_fields = ("code", "title")
+
+
+@admin.register(MatchRun)
+class MatchRunAdmin(ReadOnly):
+    list_display = ("policy", "version", "status", "phase", "created_at", "finished_at", "summary")
+    list_filter = ("status",)
 
 
 @admin.register(Match)

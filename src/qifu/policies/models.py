@@ -65,6 +65,40 @@ class PolicyVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["policy", "version"], name="policy_version_unique")]
 
 
+class MatchRun(models.Model):
+    """保存并匹配 from the browser: the policy's new version is saved at once and matched by
+    `qifu worker` (``actions.run_pending_matches``), which writes its phase here as it goes; the
+    page that asked follows it and, once done, says what was found."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "排队中"
+        RUNNING = "running", "匹配中"
+        DONE = "done", "已完成"
+        FAILED = "failed", "未完成"
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="runs", verbose_name="政策")
+    version = models.CharField("保存的版本", max_length=12)
+    notify = models.BooleanField("通知新符合条件的企业", default=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                           related_name="+", verbose_name="保存人")
+    status = models.CharField("状态", max_length=8, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField("进行到", max_length=20, blank=True)
+    attempts = models.PositiveSmallIntegerField("尝试次数", default=0)
+    created_at = models.DateTimeField("保存时间")
+    started_at = models.DateTimeField("开始匹配", null=True, blank=True)
+    finished_at = models.DateTimeField("结束时间", null=True, blank=True)
+    summary = models.CharField("结果", max_length=300, blank=True)
+    warnings = models.JSONField("提示", default=list)
+    error = models.CharField("未完成原因", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "政策匹配任务"
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.policy.code} 匹配（{self.get_status_display()}）"
+
+
 def history_line(at: dt.datetime, by: str, note: str) -> dict:
     """One line of a match's or a payment's history: when (local time, to the second), who, what."""
     return {"at": timezone.localtime(at).isoformat(timespec="seconds"), "by": by, "note": note}

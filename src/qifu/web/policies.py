@@ -27,7 +27,7 @@ from qifu.engine.policies import match as engine
 from qifu.engine.policies import profile
 from qifu.engine.policies.policy import PolicyError
 from qifu.policies import actions, queries
-from qifu.policies.models import Application, ApplicationFile, Match, Payment, PaymentBatch, Policy
+from qifu.policies.models import Application, ApplicationFile, Match, MatchRun, Payment, PaymentBatch, Policy
 from qifu.registry.models import Entity, Township
 from qifu.service_requests import attachments
 from qifu.web import downloads
@@ -316,14 +316,8 @@ def policy_write(request, code: str | None = None):
         ctx["notify"] = request.POST.get("notify") == "on"
         try:
             if request.POST.get("action") == "save":
-                r = actions.do_write_policy(text, code, by=request.user.get_full_name() or request.user.username,
-                                            notify=ctx["notify"])
-                o = r.outcomes[0]
-                messages.success(request, f"已保存并匹配：符合 {len(o)} 户，合计 {o.total.normalize():f} 万元；新增 {r.new}，"
-                                          f"变更 {r.changed}，不再符合 {r.lapsed}，通知 {r.notified} 户")
-                for w in r.warnings:
-                    messages.warning(request, w)
-                return redirect("policy", code=o.policy.id)
+                run = actions.do_write_policy(text, code, request.user, notify=ctx["notify"])
+                return redirect("policy-run", run_id=run.pk)
             t = actions.trial(text, code)
             if request.POST.get("action") == "export":
                 return _export_trial(request, t)
@@ -335,6 +329,31 @@ def policy_write(request, code: str | None = None):
             ctx["error"] = str(e)
     ctx["text"] = text
     return render(request, "web/policy_write.html", ctx)
+
+
+WORKER_LATE = 60  # seconds queued after which the page says the worker seems not to be running
+
+
+@staff_required(write=True)
+def policy_run(request, run_id: int):
+    """保存并匹配 followed (administrators): the phase `qifu worker` has reached, the page
+    refreshing itself; once done, the policy's page with what was found."""
+    if scope.role_of(request.user) != Role.ADMIN:
+        raise PermissionDenied("只有局管理员可以新增或修改政策")
+    run = get_object_or_404(MatchRun.objects.select_related("policy"), pk=run_id)
+    if run.status == MatchRun.Status.DONE:
+        messages.success(request, f"已保存并匹配：{run.summary}")
+        for w in run.warnings:
+            messages.warning(request, w)
+        return redirect("policy", code=run.policy.code)
+    waited = (timezone.now() - run.created_at).total_seconds()
+    # 排队, then match_policies' phases: those passed, the one under way (or where it stopped), those to come
+    at = 1 + actions.PHASES.index(run.phase) if run.phase in actions.PHASES else int(run.status != MatchRun.Status.QUEUED)
+    now_state = "failed" if run.status == MatchRun.Status.FAILED else "current"
+    steps = [(name, "done" if i < at else now_state if i == at else "") for i, name in enumerate(("排队", *actions.PHASES))]
+    return render(request, "web/policy_run.html", {
+        "run": run, "steps": steps, "waited": int(waited),
+        "late": run.status == MatchRun.Status.QUEUED and waited > WORKER_LATE})
 
 
 @staff_required

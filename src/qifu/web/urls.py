@@ -42,6 +42,7 @@ urlpatterns = [
     path("policies/matches/<int:match_id>/", policies.match, name="policy-match"),
     path("policies/matches/<int:match_id>/act/", policies.match_act, name="policy-match-act"),
     path("policies/files/<int:file_id>/", policies.attachment, name="policy-file"),
+    path("policies/runs/<int:run_id>/", policies.policy_run, name="policy-run"),
     path("policies/new/", policies.policy_write, name="policy-new"),
     path("policies/<str:code>/edit/", policies.policy_write, name="policy-edit"),
     path("policies/<str:code>/", policies.policy, name="policy"),
