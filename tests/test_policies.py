@@ -1019,12 +1019,13 @@ def test_an_administrator_writes_a_policy_in_the_browser_tries_it_then_saves_and
     assert Policy.objects.filter(code="CX-2025-04").exists() and not Match.objects.exists()
     waiting = admin.get(f"/policies/runs/{run.pk}/").content.decode()
     assert 'http-equiv="refresh"' in waiting and '<li class="current">排队</li>' in waiting
+    assert "排队中，下面的名单尚未更新" in officer.get("/policies/CX-2025-04/").content.decode()
     assert officer.get(f"/policies/runs/{run.pk}/").status_code == 403
     assert actions.run_pending_matches() == 1 and actions.run_pending_matches() == 0
     done = admin.get(f"/policies/runs/{run.pk}/", follow=True)
     assert done.redirect_chain == [("/policies/CX-2025-04/", 302)]
     auto = Match.objects.filter(policy__code="CX-2025-04")
-    assert f"已保存并匹配：符合 {auto.count()} 户" in done.content.decode()
+    assert f"已保存并匹配：符合 {auto.count()} 户" in done.content.decode() and "policy-run-state" not in done.content.decode()
     assert auto.count() == trial.firms and sum(m.amount for m in auto) == trial.total
     assert OutboxMessage.objects.filter(purpose="policy").exists()
     p = Policy.objects.get(code="CX-2025-04")
@@ -1460,6 +1461,7 @@ def test_a_policy_saved_in_the_browser_is_matched_by_the_worker_which_shows_its_
     assert 'id="policy-run-error"' in page and "政策已保存" in page and 'http-equiv="refresh"' not in page
     assert '<li class="failed">计算</li>' in page and '<li class="done">读取数据</li>' in page
     assert "* 0.06" in Policy.objects.get(code="CX-2025-04").text
+    assert "匹配未完成：" in admin.get("/policies/CX-2025-04/").content.decode()
     # a run left 匹配中 by a worker that stopped is taken up again when the next one starts
     MatchRun.objects.filter(pk=again.pk).update(status="running", attempts=1)
     monkeypatch.setattr(actions, "match_policies", real)

@@ -162,6 +162,9 @@ def policy(request, code: str):
         "ledger": ledger, "can_review": scope.can_review_policy(request.user, p),
         "can_write_policy": scope.role_of(request.user) == Role.ADMIN,
         "versions": p.versions.order_by("-created_at"),
+        # the last 保存并匹配 while it is not done, or when it failed: the list below is not yet its
+        "run": p.runs.exclude(status=MatchRun.Status.DONE).filter(
+            pk=p.runs.order_by("-created_at", "-pk").values("pk")[:1]).first(),
     })
 
 
