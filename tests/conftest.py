@@ -213,3 +213,27 @@ def process_env(tmp_path, _process_template):
     yield env
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the PostgreSQL pass ---------------------------------------------------------------------------
+
+# fixtures through which a test reaches a database: Django's, and a process of its own (process_env)
+DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_setup", "process_env"})
+
+
+def touches_database(item: pytest.Item) -> bool:
+    """Whether ``item`` reaches a database: through Django (its marker or fixtures), through a
+    process of its own (``process_env``), or directly (marked ``database``)."""
+    return (item.get_closest_marker("django_db") is not None or item.get_closest_marker("database") is not None
+            or not DATABASE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config, items):
+    """With QIFU_TESTS=database (CI's PostgreSQL pass), only the tests that reach a database: the
+    rest (the engine, the simulators, Spark, the assistant's retrieval) do the same on either, and
+    the SQLite pass has run them."""
+    if os.environ.get("QIFU_TESTS") != "database":
+        return
+    kept = [item for item in items if touches_database(item)]
+    config.hook.pytest_deselected(items=[item for item in items if not touches_database(item)])
+    items[:] = kept

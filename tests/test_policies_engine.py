@@ -241,6 +241,7 @@ def _duckdb_answers() -> dict:
     return out
 
 
+@pytest.mark.database
 @pytest.mark.skipif(not os.environ.get("QIFU_DATABASE_URL", "").startswith("postgres"),
                     reason="PostgreSQL parity runs in the PostgreSQL suite")
 def test_postgresql_matches_what_duckdb_matches():
