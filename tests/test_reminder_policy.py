@@ -108,7 +108,10 @@ def test_a_plan_sets_the_first_contact_and_the_season_the_rest():
 
 
 def test_simulation_is_deterministic(season):
-    a, b = season.run("qifu"), season.run("qifu")
+    a = season.run("qifu")
+    learnt, season._learnt = season._learnt, None  # learnt again, not read from the season's memory
+    b = season.run("qifu")
+    assert season._learnt is not learnt and (season._learnt.plan == learnt.plan).all()
     assert (a.on_time, a.contacts, a.plans) == (b.on_time, b.contacts, b.plans)
 
 

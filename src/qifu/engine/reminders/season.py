@@ -89,6 +89,7 @@ class Season:
         self.lag_sms = 1 + rng.geometric(0.3, size=(n, MAX_CONTACTS))
         self.lag_call = rng.integers(1, 6, size=(n, MAX_CONTACTS))
         self.deadline = filing_season.length(self.filing_year - 1)
+        self._learnt: policy.Plan | None = None
 
     # --- what the bureau has ------------------------------------------------------------
     def history(self) -> tuple[pl.DataFrame, list[pl.DataFrame], pl.DataFrame]:
@@ -224,8 +225,12 @@ class Season:
         return status
 
     def _plan(self) -> policy.Plan:
-        registry, seasons, activity = self.history()
-        return policy.learn(registry, seasons, activity, dt.date(self.filing_year, 1, 1))
+        """The learnt plan, learnt once per season: training is deterministic, and its runs and
+        ``side_by_side`` read the same one (it was most of the cost of a side-by-side report)."""
+        if self._learnt is None:
+            registry, seasons, activity = self.history()
+            self._learnt = policy.learn(registry, seasons, activity, dt.date(self.filing_year, 1, 1))
+        return self._learnt
 
     def _oracle_plan(self) -> policy.Plan:
         names = np.array([policy.PLANS.index(ORACLE_PLANS[a]) for a in bh.ARCHETYPES])
