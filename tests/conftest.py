@@ -234,6 +234,8 @@ def pytest_collection_modifyitems(config, items):
     the SQLite pass has run them."""
     if os.environ.get("QIFU_TESTS") != "database":
         return
-    kept = [item for item in items if touches_database(item)]
-    config.hook.pytest_deselected(items=[item for item in items if not touches_database(item)])
+    kept, left = [], []
+    for item in items:
+        (kept if touches_database(item) else left).append(item)
+    config.hook.pytest_deselected(items=left)
     items[:] = kept

@@ -388,7 +388,7 @@ def test_a_long_list_is_exported_in_the_background_as_the_direct_download(checke
     from qifu.web import downloads, export_jobs
     from qifu.web.models import Export
 
-    monkeypatch.setattr(export_jobs, "_recovered", False)
+    monkeypatch.setattr(export_jobs.QUEUE, "recovered", False)
     monkeypatch.setattr(downloads, "LONG_LIST", 1)
     actions.do_list(YEAR, now=AFTER)
     admin = staff(checked_county, "admin")

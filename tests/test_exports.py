@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh(data_dir, monkeypatch):
-    monkeypatch.setattr(export_jobs, "_recovered", False)
+    monkeypatch.setattr(export_jobs.QUEUE, "recovered", False)
     monkeypatch.setattr(export_jobs, "PROGRESS_EVERY", 0.0)
 
 

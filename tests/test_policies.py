@@ -1465,7 +1465,7 @@ def test_a_policy_saved_in_the_browser_is_matched_by_the_worker_which_shows_its_
     # a run left 匹配中 by a worker that stopped is taken up again when the next one starts
     MatchRun.objects.filter(pk=again.pk).update(status="running", attempts=1)
     monkeypatch.setattr(actions, "match_policies", real)
-    monkeypatch.setattr(actions, "_recovered", False)
+    monkeypatch.setattr(actions.QUEUE, "recovered", False)
     assert actions.run_pending_matches() == 1
     again.refresh_from_db()
     assert (again.status, again.attempts) == ("done", 2)

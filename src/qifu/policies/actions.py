@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import polars as pl
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from qifu import bulk, db
@@ -44,6 +44,7 @@ from qifu.policies.models import (
     SkillCertificate,
     history_line,
 )
+from qifu.queued import Queue
 from qifu.registry.models import Entity, Township
 from qifu.service_requests.attachments import store
 
@@ -258,27 +259,18 @@ def do_write_policy(text: str, code: str | None, by, notify: bool = True, now: d
 
 PHASES = ("读取数据", "计算", "保存并通知")  # of ``match_policies``, as the page that follows a run shows them
 MATCH_ATTEMPTS = 3  # a match interrupted by the worker's stop is started again at most this often
-_recovered = False
+QUEUE = Queue(MatchRun, MatchRun.Status.QUEUED, MatchRun.Status.RUNNING, MatchRun.Status.FAILED, MATCH_ATTEMPTS,
+              "匹配多次中断，请重新保存", requeue={"phase": ""})
 
 
 def run_pending_matches() -> int:
-    """Match every queued 保存并匹配, oldest first (`qifu worker`, every few seconds); returns how
-    many were taken up. One worker runs per installation and never runs this twice at once, so
-    a run left 匹配中 at its start was interrupted: it is queued again (``MATCH_ATTEMPTS``)."""
-    global _recovered
-    if not _recovered:
-        _recovered = True
-        left = MatchRun.objects.filter(status=MatchRun.Status.RUNNING)
-        left.filter(attempts__gte=MATCH_ATTEMPTS).update(status=MatchRun.Status.FAILED, finished_at=timezone.now(),
-                                                        error="匹配多次中断，请重新保存")
-        left.update(status=MatchRun.Status.QUEUED, phase="")
+    """Match every queued 保存并匹配, oldest first (`qifu worker`, every few seconds); one left
+    匹配中 by a worker that stopped is matched again (``MATCH_ATTEMPTS``). Returns how many were
+    taken up."""
     taken = 0
-    while (run := MatchRun.objects.filter(status=MatchRun.Status.QUEUED).order_by("created_at", "pk").first()) is not None:
-        claimed = MatchRun.objects.filter(pk=run.pk, status=MatchRun.Status.QUEUED).update(
-            status=MatchRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
-        if claimed:
-            _match_run(run)
-            taken += 1
+    for run in QUEUE.take():
+        _match_run(run)
+        taken += 1
     return taken
 
 

@@ -24,12 +24,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.wsgi import WSGIRequest
-from django.db.models import F
 from django.http import Http404
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from qifu import config, spreadsheets
+from qifu.queued import Queue
 from qifu.web.models import Export
 
 log = logging.getLogger(__name__)
@@ -86,38 +86,19 @@ def do_request(user, path: str, expected_rows: int, ip: str | None) -> Export:
                                  expected_rows=max(0, min(int(expected_rows or 0), 100_000_000)))
 
 
+QUEUE = Queue(Export, Export.Status.PENDING, Export.Status.RUNNING, Export.Status.FAILED, MAX_ATTEMPTS,
+              "生成多次中断，请重新申请", claim={"rows_done": 0})
+
+
 def run_pending() -> int:
-    """Make every queued export, oldest first (`qifu worker`, every few seconds). Returns how many
-    were taken up (made, or failed with their reason)."""
-    _recover()
+    """Make every queued export, oldest first (`qifu worker`, every few seconds); one left
+    running by a worker that stopped is made again (``MAX_ATTEMPTS``). Returns how many were
+    taken up (made, or failed with their reason)."""
     made = 0
-    while True:
-        export = Export.objects.filter(status=Export.Status.PENDING).order_by("created_at", "pk").first()
-        if export is None:
-            return made
-        claimed = Export.objects.filter(pk=export.pk, status=Export.Status.PENDING).update(
-            status=Export.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, rows_done=0)
-        if claimed:
-            export.refresh_from_db()
-            _make(export)
-            made += 1
-
-
-_recovered = False
-
-
-def _recover() -> None:
-    """Once per process: exports left running by a worker that stopped are queued again, or
-    failed after ``MAX_ATTEMPTS``. (One worker runs per installation, and this job never runs
-    twice at once in it: an export still running is this process's.)"""
-    global _recovered
-    if _recovered:
-        return
-    _recovered = True
-    left = Export.objects.filter(status=Export.Status.RUNNING)
-    left.filter(attempts__gte=MAX_ATTEMPTS).update(status=Export.Status.FAILED, finished_at=timezone.now(),
-                                                   error="生成多次中断，请重新申请")
-    left.update(status=Export.Status.PENDING)
+    for export in QUEUE.take():
+        _make(export)
+        made += 1
+    return made
 
 
 def _make(export: Export) -> None:
