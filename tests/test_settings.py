@@ -56,3 +56,56 @@ def test_secure_settings_behind_a_proxy(monkeypatch):
            "QIFU_HSTS_SECONDS": "31536000", "QIFU_TRUSTED_PROXIES": "127.0.0.1"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True", "31536000", "('HTTP_X_FORWARDED_PROTO',", "'https')"]
+
+
+# --- the native libraries' thread pools ---------------------------------------------------------
+
+THREADS_SEEN = """
+import json, sys
+from qifu import config
+config.limit_compute_threads(sys.argv[1])
+import sklearn.ensemble  # noqa: F401  (loads OpenMP, as learning the reminder plan does)
+from threadpoolctl import threadpool_info
+print(json.dumps({p["user_api"]: p["num_threads"] for p in threadpool_info()}))
+"""
+
+
+def _pools_seen(role: str, **env: str) -> dict[str, int]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                              "QIFU_COMPUTE_THREADS")}
+    done = subprocess.run([sys.executable, "-c", THREADS_SEEN, role], env={**clean, **env}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_web_process_computes_on_one_thread_and_the_worker_on_half_the_cores(monkeypatch):
+    from qifu import config
+
+    monkeypatch.delenv("QIFU_COMPUTE_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert config.compute_threads("serve") == 1
+    assert config.compute_threads("worker") == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert config.compute_threads("worker") == 1
+    assert _pools_seen("serve")["openmp"] == 1  # what scikit-learn itself sees, loaded after
+
+
+def test_the_operator_sets_the_compute_threads(monkeypatch):
+    import pytest
+
+    from qifu import config
+
+    monkeypatch.setenv("QIFU_COMPUTE_THREADS", "3")
+    assert config.compute_threads("serve") == config.compute_threads("worker") == 3
+    monkeypatch.setenv("QIFU_COMPUTE_THREADS", "0")
+    with pytest.raises(config.ConfigError, match="QIFU_COMPUTE_THREADS"):
+        config.compute_threads("worker")
+    assert _pools_seen("worker", QIFU_COMPUTE_THREADS="3")["openmp"] == 3
+    # OpenMP's own variable, set by the operator, wins
+    assert _pools_seen("serve", QIFU_COMPUTE_THREADS="3", OMP_NUM_THREADS="2")["openmp"] == 2

@@ -75,13 +75,16 @@ def test_the_worker_refuses_to_send_without_a_real_sms_backend(process_env):
 
 
 def test_the_worker_runs_until_sigterm_and_stops_at_once(process_env):
-    env = dict(process_env, QIFU_SMS_BACKEND="http", QIFU_SMS_GATEWAY_URL="http://127.0.0.1:9/sms")
+    env = dict(process_env, QIFU_SMS_BACKEND="http", QIFU_SMS_GATEWAY_URL="http://127.0.0.1:9/sms",
+               QIFU_COMPUTE_THREADS="3")
+    env.pop("OMP_NUM_THREADS", None)
     proc = _worker(env)
     deadline = time.time() + 60
     line = ""
     while time.time() < deadline and "定时任务已启动" not in line:
         line = proc.stdout.readline()
     assert "定时任务已启动" in line, proc.stderr.read()
+    assert "计算线程 3" in line  # its native thread pools sized before they load
     stopped = time.time()
     proc.send_signal(signal.SIGTERM)
     try:

@@ -478,6 +478,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from qifu import config
+
+    config.limit_compute_threads("worker")  # before scikit-learn loads: it reads them once
     _setup_django()
     from qifu import worker
 

@@ -86,3 +86,36 @@ def require_real_sms() -> None:
                           "（开发用的 file、console 只在 qifu demo 中可用）")
     raise ConfigError(f"QIFU_SMS_BACKEND={backend} 不会真正发出短信，定时发送拒绝启动；"
                       "请配置 QIFU_SMS_BACKEND=http 和 QIFU_SMS_GATEWAY_URL")
+
+
+# The native libraries' own thread pools: OpenMP (scikit-learn's gradient boosting, which learns
+# the season's reminder plan) and OpenBLAS (numpy). Each starts one thread per core and spins
+# them while it waits for work. Two processes doing so on the same cores slow each other many
+# times over (measured in CI: a test of 17 s took 260 s beside another process's), so each
+# process of a deployment gets a share: a web worker one thread (the server already runs one
+# process per core), `qifu worker` half the cores, leaving the other half to the web.
+THREAD_POOL_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def compute_threads(role: str) -> int:
+    """The native thread pools' size for a process of ``role`` ("serve" or "worker"):
+    ``QIFU_COMPUTE_THREADS`` if set, else one for the web, half the cores for the worker."""
+    value = get("QIFU_COMPUTE_THREADS")
+    if value is not None:
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"QIFU_COMPUTE_THREADS 应为正整数，而不是 {value!r}")
+        return int(value)
+    if role == "serve":
+        return 1
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def limit_compute_threads(role: str) -> int:
+    """Size the native thread pools of this process and those it starts, before any of those
+    libraries loads (they read the variables once, when loaded). A variable the operator set
+    is kept. Returns OpenMP's size as set."""
+    threads = compute_threads(role)
+    for name in THREAD_POOL_VARIABLES:
+        os.environ.setdefault(name, str(threads))
+    given = os.environ["OMP_NUM_THREADS"]
+    return int(given) if given.isdigit() else threads

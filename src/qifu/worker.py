@@ -196,5 +196,6 @@ def run(jobs: tuple[Job, ...] = JOBS) -> None:
     for job in jobs:
         if job.catch_up is not None and job.catch_up(now):
             scheduler.add_job(_run, args=[job], id=f"{job.id}-catch-up", name=f"{job.label}（补跑）")
-    print(f"企服 qifu 定时任务已启动（进程 {os.getpid()}）：" + "；".join(j.label or j.id for j in jobs), flush=True)
+    threads = os.environ.get("OMP_NUM_THREADS", "默认")
+    print(f"企服 qifu 定时任务已启动（进程 {os.getpid()}，计算线程 {threads}）：" + "；".join(j.label or j.id for j in jobs), flush=True)
     scheduler.start()

@@ -59,6 +59,7 @@ def serve(host: str, port: int, workers: int | None = None) -> None:
     from qifu import in_use
 
     config.require_secret_key()
+    config.limit_compute_threads("serve")  # inherited by the workers it spawns
     running = in_use.hold("qifu serve")  # for the server's life: no restore under it  # noqa: F841
     workers = workers or int(config.get("QIFU_WORKERS", "0") or 0) or (os.cpu_count() or 1)
     threads_per_worker = int(config.get("QIFU_THREADS", "4") or 4)
