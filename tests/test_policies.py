@@ -1019,6 +1019,7 @@ def test_an_administrator_writes_a_policy_in_the_browser_tries_it_then_saves_and
     assert Policy.objects.filter(code="CX-2025-04").exists() and not Match.objects.exists()
     waiting = admin.get(f"/policies/runs/{run.pk}/").content.decode()
     assert 'http-equiv="refresh"' in waiting and '<li class="current">排队</li>' in waiting
+    assert f"政策已保存为新版本（{run.version}，" in waiting
     assert "排队中，下面的名单尚未更新" in officer.get("/policies/CX-2025-04/").content.decode()
     assert officer.get(f"/policies/runs/{run.pk}/").status_code == 403
     assert actions.run_pending_matches() == 1 and actions.run_pending_matches() == 0
@@ -1472,4 +1473,7 @@ def test_a_policy_saved_in_the_browser_is_matched_by_the_worker_which_shows_its_
     # queued for over a minute: the page says the worker seems not to be running
     late = actions.do_write_policy(example("CX-2025-04"), "CX-2025-04", user,
                                    now=timezone.now() - dt.timedelta(minutes=2))
-    assert 'id="policy-run-late"' in admin.get(f"/policies/runs/{late.pk}/").content.decode()
+    page = admin.get(f"/policies/runs/{late.pk}/").content.decode()
+    assert 'id="policy-run-late"' in page
+    # its text was saved before: no new version is claimed, only the match made again
+    assert f"与已保存的版本 {late.version} 相同，未另存新版本" in page and "保存为新版本" not in page

@@ -98,6 +98,13 @@ class MatchRun(models.Model):
     def __str__(self) -> str:
         return f"{self.policy.code} 匹配（{self.get_status_display()}）"
 
+    @property
+    def made_version(self) -> bool:
+        """Whether its save made the version it matches (False: the text was one saved before,
+        and only the match was made again)."""
+        return PolicyVersion.objects.filter(policy_id=self.policy_id, version=self.version,
+                                            created_at=self.created_at).exists()
+
 
 def history_line(at: dt.datetime, by: str, note: str) -> dict:
     """One line of a match's or a payment's history: when (local time, to the second), who, what."""
