@@ -702,3 +702,126 @@ def test_decisions_made_at_the_same_moment_each_get_a_number_of_their_own(proces
     assert (int(done), errors.strip()) == (12, "-"), out.stdout
     assert numbers.split("|") == sorted([f"异不移〔{year}〕{i:05d}号" for i in range(1, 7)]
                                         + [f"异移〔{year}〕{i:05d}号" for i in range(1, 7)])
+
+
+# --- the second ground: not at the registered address ------------------------------------------------
+
+
+def _visit(entity: Entity, channel: str = "visit"):
+    from qifu.reminders.models import ContactTask
+
+    m = OutboxMessage.objects.create(key=f"visit-test:{entity.uscc}:{channel}", entity=entity, purpose="filing",
+                                     channel=channel, recipient=entity.phone or "", body="", reason="多次短信未送达",
+                                     planned_for=timezone.localdate(), next_attempt_at=timezone.now(), status="task")
+    return ContactTask.objects.create(message=m, entity=entity, channel=channel, due_on=timezone.localdate())
+
+
+def test_a_visit_that_finds_nobody_at_the_address_lists_the_entity_until_it_can_be_reached(checked_county):
+    from qifu.engine.requests import workdays
+    from qifu.reminders.actions import NOT_AT_ADDRESS
+
+    own = checked_county["own_town"]
+    e, other = list(Entity.objects.filter(town=own, status="active", entity_type="enterprise", phone__startswith="1")
+                    .exclude(address="").order_by("uscc")[:2])
+    officer, admin = staff(checked_county, "officer"), staff(checked_county, "admin")
+    visit, call = _visit(e), _visit(other, "call")
+    # only a visit can find the address empty
+    r = officer.post(f"/tasks/{call.pk}/close/", {"outcome": NOT_AT_ADDRESS}, follow=True)
+    assert "只能在上门核查后选择" in r.content.decode()
+    call.refresh_from_db()
+    assert call.status == "open"
+    officer.post(f"/tasks/{visit.pk}/close/", {"outcome": NOT_AT_ADDRESS, "detail": "厂房空置，邻居称已搬离半年"})
+    visit.refresh_from_db()
+    assert visit.status == "done" and visit.closed_at is not None
+    today = timezone.localdate()
+    # the finding waits for a decision on the list's page, with its deadline: the officer's, not another township's
+    due = actions.unreachable_due()
+    assert [(d["entity"].uscc, d["found_on"]) for d in due] == [(e.uscc, today)]
+    assert d_by(due) == workdays.nth_after(today, actions.LIST_WITHIN_WORKDAYS)
+    assert not actions.unreachable_due(entities=Entity.objects.filter(town=checked_county["other_town"]))
+    page = officer.get("/abnormal/").content.decode()
+    assert f'id="unreachable-due-{e.uscc}"' in page and "厂房空置" in page
+    page = officer.get(f"/entities/{e.uscc}/").content.decode()
+    assert 'id="abnormal-unreachable-found"' in page and 'value="上门核查：登记住所查无此主体：厂房空置' in page
+    assert "登记住所无法联系、待决定 1 户" in officer.get("/").content.decode()
+    # the decision says what was found; a mistake in it is refused before anything is stored
+    r = officer.post("/abnormal/unreachable/", {"uscc": e.uscc, "found_on": today.isoformat(), "found": "无"}, follow=True)
+    assert "至少4个字" in r.content.decode()
+    tomorrow = (today + dt.timedelta(days=1)).isoformat()
+    r = officer.post("/abnormal/unreachable/", {"uscc": e.uscc, "found_on": tomorrow, "found": "上门核查无人"}, follow=True)
+    assert "不能晚于今天" in r.content.decode() and not Listing.objects.exists()
+    officer.post("/abnormal/unreachable/", {"uscc": e.uscc, "found_on": today.isoformat(),
+                                            "found": "上门核查：厂房空置，邻居称已搬离半年"})
+    x = Listing.objects.get()
+    assert (x.ground, x.report_year, x.kind, x.found_on, x.address) == ("unreachable", None, "list", today, e.address)
+    assert x.number == f"异列〔{today.year}〕00001号" and x.status == "listed"
+    told = OutboxMessage.objects.get(key=f"abnormal-listed:{e.uscc}:u{x.pk}")
+    assert "无法与您单位联系" in told.body and x.number in told.body and "申请移出" in told.body
+    assert not actions.unreachable_due()
+    r = officer.post("/abnormal/unreachable/", {"uscc": e.uscc, "found_on": today.isoformat(), "found": "再次上门核查无人"},
+                     follow=True)
+    assert "尚未移出" in r.content.decode() and Listing.objects.count() == 1
+    doc = officer.get(f"/abnormal/{x.pk}/decision/").content.decode()
+    assert f"通过你单位登记的住所或者经营场所（{e.address}）无法与你单位取得联系" in doc and "厂房空置" in doc
+    assert "办理住所或者经营场所变更登记" in doc and "行政复议" in doc and "补报" not in doc
+    # no text reached it: its decision is to be served (by public notice, its address being empty)
+    OutboxMessage.objects.filter(pk=told.pk).update(status="failed")
+    assert list(queries.unreached(Listing.objects.all())) == [x]
+    assert not queries.unreached(Listing.objects.filter(ground="not_filed")).exists()
+    page = officer.get("/abnormal/", {"status": "unreachable"}).content.decode()
+    assert f'id="listing-{x.pk}"' in page and 'id="abnormal-unreachable-unreached"' in page
+    assert '<b id="tile-unreachable">1</b>' in page
+    batch = officer.get("/abnormal/decisions/", {"ground": "unreachable"}).content.decode()
+    assert x.number in batch and "因无法联系列入、未能书面告知的列入决定书" in batch
+    book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/decisions/", {"ground": "unreachable",
+                                                                                  "format": "xlsx"}).content))
+    assert [r[0] for r in book["送达清单"].iter_rows(min_row=2, values_only=True)] == [x.number]
+    # the firm applies saying how it can be reached; staff check it and take it off
+    c = portal_client(e.uscc)
+    home = c.get("/portal/").content.decode()
+    assert "通过登记的住所无法联系" in home and f'id="abnormal-apply-{x.pk}"' in home
+    r = c.post(f"/portal/abnormal/{x.pk}/apply/", {"statement": ""}, follow=True)
+    assert "请说明现在如何能在登记的住所" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "listed"
+    got = c.get("/api/v1/abnormal").json()
+    assert [(a["ground"], a["report_year"], a["found_on"]) for a in got] == [("unreachable", None, today.isoformat())]
+    c.post(f"/portal/abnormal/{x.pk}/apply/", {"statement": "已恢复在登记住所经营，负责人每天在厂"})
+    x.refresh_from_db()
+    assert (x.status, x.applied_note) == ("applied", "已恢复在登记住所经营，负责人每天在厂")
+    assert "企业说明：已恢复在登记住所经营" in officer.get(f"/entities/{e.uscc}/").content.decode()
+    r = officer.post(f"/abnormal/{x.pk}/act/", {"action": "remove", "note": ""}, follow=True)
+    assert "请写明核实的情况" in r.content.decode() and Listing.objects.get(pk=x.pk).status == "applied"
+    officer.post(f"/abnormal/{x.pk}/act/", {"action": "remove", "note": "实地核实，企业已在登记住所恢复生产"})
+    x.refresh_from_db()
+    assert x.status == "removed"
+    removal = x.rulings.get(kind="remove")
+    doc = officer.get(f"/abnormal/{x.pk}/decision/{removal.pk}/").content.decode()
+    assert "因通过登记的住所或者经营场所无法联系" in doc and "经核实，实地核实，企业已在登记住所恢复生产" in doc
+    assert "已能够通过登记的住所或者经营场所取得联系" in doc and "补报" not in doc
+    body = OutboxMessage.objects.get(key=f"abnormal-removed:{x.pk}").body
+    assert "经核实已可以联系到您单位" in body and removal.number in body
+    # the workbook of the ground holds it with what was found
+    book = openpyxl.load_workbook(io.BytesIO(admin.get("/abnormal/", {"status": "unreachable", "format": "xlsx"}).content))
+    header, *rows = list(book["经营异常名录"].iter_rows(values_only=True))
+    row = dict(zip(header, rows[0], strict=True))
+    assert (row["决定书文号"], row["报告年度"], row["列入事由"], row["核查情况"]) == (
+        x.number, None, "通过登记的住所或者经营场所无法联系", "上门核查：厂房空置，邻居称已搬离半年")
+
+
+def d_by(due: list[dict]):
+    return due[0]["decide_by"]
+
+
+def test_an_unreachable_listing_is_warned_of_three_years_and_shows_a_change_of_address(checked_county):
+    e = Entity.objects.filter(status="active", entity_type="individual", phone__startswith="1").exclude(address="").first()
+    x = actions.do_list_unreachable(e, timezone.localdate(), "邮寄决定书被退回：查无此人")
+    assert (x.kind, x.decided) == ("mark", "标注为经营异常状态")
+    assert not x.moved
+    Entity.objects.filter(pk=e.pk).update(address=f"{e.address}（新址）")
+    assert Listing.objects.select_related("entity").get(pk=x.pk).moved
+    page = staff(checked_county, "admin").get(f"/entities/{e.uscc}/").content.decode()
+    assert "已变更登记住所" in page and f"（列入时：{e.address}）" in page
+    today = timezone.localdate()
+    Listing.objects.filter(pk=x.pk).update(listed_on=today.replace(year=today.year - 3) + dt.timedelta(days=30))
+    assert actions.warn_serious() == 1
+    body = OutboxMessage.objects.get(key=f"abnormal-serious:{x.pk}").body
+    assert "因通过登记的住所或者经营场所无法联系列入" in body and "办理住所变更登记" in body and "补报" not in body

@@ -167,7 +167,7 @@ def _run(day: dt.date, season: Season, usccs: np.ndarray, index: dict[str, int],
         outcome = ("无人接听" if task.channel == "call" else "上门未遇") if code == 1 else "已接通，答应按时报送"
         done.setdefault(outcome, []).append(task)
     for outcome, tasks in done.items():
-        close_tasks(tasks, outcome)
+        close_tasks(tasks, outcome, now=dt.datetime.combine(day, dt.time(17, 0), tzinfo=SHANGHAI))
     return len(messages)
 
 

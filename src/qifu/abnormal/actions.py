@@ -1,7 +1,9 @@
 """Named actions of the abnormal-operation list (经营异常名录): who is due to be listed for a
 report year once its season has closed, listing them by one decision (each told in writing),
 an entity's application to come off once it has filed late (补报), and the bureau's removal or
-refusal (the entity told either way)."""
+refusal (the entity told either way). And the second ground qifu keeps: an entity a visit found
+not at its registered address (查无此主体), listed by its own decision, off once it has moved
+its registration or can be reached there again."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from qifu.reminders import decency
 from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 
-REASON = "未按规定期限公示年度报告"
+REASON = Listing.Ground.NOT_FILED.label
+UNREACHABLE = Listing.Ground.UNREACHABLE.label
 DECIDE_WITHIN_WORKDAYS = Listing.DECIDE_WITHIN_WORKDAYS
 # the listing itself is decided within ten working days of the season's close (same 办法, art. 6;
 # 《个体工商户年度报告暂行办法》 art. 13 for the marking of individual businesses)
@@ -193,8 +196,83 @@ def listed_text(name: str, year: int, x: Listing) -> str:
 
 
 def back_filed(x: Listing) -> bool:
-    """Whether the listed entity has filed the year's report since (补报)."""
+    """Whether the listed entity has filed the year's report since (补报); never for a listing
+    of an unreachable address."""
+    if x.unreachable:
+        return False
     return AnnualReport.objects.filter(entity_id=x.entity_id, report_year=x.report_year).exists()
+
+
+# --- the second ground: not at its registered address (通过登记的住所或者经营场所无法联系) -------------
+
+
+def told_key(x: Listing) -> str:
+    """The key of the message that told the entity of ``x`` (``queries.unreached`` reads it)."""
+    return f"abnormal-listed:{x.entity_id}:" + (f"u{x.pk}" if x.unreachable else str(x.report_year))
+
+
+def unreachable_due(today: dt.date | None = None, entities: QuerySet[Entity] | None = None) -> list[dict]:
+    """The entities to list as unreachable: still trading, a visit found nobody at the registered
+    address (the contact task closed with ``NOT_AT_ADDRESS``: the fact, 查实, on its day), and not
+    listed on this ground since (a standing listing, or one decided on or after that day). Each
+    with its latest such visit: ``entity``, ``found_on``, ``found`` (the visit's outcome as
+    written), ``task`` and ``decide_by`` (the tenth working day after it, as for a season's
+    listing); oldest first. ``entities``: those the reader sees (None: all)."""
+    from qifu.reminders.actions import NOT_AT_ADDRESS
+    from qifu.reminders.models import ContactTask
+
+    today = today or timezone.localdate()
+    latest: dict[str, ContactTask] = {}
+    tasks = ContactTask.objects.filter(status=ContactTask.Status.DONE, channel="visit", closed_at__isnull=False,
+                                       outcome__startswith=NOT_AT_ADDRESS, entity__status="active")
+    if entities is not None:
+        tasks = tasks.filter(entity__in=entities)
+    for t in tasks.select_related("entity", "entity__town").order_by("closed_at", "pk"):
+        latest[t.entity_id] = t
+    listed: dict[str, list[Listing]] = {}
+    for x in Listing.objects.filter(entity_id__in=list(latest), ground=Listing.Ground.UNREACHABLE):
+        listed.setdefault(x.entity_id, []).append(x)
+    due = []
+    for uscc, t in latest.items():
+        found_on = timezone.localdate(t.closed_at)
+        if found_on > today or any(x.standing or x.listed_on >= found_on for x in listed.get(uscc, [])):
+            continue
+        due.append({"entity": t.entity, "found_on": found_on, "found": t.outcome, "task": t,
+                    "decide_by": workdays.nth_after(found_on, LIST_WITHIN_WORKDAYS)})
+    return sorted(due, key=lambda d: (d["found_on"], d["entity"].uscc))
+
+
+def do_list_unreachable(entity: Entity, found_on: dt.date, found: str, by=None,
+                        now: dt.datetime | None = None) -> Listing:
+    """List ``entity`` because it cannot be reached at its registered address: ``found_on``, the
+    day that was found (not after today), and ``found``, how (a visit, the post returned: at
+    least four characters; the decision says it). Its own decision, with the next number of the
+    year; the registered address kept with it; the entity told where a text or an email reaches
+    it. One standing on this ground at a time."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    found = _typed(found, "核查情况")
+    if len(found) < 4:
+        raise ListingError("请写明核查情况（至少4个字），如：5月12日实地核查，登记住所为空置厂房，无人经营")
+    if found_on > today:
+        raise ListingError("查实日期不能晚于今天")
+    if entity.status != "active":
+        raise ListingError("该主体已不在存续状态，不能列入")
+    try:
+        with transaction.atomic():
+            if Listing.objects.filter(entity=entity, ground=Listing.Ground.UNREACHABLE, status__in=STANDING).exists():
+                raise ListingError("该主体已因无法联系列入经营异常名录，尚未移出")
+            x = Listing.objects.create(
+                entity=entity, town_id=entity.town_id, ground=Listing.Ground.UNREACHABLE, kind=kind_of(entity.entity_type),
+                reason=UNREACHABLE, number=numbered(today.year, last_number(today.year) + 1), listed_on=today,
+                listed_by=by, found_on=found_on, found=found[:300], address=entity.address or "")
+            decency.tell_once(told_key(x), entity.uscc, "abnormal", entity.phone, entity.email,
+                              f"【{_county()}市场监管局】{entity.name}：经实地核查，通过登记的住所或者经营场所无法与您单位联系，"
+                              f"已被{x.decided}（{x.number}）。办理住所变更登记，或能够在登记住所取得联系后，"
+                              f"可登录企服平台申请移出。" + FREE, f"{x.get_kind_display()} {x.number}", now)
+    except IntegrityError as e:  # another decision at the same moment took the same number
+        raise ListingError("另一位同事正在作出列入决定，请稍后重试") from e
+    return x
 
 
 def _typed(value: str, what: str) -> str:
@@ -213,34 +291,47 @@ def _locked(x: Listing, *states: str, why: str) -> Listing:
     return x
 
 
-def do_apply(x: Listing, by=None, now: dt.datetime | None = None) -> Listing:
-    """The entity applies to come off (申请移出): only once it has filed the year's report. In
-    the portal (``by`` None) or entered by staff for it."""
+def do_apply(x: Listing, by=None, now: dt.datetime | None = None, statement: str = "") -> Listing:
+    """The entity applies to come off (申请移出): for a year not filed, only once it has filed
+    the year's report; for an unreachable address, saying how it can be reached there again or
+    that it has registered its new address (``statement``, at least four characters; the bureau
+    checks it). In the portal (``by`` None) or entered by staff for it."""
     now = now or timezone.now()
+    statement = _typed(statement, "申请说明")
     with transaction.atomic():
         x = _locked(x, Listing.Status.LISTED, why="已申请移出或已移出，不需再申请")
-        if not back_filed(x):
+        if x.unreachable:
+            if len(statement) < 4:
+                raise ListingError("请说明现在如何能在登记的住所或者经营场所联系到您单位，或已办理住所变更登记（至少4个字）")
+        elif not back_filed(x):
             raise ListingError(f"请先在国家企业信用信息公示系统补报 {x.report_year} 年度年报，补报后再申请移出"
                                f"（已补报的，平台导入年报数据后即可申请；仍不能申请的，请联系所在地市场监管所）")
         x.status, x.applied_at, x.applied_channel = Listing.Status.APPLIED, now, "staff" if by else "portal"
-        x.save(update_fields=["status", "applied_at", "applied_channel"])
+        x.applied_note = statement[:300] if x.unreachable else ""
+        x.save(update_fields=["status", "applied_at", "applied_channel", "applied_note"])
     return x
 
 
 def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) -> Listing:
     """The bureau takes the entity off (移出): on its application, or of its own motion once the
-    report is filed; the entity is told."""
+    report is filed; for an unreachable address, once staff have checked that it can be reached
+    there again or has registered another (``note`` says what was checked: at least four
+    characters; the decision says it). The entity is told."""
     note = _typed(note, "移出说明")
     now = now or timezone.now()
     with transaction.atomic():
         x = _locked(x, *STANDING, why="已经移出或撤销")
-        if not back_filed(x):
+        if x.unreachable:
+            if len(note) < 4:
+                raise ListingError("请写明核实的情况（至少4个字），如：6月3日实地核实，企业已在登记住所恢复经营")
+        elif not back_filed(x):
             raise ListingError(f"该主体尚未补报 {x.report_year} 年度年报，不能移出")
         r = _rule(x, Ruling.Kind.REMOVE, by, note, now)
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
+        done = "经核实已可以联系到您单位" if x.unreachable else f"您单位已补报{x.report_year}年度年报"
         decency.tell_once(f"abnormal-removed:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
-                          f"【{_county()}市场监管局】{x.entity.name}：您单位已补报{x.report_year}年度年报，"
+                          f"【{_county()}市场监管局】{x.entity.name}：{done}，"
                           f"已于{x.removed_on.month}月{x.removed_on.day}日{x.undone}（{r.number}，原{x.number}），"
                           f"决定书可登录企服平台查看打印。" + FREE,
                           f"移出 {x.number}", now)
@@ -290,7 +381,7 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
             if requests.do_settle(x.objection, who, f"经核实，经营异常名录 {x.number} 列入有误，已撤销：{reason[:300]}", now):
                 answered = f"您提出的异议（诉求编号{x.objection.number}）已据此答复，可登录企服平台评价。"
         decency.tell_once(f"abnormal-annulled:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
-                          f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.report_year}年度年报被{x.decided}（{x.number}）"
+                          f"【{_county()}市场监管局】{x.entity.name}：经核实，您单位因{x.because}被{x.decided}（{x.number}）"
                           f"有误，已于{x.removed_on.month}月{x.removed_on.day}日撤销（{r.number}）。{answered}" + FREE, f"撤销 {x.number}", now)
     return x
 
@@ -310,7 +401,7 @@ def do_object(x: Listing, text: str, now: dt.datetime | None = None):
         x = _locked(x, *STANDING, why="这条记录已移出或撤销，不需提出异议")
         if x.objection_id and x.objection.status != State.CLOSED:
             raise ListingError(f"已就这条记录提出异议（诉求编号 {x.objection.number}），正在办理")
-        body = f"【经营异常名录异议】{x.number}（{x.report_year} 年度，{x.get_kind_display()}）：{text}"
+        body = f"【经营异常名录异议】{x.number}（{x.about}，{x.get_kind_display()}）：{text}"
         try:  # the queue's own rules (control characters, length, a firm's hourly limit)
             with transaction.atomic():
                 req = requests.do_submit_request(text=body, channel="portal", actor=requests.ENTERPRISE,
@@ -360,7 +451,8 @@ def import_listings(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, st
     for r in rows:
         other = taken.get(r["number"])
         if other is not None and other != (r["uscc"], r["report_year"]):
-            problems.append((r["__row"], "number", r["number"], f"决定书文号已用于另一条记录（{other[0]}，{other[1]} 年度）"))
+            what = f"{other[1]} 年度" if other[1] else "无法联系"
+            problems.append((r["__row"], "number", r["number"], f"决定书文号已用于另一条记录（{other[0]}，{what}）"))
     if problems:
         return 0, 0, 0, problems
     entities = {u: (t, typ) for u, t, typ in Entity.objects.filter(uscc__in={r["uscc"] for r in rows})
@@ -409,9 +501,10 @@ def warn_serious(now: dt.datetime | None = None) -> int:
         if key in told or serious_on(x) < today:
             continue
         on = serious_on(x)
-        body = (f"【{_county()}市场监管局】{x.entity.name}：您单位因未报送{x.report_year}年度年报列入经营异常名录（{x.number}），"
+        way = "办理住所变更登记或在登记住所恢复联系" if x.unreachable else "补报"
+        body = (f"【{_county()}市场监管局】{x.entity.name}：您单位因{x.because}列入经营异常名录（{x.number}），"
                 f"将于{on.year}年{on.month}月{on.day}日满三年。满三年仍未移出的，将列入严重违法失信名单，法定代表人三年内不得担任"
-                f"其他企业的法定代表人。请尽快补报并登录企服平台申请移出。" + FREE)
+                f"其他企业的法定代表人。请尽快{way}并登录企服平台申请移出。" + FREE)
         if decency.tell_once(key, x.entity_id, "abnormal", x.entity.phone, x.entity.email, body,
                              f"列入满三年预警 {x.number}", now) is not None:
             n += 1

@@ -70,18 +70,29 @@ def decision(x: Listing) -> Document:
     bureau = f"{county}市场监督管理局"
     marked = x.kind == Listing.Kind.MARK
     you = _you(x)
-    paragraphs = [
-        f"经查，{you}未在{x.report_year + 1}年6月30日前报送并公示{x.report_year}年度年度报告。"
-        f"依据{_basis(x)}的规定，本局决定自{_day(x.listed_on)}起将{you}{x.decided}。",
-        f"{you}补报{x.report_year}年度年度报告并公示后，可以登录企服平台或到所在地市场监管所申请{x.undone}，"
-        f"本局自收到申请之日起{Listing.DECIDE_WITHIN_WORKDAYS}个工作日内作出决定。",
-    ]
-    if not marked:
-        paragraphs.append("列入经营异常名录满三年仍未履行公示义务的，将被列入严重违法失信名单。")
-    paragraphs += [
-        f"{you}如已按期报送（包括报送纸质年度报告）或依法不需报送，可以向本局提出异议。",
-        _appeal(x, county),
-    ]
+    within = f"本局自收到申请之日起{Listing.DECIDE_WITHIN_WORKDAYS}个工作日内"
+    if x.unreachable:
+        at = f"（{x.address}）" if x.address else ""
+        paragraphs = [
+            f"经查，本局于{_day(x.found_on or x.listed_on)}通过{you}登记的住所或者经营场所{at}无法与{you}取得联系"
+            f"（{x.found.rstrip('。')}）。依据{_basis(x)}的规定，本局决定自{_day(x.listed_on)}起将{you}{x.decided}。",
+            f"{you}依法办理住所或者经营场所变更登记，或者能够重新通过登记的住所或者经营场所取得联系的，可以登录企服平台"
+            f"或到所在地市场监管所申请{x.undone}，{within}核实并作出决定。",
+        ]
+        if not marked:
+            paragraphs.append("列入经营异常名录满三年仍未移出的，将被列入严重违法失信名单。")
+        paragraphs.append(f"{you}如在上述期间能够通过登记的住所或者经营场所取得联系，可以向本局提出异议。")
+    else:
+        paragraphs = [
+            f"经查，{you}未在{x.report_year + 1}年6月30日前报送并公示{x.report_year}年度年度报告。"
+            f"依据{_basis(x)}的规定，本局决定自{_day(x.listed_on)}起将{you}{x.decided}。",
+            f"{you}补报{x.report_year}年度年度报告并公示后，可以登录企服平台或到所在地市场监管所申请{x.undone}，"
+            f"{within}作出决定。",
+        ]
+        if not marked:
+            paragraphs.append("列入经营异常名录满三年仍未履行公示义务的，将被列入严重违法失信名单。")
+        paragraphs.append(f"{you}如已按期报送（包括报送纸质年度报告）或依法不需报送，可以向本局提出异议。")
+    paragraphs.append(_appeal(x, county))
     annulled = ""
     if x.status == Listing.Status.ANNULLED and x.removed_on:
         by = next((f"，{r.number}" for r in x.rulings.all() if r.kind == Ruling.Kind.ANNUL), "")
@@ -96,10 +107,13 @@ def ruling(r: Ruling) -> Document:
     county = reference.county()["county"]
     x = r.listing
     you = _you(x)
-    what = (f"{you}因未按规定期限公示{x.report_year}年度年度报告，"
-            f"本局于{_day(x.listed_on)}作出{x.number}决定，将{you}{x.decided}。")
+    why = (x.Ground.UNREACHABLE.label if x.unreachable else f"未按规定期限公示{x.report_year}年度年度报告")
+    what = f"{you}因{why}，本局于{_day(x.listed_on)}作出{x.number}决定，将{you}{x.decided}。"
     applied = f"{you}于{_day(timezone.localdate(r.applied_at))}申请{x.undone}。" if r.applied_at else ""
-    if r.kind == Ruling.Kind.REMOVE:
+    if r.kind == Ruling.Kind.REMOVE and x.unreachable:
+        paragraphs = [what, f"{applied}经核实，{r.reason.rstrip('。')}，{you}已能够通过登记的住所或者经营场所取得联系，"
+                            f"符合{x.undone}的条件。依据{_basis(x)}的规定，本局决定自{_day(r.decided_on)}起{_off(x)}。"]
+    elif r.kind == Ruling.Kind.REMOVE:
         paragraphs = [what, f"{you}已补报{x.report_year}年度年度报告并公示。{applied}经审查，符合{x.undone}的条件。"
                             f"依据{_basis(x)}的规定，本局决定自{_day(r.decided_on)}起{_off(x)}。"]
     elif r.kind == Ruling.Kind.REFUSE:

@@ -1,5 +1,5 @@
-"""An entity put on the abnormal-operation list (经营异常名录) for a report year it did not file
-by 30 June, and its way off it."""
+"""An entity put on the abnormal-operation list (经营异常名录), for a report year it did not file
+by 30 June or because it cannot be reached at its registered address, and its way off it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from qifu.engine.requests import workdays
@@ -23,6 +24,12 @@ class Listing(models.Model):
     class Kind(models.TextChoices):
         LIST = "list", "列入经营异常名录"  # enterprises and farmer cooperatives
         MARK = "mark", "标注经营异常状态"  # individual businesses
+
+    class Ground(models.TextChoices):
+        """Why it was listed (《企业经营异常名录管理办法》's grounds that qifu keeps)."""
+
+        NOT_FILED = "not_filed", "未按规定期限公示年度报告"  # for a report year
+        UNREACHABLE = "unreachable", "通过登记的住所或者经营场所无法联系"  # found by a visit
 
     class Status(models.TextChoices):
         LISTED = "listed", "列入中"
@@ -44,7 +51,8 @@ class Listing(models.Model):
 
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="listings")
     town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="所属镇街")
-    report_year = models.PositiveSmallIntegerField("报告年度")
+    ground = models.CharField("列入情形", max_length=12, choices=Ground.choices, default=Ground.NOT_FILED)
+    report_year = models.PositiveSmallIntegerField("报告年度", null=True, blank=True)  # not filed: the year
     kind = models.CharField("类型", max_length=6, choices=Kind.choices)
     reason = models.CharField("列入事由", max_length=100)
     number = models.CharField("决定书文号", max_length=40, unique=True)
@@ -54,6 +62,13 @@ class Listing(models.Model):
                                   related_name="+", verbose_name="决定人")
     applied_at = models.DateTimeField("申请移出时间", null=True, blank=True)
     applied_channel = models.CharField("申请渠道", max_length=8, blank=True)  # portal | staff
+    # unreachable: the day a visit found nobody at the registered address, what was found, the
+    # address then (a change of address registered since is a way off), and what the entity
+    # said when it applied (how it can be reached now)
+    found_on = models.DateField("查实日期", null=True, blank=True)
+    found = models.CharField("核查情况", max_length=300, blank=True)
+    address = models.CharField("列入时的登记住所", max_length=300, blank=True)
+    applied_note = models.CharField("申请说明", max_length=300, blank=True)
     removed_on = models.DateField("移出日期", null=True, blank=True)
     removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", verbose_name="移出、撤销或不予移出的决定人")
@@ -72,7 +87,12 @@ class Listing(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "经营异常名录"
         ordering = ["-listed_on", "number"]
-        constraints = [models.UniqueConstraint(fields=["entity", "report_year"], name="abnormal_one_per_year")]
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "report_year"], name="abnormal_one_per_year"),
+            # at most one standing for an unreachable address (its report_year is empty)
+            models.UniqueConstraint(fields=["entity"], name="abnormal_one_unreachable_standing",
+                                    condition=Q(ground="unreachable", status__in=["listed", "applied"])),
+        ]
         indexes = [models.Index(fields=["report_year", "status"]), models.Index(fields=["town", "status"])]
 
     @property
@@ -86,6 +106,26 @@ class Listing(models.Model):
         """Its way off, as the messages and the decision say it: 移出经营异常名录, or
         恢复正常记载状态 for an individual business."""
         return "恢复正常记载状态" if self.kind == self.Kind.MARK else "移出经营异常名录"
+
+    @property
+    def unreachable(self) -> bool:
+        return self.ground == self.Ground.UNREACHABLE
+
+    @property
+    def moved(self) -> bool:
+        """Unreachable, and the entity's registered address is no longer the one it was listed at
+        (a change of address registered since: a way off, for staff to check)."""
+        return self.unreachable and bool(self.address) and (self.entity.address or "") != self.address
+
+    @property
+    def because(self) -> str:
+        """Why, as its messages say it after 因: 未报送2025年度年报, 通过登记的住所或者经营场所无法联系."""
+        return self.Ground.UNREACHABLE.label if self.unreachable else f"未报送{self.report_year}年度年报"
+
+    @property
+    def about(self) -> str:
+        """Which listing, in a line or a title: 2025 年度, or 无法联系."""
+        return "无法联系" if self.unreachable else f"{self.report_year} 年度"
 
     @property
     def later_decisions(self) -> str:
@@ -106,7 +146,7 @@ class Listing(models.Model):
         return workdays.nth_after(timezone.localdate(self.applied_at), self.DECIDE_WITHIN_WORKDAYS)
 
     def __str__(self) -> str:
-        return f"{self.number}：{self.entity_id}（{self.report_year} 年度）"
+        return f"{self.number}：{self.entity_id}（{self.about}）"
 
 
 class Ruling(models.Model):

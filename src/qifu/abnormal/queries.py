@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -32,10 +32,13 @@ def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
     """The standing listings of ``qs`` whose decision reached the entity neither by text nor by
     email (none stored for it, or its delivery failed) and has not been served on paper yet:
     their written decisions are to be printed and served."""
-    told = OutboxMessage.objects.filter(
-        key=Concat(Value("abnormal-listed:"), OuterRef("entity_id"), Value(":"),
-                   Cast(OuterRef("report_year"), output_field=CharField()), output_field=CharField())
+    which = Case(When(ground=Listing.Ground.UNREACHABLE, then=Concat(Value("u"), Cast("pk", output_field=CharField()))),
+                 default=Cast("report_year", output_field=CharField()), output_field=CharField())
+    told = OutboxMessage.objects.filter(  # actions.told_key
+        key=Concat(Value("abnormal-listed:"), OuterRef("entity_id"), Value(":"), OuterRef("which"),
+                   output_field=CharField())
     ).exclude(status=OutboxMessage.Status.FAILED)
+    qs = qs.annotate(which=which)
     return qs.filter(status__in=STANDING, served_on__isnull=True).exclude(Exists(told))
 
 
@@ -63,17 +66,20 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
     )
     # apart: a count filtered on an EXISTS annotation counted none on SQLite (Django 5.2)
     m["back_filed"] = with_back_filed(qs.filter(status=Listing.Status.LISTED)).filter(back_filed=True).count()
+    m["unreachable"] = qs.filter(status__in=STANDING, ground=Listing.Ground.UNREACHABLE).count()
     by_year = (qs.values("report_year").annotate(on=Count("id", filter=Q(status__in=STANDING)),
                                                  off=Count("id", filter=Q(status=Listing.Status.REMOVED)))
                .order_by("report_year"))
-    m["chart"] = {"labels": [f"{r['report_year']} 年度" for r in by_year], "stacked": True,
+    by_year = [r for r in by_year if r["report_year"]] + [r for r in by_year if not r["report_year"]]
+    m["chart"] = {"labels": [f"{r['report_year']} 年度" if r["report_year"] else "无法联系" for r in by_year],
+                  "stacked": True,
                   "series": [{"label": "列入中", "values": [r["on"] for r in by_year]},
                              {"label": "已移出", "values": [r["off"] for r in by_year]}]}
     return m
 
 
 def for_entity(entity) -> list[Listing]:
-    """An entity's listings, newest year first, each with ``back_filed`` and its later decisions
+    """An entity's listings, newest first, each with ``back_filed`` and its later decisions
     (its page, its portal)."""
     return list(with_back_filed(Listing.objects.filter(entity=entity)).select_related("objection")
-                .prefetch_related("rulings").order_by("-report_year"))
+                .prefetch_related("rulings").order_by("-listed_on", "-pk"))

@@ -153,12 +153,17 @@ class RulingOut(Schema):
 
 class ListingOut(Schema):
     id: int
-    report_year: int
+    ground: Literal["not_filed", "unreachable"] = Field(
+        description="列入情形：not_filed 未按规定期限公示年度报告；unreachable 通过登记的住所或者经营场所无法联系")
+    report_year: int | None = Field(description="未报送的报告年度（无法联系的为空）")
     kind: Literal["list", "mark"] = Field(description="list：列入经营异常名录（企业、合作社）；mark：标注经营异常状态（个体工商户）")
     number: str = Field(description="决定书文号")
     listed_on: dt.date
     status: Literal["listed", "applied", "removed", "annulled"] = Field(description="列入中、已申请移出、已移出、已撤销（列入有误）")
-    back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出）")
+    back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出；无法联系的总为 false）")
+    found_on: dt.date | None = Field(description="无法联系的：查实的日期")
+    found: str = Field(description="无法联系的：核查情况")
+    applied_note: str = Field(description="无法联系的：申请移出时企业的说明")
     applied_at: dt.datetime | None
     answer_by: dt.date | None = Field(description="已申请移出的：市场监管部门最迟在这一天前作出决定（5 个工作日）")
     removed_on: dt.date | None
@@ -167,27 +172,33 @@ class ListingOut(Schema):
 
 
 def _listing(x) -> dict:
-    return {"id": x.pk, "report_year": x.report_year, "kind": x.kind, "number": x.number, "listed_on": x.listed_on,
-            "status": x.status, "back_filed": x.back_filed, "applied_at": x.applied_at,
+    return {"id": x.pk, "ground": x.ground, "report_year": x.report_year, "kind": x.kind, "number": x.number,
+            "listed_on": x.listed_on, "status": x.status, "back_filed": x.back_filed, "found_on": x.found_on,
+            "found": x.found, "applied_note": x.applied_note, "applied_at": x.applied_at,
             "answer_by": x.answer_by,
             "removed_on": x.removed_on, "note": x.note,
             "rulings": [{"kind": r.kind, "number": r.number, "title": r.title, "decided_on": r.decided_on,
                          "reason": r.reason if r.kind != "remove" else ""} for r in x.rulings.all()]}
 
 
-@router.get("/abnormal", response=list[ListingOut], summary="本主体的经营异常名录记录（未按期报送年报）")
+@router.get("/abnormal", response=list[ListingOut], summary="本主体的经营异常名录记录（未按期报送年报，或登记住所无法联系）")
 def listings(request):
     return [_listing(x) for x in abnormal_queries.for_entity(request.entity)]
 
 
+class ApplyIn(Schema):
+    statement: str = Field("", max_length=300, description="无法联系的：现在如何能在登记住所联系到本单位，或已办理住所变更登记（至少4个字）；"
+                                                          "未报送年报的不需要")
+
+
 @router.post("/abnormal/{listing_id}/apply", response={200: ListingOut, 400: Error, 404: Error},
-             summary="补报后申请移出经营异常名录")
-def apply(request, listing_id: int):
+             summary="申请移出经营异常名录（未报送年报的补报后；无法联系的附说明）")
+def apply(request, listing_id: int, body: ApplyIn | None = None):
     x = Listing.objects.filter(pk=listing_id, entity=request.entity).first()
     if x is None:
         return Status(404, {"detail": "没有这条记录"})
     try:
-        abnormal.do_apply(x)
+        abnormal.do_apply(x, statement=body.statement if body is not None else "")
     except abnormal.ListingError as e:
         return Status(400, {"detail": str(e)})
     return Status(200, _listing(abnormal_queries.with_back_filed(Listing.objects.filter(pk=x.pk)).prefetch_related("rulings").get()))

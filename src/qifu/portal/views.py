@@ -193,10 +193,11 @@ def selfcheck(request):
 @portal_required
 @require_POST
 def abnormal_apply(request, listing_id: int):
-    """The entity applies to come off the abnormal-operation list, once it has filed late."""
+    """The entity applies to come off the abnormal-operation list, once it has filed late, or
+    saying how it can be reached at its registered address again."""
     x = get_object_or_404(Listing, pk=listing_id, entity=request.entity)
     try:
-        abnormal.do_apply(x)
+        abnormal.do_apply(x, statement=request.POST.get("statement", ""))
     except abnormal.ListingError as e:
         messages.error(request, str(e))
     else:

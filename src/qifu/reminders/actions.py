@@ -392,9 +392,12 @@ def write_sent(rows: list[dict], path: Path) -> None:
         w.writerows([r[c] for c in REMINDERS_SENT_COLUMNS] for r in rows)
 
 
+# a visit that finds nobody at the registered address, nor any sign the entity works there, is
+# the fact (查实) on which it is listed as unreachable (abnormal.actions.unreachable_due)
+NOT_AT_ADDRESS = "登记住所查无此主体"
 OUTCOMES = ("已接通，答应按时报送", "已接通，已报送", "已接通，已更正", "无人接听", "号码错误或停机", "上门未遇",
-            "已歇业或注销", "其他")
-UNREACHED = ("无人接听", "号码错误或停机", "上门未遇")
+            NOT_AT_ADDRESS, "已歇业或注销", "其他")
+UNREACHED = ("无人接听", "号码错误或停机", "上门未遇", NOT_AT_ADDRESS)
 
 
 def close_task(task: ContactTask, outcome: str, detail: str = "") -> None:
@@ -403,17 +406,21 @@ def close_task(task: ContactTask, outcome: str, detail: str = "") -> None:
     close_tasks([task], outcome, detail)
 
 
-def close_tasks(tasks: list[ContactTask], outcome: str, detail: str = "") -> None:
+def close_tasks(tasks: list[ContactTask], outcome: str, detail: str = "", now: dt.datetime | None = None) -> None:
     """``close_task`` for many tasks with one outcome, in a handful of statements."""
     if outcome not in OUTCOMES:
         raise ValueError("请选择办理结果")
+    if outcome == NOT_AT_ADDRESS and any(t.channel != "visit" for t in tasks):
+        raise ValueError(f"“{NOT_AT_ADDRESS}”只能在上门核查后选择")
+    now = now or timezone.now()
     reached = outcome not in UNREACHED
     text = f"{outcome}{'：' + detail if detail else ''}"[:1000]
     status = "delivered" if reached else "failed"
     with transaction.atomic():
         for chunk in range(0, len(tasks), 900):
             part = tasks[chunk:chunk + 900]
-            ContactTask.objects.filter(pk__in=[t.pk for t in part]).update(status=ContactTask.Status.DONE, outcome=text)
+            ContactTask.objects.filter(pk__in=[t.pk for t in part]).update(status=ContactTask.Status.DONE, outcome=text,
+                                                                          closed_at=now)
             OutboxMessage.objects.filter(pk__in=[t.message_id for t in part]).update(
                 status=OutboxMessage.Status.DELIVERED if reached else OutboxMessage.Status.FAILED)
             by_time: dict[tuple[dt.date, str], list[str]] = {}
@@ -425,4 +432,4 @@ def close_tasks(tasks: list[ContactTask], outcome: str, detail: str = "") -> Non
                 at = dt.datetime.combine(day, dt.time(9, 0), tzinfo=SHANGHAI)
                 ReminderRecord.objects.filter(entity_id__in=usccs, channel=channel, sent_at=at).update(status=status)
     for t in tasks:
-        t.status, t.outcome = ContactTask.Status.DONE, text
+        t.status, t.outcome, t.closed_at = ContactTask.Status.DONE, text, now

@@ -95,6 +95,7 @@ class ContactTask(models.Model):
     due_on = models.DateField("办理日期")
     status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.OPEN)
     outcome = models.TextField("结果", blank=True)
+    closed_at = models.DateTimeField("办结时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "电话与上门任务"

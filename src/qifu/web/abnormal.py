@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from django.contrib import messages
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,6 +24,7 @@ from qifu.abnormal import actions, documents, queries
 from qifu.abnormal.models import Listing
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
+from qifu.registry.models import Entity
 from qifu.web import downloads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
 
@@ -42,6 +43,14 @@ def _can_act(request) -> bool:
     return views.can_act_on_listings(request.user)
 
 
+def _which(x: Listing | None = None, year: int | None = None, unreachable: bool = False) -> dict:
+    """The query and the words naming a set of decisions: a report year's, or the unreachable's."""
+    if (x is not None and x.unreachable) or unreachable:
+        return {"q": "ground=unreachable", "label": "因无法联系列入、"}
+    year = x.report_year if x is not None else year
+    return {"q": f"year={year}", "label": f"{year} 年度", "year": year}
+
+
 def _year(request) -> int:
     latest = actions.closed_year()
     try:
@@ -56,16 +65,22 @@ def overview(request):
     year = _year(request)
     listings = _listings(request)
     shown = queries.with_back_filed(listings.filter(report_year=year)).select_related("entity", "town", "objection")
-    status = request.GET.get("status", "")
+    status = request.GET.get("status", "") or ("unreachable" if request.GET.get("ground") == "unreachable" else "")
     if status == "back_filed":
         shown = shown.filter(status=Listing.Status.LISTED, back_filed=True)
     elif status == "objected":  # every year: an objection waits for an answer whatever the year
         shown = queries.with_back_filed(listings.filter(queries.OBJECTED)).select_related("entity", "town", "objection")
-    elif status == "overdue":
-        shown = shown.filter(status=Listing.Status.APPLIED, applied_at__lt=queries.overdue_before())
+    elif status in ("applied", "overdue"):  # the year's, and the unreachable's (they have no year)
+        shown = queries.with_back_filed(listings.filter(Q(report_year=year) | Q(ground=Listing.Ground.UNREACHABLE)))
+        shown = shown.select_related("entity", "town", "objection").filter(status=Listing.Status.APPLIED)
+        if status == "overdue":
+            shown = shown.filter(applied_at__lt=queries.overdue_before())
     elif status == "warn":
         shown = listings.filter(status__in=actions.STANDING, listed_on__lte=actions.warn_before(timezone.localdate()))
         shown = queries.with_back_filed(shown).select_related("entity", "town", "objection")
+    elif status == "unreachable":  # every year: the ground has none
+        shown = queries.with_back_filed(listings.filter(ground=Listing.Ground.UNREACHABLE))
+        shown = shown.select_related("entity", "town", "objection")
     elif status in Listing.Status.values:
         shown = shown.filter(status=status)
     if request.GET.get("format") == "xlsx":
@@ -81,11 +96,14 @@ def overview(request):
     towns = sorted(set(due) | set(listed_towns), key=lambda t: (-due[t] - listed_towns.get(t, 0), t))
     m = queries.measures(listings)
     latest = actions.closed_year()
+    unreachable_due = actions.unreachable_due(entities=scope.filter_by_town(Entity.objects.all(), request.user))
     return render(request, "web/abnormal.html", {
         "not_ready": actions.not_ready(year), "year": year, "years": list(range(latest, latest - 5, -1)),
         "decide_by": actions.decide_by(year), "list_workdays": actions.LIST_WITHIN_WORKDAYS, "today": timezone.localdate(),
         "m": m, "status": status, "year_m": queries.measures(listings.filter(report_year=year)),
         "unreached": queries.unreached(listings.filter(report_year=year)).count(),
+        "unreachable_due": unreachable_due,
+        "unreachable_unreached": queries.unreached(listings.filter(ground=Listing.Ground.UNREACHABLE)).count(),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
         "listings": list(shown.prefetch_related("rulings").order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
         "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
@@ -128,20 +146,48 @@ def list_due(request):
     return redirect(f"{reverse('abnormal')}?year={year}")
 
 
+def _back(request, default: str) -> str:
+    back = request.POST.get("next", "")
+    return back if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) else default
+
+
+@staff_required(write=True)
+@require_POST
+def list_unreachable(request):
+    """The decision that lists one entity a visit (or the post) found not at its registered
+    address: the county's administrators, or the officer of its township."""
+    e = get_object_or_404(scope.filter_by_town(Entity.objects.all(), request.user), uscc=request.POST.get("uscc", ""))
+    back = _back(request, f"{reverse('abnormal')}?status=unreachable")
+    if not _can_act(request):
+        messages.error(request, "只有局管理员和镇街工作人员可以作出列入决定")
+        return redirect(back)
+    try:
+        found_on = dt.date.fromisoformat(request.POST.get("found_on", ""))
+    except ValueError:
+        messages.error(request, "请填写查实日期")
+        return redirect(back)
+    try:
+        x = actions.do_list_unreachable(e, found_on, request.POST.get("found", ""), by=request.user)
+    except actions.ListingError as err:
+        messages.error(request, str(err))
+    else:
+        messages.success(request, f"已作出列入决定（{x.number}）；登记了手机或邮箱的，已书面告知；"
+                                  f"未能告知的，请打印决定书送达（可公告送达）")
+    return redirect(back)
+
+
 @staff_required(write=True)
 @require_POST
 def act(request, listing_id: int):
     x = get_object_or_404(_listings(request), pk=listing_id)
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) or not back:
-        back = f"{reverse('abnormal')}?year={x.report_year}"
+    back = _back(request, f"{reverse('abnormal')}?" + ("status=unreachable" if x.unreachable else f"year={x.report_year}"))
     if not _can_act(request):
         messages.error(request, "只有局管理员和镇街工作人员可以办理移出")
         return redirect(back)
     what = request.POST.get("action")
     try:
         if what == "apply":
-            actions.do_apply(x, by=request.user)
+            actions.do_apply(x, by=request.user, statement=request.POST.get("statement", ""))
             messages.success(request, f"已代企业登记移出申请（{x.number}）")
         elif what == "remove":
             actions.do_remove(x, request.user, request.POST.get("note", ""))
@@ -168,7 +214,7 @@ def decision(request, listing_id: int):
     decisions made on it later (removal, refusal, annulment)."""
     x = get_object_or_404(_listings(request).select_related("entity", "served_by"), pk=listing_id)
     return render(request, "web/abnormal_decisions.html", {
-        "decisions": [documents.decision(x)], "year": x.report_year, "x": x, "can_act": _can_act(request),
+        "decisions": [documents.decision(x)], **_which(x), "x": x, "can_act": _can_act(request),
         "ways": Listing.Service.choices, "today": timezone.localdate(), "rulings": x.rulings.all()})
 
 
@@ -178,7 +224,7 @@ def ruling(request, listing_id: int, ruling_id: int):
     x = get_object_or_404(_listings(request).select_related("entity"), pk=listing_id)
     r = get_object_or_404(x.rulings, pk=ruling_id)
     return render(request, "web/abnormal_decisions.html", {
-        "decisions": [documents.ruling(r)], "year": x.report_year, "listing": x, "rulings": x.rulings.all()})
+        "decisions": [documents.ruling(r)], **_which(x), "listing": x, "rulings": x.rulings.all()})
 
 
 @staff_required(write=True)
@@ -207,7 +253,7 @@ def serve(request, listing_id: int):
 def service_upload(request):
     """The service list filled in (送达清单), all or nothing: each bad row named."""
     year = _year(request)
-    back = f"{reverse('abnormal-decisions')}?year={year}"
+    back = f"{reverse('abnormal-decisions')}?{_which(year=year, unreachable=request.GET.get('ground') == 'unreachable')['q']}"
     upload = request.FILES.get("file")
     if not _can_act(request):
         messages.error(request, "只有局管理员和镇街工作人员可以登记送达")
@@ -238,17 +284,20 @@ def decisions(request):
     """The written decisions of a year's listings that no text or email reached, to print and
     serve (直接送达、邮寄或公告): all the reader sees, or one township's."""
     year = _year(request)
-    qs = queries.unreached(_listings(request).filter(report_year=year))
+    unreachable = request.GET.get("ground") == Listing.Ground.UNREACHABLE
+    qs = _listings(request).filter(ground=Listing.Ground.UNREACHABLE) if unreachable else \
+        _listings(request).filter(report_year=year)
+    qs = queries.unreached(qs)
     by_town = list(qs.values_list("town_id", "town__name").annotate(n=Count("id")).order_by("town_id"))
     town = request.GET.get("town", "")
     if town:
         qs = qs.filter(town_id=town)
     if request.GET.get("format") == "xlsx":
-        return _service_xlsx(request, year, qs)
+        return _service_xlsx(request, "无法联系" if unreachable else f"{year} 年度", qs)
     total = qs.count()
     shown = list(qs.select_related("entity").order_by("number")[:PRINTED])
     return render(request, "web/abnormal_decisions.html", {
-        "batch": True, "year": year, "total": total, "decisions": [documents.decision(x) for x in shown],
+        "batch": True, **_which(year=year, unreachable=unreachable), "total": total, "decisions": [documents.decision(x) for x in shown],
         "towns": by_town if len(by_town) > 1 else [], "town": {c: n for c, n, _ in by_town}.get(town, ""),
         "town_code": town, "can_act": _can_act(request)})
 
@@ -256,7 +305,7 @@ def decisions(request):
 SERVICE_HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "住所", "列入日期", "送达方式", "送达日期", "签收人或公告编号"]
 
 
-def _service_xlsx(request, year: int, qs):
+def _service_xlsx(request, which: str, qs):
     """The service list (送达清单) of the decisions to serve, every one (not only the page's 500),
     for the post and the stations: where each entity is registered, and empty columns for how
     and when it was served and who signed."""
@@ -269,12 +318,13 @@ def _service_xlsx(request, year: int, qs):
         spreadsheets.append(ws, [x.number, e.uscc, e.name, e.get_entity_type_display(), x.town.name, e.address or "",
                                  x.listed_on, "", "", ""])
         n += 1
-    return audited_xlsx(request, wb, f"abnormal-service-{year}", f"经营异常名录 {year} 年度未能书面告知的决定书送达清单 {n} 户")
+    name = "unreachable" if which == "无法联系" else which.split()[0]
+    return audited_xlsx(request, wb, f"abnormal-service-{name}", f"经营异常名录 {which}未能书面告知的决定书送达清单 {n} 户")
 
 
 HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
           "申请移出时间", "申请渠道", "移出日期", "说明", "满三年日期", "列入决定人", "移出、撤销或不予移出决定人", "纸质送达",
-          "异议（诉求编号）", "后续决定（文号）"]
+          "异议（诉求编号）", "后续决定（文号）", "查实日期", "核查情况", "列入时的登记住所", "申请说明"]
 
 
 def _xlsx(request, year: int, shown):
@@ -286,11 +336,12 @@ def _xlsx(request, year: int, shown):
               .iterator(chunk_size=2000)):
         spreadsheets.append(ws, [x.number, x.entity_id, x.entity.name, x.entity.get_entity_type_display(), x.town.name,
                                  x.report_year, x.get_kind_display(), x.reason, x.listed_on, x.get_status_display(),
-                                 "是" if x.back_filed else "否", local_time(x.applied_at),
+                                 "" if x.unreachable else "是" if x.back_filed else "否", local_time(x.applied_at),
                                  {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
                                  x.note, actions.serious_on(x), person(x.listed_by), person(x.removed_by),
                                  f"{x.served_on:%Y-%m-%d} {x.get_served_way_display()}：{x.served_note}" if x.served_on else "",
-                                 x.objection.number if x.objection_id else "", x.later_decisions])
+                                 x.objection.number if x.objection_id else "", x.later_decisions, x.found_on, x.found,
+                                 x.address, x.applied_note])
         n += 1
     ws = wb.create_sheet("拟列入")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "镇街", "成立日期", "拟作出"])

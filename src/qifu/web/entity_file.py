@@ -52,10 +52,10 @@ def export(request, e, ctx: dict):
     _sheet(wb, "校验问题", ["报告年度", "严重程度", "规则", "状态", "问题", "建议值"], [
         [f.report_year, f.get_severity_display(), f.rule_id, f.get_status_display(), f.shown_message, f.suggestion]
         for f in ctx["findings"]])
-    _sheet(wb, "经营异常名录", ["决定书文号", "报告年度", "类型", "列入日期", "状态", "移出或撤销日期", "已补报", "说明",
-                           "纸质送达", "后续决定（文号）"], [
-        [x.number, x.report_year, x.get_kind_display(), x.listed_on, x.get_status_display(), x.removed_on,
-         "是" if x.back_filed else "否", x.note,
+    _sheet(wb, "经营异常名录", ["决定书文号", "报告年度", "列入事由", "类型", "列入日期", "状态", "移出或撤销日期", "已补报",
+                           "说明", "纸质送达", "后续决定（文号）"], [
+        [x.number, x.report_year, x.reason, x.get_kind_display(), x.listed_on, x.get_status_display(), x.removed_on,
+         "" if x.unreachable else "是" if x.back_filed else "否", x.note,
          f"{x.served_on:%Y-%m-%d} {x.get_served_way_display()}" if x.served_on else "", x.later_decisions]
         for x in ctx["listings"]])
     _sheet(wb, "企业诉求", ["诉求编号", "提交时间", "类别", "承办部门", "状态", "评价"], [

@@ -48,6 +48,7 @@ urlpatterns = [
     path("policies/<str:code>/", policies.policy, name="policy"),
     path("abnormal/", abnormal.overview, name="abnormal"),
     path("abnormal/list/", abnormal.list_due, name="abnormal-list"),
+    path("abnormal/unreachable/", abnormal.list_unreachable, name="abnormal-list-unreachable"),
     path("abnormal/<int:listing_id>/act/", abnormal.act, name="abnormal-act"),
     path("abnormal/<int:listing_id>/decision/", abnormal.decision, name="abnormal-decision"),
     path("abnormal/<int:listing_id>/decision/<int:ruling_id>/", abnormal.ruling, name="abnormal-ruling"),

@@ -121,10 +121,13 @@ def _abnormal_panel(request) -> dict | None:
     listings = scope.filter_by_town(Listing.objects.all(), request.user)
     due = _due_cache.get((year, scope.role_of(request.user), scope.town_of(request.user)),
                          lambda: scope.filter_by_town(abnormal_actions.candidates(year), request.user).count())
-    if not due and not listings.exists():
+    unreachable_due = len(abnormal_actions.unreachable_due(entities=scope.filter_by_town(Entity.objects.all(),
+                                                                                         request.user)))
+    if not due and not unreachable_due and not listings.exists():
         return None
     decide_by = abnormal_actions.decide_by(year)
-    return {"year": year, "due": due, "m": abnormal_queries.measures(listings), "decide_by": decide_by,
+    return {"year": year, "due": due, "unreachable_due": unreachable_due,
+            "m": abnormal_queries.measures(listings), "decide_by": decide_by,
             "late": bool(due) and timezone.localdate() > decide_by,
             "unserved": abnormal_queries.unreached(listings.filter(report_year=year)).count()}
 
@@ -368,6 +371,11 @@ def entity(request, uscc: str):
         "listings": abnormal_queries.for_entity(e),
         "can_act_listing": can_act_on_listings(request.user),
     }
+    ctx["unreachable_standing"] = any(x.unreachable and x.standing for x in ctx["listings"])
+    ctx["today"] = timezone.localdate()
+    ctx["not_at_address"] = reminder_actions.NOT_AT_ADDRESS
+    # a visit found it not at its address and no decision has followed yet: the form says so
+    ctx["unreachable_found"] = next(iter(abnormal_actions.unreachable_due(entities=Entity.objects.filter(pk=e.pk))), None)
     if as_file:
         return entity_file.export(request, e, ctx)
     return render(request, "web/entity.html", ctx)
@@ -415,8 +423,13 @@ def close_task(request, task_id: int):
         except ValueError as err:
             messages.error(request, f"补充说明{err}")
             return redirect("tasks")
-        reminder_actions.close_task(task, outcome, detail)
-        messages.success(request, "任务已办结")
+        try:
+            reminder_actions.close_task(task, outcome, detail)
+        except ValueError as err:
+            messages.error(request, str(err))
+        else:
+            messages.success(request, "任务已办结" + ("；可在经营异常名录页作出列入决定（无法联系）"
+                                                    if outcome == reminder_actions.NOT_AT_ADDRESS else ""))
     nxt = request.POST.get("next", "")
     return redirect(nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) else "tasks")
 
