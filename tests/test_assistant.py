@@ -54,6 +54,7 @@ def test_knowledge_base_entries_have_a_legal_basis_and_no_links(assistant):
         ("年报能放弃吗", "who_must_file"),  # a policy may be declined, the annual report may not
         ("对检测报告结论有异议能复检吗", "labs_send_in"),
         ("移出经营异常名录后怎么打印决定书", "abnormal_list_removal"),
+        ("公司搬走了没改地址，被列入经营异常名录了", "abnormal_list_unreachable"),
     ],
 )
 def test_typical_questions(assistant, question, entry):
