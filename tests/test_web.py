@@ -127,6 +127,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     from qifu.abnormal.queries import unreached
 
     assert Listing.objects.filter(served_on__isnull=False).exists() and unreached(Listing.objects.all()).exists()
+    # a visit found one firm's registered address empty and it was listed; another waits for its decision
+    from qifu.abnormal.actions import unreachable_due
+
+    assert "登记住所核查：2 户查无此主体" in out
+    assert Listing.objects.filter(ground="unreachable", status="listed", report_year__isnull=True).count() == 1
+    assert len(unreachable_due()) == 1
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")

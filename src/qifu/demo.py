@@ -70,6 +70,7 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
         line = demo_season.play(folder, entities, seed, progress=bar.update)
     if line:
         print(f"{line}，用时 {time.perf_counter() - t:.0f} 秒", flush=True)
+    find_unreachable(user)
     from qifu.accounts.actions import assign_role
     from qifu.registry.models import Entity
 
@@ -554,6 +555,46 @@ def list_late_filers(user, year: int | None, seed: int = 17) -> None:
         abnormal.do_serve(x, way, min(decided.date() + dt.timedelta(days=rng.randint(3, 20)), timezone.localdate()), note,
                           by=user)
     print(f"经营异常名录：{year} 年度逾期未报 {n} 户列入，其中已补报 {len(late)} 户", flush=True)
+
+
+def find_unreachable(user, seed: int = 19) -> None:
+    """Three visits to registered addresses over the past fortnight, after texts and calls had
+    reached nobody: two found nobody there (登记住所查无此主体), one of them listed since (its decision
+    waiting to be served, by public notice), the other waiting for the decision; the third still
+    to be made. Skipped when any visit has found an address empty already."""
+    import datetime as dt
+    import random
+
+    from django.utils import timezone
+
+    from qifu.abnormal import actions as abnormal
+    from qifu.registry.models import Entity
+    from qifu.reminders.actions import NOT_AT_ADDRESS, SHANGHAI, close_tasks
+    from qifu.reminders.models import ContactTask, OutboxMessage
+
+    if ContactTask.objects.filter(outcome__startswith=NOT_AT_ADDRESS).exists():
+        return
+    rng = random.Random(seed)
+    firms = list(Entity.objects.filter(status="active", entity_type="enterprise").exclude(address="")
+                 .exclude(address__isnull=True).order_by("uscc")[:500])
+    if len(firms) < 3:
+        return
+    today = timezone.localdate()
+    found = ["厂房大门紧锁、空置，邻居称企业已搬离半年", "登记地址为民宅，住户称不认识该企业"]
+    for i, e in enumerate(rng.sample(firms, k=3)):
+        day = today - dt.timedelta(days=(12, 4, 0)[i])
+        m = OutboxMessage.objects.create(
+            key=f"demo-visit:{e.uscc}:{day.isoformat()}", entity=e, purpose="filing", channel="visit",
+            recipient=e.address, body="", reason="短信、电话均未联系上，上门核查登记住所", planned_for=day,
+            next_attempt_at=timezone.now(), status=OutboxMessage.Status.TASK)
+        task = ContactTask.objects.create(message=m, entity=e, channel="visit", due_on=day)
+        if i < 2:
+            close_tasks([task], NOT_AT_ADDRESS, found[i], now=dt.datetime.combine(day, dt.time(15, 0), tzinfo=SHANGHAI))
+        if i == 0:
+            abnormal.do_list_unreachable(e, day, f"上门核查：{found[i]}", by=user,
+                                         now=dt.datetime.combine(day + dt.timedelta(days=3), dt.time(10, 0),
+                                                                 tzinfo=SHANGHAI))
+    print("登记住所核查：2 户查无此主体（1 户已列入经营异常名录，1 户待决定），1 户待上门", flush=True)
 
 
 def accept_projects(user, seed: int = 17) -> None:
