@@ -815,11 +815,15 @@ def test_an_unreachable_listing_is_warned_of_three_years_and_shows_a_change_of_a
     e = Entity.objects.filter(status="active", entity_type="individual", phone__startswith="1").exclude(address="").first()
     x = actions.do_list_unreachable(e, timezone.localdate(), "邮寄决定书被退回：查无此人")
     assert (x.kind, x.decided) == ("mark", "标注为经营异常状态")
-    assert not x.moved
+    assert not x.moved and not queries.moved(Listing.objects.all()).exists()
     Entity.objects.filter(pk=e.pk).update(address=f"{e.address}（新址）")
     assert Listing.objects.select_related("entity").get(pk=x.pk).moved
-    page = staff(checked_county, "admin").get(f"/entities/{e.uscc}/").content.decode()
+    assert list(queries.moved(Listing.objects.all())) == [x]
+    admin = staff(checked_county, "admin")
+    page = admin.get(f"/entities/{e.uscc}/").content.decode()
     assert "已变更登记住所" in page and f"（列入时：{e.address}）" in page
+    assert "1 户已变更登记住所</a>" in admin.get("/abnormal/").content.decode()
+    assert f'id="listing-{x.pk}"' in admin.get("/abnormal/", {"status": "moved"}).content.decode()
     today = timezone.localdate()
     Listing.objects.filter(pk=x.pk).update(listed_on=today.replace(year=today.year - 3) + dt.timedelta(days=30))
     assert actions.warn_serious() == 1

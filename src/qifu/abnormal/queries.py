@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -42,6 +42,13 @@ def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
     return qs.filter(status__in=STANDING, served_on__isnull=True).exclude(Exists(told))
 
 
+def moved(qs: QuerySet[Listing]) -> QuerySet[Listing]:
+    """The standing listings of ``qs`` for an unreachable address whose entity has registered
+    another address since (``Listing.moved``): staff can check it and take them off."""
+    return (qs.filter(status__in=STANDING, ground=Listing.Ground.UNREACHABLE).exclude(address="")
+            .exclude(entity__address=F("address")))
+
+
 # standing with an objection not yet settled (its request not closed)
 OBJECTED = Q(status__in=STANDING, objection__isnull=False) & ~Q(objection__status=State.CLOSED)
 
@@ -67,6 +74,7 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
     # apart: a count filtered on an EXISTS annotation counted none on SQLite (Django 5.2)
     m["back_filed"] = with_back_filed(qs.filter(status=Listing.Status.LISTED)).filter(back_filed=True).count()
     m["unreachable"] = qs.filter(status__in=STANDING, ground=Listing.Ground.UNREACHABLE).count()
+    m["moved"] = moved(qs).count()
     by_year = (qs.values("report_year").annotate(on=Count("id", filter=Q(status__in=STANDING)),
                                                  off=Count("id", filter=Q(status=Listing.Status.REMOVED)))
                .order_by("report_year"))

@@ -78,6 +78,8 @@ def overview(request):
     elif status == "warn":
         shown = listings.filter(status__in=actions.STANDING, listed_on__lte=actions.warn_before(timezone.localdate()))
         shown = queries.with_back_filed(shown).select_related("entity", "town", "objection")
+    elif status == "moved":  # every year: unreachable, and its address registered anew since
+        shown = queries.with_back_filed(queries.moved(listings)).select_related("entity", "town", "objection")
     elif status == "unreachable":  # every year: the ground has none
         shown = queries.with_back_filed(listings.filter(ground=Listing.Ground.UNREACHABLE))
         shown = shown.select_related("entity", "town", "objection")
