@@ -707,10 +707,10 @@ def test_decisions_made_at_the_same_moment_each_get_a_number_of_their_own(proces
 # --- the second ground: not at the registered address ------------------------------------------------
 
 
-def _visit(entity: Entity, channel: str = "visit"):
+def _visit(entity: Entity, channel: str = "visit", which: str = ""):
     from qifu.reminders.models import ContactTask
 
-    m = OutboxMessage.objects.create(key=f"visit-test:{entity.uscc}:{channel}", entity=entity, purpose="filing",
+    m = OutboxMessage.objects.create(key=f"visit-test:{entity.uscc}:{channel}:{which}", entity=entity, purpose="filing",
                                      channel=channel, recipient=entity.phone or "", body="", reason="多次短信未送达",
                                      planned_for=timezone.localdate(), next_attempt_at=timezone.now(), status="task")
     return ContactTask.objects.create(message=m, entity=entity, channel=channel, due_on=timezone.localdate())
@@ -744,6 +744,13 @@ def test_a_visit_that_finds_nobody_at_the_address_lists_the_entity_until_it_can_
     page = officer.get(f"/entities/{e.uscc}/").content.decode()
     assert 'id="abnormal-unreachable-found"' in page and 'value="上门核查：登记住所查无此主体：厂房空置' in page
     assert "登记住所无法联系、待决定 1 户" in officer.get("/").content.decode()
+    # a later visit that finds it there after all clears the finding; one that finds it gone again renews it
+    from qifu.reminders.actions import close_task
+
+    close_task(_visit(e, "visit", "again"), "已接通，答应按时报送")
+    assert not actions.unreachable_due()
+    close_task(_visit(e, "visit", "third"), NOT_AT_ADDRESS, "厂房空置，邻居称已搬离半年")
+    assert [d["entity"].uscc for d in actions.unreachable_due()] == [e.uscc]
     # the decision says what was found; a mistake in it is refused before anything is stored
     r = officer.post("/abnormal/unreachable/", {"uscc": e.uscc, "found_on": today.isoformat(), "found": "无"}, follow=True)
     assert "至少4个字" in r.content.decode()

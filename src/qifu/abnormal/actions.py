@@ -214,11 +214,12 @@ def told_key(x: Listing) -> str:
 def unreachable_due(today: dt.date | None = None, entities: QuerySet[Entity] | None = None) -> list[dict]:
     """The entities to list as unreachable: still trading, a visit found nobody at the registered
     address (the contact task closed with ``NOT_AT_ADDRESS``: the fact, 查实, on its day), and not
-    listed on this ground since (a standing listing, or one decided on or after that day). Each
+    listed on this ground since (a standing listing, or one decided on or after that day), nor
+    found there by a later visit (one closed with an outcome that reached it). Each
     with its latest such visit: ``entity``, ``found_on``, ``found`` (the visit's outcome as
     written), ``task`` and ``decide_by`` (the tenth working day after it, as for a season's
     listing); oldest first. ``entities``: those the reader sees (None: all)."""
-    from qifu.reminders.actions import NOT_AT_ADDRESS
+    from qifu.reminders.actions import NOT_AT_ADDRESS, UNREACHED
     from qifu.reminders.models import ContactTask
 
     today = today or timezone.localdate()
@@ -232,10 +233,18 @@ def unreachable_due(today: dt.date | None = None, entities: QuerySet[Entity] | N
     listed: dict[str, list[Listing]] = {}
     for x in Listing.objects.filter(entity_id__in=list(latest), ground=Listing.Ground.UNREACHABLE):
         listed.setdefault(x.entity_id, []).append(x)
+    met: dict[str, dt.datetime] = {}  # the last visit that found each there
+    for uscc, outcome, at in (ContactTask.objects.filter(entity_id__in=list(latest), status=ContactTask.Status.DONE,
+                                                         channel="visit", closed_at__isnull=False)
+                              .values_list("entity_id", "outcome", "closed_at")):
+        if not outcome.startswith(UNREACHED):
+            met[uscc] = max(met.get(uscc, at), at)
     due = []
     for uscc, t in latest.items():
         found_on = timezone.localdate(t.closed_at)
         if found_on > today or any(x.standing or x.listed_on >= found_on for x in listed.get(uscc, [])):
+            continue
+        if uscc in met and met[uscc] > t.closed_at:
             continue
         due.append({"entity": t.entity, "found_on": found_on, "found": t.outcome, "task": t,
                     "decide_by": workdays.nth_after(found_on, LIST_WITHIN_WORKDAYS)})
