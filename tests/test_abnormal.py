@@ -751,6 +751,15 @@ def test_a_visit_that_finds_nobody_at_the_address_lists_the_entity_until_it_can_
     assert not actions.unreachable_due()
     close_task(_visit(e, "visit", "third"), NOT_AT_ADDRESS, "厂房空置，邻居称已搬离半年")
     assert [d["entity"].uscc for d in actions.unreachable_due()] == [e.uscc]
+    # only the county's administrators and the entity's township decide
+    elsewhere = get_user_model().objects.create_user("elsewhere-officer", password="elsewhere-pw-for-tests")
+    StaffProfile.objects.create(user=elsewhere, role="officer", town=checked_county["other_town"])
+    stranger = Client()
+    stranger.force_login(elsewhere)
+    form = {"uscc": e.uscc, "found_on": today.isoformat(), "found": "上门核查：厂房空置"}
+    assert stranger.post("/abnormal/unreachable/", form).status_code == 404
+    assert staff(checked_county, "leader").post("/abnormal/unreachable/", form).status_code == 403
+    assert f'id="unreachable-due-{e.uscc}"' not in stranger.get("/abnormal/").content.decode()
     # the decision says what was found; a mistake in it is refused before anything is stored
     r = officer.post("/abnormal/unreachable/", {"uscc": e.uscc, "found_on": today.isoformat(), "found": "无"}, follow=True)
     assert "至少4个字" in r.content.decode()
