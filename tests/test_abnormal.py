@@ -259,7 +259,7 @@ def test_staff_see_their_township_act_by_role_and_export_and_the_dashboard_count
     assert admin.get("/abnormal/", {"year": YEAR}).status_code == 200
 
 
-def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_township(checked_county):
+def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_township(checked_county, data_dir):
     own = checked_county["own_town"]
     due = actions.candidates(YEAR, AFTER.date()).filter(town=own).order_by("uscc")
     Entity.objects.filter(uscc__in=list(due.values_list("uscc", flat=True)[:2])).update(phone="", email="")
@@ -297,6 +297,21 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     one.refresh_from_db()
     assert (one.served_way, one.served_note, one.served_by) == ("hand", "法定代表人张三签收", checked_county["users"]["officer"])
     assert "已于" in officer.get(f"/abnormal/{one.pk}/decision/").content.decode()
+    # the signed proof of service, scanned, kept with it: an image or a PDF by its content
+    r = officer.post(f"/abnormal/{one.pk}/proof/upload/", {"proof": SimpleUploadedFile("回证.pdf", b"not a pdf")},
+                     follow=True)
+    assert "不是图片或 PDF" in r.content.decode() and Listing.objects.get(pk=one.pk).proof_sha256 == ""
+    scan = b"%PDF-1.4\n% signed proof of service\n%%EOF\n"
+    officer.post(f"/abnormal/{one.pk}/proof/upload/", {"proof": SimpleUploadedFile("回证.pdf", scan)})
+    one.refresh_from_db()
+    assert one.proof_name == "回证.pdf"
+    assert b"".join(officer.get(f"/abnormal/{one.pk}/proof/").streaming_content) == scan
+    assert "送达回证扫描件：" in officer.get(f"/abnormal/{one.pk}/decision/").content.decode()
+    elsewhere = get_user_model().objects.create_user("proof-elsewhere", password="elsewhere-pw-for-tests")
+    StaffProfile.objects.create(user=elsewhere, role="officer", town=Township.objects.exclude(pk=one.town_id).first())
+    stranger = Client()
+    stranger.force_login(elsewhere)
+    assert stranger.get(f"/abnormal/{one.pk}/proof/").status_code == 404
     book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/decisions/", {"year": YEAR, "format": "xlsx"}).content))
     sheet = book["送达清单"]
     numbers = [c.value for c in sheet["A"][1:]]
@@ -329,7 +344,7 @@ def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_
     rows = list(book["经营异常名录"].iter_rows(values_only=True))
     served = {r[0]: r[rows[0].index("纸质送达")] for r in rows[1:]}
     assert served[second] == f"{day:%Y-%m-%d} 邮寄送达：EMS 1100123456789"
-    assert served[first].endswith("直接送达：法定代表人张三签收")
+    assert served[first].endswith("直接送达：法定代表人张三签收（有送达回证扫描件）")
     assert f"已纸质送达（{day:%Y-%m-%d} 邮寄送达）" in admin.get(f"/entities/{Listing.objects.get(number=second).entity_id}/").content.decode()
     unreached -= {first, second, third}
     # an enterprise's decision: what, on what basis, the way off, objection and appeal, the bureau and day

@@ -538,10 +538,12 @@ def _served(x: Listing, way: str, on: dt.date, note: str, by) -> None:
     x.served_on, x.served_way, x.served_note, x.served_by = on, way, note[:200], by
 
 
-def do_serve(x: Listing, way: str, on: dt.date, note: str, by=None, today: dt.date | None = None) -> Listing:
+def do_serve(x: Listing, way: str, on: dt.date, note: str, by=None, today: dt.date | None = None,
+             proof: tuple[str, str, bytes] | None = None) -> Listing:
     """The written decision of ``x`` served on paper, where no text or email reached the entity:
     how (直接送达, 邮寄送达, 公告送达), on which day (not before the listing, not after today) and
-    who signed for it, or the post's or the notice's number. Once."""
+    who signed for it, or the post's or the notice's number. Once. ``proof``: the signed proof of
+    service scanned, if at hand (``attach_proof`` adds it later)."""
     today = today or timezone.localdate()
     note = _typed(note, "签收人或公告编号")
     if way not in Listing.Service.values:
@@ -556,6 +558,24 @@ def do_serve(x: Listing, way: str, on: dt.date, note: str, by=None, today: dt.da
             raise ListingError(f"送达日期{why}")
         _served(x, way, on, note, by)
         x.save(update_fields=SERVED_FIELDS)
+    if proof is not None:
+        x = do_attach_proof(x, proof)
+    return x
+
+
+def do_attach_proof(x: Listing, proof: tuple[str, str, bytes]) -> Listing:
+    """The proof of service of ``x`` (送达回证 signed, the post's receipt, the public notice),
+    scanned: ``proof`` is (name, media type, content) as ``service_requests.attachments.checked``
+    gives it, kept under its SHA-256 with the attachments (and so in each backup). Only once the
+    service is recorded; a second scan takes the first one's place (a clearer copy)."""
+    from qifu.service_requests import attachments
+
+    with transaction.atomic():
+        x = Listing.objects.select_for_update().get(pk=x.pk)
+        if x.served_on is None:
+            raise ListingError("请先登记送达方式和日期，再上传送达回证")
+        x.proof_name, x.proof_sha256 = proof[0][:200], attachments.store(proof[2])
+        x.save(update_fields=["proof_name", "proof_sha256"])
     return x
 
 

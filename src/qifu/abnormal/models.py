@@ -80,6 +80,10 @@ class Listing(models.Model):
     served_note = models.CharField("签收人或公告编号", max_length=200, blank=True)
     served_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+", verbose_name="登记送达的人")
+    # the proof of service (送达回证, the post's receipt, the notice as published), scanned: an image
+    # or a PDF kept with the attachments (service_requests.attachments) under its SHA-256
+    proof_name = models.CharField("送达回证扫描件", max_length=200, blank=True)
+    proof_sha256 = models.CharField(max_length=64, blank=True)
     # the entity's objection to the listing (异议), an enterprise request in 年报与信用修复
     objection = models.ForeignKey("service_requests.ServiceRequest", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+", verbose_name="异议（企业诉求）")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.db.models import Count, Q
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +26,7 @@ from qifu.abnormal.models import Listing
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
 from qifu.registry.models import Entity
+from qifu.service_requests import attachments
 from qifu.web import downloads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
 
@@ -243,11 +245,46 @@ def serve(request, listing_id: int):
         messages.error(request, "请填写送达日期")
         return redirect("abnormal-decision", listing_id=x.pk)
     try:
-        actions.do_serve(x, request.POST.get("way", ""), on, request.POST.get("note", ""), by=request.user)
-        messages.success(request, f"已登记送达（{x.number}）")
-    except actions.ListingError as e:
+        proof = _proof(request)
+        actions.do_serve(x, request.POST.get("way", ""), on, request.POST.get("note", ""), by=request.user, proof=proof)
+        messages.success(request, f"已登记送达（{x.number}）" + ("，送达回证已保存" if proof else ""))
+    except (actions.ListingError, attachments.AttachmentError) as e:
         messages.error(request, str(e))
     return redirect("abnormal-decision", listing_id=x.pk)
+
+
+def _proof(request) -> tuple[str, str, bytes] | None:
+    """The scanned proof of service uploaded with the form (an image or a PDF, by its content), or
+    None; ``AttachmentError`` naming the file otherwise."""
+    upload = request.FILES.get("proof")
+    return attachments.checked([upload], what="每份送达回证")[0] if upload else None
+
+
+@staff_required(write=True)
+@require_POST
+def proof_upload(request, listing_id: int):
+    """The scanned proof of service added to a decision served on paper (it often comes back
+    later than the service: the post's receipt)."""
+    x = get_object_or_404(_listings(request), pk=listing_id)
+    if not _can_act(request):
+        messages.error(request, "只有局管理员和镇街工作人员可以上传送达回证")
+        return redirect("abnormal-decision", listing_id=x.pk)
+    try:
+        proof = _proof(request)
+        if proof is None:
+            raise actions.ListingError("请选择送达回证的扫描件（图片或 PDF）")
+        actions.do_attach_proof(x, proof)
+        messages.success(request, f"送达回证已保存（{x.number}）")
+    except (actions.ListingError, attachments.AttachmentError) as e:
+        messages.error(request, str(e))
+    return redirect("abnormal-decision", listing_id=x.pk)
+
+
+@staff_required
+def proof(request, listing_id: int):
+    """The scanned proof of service of a decision the reader may see."""
+    x = get_object_or_404(_listings(request).exclude(proof_sha256=""), pk=listing_id)
+    return FileResponse(attachments.open_stored(x.proof_sha256), filename=x.proof_name)
 
 
 @staff_required(write=True)
@@ -341,7 +378,8 @@ def _xlsx(request, year: int, shown):
                                  "" if x.unreachable else "是" if x.back_filed else "否", local_time(x.applied_at),
                                  {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
                                  x.note, actions.serious_on(x), person(x.listed_by), person(x.removed_by),
-                                 f"{x.served_on:%Y-%m-%d} {x.get_served_way_display()}：{x.served_note}" if x.served_on else "",
+                                 f"{x.served_on:%Y-%m-%d} {x.get_served_way_display()}：{x.served_note}"
+                                 + ("（有送达回证扫描件）" if x.proof_sha256 else "") if x.served_on else "",
                                  x.objection.number if x.objection_id else "", x.later_decisions, x.found_on, x.found,
                                  x.address, x.applied_note])
         n += 1
