@@ -860,3 +860,42 @@ def test_an_unreachable_listing_is_warned_of_three_years_and_shows_a_change_of_a
     assert actions.warn_serious() == 1
     body = OutboxMessage.objects.get(key=f"abnormal-serious:{x.pk}").body
     assert "因通过登记的住所或者经营场所无法联系列入" in body and "办理住所变更登记" in body and "补报" not in body
+
+
+def test_a_refusal_that_reached_nobody_is_printed_and_served_with_its_proof(checked_county, data_dir):
+    actions.do_list(YEAR, now=AFTER)
+    own = checked_county["own_town"]
+    x = (Listing.objects.filter(town=own, kind="list").exclude(entity__reports__report_year=YEAR)
+         .select_related("entity").order_by("number").first())
+    report(x.entity, dt.datetime(2026, 8, 3, 10, 0, tzinfo=LOCAL))
+    admin = checked_county["users"]["admin"]
+    actions.do_apply(x)
+    actions.do_refuse(x, admin, "补报的从业人数与社保记录不符，请更正")
+    r = x.rulings.get()
+    OutboxMessage.objects.filter(key=actions.refusal_key(r)).update(status="failed")  # its text bounced
+    assert queries.unreached_refusals(Listing.objects.all()) == [r]
+    officer = staff(checked_county, "officer")
+    assert 'id="abnormal-refusals-unreached"' in officer.get("/abnormal/").content.decode()
+    page = officer.get("/abnormal/decisions/", {"kind": "refusals"}).content.decode()
+    assert "未能书面告知的不予移出决定书" in page and r.number in page and "不予移出经营异常名录决定书" in page
+    assert 'id="service-upload"' not in page  # each recorded on its own page
+    # served on its own page, not before it was decided, with the signed proof scanned
+    url = f"/abnormal/{x.pk}/decision/{r.pk}/"
+    assert 'id="serve-form"' in officer.get(url).content.decode()
+    early = (r.decided_on - dt.timedelta(days=1)).isoformat()
+    resp = officer.post(url + "serve/", {"way": "post", "served_on": early, "note": "EMS 1100999"}, follow=True)
+    assert "送达日期应在决定日期" in resp.content.decode()
+    scan = b"\x89PNG\r\n\x1a\n synthetic receipt"
+    officer.post(url + "serve/", {"way": "post", "served_on": timezone.localdate().isoformat(), "note": "EMS 1100999",
+                                  "proof": SimpleUploadedFile("回执.png", scan)})
+    r.refresh_from_db()
+    assert (r.served_way, r.served_note, r.proof_name) == ("post", "EMS 1100999", "回执.png")
+    assert b"".join(officer.get(url + "proof/").streaming_content) == scan
+    assert queries.unreached_refusals(Listing.objects.all()) == []
+    # a removal's decision is not served this way
+    x.refresh_from_db()
+    actions.do_apply(x)
+    actions.do_remove(x, admin)
+    removal = x.rulings.get(kind="remove")
+    assert 'id="decision-service"' not in officer.get(f"/abnormal/{x.pk}/decision/{removal.pk}/").content.decode()
+    assert officer.post(f"/abnormal/{x.pk}/decision/{removal.pk}/serve/", {"way": "post"}).status_code == 404

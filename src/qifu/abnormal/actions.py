@@ -8,6 +8,7 @@ its registration or can be reached there again."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypeVar
 
 import polars as pl
 from django.db import IntegrityError, transaction
@@ -15,7 +16,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from qifu import text as texts
-from qifu.abnormal.models import Listing, Ruling
+from qifu.abnormal.models import Listing, PaperService, Ruling, Service
 from qifu.engine import reference, season
 from qifu.engine.requests import workdays
 from qifu.imports.models import ImportRun
@@ -34,6 +35,9 @@ SERIOUS_AFTER_YEARS = 3  # then the serious list (严重违法失信名单)
 STANDING = Listing.STANDING
 WARN_DAYS = 60  # warned this many days before the three years are up
 FREE = "年报和移出均不收费，工作人员不会索要验证码。"
+
+
+S = TypeVar("S", Listing, Ruling)  # a written decision served on paper
 
 
 class ListingError(ValueError):
@@ -360,11 +364,17 @@ def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Li
         x.status, x.applied_at, x.applied_channel, x.note = Listing.Status.LISTED, None, "", reason[:300]
         x.removed_by = by  # who decided, until the next decision
         x.save(update_fields=["status", "applied_at", "applied_channel", "note", "removed_by"])
-        decency.tell_once(f"abnormal-refused:{x.pk}:{int(now.timestamp())}", x.entity_id, "abnormal", x.entity.phone,
+        decency.tell_once(refusal_key(r), x.entity_id, "abnormal", x.entity.phone,
                           x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：您单位{x.undone}的申请（{x.number}）未获同意（{r.number}）："
                           f"{reason[:120]}。处理后可再次申请。" + FREE, f"不予移出 {x.number}", now)
     return x
+
+
+def refusal_key(r: Ruling) -> str:
+    """The key of the message that told the entity of refusal ``r`` (one per refusal: a firm may
+    apply again and be refused again)."""
+    return f"abnormal-refused:{r.listing_id}:{int(r.decided_at.timestamp())}"
 
 
 def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Listing:
@@ -527,31 +537,34 @@ NO_SIGNATURE = "请写明签收人，或邮件号、公告编号"
 SERVED_FIELDS = ["served_on", "served_way", "served_note", "served_by"]
 
 
-def _day_problem(x: Listing, on: dt.date, today: dt.date) -> str | None:
-    """Why ``on`` cannot be the day ``x`` was served: before it was listed, or after today."""
-    if not x.listed_on <= on <= today:
-        return f"应在列入日期（{x.listed_on:%Y-%m-%d}）之后、不晚于今天"
+def _day_problem(x: PaperService, on: dt.date, today: dt.date) -> str | None:
+    """Why ``on`` cannot be the day ``x`` (a listing, a refusal) was served: before it was
+    decided, or after today."""
+    if not x.decided_day <= on <= today:
+        what = "列入日期" if isinstance(x, Listing) else "决定日期"
+        return f"应在{what}（{x.decided_day:%Y-%m-%d}）之后、不晚于今天"
     return None
 
 
-def _served(x: Listing, way: str, on: dt.date, note: str, by) -> None:
+def _served(x: PaperService, way: str, on: dt.date, note: str, by) -> None:
     x.served_on, x.served_way, x.served_note, x.served_by = on, way, note[:200], by
 
 
-def do_serve(x: Listing, way: str, on: dt.date, note: str, by=None, today: dt.date | None = None,
-             proof: tuple[str, str, bytes] | None = None) -> Listing:
-    """The written decision of ``x`` served on paper, where no text or email reached the entity:
-    how (直接送达, 邮寄送达, 公告送达), on which day (not before the listing, not after today) and
-    who signed for it, or the post's or the notice's number. Once. ``proof``: the signed proof of
-    service scanned, if at hand (``attach_proof`` adds it later)."""
+def do_serve(x: S, way: str, on: dt.date, note: str, by=None, today: dt.date | None = None,
+             proof: tuple[str, str, bytes] | None = None) -> S:
+    """The written decision ``x`` (a listing's, or a refusal to remove) served on paper, where no
+    text or email reached the entity: how (直接送达, 邮寄送达, 公告送达), on which day (not before
+    the decision, not after today) and who signed for it, or the post's or the notice's number.
+    Once. ``proof``: the signed proof of service scanned, if at hand (``do_attach_proof`` adds it
+    later)."""
     today = today or timezone.localdate()
     note = _typed(note, "签收人或公告编号")
-    if way not in Listing.Service.values:
+    if way not in Service.values:
         raise ListingError("请选择送达方式：直接送达、邮寄送达或公告送达")
     if len(note) < 2:
         raise ListingError(NO_SIGNATURE)
     with transaction.atomic():
-        x = Listing.objects.select_for_update().get(pk=x.pk)
+        x = type(x).objects.select_for_update().get(pk=x.pk)
         if x.served_on is not None:
             raise ListingError(f"{x.number} 已于{x.served_on:%Y-%m-%d}{x.get_served_way_display()}")
         if why := _day_problem(x, on, today):
@@ -563,7 +576,7 @@ def do_serve(x: Listing, way: str, on: dt.date, note: str, by=None, today: dt.da
     return x
 
 
-def do_attach_proof(x: Listing, proof: tuple[str, str, bytes]) -> Listing:
+def do_attach_proof(x: S, proof: tuple[str, str, bytes]) -> S:
     """The proof of service of ``x`` (送达回证 signed, the post's receipt, the public notice),
     scanned: ``proof`` is (name, media type, content) as ``service_requests.attachments.checked``
     gives it, kept under its SHA-256 with the attachments (and so in each backup). Only once the
@@ -571,7 +584,7 @@ def do_attach_proof(x: Listing, proof: tuple[str, str, bytes]) -> Listing:
     from qifu.service_requests import attachments
 
     with transaction.atomic():
-        x = Listing.objects.select_for_update().get(pk=x.pk)
+        x = type(x).objects.select_for_update().get(pk=x.pk)
         if x.served_on is None:
             raise ListingError("请先登记送达方式和日期，再上传送达回证")
         x.proof_name, x.proof_sha256 = proof[0][:200], attachments.store(proof[2])
@@ -610,7 +623,7 @@ def do_record_service(rows: list[dict], listings: QuerySet[Listing], by=None,
     from qifu.engine.validate import parse_values
 
     today = today or timezone.localdate()
-    fields = {"way": Field("way", "送达方式", T.ENUM, choices=tuple(Listing.Service.choices)),
+    fields = {"way": Field("way", "送达方式", T.ENUM, choices=tuple(Service.choices)),
               "on": Field("on", "送达日期", T.DATE)}
     problems: list[tuple[int, str, str, str]] = []
     todo: list[tuple[int, str, str, dt.date, str]] = []

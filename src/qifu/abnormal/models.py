@@ -14,7 +14,41 @@ from qifu.engine.requests import workdays
 from qifu.registry.models import Entity, Township
 
 
-class Listing(models.Model):
+class Service(models.TextChoices):
+    """How a written decision was served on an entity no text or email reached."""
+
+    HAND = "hand", "直接送达"
+    POST = "post", "邮寄送达"
+    NOTICE = "notice", "公告送达"
+
+
+class PaperService(models.Model):
+    """A written decision served on paper (送达), where no text or email reached the entity: how,
+    on which day, who signed for it (the post's number, the public notice's), who recorded it,
+    and the signed proof of service scanned (送达回证, the post's receipt, the notice as published:
+    an image or a PDF kept with the attachments, ``service_requests.attachments``, under its
+    SHA-256). A listing's decision, and a refusal to remove (the unfavourable later one)."""
+
+    Service = Service
+
+    served_on = models.DateField("送达日期", null=True, blank=True)
+    served_way = models.CharField("送达方式", max_length=8, choices=Service.choices, blank=True)
+    served_note = models.CharField("签收人或公告编号", max_length=200, blank=True)
+    served_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", verbose_name="登记送达的人")
+    proof_name = models.CharField("送达回证扫描件", max_length=200, blank=True)
+    proof_sha256 = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def decided_day(self) -> dt.date:
+        """The day of the decision served: no service before it."""
+        raise NotImplementedError
+
+
+class Listing(PaperService):
     """One entity listed for one report year (列入经营异常名录; an individual business is marked
     经营异常状态 instead), by a decision with its number; it comes off (移出) once it has filed
     the year's report (补报), on its application or on staff's own motion. A listing found wrong
@@ -36,13 +70,6 @@ class Listing(models.Model):
         APPLIED = "applied", "已申请移出"
         REMOVED = "removed", "已移出"
         ANNULLED = "annulled", "已撤销（列入有误）"
-
-    class Service(models.TextChoices):
-        """How the written decision was served on an entity no text or email reached."""
-
-        HAND = "hand", "直接送达"
-        POST = "post", "邮寄送达"
-        NOTICE = "notice", "公告送达"
 
     STANDING = (Status.LISTED, Status.APPLIED)  # still on the list
     # the bureau decides on an application within five working days of receiving it
@@ -73,17 +100,6 @@ class Listing(models.Model):
     removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", verbose_name="移出、撤销或不予移出的决定人")
     note = models.CharField("移出、撤销或不予移出的说明", max_length=300, blank=True)
-    # the written decision served on paper (送达), where no text or email reached the entity: how,
-    # on which day, and who signed for it (the post's number, the public notice's)
-    served_on = models.DateField("送达日期", null=True, blank=True)
-    served_way = models.CharField("送达方式", max_length=8, choices=Service.choices, blank=True)
-    served_note = models.CharField("签收人或公告编号", max_length=200, blank=True)
-    served_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+", verbose_name="登记送达的人")
-    # the proof of service (送达回证, the post's receipt, the notice as published), scanned: an image
-    # or a PDF kept with the attachments (service_requests.attachments) under its SHA-256
-    proof_name = models.CharField("送达回证扫描件", max_length=200, blank=True)
-    proof_sha256 = models.CharField(max_length=64, blank=True)
     # the entity's objection to the listing (异议), an enterprise request in 年报与信用修复
     objection = models.ForeignKey("service_requests.ServiceRequest", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+", verbose_name="异议（企业诉求）")
@@ -110,6 +126,10 @@ class Listing(models.Model):
         """Its way off, as the messages and the decision say it: 移出经营异常名录, or
         恢复正常记载状态 for an individual business."""
         return "恢复正常记载状态" if self.kind == self.Kind.MARK else "移出经营异常名录"
+
+    @property
+    def decided_day(self) -> dt.date:
+        return self.listed_on
 
     @property
     def unreachable(self) -> bool:
@@ -153,7 +173,7 @@ class Listing(models.Model):
         return f"{self.number}：{self.entity_id}（{self.about}）"
 
 
-class Ruling(models.Model):
+class Ruling(PaperService):
     """A later written decision on a listing, with its own number: the removal (移出, or the
     mark cleared), a refusal to remove (不予移出, saying why; the entity may apply again) or the
     annulment of a listing found wrong (撤销, saying what was found). Each is printed as a
@@ -182,6 +202,10 @@ class Ruling(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number}：{self.get_kind_display()}（{self.listing.number}）"
+
+    @property
+    def decided_day(self) -> dt.date:
+        return self.decided_on
 
     @property
     def title(self) -> str:

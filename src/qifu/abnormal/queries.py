@@ -8,8 +8,8 @@ from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, Que
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from qifu.abnormal.actions import STANDING, overdue_from, warn_before
-from qifu.abnormal.models import Listing
+from qifu.abnormal.actions import STANDING, overdue_from, refusal_key, warn_before
+from qifu.abnormal.models import Listing, Ruling
 from qifu.engine.requests.workflow import State
 from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
@@ -40,6 +40,19 @@ def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
     ).exclude(status=OutboxMessage.Status.FAILED)
     qs = qs.annotate(which=which)
     return qs.filter(status__in=STANDING, served_on__isnull=True).exclude(Exists(told))
+
+
+def unreached_refusals(listings: QuerySet[Listing]) -> list[Ruling]:
+    """The refusals to remove (不予移出) of ``listings`` that reached the entity neither by text
+    nor by email and have not been served on paper, while their listing still stands as refused
+    (not applied for again, removed or annulled since): their written decisions are to be printed
+    and served, as a listing's are (the appeal's periods run from the service). Oldest first."""
+    refusals = list(Ruling.objects.filter(kind=Ruling.Kind.REFUSE, served_on__isnull=True,
+                                          listing__in=listings.filter(status=Listing.Status.LISTED))
+                    .select_related("listing", "listing__entity").order_by("decided_at", "pk"))
+    reached = set(OutboxMessage.objects.filter(key__in=[refusal_key(r) for r in refusals])
+                  .exclude(status=OutboxMessage.Status.FAILED).values_list("key", flat=True))
+    return [r for r in refusals if refusal_key(r) not in reached]
 
 
 def moved(qs: QuerySet[Listing]) -> QuerySet[Listing]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets
 from qifu.abnormal import actions, documents, queries
-from qifu.abnormal.models import Listing
+from qifu.abnormal.models import Listing, Ruling, Service
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
 from qifu.registry.models import Entity
@@ -108,6 +108,7 @@ def overview(request):
         "unreached": queries.unreached(listings.filter(report_year=year)).count(),
         "unreachable_due": unreachable_due,
         "unreachable_unreached": queries.unreached(listings.filter(ground=Listing.Ground.UNREACHABLE)).count(),
+        "refusals_unreached": len(queries.unreached_refusals(listings)),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
         "listings": list(shown.prefetch_related("rulings").order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
         "long_list": total > downloads.LONG_LIST, "query": f"year={year}&status={status}&format=xlsx",
@@ -212,6 +213,17 @@ def act(request, listing_id: int):
 PRINTED = 500  # decisions on one page to print; more are printed township by township
 
 
+def _service(x: Listing, served) -> dict:
+    """What the decision page needs to record ``served`` (a listing, or a refusal to remove) as
+    served on paper and to keep its proof."""
+    args = [x.pk] if served is x else [x.pk, served.pk]
+    suffix = "" if served is x else "-ruling"
+    return {"served": served, "ways": Service.choices, "today": timezone.localdate(),
+            "serve_url": reverse(f"abnormal-serve{suffix}", args=args),
+            "proof_url": reverse(f"abnormal-proof{suffix}", args=args),
+            "proof_upload_url": reverse(f"abnormal-proof-upload{suffix}", args=args)}
+
+
 @staff_required
 def decision(request, listing_id: int):
     """One listing's written decision (决定书), to print, how it was served on paper, and the
@@ -219,38 +231,49 @@ def decision(request, listing_id: int):
     x = get_object_or_404(_listings(request).select_related("entity", "served_by"), pk=listing_id)
     return render(request, "web/abnormal_decisions.html", {
         "decisions": [documents.decision(x)], **_which(x), "x": x, "can_act": _can_act(request),
-        "ways": Listing.Service.choices, "today": timezone.localdate(), "rulings": x.rulings.all()})
+        "rulings": x.rulings.all(), **_service(x, x)})
 
 
 @staff_required
 def ruling(request, listing_id: int, ruling_id: int):
-    """A later decision on a listing (移出, 不予移出, 撤销), to print."""
+    """A later decision on a listing (移出, 不予移出, 撤销), to print; a refusal, with how it was
+    served on paper where no text or email reached the entity."""
     x = get_object_or_404(_listings(request).select_related("entity"), pk=listing_id)
-    r = get_object_or_404(x.rulings, pk=ruling_id)
+    r = get_object_or_404(x.rulings.select_related("served_by"), pk=ruling_id)
     return render(request, "web/abnormal_decisions.html", {
-        "decisions": [documents.ruling(r)], **_which(x), "listing": x, "rulings": x.rulings.all()})
+        "decisions": [documents.ruling(r)], **_which(x), "listing": x, "rulings": x.rulings.all(),
+        "can_act": _can_act(request), **(_service(x, r) if r.kind == Ruling.Kind.REFUSE else {})})
+
+
+def _served_one(request, listing_id: int, ruling_id: int | None):
+    """The decision to serve (a listing's, or a refusal on it) and its page."""
+    x = get_object_or_404(_listings(request), pk=listing_id)
+    if ruling_id is None:
+        return x, reverse("abnormal-decision", args=[x.pk])
+    r = get_object_or_404(x.rulings.filter(kind=Ruling.Kind.REFUSE), pk=ruling_id)
+    return r, reverse("abnormal-ruling", args=[x.pk, r.pk])
 
 
 @staff_required(write=True)
 @require_POST
-def serve(request, listing_id: int):
+def serve(request, listing_id: int, ruling_id: int | None = None):
     """The decision served on paper: how, when, who signed (送达)."""
-    x = get_object_or_404(_listings(request), pk=listing_id)
+    x, back = _served_one(request, listing_id, ruling_id)
     if not _can_act(request):
         messages.error(request, "只有局管理员和镇街工作人员可以登记送达")
-        return redirect("abnormal-decision", listing_id=x.pk)
+        return redirect(back)
     try:
         on = dt.date.fromisoformat(request.POST.get("served_on", ""))
     except ValueError:
         messages.error(request, "请填写送达日期")
-        return redirect("abnormal-decision", listing_id=x.pk)
+        return redirect(back)
     try:
         proof = _proof(request)
         actions.do_serve(x, request.POST.get("way", ""), on, request.POST.get("note", ""), by=request.user, proof=proof)
         messages.success(request, f"已登记送达（{x.number}）" + ("，送达回证已保存" if proof else ""))
     except (actions.ListingError, attachments.AttachmentError) as e:
         messages.error(request, str(e))
-    return redirect("abnormal-decision", listing_id=x.pk)
+    return redirect(back)
 
 
 def _proof(request) -> tuple[str, str, bytes] | None:
@@ -262,13 +285,13 @@ def _proof(request) -> tuple[str, str, bytes] | None:
 
 @staff_required(write=True)
 @require_POST
-def proof_upload(request, listing_id: int):
+def proof_upload(request, listing_id: int, ruling_id: int | None = None):
     """The scanned proof of service added to a decision served on paper (it often comes back
     later than the service: the post's receipt)."""
-    x = get_object_or_404(_listings(request), pk=listing_id)
+    x, back = _served_one(request, listing_id, ruling_id)
     if not _can_act(request):
         messages.error(request, "只有局管理员和镇街工作人员可以上传送达回证")
-        return redirect("abnormal-decision", listing_id=x.pk)
+        return redirect(back)
     try:
         proof = _proof(request)
         if proof is None:
@@ -277,13 +300,15 @@ def proof_upload(request, listing_id: int):
         messages.success(request, f"送达回证已保存（{x.number}）")
     except (actions.ListingError, attachments.AttachmentError) as e:
         messages.error(request, str(e))
-    return redirect("abnormal-decision", listing_id=x.pk)
+    return redirect(back)
 
 
 @staff_required
-def proof(request, listing_id: int):
+def proof(request, listing_id: int, ruling_id: int | None = None):
     """The scanned proof of service of a decision the reader may see."""
-    x = get_object_or_404(_listings(request).exclude(proof_sha256=""), pk=listing_id)
+    x, _back = _served_one(request, listing_id, ruling_id)
+    if not x.proof_sha256:
+        raise Http404("没有送达回证扫描件")
     return FileResponse(attachments.open_stored(x.proof_sha256), filename=x.proof_name)
 
 
@@ -323,6 +348,8 @@ def decisions(request):
     """The written decisions of a year's listings that no text or email reached, to print and
     serve (直接送达、邮寄或公告): all the reader sees, or one township's."""
     year = _year(request)
+    if request.GET.get("kind") == "refusals":
+        return _refusals(request)
     unreachable = request.GET.get("ground") == Listing.Ground.UNREACHABLE
     qs = _listings(request).filter(ground=Listing.Ground.UNREACHABLE) if unreachable else \
         _listings(request).filter(report_year=year)
@@ -339,6 +366,16 @@ def decisions(request):
         "batch": True, **_which(year=year, unreachable=unreachable), "total": total, "decisions": [documents.decision(x) for x in shown],
         "towns": by_town if len(by_town) > 1 else [], "town": {c: n for c, n, _ in by_town}.get(town, ""),
         "town_code": town, "can_act": _can_act(request)})
+
+
+def _refusals(request):
+    """The refusals to remove that no text or email reached, to print and serve one by one (each
+    recorded on its own page): the appeal's periods run from the service."""
+    refusals = queries.unreached_refusals(_listings(request))
+    return render(request, "web/abnormal_decisions.html", {
+        "batch": True, "kind_refusals": True, "refusals": refusals, "q": "kind=refusals", "label": "不予移出",
+        "total": len(refusals),
+        "decisions": [documents.ruling(r) for r in refusals[:PRINTED]], "can_act": _can_act(request)})
 
 
 SERVICE_HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "住所", "列入日期", "送达方式", "送达日期", "签收人或公告编号"]
