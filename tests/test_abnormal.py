@@ -756,6 +756,9 @@ def test_a_visit_that_finds_nobody_at_the_address_lists_the_entity_until_it_can_
     assert not actions.unreachable_due(entities=Entity.objects.filter(town=checked_county["other_town"]))
     page = officer.get("/abnormal/").content.decode()
     assert f'id="unreachable-due-{e.uscc}"' in page and "厂房空置" in page
+    book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/", {"format": "xlsx"}).content))
+    assert [(r[0], r[5]) for r in book["无法联系待决定"].iter_rows(min_row=2, values_only=True)] == [
+        (e.uscc, dt.datetime.combine(today, dt.time()))]
     page = officer.get(f"/entities/{e.uscc}/").content.decode()
     assert 'id="abnormal-unreachable-found"' in page and 'value="上门核查：登记住所查无此主体：厂房空置' in page
     assert "登记住所无法联系、待决定 1 户" in officer.get("/").content.decode()

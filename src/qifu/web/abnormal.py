@@ -426,5 +426,13 @@ def _xlsx(request, year: int, shown):
     for e in due.iterator(chunk_size=2000):
         spreadsheets.append(ws, [e.uscc, e.name, e.get_entity_type_display(), e.town.name, e.established_on,
                                  Listing.Kind(actions.kind_of(e.entity_type)).label])
-    return audited_xlsx(request, wb, f"abnormal-{year}", f"经营异常名录 {year} 年度 {n} 条，拟列入 {due.count()} 户")
+    ws = wb.create_sheet("无法联系待决定")
+    spreadsheets.append(ws, ["统一社会信用代码", "名称", "主体类型", "镇街", "登记住所", "查实日期", "核查情况", "决定期限"])
+    found = actions.unreachable_due(entities=scope.filter_by_town(Entity.objects.all(), request.user))
+    for d in found:
+        e = d["entity"]
+        spreadsheets.append(ws, [e.uscc, e.name, e.get_entity_type_display(), e.town.name, e.address or "",
+                                 d["found_on"], d["found"], d["decide_by"]])
+    return audited_xlsx(request, wb, f"abnormal-{year}", f"经营异常名录 {year} 年度 {n} 条，拟列入 {due.count()} 户，"
+                                                         f"无法联系待决定 {len(found)} 户")
 
