@@ -156,7 +156,7 @@ def test_remind_run_decides_sends_and_reports_per_the_contract(tmp_path, cli_db,
     for day in ("2027-06-01", "2027-06-10", "2027-06-17", "2027-06-25"):
         later = qifu("remind", "run", "--date", day, "--out", tmp_path / f"{day}.csv", env=cli_db)
         assert later.returncode == 0, later.stderr
-        assert "season_cap 0" in later.stdout, later.stdout
+        assert "已达本季上限 0" in later.stdout, later.stdout
     report = qifu("remind", "report", "--season", "2027", "--out", tmp_path / "r.json", "--simulate", "1500", env=cli_db)
     assert report.returncode == 0, report.stderr
     assert "本季采用：" in report.stdout and "上一季回测" in report.stdout

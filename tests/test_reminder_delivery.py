@@ -337,3 +337,9 @@ def test_each_day_follows_a_contact_with_what_it_showed(small_county, monkeypatc
     today = {m.entity_id: m for m in OutboxMessage.objects.filter(planned_for=nxt)}
     assert today[unanswered.entity_id].channel == "call" and "上次电话未能送达" in today[unanswered.entity_id].reason
     assert today[answered.entity_id].channel == "visit"
+    # the visit finds nobody at the registered address: no officer goes there again this season
+    close_task(ContactTask.objects.get(message=today[answered.entity_id]), "登记住所查无此主体", "厂房空置")
+    unfound = nxt + dt.timedelta(days=policy.FOLLOW_AFTER["visit"])
+    result = run_day(unfound)
+    assert not OutboxMessage.objects.filter(planned_for=unfound, entity_id=answered.entity_id).exists()
+    assert result.skipped["address_empty"] == 1

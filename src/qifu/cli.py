@@ -191,7 +191,8 @@ def cmd_remind(args: argparse.Namespace) -> int:
     )
     print("计划：" + "，".join(f"{k} {v}" for k, v in r.groups.items()))
     if r.skipped:
-        print("因提醒间隔或本季上限跳过：" + "，".join(f"{k} {v}" for k, v in r.skipped.items()))
+        why = {"spacing": "间隔不足", "season_cap": "已达本季上限", "address_empty": "登记住所已查无此主体、不再上门"}
+        print("跳过：" + "，".join(f"{why.get(k, k)} {v}" for k, v in r.skipped.items()))
     if args.verbose:
         print("用时：" + "，".join(f"{k} {v:.1f} 秒" for k, v in r.timings.items()), file=sys.stderr)
     return 0

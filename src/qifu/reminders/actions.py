@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from qifu import config, db
@@ -315,6 +316,12 @@ def run_day(today: dt.date, out: Path | None = None) -> RunResult:
     timings["decide"] = time.perf_counter() - started
     skipped = {"spacing": int((~rows["spaced"]).sum()), "season_cap": int((~rows["capped"]).sum())} if rows.height else {}
     rows = rows.filter(pl.col("spaced") & pl.col("capped"))
+    # no township officer is sent again to an address a visit this season found empty: the
+    # finding waits for its listing decision (abnormal.actions.unreachable_due) instead
+    empty = pl.col("uscc").is_in(list(found_empty(today))) & (pl.col("channel") == "visit")
+    if rows.height and (n := int(rows.select(empty.sum()).item())):
+        skipped["address_empty"] = n
+        rows = rows.filter(~empty)
     send_at = dt.datetime.combine(today, dt.time(9, 0), tzinfo=SHANGHAI)
     year = today.year - 1
     # One text or email per recipient (an agent's number gets one message listing its clients);
@@ -398,6 +405,17 @@ NOT_AT_ADDRESS = "登记住所查无此主体"
 OUTCOMES = ("已接通，答应按时报送", "已接通，已报送", "已接通，已更正", "无人接听", "号码错误或停机", "上门未遇",
             NOT_AT_ADDRESS, "已歇业或注销", "其他")
 UNREACHED = ("无人接听", "号码错误或停机", "上门未遇", NOT_AT_ADDRESS)
+
+
+def found_empty(today: dt.date) -> set[str]:
+    """The entities whose last visit of ``today``'s season (planned from 1 January) found nobody at
+    the registered address (``NOT_AT_ADDRESS``)."""
+    last: dict[str, bool] = {}
+    for uscc, outcome in (ContactTask.objects.filter(channel="visit", status=ContactTask.Status.DONE,
+                                                     due_on__gte=dt.date(today.year, 1, 1), due_on__lte=today)
+                          .order_by(F("closed_at").asc(nulls_first=True), "pk").values_list("entity_id", "outcome")):
+        last[uscc] = outcome.startswith(NOT_AT_ADDRESS)
+    return {u for u, empty in last.items() if empty}
 
 
 def close_task(task: ContactTask, outcome: str, detail: str = "") -> None:
