@@ -151,6 +151,14 @@ def list_due(request):
     return redirect(f"{reverse('abnormal')}?year={year}")
 
 
+def _posted_day(request, name: str) -> dt.date | None:
+    """The day posted as ``name`` (YYYY-MM-DD), or None when missing or not a day."""
+    try:
+        return dt.date.fromisoformat(request.POST.get(name, ""))
+    except ValueError:
+        return None
+
+
 def _back(request, default: str) -> str:
     back = request.POST.get("next", "")
     return back if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) else default
@@ -166,9 +174,8 @@ def list_unreachable(request):
     if not _can_act(request):
         messages.error(request, "只有局管理员和镇街工作人员可以作出列入决定")
         return redirect(back)
-    try:
-        found_on = dt.date.fromisoformat(request.POST.get("found_on", ""))
-    except ValueError:
+    found_on = _posted_day(request, "found_on")
+    if found_on is None:
         messages.error(request, "请填写查实日期")
         return redirect(back)
     try:
@@ -262,9 +269,8 @@ def serve(request, listing_id: int, ruling_id: int | None = None):
     if not _can_act(request):
         messages.error(request, "只有局管理员和镇街工作人员可以登记送达")
         return redirect(back)
-    try:
-        on = dt.date.fromisoformat(request.POST.get("served_on", ""))
-    except ValueError:
+    on = _posted_day(request, "served_on")
+    if on is None:
         messages.error(request, "请填写送达日期")
         return redirect(back)
     try:
