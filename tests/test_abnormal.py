@@ -810,6 +810,19 @@ def test_a_visit_that_finds_nobody_at_the_address_lists_the_entity_until_it_can_
     book = openpyxl.load_workbook(io.BytesIO(officer.get("/abnormal/decisions/", {"ground": "unreachable",
                                                                                   "format": "xlsx"}).content))
     assert [r[0] for r in book["送达清单"].iter_rows(min_row=2, values_only=True)] == [x.number]
+    # its address empty, it is served by public notice: the notice to publish, then its number and day
+    notice = officer.get("/abnormal/decisions/notice/", {"ground": "unreachable"}).content.decode()
+    assert "关于送达列入经营异常名录决定书的公告" in notice and x.number in notice and e.uscc in notice
+    assert "通过登记的住所或者经营场所无法联系" in notice and "满30日" in notice
+    early = (x.listed_on - dt.timedelta(days=1)).isoformat()
+    r = officer.post("/abnormal/decisions/notice/?ground=unreachable", {"number": "慈市监公告〔2026〕12号",
+                                                                       "published_on": early}, follow=True)
+    assert "公告发布日期早于列入日期" in r.content.decode() and Listing.objects.get(pk=x.pk).served_on is None
+    officer.post("/abnormal/decisions/notice/?ground=unreachable", {"number": "慈市监公告〔2026〕12号",
+                                                                   "published_on": today.isoformat()})
+    served = Listing.objects.get(pk=x.pk)
+    assert (served.served_way, served.served_on) == ("notice", today + dt.timedelta(days=actions.NOTICE_DAYS))
+    assert "慈市监公告〔2026〕12号" in served.served_note and not queries.unreached(Listing.objects.all()).exists()
     # the firm applies saying how it can be reached; staff check it and take it off
     c = portal_client(e.uscc)
     home = c.get("/portal/").content.decode()

@@ -592,6 +592,37 @@ def do_attach_proof(x: S, proof: tuple[str, str, bytes]) -> S:
     return x
 
 
+# service by public notice (公告送达) is complete thirty days after the notice is published
+# (民事诉讼法 art. 95, which the market regulators' procedure follows)
+NOTICE_DAYS = 30
+
+
+def do_serve_by_notice(listings: QuerySet[Listing], number: str, published_on: dt.date, by=None,
+                       today: dt.date | None = None) -> int:
+    """The decisions of ``listings`` (those the reader may act on) not yet served, served by one
+    public notice (公告送达): its number and the day it was published (not after today, not before
+    any of their listings); each is served ``NOTICE_DAYS`` days after that day, when the notice's
+    period ends (a day that may still be to come: the appeal's periods run from it). All or
+    nothing. Returns how many were served."""
+    today = today or timezone.localdate()
+    number = _typed(number, "公告编号")
+    if len(number) < 2:
+        raise ListingError("请写明公告编号或公告的发布处（如：慈市监公告〔2026〕12号）")
+    if published_on > today:
+        raise ListingError("公告发布日期不能晚于今天")
+    with transaction.atomic():
+        todo = list(listings.filter(served_on__isnull=True).select_for_update().order_by("number"))
+        early = [x.number for x in todo if x.listed_on > published_on]
+        if early:
+            raise ListingError(f"公告发布日期早于列入日期：{'、'.join(early[:5])}{'等' if len(early) > 5 else ''}")
+        on = published_on + dt.timedelta(days=NOTICE_DAYS)
+        note = f"公告 {number}（{published_on:%Y-%m-%d}发布，满{NOTICE_DAYS}日视为送达）"
+        for x in todo:
+            _served(x, Service.NOTICE, on, note, by)
+        Listing.objects.bulk_update(todo, SERVED_FIELDS, batch_size=1000)
+    return len(todo)
+
+
 SERVICE_COLUMNS = {"决定书文号": "number", "送达方式": "way", "送达日期": "on", "签收人或公告编号": "note"}
 
 

@@ -126,3 +126,25 @@ def ruling(r: Ruling) -> Document:
                             f"该记录不作为{you}的经营异常记录。"]
     return Document(title=r.title, number=r.number, addressee=_addressee(x), paragraphs=paragraphs,
                     issuer=f"{county}市场监督管理局", issued_on=r.decided_on, annulled="")
+
+
+def notice(listings: list[Listing], what: str, today: dt.date) -> Document:
+    """The public notice (公告) that serves the decisions of ``listings`` (their entities selected
+    with them) that could be served no other way; ``what``, which of them: 2025 年度, 无法联系.
+    The table of entities is the page's; the notice says what was decided and where to read it."""
+    from qifu.abnormal.actions import NOTICE_DAYS
+
+    county = reference.county()["county"]
+    bureau = f"{county}市场监督管理局"
+    grounds = {x.ground for x in listings}
+    why = ("通过登记的住所或者经营场所无法联系" if grounds == {Listing.Ground.UNREACHABLE} else
+           "无法直接送达或者邮寄送达")
+    paragraphs = [
+        f"本局对下列 {len(listings)} 户市场主体作出了列入经营异常名录（个体工商户为标注经营异常状态）的决定（{what}）。"
+        f"因{why}，依法向其公告送达。",
+        f"自本公告发布之日起满{NOTICE_DAYS}日，即视为送达。各主体可以登录企服平台查看、打印决定书，或者到所在地市场监管所领取；"
+        f"对决定不服的，可以自送达之日起六十日内向{county}人民政府申请行政复议，也可以自送达之日起六个月内依法向人民法院提起行政诉讼。",
+        "补报年度报告、办理住所或者经营场所变更登记或者能够重新取得联系的，可以依法申请移出。",
+    ]
+    return Document(title="关于送达列入经营异常名录决定书的公告", number="", addressee="", paragraphs=paragraphs, issuer=bureau, issued_on=today,
+                    annulled="")

@@ -353,13 +353,10 @@ def service_upload(request):
 def decisions(request):
     """The written decisions of a year's listings that no text or email reached, to print and
     serve (直接送达、邮寄或公告): all the reader sees, or one township's."""
-    year = _year(request)
     if request.GET.get("kind") == "refusals":
         return _refusals(request)
-    unreachable = request.GET.get("ground") == Listing.Ground.UNREACHABLE
-    qs = _listings(request).filter(ground=Listing.Ground.UNREACHABLE) if unreachable else \
-        _listings(request).filter(report_year=year)
-    qs = queries.unreached(qs)
+    qs, which = _to_serve(request)
+    year, unreachable = _year(request), which["q"] == "ground=unreachable"
     by_town = list(qs.values_list("town_id", "town__name").annotate(n=Count("id")).order_by("town_id"))
     town = request.GET.get("town", "")
     if town:
@@ -369,9 +366,46 @@ def decisions(request):
     total = qs.count()
     shown = list(qs.select_related("entity").order_by("number")[:PRINTED])
     return render(request, "web/abnormal_decisions.html", {
-        "batch": True, **_which(year=year, unreachable=unreachable), "total": total, "decisions": [documents.decision(x) for x in shown],
+        "batch": True, **which, "total": total, "decisions": [documents.decision(x) for x in shown],
         "towns": by_town if len(by_town) > 1 else [], "town": {c: n for c, n, _ in by_town}.get(town, ""),
         "town_code": town, "can_act": _can_act(request)})
+
+
+def _to_serve(request) -> tuple[object, dict]:
+    """The listings of the reader's scope whose decisions no text or email reached and that are
+    not served yet, for the year or the unreachable ground the query names, and its words."""
+    year = _year(request)
+    unreachable = request.GET.get("ground") == Listing.Ground.UNREACHABLE
+    qs = _listings(request).filter(ground=Listing.Ground.UNREACHABLE) if unreachable else \
+        _listings(request).filter(report_year=year)
+    return queries.unreached(qs), _which(year=year, unreachable=unreachable)
+
+
+@staff_required
+def notice(request):
+    """The public notice (公告送达) of the decisions that could be served no other way: its text
+    and table to publish, and, once published, its number and day recorded for all of them."""
+    qs, which = _to_serve(request)
+    back = f"{reverse('abnormal-notice')}?{which['q']}"
+    if request.method == "POST":
+        if not _can_act(request):
+            messages.error(request, "只有局管理员和镇街工作人员可以登记送达")
+            return redirect(back)
+        published = _posted_day(request, "published_on")
+        try:
+            if published is None:
+                raise actions.ListingError("请填写公告发布日期")
+            n = actions.do_serve_by_notice(qs, request.POST.get("number", ""), published, by=request.user)
+        except actions.ListingError as e:
+            messages.error(request, str(e))
+            return redirect(back)
+        messages.success(request, f"已登记公告送达 {n} 户，满 {actions.NOTICE_DAYS} 日视为送达")
+        return redirect(f"{reverse('abnormal-decisions')}?{which['q']}")
+    shown = list(qs.select_related("entity", "town").order_by("number"))
+    what = which["label"].rstrip("、").replace("因无法联系列入", "登记住所无法联系")
+    return render(request, "web/abnormal_notice.html", {
+        "listings": shown, "d": documents.notice(shown, what, timezone.localdate()), **which,
+        "can_act": _can_act(request), "today": timezone.localdate(), "notice_days": actions.NOTICE_DAYS})
 
 
 def _refusals(request):

@@ -54,6 +54,7 @@ urlpatterns = [
     path("abnormal/<int:listing_id>/decision/<int:ruling_id>/", abnormal.ruling, name="abnormal-ruling"),
     path("abnormal/decisions/", abnormal.decisions, name="abnormal-decisions"),
     path("abnormal/decisions/service/", abnormal.service_upload, name="abnormal-service"),
+    path("abnormal/decisions/notice/", abnormal.notice, name="abnormal-notice"),
     path("abnormal/<int:listing_id>/serve/", abnormal.serve, name="abnormal-serve"),
     path("abnormal/<int:listing_id>/proof/", abnormal.proof, name="abnormal-proof"),
     path("abnormal/<int:listing_id>/proof/upload/", abnormal.proof_upload, name="abnormal-proof-upload"),
