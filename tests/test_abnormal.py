@@ -440,6 +440,9 @@ def test_the_national_list_is_imported_all_or_nothing_and_its_removals_taken_ove
     assert (result.inserted, result.updated) == (rows.height, 0)
     assert Listing.objects.filter(status="removed").count() == rows["removed_on"].is_not_null().sum()
     assert not OutboxMessage.objects.filter(purpose="abnormal").exists()  # the national system told them
+    # and served its decisions: none is on a list to serve here, though no text reached anyone
+    assert Listing.objects.filter(imported=True).count() == rows.height
+    assert not queries.unreached(Listing.objects.all()).exists()
     x = Listing.objects.filter(status="listed").select_related("entity").first()
     assert x.kind == ("mark" if x.entity.entity_type == "individual" else "list") and x.town_id == x.entity.town_id
     again = import_file("abnormal", checked_county["folder"] / "abnormal.csv")

@@ -85,3 +85,34 @@ def test_reports_issued_before_orders_kept_their_retention_take_the_labs_period(
     step(apps, None)
     got = dict(SampleOrder.objects.values_list("pk", "retain_days"))
     assert got == {issued.pk: 21, waiting.pk: None, retest.pk: None}
+
+
+@pytest.mark.django_db
+def test_listings_stored_before_the_imported_field_are_marked_by_their_number_and_decider():
+    import datetime as dt
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from qifu.abnormal.models import Listing
+    from qifu.registry.models import Entity, Township
+
+    step = importlib.import_module("qifu.abnormal.migrations.0008_listing_imported").from_the_national_list
+    town = Township.objects.first()
+    staff = get_user_model().objects.create_user("decider", password="decider-pw-for-tests")
+
+    def listing(n: int, number: str, by=None):
+        firm = Entity.objects.create(uscc=f"91330282MA2XXXX{n}0X", name=f"测试公司{n}", entity_type="enterprise",
+                                     town=town, established_on=dt.date(2020, 1, 1), status="active",
+                                     imported_at=timezone.now())
+        return Listing.objects.create(entity=firm, town=town, report_year=2024, kind="list", reason="未按规定期限公示年度报告",
+                                      number=number, listed_on=dt.date(2025, 7, 15), listed_by=by)
+
+    national = listing(1, "市监异列〔2025〕第00001号")
+    ours = listing(2, "异列〔2025〕00001号")  # decided in qifu by a command or a test, nobody named
+    decided = listing(3, "特别〔2025〕1号", by=staff)
+    step(apps, None)
+    got = dict(Listing.objects.values_list("pk", "imported"))
+    assert got == {national.pk: True, ours.pk: False, decided.pk: False}

@@ -483,7 +483,7 @@ def import_listings(rows: list[dict]) -> tuple[int, int, int, list[tuple[int, st
         if x is None:
             town, typ = entities[r["uscc"]]
             new.append(Listing(entity_id=r["uscc"], town_id=town, report_year=r["report_year"], kind=kind_of(typ),
-                               reason=REASON, number=r["number"], listed_on=r["listed_on"],
+                               reason=REASON, number=r["number"], listed_on=r["listed_on"], imported=True,
                                status=Listing.Status.REMOVED if removed else Listing.Status.LISTED, removed_on=removed,
                                note=NATIONAL if removed else ""))
             continue

@@ -79,6 +79,8 @@ class Listing(PaperService):
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="listings")
     town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="所属镇街")
     ground = models.CharField("列入情形", max_length=12, choices=Ground.choices, default=Ground.NOT_FILED)
+    # taken from the national system's list (`qifu import abnormal`): decided and served there
+    imported = models.BooleanField("从国家企业信用信息公示系统导入", default=False)
     report_year = models.PositiveSmallIntegerField("报告年度", null=True, blank=True)  # not filed: the year
     kind = models.CharField("类型", max_length=6, choices=Kind.choices)
     reason = models.CharField("列入事由", max_length=100)

@@ -31,7 +31,8 @@ def overdue_before(now: dt.datetime | None = None) -> dt.datetime:
 def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
     """The standing listings of ``qs`` whose decision reached the entity neither by text nor by
     email (none stored for it, or its delivery failed) and has not been served on paper yet:
-    their written decisions are to be printed and served."""
+    their written decisions are to be printed and served. Not those imported from the national
+    system: their decisions were made and served there."""
     which = Case(When(ground=Listing.Ground.UNREACHABLE, then=Concat(Value("u"), Cast("pk", output_field=CharField()))),
                  default=Cast("report_year", output_field=CharField()), output_field=CharField())
     told = OutboxMessage.objects.filter(  # actions.told_key
@@ -39,7 +40,7 @@ def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
                    output_field=CharField())
     ).exclude(status=OutboxMessage.Status.FAILED)
     qs = qs.annotate(which=which)
-    return qs.filter(status__in=STANDING, served_on__isnull=True).exclude(Exists(told))
+    return qs.filter(status__in=STANDING, served_on__isnull=True, imported=False).exclude(Exists(told))
 
 
 def unreached_refusals(listings: QuerySet[Listing]) -> list[Ruling]:
