@@ -874,6 +874,13 @@ def test_an_unreachable_listing_is_warned_of_three_years_and_shows_a_change_of_a
     assert "已变更登记住所" in page and f"（列入时：{e.address}）" in page
     assert "1 户已变更登记住所</a>" in admin.get("/abnormal/").content.decode()
     assert f'id="listing-{x.pk}"' in admin.get("/abnormal/", {"status": "moved"}).content.decode()
+    # staff enter the application for a firm that calls, with what it says
+    r = admin.post(f"/abnormal/{x.pk}/act/", {"action": "apply", "statement": ""}, follow=True)
+    assert "请说明现在如何能在登记的住所" in r.content.decode()
+    admin.post(f"/abnormal/{x.pk}/act/", {"action": "apply", "statement": "电话告知：已迁至新址并办理变更登记"})
+    x.refresh_from_db()
+    assert (x.status, x.applied_channel, x.applied_note) == ("applied", "staff", "电话告知：已迁至新址并办理变更登记")
+    assert f'id="listing-{x.pk}"' in admin.get("/abnormal/", {"status": "applied"}).content.decode()
     today = timezone.localdate()
     Listing.objects.filter(pk=x.pk).update(listed_on=today.replace(year=today.year - 3) + dt.timedelta(days=30))
     assert actions.warn_serious() == 1
