@@ -51,7 +51,9 @@ class PaperService(models.Model):
 class Listing(PaperService):
     """One entity listed for one report year (列入经营异常名录; an individual business is marked
     经营异常状态 instead), by a decision with its number; it comes off (移出) once it has filed
-    the year's report (补报), on its application or on staff's own motion. A listing found wrong
+    the year's report (补报), on its application or on staff's own motion. Or listed because a
+    visit found it not at its registered address (``Ground.UNREACHABLE``: no report year), off once
+    staff have checked it can be reached there again or has registered another address. A listing found wrong
     (the report was filed in time after all, on paper or before the data reached qifu) is annulled
     (撤销), on the entity's objection (异议, an enterprise request) or staff's own finding."""
 
