@@ -801,6 +801,7 @@ def test_a_visit_that_finds_nobody_at_the_address_lists_the_entity_until_it_can_
     doc = officer.get(f"/abnormal/{x.pk}/decision/").content.decode()
     assert f"通过你单位登记的住所或者经营场所（{e.address}）无法与你单位取得联系" in doc and "厂房空置" in doc
     assert "办理住所或者经营场所变更登记" in doc and "行政复议" in doc and "补报" not in doc
+    assert "如在本局核查时能够通过登记的住所或者经营场所取得联系，可以向本局提出异议" in doc
     # no text reached it: its decision is to be served (by public notice, its address being empty)
     OutboxMessage.objects.filter(pk=told.pk).update(status="failed")
     assert list(queries.unreached(Listing.objects.all())) == [x]

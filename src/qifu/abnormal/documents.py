@@ -81,7 +81,7 @@ def decision(x: Listing) -> Document:
         ]
         if not marked:
             paragraphs.append("列入经营异常名录满三年仍未移出的，将被列入严重违法失信名单。")
-        paragraphs.append(f"{you}如在上述期间能够通过登记的住所或者经营场所取得联系，可以向本局提出异议。")
+        paragraphs.append(f"{you}如在本局核查时能够通过登记的住所或者经营场所取得联系，可以向本局提出异议。")
     else:
         paragraphs = [
             f"经查，{you}未在{x.report_year + 1}年6月30日前报送并公示{x.report_year}年度年度报告。"
@@ -146,5 +146,5 @@ def notice(listings: list[Listing], what: str, today: dt.date) -> Document:
         f"对决定不服的，可以自送达之日起六十日内向{county}人民政府申请行政复议，也可以自送达之日起六个月内依法向人民法院提起行政诉讼。",
         "补报年度报告、办理住所或者经营场所变更登记或者能够重新取得联系的，可以依法申请移出。",
     ]
-    return Document(title="关于送达列入经营异常名录决定书的公告", number="", addressee="", paragraphs=paragraphs, issuer=bureau, issued_on=today,
-                    annulled="")
+    return Document(title="关于送达列入经营异常名录决定书的公告", number="", addressee="", paragraphs=paragraphs,
+                    issuer=bureau, issued_on=today, annulled="")
