@@ -223,32 +223,21 @@ def unreachable_due(today: dt.date | None = None, entities: QuerySet[Entity] | N
     with its latest such visit: ``entity``, ``found_on``, ``found`` (the visit's outcome as
     written), ``task`` and ``decide_by`` (the tenth working day after it, as for a season's
     listing); oldest first. ``entities``: those the reader sees (None: all)."""
-    from qifu.reminders.actions import NOT_AT_ADDRESS, UNREACHED
+    from qifu.reminders.actions import address_findings
     from qifu.reminders.models import ContactTask
 
     today = today or timezone.localdate()
-    latest: dict[str, ContactTask] = {}
-    tasks = ContactTask.objects.filter(status=ContactTask.Status.DONE, channel="visit", closed_at__isnull=False,
-                                       outcome__startswith=NOT_AT_ADDRESS, entity__status="active")
+    visits = ContactTask.objects.filter(entity__status="active")
     if entities is not None:
-        tasks = tasks.filter(entity__in=entities)
-    for t in tasks.select_related("entity", "entity__town").order_by("closed_at", "pk"):
-        latest[t.entity_id] = t
+        visits = visits.filter(entity__in=entities)
+    latest = address_findings(visits)
     listed: dict[str, list[Listing]] = {}
     for x in Listing.objects.filter(entity_id__in=list(latest), ground=Listing.Ground.UNREACHABLE):
         listed.setdefault(x.entity_id, []).append(x)
-    met: dict[str, dt.datetime] = {}  # the last visit that found each there
-    for uscc, outcome, at in (ContactTask.objects.filter(entity_id__in=list(latest), status=ContactTask.Status.DONE,
-                                                         channel="visit", closed_at__isnull=False)
-                              .values_list("entity_id", "outcome", "closed_at")):
-        if not outcome.startswith(UNREACHED):
-            met[uscc] = max(met.get(uscc, at), at)
     due = []
     for uscc, t in latest.items():
         found_on = timezone.localdate(t.closed_at)
         if found_on > today or any(x.standing or x.listed_on >= found_on for x in listed.get(uscc, [])):
-            continue
-        if uscc in met and met[uscc] > t.closed_at:
             continue
         due.append({"entity": t.entity, "found_on": found_on, "found": t.outcome, "task": t,
                     "decide_by": workdays.nth_after(found_on, LIST_WITHIN_WORKDAYS)})

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from qifu import config, db
@@ -407,15 +407,29 @@ OUTCOMES = ("已接通，答应按时报送", "已接通，已报送", "已接�
 UNREACHED = ("无人接听", "号码错误或停机", "上门未遇", NOT_AT_ADDRESS)
 
 
+def address_findings(visits: QuerySet[ContactTask] | None = None) -> dict[str, ContactTask]:
+    """Each entity's standing finding that nobody is at its registered address: its last visit
+    closed ``NOT_AT_ADDRESS``, unless a later visit reached it (another that found nobody leaves
+    it standing). ``visits``: the visits to read (None: all); only entities with such a finding
+    are read. The findings come with their entity and its township."""
+    visits = ContactTask.objects.all() if visits is None else visits
+    visits = visits.filter(channel="visit", status=ContactTask.Status.DONE)
+    found: dict[str, int] = {}
+    for pk, uscc, outcome in (visits.filter(entity__in=visits.filter(outcome__startswith=NOT_AT_ADDRESS).values("entity"))
+                              .order_by(F("closed_at").asc(nulls_first=True), "pk")
+                              .values_list("pk", "entity_id", "outcome")):
+        if outcome.startswith(NOT_AT_ADDRESS):
+            found[uscc] = pk
+        elif not outcome.startswith(UNREACHED):
+            found.pop(uscc, None)
+    tasks = ContactTask.objects.filter(pk__in=list(found.values())).select_related("entity", "entity__town")
+    return {t.entity_id: t for t in tasks}
+
+
 def found_empty(today: dt.date) -> set[str]:
-    """The entities whose last visit of ``today``'s season (planned from 1 January) found nobody at
-    the registered address (``NOT_AT_ADDRESS``)."""
-    last: dict[str, bool] = {}
-    for uscc, outcome in (ContactTask.objects.filter(channel="visit", status=ContactTask.Status.DONE,
-                                                     due_on__gte=dt.date(today.year, 1, 1), due_on__lte=today)
-                          .order_by(F("closed_at").asc(nulls_first=True), "pk").values_list("entity_id", "outcome")):
-        last[uscc] = outcome.startswith(NOT_AT_ADDRESS)
-    return {u for u, empty in last.items() if empty}
+    """The entities a visit of ``today``'s season (planned from 1 January) found not at their
+    registered address, not found there since (``address_findings``)."""
+    return set(address_findings(ContactTask.objects.filter(due_on__gte=dt.date(today.year, 1, 1), due_on__lte=today)))
 
 
 def close_task(task: ContactTask, outcome: str, detail: str = "") -> None:
