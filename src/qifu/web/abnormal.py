@@ -46,11 +46,15 @@ def _can_act(request) -> bool:
 
 
 def _which(x: Listing | None = None, year: int | None = None, unreachable: bool = False) -> dict:
-    """The query and the words naming a set of decisions: a report year's, or the unreachable's."""
+    """A set of decisions, a report year's or the unreachable ground's: its query (``q``), its
+    words before a title (``label``) and in a sentence (``what``), and its file name's part
+    (``slug``)."""
     if (x is not None and x.unreachable) or unreachable:
-        return {"q": "ground=unreachable", "label": "因无法联系列入、"}
+        return {"q": "ground=unreachable", "label": "因无法联系列入、", "what": "登记住所无法联系",
+                "slug": "unreachable", "unreachable": True}
     year = x.report_year if x is not None else year
-    return {"q": f"year={year}", "label": f"{year} 年度", "year": year}
+    return {"q": f"year={year}", "label": f"{year} 年度", "what": f"{year} 年度", "slug": str(year), "year": year,
+            "unreachable": False}
 
 
 def _year(request) -> int:
@@ -356,13 +360,12 @@ def decisions(request):
     if request.GET.get("kind") == "refusals":
         return _refusals(request)
     qs, which = _to_serve(request)
-    year, unreachable = _year(request), which["q"] == "ground=unreachable"
     by_town = list(qs.values_list("town_id", "town__name").annotate(n=Count("id")).order_by("town_id"))
     town = request.GET.get("town", "")
     if town:
         qs = qs.filter(town_id=town)
     if request.GET.get("format") == "xlsx":
-        return _service_xlsx(request, "无法联系" if unreachable else f"{year} 年度", qs)
+        return _service_xlsx(request, which, qs)
     total = qs.count()
     shown = list(qs.select_related("entity").order_by("number")[:PRINTED])
     return render(request, "web/abnormal_decisions.html", {
@@ -402,9 +405,8 @@ def notice(request):
         messages.success(request, f"已登记公告送达 {n} 户，满 {actions.NOTICE_DAYS} 日视为送达")
         return redirect(f"{reverse('abnormal-decisions')}?{which['q']}")
     shown = list(qs.select_related("entity", "town").order_by("number"))
-    what = which["label"].rstrip("、").replace("因无法联系列入", "登记住所无法联系")
     return render(request, "web/abnormal_notice.html", {
-        "listings": shown, "d": documents.notice(shown, what, timezone.localdate()), **which,
+        "listings": shown, "d": documents.notice(shown, which["what"], timezone.localdate()), **which,
         "can_act": _can_act(request), "today": timezone.localdate(), "notice_days": actions.NOTICE_DAYS})
 
 
@@ -421,7 +423,7 @@ def _refusals(request):
 SERVICE_HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "住所", "列入日期", "送达方式", "送达日期", "签收人或公告编号"]
 
 
-def _service_xlsx(request, which: str, qs):
+def _service_xlsx(request, which: dict, qs):
     """The service list (送达清单) of the decisions to serve, every one (not only the page's 500),
     for the post and the stations: where each entity is registered, and empty columns for how
     and when it was served and who signed."""
@@ -434,8 +436,8 @@ def _service_xlsx(request, which: str, qs):
         spreadsheets.append(ws, [x.number, e.uscc, e.name, e.get_entity_type_display(), x.town.name, e.address or "",
                                  x.listed_on, "", "", ""])
         n += 1
-    name = "unreachable" if which == "无法联系" else which.split()[0]
-    return audited_xlsx(request, wb, f"abnormal-service-{name}", f"经营异常名录 {which}未能书面告知的决定书送达清单 {n} 户")
+    return audited_xlsx(request, wb, f"abnormal-service-{which['slug']}",
+                        f"经营异常名录 {which['what']}未能书面告知的决定书送达清单 {n} 户")
 
 
 HEADER = ["决定书文号", "统一社会信用代码", "名称", "主体类型", "镇街", "报告年度", "类型", "列入事由", "列入日期", "状态", "已补报",
