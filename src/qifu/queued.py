@@ -7,7 +7,7 @@ it is queued again, or failed once it has been tried ``attempts`` times."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import models
@@ -26,6 +26,14 @@ class Queue:
     claim: dict = field(default_factory=dict)  # fields a row starts over with when it is taken
     requeue: dict = field(default_factory=dict)  # and when an interrupted one is queued again
     recovered: bool = False  # this process has looked for rows the last worker left running
+
+    def run(self, make: Callable[[models.Model], object]) -> int:
+        """``make`` each row ``take`` gives; how many were taken up."""
+        n = 0
+        for row in self.take():
+            make(row)
+            n += 1
+        return n
 
     def take(self) -> Iterator[models.Model]:
         """Each queued row, oldest first, once this process has claimed it (running, its attempt

@@ -267,11 +267,7 @@ def run_pending_matches() -> int:
     """Match every queued 保存并匹配, oldest first (`qifu worker`, every few seconds); one left
     匹配中 by a worker that stopped is matched again (``MATCH_ATTEMPTS``). Returns how many were
     taken up."""
-    taken = 0
-    for run in QUEUE.take():
-        _match_run(run)
-        taken += 1
-    return taken
+    return QUEUE.run(_match_run)
 
 
 def _match_run(run: MatchRun) -> None:

@@ -94,11 +94,7 @@ def run_pending() -> int:
     """Make every queued export, oldest first (`qifu worker`, every few seconds); one left
     running by a worker that stopped is made again (``MAX_ATTEMPTS``). Returns how many were
     taken up (made, or failed with their reason)."""
-    made = 0
-    for export in QUEUE.take():
-        _make(export)
-        made += 1
-    return made
+    return QUEUE.run(_make)
 
 
 def _make(export: Export) -> None:
