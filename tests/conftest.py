@@ -143,7 +143,7 @@ def _wipe():
     from qifu.imports.models import ImportRun
     from qifu.registry.models import Entity
 
-    for label in ("abnormal.Listing", "projects.Step", "projects.ChecklistItem", "projects.Phase", "projects.Project", "experts.Cooperation", "experts.Visit", "experts.Pairing", "experts.Need", "experts.Achievement", "experts.Expert",
+    for label in ("inspections.Sample", "inspections.Inspection", "abnormal.Listing", "projects.Step", "projects.ChecklistItem", "projects.Phase", "projects.Project", "experts.Cooperation", "experts.Visit", "experts.Pairing", "experts.Need", "experts.Achievement", "experts.Expert",
                   "labs.SampleOrder", "labs.TestBatch", "labs.BookedSlot", "labs.Booking", "labs.Voucher", "labs.Instrument", "labs.Lab",
                   "policies.Payment", "policies.PaymentBatch", "policies.ApplicationFile", "policies.Application",
                   "policies.Match", "policies.PolicyVersion", "policies.Policy", "corrections.Explanation", "corrections.CorrectionNotice", "accounts.AuditEvent",

@@ -131,8 +131,19 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     from qifu.abnormal.actions import unreachable_due
 
     assert "登记住所核查：2 户查无此主体" in out
-    assert Listing.objects.filter(ground="unreachable", status="listed", report_year__isnull=True).count() == 1
+    from qifu.inspections.models import Inspection, Sample
+
+    by_visit = Listing.objects.filter(ground="unreachable", status="listed", report_year__isnull=True).exclude(
+        pk__in=Sample.objects.filter(listing__isnull=False).values("listing_id"))
+    assert by_visit.count() == 1
     assert len(unreachable_due()) == 1
+    # the closed year's spot checks: a random one mostly checked (one address found empty and
+    # listed), and a targeted one drawn from the reports with serious findings
+    assert set(Inspection.objects.values_list("kind", flat=True)) == {"random", "targeted"}
+    checked = Sample.objects.filter(inspection__kind="random").exclude(result="")
+    assert checked.filter(result="ok").exists() and checked.filter(result="unreachable", listing__isnull=False).exists()
+    assert not Sample.objects.filter(inspection__kind="targeted", entity__findings__isnull=True).exists()
+    assert not Sample.objects.filter(inspectors__isnull=True).exists() and "年报抽查：抽〔" in out
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")

@@ -78,6 +78,7 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
     officer, _ = assign_role(f"{DEMO_USER}-town", "officer", "浒山街道")
     officer.set_password(password)
     officer.save()
+    draw_inspections(user)
     clerk, _ = assign_role(f"{DEMO_USER}-dept", "department", department=DEMO_DEPARTMENT)
     clerk.set_password(password)
     clerk.save()
@@ -555,6 +556,69 @@ def list_late_filers(user, year: int | None, seed: int = 17) -> None:
         abnormal.do_serve(x, way, min(decided.date() + dt.timedelta(days=rng.randint(3, 20)), timezone.localdate()), note,
                           by=user)
     print(f"经营异常名录：{year} 年度逾期未报 {n} 户列入，其中已补报 {len(late)} 户", flush=True)
+
+
+def draw_inspections(user, seed: str = "demo-inspection") -> None:
+    """The closed year's spot checks: a random one (3%) drawn three weeks ago, most of its
+    entities checked since (nothing found, a few ordered to correct, one address found empty and
+    listed), and a targeted one (those with serious findings of the quality rules) drawn today.
+    Skipped when a check exists already."""
+    import datetime as dt
+    import random
+
+    from django.utils import timezone
+
+    from qifu.abnormal import actions as abnormal
+    from qifu.inspections import actions
+    from qifu.inspections.models import Inspection
+
+    if Inspection.objects.exists():
+        return
+    from django.contrib.auth import get_user_model
+
+    from qifu.accounts.actions import assign_role
+
+    # two of the bureau's inspectors beside the demo's administrator, so that each entity gets
+    # two drawn from three; nobody signs in as them (no usable password)
+    for username, first, last in (("demo-inspector-1", "周敏", ""), ("demo-inspector-2", "陈立", "")):
+        if not get_user_model().objects.filter(username=username).exists():
+            account, _ = assign_role(username, "admin")
+            account.first_name, account.last_name = first, last
+            account.set_unusable_password()
+            account.save()
+    year, now = abnormal.closed_year(), timezone.now()
+    today = timezone.localdate(now)
+    try:
+        x = actions.do_draw(year, "random", f"{year}年度年报双随机抽查", "3", by=user, seed=seed,
+                            now=now - dt.timedelta(days=21), finish_by=today + dt.timedelta(days=40))
+        targeted = actions.do_draw(year, "targeted", f"{year}年度年报严重校验问题定向抽查", "10", by=user,
+                                   criteria="open_findings > 0 AND entity_type = 'enterprise'", seed=seed + "-t", now=now)
+    except actions.InspectionError as e:
+        print(f"年报抽查：{e}", flush=True)
+        return
+    rng = random.Random(seed)
+    wrong = ["年报从业人数与社保参保人数不符，已责令更正", "年报营业总收入与纳税申报收入不符，已责令更正",
+             "年报未填写对外投资情况，已责令补充公示"]
+    results = {"ok": 0, "corrected": 0, "unreachable": 0}
+    for i, s in enumerate(x.samples.order_by("entity_id").prefetch_related("inspectors")):
+        if rng.random() < 0.25:
+            continue  # still to be checked
+        by = s.inspectors.first() or user
+        day = today - dt.timedelta(days=rng.randint(1, 20))
+        if i == 3:
+            result, found = "unreachable", "实地核查，登记住所为空置厂房，无人经营"
+        elif rng.random() < 0.15:
+            result, found = "corrected", rng.choice(wrong)
+        else:
+            result, found = "ok", ""
+        try:
+            actions.do_record(s, result, found, day, by, now=now)
+        except actions.InspectionError:
+            continue
+        results[result] += 1
+    print(f"年报抽查：{x.number} 抽取 {x.samples.count()} 户，已检查 {sum(results.values())} 户"
+          f"（未发现问题 {results['ok']}，责令改正 {results['corrected']}，无法联系 {results['unreachable']}）；"
+          f"{targeted.number} 定向抽取 {targeted.samples.count()} 户", flush=True)
 
 
 def find_unreachable(user, seed: int = 19) -> None:

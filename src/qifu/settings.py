@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "qifu.accounts",
     "qifu.corrections",
     "qifu.abnormal",
+    "qifu.inspections",
     "qifu.portal",
     "qifu.service_requests",
     "qifu.land",

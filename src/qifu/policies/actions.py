@@ -31,6 +31,8 @@ from qifu.engine.policies import match as engine
 from qifu.engine.policies import policy as policies_mod
 from qifu.engine.policies import skills
 from qifu.engine.policies.policy import Policy as PolicyDef
+from qifu.engine.policies.profile import COLUMNS as profile_columns
+from qifu.engine.rules.expressions import RuleCompileError, compile_expression
 from qifu.policies import notices
 from qifu.policies.models import (
     Application,
@@ -212,6 +214,19 @@ def _outcome(p: PolicyDef) -> tuple[engine.Outcome, dict]:
         return skills.match(p, certificates(p.year), committed_keys(p.id)), {}
     data = fetch(p.year, set(p.columns))
     return engine.run_duckdb([p], p.year, data)[0], data
+
+
+def entities_where(year: int, condition: str, what: str = "条件") -> list[str]:
+    """The credit codes whose profile of ``year`` meets ``condition``, an expression of the
+    policies' language (``open_findings > 0 AND entity_type = 'enterprise'``), sorted: a targeted
+    spot check's population is chosen with the same machinery as a policy's firms. A mistake in
+    it is refused as a policy's is (``PolicyError``, naming ``what``)."""
+    try:
+        compile_expression(condition, profile_columns, condition=True, sql_nulls=True)
+    except RuleCompileError as e:
+        raise policies_mod.PolicyError(f"{what}：{e}") from None
+    p = PolicyDef(id="where", title=what, year=year, eligible=condition, amount="0")
+    return sorted(_outcome(p)[0].frame["uscc"].to_list())
 
 
 def trial(text: str, code: str | None = None, top: int = 20) -> Trial:

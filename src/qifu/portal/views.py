@@ -26,6 +26,7 @@ from qifu.corrections.models import CorrectionNotice
 from qifu.engine import season
 from qifu.engine.requests.workflow import State
 from qifu.experts.models import Cooperation
+from qifu.inspections import queries as inspection_queries
 from qifu.labs.actions import OPEN_ORDERS
 from qifu.labs.models import ACTIVE, Booking, SampleOrder
 from qifu.policies import queries as policy_queries
@@ -143,9 +144,10 @@ def home(request):
              .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
     every = abnormal_queries.for_entity(entity)
     listings = [x for x in every if x.standing]
+    checks = list(inspection_queries.for_entity(entity.uscc)[:5])
     due = season.deadline(year)
     return render(request, "portal/home.html", {
-        "listings": listings, "past_listings": [x for x in every if not x.standing], "decide_workdays": abnormal.DECIDE_WITHIN_WORKDAYS,
+        "listings": listings, "checks": checks, "past_listings": [x for x in every if not x.standing], "decide_workdays": abnormal.DECIDE_WITHIN_WORKDAYS,
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
         "lab_bookings": bookings, "lab_orders": orders, "answered": answered, "coops": coops,
         "phases_todo": phases, "inspections": inspections, "promised": promised,

@@ -61,7 +61,8 @@ class OutboxMessage(models.Model):
     purpose = models.CharField("事由", max_length=12,
                                choices=PURPOSES + (("signin", "登录验证码"), ("request", "诉求通知"), ("policy", "政策通知"),
                                                   ("project", "项目通知"), ("lab", "实验室通知"),
-                                                  ("expert", "专家通知"), ("abnormal", "经营异常通知")))
+                                                  ("expert", "专家通知"), ("abnormal", "经营异常通知"),
+                                                  ("inspection", "抽查通知")))
     channel = models.CharField("渠道", max_length=10, choices=CHANNELS)
     recipient = models.CharField("接收方", max_length=200)
     body = models.TextField("内容")

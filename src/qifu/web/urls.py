@@ -1,7 +1,20 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from qifu.web import abnormal, accounts, expert_desk, experts, exports, labs, land, policies, projects, requests, views
+from qifu.web import (
+    abnormal,
+    accounts,
+    expert_desk,
+    experts,
+    exports,
+    inspections,
+    labs,
+    land,
+    policies,
+    projects,
+    requests,
+    views,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -62,6 +75,10 @@ urlpatterns = [
     path("abnormal/<int:listing_id>/decision/<int:ruling_id>/proof/", abnormal.proof, name="abnormal-proof-ruling"),
     path("abnormal/<int:listing_id>/decision/<int:ruling_id>/proof/upload/", abnormal.proof_upload,
          name="abnormal-proof-upload-ruling"),
+    path("inspections/", inspections.overview, name="inspections"),
+    path("inspections/draw/", inspections.draw, name="inspection-draw"),
+    path("inspections/<int:inspection_id>/", inspections.inspection, name="inspection"),
+    path("inspections/samples/<int:sample_id>/record/", inspections.record, name="inspection-record"),
     path("projects/", projects.overview, name="projects"),
     path("projects/register/", projects.register, name="project-register"),
     path("projects/<str:code>/", projects.project, name="project"),

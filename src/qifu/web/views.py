@@ -34,6 +34,8 @@ from qifu.engine.contract import PERSONAL_FIELDS, REPORTS
 from qifu.experts import queries as expert_queries
 from qifu.experts.models import Cooperation, Need, Visit
 from qifu.imports.models import ImportRun
+from qifu.inspections import actions as inspection_actions
+from qifu.inspections import queries as inspection_queries
 from qifu.labs import queries as lab_queries
 from qifu.labs.models import Booking, SampleOrder, TestBatch, Voucher, Waiting
 from qifu.land import queries as land_queries
@@ -91,6 +93,7 @@ def home(request):
     ctx["labs"] = _labs_panel(request)
     ctx["experts"] = _experts_panel(request)
     ctx["projects"] = _projects_panel(request)
+    ctx["inspections"] = _inspections_panel(request)
     if scope.role_of(request.user) == scope.Role.ADMIN:  # whether the county's data is being backed up
         ctx["backup"] = backup.status()
         # messages that may or may not have gone out, for the administrator to settle in Django admin
@@ -130,6 +133,16 @@ def _abnormal_panel(request) -> dict | None:
             "m": abnormal_queries.measures(listings), "decide_by": decide_by,
             "late": bool(due) and timezone.localdate() > decide_by,
             "unserved": abnormal_queries.unreached(listings.filter(report_year=year)).count()}
+
+
+def _inspections_panel(request) -> dict | None:
+    """The spot checks: how many drawn and checked, waiting (for the signed-in inspector too),
+    past their last day, and listed because of a result."""
+    samples = inspection_actions.samples_for(request.user)
+    if not samples.exists():
+        return None
+    return {"m": inspection_queries.measures(samples),
+            "mine": inspection_actions.assigned_to(request.user, samples).count()}
 
 
 def _projects_panel(request) -> dict | None:
@@ -369,6 +382,7 @@ def entity(request, uscc: str):
         "expert_visits": Visit.objects.filter(entity=e).select_related("expert")[:20],
         "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),
         "listings": abnormal_queries.for_entity(e),
+        "samples": list(inspection_queries.for_entity(e.uscc)),
         "can_act_listing": can_act_on_listings(request.user),
     }
     ctx["unreachable_standing"] = any(x.unreachable and x.standing for x in ctx["listings"])

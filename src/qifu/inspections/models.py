@@ -1,0 +1,82 @@
+"""A spot check of one report year's published annual reports (年报抽查) and the entities drawn
+for it, each with its inspectors and, once checked, its result."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from qifu.registry.models import Entity, Township
+
+
+class Inspection(models.Model):
+    """One draw (抽查任务): which report year, at random or targeted by an expression over the
+    entity profile (the policies' language: ``open_findings > 0``), at what rate, from how many
+    entities, with which seed (published: anyone can draw the same entities again from the same
+    population, docs/inspections.md), and by when the checks are to be finished."""
+
+    class Kind(models.TextChoices):
+        RANDOM = "random", "双随机抽查"
+        TARGETED = "targeted", "定向抽查"
+
+    number = models.CharField("任务编号", max_length=40, unique=True)
+    year = models.PositiveSmallIntegerField("报告年度")
+    kind = models.CharField("抽查方式", max_length=8, choices=Kind.choices)
+    title = models.CharField("任务名称", max_length=100)
+    criteria = models.CharField("定向条件", max_length=1000, blank=True)
+    rate = models.DecimalField("抽查比例(%)", max_digits=5, decimal_places=2)
+    town = models.ForeignKey(Township, null=True, blank=True, on_delete=models.PROTECT, verbose_name="范围（空为全市）")
+    seed = models.CharField("随机种子", max_length=64)
+    population = models.PositiveIntegerField("抽查范围内主体数")
+    drawn_at = models.DateTimeField("抽取时间")
+    drawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+", verbose_name="抽取人")
+    finish_by = models.DateField("检查完成期限")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "年报抽查任务"
+        ordering = ["-drawn_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+
+class Sample(models.Model):
+    """One entity drawn (抽查对象): its inspectors (two, drawn at random from the staff who may
+    check it), and once checked, the result, what was found and the day; a report found false
+    or an address found empty leads to a listing, kept with it."""
+
+    class Result(models.TextChoices):
+        OK = "ok", "未发现问题"
+        CORRECTED = "corrected", "发现问题已责令改正"
+        FALSE_INFO = "false_info", "公示信息隐瞒真实情况、弄虚作假"
+        UNREACHABLE = "unreachable", "通过登记的住所或者经营场所无法联系"
+        REFUSED = "refused", "不予配合情节严重"
+
+    LISTED = (Result.FALSE_INFO, Result.UNREACHABLE)  # each lists the entity (docs/inspections.md)
+
+    inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="samples")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="samples")
+    town = models.ForeignKey(Township, on_delete=models.PROTECT, verbose_name="所属镇街")
+    inspectors = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+", verbose_name="检查人员")
+    result = models.CharField("检查结果", max_length=12, choices=Result.choices, blank=True)
+    found = models.CharField("检查情况", max_length=500, blank=True)
+    checked_on = models.DateField("检查日期", null=True, blank=True)
+    recorded_at = models.DateTimeField("录入时间", null=True, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", verbose_name="录入人")
+    listing = models.ForeignKey("abnormal.Listing", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+", verbose_name="据此列入经营异常名录")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "抽查对象"
+        ordering = ["inspection", "entity"]
+        constraints = [models.UniqueConstraint(fields=["inspection", "entity"], name="inspections_one_sample")]
+        indexes = [models.Index(fields=["town", "result"])]
+
+    def __str__(self) -> str:
+        return f"{self.inspection.number}：{self.entity_id}"
+
+    @property
+    def checked(self) -> bool:
+        return bool(self.result)

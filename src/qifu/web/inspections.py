@@ -1,0 +1,170 @@
+"""Staff pages of the spot checks (年报抽查): the checks drawn, with their results in a chart, the
+samples waiting for the signed-in inspector, the draw (the county's administrators), one check's
+entities with their inspectors and the result form, and its workbook. Views only: changes go
+through ``inspections.actions``; who sees what through ``accounts.scope``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from qifu import spreadsheets
+from qifu.abnormal import actions as abnormal_actions
+from qifu.accounts import scope
+from qifu.accounts.decorators import staff_required
+from qifu.checks.models import Finding
+from qifu.inspections import actions, queries
+from qifu.inspections.models import Inspection, Sample
+from qifu.registry.models import Township
+from qifu.web import views
+from qifu.web.downloads import audited_xlsx, local_time, person
+
+SHOWN = 500  # samples on a check's page; the workbook has them all
+
+
+def _samples(request):
+    return actions.samples_for(request.user)
+
+
+def _can_draw(request) -> bool:
+    return scope.role_of(request.user) == scope.Role.ADMIN
+
+
+def _inspections(request):
+    """The checks a reader sees: every one for the county's roles; for an officer, those that
+    drew an entity of their township."""
+    qs = Inspection.objects.all()
+    if scope.town_of(request.user) is not None or scope.role_of(request.user) == scope.Role.OFFICER:
+        qs = qs.filter(pk__in=_samples(request).values("inspection_id"))
+    return qs
+
+
+@staff_required
+def overview(request):
+    samples = _samples(request)
+    checks = list(_inspections(request).select_related("town").annotate(
+        drawn=Count("samples", filter=Q(samples__in=samples)),
+        checked=Count("samples", filter=Q(samples__in=samples) & ~Q(samples__result=""))))
+    m = queries.measures(samples)
+    mine = list(actions.assigned_to(request.user, samples).select_related("entity", "town", "inspection")
+                .order_by("inspection__finish_by", "entity_id")[:100])
+    closed = abnormal_actions.closed_year()
+    return render(request, "web/inspections.html", {
+        "checks": checks, "m": m, "mine": mine, "today": timezone.localdate(), "can_draw": _can_draw(request),
+        "years": list(range(closed, closed - 3, -1)), "kinds": Inspection.Kind.choices,
+        "towns": Township.objects.filter(entity__isnull=False).distinct().order_by("code"),
+        "finish_by": timezone.localdate() + dt.timedelta(days=actions.FINISH_DAYS),
+        "town_name": views.town_name(scope.town_of(request.user)),
+        "charts": {"inspection-results": {"labels": [label for label, _ in m["results"]],
+                                          "values": [n for _, n in m["results"]]}},
+    })
+
+
+@staff_required(write=True)
+@require_POST
+def draw(request):
+    """A new check, drawn at once: the county's administrators only."""
+    if not _can_draw(request):
+        messages.error(request, "只有局管理员可以抽取抽查对象")
+        return redirect("inspections")
+    p = request.POST
+    try:
+        year = int(p.get("year", ""))
+    except ValueError:
+        messages.error(request, "请选择报告年度")
+        return redirect("inspections")
+    try:
+        finish_by = dt.date.fromisoformat(p.get("finish_by", "")) if p.get("finish_by") else None
+    except ValueError:
+        messages.error(request, "检查完成期限应为日期")
+        return redirect("inspections")
+    try:
+        x = actions.do_draw(year, p.get("kind", ""), p.get("title", ""), p.get("rate", ""), by=request.user,
+                            town=p.get("town") or None, criteria=p.get("criteria", ""), finish_by=finish_by)
+    except actions.InspectionError as e:
+        messages.error(request, str(e))
+        return redirect("inspections")
+    messages.success(request, f"已抽取 {x.samples.count()} 户（{x.number}，范围内 {x.population} 户），"
+                              f"每户已随机选派检查人员")
+    return redirect("inspection", inspection_id=x.pk)
+
+
+@staff_required
+def inspection(request, inspection_id: int):
+    x = get_object_or_404(_inspections(request), pk=inspection_id)
+    samples = _samples(request).filter(inspection=x)
+    status = request.GET.get("status", "")
+    shown = samples
+    if status == "waiting":
+        shown = shown.filter(result="")
+    elif status == "problems":
+        shown = shown.exclude(result="").exclude(result=Sample.Result.OK)
+    elif status == "mine":
+        shown = actions.assigned_to(request.user, shown)
+    shown = shown.select_related("entity", "town", "recorded_by", "listing").prefetch_related("inspectors")
+    if request.GET.get("format") == "xlsx":
+        return _xlsx(request, x, shown)
+    rows = list(shown.order_by("town_id", "entity_id")[:SHOWN])
+    open_findings = dict(Finding.objects.filter(report_year=x.year, status=Finding.Status.OPEN,
+                                                entity_id__in=[s.entity_id for s in rows])
+                         .values_list("entity_id").annotate(n=Count("id")))
+    for s in rows:
+        s.open_findings = open_findings.get(s.entity_id, 0)
+        s.may_record = actions.may_record(request.user, s) and scope.can_write(request.user)
+    return render(request, "web/inspection.html", {
+        "x": x, "samples": rows, "total": shown.count(), "limit": SHOWN, "m": queries.measures(samples),
+        "status": status, "results": Sample.Result.choices, "today": timezone.localdate(),
+        "town_name": views.town_name(scope.town_of(request.user)),
+    })
+
+
+@staff_required(write=True)
+@require_POST
+def record(request, sample_id: int):
+    s = get_object_or_404(_samples(request).select_related("inspection"), pk=sample_id)
+    back = f"{reverse('inspection', args=[s.inspection_id])}#sample-{s.pk}"
+    if not actions.may_record(request.user, s):
+        messages.error(request, "只有被选派的检查人员或局管理员可以录入检查结果")
+        return redirect(back)
+    try:
+        checked_on = dt.date.fromisoformat(request.POST.get("checked_on", ""))
+    except ValueError:
+        messages.error(request, "请填写检查日期")
+        return redirect(back)
+    try:
+        s = actions.do_record(s, request.POST.get("result", ""), request.POST.get("found", ""), checked_on,
+                              request.user)
+    except actions.InspectionError as e:
+        messages.error(request, str(e))
+        return redirect(back)
+    done = f"已录入检查结果：{s.get_result_display()}"
+    if s.listing_id:
+        done += f"；已据此列入经营异常名录（{s.listing.number}）"
+    messages.success(request, done)
+    return redirect(back)
+
+
+def _xlsx(request, x: Inspection, shown):
+    wb = spreadsheets.workbook()
+    ws = wb.create_sheet("抽查对象")
+    spreadsheets.append(ws, ["统一社会信用代码", "名称", "类型", "镇街", "检查人员", "检查结果", "检查情况", "检查日期", "录入人",
+               "录入时间", "列入经营异常名录决定书"])
+    n = 0
+    for s in shown.order_by("town_id", "entity_id").iterator(chunk_size=2000):
+        spreadsheets.append(ws, [s.entity_id, s.entity.name, s.entity.get_entity_type_display(), s.town.name,
+                   "、".join(person(u) for u in s.inspectors.all()), s.get_result_display(), s.found,
+                   s.checked_on, person(s.recorded_by), local_time(s.recorded_at), s.listing.number if s.listing else ""])
+        n += 1
+    about = wb.create_sheet("抽查任务")
+    for label, value in (("任务编号", x.number), ("任务名称", x.title), ("报告年度", x.year),
+                         ("抽查方式", x.get_kind_display()), ("定向条件", x.criteria), ("抽查比例(%)", float(x.rate)),
+                         ("范围", x.town.name if x.town else "全市"), ("范围内主体数", x.population),
+                         ("随机种子", x.seed), ("抽取时间", local_time(x.drawn_at)), ("检查完成期限", x.finish_by)):
+        spreadsheets.append(about, [label, value])
+    return audited_xlsx(request, wb, f"年报抽查-{x.pk}", f"年报抽查 {x.number}：{n} 户")

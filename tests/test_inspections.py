@@ -1,0 +1,190 @@
+"""Spot checks of the annual reports (年报抽查): who may be drawn, the draw by a kept seed (the
+same entities again from the same seed), two inspectors each from the township's officers and
+the county's administrators, a targeted check by an expression of the policies' language, the
+inspectors' results (an address found empty lists the entity), the township scope, the pages,
+the workbook, the entity's page, the home dashboard and the portal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+from decimal import Decimal
+
+import openpyxl
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from qifu.abnormal.models import Listing
+from qifu.accounts.models import StaffProfile
+from qifu.checks.models import Finding
+from qifu.inspections import actions
+from qifu.inspections.models import Inspection, Sample
+from qifu.registry.models import Entity
+from qifu.reminders.models import OutboxMessage
+from qifu.reports.models import AnnualReport
+from tests.factories import portal_client
+
+pytestmark = pytest.mark.django_db
+YEAR = 2025
+
+
+def staff(county, name: str) -> Client:
+    c = Client()
+    c.force_login(county["users"][name])
+    return c
+
+
+def filed_and_trading(year: int) -> set[str]:
+    """Worked out apart from the query under test: a report of the year, and still active."""
+    filed = set(AnnualReport.objects.filter(report_year=year).values_list("entity_id", flat=True))
+    return {u for u, status in Entity.objects.values_list("uscc", "status") if status == "active" and u in filed}
+
+
+def test_a_random_draw_takes_the_rate_of_those_that_filed_by_its_seed_and_never_the_same_entity_twice(checked_county):
+    admin, officer = checked_county["users"]["admin"], checked_county["users"]["officer"]
+    own = checked_county["own_town"].code
+    pool = filed_and_trading(YEAR)
+    assert actions.population(YEAR) == sorted(pool)
+    x = actions.do_draw(YEAR, "random", "2025年度年报双随机抽查", "10", by=admin, seed="abc123")
+    drawn = list(x.samples.values_list("entity_id", flat=True))
+    assert x.population == len(pool) and len(drawn) == math.ceil(len(pool) * 0.1) > 1
+    assert x.number == f"抽〔{timezone.localdate().year}〕001号" and x.rate == Decimal("10.00")
+    # anyone can draw the same entities again from the same population and seed
+    assert set(drawn) == set(actions.draw(sorted(pool), len(drawn), "abc123"))
+    assert set(actions.draw(sorted(pool), len(drawn), "abc124")) != set(drawn)
+    # two inspectors: the township's one officer, topped up with the county's administrator
+    for s in x.samples.prefetch_related("inspectors"):
+        people = {u.username for u in s.inspectors.all()}
+        assert people == ({"officer", "admin"} if s.town_id == own else {"admin"}), s.entity_id
+    # the next draw of the year leaves out those drawn already
+    assert set(actions.population(YEAR)) == pool - set(drawn)
+    y = actions.do_draw(YEAR, "random", "补充抽查", "100", by=admin, town=own)
+    again = set(y.samples.values_list("entity_id", flat=True))
+    assert again and not again & set(drawn) and y.number.endswith("002号")
+    assert again == {u for u in pool - set(drawn) if Entity.objects.get(pk=u).town_id == own}
+    with pytest.raises(actions.InspectionError, match="没有可抽取的主体"):
+        actions.do_draw(YEAR, "random", "再抽", "5", by=admin, town=own)
+    # mistakes are refused before anything is drawn
+    for kwargs, why in (({"rate": "0"}, "大于 0"), ({"rate": "abc"}, "百分数"), ({"kind": "x"}, "抽查方式"),
+                        ({"criteria": "open_findings > 0"}, "不设定向条件"), ({"title": ""}, "任务名称"),
+                        ({"year": timezone.localdate().year}, "报告年度")):
+        args = {"year": YEAR, "kind": "random", "title": "抽查", "rate": "5"} | kwargs
+        with pytest.raises(actions.InspectionError, match=why):
+            actions.do_draw(args.pop("year"), args.pop("kind"), args.pop("title"), args.pop("rate"), by=officer, **args)
+    assert Inspection.objects.count() == 2
+
+
+def test_a_targeted_draw_reads_the_profile_through_the_policies_language(checked_county):
+    admin = checked_county["users"]["admin"]
+    with_findings = set(Finding.objects.filter(report_year=YEAR, status="open", severity__in=["block", "high"])
+                        .values_list("entity_id", flat=True))
+    expected = filed_and_trading(YEAR) & with_findings
+    assert expected  # the small county's reports have serious findings
+    x = actions.do_draw(YEAR, "targeted", "严重校验问题定向抽查", "100", by=admin, criteria="open_findings > 0")
+    assert set(x.samples.values_list("entity_id", flat=True)) == expected and x.population == len(expected)
+    assert x.criteria == "open_findings > 0" and x.get_kind_display() == "定向抽查"
+    with pytest.raises(actions.InspectionError, match="定向条件"):
+        actions.do_draw(YEAR, "targeted", "错条件", "5", by=admin, criteria="no_such_field > 1")
+    with pytest.raises(actions.InspectionError, match="请写明定向条件"):
+        actions.do_draw(YEAR, "targeted", "无条件", "5", by=admin)
+
+
+def test_inspectors_record_results_and_an_empty_address_lists_the_entity(checked_county):
+    admin = checked_county["users"]["admin"]
+    own = checked_county["own_town"]
+    x = actions.do_draw(YEAR, "random", "2025年度年报双随机抽查", "100", by=admin, town=own.code, seed="s1")
+    samples = list(x.samples.select_related("entity").order_by("entity_id"))
+    ok, empty, wrong = samples[0], samples[1], samples[2]
+    officer = staff(checked_county, "officer")
+    today = timezone.localdate()
+    page = officer.get(f"/inspections/{x.pk}/").content.decode()
+    assert f'id="sample-{ok.pk}"' in page and f'action="/inspections/samples/{ok.pk}/record/"' in page
+    r = officer.post(f"/inspections/samples/{ok.pk}/record/", {"result": "ok", "checked_on": today.isoformat()},
+                     follow=True)
+    assert "已录入检查结果：未发现问题" in r.content.decode()
+    ok.refresh_from_db()
+    assert (ok.result, ok.checked_on, ok.recorded_by.username) == ("ok", today, "officer")
+    # a problem is described; a day in the future is refused
+    r = officer.post(f"/inspections/samples/{wrong.pk}/record/", {"result": "corrected", "checked_on": today.isoformat(),
+                                                                 "found": "无"}, follow=True)
+    assert "至少4个字" in r.content.decode()
+    r = officer.post(f"/inspections/samples/{wrong.pk}/record/",
+                     {"result": "corrected", "found": "从业人数填写有误", "checked_on": (today + dt.timedelta(days=1)).isoformat()},
+                     follow=True)
+    assert "不能晚于今天" in r.content.decode()
+    officer.post(f"/inspections/samples/{wrong.pk}/record/", {"result": "corrected", "checked_on": today.isoformat(),
+                                                             "found": "年报从业人数与社保参保人数不符，已责令更正"})
+    wrong.refresh_from_db()
+    assert wrong.result == "corrected"
+    told = OutboxMessage.objects.filter(key=f"inspection-corrected:{wrong.pk}")
+    assert told.count() == (1 if wrong.entity.phone or wrong.entity.email else 0)
+    if told:
+        assert "年报从业人数与社保参保人数不符" in told.get().body and x.number in told.get().body
+    # an address found empty lists the entity at once, on the unreachable ground, with the check's words
+    officer.post(f"/inspections/samples/{empty.pk}/record/", {"result": "unreachable", "checked_on": today.isoformat(),
+                                                             "found": "实地核查，登记住所为空置厂房"})
+    empty.refresh_from_db()
+    listing = Listing.objects.get(entity=empty.entity)
+    assert empty.listing == listing and listing.ground == "unreachable" and listing.found_on == today
+    assert x.number in listing.found and "空置厂房" in listing.found and listing.listed_by.username == "officer"
+    r = officer.post(f"/inspections/samples/{empty.pk}/record/", {"result": "ok", "checked_on": today.isoformat()},
+                     follow=True)
+    assert "请先在经营异常名录中撤销" in r.content.decode()
+    empty.refresh_from_db()
+    assert empty.result == "unreachable"
+    # another officer of the township who was not sent may not record; the leader reads only;
+    # another township's officer does not see it
+    User = get_user_model()
+    other = User.objects.create_user("second-officer", password="second-pw-for-tests")
+    StaffProfile.objects.create(user=other, role="officer", town=own)
+    c = Client()
+    c.force_login(other)
+    r = c.post(f"/inspections/samples/{samples[3].pk}/record/", {"result": "ok", "checked_on": today.isoformat()},
+               follow=True)
+    assert "只有被选派的检查人员" in r.content.decode()
+    assert staff(checked_county, "leader").post(f"/inspections/samples/{samples[3].pk}/record/",
+                                                {"result": "ok", "checked_on": today.isoformat()}).status_code == 403
+    stranger = User.objects.create_user("elsewhere", password="elsewhere-pw-for-tests")
+    StaffProfile.objects.create(user=stranger, role="officer", town=checked_county["other_town"])
+    c.force_login(stranger)
+    assert c.get(f"/inspections/{x.pk}/").status_code == 404
+    assert c.post(f"/inspections/samples/{samples[3].pk}/record/", {"result": "ok"}).status_code == 404
+    samples[3].refresh_from_db()
+    assert samples[3].result == ""
+    # the measures, the workbook, the entity's page, the dashboard and the portal
+    page = officer.get("/inspections/").content.decode()
+    assert '<b id="tile-checked">3</b>' in page and '<b id="tile-listed">1</b>' in page
+    assert f'<b id="tile-waiting">{len(samples) - 3}</b>' in page and 'id="inspections-mine"' in page
+    book = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
+    rows = {r[0]: r for r in book["抽查对象"].iter_rows(min_row=2, values_only=True)}
+    assert set(rows) == {s.entity_id for s in samples}
+    assert rows[empty.entity_id][5] == "通过登记的住所或者经营场所无法联系" and rows[empty.entity_id][10] == listing.number
+    assert dict(book["抽查任务"].iter_rows(values_only=True))["随机种子"] == "s1"
+    page = officer.get(f"/entities/{wrong.entity_id}/").content.decode()
+    assert f'id="entity-sample-{wrong.pk}"' in page and "发现问题已责令改正" in page
+    assert "待我检查" in officer.get("/").content.decode()
+    home = portal_client(wrong.entity_id).get("/portal/").content.decode()
+    assert f'id="check-{wrong.pk}"' in home and "年报从业人数与社保参保人数不符" in home
+    home = portal_client(samples[3].entity_id).get("/portal/").content.decode()
+    assert f'id="check-{samples[3].pk}"' in home and "检查人员将在" in home
+
+
+def test_only_administrators_draw_on_the_page(checked_county):
+    form = {"year": YEAR, "kind": "random", "title": "页面抽查", "rate": "5", "town": "", "finish_by": "", "criteria": ""}
+    r = staff(checked_county, "officer").post("/inspections/draw/", form, follow=True)
+    assert "只有局管理员可以抽取" in r.content.decode() and not Inspection.objects.exists()
+    assert staff(checked_county, "leader").post("/inspections/draw/", form).status_code == 403
+    r = staff(checked_county, "admin").post("/inspections/draw/", form, follow=True)
+    x = Inspection.objects.get()
+    assert r.redirect_chain[-1][0] == f"/inspections/{x.pk}/" and "已抽取" in r.content.decode()
+    assert f'id="inspection-seed">{x.seed}<' in r.content.decode()
+    r = staff(checked_county, "admin").post("/inspections/draw/", form | {"kind": "targeted", "criteria": "x >"},
+                                            follow=True)
+    assert "定向条件" in r.content.decode() and Inspection.objects.count() == 1
+    # an officer sees the check only through its own township's samples
+    own = Sample.objects.filter(inspection=x, town=checked_county["own_town"]).count()
+    page = staff(checked_county, "officer").get("/inspections/").content.decode()
+    assert (f'id="inspection-{x.pk}"' in page) == bool(own)
