@@ -188,3 +188,58 @@ def test_only_administrators_draw_on_the_page(checked_county):
     own = Sample.objects.filter(inspection=x, town=checked_county["own_town"]).count()
     page = staff(checked_county, "officer").get("/inspections/").content.decode()
     assert (f'id="inspection-{x.pk}"' in page) == bool(own)
+
+
+def test_a_report_found_false_lists_the_entity_until_it_has_corrected_what_it_published(checked_county):
+    from qifu.abnormal import actions as abnormal
+    from qifu.abnormal import documents
+
+    admin = checked_county["users"]["admin"]
+    own = checked_county["own_town"]
+    x = actions.do_draw(YEAR, "random", "2025年度年报双随机抽查", "100", by=admin, town=own.code, seed="s2")
+    s = x.samples.select_related("entity").filter(entity__entity_type="enterprise").order_by("entity_id").first()
+    officer = staff(checked_county, "officer")
+    today = timezone.localdate()
+    officer.post(f"/inspections/samples/{s.pk}/record/", {"result": "false_info", "checked_on": today.isoformat(),
+                                                         "found": "年报从业人数30人，社保参保记录为3人"})
+    s.refresh_from_db()
+    listing = s.listing
+    assert listing is not None and listing.ground == "false_info" and listing.report_year is None
+    assert listing.found_on == today and "社保参保记录为3人" in listing.found and listing.address == ""
+    assert listing.because == "公示企业信息隐瞒真实情况、弄虚作假" and listing.about == "信息不实"
+    told = OutboxMessage.objects.filter(key=abnormal.told_key(listing))
+    if s.entity.phone or s.entity.email:
+        assert "弄虚作假" in told.get().body and "更正公示的信息后" in told.get().body
+    d = documents.decision(Listing.objects.select_related("entity").get(pk=listing.pk))
+    assert "隐瞒真实情况、弄虚作假" in d.paragraphs[0] and "社保参保记录为3人" in d.paragraphs[0]
+    assert "更正公示的信息后" in d.paragraphs[1]
+    # a second result of the same kind for the same entity keeps the standing listing
+    with pytest.raises(abnormal.ListingError, match="尚未移出"):
+        abnormal.do_list_false(s.entity, today, "再次查实年报信息不实", by=admin)
+    # the list's page counts and filters it; the firm sees it and applies with what it corrected
+    page = officer.get("/abnormal/", {"status": "false_info"}).content.decode()
+    assert '<b id="tile-false-info">1</b>' in page and f'id="listing-{listing.pk}"' in page
+    firm = portal_client(s.entity_id)
+    home = firm.get("/portal/").content.decode()
+    assert "公示的信息隐瞒真实情况、弄虚作假" in home and f'id="abnormal-apply-{listing.pk}"' in home
+    api = firm.get("/api/v1/abnormal").json()
+    assert [(r["ground"], r["report_year"], r["found_on"]) for r in api] == [("false_info", None, today.isoformat())]
+    r = firm.post(f"/api/v1/abnormal/{listing.pk}/apply", {"statement": "改"}, content_type="application/json")
+    assert r.status_code == 400 and "更正了哪些" in r.json()["detail"]
+    r = firm.post(f"/api/v1/abnormal/{listing.pk}/apply", {"statement": "已更正2025年度年报的从业人数"},
+                  content_type="application/json")
+    assert r.status_code == 200 and r.json()["status"] == "applied"
+    # staff remove it saying what they checked; the removal's decision says it was corrected
+    listing.refresh_from_db()
+    with pytest.raises(abnormal.ListingError, match="核实的情况"):
+        abnormal.do_remove(listing, admin, "")
+    abnormal.do_remove(listing, admin, "已核对更正后的年报与社保记录一致")
+    listing.refresh_from_db()
+    assert listing.status == "removed"
+    r = listing.rulings.get()
+    assert "已更正公示的信息" in documents.ruling(r).paragraphs[1]
+    # the result cannot change while the listing stands; once off, it can be recorded again
+    s.refresh_from_db()
+    actions.do_record(s, "corrected", "已责令更正从业人数", today, admin)
+    s.refresh_from_db()
+    assert s.result == "corrected" and s.listing is None

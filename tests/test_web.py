@@ -137,11 +137,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
         pk__in=Sample.objects.filter(listing__isnull=False).values("listing_id"))
     assert by_visit.count() == 1
     assert len(unreachable_due()) == 1
-    # the closed year's spot checks: a random one mostly checked (one address found empty and
-    # listed), and a targeted one drawn from the reports with serious findings
+    # the closed year's spot checks: a random one mostly checked (one address found empty and one
+    # report found false, both listed), and a targeted one drawn from the reports with serious findings
     assert set(Inspection.objects.values_list("kind", flat=True)) == {"random", "targeted"}
     checked = Sample.objects.filter(inspection__kind="random").exclude(result="")
     assert checked.filter(result="ok").exists() and checked.filter(result="unreachable", listing__isnull=False).exists()
+    assert checked.filter(result="false_info", listing__ground="false_info").exists()
     assert not Sample.objects.filter(inspection__kind="targeted", entity__findings__isnull=True).exists()
     assert not Sample.objects.filter(inspectors__isnull=True).exists() and "年报抽查：抽〔" in out
     # with an expert partner who signs in to their own desk

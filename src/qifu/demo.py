@@ -561,7 +561,7 @@ def list_late_filers(user, year: int | None, seed: int = 17) -> None:
 def draw_inspections(user, seed: str = "demo-inspection") -> None:
     """The closed year's spot checks: a random one (3%) drawn three weeks ago, most of its
     entities checked since (nothing found, a few ordered to correct, one address found empty and
-    listed), and a targeted one (those with serious findings of the quality rules) drawn today.
+    one report found false, both listed), and a targeted one (those with serious findings of the quality rules) drawn today.
     Skipped when a check exists already."""
     import datetime as dt
     import random
@@ -599,14 +599,16 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
     rng = random.Random(seed)
     wrong = ["年报从业人数与社保参保人数不符，已责令更正", "年报营业总收入与纳税申报收入不符，已责令更正",
              "年报未填写对外投资情况，已责令补充公示"]
-    results = {"ok": 0, "corrected": 0, "unreachable": 0}
+    results = {"ok": 0, "corrected": 0, "unreachable": 0, "false_info": 0}
+    listed = {3: ("unreachable", "实地核查，登记住所为空置厂房，无人经营"),
+              5: ("false_info", "年报从业人数28人，社保参保记录为4人，企业无法提供用工记录")}
     for i, s in enumerate(x.samples.order_by("entity_id").prefetch_related("inspectors")):
-        if rng.random() < 0.25:
+        if i not in listed and rng.random() < 0.25:
             continue  # still to be checked
         by = s.inspectors.first() or user
         day = today - dt.timedelta(days=rng.randint(1, 20))
-        if i == 3:
-            result, found = "unreachable", "实地核查，登记住所为空置厂房，无人经营"
+        if i in listed:
+            result, found = listed[i]
         elif rng.random() < 0.15:
             result, found = "corrected", rng.choice(wrong)
         else:
@@ -617,7 +619,8 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
             continue
         results[result] += 1
     print(f"年报抽查：{x.number} 抽取 {x.samples.count()} 户，已检查 {sum(results.values())} 户"
-          f"（未发现问题 {results['ok']}，责令改正 {results['corrected']}，无法联系 {results['unreachable']}）；"
+          f"（未发现问题 {results['ok']}，责令改正 {results['corrected']}，无法联系 {results['unreachable']}，"
+          f"信息不实 {results['false_info']}）；"
           f"{targeted.number} 定向抽取 {targeted.samples.count()} 户", flush=True)
 
 

@@ -1,9 +1,11 @@
 """Named actions of the abnormal-operation list (经营异常名录): who is due to be listed for a
 report year once its season has closed, listing them by one decision (each told in writing),
 an entity's application to come off once it has filed late (补报), and the bureau's removal or
-refusal (the entity told either way). And the second ground qifu keeps: an entity a visit found
-not at its registered address (查无此主体), listed by its own decision, off once it has moved
-its registration or can be reached there again."""
+refusal (the entity told either way). And the grounds found by staff: an entity a visit or a
+spot check found not at its registered address (查无此主体), off once it has moved its
+registration or can be reached there again; and one a spot check found to have published false
+information (隐瞒真实情况、弄虚作假), off once it has corrected it. Each is listed by its own
+decision and comes off on its statement, checked by staff."""
 
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 
 REASON = Listing.Ground.NOT_FILED.label
-UNREACHABLE = Listing.Ground.UNREACHABLE.label
 DECIDE_WITHIN_WORKDAYS = Listing.DECIDE_WITHIN_WORKDAYS
 # the listing itself is decided within ten working days of the season's close (same 办法, art. 6;
 # 《个体工商户年度报告暂行办法》 art. 13 for the marking of individual businesses)
@@ -201,18 +202,20 @@ def listed_text(name: str, year: int, x: Listing) -> str:
 
 def back_filed(x: Listing) -> bool:
     """Whether the listed entity has filed the year's report since (补报); never for a listing
-    of an unreachable address."""
-    if x.unreachable:
+    on a finding (an unreachable address, false information)."""
+    if x.on_finding:
         return False
     return AnnualReport.objects.filter(entity_id=x.entity_id, report_year=x.report_year).exists()
 
 
-# --- the second ground: not at its registered address (通过登记的住所或者经营场所无法联系) -------------
+# --- the grounds found by staff: not at its registered address (通过登记的住所或者经营场所无法联系),
+# and false information published (公示企业信息隐瞒真实情况、弄虚作假) ---------------------------------
 
 
 def told_key(x: Listing) -> str:
-    """The key of the message that told the entity of ``x`` (``queries.unreached`` reads it)."""
-    return f"abnormal-listed:{x.entity_id}:" + (f"u{x.pk}" if x.unreachable else str(x.report_year))
+    """The key of the message that told the entity of ``x`` (``queries.unreached`` reads it): a
+    year's by its year, one on a finding by its own id."""
+    return f"abnormal-listed:{x.entity_id}:" + (f"u{x.pk}" if x.on_finding else str(x.report_year))
 
 
 def unreachable_due(today: dt.date | None = None, entities: QuerySet[Entity] | None = None) -> list[dict]:
@@ -247,31 +250,54 @@ def unreachable_due(today: dt.date | None = None, entities: QuerySet[Entity] | N
 def do_list_unreachable(entity: Entity, found_on: dt.date, found: str, by=None,
                         now: dt.datetime | None = None) -> Listing:
     """List ``entity`` because it cannot be reached at its registered address: ``found_on``, the
-    day that was found (not after today), and ``found``, how (a visit, the post returned: at
-    least four characters; the decision says it). Its own decision, with the next number of the
-    year; the registered address kept with it; the entity told where a text or an email reaches
-    it. One standing on this ground at a time."""
+    day that was found (not after today), and ``found``, how (a visit, the post returned, a spot
+    check: at least four characters; the decision says it). Its own decision, with the next
+    number of the year; the registered address kept with it; the entity told where a text or an
+    email reaches it. One standing on this ground at a time."""
+    return _list_on_finding(
+        entity, Listing.Ground.UNREACHABLE, found_on, found, by, now,
+        "请写明核查情况（至少4个字），如：5月12日实地核查，登记住所为空置厂房，无人经营",
+        lambda x: f"【{_county()}市场监管局】{entity.name}：经实地核查，通过登记的住所或者经营场所无法与您单位联系，"
+                  f"已被{x.decided}（{x.number}）。办理住所变更登记，或能够在登记住所取得联系后，"
+                  f"可登录企服平台申请移出。" + FREE)
+
+
+def do_list_false(entity: Entity, found_on: dt.date, found: str, by=None, now: dt.datetime | None = None) -> Listing:
+    """List ``entity`` because what it published was found to hide the truth or to be false (a
+    spot check's finding, 查实 on ``found_on``; ``found`` says what: at least four characters, the
+    decision quotes it). As for an unreachable address: its own decision and number, the entity
+    told, one standing on this ground at a time; off once it has corrected what it published and
+    staff have checked it."""
+    return _list_on_finding(
+        entity, Listing.Ground.FALSE_INFO, found_on, found, by, now,
+        "请写明查实的情况（至少4个字），如：年报从业人数30人，社保参保记录为3人",
+        lambda x: f"【{_county()}市场监管局】{entity.name}：经检查，您单位公示的信息隐瞒真实情况、弄虚作假，"
+                  f"已被{x.decided}（{x.number}）。更正公示的信息后，可登录企服平台申请移出。" + FREE)
+
+
+def _list_on_finding(entity: Entity, ground: str, found_on: dt.date, found: str, by, now: dt.datetime | None,
+                     example: str, told) -> Listing:
     now = now or timezone.now()
     today = timezone.localdate(now)
     found = _typed(found, "核查情况")
     if len(found) < 4:
-        raise ListingError("请写明核查情况（至少4个字），如：5月12日实地核查，登记住所为空置厂房，无人经营")
+        raise ListingError(example)
     if found_on > today:
         raise ListingError("查实日期不能晚于今天")
     if entity.status != "active":
         raise ListingError("该主体已不在存续状态，不能列入")
+    label = Listing.Ground(ground).label
     try:
         with transaction.atomic():
-            if Listing.objects.filter(entity=entity, ground=Listing.Ground.UNREACHABLE, status__in=STANDING).exists():
-                raise ListingError("该主体已因无法联系列入经营异常名录，尚未移出")
+            if Listing.objects.filter(entity=entity, ground=ground, status__in=STANDING).exists():
+                raise ListingError(f"该主体已因{label}列入经营异常名录，尚未移出")
             x = Listing.objects.create(
-                entity=entity, town_id=entity.town_id, ground=Listing.Ground.UNREACHABLE, kind=kind_of(entity.entity_type),
-                reason=UNREACHABLE, number=numbered(today.year, last_number(today.year) + 1), listed_on=today,
-                listed_by=by, found_on=found_on, found=found[:300], address=entity.address or "")
-            decency.tell_once(told_key(x), entity.uscc, "abnormal", entity.phone, entity.email,
-                              f"【{_county()}市场监管局】{entity.name}：经实地核查，通过登记的住所或者经营场所无法与您单位联系，"
-                              f"已被{x.decided}（{x.number}）。办理住所变更登记，或能够在登记住所取得联系后，"
-                              f"可登录企服平台申请移出。" + FREE, f"{x.get_kind_display()} {x.number}", now)
+                entity=entity, town_id=entity.town_id, ground=ground, kind=kind_of(entity.entity_type),
+                reason=label, number=numbered(today.year, last_number(today.year) + 1), listed_on=today,
+                listed_by=by, found_on=found_on, found=found[:300],
+                address=(entity.address or "") if ground == Listing.Ground.UNREACHABLE else "")
+            decency.tell_once(told_key(x), entity.uscc, "abnormal", entity.phone, entity.email, told(x),
+                              f"{x.get_kind_display()} {x.number}", now)
     except IntegrityError as e:  # another decision at the same moment took the same number
         raise ListingError("另一位同事正在作出列入决定，请稍后重试") from e
     return x
@@ -305,11 +331,14 @@ def do_apply(x: Listing, by=None, now: dt.datetime | None = None, statement: str
         if x.unreachable:
             if len(statement) < 4:
                 raise ListingError("请说明现在如何能在登记的住所或者经营场所联系到您单位，或已办理住所变更登记（至少4个字）")
+        elif x.false_info:
+            if len(statement) < 4:
+                raise ListingError("请说明已更正了哪些公示的信息（至少4个字），如：已更正2025年度年报的从业人数和营业收入")
         elif not back_filed(x):
             raise ListingError(f"请先在国家企业信用信息公示系统补报 {x.report_year} 年度年报，补报后再申请移出"
                                f"（已补报的，平台导入年报数据后即可申请；仍不能申请的，请联系所在地市场监管所）")
         x.status, x.applied_at, x.applied_channel = Listing.Status.APPLIED, now, "staff" if by else "portal"
-        x.applied_note = statement[:300] if x.unreachable else ""
+        x.applied_note = statement[:300] if x.on_finding else ""
         x.save(update_fields=["status", "applied_at", "applied_channel", "applied_note"])
     return x
 
@@ -323,15 +352,17 @@ def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) ->
     now = now or timezone.now()
     with transaction.atomic():
         x = _locked(x, *STANDING, why="已经移出或撤销")
-        if x.unreachable:
+        if x.on_finding:
             if len(note) < 4:
-                raise ListingError("请写明核实的情况（至少4个字），如：6月3日实地核实，企业已在登记住所恢复经营")
+                raise ListingError("请写明核实的情况（至少4个字），如：6月3日实地核实，企业已在登记住所恢复经营"
+                                   if x.unreachable else "请写明核实的情况（至少4个字），如：已核对更正后的年报与社保记录一致")
         elif not back_filed(x):
             raise ListingError(f"该主体尚未补报 {x.report_year} 年度年报，不能移出")
         r = _rule(x, Ruling.Kind.REMOVE, by, note, now)
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
-        done = "经核实已可以联系到您单位" if x.unreachable else f"您单位已补报{x.report_year}年度年报"
+        done = ("经核实已可以联系到您单位" if x.unreachable else "经核实您单位已更正公示的信息" if x.false_info
+                else f"您单位已补报{x.report_year}年度年报")
         decency.tell_once(f"abnormal-removed:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：{done}，"
                           f"已于{x.removed_on.month}月{x.removed_on.day}日{x.undone}（{r.number}，原{x.number}），"
@@ -509,7 +540,7 @@ def warn_serious(now: dt.datetime | None = None) -> int:
         if key in told or serious_on(x) < today:
             continue
         on = serious_on(x)
-        way = "办理住所变更登记或在登记住所恢复联系" if x.unreachable else "补报"
+        way = x.way_off
         body = (f"【{_county()}市场监管局】{x.entity.name}：您单位因{x.because}列入经营异常名录（{x.number}），"
                 f"将于{on.year}年{on.month}月{on.day}日满三年。满三年仍未移出的，将列入严重违法失信名单，法定代表人三年内不得担任"
                 f"其他企业的法定代表人。请尽快{way}并登录企服平台申请移出。" + FREE)

@@ -82,6 +82,15 @@ def decision(x: Listing) -> Document:
         if not marked:
             paragraphs.append("列入经营异常名录满三年仍未移出的，将被列入严重违法失信名单。")
         paragraphs.append(f"{you}如在本局核查时能够通过登记的住所或者经营场所取得联系，可以向本局提出异议。")
+    elif x.false_info:
+        paragraphs = [
+            f"经查，{you}公示的信息隐瞒真实情况、弄虚作假（{_day(x.found_on or x.listed_on)}查实：{x.found.rstrip('。')}）。"
+            f"依据{_basis(x)}的规定，本局决定自{_day(x.listed_on)}起将{you}{x.decided}。",
+            f"{you}更正公示的信息后，可以登录企服平台或到所在地市场监管所申请{x.undone}，{within}核实并作出决定。",
+        ]
+        if not marked:
+            paragraphs.append("列入经营异常名录满三年仍未移出的，将被列入严重违法失信名单。")
+        paragraphs.append(f"{you}如认为公示的信息真实、本局查实有误，可以向本局提出异议。")
     else:
         paragraphs = [
             f"经查，{you}未在{x.report_year + 1}年6月30日前报送并公示{x.report_year}年度年度报告。"
@@ -107,11 +116,14 @@ def ruling(r: Ruling) -> Document:
     county = reference.county()["county"]
     x = r.listing
     you = _you(x)
-    why = (x.Ground.UNREACHABLE.label if x.unreachable else f"未按规定期限公示{x.report_year}年度年度报告")
+    why = x.get_ground_display() if x.on_finding else f"未按规定期限公示{x.report_year}年度年度报告"
     what = f"{you}因{why}，本局于{_day(x.listed_on)}作出{x.number}决定，将{you}{x.decided}。"
     applied = f"{you}于{_day(timezone.localdate(r.applied_at))}申请{x.undone}。" if r.applied_at else ""
     if r.kind == Ruling.Kind.REMOVE and x.unreachable:
         paragraphs = [what, f"{applied}经核实，{r.reason.rstrip('。')}，{you}已能够通过登记的住所或者经营场所取得联系，"
+                            f"符合{x.undone}的条件。依据{_basis(x)}的规定，本局决定自{_day(r.decided_on)}起{_off(x)}。"]
+    elif r.kind == Ruling.Kind.REMOVE and x.false_info:
+        paragraphs = [what, f"{applied}经核实，{r.reason.rstrip('。')}，{you}已更正公示的信息，"
                             f"符合{x.undone}的条件。依据{_basis(x)}的规定，本局决定自{_day(r.decided_on)}起{_off(x)}。"]
     elif r.kind == Ruling.Kind.REMOVE:
         paragraphs = [what, f"{you}已补报{x.report_year}年度年度报告并公示。{applied}经审查，符合{x.undone}的条件。"
@@ -144,7 +156,7 @@ def notice(listings: list[Listing], what: str, today: dt.date) -> Document:
         f"因{why}，依法向其公告送达。",
         f"自本公告发布之日起满{NOTICE_DAYS}日，即视为送达。各主体可以登录企服平台查看、打印决定书，或者到所在地市场监管所领取；"
         f"对决定不服的，可以自送达之日起六十日内向{county}人民政府申请行政复议，也可以自送达之日起六个月内依法向人民法院提起行政诉讼。",
-        "补报年度报告、办理住所或者经营场所变更登记或者能够重新取得联系的，可以依法申请移出。",
+        "补报年度报告、更正公示的信息、办理住所或者经营场所变更登记或者能够重新取得联系的，可以依法申请移出。",
     ]
     return Document(title="关于送达列入经营异常名录决定书的公告", number="", addressee="", paragraphs=paragraphs,
                     issuer=bureau, issued_on=today, annulled="")

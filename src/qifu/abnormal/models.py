@@ -48,6 +48,10 @@ class PaperService(models.Model):
         raise NotImplementedError
 
 
+# a listing on a finding, named in a line or a title (a year's is named by its year)
+ABOUT = {"unreachable": "无法联系", "false_info": "信息不实"}
+
+
 class Listing(PaperService):
     """One entity listed for one report year (列入经营异常名录; an individual business is marked
     经营异常状态 instead), by a decision with its number; it comes off (移出) once it has filed
@@ -65,7 +69,8 @@ class Listing(PaperService):
         """Why it was listed (《企业经营异常名录管理办法》's grounds that qifu keeps)."""
 
         NOT_FILED = "not_filed", "未按规定期限公示年度报告"  # for a report year
-        UNREACHABLE = "unreachable", "通过登记的住所或者经营场所无法联系"  # found by a visit
+        UNREACHABLE = "unreachable", "通过登记的住所或者经营场所无法联系"  # found by a visit or a spot check
+        FALSE_INFO = "false_info", "公示企业信息隐瞒真实情况、弄虚作假"  # found by a spot check
 
     class Status(models.TextChoices):
         LISTED = "listed", "列入中"
@@ -116,6 +121,8 @@ class Listing(PaperService):
             # at most one standing for an unreachable address (its report_year is empty)
             models.UniqueConstraint(fields=["entity"], name="abnormal_one_unreachable_standing",
                                     condition=Q(ground="unreachable", status__in=["listed", "applied"])),
+            models.UniqueConstraint(fields=["entity"], name="abnormal_one_false_info_standing",
+                                    condition=Q(ground="false_info", status__in=["listed", "applied"])),
         ]
         indexes = [models.Index(fields=["report_year", "status"]), models.Index(fields=["town", "status"])]
 
@@ -140,6 +147,25 @@ class Listing(PaperService):
         return self.ground == self.Ground.UNREACHABLE
 
     @property
+    def false_info(self) -> bool:
+        return self.ground == self.Ground.FALSE_INFO
+
+    @property
+    def on_finding(self) -> bool:
+        """Listed on a fact staff found (an address found empty, a report found false), not for
+        a report year: no year, off on the entity's statement once staff have checked it."""
+        return self.ground != self.Ground.NOT_FILED
+
+    @property
+    def way_off(self) -> str:
+        """What the entity does to come off, as its messages say it after 请尽快."""
+        if self.unreachable:
+            return "办理住所变更登记或在登记住所恢复联系"
+        if self.false_info:
+            return "更正公示的信息"
+        return "补报"
+
+    @property
     def moved(self) -> bool:
         """Unreachable, and the entity's registered address is no longer the one it was listed at
         (a change of address registered since: a way off, for staff to check)."""
@@ -148,12 +174,12 @@ class Listing(PaperService):
     @property
     def because(self) -> str:
         """Why, as its messages say it after 因: 未报送2025年度年报, 通过登记的住所或者经营场所无法联系."""
-        return self.Ground.UNREACHABLE.label if self.unreachable else f"未报送{self.report_year}年度年报"
+        return self.get_ground_display() if self.on_finding else f"未报送{self.report_year}年度年报"
 
     @property
     def about(self) -> str:
-        """Which listing, in a line or a title: 2025 年度, or 无法联系."""
-        return "无法联系" if self.unreachable else f"{self.report_year} 年度"
+        """Which listing, in a line or a title: 2025 年度, 无法联系 or 信息不实."""
+        return ABOUT.get(self.ground) or f"{self.report_year} 年度"
 
     @property
     def later_decisions(self) -> str:

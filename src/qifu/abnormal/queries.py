@@ -9,7 +9,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from qifu.abnormal.actions import STANDING, overdue_from, refusal_key, warn_before
-from qifu.abnormal.models import Listing, Ruling
+from qifu.abnormal.models import ABOUT, Listing, Ruling
 from qifu.engine.requests.workflow import State
 from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
@@ -33,7 +33,7 @@ def unreached(qs: QuerySet[Listing]) -> QuerySet[Listing]:
     email (none stored for it, or its delivery failed) and has not been served on paper yet:
     their written decisions are to be printed and served. Not those imported from the national
     system: their decisions were made and served there."""
-    which = Case(When(ground=Listing.Ground.UNREACHABLE, then=Concat(Value("u"), Cast("pk", output_field=CharField()))),
+    which = Case(When(~Q(ground=Listing.Ground.NOT_FILED), then=Concat(Value("u"), Cast("pk", output_field=CharField()))),
                  default=Cast("report_year", output_field=CharField()), output_field=CharField())
     told = OutboxMessage.objects.filter(  # actions.told_key
         key=Concat(Value("abnormal-listed:"), OuterRef("entity_id"), Value(":"), OuterRef("which"),
@@ -73,7 +73,7 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
     staff can help off the list: 信用修复), removed, annulled as wrong, standing with an objection
     not yet settled, standing listings reaching three years within ``WARN_DAYS`` days (the
     serious list follows), and standing for an unreachable address, those registered anew since
-    among them."""
+    among them, and standing for false information."""
     today = today or timezone.localdate()
     m = qs.aggregate(
         standing=Count("id", filter=Q(status__in=STANDING)),
@@ -86,15 +86,17 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
         objected=Count("id", filter=OBJECTED),
         warn=Count("id", filter=Q(status__in=STANDING, listed_on__lte=warn_before(today))),
         unreachable=Count("id", filter=Q(status__in=STANDING, ground=Listing.Ground.UNREACHABLE)),
+        false_info=Count("id", filter=Q(status__in=STANDING, ground=Listing.Ground.FALSE_INFO)),
     )
     # apart: a count filtered on an EXISTS annotation counted none on SQLite (Django 5.2)
     m["back_filed"] = with_back_filed(qs.filter(status=Listing.Status.LISTED)).filter(back_filed=True).count()
     m["moved"] = moved(qs).count()  # apart: the address compared across the join, as the filter reads it
-    by_year = (qs.values("report_year").annotate(on=Count("id", filter=Q(status__in=STANDING)),
-                                                 off=Count("id", filter=Q(status=Listing.Status.REMOVED)))
-               .order_by("report_year"))
+    by_year = (qs.values("report_year", "ground").annotate(on=Count("id", filter=Q(status__in=STANDING)),
+                                                           off=Count("id", filter=Q(status=Listing.Status.REMOVED)))
+               .order_by("report_year", "ground"))
     by_year = [r for r in by_year if r["report_year"]] + [r for r in by_year if not r["report_year"]]
-    m["chart"] = {"labels": [f"{r['report_year']} 年度" if r["report_year"] else "无法联系" for r in by_year],
+    m["chart"] = {"labels": [f"{r['report_year']} 年度" if r["report_year"] else ABOUT.get(r["ground"], "")
+                             for r in by_year],
                   "stacked": True,
                   "series": [{"label": "列入中", "values": [r["on"] for r in by_year]},
                              {"label": "已移出", "values": [r["off"] for r in by_year]}]}

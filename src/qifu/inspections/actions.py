@@ -191,8 +191,9 @@ def do_record(sample: Sample, result: str, found: str, checked_on: dt.date, by,
               now: dt.datetime | None = None) -> Sample:
     """The inspectors' result: what they found (at least four characters, except 未发现问题) and
     the day. A report found false, or an address found empty, lists the entity on the
-    abnormal-operation list by the same action as a visit's finding (the listing kept with the
-    sample); an order to correct is told to the entity. A result may be corrected until it has
+    abnormal-operation list on that ground (an address by the same action as a visit's finding;
+    a standing listing on the same ground is kept with the sample instead of a second); an order
+    to correct is told to the entity. A result may be corrected until it has
     led to a listing (then the listing is annulled first, on the list's page)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -212,16 +213,15 @@ def do_record(sample: Sample, result: str, found: str, checked_on: dt.date, by,
         sample.result, sample.found, sample.checked_on = result, found[:500], checked_on
         sample.recorded_at, sample.recorded_by, sample.listing = now, by, None
         e, x = sample.entity, sample.inspection
-        if result == Result.UNREACHABLE:
-            standing = Listing.objects.filter(entity=e, ground=Listing.Ground.UNREACHABLE,
-                                              status__in=abnormal.STANDING).first()
+        if result in Sample.LISTED:
+            ground = Listing.Ground.UNREACHABLE if result == Result.UNREACHABLE else Listing.Ground.FALSE_INFO
+            decide = abnormal.do_list_unreachable if result == Result.UNREACHABLE else abnormal.do_list_false
+            standing = Listing.objects.filter(entity=e, ground=ground, status__in=abnormal.STANDING).first()
             try:
-                sample.listing = standing or abnormal.do_list_unreachable(
-                    e, checked_on, f"{x.year}年度年报抽查（{x.number}）：{found}", by=by, now=now)
+                sample.listing = standing or decide(e, checked_on, f"{x.year}年度年报抽查（{x.number}）：{found}",
+                                                    by=by, now=now)
             except abnormal.ListingError as err:
                 raise InspectionError(str(err)) from None
-        elif result == Result.FALSE_INFO:
-            pass  # the third ground is not kept yet (docs/inspections.md)
         elif result == Result.CORRECTED:
             decency.tell_once(f"inspection-corrected:{sample.pk}", e.uscc, "inspection", e.phone, e.email,
                               f"【{reference.county()['county']}市场监管局】{e.name}：经{x.year}年度年报抽查（{x.number}），"

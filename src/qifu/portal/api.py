@@ -153,17 +153,18 @@ class RulingOut(Schema):
 
 class ListingOut(Schema):
     id: int
-    ground: Literal["not_filed", "unreachable"] = Field(
-        description="列入情形：not_filed 未按规定期限公示年度报告；unreachable 通过登记的住所或者经营场所无法联系")
-    report_year: int | None = Field(description="未报送的报告年度（无法联系的为空）")
+    ground: Literal["not_filed", "unreachable", "false_info"] = Field(
+        description="列入情形：not_filed 未按规定期限公示年度报告；unreachable 通过登记的住所或者经营场所无法联系；"
+                    "false_info 公示企业信息隐瞒真实情况、弄虚作假（年报抽查查实）")
+    report_year: int | None = Field(description="未报送的报告年度（无法联系、信息不实的为空）")
     kind: Literal["list", "mark"] = Field(description="list：列入经营异常名录（企业、合作社）；mark：标注经营异常状态（个体工商户）")
     number: str = Field(description="决定书文号")
     listed_on: dt.date
     status: Literal["listed", "applied", "removed", "annulled"] = Field(description="列入中、已申请移出、已移出、已撤销（列入有误）")
-    back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出；无法联系的总为 false）")
-    found_on: dt.date | None = Field(description="无法联系的：查实的日期")
-    found: str = Field(description="无法联系的：核查情况")
-    applied_note: str = Field(description="无法联系的：申请移出时企业的说明")
+    back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出；无法联系、信息不实的总为 false）")
+    found_on: dt.date | None = Field(description="无法联系、信息不实的：查实的日期")
+    found: str = Field(description="无法联系、信息不实的：查实的情况")
+    applied_note: str = Field(description="无法联系、信息不实的：申请移出时企业的说明")
     applied_at: dt.datetime | None
     answer_by: dt.date | None = Field(description="已申请移出的：市场监管部门最迟在这一天前作出决定（5 个工作日）")
     removed_on: dt.date | None
@@ -181,18 +182,18 @@ def _listing(x) -> dict:
                          "reason": r.reason if r.kind != "remove" else ""} for r in x.rulings.all()]}
 
 
-@router.get("/abnormal", response=list[ListingOut], summary="本主体的经营异常名录记录（未按期报送年报，或登记住所无法联系）")
+@router.get("/abnormal", response=list[ListingOut], summary="本主体的经营异常名录记录（未按期报送年报、登记住所无法联系或公示信息不实）")
 def listings(request):
     return [_listing(x) for x in abnormal_queries.for_entity(request.entity)]
 
 
 class ApplyIn(Schema):
-    statement: str = Field("", max_length=300, description="无法联系的：现在如何能在登记住所联系到本单位，或已办理住所变更登记（至少4个字）；"
-                                                          "未报送年报的不需要")
+    statement: str = Field("", max_length=300, description="无法联系的：现在如何能在登记住所联系到本单位，或已办理住所变更登记；"
+                                                          "信息不实的：已更正了哪些公示的信息（均至少4个字）；未报送年报的不需要")
 
 
 @router.post("/abnormal/{listing_id}/apply", response={200: ListingOut, 400: Error, 404: Error},
-             summary="申请移出经营异常名录（未报送年报的补报后；无法联系的附说明）")
+             summary="申请移出经营异常名录（未报送年报的补报后；无法联系、信息不实的附说明）")
 def apply(request, listing_id: int, body: ApplyIn | None = None):
     x = Listing.objects.filter(pk=listing_id, entity=request.entity).first()
     if x is None:

@@ -45,16 +45,29 @@ def _can_act(request) -> bool:
     return views.can_act_on_listings(request.user)
 
 
-def _which(x: Listing | None = None, year: int | None = None, unreachable: bool = False) -> dict:
-    """A set of decisions, a report year's or the unreachable ground's: its query (``q``), its
-    words before a title (``label``) and in a sentence (``what``), and its file name's part
-    (``slug``)."""
-    if (x is not None and x.unreachable) or unreachable:
-        return {"q": "ground=unreachable", "label": "因无法联系列入、", "what": "登记住所无法联系",
-                "slug": "unreachable", "unreachable": True}
+# the sets of decisions on a finding, by ground: their words before a title, in a sentence, and
+# in a file's name (a year's set is named by its year)
+FINDINGS = {
+    Listing.Ground.UNREACHABLE: {"label": "因无法联系列入、", "what": "登记住所无法联系", "slug": "unreachable"},
+    Listing.Ground.FALSE_INFO: {"label": "因信息不实列入、", "what": "公示信息不实", "slug": "false-info"},
+}
+
+
+def _which(x: Listing | None = None, year: int | None = None, ground: str = "") -> dict:
+    """A set of decisions, a report year's or a finding's ground's: its query (``q``), its words
+    before a title (``label``) and in a sentence (``what``), and its file name's part (``slug``)."""
+    ground = x.ground if x is not None and x.on_finding else ground
+    if ground in FINDINGS:
+        return {"q": f"ground={ground}", **FINDINGS[ground], "ground": ground}
     year = x.report_year if x is not None else year
     return {"q": f"year={year}", "label": f"{year} 年度", "what": f"{year} 年度", "slug": str(year), "year": year,
-            "unreachable": False}
+            "ground": ""}
+
+
+def _ground(request) -> str:
+    """The finding's ground the query names (``ground=unreachable``), or empty."""
+    ground = request.GET.get("ground", "")
+    return ground if ground in FINDINGS else ""
 
 
 def _year(request) -> int:
@@ -71,13 +84,13 @@ def overview(request):
     year = _year(request)
     listings = _listings(request)
     shown = queries.with_back_filed(listings.filter(report_year=year)).select_related("entity", "town", "objection")
-    status = request.GET.get("status", "") or ("unreachable" if request.GET.get("ground") == "unreachable" else "")
+    status = request.GET.get("status", "") or _ground(request)
     if status == "back_filed":
         shown = shown.filter(status=Listing.Status.LISTED, back_filed=True)
     elif status == "objected":  # every year: an objection waits for an answer whatever the year
         shown = queries.with_back_filed(listings.filter(queries.OBJECTED)).select_related("entity", "town", "objection")
-    elif status in ("applied", "overdue"):  # the year's, and the unreachable's (they have no year)
-        shown = queries.with_back_filed(listings.filter(Q(report_year=year) | Q(ground=Listing.Ground.UNREACHABLE)))
+    elif status in ("applied", "overdue"):  # the year's, and those on a finding (they have no year)
+        shown = queries.with_back_filed(listings.filter(Q(report_year=year) | ~Q(ground=Listing.Ground.NOT_FILED)))
         shown = shown.select_related("entity", "town", "objection").filter(status=Listing.Status.APPLIED)
         if status == "overdue":
             shown = shown.filter(applied_at__lt=queries.overdue_before())
@@ -86,8 +99,8 @@ def overview(request):
         shown = queries.with_back_filed(shown).select_related("entity", "town", "objection")
     elif status == "moved":  # every year: unreachable, and its address registered anew since
         shown = queries.with_back_filed(queries.moved(listings)).select_related("entity", "town", "objection")
-    elif status == "unreachable":  # every year: the ground has none
-        shown = queries.with_back_filed(listings.filter(ground=Listing.Ground.UNREACHABLE))
+    elif status in FINDINGS:  # every year: the ground has none
+        shown = queries.with_back_filed(listings.filter(ground=status))
         shown = shown.select_related("entity", "town", "objection")
     elif status in Listing.Status.values:
         shown = shown.filter(status=status)
@@ -112,6 +125,7 @@ def overview(request):
         "unreached": queries.unreached(listings.filter(report_year=year)).count(),
         "unreachable_due": unreachable_due,
         "unreachable_unreached": queries.unreached(listings.filter(ground=Listing.Ground.UNREACHABLE)).count(),
+        "false_info_unreached": queries.unreached(listings.filter(ground=Listing.Ground.FALSE_INFO)).count(),
         "refusals_unreached": len(queries.unreached_refusals(listings)),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
         "listings": list(shown.prefetch_related("rulings").order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,
@@ -196,7 +210,7 @@ def list_unreachable(request):
 @require_POST
 def act(request, listing_id: int):
     x = get_object_or_404(_listings(request), pk=listing_id)
-    back = _back(request, f"{reverse('abnormal')}?" + ("status=unreachable" if x.unreachable else f"year={x.report_year}"))
+    back = _back(request, f"{reverse('abnormal')}?" + (f"status={x.ground}" if x.on_finding else f"year={x.report_year}"))
     if not _can_act(request):
         messages.error(request, "只有局管理员和镇街工作人员可以办理移出")
         return redirect(back)
@@ -327,7 +341,7 @@ def proof(request, listing_id: int, ruling_id: int | None = None):
 def service_upload(request):
     """The service list filled in (送达清单), all or nothing: each bad row named."""
     year = _year(request)
-    back = f"{reverse('abnormal-decisions')}?{_which(year=year, unreachable=request.GET.get('ground') == 'unreachable')['q']}"
+    back = f"{reverse('abnormal-decisions')}?{_which(year=year, ground=_ground(request))['q']}"
     upload = request.FILES.get("file")
     if not _can_act(request):
         messages.error(request, "只有局管理员和镇街工作人员可以登记送达")
@@ -376,12 +390,10 @@ def decisions(request):
 
 def _to_serve(request) -> tuple[object, dict]:
     """The listings of the reader's scope whose decisions no text or email reached and that are
-    not served yet, for the year or the unreachable ground the query names, and its words."""
-    year = _year(request)
-    unreachable = request.GET.get("ground") == Listing.Ground.UNREACHABLE
-    qs = _listings(request).filter(ground=Listing.Ground.UNREACHABLE) if unreachable else \
-        _listings(request).filter(report_year=year)
-    return queries.unreached(qs), _which(year=year, unreachable=unreachable)
+    not served yet, for the year or the finding's ground the query names, and its words."""
+    year, ground = _year(request), _ground(request)
+    qs = _listings(request).filter(ground=ground) if ground else _listings(request).filter(report_year=year)
+    return queries.unreached(qs), _which(year=year, ground=ground)
 
 
 @staff_required
@@ -454,7 +466,7 @@ def _xlsx(request, year: int, shown):
               .iterator(chunk_size=2000)):
         spreadsheets.append(ws, [x.number, x.entity_id, x.entity.name, x.entity.get_entity_type_display(), x.town.name,
                                  x.report_year, x.get_kind_display(), x.reason, x.listed_on, x.get_status_display(),
-                                 "" if x.unreachable else "是" if x.back_filed else "否", local_time(x.applied_at),
+                                 "" if x.on_finding else "是" if x.back_filed else "否", local_time(x.applied_at),
                                  {"portal": "企业在线", "staff": "工作人员代办"}.get(x.applied_channel, ""), x.removed_on,
                                  x.note, actions.serious_on(x), person(x.listed_by), person(x.removed_by),
                                  f"{x.served_on:%Y-%m-%d} {x.get_served_way_display()}：{x.served_note}"

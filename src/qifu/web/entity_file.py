@@ -55,7 +55,7 @@ def export(request, e, ctx: dict):
     _sheet(wb, "经营异常名录", ["决定书文号", "报告年度", "列入事由", "类型", "列入日期", "状态", "移出或撤销日期", "已补报",
                            "说明", "纸质送达", "后续决定（文号）"], [
         [x.number, x.report_year, x.reason, x.get_kind_display(), x.listed_on, x.get_status_display(), x.removed_on,
-         "" if x.unreachable else "是" if x.back_filed else "否", x.note,
+         "" if x.on_finding else "是" if x.back_filed else "否", x.note,
          f"{x.served_on:%Y-%m-%d} {x.get_served_way_display()}" if x.served_on else "", x.later_decisions]
         for x in ctx["listings"]])
     _sheet(wb, "年报抽查", ["任务编号", "报告年度", "抽查方式", "检查结果", "检查日期", "检查情况", "列入经营异常名录"], [
