@@ -243,3 +243,65 @@ def test_a_report_found_false_lists_the_entity_until_it_has_corrected_what_it_pu
     actions.do_record(s, "corrected", "已责令更正从业人数", today, admin)
     s.refresh_from_db()
     assert s.result == "corrected" and s.listing is None
+
+
+def test_the_inspectors_fill_in_the_workbook_and_it_is_read_back_all_or_nothing(checked_county):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    admin = checked_county["users"]["admin"]
+    own = checked_county["own_town"]
+    x = actions.do_draw(YEAR, "random", "2025年度年报双随机抽查", "100", by=admin, town=own.code, seed="s3")
+    officer = staff(checked_county, "officer")
+    today = timezone.localdate()
+    book = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
+    rows = [list(r) for r in book["抽查对象"].iter_rows(values_only=True)]
+    header, body = rows[0], rows[1:]
+    col = {h: i for i, h in enumerate(header)}
+    assert len(body) == x.samples.count() >= 4
+
+    def filled(changes: dict[int, tuple]) -> SimpleUploadedFile:
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        ws.title = "抽查对象"
+        ws.append(header)
+        for i, r in enumerate(body):
+            r = list(r)
+            if i in changes:
+                r[col["检查结果"]], r[col["检查情况"]], r[col["检查日期"]] = changes[i]
+            ws.append(r)
+        buf = io.BytesIO()
+        wb.save(buf)
+        return SimpleUploadedFile("results.xlsx", buf.getvalue())
+
+    # one bad row stops every row, and each problem names its row, column, value and reason
+    bad = {0: ("未发现问题", "", today), 1: ("发现问题已责令改正", "改", today), 2: ("查无", "厂房空置无人", today),
+           3: ("ok", "", today + dt.timedelta(days=1))}
+    r = officer.post(f"/inspections/{x.pk}/results/", {"file": filled(bad)}, follow=True)
+    page = r.content.decode()
+    assert "3 处问题，未录入任何一行" in page and "第 3 行“检查情况”（改）" in page
+    assert "第 4 行“检查结果”（查无）" in page and "第 5 行“检查日期”" in page and "不能晚于今天" in page
+    assert not x.samples.exclude(result="").exists()
+    # filled in well: recorded, by code or by label, an empty address listed at once
+    good = {0: ("未发现问题", "", today), 1: ("corrected", "年报营业收入填写有误，已责令更正", today),
+            2: ("通过登记的住所或者经营场所无法联系", "实地核查，厂房空置无人", today)}
+    r = officer.post(f"/inspections/{x.pk}/results/", {"file": filled(good)}, follow=True)
+    assert "已录入检查结果 3 户" in r.content.decode()
+    got = {s.entity_id: (s.result, s.found, s.checked_on) for s in x.samples.exclude(result="")}
+    assert got == {body[0][0]: ("ok", "", today), body[1][0]: ("corrected", "年报营业收入填写有误，已责令更正", today),
+                   body[2][0]: ("unreachable", "实地核查，厂房空置无人", today)}
+    assert Listing.objects.filter(entity_id=body[2][0], ground="unreachable").count() == 1
+    # the same workbook again changes nothing and lists nobody twice
+    r = officer.post(f"/inspections/{x.pk}/results/", {"file": filled(good)}, follow=True)
+    assert "已录入检查结果 0 户，3 户与已录入的相同" in r.content.decode()
+    assert Listing.objects.filter(entity_id=body[2][0]).count() == 1
+    # an officer who was not sent to these entities may read but not record them
+    User = get_user_model()
+    other = User.objects.create_user("not-sent", password="not-sent-pw-for-tests")
+    StaffProfile.objects.create(user=other, role="officer", town=own)
+    c = Client()
+    c.force_login(other)
+    r = c.post(f"/inspections/{x.pk}/results/", {"file": filled({3: ("ok", "", today)})}, follow=True)
+    assert "您不是该主体的检查人员" in r.content.decode()
+    assert x.samples.get(entity_id=body[3][0]).result == ""
+    r = c.post(f"/inspections/{x.pk}/results/", {"file": SimpleUploadedFile("x.csv", "名称,住所\n甲,乙\n".encode())}, follow=True)
+    assert "缺少“统一社会信用代码”" in r.content.decode()

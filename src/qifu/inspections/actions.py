@@ -184,7 +184,7 @@ def may_record(user, sample: Sample) -> bool:
 
     if scope.role_of(user) == scope.Role.ADMIN:
         return True
-    return scope.can_write(user) and sample.inspectors.filter(pk=user.pk).exists()
+    return scope.can_write(user) and any(u.pk == user.pk for u in sample.inspectors.all())
 
 
 def do_record(sample: Sample, result: str, found: str, checked_on: dt.date, by,
@@ -229,6 +229,103 @@ def do_record(sample: Sample, result: str, found: str, checked_on: dt.date, by,
                               f"抽查责令改正 {x.number}", now)
         sample.save()
     return sample
+
+
+# the columns of the check's workbook (sheet 抽查对象) that the results are read back from
+RESULT_COLUMNS = {"统一社会信用代码": "uscc", "检查结果": "result", "检查情况": "found", "检查日期": "on"}
+
+
+def read_results(path) -> list[dict]:
+    """The check's workbook as the inspectors filled it in (XLSX, or CSV in any of the bureau's
+    encodings): each row's credit code, result, what was found and the day as typed, and its
+    line (``__row``)."""
+    from qifu.engine.errors import FileProblem
+    from qifu.engine.reading import read_table
+
+    try:
+        table = read_table(path)
+    except FileProblem as e:
+        raise InspectionError(str(e)) from None
+    missing = [h for h in RESULT_COLUMNS if h not in table.headers]
+    if missing:
+        raise InspectionError(f"不是抽查对象表：缺少“{'”“'.join(missing)}”列（请用本页导出的工作簿填写）")
+    return table.frame().select([*RESULT_COLUMNS, "__row"]).rename(RESULT_COLUMNS).to_dicts()
+
+
+class _Undone(Exception):
+    def __init__(self, problem: tuple[int, str, str, str]):
+        self.problem = problem
+
+
+def do_record_results(rows: list[dict], inspection: Inspection, by, now: dt.datetime | None = None
+                      ) -> tuple[int, int, list[tuple[int, str, str, str]]]:
+    """The check's workbook filled in, all or nothing: each row with a result is recorded as
+    ``do_record`` records one (a listing where the result calls for it, the entity told); a row
+    with no result, day or words is not checked yet and left. Only the samples ``by`` may record
+    (their inspector, or an administrator). Returns (recorded, unchanged, problems): problems
+    are (row, column, value, reason), and with any nothing is stored. A row as recorded already
+    is unchanged."""
+    from qifu.engine.contract import Field, T
+    from qifu.engine.validate import parse_values
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    drawn_on = timezone.localdate(inspection.drawn_at)
+    fields = {"result": Field("result", "检查结果", T.ENUM, choices=tuple(Result.choices)),
+              "on": Field("on", "检查日期", T.DATE)}
+    samples = {s.entity_id: s for s in samples_for(by).filter(inspection=inspection).prefetch_related("inspectors")}
+    problems: list[tuple[int, str, str, str]] = []
+    todo: list[tuple[int, Sample, str, str, dt.date]] = []
+    same = 0
+    seen: dict[str, int] = {}
+    for r in rows:
+        row, uscc = r["__row"], (r["uscc"] or "").strip()
+        result, found, on = ((r[k] or "").strip() for k in ("result", "found", "on"))
+        if not (result or found or on):
+            continue
+        if uscc in seen:
+            problems.append((row, "统一社会信用代码", uscc, f"与第 {seen[uscc]} 行重复"))
+            continue
+        seen[uscc] = row
+        s = samples.get(uscc)
+        if s is None:
+            problems.append((row, "统一社会信用代码", uscc, "不是本次抽查的对象，或不在您的办理范围"))
+            continue
+        values, errors = parse_values({"result": result, "on": on}, fields)
+        for name, label in (("result", "检查结果"), ("on", "检查日期")):
+            if name in errors:
+                problems.append((row, label, r[name], errors[name]))
+            elif values[name] is None:
+                problems.append((row, label, "", "已填了检查情况的行，这一列不能为空"))
+        if texts.problem(found):
+            problems.append((row, "检查情况", found[:40], texts.problem(found)))
+        elif values.get("result") not in (None, Result.OK) and len(found) < 4:
+            problems.append((row, "检查情况", found, "请写明检查情况（至少4个字）"))
+        day = values.get("on")
+        if day is not None and day > today:
+            problems.append((row, "检查日期", on, "检查日期不能晚于今天"))
+        elif day is not None and day < drawn_on:
+            problems.append((row, "检查日期", on, f"检查日期不能早于抽取日期（{drawn_on:%Y-%m-%d}）"))
+        if not may_record(by, s):
+            problems.append((row, "统一社会信用代码", uscc, "您不是该主体的检查人员"))
+        if problems and problems[-1][0] == row or values.get("result") is None or day is None:
+            continue
+        if (s.result, s.found, s.checked_on) == (values["result"], found[:500], day):
+            same += 1
+        else:
+            todo.append((row, s, values["result"], found, day))
+    if problems:
+        return 0, 0, sorted(problems)
+    try:
+        with transaction.atomic():
+            for row, s, result, found, day in todo:
+                try:
+                    do_record(s, result, found, day, by, now)
+                except InspectionError as e:
+                    raise _Undone((row, "检查结果", Result(result).label, str(e))) from None
+    except _Undone as e:
+        return 0, 0, [e.problem]
+    return len(todo), same, []
 
 
 def samples_for(user, qs: QuerySet[Sample] | None = None) -> QuerySet[Sample]:

@@ -6,6 +6,8 @@ through ``inspections.actions``; who sees what through ``accounts.scope``."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 
 from django.contrib import messages
 from django.db.models import Count, Q
@@ -120,6 +122,7 @@ def inspection(request, inspection_id: int):
     return render(request, "web/inspection.html", {
         "x": x, "samples": rows, "total": shown.count(), "limit": SHOWN, "m": queries.measures(samples),
         "status": status, "results": Sample.Result.choices, "today": timezone.localdate(),
+        "can_write": scope.can_write(request.user),
         "town_name": views.town_name(scope.town_of(request.user)),
     })
 
@@ -147,6 +150,33 @@ def record(request, sample_id: int):
     if s.listing_id:
         done += f"；已据此列入经营异常名录（{s.listing.number}）"
     messages.success(request, done)
+    return redirect(back)
+
+
+@staff_required(write=True)
+@require_POST
+def results_upload(request, inspection_id: int):
+    """The check's workbook with the results filled in, all or nothing: each bad row named."""
+    x = get_object_or_404(_inspections(request), pk=inspection_id)
+    back = reverse("inspection", args=[x.pk])
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "请选择填好检查结果的工作簿")
+        return redirect(back)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"results{Path(upload.name).suffix[:8]}"
+        path.write_bytes(upload.read())
+        try:
+            done, same, problems = actions.do_record_results(actions.read_results(path), x, request.user)
+        except actions.InspectionError as e:
+            messages.error(request, str(e))
+            return redirect(back)
+    if problems:
+        messages.error(request, f"检查结果有 {len(problems)} 处问题，未录入任何一行：" + "；".join(
+            f"第 {row} 行“{col}”{f'（{val}）' if val else ''}：{why}" for row, col, val, why in problems[:10])
+            + ("……" if len(problems) > 10 else ""))
+    else:
+        messages.success(request, f"已录入检查结果 {done} 户" + (f"，{same} 户与已录入的相同" if same else ""))
     return redirect(back)
 
 

@@ -78,6 +78,7 @@ urlpatterns = [
     path("inspections/", inspections.overview, name="inspections"),
     path("inspections/draw/", inspections.draw, name="inspection-draw"),
     path("inspections/<int:inspection_id>/", inspections.inspection, name="inspection"),
+    path("inspections/<int:inspection_id>/results/", inspections.results_upload, name="inspection-results"),
     path("inspections/samples/<int:sample_id>/record/", inspections.record, name="inspection-record"),
     path("projects/", projects.overview, name="projects"),
     path("projects/register/", projects.register, name="project-register"),
