@@ -524,3 +524,53 @@ def test_an_officer_lists_the_late_filers_and_one_that_filed_since_comes_off(sit
     page.reload()
     expect(page.locator("#abnormal")).to_have_count(0)
     page.context.close()
+
+
+def test_the_bureau_draws_a_targeted_check_and_the_officer_records_a_false_report(site, browser, smtp_server):
+    from qifu.abnormal.models import Listing
+    from qifu.inspections.models import Inspection, Sample
+
+    base, county = site
+    admin = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
+    staff_login(admin, base, "admin")
+    admin.goto(f"{base}/inspections/")
+    form = admin.locator("#inspection-draw")
+    form.get_by_label("方式").select_option("targeted")
+    form.get_by_label("名称").fill("严重校验问题定向抽查")
+    form.get_by_label("比例(%)").fill("100")
+    form.get_by_label("范围").select_option(county["own_town"].code)
+    form.get_by_label("定向条件（仅定向抽查）").fill("open_findings > 0 AND entity_type = 'enterprise'")
+    form.get_by_role("button", name="抽取").click()
+    expect(admin.locator("ul.flash")).to_contain_text("已抽取")
+    x = Inspection.objects.get()
+    expect(admin.locator("#inspection-seed")).to_have_text(x.seed)
+    s = (Sample.objects.filter(inspection=x, entity__email__contains="@").select_related("entity")
+         .order_by("entity_id").first())
+    assert s is not None and s.entity.findings.filter(status="open").exists()
+    admin.context.close()
+    # the township's officer, sent to it, records what was found: the entity is listed at once
+    officer = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
+    staff_login(officer, base, "officer")
+    officer.goto(f"{base}/")
+    officer.locator("#inspections-mine-count").click()
+    officer.locator(f"#mine-{s.pk} a", has_text=x.number).click()
+    row = officer.locator(f"#sample-{s.pk}")
+    row.get_by_text("录入检查结果").click()
+    row.get_by_label("结果").select_option("false_info")
+    row.get_by_label("检查情况").fill("年报从业人数30人，社保参保记录为3人")
+    row.get_by_role("button", name="保存").click()
+    expect(officer.locator("ul.flash")).to_contain_text("已据此列入经营异常名录")
+    listing = Listing.objects.get(entity=s.entity, ground="false_info")
+    expect(officer.locator(f"#sample-{s.pk}")).to_contain_text(listing.number)
+    officer.screenshot(path=str(SHOTS / "inspection.png"), full_page=True)
+    officer.context.close()
+    # the firm sees the result and the listing, and applies saying what it corrected
+    page = browser.new_context(locale="zh-CN").new_page()
+    portal_sign_in(page, base, smtp_server, s.entity_id)
+    expect(page.locator(f"#check-{s.pk}")).to_contain_text("公示信息隐瞒真实情况、弄虚作假")
+    apply = page.locator(f"#abnormal-apply-{listing.pk}")
+    apply.get_by_label("说明").fill("已更正2025年度年报的从业人数")
+    apply.get_by_role("button", name="申请移出").click()
+    expect(page.locator("#abnormal")).to_contain_text("您已于")
+    assert Listing.objects.get(pk=listing.pk).status == "applied"
+    page.context.close()
