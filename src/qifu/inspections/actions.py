@@ -7,6 +7,7 @@ list (``abnormal.actions``)."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import random
 import secrets
@@ -14,7 +15,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet, Value
+from django.db.models.functions import SHA256, Concat
 from django.utils import timezone
 
 from qifu import text as texts
@@ -39,17 +41,21 @@ class InspectionError(ValueError):
     """A draw or a result that cannot be made; the message says why, in Chinese."""
 
 
-def population(year: int, town: str | None = None, criteria: str = "") -> list[str]:
-    """The credit codes that may be drawn for ``year``, sorted: still trading, the year's report
-    filed (the check is of what it published), of ``town`` (None: the county), not drawn already
-    for the same year (no entity is checked twice for one report), and, with ``criteria``, those
-    whose profile meets it (an expression of the policies' language, ``PolicyError`` if wrong)."""
+def eligible(year: int, town: str | None = None) -> QuerySet[Entity]:
+    """The entities that may be drawn for ``year``: still trading, the year's report filed (the
+    check is of what it published), of ``town`` (None: the county), and not drawn already for the
+    same year (no entity is checked twice for one report)."""
     qs = Entity.objects.filter(status="active",
                                uscc__in=AnnualReport.objects.filter(report_year=year).values("entity_id"))
     if town:
         qs = qs.filter(town_id=town)
-    qs = qs.exclude(uscc__in=Sample.objects.filter(inspection__year=year).values("entity_id"))
-    codes = set(qs.values_list("uscc", flat=True))
+    return qs.exclude(uscc__in=Sample.objects.filter(inspection__year=year).values("entity_id"))
+
+
+def population(year: int, town: str | None = None, criteria: str = "") -> list[str]:
+    """The credit codes that may be drawn (``eligible``), sorted; with ``criteria``, those whose
+    profile meets it (an expression of the policies' language, ``PolicyError`` if wrong)."""
+    codes = set(eligible(year, town).values_list("uscc", flat=True))
     if criteria.strip():
         from qifu.policies.actions import entities_where
 
@@ -63,10 +69,23 @@ def size(n: int, rate: Decimal) -> int:
     return min(n, max(1, math.ceil(n * rate / 100))) if n else 0
 
 
+def ticket(seed: str, uscc: str) -> str:
+    """An entity's ticket in the draw by ``seed``: the SHA-256 of the seed followed by its credit
+    code, in lowercase hexadecimal. The draw takes the smallest tickets: anyone who has the
+    population and the seed can draw the same entities, in any language or in the database."""
+    return hashlib.sha256(f"{seed}{uscc}".encode()).hexdigest()
+
+
 def draw(codes: list[str], k: int, seed: str) -> list[str]:
-    """``k`` of ``codes`` (sorted) at random, by ``seed``: Python's ``random.Random(seed).sample``,
-    the same entities in the same order on any machine (docs/inspections.md)."""
-    return random.Random(seed).sample(sorted(codes), k)
+    """The ``k`` of ``codes`` with the smallest tickets (``ticket``), smallest first."""
+    return sorted(codes, key=lambda u: ticket(seed, u))[:k]
+
+
+def draw_in_database(qs: QuerySet[Entity], k: int, seed: str) -> list[str]:
+    """``draw`` over the entities of ``qs``, by the database itself (its SHA-256: PostgreSQL's,
+    and the one Django gives SQLite), so that a province's population never comes into Python."""
+    tickets = qs.annotate(ticket=SHA256(Concat(Value(seed), "uscc", output_field=CharField())))
+    return list(tickets.order_by("ticket").values_list("uscc", flat=True)[:k])
 
 
 def inspector_pool() -> tuple[dict[str, list], list]:
@@ -119,8 +138,8 @@ def _rate(value) -> Decimal:
 def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = None, criteria: str = "",
             finish_by: dt.date | None = None, seed: str | None = None, now: dt.datetime | None = None) -> Inspection:
     """Draw a spot check of ``year``'s reports: ``rate`` per cent of the population (rounded
-    up), at random by ``seed`` (a new random one when None), each entity with two inspectors
-    drawn from the same seed; a targeted check (``kind`` targeted) draws from those its
+    up), at random by ``seed`` (a new random one when None: the smallest tickets, ``ticket``),
+    each entity with two inspectors drawn from the same seed; a targeted check (``kind`` targeted) draws from those its
     ``criteria`` select. Everything in one transaction, numbered 抽〔2026〕001号."""
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -143,13 +162,15 @@ def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = 
     if town and not Township.objects.filter(code=town).exists():
         raise InspectionError(f"没有这个镇街：{town}")
     seed = seed or secrets.token_hex(8)
-    try:
-        codes = population(year, town, criteria)
+    try:  # a random draw in the database; a targeted one over the profile's firms (as a policy's)
+        codes = population(year, town, criteria) if criteria else None
     except PolicyError as e:
         raise InspectionError(str(e)) from None
-    if not codes:
+    n = len(codes) if codes is not None else eligible(year, town).count()
+    if not n:
         raise InspectionError(f"抽查范围内没有可抽取的主体（{year} 年度已报送年报、尚未被抽查过的存续主体）")
-    chosen = draw(codes, size(len(codes), rate), seed)
+    chosen = draw(codes, size(n, rate), seed) if codes is not None else \
+        draw_in_database(eligible(year, town), size(n, rate), seed)
     towns, county = inspector_pool()
     rng = random.Random(f"{seed}:inspectors")
     entities = Entity.objects.in_bulk(chosen)
@@ -157,7 +178,7 @@ def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = 
         with transaction.atomic():
             x = Inspection.objects.create(number=_number(today.year), year=year, kind=kind, title=title[:100],
                                           criteria=criteria[:1000], rate=rate, town_id=town or None, seed=seed,
-                                          population=len(codes), drawn_at=now, drawn_by=by, finish_by=finish_by)
+                                          population=n, drawn_at=now, drawn_by=by, finish_by=finish_by)
             samples = Sample.objects.bulk_create([Sample(inspection=x, entity_id=u, town_id=entities[u].town_id)
                                                   for u in chosen])
             if Sample.objects.filter(inspection__year=year, entity_id__in=chosen).exclude(inspection=x).exists():
