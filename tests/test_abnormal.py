@@ -862,6 +862,45 @@ def d_by(due: list[dict]):
     return due[0]["decide_by"]
 
 
+def test_staff_who_reach_the_entity_after_all_set_the_finding_aside_instead_of_listing_it(checked_county):
+    from qifu.abnormal.models import SetAside
+    from qifu.reminders.actions import NOT_AT_ADDRESS, close_task
+
+    own = checked_county["own_town"]
+    e = Entity.objects.filter(town=own, status="active", entity_type="enterprise").exclude(address="").order_by("uscc").first()
+    officer = staff(checked_county, "officer")
+    close_task(_visit(e, "visit", "first"), NOT_AT_ADDRESS, "大门紧锁")
+    found_on = timezone.localdate()
+    form = {"uscc": e.uscc, "found_on": found_on.isoformat(), "reason": "已电话联系法定代表人，企业仍在登记住所经营，上门时恰逢停工"}
+    # the leader reads only; another township's officer does not see the entity
+    assert staff(checked_county, "leader").post("/abnormal/unreachable/set-aside/", form).status_code == 403
+    elsewhere = get_user_model().objects.create_user("elsewhere-aside", password="elsewhere-pw-for-tests")
+    StaffProfile.objects.create(user=elsewhere, role="officer", town=checked_county["other_town"])
+    stranger = Client()
+    stranger.force_login(elsewhere)
+    assert stranger.post("/abnormal/unreachable/set-aside/", form).status_code == 404
+    # it says what was checked, and answers the finding that is waiting
+    r = officer.post("/abnormal/unreachable/set-aside/", form | {"reason": "无"}, follow=True)
+    assert "至少4个字" in r.content.decode()
+    r = officer.post("/abnormal/unreachable/set-aside/", form | {"found_on": "2026-01-05"}, follow=True)
+    assert "没有这一天查实" in r.content.decode() and not SetAside.objects.exists()
+    page = officer.get(f"/entities/{e.uscc}/").content.decode()
+    assert 'id="abnormal-set-aside-form"' in page
+    r = officer.post("/abnormal/unreachable/set-aside/", form, follow=True)
+    assert "已核实，不予列入" in r.content.decode()
+    aside = SetAside.objects.get()
+    assert (aside.entity_id, aside.found_on, aside.decided_by.username) == (e.uscc, found_on, "officer")
+    assert not actions.unreachable_due() and not Listing.objects.exists()
+    page = officer.get(f"/entities/{e.uscc}/").content.decode()
+    assert 'id="abnormal-unreachable-found"' not in page and "上门时恰逢停工" in page
+    # a later visit that finds the address empty again is a new finding
+    task = _visit(e, "visit", "second")
+    close_task(task, NOT_AT_ADDRESS, "仍无人")
+    later = timezone.localdate() + dt.timedelta(days=3)
+    type(task).objects.filter(pk=task.pk).update(closed_at=timezone.now() + dt.timedelta(days=3))
+    assert [d["found_on"] for d in actions.unreachable_due(later)] == [later]
+
+
 def test_an_unreachable_listing_is_warned_of_three_years_and_shows_a_change_of_address(checked_county):
     e = Entity.objects.filter(status="active", entity_type="individual", phone__startswith="1").exclude(address="").first()
     x = actions.do_list_unreachable(e, timezone.localdate(), "邮寄决定书被退回：查无此人")

@@ -18,7 +18,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from qifu import text as texts
-from qifu.abnormal.models import Listing, PaperService, Ruling, Service
+from qifu.abnormal.models import Listing, PaperService, Ruling, Service, SetAside
 from qifu.engine import reference, season
 from qifu.engine.requests import workdays
 from qifu.imports.models import ImportRun
@@ -222,7 +222,8 @@ def unreachable_due(today: dt.date | None = None, entities: QuerySet[Entity] | N
     """The entities to list as unreachable: still trading, a visit found nobody at the registered
     address (the contact task closed with ``NOT_AT_ADDRESS``: the fact, 查实, on its day), and not
     listed on this ground since (a standing listing, or one decided on or after that day), nor
-    found there by a later visit (one closed with an outcome that reached it). Each
+    found there by a later visit (one closed with an outcome that reached it), nor set aside by
+    staff who checked it (``do_set_aside``). Each
     with its latest such visit: ``entity``, ``found_on``, ``found`` (the visit's outcome as
     written), ``task`` and ``decide_by`` (the tenth working day after it, as for a season's
     listing); oldest first. ``entities``: those the reader sees (None: all)."""
@@ -237,14 +238,35 @@ def unreachable_due(today: dt.date | None = None, entities: QuerySet[Entity] | N
     listed: dict[str, list[Listing]] = {}
     for x in Listing.objects.filter(entity_id__in=list(latest), ground=Listing.Ground.UNREACHABLE):
         listed.setdefault(x.entity_id, []).append(x)
+    set_aside = dict(SetAside.objects.filter(entity_id__in=list(latest)).values_list("entity_id")
+                     .annotate(last=Max("found_on")))
     due = []
     for uscc, t in latest.items():
         found_on = timezone.localdate(t.closed_at)
         if found_on > today or any(x.standing or x.listed_on >= found_on for x in listed.get(uscc, [])):
             continue
+        if uscc in set_aside and set_aside[uscc] >= found_on:  # checked, and not to be listed
+            continue
         due.append({"entity": t.entity, "found_on": found_on, "found": t.outcome, "task": t,
                     "decide_by": workdays.nth_after(found_on, LIST_WITHIN_WORKDAYS)})
     return sorted(due, key=lambda d: (d["found_on"], d["entity"].uscc))
+
+
+def do_set_aside(entity: Entity, found_on: dt.date, reason: str, by=None,
+                 now: dt.datetime | None = None) -> SetAside:
+    """Staff checked the finding of ``found_on`` that ``entity`` cannot be reached at its address
+    and decide not to list it (核实后不予列入), saying why (at least four characters: reached by
+    phone and trading there, the new address registered, the visit went to the wrong door). The
+    finding leaves the list of those to decide; a later visit that finds the address empty again
+    is a new one. Only a finding still waiting for its decision can be set aside."""
+    now = now or timezone.now()
+    reason = _typed(reason, "核实情况")
+    if len(reason) < 4:
+        raise ListingError("请写明核实的情况（至少4个字），如：已电话联系法定代表人，企业仍在登记住所经营，上门时恰逢停工")
+    waiting = unreachable_due(timezone.localdate(now), Entity.objects.filter(pk=entity.pk))
+    if not waiting or waiting[0]["found_on"] != found_on:
+        raise ListingError("该主体没有这一天查实、待作出决定的登记住所无法联系记录（可能已列入或已处理）")
+    return SetAside.objects.create(entity=entity, found_on=found_on, reason=reason[:300], decided_by=by, decided_at=now)
 
 
 def do_list_unreachable(entity: Entity, found_on: dt.date, found: str, by=None,

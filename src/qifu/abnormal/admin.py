@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from qifu.abnormal.models import Listing, Ruling
+from qifu.abnormal.models import Listing, Ruling, SetAside
 
 
 class RulingInline(admin.TabularInline):
@@ -28,3 +28,10 @@ class RulingAdmin(admin.ModelAdmin):
     list_filter = ("kind", "decided_on")
     search_fields = ("number", "listing__number", "listing__entity__uscc", "listing__entity__name")
     raw_id_fields = ("listing",)
+
+
+@admin.register(SetAside)
+class SetAsideAdmin(admin.ModelAdmin):
+    list_display = ("entity", "found_on", "reason", "decided_by", "decided_at")
+    search_fields = ("entity__uscc", "entity__name")
+    raw_id_fields = ("entity",)

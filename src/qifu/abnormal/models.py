@@ -247,3 +247,24 @@ class Ruling(PaperService):
         if self.kind == self.Kind.REFUSE:
             return f"不予{x.undone}决定书"
         return f"撤销{x.get_kind_display()}决定书"
+
+
+class SetAside(models.Model):
+    """A visit's finding of an unreachable address that staff checked and decided not to list
+    (核实后不予列入): the entity was reached after all, it has moved and registered the new address,
+    or the visit went to the wrong place. It answers the finding of ``found_on`` and those before;
+    a later visit that finds the address empty again is a new finding."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, db_column="uscc", related_name="+")
+    found_on = models.DateField("所核实的查实日期")
+    reason = models.CharField("核实情况", max_length=300)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name="决定人")
+    decided_at = models.DateTimeField("决定时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "核实后不予列入"
+        ordering = ["-decided_at"]
+
+    def __str__(self) -> str:
+        return f"{self.entity_id}（{self.found_on:%Y-%m-%d}）：{self.reason}"

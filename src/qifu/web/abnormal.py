@@ -208,6 +208,29 @@ def list_unreachable(request):
 
 @staff_required(write=True)
 @require_POST
+def set_aside(request):
+    """A finding of an unreachable address checked and not to be listed (核实后不予列入): the
+    county's administrators, or the officer of the entity's township."""
+    e = get_object_or_404(scope.filter_by_town(Entity.objects.all(), request.user), uscc=request.POST.get("uscc", ""))
+    back = _back(request, f"{reverse('abnormal')}?status=unreachable")
+    if not _can_act(request):
+        messages.error(request, "只有局管理员和镇街工作人员可以作出决定")
+        return redirect(back)
+    found_on = _posted_day(request, "found_on")
+    if found_on is None:
+        messages.error(request, "请填写查实日期")
+        return redirect(back)
+    try:
+        actions.do_set_aside(e, found_on, request.POST.get("reason", ""), by=request.user)
+    except actions.ListingError as err:
+        messages.error(request, str(err))
+    else:
+        messages.success(request, f"已核实，不予列入（{e.name}）")
+    return redirect(back)
+
+
+@staff_required(write=True)
+@require_POST
 def act(request, listing_id: int):
     x = get_object_or_404(_listings(request), pk=listing_id)
     back = _back(request, f"{reverse('abnormal')}?" + (f"status={x.ground}" if x.on_finding else f"year={x.report_year}"))

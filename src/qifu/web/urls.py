@@ -62,6 +62,7 @@ urlpatterns = [
     path("abnormal/", abnormal.overview, name="abnormal"),
     path("abnormal/list/", abnormal.list_due, name="abnormal-list"),
     path("abnormal/unreachable/", abnormal.list_unreachable, name="abnormal-list-unreachable"),
+    path("abnormal/unreachable/set-aside/", abnormal.set_aside, name="abnormal-set-aside"),
     path("abnormal/<int:listing_id>/act/", abnormal.act, name="abnormal-act"),
     path("abnormal/<int:listing_id>/decision/", abnormal.decision, name="abnormal-decision"),
     path("abnormal/<int:listing_id>/decision/<int:ruling_id>/", abnormal.ruling, name="abnormal-ruling"),

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from qifu import backup, caching, text
 from qifu.abnormal import actions as abnormal_actions
 from qifu.abnormal import queries as abnormal_queries
-from qifu.abnormal.models import Listing
+from qifu.abnormal.models import Listing, SetAside
 from qifu.accounts import masking, scope
 from qifu.accounts.actions import must_change_password
 from qifu.accounts.decorators import signed_in, staff_required
@@ -390,6 +390,7 @@ def entity(request, uscc: str):
     ctx["not_at_address"] = reminder_actions.NOT_AT_ADDRESS
     # a visit found it not at its address and no decision has followed yet: the form says so
     ctx["unreachable_found"] = next(iter(abnormal_actions.unreachable_due(entities=Entity.objects.filter(pk=e.pk))), None)
+    ctx["set_aside"] = list(SetAside.objects.filter(entity=e).select_related("decided_by")[:10])
     if as_file:
         return entity_file.export(request, e, ctx)
     return render(request, "web/entity.html", ctx)
