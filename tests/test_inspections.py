@@ -191,6 +191,15 @@ def test_only_administrators_draw_on_the_page(checked_county):
     own = Sample.objects.filter(inspection=x, town=checked_county["own_town"]).count()
     page = staff(checked_county, "officer").get("/inspections/").content.decode()
     assert (f'id="inspection-{x.pk}"' in page) == bool(own)
+    # a department member sees no check and no entity drawn
+    from qifu.service_requests.models import Department
+
+    clerk = get_user_model().objects.create_user("clerk", password="clerk-pw-for-tests")
+    StaffProfile.objects.create(user=clerk, role="department", department=Department.objects.first())
+    c = Client()
+    c.force_login(clerk)
+    assert f'id="inspection-{x.pk}"' not in c.get("/inspections/").content.decode()
+    assert c.get(f"/inspections/{x.pk}/").status_code == 404
 
 
 def test_a_report_found_false_lists_the_entity_until_it_has_corrected_what_it_published(checked_county):

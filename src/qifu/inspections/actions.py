@@ -15,13 +15,14 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, Q, QuerySet, Value
+from django.db.models import CharField, Func, QuerySet, Value
 from django.db.models.functions import SHA256, Concat
 from django.utils import timezone
 
 from qifu import text as texts
 from qifu.abnormal import actions as abnormal
 from qifu.abnormal.models import Listing
+from qifu.accounts import scope
 from qifu.accounts.models import StaffProfile
 from qifu.engine import reference
 from qifu.engine.policies.policy import PolicyError
@@ -81,10 +82,19 @@ def draw(codes: list[str], k: int, seed: str) -> list[str]:
     return sorted(codes, key=lambda u: ticket(seed, u))[:k]
 
 
+class _SHA256(SHA256):
+    """Django's SHA-256 in lowercase hexadecimal, on PostgreSQL by its own function (11 and
+    later) rather than pgcrypto's ``digest``, an extension a county's database need not have."""
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return Func.as_sql(self, compiler, connection,
+                           template="ENCODE(SHA256(CONVERT_TO(%(expressions)s, 'UTF8')), 'hex')", **extra)
+
+
 def draw_in_database(qs: QuerySet[Entity], k: int, seed: str) -> list[str]:
     """``draw`` over the entities of ``qs``, by the database itself (its SHA-256: PostgreSQL's,
     and the one Django gives SQLite), so that a province's population never comes into Python."""
-    tickets = qs.annotate(ticket=SHA256(Concat(Value(seed), "uscc", output_field=CharField())))
+    tickets = qs.annotate(ticket=_SHA256(Concat(Value(seed), "uscc", output_field=CharField())))
     return list(tickets.order_by("ticket").values_list("uscc", flat=True)[:k])
 
 
@@ -139,8 +149,9 @@ def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = 
             finish_by: dt.date | None = None, seed: str | None = None, now: dt.datetime | None = None) -> Inspection:
     """Draw a spot check of ``year``'s reports: ``rate`` per cent of the population (rounded
     up), at random by ``seed`` (a new random one when None: the smallest tickets, ``ticket``),
-    each entity with two inspectors drawn from the same seed; a targeted check (``kind`` targeted) draws from those its
-    ``criteria`` select. Everything in one transaction, numbered 抽〔2026〕001号."""
+    each entity with two inspectors drawn from the same seed; a targeted check (``kind``
+    targeted) draws from those its ``criteria`` select. Everything in one transaction, numbered
+    抽〔2026〕001号."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     title = _typed(title, "任务名称")
@@ -201,8 +212,6 @@ def _typed(value: str, what: str) -> str:
 def may_record(user, sample: Sample) -> bool:
     """The sample's own inspectors record its result, and the county's administrators (for an
     inspector who cannot)."""
-    from qifu.accounts import scope
-
     if scope.role_of(user) == scope.Role.ADMIN:
         return True
     return scope.can_write(user) and any(u.pk == user.pk for u in sample.inspectors.all())
@@ -351,16 +360,9 @@ def do_record_results(rows: list[dict], inspection: Inspection, by, now: dt.date
 
 def samples_for(user, qs: QuerySet[Sample] | None = None) -> QuerySet[Sample]:
     """The samples ``user`` sees: the county's, or an officer's own township's."""
-    from qifu.accounts import scope
-
     return scope.filter_by_town(Sample.objects.all() if qs is None else qs, user)
-
-
-def overdue(qs: QuerySet[Sample], today: dt.date | None = None) -> QuerySet[Sample]:
-    """Those not checked by their check's last day."""
-    return qs.filter(result="", inspection__finish_by__lt=today or timezone.localdate())
 
 
 def assigned_to(user, qs: QuerySet[Sample]) -> QuerySet[Sample]:
     """Those ``user`` is one of the inspectors of, not checked yet."""
-    return qs.filter(Q(inspectors=user), result="")
+    return qs.filter(inspectors=user, result="")

@@ -40,9 +40,9 @@ def _can_draw(request) -> bool:
 
 def _inspections(request):
     """The checks a reader sees: every one for the county's roles; for an officer, those that
-    drew an entity of their township."""
+    drew an entity of their township (a department member sees none)."""
     qs = Inspection.objects.all()
-    if scope.town_of(request.user) is not None or scope.role_of(request.user) == scope.Role.OFFICER:
+    if scope.role_of(request.user) in (scope.Role.OFFICER, scope.Role.DEPARTMENT):
         qs = qs.filter(pk__in=_samples(request).values("inspection_id"))
     return qs
 
