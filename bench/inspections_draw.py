@@ -1,0 +1,92 @@
+"""The spot checks at county scale (results in docs/benchmarks.md).
+
+A county made by `qifu synth` of ``--entities`` (240,000), its registry and reports imported and
+the year checked by the quality rules; then, in one process, as the county's administrator with
+two officers in each of the first townships: a random draw of 3% of those that filed (the
+database orders every eligible entity by its SHA-256 ticket), a targeted draw of 10% of those with
+open serious findings (the profile read through the policies' machinery), the checks' page, one
+check's page (its first 500 entities) and workbook, and the home dashboard.
+
+    .venv/bin/python bench/inspections_draw.py --entities 240000
+    .venv/bin/python bench/inspections_draw.py --database-url postgres://postgres@127.0.0.1:5432/bench_inspections
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RUN = r"""
+import os, time, resource, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from django.contrib.auth import get_user_model
+from django.test import Client
+from qifu.accounts.models import StaffProfile
+from qifu.inspections import actions
+from qifu.inspections.models import Sample
+from qifu.registry.models import Township
+
+User = get_user_model()
+admin = User.objects.create_user("bench-admin", password="x")
+StaffProfile.objects.create(user=admin, role="admin")
+for town in Township.objects.filter(entity__isnull=False).distinct().order_by("code")[:10]:
+    for i in (1, 2):
+        u = User.objects.create_user(f"bench-officer-{town.code}-{i}", password="x")
+        StaffProfile.objects.create(user=u, role="officer", town=town)
+c = Client(); c.force_login(admin)
+
+def timed(label, fn):
+    t = time.perf_counter(); out = fn(); print(f"{label}: {time.perf_counter() - t:.2f} s", flush=True); return out
+
+print(f"eligible for 2025: {actions.eligible(2025).count()}", flush=True)
+x = timed("random draw, 3% of the county (do_draw)", lambda: actions.do_draw(2025, "random", "bench", "3", by=admin, seed="bench"))
+print(f"  drawn {x.samples.count()} of {x.population}; inspector rows {Sample.inspectors.through.objects.count()}", flush=True)
+y = timed("targeted draw, 10% of open_findings > 0", lambda: actions.do_draw(
+    2025, "targeted", "bench-t", "10", by=admin, criteria="open_findings > 0", seed="bench-t"))
+print(f"  drawn {y.samples.count()} of {y.population}", flush=True)
+timed("checks' page", lambda: c.get("/inspections/"))
+timed("the random check's page (first 500)", lambda: c.get(f"/inspections/{x.pk}/"))
+r = timed("its workbook (every entity)", lambda: c.get(f"/inspections/{x.pk}/?format=xlsx"))
+print(f"  workbook: {len(r.content) / 1e6:.2f} MB", flush=True)
+timed("home dashboard", lambda: c.get("/"))
+print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+"""
+
+
+def qifu(env, *args) -> None:
+    subprocess.run([sys.executable, "-m", "qifu", *map(str, args)], env=env, check=True, capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entities", type=int, default=240_000)
+    ap.add_argument("--database-url", default="", help="a PostgreSQL database to use (emptied first); SQLite if none")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="qifu-inspections-"))
+    env = dict(os.environ, QIFU_DATA_DIR=str(work / "var"), QIFU_SECRET_KEY="bench-" + "k" * 50)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    if args.database_url:
+        env["QIFU_DATABASE_URL"] = args.database_url
+        base, _, name = args.database_url.rpartition("/")
+        subprocess.run(["psql", f"{base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
+        subprocess.run(["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+    try:
+        qifu(env, "synth", "--entities", args.entities, "--seed", 4, "--out", work / "county")
+        for kind in ("registry", "reports"):
+            qifu(env, "import", kind, work / "county" / f"{kind}.csv")
+        qifu(env, "check", "--year", 2025, "--out", work / "findings.csv")
+        subprocess.run([sys.executable, "-c", RUN], env=env, check=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
