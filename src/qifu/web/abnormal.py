@@ -7,9 +7,7 @@ listings nearing three years) and the workbook. Views only: changes go through
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 from django.contrib import messages
 from django.db.models import Count, Q
@@ -27,7 +25,7 @@ from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
 from qifu.registry.models import Entity
 from qifu.service_requests import attachments
-from qifu.web import downloads, views
+from qifu.web import downloads, uploads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
 
 SHOWN = 300  # listings on the page; the workbook has them all
@@ -182,19 +180,28 @@ def _back(request, default: str) -> str:
     return back if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) else default
 
 
+def _finding(request) -> tuple[Entity, dt.date | None, str]:
+    """A decision on a finding of an unreachable address, as posted: the entity (404 outside the
+    reader's township), the finding's day (None, with the reason told, when it cannot be
+    decided: a reader who may not decide, no day) and where to go back to."""
+    e = get_object_or_404(scope.filter_by_town(Entity.objects.all(), request.user), uscc=request.POST.get("uscc", ""))
+    back = _back(request, f"{reverse('abnormal')}?status=unreachable")
+    if not _can_act(request):
+        messages.error(request, "只有局管理员和镇街工作人员可以作出决定")
+        return e, None, back
+    found_on = _posted_day(request, "found_on")
+    if found_on is None:
+        messages.error(request, "请填写查实日期")
+    return e, found_on, back
+
+
 @staff_required(write=True)
 @require_POST
 def list_unreachable(request):
     """The decision that lists one entity a visit (or the post) found not at its registered
     address: the county's administrators, or the officer of its township."""
-    e = get_object_or_404(scope.filter_by_town(Entity.objects.all(), request.user), uscc=request.POST.get("uscc", ""))
-    back = _back(request, f"{reverse('abnormal')}?status=unreachable")
-    if not _can_act(request):
-        messages.error(request, "只有局管理员和镇街工作人员可以作出列入决定")
-        return redirect(back)
-    found_on = _posted_day(request, "found_on")
+    e, found_on, back = _finding(request)
     if found_on is None:
-        messages.error(request, "请填写查实日期")
         return redirect(back)
     try:
         x = actions.do_list_unreachable(e, found_on, request.POST.get("found", ""), by=request.user)
@@ -211,14 +218,8 @@ def list_unreachable(request):
 def set_aside(request):
     """A finding of an unreachable address checked and not to be listed (核实后不予列入): the
     county's administrators, or the officer of the entity's township."""
-    e = get_object_or_404(scope.filter_by_town(Entity.objects.all(), request.user), uscc=request.POST.get("uscc", ""))
-    back = _back(request, f"{reverse('abnormal')}?status=unreachable")
-    if not _can_act(request):
-        messages.error(request, "只有局管理员和镇街工作人员可以作出决定")
-        return redirect(back)
-    found_on = _posted_day(request, "found_on")
+    e, found_on, back = _finding(request)
     if found_on is None:
-        messages.error(request, "请填写查实日期")
         return redirect(back)
     try:
         actions.do_set_aside(e, found_on, request.POST.get("reason", ""), by=request.user)
@@ -372,9 +373,7 @@ def service_upload(request):
     if upload is None:
         messages.error(request, "请选择填好的送达清单")
         return redirect(back)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"service{Path(upload.name).suffix[:8]}"
-        path.write_bytes(upload.read())
+    with uploads.as_file(upload, "service") as path:
         try:
             served, same, problems = actions.do_record_service(actions.read_service(path), _listings(request),
                                                                by=request.user)
@@ -382,9 +381,7 @@ def service_upload(request):
             messages.error(request, str(e))
             return redirect(back)
     if problems:
-        messages.error(request, f"送达清单有 {len(problems)} 处问题，未登记任何一行：" + "；".join(
-            f"第 {row} 行“{col}”{f'（{val}）' if val else ''}：{why}" for row, col, val, why in problems[:10])
-            + ("……" if len(problems) > 10 else ""))
+        messages.error(request, uploads.refused("送达清单", "登记", problems))
     else:
         messages.success(request, f"已登记送达 {served} 户" + (f"，{same} 户此前已登记" if same else ""))
     return redirect(back)

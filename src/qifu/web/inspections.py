@@ -6,8 +6,6 @@ through ``inspections.actions``; who sees what through ``accounts.scope``."""
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from pathlib import Path
 
 from django.contrib import messages
 from django.db.models import Count, Q
@@ -24,7 +22,7 @@ from qifu.checks.models import Finding
 from qifu.inspections import actions, queries
 from qifu.inspections.models import Inspection, Sample
 from qifu.registry.models import Township
-from qifu.web import views
+from qifu.web import uploads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
 
 SHOWN = 500  # samples on a check's page; the workbook has them all
@@ -163,18 +161,14 @@ def results_upload(request, inspection_id: int):
     if upload is None:
         messages.error(request, "请选择填好检查结果的工作簿")
         return redirect(back)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"results{Path(upload.name).suffix[:8]}"
-        path.write_bytes(upload.read())
+    with uploads.as_file(upload, "results") as path:
         try:
             done, same, problems = actions.do_record_results(actions.read_results(path), x, request.user)
         except actions.InspectionError as e:
             messages.error(request, str(e))
             return redirect(back)
     if problems:
-        messages.error(request, f"检查结果有 {len(problems)} 处问题，未录入任何一行：" + "；".join(
-            f"第 {row} 行“{col}”{f'（{val}）' if val else ''}：{why}" for row, col, val, why in problems[:10])
-            + ("……" if len(problems) > 10 else ""))
+        messages.error(request, uploads.refused("检查结果", "录入", problems))
     else:
         messages.success(request, f"已录入检查结果 {done} 户" + (f"，{same} 户与已录入的相同" if same else ""))
     return redirect(back)
