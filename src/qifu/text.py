@@ -24,6 +24,15 @@ def clean(value: str, max_length: int | None = None) -> str:
     return value[:max_length] if max_length else value
 
 
+def typed(value: str, what: str, error: type[Exception] = ValueError) -> str:
+    """``value`` stripped, or ``error`` naming ``what`` (the field: 检查情况含有无法保存的控制字符…)
+    if it holds control characters: what staff typed into a form, for an action to store."""
+    try:
+        return clean(value or "")
+    except ValueError as e:
+        raise error(f"{what}{e}") from None
+
+
 def shorten(value: str, width: int) -> str:
     """``value`` cut to ``width`` characters, the last an ellipsis when anything was cut (a
     chart's label: a project's name that ends mid-word looks like another name)."""

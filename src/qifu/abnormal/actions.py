@@ -328,10 +328,7 @@ def _list_on_finding(entity: Entity, ground: str, found_on: dt.date, found: str,
 def _typed(value: str, what: str) -> str:
     """Text staff typed, stripped; ``ListingError`` naming ``what`` if it holds control characters
     (it goes into the listing, the entity's message and, for an annulment, the objection's answer)."""
-    try:
-        return texts.clean(value or "")
-    except ValueError as e:
-        raise ListingError(f"{what}{e}") from None
+    return texts.typed(value, what, ListingError)
 
 
 def _locked(x: Listing, *states: str, why: str) -> Listing:
@@ -672,17 +669,12 @@ def read_service(path) -> list[dict]:
     """The service list (送达清单) as staff filled it in (XLSX, or CSV in any of the bureau's
     encodings): each row's number, way, day and note as typed, and its line (``__row``)."""
     from qifu.engine.errors import FileProblem
-    from qifu.engine.reading import read_table
+    from qifu.engine.reading import read_filled
 
     try:
-        table = read_table(path)
+        return read_filled(path, SERVICE_COLUMNS, "送达清单")
     except FileProblem as e:
         raise ListingError(str(e)) from None
-    missing = [h for h in SERVICE_COLUMNS if h not in table.headers]
-    if missing:
-        raise ListingError(f"不是送达清单：缺少“{'”“'.join(missing)}”列（请用本页导出的送达清单填写）")
-    frame = table.frame().select([*SERVICE_COLUMNS, "__row"]).rename(SERVICE_COLUMNS)
-    return frame.to_dicts()
 
 
 def do_record_service(rows: list[dict], listings: QuerySet[Listing], by=None,

@@ -42,6 +42,18 @@ class Table:
         return self.cells.with_columns(pl.Series("__row", self.row_numbers, dtype=pl.Int64))
 
 
+def read_filled(path: str | Path, columns: dict[str, str], what: str) -> list[dict]:
+    """A list qifu exported, filled in by staff and read back (XLSX, or CSV in any of the
+    bureau's encodings): each row's cells under ``columns`` (header -> the key the row gets), as
+    typed, and its line (``__row``). ``FileProblem`` when it cannot be read or lacks a column
+    (``what`` names the list: 送达清单)."""
+    table = read_table(path)
+    missing = [h for h in columns if h not in table.headers]
+    if missing:
+        raise FileProblem(f"不是{what}：缺少“{'”“'.join(missing)}”列（请用本页导出的{what}填写）")
+    return table.frame().select([*columns, "__row"]).rename(columns).to_dicts()
+
+
 def read_table(path: str | Path) -> Table:
     path = Path(path)
     try:

@@ -203,10 +203,7 @@ def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = 
 
 
 def _typed(value: str, what: str) -> str:
-    try:
-        return texts.clean(value or "")
-    except ValueError as e:
-        raise InspectionError(f"{what}{e}") from None
+    return texts.typed(value, what, InspectionError)
 
 
 def may_record(user, sample: Sample) -> bool:
@@ -270,16 +267,12 @@ def read_results(path) -> list[dict]:
     encodings): each row's credit code, result, what was found and the day as typed, and its
     line (``__row``)."""
     from qifu.engine.errors import FileProblem
-    from qifu.engine.reading import read_table
+    from qifu.engine.reading import read_filled
 
     try:
-        table = read_table(path)
+        return read_filled(path, RESULT_COLUMNS, "抽查对象表")
     except FileProblem as e:
         raise InspectionError(str(e)) from None
-    missing = [h for h in RESULT_COLUMNS if h not in table.headers]
-    if missing:
-        raise InspectionError(f"不是抽查对象表：缺少“{'”“'.join(missing)}”列（请用本页导出的工作簿填写）")
-    return table.frame().select([*RESULT_COLUMNS, "__row"]).rename(RESULT_COLUMNS).to_dicts()
 
 
 class _Undone(Exception):

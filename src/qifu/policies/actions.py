@@ -747,10 +747,7 @@ def do_confirm(match: Match, bank_name: str, bank_account: str, account_name: st
 
 def _text(value: str, what: str) -> str:
     """``value`` stripped, or ``PolicyActionError`` naming ``what`` if it holds control characters."""
-    try:
-        return texts.clean(value or "")
-    except ValueError as e:
-        raise PolicyActionError(f"{what}{e}") from None
+    return texts.typed(value, what, PolicyActionError)
 
 
 def _account(bank_name: str, number: str, name: str) -> tuple[str, str, str]:
