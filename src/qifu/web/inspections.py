@@ -26,6 +26,7 @@ from qifu.web import uploads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
 
 SHOWN = 500  # samples on a check's page; the workbook has them all
+MINE_SHOWN = 100  # an inspector's waiting samples listed, the nearest last day first
 
 
 def _samples(request):
@@ -52,11 +53,12 @@ def overview(request):
         drawn=Count("samples", filter=Q(samples__in=samples)),
         checked=Count("samples", filter=Q(samples__in=samples) & ~Q(samples__result=""))))
     m = queries.measures(samples)
-    mine = list(actions.assigned_to(request.user, samples).select_related("entity", "town", "inspection")
-                .order_by("inspection__finish_by", "entity_id")[:100])
+    waiting = actions.assigned_to(request.user, samples)
+    mine = list(waiting.select_related("entity", "town", "inspection").order_by("inspection__finish_by", "entity_id")
+                [:MINE_SHOWN])
     closed = abnormal_actions.closed_year()
     return render(request, "web/inspections.html", {
-        "checks": checks, "m": m, "mine": mine, "today": timezone.localdate(), "can_draw": _can_draw(request),
+        "checks": checks, "m": m, "mine": mine, "mine_total": waiting.count() if len(mine) == MINE_SHOWN else len(mine), "today": timezone.localdate(), "can_draw": _can_draw(request),
         "years": list(range(closed, closed - 3, -1)), "kinds": Inspection.Kind.choices,
         "towns": Township.objects.filter(entity__isnull=False).distinct().order_by("code"),
         "finish_by": timezone.localdate() + dt.timedelta(days=actions.FINISH_DAYS),
