@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets
 from qifu.abnormal import actions, documents, queries
-from qifu.abnormal.models import Listing, Ruling, Service
+from qifu.abnormal.models import ABOUT, Listing, Ruling, Service
 from qifu.accounts import scope
 from qifu.accounts.decorators import staff_required
 from qifu.registry.models import Entity
@@ -43,11 +43,13 @@ def _can_act(request) -> bool:
     return views.can_act_on_listings(request.user)
 
 
-# the sets of decisions on a finding, by ground: their words before a title, in a sentence, and
-# in a file's name (a year's set is named by its year)
+# the sets of decisions on a finding, by ground: their words before a title (from the listing's
+# own short name, ``models.ABOUT``), in a sentence, and in a file's name (a year's set is named
+# by its year)
 FINDINGS = {
-    Listing.Ground.UNREACHABLE: {"label": "因无法联系列入、", "what": "登记住所无法联系", "slug": "unreachable"},
-    Listing.Ground.FALSE_INFO: {"label": "因信息不实列入、", "what": "公示信息不实", "slug": "false-info"},
+    ground: {"label": f"因{ABOUT[ground]}列入、", "what": what, "slug": slug}
+    for ground, what, slug in ((Listing.Ground.UNREACHABLE, "登记住所无法联系", "unreachable"),
+                               (Listing.Ground.FALSE_INFO, "公示信息不实", "false-info"))
 }
 
 
