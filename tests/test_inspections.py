@@ -164,7 +164,7 @@ def test_inspectors_record_results_and_an_empty_address_lists_the_entity(checked
     book = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
     rows = {r[0]: r for r in book["抽查对象"].iter_rows(min_row=2, values_only=True)}
     assert set(rows) == {s.entity_id for s in samples}
-    assert rows[empty.entity_id][5] == "通过登记的住所或者经营场所无法联系" and rows[empty.entity_id][10] == listing.number
+    assert rows[empty.entity_id][5] == "通过登记的住所或者经营场所无法联系" and rows[empty.entity_id][14] == listing.number
     assert dict(book["抽查任务"].iter_rows(values_only=True))["随机种子"] == "s1"
     page = officer.get(f"/entities/{wrong.entity_id}/").content.decode()
     assert f'id="entity-sample-{wrong.pk}"' in page and "发现问题已责令改正" in page
@@ -255,6 +255,95 @@ def test_a_report_found_false_lists_the_entity_until_it_has_corrected_what_it_pu
     actions.do_record(s, "corrected", "已责令更正从业人数", today, admin)
     s.refresh_from_db()
     assert s.result == "corrected" and s.listing is None
+
+
+def test_an_order_to_correct_is_followed_up_and_not_correcting_by_its_last_day_lists_the_entity(checked_county):
+    from qifu.abnormal import actions as abnormal
+    from qifu.abnormal import documents
+
+    admin = checked_county["users"]["admin"]
+    own = checked_county["own_town"]
+    x = actions.do_draw(YEAR, "random", "2025年度年报双随机抽查", "100", by=admin, town=own.code, seed="s3")
+    told, late = x.samples.select_related("entity").order_by("entity_id")[:2]
+    officer = staff(checked_county, "officer")
+    today = timezone.localdate()
+    for s in (told, late):
+        officer.post(f"/inspections/samples/{s.pk}/record/", {"result": "corrected", "checked_on": today.isoformat(),
+                                                             "found": "年报从业人数与社保参保人数不符"})
+        s.refresh_from_db()
+        assert s.correct_by == today + dt.timedelta(days=10) and s.correction(today) == "waiting"
+    last = told.correct_by
+    message = OutboxMessage.objects.filter(key=f"inspection-corrected:{told.pk}")
+    if told.entity.phone or told.entity.email:
+        assert f"请于{last.month}月{last.day}日前更正" in message.get().body
+    # the firm sees by when, and says what it corrected (at least four characters)
+    firm = portal_client(told.entity_id)
+    home = firm.get("/portal/").content.decode()
+    assert f'id="check-{told.pk}-correction"' in home and f"{last.year}年{last.month}月{last.day}日 前更正" in home
+    r = firm.post(f"/portal/inspections/{told.pk}/correction/", {"statement": "改了"}, follow=True)
+    assert "至少4个字" in r.content.decode()
+    firm.post(f"/portal/inspections/{told.pk}/correction/", {"statement": "已在公示系统更正从业人数为28人"})
+    told.refresh_from_db()
+    assert told.statement == "已在公示系统更正从业人数为28人" and told.correction(today) == "stated"
+    assert portal_client(late.entity_id).post(f"/portal/inspections/{told.pk}/correction/",
+                                              {"statement": "别人的检查"}).status_code == 404
+    # the inspectors see it waiting for their follow-up
+    page = officer.get(f"/inspections/{x.pk}/", {"status": "follow_up"}).content.decode()
+    assert f'id="sample-{told.pk}"' in page and f'id="sample-{late.pk}"' not in page
+    assert '<b id="tile-follow-up">1</b>' in page and "企业已说明更正，待复查" in page
+    assert f'id="follow-{told.pk}"' in officer.get("/inspections/").content.decode()
+    assert 'id="inspections-follow-up-count">责令改正待我复查 1 户' in officer.get("/").content.decode()
+    # before the last day an entity that has not corrected still has time
+    r = officer.post(f"/inspections/samples/{late.pk}/follow-up/", {"corrected": "0", "note": "复查仍未更正"}, follow=True)
+    assert "未满" in r.content.decode()
+    late.refresh_from_db()
+    assert late.listing is None and not Listing.objects.filter(entity=late.entity).exists()
+    # corrected: recorded and the firm told; a second follow-up is refused
+    officer.post(f"/inspections/samples/{told.pk}/follow-up/", {"corrected": "1", "note": "已核对公示系统，从业人数已更正"})
+    told.refresh_from_db()
+    assert told.corrected_on == today and told.followed_by.username == "officer" and told.correction(today) == "done"
+    done = OutboxMessage.objects.filter(key=f"inspection-corrected-done:{told.pk}")
+    assert done.count() == (1 if told.entity.phone or told.entity.email else 0)
+    with pytest.raises(actions.InspectionError, match="已经复查"):
+        actions.do_follow_up(told, False, "再次复查的情况", admin)
+    assert "复查已改正" in firm.get("/portal/").content.decode()
+    # the last day passed (as ten days later) and still not corrected: listed on the fourth ground
+    Sample.objects.filter(pk=late.pk).update(correct_by=today - dt.timedelta(days=1))
+    page = officer.get(f"/inspections/{x.pk}/").content.decode()
+    assert "逾期未改正，列入经营异常名录" in page and "逾期未确认改正，待复查" in page
+    officer.post(f"/inspections/samples/{late.pk}/follow-up/", {"corrected": "0", "note": "期满复查，从业人数仍未更正"})
+    late.refresh_from_db()
+    listing = late.listing
+    assert listing is not None and listing.ground == "uncorrected" and listing.report_year is None
+    assert x.number in listing.found and "期满复查，从业人数仍未更正" in listing.found and listing.found_on == today
+    assert late.correction(today) == "listed" and listing.about == "逾期未改正"
+    if late.entity.phone or late.entity.email:
+        assert "未在责令的期限内更正" in OutboxMessage.objects.get(key=abnormal.told_key(listing)).body
+    d = documents.decision(Listing.objects.select_related("entity").get(pk=listing.pk))
+    assert "未在责令的期限内公示" in d.paragraphs[0] and "期满复查" in d.paragraphs[0]
+    assert "按责令更正公示的信息后" in d.paragraphs[1]
+    # the result stands while the listing does
+    with pytest.raises(actions.InspectionError, match="请先在经营异常名录中撤销"):
+        actions.do_record(late, "ok", "", today, admin)
+    # the list's page, the API, and the way off: corrected, applied for, checked, removed
+    page = officer.get("/abnormal/", {"status": "uncorrected"}).content.decode()
+    assert '<b id="tile-uncorrected">1</b>' in page and f'id="listing-{listing.pk}"' in page
+    firm = portal_client(late.entity_id)
+    assert "未在责令的期限内更正公示的信息" in firm.get("/portal/").content.decode()
+    assert [r["ground"] for r in firm.get("/api/v1/abnormal").json()] == ["uncorrected"]
+    abnormal.do_apply(listing, statement="已更正2025年度年报的从业人数")
+    abnormal.do_remove(listing, admin, "已核对更正后的年报与社保记录一致")
+    listing.refresh_from_db()
+    assert listing.status == "removed" and "已更正公示的信息" in documents.ruling(listing.rulings.get()).paragraphs[1]
+    # the workbook, the entity's page and its file say where each order stands
+    book = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
+    sheet = book["抽查对象"]
+    head = [c.value for c in sheet[1]]
+    rows = {r[0]: dict(zip(head, r)) for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert rows[told.entity_id]["改正情况"] == "复查已改正" and rows[told.entity_id]["企业说明"] == told.statement
+    assert rows[late.entity_id]["改正情况"] == "逾期未改正，已列入经营异常名录"
+    assert rows[late.entity_id]["列入经营异常名录决定书"] == listing.number
+    assert "复查已改正" in officer.get(f"/entities/{told.entity_id}/").content.decode()
 
 
 def test_the_inspectors_fill_in_the_workbook_and_it_is_read_back_all_or_nothing(checked_county):

@@ -143,6 +143,11 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     checked = Sample.objects.filter(inspection__kind="random").exclude(result="")
     assert checked.filter(result="ok").exists() and checked.filter(result="unreachable", listing__isnull=False).exists()
     assert checked.filter(result="false_info", listing__ground="false_info").exists()
+    # its orders to correct: one followed up as corrected, one listed as not corrected by its last
+    # day, one said corrected by the firm and waiting for its follow-up
+    assert checked.filter(result="corrected", corrected_on__isnull=False, listing__isnull=True).exists()
+    assert checked.filter(result="corrected", listing__ground="uncorrected").exists()
+    assert checked.filter(result="corrected", stated_at__isnull=False, corrected_on__isnull=True).exists()
     assert not Sample.objects.filter(inspection__kind="targeted", entity__findings__isnull=True).exists()
     assert not Sample.objects.filter(inspectors__isnull=True).exists() and "年报抽查：抽〔" in out
     # with an expert partner who signs in to their own desk

@@ -562,7 +562,9 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
     """The closed year's spot checks: a random one (3%) drawn three weeks ago, most of its
     entities checked since (nothing found, a few ordered to correct, one address found empty and
     one report found false, both listed), and a targeted one (those with serious findings of the quality rules) drawn today.
-    Skipped when a check exists already."""
+    Of the orders to correct whose ten days have passed, the first was followed up as corrected
+    and the second listed as not corrected; the first still within its days was said corrected
+    by the firm; the rest wait for their follow-up. Skipped when a check exists already."""
     import datetime as dt
     import random
 
@@ -600,27 +602,40 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
     wrong = ["年报从业人数与社保参保人数不符，已责令更正", "年报营业总收入与纳税申报收入不符，已责令更正",
              "年报未填写对外投资情况，已责令补充公示"]
     results = {"ok": 0, "corrected": 0, "unreachable": 0, "false_info": 0}
-    listed = {3: ("unreachable", "实地核查，登记住所为空置厂房，无人经营"),
-              5: ("false_info", "年报从业人数28人，社保参保记录为4人，企业无法提供用工记录")}
+    followed = {True: 0, False: 0}  # orders to correct followed up: corrected, listed
+    # those whose result is set: two ordered to correct long enough ago that their ten days have
+    # passed, one a few days ago, an address found empty and a report found false (days ago)
+    fixed = {1: ("corrected", wrong[0], 15), 2: ("corrected", wrong[1], 14), 3: ("unreachable", "实地核查，登记住所为空置厂房，无人经营", 9),
+             4: ("corrected", wrong[2], 3), 5: ("false_info", "年报从业人数28人，社保参保记录为4人，企业无法提供用工记录", 8)}
+    ordered = []
     for i, s in enumerate(x.samples.order_by("entity_id").prefetch_related("inspectors")):
-        if i not in listed and rng.random() < 0.25:
+        if i not in fixed and rng.random() < 0.25:
             continue  # still to be checked
         by = s.inspectors.first() or user
         day = today - dt.timedelta(days=rng.randint(1, 20))
-        if i in listed:
-            result, found = listed[i]
+        if i in fixed:
+            result, found, ago = fixed[i]
+            day = today - dt.timedelta(days=ago)
         elif rng.random() < 0.15:
             result, found = "corrected", rng.choice(wrong)
         else:
             result, found = "ok", ""
         try:
-            actions.do_record(s, result, found, day, by, now=now)
+            s = actions.do_record(s, result, found, day, by, now=now)
         except actions.InspectionError:
             continue
         results[result] += 1
+        if result == "corrected":
+            ordered.append((s, by))
+    past = [(s, by) for s, by in ordered if s.correct_by < today]
+    for (s, by), corrected, note in zip(past, (True, False), ("已核对公示系统，年报已按要求更正", "期满复查，公示系统中的年报仍未更正")):
+        actions.do_follow_up(s, corrected, note, by, now=now)
+        followed[corrected] += 1
+    for s, _ in [(s, by) for s, by in ordered if s.correct_by >= today][:1]:
+        actions.do_state_correction(s, "已在国家企业信用信息公示系统更正年报，请复查", now=now)
     print(f"年报抽查：{x.number} 抽取 {x.samples.count()} 户，已检查 {sum(results.values())} 户"
           f"（未发现问题 {results['ok']}，责令改正 {results['corrected']}，无法联系 {results['unreachable']}，"
-          f"信息不实 {results['false_info']}）；"
+          f"信息不实 {results['false_info']}；复查已改正 {followed[True]}，逾期未改正列入 {followed[False]}）；"
           f"{targeted.number} 定向抽取 {targeted.samples.count()} 户", flush=True)
 
 

@@ -209,7 +209,8 @@ def back_filed(x: Listing) -> bool:
 
 
 # --- the grounds found by staff: not at its registered address (通过登记的住所或者经营场所无法联系),
-# and false information published (公示企业信息隐瞒真实情况、弄虚作假) ---------------------------------
+# false information published (公示企业信息隐瞒真实情况、弄虚作假), and a spot check's order to correct it
+# ignored (未在责令的期限内公示有关企业信息) ---------------------------------------------------------------
 
 
 def told_key(x: Listing) -> str:
@@ -297,6 +298,21 @@ def do_list_false(entity: Entity, found_on: dt.date, found: str, by=None, now: d
                   f"已被{x.decided}（{x.number}）。更正公示的信息后，可登录企服平台申请移出。" + FREE)
 
 
+def do_list_uncorrected(entity: Entity, found_on: dt.date, found: str, by=None,
+                        now: dt.datetime | None = None) -> Listing:
+    """List ``entity`` because it did not correct what it published by the day a spot check
+    ordered (未在责令的期限内公示有关企业信息): ``found_on``, the day staff found it still not
+    corrected, after that day; ``found`` says what was ordered and what they found (at least four
+    characters; the decision quotes it). As for false information: its own decision and number,
+    the entity told, one standing on this ground at a time; off once it has corrected it and staff
+    have checked it."""
+    return _list_on_finding(
+        entity, Listing.Ground.UNCORRECTED, found_on, found, by, now,
+        "请写明责令改正的事项和复查的情况（至少4个字），如：责令更正年报从业人数，期满复查仍未更正",
+        lambda x: f"【{_county()}市场监管局】{entity.name}：您单位未在责令的期限内更正公示的信息，"
+                  f"已被{x.decided}（{x.number}）。更正后，可登录企服平台申请移出。" + FREE)
+
+
 def _list_on_finding(entity: Entity, ground: str, found_on: dt.date, found: str, by, now: dt.datetime | None,
                      example: str, told) -> Listing:
     now = now or timezone.now()
@@ -350,7 +366,7 @@ def do_apply(x: Listing, by=None, now: dt.datetime | None = None, statement: str
         if x.unreachable:
             if len(statement) < 4:
                 raise ListingError("请说明现在如何能在登记的住所或者经营场所联系到您单位，或已办理住所变更登记（至少4个字）")
-        elif x.false_info:
+        elif x.false_info or x.uncorrected:
             if len(statement) < 4:
                 raise ListingError("请说明已更正了哪些公示的信息（至少4个字），如：已更正2025年度年报的从业人数和营业收入")
         elif not back_filed(x):
@@ -380,7 +396,7 @@ def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) ->
         r = _rule(x, Ruling.Kind.REMOVE, by, note, now)
         x.status, x.removed_on, x.removed_by, x.note = Listing.Status.REMOVED, timezone.localdate(now), by, note[:300]
         x.save(update_fields=["status", "removed_on", "removed_by", "note"])
-        done = ("经核实已可以联系到您单位" if x.unreachable else "经核实您单位已更正公示的信息" if x.false_info
+        done = ("经核实已可以联系到您单位" if x.unreachable else "经核实您单位已更正公示的信息" if x.on_finding
                 else f"您单位已补报{x.report_year}年度年报")
         decency.tell_once(f"abnormal-removed:{x.pk}", x.entity_id, "abnormal", x.entity.phone, x.entity.email,
                           f"【{_county()}市场监管局】{x.entity.name}：{done}，"

@@ -91,6 +91,16 @@ def decision(x: Listing) -> Document:
         if not marked:
             paragraphs.append("列入经营异常名录满三年仍未移出的，将被列入严重违法失信名单。")
         paragraphs.append(f"{you}如认为公示的信息真实、本局查实有误，可以向本局提出异议。")
+    elif x.uncorrected:
+        paragraphs = [
+            f"经查，本局在年报抽查中责令{you}限期更正公示的信息，{you}未在责令的期限内公示"
+            f"（{_day(x.found_on or x.listed_on)}查实：{x.found.rstrip('。')}）。"
+            f"依据{_basis(x)}的规定，本局决定自{_day(x.listed_on)}起将{you}{x.decided}。",
+            f"{you}按责令更正公示的信息后，可以登录企服平台或到所在地市场监管所申请{x.undone}，{within}核实并作出决定。",
+        ]
+        if not marked:
+            paragraphs.append("列入经营异常名录满三年仍未移出的，将被列入严重违法失信名单。")
+        paragraphs.append(f"{you}如已在责令的期限内更正，可以向本局提出异议。")
     else:
         paragraphs = [
             f"经查，{you}未在{x.report_year + 1}年6月30日前报送并公示{x.report_year}年度年度报告。"
@@ -122,7 +132,7 @@ def ruling(r: Ruling) -> Document:
     if r.kind == Ruling.Kind.REMOVE and x.unreachable:
         paragraphs = [what, f"{applied}经核实，{r.reason.rstrip('。')}，{you}已能够通过登记的住所或者经营场所取得联系，"
                             f"符合{x.undone}的条件。依据{_basis(x)}的规定，本局决定自{_day(r.decided_on)}起{_off(x)}。"]
-    elif r.kind == Ruling.Kind.REMOVE and x.false_info:
+    elif r.kind == Ruling.Kind.REMOVE and (x.false_info or x.uncorrected):
         paragraphs = [what, f"{applied}经核实，{r.reason.rstrip('。')}，{you}已更正公示的信息，"
                             f"符合{x.undone}的条件。依据{_basis(x)}的规定，本局决定自{_day(r.decided_on)}起{_off(x)}。"]
     elif r.kind == Ruling.Kind.REMOVE:

@@ -1,5 +1,7 @@
 """An entity put on the abnormal-operation list (经营异常名录), for a report year it did not file
-by 30 June or because it cannot be reached at its registered address, and its way off it."""
+by 30 June, because it cannot be reached at its registered address, because what it published
+was found false, or because it did not correct it by the day a spot check ordered; and its way
+off it."""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ class PaperService(models.Model):
 
 
 # a listing on a finding, named in a line or a title (a year's is named by its year)
-ABOUT = {"unreachable": "无法联系", "false_info": "信息不实"}
+ABOUT = {"unreachable": "无法联系", "false_info": "信息不实", "uncorrected": "逾期未改正"}
 
 
 class Listing(PaperService):
@@ -71,6 +73,8 @@ class Listing(PaperService):
         NOT_FILED = "not_filed", "未按规定期限公示年度报告"  # for a report year
         UNREACHABLE = "unreachable", "通过登记的住所或者经营场所无法联系"  # found by a visit or a spot check
         FALSE_INFO = "false_info", "公示企业信息隐瞒真实情况、弄虚作假"  # found by a spot check
+        # a spot check ordered it to correct what it published within ten days, and it did not
+        UNCORRECTED = "uncorrected", "未在责令的期限内公示有关企业信息"
 
     class Status(models.TextChoices):
         LISTED = "listed", "列入中"
@@ -123,6 +127,8 @@ class Listing(PaperService):
                                     condition=Q(ground="unreachable", status__in=["listed", "applied"])),
             models.UniqueConstraint(fields=["entity"], name="abnormal_one_false_info_standing",
                                     condition=Q(ground="false_info", status__in=["listed", "applied"])),
+            models.UniqueConstraint(fields=["entity"], name="abnormal_one_uncorrected_standing",
+                                    condition=Q(ground="uncorrected", status__in=["listed", "applied"])),
         ]
         indexes = [models.Index(fields=["report_year", "status"]), models.Index(fields=["town", "status"])]
 
@@ -151,8 +157,13 @@ class Listing(PaperService):
         return self.ground == self.Ground.FALSE_INFO
 
     @property
+    def uncorrected(self) -> bool:
+        return self.ground == self.Ground.UNCORRECTED
+
+    @property
     def on_finding(self) -> bool:
-        """Listed on a fact staff found (an address found empty, a report found false), not for
+        """Listed on a fact staff found (an address found empty, a report found false, an order to
+        correct it ignored), not for
         a report year: no year, off on the entity's statement once staff have checked it."""
         return self.ground != self.Ground.NOT_FILED
 
@@ -163,6 +174,8 @@ class Listing(PaperService):
             return "办理住所变更登记或在登记住所恢复联系"
         if self.false_info:
             return "更正公示的信息"
+        if self.uncorrected:
+            return "按责令更正公示的信息"
         return "补报"
 
     @property

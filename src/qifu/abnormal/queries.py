@@ -87,6 +87,7 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
         warn=Count("id", filter=Q(status__in=STANDING, listed_on__lte=warn_before(today))),
         unreachable=Count("id", filter=Q(status__in=STANDING, ground=Listing.Ground.UNREACHABLE)),
         false_info=Count("id", filter=Q(status__in=STANDING, ground=Listing.Ground.FALSE_INFO)),
+        uncorrected=Count("id", filter=Q(status__in=STANDING, ground=Listing.Ground.UNCORRECTED)),
     )
     # apart: a count filtered on an EXISTS annotation counted none on SQLite (Django 5.2)
     m["back_filed"] = with_back_filed(qs.filter(status=Listing.Status.LISTED)).filter(back_filed=True).count()

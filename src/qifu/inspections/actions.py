@@ -34,6 +34,9 @@ from qifu.reports.models import AnnualReport
 Result = Sample.Result
 INSPECTORS = 2  # each entity is checked by two inspectors (执法检查人员不得少于两人)
 FINISH_DAYS = 60  # the checks' default time, from the draw
+# an order to correct gives ten days (《企业公示信息抽查暂行办法》: 责令其在10日内履行公示义务); an entity
+# that has not corrected by then is listed (未在责令的期限内公示有关企业信息)
+CORRECT_WITHIN_DAYS = 10
 # the result is published within 20 working days of the check's end (《企业公示信息抽查暂行办法》);
 # qifu shows it to the entity as soon as it is recorded
 
@@ -239,6 +242,8 @@ def do_record(sample: Sample, result: str, found: str, checked_on: dt.date, by,
             raise InspectionError("已据此检查结果列入经营异常名录；如结果有误，请先在经营异常名录中撤销该列入决定")
         sample.result, sample.found, sample.checked_on = result, found[:500], checked_on
         sample.recorded_at, sample.recorded_by, sample.listing = now, by, None
+        sample.correct_by = checked_on + dt.timedelta(days=CORRECT_WITHIN_DAYS) if result == Result.CORRECTED else None
+        sample.statement, sample.stated_at, sample.corrected_on, sample.follow_up, sample.followed_by = "", None, None, "", None
         e, x = sample.entity, sample.inspection
         if result in Sample.LISTED:
             ground = Listing.Ground.UNREACHABLE if result == Result.UNREACHABLE else Listing.Ground.FALSE_INFO
@@ -250,12 +255,77 @@ def do_record(sample: Sample, result: str, found: str, checked_on: dt.date, by,
             except abnormal.ListingError as err:
                 raise InspectionError(str(err)) from None
         elif result == Result.CORRECTED:
+            by_day = sample.correct_by
             decency.tell_once(f"inspection-corrected:{sample.pk}", e.uscc, "inspection", e.phone, e.email,
                               f"【{reference.county()['county']}市场监管局】{e.name}：经{x.year}年度年报抽查（{x.number}），"
-                              f"发现您单位公示的信息有误：{found}。请按要求更正后重新公示。" + abnormal.FREE,
+                              f"发现您单位公示的信息有误：{found}。请于{by_day.month}月{by_day.day}日前更正并重新公示，"
+                              f"更正后可登录企服平台告知；逾期未更正的，将列入经营异常名录。" + abnormal.FREE,
                               f"抽查责令改正 {x.number}", now)
         sample.save()
     return sample
+
+
+def _day(d: dt.date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def _ordered(sample: Sample) -> Sample:
+    """``sample`` locked, with its check and entity, if it stands ordered to correct and not
+    followed up yet; ``InspectionError`` otherwise."""
+    s = Sample.objects.select_for_update().select_related("inspection", "entity").get(pk=sample.pk)
+    if s.result != Result.CORRECTED or s.correct_by is None:
+        raise InspectionError("这条检查结果没有责令改正")
+    if s.corrected_on or s.listing_id:
+        raise InspectionError("已经复查（已确认改正或已列入经营异常名录）")
+    return s
+
+
+def do_state_correction(sample: Sample, statement: str, now: dt.datetime | None = None) -> Sample:
+    """The entity says, in the portal, what it corrected (at least four characters), for its
+    inspectors to check; it may say it again (the latest is kept) until they have."""
+    now = now or timezone.now()
+    statement = _typed(statement, "更正情况")
+    if len(statement) < 4:
+        raise InspectionError("请说明更正了哪些信息（至少4个字），如：已在公示系统更正2025年度年报的从业人数")
+    with transaction.atomic():
+        s = _ordered(sample)
+        s.statement, s.stated_at = statement[:300], now
+        s.save(update_fields=["statement", "stated_at"])
+    return s
+
+
+def do_follow_up(sample: Sample, corrected: bool, note: str, by, now: dt.datetime | None = None) -> Sample:
+    """The inspectors' follow-up of an order to correct (复查), saying what they checked (at least
+    four characters): corrected (the entity told), or, once the last day has passed, not, which
+    lists the entity on the abnormal-operation list (未在责令的期限内公示有关企业信息,
+    ``abnormal.actions.do_list_uncorrected``; the decision quotes the order and the follow-up).
+    Before the last day an entity that has not corrected yet still has time."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    note = _typed(note, "复查情况")
+    if len(note) < 4:
+        raise InspectionError("请写明复查的情况（至少4个字），如：已核对公示系统，2025年度年报从业人数已更正为28人")
+    with transaction.atomic():
+        s = _ordered(sample)
+        e, x = s.entity, s.inspection
+        if corrected:
+            s.corrected_on = today
+            decency.tell_once(f"inspection-corrected-done:{s.pk}", e.uscc, "inspection", e.phone, e.email,
+                              f"【{reference.county()['county']}市场监管局】{e.name}：经复查，您单位已按{x.year}年度年报抽查"
+                              f"（{x.number}）的要求更正公示的信息，此次检查已办结。" + abnormal.FREE,
+                              f"抽查复查已改正 {x.number}", now)
+        elif today <= s.correct_by:
+            raise InspectionError(f"改正期限（{s.correct_by:%Y-%m-%d}）未满，企业仍可更正；期满后复查仍未更正的，才列入经营异常名录")
+        else:
+            try:
+                s.listing = abnormal.do_list_uncorrected(
+                    e, today, f"{x.year}年度年报抽查（{x.number}）责令于{_day(s.correct_by)}前更正：{s.found}；"
+                              f"期满复查：{note}", by=by, now=now)
+            except abnormal.ListingError as err:
+                raise InspectionError(str(err)) from None
+        s.follow_up, s.followed_by = note[:300], by
+        s.save(update_fields=["corrected_on", "listing", "follow_up", "followed_by"])
+    return s
 
 
 # the columns of the check's workbook (sheet 抽查对象) that the results are read back from

@@ -3,6 +3,8 @@ for it, each with its inspectors and, once checked, its result."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 
@@ -67,6 +69,15 @@ class Sample(models.Model):
                                     related_name="+", verbose_name="录入人")
     listing = models.ForeignKey("abnormal.Listing", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+", verbose_name="据此列入经营异常名录")
+    # an order to correct (``Result.CORRECTED``): by when, what the entity said it corrected, and
+    # the inspectors' follow-up (复查): corrected on a day, or not, which lists it once the day has passed
+    correct_by = models.DateField("改正期限", null=True, blank=True)
+    statement = models.CharField("企业说明的更正情况", max_length=300, blank=True)
+    stated_at = models.DateTimeField("企业说明时间", null=True, blank=True)
+    corrected_on = models.DateField("复查确认已改正日期", null=True, blank=True)
+    follow_up = models.CharField("复查情况", max_length=300, blank=True)
+    followed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", verbose_name="复查人")
 
     class Meta:
         verbose_name = verbose_name_plural = "抽查对象"
@@ -80,3 +91,29 @@ class Sample(models.Model):
     @property
     def checked(self) -> bool:
         return bool(self.result)
+
+    def correction(self, today: dt.date) -> str:
+        """Where an order to correct stands on ``today`` (``Correction``; empty for other results)."""
+        if self.result != self.Result.CORRECTED or self.correct_by is None:
+            return ""
+        if self.corrected_on:
+            return Correction.DONE
+        if self.listing_id:
+            return Correction.LISTED
+        if today > self.correct_by:
+            return Correction.OVERDUE
+        return Correction.STATED if self.stated_at else Correction.WAITING
+
+    def correction_label(self, today: dt.date) -> str:
+        state = self.correction(today)
+        return Correction(state).label if state else ""
+
+
+class Correction(models.TextChoices):
+    """Where a spot check's order to correct stands (``Sample.correction``)."""
+
+    WAITING = "waiting", "改正期限内"
+    STATED = "stated", "企业已说明更正，待复查"
+    OVERDUE = "overdue", "逾期未确认改正，待复查"
+    DONE = "done", "复查已改正"
+    LISTED = "listed", "逾期未改正，已列入经营异常名录"

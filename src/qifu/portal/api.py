@@ -153,10 +153,11 @@ class RulingOut(Schema):
 
 class ListingOut(Schema):
     id: int
-    ground: Literal["not_filed", "unreachable", "false_info"] = Field(
+    ground: Literal["not_filed", "unreachable", "false_info", "uncorrected"] = Field(
         description="列入情形：not_filed 未按规定期限公示年度报告；unreachable 通过登记的住所或者经营场所无法联系；"
-                    "false_info 公示企业信息隐瞒真实情况、弄虚作假（年报抽查查实）")
-    report_year: int | None = Field(description="未报送的报告年度（无法联系、信息不实的为空）")
+                    "false_info 公示企业信息隐瞒真实情况、弄虚作假（年报抽查查实）；"
+                    "uncorrected 未在责令的期限内公示有关企业信息（年报抽查责令更正，逾期未更正）")
+    report_year: int | None = Field(description="未报送的报告年度（其他情形的为空）")
     kind: Literal["list", "mark"] = Field(description="list：列入经营异常名录（企业、合作社）；mark：标注经营异常状态（个体工商户）")
     number: str = Field(description="决定书文号")
     listed_on: dt.date

@@ -6,6 +6,7 @@ app_name = "portal"
 urlpatterns = [
     path("", views.home, name="home"),
     path("abnormal/<int:listing_id>/apply/", views.abnormal_apply, name="abnormal-apply"),
+    path("inspections/<int:sample_id>/correction/", views.inspection_correction, name="inspection-correction"),
     path("abnormal/<int:listing_id>/object/", views.abnormal_object, name="abnormal-object"),
     path("abnormal/<int:listing_id>/decision/", views.abnormal_decision, name="abnormal-decision"),
     path("abnormal/<int:listing_id>/decision/<int:ruling_id>/", views.abnormal_ruling, name="abnormal-ruling"),

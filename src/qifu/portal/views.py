@@ -26,7 +26,9 @@ from qifu.corrections.models import CorrectionNotice
 from qifu.engine import season
 from qifu.engine.requests.workflow import State
 from qifu.experts.models import Cooperation
+from qifu.inspections import actions as inspections
 from qifu.inspections import queries as inspection_queries
+from qifu.inspections.models import Sample
 from qifu.labs.actions import OPEN_ORDERS
 from qifu.labs.models import ACTIVE, Booking, SampleOrder
 from qifu.policies import queries as policy_queries
@@ -144,7 +146,7 @@ def home(request):
              .exclude(status=Cooperation.Status.ONGOING).order_by("agreed_on")[:5])
     every = abnormal_queries.for_entity(entity)
     listings = [x for x in every if x.standing]
-    checks = list(inspection_queries.for_entity(entity.uscc)[:5])
+    checks = inspection_queries.for_entity(entity.uscc)[:5]
     due = season.deadline(year)
     return render(request, "portal/home.html", {
         "listings": listings, "checks": checks, "past_listings": [x for x in every if not x.standing], "decide_workdays": abnormal.DECIDE_WITHIN_WORKDAYS,
@@ -207,6 +209,21 @@ def abnormal_apply(request, listing_id: int):
         messages.success(request, f"已提交移出申请（{x.number}），市场监管部门将在 {abnormal.DECIDE_WITHIN_WORKDAYS} 个工作日内"
                                   f"（{by.month}月{by.day}日前）办理并告知结果")
     return redirect(f"{reverse('portal:home')}#abnormal")
+
+
+@portal_required
+@require_POST
+def inspection_correction(request, sample_id: int):
+    """The entity says what it corrected after a spot check ordered it to, for the inspectors to
+    check before the last day."""
+    s = get_object_or_404(Sample, pk=sample_id, entity=request.entity)
+    try:
+        inspections.do_state_correction(s, request.POST.get("statement", ""))
+    except inspections.InspectionError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, "已告知检查人员，复查后以短信或邮件告知结果")
+    return redirect(f"{reverse('portal:home')}#check-{s.pk}")
 
 
 @portal_required

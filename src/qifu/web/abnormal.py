@@ -49,8 +49,11 @@ def _can_act(request) -> bool:
 FINDINGS = {
     ground: {"label": f"因{ABOUT[ground]}列入、", "what": what, "slug": slug}
     for ground, what, slug in ((Listing.Ground.UNREACHABLE, "登记住所无法联系", "unreachable"),
-                               (Listing.Ground.FALSE_INFO, "公示信息不实", "false-info"))
+                               (Listing.Ground.FALSE_INFO, "公示信息不实", "false-info"),
+                               (Listing.Ground.UNCORRECTED, "逾期未按责令更正", "uncorrected"))
 }
+# the grounds a spot check finds (docs/inspections.md): a tile, a filter and their decisions each
+CHECKED = (Listing.Ground.FALSE_INFO, Listing.Ground.UNCORRECTED)
 
 
 def _which(x: Listing | None = None, year: int | None = None, ground: str = "") -> dict:
@@ -125,7 +128,8 @@ def overview(request):
         "unreached": queries.unreached(listings.filter(report_year=year)).count(),
         "unreachable_due": unreachable_due,
         "unreachable_unreached": queries.unreached(listings.filter(ground=Listing.Ground.UNREACHABLE)).count(),
-        "false_info_unreached": queries.unreached(listings.filter(ground=Listing.Ground.FALSE_INFO)).count(),
+        "checked": [{"ground": g, "label": Listing.Ground(g).label, "standing": m[g], **FINDINGS[g],
+                     "unreached": queries.unreached(listings.filter(ground=g)).count()} for g in CHECKED],
         "refusals_unreached": len(queries.unreached_refusals(listings)),
         "candidates": sum(due.values()), "by_type": dict(by_type), "many_towns": len(towns) > 1,
         "listings": list(shown.prefetch_related("rulings").order_by("number")[:SHOWN]), "shown_total": total, "limit": SHOWN,

@@ -53,12 +53,17 @@ def overview(request):
         drawn=Count("samples", filter=Q(samples__in=samples)),
         checked=Count("samples", filter=Q(samples__in=samples) & ~Q(samples__result=""))))
     m = queries.measures(samples)
+    today = timezone.localdate()
     waiting = actions.assigned_to(request.user, samples)
     mine = list(waiting.select_related("entity", "town", "inspection").order_by("inspection__finish_by", "entity_id")
                 [:MINE_SHOWN])
+    follow = samples.filter(queries.follow_up_due(today), inspectors=request.user)
+    to_follow = list(follow.select_related("entity", "town", "inspection").order_by("correct_by", "entity_id")[:MINE_SHOWN])
     closed = abnormal_actions.closed_year()
     return render(request, "web/inspections.html", {
-        "checks": checks, "m": m, "mine": mine, "mine_total": waiting.count() if len(mine) == MINE_SHOWN else len(mine), "today": timezone.localdate(), "can_draw": _can_draw(request),
+        "checks": checks, "m": m, "mine": mine, "mine_total": waiting.count() if len(mine) == MINE_SHOWN else len(mine),
+        "to_follow": to_follow, "to_follow_total": follow.count() if len(to_follow) == MINE_SHOWN else len(to_follow),
+        "today": today, "can_draw": _can_draw(request),
         "years": list(range(closed, closed - 3, -1)), "kinds": Inspection.Kind.choices,
         "towns": Township.objects.filter(entity__isnull=False).distinct().order_by("code"),
         "finish_by": timezone.localdate() + dt.timedelta(days=actions.FINISH_DAYS),
@@ -102,8 +107,11 @@ def inspection(request, inspection_id: int):
     x = get_object_or_404(_inspections(request), pk=inspection_id)
     samples = _samples(request).filter(inspection=x)
     status = request.GET.get("status", "")
+    today = timezone.localdate()
     shown = samples
-    if status == "waiting":
+    if status == "follow_up":
+        shown = shown.filter(queries.follow_up_due(today))
+    elif status == "waiting":
         shown = shown.filter(result="")
     elif status == "problems":
         shown = shown.exclude(result="").exclude(result=Sample.Result.OK)
@@ -119,9 +127,11 @@ def inspection(request, inspection_id: int):
     for s in rows:
         s.open_findings = open_findings.get(s.entity_id, 0)
         s.may_record = actions.may_record(request.user, s)
+        s.state, s.state_label = s.correction(today), s.correction_label(today)
     return render(request, "web/inspection.html", {
         "x": x, "samples": rows, "total": shown.count(), "limit": SHOWN, "m": queries.measures(samples),
-        "status": status, "results": Sample.Result.choices, "today": timezone.localdate(),
+        "status": status, "results": Sample.Result.choices, "today": today,
+        "correct_within": actions.CORRECT_WITHIN_DAYS,
         "can_write": scope.can_write(request.user),
         "town_name": views.town_name(scope.town_of(request.user)),
     })
@@ -155,6 +165,26 @@ def record(request, sample_id: int):
 
 @staff_required(write=True)
 @require_POST
+def follow_up(request, sample_id: int):
+    """The follow-up of an order to correct: corrected, or not by the last day (which lists it)."""
+    s = get_object_or_404(_samples(request).select_related("inspection"), pk=sample_id)
+    back = f"{reverse('inspection', args=[s.inspection_id])}#sample-{s.pk}"
+    if not actions.may_record(request.user, s):
+        messages.error(request, "只有被选派的检查人员或局管理员可以复查")
+        return redirect(back)
+    corrected = request.POST.get("corrected") == "1"
+    try:
+        s = actions.do_follow_up(s, corrected, request.POST.get("note", ""), request.user)
+    except actions.InspectionError as e:
+        messages.error(request, str(e))
+        return redirect(back)
+    messages.success(request, "已记录复查：已改正，已告知企业" if corrected else
+                     f"已记录复查：逾期未改正，已列入经营异常名录（{s.listing.number}）")
+    return redirect(back)
+
+
+@staff_required(write=True)
+@require_POST
 def results_upload(request, inspection_id: int):
     """The check's workbook with the results filled in, all or nothing: each bad row named."""
     x = get_object_or_404(_inspections(request), pk=inspection_id)
@@ -180,12 +210,14 @@ def _xlsx(request, x: Inspection, shown):
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("抽查对象")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "类型", "镇街", "检查人员", "检查结果", "检查情况", "检查日期", "录入人",
-               "录入时间", "列入经营异常名录决定书"])
+               "录入时间", "改正期限", "改正情况", "企业说明", "复查情况", "列入经营异常名录决定书"])
     n = 0
+    today = timezone.localdate()
     for s in shown.order_by("town_id", "entity_id").iterator(chunk_size=2000):
         spreadsheets.append(ws, [s.entity_id, s.entity.name, s.entity.get_entity_type_display(), s.town.name,
                    "、".join(person(u) for u in s.inspectors.all()), s.get_result_display(), s.found,
-                   s.checked_on, person(s.recorded_by), local_time(s.recorded_at), s.listing.number if s.listing else ""])
+                   s.checked_on, person(s.recorded_by), local_time(s.recorded_at), s.correct_by,
+                   s.correction_label(today), s.statement, s.follow_up, s.listing.number if s.listing else ""])
         n += 1
     about = wb.create_sheet("抽查任务")
     for label, value in (("任务编号", x.number), ("任务名称", x.title), ("报告年度", x.year),

@@ -81,6 +81,7 @@ urlpatterns = [
     path("inspections/<int:inspection_id>/", inspections.inspection, name="inspection"),
     path("inspections/<int:inspection_id>/results/", inspections.results_upload, name="inspection-results"),
     path("inspections/samples/<int:sample_id>/record/", inspections.record, name="inspection-record"),
+    path("inspections/samples/<int:sample_id>/follow-up/", inspections.follow_up, name="inspection-follow-up"),
     path("projects/", projects.overview, name="projects"),
     path("projects/register/", projects.register, name="project-register"),
     path("projects/<str:code>/", projects.project, name="project"),

@@ -137,12 +137,15 @@ def _abnormal_panel(request) -> dict | None:
 
 def _inspections_panel(request) -> dict | None:
     """The spot checks: how many drawn and checked, waiting (for the signed-in inspector too),
-    past their last day, and listed because of a result."""
+    past their last day, listed because of a result, and orders to correct waiting for the
+    signed-in inspector's follow-up."""
     samples = inspection_actions.samples_for(request.user)
     if not samples.exists():
         return None
+    due = inspection_queries.follow_up_due(timezone.localdate())
     return {"m": inspection_queries.measures(samples),
-            "mine": inspection_actions.assigned_to(request.user, samples).count()}
+            "mine": inspection_actions.assigned_to(request.user, samples).count(),
+            "follow_up": samples.filter(due, inspectors=request.user).count()}
 
 
 def _projects_panel(request) -> dict | None:
@@ -382,7 +385,7 @@ def entity(request, uscc: str):
         "expert_visits": Visit.objects.filter(entity=e).select_related("expert")[:20],
         "lab_voucher": lab_queries.voucher(e, timezone.localdate().year),
         "listings": abnormal_queries.for_entity(e),
-        "samples": list(inspection_queries.for_entity(e.uscc)),
+        "samples": inspection_queries.for_entity(e.uscc),
         "can_act_listing": can_act_on_listings(request.user),
     }
     ctx["unreachable_standing"] = any(x.unreachable and x.standing for x in ctx["listings"])
