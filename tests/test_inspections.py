@@ -346,6 +346,54 @@ def test_an_order_to_correct_is_followed_up_and_not_correcting_by_its_last_day_l
     assert "复查已改正" in officer.get(f"/entities/{told.entity_id}/").content.decode()
 
 
+def test_the_inspection_records_print_what_the_report_published_for_the_inspectors_to_check(checked_county):
+    import re
+
+    from qifu.accounts.models import AuditEvent
+
+    admin, officer_user = checked_county["users"]["admin"], checked_county["users"]["officer"]
+    x = actions.do_draw(YEAR, "random", "2025年度年报双随机抽查", "100", by=admin, town=checked_county["own_town"].code,
+                        seed="s4")
+    mine = Sample.objects.filter(inspection=x, inspectors=officer_user).select_related("entity").order_by("entity_id")
+    first = mine.first()
+    actions.do_record(first, "ok", "", timezone.localdate(), officer_user)
+    officer = staff(checked_county, "officer")
+    page = officer.get(f"/inspections/{x.pk}/sheets/").content.decode()
+    shown = {int(n) for n in re.findall(r'id="sheet-(\d+)"', page)}
+    assert shown == set(mine.exclude(pk=first.pk).values_list("pk", flat=True)) and len(shown) > 1
+    # each lists what the report published, the year's open findings, and the inspectors to sign
+    for s in mine.exclude(pk=first.pk):
+        report = AnnualReport.objects.get(entity=s.entity, report_year=YEAR, is_current=True)
+        block = page[page.index(f'id="sheet-{s.pk}"'):]
+        block = block[:block.index("</article>")]
+        # the people it reports: a cooperative its members, others their employees
+        label, people = (("成员人数", report.coop_members) if s.entity.entity_type == "cooperative"
+                         else ("从业人数", report.employees))
+        assert s.entity.name in block and f"<td>{label}</td><td>{'未填报' if people is None else people}</td>" in block
+        for f in Finding.objects.filter(entity=s.entity, report_year=YEAR, status="open"):
+            assert f"{f.rule_id}：" in block
+        assert all(u.username in block or (u.get_full_name() and u.get_full_name() in block) for u in s.inspectors.all())
+        # contacts in full for the officer, each entity's sight of them audited
+        if s.entity.phone:
+            assert s.entity.phone in block
+        assert AuditEvent.objects.filter(user=officer_user, action=AuditEvent.Action.VIEW_CONTACT, uscc=s.entity_id,
+                                         detail__contains=x.number).exists()
+    # one sample alone; a leader reads them masked, and nothing is audited for a masked sight
+    one = officer.get(f"/inspections/{x.pk}/sheets/", {"sample": first.pk}).content.decode()
+    assert re.findall(r'id="sheet-(\d+)"', one) == [str(first.pk)]
+    leader = staff(checked_county, "leader")
+    page = leader.get(f"/inspections/{x.pk}/sheets/", {"status": "waiting"}).content.decode()
+    assert len(re.findall(r'id="sheet-(\d+)"', page)) == len(shown)
+    assert not any(s.entity.phone and s.entity.phone in page for s in mine)
+    assert not AuditEvent.objects.filter(user=checked_county["users"]["leader"], action=AuditEvent.Action.VIEW_CONTACT).exists()
+    # another township's officer sees no record of this check
+    stranger = get_user_model().objects.create_user("elsewhere-sheets", password="elsewhere-pw-for-tests")
+    StaffProfile.objects.create(user=stranger, role="officer", town=checked_county["other_town"])
+    c = Client()
+    c.force_login(stranger)
+    assert c.get(f"/inspections/{x.pk}/sheets/").status_code == 404
+
+
 def test_the_inspectors_fill_in_the_workbook_and_it_is_read_back_all_or_nothing(checked_county):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

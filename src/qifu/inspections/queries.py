@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, DecimalField, Q, QuerySet
 from django.utils import timezone
 
 from qifu.inspections.models import Sample
@@ -32,6 +32,35 @@ def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     m["problems"] = m["checked"] - m[Sample.Result.OK]
     m["results"] = [(r.label, m[r.value]) for r in Sample.Result]
     return m
+
+
+# what an inspection record (检查记录表) asks the inspectors to check of each kind of entity's
+# report: the published figures that can be held against evidence (payroll, accounts, tax,
+# social insurance)
+SHEET_FIELDS = {
+    "enterprise": ("employees", "total_assets", "total_liabilities", "total_revenue", "total_profit", "total_tax_paid",
+                   "si_pension_insured", "operating_status", "contact_address"),
+    "individual": ("employees", "turnover", "total_tax_paid", "operating_status", "contact_address"),
+    "cooperative": ("coop_members", "coop_sales", "coop_surplus", "coop_gov_subsidies", "operating_status",
+                    "contact_address"),
+}
+
+
+def sheet_rows(report, entity_type: str) -> list[tuple[str, object]]:
+    """The published values of ``report`` an inspection record lists for checking, with their
+    labels (``SHEET_FIELDS``); an entity that filed no report of the year gets the labels only."""
+    from qifu.reports.models import AnnualReport
+
+    rows = []
+    for name in SHEET_FIELDS.get(entity_type, SHEET_FIELDS["enterprise"]):
+        field = AnnualReport._meta.get_field(name)
+        value = getattr(report, name) if report is not None else None
+        if value is not None and field.choices:
+            value = dict(field.choices).get(value, value)
+        elif value is not None and isinstance(field, DecimalField):
+            value = f"{value.normalize():f} 万元"
+        rows.append((field.verbose_name, "未填报" if value is None else value))
+    return rows
 
 
 def for_entity(uscc: str, today: dt.date | None = None) -> list[Sample]:

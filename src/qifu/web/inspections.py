@@ -16,12 +16,16 @@ from django.views.decorators.http import require_POST
 
 from qifu import spreadsheets
 from qifu.abnormal import actions as abnormal_actions
-from qifu.accounts import scope
+from qifu.accounts import masking, scope
 from qifu.accounts.decorators import staff_required
+from qifu.accounts.models import AuditEvent
 from qifu.checks.models import Finding
+from qifu.engine import reference
 from qifu.inspections import actions, queries
 from qifu.inspections.models import Inspection, Sample
 from qifu.registry.models import Township
+from qifu.reports.models import AnnualReport
+from qifu.web import queries as web_queries
 from qifu.web import uploads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
 
@@ -161,6 +165,50 @@ def record(request, sample_id: int):
         done += f"；已据此列入经营异常名录（{s.listing.number}）"
     messages.success(request, done)
     return redirect(back)
+
+
+SHEETS_SHOWN = 200  # inspection records printed at once
+
+
+@staff_required
+def sheets(request, inspection_id: int):
+    """Inspection records (检查记录表) to print and take along: one sample's (``?sample=``), or
+    those waiting for the signed-in inspector (``?status=mine``, the default) or for anyone
+    (``waiting``). Each lists the entity, what its report published to check against evidence,
+    the open findings of the quality rules, the results to tick, and room for the inspectors'
+    and the entity's signatures. Contacts in full for staff who may see them (audited, each
+    entity), masked otherwise."""
+    x = get_object_or_404(_inspections(request), pk=inspection_id)
+    samples = _samples(request).filter(inspection=x)
+    status = request.GET.get("status", "mine")
+    if request.GET.get("sample"):
+        shown = samples.filter(pk=int(request.GET["sample"]) if request.GET["sample"].isdigit() else 0)
+    elif status == "waiting":
+        shown = samples.filter(result="")
+    else:
+        shown = actions.assigned_to(request.user, samples)
+    rows = list(shown.select_related("entity", "town").prefetch_related("inspectors")
+                .order_by("town_id", "entity_id")[:SHEETS_SHOWN])
+    reveal = scope.can_see_contacts(request.user)
+    codes = [s.entity_id for s in rows]
+    reports = {r.entity_id: r for r in AnnualReport.objects.filter(entity_id__in=codes, report_year=x.year, is_current=True)}
+    findings: dict[str, list] = {}
+    for f in Finding.objects.filter(report_year=x.year, status=Finding.Status.OPEN, entity_id__in=codes).order_by("rule_id"):
+        findings.setdefault(f.entity_id, []).append(f)
+    known = web_queries.personal_values(codes) if not reveal else {}
+    for s in rows:
+        e = s.entity
+        s.rep, s.phone = (e.legal_rep, e.phone) if reveal else (masking.name(e.legal_rep), masking.phone(e.phone))
+        s.published = queries.sheet_rows(reports.get(s.entity_id), e.entity_type)
+        s.filed_at = reports[s.entity_id].filed_at if s.entity_id in reports else None
+        s.findings = [(f.rule_id, f.message if reveal else masking.text(f.message, known.get(s.entity_id, ())))
+                      for f in findings.get(s.entity_id, [])]
+        if reveal:
+            scope.audit(request, AuditEvent.Action.VIEW_CONTACT, uscc=e.uscc, detail=f"年报抽查检查记录表 {x.number}")
+    return render(request, "web/inspection_sheets.html", {
+        "x": x, "samples": rows, "total": shown.count(), "limit": SHEETS_SHOWN, "status": status,
+        "results": Sample.Result.choices, "county": reference.county()["county"],
+    })
 
 
 @staff_required(write=True)
