@@ -346,6 +346,30 @@ def test_an_order_to_correct_is_followed_up_and_not_correcting_by_its_last_day_l
     assert "复查已改正" in officer.get(f"/entities/{told.entity_id}/").content.decode()
 
 
+def test_an_entity_ordered_to_correct_that_has_said_nothing_is_reminded_once_before_its_last_day(checked_county):
+    from qifu import worker
+
+    admin = checked_county["users"]["admin"]
+    x = actions.do_draw(YEAR, "random", "2025年度年报双随机抽查", "100", by=admin, town=checked_county["own_town"].code,
+                        seed="s5")
+    silent, said = [s for s in x.samples.select_related("entity").order_by("entity_id")
+                    if s.entity.phone or s.entity.email][:2]
+    now = timezone.now()
+    for s in (silent, said):
+        actions.do_record(s, "corrected", "年报从业人数与社保参保人数不符", timezone.localdate(now), admin, now=now)
+    actions.do_state_correction(said, "已在公示系统更正从业人数为28人", now=now)
+    silent.refresh_from_db()
+    days = actions.CORRECT_WITHIN_DAYS - actions.REMIND_DAYS_BEFORE
+    assert actions.remind_corrections(now) == 0
+    assert actions.remind_corrections(now + dt.timedelta(days=days - 1)) == 0  # four days before: not yet
+    assert actions.remind_corrections(now + dt.timedelta(days=days)) == 1
+    body = OutboxMessage.objects.get(key=f"inspection-correct-soon:{silent.pk}").body
+    assert f"改正期限为{silent.correct_by.month}月{silent.correct_by.day}日" in body and x.number in body
+    assert actions.remind_corrections(now + dt.timedelta(days=days + 1)) == 0  # once
+    assert not OutboxMessage.objects.filter(key=f"inspection-correct-soon:{said.pk}").exists()
+    assert any(j.id == "inspection_corrections" and j.handler.endswith(":remind_corrections") for j in worker.JOBS)
+
+
 def test_the_inspection_records_print_what_the_report_published_for_the_inspectors_to_check(checked_county):
     import re
 

@@ -125,6 +125,8 @@ JOBS: tuple[Job, ...] = (
         label="承诺容缺的资料补交期限前提醒建设单位"),
     Job("abnormal_serious", "qifu.abnormal.actions:warn_serious", _every_morning, catch_up=_daytime,
         label="列入经营异常名录将满三年的主体，提前 60 天书面预警一次"),
+    Job("inspection_corrections", "qifu.inspections.actions:remind_corrections", _every_morning, catch_up=_daytime,
+        label="年报抽查责令改正的主体，期限前 3 天仍未告知已更正的，提醒一次"),
     Job("policy_matches", "qifu.policies.actions:run_pending_matches", _every_few_seconds,
         label="匹配局管理员在页面上保存的政策，并通知新符合条件的企业"),
     Job("exports", "qifu.web.export_jobs:run_pending", _every_few_seconds, label="生成工作人员申请的后台导出"),

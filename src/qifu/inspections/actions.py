@@ -37,6 +37,7 @@ FINISH_DAYS = 60  # the checks' default time, from the draw
 # an order to correct gives ten days (《企业公示信息抽查暂行办法》: 责令其在10日内履行公示义务); an entity
 # that has not corrected by then is listed (未在责令的期限内公示有关企业信息)
 CORRECT_WITHIN_DAYS = 10
+REMIND_DAYS_BEFORE = 3  # an entity that has said nothing is reminded once, three days before the last day
 # the result is published within 20 working days of the check's end (《企业公示信息抽查暂行办法》);
 # qifu shows it to the entity as soon as it is recorded
 
@@ -326,6 +327,31 @@ def do_follow_up(sample: Sample, corrected: bool, note: str, by, now: dt.datetim
         s.follow_up, s.followed_by = note[:300], by
         s.save(update_fields=["corrected_on", "listing", "follow_up", "followed_by"])
     return s
+
+
+def remind_corrections(now: dt.datetime | None = None) -> int:
+    """Each morning (`qifu worker`): an entity ordered to correct that has neither said it has
+    corrected nor been followed up is reminded once, ``REMIND_DAYS_BEFORE`` days or fewer before
+    its last day, of the day and of what follows it. Returns the messages queued."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    due = list(Sample.objects.filter(result=Result.CORRECTED, corrected_on__isnull=True, listing__isnull=True,
+                                     stated_at__isnull=True, entity__status="active", correct_by__gte=today,
+                                     correct_by__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
+               .select_related("entity", "inspection").order_by("pk"))
+    told = decency.told(f"inspection-correct-soon:{s.pk}" for s in due)
+    n = 0
+    for s in due:
+        key = f"inspection-correct-soon:{s.pk}"
+        if key in told:
+            continue
+        e, x, last = s.entity, s.inspection, s.correct_by
+        body = (f"【{reference.county()['county']}市场监管局】{e.name}：{x.year}年度年报抽查（{x.number}）责令更正的信息"
+                f"（{s.found[:60]}），改正期限为{last.month}月{last.day}日。已更正的，请登录企服平台告知；"
+                f"逾期未更正的，将列入经营异常名录。" + abnormal.FREE)
+        if decency.tell_once(key, e.uscc, "inspection", e.phone, e.email, body, f"抽查改正期限提醒 {x.number}", now):
+            n += 1
+    return n
 
 
 # the columns of the check's workbook (sheet 抽查对象) that the results are read back from
