@@ -544,9 +544,9 @@ def test_the_bureau_draws_a_targeted_check_and_the_officer_records_a_false_repor
     expect(admin.locator("ul.flash")).to_contain_text("已抽取")
     x = Inspection.objects.get()
     expect(admin.locator("#inspection-seed")).to_have_text(x.seed)
-    s = (Sample.objects.filter(inspection=x, entity__email__contains="@").select_related("entity")
-         .order_by("entity_id").first())
-    assert s is not None and s.entity.findings.filter(status="open").exists()
+    s, s2 = (Sample.objects.filter(inspection=x, entity__email__contains="@").select_related("entity")
+             .order_by("entity_id")[:2])
+    assert s.entity.findings.filter(status="open").exists()
     admin.context.close()
     # the township's officer, sent to it, records what was found: the entity is listed at once
     officer = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
@@ -562,6 +562,13 @@ def test_the_bureau_draws_a_targeted_check_and_the_officer_records_a_false_repor
     expect(officer.locator("ul.flash")).to_contain_text("已据此列入经营异常名录")
     listing = Listing.objects.get(entity=s.entity, ground="false_info")
     expect(officer.locator(f"#sample-{s.pk}")).to_contain_text(listing.number)
+    # another found wrong but not false: ordered to correct within ten days
+    row = officer.locator(f"#sample-{s2.pk}")
+    row.get_by_text("录入检查结果").click()
+    row.get_by_label("结果").select_option("corrected")
+    row.get_by_label("检查情况").fill("年报营业总收入与纳税申报收入不符")
+    row.get_by_role("button", name="保存").click()
+    expect(officer.locator(f"#sample-{s2.pk}-correction")).to_contain_text("改正期限内")
     officer.screenshot(path=str(SHOTS / "inspection.png"), full_page=True)
     officer.context.close()
     # the firm sees the result and the listing, and applies saying what it corrected
@@ -574,3 +581,22 @@ def test_the_bureau_draws_a_targeted_check_and_the_officer_records_a_false_repor
     expect(page.locator("#abnormal")).to_contain_text("您已于")
     assert Listing.objects.get(pk=listing.pk).status == "applied"
     page.context.close()
+    # the firm ordered to correct says what it corrected; its inspector follows it up
+    page = browser.new_context(locale="zh-CN").new_page()
+    portal_sign_in(page, base, smtp_server, s2.entity_id)
+    said = page.locator(f"#check-{s2.pk}-correction")
+    said.get_by_label("已更正的，告诉检查人员更正了什么").fill("已在公示系统更正营业总收入")
+    said.get_by_role("button", name="已更正，请复查").click()
+    expect(page.locator(f"#check-{s2.pk}")).to_contain_text("您已于")
+    page.context.close()
+    officer = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
+    staff_login(officer, base, "officer")
+    officer.goto(f"{base}/inspections/{x.pk}/?status=follow_up")
+    row = officer.locator(f"#sample-{s2.pk}")
+    expect(row).to_contain_text("已在公示系统更正营业总收入")
+    expect(row.get_by_role("button", name="逾期未改正，列入经营异常名录")).to_have_count(0)  # still within its days
+    row.get_by_label("复查情况").fill("已核对公示系统，营业总收入已更正")
+    row.get_by_role("button", name="复查已改正").click()
+    expect(officer.locator("ul.flash")).to_contain_text("已改正")
+    assert Sample.objects.get(pk=s2.pk).corrected_on is not None
+    officer.context.close()
