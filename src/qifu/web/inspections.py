@@ -121,7 +121,7 @@ def inspection(request, inspection_id: int):
         shown = shown.exclude(result="").exclude(result=Sample.Result.OK)
     elif status == "mine":
         shown = actions.assigned_to(request.user, shown)
-    shown = shown.select_related("entity", "town", "recorded_by", "listing").prefetch_related("inspectors")
+    shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing").prefetch_related("inspectors")
     if request.GET.get("format") == "xlsx":
         return _xlsx(request, x, shown)
     rows = list(shown.order_by("town_id", "entity_id")[:SHOWN])
