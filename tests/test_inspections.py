@@ -335,6 +335,19 @@ def test_an_order_to_correct_is_followed_up_and_not_correcting_by_its_last_day_l
     abnormal.do_remove(listing, admin, "已核对更正后的年报与社保记录一致")
     listing.refresh_from_db()
     assert listing.status == "removed" and "已更正公示的信息" in documents.ruling(listing.rulings.get()).paragraphs[1]
+    # the JSON API says the same to each firm, and takes a firm's word while the order stands
+    checks = portal_client(told.entity_id).get("/api/v1/inspections").json()
+    assert [(c["id"], c["result"], c["correction"], c["correct_by"], c["statement"]) for c in checks] == [
+        (told.pk, "corrected", "done", told.correct_by.isoformat(), told.statement)]
+    late_firm = portal_client(late.entity_id)
+    assert [(c["correction"], c["listing_number"]) for c in late_firm.get("/api/v1/inspections").json()] == [
+        ("listed", listing.number)]
+    r = late_firm.post(f"/api/v1/inspections/{late.pk}/correction", {"statement": "已更正从业人数为28人"},
+                       content_type="application/json")
+    assert r.status_code == 400 and "已经复查" in r.json()["detail"]
+    r = late_firm.post(f"/api/v1/inspections/{told.pk}/correction", {"statement": "别人的检查结果"},
+                       content_type="application/json")
+    assert r.status_code == 404
     # the workbook, the entity's page and its file say where each order stands
     book = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
     sheet = book["抽查对象"]
@@ -357,7 +370,10 @@ def test_an_entity_ordered_to_correct_that_has_said_nothing_is_reminded_once_bef
     now = timezone.now()
     for s in (silent, said):
         actions.do_record(s, "corrected", "年报从业人数与社保参保人数不符", timezone.localdate(now), admin, now=now)
-    actions.do_state_correction(said, "已在公示系统更正从业人数为28人", now=now)
+    # one says through the JSON API what it corrected
+    r = portal_client(said.entity_id).post(f"/api/v1/inspections/{said.pk}/correction",
+                                           {"statement": "已在公示系统更正从业人数为28人"}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["correction"] == "stated" and r.json()["statement"] == "已在公示系统更正从业人数为28人"
     silent.refresh_from_db()
     days = actions.CORRECT_WITHIN_DAYS - actions.REMIND_DAYS_BEFORE
     assert actions.remind_corrections(now) == 0

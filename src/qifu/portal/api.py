@@ -11,6 +11,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyCookie
 
@@ -20,6 +21,9 @@ from qifu.abnormal.models import Listing
 from qifu.checks import single
 from qifu.checks.models import Finding
 from qifu.corrections import actions as corrections
+from qifu.inspections import actions as inspections
+from qifu.inspections import queries as inspection_queries
+from qifu.inspections.models import Sample
 from qifu.portal import forms
 from qifu.portal.views import current_entity
 
@@ -162,10 +166,10 @@ class ListingOut(Schema):
     number: str = Field(description="决定书文号")
     listed_on: dt.date
     status: Literal["listed", "applied", "removed", "annulled"] = Field(description="列入中、已申请移出、已移出、已撤销（列入有误）")
-    back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出；无法联系、信息不实的总为 false）")
-    found_on: dt.date | None = Field(description="无法联系、信息不实的：查实的日期")
-    found: str = Field(description="无法联系、信息不实的：查实的情况")
-    applied_note: str = Field(description="无法联系、信息不实的：申请移出时企业的说明")
+    back_filed: bool = Field(description="已补报该年度年报（补报后才能申请移出；其他情形的总为 false）")
+    found_on: dt.date | None = Field(description="无法联系、信息不实、逾期未改正的：查实的日期")
+    found: str = Field(description="无法联系、信息不实、逾期未改正的：查实的情况")
+    applied_note: str = Field(description="无法联系、信息不实、逾期未改正的：申请移出时企业的说明")
     applied_at: dt.datetime | None
     answer_by: dt.date | None = Field(description="已申请移出的：市场监管部门最迟在这一天前作出决定（5 个工作日）")
     removed_on: dt.date | None
@@ -183,18 +187,20 @@ def _listing(x) -> dict:
                          "reason": r.reason if r.kind != "remove" else ""} for r in x.rulings.all()]}
 
 
-@router.get("/abnormal", response=list[ListingOut], summary="本主体的经营异常名录记录（未按期报送年报、登记住所无法联系或公示信息不实）")
+@router.get("/abnormal", response=list[ListingOut],
+            summary="本主体的经营异常名录记录（未按期报送年报、登记住所无法联系、公示信息不实或逾期未按责令更正）")
 def listings(request):
     return [_listing(x) for x in abnormal_queries.for_entity(request.entity)]
 
 
 class ApplyIn(Schema):
     statement: str = Field("", max_length=300, description="无法联系的：现在如何能在登记住所联系到本单位，或已办理住所变更登记；"
-                                                          "信息不实的：已更正了哪些公示的信息（均至少4个字）；未报送年报的不需要")
+                                                          "信息不实、逾期未改正的：已更正了哪些公示的信息（均至少4个字）；"
+                                                          "未报送年报的不需要")
 
 
 @router.post("/abnormal/{listing_id}/apply", response={200: ListingOut, 400: Error, 404: Error},
-             summary="申请移出经营异常名录（未报送年报的补报后；无法联系、信息不实的附说明）")
+             summary="申请移出经营异常名录（未报送年报的补报后；其他情形的附说明）")
 def apply(request, listing_id: int, body: ApplyIn | None = None):
     x = Listing.objects.filter(pk=listing_id, entity=request.entity).first()
     if x is None:
@@ -225,3 +231,53 @@ def object_to(request, listing_id: int, body: ObjectionIn):
     except abnormal.ListingError as e:
         return Status(400, {"detail": str(e)})
     return Status(201, {"request_number": req.number})
+
+
+class CheckOut(Schema):
+    id: int
+    number: str = Field(description="抽查任务编号，如 抽〔2026〕001号")
+    report_year: int = Field(description="被抽查的年报年度")
+    kind: Literal["random", "targeted"] = Field(description="random 双随机抽查；targeted 定向抽查")
+    finish_by: dt.date = Field(description="检查完成期限：检查人员在这一天前与本单位联系")
+    result: Literal["", "ok", "corrected", "false_info", "unreachable", "refused"] = Field(
+        description="检查结果，尚未检查的为空：ok 未发现问题；corrected 发现问题已责令改正；false_info 公示信息隐瞒真实情况、"
+                    "弄虚作假；unreachable 通过登记的住所或者经营场所无法联系；refused 不予配合情节严重")
+    checked_on: dt.date | None
+    found: str = Field(description="检查情况")
+    correct_by: dt.date | None = Field(description="责令改正的：改正期限（检查之日起 10 日）")
+    correction: Literal["", "waiting", "stated", "overdue", "done", "listed"] = Field(
+        description="责令改正的进展：waiting 期限内；stated 已说明更正、待复查；overdue 逾期未确认改正、待复查；"
+                    "done 复查已改正；listed 逾期未改正、已列入经营异常名录")
+    statement: str = Field(description="本单位说明的更正情况")
+    corrected_on: dt.date | None = Field(description="复查确认已改正的日期")
+    listing_number: str = Field(description="因此列入经营异常名录的决定书文号（见 /abnormal）")
+
+
+def _check(s) -> dict:
+    x = s.inspection
+    return {"id": s.pk, "number": x.number, "report_year": x.year, "kind": x.kind, "finish_by": x.finish_by,
+            "result": s.result, "checked_on": s.checked_on, "found": s.found, "correct_by": s.correct_by,
+            "correction": s.correction(timezone.localdate()), "statement": s.statement,
+            "corrected_on": s.corrected_on, "listing_number": s.listing.number if s.listing else ""}
+
+
+@router.get("/inspections", response=list[CheckOut], summary="本主体被年报抽查的记录与结果")
+def checks(request):
+    return [_check(s) for s in inspection_queries.for_entity(request.entity.uscc)]
+
+
+class CorrectionIn(Schema):
+    statement: str = Field(max_length=300, description="已更正了哪些公示的信息（至少4个字），如：已在公示系统更正2025年度年报的从业人数")
+
+
+@router.post("/inspections/{sample_id}/correction", response={200: CheckOut, 400: Error, 404: Error},
+             summary="责令改正的：告知检查人员已更正了什么，待复查")
+def state_correction(request, sample_id: int, body: CorrectionIn):
+    s = Sample.objects.filter(pk=sample_id, entity=request.entity).first()
+    if s is None:
+        return Status(404, {"detail": "没有这条记录"})
+    try:
+        inspections.do_state_correction(s, body.statement)
+    except inspections.InspectionError as e:
+        return Status(400, {"detail": str(e)})
+    return Status(200, _check(Sample.objects.select_related("inspection", "listing").get(pk=s.pk)))
