@@ -1,4 +1,7 @@
+import contextlib
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -171,20 +174,29 @@ def _with_database(url: str, name: str) -> str:
 
 @pytest.fixture(scope="session")
 def _process_template(tmp_path_factory):
-    """On PostgreSQL: a database migrated once, copied for every process test (CREATE DATABASE
-    … TEMPLATE takes a moment; migrating takes seconds). None on SQLite."""
+    """A database migrated once, copied for every process test (migrating takes some fifteen
+    seconds; a copy, a moment): on PostgreSQL a database (CREATE DATABASE … TEMPLATE), on
+    SQLite a file, its write-ahead log folded in. A fresh machine's own migration is still
+    tested (tests/test_backup.py, a restore on a fresh machine)."""
+    folder = tmp_path_factory.mktemp("template")
+    env = dict(os.environ, QIFU_DATA_DIR=str(folder))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
     url = _server_url()
     if url is None:
-        yield None
+        env.pop("QIFU_DATABASE_URL", None)
+        subprocess.run([sys.executable, "-m", "qifu", "manage", "migrate", "--verbosity", "0"], env=env, check=True)
+        path = folder / "qifu.sqlite3"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("PRAGMA journal_mode=DELETE")
+        yield path
         return
     import psycopg
 
     name = f"qifu_tpl_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    env = dict(os.environ, QIFU_DATABASE_URL=_with_database(url, name),
-               QIFU_DATA_DIR=str(tmp_path_factory.mktemp("template")))
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["QIFU_DATABASE_URL"] = _with_database(url, name)
     subprocess.run([sys.executable, "-m", "qifu", "manage", "migrate", "--verbosity", "0"], env=env, check=True)
     yield name
     with psycopg.connect(url, autocommit=True) as admin:
@@ -194,14 +206,17 @@ def _process_template(tmp_path_factory):
 @pytest.fixture
 def process_env(tmp_path, _process_template):
     """The environment for running `qifu` (or a Django script) as a process of its own, with a
-    fresh database of its own: a new SQLite file under its data directory, or on PostgreSQL a
-    new database on the same server (the suite's test database lives in a transaction the
-    process cannot see). Yields the environment; the database is dropped afterwards."""
+    fresh database of its own, a copy of the migrated template: a SQLite file in its data
+    directory, or on PostgreSQL a new database on the same server (the suite's test database
+    lives in a transaction the process cannot see). Yields the environment; the database is
+    dropped afterwards."""
     env = dict(os.environ, QIFU_DATA_DIR=str(tmp_path / "var"))
     env.pop("DJANGO_SETTINGS_MODULE", None)
     url = _server_url()
     if url is None:
         env.pop("QIFU_DATABASE_URL", None)
+        (tmp_path / "var").mkdir(exist_ok=True)
+        shutil.copyfile(_process_template, tmp_path / "var" / "qifu.sqlite3")
         yield env
         return
     import psycopg
@@ -228,19 +243,9 @@ def touches_database(item: pytest.Item) -> bool:
             or not DATABASE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())))
 
 
-# the tests that reach no database and that CI's PostgreSQL pass runs instead of its SQLite pass,
-# by file, so that the two passes, side by side on two cores, end at about the same time. The
-# SQLite pass took six to seven minutes longer when it ran them all (2026-12-03); the engine's
-# tests took 2 min 48 s alone, Spark's 92 s of it (QIFU_TESTS=engine with --durations=0).
-SECOND_PASS_FILES = frozenset({"test_spark.py"})
-
 TEST_SETS = {
-    "database": lambda item, db: db,  # only those that reach a database
+    "database": lambda item, db: db,  # only those that reach a database (CI's PostgreSQL pass)
     "engine": lambda item, db: not db,  # only those that do not (the engine, simulators, Spark…)
-    # CI's two passes: each runs every test that reaches a database, on its own database, and
-    # its share of the rest, which do the same on either
-    "ci-sqlite": lambda item, db: db or item.path.name not in SECOND_PASS_FILES,
-    "ci-postgresql": lambda item, db: db or item.path.name in SECOND_PASS_FILES,
 }
 
 
