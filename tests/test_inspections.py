@@ -298,6 +298,15 @@ def test_an_order_to_correct_is_followed_up_and_not_correcting_by_its_last_day_l
     assert "未满" in r.content.decode()
     late.refresh_from_db()
     assert late.listing is None and not Listing.objects.filter(entity=late.entity).exists()
+    # only its inspectors (or an administrator) follow it up
+    other = get_user_model().objects.create_user("not-sent", password="not-sent-pw-for-tests")
+    StaffProfile.objects.create(user=other, role="officer", town=own)
+    c = Client()
+    c.force_login(other)
+    r = c.post(f"/inspections/samples/{told.pk}/follow-up/", {"corrected": "1", "note": "复查已改正的情况"}, follow=True)
+    assert "只有被选派的检查人员或局管理员可以复查" in r.content.decode()
+    told.refresh_from_db()
+    assert told.corrected_on is None
     # corrected: recorded and the firm told; a second follow-up is refused
     officer.post(f"/inspections/samples/{told.pk}/follow-up/", {"corrected": "1", "note": "已核对公示系统，从业人数已更正"})
     told.refresh_from_db()

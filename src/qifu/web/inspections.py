@@ -141,14 +141,23 @@ def inspection(request, inspection_id: int):
     })
 
 
-@staff_required(write=True)
-@require_POST
-def record(request, sample_id: int):
+def _inspectors_sample(request, sample_id: int, what: str):
+    """The sample a form acts on, the way back to its row, and a redirect saying no when the
+    reader is neither one of its inspectors nor an administrator (``what``: what they may do)."""
     s = get_object_or_404(_samples(request).select_related("inspection"), pk=sample_id)
     back = f"{reverse('inspection', args=[s.inspection_id])}#sample-{s.pk}"
     if not actions.may_record(request.user, s):
-        messages.error(request, "只有被选派的检查人员或局管理员可以录入检查结果")
-        return redirect(back)
+        messages.error(request, f"只有被选派的检查人员或局管理员可以{what}")
+        return s, back, redirect(back)
+    return s, back, None
+
+
+@staff_required(write=True)
+@require_POST
+def record(request, sample_id: int):
+    s, back, refused = _inspectors_sample(request, sample_id, "录入检查结果")
+    if refused:
+        return refused
     try:
         checked_on = dt.date.fromisoformat(request.POST.get("checked_on", ""))
     except ValueError:
@@ -215,11 +224,9 @@ def sheets(request, inspection_id: int):
 @require_POST
 def follow_up(request, sample_id: int):
     """The follow-up of an order to correct: corrected, or not by the last day (which lists it)."""
-    s = get_object_or_404(_samples(request).select_related("inspection"), pk=sample_id)
-    back = f"{reverse('inspection', args=[s.inspection_id])}#sample-{s.pk}"
-    if not actions.may_record(request.user, s):
-        messages.error(request, "只有被选派的检查人员或局管理员可以复查")
-        return redirect(back)
+    s, back, refused = _inspectors_sample(request, sample_id, "复查")
+    if refused:
+        return refused
     corrected = request.POST.get("corrected") == "1"
     try:
         s = actions.do_follow_up(s, corrected, request.POST.get("note", ""), request.user)
