@@ -395,6 +395,62 @@ def test_an_entity_ordered_to_correct_that_has_said_nothing_is_reminded_once_bef
     assert any(j.id == "inspection_corrections" and j.handler.endswith(":remind_corrections") for j in worker.JOBS)
 
 
+def test_a_firm_sends_the_documents_behind_its_report_and_its_inspectors_read_them(checked_county):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from qifu.accounts.models import AuditEvent
+    from qifu.inspections.models import Evidence
+
+    admin, officer_user = checked_county["users"]["admin"], checked_county["users"]["officer"]
+    x = actions.do_draw(YEAR, "random", "2025年度年报双随机抽查", "100", by=admin, town=checked_county["own_town"].code,
+                        seed="s6")
+    s, other = x.samples.order_by("entity_id")[:2]
+    pdf = "%PDF-1.4\n2025年12月工资表\n%%EOF".encode()
+    firm = portal_client(s.entity_id)
+    assert f'id="check-{s.pk}-send"' in firm.get("/portal/").content.decode()
+    # all or none: a file that is neither an image nor a PDF is refused by name, and nothing is kept
+    r = firm.post(f"/portal/inspections/{s.pk}/evidence/", {"files": [SimpleUploadedFile("工资表.pdf", pdf),
+                                                                     SimpleUploadedFile("说明.txt", b"hello")]}, follow=True)
+    assert "附件“说明.txt”不是图片或 PDF" in r.content.decode() and not Evidence.objects.exists()
+    r = firm.post(f"/portal/inspections/{s.pk}/evidence/", {"files": [SimpleUploadedFile("工资表.pdf", pdf)],
+                                                           "note": "2025年12月工资表"}, follow=True)
+    assert "已上传 1 份材料" in r.content.decode()
+    e = Evidence.objects.get()
+    assert (e.sample_id, e.name, e.sent_by, e.note, e.size, e.content_type) == (
+        s.pk, "工资表.pdf", None, "2025年12月工资表", len(pdf), "application/pdf")
+    assert "工资表.pdf" in firm.get("/portal/").content.decode()
+    assert b"".join(firm.get(f"/portal/inspections/{s.pk}/evidence/{e.pk}/").streaming_content) == pdf
+    # another firm neither reads it nor sends for this check
+    stranger_firm = portal_client(other.entity_id)
+    assert stranger_firm.get(f"/portal/inspections/{s.pk}/evidence/{e.pk}/").status_code == 404
+    assert stranger_firm.post(f"/portal/inspections/{s.pk}/evidence/",
+                              {"files": [SimpleUploadedFile("a.pdf", pdf)]}).status_code == 404
+    # its inspectors see it on the check's page and read it, the reading audited; another township does not
+    officer = staff(checked_county, "officer")
+    page = officer.get(f"/inspections/{x.pk}/").content.decode()
+    assert f'id="sample-{s.pk}-evidence"' in page and f"/inspections/evidence/{e.pk}/" in page
+    assert b"".join(officer.get(f"/inspections/evidence/{e.pk}/").streaming_content) == pdf
+    assert AuditEvent.objects.filter(user=officer_user, action=AuditEvent.Action.VIEW_ENTITY, uscc=s.entity_id,
+                                     detail__contains="工资表.pdf").exists()
+    elsewhere = get_user_model().objects.create_user("elsewhere-evidence", password="elsewhere-pw-for-tests")
+    StaffProfile.objects.create(user=elsewhere, role="officer", town=checked_county["other_town"])
+    c = Client()
+    c.force_login(elsewhere)
+    assert c.get(f"/inspections/evidence/{e.pk}/").status_code == 404
+    # at most five for a check
+    actions.do_send_evidence(s, [SimpleUploadedFile(f"{i}.pdf", pdf) for i in range(4)], by=officer_user)
+    with pytest.raises(actions.InspectionError, match="最多 5 个"):
+        actions.do_send_evidence(s, [SimpleUploadedFile("6.pdf", pdf)])
+    # checked and nothing to correct: the check takes no more; an order to correct opens it again
+    today = timezone.localdate()
+    actions.do_record(other, "ok", "", today, admin)
+    with pytest.raises(actions.InspectionError, match="已经办结"):
+        actions.do_send_evidence(other, [SimpleUploadedFile("a.pdf", pdf)])
+    assert f'id="check-{other.pk}-send"' not in stranger_firm.get("/portal/").content.decode()
+    actions.do_record(other, "corrected", "年报从业人数与社保参保人数不符", today, admin)
+    assert [x.name for x in actions.do_send_evidence(other, [SimpleUploadedFile("更正后.pdf", pdf)])] == ["更正后.pdf"]
+
+
 def test_the_inspection_records_print_what_the_report_published_for_the_inspectors_to_check(checked_county):
     import re
 

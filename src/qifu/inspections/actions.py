@@ -26,10 +26,11 @@ from qifu.accounts import scope
 from qifu.accounts.models import StaffProfile
 from qifu.engine import reference
 from qifu.engine.policies.policy import PolicyError
-from qifu.inspections.models import Inspection, Sample
+from qifu.inspections.models import Evidence, Inspection, Sample
 from qifu.registry.models import Entity, Township
 from qifu.reminders import decency
 from qifu.reports.models import AnnualReport
+from qifu.service_requests import attachments
 
 Result = Sample.Result
 INSPECTORS = 2  # each entity is checked by two inspectors (执法检查人员不得少于两人)
@@ -327,6 +328,28 @@ def do_follow_up(sample: Sample, corrected: bool, note: str, by, now: dt.datetim
         s.follow_up, s.followed_by = note[:300], by
         s.save(update_fields=["corrected_on", "listing", "follow_up", "followed_by"])
     return s
+
+
+def do_send_evidence(sample: Sample, files, note: str = "", by=None, now: dt.datetime | None = None) -> list[Evidence]:
+    """Documents sent for ``sample`` (依据材料): by the firm in its portal (``by`` None) or by
+    staff for it, with a word on what they are; images or PDFs (told by their content), 10 MB
+    each, at most five for a check; while it waits for its check or an order to correct waits
+    for its follow-up. All or none are kept."""
+    now = now or timezone.now()
+    note = _typed(note, "材料说明")
+    with transaction.atomic():
+        s = Sample.objects.select_for_update().get(pk=sample.pk)
+        if not s.takes_evidence(timezone.localdate(now)):
+            raise InspectionError("这次抽查已经办结，不再接收材料")
+        try:
+            checked = attachments.checked(files, s.evidence.count(), "每次抽查")
+        except attachments.AttachmentError as e:
+            raise InspectionError(str(e)) from None
+        if not checked:
+            raise InspectionError("请选择要上传的材料（图片或 PDF）")
+        return [Evidence.objects.create(sample=s, name=name, content_type=media, size=len(data),
+                                        sha256=attachments.store(data), note=note[:200], sent_at=now, sent_by=by)
+                for name, media, data in checked]
 
 
 def remind_corrections(now: dt.datetime | None = None) -> int:

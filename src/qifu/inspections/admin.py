@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from qifu.inspections.models import Inspection, Sample
+from qifu.inspections.models import Evidence, Inspection, Sample
 
 
 @admin.register(Inspection)
@@ -17,3 +17,10 @@ class SampleAdmin(admin.ModelAdmin):
     search_fields = ("entity__uscc", "entity__name", "inspection__number")
     raw_id_fields = ("entity", "listing")
     filter_horizontal = ("inspectors",)
+
+
+@admin.register(Evidence)
+class EvidenceAdmin(admin.ModelAdmin):
+    list_display = ("sample", "name", "size", "sent_at", "sent_by")
+    search_fields = ("sample__entity__uscc", "name")
+    raw_id_fields = ("sample",)

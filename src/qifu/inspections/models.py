@@ -104,6 +104,11 @@ class Sample(models.Model):
             return Correction.OVERDUE
         return Correction.STATED if self.stated_at else Correction.WAITING
 
+    def takes_evidence(self, today: dt.date) -> bool:
+        """Whether documents may still be sent for it (``Evidence``): while it waits for its
+        check, or an order to correct waits for its follow-up."""
+        return not self.result or self.correction(today) in (Correction.WAITING, Correction.STATED, Correction.OVERDUE)
+
     def correction_label(self, today: dt.date) -> str:
         state = self.correction(today)
         return Correction(state).label if state else ""
@@ -117,3 +122,27 @@ class Correction(models.TextChoices):
     OVERDUE = "overdue", "逾期未确认改正，待复查"
     DONE = "done", "复查已改正"
     LISTED = "listed", "逾期未改正，已列入经营异常名录"
+
+
+class Evidence(models.Model):
+    """A document sent for a spot check (依据材料): the evidence behind what the report published
+    (payroll, accounts, tax returns) before the inspectors come, or of a correction ordered. An
+    image or a PDF kept with the attachments under its SHA-256 (``service_requests.attachments``);
+    sent by the firm in its portal, or by staff for it."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="evidence")
+    name = models.CharField("文件名", max_length=200)
+    content_type = models.CharField("类型", max_length=40)
+    size = models.PositiveIntegerField("大小（字节）")
+    sha256 = models.CharField(max_length=64)
+    note = models.CharField("说明", max_length=200, blank=True)
+    sent_at = models.DateTimeField("上传时间")
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+", verbose_name="代为上传的工作人员")  # None: the firm, in its portal
+
+    class Meta:
+        verbose_name = verbose_name_plural = "抽查依据材料"
+        ordering = ["sent_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.sample}：{self.name}"

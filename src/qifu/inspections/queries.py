@@ -65,10 +65,12 @@ def sheet_rows(report, entity_type: str) -> list[tuple[str, object]]:
 
 def for_entity(uscc: str, today: dt.date | None = None) -> list[Sample]:
     """An entity's samples, newest first, each with where its order to correct stands
-    (``state_label``, empty for other results)."""
+    (``state_label``, empty for other results), its documents sent, and whether more may be
+    sent (``may_send``)."""
     today = today or timezone.localdate()
     samples = list(Sample.objects.filter(entity_id=uscc).select_related("inspection", "listing")
-                   .prefetch_related("inspectors").order_by("-inspection__drawn_at"))
+                   .prefetch_related("inspectors", "evidence").order_by("-inspection__drawn_at"))
     for s in samples:
         s.state_label = s.correction_label(today)
+        s.may_send = s.takes_evidence(today)
     return samples

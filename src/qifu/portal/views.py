@@ -7,7 +7,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import HttpResponseNotAllowed
+from django.http import FileResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,13 +28,14 @@ from qifu.engine.requests.workflow import State
 from qifu.experts.models import Cooperation
 from qifu.inspections import actions as inspections
 from qifu.inspections import queries as inspection_queries
-from qifu.inspections.models import Sample
+from qifu.inspections.models import Evidence, Sample
 from qifu.labs.actions import OPEN_ORDERS
 from qifu.labs.models import ACTIVE, Booking, SampleOrder
 from qifu.policies import queries as policy_queries
 from qifu.portal import forms, signin
 from qifu.projects.models import ChecklistItem, Phase
 from qifu.registry.models import Entity
+from qifu.service_requests import attachments
 from qifu.service_requests.actions import AUTO_CLOSE_AFTER
 from qifu.service_requests.models import ServiceRequest
 
@@ -224,6 +225,29 @@ def inspection_correction(request, sample_id: int):
     else:
         messages.success(request, "已告知检查人员，复查后以短信或邮件告知结果")
     return redirect(f"{reverse('portal:home')}#check-{s.pk}")
+
+
+@portal_required
+@require_POST
+def inspection_evidence(request, sample_id: int):
+    """The firm sends the documents behind what its report published (or of a correction
+    ordered), for its inspectors to read before they come."""
+    s = get_object_or_404(Sample, pk=sample_id, entity=request.entity)
+    try:
+        sent = inspections.do_send_evidence(s, request.FILES.getlist("files"), request.POST.get("note", ""))
+    except inspections.InspectionError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"已上传 {len(sent)} 份材料，检查人员可以看到")
+    return redirect(f"{reverse('portal:home')}#check-{s.pk}")
+
+
+@portal_required
+def inspection_evidence_file(request, sample_id: int, evidence_id: int):
+    """A document the firm sent, back to it."""
+    e = get_object_or_404(Evidence, pk=evidence_id, sample_id=sample_id, sample__entity=request.entity)
+    return FileResponse(attachments.open_stored(e.sha256), content_type=e.content_type, as_attachment=True,
+                        filename=e.name)
 
 
 @portal_required

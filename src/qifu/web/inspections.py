@@ -9,6 +9,7 @@ import datetime as dt
 
 from django.contrib import messages
 from django.db.models import Count, Q
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,9 +23,10 @@ from qifu.accounts.models import AuditEvent
 from qifu.checks.models import Finding
 from qifu.engine import reference
 from qifu.inspections import actions, queries
-from qifu.inspections.models import Inspection, Sample
+from qifu.inspections.models import Evidence, Inspection, Sample
 from qifu.registry.models import Township
 from qifu.reports.models import AnnualReport
+from qifu.service_requests import attachments
 from qifu.web import queries as web_queries
 from qifu.web import uploads, views
 from qifu.web.downloads import audited_xlsx, local_time, person
@@ -121,7 +123,8 @@ def inspection(request, inspection_id: int):
         shown = shown.exclude(result="").exclude(result=Sample.Result.OK)
     elif status == "mine":
         shown = actions.assigned_to(request.user, shown)
-    shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing").prefetch_related("inspectors")
+    shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing").prefetch_related(
+        "inspectors", "evidence")
     if request.GET.get("format") == "xlsx":
         return _xlsx(request, x, shown)
     rows = list(shown.order_by("town_id", "entity_id")[:SHOWN])
@@ -174,6 +177,18 @@ def record(request, sample_id: int):
         done += f"；已据此列入经营异常名录（{s.listing.number}）"
     messages.success(request, done)
     return redirect(back)
+
+
+@staff_required
+def evidence_file(request, evidence_id: int):
+    """A document an entity sent for its check, to the staff who see the check (audited: payroll
+    and accounts hold personal data)."""
+    e = get_object_or_404(Evidence.objects.select_related("sample__inspection"), pk=evidence_id,
+                          sample__in=_samples(request))
+    scope.audit(request, AuditEvent.Action.VIEW_ENTITY, uscc=e.sample.entity_id,
+                detail=f"年报抽查依据材料 {e.sample.inspection.number}：{e.name}")
+    return FileResponse(attachments.open_stored(e.sha256), content_type=e.content_type, as_attachment=True,
+                        filename=e.name)
 
 
 SHEETS_SHOWN = 200  # inspection records printed at once
