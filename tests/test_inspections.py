@@ -430,6 +430,7 @@ def test_a_firm_sends_the_documents_behind_its_report_and_its_inspectors_read_th
     page = officer.get(f"/inspections/{x.pk}/").content.decode()
     assert f'id="sample-{s.pk}-evidence"' in page and f"/inspections/evidence/{e.pk}/" in page
     assert b"".join(officer.get(f"/inspections/evidence/{e.pk}/").streaming_content) == pdf
+    assert "工资表.pdf（2025年12月工资表）" in officer.get(f"/inspections/{x.pk}/sheets/", {"sample": s.pk}).content.decode()
     assert AuditEvent.objects.filter(user=officer_user, action=AuditEvent.Action.VIEW_ENTITY, uscc=s.entity_id,
                                      detail__contains="工资表.pdf").exists()
     elsewhere = get_user_model().objects.create_user("elsewhere-evidence", password="elsewhere-pw-for-tests")
