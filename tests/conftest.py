@@ -176,8 +176,9 @@ def _with_database(url: str, name: str) -> str:
 def _process_template(tmp_path_factory):
     """A database migrated once, copied for every process test (migrating takes some fifteen
     seconds; a copy, a moment): on PostgreSQL a database (CREATE DATABASE … TEMPLATE), on
-    SQLite a file, its write-ahead log folded in. A fresh machine's own migration is still
-    tested (tests/test_backup.py, a restore on a fresh machine)."""
+    SQLite a file, its write-ahead log folded in. Migrating an empty database is still done,
+    and must succeed, once a run: the template is made so (and a restore on a fresh machine
+    migrates what it restored, tests/test_backup.py)."""
     folder = tmp_path_factory.mktemp("template")
     env = dict(os.environ, QIFU_DATA_DIR=str(folder))
     env.pop("DJANGO_SETTINGS_MODULE", None)

@@ -8,6 +8,7 @@ from django.db.models import Count, DecimalField, Q, QuerySet
 from django.utils import timezone
 
 from qifu.inspections.models import Sample
+from qifu.reports.models import AnnualReport
 
 
 def follow_up_due(today: dt.date) -> Q:
@@ -48,9 +49,8 @@ SHEET_FIELDS = {
 
 def sheet_rows(report, entity_type: str) -> list[tuple[str, object]]:
     """The published values of ``report`` an inspection record lists for checking, with their
-    labels (``SHEET_FIELDS``); an entity that filed no report of the year gets the labels only."""
-    from qifu.reports.models import AnnualReport
-
+    labels (``SHEET_FIELDS``): 未填报 where the report left one empty, or for every one when no
+    report of the year was imported (``report`` None)."""
     rows = []
     for name in SHEET_FIELDS.get(entity_type, SHEET_FIELDS["enterprise"]):
         field = AnnualReport._meta.get_field(name)
