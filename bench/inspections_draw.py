@@ -14,12 +14,11 @@ check's page (its first 500 entities) and workbook, and the home dashboard.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from county import run_on_county
 
 RUN = r"""
 import os, time, resource, django
@@ -59,33 +58,13 @@ print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:
 """
 
 
-def qifu(env, *args) -> None:
-    subprocess.run([sys.executable, "-m", "qifu", *map(str, args)], env=env, check=True, capture_output=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entities", type=int, default=240_000)
     ap.add_argument("--database-url", default="", help="a PostgreSQL database to use (emptied first); SQLite if none")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="qifu-inspections-"))
-    env = dict(os.environ, QIFU_DATA_DIR=str(work / "var"), QIFU_SECRET_KEY="bench-" + "k" * 50)
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    if args.database_url:
-        env["QIFU_DATABASE_URL"] = args.database_url
-        base, _, name = args.database_url.rpartition("/")
-        subprocess.run(["psql", f"{base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
-        subprocess.run(["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
-    try:
-        qifu(env, "synth", "--entities", args.entities, "--seed", 4, "--out", work / "county")
-        for kind in ("registry", "reports"):
-            qifu(env, "import", kind, work / "county" / f"{kind}.csv")
-        qifu(env, "check", "--year", 2025, "--out", work / "findings.csv")
-        subprocess.run([sys.executable, "-c", RUN], env=env, check=True)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+    run_on_county(RUN, args.entities, "qifu-inspections-", args.database_url, check_year=2025, keep=args.keep)
 
 
 if __name__ == "__main__":
