@@ -527,6 +527,10 @@ def test_an_officer_lists_the_late_filers_and_one_that_filed_since_comes_off(sit
 
 
 def test_the_bureau_draws_a_targeted_check_and_the_officer_records_a_false_report(site, browser, smtp_server):
+    import datetime as dt
+
+    from django.utils import timezone
+
     from qifu.abnormal.models import Listing
     from qifu.inspections.models import Inspection, Sample
 
@@ -540,10 +544,13 @@ def test_the_bureau_draws_a_targeted_check_and_the_officer_records_a_false_repor
     form.get_by_label("比例(%)").fill("100")
     form.get_by_label("范围").select_option(county["own_town"].code)
     form.get_by_label("定向条件（仅定向抽查）").fill("open_findings > 0 AND entity_type = 'enterprise'")
+    form.get_by_label("书面检查：以短信或邮件告知被抽中的主体上传依据材料").check()  # the day as the form offers it
     form.get_by_role("button", name="抽取").click()
-    expect(admin.locator("ul.flash")).to_contain_text("已抽取")
+    expect(admin.locator("ul.flash")).to_contain_text("将以短信或邮件告知被抽中的主体上传依据材料")
     x = Inspection.objects.get()
     expect(admin.locator("#inspection-seed")).to_have_text(x.seed)
+    assert x.documents_by == timezone.localdate() + dt.timedelta(days=15)
+    expect(admin.locator("#inspection-documents-by")).to_have_text(f"{x.documents_by:%Y-%m-%d}")
     s, s2 = (Sample.objects.filter(inspection=x, entity__email__contains="@").select_related("entity")
              .order_by("entity_id")[:2])
     assert s.entity.findings.filter(status="open").exists()

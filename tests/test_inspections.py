@@ -560,3 +560,71 @@ def test_the_inspectors_fill_in_the_workbook_and_it_is_read_back_all_or_nothing(
     assert x.samples.get(entity_id=body[3][0]).result == ""
     r = c.post(f"/inspections/{x.pk}/results/", {"file": SimpleUploadedFile("x.csv", "名称,住所\n甲,乙\n".encode())}, follow=True)
     assert "缺少“统一社会信用代码”" in r.content.decode()
+
+
+def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(checked_county):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from qifu import worker
+
+    admin = staff(checked_county, "admin")
+    today = timezone.localdate()
+    own = checked_county["own_town"].code
+    form = {"year": YEAR, "kind": "random", "title": "书面检查", "rate": "100", "town": own, "criteria": "",
+            "finish_by": (today + dt.timedelta(days=30)).isoformat(), "written": "1"}
+    # the firms get at least five days, and the inspectors see the documents before their last day
+    for day, why in ((today + dt.timedelta(days=2), "至少 5 天"), (today + dt.timedelta(days=31), "不能晚于检查完成期限")):
+        r = admin.post("/inspections/draw/", form | {"documents_by": day.isoformat()}, follow=True)
+        assert why in r.content.decode() and not Inspection.objects.exists()
+    by_day = today + dt.timedelta(days=15)
+    r = admin.post("/inspections/draw/", form | {"documents_by": by_day.isoformat()}, follow=True)
+    assert "将以短信或邮件告知被抽中的主体" in r.content.decode()
+    x = Inspection.objects.get()
+    assert x.documents_by == by_day and x.told_at is None
+    samples = list(x.samples.select_related("entity").order_by("entity_id"))
+    checked, deaf = samples[0], samples[1]
+    # one checked before the notice goes, one with neither a mobile nor an email: neither is told
+    actions.do_record(checked, "ok", "", today, checked_county["users"]["admin"])
+    Entity.objects.filter(pk=deaf.entity_id).update(phone="", email="")
+    now = timezone.now()
+    n = actions.tell_drawn(now)
+    told = {m.entity_id: m for m in OutboxMessage.objects.filter(key__startswith="inspection-drawn:")}
+    assert n == len(told) and set(told) <= {s.entity_id for s in samples[2:]} and len(told) >= 2
+    body = told[samples[2].entity_id].body
+    assert x.number in body and f"请于{by_day.month}月{by_day.day}日前" in body and "检查不收费" in body
+    x.refresh_from_db()
+    assert x.told_at is not None
+    # a run cut short and started again tells nobody twice; a check done with is not gone through again
+    Inspection.objects.filter(pk=x.pk).update(told_at=None)
+    assert actions.tell_drawn(now) == 0 and actions.tell_drawn(now + dt.timedelta(minutes=10)) == 0
+    assert OutboxMessage.objects.filter(key__startswith="inspection-drawn:").count() == n
+    # the inspectors see who was told, who was not (to phone or visit), and who sent nothing
+    sent = samples[2]
+    portal = portal_client(sent.entity_id)
+    home = portal.get("/portal/").content.decode()
+    assert f'id="check-{sent.pk}-documents-by">请于 {by_day.year}年{by_day.month}月{by_day.day}日 前' in home
+    pdf = "%PDF-1.4\n工资表\n%%EOF".encode()
+    portal.post(f"/portal/inspections/{sent.pk}/evidence/", {"files": [SimpleUploadedFile("工资表.pdf", pdf)]})
+    assert portal_client(sent.entity_id).get("/api/v1/inspections").json()[0]["documents_by"] == by_day.isoformat()
+    officer = staff(checked_county, "admin")
+    page = officer.get(f"/inspections/{x.pk}/").content.decode()
+    untold = {s.entity_id for s in samples[1:] if s.entity_id not in told}
+    assert f'id="inspection-documents-by">{by_day:%Y-%m-%d}<' in page and 'id="tile-documents">1<' in page
+    assert f'id="inspection-untold">{len(untold)} 户未能告知' in page and f"已短信或邮件告知 {n} 户" in page
+    listed = officer.get(f"/inspections/{x.pk}/", {"status": "untold"}).content.decode()
+    assert all((f">{s.entity_id}<" in listed) == (s.entity_id in untold) for s in samples)
+    listed = officer.get(f"/inspections/{x.pk}/", {"status": "no_documents"}).content.decode()
+    assert f">{sent.entity_id}<" not in listed and f">{deaf.entity_id}<" in listed and f">{checked.entity_id}<" not in listed
+    wb = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
+    assert dict(wb["抽查任务"].iter_rows(values_only=True))["材料提交期限"].date() == by_day
+    rows = list(wb["抽查对象"].iter_rows(values_only=True))
+    assert {r[0]: r[-1] for r in rows[1:]}[sent.entity_id] == 1 and rows[0][-1] == "依据材料（份）"
+    # a check reached only after its day (the worker was down) tells nobody: all left to the inspectors;
+    # a check with no day is not told at all
+    y = actions.do_draw(YEAR, "random", "书面检查二", "30", by=checked_county["users"]["admin"],
+                        documents_by=today + dt.timedelta(days=6))
+    z = actions.do_draw(YEAR, "random", "实地检查", "100", by=checked_county["users"]["admin"])
+    assert z.samples.exists() and actions.tell_drawn(now + dt.timedelta(days=7)) == 0
+    y.refresh_from_db()
+    assert y.told_at is not None and not OutboxMessage.objects.filter(key__startswith=f"inspection-drawn:{y.pk}:").exists()
+    assert any(j.id == "inspection_notices" and j.handler.endswith(":tell_drawn") for j in worker.JOBS)

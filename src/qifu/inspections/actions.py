@@ -26,6 +26,7 @@ from qifu.accounts import scope
 from qifu.accounts.models import StaffProfile
 from qifu.engine import reference
 from qifu.engine.policies.policy import PolicyError
+from qifu.inspections import queries
 from qifu.inspections.models import Evidence, Inspection, Sample
 from qifu.registry.models import Entity, Township
 from qifu.reminders import decency
@@ -39,6 +40,12 @@ FINISH_DAYS = 60  # the checks' default time, from the draw
 # that has not corrected by then is listed (未在责令的期限内公示有关企业信息)
 CORRECT_WITHIN_DAYS = 10
 REMIND_DAYS_BEFORE = 3  # an entity that has said nothing is reminded once, three days before the last day
+# a written check (书面检查) tells each entity drawn to send its documents by a day: 15 days from the
+# draw on the page, at least 5 (time to find a payroll and a tax return)
+DOCUMENTS_DAYS = 15
+DOCUMENTS_DAYS_AT_LEAST = 5
+TELL_CHUNK = 1000  # samples told in one transaction
+CHECK_IS_FREE = "检查不收费，工作人员不会索要验证码。"
 # the result is published within 20 working days of the check's end (《企业公示信息抽查暂行办法》);
 # qifu shows it to the entity as soon as it is recorded
 
@@ -151,12 +158,14 @@ def _rate(value) -> Decimal:
 
 
 def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = None, criteria: str = "",
-            finish_by: dt.date | None = None, seed: str | None = None, now: dt.datetime | None = None) -> Inspection:
+            finish_by: dt.date | None = None, seed: str | None = None, now: dt.datetime | None = None,
+            documents_by: dt.date | None = None) -> Inspection:
     """Draw a spot check of ``year``'s reports: ``rate`` per cent of the population (rounded
     up), at random by ``seed`` (a new random one when None: the smallest tickets, ``ticket``),
     each entity with two inspectors drawn from the same seed; a targeted check (``kind``
     targeted) draws from those its ``criteria`` select. Everything in one transaction, numbered
-    抽〔2026〕001号."""
+    抽〔2026〕001号. With ``documents_by`` it is a written check: the entities drawn are told to
+    send their documents by that day (``tell_drawn``, by the worker)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     title = _typed(title, "任务名称")
@@ -175,6 +184,11 @@ def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = 
     finish_by = finish_by or today + dt.timedelta(days=FINISH_DAYS)
     if finish_by < today:
         raise InspectionError("检查完成期限不能早于今天")
+    if documents_by and documents_by < today + dt.timedelta(days=DOCUMENTS_DAYS_AT_LEAST):
+        raise InspectionError(f"材料提交期限应给企业至少 {DOCUMENTS_DAYS_AT_LEAST} 天准备材料"
+                              f"（{today + dt.timedelta(days=DOCUMENTS_DAYS_AT_LEAST):%Y-%m-%d} 或更晚）")
+    if documents_by and documents_by > finish_by:
+        raise InspectionError(f"材料提交期限不能晚于检查完成期限（{finish_by:%Y-%m-%d}）：检查人员要在完成前看到材料")
     if town and not Township.objects.filter(code=town).exists():
         raise InspectionError(f"没有这个镇街：{town}")
     seed = seed or secrets.token_hex(8)
@@ -194,7 +208,8 @@ def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = 
         with transaction.atomic():
             x = Inspection.objects.create(number=_number(today.year), year=year, kind=kind, title=title[:100],
                                           criteria=criteria[:1000], rate=rate, town_id=town or None, seed=seed,
-                                          population=n, drawn_at=now, drawn_by=by, finish_by=finish_by)
+                                          population=n, drawn_at=now, drawn_by=by, finish_by=finish_by,
+                                          documents_by=documents_by)
             samples = Sample.objects.bulk_create([Sample(inspection=x, entity_id=u, town_id=entities[u].town_id)
                                                   for u in chosen])
             if Sample.objects.filter(inspection__year=year, entity_id__in=chosen).exclude(inspection=x).exists():
@@ -374,6 +389,46 @@ def remind_corrections(now: dt.datetime | None = None) -> int:
                 f"逾期未更正的，将列入经营异常名录。" + abnormal.FREE)
         if decency.tell_once(key, e.uscc, "inspection", e.phone, e.email, body, f"抽查改正期限提醒 {x.number}", now):
             n += 1
+    return n
+
+
+def _drawn_key(sample: Sample) -> str:
+    return f"{queries.told_prefix(sample.inspection_id)}{sample.pk}"
+
+
+def tell_drawn(now: dt.datetime | None = None) -> int:
+    """Every ten minutes (`qifu worker`): each entity drawn for a written check (``documents_by``
+    not passed) is told once, by text or email, that it was drawn, what to send by when, and that
+    the check is free; once all of a check's entities have been gone through, the check is done
+    with (``told_at``; at once, telling nobody, when its day has passed before it was reached). An entity checked already, or no longer trading, is not told; one with
+    neither a mobile nor an email is left to its inspectors (the check's page counts them).
+    Stored in the outbox under a key per sample, a chunk at a time: a run cut short tells nobody
+    twice and the next goes on. Returns the messages stored."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    county = reference.county()["county"]
+    n = 0
+    for x in Inspection.objects.filter(documents_by__isnull=False, told_at__isnull=True).order_by("pk"):
+        if x.documents_by < today:  # too late to ask (the worker was down): all left to the inspectors
+            Inspection.objects.filter(pk=x.pk).update(told_at=now)
+            continue
+        todo = x.samples.filter(result="", entity__status="active").select_related("entity").order_by("pk")
+        last, by_day = 0, x.documents_by
+        while chunk := list(todo.filter(pk__gt=last)[:TELL_CHUNK]):
+            last = chunk[-1].pk
+            told = decency.told(_drawn_key(s) for s in chunk)
+            with transaction.atomic():
+                for s in chunk:
+                    e = s.entity
+                    if _drawn_key(s) in told:
+                        continue
+                    body = (f"【{county}市场监管局】{e.name}：您单位被抽中接受{x.year}年度年报{x.get_kind_display()}"
+                            f"（{x.number}）。请于{by_day.month}月{by_day.day}日前登录企服平台上传年报所填信息的依据材料"
+                            f"（如工资表、社保缴费记录、财务报表、纳税申报表），检查人员据此核查，必要时上门。" + CHECK_IS_FREE)
+                    if decency.tell_once(_drawn_key(s), e.uscc, "inspection", e.phone, e.email, body,
+                                         f"抽查告知 {x.number}", now):
+                        n += 1
+        Inspection.objects.filter(pk=x.pk).update(told_at=now)
     return n
 
 

@@ -15,7 +15,8 @@ class Inspection(models.Model):
     """One draw (抽查任务): which report year, at random or targeted by an expression over the
     entity profile (the policies' language: ``open_findings > 0``), at what rate, from how many
     entities, with which seed (published: anyone can draw the same entities again from the same
-    population, docs/inspections.md), and by when the checks are to be finished."""
+    population, docs/inspections.md), by when the checks are to be finished, and, for a written
+    check, by when the entities drawn are to send their documents."""
 
     class Kind(models.TextChoices):
         RANDOM = "random", "双随机抽查"
@@ -34,6 +35,11 @@ class Inspection(models.Model):
     drawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+", verbose_name="抽取人")
     finish_by = models.DateField("检查完成期限")
+    # a written check (书面检查): each entity drawn is told, by text or email, to send the documents
+    # behind its report by this day (None: not told beforehand, the inspectors come); ``told_at``:
+    # when the last of those notices was stored in the outbox (``actions.tell_drawn``)
+    documents_by = models.DateField("材料提交期限", null=True, blank=True)
+    told_at = models.DateTimeField("告知完成时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "年报抽查任务"

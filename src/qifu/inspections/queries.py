@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, DecimalField, Q, QuerySet
+from django.db.models import Count, DecimalField, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from qifu.inspections.models import Sample
+from qifu.inspections.models import Evidence, Sample
+from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 
 
@@ -21,9 +22,12 @@ def follow_up_due(today: dt.date) -> Q:
 def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     """Of ``qs``: drawn, checked, waiting, overdue (not checked by the check's last day), listed
     because of a result, orders to correct waiting for their follow-up and found corrected, and
-    how many of each result, in the results' order."""
+    how many of each result, in the results' order; and those that sent documents
+    (``documents``), and those waiting for their check that have sent none (``no_documents``)."""
     today = today or timezone.localdate()
-    m = qs.aggregate(drawn=Count("id"), checked=Count("id", filter=~Q(result="")),
+    sent = Exists(Evidence.objects.filter(sample=OuterRef("pk")))
+    m = qs.aggregate(documents=Count("id", filter=Q(sent)), no_documents=Count("id", filter=Q(result="") & ~Q(sent)),
+                     drawn=Count("id"), checked=Count("id", filter=~Q(result="")),
                      overdue=Count("id", filter=Q(result="", inspection__finish_by__lt=today)),
                      listed=Count("id", filter=Q(listing__isnull=False)),
                      follow_up=Count("id", filter=follow_up_due(today)),
@@ -33,6 +37,23 @@ def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     m["problems"] = m["checked"] - m[Sample.Result.OK]
     m["results"] = [(r.label, m[r.value]) for r in Sample.Result]
     return m
+
+
+def told_prefix(inspection_id: int) -> str:
+    """The outbox key of a written check's notice to one sample, but the sample's id
+    (``actions.tell_drawn``)."""
+    return f"inspection-drawn:{inspection_id}:"
+
+
+def told(inspection_id: int) -> QuerySet[OutboxMessage]:
+    """The notices of a written check sent (stored in the outbox) to the entities drawn."""
+    return OutboxMessage.objects.filter(key__startswith=told_prefix(inspection_id))
+
+
+def untold(inspection_id: int, qs: QuerySet[Sample]) -> QuerySet[Sample]:
+    """Those of ``qs`` waiting for their check that no notice of the written check reached
+    (neither a mobile nor an email; or not told yet): for their inspectors to phone or visit."""
+    return qs.filter(result="").exclude(entity_id__in=told(inspection_id).values("entity_id"))
 
 
 # what an inspection record (检查记录表) asks the inspectors to check of each kind of entity's

@@ -73,6 +73,7 @@ def overview(request):
         "years": list(range(closed, closed - 3, -1)), "kinds": Inspection.Kind.choices,
         "towns": Township.objects.filter(entity__isnull=False).distinct().order_by("code"),
         "finish_by": timezone.localdate() + dt.timedelta(days=actions.FINISH_DAYS),
+        "documents_by": timezone.localdate() + dt.timedelta(days=actions.DOCUMENTS_DAYS),
         "town_name": views.town_name(scope.town_of(request.user)),
         "charts": {"inspection-results": {"labels": [label for label, _ in m["results"]],
                                           "values": [n for _, n in m["results"]]}},
@@ -94,17 +95,20 @@ def draw(request):
         return redirect("inspections")
     try:
         finish_by = dt.date.fromisoformat(p.get("finish_by", "")) if p.get("finish_by") else None
+        documents_by = dt.date.fromisoformat(p.get("documents_by", "")) if p.get("written") else None
     except ValueError:
-        messages.error(request, "检查完成期限应为日期")
+        messages.error(request, "检查完成期限和材料提交期限应为日期")
         return redirect("inspections")
     try:
         x = actions.do_draw(year, p.get("kind", ""), p.get("title", ""), p.get("rate", ""), by=request.user,
-                            town=p.get("town") or None, criteria=p.get("criteria", ""), finish_by=finish_by)
+                            town=p.get("town") or None, criteria=p.get("criteria", ""), finish_by=finish_by,
+                            documents_by=documents_by)
     except actions.InspectionError as e:
         messages.error(request, str(e))
         return redirect("inspections")
+    told = "；将以短信或邮件告知被抽中的主体上传依据材料" if x.documents_by else ""
     messages.success(request, f"已抽取 {x.samples.count()} 户（{x.number}，范围内 {x.population} 户），"
-                              f"每户已随机选派检查人员")
+                              f"每户已随机选派检查人员{told}")
     return redirect("inspection", inspection_id=x.pk)
 
 
@@ -123,6 +127,10 @@ def inspection(request, inspection_id: int):
         shown = shown.exclude(result="").exclude(result=Sample.Result.OK)
     elif status == "mine":
         shown = actions.assigned_to(request.user, shown)
+    elif status == "no_documents":
+        shown = shown.filter(result="", evidence__isnull=True)
+    elif status == "untold":
+        shown = queries.untold(x.pk, shown)
     shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing").prefetch_related(
         "inspectors", "evidence")
     if request.GET.get("format") == "xlsx":
@@ -137,6 +145,8 @@ def inspection(request, inspection_id: int):
         s.state, s.state_label = s.correction(today), s.correction_label(today)
     return render(request, "web/inspection.html", {
         "x": x, "samples": rows, "total": shown.count(), "limit": SHOWN, "m": queries.measures(samples),
+        "told": queries.told(x.pk).filter(entity_id__in=samples.values("entity_id")).count() if x.documents_by else 0,
+        "untold": queries.untold(x.pk, samples).count() if x.told_at else 0,
         "status": status, "results": Sample.Result.choices, "today": today,
         "correct_within": actions.CORRECT_WITHIN_DAYS,
         "can_write": scope.can_write(request.user),
@@ -280,19 +290,21 @@ def _xlsx(request, x: Inspection, shown):
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("抽查对象")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "类型", "镇街", "检查人员", "检查结果", "检查情况", "检查日期", "录入人",
-               "录入时间", "改正期限", "改正情况", "企业说明", "复查情况", "列入经营异常名录决定书"])
+               "录入时间", "改正期限", "改正情况", "企业说明", "复查情况", "列入经营异常名录决定书", "依据材料（份）"])
     n = 0
     today = timezone.localdate()
     for s in shown.order_by("town_id", "entity_id").iterator(chunk_size=2000):
         spreadsheets.append(ws, [s.entity_id, s.entity.name, s.entity.get_entity_type_display(), s.town.name,
                    "、".join(person(u) for u in s.inspectors.all()), s.get_result_display(), s.found,
                    s.checked_on, person(s.recorded_by), local_time(s.recorded_at), s.correct_by,
-                   s.correction_label(today), s.statement, s.follow_up, s.listing.number if s.listing else ""])
+                   s.correction_label(today), s.statement, s.follow_up, s.listing.number if s.listing else "",
+                   len(s.evidence.all())])
         n += 1
     about = wb.create_sheet("抽查任务")
     for label, value in (("任务编号", x.number), ("任务名称", x.title), ("报告年度", x.year),
                          ("抽查方式", x.get_kind_display()), ("定向条件", x.criteria), ("抽查比例(%)", float(x.rate)),
                          ("范围", x.town.name if x.town else "全市"), ("范围内主体数", x.population),
-                         ("随机种子", x.seed), ("抽取时间", local_time(x.drawn_at)), ("检查完成期限", x.finish_by)):
+                         ("随机种子", x.seed), ("抽取时间", local_time(x.drawn_at)), ("检查完成期限", x.finish_by),
+                         ("材料提交期限", x.documents_by or "（实地检查，事先不告知）")):
         spreadsheets.append(about, [label, value])
     return audited_xlsx(request, wb, f"年报抽查-{x.pk}", f"年报抽查 {x.number}：{n} 户")
