@@ -150,6 +150,22 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert checked.filter(result="corrected", stated_at__isnull=False, corrected_on__isnull=True).exists()
     assert not Sample.objects.filter(inspection__kind="targeted", entity__findings__isnull=True).exists()
     assert not Sample.objects.filter(inspectors__isnull=True).exists() and "年报抽查：抽〔" in out
+    # the targeted one is a written check: two firms have sent their payroll, a PDF whose cross-reference
+    # table points at its objects; the worker tells the others
+    from qifu.inspections import actions as inspection_actions
+    from qifu.inspections.models import Evidence
+    from qifu.service_requests import attachments
+
+    written = Inspection.objects.get(kind="targeted", documents_by__isnull=False)
+    sent = Evidence.objects.filter(sample__inspection=written)
+    assert sent.count() == 2 and "（书面检查，2 户已上传材料）" in out
+    with attachments.open_stored(sent[0].sha256) as f:
+        pdf = f.read()
+    table = pdf[int(pdf.rsplit(b"startxref\n", 1)[1].split()[0]):].split(b"\n")
+    offsets = [int(line[:10]) for line in table[3:] if line.endswith(b" n ")]
+    assert pdf.startswith(b"%PDF-") and len(offsets) == 5
+    assert all(pdf[o:].startswith(f"{i} 0 obj".encode()) for i, o in enumerate(offsets, 1))
+    assert inspection_actions.tell_drawn() > 0
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")

@@ -561,13 +561,15 @@ def list_late_filers(user, year: int | None, seed: int = 17) -> None:
 def draw_inspections(user, seed: str = "demo-inspection") -> None:
     """The closed year's spot checks: a random one (3%) drawn three weeks ago, most of its
     entities checked since (nothing found, a few ordered to correct, one address found empty and
-    one report found false, both listed), and a targeted one (those with serious findings of the quality rules) drawn today.
+    one report found false, both listed), and a targeted one (those with serious findings of the quality rules) drawn today,
+    a written check whose firms the worker tells, the first two of which have sent their payroll.
     Of the orders to correct whose ten days have passed, the first was followed up as corrected
     and the second listed as not corrected; the first still within its days was said corrected
     by the firm; the rest wait for their follow-up. Skipped when a check exists already."""
     import datetime as dt
     import random
 
+    from django.core.files.uploadedfile import SimpleUploadedFile
     from django.utils import timezone
 
     from qifu.abnormal import actions as abnormal
@@ -594,7 +596,8 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
         x = actions.do_draw(year, "random", f"{year}年度年报双随机抽查", "3", by=user, seed=seed,
                             now=now - dt.timedelta(days=21), finish_by=today + dt.timedelta(days=40))
         targeted = actions.do_draw(year, "targeted", f"{year}年度年报严重校验问题定向抽查", "10", by=user,
-                                   criteria="open_findings > 0 AND entity_type = 'enterprise'", seed=seed + "-t", now=now)
+                                   criteria="open_findings > 0 AND entity_type = 'enterprise'", seed=seed + "-t", now=now,
+                                   documents_by=today + dt.timedelta(days=actions.DOCUMENTS_DAYS))
     except actions.InspectionError as e:
         print(f"年报抽查：{e}", flush=True)
         return
@@ -633,10 +636,37 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
         followed[corrected] += 1
     for s, _ in [(s, by) for s, by in ordered if s.correct_by >= today][:1]:
         actions.do_state_correction(s, "已在国家企业信用信息公示系统更正年报，请复查", now=now)
+    # the written check: its firms are told by the worker; the first two have sent their payroll already
+    sent = 0
+    for s in targeted.samples.select_related("entity").order_by("entity_id")[:2]:
+        payroll = SimpleUploadedFile(f"{year}年12月工资表.pdf", demo_pdf([
+            f"Payroll, December {year} (synthetic demo document)", f"Entity: {s.entity_id}",
+            f"Employees paid: {rng.randint(5, 60)}"]))
+        actions.do_send_evidence(s, [payroll], f"{year}年12月工资表", now=now)
+        sent += 1
     print(f"年报抽查：{x.number} 抽取 {x.samples.count()} 户，已检查 {sum(results.values())} 户"
           f"（未发现问题 {results['ok']}，责令改正 {results['corrected']}，无法联系 {results['unreachable']}，"
           f"信息不实 {results['false_info']}；复查已改正 {followed[True]}，逾期未改正列入 {followed[False]}）；"
-          f"{targeted.number} 定向抽取 {targeted.samples.count()} 户", flush=True)
+          f"{targeted.number} 定向抽取 {targeted.samples.count()} 户（书面检查，{sent} 户已上传材料）", flush=True)
+
+
+def demo_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF of ``lines`` (ASCII, Helvetica): a document a demo firm sends."""
+    text = "".join(f"({line.replace(chr(92), '').replace('(', '[').replace(')', ']')}) '" for line in lines)
+    content = f"BT /F1 12 Tf 72 770 Td 18 TL {text} ET"
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> "
+               "/Contents 5 0 R >>",
+               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               f"<< /Length {len(content)} >>\nstream\n{content}\nendstream"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n".encode("ascii")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode("ascii")
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode("ascii")
+    return out + f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode("ascii")
 
 
 def find_unreachable(user, seed: int = 19) -> None:
