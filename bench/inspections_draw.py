@@ -4,7 +4,8 @@ A county made by `qifu synth` of ``--entities`` (240,000), its registry and repo
 the year checked by the quality rules; then, in one process, as the county's administrator with
 two officers in each of the first townships: a random draw of 3% of those that filed (the
 database orders every eligible entity by its SHA-256 ticket), a targeted draw of 10% of those with
-open serious findings (the profile read through the policies' machinery), the checks' page, one
+open serious findings (the profile read through the policies' machinery) as a written check, its
+notices to those drawn and its page, the checks' page, one
 check's page (its first 500 entities) and workbook, and the home dashboard.
 
     .venv/bin/python bench/inspections_draw.py --entities 240000
@@ -46,11 +47,18 @@ def timed(label, fn):
 print(f"eligible for 2025: {actions.eligible(2025).count()}", flush=True)
 x = timed("random draw, 3% of the county (do_draw)", lambda: actions.do_draw(2025, "random", "bench", "3", by=admin, seed="bench"))
 print(f"  drawn {x.samples.count()} of {x.population}; inspector rows {Sample.inspectors.through.objects.count()}", flush=True)
-y = timed("targeted draw, 10% of open_findings > 0", lambda: actions.do_draw(
-    2025, "targeted", "bench-t", "10", by=admin, criteria="open_findings > 0", seed="bench-t"))
+import datetime as dt
+from django.utils import timezone
+from qifu.reminders.models import OutboxMessage
+y = timed("targeted draw, 10% of open_findings > 0, a written check", lambda: actions.do_draw(
+    2025, "targeted", "bench-t", "10", by=admin, criteria="open_findings > 0", seed="bench-t",
+    documents_by=timezone.localdate() + dt.timedelta(days=15)))
 print(f"  drawn {y.samples.count()} of {y.population}", flush=True)
+n = timed("its notices (tell_drawn)", actions.tell_drawn)
+print(f"  stored {n} in the outbox ({OutboxMessage.objects.count()} there); again: {actions.tell_drawn()}", flush=True)
 timed("checks' page", lambda: c.get("/inspections/"))
 timed("the random check's page (first 500)", lambda: c.get(f"/inspections/{x.pk}/"))
+timed("the written check's page (first 500; told and untold counted)", lambda: c.get(f"/inspections/{y.pk}/"))
 r = timed("its workbook (every entity)", lambda: c.get(f"/inspections/{x.pk}/?format=xlsx"))
 print(f"  workbook: {len(r.content) / 1e6:.2f} MB", flush=True)
 timed("home dashboard", lambda: c.get("/"))

@@ -594,9 +594,14 @@ def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(c
     assert x.number in body and f"请于{by_day.month}月{by_day.day}日前" in body and "检查不收费" in body
     x.refresh_from_db()
     assert x.told_at is not None
-    # a run cut short and started again tells nobody twice; a check done with is not gone through again
+    assert set(x.samples.filter(notified_at=now).values_list("entity_id", flat=True)) == set(told)
+    # a run cut short and started again tells nobody twice (nor would one that lost its marks: the
+    # outbox keeps one message a key); a check done with is not gone through again
     Inspection.objects.filter(pk=x.pk).update(told_at=None)
     assert actions.tell_drawn(now) == 0 and actions.tell_drawn(now + dt.timedelta(minutes=10)) == 0
+    Inspection.objects.filter(pk=x.pk).update(told_at=None)
+    x.samples.update(notified_at=None)
+    actions.tell_drawn(now)
     assert OutboxMessage.objects.filter(key__startswith="inspection-drawn:").count() == n
     # the inspectors see who was told, who was not (to phone or visit), and who sent nothing
     sent = samples[2]
@@ -619,6 +624,15 @@ def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(c
     assert dict(wb["抽查任务"].iter_rows(values_only=True))["材料提交期限"].date() == by_day
     rows = list(wb["抽查对象"].iter_rows(values_only=True))
     assert {r[0]: r[-1] for r in rows[1:]}[sent.entity_id] == 1 and rows[0][-1] == "依据材料（份）"
+    # three days before the day, those told that have sent nothing are reminded, once
+    days = (by_day - today).days - actions.REMIND_DAYS_BEFORE
+    assert actions.remind_documents(now + dt.timedelta(days=days - 1)) == 0
+    assert actions.remind_documents(now + dt.timedelta(days=days)) == n - 1
+    reminded = set(OutboxMessage.objects.filter(key__startswith="inspection-documents-soon:").values_list("entity_id", flat=True))
+    assert reminded == set(told) - {sent.entity_id}
+    assert f"请于{by_day.month}月{by_day.day}日前" in OutboxMessage.objects.filter(key__startswith="inspection-documents-soon:")[0].body
+    assert actions.remind_documents(now + dt.timedelta(days=days + 1)) == 0
+    assert any(j.id == "inspection_documents" and j.handler.endswith(":remind_documents") for j in worker.JOBS)
     # a check reached only after its day (the worker was down) tells nobody: all left to the inspectors;
     # a check with no day is not told at all
     y = actions.do_draw(YEAR, "random", "书面检查二", "30", by=checked_county["users"]["admin"],
@@ -626,5 +640,6 @@ def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(c
     z = actions.do_draw(YEAR, "random", "实地检查", "100", by=checked_county["users"]["admin"])
     assert z.samples.exists() and actions.tell_drawn(now + dt.timedelta(days=7)) == 0
     y.refresh_from_db()
-    assert y.told_at is not None and not OutboxMessage.objects.filter(key__startswith=f"inspection-drawn:{y.pk}:").exists()
+    assert y.told_at is not None and not y.samples.filter(notified_at__isnull=False).exists()
+    assert OutboxMessage.objects.filter(key__startswith="inspection-drawn:").count() == n
     assert any(j.id == "inspection_notices" and j.handler.endswith(":tell_drawn") for j in worker.JOBS)

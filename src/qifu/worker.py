@@ -129,6 +129,8 @@ JOBS: tuple[Job, ...] = (
         label="年报抽查责令改正的主体，期限前 3 天仍未告知已更正的，提醒一次"),
     Job("inspection_notices", "qifu.inspections.actions:tell_drawn", _every_ten_minutes, catch_up=lambda now: True,
         label="书面检查：告知被抽中的主体在期限前上传年报的依据材料"),
+    Job("inspection_documents", "qifu.inspections.actions:remind_documents", _every_morning, catch_up=_daytime,
+        label="书面检查材料提交期限前 3 天仍未上传材料的主体，提醒一次"),
     Job("policy_matches", "qifu.policies.actions:run_pending_matches", _every_few_seconds,
         label="匹配局管理员在页面上保存的政策，并通知新符合条件的企业"),
     Job("exports", "qifu.web.export_jobs:run_pending", _every_few_seconds, label="生成工作人员申请的后台导出"),

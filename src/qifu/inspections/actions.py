@@ -13,6 +13,7 @@ import random
 import secrets
 from decimal import Decimal, InvalidOperation
 
+import polars as pl
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import CharField, Func, QuerySet, Value
@@ -26,10 +27,10 @@ from qifu.accounts import scope
 from qifu.accounts.models import StaffProfile
 from qifu.engine import reference
 from qifu.engine.policies.policy import PolicyError
-from qifu.inspections import queries
 from qifu.inspections.models import Evidence, Inspection, Sample
 from qifu.registry.models import Entity, Township
 from qifu.reminders import decency
+from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 from qifu.service_requests import attachments
 
@@ -44,7 +45,7 @@ REMIND_DAYS_BEFORE = 3  # an entity that has said nothing is reminded once, thre
 # draw on the page, at least 5 (time to find a payroll and a tax return)
 DOCUMENTS_DAYS = 15
 DOCUMENTS_DAYS_AT_LEAST = 5
-TELL_CHUNK = 1000  # samples told in one transaction
+TELL_CHUNK = 2000  # samples told at once
 CHECK_IS_FREE = "检查不收费，工作人员不会索要验证码。"
 # the result is published within 20 working days of the check's end (《企业公示信息抽查暂行办法》);
 # qifu shows it to the entity as soon as it is recorded
@@ -392,18 +393,15 @@ def remind_corrections(now: dt.datetime | None = None) -> int:
     return n
 
 
-def _drawn_key(sample: Sample) -> str:
-    return f"{queries.told_prefix(sample.inspection_id)}{sample.pk}"
-
-
 def tell_drawn(now: dt.datetime | None = None) -> int:
     """Every ten minutes (`qifu worker`): each entity drawn for a written check (``documents_by``
     not passed) is told once, by text or email, that it was drawn, what to send by when, and that
-    the check is free; once all of a check's entities have been gone through, the check is done
-    with (``told_at``; at once, telling nobody, when its day has passed before it was reached). An entity checked already, or no longer trading, is not told; one with
-    neither a mobile nor an email is left to its inspectors (the check's page counts them).
-    Stored in the outbox under a key per sample, a chunk at a time: a run cut short tells nobody
-    twice and the next goes on. Returns the messages stored."""
+    the check is free (``Sample.notified_at``); once all of a check's entities have been gone
+    through, the check is done with (``told_at``; at once, telling nobody, when its day has passed
+    before it was reached). An entity checked already, or no longer trading, is not told; one with
+    neither a mobile nor an email is left to its inspectors (``queries.untold``). Stored in the
+    outbox a chunk at a time, each with its samples marked in one transaction, under a key per
+    sample: a run cut short tells nobody twice and the next goes on. Returns the messages stored."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     county = reference.county()["county"]
@@ -412,23 +410,53 @@ def tell_drawn(now: dt.datetime | None = None) -> int:
         if x.documents_by < today:  # too late to ask (the worker was down): all left to the inspectors
             Inspection.objects.filter(pk=x.pk).update(told_at=now)
             continue
-        todo = x.samples.filter(result="", entity__status="active").select_related("entity").order_by("pk")
+        todo = (x.samples.filter(result="", notified_at__isnull=True, entity__status="active")
+                .select_related("entity").order_by("pk"))
         last, by_day = 0, x.documents_by
         while chunk := list(todo.filter(pk__gt=last)[:TELL_CHUNK]):
             last = chunk[-1].pk
-            told = decency.told(_drawn_key(s) for s in chunk)
+            samples = {str(s.pk): s for s in chunk}
+            reach = decency.in_writing(pl.DataFrame([(k, s.entity.phone, s.entity.email) for k, s in samples.items()],
+                                                    schema=dict.fromkeys(("sample", "phone", "email"), pl.String),
+                                                    orient="row"))
+            messages = [OutboxMessage(
+                key=f"inspection-drawn:{k}", entity_id=samples[k].entity_id, purpose="inspection", channel=channel,
+                recipient=recipient, reason=f"抽查告知 {x.number}", planned_for=today, next_attempt_at=now,
+                body=(f"【{county}市场监管局】{samples[k].entity.name}：您单位被抽中接受{x.year}年度年报"
+                      f"{x.get_kind_display()}（{x.number}）。请于{by_day.month}月{by_day.day}日前登录企服平台上传年报所填信息的"
+                      f"依据材料（如工资表、社保缴费记录、财务报表、纳税申报表），检查人员据此核查，必要时上门。" + CHECK_IS_FREE))
+                for k, channel, recipient in reach.select("sample", "channel", "recipient").iter_rows()]
             with transaction.atomic():
-                for s in chunk:
-                    e = s.entity
-                    if _drawn_key(s) in told:
-                        continue
-                    body = (f"【{county}市场监管局】{e.name}：您单位被抽中接受{x.year}年度年报{x.get_kind_display()}"
-                            f"（{x.number}）。请于{by_day.month}月{by_day.day}日前登录企服平台上传年报所填信息的依据材料"
-                            f"（如工资表、社保缴费记录、财务报表、纳税申报表），检查人员据此核查，必要时上门。" + CHECK_IS_FREE)
-                    if decency.tell_once(_drawn_key(s), e.uscc, "inspection", e.phone, e.email, body,
-                                         f"抽查告知 {x.number}", now):
-                        n += 1
+                OutboxMessage.objects.bulk_create(messages, batch_size=TELL_CHUNK, ignore_conflicts=True)
+                Sample.objects.filter(pk__in=[int(k) for k in reach["sample"]]).update(notified_at=now)
+            n += len(messages)
         Inspection.objects.filter(pk=x.pk).update(told_at=now)
+    return n
+
+
+def remind_documents(now: dt.datetime | None = None) -> int:
+    """Each morning (`qifu worker`): an entity drawn for a written check that has sent nothing and
+    is not checked yet is reminded once, ``REMIND_DAYS_BEFORE`` days or fewer before the day its
+    documents are due. Returns the messages queued."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    due = list(Sample.objects.filter(result="", entity__status="active", evidence__isnull=True,
+                                     inspection__documents_by__gte=today,
+                                     inspection__documents_by__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
+               .select_related("entity", "inspection").order_by("pk"))
+    told = decency.told(f"inspection-documents-soon:{s.pk}" for s in due)
+    county = reference.county()["county"]
+    n = 0
+    for s in due:
+        key = f"inspection-documents-soon:{s.pk}"
+        if key in told:
+            continue
+        e, x, last = s.entity, s.inspection, s.inspection.documents_by
+        body = (f"【{county}市场监管局】{e.name}：{x.year}年度年报{x.get_kind_display()}（{x.number}）为书面检查，"
+                f"请于{last.month}月{last.day}日前登录企服平台上传年报所填信息的依据材料；未上传的，检查人员将上门核查。"
+                + CHECK_IS_FREE)
+        if decency.tell_once(key, e.uscc, "inspection", e.phone, e.email, body, f"抽查材料提交提醒 {x.number}", now):
+            n += 1
     return n
 
 

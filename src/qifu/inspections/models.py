@@ -84,6 +84,9 @@ class Sample(models.Model):
     follow_up = models.CharField("复查情况", max_length=300, blank=True)
     followed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+", verbose_name="复查人")
+    # a written check's notice (``actions.tell_drawn``): when it was stored for sending; None for an
+    # entity no text or email reaches (its inspectors tell it), or not told yet
+    notified_at = models.DateTimeField("书面检查告知时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "抽查对象"

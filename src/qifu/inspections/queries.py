@@ -8,7 +8,6 @@ from django.db.models import Count, DecimalField, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from qifu.inspections.models import Evidence, Sample
-from qifu.reminders.models import OutboxMessage
 from qifu.reports.models import AnnualReport
 
 
@@ -23,10 +22,12 @@ def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     """Of ``qs``: drawn, checked, waiting, overdue (not checked by the check's last day), listed
     because of a result, orders to correct waiting for their follow-up and found corrected, and
     how many of each result, in the results' order; and those that sent documents
-    (``documents``), and those waiting for their check that have sent none (``no_documents``)."""
+    (``documents``), those waiting for their check that have sent none (``no_documents``), and
+    those a written check's notice reached (``told``)."""
     today = today or timezone.localdate()
     sent = Exists(Evidence.objects.filter(sample=OuterRef("pk")))
     m = qs.aggregate(documents=Count("id", filter=Q(sent)), no_documents=Count("id", filter=Q(result="") & ~Q(sent)),
+                     told=Count("id", filter=Q(notified_at__isnull=False)),
                      drawn=Count("id"), checked=Count("id", filter=~Q(result="")),
                      overdue=Count("id", filter=Q(result="", inspection__finish_by__lt=today)),
                      listed=Count("id", filter=Q(listing__isnull=False)),
@@ -39,21 +40,10 @@ def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     return m
 
 
-def told_prefix(inspection_id: int) -> str:
-    """The outbox key of a written check's notice to one sample, but the sample's id
-    (``actions.tell_drawn``)."""
-    return f"inspection-drawn:{inspection_id}:"
-
-
-def told(inspection_id: int) -> QuerySet[OutboxMessage]:
-    """The notices of a written check sent (stored in the outbox) to the entities drawn."""
-    return OutboxMessage.objects.filter(key__startswith=told_prefix(inspection_id))
-
-
-def untold(inspection_id: int, qs: QuerySet[Sample]) -> QuerySet[Sample]:
-    """Those of ``qs`` waiting for their check that no notice of the written check reached
-    (neither a mobile nor an email; or not told yet): for their inspectors to phone or visit."""
-    return qs.filter(result="").exclude(entity_id__in=told(inspection_id).values("entity_id"))
+def untold(qs: QuerySet[Sample]) -> QuerySet[Sample]:
+    """Those of ``qs`` waiting for their check that no notice of a written check reached (neither
+    a mobile nor an email; or not told yet): for their inspectors to phone or visit."""
+    return qs.filter(result="", notified_at__isnull=True)
 
 
 # what an inspection record (检查记录表) asks the inspectors to check of each kind of entity's

@@ -130,7 +130,7 @@ def inspection(request, inspection_id: int):
     elif status == "no_documents":
         shown = shown.filter(result="", evidence__isnull=True)
     elif status == "untold":
-        shown = queries.untold(x.pk, shown)
+        shown = queries.untold(shown)
     shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing").prefetch_related(
         "inspectors", "evidence")
     if request.GET.get("format") == "xlsx":
@@ -145,8 +145,7 @@ def inspection(request, inspection_id: int):
         s.state, s.state_label = s.correction(today), s.correction_label(today)
     return render(request, "web/inspection.html", {
         "x": x, "samples": rows, "total": shown.count(), "limit": SHOWN, "m": queries.measures(samples),
-        "told": queries.told(x.pk).filter(entity_id__in=samples.values("entity_id")).count() if x.documents_by else 0,
-        "untold": queries.untold(x.pk, samples).count() if x.told_at else 0,
+        "untold": queries.untold(samples).count() if x.told_at else 0,
         "status": status, "results": Sample.Result.choices, "today": today,
         "correct_within": actions.CORRECT_WITHIN_DAYS,
         "can_write": scope.can_write(request.user),

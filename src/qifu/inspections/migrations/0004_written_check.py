@@ -20,4 +20,9 @@ class Migration(migrations.Migration):
             name='told_at',
             field=models.DateTimeField(blank=True, null=True, verbose_name='告知完成时间'),
         ),
+        migrations.AddField(
+            model_name='sample',
+            name='notified_at',
+            field=models.DateTimeField(blank=True, null=True, verbose_name='书面检查告知时间'),
+        ),
     ]
