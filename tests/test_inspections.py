@@ -618,6 +618,10 @@ def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(c
     assert f'id="inspection-untold">{len(untold)} 户未能告知' in page and f"已短信或邮件告知 {n} 户" in page
     listed = officer.get(f"/inspections/{x.pk}/", {"status": "untold"}).content.decode()
     assert all((f">{s.entity_id}<" in listed) == (s.entity_id in untold) for s in samples)
+    sheet = officer.get(f"/inspections/{x.pk}/sheets/", {"sample": deaf.pk}).content.decode()
+    assert f'id="sheet-{deaf.pk}-written">材料提交期限 {by_day:%Y-%m-%d}；未能短信或邮件告知' in sheet
+    sheet = officer.get(f"/inspections/{x.pk}/sheets/", {"sample": sent.pk}).content.decode()
+    assert f"材料提交期限 {by_day:%Y-%m-%d}；已于 {timezone.localdate(now):%Y-%m-%d} 短信或邮件告知<" in sheet
     listed = officer.get(f"/inspections/{x.pk}/", {"status": "no_documents"}).content.decode()
     assert f">{sent.entity_id}<" not in listed and f">{deaf.entity_id}<" in listed and f">{checked.entity_id}<" not in listed
     wb = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
