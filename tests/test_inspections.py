@@ -625,6 +625,20 @@ def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(c
     assert f'id="inspection-{x.pk}-written">书面检查，材料 {by_day:%Y-%m-%d} 前<' in officer.get("/inspections/").content.decode()
     listed = officer.get(f"/inspections/{x.pk}/", {"status": "no_documents"}).content.decode()
     assert f">{sent.entity_id}<" not in listed and f">{deaf.entity_id}<" in listed and f">{checked.entity_id}<" not in listed
+    # the entity no notice reached, phoned, brings its payroll on paper: its inspector uploads the scan
+    # for it (a township's officer not sent to it may not)
+    assert f'id="sample-{deaf.pk}-send"' in listed and f'id="sample-{checked.pk}-send"' not in listed
+    form = {"files": [SimpleUploadedFile("工资表扫描件.pdf", pdf)], "note": "企业送来的工资表"}
+    outsider = get_user_model().objects.create_user("not-sent", password="not-sent-pw-for-tests")
+    StaffProfile.objects.create(user=outsider, role="officer", town=deaf.town)
+    c = Client()
+    c.force_login(outsider)
+    assert "只有被选派的检查人员或局管理员可以代企业上传材料" in c.post(
+        f"/inspections/samples/{deaf.pk}/evidence/", form, follow=True).content.decode()
+    form = {"files": [SimpleUploadedFile("工资表扫描件.pdf", pdf)], "note": "企业送来的工资表"}
+    r = officer.post(f"/inspections/samples/{deaf.pk}/evidence/", form, follow=True)
+    assert "已代企业上传 1 份材料" in r.content.decode() and "（admin代传）" in r.content.decode()
+    assert deaf.evidence.get().sent_by == checked_county["users"]["admin"]
     wb = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
     assert dict(wb["抽查任务"].iter_rows(values_only=True))["材料提交期限"].date() == by_day
     rows = list(wb["抽查对象"].iter_rows(values_only=True))

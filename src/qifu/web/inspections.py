@@ -132,7 +132,7 @@ def inspection(request, inspection_id: int):
     elif status == "untold":
         shown = queries.untold(shown)
     shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing").prefetch_related(
-        "inspectors", "evidence")
+        "inspectors", "evidence__sent_by")
     if request.GET.get("format") == "xlsx":
         return _xlsx(request, x, shown)
     rows = list(shown.order_by("town_id", "entity_id")[:SHOWN])
@@ -143,6 +143,7 @@ def inspection(request, inspection_id: int):
         s.open_findings = open_findings.get(s.entity_id, 0)
         s.may_record = actions.may_record(request.user, s)
         s.state, s.state_label = s.correction(today), s.correction_label(today)
+        s.may_send = s.may_record and s.takes_evidence(today)
     return render(request, "web/inspection.html", {
         "x": x, "samples": rows, "total": shown.count(), "limit": SHOWN, "m": queries.measures(samples),
         "untold": queries.untold(samples).count() if x.told_at else 0,
@@ -259,6 +260,23 @@ def follow_up(request, sample_id: int):
         return redirect(back)
     messages.success(request, "已记录复查：已改正，已告知企业" if corrected else
                      f"已记录复查：逾期未改正，已列入经营异常名录（{s.listing.number}）")
+    return redirect(back)
+
+
+@staff_required(write=True)
+@require_POST
+def send_evidence(request, sample_id: int):
+    """Documents the firm brought or sent on paper or by other means (one no notice reached, say),
+    uploaded for it by its inspectors or an administrator."""
+    s, back, refused = _inspectors_sample(request, sample_id, "代企业上传材料")
+    if refused:
+        return refused
+    try:
+        sent = actions.do_send_evidence(s, request.FILES.getlist("files"), request.POST.get("note", ""), by=request.user)
+    except actions.InspectionError as e:
+        messages.error(request, str(e))
+        return redirect(back)
+    messages.success(request, f"已代企业上传 {len(sent)} 份材料")
     return redirect(back)
 
 
