@@ -374,21 +374,30 @@ def remind_corrections(now: dt.datetime | None = None) -> int:
     its last day, of the day and of what follows it. Returns the messages queued."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    due = list(Sample.objects.filter(result=Result.CORRECTED, corrected_on__isnull=True, listing__isnull=True,
-                                     stated_at__isnull=True, entity__status="active", correct_by__gte=today,
-                                     correct_by__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
-               .select_related("entity", "inspection").order_by("pk"))
-    told = decency.told(f"inspection-correct-soon:{s.pk}" for s in due)
-    n = 0
-    for s in due:
-        key = f"inspection-correct-soon:{s.pk}"
-        if key in told:
-            continue
+    due = Sample.objects.filter(result=Result.CORRECTED, corrected_on__isnull=True, listing__isnull=True,
+                                stated_at__isnull=True, entity__status="active", correct_by__gte=today,
+                                correct_by__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
+    county = reference.county()["county"]
+
+    def body(s: Sample) -> str:
         e, x, last = s.entity, s.inspection, s.correct_by
-        body = (f"【{reference.county()['county']}市场监管局】{e.name}：{x.year}年度年报抽查（{x.number}）责令更正的信息"
+        return (f"【{county}市场监管局】{e.name}：{x.year}年度年报抽查（{x.number}）责令更正的信息"
                 f"（{s.found[:60]}），改正期限为{last.month}月{last.day}日。已更正的，请登录企服平台告知；"
                 f"逾期未更正的，将列入经营异常名录。" + abnormal.FREE)
-        if decency.tell_once(key, e.uscc, "inspection", e.phone, e.email, body, f"抽查改正期限提醒 {x.number}", now):
+
+    return _remind_once(due, "inspection-correct-soon", body, "抽查改正期限提醒", now)
+
+
+def _remind_once(due: QuerySet[Sample], what: str, body, reason: str, now: dt.datetime) -> int:
+    """Each of ``due`` told once, by text or email, ``body(sample)``, under the key
+    ``what:<sample>``; the number queued now."""
+    due = list(due.select_related("entity", "inspection").order_by("pk"))
+    told = decency.told(f"{what}:{s.pk}" for s in due)
+    n = 0
+    for s in due:
+        key, e = f"{what}:{s.pk}", s.entity
+        if key not in told and decency.tell_once(key, e.uscc, "inspection", e.phone, e.email, body(s),
+                                                 f"{reason} {s.inspection.number}", now):
             n += 1
     return n
 
@@ -440,24 +449,18 @@ def remind_documents(now: dt.datetime | None = None) -> int:
     documents are due. Returns the messages queued."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    due = list(Sample.objects.filter(result="", entity__status="active", evidence__isnull=True,
-                                     inspection__documents_by__gte=today,
-                                     inspection__documents_by__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
-               .select_related("entity", "inspection").order_by("pk"))
-    told = decency.told(f"inspection-documents-soon:{s.pk}" for s in due)
+    due = Sample.objects.filter(result="", entity__status="active", evidence__isnull=True,
+                                inspection__documents_by__gte=today,
+                                inspection__documents_by__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
     county = reference.county()["county"]
-    n = 0
-    for s in due:
-        key = f"inspection-documents-soon:{s.pk}"
-        if key in told:
-            continue
-        e, x, last = s.entity, s.inspection, s.inspection.documents_by
-        body = (f"【{county}市场监管局】{e.name}：{x.year}年度年报{x.get_kind_display()}（{x.number}）为书面检查，"
-                f"请于{last.month}月{last.day}日前登录企服平台上传年报所填信息的依据材料；未上传的，检查人员将上门核查。"
-                + CHECK_IS_FREE)
-        if decency.tell_once(key, e.uscc, "inspection", e.phone, e.email, body, f"抽查材料提交提醒 {x.number}", now):
-            n += 1
-    return n
+
+    def body(s: Sample) -> str:
+        x, last = s.inspection, s.inspection.documents_by
+        return (f"【{county}市场监管局】{s.entity.name}：{x.year}年度年报{x.get_kind_display()}"
+                f"（{x.number}）为书面检查，请于{last.month}月{last.day}日前登录企服平台上传年报所填信息的依据材料；"
+                f"未上传的，检查人员将上门核查。" + CHECK_IS_FREE)
+
+    return _remind_once(due, "inspection-documents-soon", body, "抽查材料提交提醒", now)
 
 
 # the columns of the check's workbook (sheet 抽查对象) that the results are read back from
