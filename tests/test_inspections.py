@@ -608,6 +608,11 @@ def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(c
     portal = portal_client(sent.entity_id)
     home = portal.get("/portal/").content.decode()
     assert f'id="check-{sent.pk}-documents-by">请于 {by_day.year}年{by_day.month}月{by_day.day}日 前' in home
+    yesterday = today - dt.timedelta(days=1)  # once the day has passed, the firm is told so
+    Inspection.objects.filter(pk=x.pk).update(documents_by=yesterday)
+    late = portal.get("/portal/").content.decode()
+    assert f"材料提交期限（{yesterday.year}年{yesterday.month}月{yesterday.day}日）已过" in late
+    Inspection.objects.filter(pk=x.pk).update(documents_by=by_day)
     pdf = "%PDF-1.4\n工资表\n%%EOF".encode()
     portal.post(f"/portal/inspections/{sent.pk}/evidence/", {"files": [SimpleUploadedFile("工资表.pdf", pdf)]})
     assert portal_client(sent.entity_id).get("/api/v1/inspections").json()[0]["documents_by"] == by_day.isoformat()
