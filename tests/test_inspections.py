@@ -627,7 +627,10 @@ def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(c
     assert f'id="sheet-{deaf.pk}-written">材料提交期限 {by_day:%Y-%m-%d}；未能短信或邮件告知' in sheet
     sheet = officer.get(f"/inspections/{x.pk}/sheets/", {"sample": sent.pk}).content.decode()
     assert f"材料提交期限 {by_day:%Y-%m-%d}；已于 {timezone.localdate(now):%Y-%m-%d} 短信或邮件告知<" in sheet
-    assert f'id="inspection-{x.pk}-written">书面检查，材料 {by_day:%Y-%m-%d} 前<' in officer.get("/inspections/").content.decode()
+    overview = officer.get("/inspections/").content.decode()  # the administrator is one of the inspectors
+    assert f'id="inspection-{x.pk}-written">书面检查，材料 {by_day:%Y-%m-%d} 前<' in overview
+    assert '已上传 1 份</a></td></tr>' in overview.split(f'id="mine-{sent.pk}-documents">')[1].split("\n")[0]
+    assert overview.split(f'id="mine-{deaf.pk}-documents">')[1].startswith(f"未上传（书面检查，{by_day:%Y-%m-%d} 前）")
     listed = officer.get(f"/inspections/{x.pk}/", {"status": "no_documents"}).content.decode()
     assert f">{sent.entity_id}<" not in listed and f">{deaf.entity_id}<" in listed and f">{checked.entity_id}<" not in listed
     # the entity no notice reached, phoned, brings its payroll on paper: its inspector uploads the scan
