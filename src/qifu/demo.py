@@ -338,7 +338,7 @@ def send_samples(user, rng, firms, today) -> int:
     if made:
         tester.set_unusable_password()
         tester.save()
-    pdf = b"%PDF-1.4\n% qifu demo report\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    pdf = demo_pdf(["Test report (synthetic demo document)"])
     labs_open = list(Lab.objects.filter(active=True).order_by("code"))
     n = 0
     retested = False
@@ -651,7 +651,8 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
 
 
 def demo_pdf(lines: list[str]) -> bytes:
-    """A one-page PDF of ``lines`` (ASCII, Helvetica): a document a demo firm sends."""
+    """A one-page PDF of ``lines`` (ASCII, Helvetica), one that opens: a document a demo firm
+    sends, a lab's report, a project's paper."""
     text = "".join(f"({line.replace(chr(92), '').replace('(', '[').replace(')', ']')}) '" for line in lines)
     content = f"BT /F1 12 Tf 72 770 Td 18 TL {text} ET"
     objects = ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -725,7 +726,7 @@ def accept_projects(user, seed: int = 17) -> None:
     if not Project.objects.exists() or Phase.objects.exclude(state="planned").exists():
         return
     rng = random.Random(seed)
-    pdf = ("材料.pdf", "application/pdf", b"%PDF-1.4\n% synthetic demo document\n%%EOF\n")
+    pdf = ("材料.pdf", "application/pdf", demo_pdf(["Acceptance document (synthetic demo document)"]))
     now = timezone.now()
     for k, p in enumerate(Project.objects.order_by("code")):
         start = now - dt.timedelta(days=rng.randint(120, 300))
