@@ -27,6 +27,7 @@ from qifu.accounts import scope
 from qifu.accounts.models import StaffProfile
 from qifu.engine import reference
 from qifu.engine.policies.policy import PolicyError
+from qifu.inspections import queries
 from qifu.inspections.models import Evidence, Inspection, Sample
 from qifu.registry.models import Entity, Township
 from qifu.reminders import decency
@@ -449,8 +450,7 @@ def remind_documents(now: dt.datetime | None = None) -> int:
     documents are due. Returns the messages queued."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    due = Sample.objects.filter(result="", entity__status="active", evidence__isnull=True,
-                                inspection__documents_by__gte=today,
+    due = Sample.objects.filter(queries.sent_nothing(), entity__status="active", inspection__documents_by__gte=today,
                                 inspection__documents_by__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
     county = reference.county()["county"]
 

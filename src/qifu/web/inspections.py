@@ -128,7 +128,7 @@ def inspection(request, inspection_id: int):
     elif status == "mine":
         shown = actions.assigned_to(request.user, shown)
     elif status == "no_documents":
-        shown = shown.filter(result="", evidence__isnull=True)
+        shown = shown.filter(queries.sent_nothing())
     elif status == "untold":
         shown = queries.untold(shown)
     shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing").prefetch_related(
