@@ -5,7 +5,7 @@ the year checked by the quality rules; then, in one process, as the county's adm
 two officers in each of the first townships: a random draw of 3% of those that filed (the
 database orders every eligible entity by its SHA-256 ticket), a targeted draw of 10% of those with
 open serious findings (the profile read through the policies' machinery) as a written check, its
-notices to those drawn and its page, the checks' page, one
+notices to those drawn, its day put later with the new day told to those still owing, and its page, the checks' page, one
 check's page (its first 500 entities) and workbook, and the home dashboard.
 
     .venv/bin/python bench/inspections_draw.py --entities 240000
@@ -56,6 +56,11 @@ y = timed("targeted draw, 10% of open_findings > 0, a written check", lambda: ac
 print(f"  drawn {y.samples.count()} of {y.population}", flush=True)
 n = timed("its notices (tell_drawn)", actions.tell_drawn)
 print(f"  stored {n} in the outbox ({OutboxMessage.objects.count()} there); again: {actions.tell_drawn()}", flush=True)
+y.samples.filter(pk__in=y.samples.order_by("pk").values("pk")[:1000]).update(result="ok")  # some checked meanwhile
+timed("its day put later (do_extend_documents)", lambda: actions.do_extend_documents(
+    y, timezone.localdate() + dt.timedelta(days=25), "bench: a holiday", by=admin))
+n = timed("the new day told (tell_drawn)", actions.tell_drawn)
+print(f"  stored {n} in the outbox; again: {actions.tell_drawn()}", flush=True)
 timed("checks' page", lambda: c.get("/inspections/"))
 timed("the random check's page (first 500)", lambda: c.get(f"/inspections/{x.pk}/"))
 timed("the written check's page (first 500; told and untold counted)", lambda: c.get(f"/inspections/{y.pk}/"))

@@ -670,3 +670,97 @@ def test_a_written_check_tells_each_entity_drawn_once_what_to_send_and_by_when(c
     assert y.told_at is not None and not y.samples.filter(notified_at__isnull=False).exists()
     assert OutboxMessage.objects.filter(key__startswith="inspection-drawn:").count() == n
     assert any(j.id == "inspection_notices" and j.handler.endswith(":tell_drawn") for j in worker.JOBS)
+
+
+def test_a_written_checks_day_is_put_later_and_those_owing_documents_are_told_the_new_day(checked_county):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    admin_user = checked_county["users"]["admin"]
+    today = timezone.localdate()
+    now = timezone.now()
+    first_day = today + dt.timedelta(days=10)
+    x = actions.do_draw(YEAR, "random", "书面检查", "100", by=admin_user, town=checked_county["own_town"].code,
+                        finish_by=today + dt.timedelta(days=30), documents_by=first_day, now=now)
+    samples = list(x.samples.select_related("entity").order_by("entity_id"))
+    deaf = samples[0]
+    Entity.objects.filter(pk=deaf.entity_id).update(phone="", email="")
+    n = actions.tell_drawn(now)
+    told = set(OutboxMessage.objects.filter(key__startswith="inspection-drawn:").values_list("entity_id", flat=True))
+    assert n == len(told) >= 4 and deaf.entity_id not in told
+    sent, checked = [s for s in samples if s.entity_id in told][:2]
+    owing = told - {sent.entity_id, checked.entity_id}
+    portal_client(sent.entity_id).post(f"/portal/inspections/{sent.pk}/evidence/",
+                                       {"files": [SimpleUploadedFile("工资表.pdf", b"%PDF-1.4\n%%EOF")]})
+    actions.do_record(checked, "ok", "", today, admin_user)
+    # three days before the first day those that sent nothing are reminded
+    assert actions.remind_documents(now + dt.timedelta(days=7)) == len(owing)
+    # only the county's administrators put the day later, only later, leaving the firms time,
+    # not after the checks' last day, and saying why
+    officer = staff(checked_county, "officer")
+    assert "只有局管理员可以延长材料提交期限" in officer.post(
+        f"/inspections/{x.pk}/extend/", {"to_day": (today + dt.timedelta(days=20)).isoformat(), "reason": "元旦假期顺延"},
+        follow=True).content.decode()
+    admin = staff(checked_county, "admin")
+    for day, reason, why in ((first_day, "元旦假期顺延", "只能延长"), (today + dt.timedelta(days=31), "元旦假期顺延", "不能晚于检查完成期限"),
+                             (today + dt.timedelta(days=20), "假期", "至少4个字")):
+        r = admin.post(f"/inspections/{x.pk}/extend/", {"to_day": day.isoformat(), "reason": reason}, follow=True)
+        assert why in r.content.decode()
+    with pytest.raises(actions.InspectionError, match="至少 3 天"):  # nine days on, the day after is 2 days away
+        actions.do_extend_documents(x, first_day + dt.timedelta(days=1), "企业普遍申请延期", admin_user,
+                                    now=now + dt.timedelta(days=9))
+    x.refresh_from_db()
+    assert x.documents_by == first_day and x.told_at is not None and not x.extensions.exists()
+    # put later, a week on: the notices go again through the worker
+    new_day = today + dt.timedelta(days=20)
+    later = now + dt.timedelta(days=7, hours=1)
+    e = actions.do_extend_documents(x, new_day, "元旦假期，顺延材料提交期限", admin_user, now=later)
+    x.refresh_from_db()
+    assert (e.from_day, e.to_day, x.documents_by, x.told_at, x.extended_at) == (first_day, new_day, new_day, None, later)
+    # the entity no notice reached now has a mobile: it gets the first notice, with the new day
+    Entity.objects.filter(pk=deaf.entity_id).update(phone="13905740001")
+    n = actions.tell_drawn(later + dt.timedelta(minutes=10))
+    extended = {m.entity_id: m.body for m in OutboxMessage.objects.filter(key__startswith="inspection-extended:")}
+    assert set(extended) == owing and n == len(owing) + 1
+    assert all(f"延长至{new_day.month}月{new_day.day}日" in b and x.number in b for b in extended.values())
+    first = OutboxMessage.objects.get(key=f"inspection-drawn:{deaf.pk}")
+    assert f"请于{new_day.month}月{new_day.day}日前" in first.body and "被抽中" in first.body
+    x.refresh_from_db()
+    assert x.told_at is not None and actions.tell_drawn(later + dt.timedelta(minutes=20)) == 0
+    # a run that lost its marks tells nobody twice: one message a sample and day
+    stored = OutboxMessage.objects.count()
+    Inspection.objects.filter(pk=x.pk).update(told_at=None)
+    x.samples.update(notified_at=None)
+    actions.tell_drawn(later + dt.timedelta(minutes=30))
+    assert OutboxMessage.objects.count() == stored
+    # the reminder comes again before the new day, once
+    soon = now + dt.timedelta(days=17)
+    assert actions.remind_documents(soon) == len(owing) + 1 and actions.remind_documents(soon) == 0
+    # the pages, the workbook and the portal say it
+    page = admin.get(f"/inspections/{x.pk}/").content.decode()
+    assert f'id="inspection-documents-by">{new_day:%Y-%m-%d}<' in page and 'id="inspection-extend"' in page
+    assert 'id="inspection-extend"' not in officer.get(f"/inspections/{x.pk}/").content.decode()
+    assert f"材料提交期限由 {first_day:%Y-%m-%d} 延长至 {new_day:%Y-%m-%d}：元旦假期，顺延材料提交期限（admin）" in page
+    wb = openpyxl.load_workbook(io.BytesIO(admin.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
+    about = dict(wb["抽查任务"].iter_rows(values_only=True))
+    assert about["材料提交期限"].date() == new_day
+    assert about["材料提交期限延长"].startswith(f"{first_day:%Y-%m-%d} → {new_day:%Y-%m-%d}：元旦假期")
+    home = portal_client(min(owing)).get("/portal/").content.decode()
+    assert f"请于 {new_day.year}年{new_day.month}月{new_day.day}日（已延长） 前" in home
+    # put later again: told again, under the new day's key
+    again = later + dt.timedelta(days=1)
+    actions.do_extend_documents(x, new_day + dt.timedelta(days=5), "系统维护，再顺延五天", admin_user, now=again)
+    assert actions.tell_drawn(again + dt.timedelta(minutes=10)) == len(owing) + 1
+    assert OutboxMessage.objects.filter(key__startswith="inspection-extended:").count() == 2 * len(owing) + 1
+    # once every entity drawn has been checked there is nothing to put later
+    x.samples.filter(result="").update(result="ok", checked_on=today)
+    with pytest.raises(actions.InspectionError, match="都已检查"):
+        actions.do_extend_documents(x, new_day + dt.timedelta(days=6), "企业普遍申请延期", admin_user)
+    on_site = actions.do_draw(YEAR, "random", "实地检查", "10", by=admin_user)
+    with pytest.raises(actions.InspectionError, match="实地检查"):
+        actions.do_extend_documents(on_site, new_day, "企业普遍申请延期", admin_user)
+    # on the page
+    y = actions.do_draw(YEAR, "random", "书面检查二", "10", by=admin_user, documents_by=first_day)
+    r = admin.post(f"/inspections/{y.pk}/extend/", {"to_day": new_day.isoformat(), "reason": "企业普遍申请延期"}, follow=True)
+    assert f"材料提交期限已由 {first_day:%Y-%m-%d} 延长至 {new_day:%Y-%m-%d}" in r.content.decode()
+    y.refresh_from_db()
+    assert y.documents_by == new_day and y.extensions.get().by == admin_user

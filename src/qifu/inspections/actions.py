@@ -28,7 +28,7 @@ from qifu.accounts.models import StaffProfile
 from qifu.engine import reference
 from qifu.engine.policies.policy import PolicyError
 from qifu.inspections import queries
-from qifu.inspections.models import Evidence, Inspection, Sample
+from qifu.inspections.models import Evidence, Extension, Inspection, Sample
 from qifu.registry.models import Entity, Township
 from qifu.reminders import decency
 from qifu.reminders.models import OutboxMessage
@@ -46,6 +46,7 @@ REMIND_DAYS_BEFORE = 3  # an entity that has said nothing is reminded once, thre
 # draw on the page, at least 5 (time to find a payroll and a tax return)
 DOCUMENTS_DAYS = 15
 DOCUMENTS_DAYS_AT_LEAST = 5
+EXTEND_DAYS_AT_LEAST = 3  # a day put later leaves the firms told of it at least three days
 TELL_CHUNK = 2000  # samples told at once
 CHECK_IS_FREE = "检查不收费，工作人员不会索要验证码。"
 # the result is published within 20 working days of the check's end (《企业公示信息抽查暂行办法》);
@@ -386,21 +387,55 @@ def remind_corrections(now: dt.datetime | None = None) -> int:
                 f"（{s.found[:60]}），改正期限为{last.month}月{last.day}日。已更正的，请登录企服平台告知；"
                 f"逾期未更正的，将列入经营异常名录。" + abnormal.FREE)
 
-    return _remind_once(due, "inspection-correct-soon", body, "抽查改正期限提醒", now)
+    return _remind_once(due, lambda s: f"inspection-correct-soon:{s.pk}", body, "抽查改正期限提醒", now)
 
 
-def _remind_once(due: QuerySet[Sample], what: str, body, reason: str, now: dt.datetime) -> int:
+def _remind_once(due: QuerySet[Sample], key, body, reason: str, now: dt.datetime) -> int:
     """Each of ``due`` told once, by text or email, ``body(sample)``, under the key
-    ``what:<sample>``; the number queued now."""
+    ``key(sample)``; the number queued now."""
     due = list(due.select_related("entity", "inspection").order_by("pk"))
-    told = decency.told(f"{what}:{s.pk}" for s in due)
+    told = decency.told(key(s) for s in due)
     n = 0
     for s in due:
-        key, e = f"{what}:{s.pk}", s.entity
-        if key not in told and decency.tell_once(key, e.uscc, "inspection", e.phone, e.email, body(s),
+        e = s.entity
+        if key(s) not in told and decency.tell_once(key(s), e.uscc, "inspection", e.phone, e.email, body(s),
                                                  f"{reason} {s.inspection.number}", now):
             n += 1
     return n
+
+
+def do_extend_documents(x: Inspection, to_day: dt.date, reason: str, by=None,
+                        now: dt.datetime | None = None) -> Extension:
+    """Put a written check's day later (延长材料提交期限: a holiday, the portal down, many firms
+    asking for time), saying why (at least four characters): an administrator only, to a day
+    after the current one, at least ``EXTEND_DAYS_AT_LEAST`` days from today and not after the
+    checks' last day, while some entity drawn waits for its check. Never earlier: the firms were
+    told a day and keep it. The worker tells the new day to those told the old one that have sent
+    nothing, and the first notice (with the new day) to any not told yet (``tell_drawn``)."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    reason = _typed(reason, "延长理由")
+    if len(reason) < 4:
+        raise InspectionError("请写明延长的理由（至少4个字），如：元旦假期，顺延材料提交期限")
+    with transaction.atomic():
+        x = Inspection.objects.select_for_update().get(pk=x.pk)
+        if x.documents_by is None:
+            raise InspectionError("这次抽查是实地检查，没有材料提交期限")
+        if to_day <= x.documents_by:
+            raise InspectionError(f"只能延长：新的期限应晚于现在的材料提交期限（{x.documents_by:%Y-%m-%d}），"
+                                  f"已告知企业的期限不再提前")
+        if to_day < today + dt.timedelta(days=EXTEND_DAYS_AT_LEAST):
+            raise InspectionError(f"新的期限应给企业至少 {EXTEND_DAYS_AT_LEAST} 天"
+                                  f"（{today + dt.timedelta(days=EXTEND_DAYS_AT_LEAST):%Y-%m-%d} 或更晚）")
+        if to_day > x.finish_by:
+            raise InspectionError(f"材料提交期限不能晚于检查完成期限（{x.finish_by:%Y-%m-%d}）：检查人员要在完成前看到材料")
+        if not x.samples.filter(result="").exists():
+            raise InspectionError("抽中的主体都已检查，无需延长")
+        extension = Extension.objects.create(inspection=x, from_day=x.documents_by, to_day=to_day,
+                                             reason=reason[:200], at=now, by=by)
+        x.documents_by, x.extended_at, x.told_at = to_day, now, None
+        x.save(update_fields=["documents_by", "extended_at", "told_at"])
+    return extension
 
 
 def tell_drawn(now: dt.datetime | None = None) -> int:
@@ -409,9 +444,11 @@ def tell_drawn(now: dt.datetime | None = None) -> int:
     the check is free (``Sample.notified_at``); once all of a check's entities have been gone
     through, the check is done with (``told_at``; at once, telling nobody, when its day has passed
     before it was reached). An entity checked already, or no longer trading, is not told; one with
-    neither a mobile nor an email is left to its inspectors (``queries.untold``). Stored in the
-    outbox a chunk at a time, each with its samples marked in one transaction, under a key per
-    sample: a run cut short tells nobody twice and the next goes on. Returns the messages stored."""
+    neither a mobile nor an email is left to its inspectors (``queries.untold``). After the day was
+    put later (``do_extend_documents``), those told before that have sent nothing are told the new
+    day, once for each day. Stored in the outbox a chunk at a time, each with its samples marked in
+    one transaction, under a key per sample (and day): a run cut short tells nobody twice and the
+    next goes on. Returns the messages stored."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     county = reference.county()["county"]
@@ -420,34 +457,50 @@ def tell_drawn(now: dt.datetime | None = None) -> int:
         if x.documents_by < today:  # too late to ask (the worker was down): all left to the inspectors
             Inspection.objects.filter(pk=x.pk).update(told_at=now)
             continue
-        todo = (x.samples.filter(result="", notified_at__isnull=True, entity__status="active")
-                .select_related("entity").order_by("pk"))
-        last, by_day = 0, x.documents_by
-        while chunk := list(todo.filter(pk__gt=last)[:TELL_CHUNK]):
-            last = chunk[-1].pk
-            samples = {str(s.pk): s for s in chunk}
-            reach = decency.in_writing(pl.DataFrame([(k, s.entity.phone, s.entity.email) for k, s in samples.items()],
-                                                    schema=dict.fromkeys(("sample", "phone", "email"), pl.String),
-                                                    orient="row"))
-            messages = [OutboxMessage(
-                key=f"inspection-drawn:{k}", entity_id=samples[k].entity_id, purpose="inspection", channel=channel,
-                recipient=recipient, reason=f"抽查告知 {x.number}", planned_for=today, next_attempt_at=now,
-                body=(f"【{county}市场监管局】{samples[k].entity.name}：您单位被抽中接受{x.year}年度年报"
-                      f"{x.get_kind_display()}（{x.number}）。请于{by_day.month}月{by_day.day}日前登录企服平台上传年报所填信息的"
-                      f"依据材料（如工资表、社保缴费记录、财务报表、纳税申报表），检查人员据此核查，必要时上门。" + CHECK_IS_FREE))
-                for k, channel, recipient in reach.select("sample", "channel", "recipient").iter_rows()]
-            with transaction.atomic():
-                OutboxMessage.objects.bulk_create(messages, batch_size=TELL_CHUNK, ignore_conflicts=True)
-                Sample.objects.filter(pk__in=[int(k) for k in reach["sample"]]).update(notified_at=now)
-            n += len(messages)
+        by_day, about = x.documents_by, f"{x.year}年度年报{x.get_kind_display()}（{x.number}）"
+        waiting = x.samples.filter(result="", entity__status="active")
+        n += _tell_chunks(waiting.filter(notified_at__isnull=True), "inspection-drawn:{}", f"抽查告知 {x.number}",
+                          f"您单位被抽中接受{about}。请于{by_day.month}月{by_day.day}日前登录企服平台上传年报所填信息的"
+                          f"依据材料（如工资表、社保缴费记录、财务报表、纳税申报表），检查人员据此核查，必要时上门。", county, now)
+        if x.extended_at:
+            n += _tell_chunks(waiting.filter(queries.sent_nothing(), notified_at__lt=x.extended_at),
+                              f"inspection-extended:{{}}:{by_day.isoformat()}", f"抽查材料期限延长 {x.number}",
+                              f"{about}的材料提交期限延长至{by_day.month}月{by_day.day}日。请于该日前登录企服平台上传"
+                              f"年报所填信息的依据材料；未上传的，检查人员将上门核查。", county, now)
         Inspection.objects.filter(pk=x.pk).update(told_at=now)
+    return n
+
+
+def _tell_chunks(todo: QuerySet[Sample], key: str, reason: str, text: str, county: str, now: dt.datetime) -> int:
+    """Each of ``todo`` that a text or an email reaches told ``text`` (after the bureau's and the
+    entity's names; that the check is free after it) under ``key`` (its ``{}`` the sample),
+    ``TELL_CHUNK`` at a time, each chunk stored with its samples marked told (``notified_at``) in
+    one transaction. The number stored."""
+    today = timezone.localdate(now)
+    todo = todo.select_related("entity").order_by("pk")
+    n, last = 0, 0
+    while chunk := list(todo.filter(pk__gt=last)[:TELL_CHUNK]):
+        last = chunk[-1].pk
+        samples = {str(s.pk): s for s in chunk}
+        reach = decency.in_writing(pl.DataFrame([(k, s.entity.phone, s.entity.email) for k, s in samples.items()],
+                                                schema=dict.fromkeys(("sample", "phone", "email"), pl.String),
+                                                orient="row"))
+        messages = [OutboxMessage(key=key.format(k), entity_id=samples[k].entity_id, purpose="inspection",
+                                  channel=channel, recipient=recipient, reason=reason, planned_for=today,
+                                  next_attempt_at=now,
+                                  body=f"【{county}市场监管局】{samples[k].entity.name}：{text}" + CHECK_IS_FREE)
+                    for k, channel, recipient in reach.select("sample", "channel", "recipient").iter_rows()]
+        with transaction.atomic():
+            OutboxMessage.objects.bulk_create(messages, batch_size=TELL_CHUNK, ignore_conflicts=True)
+            Sample.objects.filter(pk__in=[int(k) for k in reach["sample"]]).update(notified_at=now)
+        n += len(messages)
     return n
 
 
 def remind_documents(now: dt.datetime | None = None) -> int:
     """Each morning (`qifu worker`): an entity drawn for a written check that has sent nothing and
     is not checked yet is reminded once, ``REMIND_DAYS_BEFORE`` days or fewer before the day its
-    documents are due. Returns the messages queued."""
+    documents are due (and again before a day put later). Returns the messages queued."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     due = Sample.objects.filter(queries.sent_nothing(), entity__status="active", inspection__documents_by__gte=today,
@@ -460,7 +513,11 @@ def remind_documents(now: dt.datetime | None = None) -> int:
                 f"（{x.number}）为书面检查，请于{last.month}月{last.day}日前登录企服平台上传年报所填信息的依据材料；"
                 f"未上传的，检查人员将上门核查。" + CHECK_IS_FREE)
 
-    return _remind_once(due, "inspection-documents-soon", body, "抽查材料提交提醒", now)
+    def key(s: Sample) -> str:  # once for each day: a day put later is reminded of again
+        x = s.inspection
+        return f"inspection-documents-soon:{s.pk}" + (f":{x.documents_by.isoformat()}" if x.extended_at else "")
+
+    return _remind_once(due, key, body, "抽查材料提交提醒", now)
 
 
 # the columns of the check's workbook (sheet 抽查对象) that the results are read back from

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from qifu.inspections.models import Evidence, Inspection, Sample
+from qifu.inspections.models import Evidence, Extension, Inspection, Sample
 
 
 @admin.register(Inspection)
@@ -24,3 +24,10 @@ class EvidenceAdmin(admin.ModelAdmin):
     list_display = ("sample", "name", "size", "sent_at", "sent_by")
     search_fields = ("sample__entity__uscc", "name")
     raw_id_fields = ("sample",)
+
+
+@admin.register(Extension)
+class ExtensionAdmin(admin.ModelAdmin):
+    list_display = ("inspection", "from_day", "to_day", "reason", "at", "by")
+    search_fields = ("inspection__number",)
+    raw_id_fields = ("inspection",)

@@ -40,6 +40,9 @@ class Inspection(models.Model):
     # when the last of those notices was stored in the outbox (``actions.tell_drawn``)
     documents_by = models.DateField("材料提交期限", null=True, blank=True)
     told_at = models.DateTimeField("告知完成时间", null=True, blank=True)
+    # when ``documents_by`` was last put later (``Extension``; None: never): those told before it
+    # and still owing documents are told the new day (``actions.tell_drawn``)
+    extended_at = models.DateTimeField("材料提交期限延长时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "年报抽查任务"
@@ -121,6 +124,26 @@ class Sample(models.Model):
     def correction_label(self, today: dt.date) -> str:
         state = self.correction(today)
         return Correction(state).label if state else ""
+
+
+class Extension(models.Model):
+    """A written check's day put later (延长材料提交期限), by an administrator, with the reason
+    (a holiday, a system down, many firms asking for time): the day it was and the day it is."""
+
+    inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="extensions")
+    from_day = models.DateField("原材料提交期限")
+    to_day = models.DateField("延长至")
+    reason = models.CharField("延长理由", max_length=200)
+    at = models.DateTimeField("延长时间")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                           related_name="+", verbose_name="延长人")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "材料提交期限延长"
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.inspection.number}：{self.from_day} → {self.to_day}"
 
 
 class Correction(models.TextChoices):

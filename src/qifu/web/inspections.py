@@ -112,6 +112,30 @@ def draw(request):
     return redirect("inspection", inspection_id=x.pk)
 
 
+@staff_required(write=True)
+@require_POST
+def extend(request, inspection_id: int):
+    """A written check's day put later, with the reason: the county's administrators only."""
+    x = get_object_or_404(_inspections(request), pk=inspection_id)
+    back = reverse("inspection", args=[x.pk])
+    if not _can_draw(request):
+        messages.error(request, "只有局管理员可以延长材料提交期限")
+        return redirect(back)
+    try:
+        to_day = dt.date.fromisoformat(request.POST.get("to_day", ""))
+    except ValueError:
+        messages.error(request, "请填写新的材料提交期限（日期）")
+        return redirect(back)
+    try:
+        e = actions.do_extend_documents(x, to_day, request.POST.get("reason", ""), by=request.user)
+    except actions.InspectionError as err:
+        messages.error(request, str(err))
+        return redirect(back)
+    messages.success(request, f"材料提交期限已由 {e.from_day:%Y-%m-%d} 延长至 {e.to_day:%Y-%m-%d}；"
+                              f"将以短信或邮件告知已告知过、尚未上传材料的主体")
+    return redirect(back)
+
+
 @staff_required
 def inspection(request, inspection_id: int):
     x = get_object_or_404(_inspections(request), pk=inspection_id)
@@ -147,6 +171,8 @@ def inspection(request, inspection_id: int):
     return render(request, "web/inspection.html", {
         "x": x, "samples": rows, "total": shown.count(), "limit": SHOWN, "m": queries.measures(samples),
         "untold": queries.untold(samples).count() if x.told_at else 0,
+        "extensions": list(x.extensions.select_related("by")), "can_extend": _can_draw(request) and x.documents_by,
+        "extend_at_least": today + dt.timedelta(days=actions.EXTEND_DAYS_AT_LEAST),
         "status": status, "results": Sample.Result.choices, "today": today,
         "correct_within": actions.CORRECT_WITHIN_DAYS,
         "can_write": scope.can_write(request.user),
@@ -324,4 +350,7 @@ def _xlsx(request, x: Inspection, shown):
                          ("随机种子", x.seed), ("抽取时间", local_time(x.drawn_at)), ("检查完成期限", x.finish_by),
                          ("材料提交期限", x.documents_by or "（实地检查，事先不告知）")):
         spreadsheets.append(about, [label, value])
+    for e in x.extensions.select_related("by"):
+        spreadsheets.append(about, ["材料提交期限延长", f"{e.from_day:%Y-%m-%d} → {e.to_day:%Y-%m-%d}：{e.reason}"
+                                                    f"（{person(e.by)}，{local_time(e.at):%Y-%m-%d %H:%M}）"])
     return audited_xlsx(request, wb, f"年报抽查-{x.pk}", f"年报抽查 {x.number}：{n} 户")

@@ -79,6 +79,7 @@ urlpatterns = [
     path("inspections/", inspections.overview, name="inspections"),
     path("inspections/draw/", inspections.draw, name="inspection-draw"),
     path("inspections/<int:inspection_id>/", inspections.inspection, name="inspection"),
+    path("inspections/<int:inspection_id>/extend/", inspections.extend, name="inspection-extend"),
     path("inspections/<int:inspection_id>/results/", inspections.results_upload, name="inspection-results"),
     path("inspections/<int:inspection_id>/sheets/", inspections.sheets, name="inspection-sheets"),
     path("inspections/samples/<int:sample_id>/record/", inspections.record, name="inspection-record"),
