@@ -106,3 +106,30 @@ def test_impossible_but_readable_values_are_read_as_filed(tmp_path, field, text,
     """Contract v1.1 §1: negative assets or headcounts are what was filed; FM-08 reports them."""
     parsed = _one(tmp_path, REPORTS, field, text)
     assert parsed.errors == [] and parsed.frame[field][0] == expected
+
+
+@pytest.mark.parametrize(("field", "text", "expected"), [
+    ("total_equity", "－１２３．５", Decimal("-123.5")),  # typed with a Chinese input method (全角)
+    ("total_assets", "１，２３４．５", Decimal("1234.5")),
+    ("employees", "１２", 12),
+    ("has_website", "１", True),
+    ("operating_status", "ｏｐｅｎ", "open"),
+    ("contact_address", "浙江省慈溪市１２号", "浙江省慈溪市１２号"),  # text stays as filed
+])
+def test_full_width_forms_read_as_what_they_stand_for_in_numbers_and_choices(tmp_path, field, text, expected):
+    parsed = _one(tmp_path, REPORTS, field, text)
+    assert parsed.errors == [] and parsed.frame[field][0] == expected
+
+
+def test_a_full_width_value_that_is_no_number_is_named_as_filed(tmp_path):
+    parsed = _one(tmp_path, REPORTS, "employees", "１２人")
+    assert [(e.field, e.value, e.reason) for e in parsed.errors] == [("employees", "１２人", "不是整数")]
+
+
+def test_a_form_reads_full_width_forms_as_a_file_does():
+    from qifu.engine.validate import parse_values
+
+    fields = {f.name: f for f in REPORTS.fields}
+    values, errors = parse_values({"employees": "１２", "filed_at": "２０２６年３月１日", "total_assets": "　"}, fields)
+    assert errors == {} and values["employees"] == 12 and values["total_assets"] is None
+    assert values["filed_at"] == dt.datetime(2026, 2, 28, 16, 0, tzinfo=UTC)  # naive: Asia/Shanghai

@@ -77,8 +77,9 @@ def parse(table: Table, kind: Kind) -> Parsed:
         if f.name not in raw.columns:
             continue
         col = raw[f.name]
-        empty = col == ""
-        value, reason = PARSERS[f.type](col, f)
+        read = narrowed(col, f)
+        empty = read == ""
+        value, reason = PARSERS[f.type](read, f)
         reason = pl.select(
             pl.when(empty & f.required)
             .then(pl.lit("必填项不能为空"))
@@ -349,6 +350,21 @@ PARSERS: dict[T, Callable[[pl.Series, Field], tuple[pl.Series, pl.Series]]] = {
 }
 
 
+# full-width forms (１２３．５, －１, ２０２５年３月１日: typed with a Chinese input method) read as the
+# ASCII they stand for in numbers, dates, booleans and enumerations; text keeps what was filed (a
+# credit code is normalised by its own parser)
+AS_FILED = {T.STR, T.USCC, T.IDNUM}
+_WIDE = r"[\u3000\uff01-\uff5e]"
+
+
+def narrowed(col: pl.Series, f: Field) -> pl.Series:
+    """``col`` with full-width forms as ASCII where ``f`` is not text (a cell of a full-width
+    space alone is empty)."""
+    if f.type in AS_FILED or not col.str.contains(_WIDE).any():
+        return col
+    return col.str.normalize("NFKC").str.strip_chars()
+
+
 def as_text(value) -> str:
     """A form's or a JSON body's value as the text a file would hold: a float by its decimal
     digits (1e-05 is 0.00001; 1e308 is 309 digits, which the money parser refuses as too large),
@@ -384,7 +400,11 @@ def parse_values(raw: dict[str, object], fields: dict[str, Field]) -> tuple[dict
         if not text:
             values[name] = None
             continue
-        value, reason = PARSERS[f.type](pl.Series(name, [text], dtype=pl.Utf8), f)
+        read = narrowed(pl.Series(name, [text], dtype=pl.Utf8), f)
+        if read[0] == "":
+            values[name] = None
+            continue
+        value, reason = PARSERS[f.type](read, f)
         if reason[0] is not None:
             errors[name] = f"“{text[:40]}”：{reason[0]}"
         else:
