@@ -25,6 +25,16 @@ def snapshot() -> dict[str, list[tuple]]:
     return {m.__name__: sorted(map(repr, m.objects.values_list())) for m in MODELS}
 
 
+@pytest.fixture(params=["few", "many"])
+def either_way(request, monkeypatch):
+    """A file's stored rows read back by its entities (a small file) or by its years (a large one)."""
+    from qifu.imports import actions
+
+    if request.param == "many":
+        monkeypatch.setattr(actions, "FEW_ENTITIES", 0)
+    return request.param
+
+
 @pytest.fixture
 def registry(tmp_path):
     import_file("registry", write(tmp_path / "registry.csv", REGISTRY_HEADER, registry_rows()))
@@ -202,7 +212,7 @@ def test_gb18030_file_imports_like_utf8(tmp_path):
 # --- idempotency and corrections ------------------------------------------------------------
 
 
-def test_same_file_twice_changes_nothing(tmp_path, registry):
+def test_same_file_twice_changes_nothing(tmp_path, registry, either_way):
     path = write(tmp_path / "r.csv", REPORTS_HEADER, report_rows())
     first = import_file("reports", path)
     before = {m.__name__: sorted(map(repr, m.objects.values_list())) for m in MODELS if m is not ImportRun}
@@ -212,7 +222,7 @@ def test_same_file_twice_changes_nothing(tmp_path, registry):
     assert before == after
 
 
-def test_registry_reimport_is_idempotent_and_updates_changes(tmp_path, registry):
+def test_registry_reimport_is_idempotent_and_updates_changes(tmp_path, registry, either_way):
     rows = registry_rows()
     again = import_file("registry", write(tmp_path / "same.csv", REGISTRY_HEADER, rows))
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
@@ -222,7 +232,7 @@ def test_registry_reimport_is_idempotent_and_updates_changes(tmp_path, registry)
     assert Entity.objects.get(uscc=ENT1).phone == "13905749999"
 
 
-def test_changed_report_is_a_new_revision_and_history_is_kept(tmp_path, registry):
+def test_changed_report_is_a_new_revision_and_history_is_kept(tmp_path, registry, either_way):
     import_file("reports", write(tmp_path / "r1.csv", REPORTS_HEADER, report_rows()))
     rows = report_rows()
     rows[0] = rows[0].replace(",2300,2100,", ",2350,2100,")
@@ -237,12 +247,26 @@ def test_changed_report_is_a_new_revision_and_history_is_kept(tmp_path, registry
     assert AnnualReport.objects.filter(report_year=2025, is_current=True).count() == 3
 
 
-def test_correction_file_with_fewer_columns_keeps_what_it_does_not_mention(tmp_path, registry):
+def test_correction_file_with_fewer_columns_keeps_what_it_does_not_mention(tmp_path, registry, either_way):
     import_file("reports", write(tmp_path / "r1.csv", REPORTS_HEADER, report_rows()))
     path = write(tmp_path / "fix.csv", "uscc,report_year,filed_at,total_revenue", [f"{ENT1},2025,2026-03-02 10:15:00,2400"])
     import_file("reports", path)
     current = AnnualReport.objects.get(entity_id=ENT1, report_year=2025, is_current=True)
     assert (current.revision, str(current.total_revenue), str(current.total_assets)) == (2, "2400.000000", "1500.500000")
+
+
+def test_a_small_file_reads_back_only_its_own_entities_rows(tmp_path, registry):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import_file("reports", write(tmp_path / "r1.csv", REPORTS_HEADER, report_rows()))
+    fix = write(tmp_path / "fix.csv", "uscc,report_year,filed_at,total_revenue", [f"{ENT1},2025,2026-03-02 10:15:00,2400"])
+    with CaptureQueriesContext(connection) as seen:
+        result = import_file("reports", fix)
+    read = [q["sql"] for q in seen.captured_queries if q["sql"].startswith("SELECT") and "annualreport" in q["sql"]
+            and "revision" in q["sql"]]
+    assert (result.updated, result.unchanged) == (1, 0) and read and all(ENT1 in q for q in read)
+    assert all(ENT2 not in q for q in read)
 
 
 def test_naive_datetimes_are_shanghai_time(tmp_path, registry):
@@ -260,7 +284,7 @@ def test_money_round_trips_exactly(tmp_path, registry):
     assert str(report.total_assets) == "123456789.123456"
 
 
-def test_reminder_receipts_update_status(tmp_path, registry):
+def test_reminder_receipts_update_status(tmp_path, registry, either_way):
     header = "uscc,sent_at,channel,purpose,status"
     import_file("reminders", write(tmp_path / "a.csv", header, [f"{ENT1},2026-03-01 10:00:00,短信,催报,未知"]))
     result = import_file("reminders", write(tmp_path / "b.csv", header, [f"{ENT1},2026-03-01 10:00:00,sms,filing,delivered"]))

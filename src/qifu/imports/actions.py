@@ -146,6 +146,21 @@ def _prepare(kind: Kind, frame: pl.DataFrame) -> pl.DataFrame:
 # --- writers ------------------------------------------------------------------------------
 
 
+# a file naming at most this many entities (a day's filings, a few corrections) reads back only
+# their stored rows, not every row of its years: the comparison is by key, which holds the entity
+FEW_ENTITIES = 5000
+
+
+def _of_few(model, frame: pl.DataFrame, key: list[str]) -> dict:
+    """A filter to the entities ``frame`` names, when they are few and ``key`` holds the entity
+    (a key without it, a certificate's number, may name a row stored under another entity)."""
+    column = "uscc" if model is Entity else "entity_id"
+    if column not in key:
+        return {}
+    codes = frame[column].unique()
+    return {f"{column}__in": codes.to_list()} if codes.len() <= FEW_ENTITIES else {}
+
+
 def _existing(model, columns: list[str], **filters) -> pl.DataFrame:
     """Rows already stored, as a frame with the same dtypes the parser produces."""
     rows = list(model.objects.filter(**filters).values_list(*columns))
@@ -217,7 +232,8 @@ def _upsert(model, key: list[str], kind: Kind, parsed: Parsed, frame: pl.DataFra
     if model is not Entity:
         key = ["entity_id" if k == "uscc" else k for k in key]
     data_cols = [c for c in frame.columns if c not in key]
-    existing = _existing(model, [("entity" if k == "entity_id" else k) for k in key] + data_cols, **filters)
+    existing = _existing(model, [("entity" if k == "entity_id" else k) for k in key] + data_cols,
+                         **filters, **_of_few(model, frame, key))
     existing.columns = key + [f"{c}__old" for c in data_cols]
     joined = frame.join(existing.with_columns(pl.lit(True).alias("__found")), on=key, how="left", nulls_equal=True)
     new = joined.filter(pl.col("__found").is_null()).select(frame.columns)
@@ -284,7 +300,8 @@ def _write_revisions(model, year: str, kind, frame, progress):
     present = [c for c in frame.columns if c not in key]
     all_fields = [f.name for f in kind.fields if f.name not in ("uscc", year)]
     years = frame[year].unique().to_list()
-    existing = _existing(model, ["entity", year, "revision", *all_fields], **{f"{year}__in": years}, is_current=True)
+    existing = _existing(model, ["entity", year, "revision", *all_fields], **{f"{year}__in": years}, is_current=True,
+                         **_of_few(model, frame, key))
     existing.columns = key + ["revision"] + [f"{c}__old" for c in all_fields]
     joined = frame.join(existing, on=key, how="left")
     new = joined.filter(pl.col("revision").is_null()).select(frame.columns)
