@@ -158,7 +158,9 @@ def _of_few(model, frame: pl.DataFrame, key: list[str]) -> dict:
     if column not in key:
         return {}
     codes = frame[column].unique()
-    return {f"{column}__in": codes.to_list()} if codes.len() <= FEW_ENTITIES else {}
+    if codes.len() > FEW_ENTITIES or codes.null_count():  # a row of no entity (no such kind today): read all
+        return {}
+    return {f"{column}__in": codes.to_list()}
 
 
 def _existing(model, columns: list[str], **filters) -> pl.DataFrame:
