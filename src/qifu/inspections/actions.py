@@ -187,11 +187,8 @@ def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = 
     finish_by = finish_by or today + dt.timedelta(days=FINISH_DAYS)
     if finish_by < today:
         raise InspectionError("检查完成期限不能早于今天")
-    if documents_by and documents_by < today + dt.timedelta(days=DOCUMENTS_DAYS_AT_LEAST):
-        raise InspectionError(f"材料提交期限应给企业至少 {DOCUMENTS_DAYS_AT_LEAST} 天准备材料"
-                              f"（{today + dt.timedelta(days=DOCUMENTS_DAYS_AT_LEAST):%Y-%m-%d} 或更晚）")
-    if documents_by and documents_by > finish_by:
-        raise InspectionError(f"材料提交期限不能晚于检查完成期限（{finish_by:%Y-%m-%d}）：检查人员要在完成前看到材料")
+    if documents_by:
+        _documents_day_allowed(documents_by, today, DOCUMENTS_DAYS_AT_LEAST, finish_by)
     if town and not Township.objects.filter(code=town).exists():
         raise InspectionError(f"没有这个镇街：{town}")
     seed = seed or secrets.token_hex(8)
@@ -223,6 +220,17 @@ def do_draw(year: int, kind: str, title: str, rate, by=None, town: str | None = 
     except IntegrityError as e:  # another draw took the same number at the same moment
         raise InspectionError("另一位同事正在抽取，请稍后重试") from e
     return x
+
+
+def _documents_day_allowed(day: dt.date, today: dt.date, at_least: int, finish_by: dt.date) -> None:
+    """A written check's day, set at the draw or put later: at least ``at_least`` days from
+    ``today`` (time to find a payroll and a tax return), and not after the checks' last day (the
+    inspectors read the documents before it). ``InspectionError`` otherwise."""
+    earliest = today + dt.timedelta(days=at_least)
+    if day < earliest:
+        raise InspectionError(f"材料提交期限应给企业至少 {at_least} 天准备材料（{earliest:%Y-%m-%d} 或更晚）")
+    if day > finish_by:
+        raise InspectionError(f"材料提交期限不能晚于检查完成期限（{finish_by:%Y-%m-%d}）：检查人员要在完成前看到材料")
 
 
 def _typed(value: str, what: str) -> str:
@@ -424,11 +432,7 @@ def do_extend_documents(x: Inspection, to_day: dt.date, reason: str, by=None,
         if to_day <= x.documents_by:
             raise InspectionError(f"只能延长：新的期限应晚于现在的材料提交期限（{x.documents_by:%Y-%m-%d}），"
                                   f"已告知企业的期限不再提前")
-        if to_day < today + dt.timedelta(days=EXTEND_DAYS_AT_LEAST):
-            raise InspectionError(f"新的期限应给企业至少 {EXTEND_DAYS_AT_LEAST} 天"
-                                  f"（{today + dt.timedelta(days=EXTEND_DAYS_AT_LEAST):%Y-%m-%d} 或更晚）")
-        if to_day > x.finish_by:
-            raise InspectionError(f"材料提交期限不能晚于检查完成期限（{x.finish_by:%Y-%m-%d}）：检查人员要在完成前看到材料")
+        _documents_day_allowed(to_day, today, EXTEND_DAYS_AT_LEAST, x.finish_by)
         if not x.samples.filter(result="").exists():
             raise InspectionError("抽中的主体都已检查，无需延长")
         extension = Extension.objects.create(inspection=x, from_day=x.documents_by, to_day=to_day,

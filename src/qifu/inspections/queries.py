@@ -18,20 +18,24 @@ def follow_up_due(today: dt.date) -> Q:
             & (Q(stated_at__isnull=False) | Q(correct_by__lt=today)))
 
 
+def sent_documents() -> Q:
+    """The samples whose entity (or staff for it) has sent a document (``Evidence``)."""
+    return Q(Exists(Evidence.objects.filter(sample=OuterRef("pk"))))
+
+
 def sent_nothing() -> Q:
-    """The samples waiting for their check whose entity has sent no document (``Evidence``)."""
-    return Q(result="") & ~Q(Exists(Evidence.objects.filter(sample=OuterRef("pk"))))
+    """The samples waiting for their check whose entity has sent no document."""
+    return Q(result="") & ~sent_documents()
 
 
 def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     """Of ``qs``: drawn, checked, waiting, overdue (not checked by the check's last day), listed
     because of a result, orders to correct waiting for their follow-up and found corrected, and
     how many of each result, in the results' order; and those that sent documents
-    (``documents``), those waiting for their check that have sent none (``no_documents``,
-    ``sent_nothing``), and
+    (``documents``), those waiting for their check that have sent none (``no_documents``), and
     those a written check's notice reached (``told``)."""
     today = today or timezone.localdate()
-    m = qs.aggregate(documents=Count("id", filter=Q(Exists(Evidence.objects.filter(sample=OuterRef("pk"))))),
+    m = qs.aggregate(documents=Count("id", filter=sent_documents()),
                      no_documents=Count("id", filter=sent_nothing()),
                      told=Count("id", filter=Q(notified_at__isnull=False)),
                      drawn=Count("id"), checked=Count("id", filter=~Q(result="")),
