@@ -227,6 +227,47 @@ def test_a_check_reads_the_prepared_context_and_prepares_it_again_after_a_change
             CheckRun.objects.all().delete()
 
 
+def test_two_writers_of_one_copy_at_once_each_leave_it_whole(county_db, django_db_blocker, monkeypatch):
+    """Two processes or threads exporting the same analytical copy at once (two server workers
+    after an import, the demo's filling process beside them): each writes under a name of its
+    own and renames it whole. With one shared name, the second renamed the file the first had
+    written, and the first's rename then failed: a page's error."""
+    import threading
+
+    import pyarrow.parquet as pq
+    from django.db import connection
+
+    from qifu import analytics
+    from qifu.sources.models import TaxRecord
+
+    real, errors, others = pq.write_table, [], []
+    test_database = dict(connection.settings_dict)  # a new thread's connection would open the real one
+
+    def another_writer():
+        try:
+            connection.settings_dict.update(test_database)
+            analytics.export("tax")
+        except Exception as e:
+            errors.append(e)
+        finally:
+            connection.close()
+
+    def write_table(table, where, **kwargs):
+        real(table, where, **kwargs)
+        if not others:  # the first writer, its file written, not yet renamed: another writes it all now
+            others.append(threading.Thread(target=another_writer))
+            others[0].start()
+            others[0].join()
+
+    monkeypatch.setattr(pq, "write_table", write_table)
+    with django_db_blocker.unblock():
+        analytics.export("tax")
+        assert not errors and len(others) == 1
+        assert pq.read_table(analytics.path("tax")).num_rows == TaxRecord.objects.count()
+        assert analytics.is_current("tax")
+    assert not list(analytics.folder().glob("*.tmp"))
+
+
 def test_the_bucketed_national_run_finds_what_one_pass_finds(county_db, django_db_blocker, tmp_path):
     """``run_bucketed`` (national volumes in bounded memory: entities in hash buckets) against
     one pass over the same Parquet copy."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from django.db import connection
 
 from qifu import config
 from qifu.analytics import sources
+from qifu.engine.files import own_tmp
 
 TABLES = {
     "registry": "registry_entity",
@@ -65,7 +65,7 @@ def export(name: str) -> None:
 
     table = sources.fetch_all(name)
     folder().mkdir(parents=True, exist_ok=True)
-    tmp = folder() / f"{name}.parquet.tmp"
+    tmp = own_tmp(path(name))
     from qifu.engine.rules import duckdb_engine
 
     pq.write_table(table, tmp, row_group_size=duckdb_engine.ROW_GROUP)
@@ -78,7 +78,7 @@ def export(name: str) -> None:
 def _write_manifest(key: str, value: list) -> None:
     manifest = _read_manifest()
     manifest[key] = value
-    tmp = folder() / f"manifest.json.{os.getpid()}.tmp"
+    tmp = own_tmp(_manifest_path())
     tmp.write_text(json.dumps(manifest), encoding="utf-8")
     tmp.replace(_manifest_path())
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from qifu.engine.files import own_tmp
 from qifu.engine.requests.categories import BY_CODE, CODES
 
 VERSION = "1"  # bump when the features or the model change: cached models are relearnt
@@ -119,7 +120,7 @@ def load_or_train(examples: Sequence[tuple[str, str]], folder: Path | None):
     model = train(examples)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = own_tmp(path)
         with tmp.open("wb") as fh:
             pickle.dump(model, fh)
         tmp.replace(path)

@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from qifu.engine.files import own_tmp
 from qifu.engine.rules.compiler import flags_and_values_sql
 from qifu.engine.rules.context import (
     SOURCES,
@@ -120,7 +121,7 @@ def prepare(sources: dict[str, pa.Table | pl.DataFrame | str], year: int, target
     statistics, to the DuckDB database ``target`` (written beside it, then renamed into place,
     so that a check reading the old file is never disturbed)."""
     target = Path(target)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp = own_tmp(target)
     tmp.unlink(missing_ok=True)
     con = connect({k: v for k, v in sources.items() if k != "reminders"}, year=year)
     build_aggregates(con, year)
@@ -138,7 +139,7 @@ def write_reminder_counts(reminders: str | Path, target: str | Path) -> None:
     the copy of the reminder history, as Parquet sorted by report year: a check reads its
     season's rows instead of counting the history."""
     target = Path(target)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp = own_tmp(target)
     con = connect({"reminders": str(reminders)})
     con.execute(f"COPY (SELECT * FROM ({reminder_counts_sql(None)}) ORDER BY report_year, uscc) TO '{tmp}' "
                 f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP})")

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 from functools import cache
 from pathlib import Path
 
+from qifu.engine.files import own_tmp
 from qifu.engine.rules import kept
 
 
@@ -62,7 +62,7 @@ def write_json(path: Path, value: object) -> None:
     """``value`` written to ``path`` whole: through a file of this process's own, renamed, so
     that another process never reads half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = own_tmp(path)
     tmp.write_text(json.dumps(value, ensure_ascii=False), "utf-8")
     tmp.replace(path)
 
