@@ -217,3 +217,60 @@ def test_a_worker_keeps_what_it_preloaded_out_of_the_garbage_collectors_walk(pro
     frozen, tracked = map(int, subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
                                               check=True).stdout.split())
     assert frozen > 20 * tracked, (frozen, tracked)
+
+
+def test_the_demo_serves_its_county_at_once_and_fills_the_rest_behind(process_env):
+    """`qifu demo` answers once the county's files are in; a second process fills the other
+    modules' data behind it and says so on every page, the worker starts once that is done, and a
+    stop ends all three."""
+    import re
+    import threading
+    from pathlib import Path
+
+    port = free_port()
+    env = dict(process_env, QIFU_DEMO_PASSWORD="demo-pass-123", QIFU_WORKERS="1", QIFU_THREADS="2")
+    demo = subprocess.Popen([sys.executable, "-m", "qifu", "demo", "--entities", "300", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True).start()
+
+    def said(text: str) -> int | None:
+        return next((i for i, line in enumerate(list(lines)) if text in line), None)
+
+    def wait_for(text: str, seconds: float) -> int:
+        deadline = time.time() + seconds
+        while said(text) is None:
+            assert demo.poll() is None and time.time() < deadline, "".join(lines)
+            time.sleep(0.2)
+        return said(text)
+
+    try:
+        wait_for("企服 qifu 已启动", 240)
+        status = None
+        while status != 200:
+            status, _ = _get(port, "/login/")
+            assert demo.poll() is None and said("Traceback") is None, "".join(lines)
+            time.sleep(0.2)
+        ready = wait_for("演示数据已全部就绪", 240)
+        worker = wait_for("定时任务已启动", 120)
+        # served before the data were all in, the worker only after
+        assert said("县域数据已导入") < said("企服 qifu 已启动") < ready < worker, "".join(lines)
+        assert said("工作人员登录：用户名 demo  密码 demo-pass-123") < said("企服 qifu 已启动")
+        assert said("年报抽查：") < ready and said("申报季演示（") < ready  # the filling process's steps
+        assert not (Path(env["QIFU_DATA_DIR"]) / "run" / "demo-filling.json").exists()
+        counted = subprocess.run([sys.executable, "-m", "qifu", "manage", "shell", "-c",
+                                  "from qifu.inspections.models import Inspection; from qifu.land.models import Evaluation;"
+                                  "print(Inspection.objects.count(), Evaluation.objects.count())"],
+                                 env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1].split()
+        assert counted == ["2", "2"]  # the spot checks drawn, both years of land evaluated
+        worker_pid = int(re.search(r"定时任务已启动（进程 (\d+)", lines[worker]).group(1))
+    finally:
+        demo.send_signal(signal.SIGINT)  # Ctrl+C
+        try:
+            demo.wait(timeout=60)
+        finally:
+            demo.kill()
+    deadline = time.time() + 10
+    while Path(f"/proc/{worker_pid}").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{worker_pid}").exists(), "the demo's worker outlived it"

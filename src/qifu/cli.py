@@ -492,8 +492,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     os.environ["QIFU_DEMO"] = "1"  # before the settings load: the demo's own secret key, texts to files
     _setup_django()
-    from qifu.demo import run_demo
+    from qifu.demo import fill_behind, run_demo
 
+    if args.fill:
+        return fill_behind(entities=args.entities, seed=args.seed)
     return run_demo(entities=args.entities, seed=args.seed, host=args.host, port=args.port, serve_app=not args.no_serve)
 
 
@@ -648,6 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=_positive, default=8000)
     s.add_argument("--no-serve", action="store_true", help="只准备数据，不启动网页")
+    s.add_argument("--fill", action="store_true", help=argparse.SUPPRESS)  # the process run_demo starts beside its server
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("manage", help="Django 管理命令（如 createsuperuser）")
@@ -667,6 +670,12 @@ def build_parser() -> argparse.ArgumentParser:
 # (``web.server.preload``).
 BATCH_GC_THRESHOLD = (50_000, 20, 20)
 SERVERS = ("serve", "demo")
+
+
+def _serves(args: argparse.Namespace) -> bool:
+    """Whether the command serves pages: `qifu serve`, and `qifu demo` but for the process that
+    fills its data (``--fill``) or a demo that only prepares them (``--no-serve``)."""
+    return args.command in SERVERS and not (getattr(args, "fill", False) or getattr(args, "no_serve", False))
 
 
 def _freeze_for_exit() -> None:
@@ -698,7 +707,7 @@ def main(argv: list[str] | None = None) -> None:
     from qifu.in_use import InUse
 
     args = build_parser().parse_args(argv)
-    batch = argv is None and args.command not in SERVERS
+    batch = argv is None and not _serves(args)
     if batch:
         gc.set_threshold(*BATCH_GC_THRESHOLD)
     try:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db.models import Max
 
-from qifu import config
+from qifu import config, demo_filling
 from qifu.checks.actions import run_check
 from qifu.checks.models import CheckRun
 from qifu.engine import season
@@ -27,8 +31,14 @@ DEMO_DEPARTMENT = "经济和信息化局"
 
 
 def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = True) -> int:
+    """The county synthesised and its files imported and checked, the staff accounts made; then
+    either the other modules' data filled here (``serve_app`` false: a bench, a test) or the
+    server started at once, with a second process filling them behind it (every page says how
+    far it has come) and the worker started once that process is done. The first page is served
+    when the county's files are in: at 240,000 entities, the rest takes longer than all of that."""
     started = time.perf_counter()
     folder = config.data_dir() / f"demo-county-{entities}-seed{seed}"
+    demo_filling.clear()  # left by a demo stopped in the middle: this run fills what it had not
     if not (folder / "README.md").exists():
         print(f"生成模拟县域（{entities} 个主体）……", flush=True)
         with Bar("生成") as bar:
@@ -52,44 +62,54 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
         run = run_check(year).run
         print(f"校验 {year} 年度年报 {run.reports_checked} 份：问题 {run.findings} 个，用时 {time.perf_counter() - t:.1f} 秒", flush=True)
     password = config.get("QIFU_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    staff_accounts(password)
+    os.environ.setdefault("QIFU_BACKUP_DIR", str(config.data_dir() / "backups"))  # the server, the worker, `fill` read it
+    if not serve_app:
+        fill(folder, entities, seed, password)
+        print(f"演示数据已就绪，用时 {time.perf_counter() - started:.0f} 秒。", flush=True)
+        print_logins(password)
+        return 0
+    steps = [name for name, _ in fill_steps(folder, entities, seed, password)]
+    filling = start_filling(entities, seed, password, steps)
+    print(f"县域数据已导入，用时 {time.perf_counter() - started:.0f} 秒；其余模块的演示数据在后台生成"
+          f"（{len(steps)} 步，网页顶部显示进度），生成完后启动定时任务。", flush=True)
+    print_logins(password)
+    from qifu.web.server import serve
+
+    try:
+        serve(host, port)
+    finally:
+        filling.stop()
+    return 0
+
+
+def staff_accounts(password: str) -> None:
+    """The demo's administrator, a township's officer and a department's clerk, each signing in
+    with ``password``."""
+    from qifu.accounts.actions import assign_role
+
     user, _ = get_user_model().objects.get_or_create(username=DEMO_USER, defaults={"is_staff": True})
     user.is_staff = True
     user.is_superuser = True
     user.set_password(password)
     user.save()
-    evaluate_land(user)
-    match_policies(folder, user)
-    use_labs(user)
-    pair_experts(user)
-    accept_projects(user)
-    list_late_filers(user, year)
-    from qifu import demo_season
-
-    t = time.perf_counter()
-    with Bar("申报季演示") as bar:
-        line = demo_season.play(folder, entities, seed, progress=bar.update)
-    if line:
-        print(f"{line}，用时 {time.perf_counter() - t:.0f} 秒", flush=True)
-    find_unreachable(user)
-    from qifu.accounts.actions import assign_role
-    from qifu.registry.models import Entity
-
     assign_role(DEMO_USER, "admin")
     officer, _ = assign_role(f"{DEMO_USER}-town", "officer", "浒山街道")
     officer.set_password(password)
     officer.save()
-    draw_inspections(user)
     clerk, _ = assign_role(f"{DEMO_USER}-dept", "department", department=DEMO_DEPARTMENT)
     clerk.set_password(password)
     clerk.save()
-    expert = expert_account(password)
-    backed_up = first_backup()
-    print(f"演示数据已就绪，用时 {time.perf_counter() - started:.0f} 秒。", flush=True)
-    if backed_up:
-        print(f"已备份到 {backed_up}；qifu worker 每晚 02:30 再备份一份", flush=True)
+
+
+def print_logins(password: str) -> None:
+    from qifu.experts.models import Expert
+    from qifu.registry.models import Entity
+
     print(f"工作人员登录：用户名 {DEMO_USER}  密码 {password}", flush=True)
     print(f"镇街专管员（浒山街道）：用户名 {DEMO_USER}-town  密码 {password}", flush=True)
     print(f"承办部门（{DEMO_DEPARTMENT}，企业诉求）：用户名 {DEMO_USER}-dept  密码 {password}", flush=True)
+    expert = Expert.objects.filter(user__username=f"{DEMO_USER}-expert").first()
     if expert:
         print(f"专家工作台（{expert.name}，{expert.institution}）：用户名 {DEMO_USER}-expert  密码 {password}", flush=True)
     sample = Entity.objects.filter(findings__status="open", phone__regex=r"^1[3-9][0-9]{9}$").order_by("uscc").first()
@@ -97,16 +117,126 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
         sms = config.data_dir() / "sms"
         print(f"企业端：/portal/ 用统一社会信用代码 {sample.uscc} 登录；开发用短信后端把验证码写在 {sms}/ 下的文件里",
               flush=True)
-    if serve_app:
-        from qifu.web.server import serve
 
-        worker = start_worker()
-        try:
-            serve(host, port)
-        finally:
-            worker.terminate()
-            worker.wait(timeout=10)
+
+def fill_steps(folder: Path, entities: int, seed: int, password: str) -> list[tuple[str, Callable[[], None]]]:
+    """What the demo fills after the county's files are in, each step named, in this order: the
+    season after the others (it lists and checks on their data), the spot checks after the
+    season. Each step is skipped when its data are there already."""
+    from qifu import demo_season
+
+    def user():
+        return get_user_model().objects.get(username=DEMO_USER)
+
+    def latest_year():
+        return AnnualReport.objects.aggregate(y=Max("report_year"))["y"]
+
+    def play_season() -> None:
+        t = time.perf_counter()
+        with Bar("申报季演示") as bar:
+            line = demo_season.play(folder, entities, seed, progress=bar.update)
+        if line:
+            print(f"{line}，用时 {time.perf_counter() - t:.0f} 秒", flush=True)
+
+    def backup() -> None:
+        backed_up = first_backup()
+        if backed_up:
+            print(f"已备份到 {backed_up}；qifu worker 每晚 02:30 再备份一份", flush=True)
+
+    return [
+        ("亩均评价", lambda: evaluate_land(user())),
+        ("惠企政策", lambda: match_policies(folder, user())),
+        ("共享实验室", lambda: use_labs(user())),
+        ("科创伙伴", lambda: pair_experts(user())),
+        ("分期验收", lambda: accept_projects(user())),
+        ("经营异常名录", lambda: list_late_filers(user(), latest_year())),
+        ("申报季演示", play_season),
+        ("登记住所核查", lambda: find_unreachable(user())),
+        ("年报抽查", lambda: draw_inspections(user())),
+        ("专家账号", lambda: expert_account(password)),
+        ("备份", backup),
+    ]
+
+
+def fill(folder: Path, entities: int, seed: int, password: str,
+         mark: Callable[[int, int, str], None] | None = None) -> None:
+    """Every module's demo data beside the county's files (``fill_steps``); ``mark(done, total,
+    step)`` told as each step starts."""
+    steps = fill_steps(folder, entities, seed, password)
+    for done, (name, step) in enumerate(steps):
+        if mark:
+            mark(done, len(steps), name)
+        step()
+
+
+def fill_behind(entities: int, seed: int) -> int:
+    """`qifu demo --fill`: the process `run_demo` starts beside its server, filling the modules'
+    data and saying at each step how far it has come (``demo_filling``). The password comes in
+    ``QIFU_DEMO_PASSWORD``, as the parent chose it."""
+    started = time.perf_counter()
+    folder = config.data_dir() / f"demo-county-{entities}-seed{seed}"
+    password = config.get("QIFU_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    at: list = []
+
+    def mark(done: int, total: int, step: str) -> None:
+        at[:] = [done, total, step]
+        demo_filling.mark(done, total, step)
+
+    try:
+        fill(folder, entities, seed, password, mark)
+    except KeyboardInterrupt:  # Ctrl+C reaches the terminal's whole group: the server says it stops
+        return 130
+    except Exception as e:
+        if at:
+            demo_filling.mark(*at, failed=f"{type(e).__name__}: {e}")
+        raise
+    demo_filling.clear()
+    print(f"演示数据已全部就绪（后台生成用时 {time.perf_counter() - started:.0f} 秒）。", flush=True)
+    if get_user_model().objects.filter(username=f"{DEMO_USER}-expert").exists():
+        print(f"专家工作台：用户名 {DEMO_USER}-expert  密码 {password}", flush=True)
     return 0
+
+
+class Filling:
+    """The filling process beside the server, and the worker started when it ends (however it
+    ends: a demo half filled still sends what it has). ``stop`` ends both, the server gone."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.worker: subprocess.Popen | None = None
+        self.stopped = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._then_worker, name="demo-filling", daemon=True).start()
+
+    def _then_worker(self) -> None:
+        self.process.wait()
+        with self.lock:
+            if not self.stopped:
+                self.worker = start_worker()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+        for p in (self.process, self.worker):
+            if p is not None and p.poll() is None:
+                p.terminate()
+        for p in (self.process, self.worker):
+            if p is not None:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        demo_filling.clear()
+
+
+def start_filling(entities: int, seed: int, password: str, steps: list[str]) -> Filling:
+    import sys
+
+    demo_filling.mark(0, len(steps), steps[0])  # the first page shows it, before the process starts
+    env = dict(os.environ, QIFU_DEMO="1", QIFU_DEMO_PASSWORD=password)
+    process = subprocess.Popen([sys.executable, "-m", "qifu", "demo", "--fill", "--entities", str(entities),
+                                "--seed", str(seed)], env=env)
+    return Filling(process)
 
 
 def evaluate_land(user, seed: int = 7) -> None:
@@ -777,8 +907,6 @@ def first_backup() -> Path | None:
     """Nightly backups on, into the data directory, as a deployment sets them up (the server and
     the worker read ``QIFU_BACKUP_DIR``: the dashboard shows them); the first one made now,
     unless the demo has one already."""
-    import os
-
     from qifu import backup
 
     os.environ.setdefault("QIFU_BACKUP_DIR", str(config.data_dir() / "backups"))
@@ -795,8 +923,6 @@ def first_backup() -> Path | None:
 def start_worker():
     """`qifu worker` beside the demo's server, as a deployment runs it: texts to files under the
     data directory (the demo's development backend), emails to the configured SMTP server."""
-    import os
-    import subprocess
     import sys
 
     env = dict(os.environ, QIFU_DEMO="1")
