@@ -75,13 +75,15 @@ def test_a_demo_still_filling_says_how_far_it_has_come_on_every_page(client, tmp
     demo_filling.mark(2, 11, "共享实验室")
     page = client.get("/login/").content.decode()
     assert "演示数据仍在后台生成：第 3 步，共 11 步（共享实验室）" in page and '<progress value="2" max="11">' in page
+    assert "模拟到下一申报季" not in page  # not yet played
     assert "演示数据仍在后台生成" in client.get("/portal/login/").content.decode()  # the firms' side too
     demo_filling.mark(6, 11, "申报季演示", failed="OperationalError: database is locked")
     page = client.get("/login/").content.decode()
     assert "演示数据后台生成在“申报季演示”一步出错：OperationalError: database is locked" in page
     assert "演示数据仍在后台生成" not in page
     demo_filling.clear()
-    assert "演示数据" not in client.get("/login/").content.decode().replace("演示环境", "")
+    page = client.get("/login/").content.decode()
+    assert "演示数据" not in page.replace("演示环境", "") and "模拟到下一申报季的 6 月 20 日" in page
     demo_filling.mark(0, 11, "亩均评价")
     monkeypatch.setenv("QIFU_DEMO", "0")  # a deployment never shows it, whatever its data directory holds
     assert "演示数据仍在后台生成" not in client.get("/login/").content.decode()
