@@ -32,3 +32,18 @@ def test_a_day_is_in_a_season_or_after_one(day, inside, closed):
     assert season.filed_in(day) == 2025
     assert season.in_season(day) is inside
     assert season.closed_year(day) == closed
+
+
+def test_the_demo_season_draws_who_corrects_alike_in_every_process():
+    """The demo is the same for the same seed: its draw does not follow a set's order, which
+    differs between processes (Python hashes strings with a seed of its own per process)."""
+    import os
+    import subprocess
+    import sys
+
+    draw = ("import numpy as np; from qifu.demo_season import who_corrects; "
+            "wrong = {f'9133028{i:011d}' for i in range(200)}; "
+            "print(who_corrects(wrong, np.random.default_rng([2026, 5])))")
+    got = {subprocess.run([sys.executable, "-c", draw], env=dict(os.environ, PYTHONHASHSEED=str(h)), capture_output=True,
+                          text=True, check=True).stdout for h in (1, 2, 3)}
+    assert len(got) == 1 and 50 < got.pop().count("9133028") < 150

@@ -265,7 +265,7 @@ def evaluate_land(user, seed: int = 7) -> None:
         t = time.perf_counter()
         evaluation = land.evaluate_text(year, text, "示例方法", now=when).evaluation
         land.do_publish(evaluation, now=when)
-        results = list(Result.objects.filter(evaluation=evaluation).exclude(klass="").select_related("evaluation"))
+        results = list(Result.objects.filter(evaluation=evaluation).exclude(klass="").select_related("evaluation").order_by("id"))
         confirmed = set()
         for r in rng.sample(results, k=len(results) // 3):
             land.do_confirm(r, now=when + dt.timedelta(days=1))

@@ -194,7 +194,7 @@ def _corrections(folder: Path, last: pl.DataFrame, year: int, today: dt.date, tm
     errors = pl.read_csv(folder / "injected_errors.csv", infer_schema=False).filter(
         (pl.col("report_year") == str(year - 1)) & pl.col("uscc").is_in(notified))
     wrong = set(errors["uscc"].to_list())
-    fix = sorted(u for u in wrong if rng.random() < CORRECTS)
+    fix = who_corrects(wrong, rng)
     corrected = 0
     if fix:
         from qifu.reports.models import AnnualReport
@@ -218,11 +218,18 @@ def _corrections(folder: Path, last: pl.DataFrame, year: int, today: dt.date, tm
             corrected = rows.height
     explained = 0
     for finding in Finding.objects.filter(report_year=year, status="open", notices__isnull=False) \
-            .exclude(entity_id__in=wrong).distinct():
+            .exclude(entity_id__in=wrong).distinct().order_by("id"):
         if rng.random() < EXPLAINS:
             explain(finding, "经核对，该数值填报无误，与账册一致")
             explained += 1
     return len(notified), corrected, explained
+
+
+def who_corrects(wrong: set[str], rng: np.random.Generator) -> list[str]:
+    """Which of the firms told of an error they made correct it: drawn in the codes' order. (A
+    set's order differs between processes, each hashing strings with a seed of its own: drawn in
+    that order, the same seed made a different demo each run.)"""
+    return [u for u in sorted(wrong) if rng.random() < CORRECTS]
 
 
 def _corrected(last: pl.DataFrame, errors: pl.DataFrame) -> pl.DataFrame:
