@@ -101,6 +101,17 @@ def test_an_override_phrase_decides_before_the_model():
     assert (route.category, route.score, route.override) == ("land", 1.0, "亩均")
 
 
+def test_a_ledger_is_routed_at_once_as_each_text_would_be_alone():
+    from qifu.engine.requests.routing import seed_router
+
+    router = seed_router().with_overrides([("亩均", "land")])
+    texts = ["我们厂需要电力增容，新设备上了电不够用", "亩均评价的结果我们有异议", "出口退税的钱迟迟没有到账",
+             "客户欠我们货款不还，想走法律途径", "亩均税收数据不对"]
+    assert router.route_many(texts) == [router.route(t) for t in texts]
+    assert [r.override for r in router.route_many(texts)] == [None, "亩均", None, None, "亩均"]
+    assert router.route_many([]) == []
+
+
 def test_a_follow_up_resembles_the_request_it_repeats():
     from qifu.engine.requests.similar import similarity
 

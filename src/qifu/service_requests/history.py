@@ -35,13 +35,13 @@ def import_history(frame: pl.DataFrame, progress=None) -> tuple[int, int, int]:
     towns = {t.name: t.code for t in Township.objects.all()}
     limits = settings.limits()
     departments: dict[str, int] = {}
-    route = None
+    unsorted = [row["text"] for row in rows if not row.get("category")]
+    routes = iter(router().route_many(unsorted) if unsorted else ())
     new, changed, events = [], [], []
     for row in rows:
         category, confirmed, score = row.get("category"), bool(row.get("category")), None
         if not category:
-            route = route or router()
-            r = route.route(row["text"])
+            r = next(routes)
             category, score = r.category, r.score
         dep_name = (row.get("department") or "").strip()
         if dep_name:

@@ -66,12 +66,24 @@ class Router:
         self.overrides = sorted(((p.strip(), c) for p, c in overrides if p.strip()), key=lambda pc: -len(pc[0]))
 
     def route(self, text: str) -> Route:
-        for phrase, code in self.overrides:
-            if phrase in text:
-                return Route(code, 1.0, phrase)
-        proba = self.model.predict_proba([text])[0]
-        best = int(proba.argmax())
-        return Route(str(self.model.classes_[best]), float(proba[best]))
+        return self.route_many([text])[0]
+
+    def route_many(self, texts: Sequence[str]) -> list[Route]:
+        """Each text's route, as ``route`` gives it, the model asked once for all of them (a
+        ledger of a year's requests: one call instead of thousands)."""
+        routes: list[Route | None] = [None] * len(texts)
+        asked = []
+        for i, text in enumerate(texts):
+            phrase, code = next(((p, c) for p, c in self.overrides if p in text), (None, None))
+            if phrase is None:
+                asked.append(i)
+            else:
+                routes[i] = Route(code, 1.0, phrase)
+        if asked:
+            for i, proba in zip(asked, self.model.predict_proba([texts[i] for i in asked])):
+                best = int(proba.argmax())
+                routes[i] = Route(str(self.model.classes_[best]), float(proba[best]))
+        return routes
 
     def with_overrides(self, overrides: Sequence[tuple[str, str]]) -> Router:
         return Router(self.model, overrides)
