@@ -177,14 +177,17 @@ def _build_frame(frame: pl.DataFrame, line_numbers: list[int], encoding: str) ->
     """The fast path: cells already in a frame, one line number per row (header first)."""
     warnings: list[str] = []
     width = frame.width
+    # blank rows and one-cell title rows above the header; in a file of one column, whose header
+    # is one cell too, only the blank rows
+    most = 1 if width > 1 else 0
     start = 0
-    while start < frame.height and sum(1 for c in frame.row(start) if c) <= 1:
+    while start < frame.height and sum(1 for c in frame.row(start) if c) <= most:
         if any(frame.row(start)):
             warnings.append(f"第{line_numbers[start]}行像是标题行，已跳过")
         start += 1
         if start >= 20:
             break
-    if start == frame.height or sum(1 for c in frame.row(start) if c) <= 1:
+    if start == frame.height or sum(1 for c in frame.row(start) if c) <= most:
         raise FileProblem("文件没有内容（缺少表头行）")
     header_line = line_numbers[start]
     headers = [h.lstrip("\ufeff").strip() for h in frame.row(start)]
@@ -272,9 +275,12 @@ def _read_xlsx(path: Path) -> Table:
 
 def _build(numbered: list[tuple[int, list[str]]], encoding: str) -> Table:
     warnings: list[str] = []
-    # Skip leading blank rows and one-cell title rows ("2025年度登记信息") above the header.
+    # Skip leading blank rows and one-cell title rows ("2025年度登记信息") above the header; in a
+    # file of one column, whose header is one cell too, only the blank rows.
+    filled = [sum(1 for c in cells if c.strip()) for _, cells in numbered]
+    most = 1 if max(filled, default=0) > 1 else 0
     start = 0
-    while start < len(numbered) and sum(1 for c in numbered[start][1] if c.strip()) <= 1:
+    while start < len(numbered) and filled[start] <= most:
         if any(c.strip() for c in numbered[start][1]):
             warnings.append(f"第{numbered[start][0]}行像是标题行，已跳过")
         start += 1
