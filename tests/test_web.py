@@ -61,6 +61,18 @@ def test_error_pages_are_chinese_and_say_what_to_do(client, rf):
     assert bad.status_code == 400 and "请求无法处理" in bad.content.decode()
 
 
+def test_the_site_has_its_icon(client):
+    """From the package (no CDN), linked from every page; a browser asking /favicon.ico (the
+    admin's pages have no link) is sent to it instead of a logged 404."""
+    from django.contrib.staticfiles import finders
+
+    assert '<link rel="icon" href="/static/qifu/favicon.svg"' in client.get("/login/").content.decode()
+    assert client.get("/portal/login/").content.decode().count('rel="icon"') == 1
+    moved = client.get("/favicon.ico")
+    assert moved.status_code == 301 and moved["Location"] == "/static/qifu/favicon.svg"
+    assert finders.find("qifu/favicon.svg")
+
+
 def test_healthz(client):
     assert client.get("/healthz").content == b"ok"
 

@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from qifu.api import api
 
@@ -12,6 +14,8 @@ from qifu.api import api
 urlpatterns = [
     re_path(r"^(?=api/|hooks/)", api.urls),
     path("admin/", admin.site.urls),
+    # pages without the icon's link (the admin, the API's docs) make browsers ask here
+    path("favicon.ico", RedirectView.as_view(url=static("qifu/favicon.svg"), permanent=True)),
     path("portal/", include("qifu.portal.urls")),
     path("", include("qifu.service_requests.urls")),
     path("", include("qifu.assistant.urls")),
