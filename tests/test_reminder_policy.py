@@ -184,3 +184,19 @@ def test_a_number_that_lost_most_texts_or_texts_that_did_not_work_start_with_a_c
     x[3, col["n_calls"]] = x[3, col["n_calls_failed"]] = 1  # and the call went unanswered: a visit
     plan = policy._assign(np.zeros(4, dtype=bool), np.zeros(4, dtype=bool), x, names, np.zeros((4, 4)), "rule")
     assert [policy.PLANS[p] for p in plan.plan] == ["text", "call", "call", "visit"]
+
+
+def test_the_season_plan_is_kept_whole_and_read_back_by_its_key(tmp_path, monkeypatch):
+    """The plan kept under the data directory (the worker's run and a `qifu remind run` may both
+    save it): written through a name of the writer's own, nothing left beside it, read back only
+    for the key it was learnt for."""
+    from qifu.reminders import actions
+
+    monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path))
+    plan = policy.Plan(np.array([1, 3]), np.array([0.25, 0.5]), "learnt", {"holdout": 0.1})
+    actions.save_plan(2027, "key-1", ["A", "B"], plan)
+    usccs, back = actions.cached_plan(2027, "key-1")
+    assert usccs.tolist() == ["A", "B"] and back.plan.tolist() == [1, 3] and back.proba.tolist() == [0.25, 0.5]
+    assert (back.source, back.check) == ("learnt", {"holdout": 0.1})
+    assert actions.cached_plan(2027, "key-2") is None
+    assert [p.name for p in actions.plan_path(2027).parent.iterdir()] == [actions.plan_path(2027).name]

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from qifu import config
-from qifu.engine.files import own_tmp
+from qifu.engine.files import write_whole
 
 
 def path() -> Path:
@@ -20,12 +20,8 @@ def path() -> Path:
 
 def mark(done: int, total: int, step: str, failed: str = "") -> None:
     """Step ``done + 1`` of ``total`` (named ``step``) under way; or, with ``failed``, stopped there."""
-    target = path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = own_tmp(target)
-    tmp.write_text(json.dumps({"done": done, "total": total, "step": step, "failed": failed}, ensure_ascii=False),
-                   encoding="utf-8")
-    tmp.replace(target)
+    path().parent.mkdir(parents=True, exist_ok=True)
+    write_whole(path(), json.dumps({"done": done, "total": total, "step": step, "failed": failed}, ensure_ascii=False))
 
 
 def clear() -> None:

@@ -21,7 +21,7 @@ from django.db import connection
 
 from qifu import config
 from qifu.analytics import sources
-from qifu.engine.files import own_tmp
+from qifu.engine.files import own_tmp, write_whole
 
 TABLES = {
     "registry": "registry_entity",
@@ -78,9 +78,7 @@ def export(name: str) -> None:
 def _write_manifest(key: str, value: list) -> None:
     manifest = _read_manifest()
     manifest[key] = value
-    tmp = own_tmp(_manifest_path())
-    tmp.write_text(json.dumps(manifest), encoding="utf-8")
-    tmp.replace(_manifest_path())
+    write_whole(_manifest_path(), json.dumps(manifest))
 
 
 def refresh(name: str) -> None:

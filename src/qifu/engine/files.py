@@ -16,3 +16,10 @@ def own_tmp(target: str | Path) -> Path:
     """A temporary name beside ``target``, this process's and this thread's own."""
     target = Path(target)
     return target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
+def write_whole(target: Path, text: str) -> None:
+    """``text`` written to ``target`` (UTF-8) through a temporary name of this writer's own."""
+    tmp = own_tmp(target)
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)

@@ -28,6 +28,7 @@ from django.utils import timezone
 from qifu import config, db
 from qifu.engine import reference
 from qifu.engine.contract import REMINDERS_SENT_COLUMNS
+from qifu.engine.files import own_tmp
 from qifu.engine.reminders import features, policy
 from qifu.imports.models import ImportRun
 from qifu.reminders import decency, practice, sender
@@ -202,9 +203,10 @@ def cached_plan(filing_year: int, key: str) -> tuple[np.ndarray, policy.Plan] | 
 def save_plan(filing_year: int, key: str, usccs: list[str], plan: policy.Plan) -> None:
     path = plan_path(filing_year)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, key=np.array(key), uscc=np.array(usccs), plan=plan.plan, proba=plan.proba,
-             source=np.array(plan.source), check=np.array(json.dumps(plan.check or {})))
+    tmp = own_tmp(path)  # the worker's run and a `qifu remind run` may save it at once
+    with tmp.open("wb") as fh:  # a file, not a name: savez would add ".npz" to the name
+        np.savez(fh, key=np.array(key), uscc=np.array(usccs), plan=plan.plan, proba=plan.proba,
+                 source=np.array(plan.source), check=np.array(json.dumps(plan.check or {})))
     tmp.replace(path)
 
 

@@ -16,7 +16,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from qifu.engine.files import own_tmp
+from qifu.engine.files import write_whole
 from qifu.engine.rules import kept
 
 
@@ -62,9 +62,7 @@ def write_json(path: Path, value: object) -> None:
     """``value`` written to ``path`` whole: through a file of this process's own, renamed, so
     that another process never reads half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = own_tmp(path)
-    tmp.write_text(json.dumps(value, ensure_ascii=False), "utf-8")
-    tmp.replace(path)
+    write_whole(path, json.dumps(value, ensure_ascii=False))
 
 
 def compile_expression(text: str, columns: set[str] | frozenset[str], dialect: str = "duckdb",
