@@ -63,7 +63,7 @@ def test_header_only_file(tmp_path):
         read_table(write(tmp_path / "h.csv", REGISTRY_HEADER, []))
 
 
-@pytest.mark.parametrize("name", ["one.csv", "one.xlsx", "quoted.csv"])
+@pytest.mark.parametrize("name", ["one.csv", "one.xlsx", "quoted.csv", "trailing.csv"])
 def test_a_file_of_one_column_is_read_with_its_header(tmp_path, name):
     """One column: its header is one cell, as a title row is in a wider file; it is the header,
     and the file is refused for the columns it lacks, not as empty."""
@@ -71,11 +71,14 @@ def test_a_file_of_one_column_is_read_with_its_header(tmp_path, name):
         path = _xlsx(tmp_path / name, [[], ["统一社会信用代码"], [ENT1], [None]])
     else:
         cell = '"统一社会信用代码\n"' if name == "quoted.csv" else "统一社会信用代码"  # a quoted line break: the slow path
-        (tmp_path / name).write_text(f"\n{cell}\n{ENT1}\n", encoding="utf-8")
+        text = f"\n{cell}\n{ENT1}\n"
+        if name == "trailing.csv":  # a delimiter after each cell: two columns, one filled (the fast path)
+            text = f"{cell},\n{ENT1},\n"
+        (tmp_path / name).write_text(text, encoding="utf-8")
         path = tmp_path / name
     table = read_table(path)
     assert table.warnings == [] and table.cells.columns[:1] == ["统一社会信用代码"]
-    assert table.cells["统一社会信用代码"].to_list() == [ENT1] and table.row_numbers == [4 if name == "quoted.csv" else 3]
+    assert table.cells["统一社会信用代码"].to_list() == [ENT1] and table.row_numbers == [{"quoted.csv": 4, "trailing.csv": 2}.get(name, 3)]
     with pytest.raises(FileProblem, match="^缺少必填列：name（名称）、entity_type（主体类型）"):
         parse(table, REGISTRY)
 

@@ -178,16 +178,17 @@ def _build_frame(frame: pl.DataFrame, line_numbers: list[int], encoding: str) ->
     warnings: list[str] = []
     width = frame.width
     # blank rows and one-cell title rows above the header; in a file of one column, whose header
-    # is one cell too, only the blank rows
-    most = 1 if width > 1 else 0
+    # is one cell too, only the blank rows (as ``_build`` tells them)
+    filled = frame.select(pl.sum_horizontal(pl.all() != "")).to_series()
+    most = 1 if filled.max() > 1 else 0
     start = 0
-    while start < frame.height and sum(1 for c in frame.row(start) if c) <= most:
-        if any(frame.row(start)):
+    while start < frame.height and filled[start] <= most:
+        if filled[start]:
             warnings.append(f"第{line_numbers[start]}行像是标题行，已跳过")
         start += 1
         if start >= 20:
             break
-    if start == frame.height or sum(1 for c in frame.row(start) if c) <= most:
+    if start == frame.height or filled[start] <= most:
         raise FileProblem("文件没有内容（缺少表头行）")
     header_line = line_numbers[start]
     headers = [h.lstrip("\ufeff").strip() for h in frame.row(start)]
@@ -281,7 +282,7 @@ def _build(numbered: list[tuple[int, list[str]]], encoding: str) -> Table:
     most = 1 if max(filled, default=0) > 1 else 0
     start = 0
     while start < len(numbered) and filled[start] <= most:
-        if any(c.strip() for c in numbered[start][1]):
+        if filled[start]:
             warnings.append(f"第{numbered[start][0]}行像是标题行，已跳过")
         start += 1
     if start == len(numbered):
