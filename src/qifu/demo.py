@@ -63,7 +63,7 @@ def run_demo(entities: int, seed: int, host: str, port: int, serve_app: bool = T
         print(f"校验 {year} 年度年报 {run.reports_checked} 份：问题 {run.findings} 个，用时 {time.perf_counter() - t:.1f} 秒", flush=True)
     password = config.get("QIFU_DEMO_PASSWORD") or secrets.token_urlsafe(9)
     staff_accounts(password)
-    os.environ.setdefault("QIFU_BACKUP_DIR", str(config.data_dir() / "backups"))  # the server, the worker, `fill` read it
+    backups_on()
     if not serve_app:
         fill(folder, entities, seed, password)
         print(f"演示数据已就绪，用时 {time.perf_counter() - started:.0f} 秒。", flush=True)
@@ -903,14 +903,19 @@ def accept_projects(user, seed: int = 17) -> None:
           flush=True)
 
 
+def backups_on() -> Path:
+    """Nightly backups on, into the data directory unless set otherwise, as a deployment sets
+    them up: the server, the worker and the filling process read ``QIFU_BACKUP_DIR`` (the
+    dashboard shows the backups). Set before any of them starts."""
+    os.environ.setdefault("QIFU_BACKUP_DIR", str(config.data_dir() / "backups"))
+    return Path(os.environ["QIFU_BACKUP_DIR"])
+
+
 def first_backup() -> Path | None:
-    """Nightly backups on, into the data directory, as a deployment sets them up (the server and
-    the worker read ``QIFU_BACKUP_DIR``: the dashboard shows them); the first one made now,
-    unless the demo has one already."""
+    """The first backup, made now, unless the demo has one already."""
     from qifu import backup
 
-    os.environ.setdefault("QIFU_BACKUP_DIR", str(config.data_dir() / "backups"))
-    folder = Path(os.environ["QIFU_BACKUP_DIR"])
+    folder = backups_on()
     if any(folder.glob(backup.PATTERN)):
         return None
     try:
