@@ -764,3 +764,114 @@ def test_a_written_checks_day_is_put_later_and_those_owing_documents_are_told_th
     assert f"材料提交期限已由 {first_day:%Y-%m-%d} 延长至 {new_day:%Y-%m-%d}" in r.content.decode()
     y.refresh_from_db()
     assert y.documents_by == new_day and y.extensions.get().by == admin_user
+
+
+def test_one_firm_is_given_more_time_for_its_documents_and_told_the_day_it_has(checked_county):
+    import openpyxl as xl
+
+    from qifu.inspections.models import Extension
+
+    admin_user = checked_county["users"]["admin"]
+    today = timezone.localdate()
+    now = timezone.now()
+    first_day, finish_by = today + dt.timedelta(days=10), today + dt.timedelta(days=30)
+    x = actions.do_draw(YEAR, "random", "书面检查", "100", by=admin_user, town=checked_county["own_town"].code,
+                        finish_by=finish_by, documents_by=first_day, now=now)
+    actions.tell_drawn(now)
+    samples = list(x.samples.select_related("entity").order_by("entity_id"))
+    told = set(OutboxMessage.objects.filter(key__startswith="inspection-drawn:").values_list("entity_id", flat=True))
+    asked, others = next(s for s in samples if s.entity_id in told), [s for s in samples if s.entity_id in told]
+    others.remove(asked)
+    assert len(others) >= 2
+    # its inspector (the township's officer) gives it a week more, on the check's page; a
+    # township officer not sent to it may not
+    officer = staff(checked_county, "officer")
+    page = officer.get(f"/inspections/{x.pk}/").content.decode()
+    assert f'id="sample-{asked.pk}-extend"' in page
+    own_day = first_day + dt.timedelta(days=7)
+    form = {"to_day": own_day.isoformat(), "reason": "企业来电，会计休假，申请延后一周提交"}
+    outsider = get_user_model().objects.create_user("not-sent", password="not-sent-pw-for-tests")
+    StaffProfile.objects.create(user=outsider, role="officer", town=asked.town)
+    c = Client()
+    c.force_login(outsider)
+    r = c.post(f"/inspections/samples/{asked.pk}/extend/", form, follow=True)
+    assert "只有被选派的检查人员或局管理员可以为该主体延长材料提交期限" in r.content.decode()
+    assert f'id="sample-{asked.pk}-extend"' not in r.content.decode()
+    for to_day, reason, why in ((first_day, form["reason"], "只能延长"), (finish_by + dt.timedelta(days=1), form["reason"],
+                                "不能晚于检查完成期限"), (own_day, "延期", "至少4个字")):
+        r = officer.post(f"/inspections/samples/{asked.pk}/extend/", {"to_day": to_day.isoformat(), "reason": reason},
+                         follow=True)
+        assert why in r.content.decode()
+    assert not Extension.objects.exists()
+    r = officer.post(f"/inspections/samples/{asked.pk}/extend/", form, follow=True)
+    page = r.content.decode()
+    assert f"材料提交期限已由 {first_day:%Y-%m-%d} 延长至 {own_day:%Y-%m-%d}；已以短信或邮件告知企业" in page
+    assert f"该户材料提交期限由 {first_day:%Y-%m-%d} 延长至 {own_day:%Y-%m-%d}：{form['reason']}（" in page
+    e = Extension.objects.get()
+    asked.refresh_from_db()
+    assert (e.sample, e.inspection, e.from_day, e.to_day, e.by) == (asked, x, first_day, own_day, checked_county["users"]["officer"])
+    assert asked.documents_by == own_day and asked.documents_due == own_day and asked.documents_extended
+    x.refresh_from_db()
+    assert x.documents_by == first_day and x.extended_at is None  # the others keep the check's day
+    assert all(s.documents_due == first_day and not s.documents_extended for s in others)
+    # told at once, once for the day
+    message = OutboxMessage.objects.get(key=f"inspection-extended-one:{asked.pk}:{own_day.isoformat()}")
+    assert message.entity_id == asked.entity_id and f"延长至{own_day.month}月{own_day.day}日" in message.body
+    assert x.number in message.body and "检查不收费" in message.body
+    # only later than the day it has now
+    with pytest.raises(actions.InspectionError, match=f"现在的材料提交期限（{own_day:%Y-%m-%d}）"):
+        actions.do_extend_sample_documents(asked, own_day, "企业再次申请延期", admin_user)
+    # the reminder three days before: the others before the check's day, this one before its own
+    assert actions.remind_documents(now + dt.timedelta(days=7)) == len(others)
+    reminded = OutboxMessage.objects.filter(key__startswith="inspection-documents-soon:")
+    assert asked.entity_id not in set(reminded.values_list("entity_id", flat=True))
+    assert actions.remind_documents(now + dt.timedelta(days=14)) == 1
+    own = reminded.get(entity_id=asked.entity_id)
+    assert own.key == f"inspection-documents-soon:{asked.pk}:{own_day.isoformat()}"
+    assert f"请于{own_day.month}月{own_day.day}日前" in own.body
+    # the firm sees its own day, in the portal and its API; staff on the entity's page, the
+    # inspection record and the workbook
+    portal = portal_client(asked.entity_id)
+    home = portal.get("/portal/").content.decode()
+    assert f'id="check-{asked.pk}-documents-by">请于 {own_day.year}年{own_day.month}月{own_day.day}日（已延长） 前' in home
+    assert portal.get("/api/v1/inspections").json()[0]["documents_by"] == own_day.isoformat()
+    other = portal_client(others[0].entity_id).get("/portal/").content.decode()
+    assert f'id="check-{others[0].pk}-documents-by">请于 {first_day.year}年{first_day.month}月{first_day.day}日 前' in other
+    admin = staff(checked_county, "admin")
+    assert f"（书面检查，材料提交期限 {own_day:%Y-%m-%d}，" in admin.get(f"/entities/{asked.entity_id}/").content.decode()
+    sheet = admin.get(f"/inspections/{x.pk}/sheets/", {"sample": asked.pk}).content.decode()
+    assert f'id="sheet-{asked.pk}-written">材料提交期限 {own_day:%Y-%m-%d}（该户单独延长）；' in sheet
+    wb = xl.load_workbook(io.BytesIO(admin.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
+    rows = list(wb["抽查对象"].iter_rows(values_only=True))
+    due = {r[0]: r[rows[0].index("材料提交期限")] for r in rows[1:]}
+    assert due[asked.entity_id].date() == own_day and due[others[0].entity_id].date() == first_day
+    about = [r for r in wb["抽查任务"].iter_rows(values_only=True) if r[0] == "材料提交期限延长（单户）"]
+    assert about and about[0][1].startswith(f"{asked.entity_id} {first_day:%Y-%m-%d} → {own_day:%Y-%m-%d}：")
+    # the day put later for all, but not as late as its own: the others are told the new day, it
+    # is not (nothing changed for it); put later again past its own, it is told too
+    for_all = first_day + dt.timedelta(days=3)
+    later = now + dt.timedelta(days=1)
+    actions.do_extend_documents(x, for_all, "系统维护，顺延三天", admin_user, now=later)
+    asked.refresh_from_db()
+    assert asked.documents_due == own_day
+    actions.tell_drawn(later + dt.timedelta(minutes=10))
+    extended = set(OutboxMessage.objects.filter(key__startswith="inspection-extended:").values_list("entity_id", flat=True))
+    assert extended == {s.entity_id for s in others}
+    past_own = own_day + dt.timedelta(days=2)
+    actions.do_extend_documents(x, past_own, "元旦假期，再顺延", admin_user, now=later + dt.timedelta(hours=1))
+    actions.tell_drawn(later + dt.timedelta(hours=2))
+    assert OutboxMessage.objects.filter(key=f"inspection-extended:{asked.pk}:{past_own.isoformat()}").exists()
+    asked.refresh_from_db()
+    assert asked.documents_due == past_own
+    # the check's page lists the extensions for all at its top, and this one in its row only
+    page = admin.get(f"/inspections/{x.pk}/").content.decode()
+    top = page.split('<table id="samples">')[0]
+    assert "系统维护，顺延三天" in top and form["reason"] not in top
+    # once checked, or for an on-site check, there is nothing to put later
+    actions.do_record(asked, "ok", "", today, admin_user)
+    with pytest.raises(actions.InspectionError, match="已检查"):
+        actions.do_extend_sample_documents(asked, finish_by, "企业申请延期提交", admin_user)
+    assert f'id="sample-{asked.pk}-extend"' not in admin.get(f"/inspections/{x.pk}/").content.decode()
+    on_site = actions.do_draw(YEAR, "random", "实地检查", "10", by=admin_user)
+    with pytest.raises(actions.InspectionError, match="实地检查"):
+        actions.do_extend_sample_documents(on_site.samples.first(), finish_by, "企业申请延期提交", admin_user)

@@ -442,6 +442,46 @@ def do_extend_documents(x: Inspection, to_day: dt.date, reason: str, by=None,
     return extension
 
 
+def do_extend_sample_documents(sample: Sample, to_day: dt.date, reason: str, by=None,
+                               now: dt.datetime | None = None) -> Extension:
+    """Give one entity drawn for a written check more time for its documents (it asked: its
+    accountant away, its payroll with the tax office), saying why (at least four characters):
+    its inspectors or an administrator (``may_record``, the view asks), to a day after the one it
+    has now, after today and not after the checks' last day, while it waits for its check. The
+    entity is told the new day at once, by text or email, under a key per sample and day (staff
+    tell one no text or email reaches). A day later put for all that is later still counts for it
+    too (``Sample.documents_due``)."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    reason = _typed(reason, "延长理由")
+    if len(reason) < 4:
+        raise InspectionError("请写明延长的理由（至少4个字），如：企业来电，会计休假，申请延后一周提交")
+    with transaction.atomic():
+        s = Sample.objects.select_for_update().select_related("inspection", "entity").get(pk=sample.pk)
+        x, e = s.inspection, s.entity
+        if x.documents_by is None:
+            raise InspectionError("这次抽查是实地检查，没有材料提交期限")
+        if s.result:
+            raise InspectionError("该主体已检查，无需延长")
+        due = s.documents_due
+        if to_day <= due:
+            raise InspectionError(f"只能延长：新的期限应晚于该主体现在的材料提交期限（{due:%Y-%m-%d}）")
+        _documents_day_allowed(to_day, today, 1, x.finish_by)
+        extension = Extension.objects.create(inspection=x, sample=s, from_day=due, to_day=to_day, reason=reason[:200],
+                                             at=now, by=by)
+        s.documents_by = to_day
+        s.save(update_fields=["documents_by"])
+        decency.tell_once(f"inspection-extended-one:{s.pk}:{to_day.isoformat()}", e.uscc, "inspection", e.phone,
+                          e.email, f"【{reference.county()['county']}市场监管局】{e.name}：{_about(x)}，您单位的材料提交"
+                          f"期限延长至{to_day.month}月{to_day.day}日。请于该日前登录企服平台上传年报所填信息的依据材料；"
+                          f"未上传的，检查人员将上门核查。" + CHECK_IS_FREE, f"抽查材料期限单独延长 {x.number}", now)
+    return extension
+
+
+def _about(x: Inspection) -> str:
+    return f"{x.year}年度年报{x.get_kind_display()}（{x.number}）"
+
+
 def tell_drawn(now: dt.datetime | None = None) -> int:
     """Every ten minutes (`qifu worker`): each entity drawn for a written check (``documents_by``
     not passed) is told once, by text or email, that it was drawn, what to send by when, and that
@@ -461,27 +501,40 @@ def tell_drawn(now: dt.datetime | None = None) -> int:
         if x.documents_by < today:  # too late to ask (the worker was down): all left to the inspectors
             Inspection.objects.filter(pk=x.pk).update(told_at=now)
             continue
-        by_day, about = x.documents_by, f"{x.year}年度年报{x.get_kind_display()}（{x.number}）"
+        by_day = x.documents_by
         waiting = x.samples.filter(result="", entity__status="active")
         n += _tell_chunks(waiting.filter(notified_at__isnull=True), "inspection-drawn:{}", f"抽查告知 {x.number}",
-                          f"您单位被抽中接受{about}。请于{by_day.month}月{by_day.day}日前登录企服平台上传年报所填信息的"
-                          f"依据材料（如工资表、社保缴费记录、财务报表、纳税申报表），检查人员据此核查，必要时上门。", county, now)
-        if x.extended_at:
-            n += _tell_chunks(waiting.filter(queries.sent_nothing(), notified_at__lt=x.extended_at),
-                              f"inspection-extended:{{}}:{by_day.isoformat()}", f"抽查材料期限延长 {x.number}",
-                              f"{about}的材料提交期限延长至{by_day.month}月{by_day.day}日。请于该日前登录企服平台上传"
-                              f"年报所填信息的依据材料；未上传的，检查人员将上门核查。", county, now)
+                          _drawn_text, county, now)
+        if x.extended_at:  # not those given a day of their own later still: nothing has changed for them
+            owing = waiting.filter(queries.sent_nothing(), notified_at__lt=x.extended_at).exclude(documents_by__gte=by_day)
+            n += _tell_chunks(owing, f"inspection-extended:{{}}:{by_day.isoformat()}", f"抽查材料期限延长 {x.number}",
+                              _extended_text, county, now)
         Inspection.objects.filter(pk=x.pk).update(told_at=now)
     return n
 
 
-def _tell_chunks(todo: QuerySet[Sample], key: str, reason: str, text: str, county: str, now: dt.datetime) -> int:
-    """Each of ``todo`` that a text or an email reaches told ``text`` (after the bureau's and the
+def _drawn_text(s: Sample) -> str:
+    """The first notice of a written check: its own day where it was given more time before it
+    was told."""
+    day = s.documents_due
+    return (f"您单位被抽中接受{_about(s.inspection)}。请于{day.month}月{day.day}日前登录企服平台上传年报所填信息的"
+            f"依据材料（如工资表、社保缴费记录、财务报表、纳税申报表），检查人员据此核查，必要时上门。")
+
+
+def _extended_text(s: Sample) -> str:
+    """The notice of the check's day put later for all."""
+    day = s.inspection.documents_by
+    return (f"{_about(s.inspection)}的材料提交期限延长至{day.month}月{day.day}日。请于该日前登录企服平台上传"
+            f"年报所填信息的依据材料；未上传的，检查人员将上门核查。")
+
+
+def _tell_chunks(todo: QuerySet[Sample], key: str, reason: str, text, county: str, now: dt.datetime) -> int:
+    """Each of ``todo`` that a text or an email reaches told ``text(sample)`` (after the bureau's and the
     entity's names; that the check is free after it) under ``key`` (its ``{}`` the sample),
     ``TELL_CHUNK`` at a time, each chunk stored with its samples marked told (``notified_at``) in
     one transaction. The number stored."""
     today = timezone.localdate(now)
-    todo = todo.select_related("entity").order_by("pk")
+    todo = todo.select_related("entity", "inspection").order_by("pk")
     n, last = 0, 0
     while chunk := list(todo.filter(pk__gt=last)[:TELL_CHUNK]):
         last = chunk[-1].pk
@@ -492,7 +545,7 @@ def _tell_chunks(todo: QuerySet[Sample], key: str, reason: str, text: str, count
         messages = [OutboxMessage(key=key.format(k), entity_id=samples[k].entity_id, purpose="inspection",
                                   channel=channel, recipient=recipient, reason=reason, planned_for=today,
                                   next_attempt_at=now,
-                                  body=f"【{county}市场监管局】{samples[k].entity.name}：{text}" + CHECK_IS_FREE)
+                                  body=f"【{county}市场监管局】{samples[k].entity.name}：{text(samples[k])}" + CHECK_IS_FREE)
                     for k, channel, recipient in reach.select("sample", "channel", "recipient").iter_rows()]
         with transaction.atomic():
             OutboxMessage.objects.bulk_create(messages, batch_size=TELL_CHUNK, ignore_conflicts=True)
@@ -504,22 +557,23 @@ def _tell_chunks(todo: QuerySet[Sample], key: str, reason: str, text: str, count
 def remind_documents(now: dt.datetime | None = None) -> int:
     """Each morning (`qifu worker`): an entity drawn for a written check that has sent nothing and
     is not checked yet is reminded once, ``REMIND_DAYS_BEFORE`` days or fewer before the day its
-    documents are due (and again before a day put later). Returns the messages queued."""
+    documents are due (its own, ``Sample.documents_due``; and again before a day put later).
+    Returns the messages queued."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    due = Sample.objects.filter(queries.sent_nothing(), entity__status="active", inspection__documents_by__gte=today,
-                                inspection__documents_by__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
+    due = Sample.objects.annotate(due=queries.documents_due()).filter(
+        queries.sent_nothing(), entity__status="active", due__gte=today,
+        due__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))
     county = reference.county()["county"]
 
     def body(s: Sample) -> str:
-        x, last = s.inspection, s.inspection.documents_by
-        return (f"【{county}市场监管局】{s.entity.name}：{x.year}年度年报{x.get_kind_display()}"
-                f"（{x.number}）为书面检查，请于{last.month}月{last.day}日前登录企服平台上传年报所填信息的依据材料；"
-                f"未上传的，检查人员将上门核查。" + CHECK_IS_FREE)
+        last = s.documents_due
+        return (f"【{county}市场监管局】{s.entity.name}：{_about(s.inspection)}为书面检查，请于{last.month}月{last.day}日前"
+                f"登录企服平台上传年报所填信息的依据材料；未上传的，检查人员将上门核查。" + CHECK_IS_FREE)
 
     def key(s: Sample) -> str:  # once for each day: a day put later is reminded of again
-        x = s.inspection
-        return f"inspection-documents-soon:{s.pk}" + (f":{x.documents_by.isoformat()}" if x.extended_at else "")
+        extended = s.documents_extended
+        return f"inspection-documents-soon:{s.pk}" + (f":{s.documents_due.isoformat()}" if extended else "")
 
     return _remind_once(due, key, body, "抽查材料提交提醒", now)
 

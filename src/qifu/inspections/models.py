@@ -90,6 +90,9 @@ class Sample(models.Model):
     # a written check's notice (``actions.tell_drawn``): when it was stored for sending; None for an
     # entity no text or email reaches (its inspectors tell it), or not told yet
     notified_at = models.DateTimeField("书面检查告知时间", null=True, blank=True)
+    # a written check's day put later for this entity alone (``actions.do_extend_sample_documents``:
+    # it asked for time); the check's own day counts where that is later (``documents_due``)
+    documents_by = models.DateField("本户材料提交期限（单独延长）", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "抽查对象"
@@ -125,12 +128,32 @@ class Sample(models.Model):
         state = self.correction(today)
         return Correction(state).label if state else ""
 
+    @property
+    def documents_due(self) -> dt.date | None:
+        """The day this entity's documents are due: the later of the check's day and its own
+        (``documents_by``: given more time alone); None for an on-site check."""
+        day = self.inspection.documents_by
+        if day is None or self.documents_by is None:
+            return day
+        return max(day, self.documents_by)
+
+    @property
+    def documents_extended(self) -> bool:
+        """Whether the day this entity was first told has been put later (for it alone or for all)."""
+        x = self.inspection
+        return bool(x.extended_at) or (self.documents_by is not None and x.documents_by is not None
+                                       and self.documents_by > x.documents_by)
+
 
 class Extension(models.Model):
-    """A written check's day put later (延长材料提交期限), by an administrator, with the reason
-    (a holiday, a system down, many firms asking for time): the day it was and the day it is."""
+    """A written check's day put later (延长材料提交期限), with the reason: for every entity drawn,
+    by an administrator (a holiday, a system down, many firms asking for time), or for one
+    (``sample``), by its inspectors or an administrator (it asked for time): the day it was and
+    the day it is."""
 
     inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="extensions")
+    sample = models.ForeignKey(Sample, null=True, blank=True, on_delete=models.CASCADE, related_name="extensions",
+                               verbose_name="单独延长的抽查对象（空为全部）")
     from_day = models.DateField("原材料提交期限")
     to_day = models.DateField("延长至")
     reason = models.CharField("延长理由", max_length=200)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, DecimalField, Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, DateField, DecimalField, Exists, F, OuterRef, Q, QuerySet, When
 from django.utils import timezone
 
 from qifu.inspections.models import Evidence, Sample
@@ -26,6 +26,13 @@ def sent_documents() -> Q:
 def sent_nothing() -> Q:
     """The samples waiting for their check whose entity has sent no document."""
     return Q(result="") & ~sent_documents()
+
+
+def documents_due() -> Case:
+    """Each sample's day for its documents, in the database (``Sample.documents_due``): its own
+    where that is later than its check's; NULL for an on-site check."""
+    return Case(When(documents_by__gt=F("inspection__documents_by"), then=F("documents_by")),
+                default=F("inspection__documents_by"), output_field=DateField())
 
 
 def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:

@@ -239,8 +239,8 @@ class CheckOut(Schema):
     report_year: int = Field(description="被抽查的年报年度")
     kind: Literal["random", "targeted"] = Field(description="random 双随机抽查；targeted 定向抽查")
     finish_by: dt.date = Field(description="检查完成期限：检查人员在这一天前与本单位联系")
-    documents_by: dt.date | None = Field(description="书面检查的：请在这一天前上传年报所填信息的依据材料（门户首页）；"
-                                                     "空为实地检查，事先不告知")
+    documents_by: dt.date | None = Field(description="书面检查的：请在这一天前上传年报所填信息的依据材料（门户首页；"
+                                                     "本单位获准单独延长的，为延长后的期限）；空为实地检查，事先不告知")
     result: Literal["", "ok", "corrected", "false_info", "unreachable", "refused"] = Field(
         description="检查结果，尚未检查的为空：ok 未发现问题；corrected 发现问题已责令改正；false_info 公示信息隐瞒真实情况、"
                     "弄虚作假；unreachable 通过登记的住所或者经营场所无法联系；refused 不予配合情节严重")
@@ -258,7 +258,7 @@ class CheckOut(Schema):
 def _check(s) -> dict:
     x = s.inspection
     return {"id": s.pk, "number": x.number, "report_year": x.year, "kind": x.kind, "finish_by": x.finish_by,
-            "documents_by": x.documents_by, "result": s.result, "checked_on": s.checked_on, "found": s.found, "correct_by": s.correct_by,
+            "documents_by": s.documents_due, "result": s.result, "checked_on": s.checked_on, "found": s.found, "correct_by": s.correct_by,
             "correction": s.correction(timezone.localdate()), "statement": s.statement,
             "corrected_on": s.corrected_on, "listing_number": s.listing.number if s.listing else ""}
 

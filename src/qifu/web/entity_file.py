@@ -62,7 +62,7 @@ def export(request, e, ctx: dict):
                         "列入经营异常名录", "材料提交期限", "依据材料（份）"], [
         [s.inspection.number, s.inspection.year, s.inspection.get_kind_display(), s.get_result_display() or "待检查",
          s.checked_on, s.found, s.correct_by, s.state_label, s.listing.number if s.listing else "",
-         s.inspection.documents_by, len(s.evidence.all())]
+         s.documents_due, len(s.evidence.all())]
         for s in ctx["samples"]])
     _sheet(wb, "企业诉求", ["诉求编号", "提交时间", "类别", "承办部门", "状态", "评价"], [
         [r.number, local_time(r.submitted_at), r.get_category_display(), r.department.name if r.department_id else "",

@@ -136,6 +136,29 @@ def extend(request, inspection_id: int):
     return redirect(back)
 
 
+@staff_required(write=True)
+@require_POST
+def extend_sample(request, sample_id: int):
+    """One entity's day for its documents put later (it asked for time): its inspectors or an
+    administrator, with the reason; the entity is told the new day."""
+    s, back, refused = _inspectors_sample(request, sample_id, "为该主体延长材料提交期限")
+    if refused:
+        return refused
+    try:
+        to_day = dt.date.fromisoformat(request.POST.get("to_day", ""))
+    except ValueError:
+        messages.error(request, "请填写新的材料提交期限（日期）")
+        return redirect(back)
+    try:
+        e = actions.do_extend_sample_documents(s, to_day, request.POST.get("reason", ""), by=request.user)
+    except actions.InspectionError as err:
+        messages.error(request, str(err))
+        return redirect(back)
+    told = "已以短信或邮件告知企业" if s.entity.phone or s.entity.email else "该主体没有手机和邮箱，请电话或上门告知"
+    messages.success(request, f"{s.entity.name} 的材料提交期限已由 {e.from_day:%Y-%m-%d} 延长至 {e.to_day:%Y-%m-%d}；{told}")
+    return redirect(back)
+
+
 @staff_required
 def inspection(request, inspection_id: int):
     x = get_object_or_404(_inspections(request), pk=inspection_id)
@@ -155,8 +178,8 @@ def inspection(request, inspection_id: int):
         shown = shown.filter(queries.sent_nothing())
     elif status == "untold":
         shown = queries.untold(shown)
-    shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing").prefetch_related(
-        "inspectors", "evidence__sent_by")
+    shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing", "inspection").prefetch_related(
+        "inspectors", "evidence__sent_by", "extensions__by")
     if request.GET.get("format") == "xlsx":
         return _xlsx(request, x, shown)
     rows = list(shown.order_by("town_id", "entity_id")[:SHOWN])
@@ -168,10 +191,12 @@ def inspection(request, inspection_id: int):
         s.may_record = actions.may_record(request.user, s)
         s.state, s.state_label = s.correction(today), s.correction_label(today)
         s.may_send = s.may_record and s.takes_evidence(today)
+        s.may_extend = s.may_record and x.documents_by and not s.result
     return render(request, "web/inspection.html", {
         "x": x, "samples": rows, "total": shown.count(), "limit": SHOWN, "m": queries.measures(samples),
         "untold": queries.untold(samples).count() if x.told_at else 0,
-        "extensions": list(x.extensions.select_related("by")), "can_extend": _can_draw(request) and x.documents_by,
+        "extensions": list(x.extensions.filter(sample=None).select_related("by")),
+        "can_extend": _can_draw(request) and x.documents_by, "tomorrow": today + dt.timedelta(days=1),
         "extend_at_least": today + dt.timedelta(days=actions.EXTEND_DAYS_AT_LEAST),
         "status": status, "results": Sample.Result.choices, "today": today,
         "correct_within": actions.CORRECT_WITHIN_DAYS,
@@ -333,7 +358,8 @@ def _xlsx(request, x: Inspection, shown):
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("抽查对象")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "类型", "镇街", "检查人员", "检查结果", "检查情况", "检查日期", "录入人",
-               "录入时间", "改正期限", "改正情况", "企业说明", "复查情况", "列入经营异常名录决定书", "依据材料（份）"])
+               "录入时间", "改正期限", "改正情况", "企业说明", "复查情况", "列入经营异常名录决定书", "材料提交期限",
+               "依据材料（份）"])
     n = 0
     today = timezone.localdate()
     for s in shown.order_by("town_id", "entity_id").iterator(chunk_size=2000):
@@ -341,7 +367,7 @@ def _xlsx(request, x: Inspection, shown):
                    "、".join(person(u) for u in s.inspectors.all()), s.get_result_display(), s.found,
                    s.checked_on, person(s.recorded_by), local_time(s.recorded_at), s.correct_by,
                    s.correction_label(today), s.statement, s.follow_up, s.listing.number if s.listing else "",
-                   len(s.evidence.all())])
+                   s.documents_due, len(s.evidence.all())])
         n += 1
     about = wb.create_sheet("抽查任务")
     for label, value in (("任务编号", x.number), ("任务名称", x.title), ("报告年度", x.year),
@@ -350,7 +376,9 @@ def _xlsx(request, x: Inspection, shown):
                          ("随机种子", x.seed), ("抽取时间", local_time(x.drawn_at)), ("检查完成期限", x.finish_by),
                          ("材料提交期限", x.documents_by or "（实地检查，事先不告知）")):
         spreadsheets.append(about, [label, value])
-    for e in x.extensions.select_related("by"):
-        spreadsheets.append(about, ["材料提交期限延长", f"{e.from_day:%Y-%m-%d} → {e.to_day:%Y-%m-%d}：{e.reason}"
-                                                    f"（{person(e.by)}，{local_time(e.at):%Y-%m-%d %H:%M}）"])
+    for e in x.extensions.select_related("by", "sample"):
+        who = f"{e.sample.entity_id} " if e.sample else ""
+        spreadsheets.append(about, ["材料提交期限延长" + ("（单户）" if e.sample else ""),
+                                    f"{who}{e.from_day:%Y-%m-%d} → {e.to_day:%Y-%m-%d}：{e.reason}"
+                                    f"（{person(e.by)}，{local_time(e.at):%Y-%m-%d %H:%M}）"])
     return audited_xlsx(request, wb, f"年报抽查-{x.pk}", f"年报抽查 {x.number}：{n} 户")
