@@ -875,3 +875,78 @@ def test_one_firm_is_given_more_time_for_its_documents_and_told_the_day_it_has(c
     on_site = actions.do_draw(YEAR, "random", "实地检查", "10", by=admin_user)
     with pytest.raises(actions.InspectionError, match="实地检查"):
         actions.do_extend_sample_documents(on_site.samples.first(), finish_by, "企业申请延期提交", admin_user)
+
+
+def test_a_firm_asks_in_its_portal_for_more_time_and_its_inspectors_answer(checked_county):
+    admin_user, officer_user = checked_county["users"]["admin"], checked_county["users"]["officer"]
+    today = timezone.localdate()
+    now = timezone.now()
+    first_day, finish_by = today + dt.timedelta(days=10), today + dt.timedelta(days=30)
+    x = actions.do_draw(YEAR, "random", "书面检查", "100", by=admin_user, town=checked_county["own_town"].code,
+                        finish_by=finish_by, documents_by=first_day, now=now)
+    actions.tell_drawn(now)
+    told = set(OutboxMessage.objects.filter(key__startswith="inspection-drawn:").values_list("entity_id", flat=True))
+    s = x.samples.filter(entity_id__in=told).order_by("entity_id").first()
+    portal = portal_client(s.entity_id)
+    home = portal.get("/portal/").content.decode()
+    assert f'id="check-{s.pk}-ask"' in home and f'id="check-{s.pk}-more-time"' not in home
+    # a day after the one it has, not after the checks' last day, and why
+    for to_day, why, reason in ((first_day, "会计休假，工资表下周才能打印", "应晚于现在的材料提交期限"),
+                                (finish_by + dt.timedelta(days=1), "会计休假，工资表下周才能打印", "不能晚于检查完成期限"),
+                                (first_day + dt.timedelta(days=5), "休假", "至少4个字"), ("", "会计休假", "请选择希望延长到哪一天")):
+        r = portal.post(f"/portal/inspections/{s.pk}/more-time/", {"to_day": to_day and to_day.isoformat(), "why": why},
+                        follow=True)
+        assert reason in r.content.decode()
+    s.refresh_from_db()
+    assert s.more_time_asked_at is None and not s.more_time_waiting
+    asked_day = first_day + dt.timedelta(days=5)
+    r = portal.post(f"/portal/inspections/{s.pk}/more-time/", {"to_day": asked_day.isoformat(), "why": "会计休假，工资表下周才能打印"},
+                    follow=True)
+    page = r.content.decode()
+    assert "已向检查人员申请延长" in page
+    assert f'id="check-{s.pk}-more-time">您已于' in page and f"申请延长至 {asked_day.year}年{asked_day.month}月{asked_day.day}日" in page
+    s.refresh_from_db()
+    assert (s.more_time_to, s.more_time_why, s.more_time_waiting) == (asked_day, "会计休假，工资表下周才能打印", True)
+    assert s.documents_due == first_day  # asking gives nothing by itself
+    # its inspectors see it: on the home dashboard, in their list, the check's tile and filter, its row
+    officer = staff(checked_county, "officer")
+    assert 'id="inspections-more-time-count" class="warn">1 户申请延长材料提交期限待我答复' in officer.get("/").content.decode()
+    assert f'id="mine-{s.pk}-asked" class="warn">申请延长至 {asked_day:%Y-%m-%d}，待答复' in officer.get("/inspections/").content.decode()
+    page = officer.get(f"/inspections/{x.pk}/").content.decode()
+    assert 'id="inspection-more-time" class="warn">1 户申请延长待答复' in page
+    listed = officer.get(f"/inspections/{x.pk}/", {"status": "more_time"}).content.decode()
+    assert listed.count('<tr id="sample-') == 1 and f'<tr id="sample-{s.pk}"' in listed
+    row = listed.split(f'<tr id="sample-{s.pk}"')[1]
+    assert f"申请延长材料提交期限至 {asked_day:%Y-%m-%d}</b>：会计休假" in row
+    assert f'value="{asked_day:%Y-%m-%d}"' in row and f'id="sample-{s.pk}-refuse"' in row
+    # not granted, saying why: the firm is told and keeps its day
+    r = officer.post(f"/inspections/samples/{s.pk}/refuse-more-time/", {"note": "不行"}, follow=True)
+    assert "至少4个字" in r.content.decode()
+    r = officer.post(f"/inspections/samples/{s.pk}/refuse-more-time/", {"note": "检查完成期限将至，请先上传已有的材料"}, follow=True)
+    assert "已答复不予延长" in r.content.decode()
+    s.refresh_from_db()
+    assert not s.more_time_waiting and s.more_time_answer == "不予延长：检查完成期限将至，请先上传已有的材料"
+    assert s.more_time_answered_by == officer_user and s.documents_due == first_day
+    refused = OutboxMessage.objects.get(key__startswith=f"inspection-more-time-refused:{s.pk}:")
+    assert "不予延长：检查完成期限将至" in refused.body and f"请于{first_day.month}月{first_day.day}日前" in refused.body
+    with pytest.raises(actions.InspectionError, match="没有待答复"):
+        actions.do_refuse_more_time(s, "再次不予延长", officer_user)
+    home = portal.get("/portal/").content.decode()
+    assert f'id="check-{s.pk}-more-time">检查人员对延长申请的答复' in home and "不予延长：检查完成期限将至" in home
+    assert 'id="inspections-more-time-count"' not in officer.get("/").content.decode()
+    # asked again, granted: the answer says so, the day is its own
+    portal.post(f"/portal/inspections/{s.pk}/more-time/", {"to_day": (first_day + dt.timedelta(days=3)).isoformat(),
+                                                            "why": "财务报表下周一才能出具"})
+    s.refresh_from_db()
+    assert s.more_time_waiting and s.more_time_answer == ""
+    granted = first_day + dt.timedelta(days=3)
+    officer.post(f"/inspections/samples/{s.pk}/extend/", {"to_day": granted.isoformat(), "reason": "企业申请：财务报表下周一才能出具"})
+    s.refresh_from_db()
+    assert not s.more_time_waiting and s.more_time_answer == f"同意延长至{granted.year}年{granted.month}月{granted.day}日"
+    assert s.documents_due == granted and s.extensions.get().by == officer_user
+    assert OutboxMessage.objects.filter(key=f"inspection-extended-one:{s.pk}:{granted.isoformat()}").exists()
+    # once checked, there is nothing to ask
+    actions.do_record(s, "ok", "", today, admin_user)
+    with pytest.raises(actions.InspectionError, match="已经检查"):
+        actions.do_ask_more_time(s, finish_by, "会计休假，工资表下周才能打印")
+    assert f'id="check-{s.pk}-ask"' not in portal.get("/portal/").content.decode()

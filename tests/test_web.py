@@ -194,7 +194,12 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
 
     written = Inspection.objects.get(kind="targeted", documents_by__isnull=False)
     sent = Evidence.objects.filter(sample__inspection=written)
-    assert sent.count() == 2 and "（书面检查，2 户已上传材料）" in out
+    assert sent.count() == 2 and "（书面检查，2 户已上传材料，2 户申请延长材料提交期限）" in out
+    # the next two asked for more time: one was given a week by its inspector, one waits for an answer
+    asked = written.samples.filter(more_time_asked_at__isnull=False)
+    granted = asked.get(more_time_answered_at__isnull=False)
+    assert granted.documents_due == written.documents_by + dt.timedelta(days=7) and granted.more_time_answer.startswith("同意")
+    assert asked.filter(more_time_answered_at__isnull=True).count() == 1
     with attachments.open_stored(sent[0].sha256) as f:
         pdf = f.read()
     table = pdf[int(pdf.rsplit(b"startxref\n", 1)[1].split()[0]):].split(b"\n")

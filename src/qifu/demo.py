@@ -692,7 +692,8 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
     """The closed year's spot checks: a random one (3%) drawn three weeks ago, most of its
     entities checked since (nothing found, a few ordered to correct, one address found empty and
     one report found false, both listed), and a targeted one (those with serious findings of the quality rules) drawn today,
-    a written check whose firms the worker tells, the first two of which have sent their payroll.
+    a written check whose firms the worker tells, the first two of which have sent their payroll
+    and the next two asked for more time (one given a week, one waiting for an answer).
     Of the orders to correct whose ten days have passed, the first was followed up as corrected
     and the second listed as not corrected; the first still within its days was said corrected
     by the firm; the rest wait for their follow-up. Skipped when a check exists already."""
@@ -774,10 +775,21 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
             f"Employees paid: {rng.randint(5, 60)}"]))
         actions.do_send_evidence(s, [payroll], f"{year}年12月工资表", now=now)
         sent += 1
+    # the next two asked for more time: the first was given a week by its inspector, the second
+    # waits for an answer
+    asked = list(targeted.samples.prefetch_related("inspectors").order_by("entity_id")[2:4])
+    week = targeted.documents_by + dt.timedelta(days=7)
+    whys = ("会计休产假，工资表和社保缴费记录下周才能整理好", "财务报表在税务代理处，月底才能取回")
+    for s, why in zip(asked, whys):
+        actions.do_ask_more_time(s, week, why, now=now)
+    if asked:
+        actions.do_extend_sample_documents(asked[0], week, f"企业申请：{whys[0]}", by=asked[0].inspectors.first() or user,
+                                           now=now)
     print(f"年报抽查：{x.number} 抽取 {x.samples.count()} 户，已检查 {sum(results.values())} 户"
           f"（未发现问题 {results['ok']}，责令改正 {results['corrected']}，无法联系 {results['unreachable']}，"
           f"信息不实 {results['false_info']}；复查已改正 {followed[True]}，逾期未改正列入 {followed[False]}）；"
-          f"{targeted.number} 定向抽取 {targeted.samples.count()} 户（书面检查，{sent} 户已上传材料）", flush=True)
+          f"{targeted.number} 定向抽取 {targeted.samples.count()} 户（书面检查，{sent} 户已上传材料，"
+          f"{len(asked)} 户申请延长材料提交期限）", flush=True)
 
 
 def demo_pdf(lines: list[str]) -> bytes:

@@ -470,12 +470,66 @@ def do_extend_sample_documents(sample: Sample, to_day: dt.date, reason: str, by=
         extension = Extension.objects.create(inspection=x, sample=s, from_day=due, to_day=to_day, reason=reason[:200],
                                              at=now, by=by)
         s.documents_by = to_day
-        s.save(update_fields=["documents_by"])
+        if s.more_time_waiting:  # the firm's own request is answered by it
+            s.more_time_answer = f"同意延长至{_day(to_day)}"
+            s.more_time_answered_at, s.more_time_answered_by = now, by
+        s.save(update_fields=["documents_by", "more_time_answer", "more_time_answered_at", "more_time_answered_by"])
         decency.tell_once(f"inspection-extended-one:{s.pk}:{to_day.isoformat()}", e.uscc, "inspection", e.phone,
                           e.email, f"【{reference.county()['county']}市场监管局】{e.name}：{_about(x)}，您单位的材料提交"
                           f"期限延长至{to_day.month}月{to_day.day}日。请于该日前登录企服平台上传年报所填信息的依据材料；"
                           f"未上传的，检查人员将上门核查。" + CHECK_IS_FREE, f"抽查材料期限单独延长 {x.number}", now)
     return extension
+
+
+def do_ask_more_time(sample: Sample, to_day: dt.date, why: str, now: dt.datetime | None = None) -> Sample:
+    """The firm, in its portal, asks its inspectors for more time for a written check's documents
+    (申请延长材料提交期限): to which day (after the one it has now, not after the checks' last day)
+    and why (at least four characters), while it waits for its check. It may ask again (the
+    latest is kept, and waits for an answer); its inspectors grant it
+    (``do_extend_sample_documents``) or say why not (``do_refuse_more_time``)."""
+    now = now or timezone.now()
+    why = _typed(why, "申请理由")
+    if len(why) < 4:
+        raise InspectionError("请写明需要延长的原因（至少4个字），如：会计休假，工资表下周才能打印")
+    with transaction.atomic():
+        s = Sample.objects.select_for_update().select_related("inspection").get(pk=sample.pk)
+        x = s.inspection
+        if x.documents_by is None:
+            raise InspectionError("这次抽查是实地检查，没有材料提交期限，请与检查人员联系")
+        if s.result:
+            raise InspectionError("这次抽查已经检查，无需延长")
+        due = s.documents_due
+        if to_day <= due:
+            raise InspectionError(f"申请的日期应晚于现在的材料提交期限（{_day(due)}）")
+        if to_day > x.finish_by:
+            raise InspectionError(f"申请的日期不能晚于检查完成期限（{_day(x.finish_by)}）：检查人员要在完成前看到材料")
+        s.more_time_to, s.more_time_why, s.more_time_asked_at = to_day, why[:300], now
+        s.more_time_answer, s.more_time_answered_at, s.more_time_answered_by = "", None, None
+        s.save(update_fields=["more_time_to", "more_time_why", "more_time_asked_at", "more_time_answer",
+                              "more_time_answered_at", "more_time_answered_by"])
+    return s
+
+
+def do_refuse_more_time(sample: Sample, note: str, by, now: dt.datetime | None = None) -> Sample:
+    """Its inspectors (or an administrator) do not give the firm the time it asked for, saying why
+    (at least four characters): the firm is told, by text or email, and keeps its day."""
+    now = now or timezone.now()
+    note = _typed(note, "不予延长的理由")
+    if len(note) < 4:
+        raise InspectionError("请写明不予延长的理由（至少4个字），如：检查完成期限将至，请先上传已有的材料")
+    with transaction.atomic():
+        s = Sample.objects.select_for_update().select_related("inspection", "entity").get(pk=sample.pk)
+        if not s.more_time_waiting:
+            raise InspectionError("该主体没有待答复的延长申请")
+        s.more_time_answer, s.more_time_answered_at, s.more_time_answered_by = f"不予延长：{note}"[:300], now, by
+        s.save(update_fields=["more_time_answer", "more_time_answered_at", "more_time_answered_by"])
+        e, x, due = s.entity, s.inspection, s.documents_due
+        decency.tell_once(f"inspection-more-time-refused:{s.pk}:{s.more_time_asked_at:%Y%m%d%H%M%S}", e.uscc,
+                          "inspection", e.phone, e.email,
+                          f"【{reference.county()['county']}市场监管局】{e.name}：您单位申请延长{_about(x)}的材料提交期限，"
+                          f"检查人员答复不予延长：{note[:60]}。请于{due.month}月{due.day}日前登录企服平台上传已有的依据材料；"
+                          f"未上传的，检查人员将上门核查。" + CHECK_IS_FREE, f"抽查延长申请答复 {x.number}", now)
+    return s
 
 
 def _about(x: Inspection) -> str:

@@ -93,6 +93,16 @@ class Sample(models.Model):
     # a written check's day put later for this entity alone (``actions.do_extend_sample_documents``:
     # it asked for time); the check's own day counts where that is later (``documents_due``)
     documents_by = models.DateField("本户材料提交期限（单独延长）", null=True, blank=True)
+    # the firm's own request for more time (申请延长, in its portal: ``actions.do_ask_more_time``): to
+    # which day and why; answered by its inspectors, granted (``do_extend_sample_documents``) or
+    # not (``do_refuse_more_time``), with the answer it is told. Waiting while asked and unanswered.
+    more_time_to = models.DateField("企业申请延长至", null=True, blank=True)
+    more_time_why = models.CharField("企业申请延长的理由", max_length=300, blank=True)
+    more_time_asked_at = models.DateTimeField("企业申请延长时间", null=True, blank=True)
+    more_time_answer = models.CharField("对延长申请的答复", max_length=300, blank=True)
+    more_time_answered_at = models.DateTimeField("答复时间", null=True, blank=True)
+    more_time_answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                              related_name="+", verbose_name="答复人")
 
     class Meta:
         verbose_name = verbose_name_plural = "抽查对象"
@@ -136,6 +146,11 @@ class Sample(models.Model):
         if day is None or self.documents_by is None:
             return day
         return max(day, self.documents_by)
+
+    @property
+    def more_time_waiting(self) -> bool:
+        """Whether the firm asked for more time and its inspectors have not answered yet."""
+        return bool(self.more_time_asked_at) and self.more_time_answered_at is None and not self.result
 
     @property
     def documents_extended(self) -> bool:

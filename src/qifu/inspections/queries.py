@@ -28,6 +28,12 @@ def sent_nothing() -> Q:
     return Q(result="") & ~sent_documents()
 
 
+def more_time_waiting() -> Q:
+    """The samples whose firm asked for more time and waits for its inspectors' answer
+    (``Sample.more_time_waiting``)."""
+    return Q(result="", more_time_asked_at__isnull=False, more_time_answered_at__isnull=True)
+
+
 def documents_due() -> Case:
     """Each sample's day for its documents, in the database (``Sample.documents_due``): its own
     where that is later than its check's; NULL for an on-site check."""
@@ -40,11 +46,13 @@ def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     because of a result, orders to correct waiting for their follow-up and found corrected, and
     how many of each result, in the results' order; and those that sent documents
     (``documents``), those waiting for their check that have sent none (``no_documents``), and
-    those a written check's notice reached (``told``)."""
+    those a written check's notice reached (``told``), and those whose firm asked for more time
+    and waits for an answer (``more_time``)."""
     today = today or timezone.localdate()
     m = qs.aggregate(documents=Count("id", filter=sent_documents()),
                      no_documents=Count("id", filter=sent_nothing()),
                      told=Count("id", filter=Q(notified_at__isnull=False)),
+                     more_time=Count("id", filter=more_time_waiting()),
                      drawn=Count("id"), checked=Count("id", filter=~Q(result="")),
                      overdue=Count("id", filter=Q(result="", inspection__finish_by__lt=today)),
                      listed=Count("id", filter=Q(listing__isnull=False)),

@@ -8,6 +8,7 @@ urlpatterns = [
     path("abnormal/<int:listing_id>/apply/", views.abnormal_apply, name="abnormal-apply"),
     path("inspections/<int:sample_id>/correction/", views.inspection_correction, name="inspection-correction"),
     path("inspections/<int:sample_id>/evidence/", views.inspection_evidence, name="inspection-evidence"),
+    path("inspections/<int:sample_id>/more-time/", views.inspection_more_time, name="inspection-more-time"),
     path("inspections/<int:sample_id>/evidence/<int:evidence_id>/", views.inspection_evidence_file,
          name="inspection-evidence-file"),
     path("abnormal/<int:listing_id>/object/", views.abnormal_object, name="abnormal-object"),

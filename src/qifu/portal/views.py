@@ -229,6 +229,25 @@ def inspection_correction(request, sample_id: int):
 
 @portal_required
 @require_POST
+def inspection_more_time(request, sample_id: int):
+    """The firm asks its inspectors for more time for a written check's documents."""
+    s = get_object_or_404(Sample, pk=sample_id, entity=request.entity)
+    try:
+        to_day = dt.date.fromisoformat(request.POST.get("to_day", ""))
+    except ValueError:
+        messages.error(request, "请选择希望延长到哪一天")
+        return redirect(f"{reverse('portal:home')}#check-{s.pk}")
+    try:
+        inspections.do_ask_more_time(s, to_day, request.POST.get("why", ""))
+    except inspections.InspectionError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, "已向检查人员申请延长，答复后以短信或邮件告知；答复前请按原期限准备材料")
+    return redirect(f"{reverse('portal:home')}#check-{s.pk}")
+
+
+@portal_required
+@require_POST
 def inspection_evidence(request, sample_id: int):
     """The firm sends the documents behind what its report published (or of a correction
     ordered), for its inspectors to read before they come."""

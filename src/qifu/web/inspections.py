@@ -159,6 +159,22 @@ def extend_sample(request, sample_id: int):
     return redirect(back)
 
 
+@staff_required(write=True)
+@require_POST
+def refuse_more_time(request, sample_id: int):
+    """The firm's request for more time not granted, with the reason it is told."""
+    s, back, refused = _inspectors_sample(request, sample_id, "答复延长申请")
+    if refused:
+        return refused
+    try:
+        actions.do_refuse_more_time(s, request.POST.get("note", ""), request.user)
+    except actions.InspectionError as err:
+        messages.error(request, str(err))
+        return redirect(back)
+    messages.success(request, "已答复不予延长，将以短信或邮件告知企业")
+    return redirect(back)
+
+
 @staff_required
 def inspection(request, inspection_id: int):
     x = get_object_or_404(_inspections(request), pk=inspection_id)
@@ -178,7 +194,10 @@ def inspection(request, inspection_id: int):
         shown = shown.filter(queries.sent_nothing())
     elif status == "untold":
         shown = queries.untold(shown)
-    shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing", "inspection").prefetch_related(
+    elif status == "more_time":
+        shown = shown.filter(queries.more_time_waiting())
+    shown = shown.select_related("entity", "town", "recorded_by", "followed_by", "listing", "inspection",
+                                 "more_time_answered_by").prefetch_related(
         "inspectors", "evidence__sent_by", "extensions__by")
     if request.GET.get("format") == "xlsx":
         return _xlsx(request, x, shown)

@@ -85,6 +85,8 @@ urlpatterns = [
     path("inspections/samples/<int:sample_id>/record/", inspections.record, name="inspection-record"),
     path("inspections/samples/<int:sample_id>/follow-up/", inspections.follow_up, name="inspection-follow-up"),
     path("inspections/samples/<int:sample_id>/extend/", inspections.extend_sample, name="inspection-sample-extend"),
+    path("inspections/samples/<int:sample_id>/refuse-more-time/", inspections.refuse_more_time,
+         name="inspection-refuse-more-time"),
     path("inspections/evidence/<int:evidence_id>/", inspections.evidence_file, name="inspection-evidence"),
     path("inspections/samples/<int:sample_id>/evidence/", inspections.send_evidence, name="inspection-send-evidence"),
     path("projects/", projects.overview, name="projects"),

@@ -137,15 +137,17 @@ def _abnormal_panel(request) -> dict | None:
 
 def _inspections_panel(request) -> dict | None:
     """The spot checks: how many drawn and checked, waiting (for the signed-in inspector too),
-    past their last day, listed because of a result, and orders to correct waiting for the
-    signed-in inspector's follow-up."""
+    past their last day, listed because of a result, orders to correct waiting for the
+    signed-in inspector's follow-up, and firms waiting for the inspector's answer to their request
+    for more time."""
     samples = inspection_actions.samples_for(request.user)
     if not samples.exists():
         return None
     due = inspection_queries.follow_up_due(timezone.localdate())
     return {"m": inspection_queries.measures(samples),
             "mine": inspection_actions.assigned_to(request.user, samples).count(),
-            "follow_up": samples.filter(due, inspectors=request.user).count()}
+            "follow_up": samples.filter(due, inspectors=request.user).count(),
+            "more_time": samples.filter(inspection_queries.more_time_waiting(), inspectors=request.user).count()}
 
 
 def _projects_panel(request) -> dict | None:
