@@ -187,9 +187,10 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     assert not Sample.objects.filter(inspection__kind="targeted", entity__findings__isnull=True).exists()
     assert not Sample.objects.filter(inspectors__isnull=True).exists() and "年报抽查：抽〔" in out
     # the targeted one is a written check: two firms have sent their payroll, a PDF whose cross-reference
-    # table points at its objects; the worker tells the others
+    # table points at its objects; all were told
     from qifu.inspections import actions as inspection_actions
     from qifu.inspections.models import Evidence
+    from qifu.reminders.models import OutboxMessage
     from qifu.service_requests import attachments
 
     written = Inspection.objects.get(kind="targeted", documents_by__isnull=False)
@@ -206,7 +207,8 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     offsets = [int(line[:10]) for line in table[3:] if line.endswith(b" n ")]
     assert pdf.startswith(b"%PDF-") and len(offsets) == 5
     assert all(pdf[o:].startswith(f"{i} 0 obj".encode()) for i, o in enumerate(offsets, 1))
-    assert inspection_actions.tell_drawn() > 0
+    assert OutboxMessage.objects.filter(key__startswith="inspection-drawn:").exists()
+    assert inspection_actions.tell_drawn() == 0  # told already, and told once
     # with an expert partner who signs in to their own desk
     line = next(x for x in out.splitlines() if x.startswith("专家工作台（"))
     assert line.endswith("用户名 demo-expert  密码 demo-pass-123")

@@ -692,7 +692,7 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
     """The closed year's spot checks: a random one (3%) drawn three weeks ago, most of its
     entities checked since (nothing found, a few ordered to correct, one address found empty and
     one report found false, both listed), and a targeted one (those with serious findings of the quality rules) drawn today,
-    a written check whose firms the worker tells, the first two of which have sent their payroll
+    a written check whose firms are told, the first two of which have sent their payroll
     and the next two asked for more time (one given a week, one waiting for an answer).
     Of the orders to correct whose ten days have passed, the first was followed up as corrected
     and the second listed as not corrected; the first still within its days was said corrected
@@ -775,8 +775,10 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
             f"Employees paid: {rng.randint(5, 60)}"]))
         actions.do_send_evidence(s, [payroll], f"{year}年12月工资表", now=now)
         sent += 1
-    # the next two asked for more time: the first was given a week by its inspector, the second
-    # waits for an answer
+    # its firms told now (as the worker would), so that what follows comes after the notice: the
+    # next two asked for more time; the first was given a week by its inspector, the second waits
+    # for an answer
+    actions.tell_drawn(now)
     asked = list(targeted.samples.prefetch_related("inspectors").order_by("entity_id")[2:4])
     week = targeted.documents_by + dt.timedelta(days=7)
     whys = ("会计休产假，工资表和社保缴费记录下周才能整理好", "财务报表在税务代理处，月底才能取回")
