@@ -52,7 +52,7 @@ def browser_county_files(tmp_path_factory) -> Path:
 def server():
     """The application under waitress on a free loopback port, in this process."""
     from django.db import connections
-    from waitress import create_server
+    from waitress import create_server, wasyncore
 
     from qifu.wsgi import application
 
@@ -64,7 +64,14 @@ def server():
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.effective_port}"
-    srv.close()
+
+    def stop():  # in the server's own thread: sockets closed from here would race its select()
+        srv.task_dispatcher.shutdown()
+        wasyncore.close_all(srv._map)
+
+    srv.trigger.pull_trigger(stop)
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the test server did not stop"
     connections.settings["default"]["CONN_MAX_AGE"] = saved
 
 
