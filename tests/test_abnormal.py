@@ -259,6 +259,22 @@ def test_staff_see_their_township_act_by_role_and_export_and_the_dashboard_count
     assert admin.get("/abnormal/", {"year": YEAR}).status_code == 200
 
 
+def test_an_entity_listed_for_two_years_is_one_entity_with_two_decisions(checked_county):
+    actions.do_list(YEAR, now=AFTER)
+    own = checked_county["own_town"]
+    mine = Listing.objects.filter(town=own)
+    entities = mine.values("entity").distinct().count()
+    assert entities == mine.count() >= 2
+    x = mine.order_by("number").first()  # it did not file the year before either
+    Listing.objects.create(entity=x.entity, town=own, report_year=YEAR - 1, kind=x.kind, reason=actions.REASON,
+                           number="慈市监异列〔2025〕1号", listed_on=AFTER.date() - dt.timedelta(days=365))
+    m = queries.measures(Listing.objects.filter(town=own))
+    assert (m["standing"], m["standing_decisions"], m["listed"] + m["marked"]) == (entities, entities + 1, entities)
+    page = staff(checked_county, "officer").get("/abnormal/").content.decode()
+    assert f'<b id="tile-standing">{entities}</b>' in page and f'id="tile-standing-decisions">列入决定 {entities + 1} 份' in page
+    assert f"列入中 {entities} 户" in staff(checked_county, "officer").get("/").content.decode()
+
+
 def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_township(checked_county, data_dir):
     own = checked_county["own_town"]
     due = actions.candidates(YEAR, AFTER.date()).filter(town=own).order_by("uscc")

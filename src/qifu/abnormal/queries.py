@@ -73,24 +73,32 @@ def measures(qs: QuerySet[Listing], today: dt.date | None = None) -> dict:
     staff can help off the list: 信用修复), removed, annulled as wrong, standing with an objection
     not yet settled, standing listings reaching three years within ``WARN_DAYS`` days (the
     serious list follows), and standing for an unreachable address, those registered anew since
-    among them, and standing for false information."""
+    among them, and standing for false information. Entities (户) are counted once however many
+    listings they have (one for each year not filed, say); applications and objections (件) and
+    the standing decisions (``standing_decisions``) are counted each."""
     today = today or timezone.localdate()
+
+    def entities(q: Q) -> Count:
+        return Count("entity", distinct=True, filter=q)
+
     m = qs.aggregate(
-        standing=Count("id", filter=Q(status__in=STANDING)),
-        listed=Count("id", filter=Q(status__in=STANDING, kind=Listing.Kind.LIST)),
-        marked=Count("id", filter=Q(status__in=STANDING, kind=Listing.Kind.MARK)),
+        standing=entities(Q(status__in=STANDING)),
+        standing_decisions=Count("id", filter=Q(status__in=STANDING)),
+        listed=entities(Q(status__in=STANDING, kind=Listing.Kind.LIST)),
+        marked=entities(Q(status__in=STANDING, kind=Listing.Kind.MARK)),
         applied=Count("id", filter=Q(status=Listing.Status.APPLIED)),
         overdue=Count("id", filter=Q(status=Listing.Status.APPLIED, applied_at__lt=overdue_before())),
-        removed=Count("id", filter=Q(status=Listing.Status.REMOVED)),
-        annulled=Count("id", filter=Q(status=Listing.Status.ANNULLED)),
+        removed=entities(Q(status=Listing.Status.REMOVED)),
+        annulled=entities(Q(status=Listing.Status.ANNULLED)),
         objected=Count("id", filter=OBJECTED),
-        warn=Count("id", filter=Q(status__in=STANDING, listed_on__lte=warn_before(today))),
-        unreachable=Count("id", filter=Q(status__in=STANDING, ground=Listing.Ground.UNREACHABLE)),
-        false_info=Count("id", filter=Q(status__in=STANDING, ground=Listing.Ground.FALSE_INFO)),
-        uncorrected=Count("id", filter=Q(status__in=STANDING, ground=Listing.Ground.UNCORRECTED)),
+        warn=entities(Q(status__in=STANDING, listed_on__lte=warn_before(today))),
+        unreachable=entities(Q(status__in=STANDING, ground=Listing.Ground.UNREACHABLE)),
+        false_info=entities(Q(status__in=STANDING, ground=Listing.Ground.FALSE_INFO)),
+        uncorrected=entities(Q(status__in=STANDING, ground=Listing.Ground.UNCORRECTED)),
     )
     # apart: a count filtered on an EXISTS annotation counted none on SQLite (Django 5.2)
-    m["back_filed"] = with_back_filed(qs.filter(status=Listing.Status.LISTED)).filter(back_filed=True).count()
+    m["back_filed"] = (with_back_filed(qs.filter(status=Listing.Status.LISTED)).filter(back_filed=True)
+                       .values("entity").distinct().count())
     m["moved"] = moved(qs).count()  # apart: the address compared across the join, as the filter reads it
     by_year = (qs.values("report_year", "ground").annotate(on=Count("id", filter=Q(status__in=STANDING)),
                                                            off=Count("id", filter=Q(status=Listing.Status.REMOVED)))
