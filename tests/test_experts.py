@@ -83,7 +83,14 @@ def test_confirmation_visits_and_a_cooperation_project(county):
     assert need.status == "paired"
     with pytest.raises(actions.ExpertActionError, match="晚于今天"):
         actions.do_log_visit(need.entity, timezone.localdate() + dt.timedelta(days=1), "上门了解", need=need)
-    actions.do_log_visit(need.entity, timezone.localdate(), "专家上门查看模具", need=need, expert=first.expert)
+    # what the visit found, the project and its outcome are written out, and hold nothing unprintable
+    for notes, why in (("看了", "至少4个字"), ("专家上门\x07查看模具", "控制字符")):
+        with pytest.raises(actions.ExpertActionError, match=why):
+            actions.do_log_visit(need.entity, timezone.localdate(), notes, need=need)
+    with pytest.raises(actions.ExpertActionError, match="合作项目名称含有无法保存的控制字符"):
+        actions.do_agree(need, first.expert, "外壳缩痕\x1b改善", timezone.localdate())
+    actions.do_log_visit(need.entity, timezone.localdate(), "  专家上门查看模具 ", need=need, expert=first.expert)
+    assert Visit.objects.get().notes == "专家上门查看模具"
     coop = actions.do_agree(need, first.expert, "外壳缩痕改善", timezone.localdate(), "12.5",
                             [("模流分析报告", timezone.localdate() + dt.timedelta(days=30))])
     need.refresh_from_db()

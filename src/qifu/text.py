@@ -33,6 +33,21 @@ def typed(value: str, what: str, error: type[Exception] = ValueError) -> str:
         raise error(f"{what}{e}") from None
 
 
+# a reason, finding or note that a decision quotes or a reader acts on: at least this many
+# characters (a word or two explains nothing)
+AT_LEAST = 4
+
+
+def written(value: str, what: str, error: type[Exception], missing: str, at_least: int = AT_LEAST) -> str:
+    """What someone wrote to explain a step (a reason, what was found, a note): ``value`` as
+    ``typed`` reads it, or ``error(missing)`` when it has fewer than ``at_least`` characters
+    (``missing`` says what to write, best with an example: 请写明…（至少4个字），如：…)."""
+    value = typed(value, what, error)
+    if len(value) < at_least:
+        raise error(missing)
+    return value
+
+
 def shorten(value: str, width: int) -> str:
     """``value`` cut to ``width`` characters, the last an ellipsis when anything was cut (a
     chart's label: a project's name that ends mid-word looks like another name)."""

@@ -261,9 +261,7 @@ def do_set_aside(entity: Entity, found_on: dt.date, reason: str, by=None,
     finding leaves the list of those to decide; a later visit that finds the address empty again
     is a new one. Only a finding still waiting for its decision can be set aside."""
     now = now or timezone.now()
-    reason = _typed(reason, "核实情况")
-    if len(reason) < 4:
-        raise ListingError("请写明核实的情况（至少4个字），如：已电话联系法定代表人，企业仍在登记住所经营，上门时恰逢停工")
+    reason = texts.written(reason, "核实情况", ListingError, "请写明核实的情况（至少4个字），如：已电话联系法定代表人，企业仍在登记住所经营，上门时恰逢停工")
     waiting = unreachable_due(timezone.localdate(now), Entity.objects.filter(pk=entity.pk))
     if not waiting or waiting[0]["found_on"] != found_on:
         raise ListingError("该主体没有这一天查实、待作出决定的登记住所无法联系记录（可能已列入或已处理）")
@@ -317,9 +315,7 @@ def _list_on_finding(entity: Entity, ground: str, found_on: dt.date, found: str,
                      example: str, told) -> Listing:
     now = now or timezone.now()
     today = timezone.localdate(now)
-    found = _typed(found, "核查情况")
-    if len(found) < 4:
-        raise ListingError(example)
+    found = texts.written(found, "核查情况", ListingError, example)
     if found_on > today:
         raise ListingError("查实日期不能晚于今天")
     if entity.status != "active":
@@ -364,10 +360,10 @@ def do_apply(x: Listing, by=None, now: dt.datetime | None = None, statement: str
     with transaction.atomic():
         x = _locked(x, Listing.Status.LISTED, why="已申请移出或已移出，不需再申请")
         if x.unreachable:
-            if len(statement) < 4:
+            if len(statement) < texts.AT_LEAST:
                 raise ListingError("请说明现在如何能在登记的住所或者经营场所联系到您单位，或已办理住所变更登记（至少4个字）")
         elif x.false_info or x.uncorrected:
-            if len(statement) < 4:
+            if len(statement) < texts.AT_LEAST:
                 raise ListingError("请说明已更正了哪些公示的信息（至少4个字），如：已更正2025年度年报的从业人数和营业收入")
         elif not back_filed(x):
             raise ListingError(f"请先在国家企业信用信息公示系统补报 {x.report_year} 年度年报，补报后再申请移出"
@@ -388,7 +384,7 @@ def do_remove(x: Listing, by, note: str = "", now: dt.datetime | None = None) ->
     with transaction.atomic():
         x = _locked(x, *STANDING, why="已经移出或撤销")
         if x.on_finding:
-            if len(note) < 4:
+            if len(note) < texts.AT_LEAST:
                 raise ListingError("请写明核实的情况（至少4个字），如：6月3日实地核实，企业已在登记住所恢复经营"
                                    if x.unreachable else "请写明核实的情况（至少4个字），如：已核对更正后的年报与社保记录一致")
         elif not back_filed(x):
@@ -410,9 +406,7 @@ def do_refuse(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Li
     """The bureau refuses an application (不予移出), saying why (for example, the late report
     is itself false); the entity is told and may apply again once it has put that right."""
     now = now or timezone.now()
-    reason = _typed(reason, "不予移出的原因")
-    if len(reason) < 4:
-        raise ListingError("不予移出须写明原因（至少4个字），企业会收到")
+    reason = texts.written(reason, "不予移出的原因", ListingError, "不予移出须写明原因（至少4个字），企业会收到")
     with transaction.atomic():
         x = _locked(x, Listing.Status.APPLIED, why="只有已申请移出的可以不予移出")
         r = _rule(x, Ruling.Kind.REFUSE, by, reason, now)
@@ -439,9 +433,7 @@ def do_annul(x: Listing, by, reason: str, now: dt.datetime | None = None) -> Lis
     given again) and the entity is not due for that year again. The entity's objection to it, if
     open, is answered by it: the one message the entity gets says both."""
     now = now or timezone.now()
-    reason = _typed(reason, "核实的情况")
-    if len(reason) < 4:
-        raise ListingError("撤销须写明核实的情况（至少4个字），如：企业已于6月20日报送纸质年报")
+    reason = texts.written(reason, "核实的情况", ListingError, "撤销须写明核实的情况（至少4个字），如：企业已于6月20日报送纸质年报")
     with transaction.atomic():
         x = _locked(x, *STANDING, why="只有列入中或已申请移出的可以撤销")
         r = _rule(x, Ruling.Kind.ANNUL, by, reason, now)
@@ -468,9 +460,7 @@ def do_object(x: Listing, text: str, now: dt.datetime | None = None):
     from qifu.service_requests import actions as requests
 
     now = now or timezone.now()
-    text = (text or "").strip()
-    if len(text) < 4:
-        raise ListingError("请写明异议的理由，如：已于6月20日在公示系统报送")
+    text = texts.written(text, "异议理由", ListingError, "请写明异议的理由（至少4个字），如：已于6月20日在公示系统报送")
     with transaction.atomic():
         x = _locked(x, *STANDING, why="这条记录已移出或撤销，不需提出异议")
         if x.objection_id and x.objection.status != State.CLOSED:

@@ -120,9 +120,7 @@ def notify(year: int, today: dt.date) -> NotifyResult:
 def explain(finding: Finding, reason: str) -> Explanation:
     """The enterprise confirms the value with a reason; the finding counts as handled until
     staff reject the explanation."""
-    reason = text.clean(reason)
-    if len(reason) < 4:
-        raise ValueError("请写明数值无误的理由（至少4个字）")
+    reason = text.written(reason, "理由", ValueError, "请写明数值无误的理由（至少4个字）")
     if finding.status != "open":
         raise ValueError("这个问题已经处理，无需再说明")
     with transaction.atomic():

@@ -188,12 +188,8 @@ def do_volunteer(need: Need, expert: Expert, note: str, now: dt.datetime | None 
     proposal marked as the expert's own offer, with their note; the broker confirms it or sets
     it aside as any other. Not for a confidential need, a firm they declared a tie to, or while
     they take no new needs."""
-    try:
-        note = texts.clean(note or "", 300)
-    except ValueError as e:
-        raise ExpertActionError(f"自荐说明{e}") from None
-    if len(note) < 4:
-        raise ExpertActionError("请简单说明您能帮企业做什么（至少4个字），技术经纪人据此决定是否对接")
+    note = texts.written(note, "自荐说明", ExpertActionError,
+                         "请简单说明您能帮企业做什么（至少4个字），技术经纪人据此决定是否对接")[:300]
     if expert.availability == Expert.Availability.UNAVAILABLE:
         raise ExpertActionError("您目前设为“暂不对接”：先改为可对接，再自荐")
     with transaction.atomic():
@@ -238,9 +234,7 @@ def do_decide(pairing: Pairing, confirm: bool, by=None) -> Pairing:
 
 def do_log_visit(entity, visited_on: dt.date, notes: str, *, need: Need | None = None, expert: Expert | None = None,
                  by=None) -> Visit:
-    notes = (notes or "").strip()
-    if len(notes) < 4:
-        raise ExpertActionError("请写明走访情况（至少4个字）")
+    notes = texts.written(notes, "走访情况", ExpertActionError, "请写明走访情况（至少4个字）")
     if visited_on > timezone.localdate():
         raise ExpertActionError("走访日期不能晚于今天")
     if need is not None and need.entity_id != entity.pk:
@@ -252,9 +246,7 @@ def do_log_visit(entity, visited_on: dt.date, notes: str, *, need: Need | None =
 def do_agree(need: Need, expert: Expert, title: str, agreed_on: dt.date, amount="0",
              milestones: list[tuple[str, dt.date]] = ()) -> Cooperation:
     """A cooperation project agreed between the firm and a confirmed expert."""
-    title = (title or "").strip()
-    if len(title) < 4:
-        raise ExpertActionError("请写明合作项目名称")
+    title = texts.written(title, "合作项目名称", ExpertActionError, "请写明合作项目名称（至少4个字）")
     if not need.pairings.filter(expert=expert, status=Pairing.Status.CONFIRMED).exists():
         raise ExpertActionError("请先确认对接这位专家")
     if hasattr(need, "cooperation"):
@@ -298,7 +290,7 @@ def _grade(coop: Cooperation, fields: tuple[str, str, str], rating: str, comment
     comment = (comment or "").strip()
     if rating not in Satisfaction.values:
         raise ExpertActionError("请选择满意、基本满意或不满意")
-    if rating == Satisfaction.DISSATISFIED and len(comment) < 4:
+    if rating == Satisfaction.DISSATISFIED and len(comment) < texts.AT_LEAST:
         raise ExpertActionError("不满意的，请写明原因（至少 4 个字）")
     with transaction.atomic():
         coop = Cooperation.objects.select_for_update().get(pk=coop.pk)
@@ -315,9 +307,7 @@ def _grade(coop: Cooperation, fields: tuple[str, str, str], rating: str, comment
 
 
 def do_finish(coop: Cooperation, outcome: str, completed: bool = True) -> Cooperation:
-    outcome = (outcome or "").strip()
-    if len(outcome) < 4:
-        raise ExpertActionError("请写明合作成果或终止原因")
+    outcome = texts.written(outcome, "合作成果", ExpertActionError, "请写明合作成果或终止原因（至少4个字）")
     with transaction.atomic():
         coop.status = Cooperation.Status.COMPLETED if completed else Cooperation.Status.STOPPED
         coop.outcome = outcome[:4000]
@@ -426,7 +416,7 @@ def do_answer(pairing: Pairing, expert: Expert, accept: bool, note: str = "", no
     reason the broker reads on the need's page. Once; a declined pairing leaves the need to the
     broker, who may propose and confirm another expert."""
     note = (note or "").strip()
-    if not accept and len(note) < 4:
+    if not accept and len(note) < texts.AT_LEAST:
         raise ExpertActionError("婉拒的，请写明原因（至少 4 个字），技术经纪人据此另行推荐")
     with transaction.atomic():
         pairing = Pairing.objects.select_for_update().get(pk=pairing.pk)
@@ -536,11 +526,9 @@ def do_ask_about(entity, achievement: Achievement, note: str, by=None, now: dt.d
     the achievement, with the achievement's expert proposed first (unless they declared a tie to
     the firm) and the matching's experts after; the broker takes it from there. Once per firm
     and achievement while the need is not closed."""
-    note = (note or "").strip()
     if not achievement.public and by is None:
         raise ExpertActionError("这项成果不公开")
-    if len(note) < 4:
-        raise ExpertActionError("请写几句贵企业想用这项成果做什么（至少4个字）")
+    note = texts.written(note, "需求说明", ExpertActionError, "请写几句贵企业想用这项成果做什么（至少4个字）")
     if Need.objects.filter(entity=entity, achievement=achievement).exclude(status=Need.Status.CLOSED).exists():
         raise ExpertActionError("贵企业已提出了解这项成果，正在对接中")
     text = f"{note}（了解科技成果 {achievement.code}“{achievement.title}”，持有单位 {achievement.holder}）"

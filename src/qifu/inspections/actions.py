@@ -258,7 +258,7 @@ def do_record(sample: Sample, result: str, found: str, checked_on: dt.date, by,
     found = _typed(found, "检查情况")
     if result not in Result.values:
         raise InspectionError("请选择检查结果")
-    if result != Result.OK and len(found) < 4:
+    if result != Result.OK and len(found) < texts.AT_LEAST:
         raise InspectionError("请写明检查情况（至少4个字），如：实地核查，年报从业人数与社保参保人数不符，已责令改正")
     if checked_on > today:
         raise InspectionError("检查日期不能晚于今天")
@@ -312,9 +312,7 @@ def do_state_correction(sample: Sample, statement: str, now: dt.datetime | None 
     """The entity says, in the portal, what it corrected (at least four characters), for its
     inspectors to check; it may say it again (the latest is kept) until they have."""
     now = now or timezone.now()
-    statement = _typed(statement, "更正情况")
-    if len(statement) < 4:
-        raise InspectionError("请说明更正了哪些信息（至少4个字），如：已在公示系统更正2025年度年报的从业人数")
+    statement = texts.written(statement, "更正情况", InspectionError, "请说明更正了哪些信息（至少4个字），如：已在公示系统更正2025年度年报的从业人数")
     with transaction.atomic():
         s = _ordered(sample)
         s.statement, s.stated_at = statement[:300], now
@@ -330,9 +328,7 @@ def do_follow_up(sample: Sample, corrected: bool, note: str, by, now: dt.datetim
     Before the last day an entity that has not corrected yet still has time."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    note = _typed(note, "复查情况")
-    if len(note) < 4:
-        raise InspectionError("请写明复查的情况（至少4个字），如：已核对公示系统，2025年度年报从业人数已更正为28人")
+    note = texts.written(note, "复查情况", InspectionError, "请写明复查的情况（至少4个字），如：已核对公示系统，2025年度年报从业人数已更正为28人")
     with transaction.atomic():
         s = _ordered(sample)
         e, x = s.entity, s.inspection
@@ -422,9 +418,7 @@ def do_extend_documents(x: Inspection, to_day: dt.date, reason: str, by=None,
     nothing, and the first notice (with the new day) to any not told yet (``tell_drawn``)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    reason = _typed(reason, "延长理由")
-    if len(reason) < 4:
-        raise InspectionError("请写明延长的理由（至少4个字），如：元旦假期，顺延材料提交期限")
+    reason = texts.written(reason, "延长理由", InspectionError, "请写明延长的理由（至少4个字），如：元旦假期，顺延材料提交期限")
     with transaction.atomic():
         x = Inspection.objects.select_for_update().get(pk=x.pk)
         if x.documents_by is None:
@@ -453,9 +447,7 @@ def do_extend_sample_documents(sample: Sample, to_day: dt.date, reason: str, by=
     too (``Sample.documents_due``)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    reason = _typed(reason, "延长理由")
-    if len(reason) < 4:
-        raise InspectionError("请写明延长的理由（至少4个字），如：企业来电，会计休假，申请延后一周提交")
+    reason = texts.written(reason, "延长理由", InspectionError, "请写明延长的理由（至少4个字），如：企业来电，会计休假，申请延后一周提交")
     with transaction.atomic():
         s = Sample.objects.select_for_update().select_related("inspection", "entity").get(pk=sample.pk)
         x, e = s.inspection, s.entity
@@ -488,9 +480,7 @@ def do_ask_more_time(sample: Sample, to_day: dt.date, why: str, now: dt.datetime
     latest is kept, and waits for an answer); its inspectors grant it
     (``do_extend_sample_documents``) or say why not (``do_refuse_more_time``)."""
     now = now or timezone.now()
-    why = _typed(why, "申请理由")
-    if len(why) < 4:
-        raise InspectionError("请写明需要延长的原因（至少4个字），如：会计休假，工资表下周才能打印")
+    why = texts.written(why, "申请理由", InspectionError, "请写明需要延长的原因（至少4个字），如：会计休假，工资表下周才能打印")
     with transaction.atomic():
         s = Sample.objects.select_for_update().select_related("inspection").get(pk=sample.pk)
         x = s.inspection
@@ -514,9 +504,7 @@ def do_refuse_more_time(sample: Sample, note: str, by, now: dt.datetime | None =
     """Its inspectors (or an administrator) do not give the firm the time it asked for, saying why
     (at least four characters): the firm is told, by text or email, and keeps its day."""
     now = now or timezone.now()
-    note = _typed(note, "不予延长的理由")
-    if len(note) < 4:
-        raise InspectionError("请写明不予延长的理由（至少4个字），如：检查完成期限将至，请先上传已有的材料")
+    note = texts.written(note, "不予延长的理由", InspectionError, "请写明不予延长的理由（至少4个字），如：检查完成期限将至，请先上传已有的材料")
     with transaction.atomic():
         s = Sample.objects.select_for_update().select_related("inspection", "entity").get(pk=sample.pk)
         if not s.more_time_waiting:
@@ -696,7 +684,7 @@ def do_record_results(rows: list[dict], inspection: Inspection, by, now: dt.date
                 problems.append((row, label, "", "已填了检查情况的行，这一列不能为空"))
         if texts.problem(found):
             problems.append((row, "检查情况", found[:40], texts.problem(found)))
-        elif values.get("result") not in (None, Result.OK) and len(found) < 4:
+        elif values.get("result") not in (None, Result.OK) and len(found) < texts.AT_LEAST:
             problems.append((row, "检查情况", found, "请写明检查情况（至少4个字）"))
         day = values.get("on")
         if day is not None and day > today:

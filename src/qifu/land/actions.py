@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from qifu import bulk, config
+from qifu import text as texts
 from qifu.engine.land import consequences as conseq
 from qifu.engine.land import evaluate as engine
 from qifu.engine.land import method as methods
@@ -388,8 +389,7 @@ def do_object(result: Result, item: str, text: str, now: dt.datetime | None = No
     now = now or timezone.now()
     if item not in OWNERS:
         raise LandError("请选择有异议的数据项")
-    if len((text or "").strip()) < 4:
-        raise LandError("请写明异议的理由和您掌握的正确数据")
+    text = texts.written(text, "异议理由", LandError, "请写明异议的理由和您掌握的正确数据（至少4个字）")
     with transaction.atomic():
         result = Result.objects.select_for_update().select_related("evaluation", "entity").get(pk=result.pk)
         _open_result(result, now)

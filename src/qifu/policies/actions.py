@@ -811,9 +811,7 @@ def do_return(application: Application, reason: str, user, now: dt.datetime | No
     ``reason``; the match is open again for the firm to apply anew (or decline), and the firm
     is told in writing, once per return."""
     now = now or timezone.now()
-    reason = _text(reason, "退回原因")
-    if len(reason) < 4:
-        raise PolicyActionError("请写明需要补正的材料或内容")
+    reason = texts.written(reason, "退回原因", PolicyActionError, "请写明需要补正的材料或内容")
     with transaction.atomic():
         app = Application.objects.select_for_update().select_related("match__policy", "match__entity").get(
             pk=application.pk)
@@ -1008,9 +1006,7 @@ def do_reach_milestone(m: Match, seq: int, user, now: dt.datetime | None = None)
 def do_release_hold(m: Match, user, note: str, now: dt.datetime | None = None) -> Payment | None:
     """Staff reviewed a held match and pay it anyway, with the reason on record."""
     now = now or timezone.now()
-    note = _text(note, "复核意见")
-    if len(note) < 4:
-        raise PolicyActionError("请写明复核意见（至少4个字）")
+    note = texts.written(note, "复核意见", PolicyActionError, "请写明复核意见（至少4个字）")
     with transaction.atomic():
         m = Match.objects.select_for_update().get(pk=m.pk)
         if m.status != Match.Status.HELD:

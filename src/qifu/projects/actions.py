@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from qifu import config
+from qifu import text as texts
 from qifu.engine.projects import checklists, workflow
 from qifu.engine.projects.workflow import Move, State
 from qifu.engine.requests import workdays
@@ -398,9 +399,7 @@ def do_raise(phase: Phase, text: str, now: dt.datetime | None = None):
     from qifu.service_requests import actions as requests
 
     now = now or timezone.now()
-    text = (text or "").strip()
-    if len(text) < 4:
-        raise ProjectActionError("请写明卡在哪一步、需要什么帮助")
+    text = texts.written(text, "求助内容", ProjectActionError, "请写明卡在哪一步、需要什么帮助（至少4个字）")
     project = phase.project
     body = f"【分期验收】项目 {project.code} {project.name} 第{phase.seq}期（{phase.get_state_display()}）：{text}"
     try:  # the queue's own rules (control characters, length, a firm's hourly limit), said as this step's
