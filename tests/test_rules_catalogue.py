@@ -84,3 +84,21 @@ def test_a_rule_needs_chinese_text_and_both_kinds_of_example(tmp_path):
     (tmp_path / "AR-01.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(RuleFileError, match="at least one case that fires and one that does not"):
         load_file(tmp_path / "AR-01.yaml")
+
+
+def test_a_worked_out_quotient_reads_to_four_significant_digits_and_a_filed_value_in_full():
+    from qifu.engine.rules.findings import render_one
+
+    by_id = {r.id: r for r in RULES}
+    hit = {"uscc": "91330282MA0000000X", "report_year": 2025, "v2": None, "v3": None, "suggestion": None}
+    # an average pension base of 2.10230 万元 a year over one insured: 0.175192 a month
+    po04 = render_one(hit | {"rule_key": "PO-04", "v1": 2.10230 / 12}, by_id)
+    assert "每月 0.1752 万元" in po04["message"]
+    # a difference of filed values is not rounded: the filer compares it with what they filed
+    ar01 = render_one(hit | {"rule_key": "AR-01", "v1": 0.123456, "total_assets": 1.123456, "total_liabilities": 1.0,
+                             "total_equity": 0.2}, by_id)
+    assert "应为 0.123456 万元" in ar01["message"] and "资产总额 1.123456 万元" in ar01["message"]
+    # a ratio above one to two decimals; the value to file instead (元 taken for 万元) in full
+    um01 = render_one(hit | {"rule_key": "UM-01:total_revenue", "v1": 1234567 / 123.4567, "total_revenue": 1234567,
+                             "prev_total_revenue": 123.4567, "suggestion": 1234567 / 10000}, by_id)
+    assert "约为上年（123.4567 万元）的 10000 倍" in um01["message"] and um01["suggestion"] == "123.4567"

@@ -22,7 +22,8 @@ ENUM_LABELS = {
 
 
 def fmt(value) -> str:
-    """Numbers as a filer writes them: 1250, 125.5, 0.0125; dates ISO; empty as 空."""
+    """Numbers as a filer writes them: 1250, 125.5, 0.0125, 1.123456 (万元 to the fen: six
+    decimals at most, none lost, so that a message's sum adds up); dates ISO; empty as 空."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "空"
     if isinstance(value, bool):
@@ -31,11 +32,21 @@ def fmt(value) -> str:
         v = float(value)
         if v.is_integer() and abs(v) < 1e15:
             return str(int(v))
-        text = f"{v:.6f}".rstrip("0").rstrip(".") if abs(v) < 1 else f"{v:.2f}".rstrip("0").rstrip(".")
-        return text
+        return f"{v:.6f}".rstrip("0").rstrip(".")
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()[:10]
     return str(value)
+
+
+def fmt_quotient(value) -> str:
+    """A quotient a rule worked out (an average, a ratio) as a reader takes it in: four
+    significant digits below one (0.1752, not 0.175192), two decimals above (约为上年的 9998.77
+    倍). Filed values, and sums or differences of them, keep every digit (``fmt``)."""
+    if isinstance(value, float) and not math.isnan(value) and 0 < abs(value) < 1:
+        return fmt(round(value, 3 - math.floor(math.log10(abs(value)))))
+    if isinstance(value, float) and not math.isnan(value):
+        return fmt(round(value, 2))
+    return fmt(value)
 
 
 def columns_needed(rules: list[Rule] | tuple[Rule, ...]) -> set[str]:
@@ -81,7 +92,7 @@ def render_one(row: dict, by_id: dict[str, Rule]) -> dict:
     def lookup(m: re.Match) -> str:
         name = m.group(1)
         if name in values:
-            return fmt(values[name])
+            return fmt_quotient(values[name]) if "/" in rule.values[name] else fmt(values[name])
         if name == "field_label":
             return LABELS.get(variant or "", variant or "")
         if name == "x":
