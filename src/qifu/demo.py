@@ -762,7 +762,7 @@ def draw_inspections(user, seed: str = "demo-inspection") -> None:
         if result == "corrected":
             ordered.append((s, by))
     past = [(s, by) for s, by in ordered if s.correct_by < today]
-    for (s, by), corrected, note in zip(past, (True, False), ("已核对公示系统，年报已按要求更正", "期满复查，公示系统中的年报仍未更正")):
+    for (s, by), corrected, note in zip(past, (True, False), ("已核对公示系统，年报已按要求更正", "已核对公示系统，年报仍未更正")):
         actions.do_follow_up(s, corrected, note, by, now=now)
         followed[corrected] += 1
     for s, _ in [(s, by) for s, by in ordered if s.correct_by >= today][:1]:
