@@ -72,7 +72,7 @@ def test_api_has_no_server_errors_and_keeps_to_its_schema(api_schema, enterprise
     monkeypatch.setenv("QIFU_SMS_GATEWAY_TOKEN", "gw-fuzz")  # so that the fuzz reaches the hook itself
     # schemathesis's pytest plugin does not run under pytest 9; its Hypothesis strategies do.
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 37
+    assert len(operations) == 38
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -100,7 +100,8 @@ def test_schema_describes_every_endpoint_with_its_auth(client, checked_county, d
                                  "/api/v1/experts/achievements/{code}/ask", "/api/v1/abnormal",
                                  "/api/v1/abnormal/{listing_id}/apply",
                                  "/api/v1/abnormal/{listing_id}/object", "/api/v1/inspections",
-                                 "/api/v1/inspections/{sample_id}/correction", "/api/v1/policies",
+                                 "/api/v1/inspections/{sample_id}/correction",
+                                 "/api/v1/inspections/{sample_id}/more-time", "/api/v1/policies",
                                  "/api/v1/policies/{match_id}/confirm", "/api/v1/policies/{match_id}/apply",
                                  "/api/v1/policies/{match_id}/withdraw", "/api/v1/policies/{match_id}/decline"}
     for path, ops in doc["paths"].items():

@@ -945,6 +945,20 @@ def test_a_firm_asks_in_its_portal_for_more_time_and_its_inspectors_answer(check
     assert not s.more_time_waiting and s.more_time_answer == f"同意延长至{granted.year}年{granted.month}月{granted.day}日"
     assert s.documents_due == granted and s.extensions.get().by == officer_user
     assert OutboxMessage.objects.filter(key=f"inspection-extended-one:{s.pk}:{granted.isoformat()}").exists()
+    # the JSON API says the same and takes an ask as the portal does
+    api = portal.get("/api/v1/inspections").json()[0]
+    assert (api["more_time_to"], api["more_time_waiting"], api["more_time_answer"]) == (
+        granted.isoformat(), False, s.more_time_answer)
+    r = portal.post(f"/api/v1/inspections/{s.pk}/more-time", {"to_day": granted.isoformat(), "why": "再晚三天"},
+                    content_type="application/json")
+    assert r.status_code == 400 and "应晚于现在的材料提交期限" in r.json()["detail"]
+    later_still = granted + dt.timedelta(days=3)
+    r = portal.post(f"/api/v1/inspections/{s.pk}/more-time", {"to_day": later_still.isoformat(), "why": "报表还需审计"},
+                    content_type="application/json")
+    assert r.status_code == 200 and r.json()["more_time_waiting"] and r.json()["more_time_to"] == later_still.isoformat()
+    other = x.samples.exclude(pk=s.pk).first()
+    assert portal.post(f"/api/v1/inspections/{other.pk}/more-time", {"to_day": later_still.isoformat(), "why": "报表还需审计"},
+                       content_type="application/json").status_code == 404
     # once checked, there is nothing to ask
     actions.do_record(s, "ok", "", today, admin_user)
     with pytest.raises(actions.InspectionError, match="已经检查"):

@@ -253,6 +253,9 @@ class CheckOut(Schema):
     statement: str = Field(description="本单位说明的更正情况")
     corrected_on: dt.date | None = Field(description="复查确认已改正的日期")
     listing_number: str = Field(description="因此列入经营异常名录的决定书文号（见 /abnormal）")
+    more_time_to: dt.date | None = Field(description="书面检查的：本单位申请延长材料提交期限到哪一天（未申请的为空）")
+    more_time_waiting: bool = Field(description="延长申请是否在等待检查人员答复")
+    more_time_answer: str = Field(description="检查人员对延长申请的答复：同意延长至…，或不予延长的理由")
 
 
 def _check(s) -> dict:
@@ -260,7 +263,8 @@ def _check(s) -> dict:
     return {"id": s.pk, "number": x.number, "report_year": x.year, "kind": x.kind, "finish_by": x.finish_by,
             "documents_by": s.documents_due, "result": s.result, "checked_on": s.checked_on, "found": s.found, "correct_by": s.correct_by,
             "correction": s.correction(timezone.localdate()), "statement": s.statement,
-            "corrected_on": s.corrected_on, "listing_number": s.listing.number if s.listing else ""}
+            "corrected_on": s.corrected_on, "listing_number": s.listing.number if s.listing else "",
+            "more_time_to": s.more_time_to, "more_time_waiting": s.more_time_waiting, "more_time_answer": s.more_time_answer}
 
 
 @router.get("/inspections", response=list[CheckOut], summary="本主体被年报抽查的记录与结果")
@@ -280,6 +284,24 @@ def state_correction(request, sample_id: int, body: CorrectionIn):
         return Status(404, {"detail": "没有这条记录"})
     try:
         inspections.do_state_correction(s, body.statement)
+    except inspections.InspectionError as e:
+        return Status(400, {"detail": str(e)})
+    return Status(200, _check(Sample.objects.select_related("inspection", "listing").get(pk=s.pk)))
+
+
+class MoreTimeIn(Schema):
+    to_day: dt.date = Field(description="希望延长到哪一天：晚于现在的材料提交期限，不晚于检查完成期限")
+    why: str = Field(max_length=300, description="需要延长的原因（至少4个字），如：会计休假，工资表下周才能打印")
+
+
+@router.post("/inspections/{sample_id}/more-time", response={200: CheckOut, 400: Error, 404: Error},
+             summary="书面检查的：申请延长材料提交期限，待检查人员答复")
+def ask_more_time(request, sample_id: int, body: MoreTimeIn):
+    s = Sample.objects.filter(pk=sample_id, entity=request.entity).first()
+    if s is None:
+        return Status(404, {"detail": "没有这条记录"})
+    try:
+        inspections.do_ask_more_time(s, body.to_day, body.why)
     except inspections.InspectionError as e:
         return Status(400, {"detail": str(e)})
     return Status(200, _check(Sample.objects.select_related("inspection", "listing").get(pk=s.pk)))
