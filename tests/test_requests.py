@@ -455,3 +455,37 @@ def test_route_command_json(county):
     data = route("注塑车间粉尘除尘设备需要改造，消防检查提出了隐患")
     assert set(data) >= {"category", "department", "score"} and data["category"] == "safety"
     assert data["department"] == "应急管理局"
+
+
+def test_one_document_uploaded_twice_at_once_is_stored_whole(tmp_path, monkeypatch):
+    """Attachments are kept under their SHA-256: two uploads of the same document at once (the
+    firm and its inspector, say) write the same file. Each writes under a name of its own; with
+    one shared name the second renamed the file the first was writing, and the first failed."""
+    import threading
+    from pathlib import Path
+
+    from qifu.service_requests import attachments
+
+    monkeypatch.setenv("QIFU_DATA_DIR", str(tmp_path))
+    data, real, others, errors = b"%PDF-1.4\n%%EOF", Path.write_bytes, [], []
+
+    def another_upload():
+        try:
+            attachments.store(data)
+        except Exception as e:
+            errors.append(e)
+
+    def write_bytes(self, content):
+        n = real(self, content)
+        if not others:  # the first writer, its file written, not yet renamed: another stores it all now
+            others.append(threading.Thread(target=another_upload))
+            others[0].start()
+            others[0].join()
+        return n
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    digest = attachments.store(data)
+    assert not errors and len(others) == 1
+    with attachments.open_stored(digest) as f:
+        assert f.read() == data
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 from qifu import config
+from qifu.engine.files import own_tmp
 from qifu.service_requests.models import Attachment
 
 MAX_SIZE = 10 * 1024 * 1024
@@ -60,9 +61,9 @@ def store(data: bytes) -> str:
     """The content under its SHA-256 (written once, renamed into place); the digest."""
     digest = hashlib.sha256(data).hexdigest()
     path = folder() / digest[:2] / digest
-    if not path.exists():
+    if not path.exists():  # two uploads of one document at once each write a name of their own
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = own_tmp(path)
         tmp.write_bytes(data)
         tmp.replace(path)
     return digest
