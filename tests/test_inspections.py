@@ -438,10 +438,12 @@ def test_a_firm_sends_the_documents_behind_its_report_and_its_inspectors_read_th
     c = Client()
     c.force_login(elsewhere)
     assert c.get(f"/inspections/evidence/{e.pk}/").status_code == 404
-    # at most five for a check
-    actions.do_send_evidence(s, [SimpleUploadedFile(f"{i}.pdf", pdf) for i in range(4)], by=officer_user)
-    with pytest.raises(actions.InspectionError, match="最多 5 个"):
-        actions.do_send_evidence(s, [SimpleUploadedFile("6.pdf", pdf)])
+    # at most ten for a check (a request takes five): the firm is told so before it chooses them
+    assert "共不超过 10 份" in firm.get("/portal/").content.decode()
+    assert "每户共不超过 10 份" in page
+    actions.do_send_evidence(s, [SimpleUploadedFile(f"{i}.pdf", pdf) for i in range(9)], by=officer_user)
+    with pytest.raises(actions.InspectionError, match="每次抽查最多 10 个"):
+        actions.do_send_evidence(s, [SimpleUploadedFile("11.pdf", pdf)])
     # checked and nothing to correct: the check takes no more; an order to correct opens it again
     today = timezone.localdate()
     actions.do_record(other, "ok", "", today, admin)

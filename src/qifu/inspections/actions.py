@@ -48,6 +48,9 @@ DOCUMENTS_DAYS = 15
 DOCUMENTS_DAYS_AT_LEAST = 5
 EXTEND_DAYS_AT_LEAST = 3  # a day put later leaves the firms told of it at least three days
 TELL_CHUNK = 2000  # samples told at once
+# the documents sent for one check: a payroll, social insurance, accounts and tax returns, some
+# of them month by month, are more than a request's five attachments
+EVIDENCE_FILES = 10
 CHECK_IS_FREE = "检查不收费，工作人员不会索要验证码。"
 # the result is published within 20 working days of the check's end (《企业公示信息抽查暂行办法》);
 # qifu shows it to the entity as soon as it is recorded
@@ -355,7 +358,7 @@ def do_follow_up(sample: Sample, corrected: bool, note: str, by, now: dt.datetim
 def do_send_evidence(sample: Sample, files, note: str = "", by=None, now: dt.datetime | None = None) -> list[Evidence]:
     """Documents sent for ``sample`` (依据材料): by the firm in its portal (``by`` None) or by
     staff for it, with a word on what they are; images or PDFs (told by their content), 10 MB
-    each, at most five for a check; while it waits for its check or an order to correct waits
+    each, at most ``EVIDENCE_FILES`` for a check; while it waits for its check or an order to correct waits
     for its follow-up. All or none are kept."""
     now = now or timezone.now()
     note = _typed(note, "材料说明")
@@ -364,7 +367,7 @@ def do_send_evidence(sample: Sample, files, note: str = "", by=None, now: dt.dat
         if not s.takes_evidence(timezone.localdate(now)):
             raise InspectionError("这次抽查已经办结，不再接收材料")
         try:
-            checked = attachments.checked(files, s.evidence.count(), "每次抽查")
+            checked = attachments.checked(files, s.evidence.count(), "每次抽查", EVIDENCE_FILES)
         except attachments.AttachmentError as e:
             raise InspectionError(str(e)) from None
         if not checked:

@@ -28,6 +28,7 @@ from qifu.engine.requests.workflow import State
 from qifu.experts.models import Cooperation
 from qifu.inspections import actions as inspections
 from qifu.inspections import queries as inspection_queries
+from qifu.inspections.actions import EVIDENCE_FILES
 from qifu.inspections.models import Evidence, Sample
 from qifu.labs.actions import OPEN_ORDERS
 from qifu.labs.models import ACTIVE, Booking, SampleOrder
@@ -154,7 +155,7 @@ def home(request):
         "entity": entity, "year": year, "findings": found, "notice": notice, "policies_waiting": policies_waiting,
         "lab_bookings": bookings, "lab_orders": orders, "answered": answered, "coops": coops,
         "phases_todo": phases, "inspections": inspections, "promised": promised,
-        "today": timezone.localdate(),
+        "today": timezone.localdate(), "evidence_files": EVIDENCE_FILES,
         "deadline": due, "past_deadline": timezone.localdate() > due,
         "open_count": sum(1 for f in found if f.status == "open"),
     })

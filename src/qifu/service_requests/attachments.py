@@ -39,12 +39,12 @@ def folder() -> Path:
     return config.data_dir() / "attachments"
 
 
-def checked(files, already: int = 0, what: str = "每件诉求") -> list[tuple[str, str, bytes]]:
-    """Uploaded files as (name, media type, content), or an error naming the file: too many,
-    too large, or not an image or PDF by its content."""
+def checked(files, already: int = 0, what: str = "每件诉求", at_most: int = MAX_FILES) -> list[tuple[str, str, bytes]]:
+    """Uploaded files as (name, media type, content), or an error naming the file: more than
+    ``at_most`` with the ``already`` kept, too large, or not an image or PDF by its content."""
     files = list(files)
-    if len(files) + already > MAX_FILES:
-        raise AttachmentError(f"{what}最多 {MAX_FILES} 个附件")
+    if len(files) + already > at_most:
+        raise AttachmentError(f"{what}最多 {at_most} 个附件")
     out = []
     for f in files:
         if f.size > MAX_SIZE:

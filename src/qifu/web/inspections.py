@@ -218,7 +218,7 @@ def inspection(request, inspection_id: int):
         "can_extend": _can_draw(request) and x.documents_by, "tomorrow": today + dt.timedelta(days=1),
         "extend_at_least": today + dt.timedelta(days=actions.EXTEND_DAYS_AT_LEAST),
         "status": status, "results": Sample.Result.choices, "today": today,
-        "correct_within": actions.CORRECT_WITHIN_DAYS,
+        "correct_within": actions.CORRECT_WITHIN_DAYS, "evidence_files": actions.EVIDENCE_FILES,
         "can_write": scope.can_write(request.user),
         "town_name": views.town_name(scope.town_of(request.user)),
     })
