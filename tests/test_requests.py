@@ -328,6 +328,32 @@ def test_measures_follow_their_definitions(county):
     assert scores == sorted(scores, reverse=True) and len(ranking) >= 10
 
 
+def test_the_dashboard_charts_the_requests_received_and_closed_in_each_of_the_last_twelve_months(county):
+    import json
+
+    from django.test import Client
+    from django.utils import timezone
+
+    from qifu.service_requests import queries
+
+    submit(when=at(2026, 3, 1, 0, 30))  # just after midnight on the 1st: March locally, February in UTC
+    qs = ServiceRequest.objects.all()
+    today = dt.date(2026, 3, 15)
+    chart = queries.panel(qs, today)["charts"]["request-months"]
+    assert chart["labels"][0] == "2025年4月" and chart["labels"][-1] == "2026年3月" and len(chart["labels"]) == 12
+    # counted here apart from the query: each request's local month
+    for series, field in zip(chart["series"], ("submitted_at", "closed_at")):
+        months = [timezone.localtime(getattr(r, field)).strftime("%Y-%m") for r in qs if getattr(r, field)]
+        expected = [months.count(f"{y}-{m:02d}") for y, m in [(2025, k) for k in range(4, 13)] + [(2026, k) for k in range(1, 4)]]
+        assert series["values"] == expected and sum(expected) > 0, field
+    c = Client()
+    c.force_login(county["users"]["admin"])
+    page = c.get("/").content.decode()
+    assert 'id="chart-request-months"' in page
+    data = json.loads(page.split('<script id="request-chart-data" type="application/json">')[1].split("</script>")[0])
+    assert [s["label"] for s in data["request-months"]["series"]] == ["受理", "办结"]
+
+
 def test_a_good_answer_becomes_an_assistant_entry_after_approval(county):
     from qifu.assistant.actions import ask, do_review_entry
     from qifu.assistant.models import KnowledgeEntry

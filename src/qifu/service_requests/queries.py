@@ -13,9 +13,12 @@ Banner's published scheme does (§B.2; Beijing's own weights are not public).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
 
 from qifu.engine.requests.workflow import State
 from qifu.service_requests.models import ServiceRequest
@@ -138,12 +141,35 @@ def ranking(qs: QuerySet[ServiceRequest]) -> list[Measures]:
     return rank(by(qs, "department__name"))
 
 
-def panel(qs: QuerySet[ServiceRequest]) -> dict:
+def panel(qs: QuerySet[ServiceRequest], today: dt.date | None = None) -> dict:
     """The home dashboard's requests panel: the open queue, what is overdue, and the rates, in
-    one query."""
+    one query; and the requests received and closed in each of the last twelve months, as a
+    chart (``request-months``)."""
     row = qs.aggregate(**AGGREGATES, **EXTRA)
+    months = last_months(today or timezone.localdate())
     return {"measures": _measures("合计", row), "open": row["open"] or 0, "waiting_sign": row["waiting_sign"] or 0,
-            "overdue": row["overdue_open"] or 0, "callbacks": row["callbacks"] or 0}
+            "overdue": row["overdue_open"] or 0, "callbacks": row["callbacks"] or 0,
+            "charts": {"request-months": {"labels": [f"{m.year}年{m.month}月" for m in months], "series": [
+                {"label": "受理", "values": per_month(qs, "submitted_at", months)},
+                {"label": "办结", "values": per_month(qs, "closed_at", months)}]}}}
+
+
+def last_months(today: dt.date, n: int = 12) -> list[dt.date]:
+    """The first days of the ``n`` months up to ``today``'s, oldest first."""
+    first, out = today.replace(day=1), []
+    for _ in range(n):
+        out.append(first)
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+    return out[::-1]
+
+
+def per_month(qs: QuerySet[ServiceRequest], field: str, months: list[dt.date]) -> list[int]:
+    """How many of ``qs`` have ``field`` (a time) in each of ``months`` (local time)."""
+    since = timezone.make_aware(dt.datetime.combine(months[0], dt.time()))
+    counts = {timezone.localtime(m).date() if isinstance(m, dt.datetime) else m: n for m, n in
+              qs.filter(**{f"{field}__gte": since}).annotate(month=TruncMonth(field)).values_list("month")
+              .annotate(n=Count("id")).order_by()}
+    return [counts.get(m, 0) for m in months]
 
 
 def satisfaction_counts(rows: list[dict]) -> list[int]:
