@@ -149,7 +149,7 @@ def panel(qs: QuerySet[ServiceRequest], today: dt.date | None = None) -> dict:
     months = last_months(today or timezone.localdate())
     return {"measures": _measures("合计", row), "open": row["open"] or 0, "waiting_sign": row["waiting_sign"] or 0,
             "overdue": row["overdue_open"] or 0, "callbacks": row["callbacks"] or 0,
-            "charts": {"request-months": {"labels": [f"{m.year}年{m.month}月" for m in months], "series": [
+            "charts": {"request-months": {"labels": [f"{m.year}年{m.month}月" for m in months], "integer": True, "series": [
                 {"label": "受理", "values": per_month(qs, "submitted_at", months)},
                 {"label": "办结", "values": per_month(qs, "closed_at", months)}]}}}
 

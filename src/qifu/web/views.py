@@ -168,7 +168,7 @@ def _experts_panel(request) -> dict | None:
                                 scope.filter_by_town(Cooperation.objects.all(), request.user))
     asked = needs.filter(achievement__isnull=False)
     return {"m": m, "asked": asked.count(), "asked_open": asked.filter(status=Need.Status.OPEN).count(),
-            "charts": {"expert-visits": {"labels": [f"{k}月" for k in range(1, 13)], "values": m["months"],
+            "charts": {"expert-visits": {"labels": [f"{k}月" for k in range(1, 13)], "values": m["months"], "integer": True,
                                          "label": f"{m['year']} 年走访次数"}}}
 
 
@@ -185,7 +185,7 @@ def _labs_panel(request) -> dict | None:
     months = dict(batches.filter(tested_on__year=year).annotate(month=ExtractMonth("tested_on")).values_list("month")
                   .annotate(n=Count("id")))
     return {"m": m, "year": year, "charts": {"lab-months": {
-        "labels": [f"{k}月" for k in range(1, 13)], "values": [months.get(k, 0) for k in range(1, 13)],
+        "labels": [f"{k}月" for k in range(1, 13)], "values": [months.get(k, 0) for k in range(1, 13)], "integer": True,
         "label": f"{year} 年检测批次"}}}
 
 

@@ -1,5 +1,6 @@
 // Module pages' charts (Chart.js, shipped in the package). The page's JSON block maps a name
-// to {type, labels, values, horizontal, percent, stacked} (or several "series" of {label, values});
+// to {type, labels, values, horizontal, percent, stacked, integer} (or several "series" of
+// {label, values}); "integer": counts, whose axis has no ticks between whole numbers;
 // the chart goes in the canvas "chart-<name>".
 // A page with another JSON block of its own names this one's in the tag: data-block="…".
 (function () {
@@ -13,7 +14,8 @@
     const el = document.getElementById("chart-" + name);
     if (!el) continue;
     const type = spec.type || "bar";
-    const axis = spec.percent ? {ticks: {callback: (v) => v + "%"}, min: 0, max: 100} : {beginAtZero: true};
+    const axis = spec.percent ? {ticks: {callback: (v) => v + "%"}, min: 0, max: 100}
+      : {beginAtZero: true, ticks: spec.integer ? {precision: 0} : {}};
     if (spec.stacked) axis.stacked = true;
     const other = spec.stacked ? {stacked: true} : {};
     const series = spec.series || [{label: spec.label || "", values: spec.values}];
