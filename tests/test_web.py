@@ -57,6 +57,15 @@ def test_error_pages_are_chinese_and_say_what_to_do(client, rf):
     assert "联系局管理员" in defaults.permission_denied(request, PermissionDenied()).content.decode()
     failed = defaults.server_error(request)
     assert failed.status_code == 500 and "系统出错" in failed.content.decode()
+    from django.db import OperationalError
+
+    from qifu.web import busy
+
+    try:  # the site's own handler: any error but SQLite's lock is Django's 500 page
+        raise OperationalError("no such table: x")
+    except OperationalError:
+        failed = busy.server_error(request)
+    assert failed.status_code == 500 and "系统出错" in failed.content.decode()
     bad = defaults.bad_request(request, ValueError())
     assert bad.status_code == 400 and "请求无法处理" in bad.content.decode()
 
@@ -337,3 +346,49 @@ def test_demo_prepares_data_and_a_login(tmp_path, monkeypatch, capsys):
     run_demo(entities=300, seed=4, host="127.0.0.1", port=0, serve_app=False)
     again = capsys.readouterr().out
     assert "registry：已导入过，跳过" in again and line in again
+
+
+BUSY = """
+import os, sqlite3, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "qifu.settings"
+django.setup()
+from qifu import db
+db.ensure_ready()
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from qifu.service_requests.apikeys import do_issue_key
+from qifu.service_requests.models import ServiceRequest
+get_user_model().objects.create_user("clerk", password="clerk-pw-for-tests-1")
+_, key = do_issue_key("station")
+connection.ensure_connection()
+with connection.cursor() as cur:
+    cur.execute("PRAGMA busy_timeout=300")  # the site waits 10 s for the lock; the test need not
+holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+holder.execute("BEGIN IMMEDIATE")  # a bulk import holding the write lock
+c = Client(raise_request_exception=False)
+login = {"username": "clerk", "password": "clerk-pw-for-tests-1"}
+r = c.post("/login/", login)
+print(r.status_code, r["Retry-After"], "您的操作没有保存" in r.content.decode())
+post = {"service_code": "tax", "description": "发票领用遇到问题", "address_string": "慈溪"}
+r = c.post(f"/open311/v2/requests.json?api_key={key}", post)
+print(r.status_code, r.json()[0]["code"], "请稍后再试" in r.json()[0]["description"], ServiceRequest.objects.count())
+holder.execute("ROLLBACK")  # the import done: the same again goes through
+print(c.post("/login/", login).status_code, c.post(f"/open311/v2/requests.json?api_key={key}", post).status_code,
+      ServiceRequest.objects.count())
+"""
+
+
+def test_a_write_that_cannot_get_sqlites_lock_in_time_is_told_to_try_again(process_env):
+    """While a bulk import holds SQLite's one write lock, a sign-in or a posted request waits its
+    turn (busy_timeout) and then fails: the person is told the system is busy and nothing was
+    saved (503, Retry-After), on a page or in Open311's errors, never a bare 500."""
+    import subprocess
+    import sys
+
+    if process_env.get("QIFU_DATABASE_URL"):
+        pytest.skip("SQLite's single write lock; PostgreSQL locks rows")
+    out = subprocess.run([sys.executable, "-c", BUSY], env=process_env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    page, api, after = out.stdout.splitlines()[-3:]
+    assert page == "503 30 True" and api == "503 503 True 0" and after == "302 200 1", out.stdout

@@ -21,3 +21,6 @@ urlpatterns = [
     path("", include("qifu.assistant.urls")),
     path("", include("qifu.web.urls")),
 ]
+
+# SQLite's write lock not obtained in time (a bulk import holding it): 503 "try again", not 500
+handler500 = "qifu.web.busy.server_error"

@@ -86,7 +86,8 @@ def _respond(fmt: str, data, root: str, item: str | None, status: int = 200) -> 
     return HttpResponse(body.encode(), status=status, content_type="application/json; charset=utf-8")
 
 
-def _errors(fmt: str, status: int, description: str) -> HttpResponse:
+def errors(fmt: str, status: int, description: str) -> HttpResponse:
+    """The standard's error body ([{"code", "description"}]) in ``fmt`` (json or xml)."""
     return _respond(fmt, [{"code": status, "description": description}], "errors", "error", status)
 
 
@@ -95,19 +96,19 @@ def _guard(view):
 
     def wrapper(request, fmt: str, *args, **kwargs):
         if fmt not in ("json", "xml"):
-            return _errors("json", 404, f"格式应为 json 或 xml，而不是 {fmt}")
+            return errors("json", 404, f"格式应为 json 或 xml，而不是 {fmt}")
         given = (request.GET.get("jurisdiction_id") or request.POST.get("jurisdiction_id") or "").strip()
         if given and given != jurisdiction():
-            return _errors(fmt, 404, f"本接口不服务 jurisdiction_id={given[:60]}（本接口为 {jurisdiction()}）")
+            return errors(fmt, 404, f"本接口不服务 jurisdiction_id={given[:60]}（本接口为 {jurisdiction()}）")
         # a NUL byte is in no code, id or text (and PostgreSQL refuses it in a query)
         if any("\x00" in str(v) for v in (*args, *kwargs.values())):
-            return _errors(fmt, 404, "没有这个资源：路径中含有空字符（\\x00）")
+            return errors(fmt, 404, "没有这个资源：路径中含有空字符（\\x00）")
         if (found := text_rules.nul_field(request)) is not None:
-            return _errors(fmt, 400, f"参数 {found[1][:40]} 含有空字符（\\x00）")
+            return errors(fmt, 400, f"参数 {found[1][:40]} 含有空字符（\\x00）")
         try:
             return view(request, fmt, *args, **kwargs)
         except Problem as p:
-            return _errors(fmt, p.status, p.description)
+            return errors(fmt, p.status, p.description)
 
     wrapper.__name__ = view.__name__
     return wrapper
