@@ -452,13 +452,8 @@ def do_extend_sample_documents(sample: Sample, to_day: dt.date, reason: str, by=
     today = timezone.localdate(now)
     reason = texts.written(reason, "延长理由", InspectionError, "请写明延长的理由（至少4个字），如：企业来电，会计休假，申请延后一周提交")
     with transaction.atomic():
-        s = Sample.objects.select_for_update().select_related("inspection", "entity").get(pk=sample.pk)
-        x, e = s.inspection, s.entity
-        if x.documents_by is None:
-            raise InspectionError("这次抽查是实地检查，没有材料提交期限")
-        if s.result:
-            raise InspectionError("该主体已检查，无需延长")
-        due = s.documents_due
+        s = _written_waiting(sample, "该主体已检查，无需延长")
+        x, e, due = s.inspection, s.entity, s.documents_due
         if to_day <= due:
             raise InspectionError(f"只能延长：新的期限应晚于该主体现在的材料提交期限（{due:%Y-%m-%d}）")
         _documents_day_allowed(to_day, today, 1, x.finish_by)
@@ -485,13 +480,8 @@ def do_ask_more_time(sample: Sample, to_day: dt.date, why: str, now: dt.datetime
     now = now or timezone.now()
     why = texts.written(why, "申请理由", InspectionError, "请写明需要延长的原因（至少4个字），如：会计休假，工资表下周才能打印")
     with transaction.atomic():
-        s = Sample.objects.select_for_update().select_related("inspection").get(pk=sample.pk)
-        x = s.inspection
-        if x.documents_by is None:
-            raise InspectionError("这次抽查是实地检查，没有材料提交期限，请与检查人员联系")
-        if s.result:
-            raise InspectionError("这次抽查已经检查，无需延长")
-        due = s.documents_due
+        s = _written_waiting(sample, "这次抽查已经检查，无需延长")
+        x, due = s.inspection, s.documents_due
         if to_day <= due:
             raise InspectionError(f"申请的日期应晚于现在的材料提交期限（{_day(due)}）")
         if to_day > x.finish_by:
@@ -520,6 +510,17 @@ def do_refuse_more_time(sample: Sample, note: str, by, now: dt.datetime | None =
                           f"【{reference.county()['county']}市场监管局】{e.name}：您单位申请延长{_about(x)}的材料提交期限，"
                           f"检查人员答复不予延长：{note[:60]}。请于{due.month}月{due.day}日前登录企服平台上传已有的依据材料；"
                           f"未上传的，检查人员将上门核查。" + CHECK_IS_FREE, f"抽查延长申请答复 {x.number}", now)
+    return s
+
+
+def _written_waiting(sample: Sample, checked: str) -> Sample:
+    """``sample`` locked, with its check and entity, if its check is a written one and it waits
+    for it; ``InspectionError`` otherwise (``checked``: what to say once it has been checked)."""
+    s = Sample.objects.select_for_update().select_related("inspection", "entity").get(pk=sample.pk)
+    if s.inspection.documents_by is None:
+        raise InspectionError("这次抽查是实地检查，没有材料提交期限，请与检查人员联系")
+    if s.result:
+        raise InspectionError(checked)
     return s
 
 

@@ -121,19 +121,26 @@ def extend(request, inspection_id: int):
     if not _can_draw(request):
         messages.error(request, "只有局管理员可以延长材料提交期限")
         return redirect(back)
+    e = _extended(request, lambda day, reason: actions.do_extend_documents(x, day, reason, by=request.user))
+    if e:
+        messages.success(request, f"材料提交期限已由 {e.from_day:%Y-%m-%d} 延长至 {e.to_day:%Y-%m-%d}；"
+                                  f"将以短信或邮件告知已告知过、尚未上传材料的主体")
+    return redirect(back)
+
+
+def _extended(request, extend):
+    """The day put later by the form (新的期限, 理由) through ``extend(day, reason)``: the
+    ``Extension``, or None with the reason said (a day that cannot be read, or the action's)."""
     try:
         to_day = dt.date.fromisoformat(request.POST.get("to_day", ""))
     except ValueError:
         messages.error(request, "请填写新的材料提交期限（日期）")
-        return redirect(back)
+        return None
     try:
-        e = actions.do_extend_documents(x, to_day, request.POST.get("reason", ""), by=request.user)
+        return extend(to_day, request.POST.get("reason", ""))
     except actions.InspectionError as err:
         messages.error(request, str(err))
-        return redirect(back)
-    messages.success(request, f"材料提交期限已由 {e.from_day:%Y-%m-%d} 延长至 {e.to_day:%Y-%m-%d}；"
-                              f"将以短信或邮件告知已告知过、尚未上传材料的主体")
-    return redirect(back)
+        return None
 
 
 @staff_required(write=True)
@@ -144,18 +151,10 @@ def extend_sample(request, sample_id: int):
     s, back, refused = _inspectors_sample(request, sample_id, "为该主体延长材料提交期限")
     if refused:
         return refused
-    try:
-        to_day = dt.date.fromisoformat(request.POST.get("to_day", ""))
-    except ValueError:
-        messages.error(request, "请填写新的材料提交期限（日期）")
-        return redirect(back)
-    try:
-        e = actions.do_extend_sample_documents(s, to_day, request.POST.get("reason", ""), by=request.user)
-    except actions.InspectionError as err:
-        messages.error(request, str(err))
-        return redirect(back)
-    told = "已以短信或邮件告知企业" if s.entity.phone or s.entity.email else "该主体没有手机和邮箱，请电话或上门告知"
-    messages.success(request, f"{s.entity.name} 的材料提交期限已由 {e.from_day:%Y-%m-%d} 延长至 {e.to_day:%Y-%m-%d}；{told}")
+    e = _extended(request, lambda day, reason: actions.do_extend_sample_documents(s, day, reason, by=request.user))
+    if e:
+        told = "已以短信或邮件告知企业" if s.entity.phone or s.entity.email else "该主体没有手机和邮箱，请电话或上门告知"
+        messages.success(request, f"{s.entity.name} 的材料提交期限已由 {e.from_day:%Y-%m-%d} 延长至 {e.to_day:%Y-%m-%d}；{told}")
     return redirect(back)
 
 
