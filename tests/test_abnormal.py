@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import zoneinfo
 
@@ -272,7 +273,11 @@ def test_an_entity_listed_for_two_years_is_one_entity_with_two_decisions(checked
     assert (m["standing"], m["standing_decisions"], m["listed"] + m["marked"]) == (entities, entities + 1, entities)
     page = staff(checked_county, "officer").get("/abnormal/").content.decode()
     assert f'<b id="tile-standing">{entities}</b>' in page and f'id="tile-standing-decisions">列入决定 {entities + 1} 份' in page
-    assert f"列入中 {entities} 户" in staff(checked_county, "officer").get("/").content.decode()
+    home = staff(checked_county, "officer").get("/").content.decode()
+    assert f"列入中 {entities} 户" in home and 'id="chart-abnormal-years"' in home
+    chart = json.loads(home.split('<script id="abnormal-chart-data" type="application/json">')[1].split("</script>")[0])
+    years = dict(zip(chart["abnormal-years"]["labels"], chart["abnormal-years"]["series"][0]["values"]))
+    assert years == {f"{YEAR - 1} 年度": 1, f"{YEAR} 年度": entities}
 
 
 def test_the_written_decisions_of_those_no_text_or_email_reached_are_printed_by_township(checked_county, data_dir):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import math
 from decimal import Decimal
 
 import openpyxl
 import pytest
 from django.contrib.auth import get_user_model
+from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
 
@@ -168,7 +170,11 @@ def test_inspectors_record_results_and_an_empty_address_lists_the_entity(checked
     assert dict(book["抽查任务"].iter_rows(values_only=True))["随机种子"] == "s1"
     page = officer.get(f"/entities/{wrong.entity_id}/").content.decode()
     assert f'id="entity-sample-{wrong.pk}"' in page and "发现问题已责令改正" in page
-    assert "待我检查" in officer.get("/").content.decode()
+    dashboard = officer.get("/").content.decode()
+    assert "待我检查" in dashboard and 'id="chart-inspection-results"' in dashboard
+    chart = json.loads(dashboard.split('<script id="inspection-chart-data" type="application/json">')[1].split("</script>")[0])
+    checked = dict(Sample.objects.exclude(result="").values_list("result").annotate(n=Count("id")))
+    assert chart["inspection-results"]["values"] == [checked.get(r.value, 0) for r in Sample.Result]
     home = portal_client(wrong.entity_id).get("/portal/").content.decode()
     assert f'id="check-{wrong.pk}"' in home and "年报从业人数与社保参保人数不符" in home
     home = portal_client(samples[3].entity_id).get("/portal/").content.decode()

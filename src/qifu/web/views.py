@@ -129,8 +129,9 @@ def _abnormal_panel(request) -> dict | None:
     if not due and not unreachable_due and not listings.exists():
         return None
     decide_by = abnormal_actions.decide_by(year)
+    m = abnormal_queries.measures(listings)
     return {"year": year, "due": due, "unreachable_due": unreachable_due,
-            "m": abnormal_queries.measures(listings), "decide_by": decide_by,
+            "m": m, "decide_by": decide_by, "charts": {"abnormal-years": m["chart"] | {"integer": True}},
             "late": bool(due) and timezone.localdate() > decide_by,
             "unserved": abnormal_queries.unreached(listings.filter(report_year=year)).count()}
 
@@ -144,7 +145,9 @@ def _inspections_panel(request) -> dict | None:
     if not samples.exists():
         return None
     due = inspection_queries.follow_up_due(timezone.localdate())
-    return {"m": inspection_queries.measures(samples),
+    m = inspection_queries.measures(samples)
+    return {"m": m, "charts": {"inspection-results": {"type": "doughnut", "labels": [label for label, _ in m["results"]],
+                                                      "values": [n for _, n in m["results"]]}},
             "mine": inspection_actions.assigned_to(request.user, samples).count(),
             "follow_up": samples.filter(due, inspectors=request.user).count(),
             "more_time": samples.filter(inspection_queries.more_time_waiting(), inspectors=request.user).count()}
