@@ -922,6 +922,8 @@ def test_a_firm_asks_in_its_portal_for_more_time_and_its_inspectors_answer(check
     assert f'id="mine-{s.pk}-asked" class="warn">申请延长至 {asked_day:%Y-%m-%d}，待答复' in officer.get("/inspections/").content.decode()
     page = officer.get(f"/inspections/{x.pk}/").content.decode()
     assert 'id="inspection-more-time" class="warn">1 户申请延长待答复' in page
+    entity_page = officer.get(f"/entities/{s.entity_id}/").content.decode()
+    assert f'id="entity-sample-{s.pk}-asked" class="warn">企业申请延长至 {asked_day:%Y-%m-%d}，待答复' in entity_page
     listed = officer.get(f"/inspections/{x.pk}/", {"status": "more_time"}).content.decode()
     assert listed.count('<tr id="sample-') == 1 and f'<tr id="sample-{s.pk}"' in listed
     row = listed.split(f'<tr id="sample-{s.pk}"')[1]
