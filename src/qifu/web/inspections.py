@@ -290,7 +290,7 @@ def sheets(request, inspection_id: int):
         shown = samples.filter(result="")
     else:
         shown = actions.assigned_to(request.user, samples)
-    rows = list(shown.select_related("entity", "town").prefetch_related("inspectors", "evidence")
+    rows = list(shown.select_related("entity", "town", "inspection").prefetch_related("inspectors", "evidence")
                 .order_by("town_id", "entity_id")[:SHEETS_SHOWN])
     reveal = scope.can_see_contacts(request.user)
     codes = [s.entity_id for s in rows]
