@@ -125,7 +125,7 @@ class ServiceRequest(models.Model):
     submitted_at = models.DateTimeField("受理时间", db_index=True)
     signed_at = models.DateTimeField("签收时间", null=True, blank=True)
     answered_at = models.DateTimeField("答复时间", null=True, blank=True)
-    closed_at = models.DateTimeField("办结时间", null=True, blank=True)
+    closed_at = models.DateTimeField("办结时间", null=True, blank=True, db_index=True)  # the dashboard counts a month's
     updated_at = models.DateTimeField("更新时间", db_index=True)
     sign_due = models.DateTimeField("签收期限", null=True, blank=True)
     answer_due = models.DateTimeField("答复期限", null=True, blank=True)
