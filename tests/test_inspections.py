@@ -929,6 +929,11 @@ def test_a_firm_asks_in_its_portal_for_more_time_and_its_inspectors_answer(check
     row = listed.split(f'<tr id="sample-{s.pk}"')[1]
     assert f"申请延长材料提交期限至 {asked_day:%Y-%m-%d}</b>：会计休假" in row
     assert f'value="{asked_day:%Y-%m-%d}"' in row and f'id="sample-{s.pk}-refuse"' in row
+    book = openpyxl.load_workbook(io.BytesIO(officer.get(f"/inspections/{x.pk}/", {"format": "xlsx"}).content))
+    rows = list(book["抽查对象"].iter_rows(values_only=True))
+    asks = {r[0]: r[rows[0].index("企业申请延长")] for r in rows[1:]}
+    assert asks[s.entity_id] == f"申请延长至 {asked_day:%Y-%m-%d}（会计休假，工资表下周才能打印）；待答复"
+    assert all(v is None for u, v in asks.items() if u != s.entity_id)
     # not granted, saying why: the firm is told and keeps its day
     r = officer.post(f"/inspections/samples/{s.pk}/refuse-more-time/", {"note": "不行"}, follow=True)
     assert "至少4个字" in r.content.decode()

@@ -372,12 +372,20 @@ def results_upload(request, inspection_id: int):
     return redirect(back)
 
 
+def _more_time(s: Sample) -> str:
+    """The firm's request for more time, as the workbook says it: the day, why, and the answer."""
+    if not s.more_time_asked_at:
+        return ""
+    answer = "待答复" if s.more_time_waiting else s.more_time_answer
+    return f"申请延长至 {s.more_time_to:%Y-%m-%d}（{s.more_time_why}）；{answer}"
+
+
 def _xlsx(request, x: Inspection, shown):
     wb = spreadsheets.workbook()
     ws = wb.create_sheet("抽查对象")
     spreadsheets.append(ws, ["统一社会信用代码", "名称", "类型", "镇街", "检查人员", "检查结果", "检查情况", "检查日期", "录入人",
                "录入时间", "改正期限", "改正情况", "企业说明", "复查情况", "列入经营异常名录决定书", "材料提交期限",
-               "依据材料（份）"])
+               "企业申请延长", "依据材料（份）"])
     n = 0
     today = timezone.localdate()
     for s in shown.order_by("town_id", "entity_id").iterator(chunk_size=2000):
@@ -385,7 +393,7 @@ def _xlsx(request, x: Inspection, shown):
                    "、".join(person(u) for u in s.inspectors.all()), s.get_result_display(), s.found,
                    s.checked_on, person(s.recorded_by), local_time(s.recorded_at), s.correct_by,
                    s.correction_label(today), s.statement, s.follow_up, s.listing.number if s.listing else "",
-                   s.documents_due, len(s.evidence.all())])
+                   s.documents_due, _more_time(s), len(s.evidence.all())])
         n += 1
     about = wb.create_sheet("抽查任务")
     for label, value in (("任务编号", x.number), ("任务名称", x.title), ("报告年度", x.year),
