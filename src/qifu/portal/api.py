@@ -279,11 +279,17 @@ class CorrectionIn(Schema):
 @router.post("/inspections/{sample_id}/correction", response={200: CheckOut, 400: Error, 404: Error},
              summary="责令改正的：告知检查人员已更正了什么，待复查")
 def state_correction(request, sample_id: int, body: CorrectionIn):
+    return _on_check(request, sample_id, lambda s: inspections.do_state_correction(s, body.statement))
+
+
+def _on_check(request, sample_id: int, act):
+    """``act(sample)`` on one of the firm's own checks: the check as it then stands, 400 with the
+    action's reason, or 404 for a check that is not the firm's."""
     s = Sample.objects.filter(pk=sample_id, entity=request.entity).first()
     if s is None:
         return Status(404, {"detail": "没有这条记录"})
     try:
-        inspections.do_state_correction(s, body.statement)
+        act(s)
     except inspections.InspectionError as e:
         return Status(400, {"detail": str(e)})
     return Status(200, _check(Sample.objects.select_related("inspection", "listing").get(pk=s.pk)))
@@ -297,11 +303,4 @@ class MoreTimeIn(Schema):
 @router.post("/inspections/{sample_id}/more-time", response={200: CheckOut, 400: Error, 404: Error},
              summary="书面检查的：申请延长材料提交期限，待检查人员答复")
 def ask_more_time(request, sample_id: int, body: MoreTimeIn):
-    s = Sample.objects.filter(pk=sample_id, entity=request.entity).first()
-    if s is None:
-        return Status(404, {"detail": "没有这条记录"})
-    try:
-        inspections.do_ask_more_time(s, body.to_day, body.why)
-    except inspections.InspectionError as e:
-        return Status(400, {"detail": str(e)})
-    return Status(200, _check(Sample.objects.select_related("inspection", "listing").get(pk=s.pk)))
+    return _on_check(request, sample_id, lambda s: inspections.do_ask_more_time(s, body.to_day, body.why))
