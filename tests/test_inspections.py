@@ -774,6 +774,16 @@ def test_a_written_checks_day_is_put_later_and_those_owing_documents_are_told_th
     assert y.documents_by == new_day and y.extensions.get().by == admin_user
 
 
+def written_check_told(county, now: dt.datetime) -> tuple[Inspection, set[str]]:
+    """A written check of every entity of the own township that may be drawn (documents due in
+    ten days, the checks in thirty), its notices stored: the check, and the codes of those told."""
+    today = timezone.localdate(now)
+    x = actions.do_draw(YEAR, "random", "书面检查", "100", by=county["users"]["admin"], town=county["own_town"].code,
+                        finish_by=today + dt.timedelta(days=30), documents_by=today + dt.timedelta(days=10), now=now)
+    actions.tell_drawn(now)
+    return x, set(OutboxMessage.objects.filter(key__startswith="inspection-drawn:").values_list("entity_id", flat=True))
+
+
 def test_one_firm_is_given_more_time_for_its_documents_and_told_the_day_it_has(checked_county):
     import openpyxl as xl
 
@@ -782,12 +792,9 @@ def test_one_firm_is_given_more_time_for_its_documents_and_told_the_day_it_has(c
     admin_user = checked_county["users"]["admin"]
     today = timezone.localdate()
     now = timezone.now()
-    first_day, finish_by = today + dt.timedelta(days=10), today + dt.timedelta(days=30)
-    x = actions.do_draw(YEAR, "random", "书面检查", "100", by=admin_user, town=checked_county["own_town"].code,
-                        finish_by=finish_by, documents_by=first_day, now=now)
-    actions.tell_drawn(now)
+    x, told = written_check_told(checked_county, now)
+    first_day, finish_by = x.documents_by, x.finish_by
     samples = list(x.samples.select_related("entity").order_by("entity_id"))
-    told = set(OutboxMessage.objects.filter(key__startswith="inspection-drawn:").values_list("entity_id", flat=True))
     asked, others = next(s for s in samples if s.entity_id in told), [s for s in samples if s.entity_id in told]
     others.remove(asked)
     assert len(others) >= 2
@@ -889,11 +896,8 @@ def test_a_firm_asks_in_its_portal_for_more_time_and_its_inspectors_answer(check
     admin_user, officer_user = checked_county["users"]["admin"], checked_county["users"]["officer"]
     today = timezone.localdate()
     now = timezone.now()
-    first_day, finish_by = today + dt.timedelta(days=10), today + dt.timedelta(days=30)
-    x = actions.do_draw(YEAR, "random", "书面检查", "100", by=admin_user, town=checked_county["own_town"].code,
-                        finish_by=finish_by, documents_by=first_day, now=now)
-    actions.tell_drawn(now)
-    told = set(OutboxMessage.objects.filter(key__startswith="inspection-drawn:").values_list("entity_id", flat=True))
+    x, told = written_check_told(checked_county, now)
+    first_day, finish_by = x.documents_by, x.finish_by
     s = x.samples.filter(entity_id__in=told).order_by("entity_id").first()
     portal = portal_client(s.entity_id)
     home = portal.get("/portal/").content.decode()
