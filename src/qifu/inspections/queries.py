@@ -44,7 +44,7 @@ def documents_due() -> Case:
 def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     """Of ``qs``: drawn, checked, waiting, overdue (not checked by the check's last day), listed
     because of a result, orders to correct waiting for their follow-up and found corrected, and
-    how many of each result, in the results' order; and those that sent documents
+    how many of each result, in the results' order (``results``, and as a chart's ``chart``); and those that sent documents
     (``documents``), those waiting for their check that have sent none (``no_documents``), and
     those a written check's notice reached (``told``), and those whose firm asked for more time
     and waits for an answer (``more_time``)."""
@@ -62,6 +62,7 @@ def measures(qs: QuerySet[Sample], today: dt.date | None = None) -> dict:
     m["waiting"] = m["drawn"] - m["checked"]
     m["problems"] = m["checked"] - m[Sample.Result.OK]
     m["results"] = [(r.label, m[r.value]) for r in Sample.Result]
+    m["chart"] = {"labels": [label for label, _ in m["results"]], "values": [n for _, n in m["results"]]}
     return m
 
 

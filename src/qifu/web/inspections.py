@@ -75,8 +75,7 @@ def overview(request):
         "finish_by": timezone.localdate() + dt.timedelta(days=actions.FINISH_DAYS),
         "documents_by": timezone.localdate() + dt.timedelta(days=actions.DOCUMENTS_DAYS),
         "town_name": views.town_name(scope.town_of(request.user)),
-        "charts": {"inspection-results": {"labels": [label for label, _ in m["results"]],
-                                          "values": [n for _, n in m["results"]]}},
+        "charts": {"inspection-results": m["chart"]},
     })
 
 

@@ -146,8 +146,7 @@ def _inspections_panel(request) -> dict | None:
         return None
     due = inspection_queries.follow_up_due(timezone.localdate())
     m = inspection_queries.measures(samples)
-    return {"m": m, "charts": {"inspection-results": {"type": "doughnut", "labels": [label for label, _ in m["results"]],
-                                                      "values": [n for _, n in m["results"]]}},
+    return {"m": m, "charts": {"inspection-results": m["chart"] | {"type": "doughnut"}},
             "mine": inspection_actions.assigned_to(request.user, samples).count(),
             "follow_up": samples.filter(due, inspectors=request.user).count(),
             "more_time": samples.filter(inspection_queries.more_time_waiting(), inspectors=request.user).count()}
